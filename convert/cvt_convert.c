@@ -1,0 +1,2 @@
+/* cvt_convert.c */
+typedef int cvt_placeholder;

@@ -1,0 +1,423 @@
+/* fmt_out.c: atomic outputs: temp file/folder beside the target, fsync,
+ * rename, fsync of the parent folder (redis rdbSave, git lockfile). */
+#include "fmt_out.h"
+#include "sb_alloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OUT_BUF (1u << 20)
+#define N_SLOTS 64
+
+/* Signal-cleanup registry: fixed storage, no allocation, read by the handler. */
+static char slot_path[N_SLOTS][PATH_MAX];
+static volatile sig_atomic_t slot_kind[N_SLOTS]; /* 0 free, 1 file, 2 folder */
+static long write_fail_countdown = -1;
+
+void fmt_out_fail_write_after(long n) { write_fail_countdown = n; }
+
+static int slot_take(const char *path, int kind)
+{
+    if (strlen(path) >= PATH_MAX)
+        return -1;
+    for (int i = 0; i < N_SLOTS; i++) {
+        if (slot_kind[i] == 0) {
+            memcpy(slot_path[i], path, strlen(path) + 1);
+            slot_kind[i] = kind;
+            return i;
+        }
+    }
+    return -1; /* table full: still correct, only Ctrl-C cleanup is lost */
+}
+
+static void slot_drop(int slot)
+{
+    if (slot >= 0 && slot < N_SLOTS)
+        slot_kind[slot] = 0;
+}
+
+void fmt_out_signal_cleanup(void)
+{
+    /* files first (newest first), then folders: a folder is empty once its
+     * files are gone, because every file in it was written through fmt_out */
+    for (int i = N_SLOTS - 1; i >= 0; i--)
+        if (slot_kind[i] == 1)
+            unlink(slot_path[i]);
+    for (int i = N_SLOTS - 1; i >= 0; i--)
+        if (slot_kind[i] == 2)
+            rmdir(slot_path[i]);
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return sb_strdup(".");
+    if (slash == path)
+        return sb_strdup("/");
+    return sb_strndup(path, (size_t)(slash - path));
+}
+
+static int fsync_dir(const char *path)
+{
+    char *d = dir_of(path);
+    if (!d)
+        return -1;
+    int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    sb_free(d);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+int fmt_out_open(struct fmt_out *o, const char *path, unsigned flags, struct sb_err *err)
+{
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+    o->slot = -1;
+    if (!(flags & FMT_OUT_FORCE) && exists(path))
+        return sb_err_set(err, SB_EIO, "%s: already exists (use --force to replace it)", path);
+    size_t n = strlen(path);
+    o->path = sb_strdup(path);
+    o->tmp = sb_malloc(n + 16);
+    o->buf = sb_malloc(OUT_BUF);
+    if (!o->path || !o->tmp || !o->buf) {
+        fmt_out_abort(o);
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    }
+    snprintf(o->tmp, n + 16, "%s.tmp-XXXXXX", path);
+    o->fd = mkstemp(o->tmp);
+    if (o->fd < 0) {
+        int e = errno;
+        sb_free(o->tmp);
+        o->tmp = NULL;
+        fmt_out_abort(o);
+        return sb_err_set(err, SB_EIO, "%s: cannot create: %s", path, strerror(e));
+    }
+    fchmod(o->fd, 0644);
+    o->slot = slot_take(o->tmp, 1);
+    o->flags = flags;
+    return SB_OK;
+}
+
+static int raw_write(struct fmt_out *o, const void *buf, size_t n, struct sb_err *err)
+{
+    const uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t w;
+        if (write_fail_countdown == 0) {
+            errno = ENOSPC;
+            w = -1;
+        } else {
+            if (write_fail_countdown > 0)
+                write_fail_countdown--;
+            w = write(o->fd, p, n);
+        }
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return sb_err_set(err, SB_EIO, "%s: write failed: %s", o->path, strerror(errno));
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return SB_OK;
+}
+
+static int flush(struct fmt_out *o, struct sb_err *err)
+{
+    if (o->buf_len == 0)
+        return SB_OK;
+    int r = raw_write(o, o->buf, o->buf_len, err);
+    o->buf_len = 0;
+    return r;
+}
+
+int fmt_out_write(struct fmt_out *o, const void *buf, size_t n, struct sb_err *err)
+{
+    const uint8_t *p = buf;
+    if (o->fd < 0)
+        return sb_err_set(err, SB_EINVAL, "output not open");
+    o->pos += n;
+    if (n >= OUT_BUF) {
+        int r = flush(o, err);
+        return r ? r : raw_write(o, p, n, err);
+    }
+    if (o->buf_len + n > OUT_BUF) {
+        int r = flush(o, err);
+        if (r)
+            return r;
+    }
+    memcpy(o->buf + o->buf_len, p, n);
+    o->buf_len += n;
+    return SB_OK;
+}
+
+int fmt_out_zeros(struct fmt_out *o, uint64_t n, struct sb_err *err)
+{
+    static const uint8_t z[4096];
+    while (n > 0) {
+        size_t k = n > sizeof z ? sizeof z : (size_t)n;
+        int r = fmt_out_write(o, z, k, err);
+        if (r)
+            return r;
+        n -= k;
+    }
+    return SB_OK;
+}
+
+int fmt_out_pwrite(struct fmt_out *o, const void *buf, size_t n, uint64_t off,
+                   struct sb_err *err)
+{
+    if (off + n > o->pos)
+        return sb_err_set(err, SB_EINVAL, "%s: patch past the written end", o->path);
+    int r = flush(o, err);
+    if (r)
+        return r;
+    const uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t w = pwrite(o->fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return sb_err_set(err, SB_EIO, "%s: write failed: %s", o->path, strerror(errno));
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return SB_OK;
+}
+
+static void release(struct fmt_out *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    o->fd = -1;
+    slot_drop(o->slot);
+    o->slot = -1;
+    sb_free(o->path);
+    sb_free(o->tmp);
+    sb_free(o->buf);
+    o->path = o->tmp = NULL;
+    o->buf = NULL;
+}
+
+int fmt_out_commit(struct fmt_out *o, struct sb_err *err)
+{
+    int r = flush(o, err);
+    if (r == SB_OK && fsync(o->fd) != 0)
+        r = sb_err_set(err, SB_EIO, "%s: fsync failed: %s", o->path, strerror(errno));
+    if (r == SB_OK && close(o->fd) != 0)
+        r = sb_err_set(err, SB_EIO, "%s: close failed: %s", o->path, strerror(errno));
+    o->fd = -1;
+    if (r == SB_OK && !(o->flags & FMT_OUT_FORCE) && exists(o->path))
+        r = sb_err_set(err, SB_EIO, "%s: already exists (use --force to replace it)", o->path);
+    if (r == SB_OK && rename(o->tmp, o->path) != 0)
+        r = sb_err_set(err, SB_EIO, "%s: cannot rename into place: %s", o->path, strerror(errno));
+    if (r != SB_OK) {
+        fmt_out_abort(o);
+        return r;
+    }
+    fsync_dir(o->path);
+    release(o);
+    return SB_OK;
+}
+
+void fmt_out_abort(struct fmt_out *o)
+{
+    if (!o)
+        return;
+    if (o->fd >= 0) {
+        close(o->fd);
+        o->fd = -1;
+    }
+    if (o->tmp)
+        unlink(o->tmp);
+    release(o);
+}
+
+/* ---- folders ------------------------------------------------------------ */
+
+static void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            size_t n = strlen(path) + strlen(e->d_name) + 2;
+            char *p = sb_malloc(n);
+            if (!p)
+                continue;
+            snprintf(p, n, "%s/%s", path, e->d_name);
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_tree(p);
+            else
+                unlink(p);
+            sb_free(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+int fmt_outdir_open(struct fmt_outdir *d, const char *path, unsigned flags, struct sb_err *err)
+{
+    memset(d, 0, sizeof *d);
+    d->slot = -1;
+    if (!(flags & FMT_OUT_FORCE) && exists(path))
+        return sb_err_set(err, SB_EIO, "%s: already exists (use --force to replace it)", path);
+    size_t n = strlen(path);
+    /* strip trailing slashes so the temp folder lands beside, not inside */
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    d->path = sb_strndup(path, n);
+    d->tmp = sb_malloc(n + 16);
+    if (!d->path || !d->tmp) {
+        fmt_outdir_abort(d);
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    }
+    snprintf(d->tmp, n + 16, "%s.tmp-XXXXXX", d->path);
+    if (!mkdtemp(d->tmp)) {
+        int e = errno;
+        sb_free(d->tmp);
+        d->tmp = NULL;
+        fmt_outdir_abort(d);
+        return sb_err_set(err, SB_EIO, "%s: cannot create folder: %s", path, strerror(e));
+    }
+    chmod(d->tmp, 0755);
+    d->slot = slot_take(d->tmp, 2);
+    d->flags = flags;
+    return SB_OK;
+}
+
+char *fmt_outdir_file(const struct fmt_outdir *d, const char *name)
+{
+    size_t n = strlen(d->tmp) + strlen(name) + 2;
+    char *p = sb_malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", d->tmp, name);
+    return p;
+}
+
+int fmt_outdir_commit(struct fmt_outdir *d, struct sb_err *err)
+{
+    int fd = open(d->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    char *old = NULL;
+    if (exists(d->path)) {
+        if (!(d->flags & FMT_OUT_FORCE)) {
+            int r = sb_err_set(err, SB_EIO, "%s: already exists (use --force to replace it)",
+                               d->path);
+            fmt_outdir_abort(d);
+            return r;
+        }
+        struct stat st;
+        if (lstat(d->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            /* rename() cannot replace a non-empty folder: move the old aside */
+            size_t n = strlen(d->path) + 16;
+            old = sb_malloc(n);
+            if (!old) {
+                fmt_outdir_abort(d);
+                return sb_err_set(err, SB_ENOMEM, "%s: out of memory", d->path);
+            }
+            snprintf(old, n, "%s.old-XXXXXX", d->path);
+            if (!mkdtemp(old) || rename(d->path, old) != 0) {
+                int r = sb_err_set(err, SB_EIO, "%s: cannot replace: %s", d->path,
+                                   strerror(errno));
+                rmdir(old);
+                sb_free(old);
+                fmt_outdir_abort(d);
+                return r;
+            }
+        }
+    }
+    if (rename(d->tmp, d->path) != 0) {
+        int r = sb_err_set(err, SB_EIO, "%s: cannot rename into place: %s", d->path,
+                           strerror(errno));
+        if (old)
+            rename(old, d->path);
+        sb_free(old);
+        fmt_outdir_abort(d);
+        return r;
+    }
+    if (old) {
+        rm_tree(old);
+        sb_free(old);
+    }
+    fsync_dir(d->path);
+    slot_drop(d->slot);
+    sb_free(d->path);
+    sb_free(d->tmp);
+    memset(d, 0, sizeof *d);
+    d->slot = -1;
+    return SB_OK;
+}
+
+void fmt_outdir_abort(struct fmt_outdir *d)
+{
+    if (!d)
+        return;
+    if (d->tmp)
+        rm_tree(d->tmp);
+    slot_drop(d->slot);
+    sb_free(d->path);
+    sb_free(d->tmp);
+    memset(d, 0, sizeof *d);
+    d->slot = -1;
+}
+
+int fmt_out_copy_file(const char *src, const char *dst, unsigned flags, struct sb_err *err)
+{
+    int fd = open(src, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sb_err_set(err, SB_EIO, "%s: cannot open: %s", src, strerror(errno));
+    struct fmt_out o;
+    int r = fmt_out_open(&o, dst, flags, err);
+    if (r) {
+        close(fd);
+        return r;
+    }
+    uint8_t buf[65536];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = sb_err_set(err, SB_EIO, "%s: read failed: %s", src, strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((r = fmt_out_write(&o, buf, (size_t)n, err)) != SB_OK)
+            break;
+    }
+    close(fd);
+    if (r) {
+        fmt_out_abort(&o);
+        return r;
+    }
+    return fmt_out_commit(&o, err);
+}

@@ -1,0 +1,2 @@
+/* qnt_cast.c */
+#include "qnt_cast.h"

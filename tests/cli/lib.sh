@@ -1,0 +1,35 @@
+# tests/cli/lib.sh: helpers for CLI tests (sourced). $SUBBIT is the binary.
+set -u
+: "${SUBBIT:?SUBBIT must name the subbit binary}"
+FIXTURES=${SUBBIT_FIXTURES:-${SUBBIT_FIXTURES_DEFAULT:-}}
+T=$(mktemp -d "${TMPDIR:-/tmp}/subbit-cli-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fails=0
+passes=0
+need_fixtures() {
+  if [ -z "$FIXTURES" ] || [ ! -d "$FIXTURES" ]; then
+    echo "SKIP: fixtures not found at '${FIXTURES:-}' (set SUBBIT_FIXTURES)"
+    exit 77
+  fi
+}
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# expect_exit CODE CMD...: run CMD, compare its exit code; stdout/stderr in $T/out, $T/err
+expect_exit() {
+  local want=$1; shift
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" -ne "$want" ]; then bad "exit $got (want $want): $*"; sed 's/^/  err: /' "$T/err" | head -5; else ok; fi
+}
+# expect_err_line REGEX: stderr is exactly one line matching REGEX
+expect_err_line() {
+  local n; n=$(wc -l <"$T/err")
+  if [ "$n" -ne 1 ] || ! grep -Eq "$1" "$T/err"; then bad "stderr not one line matching '$1':"; sed 's/^/  err: /' "$T/err" | head -5; else ok; fi
+}
+expect_no_file() {
+  if [ -e "$1" ] || ls "$1".tmp-* >/dev/null 2>&1; then bad "output or temp left: $1"; else ok; fi
+}
+finish() {
+  echo "$passes passed, $fails failed"
+  [ "$fails" -eq 0 ]
+}

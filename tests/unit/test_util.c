@@ -1,0 +1,174 @@
+/* test_util.c: helpers shared by the Check suites. */
+#include "test_util.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *test_fixtures_dir(void)
+{
+    const char *e = getenv("SUBBIT_FIXTURES");
+    if (e && is_dir(e))
+        return e;
+    if (is_dir(SUBBIT_FIXTURES_DEFAULT))
+        return SUBBIT_FIXTURES_DEFAULT;
+    return NULL;
+}
+
+static char ring[8][4096];
+static int ring_i;
+
+const char *test_fixture(const char *rel)
+{
+    char *b = ring[ring_i++ & 7];
+    const char *d = test_fixtures_dir();
+    snprintf(b, 4096, "%s/%s", d ? d : "(no fixtures)", rel);
+    return b;
+}
+
+static char tmpdir[4096];
+
+const char *test_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/subbit-test-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            abort();
+        }
+    }
+    return tmpdir;
+}
+
+const char *test_tmpfile(const char *name)
+{
+    char *b = ring[ring_i++ & 7];
+    snprintf(b, 4096, "%s/%s", test_tmpdir(), name);
+    return b;
+}
+
+static void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        char p[4096];
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+            if (is_dir(p))
+                rm_tree(p);
+            else
+                unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+void test_tmpdir_cleanup(void)
+{
+    if (tmpdir[0])
+        rm_tree(tmpdir);
+    tmpdir[0] = '\0';
+}
+
+uint64_t test_rand_u64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double u01(uint64_t *s) { return ((test_rand_u64(s) >> 11) + 0.5) * 0x1p-53; }
+
+void test_fill_normal(float *x, size_t n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        double u = u01(&s), v = u01(&s);
+        x[i] = (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+    }
+}
+
+void test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * (float)u01(&s);
+}
+
+int test_write_file(const char *path, const void *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(buf, 1, n, f);
+    return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+char *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = '\0';
+        if (len)
+            *len = (size_t)n;
+    }
+    return b;
+}
+
+int test_file_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+int test_dir_count(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+uint64_t test_fnv1a64(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}

@@ -1,0 +1,85 @@
+/* cli.h: what every subcommand shares: error wording, number parsing,
+ * progress drawing, signal cleanup, JSON printing. Holds no logic a test
+ * would want to call (that lives in the libraries). */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sb_err.h"
+#include "sb_progress.h"
+
+struct cJSON;
+
+/* exit codes (style.md §11) */
+enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2, CLI_CHECK_FAILED = 3, CLI_INTERRUPTED = 130 };
+
+/* The subcommand table entry (tools/subbit.c). */
+struct cli_cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+/* "subbit CMD: message" on stderr, one line. Returns CLI_ERR. */
+int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "subbit CMD: warning: message" on stderr. */
+void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print err's message as "subbit CMD: msg"; returns CLI_ERR (CLI_INTERRUPTED for SB_EINTR). */
+int cli_fail(const char *cmd, const struct sb_err *err);
+/* Bad usage: "subbit CMD: msg" then the usage text, both to stderr; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Parse numbers with range checks; on error print a usage error and return 0. */
+bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                      double *out);
+/* Sizes like 4096, 500M, 2G, 1.5GiB, 10MB (K/M/G/T powers of 1024; KB/MB/GB powers of 1000). */
+bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
+
+/* Install SIGINT/SIGTERM handlers that remove temp outputs and exit 130. */
+void cli_install_signals(void);
+/* Set OpenMP threads (0 = leave the default). */
+void cli_set_threads(int n);
+
+/* Progress on stderr: drawn only when stderr is a TTY and not quiet; at most
+ * 5 redraws a second; cli_progress_end() clears the line. */
+struct cli_progress {
+    const char *cmd;
+    const char *label;
+    bool on;
+    bool bytes;          /* units are bytes: print MiB */
+    double t0, last;
+};
+void cli_progress_init(struct cli_progress *p, const char *cmd, const char *label, bool quiet,
+                       bool bytes);
+void cli_progress_cb(void *ctx, uint64_t done, uint64_t total);   /* an sb_progress_fn */
+void cli_progress_end(struct cli_progress *p);
+static inline struct sb_progress cli_progress_hook(struct cli_progress *p)
+{
+    struct sb_progress h = { p->on ? cli_progress_cb : 0, p };
+    return h;
+}
+
+/* Print a cJSON document to stdout (formatted) and free it. */
+void cli_print_json(struct cJSON *doc);
+/* Human sizes: "1.23 GiB"; buffer of at least 32 bytes. */
+const char *cli_fmt_bytes(uint64_t n, char *buf, size_t len);
+/* Monotonic seconds. */
+double cli_now(void);
+/* Peak resident set size of this process in bytes (getrusage). */
+uint64_t cli_peak_rss(void);
+
+/* Subcommands (tools/cmd_<name>.c). */
+int cmd_inspect(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_mem(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
+#endif

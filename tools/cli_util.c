@@ -1,0 +1,233 @@
+/* cli_util.c: shared CLI plumbing (see cli.h). */
+#include "cli.h"
+#include "fmt_out.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+int cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "subbit %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_ERR;
+}
+
+void cli_warn(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "subbit %s: warning: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const char *cmd, const struct sb_err *err)
+{
+    fprintf(stderr, "subbit %s: %s\n", cmd, err->msg[0] ? err->msg : sb_status_name(err->code));
+    return err->code == SB_EINTR ? CLI_INTERRUPTED : CLI_ERR;
+}
+
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "subbit %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage);
+    return CLI_USAGE;
+}
+
+bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "subbit %s: %s expects an integer in [%ld, %ld], got '%s'\n", cmd, opt,
+                lo, hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                      double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "subbit %s: %s expects a number in [%g, %g], got '%s'\n", cmd, opt, lo,
+                hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mul = 1;
+    if (!errno && end != s && v >= 0) {
+        const char *u = end;
+        static const struct { const char *suf; double mul; } units[] = {
+            { "", 1 }, { "B", 1 },
+            { "K", 1024.0 }, { "KiB", 1024.0 }, { "KB", 1e3 }, { "k", 1024.0 },
+            { "M", 1048576.0 }, { "MiB", 1048576.0 }, { "MB", 1e6 },
+            { "G", 1073741824.0 }, { "GiB", 1073741824.0 }, { "GB", 1e9 },
+            { "T", 1099511627776.0 }, { "TiB", 1099511627776.0 }, { "TB", 1e12 },
+        };
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            if (!strcmp(u, units[i].suf)) {
+                mul = units[i].mul;
+                double b = v * mul;
+                if (b < 1.8e19) {
+                    *out = (uint64_t)b;
+                    return true;
+                }
+            }
+        }
+    }
+    fprintf(stderr, "subbit %s: %s expects a size such as 4096, 500M or 2G, got '%s'\n", cmd,
+            opt, s);
+    return false;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    fmt_out_signal_cleanup();
+    static const char msg[] = "\nsubbit: interrupted; partial output removed\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(CLI_INTERRUPTED);
+}
+
+void cli_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+void cli_set_threads(int n)
+{
+#ifdef _OPENMP
+    if (n > 0)
+        omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+uint64_t cli_peak_rss(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (uint64_t)ru.ru_maxrss * 1024u;
+}
+
+void cli_progress_init(struct cli_progress *p, const char *cmd, const char *label, bool quiet,
+                       bool bytes)
+{
+    memset(p, 0, sizeof *p);
+    p->cmd = cmd;
+    p->label = label;
+    p->bytes = bytes;
+    p->on = !quiet && isatty(2);
+    p->t0 = p->last = cli_now();
+}
+
+void cli_progress_cb(void *ctx, uint64_t done, uint64_t total)
+{
+    struct cli_progress *p = ctx;
+    if (!p->on)
+        return;
+    double t = cli_now();
+    if (t - p->last < 0.2 && done != total)
+        return;
+    p->last = t;
+    if (p->bytes) {
+        double mb = (double)done / 1048576.0, tot = (double)total / 1048576.0;
+        double rate = t > p->t0 ? mb / (t - p->t0) : 0;
+        if (total)
+            fprintf(stderr, "\r%s: %5.1f%% (%.1f / %.1f MiB, %.0f MiB/s)   ", p->label,
+                    100.0 * (double)done / (double)total, mb, tot, rate);
+        else
+            fprintf(stderr, "\r%s: %.1f MiB (%.0f MiB/s)   ", p->label, mb, rate);
+    } else {
+        if (total)
+            fprintf(stderr, "\r%s: %5.1f%% (%llu / %llu)   ", p->label,
+                    100.0 * (double)done / (double)total, (unsigned long long)done,
+                    (unsigned long long)total);
+        else
+            fprintf(stderr, "\r%s: %llu   ", p->label, (unsigned long long)done);
+    }
+    fflush(stderr);
+}
+
+void cli_progress_end(struct cli_progress *p)
+{
+    if (p->on)
+        fprintf(stderr, "\r\033[K");
+}
+
+void cli_print_json(cJSON *doc)
+{
+    char *s = cJSON_Print(doc);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        cJSON_free(s);
+    }
+    cJSON_Delete(doc);
+}
+
+const char *cli_fmt_bytes(uint64_t n, char *buf, size_t len)
+{
+    static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024.0 && u < 5) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)n);
+    else
+        snprintf(buf, len, "%.2f %s", v, units[u]);
+    return buf;
+}

@@ -1,0 +1,72 @@
+/* subbit.c: the entry point and the subcommand table (git.c style). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_cmd commands[] = {
+    { "inspect", cmd_inspect, "list a model's architecture, tensors, sizes and bits/param" },
+    { "convert", cmd_convert, "re-encode a model and/or change its container" },
+    { "mem", cmd_mem, "estimate the memory a model needs, from headers alone" },
+    { "ppl", cmd_ppl, "perplexity of a model on a text, with a stated protocol" },
+    { "verify", cmd_verify, "compare a model against a reference: dPPL, KLD, top-1 (CI gate)" },
+    { "run", cmd_run, "generate text from a prompt" },
+    { "synth", cmd_synth, "write a deterministic random model (for tests and benchmarks)" },
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: subbit [--version] [--help] <command> [<args>]\n\n"
+               "subbit shrinks large language models and proves the shrunk model still works.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "   %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'subbit help <command>' or 'subbit <command> --help' for a command's options.\n");
+}
+
+static const struct cli_cmd *find(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "-V") || !strcmp(name, "version")) {
+        printf("subbit %s\n", SUBBIT_VERSION);
+        return CLI_OK;
+    }
+    if (!strcmp(name, "help")) {
+        if (argc < 3) {
+            usage(stdout);
+            return CLI_OK;
+        }
+        const struct cli_cmd *c = find(argv[2]);
+        if (!c) {
+            fprintf(stderr, "subbit: '%s' is not a subbit command (see 'subbit --help')\n",
+                    argv[2]);
+            return CLI_USAGE;
+        }
+        char *args[] = { (char *)c->name, "--help", NULL };
+        return c->fn(2, args);
+    }
+    const struct cli_cmd *c = find(name);
+    if (!c) {
+        fprintf(stderr, "subbit: '%s' is not a subbit command (see 'subbit --help')\n", name);
+        return CLI_USAGE;
+    }
+    cli_install_signals();
+    return c->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,2 @@
+/* vfy_core.c */
+typedef int vfy_placeholder;
