@@ -8,3 +8,15 @@ int fmt_st_open_model(struct fmt_model *m, const char *path, const struct fmt_op
     (void)o;
     return sb_err_set(err, SB_EUNSUPPORTED, "%s: safetensors reading is not implemented yet", path);
 }
+
+#include "fmt_writer.h"
+
+int fmt_st_writer_open(struct fmt_writer **w, const char *path, const struct fmt_tensor *plan,
+                       size_t n, const struct fmt_write_opts *o, struct sb_err *err)
+{
+    (void)w;
+    (void)plan;
+    (void)n;
+    (void)o;
+    return sb_err_set(err, SB_EUNSUPPORTED, "%s: writing is not implemented yet", path);
+}

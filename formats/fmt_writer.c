@@ -1,0 +1,69 @@
+/* fmt_writer.c: dispatch to the container writers; checks the put order. */
+#include "fmt_writer.h"
+
+#include <string.h>
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+enum fmt_container fmt_container_from_path(const char *path)
+{
+    if (ends_with(path, ".gguf"))
+        return FMT_CONT_GGUF;
+    if (ends_with(path, ".subbit"))
+        return FMT_CONT_SUBBIT;
+    return FMT_CONT_SAFETENSORS;
+}
+
+int fmt_writer_open(struct fmt_writer **w, enum fmt_container c, const char *path,
+                    const struct fmt_tensor *plan, size_t n, const struct fmt_write_opts *o,
+                    struct sb_err *err)
+{
+    static const struct fmt_write_opts dflt;
+    *w = NULL;
+    if (!o)
+        o = &dflt;
+    switch (c) {
+    case FMT_CONT_SAFETENSORS: return fmt_st_writer_open(w, path, plan, n, o, err);
+    case FMT_CONT_GGUF: return fmt_gguf_writer_open(w, path, plan, n, o, err);
+    case FMT_CONT_SUBBIT: return fmt_sbc_writer_open(w, path, plan, n, o, err);
+    default:
+        return sb_err_set(err, SB_EUNSUPPORTED, "%s: cannot write %s files", path,
+                          fmt_container_name(c));
+    }
+}
+
+size_t fmt_writer_order(const struct fmt_writer *w, size_t k)
+{
+    return w->order ? w->order[k] : k;
+}
+
+int fmt_writer_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nbytes,
+                   struct sb_err *err)
+{
+    if (w->next >= w->n || fmt_writer_order(w, w->next) != i)
+        return sb_err_set(err, SB_EINVAL, "writer: tensor %zu put out of order", i);
+    int r = w->ops->put(w, i, data, nbytes, err);
+    if (r == SB_OK)
+        w->next++;
+    return r;
+}
+
+int fmt_writer_commit(struct fmt_writer *w, struct sb_err *err)
+{
+    if (w->next != w->n) {
+        int r = sb_err_set(err, SB_EINVAL, "writer: %zu of %zu tensors written", w->next, w->n);
+        w->ops->abort(w);
+        return r;
+    }
+    return w->ops->commit(w, err);
+}
+
+void fmt_writer_abort(struct fmt_writer *w)
+{
+    if (w)
+        w->ops->abort(w);
+}
