@@ -255,25 +255,23 @@ void fmt_out_abort(struct fmt_out *o)
 
 /* ---- folders ------------------------------------------------------------ */
 
+/* No allocation here: this runs on error paths, including out-of-memory ones. */
 static void rm_tree(const char *path)
 {
     DIR *d = opendir(path);
     if (d) {
         struct dirent *e;
+        char p[PATH_MAX];
         while ((e = readdir(d)) != NULL) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
                 continue;
-            size_t n = strlen(path) + strlen(e->d_name) + 2;
-            char *p = sb_malloc(n);
-            if (!p)
+            if ((size_t)snprintf(p, sizeof p, "%s/%s", path, e->d_name) >= sizeof p)
                 continue;
-            snprintf(p, n, "%s/%s", path, e->d_name);
             struct stat st;
             if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
                 rm_tree(p);
             else
                 unlink(p);
-            sb_free(p);
         }
         closedir(d);
     }
