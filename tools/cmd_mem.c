@@ -1,13 +1,574 @@
-/* cmd_mem.c: `subbit mem` (not implemented yet). */
+/* cmd_mem.c: `subbit mem`: the memory table of a model, a config.json or a
+ * preset, from headers alone (verify/vfy_mem.h does the arithmetic); with
+ * --measure, beside it the peak RSS of `subbit ppl` on a short text. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "fmt_model.h"
+#include "sb_alloc.h"
+#include "vfy_mem.h"
+
+static const char usage[] =
+    "usage: subbit mem [options] MODEL|CONFIG|PRESET\n"
+    "       subbit mem --list\n"
+    "\n"
+    "Estimate the memory a model needs, from headers alone: parameters (total,\n"
+    "per component, MoE active per token), weights per encoding, KV cache,\n"
+    "runtime buffers and the total beside the 1.2 x weights rule of thumb.\n"
+    "MODEL is a .safetensors file, an HF folder (sharded or not), a .gguf, a\n"
+    "llama2.c .bin or a .subbit; CONFIG an HF config.json; PRESET a built-in name.\n"
+    "\n"
+    "options:\n"
+    "      --list           list the built-in presets and their sources\n"
+    "      --ctx N          context length in tokens (default 4096)\n"
+    "      --batch N        sequences (default 1)\n"
+    "      --kv-type T      KV cache encoding: f32, f16 (default) or q8_0\n"
+    "      --zeros F        sub1: fraction of zero weights (default 0.885)\n"
+    "      --keep LIST      kept at 16 bit besides norms and routers: embed,output,attn,\n"
+    "                       ffn,shared or none (default embed,output)\n"
+    "      --enc ENC        weights counted in the total (default: as stored; f16\n"
+    "                       for a config or preset)\n"
+    "      --train          training memory: mixed-precision AdamW + activations\n"
+    "      --recompute      with --train: full activation recomputation\n"
+    "      --config FILE    config.json to use with MODEL\n"
+    "      --measure        also run 'subbit ppl' on a short text and print its peak RSS\n"
+    "      --text FILE      the text for --measure (default: a built-in one)\n"
+    "      --json           one JSON document on stdout\n"
+    "  -q, --quiet          no notes on stderr\n"
+    "  -h, --help           this text\n";
+
+/* ---- formatting ---- */
+
+static const char *fmt_count(uint64_t n, char *buf, size_t len)
+{
+    if (n >= 1000000000000ull)
+        snprintf(buf, len, "%.3f T", (double)n / 1e12);
+    else if (n >= 1000000000ull)
+        snprintf(buf, len, "%.2f B", (double)n / 1e9);
+    else if (n >= 1000000ull)
+        snprintf(buf, len, "%.2f M", (double)n / 1e6);
+    else if (n >= 1000ull)
+        snprintf(buf, len, "%.2f K", (double)n / 1e3);
+    else
+        snprintf(buf, len, "%" PRIu64, n);
+    return buf;
+}
+
+/* decimal GB for model-sized numbers (what model cards use), binary below */
+static const char *fmt_size(uint64_t n, char *buf, size_t len)
+{
+    if (n >= 1000000000ull)
+        snprintf(buf, len, "%.2f GB", (double)n / 1e9);
+    else
+        cli_fmt_bytes(n, buf, len);
+    return buf;
+}
+
+static void add_u64(cJSON *o, const char *k, uint64_t v)
+{
+    cJSON_AddNumberToObject(o, k, (double)v);
+}
+
+/* ---- input resolution ---- */
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && !strcmp(s + n - k, suf);
+}
+
+/* A folder with weights in it (anything fmt_model_open reads), or only a config? */
+static bool dir_has_weights(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    bool found = false;
+    while (!found && (e = readdir(d))) {
+        found = ends_with(e->d_name, ".safetensors") || ends_with(e->d_name, ".gguf") ||
+                ends_with(e->d_name, ".subbit") || !strcmp(e->d_name, "model.safetensors.index.json");
+    }
+    closedir(d);
+    return found;
+}
+
+static int from_config_file(struct vfy_mem_model *m, const char *path, struct sb_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int r = fmt_read_file(path, &text, &len, err);
+    if (r)
+        return r;
+    r = vfy_mem_from_config(m, text, len, path, err);
+    sb_free(text);
+    if (r == SB_OK) {
+        const char *dir = strrchr(path, '/');
+        snprintf(m->name, sizeof m->name, "%s", dir && dir[1] ? dir + 1 : path);
+    }
+    return r;
+}
+
+/* ---- the built-in measurement text ---- */
+
+static const char story[] =
+    "Once upon a time, there was a little girl named Lily. She liked to play in the park "
+    "with her big red ball. One day, the ball rolled away and Lily ran after it. She saw a "
+    "small dog under a tree. The dog was sad because it was lost. Lily said, \"Do not be "
+    "sad, little dog. I will help you find your home.\" They walked together and looked "
+    "for the dog's house. At last they found a kind old man who was looking for his dog. "
+    "He was very happy and gave Lily a big hug. Lily smiled and went home to tell her mom.\n\n";
+
+static int write_text(char *path, size_t cap, uint64_t ctx)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, cap, "%s/subbit-mem-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    /* about 4 bytes a token or more: 8 bytes per context token covers a window */
+    uint64_t want = ctx * 8 + 2048;
+    for (uint64_t n = 0; n < want; n += sizeof story - 1)
+        fputs(story, f);
+    if (fclose(f) != 0) {
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- main ---- */
+
+static bool parse_keep(const char *s, unsigned *out)
+{
+    unsigned k = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "none"))
+            continue;
+        else if (!strcmp(t, "embed") || !strcmp(t, "embeddings"))
+            k |= VFY_MEM_KEEP_EMBED;
+        else if (!strcmp(t, "output"))
+            k |= VFY_MEM_KEEP_OUTPUT;
+        else if (!strcmp(t, "attn") || !strcmp(t, "attention"))
+            k |= VFY_MEM_KEEP_ATTN;
+        else if (!strcmp(t, "ffn") || !strcmp(t, "dense"))
+            k |= VFY_MEM_KEEP_FFN;
+        else if (!strcmp(t, "shared"))
+            k |= VFY_MEM_KEEP_SHARED;
+        else
+            return false;
+    }
+    *out = k;
+    return true;
+}
+
+static int list_presets(bool json)
+{
+    if (json) {
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < vfy_mem_preset_count(); i++) {
+            const struct vfy_mem_preset *p = vfy_mem_preset_get(i);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", p->name);
+            cJSON_AddStringToObject(o, "source", p->source);
+            cJSON_AddItemToArray(arr, o);
+        }
+        cli_print_json(arr);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < vfy_mem_preset_count(); i++) {
+        const struct vfy_mem_preset *p = vfy_mem_preset_get(i);
+        struct vfy_mem_model m;
+        struct sb_err err = { 0 };
+        char pb[32];
+        const char *params = "?";
+        if (vfy_mem_from_preset(&m, p, &err) == SB_OK) {
+            struct vfy_mem_opts o;
+            struct vfy_mem_est e;
+            vfy_mem_opts_init(&o);
+            if (vfy_mem_estimate(&m, &o, &e, &err) == SB_OK)
+                params = fmt_count(e.params, pb, sizeof pb);
+            vfy_mem_model_release(&m);
+        }
+        printf("%-16s %10s  %s\n", p->name, params, p->source);
+    }
+    return CLI_OK;
+}
+
+static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
+                        const struct vfy_mem_est *e, uint64_t measured)
+{
+    char a[48], b[48], c[48];
+    printf("model          %s (%s)\n", m->name, m->model_type[0] ? m->model_type : "?");
+    if (m->source[0])
+        printf("source         %s\n", m->source);
+    printf("parameters     %s (%" PRIu64 ")", fmt_count(e->params, a, sizeof a), e->params);
+    if (e->params_stored != e->params)
+        printf(", stored %" PRIu64 " (tied copy counted once)", e->params_stored);
+    printf("\n");
+    for (int p = 0; p < VFY_MEM_NPARTS; p++)
+        if (e->part[p])
+            printf("  %-15s %12s  %5.1f%%\n", vfy_mem_part_name((enum vfy_mem_part)p),
+                   fmt_count(e->part[p], a, sizeof a),
+                   100.0 * (double)e->part[p] / (double)e->params);
+    printf("  %-15s %12s  x %d layers%s\n", "per layer", fmt_count(e->per_layer, a, sizeof a),
+           m->n_layers + m->n_enc_layers, m->tied ? ", embeddings tied" : "");
+    if (m->n_experts > 0)
+        printf("  %-15s %12s  (%d of %d experts in %d MoE layers%s)\n", "active/token",
+               fmt_count(e->active, a, sizeof a), m->n_experts_used, m->n_experts,
+               m->n_moe_layers, m->n_shared_experts ? ", + shared" : "");
+    printf("\nweights        %12s %12s %10s\n", "bytes", "kept 16-bit", "bits/param");
+    if (m->from_file)
+        printf("  %-12s %12s %12s %10.3f\n", "as stored", fmt_size(e->stored.bytes, a, sizeof a),
+               "", e->stored.bits_per_param);
+    for (int k = 0; k < VFY_MEM_NENC; k++) {
+        const struct vfy_mem_weights *w = &e->enc[k];
+        char name[32];
+        snprintf(name, sizeof name, "%s%s", sb_dtype_name(w->enc),
+                 w->enc == SB_DTYPE_SUB1 ? "" : "");
+        if (w->enc == SB_DTYPE_SUB1)
+            snprintf(name, sizeof name, "sub1 @%.3f", o->zeros);
+        printf("  %-12s %12s %12s %10.3f%s\n", name, fmt_size(w->bytes, a, sizeof a),
+               w->kept_bytes ? fmt_size(w->kept_bytes, b, sizeof b) : "-", w->bits_per_param,
+               w->fallback_params ? "  (some rows do not fit the block: 16-bit)" : "");
+    }
+    printf("\nKV cache       %s for ctx %" PRIu64 " x batch %" PRIu64 " at %s (%s/token",
+           fmt_size(e->kv, a, sizeof a), o->ctx, o->batch, sb_dtype_name(o->kv_type),
+           cli_fmt_bytes(e->kv_per_token, b, sizeof b));
+    if (m->mla)
+        printf("; MLA latent %d + %d", m->kv_lora_rank, m->qk_rope_head_dim);
+    if (m->n_swa_layers)
+        printf("; %d layers windowed to %d", m->n_swa_layers, m->window);
+    if (m->cross_attn)
+        printf("; + cross-attention");
+    printf(")\n");
+    printf("runtime        logits %s, activations %s, scratch %s, process %s\n",
+           fmt_size(e->logits, a, sizeof a), fmt_size(e->activations, b, sizeof b),
+           fmt_size(e->scratch, c, sizeof c), cli_fmt_bytes(e->baseline, (char[48]){ 0 }, 48));
+    printf("total          %s with %s weights   (rule of thumb 1.2 x weights: %s)\n",
+           fmt_size(e->total, a, sizeof a),
+           e->weights_enc < 0 ? "stored" : sb_dtype_name((enum sb_dtype)e->weights_enc),
+           fmt_size(e->rule_of_thumb, b, sizeof b));
+    if (measured)
+        printf("measured       %s peak RSS of 'subbit ppl' (estimate/measured %.3f)\n",
+               fmt_size(measured, a, sizeof a), (double)e->total / (double)measured);
+    if (o->train) {
+        printf("\ntraining       mixed-precision AdamW, ctx %" PRIu64 " x batch %" PRIu64 "%s\n",
+               o->ctx, o->batch, o->recompute ? ", full recomputation" : "");
+        printf("  %-15s %12s  (2 bytes/param)\n", "weights", fmt_size(e->train_weights, a, sizeof a));
+        printf("  %-15s %12s  (2 bytes/param)\n", "gradients", fmt_size(e->train_grads, a, sizeof a));
+        printf("  %-15s %12s  (12 bytes/param: fp32 master, m, v)\n", "optimizer",
+               fmt_size(e->train_optim, a, sizeof a));
+        printf("  %-15s %12s  (%s)\n", "activations", fmt_size(e->train_act, a, sizeof a),
+               o->recompute ? "2.s.b.h.L" : "s.b.h.L.(34 + 5.a.s/h)");
+        printf("  %-15s %12s\n", "total", fmt_size(e->train_total, a, sizeof a));
+    }
+}
+
+static cJSON *to_json(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
+                      const struct vfy_mem_est *e, uint64_t measured)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "model", m->name);
+    cJSON_AddStringToObject(d, "model_type", m->model_type);
+    if (m->source[0])
+        cJSON_AddStringToObject(d, "source", m->source);
+    cJSON *notes = cJSON_AddArrayToObject(d, "notes");
+    for (int i = 0; i < m->n_notes; i++)
+        cJSON_AddItemToArray(notes, cJSON_CreateString(m->notes[i]));
+    cJSON *p = cJSON_AddObjectToObject(d, "params");
+    add_u64(p, "total", e->params);
+    add_u64(p, "stored", e->params_stored);
+    add_u64(p, "active", e->active);
+    add_u64(p, "per_layer", e->per_layer);
+    cJSON_AddNumberToObject(p, "layers", m->n_layers + m->n_enc_layers);
+    cJSON_AddBoolToObject(p, "tied_embeddings", m->tied);
+    static const char *const keys[VFY_MEM_NPARTS] = { "embeddings", "output", "attention",
+                                                       "ffn", "experts", "shared_experts",
+                                                       "routers", "norms", "other" };
+    for (int i = 0; i < VFY_MEM_NPARTS; i++)
+        add_u64(p, keys[i], e->part[i]);
+    if (m->n_experts) {
+        cJSON *x = cJSON_AddObjectToObject(d, "moe");
+        cJSON_AddNumberToObject(x, "experts", m->n_experts);
+        cJSON_AddNumberToObject(x, "experts_per_token", m->n_experts_used);
+        cJSON_AddNumberToObject(x, "shared_experts", m->n_shared_experts);
+        cJSON_AddNumberToObject(x, "moe_layers", m->n_moe_layers);
+    }
+    cJSON *w = cJSON_AddArrayToObject(d, "weights");
+    for (int k = 0; k < VFY_MEM_NENC; k++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "encoding", sb_dtype_name(e->enc[k].enc));
+        add_u64(r, "bytes", e->enc[k].bytes);
+        add_u64(r, "kept_bytes", e->enc[k].kept_bytes);
+        add_u64(r, "fallback_params", e->enc[k].fallback_params);
+        cJSON_AddNumberToObject(r, "bits_per_param", e->enc[k].bits_per_param);
+        if (e->enc[k].enc == SB_DTYPE_SUB1)
+            cJSON_AddNumberToObject(r, "zeros", o->zeros);
+        cJSON_AddItemToArray(w, r);
+    }
+    if (m->from_file) {
+        cJSON *s = cJSON_AddObjectToObject(d, "stored");
+        cJSON_AddStringToObject(s, "encoding", sb_dtype_name(e->stored.enc));
+        add_u64(s, "bytes", e->stored.bytes);
+        cJSON_AddNumberToObject(s, "bits_per_param", e->stored.bits_per_param);
+    }
+    cJSON *kv = cJSON_AddObjectToObject(d, "kv_cache");
+    cJSON_AddStringToObject(kv, "type", sb_dtype_name(o->kv_type));
+    add_u64(kv, "ctx", o->ctx);
+    add_u64(kv, "batch", o->batch);
+    add_u64(kv, "bytes_per_token", e->kv_per_token);
+    add_u64(kv, "bytes", e->kv);
+    cJSON_AddBoolToObject(kv, "mla", m->mla);
+    cJSON_AddNumberToObject(kv, "window", m->window);
+    cJSON_AddNumberToObject(kv, "window_layers", m->n_swa_layers);
+    cJSON *rt = cJSON_AddObjectToObject(d, "runtime");
+    add_u64(rt, "logits", e->logits);
+    add_u64(rt, "activations", e->activations);
+    add_u64(rt, "scratch", e->scratch);
+    add_u64(rt, "process_baseline", e->baseline);
+    cJSON_AddStringToObject(d, "weights_encoding",
+                            e->weights_enc < 0 ? "stored"
+                                               : sb_dtype_name((enum sb_dtype)e->weights_enc));
+    add_u64(d, "weights_bytes", e->weights);
+    add_u64(d, "total", e->total);
+    add_u64(d, "rule_of_thumb", e->rule_of_thumb);
+    if (measured) {
+        cJSON *ms = cJSON_AddObjectToObject(d, "measured");
+        add_u64(ms, "peak_rss", measured);
+        cJSON_AddNumberToObject(ms, "ratio", (double)e->total / (double)measured);
+    }
+    if (o->train) {
+        cJSON *t = cJSON_AddObjectToObject(d, "train");
+        add_u64(t, "weights", e->train_weights);
+        add_u64(t, "gradients", e->train_grads);
+        add_u64(t, "optimizer", e->train_optim);
+        add_u64(t, "activations", e->train_act);
+        cJSON_AddBoolToObject(t, "recompute", o->recompute);
+        add_u64(t, "total", e->train_total);
+    }
+    return d;
+}
+
+static int measure(const char *model, const char *text, uint64_t ctx, const char *config,
+                   uint64_t *peak)
+{
+    char self[PATH_MAX], tmp_text[PATH_MAX] = "", ctxs[32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return cli_error("mem", "/proc/self/exe: cannot read");
+    self[n] = 0;
+    if (!text) {
+        if (write_text(tmp_text, sizeof tmp_text, ctx) != 0)
+            return cli_error("mem", "cannot write a temporary text file");
+        text = tmp_text;
+    }
+    snprintf(ctxs, sizeof ctxs, "%" PRIu64, ctx);
+    char *argv[16];
+    int k = 0;
+    argv[k++] = self;
+    argv[k++] = "ppl";
+    argv[k++] = (char *)model;
+    argv[k++] = "--text";
+    argv[k++] = (char *)text;
+    argv[k++] = "--protocol";
+    argv[k++] = "chunks";
+    argv[k++] = "--ctx";
+    argv[k++] = ctxs;
+    argv[k++] = "--json";
+    if (config) {
+        argv[k++] = "--config";
+        argv[k++] = (char *)config;
+    }
+    argv[k] = NULL;
+    struct sb_err err = { 0 };
+    int status = 0;
+    int r = vfy_mem_run_child(argv, NULL, NULL, peak, &status, &err);
+    if (tmp_text[0])
+        unlink(tmp_text);
+    if (r)
+        return cli_fail("mem", &err);
+    if (status != 0)
+        return cli_error("mem", "%s: 'subbit ppl' exited with %d; no measurement", model, status);
+    return CLI_OK;
+}
 
 int cmd_mem(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        printf("usage: subbit mem ... (not implemented yet)\n");
-        return CLI_OK;
+    enum { O_LIST = 256, O_CTX, O_BATCH, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
+           O_CONFIG, O_MEASURE, O_TEXT, O_JSON };
+    static const struct option lopts[] = {
+        { "list", no_argument, 0, O_LIST }, { "ctx", required_argument, 0, O_CTX },
+        { "batch", required_argument, 0, O_BATCH }, { "kv-type", required_argument, 0, O_KV },
+        { "zeros", required_argument, 0, O_ZEROS }, { "keep", required_argument, 0, O_KEEP },
+        { "enc", required_argument, 0, O_ENC }, { "train", no_argument, 0, O_TRAIN },
+        { "recompute", no_argument, 0, O_RECOMP }, { "config", required_argument, 0, O_CONFIG },
+        { "measure", no_argument, 0, O_MEASURE }, { "text", required_argument, 0, O_TEXT },
+        { "json", no_argument, 0, O_JSON }, { "quiet", no_argument, 0, 'q' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    struct vfy_mem_opts o;
+    vfy_mem_opts_init(&o);
+    bool list = false, json = false, quiet = false, do_measure = false;
+    const char *config = NULL, *text = NULL;
+    long v;
+    double dv;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "qh", lopts, NULL)) != -1) {
+        switch (c) {
+        case O_LIST: list = true; break;
+        case O_CTX:
+            if (!cli_parse_long("mem", "--ctx", optarg, 1, 1L << 30, &v))
+                return CLI_USAGE;
+            o.ctx = (uint64_t)v;
+            break;
+        case O_BATCH:
+            if (!cli_parse_long("mem", "--batch", optarg, 1, 1L << 20, &v))
+                return CLI_USAGE;
+            o.batch = (uint64_t)v;
+            break;
+        case O_KV: {
+            int t = sb_dtype_from_name(optarg);
+            if (t != SB_DTYPE_F32 && t != SB_DTYPE_F16 && t != SB_DTYPE_Q8_0 && t != SB_DTYPE_BF16)
+                return cli_usage_error("mem", usage, "--kv-type expects f32, f16 or q8_0, got '%s'",
+                                       optarg);
+            o.kv_type = (enum sb_dtype)t;
+            break;
+        }
+        case O_ZEROS:
+            if (!cli_parse_double("mem", "--zeros", optarg, 0.0, 0.999999, &dv))
+                return CLI_USAGE;
+            o.zeros = dv;
+            break;
+        case O_KEEP:
+            if (!parse_keep(optarg, &o.keep))
+                return cli_usage_error("mem", usage, "--keep expects a list of embed, output, "
+                                       "attn, ffn, shared or none, got '%s'", optarg);
+            break;
+        case O_ENC: {
+            int t = sb_dtype_from_name(optarg);
+            bool ok = false;
+            for (int k = 0; k < VFY_MEM_NENC; k++)
+                ok |= t == (int)vfy_mem_encodings[k];
+            if (!ok && strcmp(optarg, "stored"))
+                return cli_usage_error("mem", usage, "--enc expects stored, f32, f16, bf16, int8, "
+                                       "q8_0, q4_0, tq2_0, tern or sub1, got '%s'", optarg);
+            o.weights_enc = ok ? t : -1;
+            break;
+        }
+        case O_TRAIN: o.train = true; break;
+        case O_RECOMP: o.recompute = true; break;
+        case O_CONFIG: config = optarg; break;
+        case O_MEASURE: do_measure = true; break;
+        case O_TEXT: text = optarg; break;
+        case O_JSON: json = true; break;
+        case 'q': quiet = true; break;
+        case 'h': fputs(usage, stdout); return CLI_OK;
+        default:
+            return cli_usage_error("mem", usage, "unknown option '%s'", argv[optind - 1]);
+        }
     }
-    return cli_error("mem", "not implemented yet");
+    if (list)
+        return list_presets(json);
+    if (optind != argc - 1)
+        return cli_usage_error("mem", usage, optind >= argc ? "no model, config or preset named"
+                                                           : "expects one model, config or preset");
+    if (o.recompute && !o.train)
+        return cli_usage_error("mem", usage, "--recompute needs --train");
+    const char *what = argv[optind];
+
+    struct vfy_mem_model m;
+    memset(&m, 0, sizeof m);
+    struct sb_err err = { 0 };
+    struct stat st;
+    const struct vfy_mem_preset *preset = NULL;
+    bool is_file_model = false;
+    int r;
+    if (stat(what, &st) != 0 && (preset = vfy_mem_preset_find(what)) != NULL) {
+        r = vfy_mem_from_preset(&m, preset, &err);
+    } else if (stat(what, &st) != 0) {
+        return cli_error("mem", "%s: no such file, folder or preset (see 'subbit mem --list')",
+                         what);
+    } else if (S_ISREG(st.st_mode) && ends_with(what, ".json") &&
+               !ends_with(what, ".index.json")) {
+        r = from_config_file(&m, what, &err);
+    } else if (S_ISDIR(st.st_mode) && !dir_has_weights(what)) {
+        char cp[PATH_MAX];
+        snprintf(cp, sizeof cp, "%s/config.json", what);
+        if (access(cp, R_OK) != 0)
+            return cli_error("mem", "%s: no weights and no config.json in this folder", what);
+        r = from_config_file(&m, cp, &err);
+    } else {
+        char dir[PATH_MAX];
+        const char *open_path = what;
+        if (ends_with(what, ".index.json")) { /* the index names its folder */
+            snprintf(dir, sizeof dir, "%s", what);
+            char *slash = strrchr(dir, '/');
+            if (slash)
+                *slash = 0;
+            else
+                snprintf(dir, sizeof dir, ".");
+            open_path = dir;
+        }
+        struct fmt_open_opts fo = { 0 };
+        fo.config_path = config;
+        fo.headers_only = true;
+        struct fmt_model *fm = NULL;
+        r = fmt_model_open(&fm, open_path, &fo, &err);
+        if (r == SB_OK) {
+            r = vfy_mem_from_fmt(&m, fm, false, &err);
+            fmt_model_free(fm);
+        }
+        is_file_model = true;
+    }
+    if (r != SB_OK) {
+        vfy_mem_model_release(&m);
+        return cli_fail("mem", &err);
+    }
+    if (!quiet)
+        for (int i = 0; i < m.n_notes; i++)
+            cli_warn("mem", "%s", m.notes[i]);
+
+    struct vfy_mem_est e;
+    if ((r = vfy_mem_estimate(&m, &o, &e, &err)) != SB_OK) {
+        vfy_mem_model_release(&m);
+        return cli_fail("mem", &err);
+    }
+    uint64_t measured = 0;
+    if (do_measure) {
+        if (!is_file_model) {
+            vfy_mem_model_release(&m);
+            return cli_error("mem", "%s: --measure needs a model file, not a config or preset",
+                             what);
+        }
+        if ((r = measure(what, text, o.ctx, config, &measured)) != CLI_OK) {
+            vfy_mem_model_release(&m);
+            return r;
+        }
+    }
+    if (json)
+        cli_print_json(to_json(&m, &o, &e, measured));
+    else
+        print_table(&m, &o, &e, measured);
+    vfy_mem_model_release(&m);
+    return CLI_OK;
 }
