@@ -1,0 +1,76 @@
+/* cvt_convert.h: read → per-tensor policy → (re)encode → write, streaming.
+ *
+ * Each output tensor is assembled (from one or more source tensors, with the
+ * container's row permutation), encoded and handed to the writer before the
+ * next one is read, and the source pages it touched are released, so peak
+ * memory stays near the largest tensor whatever the model size.
+ *
+ * Calling sequence:
+ *   struct cvt_opts o; cvt_opts_init(&o); o.to = SB_DTYPE_BF16; ...
+ *   struct cvt_report *rep;
+ *   cvt_convert(model, "out/", &o, &rep, err);   (o.dry_run: plan only)
+ *   ... print rep ...; cvt_report_free(rep); */
+#ifndef CVT_CONVERT_H
+#define CVT_CONVERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fmt_model.h"
+#include "sb_err.h"
+#include "sb_progress.h"
+
+struct cvt_rule {
+    const char *glob;          /* fnmatch pattern over output tensor names */
+    int to;                    /* encoding, or -1 = keep as stored */
+};
+
+struct cvt_opts {
+    int to;                    /* target encoding (enum sb_dtype); -1 = keep all (container change only) */
+    const struct cvt_rule *rules;   /* first match wins; --keep GLOB is {GLOB, -1} */
+    size_t n_rules;
+    enum sb_dtype fallback;    /* tensors that cannot take `to` (1-D, row not a block multiple): f16 */
+    bool experts_only;         /* sub-1-bit/tern targets: only expert matrices take `to` */
+    enum sb_dtype dense_to;    /* what non-expert matrices get with experts_only (default bf16) */
+    struct sb_qparams qp;      /* int8: group size, scale dtype */
+    uint64_t shard_size;       /* safetensors folder output: bytes per shard (0: one file) */
+    unsigned out_flags;        /* FMT_OUT_FORCE */
+    bool dry_run;              /* plan and sizes only, nothing written */
+    bool stats;                /* per-tensor error statistics (decodes what was written) */
+    struct sb_progress progress;    /* bytes of output done / planned */
+};
+
+struct cvt_decision {
+    char *name;                /* output tensor name */
+    int ndim;
+    int64_t shape[SB_MAX_DIMS];
+    enum sb_dtype from;        /* source encoding (of the first piece) */
+    enum sb_dtype to;
+    uint64_t in_bytes, out_bytes;
+    const char *reason;        /* static text: why this encoding */
+    bool has_stats;
+    double rmse, sqnr_db, max_abs;
+};
+
+struct cvt_report {
+    struct cvt_decision *d;
+    size_t n;
+    enum fmt_container container;
+    uint64_t in_bytes, out_bytes, params;
+    double seconds;
+};
+
+void cvt_opts_init(struct cvt_opts *o);
+/*! cvt_convert() : convert src into out_path (container from the name: .gguf,
+ *  .subbit, else safetensors file/folder). On success *rep describes every
+ *  decision (free with cvt_report_free). On failure nothing is left at
+ *  out_path and *rep is NULL. */
+int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
+                struct cvt_report **rep, struct sb_err *err);
+void cvt_report_free(struct cvt_report *rep);
+
+/*! cvt_is_expert() : whether an (HF or GGUF) tensor name is a routed-expert matrix. */
+bool cvt_is_expert(const char *name);
+
+#endif
