@@ -1,22 +1,1230 @@
-/* fmt_gguf.c: GGUF reader/writer (stub until implemented). */
-#include "fmt_model.h"
+/* fmt_gguf.c: GGUF v2/v3 reader and v3 writer (layout: formats.md §2).
+ * Knows the container, the ggml block sizes (through sb_dtype) and the llama
+ * metadata keys; never the contents of a block. */
+#include "fmt_gguf.h"
+#include "fmt_map.h"
+#include "fmt_writer.h"
+#include "sb_alloc.h"
+#include "sb_math.h"
 
-int fmt_gguf_open_model(struct fmt_model *m, const char *path, const struct fmt_open_opts *o,
-                     struct sb_err *err)
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "fmt_gguf.c assumes a little-endian host"
+#endif
+
+/* ---- value types --------------------------------------------------------- */
+
+static const struct { const char *name; unsigned size; } kv_types[FMT_KV_TYPE_COUNT] = {
+    [FMT_KV_U8] = { "u8", 1 },     [FMT_KV_I8] = { "i8", 1 },
+    [FMT_KV_U16] = { "u16", 2 },   [FMT_KV_I16] = { "i16", 2 },
+    [FMT_KV_U32] = { "u32", 4 },   [FMT_KV_I32] = { "i32", 4 },
+    [FMT_KV_F32] = { "f32", 4 },   [FMT_KV_BOOL] = { "bool", 1 },
+    [FMT_KV_STRING] = { "string", 0 }, [FMT_KV_ARRAY] = { "array", 0 },
+    [FMT_KV_U64] = { "u64", 8 },   [FMT_KV_I64] = { "i64", 8 },
+    [FMT_KV_F64] = { "f64", 8 },
+};
+
+const char *fmt_gguf_kv_type_name(int type)
 {
-    (void)m;
-    (void)o;
-    return sb_err_set(err, SB_EUNSUPPORTED, "%s: GGUF reading is not implemented yet", path);
+    return type >= 0 && type < FMT_KV_TYPE_COUNT ? kv_types[type].name : "?";
 }
 
-#include "fmt_writer.h"
+unsigned fmt_gguf_kv_type_size(int type)
+{
+    return type >= 0 && type < FMT_KV_TYPE_COUNT ? kv_types[type].size : 0;
+}
+
+static int is_byte_token(const char *s, uint32_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    return len == 6 && !memcmp(s, "<0x", 3) && strchr(hex, s[3]) && s[3] &&
+           strchr(hex, s[4]) && s[4] && s[5] == '>';
+}
+
+int32_t fmt_gguf_llama_token_type(const struct fmt_vocab *v, uint32_t id)
+{
+    if ((int64_t)id == v->unk_id)
+        return 2;
+    if ((int64_t)id == v->bos_id || (int64_t)id == v->eos_id)
+        return 3;
+    if (id < v->n_tokens && is_byte_token(v->tokens[id], v->lens[id]))
+        return 6;
+    return 1;
+}
+
+/* ---- a set of strings (duplicate keys and tensor names) ----------------- */
+
+struct strset {
+    const char **slot;     /* borrowed strings */
+    size_t cap;            /* power of two */
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static int strset_init(struct strset *s, size_t n)
+{
+    s->cap = 16;
+    while (s->cap < 2 * n + 1)
+        s->cap *= 2;
+    s->slot = sb_calloc(s->cap, sizeof *s->slot);
+    return s->slot ? 0 : -1;
+}
+
+/* 1 if str was present already, 0 if it was added. The set is sized for all
+ * adds at init, so it never fills. */
+static int strset_add(struct strset *s, const char *str)
+{
+    size_t i = (size_t)hash_str(str) & (s->cap - 1);
+    while (s->slot[i]) {
+        if (!strcmp(s->slot[i], str))
+            return 1;
+        i = (i + 1) & (s->cap - 1);
+    }
+    s->slot[i] = str;
+    return 0;
+}
+
+static void strset_release(struct strset *s)
+{
+    sb_free(s->slot);
+    s->slot = NULL;
+}
+
+/* ---- reading: a cursor over the mapping or over pread'd windows --------- */
+
+#define RD_WINDOW (1u << 20)
+
+struct rd {
+    const char *path;
+    const uint8_t *map;        /* the whole file, or NULL (headers_only) */
+    int fd;                    /* headers_only: the file */
+    uint8_t *win;              /* headers_only: pread window */
+    uint64_t win_off, win_len;
+    uint64_t size, pos;
+};
+
+static uint64_t rd_left(const struct rd *r)
+{
+    return r->size - r->pos;
+}
+
+static int rd_eof(struct rd *r, const char *what, uint64_t need, struct sb_err *err)
+{
+    return sb_err_set(err, SB_EFORMAT, "%s: %s at byte %" PRIu64 " needs %" PRIu64
+                      " bytes, past end of file (%" PRIu64 ")", r->path, what, r->pos, need,
+                      r->size);
+}
+
+/* Copy n bytes at the cursor into dst and advance. */
+static int rd_bytes(struct rd *r, void *dst, uint64_t n, const char *what, struct sb_err *err)
+{
+    if (n > rd_left(r))
+        return rd_eof(r, what, n, err);
+    if (r->map) {
+        memcpy(dst, r->map + r->pos, (size_t)n);
+        r->pos += n;
+        return SB_OK;
+    }
+    uint8_t *d = dst;
+    while (n > 0) {
+        if (r->pos < r->win_off || r->pos >= r->win_off + r->win_len) {
+            uint64_t want = r->size - r->pos < RD_WINDOW ? r->size - r->pos : RD_WINDOW;
+            ssize_t got = pread(r->fd, r->win, (size_t)want, (off_t)r->pos);
+            if (got <= 0)
+                return sb_err_set(err, SB_EIO, "%s: read failed at byte %" PRIu64 ": %s",
+                                  r->path, r->pos, got < 0 ? strerror(errno) : "short read");
+            r->win_off = r->pos;
+            r->win_len = (uint64_t)got;
+        }
+        uint64_t off = r->pos - r->win_off, k = r->win_len - off;
+        if (k > n)
+            k = n;
+        memcpy(d, r->win + off, (size_t)k);
+        d += k;
+        r->pos += k;
+        n -= k;
+    }
+    return SB_OK;
+}
+
+static int rd_u32(struct rd *r, uint32_t *v, const char *what, struct sb_err *err)
+{
+    return rd_bytes(r, v, 4, what, err);
+}
+
+static int rd_u64(struct rd *r, uint64_t *v, const char *what, struct sb_err *err)
+{
+    return rd_bytes(r, v, 8, what, err);
+}
+
+/* A GGUF string into an owned NUL-terminated copy. */
+static int rd_string(struct rd *r, char **out, uint64_t *len, const char *what,
+                     struct sb_err *err)
+{
+    uint64_t n;
+    int rc;
+    *out = NULL;
+    if ((rc = rd_u64(r, &n, what, err)))
+        return rc;
+    if (n > FMT_GGUF_MAX_STRING)
+        return sb_err_set(err, SB_EFORMAT, "%s: %s at byte %" PRIu64 " is %" PRIu64
+                          " bytes long (limit 1 GiB)", r->path, what, r->pos - 8, n);
+    if (n > rd_left(r))
+        return sb_err_set(err, SB_EFORMAT, "%s: %s at byte %" PRIu64 " is %" PRIu64
+                          " bytes long, past end of file (%" PRIu64 ")", r->path, what,
+                          r->pos - 8, n, r->size);
+    char *s = sb_malloc((size_t)n + 1);
+    if (!s)
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", r->path);
+    if ((rc = rd_bytes(r, s, n, what, err))) {
+        sb_free(s);
+        return rc;
+    }
+    s[n] = '\0';
+    *out = s;
+    if (len)
+        *len = n;
+    return SB_OK;
+}
+
+/* A scalar of a numeric type into kv's u/i/f. */
+static void kv_set_scalar(struct fmt_kv *kv, enum fmt_kv_type t, const uint8_t *p)
+{
+    switch (t) {
+    case FMT_KV_U8: kv->u = p[0]; break;
+    case FMT_KV_BOOL: kv->u = p[0]; kv->i = p[0]; break;
+    case FMT_KV_I8: kv->i = (int8_t)p[0]; break;
+    case FMT_KV_U16: { uint16_t v; memcpy(&v, p, 2); kv->u = v; break; }
+    case FMT_KV_I16: { int16_t v; memcpy(&v, p, 2); kv->i = v; break; }
+    case FMT_KV_U32: { uint32_t v; memcpy(&v, p, 4); kv->u = v; break; }
+    case FMT_KV_I32: { int32_t v; memcpy(&v, p, 4); kv->i = v; break; }
+    case FMT_KV_U64: memcpy(&kv->u, p, 8); break;
+    case FMT_KV_I64: memcpy(&kv->i, p, 8); break;
+    case FMT_KV_F32: { float v; memcpy(&v, p, 4); kv->f = v; break; }
+    case FMT_KV_F64: memcpy(&kv->f, p, 8); break;
+    default: break;
+    }
+}
+
+static int rd_value(struct rd *r, struct fmt_kv *kv, struct sb_err *err)
+{
+    int rc;
+    unsigned sz = fmt_gguf_kv_type_size(kv->type);
+    if (sz) {
+        uint8_t b[8];
+        if ((rc = rd_bytes(r, b, sz, "value", err)))
+            return rc;
+        kv_set_scalar(kv, kv->type, b);
+        return SB_OK;
+    }
+    if (kv->type == FMT_KV_STRING)
+        return rd_string(r, &kv->str, &kv->len, "string value", err);
+
+    /* array: u32 element type, u64 count, elements */
+    uint32_t at;
+    uint64_t n;
+    if ((rc = rd_u32(r, &at, "array type", err)) || (rc = rd_u64(r, &n, "array count", err)))
+        return rc;
+    if (at >= FMT_KV_TYPE_COUNT || at == FMT_KV_ARRAY)
+        return sb_err_set(err, SB_EFORMAT, "%s: key '%s': array of %s (type %" PRIu32
+                          ") is not allowed", r->path, kv->key,
+                          at == FMT_KV_ARRAY ? "arrays" : "unknown type", at);
+    kv->arr_type = (enum fmt_kv_type)at;
+    if (n > FMT_GGUF_MAX_ARRAY)
+        return sb_err_set(err, SB_EFORMAT, "%s: key '%s': array of %" PRIu64
+                          " elements (limit 2^30)", r->path, kv->key, n);
+    sz = fmt_gguf_kv_type_size(at);
+    /* every element needs at least sz bytes (strings: their u64 length) */
+    uint64_t min = n * (sz ? sz : 8);
+    if (min > rd_left(r))
+        return sb_err_set(err, SB_EFORMAT, "%s: key '%s': array of %" PRIu64 " %s needs %"
+                          PRIu64 " bytes at byte %" PRIu64 ", past end of file (%" PRIu64 ")",
+                          r->path, kv->key, n, fmt_gguf_kv_type_name((int)at), min, r->pos,
+                          r->size);
+    if (sz) {
+        if (r->map) {
+            kv->arr = r->map + r->pos;
+            r->pos += min;
+        } else if (n > 0) {
+            if (!(kv->arr_owned = sb_malloc((size_t)min)))
+                return sb_err_set(err, SB_ENOMEM, "%s: out of memory", r->path);
+            kv->arr = kv->arr_owned;
+            if ((rc = rd_bytes(r, kv->arr_owned, min, "array", err)))
+                return rc;
+        }
+        kv->n = n;
+        return SB_OK;
+    }
+    /* strings: n is bounded by the bytes left / 8, so these fit */
+    kv->strs = sb_calloc(n ? (size_t)n : 1, sizeof *kv->strs);
+    kv->lens = sb_calloc(n ? (size_t)n : 1, sizeof *kv->lens);
+    if (!kv->strs || !kv->lens)
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", r->path);
+    kv->n = n;
+    for (uint64_t i = 0; i < n; i++)
+        if ((rc = rd_string(r, &kv->strs[i], &kv->lens[i], "array string", err)))
+            return rc;
+    return SB_OK;
+}
+
+/* ---- arch and vocab from the metadata ----------------------------------- */
+
+static const struct fmt_kv *find_kv(const struct fmt_model *m, const char *key)
+{
+    return fmt_model_find_kv(m, key);
+}
+
+/* An integer-typed kv as int64; 0 if absent or not an integer. */
+static int kv_int(const struct fmt_kv *kv, int64_t *out)
+{
+    if (!kv)
+        return 0;
+    switch (kv->type) {
+    case FMT_KV_U8: case FMT_KV_U16: case FMT_KV_U32: case FMT_KV_U64: case FMT_KV_BOOL:
+        if (kv->u > INT64_MAX)
+            return 0;
+        *out = (int64_t)kv->u;
+        return 1;
+    case FMT_KV_I8: case FMT_KV_I16: case FMT_KV_I32: case FMT_KV_I64:
+        *out = kv->i;
+        return 1;
+    case FMT_KV_ARRAY: /* per-layer arrays (feed_forward_length): the first */
+        if (kv->n == 0 || !kv->arr)
+            return 0;
+        if (kv->arr_type == FMT_KV_U32 || kv->arr_type == FMT_KV_I32) {
+            int32_t v;
+            memcpy(&v, kv->arr, 4);
+            *out = kv->arr_type == FMT_KV_U32 ? (int64_t)(uint32_t)v : v;
+            return 1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int kv_float(const struct fmt_kv *kv, double *out)
+{
+    int64_t v;
+    if (!kv)
+        return 0;
+    if (kv->type == FMT_KV_F32 || kv->type == FMT_KV_F64) {
+        *out = kv->f;
+        return 1;
+    }
+    if (kv_int(kv, &v)) {
+        *out = (double)v;
+        return 1;
+    }
+    return 0;
+}
+
+/* `<arch>.<suffix>` as an int in [lo, INT_MAX]; dflt if absent. */
+static int arch_int(const struct fmt_model *m, const char *arch, const char *suffix, int dflt,
+                    int lo, int *out, struct sb_err *err)
+{
+    char key[160];
+    int64_t v;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    const struct fmt_kv *kv = find_kv(m, key);
+    if (!kv) {
+        *out = dflt;
+        return SB_OK;
+    }
+    if (!kv_int(kv, &v))
+        return sb_err_set(err, SB_EFORMAT, "%s: key '%s' is %s, expected an integer", m->path,
+                          key, fmt_gguf_kv_type_name(kv->type));
+    if (v < lo || v > INT_MAX)
+        return sb_err_set(err, SB_EFORMAT, "%s: key '%s' out of range (%" PRId64 ")", m->path,
+                          key, v);
+    *out = (int)v;
+    return SB_OK;
+}
+
+static int fill_arch(struct fmt_model *m, struct sb_err *err)
+{
+    struct fmt_arch *a = &m->arch;
+    const struct fmt_kv *ga = find_kv(m, "general.architecture");
+    int rc;
+    if (!ga || ga->type != FMT_KV_STRING)
+        return SB_OK;
+    const char *name = ga->str;
+    snprintf(a->model_type, sizeof a->model_type, "%s", name);
+    int qwen = !strcmp(name, "qwen2moe");
+    if (strcmp(name, "llama") && !qwen)
+        return SB_OK;   /* other architectures: metadata only */
+    char key[160];
+    snprintf(key, sizeof key, "%s.block_count", name);
+    if (!find_kv(m, key))
+        return SB_OK;
+    int key_len = 0, rope_dims = 0;
+    if ((rc = arch_int(m, name, "block_count", 0, 1, &a->n_layers, err)) ||
+        (rc = arch_int(m, name, "embedding_length", 0, 1, &a->dim, err)) ||
+        (rc = arch_int(m, name, "feed_forward_length", 0, 0, &a->hidden_dim, err)) ||
+        (rc = arch_int(m, name, "attention.head_count", 0, 1, &a->n_heads, err)) ||
+        (rc = arch_int(m, name, "attention.head_count_kv", a->n_heads, 1, &a->n_kv_heads,
+                       err)) ||
+        (rc = arch_int(m, name, "attention.key_length", 0, 0, &key_len, err)) ||
+        (rc = arch_int(m, name, "rope.dimension_count", 0, 0, &rope_dims, err)) ||
+        (rc = arch_int(m, name, "context_length", 0, 0, &a->n_ctx, err)) ||
+        (rc = arch_int(m, name, "expert_count", 0, 0, &a->n_experts, err)) ||
+        (rc = arch_int(m, name, "expert_used_count", 0, 0, &a->n_experts_used, err)) ||
+        (rc = arch_int(m, name, "vocab_size", 0, 0, &a->vocab_size, err)))
+        return rc;
+    if (a->dim == 0 || a->n_heads == 0)
+        return sb_err_set(err, SB_EFORMAT, "%s: %s.embedding_length or "
+                          "%s.attention.head_count missing", m->path, name, name);
+    if (a->n_heads % a->n_kv_heads)
+        return sb_err_set(err, SB_EFORMAT, "%s: %s.attention.head_count_kv %d does not divide "
+                          "head_count %d", m->path, name, a->n_kv_heads, a->n_heads);
+    a->head_dim = key_len ? key_len : a->dim / a->n_heads;
+    (void)rope_dims;   /* partial rotary is not modelled; the loader defaults it to head_dim */
+    double v;
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", name);
+    a->norm_eps = kv_float(find_kv(m, key), &v) ? (float)v : 1e-5f;
+    snprintf(key, sizeof key, "%s.rope.freq_base", name);
+    a->rope_theta = kv_float(find_kv(m, key), &v) ? (float)v : 10000.0f;
+    a->tied_embeddings = fmt_model_find(m, "output.weight") == NULL;
+    if (qwen) {
+        a->kind = FMT_ARCH_QWEN2_MOE;
+        a->rope_layout = FMT_ROPE_HALF;       /* llama.cpp runs qwen2moe with NEOX rope */
+        a->qkv_bias = true;
+        a->norm_topk_prob = false;
+        a->decoder_sparse_step = 1;
+        if ((rc = arch_int(m, name, "expert_feed_forward_length", a->hidden_dim, 0,
+                           &a->moe_hidden_dim, err)) ||
+            (rc = arch_int(m, name, "expert_shared_feed_forward_length", 0, 0,
+                           &a->shared_hidden_dim, err)))
+            return rc;
+    } else {
+        a->rope_layout = FMT_ROPE_INTERLEAVED;
+        if (a->n_experts > 0) {
+            a->kind = FMT_ARCH_MIXTRAL;
+            a->moe_hidden_dim = a->hidden_dim;
+            a->norm_topk_prob = true;
+            a->decoder_sparse_step = 1;
+        } else {
+            a->kind = FMT_ARCH_LLAMA;
+        }
+    }
+    if (a->vocab_size == 0) {
+        const struct fmt_kv *tok = find_kv(m, "tokenizer.ggml.tokens");
+        const struct fmt_tensor *emb = fmt_model_find(m, "token_embd.weight");
+        if (tok && tok->type == FMT_KV_ARRAY && tok->n <= INT_MAX)
+            a->vocab_size = (int)tok->n;
+        else if (emb && emb->ndim == 2 && emb->shape[0] <= INT_MAX)
+            a->vocab_size = (int)emb->shape[0];
+    }
+    int64_t id;
+    a->bos_id = kv_int(find_kv(m, "tokenizer.ggml.bos_token_id"), &id) && id <= INT_MAX ?
+                (int)id : 1;
+    a->eos_id = kv_int(find_kv(m, "tokenizer.ggml.eos_token_id"), &id) && id <= INT_MAX ?
+                (int)id : 2;
+    m->has_arch = true;
+    return SB_OK;
+}
+
+/* A token id key: dflt if absent; -1 if it does not name a token (ggml
+ * writes 0xFFFFFFFF for "none"). */
+static int vocab_id(const struct fmt_model *m, const char *key, int dflt, uint32_t n)
+{
+    int64_t v;
+    const struct fmt_kv *kv = find_kv(m, key);
+    if (!kv)
+        return dflt < (int64_t)n ? dflt : -1;
+    if (!kv_int(kv, &v) || v < 0 || v >= (int64_t)n)
+        return -1;
+    return (int)v;
+}
+
+static int fill_vocab(struct fmt_model *m, struct sb_err *err)
+{
+    const struct fmt_kv *model = find_kv(m, "tokenizer.ggml.model");
+    if (!model || model->type != FMT_KV_STRING || strcmp(model->str, "llama"))
+        return SB_OK;   /* gpt2 & co: tokens and merges stay in m->kv */
+    const struct fmt_kv *tok = find_kv(m, "tokenizer.ggml.tokens");
+    const struct fmt_kv *sc = find_kv(m, "tokenizer.ggml.scores");
+    const struct fmt_kv *ty = find_kv(m, "tokenizer.ggml.token_type");
+    if (!tok || tok->type != FMT_KV_ARRAY || tok->arr_type != FMT_KV_STRING)
+        return sb_err_set(err, SB_EFORMAT, "%s: tokenizer.ggml.tokens missing or not an "
+                          "array of strings", m->path);
+    if (tok->n > UINT32_MAX - 1)
+        return sb_err_set(err, SB_EFORMAT, "%s: too many tokens (%" PRIu64 ")", m->path,
+                          tok->n);
+    uint32_t n = (uint32_t)tok->n;
+    if (sc && (sc->type != FMT_KV_ARRAY || sc->arr_type != FMT_KV_F32 || sc->n != n))
+        return sb_err_set(err, SB_EFORMAT, "%s: tokenizer.ggml.scores is not %" PRIu32
+                          " f32 values", m->path, n);
+    if (ty && (ty->type != FMT_KV_ARRAY || ty->n != n ||
+               (ty->arr_type != FMT_KV_I32 && ty->arr_type != FMT_KV_U32)))
+        return sb_err_set(err, SB_EFORMAT, "%s: tokenizer.ggml.token_type is not %" PRIu32
+                          " i32 values", m->path, n);
+    struct fmt_vocab *v = &m->vocab;
+    v->kind = FMT_VOCAB_SPM;
+    size_t cnt = n ? n : 1;
+    v->tokens = sb_calloc(cnt, sizeof *v->tokens);
+    v->lens = sb_calloc(cnt, sizeof *v->lens);
+    if (sc)
+        v->scores = sb_malloc(cnt * sizeof *v->scores);
+    if (ty)
+        v->types = sb_malloc(cnt * sizeof *v->types);
+    if (!v->tokens || !v->lens || (sc && !v->scores) || (ty && !v->types))
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", m->path);
+    v->n_tokens = n;   /* set now so fmt_vocab_release frees what follows */
+    for (uint32_t i = 0; i < n; i++) {
+        if (tok->lens[i] > UINT32_MAX)
+            return sb_err_set(err, SB_EFORMAT, "%s: token %" PRIu32 " too long", m->path, i);
+        if (!(v->tokens[i] = sb_malloc((size_t)tok->lens[i] + 1)))
+            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", m->path);
+        memcpy(v->tokens[i], tok->strs[i], (size_t)tok->lens[i] + 1);
+        v->lens[i] = (uint32_t)tok->lens[i];
+        if (v->lens[i] > v->max_token_len)
+            v->max_token_len = v->lens[i];
+    }
+    if (sc && n)
+        memcpy(v->scores, sc->arr, (size_t)n * 4);
+    if (ty && n)
+        memcpy(v->types, ty->arr, (size_t)n * 4);
+    v->unk_id = vocab_id(m, "tokenizer.ggml.unknown_token_id", 0, n);
+    v->bos_id = vocab_id(m, "tokenizer.ggml.bos_token_id", 1, n);
+    v->eos_id = vocab_id(m, "tokenizer.ggml.eos_token_id", 2, n);
+    const struct fmt_kv *ab = find_kv(m, "tokenizer.ggml.add_bos_token");
+    v->add_bos = ab && ab->type == FMT_KV_BOOL ? ab->u != 0 : true;
+    return SB_OK;
+}
+
+/* ---- the reader ---------------------------------------------------------- */
+
+static int push_map(struct fmt_model *m, struct fmt_map *map)
+{
+    struct fmt_map **maps = sb_realloc(m->maps, (m->n_maps + 1) * sizeof *maps);
+    if (!maps)
+        return -1;
+    m->maps = maps;
+    m->maps[m->n_maps++] = map;
+    return 0;
+}
+
+static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
+{
+    int rc;
+    uint8_t magic[4];
+    uint32_t version;
+    uint64_t n_tensors, n_kv;
+    const char *path = r->path;
+    struct strset seen = { 0 };
+
+    if (r->size < 4)
+        return sb_err_set(err, SB_EFORMAT, "%s: not a GGUF file (%" PRIu64 " bytes)", path,
+                          r->size);
+    if ((rc = rd_bytes(r, magic, 4, "magic", err)))
+        return rc;
+    if (memcmp(magic, "GGUF", 4))
+        return sb_err_set(err, SB_EFORMAT, "%s: not a GGUF file (bad magic)", path);
+    if ((rc = rd_u32(r, &version, "version", err)))
+        return rc;
+    if ((version & 0xFFFF) == 0)
+        return sb_err_set(err, SB_EFORMAT, "%s: GGUF version 0x%08" PRIx32 " looks "
+                          "byte-swapped (big-endian file?)", path, version);
+    if (version == 1)
+        return sb_err_set(err, SB_EUNSUPPORTED, "%s: GGUF version 1 is not supported "
+                          "(need 2 or 3)", path);
+    if (version > FMT_GGUF_VERSION)
+        return sb_err_set(err, SB_EUNSUPPORTED, "%s: GGUF version %" PRIu32 " is newer than "
+                          "this reader (need 2 or 3)", path, version);
+    if ((rc = rd_u64(r, &n_tensors, "tensor count", err)) ||
+        (rc = rd_u64(r, &n_kv, "key/value count", err)))
+        return rc;
+    /* a tensor info takes at least 24 bytes (name length, n_dims, type,
+     * offset), a key/value at least 13 (key length, type, one byte) */
+    if (n_tensors > rd_left(r) / 24)
+        return sb_err_set(err, SB_EFORMAT, "%s: tensor count %" PRIu64 " is more than the "
+                          "file can hold (%" PRIu64 " bytes)", path, n_tensors, r->size);
+    if (n_kv > rd_left(r) / 13)
+        return sb_err_set(err, SB_EFORMAT, "%s: key/value count %" PRIu64 " is more than "
+                          "the file can hold (%" PRIu64 " bytes)", path, n_kv, r->size);
+
+    /* key/value pairs */
+    if (!(m->kv = sb_calloc(n_kv ? (size_t)n_kv : 1, sizeof *m->kv)) ||
+        strset_init(&seen, (size_t)n_kv) != 0)
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    uint32_t alignment = FMT_GGUF_DEFAULT_ALIGNMENT;
+    for (uint64_t k = 0; k < n_kv; k++) {
+        struct fmt_kv *kv = &m->kv[m->n_kv++];   /* counted now: freed by the model */
+        uint32_t type;
+        uint64_t at = r->pos, klen;
+        if ((rc = rd_string(r, &kv->key, &klen, "key", err)))
+            goto out;
+        if (!kv->key[0] || strlen(kv->key) != klen) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: %s key at byte %" PRIu64, path,
+                            klen ? "NUL in" : "empty", at);
+            goto out;
+        }
+        if (strset_add(&seen, kv->key)) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: duplicate key '%s'", path, kv->key);
+            goto out;
+        }
+        if ((rc = rd_u32(r, &type, "value type", err)))
+            goto out;
+        if (type >= FMT_KV_TYPE_COUNT) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: key '%s' has unknown value type %" PRIu32,
+                            path, kv->key, type);
+            goto out;
+        }
+        kv->type = (enum fmt_kv_type)type;
+        if ((rc = rd_value(r, kv, err)))
+            goto out;
+        if (!strcmp(kv->key, "general.alignment")) {
+            if (kv->type != FMT_KV_U32) {
+                rc = sb_err_set(err, SB_EFORMAT, "%s: general.alignment is %s, expected u32",
+                                path, fmt_gguf_kv_type_name(kv->type));
+                goto out;
+            }
+            if (kv->u == 0 || (kv->u & (kv->u - 1))) {
+                rc = sb_err_set(err, SB_EFORMAT, "%s: general.alignment %" PRIu64 " is not a "
+                                "power of two", path, kv->u);
+                goto out;
+            }
+            alignment = (uint32_t)kv->u;
+        }
+    }
+    strset_release(&seen);
+    m->gguf_alignment = alignment;
+
+    /* tensor infos */
+    if (n_tensors > rd_left(r) / 24) {
+        rc = sb_err_set(err, SB_EFORMAT, "%s: tensor count %" PRIu64 " is more than the "
+                        "file can hold (%" PRIu64 " bytes)", path, n_tensors, r->size);
+        goto out;
+    }
+    if (n_tensors &&
+        (!(m->tensors = sb_calloc((size_t)n_tensors, sizeof *m->tensors)) ||
+         strset_init(&seen, (size_t)n_tensors) != 0)) {
+        rc = sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    for (uint64_t k = 0; k < n_tensors; k++) {
+        struct fmt_tensor *t = &m->tensors[m->n_tensors++];
+        uint32_t nd, type;
+        uint64_t ne[SB_MAX_DIMS], len, at = r->pos;
+        t->map_index = -1;
+        if ((rc = rd_string(r, &t->name, &len, "tensor name", err)))
+            goto out;
+        if (len >= FMT_GGUF_MAX_NAME || strlen(t->name) != len) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: tensor name at byte %" PRIu64 " is %" PRIu64
+                            " bytes (must be under %d, no NUL)", path, at, len,
+                            FMT_GGUF_MAX_NAME);
+            goto out;
+        }
+        if (strset_add(&seen, t->name)) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: duplicate tensor '%s'", path, t->name);
+            goto out;
+        }
+        if ((rc = rd_u32(r, &nd, "n_dims", err)))
+            goto out;
+        if (nd > SB_MAX_DIMS) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: tensor '%s' has %" PRIu32 " dims (max %d)",
+                            path, t->name, nd, SB_MAX_DIMS);
+            goto out;
+        }
+        uint64_t numel = 1;
+        for (uint32_t d = 0; d < nd; d++) {
+            if ((rc = rd_u64(r, &ne[d], "dims", err)))
+                goto out;
+            if (ne[d] > INT64_MAX || sb_mul_u64(numel, ne[d], &numel) || numel > INT64_MAX) {
+                rc = sb_err_set(err, SB_EFORMAT, "%s: tensor '%s': element count overflows",
+                                path, t->name);
+                goto out;
+            }
+        }
+        if ((rc = rd_u32(r, &type, "tensor type", err)) ||
+            (rc = rd_u64(r, &t->file_offset, "tensor offset", err)))
+            goto out;
+        int dt = type <= INT_MAX ? sb_dtype_from_ggml((int)type) : -1;
+        if (dt < 0) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: tensor '%s' has unknown or removed type id %"
+                            PRIu32, path, t->name, type);
+            goto out;
+        }
+        t->dtype = (enum sb_dtype)dt;
+        t->ndim = (int)nd;
+        for (uint32_t d = 0; d < nd; d++)
+            t->shape[nd - 1 - d] = (int64_t)ne[d];     /* ggml ne[0] is the row: last */
+        const struct sb_dtype_info *info = sb_dtype_get(t->dtype);
+        if (nd > 0 && ne[0] % info->blck) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: tensor '%s': row length %" PRIu64 " is not a "
+                            "multiple of the %s block (%" PRIu32 ")", path, t->name, ne[0],
+                            info->name, info->blck);
+            goto out;
+        }
+        if (sb_dtype_nbytes(t->dtype, t->shape, t->ndim, NULL, &t->nbytes) != SB_OK) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: tensor '%s': size overflows", path, t->name);
+            goto out;
+        }
+    }
+    strset_release(&seen);
+
+    /* data section: offsets in info order, back to back, each padded */
+    uint64_t data_start, expect = 0;
+    if (sb_align_u64(r->pos, alignment, &data_start)) {
+        rc = sb_err_set(err, SB_EFORMAT, "%s: data section offset overflows", path);
+        goto out;
+    }
+    for (size_t k = 0; k < m->n_tensors; k++) {
+        struct fmt_tensor *t = &m->tensors[k];
+        uint64_t off = t->file_offset, start, end;
+        if (off % alignment) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: tensor '%s' data offset %" PRIu64 " is not "
+                            "a multiple of the alignment (%" PRIu32 ")", path, t->name, off,
+                            alignment);
+            goto out;
+        }
+        if (sb_add_u64(data_start, off, &start) || sb_add_u64(start, t->nbytes, &end) ||
+            end > r->size) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: tensor '%s' ends past end of file (data at "
+                            "%" PRIu64 "+%" PRIu64 ", %" PRIu64 " bytes, file %" PRIu64 ")",
+                            path, t->name, data_start, off, t->nbytes, r->size);
+            goto out;
+        }
+        if (off != expect) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: tensor '%s' data offset %" PRIu64 " %s "
+                            "(expected %" PRIu64 ": data must follow the tensor infos' order)",
+                            path, t->name, off,
+                            off < expect ? "overlaps the previous tensor" :
+                                           "leaves a gap after the previous tensor", expect);
+            goto out;
+        }
+        if (sb_align_u64(off + t->nbytes, alignment, &expect)) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: data section offset overflows", path);
+            goto out;
+        }
+        t->file_offset = start;
+        if (r->map) {
+            t->data = r->map + start;
+            t->map_index = 0;
+        }
+    }
+    rc = SB_OK;
+out:
+    strset_release(&seen);
+    return rc;
+}
+
+int fmt_gguf_open_model(struct fmt_model *m, const char *path, const struct fmt_open_opts *o,
+                        struct sb_err *err)
+{
+    struct rd r = { .path = path, .fd = -1 };
+    struct fmt_map *map = NULL;
+    int rc;
+    m->container = FMT_CONT_GGUF;
+    if (o && o->headers_only) {
+        struct stat st;
+        r.fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (r.fd < 0)
+            return sb_err_set(err, SB_EIO, "%s: cannot open: %s", path, strerror(errno));
+        if (fstat(r.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            close(r.fd);
+            return sb_err_set(err, SB_EIO, "%s: not a regular file", path);
+        }
+        r.size = (uint64_t)st.st_size;
+        if (!(r.win = sb_malloc(RD_WINDOW))) {
+            close(r.fd);
+            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+        }
+    } else {
+        if ((rc = fmt_map_open(&map, path, err)))
+            return rc;
+        if (push_map(m, map) != 0) {
+            fmt_map_close(map);
+            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+        }
+        r.map = map->data;
+        r.size = map->size;
+    }
+    rc = read_header(m, &r, err);
+    if (r.fd >= 0)
+        close(r.fd);
+    sb_free(r.win);
+    if (rc == SB_OK && (rc = fill_arch(m, err)) == SB_OK)
+        rc = fill_vocab(m, err);
+    return rc;
+}
+
+/* ---- the writer ---------------------------------------------------------- */
+
+struct gguf_writer {
+    struct fmt_writer base;
+    struct fmt_out out;
+    uint32_t alignment;
+    uint64_t *nbytes;      /* [n] */
+    char **names;          /* [n], for messages */
+};
+
+static int w_bytes(struct fmt_out *o, const void *p, size_t n, struct sb_err *err)
+{
+    return n ? fmt_out_write(o, p, n, err) : SB_OK;
+}
+
+static int w_u32(struct fmt_out *o, uint32_t v, struct sb_err *err)
+{
+    return fmt_out_write(o, &v, 4, err);
+}
+
+static int w_u64(struct fmt_out *o, uint64_t v, struct sb_err *err)
+{
+    return fmt_out_write(o, &v, 8, err);
+}
+
+static int w_str(struct fmt_out *o, const char *s, uint64_t len, struct sb_err *err)
+{
+    int rc = w_u64(o, len, err);
+    return rc ? rc : w_bytes(o, s, (size_t)len, err);
+}
+
+static int w_scalar(struct fmt_out *o, enum fmt_kv_type t, const struct fmt_kv *kv,
+                    struct sb_err *err)
+{
+    uint8_t b[8];
+    switch (t) {
+    case FMT_KV_U8: case FMT_KV_BOOL: b[0] = (uint8_t)kv->u; break;
+    case FMT_KV_I8: b[0] = (uint8_t)(int8_t)kv->i; break;
+    case FMT_KV_U16: { uint16_t v = (uint16_t)kv->u; memcpy(b, &v, 2); break; }
+    case FMT_KV_I16: { int16_t v = (int16_t)kv->i; memcpy(b, &v, 2); break; }
+    case FMT_KV_U32: { uint32_t v = (uint32_t)kv->u; memcpy(b, &v, 4); break; }
+    case FMT_KV_I32: { int32_t v = (int32_t)kv->i; memcpy(b, &v, 4); break; }
+    case FMT_KV_U64: memcpy(b, &kv->u, 8); break;
+    case FMT_KV_I64: memcpy(b, &kv->i, 8); break;
+    case FMT_KV_F32: { float v = (float)kv->f; memcpy(b, &v, 4); break; }
+    case FMT_KV_F64: memcpy(b, &kv->f, 8); break;
+    default: return SB_EINVAL;
+    }
+    return w_bytes(o, b, fmt_gguf_kv_type_size(t), err);
+}
+
+static int check_kv(const char *path, const struct fmt_kv *kv, struct sb_err *err)
+{
+    if (!kv->key || !kv->key[0])
+        return sb_err_set(err, SB_EINVAL, "%s: metadata key is empty", path);
+    if ((unsigned)kv->type >= FMT_KV_TYPE_COUNT)
+        return sb_err_set(err, SB_EINVAL, "%s: key '%s' has unknown type %d", path, kv->key,
+                          (int)kv->type);
+    if (kv->type == FMT_KV_STRING && !kv->str && kv->len)
+        return sb_err_set(err, SB_EINVAL, "%s: key '%s': string without text", path, kv->key);
+    if (kv->type == FMT_KV_ARRAY) {
+        if ((unsigned)kv->arr_type >= FMT_KV_TYPE_COUNT || kv->arr_type == FMT_KV_ARRAY)
+            return sb_err_set(err, SB_EINVAL, "%s: key '%s': arrays of %s cannot be written",
+                              path, kv->key, fmt_gguf_kv_type_name(kv->arr_type));
+        if (kv->n && (kv->arr_type == FMT_KV_STRING ? (!kv->strs || !kv->lens) : !kv->arr))
+            return sb_err_set(err, SB_EINVAL, "%s: key '%s': array without elements", path,
+                              kv->key);
+    }
+    if (!strcmp(kv->key, "general.alignment") && kv->type != FMT_KV_U32)
+        return sb_err_set(err, SB_EINVAL, "%s: general.alignment must be u32", path);
+    return SB_OK;
+}
+
+static int w_kv(struct fmt_out *o, const struct fmt_kv *kv, uint32_t alignment,
+                struct sb_err *err)
+{
+    int rc;
+    if ((rc = w_str(o, kv->key, strlen(kv->key), err)) ||
+        (rc = w_u32(o, (uint32_t)kv->type, err)))
+        return rc;
+    if (!strcmp(kv->key, "general.alignment"))
+        return w_u32(o, alignment, err);   /* the alignment the data really has */
+    if (kv->type == FMT_KV_STRING)
+        return w_str(o, kv->str ? kv->str : "", kv->len, err);
+    if (kv->type != FMT_KV_ARRAY)
+        return w_scalar(o, kv->type, kv, err);
+    if ((rc = w_u32(o, (uint32_t)kv->arr_type, err)) || (rc = w_u64(o, kv->n, err)))
+        return rc;
+    if (kv->arr_type == FMT_KV_STRING) {
+        for (uint64_t i = 0; i < kv->n; i++)
+            if ((rc = w_str(o, kv->strs[i] ? kv->strs[i] : "", kv->lens[i], err)))
+                return rc;
+        return SB_OK;
+    }
+    uint64_t bytes;
+    if (sb_mul_u64(kv->n, fmt_gguf_kv_type_size(kv->arr_type), &bytes) || bytes > SIZE_MAX)
+        return sb_err_set(err, SB_EINVAL, "key '%s': array too large", kv->key);
+    return w_bytes(o, kv->arr, (size_t)bytes, err);
+}
+
+/* llama.* keys from an arch (types as llama.cpp's converter writes them). */
+static size_t arch_kv_count(const struct fmt_arch *a)
+{
+    return 10 + (a->n_experts > 0 ? 2 : 0);
+}
+
+static int w_key_u32(struct fmt_out *o, const char *key, uint32_t v, struct sb_err *err)
+{
+    int rc;
+    if ((rc = w_str(o, key, strlen(key), err)) || (rc = w_u32(o, FMT_KV_U32, err)))
+        return rc;
+    return w_u32(o, v, err);
+}
+
+static int w_key_f32(struct fmt_out *o, const char *key, float v, struct sb_err *err)
+{
+    int rc;
+    if ((rc = w_str(o, key, strlen(key), err)) || (rc = w_u32(o, FMT_KV_F32, err)))
+        return rc;
+    return w_bytes(o, &v, 4, err);
+}
+
+static int w_key_str(struct fmt_out *o, const char *key, const char *v, struct sb_err *err)
+{
+    int rc;
+    if ((rc = w_str(o, key, strlen(key), err)) || (rc = w_u32(o, FMT_KV_STRING, err)))
+        return rc;
+    return w_str(o, v, strlen(v), err);
+}
+
+static int w_arch(struct fmt_out *o, const struct fmt_arch *a, struct sb_err *err)
+{
+    int rc;
+    int head_dim = a->head_dim ? a->head_dim : (a->n_heads ? a->dim / a->n_heads : 0);
+    if ((rc = w_key_str(o, "general.architecture", "llama", err)) ||
+        (rc = w_key_u32(o, "llama.context_length", (uint32_t)a->n_ctx, err)) ||
+        (rc = w_key_u32(o, "llama.embedding_length", (uint32_t)a->dim, err)) ||
+        (rc = w_key_u32(o, "llama.block_count", (uint32_t)a->n_layers, err)) ||
+        (rc = w_key_u32(o, "llama.feed_forward_length",
+                        (uint32_t)(a->n_experts > 0 && a->moe_hidden_dim ? a->moe_hidden_dim :
+                                   a->hidden_dim), err)) ||
+        (rc = w_key_u32(o, "llama.attention.head_count", (uint32_t)a->n_heads, err)) ||
+        (rc = w_key_u32(o, "llama.attention.head_count_kv",
+                        (uint32_t)(a->n_kv_heads ? a->n_kv_heads : a->n_heads), err)) ||
+        (rc = w_key_f32(o, "llama.attention.layer_norm_rms_epsilon", a->norm_eps, err)) ||
+        (rc = w_key_u32(o, "llama.rope.dimension_count", (uint32_t)head_dim, err)) ||
+        (rc = w_key_f32(o, "llama.rope.freq_base", a->rope_theta, err)))
+        return rc;
+    if (a->n_experts > 0 &&
+        ((rc = w_key_u32(o, "llama.expert_count", (uint32_t)a->n_experts, err)) ||
+         (rc = w_key_u32(o, "llama.expert_used_count", (uint32_t)a->n_experts_used, err))))
+        return rc;
+    return SB_OK;
+}
+
+/* A vocab is in llama2.c's spelling when its BOS piece is "\n<s>\n": then
+ * spaces become U+2581 and BOS/EOS become "<s>"/"</s>" again. */
+static int vocab_is_l2c(const struct fmt_vocab *v)
+{
+    return v->bos_id >= 0 && (uint32_t)v->bos_id < v->n_tokens &&
+           !strcmp(v->tokens[v->bos_id], "\n<s>\n");
+}
+
+/* Byte length of token i in GGUF spelling. */
+static uint64_t vocab_piece_len(const struct fmt_vocab *v, uint32_t i, int l2c)
+{
+    if (!l2c)
+        return v->lens[i];
+    if ((int64_t)i == v->bos_id)
+        return 3;
+    if ((int64_t)i == v->eos_id && !strcmp(v->tokens[i], "\n</s>\n"))
+        return 4;
+    uint64_t n = v->lens[i];
+    for (uint32_t k = 0; k < v->lens[i]; k++)
+        n += v->tokens[i][k] == ' ' ? 2 : 0;   /* ' ' (1 byte) -> U+2581 (3 bytes) */
+    return n;
+}
+
+static int w_vocab_piece(struct fmt_out *o, const struct fmt_vocab *v, uint32_t i, int l2c,
+                         struct sb_err *err)
+{
+    int rc;
+    uint64_t n = vocab_piece_len(v, i, l2c);
+    if ((rc = w_u64(o, n, err)))
+        return rc;
+    if (!l2c)
+        return w_bytes(o, v->tokens[i], v->lens[i], err);
+    if ((int64_t)i == v->bos_id)
+        return w_bytes(o, "<s>", 3, err);
+    if (n == 4 && (int64_t)i == v->eos_id)
+        return w_bytes(o, "</s>", 4, err);
+    const char *s = v->tokens[i];
+    uint32_t k0 = 0;
+    for (uint32_t k = 0; k <= v->lens[i]; k++) {
+        if (k == v->lens[i] || s[k] == ' ') {
+            if ((rc = w_bytes(o, s + k0, k - k0, err)))
+                return rc;
+            if (k < v->lens[i] && (rc = w_bytes(o, "\xe2\x96\x81", 3, err)))
+                return rc;
+            k0 = k + 1;
+        }
+    }
+    return SB_OK;
+}
+
+static size_t vocab_kv_count(const struct fmt_vocab *v)
+{
+    return 4 + (v->bos_id >= 0) + (v->eos_id >= 0) + (v->unk_id >= 0) + (!v->add_bos);
+}
+
+static int w_vocab(struct fmt_out *o, const struct fmt_vocab *v, struct sb_err *err)
+{
+    int rc, l2c = vocab_is_l2c(v);
+    const char *k;
+    if ((rc = w_key_str(o, "tokenizer.ggml.model", "llama", err)))
+        return rc;
+    k = "tokenizer.ggml.tokens";
+    if ((rc = w_str(o, k, strlen(k), err)) || (rc = w_u32(o, FMT_KV_ARRAY, err)) ||
+        (rc = w_u32(o, FMT_KV_STRING, err)) || (rc = w_u64(o, v->n_tokens, err)))
+        return rc;
+    for (uint32_t i = 0; i < v->n_tokens; i++)
+        if ((rc = w_vocab_piece(o, v, i, l2c, err)))
+            return rc;
+    k = "tokenizer.ggml.scores";
+    if ((rc = w_str(o, k, strlen(k), err)) || (rc = w_u32(o, FMT_KV_ARRAY, err)) ||
+        (rc = w_u32(o, FMT_KV_F32, err)) || (rc = w_u64(o, v->n_tokens, err)))
+        return rc;
+    for (uint32_t i = 0; i < v->n_tokens; i++) {
+        float s = v->scores ? v->scores[i] : 0.0f;
+        if ((rc = w_bytes(o, &s, 4, err)))
+            return rc;
+    }
+    k = "tokenizer.ggml.token_type";
+    if ((rc = w_str(o, k, strlen(k), err)) || (rc = w_u32(o, FMT_KV_ARRAY, err)) ||
+        (rc = w_u32(o, FMT_KV_I32, err)) || (rc = w_u64(o, v->n_tokens, err)))
+        return rc;
+    for (uint32_t i = 0; i < v->n_tokens; i++) {
+        int32_t t = v->types ? v->types[i] : fmt_gguf_llama_token_type(v, i);
+        if ((rc = w_bytes(o, &t, 4, err)))
+            return rc;
+    }
+    if (v->bos_id >= 0 &&
+        (rc = w_key_u32(o, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos_id, err)))
+        return rc;
+    if (v->eos_id >= 0 &&
+        (rc = w_key_u32(o, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos_id, err)))
+        return rc;
+    if (v->unk_id >= 0 &&
+        (rc = w_key_u32(o, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk_id, err)))
+        return rc;
+    if (!v->add_bos) {
+        k = "tokenizer.ggml.add_bos_token";
+        uint8_t f = 0;
+        if ((rc = w_str(o, k, strlen(k), err)) || (rc = w_u32(o, FMT_KV_BOOL, err)) ||
+            (rc = w_bytes(o, &f, 1, err)))
+            return rc;
+    }
+    return SB_OK;
+}
+
+static void gw_free(struct gguf_writer *g)
+{
+    if (!g)
+        return;
+    if (g->names)
+        for (size_t i = 0; i < g->base.n; i++)
+            sb_free(g->names[i]);
+    sb_free(g->names);
+    sb_free(g->nbytes);
+    sb_free(g);
+}
+
+static int gw_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nbytes,
+                  struct sb_err *err)
+{
+    struct gguf_writer *g = (struct gguf_writer *)w;
+    uint64_t padded = nbytes;
+    int rc;
+    if (nbytes != g->nbytes[i])
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': got %" PRIu64 " bytes, expected %"
+                          PRIu64, g->out.path, g->names[i], nbytes, g->nbytes[i]);
+    if (nbytes > SIZE_MAX || (nbytes && !data))
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': no data", g->out.path,
+                          g->names[i]);
+    sb_align_u64(nbytes, g->alignment, &padded);
+    if ((rc = fmt_out_write(&g->out, data, (size_t)nbytes, err)) ||
+        (rc = fmt_out_zeros(&g->out, padded - nbytes, err)))
+        return rc;
+    return SB_OK;
+}
+
+static int gw_commit(struct fmt_writer *w, struct sb_err *err)
+{
+    struct gguf_writer *g = (struct gguf_writer *)w;
+    int rc = fmt_out_commit(&g->out, err);
+    gw_free(g);
+    return rc;
+}
+
+static void gw_abort(struct fmt_writer *w)
+{
+    struct gguf_writer *g = (struct gguf_writer *)w;
+    fmt_out_abort(&g->out);
+    gw_free(g);
+}
+
+static const struct fmt_writer_ops gguf_ops = { gw_put, gw_commit, gw_abort };
+
+static int has_key(const struct fmt_write_opts *o, const char *key)
+{
+    for (size_t i = 0; i < o->n_kv; i++)
+        if (o->kv[i].key && !strcmp(o->kv[i].key, key))
+            return 1;
+    return 0;
+}
+
+/* Check the plan against what GGUF can hold; fill nbytes. */
+static int check_plan(struct gguf_writer *g, const char *path, const struct fmt_tensor *plan,
+                      size_t n, struct sb_err *err)
+{
+    struct strset seen = { 0 };
+    int rc = SB_OK;
+    if (strset_init(&seen, n) != 0)
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < n && rc == SB_OK; i++) {
+        const struct fmt_tensor *t = &plan[i];
+        const struct sb_dtype_info *d = sb_dtype_get(t->dtype);
+        size_t len = t->name ? strlen(t->name) : 0;
+        if (len == 0 || len >= FMT_GGUF_MAX_NAME)
+            rc = sb_err_set(err, SB_EINVAL, "%s: tensor name '%s' must be 1 to %d bytes", path,
+                            t->name ? t->name : "", FMT_GGUF_MAX_NAME - 1);
+        else if (strset_add(&seen, t->name))
+            rc = sb_err_set(err, SB_EINVAL, "%s: duplicate tensor '%s'", path, t->name);
+        else if (!d)
+            rc = sb_err_set(err, SB_EINVAL, "%s: tensor '%s': bad encoding", path, t->name);
+        else if (d->ggml_type < 0)
+            rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: tensor '%s': encoding %s has no GGUF "
+                            "type%s", path, t->name, d->name,
+                            t->dtype == SB_DTYPE_INT8 ? " (use q8_0)" :
+                            (d->flags & SB_DT_TERNARY) ? " (use .subbit)" : "");
+        else if (t->ndim < 0 || t->ndim > SB_MAX_DIMS)
+            rc = sb_err_set(err, SB_EINVAL, "%s: tensor '%s' has %d dims", path, t->name,
+                            t->ndim);
+        else if (sb_dtype_nbytes(t->dtype, t->shape, t->ndim, NULL, &g->nbytes[i]) != SB_OK)
+            rc = sb_err_set(err, SB_EINVAL, "%s: tensor '%s': shape does not fit %s (the row "
+                            "must be a multiple of %" PRIu32 ")", path, t->name, d->name,
+                            d->blck);
+        else if (t->nbytes && t->nbytes != g->nbytes[i])
+            rc = sb_err_set(err, SB_EINVAL, "%s: tensor '%s': plan says %" PRIu64 " bytes, the "
+                            "shape gives %" PRIu64, path, t->name, t->nbytes, g->nbytes[i]);
+        else if (!(g->names[i] = sb_strdup(t->name)))
+            rc = sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    }
+    strset_release(&seen);
+    return rc;
+}
 
 int fmt_gguf_writer_open(struct fmt_writer **w, const char *path, const struct fmt_tensor *plan,
-                       size_t n, const struct fmt_write_opts *o, struct sb_err *err)
+                         size_t n, const struct fmt_write_opts *o, struct sb_err *err)
 {
-    (void)w;
-    (void)plan;
-    (void)n;
-    (void)o;
-    return sb_err_set(err, SB_EUNSUPPORTED, "%s: writing is not implemented yet", path);
+    static const struct fmt_write_opts dflt;
+    struct gguf_writer *g = NULL;
+    struct strset seen = { 0 };
+    int rc;
+    *w = NULL;
+    if (!o)
+        o = &dflt;
+
+    /* alignment: the option, else general.alignment in the kv, else 32 */
+    uint32_t alignment = o->alignment;
+    for (size_t i = 0; i < o->n_kv && !alignment; i++)
+        if (o->kv[i].key && !strcmp(o->kv[i].key, "general.alignment") &&
+            o->kv[i].type == FMT_KV_U32)
+            alignment = (uint32_t)o->kv[i].u;
+    if (!alignment)
+        alignment = FMT_GGUF_DEFAULT_ALIGNMENT;
+    if (alignment & (alignment - 1))
+        return sb_err_set(err, SB_EINVAL, "%s: alignment %" PRIu32 " is not a power of two",
+                          path, alignment);
+
+    if (strset_init(&seen, o->n_kv) != 0)
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < o->n_kv; i++) {
+        if ((rc = check_kv(path, &o->kv[i], err)))
+            goto fail_set;
+        if (strset_add(&seen, o->kv[i].key)) {
+            rc = sb_err_set(err, SB_EINVAL, "%s: duplicate key '%s'", path, o->kv[i].key);
+            goto fail_set;
+        }
+    }
+    strset_release(&seen);
+    const struct fmt_arch *arch = o->arch && !has_key(o, "general.architecture") ? o->arch :
+                                  NULL;
+    const struct fmt_vocab *vocab = o->vocab && o->vocab->kind == FMT_VOCAB_SPM &&
+                                    o->vocab->tokens && !has_key(o, "tokenizer.ggml.tokens") ?
+                                    o->vocab : NULL;
+    if (arch && arch->kind == FMT_ARCH_QWEN2_MOE)
+        return sb_err_set(err, SB_EUNSUPPORTED, "%s: cannot write qwen2moe metadata from a "
+                          "config (pass the GGUF keys as kv)", path);
+    int add_align = alignment != FMT_GGUF_DEFAULT_ALIGNMENT && !has_key(o, "general.alignment");
+    uint64_t n_kv = o->n_kv + (arch ? arch_kv_count(arch) : 0) +
+                    (vocab ? vocab_kv_count(vocab) : 0) + (uint64_t)add_align;
+
+    if (!(g = sb_calloc(1, sizeof *g)) ||
+        !(g->nbytes = sb_calloc(n ? n : 1, sizeof *g->nbytes)) ||
+        !(g->names = sb_calloc(n ? n : 1, sizeof *g->names))) {
+        gw_free(g);
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    }
+    g->base.ops = &gguf_ops;
+    g->base.n = n;
+    g->alignment = alignment;
+    g->out.fd = -1;
+    g->out.slot = -1;
+    if ((rc = check_plan(g, path, plan, n, err)) ||
+        (rc = fmt_out_open(&g->out, path, o->flags, err))) {
+        gw_free(g);
+        return rc;
+    }
+
+    struct fmt_out *out = &g->out;
+    if ((rc = w_bytes(out, "GGUF", 4, err)) || (rc = w_u32(out, FMT_GGUF_VERSION, err)) ||
+        (rc = w_u64(out, n, err)) || (rc = w_u64(out, n_kv, err)))
+        goto fail;
+    for (size_t i = 0; i < o->n_kv; i++)
+        if ((rc = w_kv(out, &o->kv[i], alignment, err)))
+            goto fail;
+    if (arch && (rc = w_arch(out, arch, err)))
+        goto fail;
+    if (vocab && (rc = w_vocab(out, vocab, err)))
+        goto fail;
+    if (add_align && (rc = w_key_u32(out, "general.alignment", alignment, err)))
+        goto fail;
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct fmt_tensor *t = &plan[i];
+        if ((rc = w_str(out, t->name, strlen(t->name), err)) ||
+            (rc = w_u32(out, (uint32_t)t->ndim, err)))
+            goto fail;
+        for (int d = t->ndim - 1; d >= 0; d--)   /* ggml ne[]: the reverse of the shape */
+            if ((rc = w_u64(out, (uint64_t)t->shape[d], err)))
+                goto fail;
+        if ((rc = w_u32(out, (uint32_t)sb_dtype_get(t->dtype)->ggml_type, err)) ||
+            (rc = w_u64(out, off, err)))
+            goto fail;
+        if (sb_add_u64(off, g->nbytes[i], &off) || sb_align_u64(off, alignment, &off)) {
+            rc = sb_err_set(err, SB_EINVAL, "%s: data size overflows", path);
+            goto fail;
+        }
+    }
+    uint64_t pos = fmt_out_tell(out), start = pos;
+    sb_align_u64(pos, alignment, &start);
+    if ((rc = fmt_out_zeros(out, start - pos, err)))
+        goto fail;
+    *w = &g->base;
+    return SB_OK;
+
+fail_set:
+    strset_release(&seen);
+    return rc;
+fail:
+    gw_abort(&g->base);
+    return rc;
 }
