@@ -34,6 +34,7 @@ struct fmt_out {
     uint8_t *buf;             /* write buffer */
     size_t buf_len;
     uint64_t pos;             /* bytes written so far (logical) */
+    uint64_t synced;          /* writeback started up to here */
     int slot;                 /* signal-cleanup table slot, -1 if none */
 };
 
