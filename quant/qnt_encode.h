@@ -1,0 +1,44 @@
+/* qnt_encode.h: one entry point to quantize and dequantize whole tensors in
+ * any encoding we have kernels for, row by row. A tensor is rows x cols f32
+ * (shape [..., cols], rows = the product of the leading dims); its encoded
+ * blob has the size sb_dtype_nbytes() gives.
+ *
+ * Encodings: f32, f16, bf16, f64 (plain casts, exact RNE), q8_0, q4_0, tq1_0,
+ * tq2_0 (ggml blocks: cols must be a multiple of the block, 32 or 256; a row
+ * is cols/blck blocks), int8 (qnt_int8.h, uses qp), tern (qnt_tern.h).
+ * Others: SB_EUNSUPPORTED.
+ *
+ * OpenMP over blocks of rows, schedule(static): the bytes do not depend on
+ * the thread count. No allocation; writes no message (callers name the
+ * tensor and file). */
+#ifndef QNT_ENCODE_H
+#define QNT_ENCODE_H
+
+#include <stddef.h>
+
+#include "sb_dtype.h"
+
+/*! qnt_quantize_rows() : x (rows, cols) f32 -> dst, the whole blob of
+ *  encoding dt. qp: int8 params (NULL = defaults); ignored by the others.
+ *  @return SB_OK; SB_EINVAL if cols is not a multiple of dt's block (or the
+ *  size overflows); SB_EUNSUPPORTED for encodings without kernels. */
+int qnt_quantize_rows(enum sb_dtype dt, const float *restrict x, size_t rows, size_t cols,
+                      const struct sb_qparams *qp, void *restrict dst);
+
+/*! qnt_dequantize_rows() : rows row0 .. row0+nrows-1 of the blob src (the
+ *  whole tensor of rows x cols in encoding dt) into dst (nrows, cols) f32.
+ *  @return SB_OK; SB_EINVAL for a bad block multiple or a row range past
+ *  rows; SB_EUNSUPPORTED for encodings without kernels. */
+int qnt_dequantize_rows(enum sb_dtype dt, const void *restrict src, size_t rows, size_t cols,
+                        const struct sb_qparams *qp, size_t row0, size_t nrows,
+                        float *restrict dst);
+
+/*! qnt_convert_plain() : n elements of plain float from -> to, any of f32,
+ *  f16, bf16, f64 in any direction, each rounded once (RNE; NaN rules of
+ *  qnt_cast.h). f64 -> f16/bf16 goes through f32 rounded to odd, which is
+ *  exact for the final rounding (f32 keeps more than 2 extra bits), so there
+ *  is no double rounding. src and dst must not overlap.
+ *  @return SB_OK; SB_EUNSUPPORTED if either side is not one of the four. */
+int qnt_convert_plain(enum sb_dtype from, const void *src, enum sb_dtype to, void *dst, size_t n);
+
+#endif
