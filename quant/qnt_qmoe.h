@@ -1,0 +1,50 @@
+/* qnt_qmoe.h: SB_DTYPE_SUB1_QMOE, the QMoE dictionary code (qmoe-gptq.md §2.3-2.6).
+ *
+ * A static dictionary of the 65,536 most probable sequences of 1..14 weight
+ * pairs under P(0) = 0.885 (pair id = first + 3*second), built in the paper
+ * code's exact order; 16-bit codewords index it. The blob (docs/container.md)
+ * holds a header, per-row codeword offsets, per-row bf16 (lo, hi) and the
+ * codewords. Input to the encoder is a tern blob (qnt_tern.h).
+ *
+ * The dictionary is built once, lazily and thread-safely, on first use.
+ * Encoders allocate scratch (sb_malloc); decoders and matvec never allocate.
+ * Decoders assume a blob that passed qnt_qmoe_validate(). */
+#ifndef QNT_QMOE_H
+#define QNT_QMOE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QNT_QMOE_ENTRIES 65536u
+#define QNT_QMOE_MAX_PAIRS 14u
+#define QNT_QMOE_P0 0.885
+
+/*! qnt_qmoe_table() : the decode table, 2 * 65,536 uint32 words (§2.4):
+ *  entry e is words 2e, 2e+1; low 4 bits of each = pair count L (1..14);
+ *  weight j (0..27) of the entry at bit 4 + 2*(j % 14) of word 2e + j/14.
+ *  Built on first call (thread-safe); never NULL unless allocation failed. */
+const uint32_t *qnt_qmoe_table(void);
+
+/*! qnt_qmoe_entry_pairs() : entry e's pair ids (0..8) into pairs[14]; returns L. */
+unsigned qnt_qmoe_entry_pairs(uint32_t e, uint8_t pairs[QNT_QMOE_MAX_PAIRS]);
+
+size_t qnt_qmoe_encode_bound(size_t rows, size_t cols);
+/*! qnt_qmoe_encode() : greedy longest-match trie encoding of each row of the
+ *  tern blob (odd trailing weight padded with 0). @return SB_OK and *nbytes,
+ *  SB_EINVAL (cap too small / shape out of range), SB_ENOMEM. */
+int qnt_qmoe_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                    size_t cap, uint64_t *nbytes);
+/*! qnt_qmoe_validate() : header, offsets monotone and consistent, codeword
+ *  count matches nbytes. O(rows). SB_OK or SB_EFORMAT. */
+int qnt_qmoe_validate(const void *w, uint64_t nbytes, size_t rows, size_t cols);
+void qnt_qmoe_dequantize_rows(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
+                              size_t nrows, float *restrict dst);
+/*! qnt_qmoe_decode_tern() : rows back to the exact tern bytes given to the encoder. */
+void qnt_qmoe_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
+                          size_t nrows, void *restrict dst);
+void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     const float *restrict x, float *restrict y);
+void qnt_qmoe_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                         const float *restrict x, float *restrict y);
+
+#endif

@@ -1,0 +1,52 @@
+/* qnt_sub1.h: SB_DTYPE_SUB1, our entropy code for ternary rows (docs/sub1.md).
+ *
+ * Input is a tern blob (qnt_tern.h), so tern, sub1 and sub1-qmoe of the same
+ * tensor hold bit-identical weights. Output is a variable-length blob whose
+ * layout is in docs/container.md: a header, per-tensor frequency tables,
+ * per-row byte offsets and bf16 (lo, hi) pairs, then the coded rows. Every row
+ * decodes on its own, so a matvec decodes row by row inside its OpenMP loop.
+ *
+ * Encoders allocate scratch (sb_malloc); decoders and matvec never allocate.
+ * All functions are reentrant. Decoders assume a blob that passed
+ * qnt_sub1_validate(); on a damaged one they stay inside the blob and inside
+ * dst but produce unspecified values. */
+#ifndef QNT_SUB1_H
+#define QNT_SUB1_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*! qnt_sub1_encode_bound() : the most bytes qnt_sub1_encode can write for a
+ *  (rows, cols) tensor; 0 if that overflows size_t. */
+size_t qnt_sub1_encode_bound(size_t rows, size_t cols);
+
+/*! qnt_sub1_encode() : encode the (rows, cols) tern blob into dst (cap bytes).
+ *  @return SB_OK and *nbytes; SB_EINVAL if cap is too small (cap >=
+ *  qnt_sub1_encode_bound always suffices) or the shape is out of range
+ *  (rows, cols < 2^32); SB_ENOMEM if scratch allocation fails. */
+int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                    size_t cap, uint64_t *nbytes);
+
+/*! qnt_sub1_validate() : structural check of a blob for shape (rows, cols):
+ *  header fields, tables, offsets monotone and inside the blob. Cost
+ *  O(rows + table). @return SB_OK or SB_EFORMAT. */
+int qnt_sub1_validate(const void *w, uint64_t nbytes, size_t rows, size_t cols);
+
+/*! qnt_sub1_dequantize_rows() : rows row0 .. row0+nrows-1 into dst (nrows, cols) f32. */
+void qnt_sub1_dequantize_rows(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
+                              size_t nrows, float *restrict dst);
+
+/*! qnt_sub1_decode_tern() : rows row0 .. row0+nrows-1 back to tern bytes (the
+ *  exact bytes the encoder was given), nrows * qnt_tern_row_bytes(cols) at dst. */
+void qnt_sub1_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
+                          size_t nrows, void *restrict dst);
+
+/*! qnt_sub1_matvec() : fused decode + y = W x (OpenMP over rows, static;
+ *  thread-count independent). Within 1e-5 relative (to sum |w||x|) of _ref. */
+void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     const float *restrict x, float *restrict y);
+/*! qnt_sub1_matvec_ref() : scalar reference, double accumulation, one thread. */
+void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                         const float *restrict x, float *restrict y);
+
+#endif

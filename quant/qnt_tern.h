@@ -1,0 +1,58 @@
+/* qnt_tern.h: the QMoE ternary grid, stored plainly (SB_DTYPE_TERN).
+ *
+ * Grid per output row (qmoe-gptq.md §2.1): levels {lo, 0, hi} with
+ * lo = bf16(min(row min, 0)) and hi = bf16(max(row max, 0)), rounded to
+ * bf16 round-to-nearest-even. A weight x maps to hi if x > hi/2, to lo if
+ * x < lo/2, else to exact 0 (thresholds use the bf16-rounded levels, the
+ * same values decode uses).
+ *
+ * Blob layout (row-contiguous; size = rows * (4 + ceil(cols/4)), as
+ * sb_dtype_nbytes computes):
+ *   per row: uint16 lo (bf16 bits, LE), uint16 hi (bf16 bits, LE),
+ *            ceil(cols/4) bytes of 2-bit symbols: weight j at byte j/4,
+ *            bits 2*(j%4); symbol 0 = zero, 1 = lo, 2 = hi (3 is invalid and
+ *            decodes as 0); padding bits of the last byte are 0.
+ *
+ * Kernels never allocate. Thread safety: all functions are reentrant. */
+#ifndef QNT_TERN_H
+#define QNT_TERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QNT_TERN_ROW_HDR 4u    /* bytes of (lo, hi) before each row's symbols */
+
+/*! qnt_tern_row_bytes() : bytes one row of cols weights occupies in a tern blob. */
+static inline size_t qnt_tern_row_bytes(size_t cols) { return QNT_TERN_ROW_HDR + (cols + 3) / 4; }
+
+/*! qnt_tern_f32_to_bf16() : f32 -> bf16 bits, round to nearest even (NaN stays NaN, quieted). */
+uint16_t qnt_tern_f32_to_bf16(float f);
+/*! qnt_tern_bf16_to_f32() : bf16 bits -> f32 (exact). */
+float qnt_tern_bf16_to_f32(uint16_t h);
+
+/*! qnt_tern_quantize_rows() : x is (rows, cols) f32 row-major; writes
+ *  rows * qnt_tern_row_bytes(cols) bytes to dst. NaN inputs map to 0. */
+void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, void *restrict dst);
+
+/*! qnt_tern_dequantize_rows() : rows row0 .. row0+nrows-1 of the tern blob src
+ *  (rows of cols weights) into dst (nrows, cols) f32. */
+void qnt_tern_dequantize_rows(const void *restrict src, size_t cols, size_t row0, size_t nrows,
+                              float *restrict dst);
+
+/*! qnt_tern_row_symbols() : row r's symbols unpacked, one byte each (0/1/2),
+ *  into sym[cols]; lo and hi get the row's bf16 level bits. */
+void qnt_tern_row_symbols(const void *restrict src, size_t cols, size_t r, uint8_t *restrict sym,
+                          uint16_t *lo, uint16_t *hi);
+
+/*! qnt_tern_matvec() : y[r] = sum_j W[r][j] * x[j] for the (rows, cols) tern
+ *  matrix w. Optimized (AVX2 when available, OpenMP over rows, static
+ *  schedule); results do not depend on the thread count. Within 1e-5
+ *  relative (to sum |w||x|) of qnt_tern_matvec_ref. */
+void qnt_tern_matvec(const void *restrict w, size_t rows, size_t cols, const float *restrict x,
+                     float *restrict y);
+/*! qnt_tern_matvec_ref() : the scalar reference: per row, sum in double over
+ *  j ascending of level * x[j], rounded to float once. Single-threaded. */
+void qnt_tern_matvec_ref(const void *restrict w, size_t rows, size_t cols, const float *restrict x,
+                         float *restrict y);
+
+#endif

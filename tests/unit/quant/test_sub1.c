@@ -1,0 +1,228 @@
+/* test_sub1.c: the sub1 entropy code: exact round trips (edge rows and
+ * shapes), rate within 1.03x of the order-0 entropy on i.i.d. rows, fused
+ * matvec vs reference vs dequantize + dot, thread-count independence. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "qnt_sub1.h"
+#include "qnt_tern.h"
+#include "sb_err.h"
+#include "test_util.h"
+
+/* i.i.d. ternary weights: P(0) = p0, the rest split evenly, levels near +-1..2 */
+static void fill_iid(float *x, size_t n, double p0, uint64_t seed)
+{
+    uint64_t st = seed;
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(test_rand_u64(&st) >> 11) / 9007199254740992.0;
+        x[i] = u < p0 ? 0.0f : (u < p0 + (1 - p0) / 2 ? -2.0f : 2.0f);
+    }
+}
+
+/* order-0 entropy (bits per weight) of a tern blob's symbols */
+static double tern_entropy(const uint8_t *tern, size_t rows, size_t cols)
+{
+    uint64_t c[4] = { 0 };
+    size_t rb = qnt_tern_row_bytes(cols);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++)
+            c[(tern[r * rb + 4 + j / 4] >> (2 * (j % 4))) & 3]++;
+    double n = (double)rows * cols, h = 0;
+    for (int i = 0; i < 3; i++)
+        if (c[i])
+            h -= (double)c[i] / n * log2((double)c[i] / n);
+    return h;
+}
+
+static uint8_t *encode(const uint8_t *tern, size_t rows, size_t cols, uint64_t *nb)
+{
+    size_t cap = qnt_sub1_encode_bound(rows, cols);
+    ck_assert_uint_gt(cap, 0);
+    uint8_t *blob = malloc(cap);
+    ck_assert_int_eq(qnt_sub1_encode(tern, rows, cols, blob, cap, nb), SB_OK);
+    ck_assert_uint_le(*nb, cap);
+    ck_assert_int_eq(qnt_sub1_validate(blob, *nb, rows, cols), SB_OK);
+    return blob;
+}
+
+static const struct { size_t rows, cols; double p0; } shapes[] = {
+    { 1, 1, 0.5 }, { 3, 1, 0.5 }, { 1, 1, 1.0 }, { 5, 2, 0.9 }, { 4, 27, 0.885 },
+    { 7, 29, 0.885 }, { 16, 128, 0.885 }, { 9, 333, 0.95 }, { 33, 1000, 0.8 }, { 40, 4096, 0.885 },
+    { 3, 0, 0.8 }, { 0, 5, 0.8 }, { 64, 63, 0.0 }, { 12, 57, 1.0 }, { 2, 70001, 0.97 },
+    { 700, 100, 0.885 }, { 1, 300, 0.999 },
+};
+
+START_TEST(test_sub1_round_trip)
+{
+    size_t rows = shapes[_i].rows, cols = shapes[_i].cols, n = rows * cols;
+    size_t tb = rows * qnt_tern_row_bytes(cols);
+    float *x = malloc((n + 1) * sizeof *x);
+    uint8_t *tern = malloc(tb + 1), *back = malloc(tb + 1);
+    fill_iid(x, n, shapes[_i].p0, 100 + (uint64_t)_i);
+    if (rows > 3) {
+        memset(x, 0, cols * sizeof *x);                      /* all-zero row */
+        for (size_t j = 0; j < cols; j++)
+            x[cols + j] = 5.0f;                              /* one value */
+        for (size_t j = 0; j < cols; j++)
+            x[2 * cols + j] = -5.0f;
+    }
+    qnt_tern_quantize_rows(x, rows, cols, tern);
+    uint64_t nb;
+    uint8_t *blob = encode(tern, rows, cols, &nb);
+    qnt_sub1_decode_tern(blob, nb, cols, 0, rows, back);
+    ck_assert_mem_eq(back, tern, tb);
+    /* any row range decodes on its own */
+    for (size_t r0 = 0; r0 < rows; r0 += 1 + rows / 5) {
+        size_t k = rows - r0 < 3 ? rows - r0 : 3;
+        float *a = malloc((k * cols + 1) * sizeof *a), *b = malloc((k * cols + 1) * sizeof *b);
+        qnt_sub1_dequantize_rows(blob, nb, cols, r0, k, a);
+        qnt_tern_dequantize_rows(tern, cols, r0, k, b);
+        ck_assert_mem_eq(a, b, k * cols * sizeof *a);
+        qnt_sub1_decode_tern(blob, nb, cols, r0, k, back);
+        ck_assert_mem_eq(back, tern + r0 * qnt_tern_row_bytes(cols), k * qnt_tern_row_bytes(cols));
+        free(a);
+        free(b);
+    }
+    /* structural damage */
+    ck_assert_int_eq(qnt_sub1_validate(blob, nb, rows + 1, cols), SB_EFORMAT);
+    if (n) {
+        ck_assert_int_eq(qnt_sub1_validate(blob, nb - 1, rows, cols), SB_EFORMAT);
+    }
+    blob[3] ^= 0x40;
+    ck_assert_int_eq(qnt_sub1_validate(blob, nb, rows, cols), SB_EFORMAT);
+    free(x);
+    free(tern);
+    free(back);
+    free(blob);
+}
+END_TEST
+
+/* a damaged stream decodes to something, inside dst, without crashing (ASan) */
+START_TEST(test_sub1_damaged_stream)
+{
+    size_t rows = 20, cols = 301, tb = rows * qnt_tern_row_bytes(cols);
+    float *x = malloc(rows * cols * sizeof *x), y[20];
+    uint8_t *tern = malloc(tb);
+    fill_iid(x, rows * cols, 0.885, 9);
+    qnt_tern_quantize_rows(x, rows, cols, tern);
+    uint64_t nb;
+    uint8_t *blob = encode(tern, rows, cols, &nb);
+    uint64_t st = 3;
+    for (int k = 0; k < 200; k++) {
+        size_t at = nb - 1 - test_rand_u64(&st) % (nb / 2);
+        blob[at] ^= (uint8_t)(1 + test_rand_u64(&st) % 255);
+        if (qnt_sub1_validate(blob, nb, rows, cols) == SB_OK) {
+            qnt_sub1_matvec(blob, nb, rows, cols, x, y);
+            qnt_sub1_dequantize_rows(blob, nb, cols, 0, rows, x);
+        }
+    }
+    free(x);
+    free(tern);
+    free(blob);
+}
+END_TEST
+
+static const double rate_p0[] = { 0.80, 0.885, 0.95 };
+
+START_TEST(test_sub1_rate_iid)
+{
+    /* 1024 x 4096 i.i.d. rows: code bits (all but the per-row bf16 levels,
+       which every ternary format carries) <= 1.03 x order-0 entropy */
+    size_t rows = 1024, cols = 4096, n = rows * cols;
+    float *x = malloc(n * sizeof *x);
+    uint8_t *tern = malloc(rows * qnt_tern_row_bytes(cols));
+    fill_iid(x, n, rate_p0[_i], 42 + (uint64_t)_i);
+    qnt_tern_quantize_rows(x, rows, cols, tern);
+    double h = tern_entropy(tern, rows, cols);
+    uint64_t nb;
+    uint8_t *blob = encode(tern, rows, cols, &nb);
+    double code = 8.0 * (double)(nb - 4 * rows) / (double)n;
+    double total = 8.0 * (double)nb / (double)n;
+    ck_assert_double_le(code, 1.03 * h);
+    ck_assert_double_ge(code, h * 0.995);           /* cannot beat the entropy on i.i.d. data */
+    ck_assert_double_le(total, 1.03 * h + 32.0 / cols);
+    free(x);
+    free(tern);
+    free(blob);
+}
+END_TEST
+
+START_TEST(test_sub1_matvec)
+{
+    static const size_t sh[][2] = { { 67, 1001 }, { 300, 64 }, { 5, 70000 }, { 1, 1 } };
+    size_t rows = sh[_i][0], cols = sh[_i][1];
+    uint8_t *tern = malloc(rows * qnt_tern_row_bytes(cols));
+    float *w = malloc(rows * cols * sizeof *w), *x = malloc(cols * sizeof *x);
+    float *y0 = malloc(rows * sizeof *y0), *y1 = malloc(rows * sizeof *y1),
+          *y2 = malloc(rows * sizeof *y2), *y3 = malloc(rows * sizeof *y3);
+    test_fill_normal(w, rows * cols, 21 + (uint64_t)_i);
+    test_fill_normal(x, cols, 22);
+    qnt_tern_quantize_rows(w, rows, cols, tern);
+    uint64_t nb;
+    uint8_t *blob = encode(tern, rows, cols, &nb);
+    qnt_tern_matvec_ref(tern, rows, cols, x, y0);
+    qnt_sub1_matvec_ref(blob, nb, rows, cols, x, y1);
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    qnt_sub1_matvec(blob, nb, rows, cols, x, y2);
+#ifdef _OPENMP
+    omp_set_num_threads(4);
+#endif
+    qnt_sub1_matvec(blob, nb, rows, cols, x, y3);
+    ck_assert_mem_eq(y2, y3, rows * sizeof *y2);       /* thread count does not matter */
+    qnt_tern_dequantize_rows(tern, cols, 0, rows, w);
+    for (size_t r = 0; r < rows; r++) {
+        double sa = 0, d = 0;
+        for (size_t j = 0; j < cols; j++) {
+            sa += fabs((double)w[r * cols + j] * x[j]);
+            d += (double)w[r * cols + j] * x[j];
+        }
+        ck_assert_float_eq(y0[r], y1[r]);            /* same double sum, same order */
+        ck_assert_double_le(fabs(y1[r] - d), 1e-6 * sa + 1e-30);
+        ck_assert_double_le(fabs(y2[r] - y1[r]), 1e-5 * sa + 1e-30);
+    }
+    free(tern);
+    free(w);
+    free(x);
+    free(y0);
+    free(y1);
+    free(y2);
+    free(y3);
+    free(blob);
+}
+END_TEST
+
+START_TEST(test_sub1_rejects_symbol_3)
+{
+    uint8_t tern[4 + 2] = { 0, 0, 0x80, 0x3f, 0x0c, 0 };   /* weight 1 has symbol 3 */
+    uint8_t out[256];
+    uint64_t nb;
+    ck_assert_int_eq(qnt_sub1_encode(tern, 1, 5, out, sizeof out, &nb), SB_EINVAL);
+    tern[4] = 0;
+    tern[5] = 0x04;                                          /* padding bits set */
+    ck_assert_int_eq(qnt_sub1_encode(tern, 1, 5, out, sizeof out, &nb), SB_EINVAL);
+    tern[5] = 0x01;
+    ck_assert_int_eq(qnt_sub1_encode(tern, 1, 5, out, sizeof out, &nb), SB_OK);
+    ck_assert_int_eq(qnt_sub1_encode(tern, 1, 5, out, 10, &nb), SB_EINVAL);   /* cap */
+}
+END_TEST
+
+Suite *quant_sub1_suite(void)
+{
+    Suite *s = suite_create("sub1");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_sub1_round_trip, 0, (int)(sizeof shapes / sizeof shapes[0]));
+    tcase_add_test(tc, test_sub1_damaged_stream);
+    tcase_add_loop_test(tc, test_sub1_rate_iid, 0, 3);
+    tcase_add_loop_test(tc, test_sub1_matvec, 0, 4);
+    tcase_add_test(tc, test_sub1_rejects_symbol_3);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,279 @@
+/* bench_sub1.c: subbit-bench-sub1 [TINYMOE_DIR]: storage rate of sub1,
+ * sub1-qmoe, zstd -19 and xz -9e on ternary weights vs the order-0 entropy,
+ * decode speed, and fused matvec time vs f32 / bf16 / int8 matvecs of the same
+ * 4096 x 14336 matrix (ternary, ~88.5% zeros). Prints a table; not a test. */
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "fmt_model.h"
+#include "qnt_qmoe.h"
+#include "qnt_sub1.h"
+#include "qnt_tern.h"
+
+static uint64_t rng(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void iid(float *x, size_t n, double p0, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(rng(&seed) >> 11) / 9007199254740992.0;
+        x[i] = u < p0 ? 0.0f : (u < p0 + (1 - p0) / 2 ? -1.0f : 1.0f);
+    }
+}
+
+struct rate { double n, ent, sub1, sub1_code, qmoe, zstd, xz; };
+
+static double xz_bytes(const void *p, size_t n)
+{
+    char tmp[] = "/tmp/subbit-bench-XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return NAN;
+    if (write(fd, p, n) != (ssize_t)n) {
+        close(fd);
+        unlink(tmp);
+        return NAN;
+    }
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "xz -9e -c %s 2>/dev/null | wc -c", tmp);
+    FILE *f = popen(cmd, "r");
+    double v = NAN;
+    if (f) {
+        if (fscanf(f, "%lf", &v) != 1)
+            v = NAN;
+        pclose(f);
+    }
+    unlink(tmp);
+    return v > 0 ? v : NAN;
+}
+
+static void rate_add(struct rate *R, const uint8_t *tern, size_t rows, size_t cols, int gen)
+{
+    size_t rb = qnt_tern_row_bytes(cols), tb = rows * rb;
+    uint64_t c[4] = { 0 };
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++)
+            c[(tern[r * rb + 4 + j / 4] >> (2 * (j % 4))) & 3]++;
+    double n = (double)rows * cols;
+    for (int k = 0; k < 3; k++)
+        if (c[k])
+            R->ent -= (double)c[k] * log2((double)c[k] / n);
+    R->n += n;
+    size_t cap = qnt_sub1_encode_bound(rows, cols);
+    uint8_t *b = malloc(cap);
+    uint64_t nb;
+    qnt_sub1_encode(tern, rows, cols, b, cap, &nb);
+    R->sub1 += 8.0 * nb;
+    R->sub1_code += 8.0 * (nb - 4 * rows);
+    free(b);
+    cap = qnt_qmoe_encode_bound(rows, cols);
+    b = malloc(cap);
+    qnt_qmoe_encode(tern, rows, cols, b, cap, &nb);
+    R->qmoe += 8.0 * nb;
+    free(b);
+    if (gen) {
+        /* generic compressors see the tern blob (2 bits a weight + levels) */
+        size_t zc = ZSTD_compressBound(tb);
+        b = malloc(zc);
+        size_t z = ZSTD_compress(b, zc, tern, tb, 19);
+        R->zstd += ZSTD_isError(z) ? NAN : 8.0 * z;
+        free(b);
+        R->xz += 8.0 * xz_bytes(tern, tb);
+    }
+}
+
+static void rate_print(const char *what, const struct rate *R)
+{
+    double h = R->ent / R->n;
+    printf("%-16s %6.4f | %6.4f %6.4f (%5.3fx) | %6.4f (%5.3fx) | %6.4f (%5.3fx) | %6.4f (%5.3fx)\n",
+           what, h, R->sub1 / R->n, R->sub1_code / R->n, R->sub1_code / R->ent, R->qmoe / R->n,
+           R->qmoe / R->ent, R->zstd / R->n, R->zstd / R->ent, R->xz / R->n, R->xz / R->ent);
+}
+
+/* ---- baseline matvecs (AVX2, OpenMP over rows) --------------------------- */
+
+__attribute__((target("avx2,fma"))) static void mv_f32(const float *w, size_t rows, size_t cols,
+                                                      const float *x, float *y)
+{
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < (long)rows; r++) {
+        const float *p = w + (size_t)r * cols;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        size_t j = 0;
+        for (; j + 16 <= cols; j += 16) {
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(p + j), _mm256_loadu_ps(x + j), a);
+            b = _mm256_fmadd_ps(_mm256_loadu_ps(p + j + 8), _mm256_loadu_ps(x + j + 8), b);
+        }
+        float t[8];
+        _mm256_storeu_ps(t, _mm256_add_ps(a, b));
+        float s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+        for (; j < cols; j++)
+            s += p[j] * x[j];
+        y[r] = s;
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void mv_bf16(const uint16_t *w, size_t rows, size_t cols,
+                                                       const float *x, float *y)
+{
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < (long)rows; r++) {
+        const uint16_t *p = w + (size_t)r * cols;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        size_t j = 0;
+        for (; j + 16 <= cols; j += 16) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(p + j));
+            __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16));
+            __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16));
+            a = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x + j), a);
+            b = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + j + 8), b);
+        }
+        float t[8];
+        _mm256_storeu_ps(t, _mm256_add_ps(a, b));
+        float s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+        for (; j < cols; j++)
+            s += qnt_tern_bf16_to_f32(p[j]) * x[j];
+        y[r] = s;
+    }
+}
+
+/* int8 weights with one f32 scale per row, f32 activations */
+__attribute__((target("avx2,fma"))) static void mv_int8(const int8_t *w, const float *sc, size_t rows,
+                                                       size_t cols, const float *x, float *y)
+{
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < (long)rows; r++) {
+        const int8_t *p = w + (size_t)r * cols;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        size_t j = 0;
+        for (; j + 16 <= cols; j += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + j));
+            __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+            __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+            a = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x + j), a);
+            b = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + j + 8), b);
+        }
+        float t[8];
+        _mm256_storeu_ps(t, _mm256_add_ps(a, b));
+        float s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+        for (; j < cols; j++)
+            s += p[j] * x[j];
+        y[r] = s * sc[r];
+    }
+}
+
+#define TIME(label, reps, expr)                                                            \
+    do {                                                                                   \
+        expr;                                                                              \
+        double best_ = 1e30;                                                               \
+        for (int k_ = 0; k_ < (reps); k_++) {                                              \
+            double t0_ = omp_get_wtime();                                                  \
+            expr;                                                                          \
+            double t_ = omp_get_wtime() - t0_;                                             \
+            if (t_ < best_)                                                                \
+                best_ = t_;                                                                \
+        }                                                                                  \
+        label = best_;                                                                     \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    printf("storage, bits per weight (sub1: total incl. per-row bf16 levels, then code only vs entropy)\n");
+    printf("%-16s %6s | %-22s | %-15s | %-15s | %-15s\n", "data", "H", "sub1 total code", "sub1-qmoe",
+           "zstd -19", "xz -9e");
+    const double p0s[] = { 0.80, 0.885, 0.95 };
+    for (int k = 0; k < 3; k++) {
+        size_t rows = 1024, cols = 4096;
+        float *x = malloc(rows * cols * sizeof *x);
+        uint8_t *t = malloc(rows * qnt_tern_row_bytes(cols));
+        iid(x, rows * cols, p0s[k], 1 + (uint64_t)k);
+        qnt_tern_quantize_rows(x, rows, cols, t);
+        struct rate R = { 0 };
+        rate_add(&R, t, rows, cols, 1);
+        char what[64];
+        snprintf(what, sizeof what, "iid p0=%.3f", p0s[k]);
+        rate_print(what, &R);
+        free(x);
+        free(t);
+    }
+    if (argc > 1) {
+        struct fmt_model *m;
+        struct sb_err err = { 0 };
+        if (fmt_model_open(&m, argv[1], NULL, &err)) {
+            fprintf(stderr, "subbit-bench-sub1: %s\n", err.msg);
+            return 1;
+        }
+        struct rate R = { 0 };
+        for (size_t i = 0; i < m->n_tensors; i++) {
+            const struct fmt_tensor *t = &m->tensors[i];
+            if (!strstr(t->name, "experts") || t->ndim != 2 || t->dtype != SB_DTYPE_F32)
+                continue;
+            size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1];
+            uint8_t *tb = malloc(rows * qnt_tern_row_bytes(cols));
+            qnt_tern_quantize_rows(t->data, rows, cols, tb);
+            rate_add(&R, tb, rows, cols, 1);
+            free(tb);
+        }
+        rate_print("tinymoe experts", &R);
+        fmt_model_free(m);
+    }
+
+    /* speed: 4096 x 14336, ternary at 88.5% zeros */
+    const size_t rows = 4096, cols = 14336, n = rows * cols;
+    float *w = malloc(n * sizeof *w), *x = malloc(cols * sizeof *x), *y = malloc(rows * sizeof *y);
+    uint8_t *tern = malloc(rows * qnt_tern_row_bytes(cols));
+    uint16_t *wb = malloc(n * 2);
+    int8_t *wi = malloc(n);
+    float *sc = malloc(rows * sizeof *sc);
+    iid(w, n, 0.885, 99);
+    for (size_t j = 0; j < cols; j++)
+        x[j] = (float)((double)(j % 97) / 97.0 - 0.5);
+    qnt_tern_quantize_rows(w, rows, cols, tern);
+    for (size_t i = 0; i < n; i++) {
+        wb[i] = qnt_tern_f32_to_bf16(w[i]);
+        wi[i] = (int8_t)(w[i] * 127);
+    }
+    for (size_t r = 0; r < rows; r++)
+        sc[r] = 1.0f / 127;
+    size_t cap = qnt_sub1_encode_bound(rows, cols);
+    uint8_t *s1 = malloc(cap);
+    uint64_t s1n, qn;
+    qnt_sub1_encode(tern, rows, cols, s1, cap, &s1n);
+    cap = qnt_qmoe_encode_bound(rows, cols);
+    uint8_t *qm = malloc(cap);
+    qnt_qmoe_encode(tern, rows, cols, qm, cap, &qn);
+    float *dec = malloc((size_t)64 * cols * sizeof *dec);
+    double t_dec, t_s1, t_qm, t_tern, t_f32, t_bf16, t_i8;
+    TIME(t_dec, 3, for (size_t r0 = 0; r0 < rows; r0 += 64) qnt_sub1_dequantize_rows(s1, s1n, cols, r0, 64, dec));
+    TIME(t_s1, 10, qnt_sub1_matvec(s1, s1n, rows, cols, x, y));
+    TIME(t_qm, 10, qnt_qmoe_matvec(qm, qn, rows, cols, x, y));
+    TIME(t_tern, 10, qnt_tern_matvec(tern, rows, cols, x, y));
+    TIME(t_f32, 10, mv_f32(w, rows, cols, x, y));
+    TIME(t_bf16, 10, mv_bf16(wb, rows, cols, x, y));
+    TIME(t_i8, 10, mv_int8(wi, sc, rows, cols, x, y));
+    printf("\nspeed, %zu x %zu, p0 0.885, %d threads (best of 10)\n", rows, cols, omp_get_max_threads());
+    printf("sub1 decode to f32 (1 thread): %.1f M weights/s\n", n / t_dec / 1e6);
+    printf("%-10s %10s %10s %12s %10s\n", "matvec", "ms", "MB", "Gweights/s", "vs bf16");
+    struct { const char *name; double t, mb; } rs[] = {
+        { "sub1", t_s1, s1n / 1e6 }, { "sub1-qmoe", t_qm, qn / 1e6 },
+        { "tern", t_tern, rows * qnt_tern_row_bytes(cols) / 1e6 }, { "f32", t_f32, n * 4 / 1e6 },
+        { "bf16", t_bf16, n * 2 / 1e6 }, { "int8", t_i8, n / 1e6 },
+    };
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++)
+        printf("%-10s %10.3f %10.2f %12.2f %9.2fx\n", rs[i].name, rs[i].t * 1e3, rs[i].mb,
+               n / rs[i].t / 1e9, t_bf16 / rs[i].t);
+    free(w); free(x); free(y); free(tern); free(wb); free(wi); free(sc); free(s1); free(qm); free(dec);
+    return 0;
+}
