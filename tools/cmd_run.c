@@ -1,13 +1,191 @@
-/* cmd_run.c: `subbit run` (not implemented yet). */
+/* cmd_run.c: `subbit run MODEL -p TEXT`: generate text, streamed to stdout as
+ * it comes; greedy with --temp 0, else temperature / top-p sampling seeded by
+ * --seed. Stops after -n tokens, at EOS or BOS, or at the context's end. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
+#include "fmt_model.h"
+#include "sb_alloc.h"
+#include "vfy_model.h"
+#include "vfy_sample.h"
+#include "vfy_tok.h"
+
+static const char usage[] =
+    "usage: subbit run MODEL [-p TEXT] [options]\n"
+    "\n"
+    "Generate text from MODEL, streaming it to stdout (the prompt first).\n"
+    "\n"
+    "options:\n"
+    "  -p, --prompt TEXT      the prompt (default: empty, start from BOS)\n"
+    "  -n, --tokens N         tokens to generate (default 256)\n"
+    "      --temp T           temperature; 0 = greedy (default 1.0)\n"
+    "      --top-p P          nucleus sampling threshold in (0, 1] (default 0.9)\n"
+    "      --seed S           random seed (default: from the clock)\n"
+    "      --ctx N            context size (default: the model's, at most 4096)\n"
+    "      --config FILE      config.json for a lone .safetensors file\n"
+    "      --tokenizer FILE   llama2.c tokenizer.bin (default: beside the model)\n"
+    "  -t, --threads N        OpenMP threads\n"
+    "  -q, --quiet            no speed line on stderr\n"
+    "  -h, --help             this text\n";
+
+enum { O_TEMP = 256, O_TOPP, O_SEED, O_CTX, O_CONFIG, O_TOK };
 
 int cmd_run(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        printf("usage: subbit run ... (not implemented yet)\n");
-        return CLI_OK;
+    static const struct option opts[] = {
+        { "prompt", required_argument, 0, 'p' }, { "tokens", required_argument, 0, 'n' },
+        { "temp", required_argument, 0, O_TEMP }, { "top-p", required_argument, 0, O_TOPP },
+        { "seed", required_argument, 0, O_SEED }, { "ctx", required_argument, 0, O_CTX },
+        { "config", required_argument, 0, O_CONFIG }, { "tokenizer", required_argument, 0, O_TOK },
+        { "threads", required_argument, 0, 't' }, { "quiet", no_argument, 0, 'q' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    const char *prompt = "";
+    long n_gen = 256, threads = 0, ctx_n = 0, seed = -1;
+    double temp = 1.0, top_p = 0.9;
+    bool quiet = false;
+    struct fmt_open_opts oo = { 0 };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:n:t:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p': prompt = optarg; break;
+        case 'n':
+            if (!cli_parse_long("run", "--tokens", optarg, 0, 1 << 20, &n_gen))
+                return CLI_USAGE;
+            break;
+        case O_TEMP:
+            if (!cli_parse_double("run", "--temp", optarg, 0.0, 100.0, &temp))
+                return CLI_USAGE;
+            break;
+        case O_TOPP:
+            if (!cli_parse_double("run", "--top-p", optarg, 1e-6, 1.0, &top_p))
+                return CLI_USAGE;
+            break;
+        case O_SEED:
+            if (!cli_parse_long("run", "--seed", optarg, 0, 0x7FFFFFFFFFFFFFFFL, &seed))
+                return CLI_USAGE;
+            break;
+        case O_CTX:
+            if (!cli_parse_long("run", "--ctx", optarg, 1, 1 << 20, &ctx_n))
+                return CLI_USAGE;
+            break;
+        case O_CONFIG: oo.config_path = optarg; break;
+        case O_TOK: oo.tokenizer_path = optarg; break;
+        case 't':
+            if (!cli_parse_long("run", "--threads", optarg, 1, 4096, &threads))
+                return CLI_USAGE;
+            break;
+        case 'q': quiet = true; break;
+        case 'h': fputs(usage, stdout); return CLI_OK;
+        default: fputs(usage, stderr); return CLI_USAGE;
+        }
     }
-    return cli_error("run", "not implemented yet");
+    if (optind + 1 != argc)
+        return cli_usage_error("run", usage, "expected one MODEL");
+    const char *path = argv[optind];
+    cli_set_threads((int)threads);
+    cli_install_signals();
+
+    struct sb_err err = { 0 };
+    struct fmt_model *m = NULL;
+    struct vfy_model *vm = NULL;
+    struct vfy_tok *tok = NULL;
+    struct vfy_ctx *ctx = NULL;
+    struct vfy_sampler smp = { 0 };
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    char *piece = NULL;
+    size_t n_ids = 0;
+    int rc = CLI_ERR;
+
+    if (fmt_model_open(&m, path, &oo, &err) != SB_OK || vfy_model_new(&vm, m, &err) != SB_OK ||
+        vfy_tok_new(&tok, &m->vocab, &err) != SB_OK ||
+        vfy_tok_encode(tok, prompt, strlen(prompt), vfy_tok_bos(tok) >= 0, &ids, &n_ids, &err) != SB_OK) {
+        rc = cli_fail("run", &err);
+        goto out;
+    }
+    const struct vfy_model_info *mi = vfy_model_info(vm);
+    if (n_ids == 0) {
+        rc = cli_error("run", "%s: the model has no BOS token; give a prompt", path);
+        goto out;
+    }
+    size_t n_ctx = ctx_n > 0 ? (size_t)ctx_n : mi->n_ctx_train > 0 ? (size_t)mi->n_ctx_train : 2048;
+    if (ctx_n == 0 && n_ctx > 4096)
+        n_ctx = 4096;
+    if (ctx_n == 0 && n_ctx > n_ids + (size_t)n_gen)
+        n_ctx = n_ids + (size_t)n_gen;
+    if (n_ids > n_ctx) {
+        rc = cli_error("run", "prompt of %zu tokens does not fit the context of %zu", n_ids, n_ctx);
+        goto out;
+    }
+    const size_t V = (size_t)mi->vocab;
+    logits = sb_malloc(V * sizeof *logits);
+    piece = sb_malloc(vfy_tok_max_piece_len(tok) + 1);
+    if (!logits || !piece) {
+        rc = cli_error("run", "out of memory");
+        goto out;
+    }
+    if (vfy_ctx_new(&ctx, vm, n_ctx, 512, &err) != SB_OK ||
+        vfy_sampler_init(&smp, V, (float)temp, (float)top_p,
+                         seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL), &err) != SB_OK) {
+        rc = cli_fail("run", &err);
+        goto out;
+    }
+    const size_t cap = vfy_tok_max_piece_len(tok) + 1;
+    for (size_t i = 1; i < n_ids; i++) {   /* echo the prompt */
+        size_t k = vfy_tok_decode(tok, ids[i - 1], ids[i], piece, cap);
+        fwrite(piece, 1, k, stdout);
+    }
+    if (n_ids == 1 && vfy_tok_bos(tok) != ids[0]) {
+        size_t k = vfy_tok_decode(tok, -1, ids[0], piece, cap);
+        fwrite(piece, 1, k, stdout);
+    }
+    fflush(stdout);
+    const double t0 = cli_now();
+    if (vfy_forward(ctx, ids, n_ids, 0, logits, false, &err) != SB_OK) {
+        rc = cli_fail("run", &err);
+        goto out;
+    }
+    int32_t prev = ids[n_ids - 1];
+    size_t pos = n_ids, made = 0;
+    const int eos = vfy_tok_eos(tok), bos = vfy_tok_bos(tok);
+    while (made < (size_t)n_gen) {
+        int32_t next = vfy_sampler_next(&smp, logits);
+        made++;
+        if (next == eos || next == bos)
+            break;
+        size_t k = vfy_tok_decode(tok, prev, next, piece, cap);
+        fwrite(piece, 1, k, stdout);
+        fflush(stdout);
+        prev = next;
+        if (pos >= n_ctx || made == (size_t)n_gen)
+            break;
+        if (vfy_forward(ctx, &next, 1, pos++, logits, false, &err) != SB_OK) {
+            rc = cli_fail("run", &err);
+            goto out;
+        }
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (!quiet) {
+        const double dt = cli_now() - t0;
+        fprintf(stderr, "subbit run: %zu tokens, %.1f tokens/s\n", made,
+                dt > 0 ? (double)made / dt : 0.0);
+    }
+    rc = CLI_OK;
+out:
+    vfy_sampler_release(&smp);
+    vfy_ctx_free(ctx);
+    vfy_tok_free(tok);
+    vfy_model_free(vm);
+    fmt_model_free(m);
+    sb_free(ids);
+    sb_free(logits);
+    sb_free(piece);
+    return rc;
 }

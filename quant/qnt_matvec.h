@@ -1,0 +1,77 @@
+/* qnt_matvec.h: y = W x and Y = X W^T with W kept in its stored encoding.
+ *
+ * One interface for every encoding we compute with: f32, f16, bf16, q8_0,
+ * q4_0, tq1_0, tq2_0, int8 (codes [rows*cols] then scales [rows*groups], f32
+ * or f16 per qp), and the ternary forms tern, sub1 and sub1-qmoe (through
+ * their fused kernels, qnt_tern.h / qnt_sub1.h / qnt_qmoe.h).
+ *
+ * W is [rows, cols] row-major (PyTorch order: rows = output features). The
+ * _rows variants work on rows row0 .. row0+nrows-1 of a larger tensor, which
+ * is how a caller takes one expert (or the gate half of a packed gate_up) out
+ * of a 3-D [E, F, H] tensor without copying.
+ *
+ * _ref is the truth: per output, sum in double of w*x over j ascending,
+ * rounded to float once; one thread. The fast path (picked once; AVX2+FMA+F16C
+ * when the CPU has them; SUBBIT_REF_KERNELS=1 forces _ref) splits each row into
+ * chunks of 256, sums each chunk in float lanes and the chunks in float; it is
+ * within 1e-5 of _ref relative to sum |w||x| (the tests state it). OpenMP over
+ * rows, schedule(static), one writer per output: results do not depend on the
+ * thread count. qnt_matvec(...) is exactly qnt_matmul(..., n = 1), so a batched
+ * forward and a token-by-token one see bit-identical kernel outputs.
+ *
+ * Kernels never allocate. The row-wise encodings decode a chunk onto the
+ * stack; the variable-length ones (sub1, sub1-qmoe) on a row range narrower
+ * than the tensor decode one row at a time onto the stack, so they need
+ * cols <= QNT_MATVEC_MAX_VARLEN_COLS (qnt_matvec_check tells).
+ * Thread safety: reentrant; must not be called from inside an OpenMP region. */
+#ifndef QNT_MATVEC_H
+#define QNT_MATVEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_dtype.h"
+
+#define QNT_MATVEC_MAX_VARLEN_COLS 16384u
+
+/*! qnt_matvec_check() : whether the kernels can compute with (dt, rows, cols,
+ *  row0, nrows) given nbytes of data: the encoding has a kernel, the shape
+ *  fits it (block multiple) and the rows lie inside nbytes (fixed-size
+ *  encodings). @return SB_OK, SB_EUNSUPPORTED (no kernel for dt / varlen range
+ *  too wide) or SB_EFORMAT (shape or size do not fit). No message. */
+int qnt_matvec_check(enum sb_dtype dt, uint64_t nbytes, const struct sb_qparams *qp, size_t rows,
+                     size_t cols, size_t row0, size_t nrows);
+
+/*! qnt_matvec() : y[rows] = W x[cols]. */
+void qnt_matvec(enum sb_dtype dt, const void *w, uint64_t nbytes, const struct sb_qparams *qp,
+                size_t rows, size_t cols, const float *x, float *y);
+void qnt_matvec_ref(enum sb_dtype dt, const void *w, uint64_t nbytes, const struct sb_qparams *qp,
+                    size_t rows, size_t cols, const float *x, float *y);
+
+/*! qnt_matmul() : Y[n, rows] = X[n, cols] W^T (prompt processing). */
+void qnt_matmul(enum sb_dtype dt, const void *w, uint64_t nbytes, const struct sb_qparams *qp,
+                size_t rows, size_t cols, const float *X, size_t n, float *Y);
+void qnt_matmul_ref(enum sb_dtype dt, const void *w, uint64_t nbytes, const struct sb_qparams *qp,
+                    size_t rows, size_t cols, const float *X, size_t n, float *Y);
+
+/*! qnt_matmul_rows() : Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T for
+ *  the [rows, cols] tensor w. */
+void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
+                     const struct sb_qparams *qp, size_t rows, size_t cols, size_t row0,
+                     size_t nrows, const float *X, size_t n, float *Y);
+void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,
+                         const struct sb_qparams *qp, size_t rows, size_t cols, size_t row0,
+                         size_t nrows, const float *X, size_t n, float *Y);
+
+/*! qnt_matvec_get_row() : row r of the [rows, cols] tensor w decoded to f32
+ *  (embedding lookup). Exact (decoding is exact). */
+void qnt_matvec_get_row(enum sb_dtype dt, const void *w, uint64_t nbytes,
+                        const struct sb_qparams *qp, size_t rows, size_t cols, size_t r,
+                        float *dst);
+
+/*! qnt_matvec_fast_name() : "avx2" or "scalar" — which fast path was picked
+ *  ("ref" when SUBBIT_REF_KERNELS=1 forces the reference). */
+const char *qnt_matvec_fast_name(void);
+
+#endif

@@ -1,0 +1,339 @@
+/* test_matvec.c: qnt_matvec / qnt_matmul per encoding (qnt_matvec.h).
+ * - each encoding's bytes are packed here from known values, following the
+ *   layouts in formats.md §2.5 / qnt_tern.h / sb_dtype.h (an independent
+ *   writer), and _ref must give the double dot of those values;
+ * - fast within 1e-5 of _ref relative to sum |w||x|;
+ * - 1 thread and 4 threads give the same bytes; matmul == matvec per vector,
+ *   bit for bit; a row range == the same rows of the whole. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "qnt_cast.h"
+#include "qnt_matvec.h"
+#include "qnt_tern.h"
+#include "sb_dtype.h"
+#include "sb_err.h"
+#include "test_util.h"
+
+#define ROWS 37
+#define COLS 768   /* a multiple of 256 (tq blocks) and of 32 */
+
+struct packed {
+    enum sb_dtype dt;
+    struct sb_qparams qp;
+    size_t rows, cols;
+    uint8_t *w;
+    uint64_t nbytes;
+    float *val;   /* [rows, cols] the exact values the bytes stand for */
+};
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static uint64_t rng = 12345;
+static int rint_in(int lo, int hi)
+{
+    return lo + (int)(test_rand_u64(&rng) % (uint64_t)(hi - lo + 1));
+}
+
+/* d = 2^-k, exact in f16 */
+static uint16_t f16_pow2(int k)
+{
+    return (uint16_t)((15 - k) << 10);
+}
+
+static void pack(struct packed *P, enum sb_dtype dt, size_t rows, size_t cols, uint32_t group,
+                 enum sb_dtype sdt)
+{
+    memset(P, 0, sizeof *P);
+    P->dt = dt;
+    P->rows = rows;
+    P->cols = cols;
+    P->qp.group = group;
+    P->qp.scale_dtype = sdt;
+    P->val = malloc(rows * cols * sizeof(float));
+    size_t cap = rows * cols * 4 + rows * cols + 1024;
+    P->w = calloc(1, cap);
+    uint8_t *w = P->w;
+    size_t off = 0;
+    for (size_t r = 0; r < rows; r++) {
+        float *v = P->val + r * cols;
+        switch (dt) {
+        case SB_DTYPE_F32:
+            test_fill_normal(v, cols, 100 + r);
+            memcpy(w + r * cols * 4, v, cols * 4);
+            off = rows * cols * 4;
+            break;
+        case SB_DTYPE_F16:
+        case SB_DTYPE_BF16:
+            for (size_t j = 0; j < cols; j++) {
+                int k = rint_in(-2000, 2000);      /* k/256: exact in both */
+                v[j] = (float)k / 256.0f;
+                uint16_t h;
+                if (dt == SB_DTYPE_BF16) {
+                    uint32_t u;
+                    memcpy(&u, &v[j], 4);
+                    h = (uint16_t)(u >> 16);
+                    float back;
+                    u = (uint32_t)h << 16;
+                    memcpy(&back, &u, 4);
+                    v[j] = back;                   /* bf16 keeps 8 bits: truncate k */
+                } else {
+                    h = qnt_f32_to_f16_ref(v[j]);
+                }
+                put16(w + (r * cols + j) * 2, h);
+            }
+            off = rows * cols * 2;
+            break;
+        case SB_DTYPE_Q8_0:
+            for (size_t b = 0; b < cols / 32; b++) {
+                uint8_t *blk = w + (r * cols / 32 + b) * 34;
+                int k = rint_in(1, 6);
+                put16(blk, f16_pow2(k));
+                for (int e = 0; e < 32; e++) {
+                    int q = rint_in(-128, 127);
+                    blk[2 + e] = (uint8_t)(int8_t)q;
+                    v[b * 32 + e] = (float)q * ldexpf(1.0f, -k);
+                }
+            }
+            off = rows * cols / 32 * 34;
+            break;
+        case SB_DTYPE_Q4_0:
+            for (size_t b = 0; b < cols / 32; b++) {
+                uint8_t *blk = w + (r * cols / 32 + b) * 18;
+                int k = rint_in(1, 6);
+                put16(blk, f16_pow2(k));
+                for (int e = 0; e < 32; e++) {
+                    int q = rint_in(0, 15);
+                    if (e < 16)
+                        blk[2 + e] = (uint8_t)((blk[2 + e] & 0xF0) | q);
+                    else
+                        blk[2 + e - 16] = (uint8_t)((blk[2 + e - 16] & 0x0F) | (q << 4));
+                    v[b * 32 + e] = (float)(q - 8) * ldexpf(1.0f, -k);
+                }
+            }
+            off = rows * cols / 32 * 18;
+            break;
+        case SB_DTYPE_TQ2_0:
+            for (size_t b = 0; b < cols / 256; b++) {
+                uint8_t *blk = w + (r * cols / 256 + b) * 66;
+                int k = rint_in(0, 5);
+                put16(blk + 64, f16_pow2(k));
+                for (int e = 0; e < 256; e++) {
+                    int t = rint_in(0, 2), c = e / 128, rr = e % 128, l = rr / 32, kk = rr % 32;
+                    blk[32 * c + kk] |= (uint8_t)(t << (2 * l));
+                    v[b * 256 + e] = (float)(t - 1) * ldexpf(1.0f, -k);
+                }
+            }
+            off = rows * cols / 256 * 66;
+            break;
+        case SB_DTYPE_TQ1_0:
+            for (size_t b = 0; b < cols / 256; b++) {
+                uint8_t *blk = w + (r * cols / 256 + b) * 54;
+                int k = rint_in(0, 5);
+                put16(blk + 52, f16_pow2(k));
+                int trit[256];
+                for (int e = 0; e < 256; e++) {
+                    trit[e] = rint_in(0, 2);
+                    v[b * 256 + e] = (float)(trit[e] - 1) * ldexpf(1.0f, -k);
+                }
+                /* byte -> its trits, big end first, per the table in formats.md */
+                int val[52] = { 0 }, cnt[52] = { 0 };
+                for (int e = 0; e < 256; e++) {
+                    int byte, n;
+                    if (e < 160) { byte = e % 32; n = e / 32; }
+                    else if (e < 240) { byte = 32 + (e - 160) % 16; n = (e - 160) / 16; }
+                    else { byte = 48 + (e - 240) % 4; n = (e - 240) / 4; }
+                    int p3 = 1;
+                    for (int i = 0; i < 4 - n; i++)
+                        p3 *= 3;
+                    val[byte] += trit[e] * p3;
+                    cnt[byte]++;
+                }
+                for (int i = 0; i < 52; i++)
+                    blk[i] = (uint8_t)((val[i] * 256 + 242) / 243);
+            }
+            off = rows * cols / 256 * 54;
+            break;
+        case SB_DTYPE_INT8: {
+            size_t g = group ? group : cols, groups = (cols + g - 1) / g;
+            size_t sb = sdt == SB_DTYPE_F16 ? 2 : 4;
+            uint8_t *sc = w + rows * cols + r * groups * sb;
+            for (size_t gi = 0; gi < groups; gi++) {
+                float s = ldexpf((float)rint_in(1, 7), -rint_in(4, 8));
+                if (sb == 2)
+                    put16(sc + gi * 2, qnt_f32_to_f16_ref(s));
+                else
+                    memcpy(sc + gi * 4, &s, 4);
+                for (size_t j = gi * g; j < cols && j < (gi + 1) * g; j++) {
+                    int q = rint_in(-127, 127);
+                    w[r * cols + j] = (uint8_t)(int8_t)q;
+                    v[j] = (float)q * s;
+                }
+            }
+            off = rows * cols + rows * groups * sb;
+            break;
+        }
+        case SB_DTYPE_TERN: {
+            uint8_t *row = w + r * qnt_tern_row_bytes(cols);
+            float lo = -ldexpf(1.0f, -rint_in(1, 4)), hi = ldexpf(3.0f, -rint_in(2, 5));
+            put16(row, qnt_f32_to_bf16_ref(lo));
+            put16(row + 2, qnt_f32_to_bf16_ref(hi));
+            for (size_t j = 0; j < cols; j++) {
+                int s = rint_in(0, 2);
+                row[4 + j / 4] |= (uint8_t)(s << (2 * (j % 4)));
+                v[j] = s == 1 ? lo : s == 2 ? hi : 0.0f;
+            }
+            off = rows * qnt_tern_row_bytes(cols);
+            break;
+        }
+        default:
+            ck_abort_msg("no packer");
+        }
+    }
+    P->nbytes = off;
+}
+
+static void unpack(struct packed *P)
+{
+    free(P->w);
+    free(P->val);
+}
+
+static const struct { enum sb_dtype dt; size_t cols; uint32_t group; enum sb_dtype sdt; } cases[] = {
+    { SB_DTYPE_F32, COLS, 0, 0 },   { SB_DTYPE_F32, 100, 0, 0 },
+    { SB_DTYPE_F16, COLS, 0, 0 },   { SB_DTYPE_F16, 77, 0, 0 },
+    { SB_DTYPE_BF16, COLS, 0, 0 },  { SB_DTYPE_BF16, 300, 0, 0 },
+    { SB_DTYPE_Q8_0, COLS, 0, 0 },  { SB_DTYPE_Q8_0, 96, 0, 0 },
+    { SB_DTYPE_Q4_0, COLS, 0, 0 },  { SB_DTYPE_TQ1_0, COLS, 0, 0 },
+    { SB_DTYPE_TQ2_0, COLS, 0, 0 }, { SB_DTYPE_TQ2_0, 512, 0, 0 },
+    { SB_DTYPE_INT8, COLS, 0, SB_DTYPE_F32 }, { SB_DTYPE_INT8, 100, 7, SB_DTYPE_F16 },
+    { SB_DTYPE_INT8, COLS, 128, SB_DTYPE_F16 },
+    { SB_DTYPE_TERN, COLS, 0, 0 },  { SB_DTYPE_TERN, 101, 0, 0 },
+};
+#define N_CASES (int)(sizeof cases / sizeof cases[0])
+
+/* _ref == the double dot of the values the packer meant */
+START_TEST(test_ref_is_exact_dot)
+{
+    struct packed P;
+    pack(&P, cases[_i].dt, ROWS, cases[_i].cols, cases[_i].group, cases[_i].sdt);
+    ck_assert_int_eq(qnt_matvec_check(P.dt, P.nbytes, &P.qp, P.rows, P.cols, 0, P.rows), 0);
+    float *x = malloc(P.cols * sizeof *x), y[ROWS];
+    test_fill_normal(x, P.cols, 7 + (uint64_t)_i);
+    qnt_matvec_ref(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, x, y);
+    for (size_t r = 0; r < P.rows; r++) {
+        double want = 0, mag = 0;
+        for (size_t j = 0; j < P.cols; j++) {
+            want += (double)P.val[r * P.cols + j] * x[j];
+            mag += fabs((double)P.val[r * P.cols + j] * x[j]);
+        }
+        ck_assert_msg(fabs(y[r] - want) <= 1e-7 * mag + 1e-30, "%s row %zu: %.9g vs %.9g",
+                      sb_dtype_name(P.dt), r, (double)y[r], want);
+    }
+    /* row decode is exact */
+    float *row = malloc(P.cols * sizeof *row);
+    for (size_t r = 0; r < P.rows; r += 5) {
+        qnt_matvec_get_row(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, r, row);
+        ck_assert_mem_eq(row, P.val + r * P.cols, P.cols * sizeof *row);
+    }
+    free(row);
+    free(x);
+    unpack(&P);
+}
+END_TEST
+
+/* fast within 1e-5 of ref (relative to sum |w||x|); threads never change bytes */
+START_TEST(test_fast_vs_ref_and_threads)
+{
+    struct packed P;
+    pack(&P, cases[_i].dt, ROWS, cases[_i].cols, cases[_i].group, cases[_i].sdt);
+    const size_t n = 11;
+    float *X = malloc(n * P.cols * sizeof *X);
+    float *Yr = malloc(n * P.rows * sizeof *Yr), *Y1 = malloc(n * P.rows * sizeof *Y1);
+    float *Y4 = malloc(n * P.rows * sizeof *Y4), *yv = malloc(P.rows * sizeof *yv);
+    test_fill_normal(X, n * P.cols, 99 + (uint64_t)_i);
+    qnt_matmul_ref(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, X, n, Yr);
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    qnt_matmul(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, X, n, Y1);
+#ifdef _OPENMP
+    omp_set_num_threads(4);
+#endif
+    qnt_matmul(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, X, n, Y4);
+    ck_assert_mem_eq(Y1, Y4, n * P.rows * sizeof *Y1);
+    for (size_t t = 0; t < n; t++) {
+        qnt_matvec(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, X + t * P.cols, yv);
+        ck_assert_mem_eq(yv, Y4 + t * P.rows, P.rows * sizeof *yv);
+        for (size_t r = 0; r < P.rows; r++) {
+            double mag = 0;
+            for (size_t j = 0; j < P.cols; j++)
+                mag += fabs((double)P.val[r * P.cols + j] * X[t * P.cols + j]);
+            ck_assert_msg(fabs((double)Y4[t * P.rows + r] - Yr[t * P.rows + r]) <= 1e-5 * mag,
+                          "%s: fast %.9g ref %.9g", sb_dtype_name(P.dt),
+                          (double)Y4[t * P.rows + r], (double)Yr[t * P.rows + r]);
+        }
+    }
+    /* rows 5..5+20 of the tensor, on their own */
+    float *Ys = malloc(n * 20 * sizeof *Ys);
+    qnt_matmul_rows(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, 5, 20, X, n, Ys);
+    for (size_t t = 0; t < n; t++)
+        for (size_t r = 0; r < 20; r++) {
+            float a = Ys[t * 20 + r], b = Y4[t * P.rows + 5 + r];
+            if (P.dt == SB_DTYPE_TERN)   /* full range uses the fused tern kernel */
+                ck_assert_float_eq_tol(a, b, 1e-4f);
+            else
+                ck_assert_mem_eq(&a, &b, sizeof a);
+        }
+    qnt_matmul_rows_ref(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, 5, 20, X, n, Ys);
+    for (size_t t = 0; t < n; t++)
+        for (size_t r = 0; r < 20; r++)
+            ck_assert_float_eq_tol(Ys[t * 20 + r], Yr[t * P.rows + 5 + r],
+                                   1e-6f * (1 + fabsf(Ys[t * 20 + r])));
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+    free(Ys);
+    free(X);
+    free(Yr);
+    free(Y1);
+    free(Y4);
+    free(yv);
+    unpack(&P);
+}
+END_TEST
+
+START_TEST(test_check_rejects)
+{
+    struct sb_qparams qp = { 0 };
+    ck_assert_int_eq(qnt_matvec_check(SB_DTYPE_Q8_0, 34 * 4, &qp, 4, 33, 0, 4), SB_EFORMAT);
+    ck_assert_int_eq(qnt_matvec_check(SB_DTYPE_Q8_0, 34 * 3, &qp, 4, 32, 0, 4), SB_EFORMAT);
+    ck_assert_int_eq(qnt_matvec_check(SB_DTYPE_Q8_0, 34 * 4, &qp, 4, 32, 0, 4), SB_OK);
+    ck_assert_int_eq(qnt_matvec_check(SB_DTYPE_F32, 64, &qp, 4, 4, 2, 3), SB_EINVAL);
+    ck_assert_int_eq(qnt_matvec_check(SB_DTYPE_Q4_K, 1 << 20, &qp, 4, 256, 0, 4),
+                     SB_EUNSUPPORTED);
+    ck_assert_int_eq(qnt_matvec_check(SB_DTYPE_SUB1, 100, &qp, 4, 1 << 20, 0, 2),
+                     SB_EUNSUPPORTED);
+}
+END_TEST
+
+Suite *quant_matvec_suite(void)
+{
+    Suite *s = suite_create("quant_matvec");
+    TCase *tc = tcase_create("matvec");
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, test_ref_is_exact_dot, 0, N_CASES);
+    tcase_add_loop_test(tc, test_fast_vs_ref_and_threads, 0, N_CASES);
+    tcase_add_test(tc, test_check_rejects);
+    suite_add_tcase(s, tc);
+    return s;
+}

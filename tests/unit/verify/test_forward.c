@@ -1,0 +1,700 @@
+/* test_forward.c: the reference core on tiny synthetic models built in memory.
+ * - an independent float64 forward written here (whole sequence at once, no
+ *   cache, causal mask) for dense, Mixtral-style and Qwen2-MoE-style models;
+ * - RoPE: a GGUF-named interleaved model and its HF-named, Q/K-permuted
+ *   half-split twin (formats.md §2.8) give the same logits;
+ * - MoE routing worked by hand on a 2-expert toy;
+ * - batched == token by token, and a KV cache filled in two calls == one call;
+ * - a missing tensor is one error naming it. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt_model.h"
+#include "sb_alloc.h"
+#include "test_util.h"
+#include "vfy_metrics.h"
+#include "vfy_model.h"
+#include "vfy_ppl.h"
+
+struct spec {
+    int L, dim, nh, nkv, hd, F, V, E, K;
+    bool qwen, bias, tied, hf, packed;
+    int step, S;   /* qwen: decoder_sparse_step, shared expert width */
+};
+
+/* weights in [out, in] row-major, GGUF orientation (interleaved RoPE) */
+struct lw {
+    float *an, *fn, *wq, *wk, *wv, *wo, *bq, *bk, *bv;
+    float *g, *u, *d;                 /* dense */
+    float *router, *eg[8], *eu[8], *ed[8];
+    float *sg, *su, *sd, *sgi;
+};
+struct tm {
+    struct spec s;
+    float *embd, *outn, *out;
+    struct lw l[4];
+};
+
+static uint64_t seed = 1;
+static float *rnd(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p);
+    test_fill_normal(p, n, seed++);
+    for (size_t i = 0; i < n; i++)
+        p[i] *= scale;
+    return p;
+}
+
+static bool layer_moe(const struct spec *s, int l)
+{
+    return s->E > 0 && (!s->qwen || (l + 1) % s->step == 0);
+}
+
+static void tm_make(struct tm *t, struct spec s)
+{
+    memset(t, 0, sizeof *t);
+    t->s = s;
+    const size_t D = s.dim, qd = s.nh * s.hd, kd = s.nkv * s.hd;
+    t->embd = rnd(s.V * D, 1.0f);
+    t->outn = rnd(D, 0.2f);
+    for (size_t i = 0; i < D; i++)
+        t->outn[i] += 1.0f;
+    t->out = s.tied ? t->embd : rnd(s.V * D, 0.3f);
+    for (int l = 0; l < s.L; l++) {
+        struct lw *w = &t->l[l];
+        w->an = rnd(D, 0.2f);
+        w->fn = rnd(D, 0.2f);
+        for (size_t i = 0; i < D; i++) {
+            w->an[i] += 1.0f;
+            w->fn[i] += 1.0f;
+        }
+        w->wq = rnd(qd * D, 0.4f);
+        w->wk = rnd(kd * D, 0.4f);
+        w->wv = rnd(kd * D, 0.4f);
+        w->wo = rnd(D * qd, 0.3f);
+        if (s.bias) {
+            w->bq = rnd(qd, 0.3f);
+            w->bk = rnd(kd, 0.3f);
+            w->bv = rnd(kd, 0.3f);
+        }
+        if (!layer_moe(&s, l)) {
+            w->g = rnd(s.F * D, 0.3f);
+            w->u = rnd(s.F * D, 0.3f);
+            w->d = rnd(D * s.F, 0.3f);
+            continue;
+        }
+        w->router = rnd(s.E * D, 0.8f);
+        for (int e = 0; e < s.E; e++) {
+            w->eg[e] = rnd(s.F * D, 0.3f);
+            w->eu[e] = rnd(s.F * D, 0.3f);
+            w->ed[e] = rnd(D * s.F, 0.3f);
+        }
+        if (s.S) {
+            w->sg = rnd(s.S * D, 0.3f);
+            w->su = rnd(s.S * D, 0.3f);
+            w->sd = rnd(D * s.S, 0.3f);
+            w->sgi = rnd(D, 0.5f);
+        }
+    }
+}
+
+static void tm_free(struct tm *t)
+{
+    free(t->embd);
+    free(t->outn);
+    if (!t->s.tied)
+        free(t->out);
+    for (int l = 0; l < t->s.L; l++) {
+        struct lw *w = &t->l[l];
+        float *all[] = { w->an, w->fn, w->wq, w->wk, w->wv, w->wo, w->bq, w->bk, w->bv, w->g,
+                         w->u, w->d, w->router, w->sg, w->su, w->sd, w->sgi };
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            free(all[i]);
+        for (int e = 0; e < 8; e++) {
+            free(w->eg[e]);
+            free(w->eu[e]);
+            free(w->ed[e]);
+        }
+    }
+}
+
+/* ---- the fmt_model ------------------------------------------------------------ */
+
+static void add(struct fmt_model *m, const char *name, const float *v, int ndim, int64_t d0,
+                int64_t d1, int64_t d2)
+{
+    struct fmt_tensor *t = fmt_model_add_tensor(m, name);
+    ck_assert_ptr_nonnull(t);
+    t->dtype = SB_DTYPE_F32;
+    t->ndim = ndim;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->shape[2] = d2;
+    size_t n = (size_t)d0 * (ndim > 1 ? (size_t)d1 : 1) * (ndim > 2 ? (size_t)d2 : 1);
+    t->owned = sb_malloc(n * 4);
+    memcpy(t->owned, v, n * 4);
+    t->data = t->owned;
+    t->nbytes = n * 4;
+    t->map_index = -1;
+}
+
+/* HF row order of q/k from the GGUF one (formats.md §2.8): HF row h*hd + t*hd/2 + j
+ * is GGUF row h*hd + 2j + t. */
+static float *unpermute(const float *w, int nheads, int hd, int cols)
+{
+    float *o = malloc((size_t)nheads * hd * cols * sizeof *o);
+    for (int h = 0; h < nheads; h++)
+        for (int j = 0; j < hd / 2; j++)
+            for (int t = 0; t < 2; t++)
+                memcpy(o + ((size_t)h * hd + t * hd / 2 + j) * cols,
+                       w + ((size_t)h * hd + 2 * j + t) * cols, (size_t)cols * sizeof *o);
+    return o;
+}
+
+static struct fmt_model *tm_model(const struct tm *t)
+{
+    const struct spec *s = &t->s;
+    struct fmt_model *m = fmt_model_new();
+    char n[160];
+    const int D = s->dim, qd = s->nh * s->hd, kd = s->nkv * s->hd;
+    m->path = sb_strdup(s->hf ? "toy-hf" : "toy.gguf");
+    m->has_arch = true;
+    struct fmt_arch *a = &m->arch;
+    a->kind = s->qwen ? FMT_ARCH_QWEN2_MOE : s->E ? FMT_ARCH_MIXTRAL : FMT_ARCH_LLAMA;
+    a->n_layers = s->L;
+    a->dim = D;
+    a->hidden_dim = s->F;
+    a->n_heads = s->nh;
+    a->n_kv_heads = s->nkv;
+    a->head_dim = s->hd;
+    a->vocab_size = s->V;
+    a->n_ctx = 64;
+    a->norm_eps = 1e-5f;
+    a->rope_theta = 10000.0f;
+    a->rope_layout = s->hf ? FMT_ROPE_HALF : FMT_ROPE_INTERLEAVED;
+    a->tied_embeddings = s->tied;
+    a->qkv_bias = s->bias;
+    a->n_experts = s->E;
+    a->n_experts_used = s->K;
+    a->moe_hidden_dim = s->F;
+    a->shared_hidden_dim = s->S;
+    a->norm_topk_prob = false;
+    a->decoder_sparse_step = s->step;
+    add(m, s->hf ? "model.embed_tokens.weight" : "token_embd.weight", t->embd, 2, s->V, D, 0);
+    add(m, s->hf ? "model.norm.weight" : "output_norm.weight", t->outn, 1, D, 0, 0);
+    if (!s->tied)
+        add(m, s->hf ? "lm_head.weight" : "output.weight", t->out, 2, s->V, D, 0);
+    for (int l = 0; l < s->L; l++) {
+        const struct lw *w = &t->l[l];
+#define N(g, h) (snprintf(n, sizeof n, s->hf ? "model.layers.%d." h : "blk.%d." g, l), n)
+        add(m, N("attn_norm.weight", "input_layernorm.weight"), w->an, 1, D, 0, 0);
+        add(m, N("ffn_norm.weight", "post_attention_layernorm.weight"), w->fn, 1, D, 0, 0);
+        float *q = s->hf ? unpermute(w->wq, s->nh, s->hd, D) : NULL;
+        float *k = s->hf ? unpermute(w->wk, s->nkv, s->hd, D) : NULL;
+        add(m, N("attn_q.weight", "self_attn.q_proj.weight"), q ? q : w->wq, 2, qd, D, 0);
+        add(m, N("attn_k.weight", "self_attn.k_proj.weight"), k ? k : w->wk, 2, kd, D, 0);
+        free(q);
+        free(k);
+        add(m, N("attn_v.weight", "self_attn.v_proj.weight"), w->wv, 2, kd, D, 0);
+        add(m, N("attn_output.weight", "self_attn.o_proj.weight"), w->wo, 2, D, qd, 0);
+        if (s->bias) {
+            float *bq = s->hf ? unpermute(w->bq, s->nh, s->hd, 1) : NULL;
+            float *bk = s->hf ? unpermute(w->bk, s->nkv, s->hd, 1) : NULL;
+            add(m, N("attn_q.bias", "self_attn.q_proj.bias"), bq ? bq : w->bq, 1, qd, 0, 0);
+            add(m, N("attn_k.bias", "self_attn.k_proj.bias"), bk ? bk : w->bk, 1, kd, 0, 0);
+            add(m, N("attn_v.bias", "self_attn.v_proj.bias"), w->bv, 1, kd, 0, 0);
+            free(bq);
+            free(bk);
+        }
+        if (!layer_moe(s, l)) {
+            add(m, N("ffn_gate.weight", "mlp.gate_proj.weight"), w->g, 2, s->F, D, 0);
+            add(m, N("ffn_up.weight", "mlp.up_proj.weight"), w->u, 2, s->F, D, 0);
+            add(m, N("ffn_down.weight", "mlp.down_proj.weight"), w->d, 2, D, s->F, 0);
+            continue;
+        }
+        add(m, N("ffn_gate_inp.weight", "mlp.gate.weight"), w->router, 2, s->E, D, 0);
+        if (s->hf && !s->packed) {
+            for (int e = 0; e < s->E; e++) {
+                snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.gate_proj.weight", l, e);
+                add(m, n, w->eg[e], 2, s->F, D, 0);
+                snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.up_proj.weight", l, e);
+                add(m, n, w->eu[e], 2, s->F, D, 0);
+                snprintf(n, sizeof n, "model.layers.%d.mlp.experts.%d.down_proj.weight", l, e);
+                add(m, n, w->ed[e], 2, D, s->F, 0);
+            }
+        } else if (s->hf) {   /* packed: gate_up [E, 2F, D], down [E, D, F] */
+            size_t fd = (size_t)s->F * D;
+            float *gu = malloc(2 * fd * s->E * sizeof *gu), *dn = malloc(fd * s->E * sizeof *dn);
+            for (int e = 0; e < s->E; e++) {
+                memcpy(gu + 2 * fd * e, w->eg[e], fd * 4);
+                memcpy(gu + 2 * fd * e + fd, w->eu[e], fd * 4);
+                memcpy(dn + fd * e, w->ed[e], fd * 4);
+            }
+            snprintf(n, sizeof n, "model.layers.%d.mlp.experts.gate_up_proj", l);
+            add(m, n, gu, 3, s->E, 2 * s->F, D);
+            snprintf(n, sizeof n, "model.layers.%d.mlp.experts.down_proj", l);
+            add(m, n, dn, 3, s->E, D, s->F);
+            free(gu);
+            free(dn);
+        } else {   /* GGUF 3-D: [E, F, D] and [E, D, F] */
+            size_t fd = (size_t)s->F * D;
+            float *g = malloc(fd * s->E * 4), *u = malloc(fd * s->E * 4), *d = malloc(fd * s->E * 4);
+            for (int e = 0; e < s->E; e++) {
+                memcpy(g + fd * e, w->eg[e], fd * 4);
+                memcpy(u + fd * e, w->eu[e], fd * 4);
+                memcpy(d + fd * e, w->ed[e], fd * 4);
+            }
+            add(m, N("ffn_gate_exps.weight", "x"), g, 3, s->E, s->F, D);
+            add(m, N("ffn_up_exps.weight", "x"), u, 3, s->E, s->F, D);
+            add(m, N("ffn_down_exps.weight", "x"), d, 3, s->E, D, s->F);
+            free(g);
+            free(u);
+            free(d);
+        }
+        if (s->S) {
+            add(m, N("ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight"), w->sgi, 2, 1, D, 0);
+            add(m, N("ffn_gate_shexp.weight", "mlp.shared_expert.gate_proj.weight"), w->sg, 2, s->S, D, 0);
+            add(m, N("ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight"), w->su, 2, s->S, D, 0);
+            add(m, N("ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight"), w->sd, 2, D, s->S, 0);
+        }
+#undef N
+    }
+    return m;
+}
+
+/* ---- the float64 oracle: whole sequence, no cache, interleaved RoPE ------------- */
+
+static void mv(const float *w, const double *x, int rows, int cols, double *y)
+{
+    for (int r = 0; r < rows; r++) {
+        double s = 0;
+        for (int j = 0; j < cols; j++)
+            s += (double)w[(size_t)r * cols + j] * x[j];
+        y[r] = s;
+    }
+}
+
+static void rms(const double *x, const float *w, int n, double *o)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    double s = 1.0 / sqrt(ss / n + 1e-5);
+    for (int i = 0; i < n; i++)
+        o[i] = w[i] * x[i] * s;
+}
+
+static void ffn(const float *g, const float *u, const float *d, int F, int D, const double *x,
+                double *out)
+{
+    double h[64], h2[64];
+    mv(g, x, F, D, h);
+    mv(u, x, F, D, h2);
+    for (int i = 0; i < F; i++)
+        h[i] = h[i] / (1 + exp(-h[i])) * h2[i];
+    mv(d, h, D, F, out);
+}
+
+static void oracle(const struct tm *t, const int32_t *tok, int n, double *logits)
+{
+    const struct spec *s = &t->s;
+    const int D = s->dim, hd = s->hd, qd = s->nh * hd, kd = s->nkv * hd;
+    double *X = calloc((size_t)n * D, 8), *Q = calloc((size_t)n * qd, 8);
+    double *K = calloc((size_t)n * kd, 8), *V = calloc((size_t)n * kd, 8);
+    double xn[64], o[64], tmp[64], att[64];
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < D; d++)
+            X[i * D + d] = t->embd[(size_t)tok[i] * D + d];
+    for (int l = 0; l < s->L; l++) {
+        const struct lw *w = &t->l[l];
+        for (int i = 0; i < n; i++) {
+            rms(X + i * D, w->an, D, xn);
+            mv(w->wq, xn, qd, D, Q + i * qd);
+            mv(w->wk, xn, kd, D, K + i * kd);
+            mv(w->wv, xn, kd, D, V + i * kd);
+            for (int d = 0; s->bias && d < qd; d++)
+                Q[i * qd + d] += w->bq[d];
+            for (int d = 0; s->bias && d < kd; d++) {
+                K[i * kd + d] += w->bk[d];
+                V[i * kd + d] += w->bv[d];
+            }
+            for (int v = 0; v < qd + kd; v++) {   /* rotate pairs (2j, 2j+1) */
+                if (v % 2)
+                    continue;
+                double *p = v < qd ? Q + i * qd + v : K + i * kd + (v - qd);
+                int j = (v % hd) / 2;
+                double ang = i * pow(10000.0, -2.0 * j / hd), c = cos(ang), sn = sin(ang);
+                double a = p[0], b = p[1];
+                p[0] = a * c - b * sn;
+                p[1] = a * sn + b * c;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            for (int h = 0; h < s->nh; h++) {
+                int kh = h / (s->nh / s->nkv);
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    double sc = 0;
+                    for (int d = 0; d < hd; d++)
+                        sc += Q[i * qd + h * hd + d] * K[j * kd + kh * hd + d];
+                    att[j] = sc / sqrt((double)hd);
+                    mx = att[j] > mx ? att[j] : mx;
+                }
+                for (int j = 0; j <= i; j++)
+                    sum += (att[j] = exp(att[j] - mx));
+                for (int d = 0; d < hd; d++) {
+                    double acc = 0;
+                    for (int j = 0; j <= i; j++)
+                        acc += att[j] / sum * V[j * kd + kh * hd + d];
+                    o[h * hd + d] = acc;
+                }
+            }
+            mv(w->wo, o, D, qd, tmp);
+            for (int d = 0; d < D; d++)
+                X[i * D + d] += tmp[d];
+            rms(X + i * D, w->fn, D, xn);
+            double acc[64] = { 0 };
+            if (!layer_moe(s, l)) {
+                ffn(w->g, w->u, w->d, s->F, D, xn, acc);
+            } else {
+                double r[8], p[8], mx = -1e300, sum = 0, wsum = 0;
+                int sel[8];
+                mv(w->router, xn, s->E, D, r);
+                for (int e = 0; e < s->E; e++)
+                    mx = r[e] > mx ? r[e] : mx;
+                for (int e = 0; e < s->E; e++)
+                    sum += (p[e] = exp(r[e] - mx));
+                for (int k = 0; k < s->K; k++) {
+                    int b = -1;
+                    for (int e = 0; e < s->E; e++) {
+                        int taken = 0;
+                        for (int j = 0; j < k; j++)
+                            taken |= sel[j] == e;
+                        if (!taken && (b < 0 || p[e] > p[b]))
+                            b = e;
+                    }
+                    sel[k] = b;
+                    wsum += p[b] / sum;
+                }
+                for (int k = 0; k < s->K; k++) {
+                    double wt = p[sel[k]] / sum / (s->qwen ? 1.0 : wsum);
+                    ffn(w->eg[sel[k]], w->eu[sel[k]], w->ed[sel[k]], s->F, D, xn, tmp);
+                    for (int d = 0; d < D; d++)
+                        acc[d] += wt * tmp[d];
+                }
+                if (s->S) {
+                    double g = 0;
+                    for (int d = 0; d < D; d++)
+                        g += w->sgi[d] * xn[d];
+                    ffn(w->sg, w->su, w->sd, s->S, D, xn, tmp);
+                    for (int d = 0; d < D; d++)
+                        acc[d] += tmp[d] / (1 + exp(-g));
+                }
+            }
+            for (int d = 0; d < D; d++)
+                X[i * D + d] += acc[d];
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        rms(X + i * D, t->outn, D, xn);
+        mv(t->out, xn, s->V, D, logits + (size_t)i * s->V);
+    }
+    free(X);
+    free(Q);
+    free(K);
+    free(V);
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static const int32_t toks[12] = { 3, 7, 1, 0, 19, 5, 5, 12, 8, 2, 17, 11 };
+#define NT 12
+
+static float *core_logits(const struct fmt_model *m, size_t batch, size_t split)
+{
+    struct sb_err err = { 0 };
+    struct vfy_model *vm;
+    struct vfy_ctx *ctx;
+    ck_assert_msg(vfy_model_new(&vm, m, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(vfy_ctx_new(&ctx, vm, 32, batch, &err), 0);
+    const size_t V = (size_t)vfy_model_info(vm)->vocab;
+    float *lg = malloc(NT * V * sizeof *lg);
+    if (split == 0) {
+        ck_assert_int_eq(vfy_forward(ctx, toks, NT, 0, lg, true, &err), 0);
+    } else {
+        ck_assert_int_eq(vfy_forward(ctx, toks, split, 0, lg, true, &err), 0);
+        ck_assert_int_eq(vfy_forward(ctx, toks + split, NT - split, split, lg + split * V, true, &err), 0);
+    }
+    vfy_ctx_free(ctx);
+    vfy_model_free(vm);
+    return lg;
+}
+
+static void assert_close(const float *a, const double *b, size_t n, double tol, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(a[i] - b[i]) <= tol, "%s[%zu]: %.8g vs %.8g", what, i, (double)a[i], b[i]);
+}
+
+static const struct spec dense = { 2, 16, 4, 2, 4, 24, 20, 0, 0, false, false, false, false, false, 1, 0 };
+static const struct spec mixtral = { 2, 16, 4, 2, 4, 12, 20, 4, 2, false, false, true, false, false, 1, 0 };
+static const struct spec qwen = { 2, 16, 4, 2, 4, 12, 20, 4, 2, true, true, false, false, false, 2, 10 };
+
+static const struct spec *oracle_specs[] = { &dense, &mixtral, &qwen };
+
+/* the core against the float64 oracle, GGUF names */
+START_TEST(test_oracle)
+{
+    struct tm t;
+    tm_make(&t, *oracle_specs[_i]);
+    struct fmt_model *m = tm_model(&t);
+    double *want = malloc(NT * t.s.V * sizeof *want);
+    oracle(&t, toks, NT, want);
+    float *got = core_logits(m, 32, 0);
+    assert_close(got, want, (size_t)NT * t.s.V, 2e-5, "logits");
+    free(got);
+    free(want);
+    fmt_model_free(m);
+    tm_free(&t);
+}
+END_TEST
+
+/* the HF-named half-split twin (q/k rows permuted), classic and packed experts */
+START_TEST(test_rope_twin)
+{
+    struct tm t;
+    struct spec s = *oracle_specs[_i % 3];
+    tm_make(&t, s);
+    struct fmt_model *g = tm_model(&t);
+    t.s.hf = true;
+    t.s.packed = _i >= 3;
+    struct fmt_model *h = tm_model(&t);
+    float *a = core_logits(g, 32, 0), *b = core_logits(h, 32, 0);
+    for (size_t i = 0; i < (size_t)NT * s.V; i++)
+        ck_assert_msg(fabsf(a[i] - b[i]) <= 1e-5f, "[%zu] %.8g vs %.8g", i, (double)a[i], (double)b[i]);
+    free(a);
+    free(b);
+    fmt_model_free(g);
+    fmt_model_free(h);
+    tm_free(&t);
+}
+END_TEST
+
+/* batched == token by token; a cache filled in two calls == one call */
+START_TEST(test_batch_and_cache)
+{
+    struct tm t;
+    tm_make(&t, *oracle_specs[_i]);
+    struct fmt_model *m = tm_model(&t);
+    const size_t n = (size_t)NT * t.s.V;
+    float *all = core_logits(m, 32, 0), *one = core_logits(m, 1, 0), *three = core_logits(m, 3, 0);
+    float *split = core_logits(m, 32, 5);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_float_eq_tol(all[i], one[i], 1e-5f);
+        ck_assert_float_eq_tol(all[i], three[i], 1e-5f);
+        ck_assert_float_eq_tol(all[i], split[i], 1e-5f);
+    }
+    /* last-only logits equal the last row */
+    struct sb_err err = { 0 };
+    struct vfy_model *vm;
+    struct vfy_ctx *ctx;
+    ck_assert_int_eq(vfy_model_new(&vm, m, &err), 0);
+    ck_assert_int_eq(vfy_ctx_new(&ctx, vm, 32, 4, &err), 0);
+    float last[64];
+    ck_assert_int_eq(vfy_forward(ctx, toks, NT, 0, last, false, &err), 0);
+    for (int v = 0; v < t.s.V; v++)
+        ck_assert_float_eq_tol(last[v], all[(NT - 1) * t.s.V + v], 1e-5f);
+    /* past the context: an error, not a write */
+    ck_assert_int_eq(vfy_forward(ctx, toks, NT, 30, last, false, &err), -5);
+    vfy_ctx_free(ctx);
+    vfy_model_free(vm);
+    free(all);
+    free(one);
+    free(three);
+    free(split);
+    fmt_model_free(m);
+    tm_free(&t);
+}
+END_TEST
+
+/* 2 experts, 1 layer, attention switched off (wo = 0): the FFN by hand.
+ * One token: x = embedding row; xn = rmsnorm(x) (weights 1); router picks by
+ * its logits; Mixtral top-1 renormalised gives weight exactly 1, Qwen top-1
+ * without renormalisation gives p = softmax(r)[best]. */
+START_TEST(test_moe_by_hand)
+{
+    struct spec s = { 1, 4, 1, 1, 4, 2, 3, 2, 1, _i == 1, false, true, false, false, 1, 0 };
+    struct tm t;
+    tm_make(&t, s);
+    struct lw *w = &t.l[0];
+    memset(w->wo, 0, 4 * 4 * sizeof(float));
+    for (int i = 0; i < 4; i++)
+        w->an[i] = w->fn[i] = t.outn[i] = 1.0f;
+    static const float E0[3][4] = { { 2, 0, 0, 0 }, { 0, 2, 0, 0 }, { 0, 0, 2, 0 } };
+    memcpy(t.embd, E0, sizeof E0);   /* token 1 is (0, 2, 0, 0): xn = (0, 2, 0, 0) */
+    const float R[2][4] = { { 0, 1.0f, 0, 0 }, { 0, 0.25f, 0, 0 } };   /* logits 2, 0.5 */
+    memcpy(w->router, R, sizeof R);
+    /* expert e: gate row f = (0, 1, 0, 0), up = (0, 1+e, 0, 0); down puts h into dim 3 */
+    for (int e = 0; e < 2; e++) {
+        memset(w->eg[e], 0, 2 * 4 * 4);
+        memset(w->eu[e], 0, 2 * 4 * 4);
+        memset(w->ed[e], 0, 4 * 2 * 4);
+        w->eg[e][1] = 1.0f;
+        w->eu[e][1] = 1.0f + (float)e;
+        w->ed[e][3 * 2 + 0] = 1.0f;
+    }
+    struct fmt_model *m = tm_model(&t);
+    struct sb_err err = { 0 };
+    struct vfy_model *vm;
+    struct vfy_ctx *ctx;
+    ck_assert_int_eq(vfy_model_new(&vm, m, &err), 0);
+    ck_assert_int_eq(vfy_ctx_new(&ctx, vm, 8, 8, &err), 0);
+    float lg[3];
+    int32_t tok = 1;
+    ck_assert_int_eq(vfy_forward(ctx, &tok, 1, 0, lg, false, &err), 0);
+    /* h = silu(2) * 2 (expert 0 wins: logit 2 > 0.5); weight 1 or softmax */
+    const double xn = 2.0 / sqrt(1.0 + 1e-5);   /* rmsnorm of (0, 2, 0, 0) */
+    const double h = xn / (1 + exp(-xn)) * xn;
+    const double wt = _i == 1 ? 1.0 / (1.0 + exp(0.25 * xn - xn)) : 1.0;
+    double x[4] = { 0, 2, 0, h * wt }, ss = 0;
+    for (int d = 0; d < 4; d++)
+        ss += x[d] * x[d];
+    const double sc = 1.0 / sqrt(ss / 4 + 1e-5);
+    /* tied output: logit v = embd[v] . x * sc */
+    const double want[3] = { 0, 2 * 2 * sc, 0 };
+    for (int v = 0; v < 3; v++)
+        ck_assert_msg(fabs(lg[v] - want[v]) < 1e-5, "v %d: %.8g vs %.8g", v, (double)lg[v], want[v]);
+    ck_assert_uint_eq(vfy_ctx_expert_counts(ctx)[0], 1);
+    ck_assert_uint_eq(vfy_ctx_expert_counts(ctx)[1], 0);
+    vfy_ctx_free(ctx);
+    vfy_model_free(vm);
+    fmt_model_free(m);
+    tm_free(&t);
+}
+END_TEST
+
+START_TEST(test_missing_tensor)
+{
+    struct tm t;
+    tm_make(&t, mixtral);
+    struct fmt_model *m = tm_model(&t);
+    /* rename one tensor away */
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, "blk.1.ffn_up_exps.weight"))
+            m->tensors[i].name[0] = 'X';
+    struct sb_err err = { 0 };
+    struct vfy_model *vm = (void *)1;
+    ck_assert_int_eq(vfy_model_new(&vm, m, &err), -2);
+    ck_assert_ptr_null(vm);
+    ck_assert_str_eq(err.msg, "toy.gguf: tensor 'blk.1.ffn_up_exps.weight' not found");
+    fmt_model_free(m);
+    tm_free(&t);
+}
+END_TEST
+
+/* stride (HF): every target after the first scored exactly once; chunks:
+ * BOS at each window start, targets n_ctx/2+1 .. n_ctx-1 */
+START_TEST(test_plans)
+{
+    int32_t ids[50];
+    for (int i = 0; i < 50; i++)
+        ids[i] = 100 + i;
+    struct sb_err err = { 0 };
+    struct vfy_plan p;
+    struct vfy_ppl_opts o = { VFY_PROTO_STRIDE, 8, 3, 0, NULL };
+    ck_assert_int_eq(vfy_plan_from_ids(&p, ids, 50, 1, &o, &err), 0);
+    int seen[50] = { 0 };
+    for (size_t w = 0; w < p.n_win; w++) {
+        ck_assert_uint_le(p.win[w].n, 8);
+        for (size_t j = p.win[w].first; j < p.win[w].n; j++)
+            seen[p.tok[p.win[w].off + j] - 100]++;
+    }
+    ck_assert_int_eq(seen[0], 0);
+    for (int i = 1; i < 50; i++)
+        ck_assert_int_eq(seen[i], 1);
+    ck_assert_uint_eq(p.n_scored, 49);
+    vfy_plan_release(&p);
+    struct vfy_ppl_opts oc = { VFY_PROTO_CHUNKS, 16, 0, 2, NULL };
+    ck_assert_int_eq(vfy_plan_from_ids(&p, ids, 50, 1, &oc, &err), 0);
+    ck_assert_uint_eq(p.n_win, 2);
+    ck_assert_int_eq(p.tok[p.win[1].off], 1);
+    ck_assert_int_eq(p.tok[p.win[1].off + 1], 117);
+    ck_assert_uint_eq(p.win[1].first, 9);
+    ck_assert_uint_eq(p.n_scored, 14);
+    vfy_plan_release(&p);
+    oc.n_ctx = 64;
+    ck_assert_int_eq(vfy_plan_from_ids(&p, ids, 50, 1, &oc, &err), -5);
+}
+END_TEST
+
+static int collect(void *ctx, const char *s, size_t n)
+{
+    char *out = ctx;
+    strncat(out, s, n);
+    strcat(out, "|");
+    return 0;
+}
+
+/* Python: [b.strip() for b in t.split('\n\n') if b.strip()] */
+START_TEST(test_blocks_split)
+{
+    const char *t = "  a b\n\n\nc\n \n\n\n\nd\n\n";
+    char out[64] = "";
+    vfy_blocks_split(t, strlen(t), "\n\n", collect, out);
+    ck_assert_str_eq(out, "a b|c|d|");
+    out[0] = 0;
+    const char *u = "one<|endoftext|>\ntwo\n<|endoftext|> <|endoftext|>three";
+    vfy_blocks_split(u, strlen(u), "<|endoftext|>", collect, out);
+    ck_assert_str_eq(out, "one|two|three|");
+}
+END_TEST
+
+START_TEST(test_metrics)
+{
+    const float a[4] = { 1, 2, 3, 4 }, b[4] = { 4, 3, 2, 1 };
+    ck_assert_double_eq(vfy_kld(a, a, 4), 0.0);
+    /* KL by hand: p = softmax(a), q = reversed */
+    double lse = log(exp(1) + exp(2) + exp(3) + exp(4)), k = 0;
+    for (int i = 0; i < 4; i++)
+        k += exp(a[i] - lse) * ((a[i] - lse) - (b[i] - lse));
+    ck_assert_double_eq_tol(vfy_kld(a, b, 4), k, 1e-12);
+    ck_assert_double_eq_tol(vfy_nll(a, 4, 3), lse - 4, 1e-12);
+    ck_assert_int_eq(vfy_argmax(b, 4), 0);
+    struct vfy_kld_acc acc = { 0 };
+    for (int i = 100; i >= 1; i--)
+        ck_assert_int_eq(vfy_kld_add(&acc, i, i % 2), 0);
+    struct vfy_kld_summary sm;
+    vfy_kld_summarize(&acc, &sm);
+    ck_assert_double_eq(sm.median, 50.5);
+    ck_assert_double_eq(sm.p99, 99);
+    ck_assert_double_eq(sm.max, 100);
+    ck_assert_double_eq(sm.mean, 50.5);
+    ck_assert_double_eq(sm.top1, 0.5);
+    vfy_kld_release(&acc);
+    struct vfy_nll_acc na = { 0 };
+    vfy_nll_add(&na, 1);
+    vfy_nll_add(&na, 3);
+    ck_assert_double_eq(vfy_nll_mean(&na), 2);
+    ck_assert_double_eq_tol(vfy_nll_se(&na), 1.0, 1e-12);   /* sqrt(1 / 1) */
+}
+END_TEST
+
+Suite *verify_forward_suite(void)
+{
+    Suite *s = suite_create("verify_forward");
+    TCase *tc = tcase_create("forward");
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, test_oracle, 0, 3);
+    tcase_add_loop_test(tc, test_rope_twin, 0, 6);
+    tcase_add_loop_test(tc, test_batch_and_cache, 0, 3);
+    tcase_add_loop_test(tc, test_moe_by_hand, 0, 2);
+    tcase_add_test(tc, test_missing_tensor);
+    tcase_add_test(tc, test_plans);
+    tcase_add_test(tc, test_blocks_split);
+    tcase_add_test(tc, test_metrics);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,2 +1,0 @@
-/* vfy_core.c */
-typedef int vfy_placeholder;

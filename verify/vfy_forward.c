@@ -1,0 +1,390 @@
+/* vfy_forward.c: the Llama-family decoder, readable top to bottom (llama2.c
+ * run.c's forward(), batched): embedding, then per layer RMSNorm, Q/K/V
+ * (+bias), RoPE, grouped-query attention over the KV cache, output
+ * projection, RMSNorm, SwiGLU FFN or MoE (Mixtral / Qwen2-MoE routing), and
+ * the final norm and classifier. Activations are f32; weights stay in their
+ * encoding (qnt_matmul_rows). Reductions that decide numbers (norms, softmax
+ * of the router) run in double. */
+#include <math.h>
+#include <string.h>
+
+#include "qnt_matvec.h"
+#include "sb_alloc.h"
+#include "vfy_model_impl.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+struct vfy_ctx {
+    const struct vfy_model *vm;
+    size_t n_ctx, max_batch;
+    int nthreads;
+    /* activations, B = max_batch rows each */
+    float *x, *xb, *xb2;            /* (B, dim) */
+    float *q, *att_out;             /* (B, nh*hd) */
+    float *k, *v;                   /* (B, nkv*hd) */
+    float *hb, *hb2;                /* (B, max_ffn) */
+    float *att;                     /* (nthreads, n_ctx) attention scores */
+    float *key_cache, *value_cache; /* (n_layers, n_ctx, nkv*hd) */
+    float *rope_cos, *rope_sin;     /* (n_ctx, hd/2) */
+    /* MoE */
+    float *router;                  /* (B, E) */
+    int *sel;                       /* (B, k) chosen experts */
+    float *selw;                    /* (B, k) their weights */
+    int *rows;                      /* (B) tokens routed to the current expert */
+    float *rw;                      /* (B) and their weights */
+    float *xe, *ye, *moe_out;       /* (B, dim) */
+    float *he, *he2;                /* (B, max_ffn) */
+    uint64_t *counts;               /* (n_layers, E) */
+};
+
+static void mm(const struct vfy_mat *m, const float *X, size_t n, float *Y)
+{
+    qnt_matmul_rows(m->dt, m->w, m->nbytes, &m->qp, m->rows, m->cols, m->row0, m->nrows, X, n, Y);
+}
+
+/* ---- context ---------------------------------------------------------------- */
+
+int vfy_ctx_new(struct vfy_ctx **out, const struct vfy_model *vm, size_t n_ctx, size_t max_batch,
+                struct sb_err *err)
+{
+    *out = NULL;
+    if (n_ctx == 0 || max_batch == 0)
+        return sb_err_set(err, SB_EINVAL, "context size and batch must be positive");
+    if (max_batch > n_ctx)
+        max_batch = n_ctx;
+    const struct vfy_model_info *in = &vm->info;
+    const size_t B = max_batch, dim = (size_t)in->dim, hd = (size_t)in->head_dim;
+    const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;
+    const size_t F = (size_t)(vm->max_ffn > 0 ? vm->max_ffn : 1), E = (size_t)in->n_experts;
+    const size_t K = (size_t)in->n_experts_used, L = (size_t)in->n_layers;
+    struct vfy_ctx *c = sb_calloc(1, sizeof *c);
+    if (!c)
+        goto oom;
+    c->vm = vm;
+    c->n_ctx = n_ctx;
+    c->max_batch = B;
+#ifdef _OPENMP
+    c->nthreads = omp_get_max_threads();
+#else
+    c->nthreads = 1;
+#endif
+    if (n_ctx > ((size_t)1 << 24)) {
+        vfy_ctx_free(c);
+        return sb_err_set(err, SB_EINVAL, "context size %zu too large", n_ctx);
+    }
+#define ALLOC(p, cnt) do { if (!((p) = sb_calloc((size_t)(cnt) > 0 ? (size_t)(cnt) : 1, sizeof *(p)))) goto oom; } while (0)
+    ALLOC(c->x, B * dim); ALLOC(c->xb, B * dim); ALLOC(c->xb2, B * dim);
+    ALLOC(c->q, B * qd); ALLOC(c->att_out, B * qd); ALLOC(c->k, B * kvd); ALLOC(c->v, B * kvd);
+    ALLOC(c->hb, B * F); ALLOC(c->hb2, B * F);
+    ALLOC(c->att, (size_t)c->nthreads * n_ctx);
+    ALLOC(c->key_cache, L * n_ctx * kvd); ALLOC(c->value_cache, L * n_ctx * kvd);
+    ALLOC(c->rope_cos, n_ctx * (hd / 2)); ALLOC(c->rope_sin, n_ctx * (hd / 2));
+    if (E) {
+        ALLOC(c->router, B * E); ALLOC(c->sel, B * K); ALLOC(c->selw, B * K);
+        ALLOC(c->rows, B); ALLOC(c->rw, B);
+        ALLOC(c->xe, B * dim); ALLOC(c->ye, B * dim); ALLOC(c->moe_out, B * dim);
+        ALLOC(c->he, B * F); ALLOC(c->he2, B * F);
+        ALLOC(c->counts, L * E);
+    }
+#undef ALLOC
+    /* RoPE angles: pair j turns by pos * theta^(-2j/hd), computed in double */
+    for (size_t p = 0; p < n_ctx; p++)
+        for (size_t j = 0; j < hd / 2; j++) {
+            double ang = (double)p * pow(vm->rope_theta, -2.0 * (double)j / (double)hd);
+            c->rope_cos[p * (hd / 2) + j] = (float)cos(ang);
+            c->rope_sin[p * (hd / 2) + j] = (float)sin(ang);
+        }
+    *out = c;
+    return SB_OK;
+oom:
+    vfy_ctx_free(c);
+    return sb_err_set(err, SB_ENOMEM, "out of memory for a context of %zu positions", n_ctx);
+}
+
+void vfy_ctx_free(struct vfy_ctx *c)
+{
+    if (!c)
+        return;
+    float *fs[] = { c->x, c->xb, c->xb2, c->q, c->att_out, c->k, c->v, c->hb, c->hb2, c->att,
+                    c->key_cache, c->value_cache, c->rope_cos, c->rope_sin, c->router, c->selw,
+                    c->rw, c->xe, c->ye, c->moe_out, c->he, c->he2 };
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++)
+        sb_free(fs[i]);
+    sb_free(c->sel);
+    sb_free(c->rows);
+    sb_free(c->counts);
+    sb_free(c);
+}
+
+void vfy_ctx_reset(struct vfy_ctx *c)
+{
+    (void)c;   /* positions are overwritten as they are reached; nothing to clear */
+}
+
+size_t vfy_ctx_n_ctx(const struct vfy_ctx *c)
+{
+    return c->n_ctx;
+}
+
+const struct vfy_model *vfy_ctx_model(const struct vfy_ctx *c)
+{
+    return c->vm;
+}
+
+const uint64_t *vfy_ctx_expert_counts(const struct vfy_ctx *c)
+{
+    return c->counts;
+}
+
+/* ---- building blocks ---------------------------------------------------------- */
+
+/* o = w * x / sqrt(mean(x^2) + eps) (sum of squares in double) */
+static void rmsnorm(float *o, const float *x, const float *w, size_t n, float eps)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    const float s = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (size_t i = 0; i < n; i++)
+        o[i] = w[i] * (x[i] * s);
+}
+
+/* Rotate each head of v (n_heads * hd) at position pos, pairing by layout. */
+static void rope(const struct vfy_ctx *c, float *v, int n_heads, size_t hd, size_t pos)
+{
+    const float *cs = c->rope_cos + pos * (hd / 2), *sn = c->rope_sin + pos * (hd / 2);
+    const bool half = c->vm->info.rope_layout == FMT_ROPE_HALF;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * hd;
+        for (size_t j = 0; j < hd / 2; j++) {
+            /* HF rotate_half pairs (j, j + hd/2); GGUF/llama2.c pair (2j, 2j+1) */
+            float *a = half ? &x[j] : &x[2 * j], *b = half ? &x[j + hd / 2] : &x[2 * j + 1];
+            const float x0 = *a, x1 = *b;
+            *a = x0 * cs[j] - x1 * sn[j];
+            *b = x0 * sn[j] + x1 * cs[j];
+        }
+    }
+}
+
+static float silu(float x)
+{
+    return x / (1.0f + expf(-x));
+}
+
+/* h = silu(gate x) * (up x); out = down h, for n rows of x */
+static void swiglu(const struct vfy_mat *gate, const struct vfy_mat *up, const struct vfy_mat *down,
+                   const float *x, size_t n, float *h, float *h2, float *out)
+{
+    const size_t F = gate->nrows;
+    mm(gate, x, n, h);
+    mm(up, x, n, h2);
+    for (size_t i = 0; i < n * F; i++)
+        h[i] = silu(h[i]) * h2[i];
+    mm(down, h, n, out);
+}
+
+/* Attention of n tokens at positions pos0.. of layer l; q rotated, cache filled. */
+static void attention(struct vfy_ctx *c, size_t l, size_t n, size_t pos0)
+{
+    const struct vfy_model_info *in = &c->vm->info;
+    const size_t hd = (size_t)in->head_dim, nh = (size_t)in->n_heads;
+    const size_t kvd = (size_t)in->n_kv_heads * hd, rep = nh / (size_t)in->n_kv_heads;
+    const float *kc = c->key_cache + l * c->n_ctx * kvd, *vc = c->value_cache + l * c->n_ctx * kvd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const long work = (long)(n * nh);
+#pragma omp parallel for schedule(static) num_threads(c->nthreads)
+    for (long w = 0; w < work; w++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        const size_t i = (size_t)w / nh, h = (size_t)w % nh, pos = pos0 + i;
+        const float *q = c->q + i * nh * hd + h * hd;
+        float *att = c->att + (size_t)tid * c->n_ctx, *o = c->att_out + i * nh * hd + h * hd;
+        const size_t kvh = h / rep;
+        float mx = -INFINITY;
+        for (size_t t = 0; t <= pos; t++) {
+            const float *k = kc + t * kvd + kvh * hd;
+            float s = 0.0f;
+            for (size_t d = 0; d < hd; d++)
+                s += q[d] * k[d];
+            att[t] = s * scale;
+            if (att[t] > mx)
+                mx = att[t];
+        }
+        float sum = 0.0f;
+        for (size_t t = 0; t <= pos; t++) {
+            att[t] = expf(att[t] - mx);
+            sum += att[t];
+        }
+        memset(o, 0, hd * sizeof *o);
+        for (size_t t = 0; t <= pos; t++) {
+            const float a = att[t] / sum, *v = vc + t * kvd + kvh * hd;
+            for (size_t d = 0; d < hd; d++)
+                o[d] += a * v[d];
+        }
+    }
+}
+
+/* Mixture of experts for n rows of c->xb; result in c->moe_out. */
+static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
+{
+    const struct vfy_model *vm = c->vm;
+    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
+    const size_t dim = (size_t)vm->info.dim;
+    mm(&L->router, c->xb, n, c->router);
+    /* softmax over all experts, top k (lowest index wins ties), Mixtral renormalises */
+    for (size_t i = 0; i < n; i++) {
+        const float *r = c->router + i * E;
+        double mx = r[0], p[64], sum = 0.0;   /* K <= 64, checked at bind */
+        for (size_t e = 1; e < E; e++)
+            if (r[e] > mx)
+                mx = r[e];
+        for (size_t e = 0; e < E; e++)
+            sum += exp((double)r[e] - mx);
+        int *sel = c->sel + i * K;
+        float *w = c->selw + i * K;
+        double wsum = 0.0;
+        for (size_t k = 0; k < K; k++) {
+            int best = -1;
+            for (size_t e = 0; e < E; e++) {
+                bool taken = false;
+                for (size_t j = 0; j < k; j++)
+                    taken |= sel[j] == (int)e;
+                if (!taken && (best < 0 || r[e] > r[best]))
+                    best = (int)e;
+            }
+            sel[k] = best;
+            p[k] = exp((double)r[best] - mx) / sum;
+            wsum += p[k];
+        }
+        for (size_t k = 0; k < K; k++)
+            w[k] = (float)(vm->renorm_topk ? p[k] / wsum : p[k]);
+    }
+    memset(c->moe_out, 0, n * dim * sizeof *c->moe_out);
+    /* expert by expert over the tokens routed to it; each token adds its
+     * experts in index order, so a batch and single tokens sum alike */
+    for (size_t e = 0; e < E; e++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < K; k++)
+                if (c->sel[i * K + k] == (int)e) {
+                    c->rows[m] = (int)i;
+                    c->rw[m] = c->selw[i * K + k];
+                    memcpy(c->xe + m * dim, c->xb + i * dim, dim * sizeof(float));
+                    m++;
+                }
+        if (!m)
+            continue;
+        c->counts[l * E + e] += m;
+        const struct vfy_expert *X = &L->experts[e];
+        swiglu(&X->gate, &X->up, &X->down, c->xe, m, c->he, c->he2, c->ye);
+        for (size_t j = 0; j < m; j++) {
+            float *o = c->moe_out + (size_t)c->rows[j] * dim;
+            for (size_t d = 0; d < dim; d++)
+                o[d] += c->rw[j] * c->ye[j * dim + d];
+        }
+    }
+    if (L->has_shared) {   /* Qwen2-MoE: + sigmoid(g . x) * shared_mlp(x) */
+        swiglu(&L->sh_gate, &L->sh_up, &L->sh_down, c->xb, n, c->he, c->he2, c->ye);
+        for (size_t i = 0; i < n; i++) {
+            double g = 0.0;
+            for (size_t d = 0; d < dim; d++)
+                g += (double)L->sh_gate_inp[d] * c->xb[i * dim + d];
+            const float s = (float)(1.0 / (1.0 + exp(-g)));
+            for (size_t d = 0; d < dim; d++)
+                c->moe_out[i * dim + d] += s * c->ye[i * dim + d];
+        }
+    }
+}
+
+/* ---- one batch ------------------------------------------------------------------ */
+
+static void forward_batch(struct vfy_ctx *c, const int32_t *tok, size_t n, size_t pos0,
+                          float *logits, bool all_logits)
+/* logits NULL: fill the cache only */
+{
+    const struct vfy_model *vm = c->vm;
+    const struct vfy_model_info *in = &vm->info;
+    const size_t dim = (size_t)in->dim, hd = (size_t)in->head_dim;
+    const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;
+    const struct vfy_mat *em = &vm->embd;
+
+    for (size_t i = 0; i < n; i++)   /* token embeddings (vocab, dim) */
+        qnt_matvec_get_row(em->dt, em->w, em->nbytes, &em->qp, em->rows, em->cols,
+                           (size_t)tok[i], c->x + i * dim);
+
+    for (size_t l = 0; l < (size_t)in->n_layers; l++) {
+        const struct vfy_layer *L = &vm->layers[l];
+        /* attention: x += wo . attn(rope(wq xn), rope(wk xn), wv xn) */
+        for (size_t i = 0; i < n; i++)
+            rmsnorm(c->xb + i * dim, c->x + i * dim, L->attn_norm, dim, vm->eps);
+        mm(&L->wq, c->xb, n, c->q);
+        mm(&L->wk, c->xb, n, c->k);
+        mm(&L->wv, c->xb, n, c->v);
+        for (size_t i = 0; i < n; i++) {
+            for (size_t d = 0; L->bq && d < qd; d++)
+                c->q[i * qd + d] += L->bq[d];
+            for (size_t d = 0; L->bk && d < kvd; d++)
+                c->k[i * kvd + d] += L->bk[d];
+            for (size_t d = 0; L->bv && d < kvd; d++)
+                c->v[i * kvd + d] += L->bv[d];
+            rope(c, c->q + i * qd, in->n_heads, hd, pos0 + i);
+            rope(c, c->k + i * kvd, in->n_kv_heads, hd, pos0 + i);
+            const size_t at = (l * c->n_ctx + pos0 + i) * kvd;
+            memcpy(c->key_cache + at, c->k + i * kvd, kvd * sizeof(float));
+            memcpy(c->value_cache + at, c->v + i * kvd, kvd * sizeof(float));
+        }
+        attention(c, l, n, pos0);
+        mm(&L->wo, c->att_out, n, c->xb2);
+        for (size_t i = 0; i < n * dim; i++)
+            c->x[i] += c->xb2[i];
+
+        /* FFN: x += swiglu(xn) or moe(xn) */
+        for (size_t i = 0; i < n; i++)
+            rmsnorm(c->xb + i * dim, c->x + i * dim, L->ffn_norm, dim, vm->eps);
+        if (L->moe) {
+            moe(c, L, l, n);
+            for (size_t i = 0; i < n * dim; i++)
+                c->x[i] += c->moe_out[i];
+        } else {
+            swiglu(&L->gate, &L->up, &L->down, c->xb, n, c->hb, c->hb2, c->xb2);
+            for (size_t i = 0; i < n * dim; i++)
+                c->x[i] += c->xb2[i];
+        }
+    }
+
+    /* final norm and classifier: every row, or the last only */
+    if (!logits)
+        return;
+    const size_t first = all_logits ? 0 : n - 1, m = n - first;
+    for (size_t i = first; i < n; i++)
+        rmsnorm(c->xb + (i - first) * dim, c->x + i * dim, vm->out_norm, dim, vm->eps);
+    mm(&vm->out, c->xb, m, logits);
+}
+
+int vfy_forward(struct vfy_ctx *c, const int32_t *tokens, size_t n, size_t pos0, float *logits,
+                bool all_logits, struct sb_err *err)
+{
+    const size_t V = (size_t)c->vm->info.vocab;
+    if (n == 0)
+        return sb_err_set(err, SB_EINVAL, "forward: no tokens");
+    if (pos0 > c->n_ctx || n > c->n_ctx - pos0)
+        return sb_err_set(err, SB_EINVAL, "forward: positions %zu..%zu past the context size %zu",
+                          pos0, pos0 + n - 1, c->n_ctx);
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (size_t)tokens[i] >= V)
+            return sb_err_set(err, SB_EINVAL, "forward: token id %ld out of range (vocab %zu)",
+                              (long)tokens[i], V);
+    for (size_t s = 0; s < n; s += c->max_batch) {
+        const size_t b = n - s < c->max_batch ? n - s : c->max_batch;
+        const bool last = s + b == n;
+        if (all_logits)
+            forward_batch(c, tokens + s, b, pos0 + s, logits + s * V, true);
+        else
+            forward_batch(c, tokens + s, b, pos0 + s, last ? logits : NULL, false);
+    }
+    return SB_OK;
+}

@@ -1,0 +1,52 @@
+/* vfy_model_impl.h: the bound model and the context (verify/ only). */
+#ifndef VFY_MODEL_IMPL_H
+#define VFY_MODEL_IMPL_H
+
+#include "vfy_model.h"
+
+/* A matrix view: rows row0 .. row0+nrows-1 of a [rows, cols] tensor, in
+ * its stored encoding. y = W x maps cols inputs to nrows outputs. */
+struct vfy_mat {
+    enum sb_dtype dt;
+    const void *w;
+    uint64_t nbytes;
+    struct sb_qparams qp;
+    size_t rows, cols;
+    size_t row0, nrows;
+    const char *name;            /* the tensor's name (borrowed from the fmt_model) */
+};
+
+struct vfy_expert {
+    struct vfy_mat gate, up, down;   /* (F, dim), (F, dim), (dim, F) */
+};
+
+struct vfy_layer {
+    float *attn_norm, *ffn_norm;     /* (dim) */
+    struct vfy_mat wq, wk, wv, wo;   /* (nh*hd, dim), (nkv*hd, dim) x2, (dim, nh*hd) */
+    float *bq, *bk, *bv;             /* biases or NULL */
+    bool moe;
+    struct vfy_mat gate, up, down;   /* dense FFN (F, dim), (F, dim), (dim, F) */
+    int ffn_dim;                     /* F of the dense FFN */
+    struct vfy_mat router;           /* (E, dim) */
+    struct vfy_expert *experts;      /* [E] */
+    int moe_dim;                     /* F of each expert */
+    bool has_shared;
+    struct vfy_mat sh_gate, sh_up, sh_down;
+    float *sh_gate_inp;              /* (dim): sigmoid gate of the shared expert */
+    int sh_dim;
+};
+
+struct vfy_model {
+    const struct fmt_model *m;
+    struct vfy_model_info info;
+    struct vfy_mat embd;             /* (vocab, dim) */
+    struct vfy_mat out;              /* (vocab, dim); the embedding when tied */
+    float *out_norm;                 /* (dim) */
+    struct vfy_layer *layers;        /* [n_layers] */
+    float eps;
+    double rope_theta;
+    bool renorm_topk;                /* Mixtral: renormalise the chosen k weights */
+    int max_ffn;                     /* widest FFN of any kind */
+};
+
+#endif

@@ -1,0 +1,346 @@
+/* vfy_ppl.c: the perplexity protocols and the verify comparison (vfy_ppl.h). */
+#include "vfy_ppl.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "sb_alloc.h"
+
+const char *vfy_protocol_name(enum vfy_protocol p)
+{
+    switch (p) {
+    case VFY_PROTO_CHUNKS: return "chunks";
+    case VFY_PROTO_STRIDE: return "stride";
+    case VFY_PROTO_BLOCKS: return "blocks";
+    }
+    return "?";
+}
+
+int vfy_protocol_from_name(const char *s)
+{
+    for (int p = VFY_PROTO_CHUNKS; p <= VFY_PROTO_BLOCKS; p++)
+        if (!strcmp(s, vfy_protocol_name((enum vfy_protocol)p)))
+            return p;
+    return -1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- plan building ---------------------------------------------------------------- */
+
+static int plan_push_tokens(struct vfy_plan *p, size_t *cap, const int32_t *ids, size_t n,
+                            struct sb_err *err)
+{
+    if (p->n_tok + n > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < p->n_tok + n)
+            c *= 2;
+        int32_t *t = sb_realloc(p->tok, c * sizeof *t);
+        if (!t)
+            return sb_err_set(err, SB_ENOMEM, "out of memory for %zu tokens", c);
+        p->tok = t;
+        *cap = c;
+    }
+    memcpy(p->tok + p->n_tok, ids, n * sizeof *ids);
+    p->n_tok += n;
+    return SB_OK;
+}
+
+static int plan_push_window(struct vfy_plan *p, size_t *cap, size_t off, size_t n, size_t first,
+                            struct sb_err *err)
+{
+    if (p->n_win == *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        struct vfy_window *w = sb_realloc(p->win, c * sizeof *w);
+        if (!w)
+            return sb_err_set(err, SB_ENOMEM, "out of memory for %zu windows", c);
+        p->win = w;
+        *cap = c;
+    }
+    p->win[p->n_win++] = (struct vfy_window){ off, n, first };
+    p->n_scored += n - first;
+    return SB_OK;
+}
+
+/* chunks and stride over one token stream */
+static int plan_stream(struct vfy_plan *p, const int32_t *ids, size_t n, int bos,
+                       const struct vfy_ppl_opts *o, struct sb_err *err)
+{
+    const size_t C = o->n_ctx;
+    size_t tcap = 0, wcap = 0;
+    int rc;
+    p->n_input = n;
+    if (o->protocol == VFY_PROTO_CHUNKS) {
+        if (C < 4)
+            return sb_err_set(err, SB_EINVAL, "context %zu too small for the chunks protocol", C);
+        size_t chunks = n / C;
+        if (chunks == 0)
+            return sb_err_set(err, SB_EINVAL, "text too short: %zu tokens, one chunk needs %zu", n, C);
+        if (o->max_units && chunks > o->max_units)
+            chunks = o->max_units;
+        for (size_t c = 0; c < chunks; c++) {
+            const size_t off = p->n_tok;
+            if ((rc = plan_push_tokens(p, &tcap, ids + c * C, C, err)))
+                return rc;
+            if (bos >= 0)
+                p->tok[off] = bos;
+            if ((rc = plan_push_window(p, &wcap, off, C, C / 2 + 1, err)))
+                return rc;
+        }
+        return SB_OK;
+    }
+    /* stride: HF's loop; targets prev_end .. end-1 of each window */
+    const size_t S = o->stride ? o->stride : (C / 2 ? C / 2 : 1);
+    if (n < 2)
+        return sb_err_set(err, SB_EINVAL, "text too short: %zu tokens, nothing to score", n);
+    if ((rc = plan_push_tokens(p, &tcap, ids, n, err)))
+        return rc;
+    size_t prev_end = 0;
+    for (size_t b = 0; b < n; b += S) {
+        const size_t end = b + C < n ? b + C : n, trg = end - prev_end;
+        size_t first = (end - b) - trg;
+        if (first < 1)
+            first = 1;
+        if (first < end - b && (rc = plan_push_window(p, &wcap, b, end - b, first, err)))
+            return rc;
+        prev_end = end;
+        if (end == n || (o->max_units && p->n_win >= o->max_units))
+            break;
+    }
+    return SB_OK;
+}
+
+int vfy_plan_from_ids(struct vfy_plan *p, const int32_t *ids, size_t n, int bos,
+                      const struct vfy_ppl_opts *o, struct sb_err *err)
+{
+    memset(p, 0, sizeof *p);
+    p->protocol = o->protocol;
+    p->n_ctx = o->n_ctx;
+    if (o->protocol == VFY_PROTO_BLOCKS)
+        return sb_err_set(err, SB_EINVAL, "the blocks protocol needs text, not token ids");
+    int rc = plan_stream(p, ids, n, bos, o, err);
+    if (rc)
+        vfy_plan_release(p);
+    return rc;
+}
+
+static int is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' ||
+           (c >= 0x1c && c <= 0x1f);
+}
+
+int vfy_blocks_split(const char *text, size_t len, const char *sep,
+                     int (*fn)(void *ctx, const char *s, size_t n), void *ctx)
+{
+    const size_t sl = strlen(sep);
+    size_t start = 0;
+    while (start <= len) {
+        size_t end = len;
+        for (size_t i = start; sl && i + sl <= len; i++)
+            if (!memcmp(text + i, sep, sl)) {
+                end = i;
+                break;
+            }
+        size_t a = start, b = end;
+        while (a < b && is_ws((unsigned char)text[a]))
+            a++;
+        while (b > a && is_ws((unsigned char)text[b - 1]))
+            b--;
+        if (b > a) {
+            int rc = fn(ctx, text + a, b - a);
+            if (rc)
+                return rc;
+        }
+        if (end == len)
+            break;
+        start = end + sl;
+    }
+    return 0;
+}
+
+struct blocks_ctx {
+    struct vfy_plan *p;
+    const struct vfy_tok *t;
+    const struct vfy_ppl_opts *o;
+    size_t tcap, wcap, n_blocks;
+    struct sb_err *err;
+    int rc;
+};
+
+static int block_cb(void *vctx, const char *s, size_t n)
+{
+    struct blocks_ctx *b = vctx;
+    if (b->o->max_units && b->n_blocks >= b->o->max_units)
+        return 1;
+    int32_t *ids;
+    size_t m;
+    int rc = vfy_tok_encode(b->t, s, n, true, &ids, &m, b->err);
+    if (rc) {
+        b->rc = rc;
+        return 1;
+    }
+    b->n_blocks++;
+    b->p->n_input += m;
+    if (m > b->o->n_ctx) {
+        m = b->o->n_ctx;
+        b->p->n_truncated++;
+    }
+    const size_t off = b->p->n_tok;
+    if (m >= 2 && ((rc = plan_push_tokens(b->p, &b->tcap, ids, m, b->err)) ||
+                   (rc = plan_push_window(b->p, &b->wcap, off, m, 1, b->err)))) {
+        b->rc = rc;
+        sb_free(ids);
+        return 1;
+    }
+    sb_free(ids);
+    return 0;
+}
+
+int vfy_plan_from_text(struct vfy_plan *p, const struct vfy_tok *t, const char *text, size_t len,
+                       const struct vfy_ppl_opts *o, struct sb_err *err)
+{
+    memset(p, 0, sizeof *p);
+    p->protocol = o->protocol;
+    p->n_ctx = o->n_ctx;
+    int rc;
+    if (o->n_ctx < 2)
+        return sb_err_set(err, SB_EINVAL, "context %zu too small", o->n_ctx);
+    if (o->protocol == VFY_PROTO_BLOCKS) {
+        struct blocks_ctx b = { p, t, o, 0, 0, 0, err, 0 };
+        vfy_blocks_split(text, len, o->block_sep ? o->block_sep : "\n\n", block_cb, &b);
+        rc = b.rc;
+        if (!rc && p->n_scored == 0)
+            rc = sb_err_set(err, SB_EINVAL, "no block with a token to score");
+    } else {
+        int32_t *ids;
+        size_t n;
+        if ((rc = vfy_tok_encode(t, text, len, vfy_tok_bos(t) >= 0, &ids, &n, err)))
+            return rc;
+        rc = plan_stream(p, ids, n, vfy_tok_bos(t), o, err);
+        sb_free(ids);
+    }
+    if (rc)
+        vfy_plan_release(p);
+    return rc;
+}
+
+void vfy_plan_release(struct vfy_plan *p)
+{
+    sb_free(p->tok);
+    sb_free(p->win);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- running -------------------------------------------------------------------- */
+
+static void finish(struct vfy_ppl_result *r, const struct vfy_nll_acc *a, double t0)
+{
+    r->sum_nll = a->sum;
+    r->n_scored = a->n;
+    r->mean_nll = vfy_nll_mean(a);
+    r->se_nll = vfy_nll_se(a);
+    r->ppl = exp(r->mean_nll);
+    r->ppl_se = r->ppl * r->se_nll;
+    r->seconds = now_s() - t0;
+    r->tok_per_s = r->seconds > 0 ? (double)r->n_forwarded / r->seconds : 0.0;
+}
+
+int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_progress *progress,
+                struct vfy_ppl_result *r, struct sb_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (vfy_ctx_n_ctx(ctx) < p->n_ctx)
+        return sb_err_set(err, SB_EINVAL, "context %zu smaller than the plan's %zu",
+                          vfy_ctx_n_ctx(ctx), p->n_ctx);
+    const size_t V = (size_t)vfy_model_info(vfy_ctx_model(ctx))->vocab;
+    float *lg = sb_malloc(p->n_ctx * V * sizeof *lg);
+    if (!lg)
+        return sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", p->n_ctx, V);
+    struct vfy_nll_acc acc = { 0 };
+    const double t0 = now_s();
+    int rc = SB_OK;
+    for (size_t w = 0; w < p->n_win; w++) {
+        const struct vfy_window *win = &p->win[w];
+        const int32_t *tok = p->tok + win->off;
+        vfy_ctx_reset(ctx);
+        /* logits are needed from position first-1 on; earlier ones only fill the cache */
+        const size_t pre = win->first - 1;
+        if (pre && (rc = vfy_forward(ctx, tok, pre, 0, lg, false, err)))
+            break;
+        if ((rc = vfy_forward(ctx, tok + pre, win->n - pre, pre, lg, true, err)))
+            break;
+        for (size_t j = win->first; j < win->n; j++)
+            vfy_nll_add(&acc, vfy_nll(lg + (j - 1 - pre) * V, V, tok[j]));
+        r->n_forwarded += win->n;
+        r->n_windows++;
+        sb_progress_report(progress, w + 1, p->n_win);
+    }
+    sb_free(lg);
+    finish(r, &acc, t0);
+    return rc;
+}
+
+int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
+                   const struct sb_progress *progress, struct vfy_verify_result *r,
+                   struct sb_err *err)
+{
+    memset(r, 0, sizeof *r);
+    const size_t V = (size_t)vfy_model_info(vfy_ctx_model(ref))->vocab;
+    const size_t V2 = (size_t)vfy_model_info(vfy_ctx_model(model))->vocab;
+    if (V != V2)
+        return sb_err_set(err, SB_EINVAL, "vocabulary sizes differ: %zu and %zu", V, V2);
+    if (vfy_ctx_n_ctx(ref) < p->n_ctx || vfy_ctx_n_ctx(model) < p->n_ctx)
+        return sb_err_set(err, SB_EINVAL, "context smaller than the plan's %zu", p->n_ctx);
+    float *la = sb_malloc(p->n_ctx * V * sizeof *la), *lb = sb_malloc(p->n_ctx * V * sizeof *lb);
+    struct vfy_nll_acc aa = { 0 }, ab = { 0 };
+    struct vfy_kld_acc k = { 0 };
+    int rc = SB_OK;
+    if (!la || !lb) {
+        rc = sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", p->n_ctx, V);
+        goto out;
+    }
+    const double t0 = now_s();
+    for (size_t w = 0; w < p->n_win; w++) {
+        const struct vfy_window *win = &p->win[w];
+        const int32_t *tok = p->tok + win->off;
+        const size_t pre = win->first - 1;
+        vfy_ctx_reset(ref);
+        vfy_ctx_reset(model);
+        if (pre && ((rc = vfy_forward(ref, tok, pre, 0, la, false, err)) ||
+                    (rc = vfy_forward(model, tok, pre, 0, lb, false, err))))
+            goto out;
+        if ((rc = vfy_forward(ref, tok + pre, win->n - pre, pre, la, true, err)) ||
+            (rc = vfy_forward(model, tok + pre, win->n - pre, pre, lb, true, err)))
+            goto out;
+        for (size_t j = win->first; j < win->n; j++) {
+            const float *a = la + (j - 1 - pre) * V, *b = lb + (j - 1 - pre) * V;
+            vfy_nll_add(&aa, vfy_nll(a, V, tok[j]));
+            vfy_nll_add(&ab, vfy_nll(b, V, tok[j]));
+            if (vfy_kld_add(&k, vfy_kld(a, b, V), vfy_argmax(a, V) == vfy_argmax(b, V))) {
+                rc = sb_err_set(err, SB_ENOMEM, "out of memory for per-token KLD");
+                goto out;
+            }
+        }
+        r->ref.n_forwarded += win->n;
+        r->model.n_forwarded += win->n;
+        r->ref.n_windows = r->model.n_windows = w + 1;
+        sb_progress_report(progress, w + 1, p->n_win);
+    }
+    finish(&r->ref, &aa, t0);
+    finish(&r->model, &ab, t0);
+    vfy_kld_summarize(&k, &r->kld);
+    r->dppl = r->model.ppl - r->ref.ppl;
+    r->dppl_pct = r->ref.ppl > 0 ? 100.0 * r->dppl / r->ref.ppl : 0.0;
+out:
+    vfy_kld_release(&k);
+    sb_free(la);
+    sb_free(lb);
+    return rc;
+}
