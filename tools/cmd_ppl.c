@@ -11,6 +11,7 @@
 #endif
 
 #include "cli.h"
+#include "cli_proto.h"
 #include "fmt_model.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
@@ -45,16 +46,14 @@ static const char usage[] =
     "      --json             one JSON document on stdout\n"
     "  -h, --help             this text\n";
 
-enum { O_TEXT = 256, O_TOKENS, O_PROTO, O_CTX, O_STRIDE, O_MAXC, O_MAXB, O_SEP, O_MAXPPL,
+enum { O_TEXT = 256, O_TOKENS, O_MAXPPL,
        O_BATCH, O_CONFIG, O_TOK, O_JSON };
 
 int cmd_ppl(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "text", required_argument, 0, O_TEXT }, { "tokens", required_argument, 0, O_TOKENS },
-        { "protocol", required_argument, 0, O_PROTO }, { "ctx", required_argument, 0, O_CTX },
-        { "stride", required_argument, 0, O_STRIDE }, { "max-chunks", required_argument, 0, O_MAXC },
-        { "max-blocks", required_argument, 0, O_MAXB }, { "block-sep", required_argument, 0, O_SEP },
+        CLI_PROTO_LONGOPTS,
         { "max-ppl", required_argument, 0, O_MAXPPL }, { "batch", required_argument, 0, O_BATCH },
         { "config", required_argument, 0, O_CONFIG }, { "tokenizer", required_argument, 0, O_TOK },
         { "threads", required_argument, 0, 't' }, { "quiet", no_argument, 0, 'q' },
@@ -63,43 +62,21 @@ int cmd_ppl(int argc, char **argv)
     const char *text_path = NULL, *ids_path = NULL;
     struct vfy_ppl_opts po = { VFY_PROTO_CHUNKS, 512, 0, 0, NULL };
     struct fmt_open_opts oo = { 0 };
-    long v, threads = 0, batch = 512;
+    long threads = 0, batch = 512;
     double max_ppl = 0;
     bool json = false, quiet = false, ctx_given = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:qh", opts, NULL)) != -1) {
+        int prc;
+        if (cli_proto_option("ppl", usage, c, optarg, &po, &ctx_given, &prc)) {
+            if (prc != CLI_OK)
+                return prc;
+            continue;
+        }
         switch (c) {
         case O_TEXT: text_path = optarg; break;
         case O_TOKENS: ids_path = optarg; break;
-        case O_PROTO:
-            if ((v = vfy_protocol_from_name(optarg)) < 0)
-                return cli_usage_error("ppl", usage, "unknown protocol '%s'", optarg);
-            po.protocol = (enum vfy_protocol)v;
-            break;
-        case O_CTX:
-            if (!cli_parse_long("ppl", "--ctx", optarg, 2, 1 << 20, &v))
-                return CLI_USAGE;
-            po.n_ctx = (size_t)v;
-            ctx_given = true;
-            break;
-        case O_STRIDE:
-            if (!cli_parse_long("ppl", "--stride", optarg, 1, 1 << 20, &v))
-                return CLI_USAGE;
-            po.stride = (size_t)v;
-            break;
-        case O_MAXC:
-        case O_MAXB:
-            if (!cli_parse_long("ppl", c == O_MAXC ? "--max-chunks" : "--max-blocks", optarg, 1,
-                                1L << 40, &v))
-                return CLI_USAGE;
-            po.max_units = (size_t)v;
-            break;
-        case O_SEP:
-            if (!*optarg)
-                return cli_usage_error("ppl", usage, "--block-sep must not be empty");
-            po.block_sep = optarg;
-            break;
         case O_MAXPPL:
             if (!cli_parse_double("ppl", "--max-ppl", optarg, 1.0, 1e30, &max_ppl))
                 return CLI_USAGE;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_proto.h"
 #include "fmt_model.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
@@ -45,7 +46,7 @@ static const char usage[] =
     "\n"
     "exit status: 0 all thresholds met, 3 a threshold failed, 1 error, 2 usage\n";
 
-enum { O_REF = 256, O_MODEL, O_TEXT, O_PROTO, O_CTX, O_STRIDE, O_MAXC, O_MAXB, O_SEP, O_DPPL,
+enum { O_REF = 256, O_MODEL, O_TEXT, O_DPPL,
        O_KLD, O_TOP1, O_BATCH, O_RCONFIG, O_CONFIG, O_TOK, O_JSON };
 
 static int load(const char *path, const struct fmt_open_opts *oo, struct fmt_model **m,
@@ -61,10 +62,8 @@ int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "ref", required_argument, 0, O_REF }, { "model", required_argument, 0, O_MODEL },
-        { "text", required_argument, 0, O_TEXT }, { "protocol", required_argument, 0, O_PROTO },
-        { "ctx", required_argument, 0, O_CTX }, { "stride", required_argument, 0, O_STRIDE },
-        { "max-chunks", required_argument, 0, O_MAXC }, { "max-blocks", required_argument, 0, O_MAXB },
-        { "block-sep", required_argument, 0, O_SEP }, { "max-ppl-delta", required_argument, 0, O_DPPL },
+        { "text", required_argument, 0, O_TEXT }, CLI_PROTO_LONGOPTS,
+        { "max-ppl-delta", required_argument, 0, O_DPPL },
         { "max-kld", required_argument, 0, O_KLD }, { "min-top1", required_argument, 0, O_TOP1 },
         { "batch", required_argument, 0, O_BATCH }, { "ref-config", required_argument, 0, O_RCONFIG },
         { "config", required_argument, 0, O_CONFIG }, { "tokenizer", required_argument, 0, O_TOK },
@@ -74,45 +73,23 @@ int cmd_verify(int argc, char **argv)
     const char *ref_path = NULL, *model_path = NULL, *text_path = NULL;
     struct vfy_ppl_opts po = { VFY_PROTO_CHUNKS, 512, 0, 0, NULL };
     struct fmt_open_opts ro = { 0 }, mo = { 0 };
-    long v, threads = 0, batch = 512;
+    long threads = 0, batch = 512;
     double max_dppl = 0, max_kld = -1, min_top1 = -1;
     bool have_dppl = false;
     bool dppl_rel = false, json = false, quiet = false, ctx_given = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:qh", opts, NULL)) != -1) {
+        int prc;
+        if (cli_proto_option("verify", usage, c, optarg, &po, &ctx_given, &prc)) {
+            if (prc != CLI_OK)
+                return prc;
+            continue;
+        }
         switch (c) {
         case O_REF: ref_path = optarg; break;
         case O_MODEL: model_path = optarg; break;
         case O_TEXT: text_path = optarg; break;
-        case O_PROTO:
-            if ((v = vfy_protocol_from_name(optarg)) < 0)
-                return cli_usage_error("verify", usage, "unknown protocol '%s'", optarg);
-            po.protocol = (enum vfy_protocol)v;
-            break;
-        case O_CTX:
-            if (!cli_parse_long("verify", "--ctx", optarg, 2, 1 << 20, &v))
-                return CLI_USAGE;
-            po.n_ctx = (size_t)v;
-            ctx_given = true;
-            break;
-        case O_STRIDE:
-            if (!cli_parse_long("verify", "--stride", optarg, 1, 1 << 20, &v))
-                return CLI_USAGE;
-            po.stride = (size_t)v;
-            break;
-        case O_MAXC:
-        case O_MAXB:
-            if (!cli_parse_long("verify", c == O_MAXC ? "--max-chunks" : "--max-blocks", optarg, 1,
-                                1L << 40, &v))
-                return CLI_USAGE;
-            po.max_units = (size_t)v;
-            break;
-        case O_SEP:
-            if (!*optarg)
-                return cli_usage_error("verify", usage, "--block-sep must not be empty");
-            po.block_sep = optarg;
-            break;
         case O_DPPL: {
             char buf[64];
             size_t n = strlen(optarg);
