@@ -627,6 +627,64 @@ done:
 #undef S1_FLUSH
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* qnt_sub1_x86.c */
+int qnt_sub1_cpu_has_avx512(void);
+void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *restrict sp,
+                            const uint8_t *const *restrict se, const size_t *restrict nr,
+                            size_t nchunk, size_t cols, const uint8_t *const *restrict lv,
+                            const float *restrict x, float *const *restrict y);
+
+/* Decode table of the AVX-512 kernel: per slot f << 20 | info << 12 | (slot -
+ * start), info as in s1_table. Needs every f < 4096 (the caller checks). */
+static void s1_table_fast(const struct s1view *v, uint32_t *restrict tab)
+{
+    uint32_t start = 0;
+    for (unsigned s = 0; s < v->nsym; s++) {
+        uint32_t f = v->freq[s];
+        uint32_t info = s == v->nsym - 1 ? (0x80u | v->R) : ((s >> 1) | ((s & 1u) << 6));
+        for (uint32_t k = 0; k < f; k++)
+            tab[start + k] = (f << 20) | (info << 12) | k;
+        start += f;
+    }
+}
+
+/* 1 if the AVX-512 kernel may run (picked once). */
+static int s1_use_avx512(void)
+{
+    static int state;                   /* 0 unknown, 1 yes, 2 no */
+    int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
+    if (!st) {
+        st = qnt_sub1_cpu_has_avx512() ? 1 : 2;
+        __atomic_store_n(&state, st, __ATOMIC_RELAXED);
+    }
+    return st == 1;
+}
+
+/* Chunks two by two (8 rANS chains a thread; pairs over threads, static). */
+static void s1_matvec_avx512(const struct s1view *v, const float *restrict x, float *restrict y)
+{
+    uint32_t tab[S1_M];                 /* shared, read-only inside the region */
+    s1_table_fast(v, tab);
+    const long npair = (long)((v->nchunks + 1) / 2);
+#pragma omp parallel for schedule(static) if (v->rows * v->cols > 65536)
+    for (long pi = 0; pi < npair; pi++) {
+        const uint8_t *sp[2], *se[2], *lv[2];
+        size_t nr[2], k = 0;
+        float *yo[2];
+        for (size_t c = 2 * (size_t)pi; c < v->nchunks && k < 2; c++, k++) {
+            size_t r0 = c * v->G;
+            sp[k] = v->stream + s1_chunk_start(v, c);
+            se[k] = v->stream + s1_chunk_end(v, c);
+            nr[k] = v->rows - r0 < v->G ? v->rows - r0 : v->G;
+            lv[k] = v->lv + 4 * r0;
+            yo[k] = y + r0;
+        }
+        qnt_sub1_chunks_avx512(tab, sp, se, nr, k, v->cols, lv, x, yo);
+    }
+}
+#endif
+
 void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                      const float *restrict x, float *restrict y)
 {
@@ -637,6 +695,13 @@ void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_
         qnt_sub1_matvec_ref(w, nbytes, rows, cols, x, y);
         return;
     }
+#if defined(__x86_64__) || defined(__i386__)
+    /* positions are u32 lanes (chunk size < 2^31); f = 4096 (all zeros) does not fit the table */
+    if ((uint64_t)v.G * v.cols < (1u << 31) && v.freq[v.nsym - 1] != 0xffff && s1_use_avx512()) {
+        s1_matvec_avx512(&v, x, y);
+        return;
+    }
+#endif
     uint32_t tab[S1_M];                 /* shared, read-only inside the region */
     s1_table(&v, tab);
     const long nch = (long)v.nchunks;
