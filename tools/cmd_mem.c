@@ -41,6 +41,7 @@ static const char usage[] =
     "      --recompute      with --train: full activation recomputation\n"
     "      --config FILE    config.json to use with MODEL\n"
     "      --measure        also run 'subbit ppl' on a short text and print its peak RSS\n"
+    "                       (the KV cache is then counted in f32, as the core keeps it)\n"
     "      --text FILE      the text for --measure (default: a built-in one)\n"
     "      --json           one JSON document on stdout\n"
     "  -q, --quiet          no notes on stderr\n"
@@ -426,7 +427,7 @@ int cmd_mem(int argc, char **argv)
     };
     struct vfy_mem_opts o;
     vfy_mem_opts_init(&o);
-    bool list = false, json = false, quiet = false, do_measure = false;
+    bool list = false, json = false, quiet = false, do_measure = false, kv_given = false;
     const char *config = NULL, *text = NULL;
     long v;
     double dv;
@@ -452,6 +453,7 @@ int cmd_mem(int argc, char **argv)
                 return cli_usage_error("mem", usage, "--kv-type expects f32, f16 or q8_0, got '%s'",
                                        optarg);
             o.kv_type = (enum sb_dtype)t;
+            kv_given = true;
             break;
         }
         case O_ZEROS:
@@ -548,6 +550,8 @@ int cmd_mem(int argc, char **argv)
         for (int i = 0; i < m.n_notes; i++)
             cli_warn("mem", "%s", m.notes[i]);
 
+    if (do_measure && !kv_given)
+        o.kv_type = SB_DTYPE_F32; /* what our core's KV cache holds */
     struct vfy_mem_est e;
     if ((r = vfy_mem_estimate(&m, &o, &e, &err)) != SB_OK) {
         vfy_mem_model_release(&m);

@@ -837,29 +837,51 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
         sb_mul_u64(per_layer_tok, swa, &t2) || sb_mul_u64(t2, wctx, &t2) ||
         sb_add_u64(t1, t2, &t1) || sb_mul_u64(t1, batch, &e->kv));
 
-    /* runtime buffers of our core, sized for a prompt of ctx tokens x batch
-     * processed at once (ppl): f32 logits for every position; per token the
-     * residual and two scratch vectors (dim), q, k, v, the FFN pair (the
-     * widest FFN: dense, or k experts' worth), one row of attention scores
-     * per head; and per-thread row scratch for the matvec kernels (16
-     * threads x the widest row, in and out). The tokenizer's vocabulary
-     * (about 48 bytes a piece with its malloc overhead, score and type)
-     * is counted with the scratch. */
-    uint64_t T;
-    CHK(sb_mul_u64(ctx, batch, &T));
-    CHK(sb_mul_u64(T, (uint64_t)m->vocab_size, &e->logits) ||
+    /* runtime buffers of our core (verify/vfy_forward.c vfy_ctx_new and
+     * verify/vfy_ppl.c) as `subbit ppl` touches them for a window of ctx
+     * tokens x batch, processed in blocks of B tokens (below): f32
+     * logits for the scored positions; per token of a block the
+     * residual and two scratch vectors (dim), q and the attention output
+     * (heads x head_dim), k and v, the FFN pair at the widest FFN (dense
+     * or one expert), and for MoE the router scores, the
+     * expert input/output and an expert FFN pair; per thread one row of
+     * attention scores (16 threads assumed); the RoPE tables (ctx x
+     * head_dim); and per-thread row scratch for the matvec kernels (16
+     * threads x the widest row, in and out). The vocabulary is counted with
+     * the scratch at 150 bytes a token: the pieces are held three times (the
+     * GGUF metadata, the model's vocab, the tokenizer's table and hash map),
+     * each a small malloc with its overhead — measured with valgrind massif
+     * on llama-2-tiny-random's 32,000 tokens. */
+    /* ppl's chunks protocol forwards a window in two calls (the unscored
+     * first half, then the scored half), so a block holds at most
+     * ctx - ctx/2 + 1 tokens: rows past that are allocated but never touched,
+     * and untouched pages are not resident */
+    uint64_t half = ctx - ctx / 2 + 1;
+    uint64_t T, B = half < 512 ? half : 512;
+    CHK(sb_mul_u64(ctx, batch, &T) || sb_mul_u64(B, batch, &B));
+    /* logits: the scored positions of a window, which for ppl's default
+     * chunks protocol are its second half (plus the one before it) */
+    uint64_t lrows;
+    CHK(sb_mul_u64(ctx - ctx / 2 + 1, batch, &lrows));
+    if (lrows > T)
+        lrows = T;
+    CHK(sb_mul_u64(lrows, (uint64_t)m->vocab_size, &e->logits) ||
         sb_mul_u64(e->logits, 4, &e->logits));
     uint64_t ffw = (uint64_t)m->hidden_dim;
-    uint64_t moe_w = (uint64_t)m->moe_hidden_dim * (uint64_t)(m->n_experts_used ? m->n_experts_used : 1);
-    if (moe_w > ffw)
-        ffw = moe_w;
+    if ((uint64_t)m->moe_hidden_dim > ffw)
+        ffw = (uint64_t)m->moe_hidden_dim;
     uint64_t qd = (uint64_t)m->n_heads * (uint64_t)m->head_dim;
     uint64_t kvd = m->mla ? qd : (uint64_t)m->n_kv_heads * (uint64_t)m->head_dim;
-    uint64_t per_tok = 3 * (uint64_t)m->dim + qd + 2 * kvd + 2 * ffw +
-                       (uint64_t)m->n_heads * ctx;
-    CHK(sb_mul_u64(per_tok, T, &e->activations) || sb_mul_u64(e->activations, 4, &e->activations));
+    uint64_t per_tok = 3 * (uint64_t)m->dim + 2 * qd + 2 * kvd + 2 * ffw;
+    if (m->n_experts > 0)
+        per_tok += (uint64_t)m->n_experts + 2 * (uint64_t)m->n_experts_used + 2 +
+                   3 * (uint64_t)m->dim + 2 * ffw;
+    uint64_t fixed = 16 * ctx + ctx * (uint64_t)m->head_dim;
+    CHK(sb_mul_u64(per_tok, B, &e->activations) ||
+        sb_add_u64(e->activations, fixed, &e->activations) ||
+        sb_mul_u64(e->activations, 4, &e->activations));
     uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
-    e->scratch = 16 * 2 * 4 * widest + 48 * (uint64_t)m->vocab_size;
+    e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
     e->baseline = o->baseline ? o->baseline : VFY_MEM_BASELINE;
     uint64_t tot = 0;
     CHK(sb_add_u64(tot, e->weights, &tot) || sb_add_u64(tot, e->kv, &tot) ||

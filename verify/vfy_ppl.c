@@ -260,9 +260,14 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
         return sb_err_set(err, SB_EINVAL, "context %zu smaller than the plan's %zu",
                           vfy_ctx_n_ctx(ctx), p->n_ctx);
     const size_t V = (size_t)vfy_model_info(vfy_ctx_model(ctx))->vocab;
-    float *lg = sb_malloc(p->n_ctx * V * sizeof *lg);
+    /* logits only for the positions that are scored (chunks: the second half) */
+    size_t rows = 1;
+    for (size_t w = 0; w < p->n_win; w++)
+        if (p->win[w].n - (p->win[w].first - 1) > rows)
+            rows = p->win[w].n - (p->win[w].first - 1);
+    float *lg = sb_malloc(rows * V * sizeof *lg);
     if (!lg)
-        return sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", p->n_ctx, V);
+        return sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", rows, V);
     struct vfy_nll_acc acc = { 0 };
     const double t0 = now_s();
     int rc = SB_OK;
