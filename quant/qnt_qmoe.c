@@ -4,6 +4,7 @@
  * Knows the dictionary and the blob; nothing of files. */
 #include "qnt_qmoe.h"
 #include "qnt_tern.h"
+#include "qnt_ternary_impl.h"
 #include "sb_alloc.h"
 #include "sb_err.h"
 #include "sb_math.h"
@@ -385,27 +386,33 @@ void qnt_qmoe_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, s
     const uint32_t *tab = qnt_qmoe_table();
     struct qview v;
     qview_init(&v, w, rows);
+    struct qnt_tfx fx;
+    qnt_tfx_init(&fx, x, cols);
+    if (!fx.finite) {
+        qnt_tfx_nan(y, rows);
+        return;
+    }
     for (size_t r = 0; r < rows; r++) {
-        const double lv[4] = { 0.0, qnt_tern_bf16_to_f32(rd16(v.lv + 4 * r)),
-                               qnt_tern_bf16_to_f32(rd16(v.lv + 4 * r + 2)), 0.0 };
-        double acc = 0.0;
+        int64_t sum[4] = { 0, 0, 0, 0 };          /* exact, by symbol (qnt_ternary_impl.h) */
         if (tab) {
-#define EMIT_REF(j, s) acc += lv[s] * (double)x[j]
+#define EMIT_REF(j, s) sum[s] += qnt_tfx_x(x[j], fx.scale)
             QMOE_WALK_ROW(&v, tab, r, cols, EMIT_REF);
 #undef EMIT_REF
         }
-        y[r] = (float)acc;
+        y[r] = qnt_tfx_out(rd16(v.lv + 4 * r), rd16(v.lv + 4 * r + 2), sum[1], sum[2], &fx);
     }
 }
 
-/* Fast row: separate sums of x under symbol 1 and symbol 2 (only non-zeros
- * cost work, ~11.5% of weights), one multiply by each level at the end. */
+/* Fast row: exact int64 sums of X under symbol 1 and symbol 2
+ * (qnt_ternary_impl.h; only non-zeros cost work, ~11.5% of weights), one
+ * multiply by each level at the end. */
 static float qmoe_row_fast(const struct qview *v, const uint32_t *restrict tab, size_t r,
-                           size_t cols, const float *restrict x)
+                           size_t cols, const float *restrict x, const struct qnt_tfx *fx)
 {
     const uint8_t *cw = v->cw;
     uint32_t a = rd32(v->off + 4 * r), e = rd32(v->off + 4 * r + 4);
-    float s1 = 0.0f, s2 = 0.0f;
+    const double scale = fx->scale;
+    int64_t s1 = 0, s2 = 0;
     size_t idx = 0;
     for (uint32_t c = a; c < e; c++) {
         uint32_t ent = rd16(cw + 2 * (size_t)c);
@@ -422,17 +429,16 @@ static float qmoe_row_fast(const struct qview *v, const uint32_t *restrict tab, 
         }
         const float *xp = x + idx;
         while (m1) {
-            s1 += xp[__builtin_ctzll(m1) >> 1];
+            s1 += qnt_tfx_x(xp[__builtin_ctzll(m1) >> 1], scale);
             m1 &= m1 - 1;
         }
         while (m2) {
-            s2 += xp[__builtin_ctzll(m2) >> 1];
+            s2 += qnt_tfx_x(xp[__builtin_ctzll(m2) >> 1], scale);
             m2 &= m2 - 1;
         }
         idx += L2;
     }
-    return qnt_tern_bf16_to_f32(rd16(v->lv + 4 * r)) * s1 +
-           qnt_tern_bf16_to_f32(rd16(v->lv + 4 * r + 2)) * s2;
+    return qnt_tfx_out(rd16(v->lv + 4 * r), rd16(v->lv + 4 * r + 2), s1, s2, fx);
 }
 
 void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
@@ -446,8 +452,14 @@ void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_
     }
     struct qview v;
     qview_init(&v, w, rows);
+    struct qnt_tfx fx;
+    qnt_tfx_init(&fx, x, cols);
+    if (!fx.finite) {
+        qnt_tfx_nan(y, rows);
+        return;
+    }
     const long n = (long)rows;
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
     for (long r = 0; r < n; r++)
-        y[r] = qmoe_row_fast(&v, tab, (size_t)r, cols, x);
+        y[r] = qmoe_row_fast(&v, tab, (size_t)r, cols, x, &fx);
 }

@@ -42,6 +42,11 @@ void qnt_qmoe_dequantize_rows(const void *restrict w, uint64_t nbytes, size_t co
 /*! qnt_qmoe_decode_tern() : rows back to the exact tern bytes given to the encoder. */
 void qnt_qmoe_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
                           size_t nrows, void *restrict dst);
+/*! qnt_qmoe_matvec() : fused decode + y = W x (OpenMP over rows, static),
+ *  summed exactly as qnt_tern_matvec does (qnt_tern.h): bit-identical to
+ *  _ref, to qnt_tern_matvec and qnt_sub1_matvec of the same weights, at any
+ *  thread count. Non-finite x: every y is NaN. _ref: the scalar reference of
+ *  the same sums, one thread. */
 void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                      const float *restrict x, float *restrict y);
 void qnt_qmoe_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,

@@ -12,6 +12,7 @@
  * Knows the code and the blob; nothing of files. */
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
+#include "qnt_ternary_impl.h"
 #include "sb_alloc.h"
 #include "sb_err.h"
 #include "sb_math.h"
@@ -516,9 +517,9 @@ void qnt_sub1_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, 
 }
 
 struct ref_ctx {
-    const struct s1view *v;
     const float *x;
-    double *acc;               /* [64]: rows lo .. lo + 63 */
+    double scale;              /* qnt_ternary_impl.h */
+    int64_t (*acc)[2];         /* [64][symbol - 1]: rows lo .. lo + 63 */
     size_t lo;
 };
 
@@ -527,8 +528,7 @@ static void ev_ref(void *ctx, size_t row, size_t col, unsigned sym)
     struct ref_ctx *d = ctx;
     if (row < d->lo || row >= d->lo + 64)
         return;
-    d->acc[row - d->lo] += (double)qnt_tern_bf16_to_f32(rd16(d->v->lv + 4 * row + 2 * (sym - 1))) *
-                           (double)d->x[col];
+    d->acc[row - d->lo][sym - 1] += qnt_tfx_x(d->x[col], d->scale);
 }
 
 void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
@@ -538,26 +538,36 @@ void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, s
     memset(y, 0, rows * sizeof *y);
     if (s1_parse(&v, w, nbytes) || v.rows != rows || v.cols != cols || !v.nchunks)
         return;
+    struct qnt_tfx fx;
+    qnt_tfx_init(&fx, x, cols);
+    if (!fx.finite) {
+        qnt_tfx_nan(y, rows);
+        return;
+    }
     uint32_t tab[S1_M];
     s1_table(&v, tab);
-    /* per row: a double sum over its non-zeros in ascending column order; rows
-       are summed 64 at a time (the chunk is re-walked per block: it is the reference) */
+    /* per row: exact int64 sums of X under symbol 1 and symbol 2
+       (qnt_ternary_impl.h); rows are summed 64 at a time (the chunk is
+       re-walked per block: it is the reference) */
     for (size_t c = 0; c < v.nchunks; c++) {
         size_t r0 = c * v.G, nr = rows - r0 < v.G ? rows - r0 : v.G;
         for (size_t b = 0; b < nr; b += 64) {
-            double acc[64] = { 0 };
-            struct ref_ctx d = { &v, x, acc, r0 + b };
+            int64_t acc[64][2];
+            memset(acc, 0, sizeof acc);
+            struct ref_ctx d = { x, fx.scale, acc, r0 + b };
             s1_walk_chunk(&v, tab, c, ev_ref, &d);
-            for (size_t i = 0; i < 64 && b + i < nr; i++)
-                y[r0 + b + i] = (float)acc[i];
+            for (size_t i = 0; i < 64 && b + i < nr; i++) {
+                const uint8_t *l = v.lv + 4 * (r0 + b + i);
+                y[r0 + b + i] = qnt_tfx_out(rd16(l), rd16(l + 2), acc[i][0], acc[i][1], &fx);
+            }
         }
     }
 }
 
-/* Fused chunk kernel: decode tokens and accumulate level * x per row in
- * four double sums (one per rANS state slot, fixed by token index, so the
- * result depends on the data only). Branch-free renormalisation and class
- * selection: both are data-random and would mispredict. */
+/* Fused chunk kernel: decode tokens and add X (qnt_ternary_impl.h) per row
+ * into an int64 sum per class (exact: any order gives the same). Branch-free
+ * renormalisation and class selection: both are data-random and would
+ * mispredict. */
 #define S1_STEPF(X, INFO)                                                                  \
     do {                                                                                   \
         uint32_t e_ = tab[(X) & (S1_M - 1)];                                               \
@@ -572,7 +582,7 @@ void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, s
     } while (0)
 
 static void s1_chunk_matvec(const struct s1view *v, const uint32_t *restrict tab, size_t c,
-                            const float *restrict x, float *restrict y)
+                            const float *restrict x, const struct qnt_tfx *fx, float *restrict y)
 {
     static const uint8_t zero2[2] = { 0, 0 };
     const uint8_t *p = v->stream + s1_chunk_start(v, c), *pend = v->stream + s1_chunk_end(v, c);
@@ -580,24 +590,19 @@ static void s1_chunk_matvec(const struct s1view *v, const uint32_t *restrict tab
     size_t row = c * v->G, nr = v->rows - row < v->G ? v->rows - row : v->G, rend = row + nr;
     const uint64_t n = (uint64_t)nr * cols;
     uint64_t pos = 0, rs = 0, re = cols;   /* flattened position, current row's start, end */
-    double lv[2] = { qnt_tern_bf16_to_f32(rd16(v->lv + 4 * row)),
-                     qnt_tern_bf16_to_f32(rd16(v->lv + 4 * row + 2)) };
-    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const double scale = fx->scale;
+    int64_t slo = 0, shi = 0;
     uint32_t x0 = rd32(p), x1 = rd32(p + 4), x2 = rd32(p + 8), x3 = rd32(p + 12);
     p += 16;
 #define S1_FLUSH()                                                                         \
     do {                                                                                   \
-        y[row] = (float)((a0 + a1) + (a2 + a3));                                           \
-        a0 = a1 = a2 = a3 = 0;                                                             \
+        y[row] = qnt_tfx_out(rd16(v->lv + 4 * row), rd16(v->lv + 4 * row + 2), slo, shi, fx); \
+        slo = shi = 0;                                                                     \
         row++;                                                                             \
         rs = re;                                                                           \
         re += cols;                                                                        \
-        if (row < rend) {                                                                  \
-            lv[0] = qnt_tern_bf16_to_f32(rd16(v->lv + 4 * row));                           \
-            lv[1] = qnt_tern_bf16_to_f32(rd16(v->lv + 4 * row + 2));                       \
-        }                                                                                  \
     } while (0)
-#define S1_USE(INFO, ACC)                                                                  \
+#define S1_USE(INFO)                                                                       \
     do {                                                                                   \
         pos += (INFO) & 63u;                                                               \
         if (!((INFO) & 0x80u)) {                                                           \
@@ -605,7 +610,10 @@ static void s1_chunk_matvec(const struct s1view *v, const uint32_t *restrict tab
                 goto done;                                                                 \
             while (pos >= re)                                                              \
                 S1_FLUSH();                                                                \
-            ACC += lv[((INFO) >> 6) & 1u] * (double)x[pos - rs];                           \
+            const int64_t X_ = qnt_tfx_x(x[pos - rs], scale);                             \
+            const int64_t hm_ = -(int64_t)(((INFO) >> 6) & 1u);   /* class: all ones = hi */ \
+            shi += X_ & hm_;                                                               \
+            slo += X_ & ~hm_;                                                              \
             pos++;                                                                         \
         }                                                                                  \
     } while (0)
@@ -615,10 +623,10 @@ static void s1_chunk_matvec(const struct s1view *v, const uint32_t *restrict tab
         S1_STEPF(x1, i1);
         S1_STEPF(x2, i2);
         S1_STEPF(x3, i3);
-        S1_USE(i0, a0);
-        S1_USE(i1, a1);
-        S1_USE(i2, a2);
-        S1_USE(i3, a3);
+        S1_USE(i0);
+        S1_USE(i1);
+        S1_USE(i2);
+        S1_USE(i3);
     }
 done:
     while (row < rend)
@@ -633,7 +641,8 @@ int qnt_sub1_cpu_has_avx512(void);
 void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *restrict sp,
                             const uint8_t *const *restrict se, const size_t *restrict nr,
                             size_t nchunk, size_t cols, const uint8_t *const *restrict lv,
-                            const float *restrict x, float *const *restrict y);
+                            const float *restrict x, const struct qnt_tfx *fx,
+                            float *const *restrict y);
 
 /* Decode table of the AVX-512 kernel: per slot f << 20 | info << 12 | (slot -
  * start), info as in s1_table. Needs every f < 4096 (the caller checks). */
@@ -662,7 +671,8 @@ static int s1_use_avx512(void)
 }
 
 /* Chunks two by two (8 rANS chains a thread; pairs over threads, static). */
-static void s1_matvec_avx512(const struct s1view *v, const float *restrict x, float *restrict y)
+static void s1_matvec_avx512(const struct s1view *v, const float *restrict x,
+                             const struct qnt_tfx *fx, float *restrict y)
 {
     uint32_t tab[S1_M];                 /* shared, read-only inside the region */
     s1_table_fast(v, tab);
@@ -680,13 +690,13 @@ static void s1_matvec_avx512(const struct s1view *v, const float *restrict x, fl
             lv[k] = v->lv + 4 * r0;
             yo[k] = y + r0;
         }
-        qnt_sub1_chunks_avx512(tab, sp, se, nr, k, v->cols, lv, x, yo);
+        qnt_sub1_chunks_avx512(tab, sp, se, nr, k, v->cols, lv, x, fx, yo);
     }
 }
 #endif
 
-void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
-                     const float *restrict x, float *restrict y)
+static void s1_matvec(int allow_simd, const void *restrict w, uint64_t nbytes, size_t rows,
+                      size_t cols, const float *restrict x, float *restrict y)
 {
     const char *env = getenv("SUBBIT_REF_KERNELS");
     struct s1view v;
@@ -695,17 +705,38 @@ void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_
         qnt_sub1_matvec_ref(w, nbytes, rows, cols, x, y);
         return;
     }
-#if defined(__x86_64__) || defined(__i386__)
-    /* positions are u32 lanes (chunk size < 2^31); f = 4096 (all zeros) does not fit the table */
-    if ((uint64_t)v.G * v.cols < (1u << 31) && v.freq[v.nsym - 1] != 0xffff && s1_use_avx512()) {
-        s1_matvec_avx512(&v, x, y);
+    struct qnt_tfx fx;
+    qnt_tfx_init(&fx, x, cols);
+    if (!fx.finite) {
+        qnt_tfx_nan(y, rows);
         return;
     }
+#if defined(__x86_64__) || defined(__i386__)
+    /* positions are u32 lanes (chunk size < 2^31); f = 4096 (all zeros) does not fit the table */
+    if (allow_simd && (uint64_t)v.G * v.cols < (1u << 31) && v.freq[v.nsym - 1] != 0xffff &&
+        s1_use_avx512()) {
+        s1_matvec_avx512(&v, x, &fx, y);
+        return;
+    }
+#else
+    (void)allow_simd;
 #endif
     uint32_t tab[S1_M];                 /* shared, read-only inside the region */
     s1_table(&v, tab);
     const long nch = (long)v.nchunks;
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
     for (long c = 0; c < nch; c++)
-        s1_chunk_matvec(&v, tab, (size_t)c, x, y);
+        s1_chunk_matvec(&v, tab, (size_t)c, x, &fx, y);
+}
+
+void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     const float *restrict x, float *restrict y)
+{
+    s1_matvec(1, w, nbytes, rows, cols, x, y);
+}
+
+void qnt_sub1_matvec_generic(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                             const float *restrict x, float *restrict y)
+{
+    s1_matvec(0, w, nbytes, rows, cols, x, y);
 }

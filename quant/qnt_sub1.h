@@ -41,11 +41,14 @@ void qnt_sub1_dequantize_rows(const void *restrict w, uint64_t nbytes, size_t co
 void qnt_sub1_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
                           size_t nrows, void *restrict dst);
 
-/*! qnt_sub1_matvec() : fused decode + y = W x (OpenMP over rows, static;
- *  thread-count independent). Within 1e-5 relative (to sum |w||x|) of _ref. */
+/*! qnt_sub1_matvec() : fused decode + y = W x (OpenMP over chunks, static),
+ *  summed exactly as qnt_tern_matvec does (qnt_tern.h): bit-identical to
+ *  _ref, to qnt_tern_matvec and qnt_qmoe_matvec of the same weights, at any
+ *  thread count. Non-finite x: every y is NaN. A blob that fails to parse
+ *  for (rows, cols): y is 0. */
 void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                      const float *restrict x, float *restrict y);
-/*! qnt_sub1_matvec_ref() : scalar reference, double accumulation, one thread. */
+/*! qnt_sub1_matvec_ref() : scalar reference of the same exact sums, one thread. */
 void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                          const float *restrict x, float *restrict y);
 

@@ -8,11 +8,12 @@
  *      4 state chains run at their latency. Two chunks are decoded side by
  *      side (8 independent chains) while both have room.
  *   2. AVX-512, 16 tokens a step: positions by a prefix sum of the run
- *      lengths, a masked gather of x at the non-zeros, and per-class sums
- *      (weights are {0, lo, hi} per row, so y = lo * sum_neg + hi * sum_pos:
- *      no multiply per weight). 16 float lanes, folded into 16 double lanes
- *      after each batch (at most 4 adds a lane in float), rows reduced in a
- *      fixed order: the result depends on the data only.
+ *      lengths, a masked gather of x at the non-zeros, x to fixed point
+ *      (X = x * 2^s rounded, qnt_ternary_impl.h; widen to double, one
+ *      multiply-add with 1.5 * 2^52, one integer subtract) and per-class
+ *      int64 sums (weights are {0, lo, hi} per row, so y = lo * S_lo + hi *
+ *      S_hi: no multiply per weight). The sums are exact, so y is
+ *      bit-identical to every other ternary kernel (qnt_tfx_out).
  * A batch runs without bounds checks only while the chunk has room for its
  * worst case (2 bytes a token); the last bytes go group by group with the
  * checked step. Compiled without -march: the functions carry target
@@ -24,11 +25,14 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "qnt_ternary_impl.h"
+
 int qnt_sub1_cpu_has_avx512(void);
 void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *restrict sp,
                             const uint8_t *const *restrict se, const size_t *restrict nr,
                             size_t nchunk, size_t cols, const uint8_t *const *restrict lv,
-                            const float *restrict x, float *const *restrict y);
+                            const float *restrict x, const struct qnt_tfx *fx,
+                            float *const *restrict y);
 
 int qnt_sub1_cpu_has_avx512(void)
 {
@@ -40,13 +44,7 @@ int qnt_sub1_cpu_has_avx512(void)
 #define S1X_B 64u                     /* tokens a batch (multiple of 16 and of 4) */
 #define S1X_L (1u << 16)
 
-static inline float s1x_bf16(const uint8_t *p)
-{
-    uint32_t u = (uint32_t)(p[0] | (p[1] << 8)) << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+static inline uint16_t s1x_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 /* One chunk's decoder and accumulator state. */
 struct s1x {
@@ -57,9 +55,9 @@ struct s1x {
     size_t row, nr, cols;
     const uint8_t *lv;                /* (lo, hi) bf16 of row 0 of the chunk */
     float *y;
+    const struct qnt_tfx *fx;
     int done;
-    __m512 fneg, fpos;
-    __m512d dneg0, dneg1, dpos0, dpos1;
+    __m512i sneg0, sneg1, spos0, spos1;  /* int64 X sums: symbol 1 (class 0), symbol 2; tokens 0-7, 8-15 */
     uint8_t buf[2][S1X_B + 16];       /* info bytes: decoded batch, batch being summed */
 };
 
@@ -97,34 +95,14 @@ struct s1x {
         (P) += 2 * c_;                                                                     \
     } while (0)
 
-__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) static void s1x_fold(struct s1x *s)
-{
-    s->dneg0 = _mm512_add_pd(s->dneg0, _mm512_cvtps_pd(_mm512_castps512_ps256(s->fneg)));
-    s->dneg1 = _mm512_add_pd(s->dneg1, _mm512_cvtps_pd(_mm256_castpd_ps(
-                                           _mm512_extractf64x4_pd(_mm512_castps_pd(s->fneg), 1))));
-    s->dpos0 = _mm512_add_pd(s->dpos0, _mm512_cvtps_pd(_mm512_castps512_ps256(s->fpos)));
-    s->dpos1 = _mm512_add_pd(s->dpos1, _mm512_cvtps_pd(_mm256_castpd_ps(
-                                           _mm512_extractf64x4_pd(_mm512_castps_pd(s->fpos), 1))));
-    s->fneg = s->fpos = _mm512_setzero_ps();
-}
-
-/* Fixed-order sum of 8 doubles. */
-__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) static double s1x_hsum(__m512d v)
-{
-    double t[8];
-    _mm512_storeu_pd(t, v);
-    return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
-}
-
 /* y for the current row, then move to the next one. */
 __attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) static void s1x_flush(struct s1x *s)
 {
-    s1x_fold(s);
-    double sn = s1x_hsum(_mm512_add_pd(s->dneg0, s->dneg1));
-    double sp = s1x_hsum(_mm512_add_pd(s->dpos0, s->dpos1));
+    const int64_t sn = _mm512_reduce_add_epi64(_mm512_add_epi64(s->sneg0, s->sneg1));
+    const int64_t sp = _mm512_reduce_add_epi64(_mm512_add_epi64(s->spos0, s->spos1));
     const uint8_t *l = s->lv + 4 * s->row;
-    s->y[s->row] = (float)((double)s1x_bf16(l) * sn + (double)s1x_bf16(l + 2) * sp);
-    s->dneg0 = s->dneg1 = s->dpos0 = s->dpos1 = _mm512_setzero_pd();
+    s->y[s->row] = qnt_tfx_out(s1x_rd16(l), s1x_rd16(l + 2), sn, sp, s->fx);
+    s->sneg0 = s->sneg1 = s->spos0 = s->spos1 = _mm512_setzero_si512();
     s->row++;
     s->rs = s->re;
     s->re += (uint32_t)s->cols;
@@ -141,7 +119,10 @@ s1x_accumulate(struct s1x *s, const uint8_t *restrict buf, const float *restrict
                   m128 = _mm512_set1_epi32(128), last = _mm512_set1_epi32(15);
     __m512i base = _mm512_set1_epi32((int)s->base);
     __m512i rs = _mm512_set1_epi32((int)s->rs), re = _mm512_set1_epi32((int)s->re);
-    __m512 fneg = s->fneg, fpos = s->fpos;   /* in registers across the loop */
+    const __m512d sc = _mm512_set1_pd(s->fx->scale), mg = _mm512_set1_pd(QNT_TFX_MAGIC);
+    const __m512i mb = _mm512_set1_epi64(QNT_TFX_MAGIC_BITS);
+    /* in registers across the loop */
+    __m512i sneg0 = s->sneg0, sneg1 = s->sneg1, spos0 = s->spos0, spos1 = s->spos1;
     for (unsigned i = 0; i < cnt && !s->done; i += 16) {
         __mmask16 valid = cnt - i >= 16 ? 0xffff : (__mmask16)((1u << (cnt - i)) - 1);
         __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(buf + i)));
@@ -162,16 +143,27 @@ s1x_accumulate(struct s1x *s, const uint8_t *restrict buf, const float *restrict
             if (m) {
                 __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m,
                                                     _mm512_sub_epi32(col, rs), x, 4);
-                fpos = _mm512_mask_add_ps(fpos, cls, fpos, g);
-                fneg = _mm512_mask_add_ps(fneg, (__mmask16)~cls, fneg, g);
+                /* X = bits(x * 2^s + 1.5 * 2^52) - bits(1.5 * 2^52): the product is exact */
+                __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(g));
+                __m512d d1 = _mm512_cvtps_pd(_mm256_castpd_ps(
+                    _mm512_extractf64x4_pd(_mm512_castps_pd(g), 1)));
+                __m512i X0 = _mm512_sub_epi64(_mm512_castpd_si512(_mm512_fmadd_pd(d0, sc, mg)), mb);
+                __m512i X1 = _mm512_sub_epi64(_mm512_castpd_si512(_mm512_fmadd_pd(d1, sc, mg)), mb);
+                const __mmask16 mp = m & cls, mn = m & (__mmask16)~cls;
+                spos0 = _mm512_mask_add_epi64(spos0, (__mmask8)mp, spos0, X0);
+                spos1 = _mm512_mask_add_epi64(spos1, (__mmask8)(mp >> 8), spos1, X1);
+                sneg0 = _mm512_mask_add_epi64(sneg0, (__mmask8)mn, sneg0, X0);
+                sneg1 = _mm512_mask_add_epi64(sneg1, (__mmask8)(mn >> 8), sneg1, X1);
             }
             todo &= (__mmask16)~m;
             if (!todo)
                 break;
-            s->fneg = fneg;                                /* a non-zero past this row */
-            s->fpos = fpos;
+            s->sneg0 = sneg0;                              /* a non-zero past this row */
+            s->sneg1 = sneg1;
+            s->spos0 = spos0;
+            s->spos1 = spos1;
             s1x_flush(s);
-            fneg = fpos = _mm512_setzero_ps();
+            sneg0 = sneg1 = spos0 = spos1 = _mm512_setzero_si512();
             if (s->done)
                 break;
             rs = _mm512_set1_epi32((int)s->rs);
@@ -179,16 +171,17 @@ s1x_accumulate(struct s1x *s, const uint8_t *restrict buf, const float *restrict
         }
     }
     s->base = (uint32_t)_mm_cvtsi128_si32(_mm512_castsi512_si128(base));
-    s->fneg = fneg;
-    s->fpos = fpos;
-    s1x_fold(s);
+    s->sneg0 = sneg0;
+    s->sneg1 = sneg1;
+    s->spos0 = spos0;
+    s->spos1 = spos1;
     if (s->base >= s->n)
         s->done = 1;
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) static void
 s1x_init(struct s1x *s, const uint8_t *p, const uint8_t *pend, size_t nr, size_t cols,
-         const uint8_t *lv, float *y)
+         const uint8_t *lv, const struct qnt_tfx *fx, float *y)
 {
     s->p = p + 16;
     s->pend = pend;
@@ -203,9 +196,9 @@ s1x_init(struct s1x *s, const uint8_t *p, const uint8_t *pend, size_t nr, size_t
     s->cols = cols;
     s->lv = lv;
     s->y = y;
+    s->fx = fx;
     s->done = nr == 0 || cols == 0;
-    s->fneg = s->fpos = _mm512_setzero_ps();
-    s->dneg0 = s->dneg1 = s->dpos0 = s->dpos1 = _mm512_setzero_pd();
+    s->sneg0 = s->sneg1 = s->spos0 = s->spos1 = _mm512_setzero_si512();
     memset(s->buf, 0, sizeof s->buf);
 }
 
@@ -283,11 +276,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void
 qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *restrict sp,
                        const uint8_t *const *restrict se, const size_t *restrict nr,
                        size_t nchunk, size_t cols, const uint8_t *const *restrict lv,
-                       const float *restrict x, float *const *restrict y)
+                       const float *restrict x, const struct qnt_tfx *fx,
+                       float *const *restrict y)
 {
     struct s1x s[2];
     for (size_t i = 0; i < nchunk; i++)
-        s1x_init(&s[i], sp[i], se[i], nr[i], cols, lv[i], y[i]);
+        s1x_init(&s[i], sp[i], se[i], nr[i], cols, lv[i], fx, y[i]);
     if (nchunk == 2) {
         /* software pipeline: sum batch i-1 while batch i decodes (the sums are
            independent of the rANS chains, so they fill the chains' idle slots) */

@@ -1,7 +1,10 @@
 /* qnt_tern.c: the QMoE ternary grid (qmoe-gptq.md §2.1) in the plain 2-bit
- * row layout of qnt_tern.h: quantize, dequantize, matvec (ref + AVX2).
+ * row layout of qnt_tern.h: quantize, dequantize, matvec (ref, AVX2,
+ * AVX-512), and the exact row sums all ternary matvecs share
+ * (qnt_ternary_impl.h).
  * Knows the grid and the bytes; nothing of files. */
 #include "qnt_tern.h"
+#include "qnt_ternary_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -94,84 +97,216 @@ void qnt_tern_dequantize_rows(const void *restrict src, size_t cols, size_t row0
     }
 }
 
+/* ---- exact ternary sums (qnt_ternary_impl.h) ----------------------------- */
+
+void qnt_tfx_init(struct qnt_tfx *fx, const float *x, size_t cols)
+{
+    /* max |x| on the bits: for non-NaN floats, |x| orders as its low 31 bits,
+       and inf / NaN are exactly the bit patterns >= 0x7f800000 */
+    uint32_t m = 0;
+    for (size_t j = 0; j < cols; j++) {
+        uint32_t u;
+        memcpy(&u, &x[j], 4);
+        u &= 0x7fffffffu;
+        m = u > m ? u : m;
+    }
+    fx->finite = m < 0x7f800000u;
+    int bits = QNT_TFX_BITS, lg = 0;
+    while (lg < 63 && ((uint64_t)1 << lg) < (uint64_t)cols)
+        lg++;                                   /* ceil(log2 cols): row sums stay < 2^63 */
+    if (63 - lg < bits)
+        bits = 63 - lg;
+    int e = 0;
+    if (fx->finite && m) {
+        float f;
+        memcpy(&f, &m, 4);
+        (void)frexpf(f, &e);                    /* max|x| < 2^e, e in [-148, 128] */
+    }
+    fx->scale = ldexp(1.0, bits - e);
+    fx->inv = ldexp(1.0, e - bits);
+}
+
+float qnt_tfx_out(uint16_t lo, uint16_t hi, int64_t s_lo, int64_t s_hi, const struct qnt_tfx *fx)
+{
+    const double a = s_lo ? (double)qnt_tern_bf16_to_f32(lo) * ((double)s_lo * fx->inv) : 0.0;
+    const double b = s_hi ? (double)qnt_tern_bf16_to_f32(hi) * ((double)s_hi * fx->inv) : 0.0;
+    return (float)(a + b);
+}
+
+void qnt_tfx_nan(float *y, size_t rows)
+{
+    const uint32_t qnan = 0x7fc00000u;
+    for (size_t r = 0; r < rows; r++)
+        memcpy(&y[r], &qnan, 4);
+}
+
+/* ---- matvec -------------------------------------------------------------- */
+
 void qnt_tern_matvec_ref(const void *restrict w, size_t rows, size_t cols, const float *restrict x,
                          float *restrict y)
 {
+    struct qnt_tfx fx;
+    qnt_tfx_init(&fx, x, cols);
+    if (!fx.finite) {
+        qnt_tfx_nan(y, rows);
+        return;
+    }
     const size_t rb = qnt_tern_row_bytes(cols);
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *o = (const uint8_t *)w + r * rb;
-        const double lv[4] = { 0.0, qnt_tern_bf16_to_f32(rd16(o)), qnt_tern_bf16_to_f32(rd16(o + 2)),
-                               0.0 };
         const uint8_t *s = o + QNT_TERN_ROW_HDR;
-        double acc = 0.0;
+        int64_t sum[4] = { 0, 0, 0, 0 };          /* by symbol; 0 and 3 weigh nothing */
         for (size_t j = 0; j < cols; j++)
-            acc += lv[(s[j >> 2] >> (2 * (j & 3))) & 3u] * (double)x[j];
-        y[r] = (float)acc;
+            sum[(s[j >> 2] >> (2 * (j & 3))) & 3u] += qnt_tfx_x(x[j], fx.scale);
+        y[r] = qnt_tfx_out(rd16(o), rd16(o + 2), sum[1], sum[2], &fx);
     }
 }
 
-/* Portable fast row: y = lo * (sum of x where sym 1) + hi * (sum where sym 2),
- * four float partial sums each so the compiler can vectorise. */
-static float tern_row_generic(const uint8_t *restrict o, size_t cols, const float *restrict x)
+/* The fast kernel works on tiles of TERN_TR rows: x goes to fixed point
+ * TERN_BC columns at a time into a stack buffer, and every row of the tile
+ * adds its symbol-1 and symbol-2 X into two exact sums. X (|X| < 2^40) is
+ * kept as two int32 halves, X = H * 2^20 + L with L in [0, 2^20), so SIMD
+ * lanes are 32 bits wide (16 weights a zmm, one 16-bit mask per class):
+ * over one block a lane adds at most TERN_BC / 16 = 128 halves, |sum| <=
+ * 2^27, and the block's lane sums are widened to int64 before the row sum.
+ * Conversion costs 1/TERN_TR of a weight's work; the buffer is 16 KiB and
+ * stays in L1; no allocation, no scratch argument. */
+#ifndef TERN_BC
+#define TERN_BC 2048u
+#endif
+#ifndef TERN_TR
+#define TERN_TR 16u
+#endif
+_Static_assert(TERN_BC % 16 == 0 && TERN_BC / 16 <= 128, "tern block: int32 lane sums");
+
+struct tern_xblk {
+    int32_t h[TERN_BC];   /* X >> 20 (floor), in [-2^20, 2^20) */
+    int32_t l[TERN_BC];   /* X & (2^20 - 1) */
+};
+
+/* Block kernel: n <= TERN_BC columns from symbol byte s (column offset a
+ * multiple of 4), sums added to acc[0] (symbol 1), acc[1] (symbol 2). */
+typedef void (*tern_blk_fn)(const uint8_t *restrict s, const struct tern_xblk *restrict xb,
+                            size_t j0, size_t n, int64_t *restrict acc);
+
+static void tern_blk_generic(const uint8_t *restrict s, const struct tern_xblk *restrict xb,
+                             size_t j0, size_t n, int64_t *restrict acc)
 {
-    const float flo = qnt_tern_bf16_to_f32(rd16(o)), fhi = qnt_tern_bf16_to_f32(rd16(o + 2));
-    const uint8_t *s = o + QNT_TERN_ROW_HDR;
-    float sl[4] = { 0 }, sh[4] = { 0 };
-    size_t j = 0;
-    for (; j + 4 <= cols; j += 4) {
-        unsigned b = s[j >> 2];
-        for (int k = 0; k < 4; k++) {
-            unsigned c = (b >> (2 * k)) & 3u;
-            sl[k] += c == 1 ? x[j + k] : 0.0f;
-            sh[k] += c == 2 ? x[j + k] : 0.0f;
-        }
+    int64_t ah = 0, al = 0, bh = 0, bl = 0;
+    for (size_t j = j0; j < n; j++) {
+        const unsigned c = (s[j >> 2] >> (2 * (j & 3))) & 3u;
+        ah += c == 1 ? xb->h[j] : 0;
+        al += c == 1 ? xb->l[j] : 0;
+        bh += c == 2 ? xb->h[j] : 0;
+        bl += c == 2 ? xb->l[j] : 0;
     }
-    for (; j < cols; j++) {
-        unsigned c = (s[j >> 2] >> (2 * (j & 3))) & 3u;
-        sl[0] += c == 1 ? x[j] : 0.0f;
-        sh[0] += c == 2 ? x[j] : 0.0f;
+    acc[0] += ah * (1 << 20) + al;
+    acc[1] += bh * (1 << 20) + bl;
+}
+
+/* x[j0 .. n-1] to xb (same indices) */
+static void tern_fx_generic(const float *restrict x, size_t j0, size_t n, double scale,
+                            struct tern_xblk *restrict xb)
+{
+    for (size_t j = j0; j < n; j++) {
+        const int64_t X = qnt_tfx_x(x[j], scale);
+        xb->l[j] = (int32_t)(X & 0xfffff);
+        xb->h[j] = (int32_t)((X - (X & 0xfffff)) / (1 << 20));   /* exact: floor */
     }
-    return flo * ((sl[0] + sl[1]) + (sl[2] + sl[3])) + fhi * ((sh[0] + sh[1]) + (sh[2] + sh[3]));
 }
 
 #ifdef QNT_TERN_X86
-__attribute__((target("avx2,fma"))) static float tern_row_avx2(const uint8_t *restrict o,
-                                                               size_t cols, const float *restrict x)
+__attribute__((target("avx2"))) static inline int64_t tern_hsum8_avx2(__m256i v)
 {
-    const float flo = qnt_tern_bf16_to_f32(rd16(o)), fhi = qnt_tern_bf16_to_f32(rd16(o + 2));
-    const uint8_t *s = o + QNT_TERN_ROW_HDR;
-    const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m256i three = _mm256_set1_epi32(3), one = _mm256_set1_epi32(1),
-                  two = _mm256_set1_epi32(2);
-    __m256 al0 = _mm256_setzero_ps(), ah0 = _mm256_setzero_ps();
-    __m256 al1 = _mm256_setzero_ps(), ah1 = _mm256_setzero_ps();
-    size_t j = 0;
-    for (; j + 16 <= cols; j += 16) {
+    __m256i w = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)),
+                                 _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+    int64_t t[4];
+    _mm256_storeu_si256((__m256i *)t, w);
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+__attribute__((target("avx2"))) static void tern_blk_avx2(const uint8_t *restrict s,
+                                                          const struct tern_xblk *restrict xb,
+                                                          size_t j0, size_t n,
+                                                          int64_t *restrict acc)
+{
+    const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), three = _mm256_set1_epi32(3),
+                  one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
+    __m256i ah = _mm256_setzero_si256(), al = ah, bh = ah, bl = ah;
+    size_t j = j0;
+    for (; j + 8 <= n; j += 8) {
+        uint16_t b16;
+        memcpy(&b16, s + (j >> 2), 2);
+        const __m256i v = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(b16), sh), three);
+        const __m256i m1 = _mm256_cmpeq_epi32(v, one), m2 = _mm256_cmpeq_epi32(v, two);
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(xb->h + j));
+        const __m256i l = _mm256_loadu_si256((const __m256i *)(xb->l + j));
+        ah = _mm256_add_epi32(ah, _mm256_and_si256(h, m1));
+        al = _mm256_add_epi32(al, _mm256_and_si256(l, m1));
+        bh = _mm256_add_epi32(bh, _mm256_and_si256(h, m2));
+        bl = _mm256_add_epi32(bl, _mm256_and_si256(l, m2));
+    }
+    acc[0] += tern_hsum8_avx2(ah) * (1 << 20) + tern_hsum8_avx2(al);
+    acc[1] += tern_hsum8_avx2(bh) * (1 << 20) + tern_hsum8_avx2(bl);
+    tern_blk_generic(s, xb, j, n, acc);
+}
+
+__attribute__((target("avx512f"))) static inline int64_t tern_hsum16_avx512(__m512i v)
+{
+    return _mm512_reduce_add_epi64(
+        _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
+                         _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1))));
+}
+
+/* 16 weights a step: the symbols' 2-bit fields spread over 16 lanes (shift by
+ * lane), compared with 1 and 2 straight into mask registers (3 is 0), and the
+ * two halves of X added under them: no multiply, no mask transfer. */
+__attribute__((target("avx512f"))) static void tern_blk_avx512(const uint8_t *restrict s,
+                                                              const struct tern_xblk *restrict xb,
+                                                              size_t j0, size_t n,
+                                                              int64_t *restrict acc)
+{
+    const __m512i sh = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i three = _mm512_set1_epi32(3), one = _mm512_set1_epi32(1),
+                  two = _mm512_set1_epi32(2);
+    __m512i ah = _mm512_setzero_si512(), al = ah, bh = ah, bl = ah;
+    size_t j = j0;
+    for (; j + 16 <= n; j += 16) {
         uint32_t bits;
         memcpy(&bits, s + (j >> 2), 4);
-        __m256i v0 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)(bits & 0xffff)), shifts), three);
-        __m256i v1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)(bits >> 16)), shifts), three);
-        __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);
-        al0 = _mm256_add_ps(al0, _mm256_and_ps(x0, _mm256_castsi256_ps(_mm256_cmpeq_epi32(v0, one))));
-        ah0 = _mm256_add_ps(ah0, _mm256_and_ps(x0, _mm256_castsi256_ps(_mm256_cmpeq_epi32(v0, two))));
-        al1 = _mm256_add_ps(al1, _mm256_and_ps(x1, _mm256_castsi256_ps(_mm256_cmpeq_epi32(v1, one))));
-        ah1 = _mm256_add_ps(ah1, _mm256_and_ps(x1, _mm256_castsi256_ps(_mm256_cmpeq_epi32(v1, two))));
+        const __m512i v = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)bits), sh), three);
+        const __mmask16 k1 = _mm512_cmpeq_epi32_mask(v, one), k2 = _mm512_cmpeq_epi32_mask(v, two);
+        const __m512i h = _mm512_loadu_si512(xb->h + j), l = _mm512_loadu_si512(xb->l + j);
+        ah = _mm512_mask_add_epi32(ah, k1, ah, h);
+        al = _mm512_mask_add_epi32(al, k1, al, l);
+        bh = _mm512_mask_add_epi32(bh, k2, bh, h);
+        bl = _mm512_mask_add_epi32(bl, k2, bl, l);
     }
-    float tl[8], th[8];
-    _mm256_storeu_ps(tl, _mm256_add_ps(al0, al1));
-    _mm256_storeu_ps(th, _mm256_add_ps(ah0, ah1));
-    float sl = ((tl[0] + tl[1]) + (tl[2] + tl[3])) + ((tl[4] + tl[5]) + (tl[6] + tl[7]));
-    float sh = ((th[0] + th[1]) + (th[2] + th[3])) + ((th[4] + th[5]) + (th[6] + th[7]));
-    for (; j < cols; j++) {
-        unsigned c = (s[j >> 2] >> (2 * (j & 3))) & 3u;
-        sl += c == 1 ? x[j] : 0.0f;
-        sh += c == 2 ? x[j] : 0.0f;
+    acc[0] += tern_hsum16_avx512(ah) * (1 << 20) + tern_hsum16_avx512(al);
+    acc[1] += tern_hsum16_avx512(bh) * (1 << 20) + tern_hsum16_avx512(bl);
+    tern_blk_generic(s, xb, j, n, acc);
+}
+
+__attribute__((target("avx512f"))) static void tern_fx_avx512(const float *restrict x, size_t j0,
+                                                              size_t n, double scale,
+                                                              struct tern_xblk *restrict xb)
+{
+    const __m512d sc = _mm512_set1_pd(scale), mg = _mm512_set1_pd(QNT_TFX_MAGIC);
+    const __m512i mb = _mm512_set1_epi64(QNT_TFX_MAGIC_BITS), lm = _mm512_set1_epi64(0xfffff);
+    size_t j = j0;
+    for (; j + 8 <= n; j += 8) {
+        __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + j));
+        v = _mm512_add_pd(_mm512_mul_pd(v, sc), mg);
+        const __m512i X = _mm512_sub_epi64(_mm512_castpd_si512(v), mb);
+        _mm256_storeu_si256((__m256i *)(xb->h + j), _mm512_cvtepi64_epi32(_mm512_srai_epi64(X, 20)));
+        _mm256_storeu_si256((__m256i *)(xb->l + j),
+                            _mm512_cvtepi64_epi32(_mm512_and_si512(X, lm)));
     }
-    return flo * sl + fhi * sh;
+    tern_fx_generic(x, j, n, scale, xb);
 }
 #endif
 
-/* Kernel choice, once: AVX2 if the CPU has it, unless SUBBIT_REF_KERNELS=1. */
+/* Kernel choice, once: 0 ref (SUBBIT_REF_KERNELS=1), 1 generic, 2 AVX2, 3 AVX-512. */
 static int tern_pick(void)
 {
     static int pick = -1;   /* benign race: every thread computes the same value */
@@ -181,7 +316,9 @@ static int tern_pick(void)
         if (e && e[0] == '1')
             p = 0;
 #ifdef QNT_TERN_X86
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        else if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2"))
+            p = 3;
+        else if (__builtin_cpu_supports("avx2"))
             p = 2;
 #endif
         pick = p;
@@ -189,25 +326,78 @@ static int tern_pick(void)
     return pick;
 }
 
+static void tern_tile(const uint8_t *restrict w, size_t rb, size_t cols, size_t r0, size_t nr,
+                      const float *restrict x, const struct qnt_tfx *fx, int pick,
+                      float *restrict y)
+{
+    struct tern_xblk xb;
+    int64_t acc[TERN_TR][2];
+    tern_blk_fn blk = tern_blk_generic;
+    void (*conv)(const float *restrict, size_t, size_t, double, struct tern_xblk *restrict) =
+        tern_fx_generic;
+#ifdef QNT_TERN_X86
+    if (pick == 2)
+        blk = tern_blk_avx2;
+    if (pick == 3) {
+        blk = tern_blk_avx512;
+        conv = tern_fx_avx512;
+    }
+#else
+    (void)pick;
+#endif
+    memset(acc, 0, sizeof acc);
+    for (size_t c0 = 0; c0 < cols; c0 += TERN_BC) {
+        const size_t n = cols - c0 < TERN_BC ? cols - c0 : TERN_BC;
+        conv(x + c0, 0, n, fx->scale, &xb);
+        for (size_t i = 0; i < nr; i++)
+            blk(w + (r0 + i) * rb + QNT_TERN_ROW_HDR + c0 / 4, &xb, 0, n, acc[i]);
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const uint8_t *o = w + (r0 + i) * rb;
+        y[r0 + i] = qnt_tfx_out(rd16(o), rd16(o + 2), acc[i][0], acc[i][1], fx);
+    }
+}
+
+static void tern_matvec(int pick, const void *restrict w, size_t rows, size_t cols,
+                        const float *restrict x, float *restrict y)
+{
+    struct qnt_tfx fx;
+    qnt_tfx_init(&fx, x, cols);
+    if (!fx.finite) {
+        qnt_tfx_nan(y, rows);
+        return;
+    }
+    const size_t rb = qnt_tern_row_bytes(cols);
+    const long nt = (long)((rows + TERN_TR - 1) / TERN_TR);
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (long t = 0; t < nt; t++) {
+        const size_t r0 = (size_t)t * TERN_TR;
+        const size_t nr = rows - r0 < TERN_TR ? rows - r0 : TERN_TR;
+        tern_tile((const uint8_t *)w, rb, cols, r0, nr, x, &fx, pick, y);
+    }
+}
+
 void qnt_tern_matvec(const void *restrict w, size_t rows, size_t cols, const float *restrict x,
                      float *restrict y)
 {
     const int pick = tern_pick();
-    if (pick == 0) {
+    if (pick == 0)
         qnt_tern_matvec_ref(w, rows, cols, x, y);
-        return;
-    }
-    const size_t rb = qnt_tern_row_bytes(cols);
-    const long n = (long)rows;
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-    for (long r = 0; r < n; r++) {
-        const uint8_t *o = (const uint8_t *)w + (size_t)r * rb;
+    else
+        tern_matvec(pick, w, rows, cols, x, y);
+}
+
+void qnt_tern_matvec_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
+                            const float *restrict x, float *restrict y)
+{
+    int pick = 1;
 #ifdef QNT_TERN_X86
-        if (pick == 2) {
-            y[r] = tern_row_avx2(o, cols, x);
-            continue;
-        }
+    if (kernel >= 3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2"))
+        pick = 3;
+    else if (kernel >= 2 && __builtin_cpu_supports("avx2"))
+        pick = 2;
+#else
+    (void)kernel;
 #endif
-        y[r] = tern_row_generic(o, cols, x);
-    }
+    tern_matvec(pick, w, rows, cols, x, y);
 }

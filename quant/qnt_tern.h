@@ -45,13 +45,17 @@ void qnt_tern_row_symbols(const void *restrict src, size_t cols, size_t r, uint8
                           uint16_t *lo, uint16_t *hi);
 
 /*! qnt_tern_matvec() : y[r] = sum_j W[r][j] * x[j] for the (rows, cols) tern
- *  matrix w. Optimized (AVX2 when available, OpenMP over rows, static
- *  schedule); results do not depend on the thread count. Within 1e-5
- *  relative (to sum |w||x|) of qnt_tern_matvec_ref. */
+ *  matrix w, summed exactly (qnt_ternary_impl.h): x to 40-bit fixed point
+ *  with one power-of-two scale, per row int64 sums of X under symbol 1 and
+ *  symbol 2, y = (float)(lo * S_lo * 2^-s + hi * S_hi * 2^-s) in double.
+ *  Bit-identical to qnt_tern_matvec_ref, to qnt_sub1_matvec and
+ *  qnt_qmoe_matvec of the same weights, at any thread count (AVX-512 or AVX2
+ *  when available, OpenMP over tiles of rows, static schedule). If any x[j]
+ *  is inf or NaN, every y[r] is NaN. Uses ~17 KiB of stack a thread. */
 void qnt_tern_matvec(const void *restrict w, size_t rows, size_t cols, const float *restrict x,
                      float *restrict y);
-/*! qnt_tern_matvec_ref() : the scalar reference: per row, sum in double over
- *  j ascending of level * x[j], rounded to float once. Single-threaded. */
+/*! qnt_tern_matvec_ref() : the scalar reference of the same sums, row by
+ *  row, j ascending. Single-threaded. */
 void qnt_tern_matvec_ref(const void *restrict w, size_t rows, size_t cols, const float *restrict x,
                          float *restrict y);
 
