@@ -3,10 +3,11 @@
  * the ggml blocks, qnt_tern.h for tern, sb_dtype.h for int8); leaves sub1 and
  * sub1-qmoe to their own decoders and fused kernels.
  *
- * Shape of the work: a row is cut into chunks of QNT_CH elements; each chunk
- * is decoded to f32 on the stack (f32 rows are used in place) and dotted with
- * the matching slice of each input vector. _ref sums in double; the fast path
- * sums a chunk in float lanes (AVX2 when present) and chunks in float. */
+ * _ref: a row is cut into chunks of QNT_CH elements; each chunk is decoded to
+ * f32 on the stack and dotted with the matching slice of each input vector,
+ * in double. The fast path is the blocked kernel of qnt_matvec_tile_impl.h
+ * (summation order: qnt_matvec_impl.h), picked once per process: AVX-512F,
+ * AVX2+FMA+F16C, or the scalar-lane instance compiled here. */
 #include "qnt_matvec.h"
 
 #include <stdlib.h>
@@ -231,40 +232,72 @@ int qnt_matvec_check(enum sb_dtype dt, uint64_t nbytes, const struct sb_qparams 
 
 /* ---- kernel selection ---------------------------------------------------- */
 
-static qnt_dot_fn pick_dot(const char **name)
-{
-    static qnt_dot_fn fn;
-    static const char *nm;
-    qnt_dot_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
-    if (!f) {
-        const char *n = "scalar";
-        f = qnt_dot_f32_scalar;
-        if (qnt_ref_kernels_forced()) {
-            n = "ref";
-        }
+typedef void (*qnt_mm_fn)(const struct qnt_mm_args *a);
+
+struct mv_isa {
+    const char *name;
+    qnt_mm_fn mm;
+    qnt_dot_fn dot;
+};
+
+static const struct mv_isa mv_isa_scalar = { "scalar", qnt_mm_scalar, qnt_dot_f32_scalar };
 #ifdef QNT_MATVEC_HAVE_X86
-        else if (qnt_matvec_cpu_has_avx2()) {
-            f = qnt_dot_f32_avx2;
-            n = "avx2";
-        }
+static const struct mv_isa mv_isa_avx2 = { "avx2", qnt_mm_avx2, qnt_dot_f32_avx2 };
+static const struct mv_isa mv_isa_avx512 = { "avx512", qnt_mm_avx512, qnt_dot_f32_avx2 };
 #endif
-        __atomic_store_n(&nm, n, __ATOMIC_RELAXED);
-        __atomic_store_n(&fn, f, __ATOMIC_RELEASE);
+
+static const struct mv_isa *mv_forced;   /* qnt_matvec_set_isa (tests) */
+
+static const struct mv_isa *pick_isa(void)
+{
+    static const struct mv_isa *picked;
+    const struct mv_isa *f = __atomic_load_n(&mv_forced, __ATOMIC_ACQUIRE);
+    if (f)
+        return f;
+    f = __atomic_load_n(&picked, __ATOMIC_ACQUIRE);
+    if (!f) {
+        f = &mv_isa_scalar;
+#ifdef QNT_MATVEC_HAVE_X86
+        if (qnt_matvec_cpu_has_avx512())
+            f = &mv_isa_avx512;
+        else if (qnt_matvec_cpu_has_avx2())
+            f = &mv_isa_avx2;
+#endif
+        __atomic_store_n(&picked, f, __ATOMIC_RELEASE);
     }
-    if (name)
-        *name = __atomic_load_n(&nm, __ATOMIC_RELAXED);
     return f;
+}
+
+int qnt_matvec_set_isa(const char *name)
+{
+    const struct mv_isa *f = NULL;
+    if (!name) {
+        __atomic_store_n(&mv_forced, f, __ATOMIC_RELEASE);
+        return 0;
+    }
+    if (strcmp(name, "scalar") == 0)
+        f = &mv_isa_scalar;
+#ifdef QNT_MATVEC_HAVE_X86
+    else if (strcmp(name, "avx2") == 0 && qnt_matvec_cpu_has_avx2())
+        f = &mv_isa_avx2;
+    else if (strcmp(name, "avx512") == 0 && qnt_matvec_cpu_has_avx512())
+        f = &mv_isa_avx512;
+#endif
+    if (!f)
+        return -1;
+    __atomic_store_n(&mv_forced, f, __ATOMIC_RELEASE);
+    return 0;
 }
 
 const char *qnt_matvec_fast_name(void)
 {
-    const char *n = "scalar";
-    pick_dot(&n);
-    return n;
+    if (qnt_ref_kernels_forced())
+        return "ref";
+    return pick_isa()->name;
 }
 
-/* Plain float dot in 8 lanes, the same association as the AVX2 kernel's
- * main loop would give for one accumulator; used where AVX2 is absent. */
+/* Plain float dot in 8 lanes, then a fixed tree and a scalar tail; used by
+ * the variable-length row-range path where AVX2 is absent. */
 float qnt_dot_f32_scalar(const float *a, const float *b, size_t n)
 {
     float s[8] = { 0 };
@@ -278,6 +311,108 @@ float qnt_dot_f32_scalar(const float *a, const float *b, size_t n)
     return r;
 }
 
+/* ---- the blocked kernel in scalar lanes (8, like AVX2) -------------------- */
+
+struct mv_v8 {
+    float v[8];
+};
+
+static inline struct mv_v8 mv8_zero(void)
+{
+    struct mv_v8 r = { { 0 } };
+    return r;
+}
+
+static inline struct mv_v8 mv8_loadf(const uint8_t *p)
+{
+    struct mv_v8 r;
+    memcpy(r.v, p, sizeof r.v);
+    return r;
+}
+
+static inline struct mv_v8 mv8_fma(struct mv_v8 a, struct mv_v8 b, struct mv_v8 c)
+{
+    for (int l = 0; l < 8; l++)
+        c.v[l] += a.v[l] * b.v[l];   /* two roundings, the same at every call */
+    return c;
+}
+
+static inline struct mv_v8 mv8_add(struct mv_v8 a, struct mv_v8 b)
+{
+    for (int l = 0; l < 8; l++)
+        a.v[l] += b.v[l];
+    return a;
+}
+
+static inline struct mv_v8 mv8_mul(struct mv_v8 a, struct mv_v8 b)
+{
+    for (int l = 0; l < 8; l++)
+        a.v[l] *= b.v[l];
+    return a;
+}
+
+static inline struct mv_v8 mv8_set1(float f)
+{
+    struct mv_v8 r;
+    for (int l = 0; l < 8; l++)
+        r.v[l] = f;
+    return r;
+}
+
+static inline struct mv_v8 mv8_bf16(const uint8_t *p)
+{
+    struct mv_v8 r;
+    for (int l = 0; l < 8; l++)
+        r.v[l] = qnt_bf16_to_f32_ref(rd16(p + 2 * l));
+    return r;
+}
+
+static inline struct mv_v8 mv8_f16(const uint8_t *p)
+{
+    struct mv_v8 r;
+    for (int l = 0; l < 8; l++)
+        r.v[l] = qnt_f16_to_f32_ref(rd16(p + 2 * l));
+    return r;
+}
+
+static inline struct mv_v8 mv8_i8(const uint8_t *p)
+{
+    struct mv_v8 r;
+    for (int l = 0; l < 8; l++)
+        r.v[l] = (float)(int8_t)p[l];
+    return r;
+}
+
+static inline float mv8_hsum(struct mv_v8 s)
+{
+    const float *v = s.v;
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+
+static inline void mv8_storef(float *p, struct mv_v8 v)
+{
+    memcpy(p, v.v, sizeof v.v);
+}
+
+#define MV_TARGET
+#define MV_NAME(x) x##_scalar
+#define V struct mv_v8
+#define VL 8
+#define V_ZERO() mv8_zero()
+#define V_LOADF(p) mv8_loadf(p)
+#define V_STOREF(p, v) mv8_storef((p), (v))
+#define V_FMA(a, b, c) mv8_fma((a), (b), (c))
+#define V_ADD(a, b) mv8_add((a), (b))
+#define V_MUL(a, b) mv8_mul((a), (b))
+#define V_SET1(f) mv8_set1(f)
+#define V_BF16(p) mv8_bf16(p)
+#define V_F16(p) mv8_f16(p)
+#define V_I8(p) mv8_i8(p)
+#define V_HSUM(v) mv8_hsum(v)
+#define MV_F16S(p) qnt_f16_to_f32_ref(rd16(p))
+
+#include "qnt_matvec_tile_impl.h"
+
 static double dot_f64(const float *a, const float *b, size_t n)
 {
     double s = 0.0;
@@ -286,27 +421,7 @@ static double dot_f64(const float *a, const float *b, size_t n)
     return s;
 }
 
-/* ---- one output row against up to QNT_TB inputs ------------------------ */
-
-static void row_fast(enum sb_dtype dt, const struct sb_qparams *qp, size_t cols, struct row_at at,
-                     const float *X, size_t nt, float *acc, qnt_dot_fn dot)
-{
-    float buf[QNT_CH];
-    for (size_t t = 0; t < nt; t++)
-        acc[t] = 0.0f;
-    for (size_t j0 = 0; j0 < cols; j0 += QNT_CH) {
-        const size_t len = cols - j0 < QNT_CH ? cols - j0 : QNT_CH;
-        const float *wp;
-        if (dt == SB_DTYPE_F32 && ((uintptr_t)(at.p + j0 * 4) % sizeof(float)) == 0) {
-            wp = (const float *)(const void *)(at.p + j0 * 4);
-        } else {
-            decode_chunk(dt, qp, cols, at, j0, len, buf, 1);
-            wp = buf;
-        }
-        for (size_t t = 0; t < nt; t++)
-            acc[t] += dot(wp, X + t * cols + j0, len);
-    }
-}
+/* ---- reference: one output row against up to QNT_TB inputs ---------- */
 
 static void row_ref(enum sb_dtype dt, const struct sb_qparams *qp, size_t cols, struct row_at at,
                     const float *X, size_t nt, double *acc)
@@ -351,7 +466,7 @@ static void varlen_matmul(enum sb_dtype dt, const void *w, uint64_t nbytes, size
     }
     if (cols > QNT_MATVEC_MAX_VARLEN_COLS)
         return;   /* refused by qnt_matvec_check */
-    qnt_dot_fn dot = pick_dot(NULL);
+    qnt_dot_fn dot = pick_isa()->dot;
     const long nr = (long)nrows;
 #pragma omp parallel for schedule(static) if (!ref)
     for (long i = 0; i < nr; i++) {
@@ -363,13 +478,19 @@ static void varlen_matmul(enum sb_dtype dt, const void *w, uint64_t nbytes, size
     }
 }
 
+/* qnt_mm_decode_fn for every encoding: exact f32 of row r, j0 .. j0+len-1. */
+static void mm_decode(const struct qnt_mm_args *a, size_t r, size_t j0, size_t len, float *out)
+{
+    const struct row_at at = locate_row(a->dt, a->w, a->qp, a->rows, a->cols, r);
+    decode_chunk(a->dt, a->qp, a->cols, at, j0, len, out, 1);
+}
+
 /* ---- public entry points ------------------------------------------------- */
 
 void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
                      const struct sb_qparams *qp, size_t rows, size_t cols, size_t row0,
                      size_t nrows, const float *X, size_t n, float *Y)
 {
-    qnt_dot_fn dot = pick_dot(NULL);
     if (qnt_ref_kernels_forced()) {
         qnt_matmul_rows_ref(dt, w, nbytes, qp, rows, cols, row0, nrows, X, n, Y);
         return;
@@ -383,18 +504,41 @@ void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
             qnt_tern_matvec(w, rows, cols, X + t * cols, Y + t * rows);
         return;
     }
-    const long nr = (long)nrows;
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < nr; i++) {
-        const struct row_at at = locate_row(dt, w, qp, rows, cols, row0 + (size_t)i);
-        float acc[QNT_TB];
-        for (size_t t0 = 0; t0 < n; t0 += QNT_TB) {
-            const size_t nt = n - t0 < QNT_TB ? n - t0 : QNT_TB;
-            row_fast(dt, qp, cols, at, X + t0 * cols, nt, acc, dot);
-            for (size_t t = 0; t < nt; t++)
-                Y[(t0 + t) * nrows + (size_t)i] = acc[t];
+    struct qnt_mm_args a;
+    memset(&a, 0, sizeof a);
+    a.w = w;
+    a.rows = rows;
+    a.cols = cols;
+    a.row0 = row0;
+    a.nrows = nrows;
+    a.X = X;
+    a.n = n;
+    a.Y = Y;
+    a.decode = mm_decode;
+    a.dt = dt;
+    a.qp = qp;
+    a.row_bytes = row_bytes(dt, cols);
+    switch (dt) {
+    case SB_DTYPE_F32: a.enc = QNT_MM_F32; break;
+    case SB_DTYPE_BF16: a.enc = QNT_MM_BF16; break;
+    case SB_DTYPE_F16: a.enc = QNT_MM_F16; break;
+    case SB_DTYPE_Q8_0: a.enc = QNT_MM_Q8_0; break;
+    case SB_DTYPE_INT8: {
+        size_t groups, g;
+        int8_groups(qp, cols, &groups, &g);
+        a.enc = QNT_MM_DECODE;
+        if (g % 16 == 0) {   /* a group never splits a vector of 8 or 16 */
+            a.enc = int8_scale_bytes(qp) == 2 ? QNT_MM_I8_F16 : QNT_MM_I8_F32;
+            a.row_bytes = cols;
+            a.group = g;
+            a.scales = (const uint8_t *)w + rows * cols;
+            a.scale_row_bytes = groups * int8_scale_bytes(qp);
         }
+        break;
     }
+    default: a.enc = QNT_MM_DECODE; break;
+    }
+    pick_isa()->mm(&a);
 }
 
 void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,

@@ -11,13 +11,17 @@
  * of a 3-D [E, F, H] tensor without copying.
  *
  * _ref is the truth: per output, sum in double of w*x over j ascending,
- * rounded to float once; one thread. The fast path (picked once; AVX2+FMA+F16C
- * when the CPU has them; SUBBIT_REF_KERNELS=1 forces _ref) splits each row into
- * chunks of 256, sums each chunk in float lanes and the chunks in float; it is
- * within 1e-5 of _ref relative to sum |w||x| (the tests state it). OpenMP over
- * rows, schedule(static), one writer per output: results do not depend on the
- * thread count. qnt_matvec(...) is exactly qnt_matmul(..., n = 1), so a batched
- * forward and a token-by-token one see bit-identical kernel outputs.
+ * rounded to float once; one thread. The fast path (picked once: AVX-512F, else
+ * AVX2+FMA+F16C, else scalar lanes; SUBBIT_REF_KERNELS=1 forces _ref) is a
+ * cache-blocked kernel reading f32/bf16/f16/q8_0/int8 in place (other
+ * encodings decoded to f32 scratch): each row is cut into chunks of 256, each
+ * chunk summed in float lanes and the chunks' lanes summed in float (order:
+ * qnt_matvec_impl.h); it is within 1e-5 of _ref relative to sum |w||x| (the
+ * tests state it). OpenMP over row blocks, schedule(static), one writer per
+ * output: results do not depend on the thread count. Each output's summation
+ * order does not depend on n or on the token's place in the batch, so
+ * qnt_matvec(x) is bit for bit row t of qnt_matmul(X, n) when x is X's row t:
+ * a batched forward and a token-by-token one see identical kernel outputs.
  *
  * Kernels never allocate. The row-wise encodings decode a chunk onto the
  * stack; the variable-length ones (sub1, sub1-qmoe) on a row range narrower
@@ -70,7 +74,7 @@ void qnt_matvec_get_row(enum sb_dtype dt, const void *w, uint64_t nbytes,
                         const struct sb_qparams *qp, size_t rows, size_t cols, size_t r,
                         float *dst);
 
-/*! qnt_matvec_fast_name() : "avx2" or "scalar" — which fast path was picked
+/*! qnt_matvec_fast_name() : "avx512", "avx2" or "scalar" — which fast path was picked
  *  ("ref" when SUBBIT_REF_KERNELS=1 forces the reference). */
 const char *qnt_matvec_fast_name(void);
 

@@ -1,19 +1,29 @@
-/* qnt_matvec_x86.c: the AVX2+FMA dot product of the fast matvec path.
- * Compiled without -march: the function carries its own target attribute and
- * qnt_matvec.c calls it only after __builtin_cpu_supports says yes. Four
- * 8-lane accumulators, combined in a fixed order, then a scalar tail: the sum
- * depends on n only, never on threads. */
+/* qnt_matvec_x86.c: the x86 fast paths of qnt_matvec.h: the blocked dense
+ * kernel (qnt_matvec_tile_impl.h) for AVX2+FMA+F16C (8 lanes) and AVX-512F
+ * (16 lanes), and the AVX2 dot used by the variable-length encodings.
+ * Compiled without -march: each function carries its own target attribute
+ * and qnt_matvec.c calls it only after __builtin_cpu_supports says yes. */
 #include "qnt_matvec_impl.h"
 
 #ifdef QNT_MATVEC_HAVE_X86
 #include <immintrin.h>
+#include <string.h>
 
 int qnt_matvec_cpu_has_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
 }
 
+int qnt_matvec_cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return qnt_matvec_cpu_has_avx2() && __builtin_cpu_supports("avx512f");
+}
+
+/* Four 8-lane accumulators, combined in a fixed order, then a scalar tail:
+ * the sum depends on n only, never on threads. */
 __attribute__((target("avx2,fma"))) float qnt_dot_f32_avx2(const float *a, const float *b,
                                                              size_t n)
 {
@@ -36,4 +46,94 @@ __attribute__((target("avx2,fma"))) float qnt_dot_f32_avx2(const float *a, const
         r += a[i] * b[i];
     return r;
 }
+
+static inline uint16_t mv_rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+/* ---- AVX2 + FMA + F16C: 8 lanes ----------------------------------------- */
+
+#define MV_TARGET __attribute__((target("avx2,fma,f16c")))
+#define MV_NAME(x) x##_avx2
+#define V __m256
+#define VL 8
+#define V_ZERO() _mm256_setzero_ps()
+#define V_LOADF(p) _mm256_loadu_ps((const float *)(const void *)(p))
+#define V_STOREF(p, v) _mm256_storeu_ps((p), (v))
+#define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define V_ADD(a, b) _mm256_add_ps((a), (b))
+#define V_MUL(a, b) _mm256_mul_ps((a), (b))
+#define V_SET1(f) _mm256_set1_ps(f)
+#define V_BF16(p)                                                                            \
+    _mm256_castsi256_ps(_mm256_slli_epi32(                                                   \
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
+#define V_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+#define V_I8(p)                                                                              \
+    _mm256_cvtepi32_ps(                                                                      \
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
+#define MV_F16S(p) _cvtsh_ss(mv_rd16(p))
+
+MV_TARGET static inline float mv_hsum8(__m256 s)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+#define V_HSUM(v) mv_hsum8(v)
+
+#include "qnt_matvec_tile_impl.h"
+
+#undef MV_TARGET
+#undef MV_NAME
+#undef V
+#undef VL
+#undef V_ZERO
+#undef V_LOADF
+#undef V_STOREF
+#undef V_FMA
+#undef V_ADD
+#undef V_MUL
+#undef V_SET1
+#undef V_BF16
+#undef V_F16
+#undef V_I8
+#undef V_HSUM
+
+/* ---- AVX-512F: 16 lanes ------------------------------------------------- */
+
+#define MV_TARGET __attribute__((target("avx512f,avx2,fma,f16c")))
+#define MV_NAME(x) x##_avx512
+#define V __m512
+#define VL 16
+#define V_ZERO() _mm512_setzero_ps()
+#define V_LOADF(p) _mm512_loadu_ps((const void *)(p))
+#define V_STOREF(p, v) _mm512_storeu_ps((void *)(p), (v))
+#define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define V_ADD(a, b) _mm512_add_ps((a), (b))
+#define V_MUL(a, b) _mm512_mul_ps((a), (b))
+#define V_SET1(f) _mm512_set1_ps(f)
+#define V_BF16(p)                                                                            \
+    _mm512_castsi512_ps(_mm512_slli_epi32(                                                   \
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
+#define V_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
+#define V_I8(p)                                                                              \
+    _mm512_cvtepi32_ps(                                                                      \
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))))
+
+MV_TARGET static inline float mv_hsum16(__m512 v)
+{
+    const __m256 lo = _mm512_castps512_ps256(v);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    const __m256 s = _mm256_add_ps(lo, hi);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+#define V_HSUM(v) mv_hsum16(v)
+
+#include "qnt_matvec_tile_impl.h"
+
 #endif

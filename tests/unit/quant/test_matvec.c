@@ -2,9 +2,13 @@
  * - each encoding's bytes are packed here from known values, following the
  *   layouts in formats.md §2.5 / qnt_tern.h / sb_dtype.h (an independent
  *   writer), and _ref must give the double dot of those values;
- * - fast within 1e-5 of _ref relative to sum |w||x|;
+ * - fast within 1e-5 of _ref relative to sum |w||x|, for each instruction set
+ *   this CPU has (scalar lanes, AVX2, AVX-512; qnt_matvec_set_isa);
  * - 1 thread and 4 threads give the same bytes; matmul == matvec per vector,
- *   bit for bit; a row range == the same rows of the whole. */
+ *   bit for bit, for n across the kernel's tile and block sizes (4, 32
+ *   tokens); a row range == the same rows of the whole. Shapes cover the
+ *   kernel's edges: cols % 16 tails, several 256-column chunks, short row
+ *   groups, int8 groups that do and do not split a vector. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -15,6 +19,7 @@
 
 #include "qnt_cast.h"
 #include "qnt_matvec.h"
+#include "qnt_matvec_impl.h"
 #include "qnt_tern.h"
 #include "sb_dtype.h"
 #include "sb_err.h"
@@ -218,6 +223,11 @@ static const struct { enum sb_dtype dt; size_t cols; uint32_t group; enum sb_dty
     { SB_DTYPE_INT8, COLS, 0, SB_DTYPE_F32 }, { SB_DTYPE_INT8, 100, 7, SB_DTYPE_F16 },
     { SB_DTYPE_INT8, COLS, 128, SB_DTYPE_F16 },
     { SB_DTYPE_TERN, COLS, 0, 0 },  { SB_DTYPE_TERN, 101, 0, 0 },
+    /* several chunks of 256 plus a tail of 8 (AVX-512) / 0 (8 lanes) */
+    { SB_DTYPE_F32, 1000, 0, 0 },   { SB_DTYPE_BF16, 1030, 0, 0 },
+    { SB_DTYPE_F16, 520, 0, 0 },    { SB_DTYPE_Q8_0, 1056, 0, 0 },
+    { SB_DTYPE_INT8, 1040, 32, SB_DTYPE_F16 }, { SB_DTYPE_INT8, 528, 48, SB_DTYPE_F32 },
+    { SB_DTYPE_INT8, 520, 0, SB_DTYPE_F32 },   { SB_DTYPE_Q4_0, 544, 0, 0 },
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -251,12 +261,22 @@ START_TEST(test_ref_is_exact_dot)
 }
 END_TEST
 
-/* fast within 1e-5 of ref (relative to sum |w||x|); threads never change bytes */
+static const char *const isas[] = { "scalar", "avx2", "avx512" };
+#define N_ISAS 3
+static const size_t ns[] = { 11, 37 };   /* 4+4+3 tokens; a block of 32 then 4+1 */
+#define N_NS 2
+
+/* fast within 1e-5 of ref (relative to sum |w||x|); threads never change
+ * bytes; matvec == matmul row bit for bit. _i: case, then n, then ISA. */
 START_TEST(test_fast_vs_ref_and_threads)
 {
+    const int ci = _i % N_CASES, ni = _i / N_CASES % N_NS, ii = _i / N_CASES / N_NS;
+    if (qnt_matvec_set_isa(isas[ii]) != 0)
+        return;   /* this CPU lacks it */
+    ck_assert_str_eq(qnt_matvec_fast_name(), qnt_ref_kernels_forced() ? "ref" : isas[ii]);
     struct packed P;
-    pack(&P, cases[_i].dt, ROWS, cases[_i].cols, cases[_i].group, cases[_i].sdt);
-    const size_t n = 11;
+    pack(&P, cases[ci].dt, ROWS, cases[ci].cols, cases[ci].group, cases[ci].sdt);
+    const size_t n = ns[ni];
     float *X = malloc(n * P.cols * sizeof *X);
     float *Yr = malloc(n * P.rows * sizeof *Yr), *Y1 = malloc(n * P.rows * sizeof *Y1);
     float *Y4 = malloc(n * P.rows * sizeof *Y4), *yv = malloc(P.rows * sizeof *yv);
@@ -273,7 +293,9 @@ START_TEST(test_fast_vs_ref_and_threads)
     ck_assert_mem_eq(Y1, Y4, n * P.rows * sizeof *Y1);
     for (size_t t = 0; t < n; t++) {
         qnt_matvec(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, X + t * P.cols, yv);
-        ck_assert_mem_eq(yv, Y4 + t * P.rows, P.rows * sizeof *yv);
+        ck_assert_msg(memcmp(yv, Y4 + t * P.rows, P.rows * sizeof *yv) == 0,
+                      "%s cols %zu n %zu %s: matvec != matmul row %zu", sb_dtype_name(P.dt),
+                      P.cols, n, isas[ii], t);
         for (size_t r = 0; r < P.rows; r++) {
             double mag = 0;
             for (size_t j = 0; j < P.cols; j++)
@@ -302,6 +324,7 @@ START_TEST(test_fast_vs_ref_and_threads)
 #ifdef _OPENMP
     omp_set_num_threads(2);
 #endif
+    qnt_matvec_set_isa(NULL);
     free(Ys);
     free(X);
     free(Yr);
@@ -309,6 +332,36 @@ START_TEST(test_fast_vs_ref_and_threads)
     free(Y4);
     free(yv);
     unpack(&P);
+}
+END_TEST
+
+/* The fast path is a function of W and x: a row's output does not change
+ * when the other rows of its tile, or the other tokens of its tile, change
+ * (guards against lanes or accumulators shared across outputs). */
+START_TEST(test_fast_output_independent_of_neighbours)
+{
+    if (qnt_matvec_set_isa(isas[_i]) != 0)
+        return;
+    const size_t rows = 9, cols = 1000, n = 6;
+    float *W = malloc(rows * cols * sizeof *W), *X = malloc(n * cols * sizeof *X);
+    float Y[6 * 9], Z[6 * 9];
+    test_fill_normal(W, rows * cols, 5);
+    test_fill_normal(X, n * cols, 6);
+    qnt_matmul(SB_DTYPE_F32, W, rows * cols * 4, NULL, rows, cols, X, n, Y);
+    for (size_t j = 0; j < cols; j++) {
+        W[1 * cols + j] *= 1e6f;   /* rows 1 and 3, tokens 0 and 5 */
+        W[3 * cols + j] = -W[3 * cols + j];
+        X[0 * cols + j] *= -1e6f;
+        X[5 * cols + j] = 0.0f;
+    }
+    qnt_matmul(SB_DTYPE_F32, W, rows * cols * 4, NULL, rows, cols, X, n, Z);
+    for (size_t t = 1; t < 5; t++)
+        for (size_t r = 0; r < rows; r++)
+            if (r != 1 && r != 3)
+                ck_assert_mem_eq(&Y[t * rows + r], &Z[t * rows + r], sizeof(float));
+    qnt_matvec_set_isa(NULL);
+    free(W);
+    free(X);
 }
 END_TEST
 
@@ -323,6 +376,10 @@ START_TEST(test_check_rejects)
                      SB_EUNSUPPORTED);
     ck_assert_int_eq(qnt_matvec_check(SB_DTYPE_SUB1, 100, &qp, 4, 1 << 20, 0, 2),
                      SB_EUNSUPPORTED);
+    ck_assert_int_eq(qnt_matvec_set_isa("avx9000"), -1);
+    ck_assert_int_eq(qnt_matvec_set_isa("scalar"), 0);
+    ck_assert_str_eq(qnt_matvec_fast_name(), qnt_ref_kernels_forced() ? "ref" : "scalar");
+    ck_assert_int_eq(qnt_matvec_set_isa(NULL), 0);
 }
 END_TEST
 
@@ -332,7 +389,8 @@ Suite *quant_matvec_suite(void)
     TCase *tc = tcase_create("matvec");
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, test_ref_is_exact_dot, 0, N_CASES);
-    tcase_add_loop_test(tc, test_fast_vs_ref_and_threads, 0, N_CASES);
+    tcase_add_loop_test(tc, test_fast_vs_ref_and_threads, 0, N_CASES * N_NS * N_ISAS);
+    tcase_add_loop_test(tc, test_fast_output_independent_of_neighbours, 0, N_ISAS);
     tcase_add_test(tc, test_check_rejects);
     suite_add_tcase(s, tc);
     return s;

@@ -1,0 +1,189 @@
+/* qnt_matvec_tile_impl.h: the blocked dense kernel Y = X W^T, written once
+ * and included once per instruction set (qnt_matvec.c: scalar lanes;
+ * qnt_matvec_x86.c: AVX2, AVX-512). No include guard, on purpose.
+ *
+ * The includer defines: MV_NAME(x) (appends the ISA suffix), V (lane vector),
+ * VL (lanes), V_ZERO(), V_LOADF(p) (VL floats from bytes p), V_STOREF(float *,
+ * v), V_FMA(a, b, c) (a*b + c, one rounding), V_ADD, V_MUL, V_SET1(float),
+ * V_BF16(p) / V_F16(p) / V_I8(p) (VL elements at bytes p to float, exact),
+ * V_HSUM(v) (fixed tree), MV_F16S(p) (one fp16 at bytes p to float), and
+ * MV_TARGET (function attributes, may be empty).
+ *
+ * Work split (summation order: qnt_matvec_impl.h): OpenMP over blocks of
+ * MV_RB rows, schedule(static); inside, MV_TBLK tokens at a time, chunk by
+ * chunk of QNT_MM_CH columns, register tiles of 4 rows x up to 4 tokens, so
+ * each W vector is loaded once per 4 tokens and each x vector once per 4 rows.
+ * Per-output running sums live in tot[] on the stack (one writer: the thread
+ * owning the row block). */
+
+#define MV_RB 16    /* rows per parallel block */
+#define MV_TBLK 32  /* tokens per block: tot[] is MV_RB x MV_TBLK lane vectors */
+
+/* W elements k .. k+VL-1 of one row (bytes wp, int8 scales sp), exact. */
+static inline __attribute__((always_inline)) MV_TARGET V
+MV_NAME(mv_loadw)(int enc, const uint8_t *wp, const uint8_t *sp, size_t k, size_t g)
+{
+    switch (enc) {
+    case QNT_MM_F32:
+        return V_LOADF(wp + 4 * k);
+    case QNT_MM_BF16:
+        return V_BF16(wp + 2 * k);
+    case QNT_MM_F16:
+        return V_F16(wp + 2 * k);
+    case QNT_MM_Q8_0: {
+        const uint8_t *blk = wp + (k / 32) * 34;
+        return V_MUL(V_I8(blk + 2 + k % 32), V_SET1(MV_F16S(blk)));
+    }
+    case QNT_MM_I8_F32: {
+        float s;
+        memcpy(&s, sp + (k / g) * 4, 4);
+        return V_MUL(V_I8(wp + k), V_SET1(s));
+    }
+    default: /* QNT_MM_I8_F16 */
+        return V_MUL(V_I8(wp + k), V_SET1(MV_F16S(sp + (k / g) * 2)));
+    }
+}
+
+/* 4 rows x TB tokens over columns k0 .. k1-1 (a chunk, k1 - k0 a multiple of
+ * VL); W element index is k - k0 + wk0 (wk0 = k0 in place, 0 in scratch).
+ * tp[i][j] += this chunk's lane sums for row i, token j. */
+static inline __attribute__((always_inline)) MV_TARGET void
+MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *const sp[4],
+                  size_t g, size_t wk0, const float *const xp[4], size_t k0, size_t k1,
+                  V *const tp[4])
+{
+    V acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < TB; j++)
+            acc[i][j] = V_ZERO();
+    for (size_t k = k0; k < k1; k += VL) {
+        V xv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < TB; j++)
+            xv[j] = V_LOADF((const uint8_t *)(xp[j] + k));
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const V wv = MV_NAME(mv_loadw)(enc, wp[i], sp[i], k - k0 + wk0, g);
+#pragma GCC unroll 4
+            for (int j = 0; j < TB; j++)
+                acc[i][j] = V_FMA(wv, xv[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < TB; j++)
+            tp[i][j] = V_ADD(tp[i][j], acc[i][j]);
+}
+
+/* The cols % VL tail, after the lanes: one function for every caller, so
+ * the association cannot differ between call sites. */
+static __attribute__((noinline)) float MV_NAME(mv_tail)(const float *w, const float *x, size_t n,
+                                                        float r)
+{
+    for (size_t i = 0; i < n; i++)
+        r += w[i] * x[i];
+    return r;
+}
+
+#define MV_CASE(E, T)                                                                        \
+    case (E) * 4 + (T) - 1:                                                                  \
+        MV_NAME(mv_micro)(E, T, wp, sp, a->group, wk0, xp, k0, k1, tp);                     \
+        break;
+#define MV_CASES(E) MV_CASE(E, 1) MV_CASE(E, 2) MV_CASE(E, 3) MV_CASE(E, 4)
+
+MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
+{
+    const size_t cols = a->cols, colsv = cols - cols % VL, tail = cols % VL;
+    const size_t n = a->n, nrows = a->nrows;
+    /* decode a row tile once when it serves more than one token tile */
+    const int scratch = a->enc == QNT_MM_DECODE || (a->enc != QNT_MM_F32 && n > 4);
+    const long nblk = (long)((nrows + MV_RB - 1) / MV_RB);
+#pragma omp parallel for schedule(static)
+    for (long b = 0; b < nblk; b++) {
+        V tot[MV_RB][MV_TBLK];
+        V dummy[4] = { V_ZERO(), V_ZERO(), V_ZERO(), V_ZERO() };
+        float buf[4][QNT_MM_CH];
+        float wt[MV_RB][VL];
+        const uint8_t *wrow[MV_RB], *srow[MV_RB];
+        const size_t r0 = (size_t)b * MV_RB;
+        const size_t rb = nrows - r0 < MV_RB ? nrows - r0 : MV_RB;
+        for (size_t i = 0; i < rb; i++) {
+            const size_t r = a->row0 + r0 + i;
+            wrow[i] = a->w + r * a->row_bytes;
+            srow[i] = a->scales ? a->scales + r * a->scale_row_bytes : NULL;
+            if (tail)
+                a->decode(a, r, colsv, tail, wt[i]);
+        }
+        for (size_t t0 = 0; t0 < n; t0 += MV_TBLK) {
+            const size_t nt = n - t0 < MV_TBLK ? n - t0 : MV_TBLK;
+            for (size_t i = 0; i < rb; i++)
+                for (size_t j = 0; j < nt; j++)
+                    tot[i][j] = V_ZERO();
+            /* n <= 4: one token tile, so walk each 4-row group along its rows
+             * (4 streams for the prefetcher); else chunk-major, so the X chunk
+             * of the token block stays in cache across the row groups */
+            const int rowmajor = nt <= 4;
+            const size_t nk = (colsv + QNT_MM_CH - 1) / QNT_MM_CH, ng = (rb + 3) / 4;
+            for (size_t o = 0; o < (rowmajor ? ng : nk); o++)
+                for (size_t in = 0; in < (rowmajor ? nk : ng); in++) {
+                    const size_t i0 = 4 * (rowmajor ? o : in);
+                    const size_t k0 = QNT_MM_CH * (rowmajor ? in : o);
+                    const size_t k1 = colsv - k0 < QNT_MM_CH ? colsv : k0 + QNT_MM_CH;
+                    const uint8_t *wp[4], *sp[4];
+                    for (size_t q = 0; q < 4; q++) {
+                        /* short group: repeat row i0, its sums go to dummy */
+                        const size_t ii = i0 + q < rb ? i0 + q : i0;
+                        sp[q] = srow[ii];
+                        wp[q] = wrow[ii];
+                        if (!scratch)
+                            continue;
+                        if (a->enc == QNT_MM_DECODE) {
+                            a->decode(a, a->row0 + r0 + ii, k0, k1 - k0, buf[q]);
+                        } else {
+                            for (size_t k = k0; k < k1; k += VL)
+                                V_STOREF(buf[q] + (k - k0),
+                                         MV_NAME(mv_loadw)(a->enc, wrow[ii], srow[ii], k,
+                                                           a->group));
+                        }
+                        wp[q] = (const uint8_t *)buf[q];
+                    }
+                    const int enc = scratch ? QNT_MM_F32 : (int)a->enc;
+                    const size_t wk0 = scratch ? 0 : k0;
+                    for (size_t j0 = 0; j0 < nt; j0 += 4) {
+                        const size_t tb = nt - j0 < 4 ? nt - j0 : 4;
+                        const float *xp[4];
+                        V *tp[4];
+                        for (size_t q = 0; q < 4; q++) {
+                            xp[q] = a->X + (t0 + j0 + (q < tb ? q : tb - 1)) * cols;
+                            tp[q] = i0 + q < rb ? &tot[i0 + q][j0] : dummy;
+                        }
+                        switch (enc * 4 + (int)tb - 1) {
+                            MV_CASES(QNT_MM_F32)
+                            MV_CASES(QNT_MM_BF16)
+                            MV_CASES(QNT_MM_F16)
+                            MV_CASES(QNT_MM_Q8_0)
+                            MV_CASES(QNT_MM_I8_F32)
+                            MV_CASES(QNT_MM_I8_F16)
+                        default:
+                            break;
+                        }
+                    }
+                }
+            for (size_t i = 0; i < rb; i++)
+                for (size_t j = 0; j < nt; j++) {
+                    float r = V_HSUM(tot[i][j]);
+                    if (tail)
+                        r = MV_NAME(mv_tail)(wt[i], a->X + (t0 + j) * cols + colsv, tail, r);
+                    a->Y[(t0 + j) * nrows + r0 + i] = r;
+                }
+        }
+    }
+}
+
+#undef MV_CASE
+#undef MV_CASES
+#undef MV_RB
+#undef MV_TBLK
