@@ -392,8 +392,20 @@ static int fill_arch(struct fmt_model *m, struct sb_err *err)
         return sb_err_set(err, SB_EFORMAT, "%s: %s.attention.head_count_kv %d does not divide "
                           "head_count %d", m->path, name, a->n_kv_heads, a->n_heads);
     a->head_dim = key_len ? key_len : a->dim / a->n_heads;
-    (void)rope_dims;   /* partial rotary is not modelled; the loader defaults it to head_dim */
     double v;
+    /* features the core does not implement: recorded, refused by vfy_model_new */
+    if (rope_dims && rope_dims != a->head_dim)
+        snprintf(a->unimplemented, sizeof a->unimplemented, "rope.dimension_count %d < head %d",
+                 rope_dims, a->head_dim);
+    snprintf(key, sizeof key, "%s.rope.scaling.type", name);
+    const struct fmt_kv *st = find_kv(m, key);
+    if (st && st->type == FMT_KV_STRING && strcmp(st->str, "none") != 0)
+        snprintf(a->unimplemented, sizeof a->unimplemented, "rope.scaling.type %.32s", st->str);
+    int sw = 0;
+    if ((rc = arch_int(m, name, "attention.sliding_window", 0, 0, &sw, err)))
+        return rc;
+    if (sw > 0 && (a->n_ctx == 0 || sw < a->n_ctx))
+        a->sliding_window = sw;
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", name);
     a->norm_eps = kv_float(find_kv(m, key), &v) ? (float)v : 1e-5f;
     snprintf(key, sizeof key, "%s.rope.freq_base", name);

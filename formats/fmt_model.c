@@ -268,6 +268,29 @@ int fmt_arch_from_hf_config(struct fmt_arch *a, const char *json, size_t len,
         a->norm_topk_prob = json_bool(root, "norm_topk_prob", 0);
         a->decoder_sparse_step = json_int(root, "decoder_sparse_step", 1);
     }
+    /* features the core does not implement (vfy_model_new refuses them) */
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (cJSON_IsObject(rs)) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+        if (!cJSON_IsString(t))
+            t = cJSON_GetObjectItemCaseSensitive(rs, "type");
+        const char *tn = cJSON_IsString(t) ? t->valuestring : "?";
+        if (strcmp(tn, "default") != 0)
+            snprintf(a->unimplemented, sizeof a->unimplemented, "rope_scaling (%.32s)", tn);
+    }
+    double prf = json_num(root, "partial_rotary_factor", 1.0);
+    if (prf != 1.0)
+        snprintf(a->unimplemented, sizeof a->unimplemented, "partial_rotary_factor %g", prf);
+    const cJSON *mol = cJSON_GetObjectItemCaseSensitive(root, "mlp_only_layers");
+    if (cJSON_IsArray(mol) && cJSON_GetArraySize(mol) > 0)
+        snprintf(a->unimplemented, sizeof a->unimplemented, "mlp_only_layers");
+    /* Mistral: sliding_window when set; Qwen2: only with use_sliding_window */
+    const cJSON *usw = cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window");
+    if (!cJSON_IsFalse(usw)) {
+        int sw = json_int(root, "sliding_window", 0);
+        if (sw > 0 && sw < a->n_ctx)
+            a->sliding_window = sw;
+    }
     if (a->n_kv_heads < 1 || a->n_heads % a->n_kv_heads)
         r = sb_err_set(err, SB_EFORMAT, "%s: num_key_value_heads %d does not divide "
                        "num_attention_heads %d", what, a->n_kv_heads, a->n_heads);

@@ -104,6 +104,10 @@ struct fmt_arch {
     bool norm_topk_prob;      /* renormalise the chosen top-k weights */
     int decoder_sparse_step;  /* Qwen2-MoE; 1 = every layer sparse */
     int bos_id, eos_id;       /* -1 if unknown */
+    /* config features that change the forward pass and that the reference core
+     * does not implement: it refuses them rather than compute something else */
+    int sliding_window;       /* attention window in tokens; 0 = none */
+    char unimplemented[64];   /* e.g. "rope_scaling (llama3)"; "" if none */
 };
 
 /* ---- tokenizer data (raw; verify/ builds tokenizers from it) ----------- */

@@ -158,6 +158,10 @@ static cJSON *arch_to_json(const struct fmt_arch *a)
     cJSON_AddBoolToObject(o, "tied_embeddings", a->tied_embeddings);
     cJSON_AddBoolToObject(o, "qkv_bias", a->qkv_bias);
     cJSON_AddBoolToObject(o, "norm_topk_prob", a->norm_topk_prob);
+    if (a->sliding_window > 0)
+        cJSON_AddNumberToObject(o, "sliding_window", a->sliding_window);
+    if (a->unimplemented[0])
+        cJSON_AddStringToObject(o, "unimplemented", a->unimplemented);
     return o;
 }
 
@@ -202,6 +206,15 @@ static int arch_from_json(struct fmt_arch *a, const cJSON *o)
     a->tied_embeddings = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "tied_embeddings"));
     a->qkv_bias = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "qkv_bias"));
     a->norm_topk_prob = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "norm_topk_prob"));
+    /* optional: features the reference core refuses (absent = none) */
+    if (cJSON_GetObjectItemCaseSensitive(o, "sliding_window") &&
+        (json_get_int(o, "sliding_window", &a->sliding_window) || a->sliding_window < 0))
+        return -1;
+    v = cJSON_GetObjectItemCaseSensitive(o, "unimplemented");
+    if (v && (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof a->unimplemented))
+        return -1;
+    if (v)
+        strcpy(a->unimplemented, v->valuestring);
     return 0;
 }
 

@@ -54,6 +54,10 @@ int vfy_ctx_new(struct vfy_ctx **out, const struct vfy_model *vm, size_t n_ctx, 
         return sb_err_set(err, SB_EINVAL, "context size and batch must be positive");
     if (max_batch > n_ctx)
         max_batch = n_ctx;
+    if (vm->m->arch.sliding_window > 0 && n_ctx > (size_t)vm->m->arch.sliding_window)
+        return sb_err_set(err, SB_EUNSUPPORTED, "context %zu exceeds the model's sliding window "
+                          "%d, which the reference core does not implement", n_ctx,
+                          vm->m->arch.sliding_window);
     const struct vfy_model_info *in = &vm->info;
     const size_t B = max_batch, dim = (size_t)in->dim, hd = (size_t)in->head_dim;
     const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;

@@ -391,6 +391,9 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
         return sb_err_set(err, SB_EFORMAT, "%s: no model configuration (layers and heads)", b.path);
     if (te->ndim != 2)
         return sb_err_set(err, SB_EFORMAT, "%s: tensor '%s' is not 2-D", b.path, te->name);
+    if (a->unimplemented[0])
+        return sb_err_set(err, SB_EUNSUPPORTED, "%s: %s is not implemented by the reference core",
+                          b.path, a->unimplemented);
 
     struct vfy_model *vm = sb_calloc(1, sizeof *vm);
     if (!vm)
