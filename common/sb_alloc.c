@@ -62,14 +62,16 @@ char *sb_strndup(const char *s, size_t n)
 
 char *sb_strdup(const char *s) { return sb_strndup(s, strlen(s)); }
 
-void *sb_malloc_aligned(size_t n)
+void *sb_malloc_align(size_t align, size_t n)
 {
     if (should_fail())
         return NULL;
     void *p = NULL;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0)
+    if (posix_memalign(&p, align, n ? n : align) != 0)
         return NULL;
     return p;
 }
+
+void *sb_malloc_aligned(size_t n) { return sb_malloc_align(64, n); }
 
 void sb_free_aligned(void *p) { free(p); }

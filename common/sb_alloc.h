@@ -14,6 +14,8 @@ char *sb_strdup(const char *s);
 char *sb_strndup(const char *s, size_t n);
 /* 64-byte aligned allocation (for SIMD kernels); free with sb_free_aligned. */
 void *sb_malloc_aligned(size_t n);
+/* align-byte aligned (a power of two >= sizeof(void *)); free with sb_free_aligned. */
+void *sb_malloc_align(size_t align, size_t n);
 void sb_free_aligned(void *p);
 
 /*! sb_alloc_fail_after() : make the allocation after the next n succeed fail

@@ -15,7 +15,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define OUT_BUF (1u << 20)
+/* The write buffer. Full buffers start at a multiple of OUT_BUF in the file, so
+ * on Linux they go out with O_DIRECT: straight from this buffer to the disk,
+ * no page-cache copy (on the machine we measure, buffered writes of a 640 MiB
+ * output cost 0.4-1.8 s in the kernel's copy and page allocation; direct ones
+ * a steady ~0.3 s: tools/bench convert). The tail and header patches are
+ * buffered writes; fsync at commit covers both. */
+#define OUT_BUF ((size_t)8 << 20)
+#define DIO_ALIGN 4096
 #define N_SLOTS 64
 
 /* Signal-cleanup registry: fixed storage, no allocation, read by the handler. */
@@ -91,13 +98,15 @@ int fmt_out_open(struct fmt_out *o, const char *path, unsigned flags, struct sb_
 {
     memset(o, 0, sizeof *o);
     o->fd = -1;
+    o->dfd = -1;
     o->slot = -1;
     if (!(flags & FMT_OUT_FORCE) && exists(path))
         return sb_err_set(err, SB_EIO, "%s: already exists (use --force to replace it)", path);
     size_t n = strlen(path);
     o->path = sb_strdup(path);
     o->tmp = sb_malloc(n + 16);
-    o->buf = sb_malloc(OUT_BUF);
+    o->dfd = -1;
+    o->buf = sb_malloc_align(DIO_ALIGN, OUT_BUF);
     if (!o->path || !o->tmp || !o->buf) {
         fmt_out_abort(o);
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
@@ -112,12 +121,18 @@ int fmt_out_open(struct fmt_out *o, const char *path, unsigned flags, struct sb_
         return sb_err_set(err, SB_EIO, "%s: cannot create: %s", path, strerror(e));
     }
     fchmod(o->fd, 0644);
+#if defined(__linux__) && defined(O_DIRECT)
+    /* -1 where the file system has no O_DIRECT (then every write is buffered) */
+    if (((uintptr_t)o->buf % DIO_ALIGN) == 0)
+        o->dfd = open(o->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
+#endif
     o->slot = slot_take(o->tmp, 1);
     o->flags = flags;
     return SB_OK;
 }
 
-static int raw_write(struct fmt_out *o, const void *buf, size_t n, struct sb_err *err)
+/* pwrite all of buf at off on fd; 0 or an errno (the test hook counts calls) */
+static int raw_pwrite(int fd, const void *buf, size_t n, uint64_t off)
 {
     const uint8_t *p = buf;
     while (n > 0) {
@@ -128,41 +143,61 @@ static int raw_write(struct fmt_out *o, const void *buf, size_t n, struct sb_err
         } else {
             if (write_fail_countdown > 0)
                 write_fail_countdown--;
-            w = write(o->fd, p, n);
+            w = pwrite(fd, p, n, (off_t)off);
         }
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return sb_err_set(err, SB_EIO, "%s: write failed: %s", o->path, strerror(errno));
+            return errno ? errno : EIO;
         }
+        if (w == 0)
+            return EIO;
         p += w;
         n -= (size_t)w;
+        off += (uint64_t)w;
     }
-    return SB_OK;
+    return 0;
 }
 
 /* Start writeback of what is written so far (Linux), so that the fsync at
- * commit waits for the tail only instead of the whole file. */
+ * commit waits for the tail only instead of the whole file. Direct writes
+ * need none. */
 static void start_writeback(struct fmt_out *o)
 {
 #ifdef __linux__
-    uint64_t end = o->pos - o->buf_len;
-    if (end - o->synced >= (64u << 20)) {
-        sync_file_range(o->fd, (off_t)o->synced, (off_t)(end - o->synced), SYNC_FILE_RANGE_WRITE);
-        o->synced = end;
+    if (o->dfd < 0 && o->flushed - o->synced >= (64u << 20)) {
+        sync_file_range(o->fd, (off_t)o->synced, (off_t)(o->flushed - o->synced),
+                        SYNC_FILE_RANGE_WRITE);
+        o->synced = o->flushed;
     }
 #else
     (void)o;
 #endif
 }
 
+/* Write the buffer at o->flushed: directly when it is whole blocks at a block
+ * offset and O_DIRECT is open, else buffered. */
 static int flush(struct fmt_out *o, struct sb_err *err)
 {
     if (o->buf_len == 0)
         return SB_OK;
-    int r = raw_write(o, o->buf, o->buf_len, err);
+    int e;
+    if (o->dfd >= 0 && o->buf_len % DIO_ALIGN == 0 && o->flushed % DIO_ALIGN == 0) {
+        e = raw_pwrite(o->dfd, o->buf, o->buf_len, o->flushed);
+        if (e == EINVAL) { /* O_DIRECT refused after all: buffered from here on */
+            close(o->dfd);
+            o->dfd = -1;
+            e = raw_pwrite(o->fd, o->buf, o->buf_len, o->flushed);
+        }
+    } else {
+        e = raw_pwrite(o->fd, o->buf, o->buf_len, o->flushed);
+    }
+    if (e)
+        return sb_err_set(err, SB_EIO, "%s: write failed: %s", o->path, strerror(e));
+    o->flushed += o->buf_len;
     o->buf_len = 0;
-    return r;
+    start_writeback(o);
+    return SB_OK;
 }
 
 int fmt_out_write(struct fmt_out *o, const void *buf, size_t n, struct sb_err *err)
@@ -170,22 +205,19 @@ int fmt_out_write(struct fmt_out *o, const void *buf, size_t n, struct sb_err *e
     const uint8_t *p = buf;
     if (o->fd < 0)
         return sb_err_set(err, SB_EINVAL, "output not open");
-    o->pos += n;
-    if (n >= OUT_BUF) {
-        int r = flush(o, err);
-        if (r == SB_OK)
-            r = raw_write(o, p, n, err);
-        start_writeback(o);
-        return r;
+    while (n > 0) {
+        size_t k = OUT_BUF - o->buf_len < n ? OUT_BUF - o->buf_len : n;
+        memcpy(o->buf + o->buf_len, p, k);
+        o->buf_len += k;
+        o->pos += k;
+        p += k;
+        n -= k;
+        if (o->buf_len == OUT_BUF) {
+            int r = flush(o, err);
+            if (r)
+                return r;
+        }
     }
-    if (o->buf_len + n > OUT_BUF) {
-        int r = flush(o, err);
-        if (r)
-            return r;
-        start_writeback(o);
-    }
-    memcpy(o->buf + o->buf_len, p, n);
-    o->buf_len += n;
     return SB_OK;
 }
 
@@ -205,36 +237,37 @@ int fmt_out_zeros(struct fmt_out *o, uint64_t n, struct sb_err *err)
 int fmt_out_pwrite(struct fmt_out *o, const void *buf, size_t n, uint64_t off,
                    struct sb_err *err)
 {
-    if (off + n > o->pos)
+    if (o->fd < 0)
+        return sb_err_set(err, SB_EINVAL, "output not open");
+    if (off > o->pos || n > o->pos - off)
         return sb_err_set(err, SB_EINVAL, "%s: patch past the written end", o->path);
-    int r = flush(o, err);
-    if (r)
-        return r;
     const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = pwrite(o->fd, p, n, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return sb_err_set(err, SB_EIO, "%s: write failed: %s", o->path, strerror(errno));
-        }
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
+    if (off < o->flushed) { /* the part already in the file: a buffered write */
+        size_t k = o->flushed - off < n ? (size_t)(o->flushed - off) : n;
+        int e = raw_pwrite(o->fd, p, k, off);
+        if (e)
+            return sb_err_set(err, SB_EIO, "%s: write failed: %s", o->path, strerror(e));
+        p += k;
+        n -= k;
+        off += k;
     }
+    if (n > 0) /* the part still in the buffer */
+        memcpy(o->buf + (off - o->flushed), p, n);
     return SB_OK;
 }
 
 static void release(struct fmt_out *o)
 {
-    if (o->fd >= 0)
+    if (o->path && o->fd >= 0) /* a zeroed struct (never opened) owns no fds */
         close(o->fd);
-    o->fd = -1;
+    if (o->path && o->dfd >= 0)
+        close(o->dfd);
+    o->fd = o->dfd = -1;
     slot_drop(o->slot);
     o->slot = -1;
     sb_free(o->path);
     sb_free(o->tmp);
-    sb_free(o->buf);
+    sb_free_aligned(o->buf);
     o->path = o->tmp = NULL;
     o->buf = NULL;
 }
@@ -264,10 +297,6 @@ void fmt_out_abort(struct fmt_out *o)
 {
     if (!o)
         return;
-    if (o->fd >= 0) {
-        close(o->fd);
-        o->fd = -1;
-    }
     if (o->tmp)
         unlink(o->tmp);
     release(o);

@@ -34,7 +34,9 @@ struct fmt_out {
     uint8_t *buf;             /* write buffer */
     size_t buf_len;
     uint64_t pos;             /* bytes written so far (logical) */
+    uint64_t flushed;         /* bytes in the file; buf holds pos - flushed more */
     uint64_t synced;          /* writeback started up to here */
+    int dfd;                  /* the same temp file opened O_DIRECT, or -1 */
     int slot;                 /* signal-cleanup table slot, -1 if none */
 };
 
