@@ -37,6 +37,8 @@ struct fmt_out {
     uint64_t flushed;         /* bytes in the file; buf holds pos - flushed more */
     uint64_t synced;          /* writeback started up to here */
     int dfd;                  /* the same temp file opened O_DIRECT, or -1 */
+    uint8_t *spare;           /* second buffer, filled while the writer writes buf */
+    void *aio;                /* background writer (fmt_out.c), NULL until needed */
     int slot;                 /* signal-cleanup table slot, -1 if none */
 };
 
