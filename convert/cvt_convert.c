@@ -3,7 +3,9 @@
  * container layouts live in formats/ and cvt_layout.c, the numerics in quant/. */
 #include "cvt_convert.h"
 #include "cvt_layout.h"
+#include "fmt_hftok.h"
 #include "fmt_l2c.h"
+#include "fmt_out.h"
 #include "fmt_writer.h"
 #include "qnt_cast.h"
 #include "qnt_encode.h"
@@ -304,6 +306,92 @@ static int set_torch_dtype(char **config, enum sb_dtype to, const char *out_path
     return SB_OK;
 }
 
+/* ---- tokenizer files for an HF folder ------------------------------------ */
+
+/* An SPM vocab (GGUF tokenizer.ggml.model "llama", llama2.c tokenizer.bin) goes
+ * into an HF folder as three files, made in a temp folder and copied in by the
+ * writer with the source's own side files (those come first and win by name):
+ *  - tokenizer.json + tokenizer_config.json: what HF users load (LlamaTokenizerFast);
+ *    merges are derived from the scores (formats/fmt_hftok.h).
+ *  - tokenizer.bin: the llama2.c tokenizer, which keeps the exact SentencePiece
+ *    scores that tokenizer.json cannot hold (it only has merge ranks), so that
+ *    HF -> GGUF gives back the original tokenizer.ggml.scores; subbit's reader
+ *    prefers it to tokenizer.json in a folder that has both (fmt_st_read.c). */
+struct tok_side {
+    char dir[128];
+    char path[3][160];
+    const char **list;        /* side files for the writer */
+    size_t n;
+};
+
+static void tok_side_release(struct tok_side *ts)
+{
+    for (int i = 0; i < 3; i++)
+        if (ts->path[i][0])
+            unlink(ts->path[i]);
+    if (ts->dir[0])
+        rmdir(ts->dir);
+    sb_free(ts->list);
+    memset(ts, 0, sizeof *ts);
+}
+
+static bool has_side(const struct fmt_model *src, const char *name)
+{
+    for (size_t i = 0; i < src->n_side_files; i++) {
+        const char *bn = strrchr(src->side_files[i], '/');
+        if (!strcmp(bn ? bn + 1 : src->side_files[i], name))
+            return true;
+    }
+    return false;
+}
+
+static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const char *out_path,
+                         struct sb_err *err)
+{
+    static const char *const names[3] = { "tokenizer.bin", "tokenizer.json",
+                                          "tokenizer_config.json" };
+    bool need[3];
+    int r;
+    for (int i = 0; i < 3; i++)
+        need[i] = !has_side(src, names[i]);
+    if (!need[0] && !need[1] && !need[2])
+        return SB_OK;
+    if (!(ts->list = sb_calloc(src->n_side_files + 3, sizeof *ts->list)))
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
+    for (size_t i = 0; i < src->n_side_files; i++)
+        ts->list[ts->n++] = src->side_files[i];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(ts->dir, sizeof ts->dir, "%s/subbit-tok-XXXXXX",
+             tmp && strlen(tmp) < 100 ? tmp : "/tmp");
+    if (!mkdtemp(ts->dir)) {
+        ts->dir[0] = '\0';
+        return sb_err_set(err, SB_EIO, "%s: cannot make a temp folder", out_path);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!need[i])
+            continue;
+        snprintf(ts->path[i], sizeof ts->path[i], "%s/%s", ts->dir, names[i]);
+        struct sb_err e = { 0 };
+        if (i == 0)
+            r = fmt_l2c_write_tokenizer(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
+        else if (i == 1)
+            r = fmt_hftok_write_json(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
+        else
+            r = fmt_hftok_write_config(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
+        if (r == SB_EUNSUPPORTED && i > 0) {
+            /* a piece JSON cannot hold (not UTF-8): tokenizer.bin alone carries it */
+            ts->path[i][0] = '\0';
+            continue;
+        }
+        if (r != SB_OK) {
+            ts->path[i][0] = '\0';
+            return sb_err_set(err, r, "%s", e.msg);
+        }
+        ts->list[ts->n++] = ts->path[i];
+    }
+    return SB_OK;
+}
+
 int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
                 struct cvt_report **rep_out, struct sb_err *err)
 {
@@ -319,9 +407,10 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     char *config = NULL;
     float *fbuf = NULL, *sbuf = NULL;
     void *obuf = NULL, *tbuf = NULL;
-    char tokdir[128] = "", tokpath[160] = "";
-    const char *side_one[1];
+    struct tok_side ts;
     int r;
+
+    memset(&ts, 0, sizeof ts);
 
     if ((r = cvt_layout_plan(src, cont, &lay, err)) != SB_OK)
         goto fail;
@@ -441,23 +530,13 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         wo.config_json = config;
         wo.side_files = (const char *const *)src->side_files;
         wo.n_side_files = src->n_side_files;
-        if (src->vocab.kind == FMT_VOCAB_SPM && src->n_side_files == 0) {
-            /* an SPM vocab (GGUF, llama2.c) travels to an HF folder as tokenizer.bin,
-             * written to a temp folder first and copied in by the writer */
-            const char *tmp = getenv("TMPDIR");
-            snprintf(tokdir, sizeof tokdir, "%s/subbit-tok-XXXXXX",
-                     tmp && strlen(tmp) < 100 ? tmp : "/tmp");
-            if (!mkdtemp(tokdir)) {
-                tokdir[0] = '\0';
-                r = sb_err_set(err, SB_EIO, "%s: cannot make a temp folder", out_path);
+        if (src->vocab.kind == FMT_VOCAB_SPM) {
+            if ((r = tok_side_make(&ts, src, out_path, err)) != SB_OK)
                 goto fail;
+            if (ts.n) {
+                wo.side_files = ts.list;
+                wo.n_side_files = ts.n;
             }
-            snprintf(tokpath, sizeof tokpath, "%s/tokenizer.bin", tokdir);
-            if ((r = fmt_l2c_write_tokenizer(&src->vocab, tokpath, FMT_OUT_FORCE, err)) != SB_OK)
-                goto fail;
-            side_one[0] = tokpath;
-            wo.side_files = side_one;
-            wo.n_side_files = 1;
         }
         if (src->container == FMT_CONT_SAFETENSORS) {
             wo.kv = src->kv;   /* __metadata__ travels */
@@ -568,9 +647,6 @@ fail:
     sb_free_aligned(sbuf);
     sb_free_aligned(obuf);
     sb_free_aligned(tbuf);
-    if (tokpath[0])
-        unlink(tokpath);
-    if (tokdir[0])
-        rmdir(tokdir);
+    tok_side_release(&ts);
     return r;
 }

@@ -2,6 +2,7 @@
  * §3, §4). Knows names, shapes, row order and metadata keys; never re-encodes. */
 #include "cvt_layout.h"
 
+#include "fmt_hftok.h"
 #include "qnt_cast.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
@@ -1242,6 +1243,7 @@ int cvt_layout_gguf_kv(const struct fmt_model *src, struct fmt_kv **kv, size_t *
     *kv = NULL;
     *n = 0;
     struct kvbuf b = { 0 };
+    struct fmt_vocab json_vocab = { 0 };
     int r = SB_OK;
     if (src->container == FMT_CONT_GGUF && src->n_kv) {
         for (size_t i = 0; i < src->n_kv && !r; i++) {
@@ -1292,6 +1294,27 @@ int cvt_layout_gguf_kv(const struct fmt_model *src, struct fmt_kv **kv, size_t *
         kv_u32(&b, K("vocab_size"), (uint64_t)a->vocab_size);
 #undef K
     const struct fmt_vocab *v = &src->vocab;
+    if (v->kind == FMT_VOCAB_HF_JSON && v->hf_json) {
+        /* A SentencePiece-style tokenizer.json (Llama 1/2) becomes tokenizer.ggml.*
+         * model "llama": pieces, token types, and scores that keep the merge order
+         * (rule in fmt_hftok.h: a merge result scores -(rank of its first merge);
+         * llama.cpp's convert_hf_to_gguf writes -1000 for every token of such a
+         * vocab, which its score-driven encoder cannot tokenize by). A byte-level
+         * tokenizer.json writes no tokenizer keys, as before. */
+        struct sb_err e = { 0 };
+        int rj = fmt_hftok_to_spm(&json_vocab, v->hf_json, v->hf_json_len,
+                                  a->vocab_size > 0 ? (uint32_t)a->vocab_size : 0, &e);
+        if (rj == SB_ENOMEM) {
+            b.failed = 1;
+        } else if (rj == SB_OK) {
+            json_vocab.add_bos = json_vocab.add_bos || v->add_bos;
+            if (json_vocab.bos_id < 0)
+                json_vocab.bos_id = v->bos_id;
+            if (json_vocab.eos_id < 0)
+                json_vocab.eos_id = v->eos_id;
+            v = &json_vocab;
+        }
+    }
     if (v->kind == FMT_VOCAB_SPM && v->n_tokens > 0) {
         kv_str(&b, "tokenizer.ggml.model", "llama");
         kv_spm_tokens(&b, v);
@@ -1326,10 +1349,12 @@ done:
         r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", model_what(src));
         goto fail;
     }
+    fmt_vocab_release(&json_vocab);
     *kv = b.kv;
     *n = b.n;
     return SB_OK;
 fail:
+    fmt_vocab_release(&json_vocab);
     for (size_t i = 0; i < b.n; i++)
         fmt_kv_release(&b.kv[i]);
     sb_free(b.kv);

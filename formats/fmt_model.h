@@ -115,7 +115,8 @@ struct fmt_arch {
 enum fmt_vocab_kind {
     FMT_VOCAB_NONE = 0,
     FMT_VOCAB_SPM,            /* SentencePiece-BPE: pieces + scores (GGUF llama, tokenizer.bin) */
-    FMT_VOCAB_HF_JSON         /* Hugging Face tokenizer.json (byte-level BPE) */
+    FMT_VOCAB_HF_JSON         /* Hugging Face tokenizer.json (byte-level or
+                                 SentencePiece-style BPE) */
 };
 
 struct fmt_vocab {

@@ -904,6 +904,7 @@ static int load_config(struct fmt_model *m, const char *cfg, struct sb_err *err)
 
 static int load_side(struct fmt_model *m, const char *dir, struct sb_err *err)
 {
+    int cfg_add_bos = -1;     /* tokenizer_config.json add_bos_token, if it says */
     for (size_t i = 0; i < sizeof side_names / sizeof side_names[0]; i++) {
         char *p = path_join(dir, side_names[i]);
         if (!p)
@@ -933,8 +934,10 @@ static int load_side(struct fmt_model *m, const char *dir, struct sb_err *err)
             cJSON *root = cJSON_ParseWithLength(text, len);
             sb_free(text);
             const cJSON *ab = cJSON_GetObjectItemCaseSensitive(root, "add_bos_token");
-            if (cJSON_IsBool(ab))
-                m->vocab.add_bos = cJSON_IsTrue(ab);
+            if (cJSON_IsBool(ab)) {
+                cfg_add_bos = cJSON_IsTrue(ab) ? 1 : 0;
+                m->vocab.add_bos = cfg_add_bos;
+            }
             cJSON_Delete(root);
         }
     }
@@ -942,19 +945,41 @@ static int load_side(struct fmt_model *m, const char *dir, struct sb_err *err)
         m->vocab.bos_id = m->arch.bos_id;
         m->vocab.eos_id = m->arch.eos_id;
     }
-    /* an SPM vocab converted from GGUF or llama2.c travels as tokenizer.bin */
+    /* An SPM vocab converted from GGUF or llama2.c travels as tokenizer.bin, next
+     * to the tokenizer.json made from it. With both, tokenizer.bin wins: it has
+     * the exact SentencePiece scores and token types (tokenizer.json only has merge
+     * ranks), so HF -> GGUF gives back the original tokenizer.ggml.* and both
+     * tokenize alike (tests/unit/fixtures/test_hftok_fixtures.c). A tokenizer.bin
+     * that does not fit the config leaves a tokenizer.json in charge. */
     char *tb = path_join(dir, "tokenizer.bin");
     if (!tb)
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", dir);
-    if (m->vocab.kind == FMT_VOCAB_NONE && m->has_arch && is_file(tb)) {
-        int r = fmt_l2c_read_tokenizer(&m->vocab, tb, (uint32_t)m->arch.vocab_size, err);
+    if ((m->vocab.kind == FMT_VOCAB_NONE || m->vocab.kind == FMT_VOCAB_HF_JSON) &&
+        m->has_arch && is_file(tb)) {
+        struct fmt_vocab bin = { 0 };
+        struct sb_err e = { 0 };
+        int r = fmt_l2c_read_tokenizer(&bin, tb, (uint32_t)m->arch.vocab_size, &e);
         char **sf = r ? NULL : sb_realloc(m->side_files, (m->n_side_files + 1) * sizeof *sf);
-        if (r || !sf) {
+        if (!r && !sf)
+            r = sb_err_set(&e, SB_ENOMEM, "%s: out of memory", dir);
+        if (r) {
+            fmt_vocab_release(&bin);
             sb_free(tb);
-            return r ? r : sb_err_set(err, SB_ENOMEM, "%s: out of memory", dir);
+            if (m->vocab.kind == FMT_VOCAB_HF_JSON && r != SB_ENOMEM)
+                return SB_OK;
+            return sb_err_set(err, r, "%s", e.msg);
         }
         m->side_files = sf;
         sf[m->n_side_files++] = tb;
+        fmt_vocab_release(&m->vocab);
+        m->vocab = bin;
+        /* tokenizer.bin has no ids for BOS / EOS (the reader assumes 1, 2) */
+        if (m->arch.bos_id >= 0 && (uint32_t)m->arch.bos_id < m->vocab.n_tokens)
+            m->vocab.bos_id = m->arch.bos_id;
+        if (m->arch.eos_id >= 0 && (uint32_t)m->arch.eos_id < m->vocab.n_tokens)
+            m->vocab.eos_id = m->arch.eos_id;
+        if (cfg_add_bos >= 0)
+            m->vocab.add_bos = cfg_add_bos;
         return SB_OK;
     }
     sb_free(tb);

@@ -19,6 +19,7 @@
  * one byte each. Normalizers other than the '▁' ones are ignored. */
 #include "vfy_tok_impl.h"
 
+#include "fmt_hftok.h"
 #include "sb_alloc.h"
 
 #include <cjson/cJSON.h>
@@ -27,7 +28,7 @@
 #include <string.h>
 
 #define WHAT "tokenizer.json"
-#define MAX_ID (1 << 26)
+#define MAX_ID FMT_HFTOK_MAX_ID
 
 /* ---- the bytes-to-unicode map of GPT-2 ----------------------------------- */
 
@@ -210,15 +211,6 @@ size_t vfy_tok_llama3_next(const unsigned char *s, size_t n, int ndig)
 }
 
 /* ---- building ------------------------------------------------------------ */
-
-static bool json_id(const cJSON *x, int32_t *id)
-{
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble >= MAX_ID ||
-        x->valuedouble != (double)(int32_t)x->valuedouble)
-        return false;
-    *id = (int32_t)x->valuedouble;
-    return true;
-}
 
 static bool type_is(const cJSON *o, const char *type)
 {
@@ -406,26 +398,14 @@ static int set_decoded(struct vfy_tok *t, const uint32_t b2c[256])
 static int hf_build(struct vfy_tok *t, const cJSON *root, const struct fmt_vocab *v,
                     struct sb_err *err)
 {
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
+    struct fmt_hftok_parts p;
+    int r = fmt_hftok_json_parts(root, &p, err);
+    if (r != SB_OK)
+        return r;
+    const cJSON *model = p.model, *vocab = p.vocab, *merges = p.merges, *added = p.added;
+    const cJSON *pre = p.pre, *norm = p.norm, *dec = p.dec;
     const cJSON *e;
-    if (!cJSON_IsObject(model))
-        return sb_err_set(err, SB_EFORMAT, WHAT ": no 'model' object");
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(model, "type");
-    if (cJSON_IsString(mt) && strcmp(mt->valuestring, "BPE") != 0)
-        return sb_err_set(err, SB_EUNSUPPORTED, WHAT ": model type '%s' is not supported "
-                          "(only BPE)", mt->valuestring);
-    if (!cJSON_IsObject(vocab))
-        return sb_err_set(err, SB_EFORMAT, WHAT ": 'model.vocab' is not an object");
-    if (merges && !cJSON_IsArray(merges))
-        return sb_err_set(err, SB_EFORMAT, WHAT ": 'model.merges' is not an array");
-    if (added && !cJSON_IsArray(added))
-        return sb_err_set(err, SB_EFORMAT, WHAT ": 'added_tokens' is not an array");
+    int32_t max_id = p.max_id, id = 0; /* every id was checked by fmt_hftok_json_parts */
 
     const cJSON *bl = find_typed(pre, "pretokenizers", "ByteLevel");
     if (bl || find_typed(dec, "decoders", "ByteLevel")) {
@@ -452,30 +432,12 @@ static int hf_build(struct vfy_tok *t, const cJSON *root, const struct fmt_vocab
                           "SentencePiece-style BPE");
     }
 
-    /* ids: the largest in model.vocab and added_tokens */
-    int32_t max_id = -1, id;
-    cJSON_ArrayForEach(e, vocab) {
-        if (!json_id(e, &id))
-            return sb_err_set(err, SB_EFORMAT, WHAT ": vocab entry '%s' has a bad id",
-                              e->string);
-        if (id > max_id)
-            max_id = id;
-    }
-    cJSON_ArrayForEach(e, added) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (!json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) || !cJSON_IsString(c))
-            return sb_err_set(err, SB_EFORMAT, WHAT ": an added token has no id or content");
-        if (id > max_id)
-            max_id = id;
-    }
-    if (max_id < 0)
-        return sb_err_set(err, SB_EFORMAT, WHAT ": empty vocab");
     if (vfy_tok_alloc_ids(t, (uint32_t)max_id + 1) || vfy_strmap_init(&t->map, t->n_vocab))
         return SB_ENOMEM;
     for (uint32_t i = 0; i < t->n_vocab; i++)
         t->flags[i] = VFY_TF_CONTROL | VFY_TF_NOMERGE;     /* holes until filled */
     cJSON_ArrayForEach(e, vocab) {
-        json_id(e, &id);
+        fmt_hftok_json_id(e, &id);
         if (t->key[id])
             continue;               /* two strings for one id: keep the first */
         size_t n = strlen(e->string);
@@ -492,7 +454,7 @@ static int hf_build(struct vfy_tok *t, const cJSON *root, const struct fmt_vocab
         return SB_ENOMEM;
     cJSON_ArrayForEach(e, added) {
         const char *c = cJSON_GetObjectItemCaseSensitive(e, "content")->valuestring;
-        json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id);
+        fmt_hftok_json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id);
         bool special = json_bool(e, "special", false);
         size_t n = strlen(c);
         if (!t->key[id]) {
@@ -557,7 +519,7 @@ static int hf_build(struct vfy_tok *t, const cJSON *root, const struct fmt_vocab
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(tp, "special_tokens"), stid->valuestring);
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(sp, "ids");
-        if (!json_id(cJSON_GetArrayItem(ids, 0), &id) || (uint32_t)id >= t->n_vocab)
+        if (!fmt_hftok_json_id(cJSON_GetArrayItem(ids, 0), &id) || (uint32_t)id >= t->n_vocab)
             id = find_added(t, stid->valuestring);
         t->bos = id;
     }

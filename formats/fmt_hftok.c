@@ -1,0 +1,868 @@
+/* fmt_hftok.c: SentencePiece-BPE vocab <-> Llama-style tokenizer.json; see
+ * fmt_hftok.h for the layout and the merge rule. */
+#include "fmt_hftok.h"
+
+#include "fmt_out.h"
+#include "sb_alloc.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WHAT "tokenizer.json"
+#define MAX_ID FMT_HFTOK_MAX_ID
+#define SPACE_MARK "\xE2\x96\x81"   /* U+2581 */
+
+/* GGUF token types (formats.md §2.6) */
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+
+/* ---- a string -> id map (open addressing over the caller's strings) ------ */
+
+struct idmap {
+    uint32_t mask;
+    int32_t *slots;               /* id or -1 */
+    char *const *keys;            /* keys[id], NUL-terminated */
+};
+
+static uint32_t hash_str(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static int idmap_init(struct idmap *m, char *const *keys, uint32_t n)
+{
+    uint32_t cap = 16;
+    while (cap < 2 * (uint64_t)n + 1)
+        cap *= 2;
+    m->mask = cap - 1;
+    m->keys = keys;
+    m->slots = sb_malloc((size_t)cap * sizeof *m->slots);
+    if (!m->slots)
+        return SB_ENOMEM;
+    memset(m->slots, 0xFF, (size_t)cap * sizeof *m->slots);
+    return SB_OK;
+}
+
+static int32_t idmap_get(const struct idmap *m, const char *s, size_t n)
+{
+    for (uint32_t h = hash_str(s, n) & m->mask;; h = (h + 1) & m->mask) {
+        int32_t id = m->slots[h];
+        if (id < 0)
+            return -1;
+        if (strlen(m->keys[id]) == n && memcmp(m->keys[id], s, n) == 0)
+            return id;
+    }
+}
+
+/* Insert id under keys[id]; an equal key already there keeps its id. */
+static void idmap_put(struct idmap *m, int32_t id)
+{
+    const char *s = m->keys[id];
+    size_t n = strlen(s);
+    for (uint32_t h = hash_str(s, n) & m->mask;; h = (h + 1) & m->mask) {
+        int32_t o = m->slots[h];
+        if (o < 0) {
+            m->slots[h] = id;
+            return;
+        }
+        if (strcmp(m->keys[o], s) == 0)
+            return;
+    }
+}
+
+/* ---- pieces -------------------------------------------------------------- */
+
+static bool is_byte_piece(const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdefABCDEF";
+    return n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' && s[5] == '>' && s[3] &&
+           s[4] && strchr(hex, s[3]) && strchr(hex, s[4]);
+}
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 2, cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 3, cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 4, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i < k)
+            return false;
+        for (size_t j = 1; j < k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + j] & 0x3F);
+        }
+        if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* Piece i in tokenizer.json spelling: ' ' -> U+2581, "\n<s>\n" -> "<s>",
+ * "\n</s>\n" -> "</s>" (llama2.c tokenizer.bin). sb_malloc'd, NULL on OOM. */
+static char *json_piece(const struct fmt_vocab *v, uint32_t i)
+{
+    const char *s = v->tokens[i] ? v->tokens[i] : "";
+    size_t n = v->lens ? v->lens[i] : strlen(s);
+    if (n == 5 && !memcmp(s, "\n<s>\n", 5))
+        return sb_strndup("<s>", 3);
+    if (n == 6 && !memcmp(s, "\n</s>\n", 6))
+        return sb_strndup("</s>", 4);
+    size_t spaces = 0;
+    for (size_t k = 0; k < n; k++)
+        spaces += s[k] == ' ';
+    char *o = sb_malloc(n + 2 * spaces + 1);
+    if (!o)
+        return NULL;
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] == ' ') {
+            memcpy(o + m, SPACE_MARK, 3);
+            m += 3;
+        } else {
+            o[m++] = s[k];
+        }
+    }
+    o[m] = '\0';
+    return o;
+}
+
+static int find_named(char *const *pieces, uint32_t n, const char *name)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (!strcmp(pieces[i], name))
+            return (int)i;
+    return -1;
+}
+
+static int pick_id(int given, uint32_t n, int found)
+{
+    return given >= 0 && (uint32_t)given < n ? given : found;
+}
+
+/* What the SentencePiece encoder of verify/ makes of each id (vfy_tok_spm.c):
+ * byte fallback tokens, control / unknown / unused tokens (never merged), the rest. */
+enum { ROLE_NORMAL, ROLE_BYTE, ROLE_SPECIAL };
+
+struct spm_view {
+    uint32_t n;
+    char **piece;                 /* [n] json spelling, owned */
+    uint8_t *role;                /* [n] */
+    int bos, eos, unk;
+};
+
+static void view_release(struct spm_view *w)
+{
+    if (w->piece)
+        for (uint32_t i = 0; i < w->n; i++)
+            sb_free(w->piece[i]);
+    sb_free(w->piece);
+    sb_free(w->role);
+    memset(w, 0, sizeof *w);
+}
+
+static int view_init(struct spm_view *w, const struct fmt_vocab *v, struct sb_err *err)
+{
+    memset(w, 0, sizeof *w);
+    if (!v || v->kind != FMT_VOCAB_SPM || !v->tokens || !v->n_tokens)
+        return sb_err_set(err, SB_EINVAL, WHAT ": no SentencePiece vocab to write");
+    uint32_t n = v->n_tokens;
+    w->piece = sb_calloc(n, sizeof *w->piece);
+    w->role = sb_calloc(n, sizeof *w->role);
+    if (!w->piece || !w->role)
+        goto oom;
+    w->n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(w->piece[i] = json_piece(v, i)))
+            goto oom;
+        if (!utf8_valid((const unsigned char *)w->piece[i], strlen(w->piece[i]))) {
+            view_release(w);
+            return sb_err_set(err, SB_EUNSUPPORTED, WHAT ": token %" PRIu32 " is not valid "
+                              "UTF-8, which JSON cannot hold", i);
+        }
+    }
+    w->bos = pick_id(v->bos_id, n, find_named(w->piece, n, "<s>"));
+    w->eos = pick_id(v->eos_id, n, find_named(w->piece, n, "</s>"));
+    w->unk = pick_id(v->unk_id, n, find_named(w->piece, n, "<unk>"));
+    for (uint32_t i = 0; i < n; i++) {
+        int type = v->types ? v->types[i] : TT_NORMAL;
+        const char *p = w->piece[i];
+        if (is_byte_piece(p, strlen(p)) && (type == TT_BYTE || type == TT_NORMAL))
+            w->role[i] = ROLE_BYTE;
+        else if (type == TT_CONTROL || type == TT_UNKNOWN || type == TT_UNUSED ||
+                 type == TT_BYTE || (int)i == w->bos || (int)i == w->eos || (int)i == w->unk)
+            w->role[i] = ROLE_SPECIAL;
+        else
+            w->role[i] = ROLE_NORMAL;
+    }
+    return SB_OK;
+oom:
+    view_release(w);
+    return sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
+}
+
+/* ---- merges -------------------------------------------------------------- */
+
+struct merge { float score; int32_t m, l, r; };
+
+static int cmp_merge(const void *pa, const void *pb)
+{
+    const struct merge *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    if (a->m != b->m)
+        return a->m < b->m ? -1 : 1;
+    if (a->l != b->l)
+        return a->l < b->l ? -1 : 1;
+    return a->r < b->r ? -1 : a->r > b->r;
+}
+
+/* Every (l, r) of normal pieces whose concatenation is a normal piece, ranked. */
+static int derive_merges(const struct spm_view *w, const struct fmt_vocab *v,
+                         struct merge **out, size_t *n_out)
+{
+    struct idmap map;
+    struct merge *mg = NULL;
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    *n_out = 0;
+    if (idmap_init(&map, w->piece, w->n))
+        return SB_ENOMEM;
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->role[i] == ROLE_NORMAL && w->piece[i][0])
+            idmap_put(&map, (int32_t)i);
+    for (uint32_t i = 0; i < w->n; i++) {
+        const char *p = w->piece[i];
+        size_t len = strlen(p);
+        if (w->role[i] != ROLE_NORMAL || len < 2 || idmap_get(&map, p, len) != (int32_t)i)
+            continue;              /* a later duplicate is never a merge result */
+        for (size_t k = 1; k < len; k++) {
+            if (((unsigned char)p[k] & 0xC0) == 0x80)
+                continue;          /* inside a codepoint */
+            int32_t l = idmap_get(&map, p, k), r = idmap_get(&map, p + k, len - k);
+            if (l < 0 || r < 0)
+                continue;
+            if (n == cap) {
+                size_t nc = cap ? 2 * cap : 1024;
+                struct merge *g = sb_realloc(mg, nc * sizeof *g);
+                if (!g) {
+                    sb_free(mg);
+                    sb_free(map.slots);
+                    return SB_ENOMEM;
+                }
+                mg = g;
+                cap = nc;
+            }
+            /* no scores: rank by id, as the extractor does without them */
+            mg[n].score = v->scores ? v->scores[i] : -(float)i;
+            mg[n].m = (int32_t)i;
+            mg[n].l = l;
+            mg[n].r = r;
+            n++;
+        }
+    }
+    sb_free(map.slots);
+    if (n)
+        qsort(mg, n, sizeof *mg, cmp_merge);
+    *out = mg;
+    *n_out = n;
+    return SB_OK;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* cJSON builders that remember a failed allocation */
+struct jb { bool bad; };
+
+static cJSON *jadd(struct jb *b, cJSON *parent, const char *key, cJSON *item)
+{
+    if (!item) {
+        b->bad = true;
+        return NULL;
+    }
+    if (!parent)
+        return item;
+    if (!(key ? cJSON_AddItemToObject(parent, key, item) : cJSON_AddItemToArray(parent, item))) {
+        cJSON_Delete(item);
+        b->bad = true;
+        return NULL;
+    }
+    return item;
+}
+
+static cJSON *jstr(struct jb *b, cJSON *o, const char *k, const char *s)
+{
+    return jadd(b, o, k, cJSON_CreateString(s));
+}
+
+static cJSON *jnum(struct jb *b, cJSON *o, const char *k, double x)
+{
+    return jadd(b, o, k, cJSON_CreateNumber(x));
+}
+
+static cJSON *jbool(struct jb *b, cJSON *o, const char *k, bool x)
+{
+    return jadd(b, o, k, cJSON_CreateBool(x));
+}
+
+static cJSON *jnull(struct jb *b, cJSON *o, const char *k)
+{
+    return jadd(b, o, k, cJSON_CreateNull());
+}
+
+static cJSON *jobj(struct jb *b, cJSON *o, const char *k)
+{
+    return jadd(b, o, k, cJSON_CreateObject());
+}
+
+static cJSON *jarr(struct jb *b, cJSON *o, const char *k)
+{
+    return jadd(b, o, k, cJSON_CreateArray());
+}
+
+/* {"type": type} added to o (under k, or to the array o) */
+static cJSON *jtyped(struct jb *b, cJSON *o, const char *k, const char *type)
+{
+    cJSON *x = jobj(b, o, k);
+    if (x)
+        jstr(b, x, "type", type);
+    return x;
+}
+
+/* the flags of an added token (tokenizer.json and added_tokens_decoder) */
+static void added_flags(struct jb *b, cJSON *e)
+{
+    jbool(b, e, "single_word", false);
+    jbool(b, e, "lstrip", false);
+    jbool(b, e, "rstrip", false);
+    jbool(b, e, "normalized", false);
+    jbool(b, e, "special", true);
+}
+
+static void string_pattern(struct jb *b, cJSON *o, const char *s)
+{
+    cJSON *p = jobj(b, o, "pattern");
+    if (p)
+        jstr(b, p, "String", s);
+}
+
+static char *to_text(cJSON *root, size_t *len)
+{
+    char *s = cJSON_Print(root);
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *o = sb_malloc(n + 2);
+    if (o) {
+        memcpy(o, s, n);
+        o[n++] = '\n';
+        o[n] = '\0';
+        *len = n;
+    }
+    cJSON_free(s);
+    return o;
+}
+
+static int build_json(const struct spm_view *w, const struct fmt_vocab *v, cJSON *root,
+                      struct sb_err *err)
+{
+    struct jb b = { false };
+    struct merge *mg = NULL;
+    size_t n_mg = 0;
+    if (derive_merges(w, v, &mg, &n_mg))
+        return sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
+    jstr(&b, root, "version", "1.0");
+    jnull(&b, root, "truncation");
+    jnull(&b, root, "padding");
+
+    cJSON *added = jarr(&b, root, "added_tokens");
+    for (uint32_t i = 0; added && i < w->n; i++) {
+        if (w->role[i] != ROLE_SPECIAL || !w->piece[i][0])
+            continue;
+        cJSON *e = jobj(&b, added, NULL);
+        if (!e)
+            break;
+        jnum(&b, e, "id", i);
+        jstr(&b, e, "content", w->piece[i]);
+        added_flags(&b, e);
+    }
+
+    /* "▁" + text, spaces as "▁" (Llama-2's tokenizer.json; newer files say the
+     * same with a Metaspace pre-tokenizer) */
+    cJSON *norm = jtyped(&b, root, "normalizer", "Sequence");
+    cJSON *nl = norm ? jarr(&b, norm, "normalizers") : NULL;
+    if (nl) {
+        cJSON *p = jtyped(&b, nl, NULL, "Prepend");
+        if (p)
+            jstr(&b, p, "prepend", SPACE_MARK);
+        cJSON *r = jtyped(&b, nl, NULL, "Replace");
+        if (r) {
+            string_pattern(&b, r, " ");
+            jstr(&b, r, "content", SPACE_MARK);
+        }
+    }
+    jnull(&b, root, "pre_tokenizer");
+
+    /* BOS before each sequence when the vocab adds one */
+    cJSON *pp = jtyped(&b, root, "post_processor", "TemplateProcessing");
+    bool with_bos = v->add_bos && w->bos >= 0;
+    const char *bos = with_bos ? w->piece[w->bos] : NULL;
+    for (int pair = 0; pp && pair < 2; pair++) {
+        cJSON *seq = jarr(&b, pp, pair ? "pair" : "single");
+        for (int part = 0; seq && part <= pair; part++) {
+            if (with_bos) {
+                cJSON *st = jobj(&b, jobj(&b, seq, NULL), "SpecialToken");
+                if (st) {
+                    jstr(&b, st, "id", bos);
+                    jnum(&b, st, "type_id", part);
+                }
+            }
+            cJSON *sq = jobj(&b, jobj(&b, seq, NULL), "Sequence");
+            if (sq) {
+                jstr(&b, sq, "id", part ? "B" : "A");
+                jnum(&b, sq, "type_id", part);
+            }
+        }
+    }
+    cJSON *sp = pp ? jobj(&b, pp, "special_tokens") : NULL;
+    if (sp && with_bos) {
+        cJSON *e = jobj(&b, sp, bos);
+        if (e) {
+            jstr(&b, e, "id", bos);
+            cJSON *ids = jarr(&b, e, "ids");
+            if (ids)
+                jnum(&b, ids, NULL, w->bos);
+            cJSON *toks = jarr(&b, e, "tokens");
+            if (toks)
+                jstr(&b, toks, NULL, bos);
+        }
+    }
+
+    cJSON *dec = jtyped(&b, root, "decoder", "Sequence");
+    cJSON *dl = dec ? jarr(&b, dec, "decoders") : NULL;
+    if (dl) {
+        cJSON *r = jtyped(&b, dl, NULL, "Replace");
+        if (r) {
+            string_pattern(&b, r, SPACE_MARK);
+            jstr(&b, r, "content", " ");
+        }
+        jtyped(&b, dl, NULL, "ByteFallback");
+        jtyped(&b, dl, NULL, "Fuse");
+        cJSON *s = jtyped(&b, dl, NULL, "Strip");
+        if (s) {
+            jstr(&b, s, "content", " ");
+            jnum(&b, s, "start", 1);
+            jnum(&b, s, "stop", 0);
+        }
+    }
+
+    cJSON *model = jtyped(&b, root, "model", "BPE");
+    if (model) {
+        jnull(&b, model, "dropout");
+        if (w->unk >= 0)
+            jstr(&b, model, "unk_token", w->piece[w->unk]);
+        else
+            jnull(&b, model, "unk_token");
+        jnull(&b, model, "continuing_subword_prefix");
+        jnull(&b, model, "end_of_word_suffix");
+        jbool(&b, model, "fuse_unk", true);
+        jbool(&b, model, "byte_fallback", true);
+        jbool(&b, model, "ignore_merges", false);
+        cJSON *vo = jobj(&b, model, "vocab");
+        struct idmap seen;
+        if (vo && idmap_init(&seen, w->piece, w->n) == SB_OK) {
+            for (uint32_t i = 0; i < w->n && !b.bad; i++) {
+                const char *p = w->piece[i];
+                if (!p[0] || idmap_get(&seen, p, strlen(p)) >= 0)
+                    continue;      /* a piece names one id: the first */
+                idmap_put(&seen, (int32_t)i);
+                jnum(&b, vo, p, i);
+            }
+            sb_free(seen.slots);
+        } else {
+            b.bad = true;
+        }
+        cJSON *ml = jarr(&b, model, "merges");
+        char *buf = NULL;
+        size_t cap = 0;
+        for (size_t k = 0; ml && k < n_mg && !b.bad; k++) {
+            const char *l = w->piece[mg[k].l], *r = w->piece[mg[k].r];
+            size_t ll = strlen(l), lr = strlen(r);
+            if (ll + lr + 2 > cap) {
+                cap = 2 * (ll + lr + 2);
+                sb_free(buf);
+                if (!(buf = sb_malloc(cap))) {
+                    b.bad = true;
+                    break;
+                }
+            }
+            /* pieces never hold ' ' (it is U+2581 here), so "l r" is unambiguous */
+            memcpy(buf, l, ll);
+            buf[ll] = ' ';
+            memcpy(buf + ll + 1, r, lr + 1);
+            jstr(&b, ml, NULL, buf);
+        }
+        sb_free(buf);
+    }
+    sb_free(mg);
+    if (b.bad)
+        return sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
+    return SB_OK;
+}
+
+int fmt_hftok_json(const struct fmt_vocab *v, char **text, size_t *len, struct sb_err *err)
+{
+    struct spm_view w;
+    *text = NULL;
+    *len = 0;
+    int r = view_init(&w, v, err);
+    cJSON *root = r ? NULL : cJSON_CreateObject();
+    if (!r && !root)
+        r = sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
+    if (!r)
+        r = build_json(&w, v, root, err);
+    if (!r && !(*text = to_text(root, len)))
+        r = sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
+    cJSON_Delete(root);
+    view_release(&w);
+    return r;
+}
+
+static int write_text(const char *path, const char *text, size_t len, unsigned flags,
+                      struct sb_err *err)
+{
+    struct fmt_out out;
+    int r = fmt_out_open(&out, path, flags, err);
+    if (r)
+        return r;
+    if ((r = fmt_out_write(&out, text, len, err))) {
+        fmt_out_abort(&out);
+        return r;
+    }
+    return fmt_out_commit(&out, err);
+}
+
+int fmt_hftok_write_json(const struct fmt_vocab *v, const char *path, unsigned flags,
+                         struct sb_err *err)
+{
+    char *text;
+    size_t len;
+    int r = fmt_hftok_json(v, &text, &len, err);
+    if (r)
+        return r;
+    r = write_text(path, text, len, flags, err);
+    sb_free(text);
+    return r;
+}
+
+int fmt_hftok_write_config(const struct fmt_vocab *v, const char *path, unsigned flags,
+                           struct sb_err *err)
+{
+    struct spm_view w;
+    struct jb b = { false };
+    int r = view_init(&w, v, err);
+    if (r)
+        return r;
+    cJSON *root = jobj(&b, NULL, NULL);
+    if (root) {
+        jbool(&b, root, "add_bos_token", v->add_bos);
+        jbool(&b, root, "add_eos_token", false);
+        cJSON *ad = jobj(&b, root, "added_tokens_decoder");
+        for (uint32_t i = 0; ad && i < w.n; i++) {
+            if (w.role[i] != ROLE_SPECIAL || !w.piece[i][0])
+                continue;
+            char key[16];
+            snprintf(key, sizeof key, "%" PRIu32, i);
+            cJSON *e = jobj(&b, ad, key);
+            if (e) {
+                jstr(&b, e, "content", w.piece[i]);
+                added_flags(&b, e);
+            }
+        }
+        if (w.bos >= 0)
+            jstr(&b, root, "bos_token", w.piece[w.bos]);
+        jbool(&b, root, "clean_up_tokenization_spaces", false);
+        if (w.eos >= 0)
+            jstr(&b, root, "eos_token", w.piece[w.eos]);
+        /* tokenizer.json puts "▁" before every text between special tokens, as
+         * the legacy Llama tokenizer does */
+        jbool(&b, root, "legacy", true);
+        jnull(&b, root, "pad_token");
+        jobj(&b, root, "sp_model_kwargs");
+        jstr(&b, root, "tokenizer_class", "LlamaTokenizerFast");
+        if (w.unk >= 0)
+            jstr(&b, root, "unk_token", w.piece[w.unk]);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (b.bad || !(text = to_text(root, &len)))
+        r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    else
+        r = write_text(path, text, len, flags, err);
+    sb_free(text);
+    cJSON_Delete(root);
+    view_release(&w);
+    return r;
+}
+
+/* ---- reading back -------------------------------------------------------- */
+
+/* o itself when its "type" is type, else the member of o's list (a Sequence) that is */
+static const cJSON *find_typed(const cJSON *o, const char *list, const char *type)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+    if (cJSON_IsString(t) && !strcmp(t->valuestring, type))
+        return o;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, list)) {
+        t = cJSON_GetObjectItemCaseSensitive(e, "type");
+        if (cJSON_IsString(t) && !strcmp(t->valuestring, type))
+            return e;
+    }
+    return NULL;
+}
+
+bool fmt_hftok_json_id(const void *node, int32_t *id)
+{
+    const cJSON *x = node;
+    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble >= FMT_HFTOK_MAX_ID ||
+        x->valuedouble != (double)(int32_t)x->valuedouble)
+        return false;
+    *id = (int32_t)x->valuedouble;
+    return true;
+}
+
+static bool json_true(const cJSON *o, const char *k)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+int fmt_hftok_json_parts(const void *root_, struct fmt_hftok_parts *p, struct sb_err *err)
+{
+    const cJSON *root = root_, *e;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(model, "type");
+    memset(p, 0, sizeof *p);
+    if (!cJSON_IsObject(model))
+        return sb_err_set(err, SB_EFORMAT, WHAT ": no 'model' object");
+    if (cJSON_IsString(mt) && strcmp(mt->valuestring, "BPE") != 0)
+        return sb_err_set(err, SB_EUNSUPPORTED, WHAT ": model type '%s' is not supported "
+                          "(only BPE)", mt->valuestring);
+    if (!cJSON_IsObject(vocab))
+        return sb_err_set(err, SB_EFORMAT, WHAT ": 'model.vocab' is not an object");
+    if (merges && !cJSON_IsArray(merges))
+        return sb_err_set(err, SB_EFORMAT, WHAT ": 'model.merges' is not an array");
+    if (added && !cJSON_IsArray(added))
+        return sb_err_set(err, SB_EFORMAT, WHAT ": 'added_tokens' is not an array");
+    int32_t max_id = -1, id;
+    cJSON_ArrayForEach(e, vocab) {
+        if (!fmt_hftok_json_id(e, &id))
+            return sb_err_set(err, SB_EFORMAT, WHAT ": vocab entry '%s' has a bad id",
+                              e->string);
+        if (id > max_id)
+            max_id = id;
+    }
+    cJSON_ArrayForEach(e, added) {
+        if (!fmt_hftok_json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) ||
+            !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "content")))
+            return sb_err_set(err, SB_EFORMAT, WHAT ": an added token has no id or content");
+        if (id > max_id)
+            max_id = id;
+    }
+    if (max_id < 0)
+        return sb_err_set(err, SB_EFORMAT, WHAT ": empty vocab");
+    p->model = model;
+    p->vocab = vocab;
+    p->merges = merges;
+    p->added = added;
+    p->pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    p->norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    p->dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
+    p->max_id = max_id;
+    return SB_OK;
+}
+
+static int to_spm(struct fmt_vocab *v, const cJSON *root, uint32_t min_tokens,
+                  struct sb_err *err)
+{
+    struct fmt_hftok_parts p;
+    int r = fmt_hftok_json_parts(root, &p, err);
+    if (r != SB_OK)
+        return r;
+    const cJSON *model = p.model, *vocab = p.vocab, *merges = p.merges, *added = p.added;
+    const cJSON *pre = p.pre, *norm = p.norm, *dec = p.dec;
+    const cJSON *e;
+    int32_t max_id = p.max_id, id = 0; /* every id was checked by fmt_hftok_json_parts */
+    if (find_typed(pre, "pretokenizers", "ByteLevel") ||
+        find_typed(dec, "decoders", "ByteLevel"))
+        return sb_err_set(err, SB_EUNSUPPORTED, WHAT ": a byte-level BPE, not "
+                          "SentencePiece-style");
+    if (!json_true(model, "byte_fallback") && !find_typed(pre, "pretokenizers", "Metaspace") &&
+        !find_typed(norm, "normalizers", "Prepend") && !find_typed(norm, "normalizers", "Replace"))
+        return sb_err_set(err, SB_EUNSUPPORTED, WHAT ": not a SentencePiece-style BPE");
+    uint32_t n = (uint32_t)max_id + 1;
+    if (n < min_tokens && min_tokens <= MAX_ID)
+        n = min_tokens;
+    v->kind = FMT_VOCAB_SPM;
+    v->tokens = sb_calloc(n, sizeof *v->tokens);
+    v->lens = sb_calloc(n, sizeof *v->lens);
+    v->scores = sb_calloc(n, sizeof *v->scores);
+    v->types = sb_calloc(n, sizeof *v->types);
+    bool *scored = sb_calloc(n, sizeof *scored);
+    struct idmap map = { 0 };
+    char *buf = NULL;
+    if (!v->tokens || !v->lens || !v->scores || !v->types || !scored)
+        goto oom;
+    v->n_tokens = n;
+    cJSON_ArrayForEach(e, vocab) {
+        fmt_hftok_json_id(e, &id);
+        if (!v->tokens[id]) {
+            if (!(v->tokens[id] = sb_strdup(e->string)))
+                goto oom;
+            v->types[id] = TT_NORMAL;
+        }
+    }
+    cJSON_ArrayForEach(e, added) {
+        fmt_hftok_json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id);
+        if (!v->tokens[id] &&
+            !(v->tokens[id] = sb_strdup(cJSON_GetObjectItemCaseSensitive(e, "content")
+                                            ->valuestring)))
+            goto oom;
+        v->types[id] = json_true(e, "special") ? TT_CONTROL : TT_USER;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (!v->tokens[i]) {
+            char name[32];
+            snprintf(name, sizeof name, "[PAD%" PRIu32 "]", i);
+            if (!(v->tokens[i] = sb_strdup(name)))
+                goto oom;
+            v->types[i] = TT_UNUSED;
+        }
+        v->lens[i] = (uint32_t)strlen(v->tokens[i]);
+        if (v->lens[i] > v->max_token_len)
+            v->max_token_len = v->lens[i];
+        if (v->types[i] == TT_NORMAL && is_byte_piece(v->tokens[i], v->lens[i]))
+            v->types[i] = TT_BYTE;
+    }
+    if (idmap_init(&map, v->tokens, n))
+        goto oom;
+    for (uint32_t i = 0; i < n; i++)
+        idmap_put(&map, (int32_t)i);
+
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    v->unk_id = cJSON_IsString(unk) ? idmap_get(&map, unk->valuestring,
+                                                 strlen(unk->valuestring)) : -1;
+    if (v->unk_id >= 0)
+        v->types[v->unk_id] = TT_UNKNOWN;
+    v->bos_id = idmap_get(&map, "<s>", 3);
+    v->eos_id = idmap_get(&map, "</s>", 4);
+    const cJSON *tp = find_typed(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
+                                 "processors", "TemplateProcessing");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tp, "single"), 0), "SpecialToken");
+    const cJSON *stid = cJSON_GetObjectItemCaseSensitive(st, "id");
+    if (cJSON_IsString(stid)) {
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tp,
+                "special_tokens"), stid->valuestring), "ids");
+        if (!fmt_hftok_json_id(cJSON_GetArrayItem(ids, 0), &id) || (uint32_t)id >= n)
+            id = idmap_get(&map, stid->valuestring, strlen(stid->valuestring));
+        if (id >= 0) {
+            v->bos_id = id;
+            v->add_bos = true;
+        }
+    }
+
+    /* scores: the merge order (see fmt_hftok.h) */
+    size_t cap = 2 * (size_t)v->max_token_len + 2, rank = 0;
+    if (!(buf = sb_malloc(cap)))
+        goto oom;
+    cJSON_ArrayForEach(e, merges) {
+        const char *a, *b;
+        size_t la, lb;
+        if (cJSON_IsString(e) && strchr(e->valuestring, ' ')) {
+            a = e->valuestring;
+            la = (size_t)(strchr(a, ' ') - a);
+            b = a + la + 1;
+            lb = strlen(b);
+        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 &&
+                   cJSON_IsString(cJSON_GetArrayItem(e, 0)) &&
+                   cJSON_IsString(cJSON_GetArrayItem(e, 1))) {
+            a = cJSON_GetArrayItem(e, 0)->valuestring;
+            b = cJSON_GetArrayItem(e, 1)->valuestring;
+            la = strlen(a);
+            lb = strlen(b);
+        } else {
+            sb_free(buf);
+            sb_free(scored);
+            sb_free(map.slots);
+            return sb_err_set(err, SB_EFORMAT, WHAT ": merge %zu is neither \"a b\" nor [a, b]",
+                              rank);
+        }
+        if (la + lb < cap) {
+            memcpy(buf, a, la);
+            memcpy(buf + la, b, lb);
+            int32_t m = idmap_get(&map, buf, la + lb);
+            if (m >= 0 && !scored[m] && idmap_get(&map, a, la) >= 0 &&
+                idmap_get(&map, b, lb) >= 0) {
+                v->scores[m] = 0.0f - (float)rank;   /* no -0 */
+                scored[m] = true;
+            }
+        }
+        rank++;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (!scored[i])
+            v->scores[i] = v->types[i] == TT_NORMAL || v->types[i] == TT_USER
+                               ? -(float)(rank + i) : 0.0f;
+    sb_free(buf);
+    sb_free(scored);
+    sb_free(map.slots);
+    return SB_OK;
+oom:
+    sb_free(buf);
+    sb_free(scored);
+    sb_free(map.slots);
+    return sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
+}
+
+int fmt_hftok_to_spm(struct fmt_vocab *out, const char *json, size_t len, uint32_t min_tokens,
+                     struct sb_err *err)
+{
+    fmt_vocab_release(out);
+    out->bos_id = out->eos_id = out->unk_id = -1;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root)
+        return sb_err_set(err, SB_EFORMAT, WHAT ": not valid JSON");
+    int r = to_spm(out, root, min_tokens, err);
+    cJSON_Delete(root);
+    if (r) {
+        fmt_vocab_release(out);
+        out->bos_id = out->eos_id = out->unk_id = -1;
+    }
+    return r;
+}
