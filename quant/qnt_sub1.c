@@ -1,14 +1,18 @@
 /* qnt_sub1.c: SB_DTYPE_SUB1, our entropy code for ternary rows (docs/sub1.md,
- * layout in docs/container.md §5).
+ * layout in docs/container.md §7).
  *
  * Model: each chunk of G consecutive rows is one flattened symbol stream, cut
+ * split into L lanes of whole rows (L <= 16, per tensor); each lane is cut
  * into tokens "r zeros then a non-zero of class c" (r < R) or "R zeros"
- * (escape). Tokens are coded with interleaved rANS (4 states, 32-bit state,
- * 16-bit renormalisation, 12-bit frequencies from a per-tensor table). For
+ * (escape). Lanes are coded with lockstep interleaved rANS (one 32-bit state
+ * per lane, 16-bit renormalisation words interleaved in (step, lane) order,
+ * 12-bit frequencies from a per-tensor table), so one AVX-512 register steps
+ * all 16 lanes at once. For
  * i.i.d. symbols the token model is exactly the order-0 model, so the rate
  * sits at the order-0 entropy plus table quantisation plus per-chunk
  * overhead. Work in the decoder is per token (~one per non-zero weight), not
  * per weight, which is what makes the fused matvec fast at 88% zeros.
+ * Blobs from before lanes (header byte 17 = 0) still decode (s1_walk_chunk_v0).
  * Knows the code and the blob; nothing of files. */
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
@@ -24,10 +28,11 @@
 #define S1_SCALE 12u
 #define S1_M (1u << S1_SCALE)
 #define S1_L (1u << 16)               /* state interval [2^16, 2^32) */
-#define S1_NS 4u                      /* interleaved states */
-#define S1_HDR 20u                    /* "SB1" ver, rows, cols, G, R + 3 reserved */
+#define S1_NS 4u                      /* interleaved states of the old (lane 0) layout */
+#define S1_LMAX 16u                   /* lanes */
+#define S1_LANE_TARGET 16384u         /* weights a lane, at least (a 4-byte state each) */
+#define S1_HDR 20u                    /* "SB1" ver, rows, cols, G, R, L + 2 reserved */
 #define S1_RMAX 63u
-#define S1_CHUNK_TARGET 65536u        /* weights per chunk (G = ceil(target / cols)) */
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t rd32(const uint8_t *p)
@@ -46,6 +51,7 @@ static inline void wr32(uint8_t *p, uint32_t v)
 struct s1view {
     size_t rows, cols, G, nchunks;
     unsigned R, nsym;                 /* alphabet: 2R non-zero tokens + escape */
+    unsigned L;                       /* lanes; 0: the old 4-state layout (decoded, not written) */
     uint16_t freq[2 * S1_RMAX + 1];
     const uint8_t *lv;                /* rows x (lo, hi) bf16 */
     const uint8_t *off;               /* (nchunks - 1) u32 chunk ends, stream-relative */
@@ -63,7 +69,8 @@ static int s1_parse(struct s1view *v, const void *w, uint64_t nbytes)
     v->cols = rd32(b + 8);
     v->G = rd32(b + 12);
     v->R = b[16];
-    if (b[17] || b[18] || b[19] || v->R < 1 || v->R > S1_RMAX)
+    v->L = b[17];
+    if (b[18] || b[19] || v->R < 1 || v->R > S1_RMAX || v->L > S1_LMAX)
         return -1;
     v->nsym = 2 * v->R + 1;
     uint64_t n = (uint64_t)v->rows * v->cols;
@@ -112,7 +119,7 @@ static int s1_parse(struct s1view *v, const void *w, uint64_t nbytes)
     uint64_t prev = 0;
     for (size_t c = 0; c < v->nchunks; c++) {
         uint64_t e = c + 1 < v->nchunks ? rd32(v->off + 4 * c) : v->stream_len;
-        if (e < prev || e - prev < 4 * S1_NS || ((e - prev) & 1))
+        if (e < prev || e - prev < 4 * (v->L ? v->L : S1_NS) || ((e - prev) & 1))
             return -1;
         prev = e;
     }
@@ -157,11 +164,25 @@ static void s1_table(const struct s1view *v, uint32_t *restrict tab)
         (INFO) = e_ & 0xffu;                                                               \
     } while (0)
 
-/* Generic chunk walker: calls ev(ctx, row, col, sym) for every non-zero weight
- * of chunk c in ascending order. Used by dequantize / decode / the reference. */
+/* The same step, branch-free (renormalisation is data-random, ~1/3 of steps,
+ * and would mispredict); reads zeros past pend. */
+#define S1_STEPF(X, INFO)                                                                  \
+    do {                                                                                   \
+        uint32_t e_ = tab[(X) & (S1_M - 1)];                                               \
+        (X) = ((e_ >> 20) + 1) * ((X) >> S1_SCALE) + ((e_ >> 8) & (S1_M - 1));             \
+        unsigned ok_ = p + 2 <= pend;                                                      \
+        const uint8_t *q_ = ok_ ? p : zero2;                                               \
+        uint32_t c_ = ((X) < S1_L) & ok_;                                                  \
+        uint32_t xn_ = ((X) << 16) | rd16(q_);                                             \
+        (X) = c_ ? xn_ : (X);                                                              \
+        p += 2 * c_;                                                                       \
+        (INFO) = e_ & 0xffu;                                                               \
+    } while (0)
+
 typedef void (*s1_event)(void *ctx, size_t row, size_t col, unsigned sym);
 
-static void s1_walk_chunk(const struct s1view *v, const uint32_t *restrict tab, size_t c,
+/* The old layout (L = 0: 4 interleaved states over the flattened chunk). */
+static void s1_walk_chunk_v0(const struct s1view *v, const uint32_t *restrict tab, size_t c,
                           s1_event ev, void *ctx)
 {
     const uint8_t *p = v->stream + s1_chunk_start(v, c), *pend = v->stream + s1_chunk_end(v, c);
@@ -187,15 +208,67 @@ static void s1_walk_chunk(const struct s1view *v, const uint32_t *restrict tab, 
     }
 }
 
+/* Lane k of a chunk of nr rows holds rows [lane_row(k), lane_row(k + 1)). */
+static inline size_t s1_lane_row(size_t nr, unsigned L, unsigned k) { return k * nr / L; }
+
+/* Generic chunk walker: calls ev(ctx, row, col, sym) for every non-zero weight
+ * of chunk c (in lockstep lane order, ascending within a lane). Used by
+ * dequantize / decode / the reference. Lane k steps while its position is
+ * inside its rows; words are read in (step, lane) order. */
+static void s1_walk_chunk(const struct s1view *v, const uint32_t *restrict tab, size_t c,
+                          s1_event ev, void *ctx)
+{
+    if (!v->L) {
+        s1_walk_chunk_v0(v, tab, c, ev, ctx);
+        return;
+    }
+    static const uint8_t zero2[2] = { 0, 0 };
+    const uint8_t *p = v->stream + s1_chunk_start(v, c), *pend = v->stream + s1_chunk_end(v, c);
+    const size_t r0 = c * v->G, nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
+    const unsigned L = v->L;
+    uint32_t x[S1_LMAX];
+    uint64_t pos[S1_LMAX], end[S1_LMAX], rs[S1_LMAX];   /* position, end, current row's start */
+    size_t row[S1_LMAX];
+    for (unsigned k = 0; k < L; k++, p += 4) {
+        x[k] = rd32(p);
+        row[k] = r0 + s1_lane_row(nr, L, k);
+        end[k] = (uint64_t)(s1_lane_row(nr, L, k + 1) - s1_lane_row(nr, L, k)) * v->cols;
+        pos[k] = rs[k] = 0;
+    }
+    for (int any = 1; any;) {
+        any = 0;
+        for (unsigned k = 0; k < L; k++) {
+            if (pos[k] >= end[k])
+                continue;
+            any = 1;
+            unsigned info;
+            S1_STEPF(x[k], info);
+            pos[k] += info & 63u;
+            if (info & 0x80u)
+                continue;
+            if (pos[k] >= end[k]) {
+                pos[k] = end[k];        /* damaged: a non-zero past the lane's end */
+                continue;
+            }
+            while (pos[k] - rs[k] >= v->cols) {
+                rs[k] += v->cols;
+                row[k]++;
+            }
+            ev(ctx, row[k], (size_t)(pos[k] - rs[k]), 1u + ((info >> 6) & 1u));
+            pos[k]++;
+        }
+    }
+}
+
 /* ---- encoder ------------------------------------------------------------ */
 
 size_t qnt_sub1_encode_bound(size_t rows, size_t cols)
 {
-    /* tokens <= weights + 4 per chunk (pads), each token <= 2 bytes of output;
-       + 16 bytes of states and 4 of offset per chunk; + tables and levels */
+    /* tokens <= weights + 1 per lane (pad), each token <= 2 bytes of output;
+       + 4 bytes of state per lane and 4 of offset per chunk; + tables and levels */
     size_t n, t, out;
     size_t nch = rows && cols ? rows : 0;       /* at most one chunk per row */
-    if (sb_mul_size(rows, cols, &n) || sb_mul_size(n, 2, &out) || sb_mul_size(nch, 32, &t) ||
+    if (sb_mul_size(rows, cols, &n) || sb_mul_size(n, 2, &out) || sb_mul_size(nch, 8 * S1_LMAX, &t) ||
         sb_add_size(out, t, &out) || sb_mul_size(rows, 4, &t) || sb_add_size(out, t, &out) ||
         sb_add_size(out, S1_HDR + 3 * (2 * S1_RMAX + 1) + 64, &out))
         return 0;
@@ -213,11 +286,12 @@ static inline unsigned tern_sym(const struct s1enc *E, size_t r, size_t j)
     return (s[j >> 2] >> (2 * (j & 3))) & 3u;
 }
 
-/* Tokens of chunk c with run cap R into tok (if non-NULL); returns the count
- * (a multiple of S1_NS: padded with escapes). */
-static size_t s1_tokens(const struct s1enc *E, size_t c, unsigned R, uint8_t *tok, uint64_t *cnt)
+/* Tokens of rows [r0, r1) (one lane) with run cap R into tok (if non-NULL);
+ * returns the count. The last token may be an escape that overshoots r1. */
+static size_t s1_tokens(const struct s1enc *E, size_t r0, size_t r1, unsigned R, uint8_t *tok,
+                        uint64_t *cnt)
 {
-    size_t r0 = c * E->G, r1 = r0 + E->G < E->rows ? r0 + E->G : E->rows, nt = 0;
+    size_t nt = 0;
     unsigned z = 0;
     const uint8_t esc = (uint8_t)(2 * R);
 #define PUT(t)                                                                             \
@@ -245,10 +319,23 @@ static size_t s1_tokens(const struct s1enc *E, size_t c, unsigned R, uint8_t *to
     }
     if (z)
         PUT(esc);                        /* overshoots the end; the decoder stops there */
-    while (nt % S1_NS)
-        PUT(esc);
 #undef PUT
     return nt;
+}
+
+/* Tokens of every lane of chunk c; ntk[k] per lane; returns the total. */
+static size_t s1_chunk_tokens(const struct s1enc *E, size_t c, unsigned L, unsigned R,
+                              uint8_t *tok, uint64_t *cnt, size_t *ntk)
+{
+    size_t r0 = c * E->G, nr = E->rows - r0 < E->G ? E->rows - r0 : E->G, tot = 0;
+    for (unsigned k = 0; k < L; k++) {
+        size_t t = s1_tokens(E, r0 + s1_lane_row(nr, L, k), r0 + s1_lane_row(nr, L, k + 1), R,
+                             tok ? tok + tot : NULL, cnt);
+        if (ntk)
+            ntk[k] = t;
+        tot += t;
+    }
+    return tot;
 }
 
 /* Frequencies summing to 2^12 that minimise sum cnt * log2(M / f) greedily
@@ -305,11 +392,17 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
         return SB_EINVAL;
     struct s1enc E = { tern, rows, cols, qnt_tern_row_bytes(cols), 0, 0 };
     const size_t n = rows * cols;
+    unsigned L = 1;
     if (n) {
-        E.G = cols >= S1_CHUNK_TARGET ? 1 : (S1_CHUNK_TARGET + cols - 1) / cols;
-        if (E.G > rows)
-            E.G = rows;
+        /* 16 lanes of ceil(S1_LANE_TARGET / cols) rows (fewer where the tensor is
+           smaller): each lane's 4-byte state is < 0.002 bits a weight */
+        size_t rpl = cols >= S1_LANE_TARGET ? 1 : (S1_LANE_TARGET + cols - 1) / cols;
+        E.G = rows / S1_LMAX < rpl ? rows : S1_LMAX * rpl;
         E.nchunks = (rows + E.G - 1) / E.G;
+        uint64_t nc = (uint64_t)E.G * cols, l = (nc + S1_LANE_TARGET - 1) / S1_LANE_TARGET;
+        L = (unsigned)(l < S1_LMAX ? l : S1_LMAX);
+        if (L > E.G)
+            L = (unsigned)E.G;
     }
     /* symbols must be 0..2 with zero padding bits: only those round-trip */
     for (size_t r = 0; r < rows; r++) {
@@ -333,7 +426,7 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
         memset(cnt, 0, sizeof cnt);
         size_t mt = 0;
         for (size_t c = 0; c < E.nchunks; c++) {
-            size_t t = s1_tokens(&E, c, Rk, NULL, cnt);
+            size_t t = s1_chunk_tokens(&E, c, L, Rk, NULL, cnt, NULL);
             if (t > mt)
                 mt = t;
         }
@@ -360,7 +453,7 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
     uint32_t f[2 * S1_RMAX + 1], start[2 * S1_RMAX + 2];
     memset(cnt, 0, sizeof cnt);
     for (size_t c = 0; c < E.nchunks; c++)
-        s1_tokens(&E, c, R, NULL, cnt);
+        s1_chunk_tokens(&E, c, L, R, NULL, cnt, NULL);
     cnt[nsym - 1] += 1;                   /* the escape must be codable (padding) */
     s1_quantize(cnt, nsym, f);
     start[0] = 0;
@@ -380,7 +473,8 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
     wr32(o + 8, (uint32_t)cols);
     wr32(o + 12, (uint32_t)E.G);
     o[16] = (uint8_t)R;
-    o[17] = o[18] = o[19] = 0;
+    o[17] = (uint8_t)L;
+    o[18] = o[19] = 0;
     size_t pos = S1_HDR;
     for (unsigned i = 0; i < nsym; i++) {
         if (f[i] < 128) {
@@ -397,7 +491,7 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
     size_t scap = cap - fixed, slen = 0;
 
     uint8_t *tok = NULL, *buf = NULL;
-    size_t bufcap = 2 * maxtok + 4 * S1_NS + 16;
+    size_t bufcap = 2 * maxtok + 4 * S1_LMAX + 16;
     if (n) {
         tok = sb_malloc(maxtok ? maxtok : 1);
         buf = sb_malloc(bufcap);
@@ -408,23 +502,36 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
         }
     }
     for (size_t c = 0; c < E.nchunks; c++) {
-        size_t nt = s1_tokens(&E, c, R, tok, NULL);
-        uint8_t *q = buf + bufcap;        /* written backwards */
-        uint32_t x[S1_NS];
-        for (unsigned k = 0; k < S1_NS; k++)
-            x[k] = S1_L;
-        for (size_t i = nt; i-- > 0;) {
-            uint32_t *xs = &x[i % S1_NS];
-            unsigned s = tok[i];
-            uint64_t xmax = ((uint64_t)(S1_L >> S1_SCALE) << 16) * f[s];
-            if (*xs >= xmax) {
-                q -= 2;
-                wr16(q, (uint16_t)*xs);
-                *xs >>= 16;
-            }
-            *xs = ((*xs / f[s]) << S1_SCALE) + (*xs % f[s]) + start[s];
+        size_t ntk[S1_LMAX], tk[S1_LMAX], maxt = 0;
+        s1_chunk_tokens(&E, c, L, R, tok, NULL, ntk);
+        size_t tsum = 0;
+        for (unsigned k = 0; k < L; k++) {
+            tk[k] = tsum;
+            tsum += ntk[k];
+            if (ntk[k] > maxt)
+                maxt = ntk[k];
         }
-        for (unsigned k = S1_NS; k-- > 0;) {
+        uint8_t *q = buf + bufcap;        /* written backwards */
+        uint32_t x[S1_LMAX];
+        for (unsigned k = 0; k < L; k++)
+            x[k] = S1_L;
+        /* the exact reverse of the decoder's (step, lane) order */
+        for (size_t i = maxt; i-- > 0;) {
+            for (unsigned k = L; k-- > 0;) {
+                if (i >= ntk[k])
+                    continue;
+                uint32_t *xs = &x[k];
+                unsigned s = tok[tk[k] + i];
+                uint64_t xmax = ((uint64_t)(S1_L >> S1_SCALE) << 16) * f[s];
+                if (*xs >= xmax) {
+                    q -= 2;
+                    wr16(q, (uint16_t)*xs);
+                    *xs >>= 16;
+                }
+                *xs = ((*xs / f[s]) << S1_SCALE) + (*xs % f[s]) + start[s];
+            }
+        }
+        for (unsigned k = L; k-- > 0;) {
             q -= 4;
             wr32(q, x[k]);
         }
@@ -564,85 +671,75 @@ void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, s
     }
 }
 
-/* Fused chunk kernel: decode tokens and add X (qnt_ternary_impl.h) per row
- * into an int64 sum per class (exact: any order gives the same). Branch-free
- * renormalisation and class selection: both are data-random and would
- * mispredict. */
-#define S1_STEPF(X, INFO)                                                                  \
-    do {                                                                                   \
-        uint32_t e_ = tab[(X) & (S1_M - 1)];                                               \
-        (X) = ((e_ >> 20) + 1) * ((X) >> S1_SCALE) + ((e_ >> 8) & (S1_M - 1));             \
-        unsigned ok_ = p + 2 <= pend;                                                      \
-        const uint8_t *q_ = ok_ ? p : zero2;                                               \
-        uint32_t c_ = ((X) < S1_L) & ok_;                                                  \
-        uint32_t xn_ = ((X) << 16) | rd16(q_);                                             \
-        (X) = c_ ? xn_ : (X);                                                              \
-        p += 2 * c_;                                                                       \
-        (INFO) = e_ & 0xffu;                                                               \
-    } while (0)
-
+/* Portable fused chunk kernel (CPUs without AVX-512): the lanes in lockstep,
+ * each adding X (qnt_ternary_impl.h) into an int64 sum per class of its
+ * current row (exact: any order gives the same). Branch-free renormalisation
+ * and class selection: both are data-random and would mispredict. */
 static void s1_chunk_matvec(const struct s1view *v, const uint32_t *restrict tab, size_t c,
                             const float *restrict x, const struct qnt_tfx *fx, float *restrict y)
 {
     static const uint8_t zero2[2] = { 0, 0 };
     const uint8_t *p = v->stream + s1_chunk_start(v, c), *pend = v->stream + s1_chunk_end(v, c);
-    const size_t cols = v->cols;
-    size_t row = c * v->G, nr = v->rows - row < v->G ? v->rows - row : v->G, rend = row + nr;
-    const uint64_t n = (uint64_t)nr * cols;
-    uint64_t pos = 0, rs = 0, re = cols;   /* flattened position, current row's start, end */
+    const size_t cols = v->cols, r0 = c * v->G, nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
+    const unsigned L = v->L;
     const double scale = fx->scale;
-    int64_t slo = 0, shi = 0;
-    uint32_t x0 = rd32(p), x1 = rd32(p + 4), x2 = rd32(p + 8), x3 = rd32(p + 12);
-    p += 16;
-#define S1_FLUSH()                                                                         \
-    do {                                                                                   \
-        y[row] = qnt_tfx_out(rd16(v->lv + 4 * row), rd16(v->lv + 4 * row + 2), slo, shi, fx); \
-        slo = shi = 0;                                                                     \
-        row++;                                                                             \
-        rs = re;                                                                           \
-        re += cols;                                                                        \
-    } while (0)
-#define S1_USE(INFO)                                                                       \
-    do {                                                                                   \
-        pos += (INFO) & 63u;                                                               \
-        if (!((INFO) & 0x80u)) {                                                           \
-            if (pos >= n)                                                                  \
-                goto done;                                                                 \
-            while (pos >= re)                                                              \
-                S1_FLUSH();                                                                \
-            const int64_t X_ = qnt_tfx_x(x[pos - rs], scale);                             \
-            const int64_t hm_ = -(int64_t)(((INFO) >> 6) & 1u);   /* class: all ones = hi */ \
-            shi += X_ & hm_;                                                               \
-            slo += X_ & ~hm_;                                                              \
-            pos++;                                                                         \
-        }                                                                                  \
-    } while (0)
-    while (pos < n) {
-        unsigned i0, i1, i2, i3;
-        S1_STEPF(x0, i0);
-        S1_STEPF(x1, i1);
-        S1_STEPF(x2, i2);
-        S1_STEPF(x3, i3);
-        S1_USE(i0);
-        S1_USE(i1);
-        S1_USE(i2);
-        S1_USE(i3);
+    uint32_t st[S1_LMAX];
+    uint64_t pos[S1_LMAX], end[S1_LMAX], rs[S1_LMAX];   /* lane position, end, row start */
+    size_t row[S1_LMAX], rend[S1_LMAX];                   /* lane's current row, end row */
+    int64_t slo[S1_LMAX], shi[S1_LMAX];
+    for (unsigned k = 0; k < L; k++, p += 4) {
+        st[k] = rd32(p);
+        row[k] = r0 + s1_lane_row(nr, L, k);
+        rend[k] = r0 + s1_lane_row(nr, L, k + 1);
+        end[k] = (uint64_t)(rend[k] - row[k]) * cols;
+        pos[k] = rs[k] = 0;
+        slo[k] = shi[k] = 0;
     }
-done:
-    while (row < rend)
-        S1_FLUSH();
-#undef S1_USE
+#define S1_FLUSH(K)                                                                        \
+    do {                                                                                   \
+        const uint8_t *l_ = v->lv + 4 * row[K];                                            \
+        y[row[K]] = qnt_tfx_out(rd16(l_), rd16(l_ + 2), slo[K], shi[K], fx);               \
+        slo[K] = shi[K] = 0;                                                               \
+        row[K]++;                                                                          \
+        rs[K] += cols;                                                                     \
+    } while (0)
+    for (int any = 1; any;) {
+        any = 0;
+        for (unsigned k = 0; k < L; k++) {
+            if (pos[k] >= end[k])
+                continue;
+            any = 1;
+            unsigned info;
+            S1_STEPF(st[k], info);
+            pos[k] += info & 63u;
+            if (info & 0x80u)
+                continue;
+            if (pos[k] >= end[k]) {
+                pos[k] = end[k];          /* damaged: a non-zero past the lane's end */
+                continue;
+            }
+            while (pos[k] >= rs[k] + cols)
+                S1_FLUSH(k);
+            const int64_t X = qnt_tfx_x(x[pos[k] - rs[k]], scale);
+            const int64_t hm = -(int64_t)((info >> 6) & 1u);   /* class: all ones = hi */
+            shi[k] += X & hm;
+            slo[k] += X & ~hm;
+            pos[k]++;
+        }
+    }
+    for (unsigned k = 0; k < L; k++)
+        while (row[k] < rend[k])
+            S1_FLUSH(k);
 #undef S1_FLUSH
 }
 
 #if defined(__x86_64__) || defined(__i386__)
 /* qnt_sub1_x86.c */
 int qnt_sub1_cpu_has_avx512(void);
-void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *restrict sp,
-                            const uint8_t *const *restrict se, const size_t *restrict nr,
-                            size_t nchunk, size_t cols, const uint8_t *const *restrict lv,
-                            const float *restrict x, const struct qnt_tfx *fx,
-                            float *const *restrict y);
+void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *sp,
+                            const uint8_t *const *se, const size_t *nr, size_t nchunk, unsigned L,
+                            size_t cols, const uint8_t *const *lv, const float *restrict x,
+                            const struct qnt_tfx *fx, float *const *y);
 
 /* Decode table of the AVX-512 kernel: per slot f << 20 | info << 12 | (slot -
  * start), info as in s1_table. Needs every f < 4096 (the caller checks). */
@@ -670,7 +767,7 @@ static int s1_use_avx512(void)
     return st == 1;
 }
 
-/* Chunks two by two (8 rANS chains a thread; pairs over threads, static). */
+/* Chunks two by two (two 16-lane registers a thread; pairs over threads, static). */
 static void s1_matvec_avx512(const struct s1view *v, const float *restrict x,
                              const struct qnt_tfx *fx, float *restrict y)
 {
@@ -690,7 +787,7 @@ static void s1_matvec_avx512(const struct s1view *v, const float *restrict x,
             lv[k] = v->lv + 4 * r0;
             yo[k] = y + r0;
         }
-        qnt_sub1_chunks_avx512(tab, sp, se, nr, k, v->cols, lv, x, fx, yo);
+        qnt_sub1_chunks_avx512(tab, sp, se, nr, k, v->L, v->cols, lv, x, fx, yo);
     }
 }
 #endif
@@ -701,7 +798,7 @@ static void s1_matvec(int allow_simd, const void *restrict w, uint64_t nbytes, s
     const char *env = getenv("SUBBIT_REF_KERNELS");
     struct s1view v;
     if ((env && env[0] == '1') || s1_parse(&v, w, nbytes) || v.rows != rows || v.cols != cols ||
-        !v.nchunks) {
+        !v.nchunks || !v.L) {            /* the old layout: the reference only */
         qnt_sub1_matvec_ref(w, nbytes, rows, cols, x, y);
         return;
     }
@@ -712,8 +809,10 @@ static void s1_matvec(int allow_simd, const void *restrict w, uint64_t nbytes, s
         return;
     }
 #if defined(__x86_64__) || defined(__i386__)
-    /* positions are u32 lanes (chunk size < 2^31); f = 4096 (all zeros) does not fit the table */
-    if (allow_simd && (uint64_t)v.G * v.cols < (1u << 31) && v.freq[v.nsym - 1] != 0xffff &&
+    /* positions are u32 lanes (a lane's rows, at most ceil(G / L), < 2^31
+       weights); f = 4096 (all zeros) does not fit the table */
+    if (allow_simd && (uint64_t)((v.G + v.L - 1) / v.L) * v.cols < (1u << 31) &&
+        v.freq[v.nsym - 1] != 0xffff &&
         s1_use_avx512()) {
         s1_matvec_avx512(&v, x, &fx, y);
         return;

@@ -2,9 +2,10 @@
  *
  * Input is a tern blob (qnt_tern.h), so tern, sub1 and sub1-qmoe of the same
  * tensor hold bit-identical weights. Output is a variable-length blob whose
- * layout is in docs/container.md: a header, per-tensor frequency tables,
- * per-row byte offsets and bf16 (lo, hi) pairs, then the coded rows. Every row
- * decodes on its own, so a matvec decodes row by row inside its OpenMP loop.
+ * layout is in docs/container.md §7: a header, a per-tensor frequency table,
+ * per-row bf16 (lo, hi) pairs, per-chunk offsets, then chunks of rows, each
+ * coded as up to 16 lanes of interleaved rANS. Every chunk decodes on its own,
+ * so a matvec decodes chunk by chunk inside its OpenMP loop.
  *
  * Encoders allocate scratch (sb_malloc); decoders and matvec never allocate.
  * All functions are reentrant. Decoders assume a blob that passed

@@ -12,6 +12,7 @@
 
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
+#include "qnt_ternary_impl.h"   /* qnt_sub1_matvec_generic */
 #include "sb_err.h"
 #include "test_util.h"
 
@@ -155,12 +156,16 @@ END_TEST
 
 START_TEST(test_sub1_matvec)
 {
-    static const size_t sh[][2] = { { 67, 1001 }, { 300, 64 }, { 5, 70000 }, { 1, 1 } };
+    /* one chunk; many rows a lane; one row a lane; 2 chunks, short last one;
+       3 chunks of 16 one-row lanes, the last with 8 empty lanes */
+    static const size_t sh[][2] = { { 67, 1001 }, { 300, 64 }, { 5, 70000 }, { 1, 1 },
+                                    { 300, 1024 }, { 40, 16384 }, { 33, 14336 } };
     size_t rows = sh[_i][0], cols = sh[_i][1];
     uint8_t *tern = malloc(rows * qnt_tern_row_bytes(cols));
     float *w = malloc(rows * cols * sizeof *w), *x = malloc(cols * sizeof *x);
     float *y0 = malloc(rows * sizeof *y0), *y1 = malloc(rows * sizeof *y1),
-          *y2 = malloc(rows * sizeof *y2), *y3 = malloc(rows * sizeof *y3);
+          *y2 = malloc(rows * sizeof *y2), *y3 = malloc(rows * sizeof *y3),
+          *y4 = malloc(rows * sizeof *y4);
     test_fill_normal(w, rows * cols, 21 + (uint64_t)_i);
     test_fill_normal(x, cols, 22);
     qnt_tern_quantize_rows(w, rows, cols, tern);
@@ -179,6 +184,8 @@ START_TEST(test_sub1_matvec)
     ck_assert_mem_eq(y2, y3, rows * sizeof *y2);       /* thread count does not matter */
     ck_assert_mem_eq(y0, y1, rows * sizeof *y0);       /* exact sums: same bits as tern */
     ck_assert_mem_eq(y1, y2, rows * sizeof *y1);       /* fast is ref, bit for bit */
+    qnt_sub1_matvec_generic(blob, nb, rows, cols, x, y4);
+    ck_assert_mem_eq(y1, y4, rows * sizeof *y1);       /* and so is the portable kernel */
     qnt_tern_dequantize_rows(tern, cols, 0, rows, w);
     for (size_t r = 0; r < rows; r++) {
         double sa = 0, d = 0;
@@ -195,7 +202,46 @@ START_TEST(test_sub1_matvec)
     free(y1);
     free(y2);
     free(y3);
+    free(y4);
     free(blob);
+}
+END_TEST
+
+/* A blob of the old layout (header byte 17 = 0: 4 interleaved states over the
+ * flattened chunk), written by the encoder before lanes: still decodes, and
+ * its matvec (the reference) gives tern's bits. */
+/* tern rows (14 bytes a row) */
+static const uint8_t v0_tern[] = {
+    0x00, 0xbf, 0x40, 0x3f, 0x00, 0x80, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0xbf, 0x40, 0x3f, 0x08, 0x08, 0x00, 0x00, 0x48, 0x00,
+    0x00, 0x04, 0x68, 0x00, 0x00, 0xbf, 0x40, 0x3f, 0x04, 0x09, 0x00, 0x82,
+    0x00, 0x00, 0x10, 0x00, 0x20, 0x00,
+};
+static const uint8_t v0_blob[] = {
+    0x53, 0x42, 0x31, 0x01, 0x03, 0x00, 0x00, 0x00, 0x25, 0x00, 0x00, 0x00,
+    0x03, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0xa8, 0x03, 0x9b, 0x02,
+    0x9b, 0x02, 0x00, 0xa8, 0x03, 0x8d, 0x01, 0x00, 0xa8, 0x03, 0x00, 0x00,
+    0x00, 0x8d, 0x01, 0x8d, 0x01, 0x8d, 0x01, 0x00, 0x9a, 0x02, 0x84, 0x0b,
+    0x00, 0xbf, 0x40, 0x3f, 0x00, 0xbf, 0x40, 0x3f, 0x00, 0xbf, 0x40, 0x3f,
+    0x87, 0x89, 0x16, 0x00, 0x9c, 0x40, 0x03, 0x00, 0xfb, 0xb0, 0x62, 0x01,
+    0xad, 0xd8, 0x93, 0x00, 0x10, 0x1c, 0x44, 0xcd, 0x62, 0xfb, 0xde, 0xb1,
+};
+
+START_TEST(test_sub1_old_layout)
+{
+    const size_t rows = 3, cols = 37, rb = qnt_tern_row_bytes(cols);
+    ck_assert_uint_eq(sizeof v0_tern, rows * rb);
+    ck_assert_int_eq(qnt_sub1_validate(v0_blob, sizeof v0_blob, rows, cols), SB_OK);
+    uint8_t back[sizeof v0_tern];
+    qnt_sub1_decode_tern(v0_blob, sizeof v0_blob, cols, 0, rows, back);
+    ck_assert_mem_eq(back, v0_tern, sizeof v0_tern);
+    float x[37], y0[3], y1[3], y2[3];
+    test_fill_normal(x, cols, 5);
+    qnt_tern_matvec_ref(v0_tern, rows, cols, x, y0);
+    qnt_sub1_matvec(v0_blob, sizeof v0_blob, rows, cols, x, y1);
+    qnt_sub1_matvec_generic(v0_blob, sizeof v0_blob, rows, cols, x, y2);
+    ck_assert_mem_eq(y0, y1, sizeof y0);
+    ck_assert_mem_eq(y0, y2, sizeof y0);
 }
 END_TEST
 
@@ -222,7 +268,8 @@ Suite *quant_sub1_suite(void)
     tcase_add_loop_test(tc, test_sub1_round_trip, 0, (int)(sizeof shapes / sizeof shapes[0]));
     tcase_add_test(tc, test_sub1_damaged_stream);
     tcase_add_loop_test(tc, test_sub1_rate_iid, 0, 3);
-    tcase_add_loop_test(tc, test_sub1_matvec, 0, 4);
+    tcase_add_loop_test(tc, test_sub1_matvec, 0, 7);
+    tcase_add_test(tc, test_sub1_old_layout);
     tcase_add_test(tc, test_sub1_rejects_symbol_3);
     suite_add_tcase(s, tc);
     return s;
