@@ -575,6 +575,7 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         sb_shape_numel(t->shape, t->ndim, &elems);
         const struct fmt_tensor *s0 = &src->tensors[t->pieces[0].src];
         const void *out = obuf;
+        bool streamed = false; /* given to the writer in pieces already */
         bool same = d->to == d->from;
         for (size_t p = 1; p < t->n_pieces; p++)
             same = same && src->tensors[t->pieces[p].src].dtype == d->from;
@@ -587,12 +588,25 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
             }
         } else if (!o->stats && t->n_pieces == 1 && t->perm == CVT_PERM_NONE &&
                    t->pieces[0].row0 == 0 && is_plain_float(d->from) && is_plain_float(d->to)) {
-            /* plain float cast straight from the map (the common bf16/f16 job) */
-            if ((r = plain_cast_parallel(d->from, s0->data, d->to, obuf, elems)) != SB_OK) {
-                r = sb_err_set(err, r, "tensor '%s': cannot cast %s to %s", t->name,
-                               sb_dtype_name(d->from), sb_dtype_name(d->to));
-                goto fail;
+            /* plain float cast straight from the map (the common bf16/f16 job); where
+             * the container takes pieces, a slice at a time, so that casting the
+             * next slice overlaps writing this one (fmt_out writes in the background) */
+            const bool pieces = elems > 0 && fmt_writer_streams(w, i);
+            const uint64_t step = pieces ? (uint64_t)1 << 21 : elems;
+            const size_t fsz = sb_dtype_get(d->from)->type_size;
+            const size_t tsz = sb_dtype_get(d->to)->type_size;
+            for (uint64_t e0 = 0; e0 < elems; e0 += step) {
+                uint64_t m = elems - e0 < step ? elems - e0 : step;
+                if ((r = plain_cast_parallel(d->from, (const uint8_t *)s0->data + e0 * fsz, d->to,
+                                             obuf, m)) != SB_OK) {
+                    r = sb_err_set(err, r, "tensor '%s': cannot cast %s to %s", t->name,
+                                   sb_dtype_name(d->from), sb_dtype_name(d->to));
+                    goto fail;
+                }
+                if (pieces && (r = fmt_writer_put_piece(w, i, obuf, m * tsz, nbytes, err)) != SB_OK)
+                    goto fail;
             }
+            streamed = pieces;
         } else {
             if ((r = cvt_layout_gather_f32(lay, i, src, fbuf, err)) != SB_OK)
                 goto fail;
@@ -612,7 +626,7 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
                 }
             }
         }
-        if ((r = fmt_writer_put(w, i, out, nbytes, err)) != SB_OK)
+        if (!streamed && (r = fmt_writer_put(w, i, out, nbytes, err)) != SB_OK)
             goto fail;
         if (sb_dtype_get(d->to)->flags & SB_DT_VARLEN) {
             d->out_bytes = nbytes;

@@ -1067,6 +1067,34 @@ static int gw_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nby
     return SB_OK;
 }
 
+static bool gw_streams(const struct fmt_writer *w, size_t i)
+{
+    (void)w;
+    (void)i;
+    return true;
+}
+
+static int gw_put_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
+                        uint64_t off, uint64_t total, struct sb_err *err)
+{
+    struct gguf_writer *g = (struct gguf_writer *)w;
+    uint64_t padded = total;
+    int rc;
+    if (off == 0 && total != g->nbytes[i])
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': got %" PRIu64 " bytes, expected %"
+                          PRIu64, g->out.path, g->names[i], total, g->nbytes[i]);
+    if (n > SIZE_MAX || (n && !data))
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': no data", g->out.path,
+                          g->names[i]);
+    if ((rc = fmt_out_write(&g->out, data, (size_t)n, err)))
+        return rc;
+    if (off + n == total) {
+        sb_align_u64(total, g->alignment, &padded);
+        return fmt_out_zeros(&g->out, padded - total, err);
+    }
+    return SB_OK;
+}
+
 static int gw_commit(struct fmt_writer *w, struct sb_err *err)
 {
     struct gguf_writer *g = (struct gguf_writer *)w;
@@ -1082,7 +1110,8 @@ static void gw_abort(struct fmt_writer *w)
     gw_free(g);
 }
 
-static const struct fmt_writer_ops gguf_ops = { gw_put, gw_commit, gw_abort };
+static const struct fmt_writer_ops gguf_ops = { gw_put, gw_commit, gw_abort, gw_put_piece,
+                                                gw_streams };
 
 static int has_key(const struct fmt_write_opts *o, const char *key)
 {

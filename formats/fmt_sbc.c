@@ -745,7 +745,7 @@ fail:
     return r;
 }
 
-static const struct fmt_writer_ops sbc_ops = { sbc_put, sbc_commit, sbc_abort };
+static const struct fmt_writer_ops sbc_ops = { sbc_put, sbc_commit, sbc_abort, NULL, NULL };
 
 int fmt_sbc_writer_open(struct fmt_writer **w, const char *path, const struct fmt_tensor *plan,
                         size_t n, const struct fmt_write_opts *o, struct sb_err *err)

@@ -508,10 +508,10 @@ static int shard_end(struct st_writer *w, struct sb_err *err)
     return fmt_out_commit(&w->out, err);
 }
 
-static int st_put(struct fmt_writer *base, size_t i, const void *data, uint64_t nbytes,
-                  struct sb_err *err)
+/* before the first byte of tensor i: its size, and the shard it lives in */
+static int st_begin(struct st_writer *w, size_t i, const void *data, uint64_t nbytes,
+                    struct sb_err *err)
 {
-    struct st_writer *w = (struct st_writer *)base;
     const struct st_item *it = &w->items[i];
     int r;
     if (nbytes != it->nbytes)
@@ -526,6 +526,35 @@ static int st_put(struct fmt_writer *base, size_t i, const void *data, uint64_t 
         if ((r = shard_begin(w, (size_t)it->shard, err)))
             return r;
     }
+    return SB_OK;
+}
+
+/* int8 is repacked on the way out, so it comes whole; everything else may stream */
+static bool st_streams(const struct fmt_writer *base, size_t i)
+{
+    return ((const struct st_writer *)base)->items[i].dt != SB_DTYPE_INT8;
+}
+
+static int st_put_piece(struct fmt_writer *base, size_t i, const void *data, uint64_t n,
+                        uint64_t off, uint64_t total, struct sb_err *err)
+{
+    struct st_writer *w = (struct st_writer *)base;
+    int r;
+    if (off == 0 && (r = st_begin(w, i, data, total, err)))
+        return r;
+    if (n && !data)
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': no data", w->path, w->names[i]);
+    return fmt_out_write(&w->out, data, (size_t)n, err);
+}
+
+static int st_put(struct fmt_writer *base, size_t i, const void *data, uint64_t nbytes,
+                  struct sb_err *err)
+{
+    struct st_writer *w = (struct st_writer *)base;
+    const struct st_item *it = &w->items[i];
+    int r;
+    if ((r = st_begin(w, i, data, nbytes, err)))
+        return r;
     if (it->dt != SB_DTYPE_INT8)
         return fmt_out_write(&w->out, data, (size_t)nbytes, err);
     /* codes [rows, cols] -> packed I32 [rows, ceil(cols/4)], then the scales as they are */
@@ -629,7 +658,8 @@ static int st_commit(struct fmt_writer *base, struct sb_err *err)
     return SB_OK;
 }
 
-static const struct fmt_writer_ops st_ops = { st_put, st_commit, st_abort };
+static const struct fmt_writer_ops st_ops = { st_put, st_commit, st_abort, st_put_piece,
+                                              st_streams };
 
 static int is_dir(const char *p)
 {

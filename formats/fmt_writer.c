@@ -41,11 +41,39 @@ size_t fmt_writer_order(const struct fmt_writer *w, size_t k)
     return w->order ? w->order[k] : k;
 }
 
+bool fmt_writer_streams(const struct fmt_writer *w, size_t i)
+{
+    return w->ops->put_piece && w->ops->streams && w->ops->streams(w, i);
+}
+
+int fmt_writer_put_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
+                         uint64_t total, struct sb_err *err)
+{
+    if (w->next >= w->n || fmt_writer_order(w, w->next) != i)
+        return sb_err_set(err, SB_EINVAL, "writer: tensor %zu put out of order", i);
+    if (!fmt_writer_streams(w, i))
+        return sb_err_set(err, SB_EINVAL, "writer: tensor %zu cannot be put in pieces", i);
+    if (n > total - w->piece_off)
+        return sb_err_set(err, SB_EINVAL, "writer: tensor %zu: pieces past its %llu bytes", i,
+                          (unsigned long long)total);
+    int r = w->ops->put_piece(w, i, data, n, w->piece_off, total, err);
+    if (r != SB_OK)
+        return r;
+    w->piece_off += n;
+    if (w->piece_off == total) {
+        w->piece_off = 0;
+        w->next++;
+    }
+    return SB_OK;
+}
+
 int fmt_writer_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nbytes,
                    struct sb_err *err)
 {
     if (w->next >= w->n || fmt_writer_order(w, w->next) != i)
         return sb_err_set(err, SB_EINVAL, "writer: tensor %zu put out of order", i);
+    if (w->piece_off)
+        return sb_err_set(err, SB_EINVAL, "writer: tensor %zu put while pieces are pending", i);
     int r = w->ops->put(w, i, data, nbytes, err);
     if (r == SB_OK)
         w->next++;

@@ -42,6 +42,11 @@ struct fmt_writer_ops {
                struct sb_err *err);
     int (*commit)(struct fmt_writer *w, struct sb_err *err);   /* frees w */
     void (*abort)(struct fmt_writer *w);                        /* frees w */
+    /* optional (NULL: tensors only whole): the next n bytes of plan[i], of which
+     * off were given before, total in all */
+    int (*put_piece)(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
+                     uint64_t off, uint64_t total, struct sb_err *err);
+    bool (*streams)(const struct fmt_writer *w, size_t i);     /* may plan[i] come in pieces */
 };
 
 /* Containers embed this as their first member. */
@@ -50,6 +55,7 @@ struct fmt_writer {
     size_t n;              /* plan entries */
     size_t *order;         /* [n]: order[k] = plan index written k-th (owned by the container) */
     size_t next;           /* k of the next put */
+    uint64_t piece_off;    /* bytes of plan[order[next]] given so far in pieces */
 };
 
 /*! fmt_writer_open() : start writing a model in container c at path.
@@ -60,6 +66,15 @@ int fmt_writer_open(struct fmt_writer **w, enum fmt_container c, const char *pat
                     struct sb_err *err);
 /*! fmt_writer_order() : the plan index to put k-th. */
 size_t fmt_writer_order(const struct fmt_writer *w, size_t k);
+/*! fmt_writer_streams() : whether plan[i] may be given in pieces
+ *  (fmt_writer_put_piece), so that a caller can produce and write a large
+ *  tensor a slice at a time. */
+bool fmt_writer_streams(const struct fmt_writer *w, size_t i);
+/*! fmt_writer_put_piece() : the next n bytes of plan[i] (total = plan[i].nbytes
+ *  in all); the tensor is complete once total bytes were given. Only where
+ *  fmt_writer_streams(w, i). */
+int fmt_writer_put_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
+                         uint64_t total, struct sb_err *err);
 /*! fmt_writer_put() : the bytes of plan[i]; i must equal fmt_writer_order(w, next). */
 int fmt_writer_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nbytes,
                    struct sb_err *err);

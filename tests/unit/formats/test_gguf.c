@@ -123,7 +123,9 @@ static void build_plan(void)
                                    .shape = { 2, 32 } };
 }
 
-static int write_plan(const char *path, const struct fmt_write_opts *o, struct sb_err *err)
+/* piece 0: each tensor whole; else in pieces of that many bytes (the last shorter) */
+static int write_plan_pieces(const char *path, const struct fmt_write_opts *o, uint64_t piece,
+                             struct sb_err *err)
 {
     static const uint64_t nb[3] = { 24, 10, 68 };
     struct fmt_writer *w;
@@ -132,12 +134,25 @@ static int write_plan(const char *path, const struct fmt_write_opts *o, struct s
         return r;
     for (size_t k = 0; k < 3; k++) {
         size_t i = fmt_writer_order(w, k);
-        if ((r = fmt_writer_put(w, i, tdata[i], nb[i], err))) {
+        if (piece == 0) {
+            r = fmt_writer_put(w, i, tdata[i], nb[i], err);
+        } else {
+            ck_assert(fmt_writer_streams(w, i));
+            for (uint64_t at = 0; at < nb[i] && r == SB_OK; at += piece)
+                r = fmt_writer_put_piece(w, i, (const uint8_t *)tdata[i] + at,
+                                         nb[i] - at < piece ? nb[i] - at : piece, nb[i], err);
+        }
+        if (r) {
             fmt_writer_abort(w);
             return r;
         }
     }
     return fmt_writer_commit(w, err);
+}
+
+static int write_plan(const char *path, const struct fmt_write_opts *o, struct sb_err *err)
+{
+    return write_plan_pieces(path, o, 0, err);
 }
 
 static void setup(void)
@@ -173,6 +188,29 @@ START_TEST(test_writer_matches_hand_built)
     ck_assert_int_eq(write_plan(p, &o, &err), SB_OK);
     assert_file_eq(p, base.p, base.n);
     ck_assert_uint_eq(base.n, 576);   /* 416 header + 160 data: counted by hand */
+}
+END_TEST
+
+/* the same bytes when every tensor comes in pieces (1, 3, 7, 64 bytes), and
+ * pieces are checked: none past the tensor, no whole put in the middle */
+START_TEST(test_writer_pieces_match_hand_built)
+{
+    static const uint64_t pieces[] = { 1, 3, 7, 64 };
+    struct sb_err err = { 0 };
+    struct fmt_write_opts o = { .kv = kvs, .n_kv = 7 };
+    const char *p = test_tmpfile("wp.gguf");
+    ck_assert_int_eq(write_plan_pieces(p, &o, pieces[_i], &err), SB_OK);
+    assert_file_eq(p, base.p, base.n);
+
+    struct fmt_writer *w;
+    const char *q = test_tmpfile("wq.gguf");
+    ck_assert_int_eq(fmt_writer_open(&w, FMT_CONT_GGUF, q, plan, 3, &o, &err), SB_OK);
+    size_t i = fmt_writer_order(w, 0);
+    ck_assert_int_eq(fmt_writer_put_piece(w, i, tdata[i], 8, 24, &err), SB_OK);
+    ck_assert_int_eq(fmt_writer_put_piece(w, i, tdata[i], 17, 24, &err), SB_EINVAL);
+    ck_assert_int_eq(fmt_writer_put(w, i, tdata[i], 24, &err), SB_EINVAL);
+    fmt_writer_abort(w);
+    ck_assert_int_eq(test_dir_count(test_tmpdir()), 1); /* wp.gguf only */
 }
 END_TEST
 
@@ -693,6 +731,7 @@ Suite *formats_gguf_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_writer_matches_hand_built);
+    tcase_add_loop_test(tc, test_writer_pieces_match_hand_built, 0, 4);
     tcase_add_loop_test(tc, test_read_hand_built, 0, 2);
     tcase_add_loop_test(tc, test_corrupt_table, 0, 2 * N_BAD);
     tcase_add_loop_test(tc, test_tensor_name_length, 0, 2);
