@@ -12,6 +12,9 @@
  * sits at the order-0 entropy plus table quantisation plus per-chunk
  * overhead. Work in the decoder is per token (~one per non-zero weight), not
  * per weight, which is what makes the fused matvec fast at 88% zeros.
+ * Slots map to tokens by the alias layout (header byte 18 = 1, run cap R <= 15:
+ * 32 buckets of 128 slots, so the AVX-512 kernel looks tokens up with
+ * in-register permutes) or, in older blobs, cumulatively (byte 18 = 0).
  * Blobs from before lanes (header byte 17 = 0) still decode (s1_walk_chunk_v0).
  * Knows the code and the blob; nothing of files. */
 #include "qnt_sub1.h"
@@ -33,6 +36,9 @@
 #define S1_LANE_TARGET 16384u         /* weights a lane, at least (a 4-byte state each) */
 #define S1_HDR 20u                    /* "SB1" ver, rows, cols, G, R, L + 2 reserved */
 #define S1_RMAX 63u
+#define S1_NB 32u                     /* alias layout: buckets of S1_BW slots */
+#define S1_BW (S1_M / S1_NB)
+#define S1_RMAX_ALIAS 15u             /* alias layout: 2R + 1 <= S1_NB symbols */
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t rd32(const uint8_t *p)
@@ -52,6 +58,7 @@ struct s1view {
     size_t rows, cols, G, nchunks;
     unsigned R, nsym;                 /* alphabet: 2R non-zero tokens + escape */
     unsigned L;                       /* lanes; 0: the old 4-state layout (decoded, not written) */
+    unsigned alias;                   /* byte 18: 1 = alias slot layout, 0 = cumulative */
     uint16_t freq[2 * S1_RMAX + 1];
     const uint8_t *lv;                /* rows x (lo, hi) bf16 */
     const uint8_t *off;               /* (nchunks - 1) u32 chunk ends, stream-relative */
@@ -70,7 +77,10 @@ static int s1_parse(struct s1view *v, const void *w, uint64_t nbytes)
     v->G = rd32(b + 12);
     v->R = b[16];
     v->L = b[17];
-    if (b[18] || b[19] || v->R < 1 || v->R > S1_RMAX || v->L > S1_LMAX)
+    v->alias = b[18];
+    if (b[18] > 1 || b[19] || v->R < 1 || v->R > S1_RMAX || v->L > S1_LMAX)
+        return -1;
+    if (v->alias && (!v->L || v->R > S1_RMAX_ALIAS))
         return -1;
     v->nsym = 2 * v->R + 1;
     uint64_t n = (uint64_t)v->rows * v->cols;
@@ -137,10 +147,101 @@ static inline uint64_t s1_chunk_end(const struct s1view *v, size_t c)
     return c + 1 < v->nchunks ? rd32(v->off + 4 * c) : v->stream_len;
 }
 
+/* Alias layout (byte 18 = 1, nsym <= 32): the 4096 slots are 32 buckets of
+ * 128; bucket b holds its primary symbol prim[b] at slots j < cut[b] and its
+ * alias alt[b] at j >= cut[b]. Built from the frequencies alone (no storage):
+ * symbol b starts as bucket b's primary; while a bucket with fewer than 128
+ * slots left (lowest index first) and one with at least 128 (lowest first)
+ * remain, the small one is closed with the large one as its alias. A
+ * symbol's slots are numbered k = 0 .. f-1 in slot order, so every bucket's
+ * primary and alias parts are runs of consecutive k. */
+struct s1alias {
+    uint8_t prim[S1_NB], alt[S1_NB], cut[S1_NB];
+    uint16_t k0[S1_NB], k1[S1_NB];    /* k at slot j = 0 (primary) and at j = cut (alias) */
+};
+
+static void s1_alias_build(const uint32_t *f, unsigned nsym, struct s1alias *a)
+{
+    uint32_t rem[S1_NB];
+    uint8_t done[S1_NB];
+    for (unsigned b = 0; b < S1_NB; b++) {
+        rem[b] = b < nsym ? f[b] : 0;
+        done[b] = 0;
+        a->prim[b] = a->alt[b] = (uint8_t)b;
+        a->cut[b] = 0;
+    }
+    for (;;) {
+        unsigned sm = S1_NB, lg = S1_NB;
+        for (unsigned b = 0; b < S1_NB; b++) {
+            if (done[b])
+                continue;
+            if (rem[b] < S1_BW && sm == S1_NB)
+                sm = b;
+            if (rem[b] >= S1_BW && lg == S1_NB)
+                lg = b;
+        }
+        if (sm == S1_NB || lg == S1_NB)
+            break;
+        a->cut[sm] = (uint8_t)rem[sm];
+        a->alt[sm] = (uint8_t)lg;
+        done[sm] = 1;
+        rem[lg] -= S1_BW - rem[sm];
+    }
+    for (unsigned b = 0; b < S1_NB; b++)
+        if (!done[b]) {                 /* exactly 128 left (sum f = 4096) */
+            a->cut[b] = (uint8_t)(rem[b] >= S1_BW ? S1_BW : rem[b]);
+            a->alt[b] = (uint8_t)b;
+        }
+    uint32_t k[S1_NB] = { 0 };
+    for (unsigned b = 0; b < S1_NB; b++) {
+        a->k0[b] = (uint16_t)k[a->prim[b]];
+        k[a->prim[b]] += a->cut[b];
+        a->k1[b] = (uint16_t)k[a->alt[b]];
+        k[a->alt[b]] += S1_BW - a->cut[b];
+    }
+}
+
+/* Slot -> (symbol, k) of the alias layout. */
+static inline void s1_alias_slot(const struct s1alias *a, uint32_t slot, unsigned *s, uint32_t *k)
+{
+    uint32_t b = slot / S1_BW, j = slot % S1_BW;
+    if (j < a->cut[b]) {
+        *s = a->prim[b];
+        *k = a->k0[b] + j;
+    } else {
+        *s = a->alt[b];
+        *k = a->k1[b] + j - a->cut[b];
+    }
+}
+
+static inline uint32_t s1_info(const struct s1view *v, unsigned s)
+{
+    return s == v->nsym - 1 ? (0x80u | v->R) : ((s >> 1) | ((s & 1u) << 6));
+}
+
+static void s1_view_freqs(const struct s1view *v, uint32_t *f)
+{
+    for (unsigned s = 0; s < v->nsym; s++)
+        f[s] = v->freq[s] == 0xffff ? S1_M : v->freq[s];
+}
+
 /* Decode table: per slot, ((f - 1) << 20) | ((slot - start) << 8) | info,
  * info = run (6 bits) | class (bit 6: 0 = symbol 1, 1 = symbol 2) | escape (bit 7). */
 static void s1_table(const struct s1view *v, uint32_t *restrict tab)
 {
+    if (v->alias) {
+        uint32_t f[S1_NB];
+        struct s1alias a;
+        s1_view_freqs(v, f);
+        s1_alias_build(f, v->nsym, &a);
+        for (uint32_t slot = 0; slot < S1_M; slot++) {
+            unsigned s;
+            uint32_t k;
+            s1_alias_slot(&a, slot, &s, &k);
+            tab[slot] = ((f[s] - 1) << 20) | (k << 8) | s1_info(v, s);
+        }
+        return;
+    }
     uint32_t start = 0;
     for (unsigned s = 0; s < v->nsym; s++) {
         uint32_t f = v->freq[s] == 0xffff ? S1_M : v->freq[s];
@@ -384,9 +485,10 @@ static void s1_quantize(const uint64_t *cnt, unsigned nsym, uint32_t *f)
 
 static size_t leb_len(uint32_t f) { return f < 128 ? 1 : 2; }
 
-int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
-                    size_t cap, uint64_t *nbytes)
+int qnt_sub1_encode_layout(const void *restrict tern, size_t rows, size_t cols,
+                           void *restrict dst, size_t cap, uint64_t *nbytes, int layout)
 {
+    const int alias = layout != 0;
     *nbytes = 0;
     if (rows > UINT32_MAX || cols > UINT32_MAX)
         return SB_EINVAL;
@@ -416,12 +518,14 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
     /* choose the run cap R by estimated size (ideal code length + table) */
     /* Larger R means fewer tokens (faster decode); take the largest R whose
        estimate is within 0.2% of the smallest. */
-    static const unsigned Rs[] = { 63, 32, 16, 8, 4 };
+    static const unsigned Rs1[] = { 63, 32, 16, 8, 4 }, Rsa[] = { 15, 8, 4 };
+    const unsigned *Rs = alias ? Rsa : Rs1;
+    const size_t nR = alias ? sizeof Rsa / sizeof Rsa[0] : sizeof Rs1 / sizeof Rs1[0];
     uint64_t cnt[2 * S1_RMAX + 1];
-    unsigned R = 16;
-    double best = -1, est[sizeof Rs / sizeof Rs[0]];
-    size_t maxtok = 0, mts[sizeof Rs / sizeof Rs[0]];
-    for (size_t k = 0; n && k < sizeof Rs / sizeof Rs[0]; k++) {
+    unsigned R = alias ? 8 : 16;
+    double best = -1, est[sizeof Rs1 / sizeof Rs1[0]];
+    size_t maxtok = 0, mts[sizeof Rs1 / sizeof Rs1[0]];
+    for (size_t k = 0; n && k < nR; k++) {
         unsigned Rk = Rs[k], ns = 2 * Rk + 1;
         memset(cnt, 0, sizeof cnt);
         size_t mt = 0;
@@ -442,7 +546,7 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
         if (best < 0 || bits < best)
             best = bits;
     }
-    for (size_t k = 0; n && k < sizeof Rs / sizeof Rs[0]; k++) {
+    for (size_t k = 0; n && k < nR; k++) {
         if (est[k] <= best * 1.002 + 64) {
             R = Rs[k];
             maxtok = mts[k];
@@ -459,6 +563,21 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
     start[0] = 0;
     for (unsigned i = 0; i < nsym; i++)
         start[i + 1] = start[i] + f[i];
+    /* slot of (symbol s, k): start[s] + k in the cumulative layout; in the
+       alias layout slotof[start[s] + k] */
+    uint16_t slotof[S1_M];
+    for (uint32_t i = 0; i < S1_M; i++)
+        slotof[i] = (uint16_t)i;
+    if (alias) {
+        struct s1alias a;
+        s1_alias_build(f, nsym, &a);
+        for (uint32_t slot = 0; slot < S1_M; slot++) {
+            unsigned sy;
+            uint32_t k;
+            s1_alias_slot(&a, slot, &sy, &k);
+            slotof[start[sy] + k] = (uint16_t)slot;
+        }
+    }
 
     /* header, table, levels, offsets */
     uint8_t *o = dst;
@@ -474,7 +593,8 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
     wr32(o + 12, (uint32_t)E.G);
     o[16] = (uint8_t)R;
     o[17] = (uint8_t)L;
-    o[18] = o[19] = 0;
+    o[18] = (uint8_t)alias;
+    o[19] = 0;
     size_t pos = S1_HDR;
     for (unsigned i = 0; i < nsym; i++) {
         if (f[i] < 128) {
@@ -528,7 +648,7 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
                     wr16(q, (uint16_t)*xs);
                     *xs >>= 16;
                 }
-                *xs = ((*xs / f[s]) << S1_SCALE) + (*xs % f[s]) + start[s];
+                *xs = ((*xs / f[s]) << S1_SCALE) + slotof[start[s] + *xs % f[s]];
             }
         }
         for (unsigned k = L; k-- > 0;) {
@@ -550,6 +670,12 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
     sb_free(buf);
     *nbytes = fixed + slen;
     return SB_OK;
+}
+
+int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                    size_t cap, uint64_t *nbytes)
+{
+    return qnt_sub1_encode_layout(tern, rows, cols, dst, cap, nbytes, 1);
 }
 
 /* ---- decoders ----------------------------------------------------------- */
@@ -740,6 +866,31 @@ void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *
                             const uint8_t *const *se, const size_t *nr, size_t nchunk, unsigned L,
                             size_t cols, const uint8_t *const *lv, const float *restrict x,
                             const struct qnt_tfx *fx, float *const *y);
+void qnt_sub1_chunks_avx512_alias(const uint32_t *restrict bk, const uint8_t *const *sp,
+                                  const uint8_t *const *se, const size_t *nr, size_t nchunk,
+                                  unsigned L, size_t cols, const uint8_t *const *lv,
+                                  const float *restrict x, const struct qnt_tfx *fx,
+                                  float *const *y);
+
+/* Bucket tables of the AVX-512 alias kernel (alias layout): bk[b] = primary
+ * entry, bk[32 + b] = alias entry, bk[64 + b] = cut; an entry is f << 20 |
+ * info << 12 | (k at j = 0, mod 4096), so (entry + j) mod 4096 is k for the
+ * slot j of the bucket either side of the cut. Needs every f < 4096. */
+static void s1_table_alias(const struct s1view *v, uint32_t *restrict bk)
+{
+    uint32_t f[S1_NB];
+    struct s1alias a;
+    s1_view_freqs(v, f);
+    s1_alias_build(f, v->nsym, &a);
+    for (unsigned b = 0; b < S1_NB; b++) {
+        unsigned p = a.prim[b], q = a.alt[b];
+        uint32_t fp = p < v->nsym ? f[p] : 0, fq = q < v->nsym ? f[q] : 0;
+        uint32_t ip = p < v->nsym ? s1_info(v, p) : 0, iq = q < v->nsym ? s1_info(v, q) : 0;
+        bk[b] = (fp << 20) | (ip << 12) | (a.k0[b] & (S1_M - 1));
+        bk[S1_NB + b] = (fq << 20) | (iq << 12) | ((a.k1[b] - a.cut[b]) & (S1_M - 1));
+        bk[2 * S1_NB + b] = a.cut[b];
+    }
+}
 
 /* Decode table of the AVX-512 kernel: per slot f << 20 | info << 12 | (slot -
  * start), info as in s1_table. Needs every f < 4096 (the caller checks). */
@@ -772,7 +923,10 @@ static void s1_matvec_avx512(const struct s1view *v, const float *restrict x,
                              const struct qnt_tfx *fx, float *restrict y)
 {
     uint32_t tab[S1_M];                 /* shared, read-only inside the region */
-    s1_table_fast(v, tab);
+    if (v->alias)
+        s1_table_alias(v, tab);
+    else
+        s1_table_fast(v, tab);
     const long npair = (long)((v->nchunks + 1) / 2);
 #pragma omp parallel for schedule(static) if (v->rows * v->cols > 65536)
     for (long pi = 0; pi < npair; pi++) {
@@ -787,7 +941,10 @@ static void s1_matvec_avx512(const struct s1view *v, const float *restrict x,
             lv[k] = v->lv + 4 * r0;
             yo[k] = y + r0;
         }
-        qnt_sub1_chunks_avx512(tab, sp, se, nr, k, v->L, v->cols, lv, x, fx, yo);
+        if (v->alias)
+            qnt_sub1_chunks_avx512_alias(tab, sp, se, nr, k, v->L, v->cols, lv, x, fx, yo);
+        else
+            qnt_sub1_chunks_avx512(tab, sp, se, nr, k, v->L, v->cols, lv, x, fx, yo);
     }
 }
 #endif

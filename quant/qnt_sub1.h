@@ -28,6 +28,13 @@ size_t qnt_sub1_encode_bound(size_t rows, size_t cols);
 int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
                     size_t cap, uint64_t *nbytes);
 
+/*! qnt_sub1_encode_layout() : qnt_sub1_encode with the slot layout chosen:
+ *  layout 1 = alias (what qnt_sub1_encode writes, header byte 18 = 1, run cap
+ *  R <= 15), 0 = the cumulative layout of earlier blobs (byte 18 = 0, R <= 63;
+ *  kept so tests can make such blobs). */
+int qnt_sub1_encode_layout(const void *restrict tern, size_t rows, size_t cols,
+                           void *restrict dst, size_t cap, uint64_t *nbytes, int layout);
+
 /*! qnt_sub1_validate() : structural check of a blob for shape (rows, cols):
  *  header fields, tables, offsets monotone and inside the blob. Cost
  *  O(rows + table). @return SB_OK or SB_EFORMAT. */

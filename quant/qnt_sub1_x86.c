@@ -3,8 +3,12 @@
  * Same stream, same tokens as qnt_sub1.c's walker. A chunk has L <= 16 lanes
  * (whole rows each), stepped in lockstep, so one zmm register holds every
  * lane's rANS state and one step decodes up to 16 tokens:
- *   - table: one gather of the 16 KiB decode table (L1), x = f * (x >> 12) +
- *     (slot - start) with vpmulld;
+ *   - table: alias layout (header byte 18 = 1, docs/container.md §7): bucket
+ *     b = slot >> 7, j = slot & 127; three vpermt2d over 32-entry tables give
+ *     cut[b] and the primary and alias entries, j < cut picks one, k = (entry
+ *     + j) mod 4096; then x = f * (x >> 12) + k with vpmulld. The cumulative
+ *     layout (byte 18 = 0, older blobs) gathers from the 16 KiB decode table
+ *     instead (qnt_sub1_chunks_avx512);
  *   - renormalisation: the lanes whose state fell under 2^16 take the next
  *     16-bit words of the stream in lane order: vpexpandw of 16 words loaded
  *     at the read pointer, which then moves by 2 * popcount (branch-free);
@@ -15,9 +19,10 @@
  *     are exact, so y is bit-identical to every other ternary kernel
  *     (qnt_tfx_out). A lane whose non-zero lands past its current row (rare at
  *     large widths) leaves the vector path for a scalar flush of that lane.
- * Two chunks are stepped alternately (32 lanes a thread): the step is bound by
- * the two gathers' throughput, and a second independent chain fills the
- * first's latency (~7 % here); more chunks would spill (8 registers each).
+ * Two chunks are stepped alternately (32 lanes a thread) so that a second
+ * independent chain fills the first's latency; three measured no faster (and
+ * four spill). The sums, positions and read pointers stay in registers: the
+ * rare scalar path (s1x_cross) works on copies.
  * Reads past the chunk's end are never made: the last 32 bytes go through a
  * zero-padded copy. Compiled without -march: the function carries target
  * attributes and qnt_sub1.c calls it after qnt_sub1_cpu_has_avx512(). */
@@ -145,40 +150,58 @@ static void s1x_done(struct s1x_chunk *c, unsigned L, uint32_t cols, const struc
 
 /* One lockstep step of chunk C's lanes (registers ST, END, POS, RS, S[4]);
  * sets ACT to the lanes that stepped (0: the chunk is done). */
-#define S1X_STEP(C, ST, END, POS, RS, S, ACT)                                              \
+#define S1X_STEP(C, P, ST, END, POS, RS, S, ACT)                                            \
     do {                                                                                   \
         (ACT) = _mm512_cmplt_epu32_mask(POS, END);                                         \
         if (!(ACT))                                                                        \
             break;                                                                         \
-        const __m512i e_ = _mm512_i32gather_epi32(_mm512_and_si512(ST, m12), tab, 4);      \
+        __m512i e_, k_;                                                                    \
+        if (ALIAS) {                                                                       \
+            const __m512i sl_ = _mm512_and_si512(ST, m12);                                 \
+            const __m512i b_ = _mm512_srli_epi32(sl_, 7), j_ = _mm512_and_si512(sl_, m127); \
+            const __m512i cut_ = _mm512_permutex2var_epi32(bc0, b_, bc1);                  \
+            const __mmask16 pm_ = _mm512_cmplt_epu32_mask(j_, cut_);                       \
+            e_ = _mm512_mask_blend_epi32(pm_, _mm512_permutex2var_epi32(ba0, b_, ba1),     \
+                                         _mm512_permutex2var_epi32(bp0, b_, bp1));         \
+            k_ = _mm512_and_si512(_mm512_add_epi32(e_, j_), m12);                          \
+        } else {                                                                           \
+            e_ = _mm512_i32gather_epi32(_mm512_and_si512(ST, m12), tab, 4);                \
+            k_ = _mm512_and_si512(e_, m12);                                                \
+        }                                                                                  \
         const __m512i xn_ = _mm512_add_epi32(                                              \
-            _mm512_mullo_epi32(_mm512_srli_epi32(e_, 20), _mm512_srli_epi32(ST, 12)),       \
-            _mm512_and_si512(e_, m12));                                                    \
+            _mm512_mullo_epi32(_mm512_srli_epi32(e_, 20), _mm512_srli_epi32(ST, 12)), k_);  \
         ST = _mm512_mask_mov_epi32(ST, ACT, xn_);                                          \
         const __mmask16 ren_ = _mm512_mask_cmplt_epu32_mask(ACT, ST, lim);                 \
         __m256i w_;                                                                        \
-        const ptrdiff_t left_ = (C)->pend - (C)->p;                                        \
+        const ptrdiff_t left_ = (C)->pend - (P), adv_ = 2 * __builtin_popcount(ren_);      \
         if (__builtin_expect(left_ >= 32, 1)) {                                            \
-            w_ = _mm256_loadu_si256((const __m256i *)(C)->p);                              \
+            w_ = _mm256_loadu_si256((const __m256i *)(P));                                 \
             __asm__("" : "+v"(w_));          /* keep vpexpandw's register form */          \
+            (P) += adv_;                     /* <= 32 */                                   \
         } else {                             /* the chunk's last bytes */                  \
             uint8_t tail_[32] = { 0 };                                                     \
             if (left_ > 0)                                                                 \
-                memcpy(tail_, (C)->p, (size_t)left_);                                      \
+                memcpy(tail_, (P), (size_t)left_);                                         \
             w_ = _mm256_loadu_si256((const __m256i *)tail_);                               \
+            (P) += adv_ <= left_ ? adv_ : (left_ > 0 ? left_ : 0);                         \
         }                                                                                  \
         const __m512i wx_ = _mm512_cvtepu16_epi32(_mm256_maskz_expand_epi16(ren_, w_));    \
         ST = _mm512_mask_or_epi32(ST, ren_, _mm512_slli_epi32(ST, 16), wx_);               \
-        const ptrdiff_t adv_ = 2 * __builtin_popcount(ren_);                               \
-        (C)->p += adv_ <= left_ ? adv_ : (left_ > 0 ? left_ : 0);                          \
         const __m512i info_ = _mm512_srli_epi32(e_, 12);                                   \
         __mmask16 nz_ = _mm512_mask_testn_epi32_mask(ACT, info_, m128);                    \
         const __mmask16 cls_ = _mm512_test_epi32_mask(info_, m64);                         \
         POS = _mm512_mask_add_epi32(POS, ACT, POS, _mm512_and_si512(info_, m63));          \
         __m512i col_ = _mm512_sub_epi32(POS, RS);                                          \
         const __mmask16 cross_ = _mm512_mask_cmpge_epu32_mask(nz_, col_, vcols);           \
-        if (__builtin_expect(cross_ != 0, 0)) {                                            \
-            nz_ = s1x_cross(C, cross_, nz_, c32, fx, &POS, &RS, END, S);                   \
+        if (__builtin_expect(cross_ != 0, 0)) {   /* copies: S, POS, RS stay in registers */ \
+            __m512i t_[4] = { S[0], S[1], S[2], S[3] }, p_ = POS, r_ = RS;                 \
+            nz_ = s1x_cross(C, cross_, nz_, c32, fx, &p_, &r_, END, t_);                   \
+            S[0] = t_[0];                                                                  \
+            S[1] = t_[1];                                                                  \
+            S[2] = t_[2];                                                                  \
+            S[3] = t_[3];                                                                  \
+            POS = p_;                                                                      \
+            RS = r_;                                                                       \
             col_ = _mm512_sub_epi32(POS, RS);                                              \
         }                                                                                  \
         const __m512 g_ = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), nz_, col_, x, 4);  \
@@ -199,13 +222,23 @@ static void s1x_done(struct s1x_chunk *c, unsigned L, uint32_t cols, const struc
  * lanes, levels lv[i], outputs y[i]; tab: the fast decode table (qnt_sub1.c,
  * s1_table_fast). Two chunks step alternately: two independent gather chains
  * hide each other's latency. Sums S: class 0 lanes 0-7, 8-15, class 1 the same. */
-__attribute__((target(S1X_TGT))) void
-qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *sp,
-                       const uint8_t *const *se, const size_t *nr, size_t nchunk, unsigned L,
-                       size_t cols, const uint8_t *const *lv, const float *restrict x,
-                       const struct qnt_tfx *fx, float *const *y)
+static inline __attribute__((target(S1X_TGT), always_inline)) void
+s1x_chunks(const uint32_t *restrict tab, const uint8_t *const *sp, const uint8_t *const *se,
+           const size_t *nr, size_t nchunk, unsigned L, size_t cols, const uint8_t *const *lv,
+           const float *restrict x, const struct qnt_tfx *fx, float *const *y, const int ALIAS)
 {
     struct s1x_chunk ca, cb;
+    /* alias layout: tab = 32 primary entries, 32 alias entries, 32 cuts */
+    __m512i bp0 = _mm512_setzero_si512(), bp1 = bp0, ba0 = bp0, ba1 = bp0, bc0 = bp0, bc1 = bp0;
+    if (ALIAS) {
+        bp0 = _mm512_loadu_si512(tab);
+        bp1 = _mm512_loadu_si512(tab + 16);
+        ba0 = _mm512_loadu_si512(tab + 32);
+        ba1 = _mm512_loadu_si512(tab + 48);
+        bc0 = _mm512_loadu_si512(tab + 64);
+        bc1 = _mm512_loadu_si512(tab + 80);
+    }
+    const __m512i m127 = _mm512_set1_epi32(127);
     const uint32_t c32 = (uint32_t)cols;
     const __m512i m12 = _mm512_set1_epi32(4095), m63 = _mm512_set1_epi32(63),
                   m64 = _mm512_set1_epi32(64), m128 = _mm512_set1_epi32(128),
@@ -214,29 +247,57 @@ qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *sp,
     const __m512d sc = _mm512_set1_pd(fx->scale), mg = _mm512_set1_pd(QNT_TFX_MAGIC);
     const __m512i mb = _mm512_set1_epi64(QNT_TFX_MAGIC_BITS);
     s1x_init(&ca, sp[0], se[0], L, nr[0], cols, lv[0], y[0]);
+    const uint8_t *pa = ca.p;   /* read pointers: locals, off the chunks' memory */
     __m512i sta = _mm512_loadu_si512(ca.st0), enda = _mm512_loadu_si512(ca.end0);
     __m512i posa = _mm512_setzero_si512(), rsa = posa, sa[4] = { posa, posa, posa, posa };
     __mmask16 acta = 1, actb = 0;
     int64_t t[4][8];
     if (nchunk > 1) {
         s1x_init(&cb, sp[1], se[1], L, nr[1], cols, lv[1], y[1]);
+        const uint8_t *pb = cb.p;
         __m512i stb = _mm512_loadu_si512(cb.st0), endb = _mm512_loadu_si512(cb.end0);
         __m512i posb = _mm512_setzero_si512(), rsb = posb, sb[4] = { posb, posb, posb, posb };
         actb = 1;
         while (acta && actb) {
-            S1X_STEP(&ca, sta, enda, posa, rsa, sa, acta);
-            S1X_STEP(&cb, stb, endb, posb, rsb, sb, actb);
+            S1X_STEP(&ca, pa, sta, enda, posa, rsa, sa, acta);
+            S1X_STEP(&cb, pb, stb, endb, posb, rsb, sb, actb);
         }
         while (actb)
-            S1X_STEP(&cb, stb, endb, posb, rsb, sb, actb);
+            S1X_STEP(&cb, pb, stb, endb, posb, rsb, sb, actb);
         for (int i = 0; i < 4; i++)
             _mm512_storeu_si512(t[i], sb[i]);
         s1x_done(&cb, L, c32, fx, (const int64_t(*)[8])t);
     }
     while (acta)
-        S1X_STEP(&ca, sta, enda, posa, rsa, sa, acta);
+        S1X_STEP(&ca, pa, sta, enda, posa, rsa, sa, acta);
     for (int i = 0; i < 4; i++)
         _mm512_storeu_si512(t[i], sa[i]);
     s1x_done(&ca, L, c32, fx, (const int64_t(*)[8])t);
+}
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+void qnt_sub1_chunks_avx512_alias(const uint32_t *restrict bk, const uint8_t *const *sp,
+                                  const uint8_t *const *se, const size_t *nr, size_t nchunk,
+                                  unsigned L, size_t cols, const uint8_t *const *lv,
+                                  const float *restrict x, const struct qnt_tfx *fx,
+                                  float *const *y);
+
+__attribute__((target(S1X_TGT))) void
+qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *sp,
+                       const uint8_t *const *se, const size_t *nr, size_t nchunk, unsigned L,
+                       size_t cols, const uint8_t *const *lv, const float *restrict x,
+                       const struct qnt_tfx *fx, float *const *y)
+{
+    s1x_chunks(tab, sp, se, nr, nchunk, L, cols, lv, x, fx, y, 0);
+}
+
+__attribute__((target(S1X_TGT))) void
+qnt_sub1_chunks_avx512_alias(const uint32_t *restrict bk, const uint8_t *const *sp,
+                             const uint8_t *const *se, const size_t *nr, size_t nchunk,
+                             unsigned L, size_t cols, const uint8_t *const *lv,
+                             const float *restrict x, const struct qnt_tfx *fx, float *const *y)
+{
+    s1x_chunks(bk, sp, se, nr, nchunk, L, cols, lv, x, fx, y, 1);
 }
 #endif

@@ -186,6 +186,33 @@ START_TEST(test_sub1_matvec)
     ck_assert_mem_eq(y1, y2, rows * sizeof *y1);       /* fast is ref, bit for bit */
     qnt_sub1_matvec_generic(blob, nb, rows, cols, x, y4);
     ck_assert_mem_eq(y1, y4, rows * sizeof *y1);       /* and so is the portable kernel */
+    ck_assert_uint_eq(blob[18], 1);                    /* alias layout, run cap <= 15 */
+    ck_assert_uint_le(blob[16], 15);
+    {   /* the cumulative layout (byte 18 = 0) of earlier blobs: every kernel, same bits */
+        size_t cap = qnt_sub1_encode_bound(rows, cols);
+        uint8_t *b0 = malloc(cap);
+        uint64_t nb0;
+        ck_assert_int_eq(qnt_sub1_encode_layout(tern, rows, cols, b0, cap, &nb0, 0), SB_OK);
+        ck_assert_int_eq(qnt_sub1_validate(b0, nb0, rows, cols), SB_OK);
+        ck_assert_uint_eq(b0[18], 0);
+        qnt_sub1_matvec_ref(b0, nb0, rows, cols, x, y3);
+        ck_assert_mem_eq(y0, y3, rows * sizeof *y0);
+        qnt_sub1_matvec(b0, nb0, rows, cols, x, y3);
+        ck_assert_mem_eq(y0, y3, rows * sizeof *y0);
+        qnt_sub1_matvec_generic(b0, nb0, rows, cols, x, y3);
+        ck_assert_mem_eq(y0, y3, rows * sizeof *y0);
+        uint8_t *back = malloc(rows * qnt_tern_row_bytes(cols));
+        qnt_sub1_decode_tern(b0, nb0, cols, 0, rows, back);
+        ck_assert_mem_eq(back, tern, rows * qnt_tern_row_bytes(cols));
+        /* an unknown layout byte, or the alias layout with R > 15, is refused */
+        b0[18] = 2;
+        ck_assert_int_eq(qnt_sub1_validate(b0, nb0, rows, cols), SB_EFORMAT);
+        b0[18] = 1;
+        if (b0[16] > 15)
+            ck_assert_int_eq(qnt_sub1_validate(b0, nb0, rows, cols), SB_EFORMAT);
+        free(back);
+        free(b0);
+    }
     qnt_tern_dequantize_rows(tern, cols, 0, rows, w);
     for (size_t r = 0; r < rows; r++) {
         double sa = 0, d = 0;
