@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -318,8 +319,8 @@ static int set_torch_dtype(char **config, enum sb_dtype to, const char *out_path
  *    HF -> GGUF gives back the original tokenizer.ggml.scores; subbit's reader
  *    prefers it to tokenizer.json in a folder that has both (fmt_st_read.c). */
 struct tok_side {
-    char dir[128];
-    char path[3][160];
+    struct fmt_outdir dir;    /* $TMPDIR/subbit-tok.subbit-tmp-PID-XXXXXX: Ctrl-C removes it */
+    char *path[3];
     const char **list;        /* side files for the writer */
     size_t n;
 };
@@ -327,10 +328,9 @@ struct tok_side {
 static void tok_side_release(struct tok_side *ts)
 {
     for (int i = 0; i < 3; i++)
-        if (ts->path[i][0])
-            unlink(ts->path[i]);
-    if (ts->dir[0])
-        rmdir(ts->dir);
+        sb_free(ts->path[i]);
+    if (ts->dir.tmp)
+        fmt_outdir_abort(&ts->dir); /* the folder and the files in it */
     sb_free(ts->list);
     memset(ts, 0, sizeof *ts);
 }
@@ -361,16 +361,15 @@ static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const
     for (size_t i = 0; i < src->n_side_files; i++)
         ts->list[ts->n++] = src->side_files[i];
     const char *tmp = getenv("TMPDIR");
-    snprintf(ts->dir, sizeof ts->dir, "%s/subbit-tok-XXXXXX",
-             tmp && strlen(tmp) < 100 ? tmp : "/tmp");
-    if (!mkdtemp(ts->dir)) {
-        ts->dir[0] = '\0';
-        return sb_err_set(err, SB_EIO, "%s: cannot make a temp folder", out_path);
-    }
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%s/subbit-tok", tmp && *tmp && strlen(tmp) < 4000 ? tmp : "/tmp");
+    if ((r = fmt_outdir_open(&ts->dir, base, FMT_OUT_FORCE, err)) != SB_OK)
+        return r;
     for (int i = 0; i < 3; i++) {
         if (!need[i])
             continue;
-        snprintf(ts->path[i], sizeof ts->path[i], "%s/%s", ts->dir, names[i]);
+        if (!(ts->path[i] = fmt_outdir_file(&ts->dir, names[i])))
+            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
         struct sb_err e = { 0 };
         if (i == 0)
             r = fmt_l2c_write_tokenizer(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
@@ -378,15 +377,10 @@ static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const
             r = fmt_hftok_write_json(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
         else
             r = fmt_hftok_write_config(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
-        if (r == SB_EUNSUPPORTED && i > 0) {
-            /* a piece JSON cannot hold (not UTF-8): tokenizer.bin alone carries it */
-            ts->path[i][0] = '\0';
-            continue;
-        }
-        if (r != SB_OK) {
-            ts->path[i][0] = '\0';
+        if (r == SB_EUNSUPPORTED && i > 0)
+            continue; /* a piece JSON cannot hold (not UTF-8): tokenizer.bin alone carries it */
+        if (r != SB_OK)
             return sb_err_set(err, r, "%s", e.msg);
-        }
         ts->list[ts->n++] = ts->path[i];
     }
     return SB_OK;
@@ -414,6 +408,10 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
 
     if ((r = cvt_layout_plan(src, cont, &lay, err)) != SB_OK)
         goto fail;
+    if (lay->n == 0) { /* a header "{}", an index with an empty weight_map */
+        r = sb_err_set(err, SB_EFORMAT, "%s: holds no tensors; nothing to convert", src->path);
+        goto fail;
+    }
     rep = sb_calloc(1, sizeof *rep);
     plan = sb_calloc(lay->n ? lay->n : 1, sizeof *plan);
     if (!rep || !plan || !(rep->d = sb_calloc(lay->n ? lay->n : 1, sizeof *rep->d))) {
@@ -579,10 +577,20 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         bool same = d->to == d->from;
         for (size_t p = 1; p < t->n_pieces; p++)
             same = same && src->tensors[t->pieces[p].src].dtype == d->from;
+        /* a whole source tensor, unpermuted; variable-length blobs go as they
+         * are only then (their rows are not byte ranges), else are decoded
+         * and coded again, which is exact for ternary weights */
+        uint64_t s0_rows = 0, s0_cols = 0;
+        sb_shape_rows_cols(s0->shape, s0->ndim, &s0_rows, &s0_cols);
+        const bool whole = t->n_pieces == 1 && t->perm == CVT_PERM_NONE &&
+                           t->pieces[0].row0 == 0 && t->pieces[0].nrows == s0_rows;
+        const bool varlen = sb_dtype_get(d->to)->flags & SB_DT_VARLEN;
+        if (varlen && !whole)
+            same = false;
         if (same && !o->stats) {
-            if (t->n_pieces == 1 && t->perm == CVT_PERM_NONE && t->pieces[0].row0 == 0 &&
-                s0->nbytes == nbytes) {
+            if (whole && (s0->nbytes == nbytes || varlen)) {
                 out = s0->data; /* straight from the map: byte-identical, no copy */
+                nbytes = s0->nbytes;
             } else if ((r = cvt_layout_gather_bytes(lay, i, src, obuf, ocap, err)) != SB_OK) {
                 goto fail;
             }

@@ -10,6 +10,8 @@
 #if defined(__has_include)
 #if __has_include("qnt_encode.h")
 #include "qnt_encode.h"
+#include "qnt_qmoe.h"
+#include "qnt_sub1.h"
 #define CVT_HAVE_QNT_ENCODE 1
 #endif
 #endif
@@ -310,6 +312,18 @@ static int plan_stack(struct plan *p, int layer, int fam, int kind)
                 break;
             n_exp++;
         }
+    }
+    /* every expert there, before sizing anything by a count from the config;
+     * a layer whose expert 0 is missing has none to stack */
+    for (long e = 0; e < n_exp || e == 0; e++) {
+        expert_hf_name(nm, sizeof nm, fam, layer, e, kind);
+        if (name_index_get(&p->ix, nm) >= 0)
+            continue;
+        if (n_exp == 0)
+            return sb_err_set(p->err, SB_EFORMAT, "%s: layer %d has expert tensors but no "
+                              "'%s'", model_what(m), layer, nm);
+        return sb_err_set(p->err, SB_EFORMAT, "%s: missing expert tensor '%s' (%ld experts)",
+                          model_what(m), nm, n_exp);
     }
     size_t *idx = sb_malloc((size_t)n_exp * sizeof *idx);
     if (!idx)
@@ -712,7 +726,8 @@ int cvt_layout_plan(const struct fmt_model *src, enum fmt_container dst, struct 
         qsort(ord, l->n, sizeof *ord, cmp_target);
         for (size_t i = 0; i < l->n; i++)
             t2[i] = l->t[ord[i].i];
-        memcpy(l->t, t2, l->n * sizeof *t2);
+        if (l->n) /* no tensors: l->t is NULL */
+            memcpy(l->t, t2, l->n * sizeof *t2);
         sb_free(ord);
         sb_free(t2);
         for (size_t i = 0; i < l->n; i++) {
@@ -963,6 +978,16 @@ static int decode_rows(const struct fmt_model *src, const struct fmt_tensor *st,
         break;
     }
 #ifdef CVT_HAVE_QNT_ENCODE
+    /* variable-length blobs: whole tensors, decodable by row range; checked
+     * (qnt_*_validate) by gather_f32 before the first decode */
+    if (st->dtype == SB_DTYPE_SUB1) {
+        qnt_sub1_dequantize_rows(st->data, st->nbytes, (size_t)cols, (size_t)row0, (size_t)n, dst);
+        return SB_OK;
+    }
+    if (st->dtype == SB_DTYPE_SUB1_QMOE) {
+        qnt_qmoe_dequantize_rows(st->data, st->nbytes, (size_t)cols, (size_t)row0, (size_t)n, dst);
+        return SB_OK;
+    }
     int r = qnt_dequantize_rows(st->dtype, st->data, (size_t)srows, (size_t)cols, &st->qp,
                                 (size_t)row0, (size_t)n, dst);
     if (r)
@@ -992,6 +1017,19 @@ int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt
         if (tg->mixed_dtype || !in || !(in->flags & SB_DT_FLOAT))
             return sb_err_set(err, SB_EUNSUPPORTED, "%s: '%s': cannot permute a %s vector",
                               model_what(src), tg->name, sb_dtype_name(tg->src_dtype));
+    }
+    for (size_t k = 0; k < tg->n_pieces; k++) {
+        const struct fmt_tensor *st = &src->tensors[tg->pieces[k].src];
+        uint64_t sr, sc;
+        if (!(sb_dtype_get(st->dtype)->flags & SB_DT_VARLEN))
+            continue;
+        tensor_rows_cols(st, elem, &sr, &sc);
+        if ((st->dtype == SB_DTYPE_SUB1 ? qnt_sub1_validate(st->data, st->nbytes, sr, sc)
+                                        : st->dtype == SB_DTYPE_SUB1_QMOE
+                                              ? qnt_qmoe_validate(st->data, st->nbytes, sr, sc)
+                                              : SB_EUNSUPPORTED) != SB_OK)
+            return sb_err_set(err, SB_EFORMAT, "%s: tensor '%s': %s data is damaged",
+                              model_what(src), st->name, sb_dtype_name(st->dtype));
     }
     if (tg->perm == CVT_PERM_NONE) {
         float *o = dst;
@@ -1117,26 +1155,8 @@ static void kv_strs(struct kvbuf *b, const char *key, char *const *strs, const u
     struct fmt_kv *kv = kv_push(b, key, FMT_KV_ARRAY);
     if (!kv)
         return;
-    kv->arr_type = FMT_KV_STRING;
-    kv->strs = sb_calloc(n ? (size_t)n : 1, sizeof *kv->strs);
-    kv->lens = sb_calloc(n ? (size_t)n : 1, sizeof *kv->lens);
-    if (!kv->strs || !kv->lens) {
+    if (fmt_kv_set_strs(kv, strs, lens, n) != SB_OK) /* one block, not n */
         b->failed = 1;
-        return;
-    }
-    kv->n = n; /* so fmt_kv_release frees what was copied */
-    for (uint64_t i = 0; i < n; i++) {
-        size_t len = lens ? (size_t)lens[i] : strlen(strs[i]);
-        char *s = sb_malloc(len + 1);
-        if (!s) {
-            b->failed = 1;
-            return;
-        }
-        memcpy(s, strs[i], len);
-        s[len] = '\0';
-        kv->strs[i] = s;
-        kv->lens[i] = len;
-    }
 }
 
 static int kv_copy(struct kvbuf *b, const struct fmt_kv *s)

@@ -55,7 +55,9 @@ struct fmt_kv {
     uint64_t len;
     /* FMT_KV_ARRAY: arr_type, n elements. Numeric arrays: arr points to n
      * packed little-endian elements of arr_type (owned or borrowed from the
-     * mapping — see arr_owned). String arrays: strs[n], lens[n] (owned). */
+     * mapping — see arr_owned). String arrays: strs[n], lens[n] (owned);
+     * the strings themselves are one block in arr_owned when that is set
+     * (fmt_kv_set_strs, the GGUF reader), else each is owned. */
     enum fmt_kv_type arr_type;
     uint64_t n;
     const void *arr;
@@ -131,6 +133,7 @@ struct fmt_vocab {
     bool add_bos;
     char *hf_json;            /* FMT_VOCAB_HF_JSON: tokenizer.json text (owned) */
     size_t hf_json_len;
+    char *arena;              /* if set, tokens[i] point into this one block (owned) */
 };
 
 /* ---- the model ---------------------------------------------------------- */
@@ -216,6 +219,12 @@ const char *fmt_container_name(enum fmt_container c);
  *  @return SB_OK, or SB_EFORMAT naming `what` (the file) and the field. */
 int fmt_arch_from_hf_config(struct fmt_arch *arch, const char *json, size_t len,
                             const char *what, struct sb_err *err);
+
+/*! fmt_kv_set_strs() : make kv an array of the n strings strs (byte lengths
+ *  lens; NULL: strlen), copied into one block: memory stays proportional to
+ *  the bytes, however many strings. @return SB_OK or SB_ENOMEM (kv unchanged
+ *  but for its type fields). */
+int fmt_kv_set_strs(struct fmt_kv *kv, char *const *strs, const uint64_t *lens, uint64_t n);
 
 /*! fmt_read_file() : whole file into an owned NUL-terminated buffer (sb_free). */
 int fmt_read_file(const char *path, char **out, size_t *len, struct sb_err *err);

@@ -5,6 +5,7 @@
  * headers, never what tensors mean. */
 #include "fmt_sbc.h"
 #include "fmt_map.h"
+#include "fmt_strset_impl.h"
 #include "fmt_writer.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
@@ -400,6 +401,7 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
     struct fmt_map *map = NULL;
     cJSON *root = NULL;
     struct span *sp = NULL;
+    struct fmt_strset seen = { 0 };
     int r = fmt_map_open(&map, path, err);
     if (r)
         return r;
@@ -471,7 +473,8 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
     m->maps[0] = map;
     m->n_maps = 1;
     map = NULL;                         /* owned by the model from here */
-    if (nt > 0 && !(sp = sb_malloc((size_t)nt * sizeof *sp)))
+    if ((nt > 0 && !(sp = sb_malloc((size_t)nt * sizeof *sp))) ||
+        fmt_strset_init(&seen, nt > 0 ? (size_t)nt : 0) != 0)
         FAIL(SB_ENOMEM, "%s: out of memory", path);
     const cJSON *it;
     cJSON_ArrayForEach(it, tens) {
@@ -486,7 +489,7 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
         if (!cJSON_IsString(nm))
             FAIL(SB_EFORMAT, "%s: header: tensor %zu has no name", path, m->n_tensors);
         const char *name = nm->valuestring;
-        if (fmt_model_find(m, name))
+        if (fmt_strset_add(&seen, name)) /* names live in root until the end */
             FAIL(SB_EFORMAT, "%s: duplicate tensor '%s'", path, name);
         int dti = cJSON_IsString(dt) ? sb_dtype_from_name(dt->valuestring) : -1;
         if (dti < 0)
@@ -593,10 +596,12 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
                  sb_dtype_name(t->dtype));
     }
     sb_free(sp);
+    fmt_strset_release(&seen);
     cJSON_Delete(root);
     return SB_OK;
 fail:
     sb_free(sp);
+    fmt_strset_release(&seen);
     cJSON_Delete(root);
     fmt_map_close(map);
     return r;
@@ -760,18 +765,24 @@ int fmt_sbc_writer_open(struct fmt_writer **w, const char *path, const struct fm
     s->out.slot = -1;
     if (n && !(s->plan = sb_calloc(n, sizeof *s->plan)))
         goto oom;
+    struct fmt_strset seen = { 0 };
+    if (fmt_strset_init(&seen, n) != 0)
+        goto oom;
     for (size_t i = 0; i < n; i++) {
         s->plan[i] = plan[i];
         s->plan[i].data = NULL;
         s->plan[i].owned = NULL;
-        if (!(s->plan[i].name = sb_strdup(plan[i].name)))
+        if (!(s->plan[i].name = sb_strdup(plan[i].name))) {
+            fmt_strset_release(&seen);
             goto oom;
-        for (size_t k = 0; k < i; k++)
-            if (!strcmp(s->plan[k].name, plan[i].name)) {
-                sbc_free(s);
-                return sb_err_set(err, SB_EINVAL, "%s: duplicate tensor '%s'", path, plan[i].name);
-            }
+        }
+        if (fmt_strset_add(&seen, s->plan[i].name)) {
+            fmt_strset_release(&seen);
+            sbc_free(s);
+            return sb_err_set(err, SB_EINVAL, "%s: duplicate tensor '%s'", path, plan[i].name);
+        }
     }
+    fmt_strset_release(&seen);
     if (!(s->root = cJSON_CreateObject()))
         goto oom;
     cJSON_AddStringToObject(s->root, "format", "subbit");
