@@ -241,7 +241,7 @@ int fmt_read_file(const char *path, char **out, size_t *len, struct sb_err *err)
 static int json_int(const cJSON *o, const char *key, int dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : dflt;
+    return cJSON_IsNumber(v) ? sb_f64_to_i32(v->valuedouble) : dflt; /* no UB past INT_MAX */
 }
 
 static double json_num(const cJSON *o, const char *key, double dflt)
@@ -316,7 +316,7 @@ int fmt_arch_from_hf_config(struct fmt_arch *a, const char *json, size_t len,
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
     if (cJSON_IsArray(eos) && cJSON_GetArraySize(eos) > 0)
         eos = cJSON_GetArrayItem(eos, 0);
-    a->eos_id = cJSON_IsNumber(eos) ? (int)eos->valuedouble : -1;
+    a->eos_id = cJSON_IsNumber(eos) ? sb_f64_to_i32(eos->valuedouble) : -1;
     if (a->kind == FMT_ARCH_MIXTRAL) {
         a->n_experts = json_int(root, "num_local_experts", 8);
         a->n_experts_used = json_int(root, "num_experts_per_tok", 2);

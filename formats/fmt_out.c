@@ -659,6 +659,8 @@ int fmt_outdir_open(struct fmt_outdir *d, const char *path, unsigned flags, stru
     }
     struct stat st;
     if ((flags & FMT_OUT_FORCE) && lstat(d->path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        sb_free(d->tmp); /* not made yet: nothing to remove */
+        d->tmp = NULL;
         fmt_outdir_abort(d);
         return sb_err_set(err, SB_EIO, "%s: exists and is not a folder (not replaced)", path);
     }

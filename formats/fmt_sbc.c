@@ -371,7 +371,7 @@ static int vocab_from_json(struct fmt_vocab *v, const cJSON *o)
         cJSON_ArrayForEach(it, ty) {
             if (!cJSON_IsNumber(it))
                 return -1;
-            v->types[i++] = (int32_t)it->valuedouble;
+            v->types[i++] = sb_f64_to_i32(it->valuedouble);
         }
     return 0;
 }

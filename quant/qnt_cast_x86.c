@@ -14,7 +14,7 @@
 int qnt_cpu_has_f16c_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && qnt_cpu_has_f16c();
 }
 
 int qnt_cpu_has_avx512(void)

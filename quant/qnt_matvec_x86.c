@@ -3,6 +3,7 @@
  * (16 lanes), and the AVX2 dot used by the variable-length encodings.
  * Compiled without -march: each function carries its own target attribute
  * and qnt_matvec.c calls it only after __builtin_cpu_supports says yes. */
+#include "qnt_cast_impl.h"
 #include "qnt_matvec_impl.h"
 
 #ifdef QNT_MATVEC_HAVE_X86
@@ -13,7 +14,7 @@ int qnt_matvec_cpu_has_avx2(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+           qnt_cpu_has_f16c();
 }
 
 int qnt_matvec_cpu_has_avx512(void)

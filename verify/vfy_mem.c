@@ -384,7 +384,7 @@ static int cfg_decoder(const struct cfg *c, const char *type, struct sb_err *err
             if (cJSON_IsArray(only)) {
                 cJSON_ArrayForEach(it, only)
                 {
-                    if (cJSON_IsNumber(it) && (long)it->valuedouble == i)
+                    if (cJSON_IsNumber(it) && sb_f64_to_i64(it->valuedouble) == i)
                         dense = true;
                 }
             }
