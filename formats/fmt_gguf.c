@@ -495,6 +495,7 @@ static int fill_vocab(struct fmt_model *m, struct sb_err *err)
     v->tokens = sb_calloc(cnt, sizeof *v->tokens);
     v->lens = sb_calloc(cnt, sizeof *v->lens);
     v->arena = sb_malloc(total);   /* all tokens in one block, as in the kv */
+    v->arena_len = total;
     if (sc)
         v->scores = sb_malloc(cnt * sizeof *v->scores);
     if (ty)

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,13 +40,38 @@ void fmt_kv_release(struct fmt_kv *kv)
     memset(kv, 0, sizeof *kv);
 }
 
+/* A token inside the one block of a reader that keeps them so (GGUF). */
+static bool in_arena(const struct fmt_vocab *v, const char *t)
+{
+    return v->arena && t >= v->arena && t < v->arena + v->arena_len;
+}
+
+int fmt_vocab_set_token(struct fmt_vocab *v, uint32_t i, const char *s, uint32_t len)
+{
+    if (!v->tokens || !v->lens || i >= v->n_tokens)
+        return SB_EINVAL;
+    char *t = sb_malloc((size_t)len + 1);
+    if (!t)
+        return SB_ENOMEM;
+    memcpy(t, s, len);
+    t[len] = '\0';
+    if (!in_arena(v, v->tokens[i]))
+        sb_free(v->tokens[i]);
+    v->tokens[i] = t;
+    v->lens[i] = len;
+    if (len > v->max_token_len)
+        v->max_token_len = len;
+    return SB_OK;
+}
+
 void fmt_vocab_release(struct fmt_vocab *v)
 {
     if (!v)
         return;
-    if (v->tokens && !v->arena) /* else the tokens live in arena */
+    if (v->tokens)
         for (uint32_t i = 0; i < v->n_tokens; i++)
-            sb_free(v->tokens[i]);
+            if (!in_arena(v, v->tokens[i]))
+                sb_free(v->tokens[i]);
     sb_free(v->arena);
     sb_free(v->tokens);
     sb_free(v->lens);

@@ -133,7 +133,8 @@ struct fmt_vocab {
     bool add_bos;
     char *hf_json;            /* FMT_VOCAB_HF_JSON: tokenizer.json text (owned) */
     size_t hf_json_len;
-    char *arena;              /* if set, tokens[i] point into this one block (owned) */
+    char *arena;              /* if set, tokens point into this one block (owned) of */
+    size_t arena_len;         /* arena_len bytes, except those fmt_vocab_set_token made */
 };
 
 /* ---- the model ---------------------------------------------------------- */
@@ -205,6 +206,11 @@ const struct fmt_kv *fmt_model_find_kv(const struct fmt_model *m, const char *ke
 
 /*! fmt_model_params() : parameter count (elements) of all tensors. */
 uint64_t fmt_model_params(const struct fmt_model *m);
+
+/*! fmt_vocab_set_token() : token i := a copy of len bytes at s (the old one
+ *  freed, wherever it lives). @return SB_OK, SB_EINVAL (i out of range),
+ *  SB_ENOMEM (token i unchanged). */
+int fmt_vocab_set_token(struct fmt_vocab *v, uint32_t i, const char *s, uint32_t len);
 
 /*! fmt_kv_release() / fmt_vocab_release() : free the owned parts; zeroed structs fine. */
 void fmt_kv_release(struct fmt_kv *kv);

@@ -84,7 +84,7 @@ int cmd_clean(int argc, char **argv)
     if (c.json) {
         cJSON_AddNumberToObject(doc, "count", (double)c.n);
         cli_print_json(doc);
-    } else if (!c.quiet && c.n == 0) {
+    } else if (!c.quiet && c.n == 0 && rc == CLI_OK) {
         printf("no stale temps\n");
     }
     return rc;

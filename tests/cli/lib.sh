@@ -4,6 +4,7 @@ set -u
 FIXTURES=${SUBBIT_FIXTURES:-${SUBBIT_FIXTURES_DEFAULT:-}}
 T=$(mktemp -d "${TMPDIR:-/tmp}/subbit-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
+trap 'exit 143' TERM INT HUP   # so that the EXIT trap runs (ctest's timeout sends TERM)
 # whatever subbit puts in $TMPDIR (tokenizer side files, texts) goes with $T
 export TMPDIR="$T"
 fails=0

@@ -234,6 +234,32 @@ START_TEST(test_message_escapes_names)
 }
 END_TEST
 
+/* fuzz_safetensors: a JSON number too large for any integer (cJSON reads
+ * 1e400 as inf) was converted to uint64_t before its range was checked (UB;
+ * UBSan's float-cast-overflow, on in the sanitizer build) */
+START_TEST(test_st_numbers_out_of_range)
+{
+    static const char *const hdrs[] = {
+        "{\"x\":{\"dtype\":\"F32\",\"shape\":[1e400],\"data_offsets\":[0,4]}}",
+        "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e400]}}",
+        "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[1e19,4]}}",
+        "{\"x\":{\"dtype\":\"F32\",\"shape\":[-1e400],\"data_offsets\":[0,4]}}",
+    };
+    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
+        uint8_t file[256] = { 0 };
+        uint64_t hl = strlen(hdrs[i]);
+        memcpy(file, &hl, 8);
+        memcpy(file + 8, hdrs[i], hl);
+        const char *p = test_tmpfile("n.safetensors");
+        ck_assert_int_eq(test_write_file(p, file, 8 + hl + 4), 0);
+        struct fmt_model *m;
+        struct sb_err err = { 0 };
+        ck_assert_int_eq(fmt_model_open(&m, p, NULL, &err), SB_EFORMAT);
+        ck_assert_msg(strstr(err.msg, "n.safetensors: ") != NULL, "case %zu: %s", i, err.msg);
+    }
+}
+END_TEST
+
 /* ---- item 7: temps, stale and live ---------------------------------------- */
 
 static long dead_pid(void)
@@ -460,6 +486,13 @@ START_TEST(test_gguf_strings_fixed_allocations)
     ck_assert_str_eq(m->vocab.tokens[7], "seven");
     ck_assert_str_eq(m->vocab.tokens[NSTR - 1], "last");
     ck_assert_uint_eq(m->vocab.max_token_len, 5);
+    /* a token replaced in the block, then again: each old one freed where it lives (ASan) */
+    ck_assert_int_eq(fmt_vocab_set_token(&m->vocab, 7, "sept", 4), SB_OK);
+    ck_assert_int_eq(fmt_vocab_set_token(&m->vocab, 7, "siebenx", 7), SB_OK);
+    ck_assert_str_eq(m->vocab.tokens[7], "siebenx");
+    ck_assert_uint_eq(m->vocab.lens[7], 7);
+    ck_assert_uint_eq(m->vocab.max_token_len, 7);
+    ck_assert_int_eq(fmt_vocab_set_token(&m->vocab, NSTR, "x", 1), SB_EINVAL);
     fmt_model_free(m);
     /* headers only (mem) reads through a window: the same */
     struct fmt_open_opts oo = { .headers_only = true };
@@ -494,6 +527,7 @@ Suite *formats_robust_suite(void)
     tcase_add_test(tc, test_force_folder_keeps_other_files);
     tcase_add_test(tc, test_read_file_folder_and_pipe);
     tcase_add_test(tc, test_message_escapes_names);
+    tcase_add_test(tc, test_st_numbers_out_of_range);
     tcase_add_test(tc, test_temps_named_and_swept);
     tcase_add_test(tc, test_signal_cleanup_removes_full_temp_folder);
     tcase_add_test(tc, test_map_signal_path);
