@@ -1001,6 +1001,24 @@ static int decode_rows(const struct fmt_model *src, const struct fmt_tensor *st,
 #endif
 }
 
+/* The pieces of target tg decoded one after the other (no permutation). */
+static int gather_f32_in_order(const struct cvt_target *tg, const struct fmt_model *src,
+                               bool elem, uint64_t cols, float *dst, struct sb_err *err)
+{
+    float *o = dst;
+    for (size_t k = 0; k < tg->n_pieces; k++) {
+        const struct cvt_piece *pc = &tg->pieces[k];
+        const struct fmt_tensor *st = &src->tensors[pc->src];
+        uint64_t sr, sc;
+        tensor_rows_cols(st, elem, &sr, &sc);
+        int r = decode_rows(src, st, sr, sc, pc->row0, pc->nrows, o, err);
+        if (r)
+            return r;
+        o += pc->nrows * cols;
+    }
+    return SB_OK;
+}
+
 int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
                           float *dst, struct sb_err *err)
 {
@@ -1018,11 +1036,13 @@ int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt
             return sb_err_set(err, SB_EUNSUPPORTED, "%s: '%s': cannot permute a %s vector",
                               model_what(src), tg->name, sb_dtype_name(tg->src_dtype));
     }
+    bool varlen = false;
     for (size_t k = 0; k < tg->n_pieces; k++) {
         const struct fmt_tensor *st = &src->tensors[tg->pieces[k].src];
         uint64_t sr, sc;
         if (!(sb_dtype_get(st->dtype)->flags & SB_DT_VARLEN))
             continue;
+        varlen = true;
         tensor_rows_cols(st, elem, &sr, &sc);
         if ((st->dtype == SB_DTYPE_SUB1 ? qnt_sub1_validate(st->data, st->nbytes, sr, sc)
                                         : st->dtype == SB_DTYPE_SUB1_QMOE
@@ -1031,18 +1051,24 @@ int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt
             return sb_err_set(err, SB_EFORMAT, "%s: tensor '%s': %s data is damaged",
                               model_what(src), st->name, sb_dtype_name(st->dtype));
     }
-    if (tg->perm == CVT_PERM_NONE) {
-        float *o = dst;
-        for (size_t k = 0; k < tg->n_pieces; k++) {
-            const struct cvt_piece *pc = &tg->pieces[k];
-            const struct fmt_tensor *st = &src->tensors[pc->src];
-            uint64_t sr, sc;
-            tensor_rows_cols(st, elem, &sr, &sc);
-            if ((r = decode_rows(src, st, sr, sc, pc->row0, pc->nrows, o, err)))
-                return r;
-            o += pc->nrows * cols;
-        }
-        return SB_OK;
+    if (tg->perm == CVT_PERM_NONE)
+        return gather_f32_in_order(tg, src, elem, cols, dst, err);
+    if (varlen) {
+        /* a variable-length blob sets up its decoder per call: decode it whole
+         * once, in source order, then permute the rows */
+        size_t n;
+        float *tmp = NULL;
+        if (sb_mul_size((size_t)rows, (size_t)cols, &n) || sb_mul_size(n, sizeof *tmp, &n) ||
+            !(tmp = sb_malloc(n ? n : 1)))
+            return sb_err_set(err, SB_ENOMEM, "%s: '%s': out of memory", model_what(src),
+                              tg->name);
+        if ((r = gather_f32_in_order(tg, src, elem, cols, tmp, err)) == SB_OK)
+            for (uint64_t i = 0; i < rows; i++)
+                memcpy(dst + i * cols,
+                       tmp + cvt_perm_src_row(tg->perm, (uint64_t)tg->perm_heads, rows, i) * cols,
+                       (size_t)cols * sizeof *dst);
+        sb_free(tmp);
+        return r;
     }
     for (uint64_t i = 0; i < rows; i++) {
         uint64_t sr = cvt_perm_src_row(tg->perm, (uint64_t)tg->perm_heads, rows, i), srow;

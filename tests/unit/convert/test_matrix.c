@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cvt_convert.h"
+#include "cvt_synth.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
 #include "qnt_encode.h"
@@ -151,6 +152,51 @@ START_TEST(test_every_encoding_to_every_other)
 }
 END_TEST
 
+/* HF -> GGUF permutes the q/k rows: a sub1 matrix, decoded whole and then
+ * permuted, gives the same GGUF as the same ternary weights stored as tern
+ * (rows decoded one by one) */
+START_TEST(test_sub1_permuted_to_gguf)
+{
+    struct cvt_synth_opts so;
+    cvt_synth_opts_init(&so, FMT_ARCH_LLAMA);
+    so.dim = 64;
+    so.heads = 4;
+    so.kv_heads = 2;
+    so.hidden = 96;
+    struct sb_err err = { 0 };
+    char src[4096], a[4096], b[4096], ga[4096], gb[4096];
+    snprintf(src, sizeof src, "%s", test_tmpfile("llama"));
+    snprintf(a, sizeof a, "%s", test_tmpfile("a.subbit"));
+    snprintf(b, sizeof b, "%s", test_tmpfile("b.subbit"));
+    snprintf(ga, sizeof ga, "%s", test_tmpfile("a.gguf"));
+    snprintf(gb, sizeof gb, "%s", test_tmpfile("b.gguf"));
+    ck_assert_msg(cvt_synth(&so, src, &err) == SB_OK, "%s", err.msg);
+    ck_assert_msg(convert(src, a, SB_DTYPE_SUB1, &err) == SB_OK, "%s", err.msg);
+    ck_assert_msg(convert(src, b, SB_DTYPE_TERN, &err) == SB_OK, "%s", err.msg);
+    ck_assert_msg(convert(a, ga, SB_DTYPE_F32, &err) == SB_OK, "%s", err.msg);
+    ck_assert_msg(convert(b, gb, SB_DTYPE_F32, &err) == SB_OK, "%s", err.msg);
+    struct fmt_model *ma, *mb;
+    ck_assert_int_eq(fmt_model_open(&ma, ga, NULL, &err), SB_OK);
+    ck_assert_int_eq(fmt_model_open(&mb, gb, NULL, &err), SB_OK);
+    const struct fmt_tensor *qa = fmt_model_find(ma, "blk.0.attn_q.weight");
+    const struct fmt_tensor *qb = fmt_model_find(mb, "blk.0.attn_q.weight");
+    ck_assert_ptr_nonnull(qa);
+    ck_assert_ptr_nonnull(qb);
+    ck_assert_uint_eq(qa->nbytes, 64 * 64 * 4);
+    ck_assert_uint_eq(ma->n_tensors, mb->n_tensors);
+    for (size_t i = 0; i < ma->n_tensors; i++) {
+        const struct fmt_tensor *tb = fmt_model_find(mb, ma->tensors[i].name);
+        ck_assert_ptr_nonnull(tb);
+        ck_assert_msg(tb->nbytes == ma->tensors[i].nbytes &&
+                          !memcmp(tb->data, ma->tensors[i].data, tb->nbytes),
+                      "%s differs", tb->name);
+    }
+    fmt_model_free(ma);
+    fmt_model_free(mb);
+    test_tmpdir_cleanup();
+}
+END_TEST
+
 Suite *convert_matrix_suite(void)
 {
     Suite *s = suite_create("convert_matrix");
@@ -158,6 +204,7 @@ Suite *convert_matrix_suite(void)
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_every_encoding_to_every_other, 0, (int)N_ENC);
+    tcase_add_test(tc, test_sub1_permuted_to_gguf);
     suite_add_tcase(s, tc);
     return s;
 }
