@@ -184,8 +184,7 @@ static void swiglu(const struct vfy_mat *gate, const struct vfy_mat *up, const s
     const size_t F = gate->nrows;
     mm(gate, x, n, h);
     mm(up, x, n, h2);
-    for (size_t i = 0; i < n * F; i++)
-        h[i] = silu(h[i]) * h2[i];
+    vfy_swiglu_act(h, h2, n * F);
     mm(down, h, n, out);
 }
 
@@ -232,24 +231,49 @@ static void attention(struct vfy_ctx *c, size_t l, size_t n, size_t pos0)
     }
 }
 
-/* Mixture of experts for n rows of c->xb; result in c->moe_out. */
-static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
+/* Q/K/V of n rows of c->xb (+ biases), RoPE at positions pos0.., into layer
+ * l's cache, then attention: the result (the input of o_proj) in c->att_out. */
+static void attn_block(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n,
+                       size_t pos0)
 {
-    const struct vfy_model *vm = c->vm;
-    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
-    const size_t dim = (size_t)vm->info.dim;
-    mm(&L->router, c->xb, n, c->router);
-    /* softmax over all experts, top k (lowest index wins ties), Mixtral renormalises */
+    const struct vfy_model_info *in = &c->vm->info;
+    const size_t hd = (size_t)in->head_dim;
+    const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;
+    mm(&L->wq, c->xb, n, c->q);
+    mm(&L->wk, c->xb, n, c->k);
+    mm(&L->wv, c->xb, n, c->v);
     for (size_t i = 0; i < n; i++) {
-        const float *r = c->router + i * E;
+        for (size_t d = 0; L->bq && d < qd; d++)
+            c->q[i * qd + d] += L->bq[d];
+        for (size_t d = 0; L->bk && d < kvd; d++)
+            c->k[i * kvd + d] += L->bk[d];
+        for (size_t d = 0; L->bv && d < kvd; d++)
+            c->v[i * kvd + d] += L->bv[d];
+        rope(c, c->q + i * qd, in->n_heads, hd, pos0 + i);
+        rope(c, c->k + i * kvd, in->n_kv_heads, hd, pos0 + i);
+        const size_t at = (l * c->n_ctx + pos0 + i) * kvd;
+        memcpy(c->key_cache + at, c->k + i * kvd, kvd * sizeof(float));
+        memcpy(c->value_cache + at, c->v + i * kvd, kvd * sizeof(float));
+    }
+    attention(c, l, n, pos0);
+}
+
+/* Routing of n rows from their router logits (n, E): softmax over all
+ * experts, top k (lowest index wins ties), Mixtral renormalises the k. */
+static void route(const struct vfy_model *vm, const float *logits, size_t n, int *sel_out,
+                  float *w_out)
+{
+    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
+    for (size_t i = 0; i < n; i++) {
+        const float *r = logits + i * E;
         double mx = r[0], p[64], sum = 0.0;   /* K <= 64, checked at bind */
         for (size_t e = 1; e < E; e++)
             if (r[e] > mx)
                 mx = r[e];
         for (size_t e = 0; e < E; e++)
             sum += exp((double)r[e] - mx);
-        int *sel = c->sel + i * K;
-        float *w = c->selw + i * K;
+        int *sel = sel_out + i * K;
+        float *w = w_out + i * K;
         double wsum = 0.0;
         for (size_t k = 0; k < K; k++) {
             int best = -1;
@@ -267,6 +291,25 @@ static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n
         for (size_t k = 0; k < K; k++)
             w[k] = (float)(vm->renorm_topk ? p[k] / wsum : p[k]);
     }
+}
+
+/* sigmoid(g . x) of Qwen2-MoE's shared expert for one row x (dim) */
+static float shared_gate(const struct vfy_layer *L, const float *x, size_t dim)
+{
+    double g = 0.0;
+    for (size_t d = 0; d < dim; d++)
+        g += (double)L->sh_gate_inp[d] * x[d];
+    return (float)(1.0 / (1.0 + exp(-g)));
+}
+
+/* Mixture of experts for n rows of c->xb; result in c->moe_out. */
+static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
+{
+    const struct vfy_model *vm = c->vm;
+    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
+    const size_t dim = (size_t)vm->info.dim;
+    mm(&L->router, c->xb, n, c->router);
+    route(vm, c->router, n, c->sel, c->selw);
     memset(c->moe_out, 0, n * dim * sizeof *c->moe_out);
     /* expert by expert over the tokens routed to it; each token adds its
      * experts in index order, so a batch and single tokens sum alike */
@@ -294,10 +337,7 @@ static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n
     if (L->has_shared) {   /* Qwen2-MoE: + sigmoid(g . x) * shared_mlp(x) */
         swiglu(&L->sh_gate, &L->sh_up, &L->sh_down, c->xb, n, c->he, c->he2, c->ye);
         for (size_t i = 0; i < n; i++) {
-            double g = 0.0;
-            for (size_t d = 0; d < dim; d++)
-                g += (double)L->sh_gate_inp[d] * c->xb[i * dim + d];
-            const float s = (float)(1.0 / (1.0 + exp(-g)));
+            const float s = shared_gate(L, c->xb + i * dim, dim);
             for (size_t d = 0; d < dim; d++)
                 c->moe_out[i * dim + d] += s * c->ye[i * dim + d];
         }
@@ -312,36 +352,16 @@ static void forward_batch(struct vfy_ctx *c, const int32_t *tok, size_t n, size_
 {
     const struct vfy_model *vm = c->vm;
     const struct vfy_model_info *in = &vm->info;
-    const size_t dim = (size_t)in->dim, hd = (size_t)in->head_dim;
-    const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;
-    const struct vfy_mat *em = &vm->embd;
+    const size_t dim = (size_t)in->dim;
 
-    for (size_t i = 0; i < n; i++)   /* token embeddings (vocab, dim) */
-        qnt_matvec_get_row(em->dt, em->w, em->nbytes, &em->qp, em->rows, em->cols,
-                           (size_t)tok[i], c->x + i * dim);
+    vfy_embed(vm, tok, n, c->x);   /* token embeddings (vocab, dim) */
 
     for (size_t l = 0; l < (size_t)in->n_layers; l++) {
         const struct vfy_layer *L = &vm->layers[l];
         /* attention: x += wo . attn(rope(wq xn), rope(wk xn), wv xn) */
         for (size_t i = 0; i < n; i++)
             rmsnorm(c->xb + i * dim, c->x + i * dim, L->attn_norm, dim, vm->eps);
-        mm(&L->wq, c->xb, n, c->q);
-        mm(&L->wk, c->xb, n, c->k);
-        mm(&L->wv, c->xb, n, c->v);
-        for (size_t i = 0; i < n; i++) {
-            for (size_t d = 0; L->bq && d < qd; d++)
-                c->q[i * qd + d] += L->bq[d];
-            for (size_t d = 0; L->bk && d < kvd; d++)
-                c->k[i * kvd + d] += L->bk[d];
-            for (size_t d = 0; L->bv && d < kvd; d++)
-                c->v[i * kvd + d] += L->bv[d];
-            rope(c, c->q + i * qd, in->n_heads, hd, pos0 + i);
-            rope(c, c->k + i * kvd, in->n_kv_heads, hd, pos0 + i);
-            const size_t at = (l * c->n_ctx + pos0 + i) * kvd;
-            memcpy(c->key_cache + at, c->k + i * kvd, kvd * sizeof(float));
-            memcpy(c->value_cache + at, c->v + i * kvd, kvd * sizeof(float));
-        }
-        attention(c, l, n, pos0);
+        attn_block(c, L, l, n, pos0);
         mm(&L->wo, c->att_out, n, c->xb2);
         for (size_t i = 0; i < n * dim; i++)
             c->x[i] += c->xb2[i];
@@ -391,4 +411,57 @@ int vfy_forward(struct vfy_ctx *c, const int32_t *tokens, size_t n, size_t pos0,
             forward_batch(c, tokens + s, b, pos0 + s, last ? logits : NULL, false);
     }
     return SB_OK;
+}
+
+/* ---- stepping one layer over many tokens (vfy_model.h) ------------------------- */
+
+void vfy_layer_norm(const struct vfy_model *vm, int l, enum vfy_norm which, const float *x,
+                    size_t n, float *out)
+{
+    const size_t dim = (size_t)vm->info.dim;
+    const float *w = which == VFY_NORM_OUT ? vm->out_norm
+                     : which == VFY_NORM_ATTN ? vm->layers[l].attn_norm : vm->layers[l].ffn_norm;
+    for (size_t i = 0; i < n; i++)
+        rmsnorm(out + i * dim, x + i * dim, w, dim, vm->eps);
+}
+
+int vfy_layer_attention(struct vfy_ctx *c, int l, const float *xn, size_t n, float *att,
+                        struct sb_err *err)
+{
+    const struct vfy_model_info *in = &c->vm->info;
+    const size_t dim = (size_t)in->dim, qd = (size_t)in->n_heads * (size_t)in->head_dim;
+    if (l < 0 || l >= in->n_layers || n == 0 || n > c->max_batch || n > c->n_ctx)
+        return sb_err_set(err, SB_EINVAL, "layer attention: %zu tokens for a context of %zu "
+                          "(batch %zu)", n, c->n_ctx, c->max_batch);
+    memcpy(c->xb, xn, n * dim * sizeof(float));
+    attn_block(c, &c->vm->layers[l], (size_t)l, n, 0);
+    memcpy(att, c->att_out, n * qd * sizeof(float));
+    return SB_OK;
+}
+
+void vfy_layer_route(struct vfy_ctx *c, int l, const float *xn, size_t n, int *sel, float *selw)
+{
+    const struct vfy_model *vm = c->vm;
+    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
+    const size_t dim = (size_t)vm->info.dim;
+    for (size_t s = 0; s < n; s += c->max_batch) {
+        const size_t b = n - s < c->max_batch ? n - s : c->max_batch;
+        mm(&vm->layers[l].router, xn + s * dim, b, c->router);
+        route(vm, c->router, b, sel + s * K, selw + s * K);
+        (void)E;
+    }
+}
+
+void vfy_layer_shared_gate(const struct vfy_model *vm, int l, const float *xn, size_t n,
+                           float *g)
+{
+    const size_t dim = (size_t)vm->info.dim;
+    for (size_t i = 0; i < n; i++)
+        g[i] = shared_gate(&vm->layers[l], xn + i * dim, dim);
+}
+
+void vfy_swiglu_act(float *h, const float *h2, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h[i] = silu(h[i]) * h2[i];
 }

@@ -74,4 +74,82 @@ int vfy_forward(struct vfy_ctx *ctx, const int32_t *tokens, size_t n, size_t pos
  *  dense model. Borrowed. */
 const uint64_t *vfy_ctx_expert_counts(const struct vfy_ctx *ctx);
 
+/* ---- stepping through one layer (GPTQ calibration: convert/cvt_quant.c) ----
+ *
+ * The forward above, cut where a calibration needs to look: the inputs of
+ * every matrix, over many tokens, a layer at a time, with matrices replaced
+ * by their quantized versions as they are made. The same code computes both
+ * (vfy_forward is built from these pieces), so calibration sees exactly what
+ * ppl will. */
+
+/* A decoder matrix: expert roles take an expert index, the rest ignore it. */
+enum vfy_role {
+    VFY_ROLE_Q = 0, VFY_ROLE_K, VFY_ROLE_V, VFY_ROLE_O,
+    VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN,          /* dense FFN (expert < 0) or expert e */
+    VFY_ROLE_ROUTER,
+    VFY_ROLE_SH_GATE, VFY_ROLE_SH_UP, VFY_ROLE_SH_DOWN, /* Qwen2-MoE shared expert */
+    VFY_ROLE_OUTPUT,                                    /* the classifier (layer ignored) */
+    VFY_ROLE_COUNT
+};
+
+/* Where a matrix lives: rows row0 .. row0+nrows-1 of the [rows, cols] tensor
+ * `name` (a 3-D stacked expert tensor counts its leading dims as rows). */
+struct vfy_matref {
+    const char *name;            /* the tensor (borrowed) */
+    enum sb_dtype dt;            /* the encoding computed with now */
+    size_t rows, cols;           /* the whole tensor */
+    size_t row0, nrows;          /* this matrix */
+    bool replaced;               /* vfy_model_set_mat was called for it */
+};
+
+/*! vfy_model_mat() : the matrix of (layer, role, expert) in *out; false if the
+ *  model has none (a dense layer's router, a missing shared expert, an expert
+ *  index out of range). Dense FFN roles need expert < 0 on a dense layer. */
+bool vfy_model_mat(const struct vfy_model *vm, int layer, enum vfy_role role, int expert,
+                   struct vfy_matref *out);
+
+/*! vfy_model_set_mat() : from now on compute (layer, role, expert) with w, an
+ *  nrows x cols blob (this matrix's rows only) in encoding dt (qp: int8
+ *  params). w must outlive vm. Not thread-safe with a forward in flight.
+ *  @return SB_OK; SB_EINVAL (no such matrix) or SB_EUNSUPPORTED/SB_EFORMAT
+ *  (no kernel, or nbytes do not fit) with a message. */
+int vfy_model_set_mat(struct vfy_model *vm, int layer, enum vfy_role role, int expert,
+                      enum sb_dtype dt, const void *w, uint64_t nbytes,
+                      const struct sb_qparams *qp, struct sb_err *err);
+
+/*! vfy_layer_matmul() : Y (n, nrows) = X (n, cols) W^T for (layer, role, expert). */
+void vfy_layer_matmul(const struct vfy_model *vm, int layer, enum vfy_role role, int expert,
+                      const float *X, size_t n, float *Y);
+
+enum vfy_norm { VFY_NORM_ATTN, VFY_NORM_FFN, VFY_NORM_OUT };
+/*! vfy_layer_norm() : RMSNorm of n rows of x (n, dim) with layer l's attention
+ *  or FFN norm, or the final norm (l ignored), into out. */
+void vfy_layer_norm(const struct vfy_model *vm, int l, enum vfy_norm which, const float *x,
+                    size_t n, float *out);
+
+/*! vfy_layer_attention() : layer l's attention for one window of n normed
+ *  rows xn (n, dim) at positions 0 .. n-1: Q/K/V (+ biases), RoPE, causal
+ *  attention; att (n, n_heads * head_dim) is the input of o_proj. Uses ctx's
+ *  buffers and its cache of layer l; n <= the context and its batch.
+ *  @return SB_OK or SB_EINVAL. */
+int vfy_layer_attention(struct vfy_ctx *ctx, int l, const float *xn, size_t n, float *att,
+                        struct sb_err *err);
+
+/*! vfy_layer_route() : layer l's routing of n normed rows xn: the k chosen
+ *  experts sel (n, k) and their weights selw (n, k), as the forward routes
+ *  (softmax, top k with the lower index winning ties, renormalised for
+ *  Mixtral). Uses ctx's router buffer, any n. */
+void vfy_layer_route(struct vfy_ctx *ctx, int l, const float *xn, size_t n, int *sel,
+                     float *selw);
+
+/*! vfy_layer_shared_gate() : Qwen2-MoE's sigmoid(g . x) for n rows (into g[n]). */
+void vfy_layer_shared_gate(const struct vfy_model *vm, int l, const float *xn, size_t n,
+                           float *g);
+
+/*! vfy_swiglu_act() : h[i] = silu(h[i]) * h2[i] for n elements. */
+void vfy_swiglu_act(float *h, const float *h2, size_t n);
+
+/*! vfy_embed() : the embeddings of n tokens (ids checked by the caller) into x (n, dim). */
+void vfy_embed(const struct vfy_model *vm, const int32_t *tokens, size_t n, float *x);
+
 #endif
