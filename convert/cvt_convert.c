@@ -156,6 +156,32 @@ static enum sb_dtype decide(const struct cvt_target *t, enum sb_dtype from,
     return to;
 }
 
+int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
+                       const struct cvt_opts *o, int *to, const char **why, struct sb_err *err)
+{
+    struct cvt_layout *lay = NULL;
+    int r = cvt_layout_plan(src, cont, &lay, err);
+    if (r != SB_OK)
+        return r;
+    for (size_t i = 0; i < src->n_tensors; i++) {
+        to[i] = -1;
+        if (why)
+            why[i] = "not in the output";
+    }
+    for (size_t i = 0; i < lay->n; i++) {
+        const struct cvt_target *t = &lay->t[i];
+        const char *w = NULL;
+        const enum sb_dtype d = decide(t, src->tensors[t->pieces[0].src].dtype, cont, o, &w);
+        for (size_t p = 0; p < t->n_pieces; p++) {
+            to[t->pieces[p].src] = (int)d;
+            if (why)
+                why[t->pieces[p].src] = w;
+        }
+    }
+    cvt_layout_free(lay);
+    return SB_OK;
+}
+
 static int plain_cast_parallel(enum sb_dtype from, const void *src, enum sb_dtype to, void *dst,
                                uint64_t n)
 {
@@ -438,7 +464,8 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         d->from = s0->dtype;
         d->to = decide(t, s0->dtype, cont, o, &d->reason);
         for (size_t p = 0; p < t->n_pieces; p++) {
-            const struct fmt_tensor *s = &src->tensors[t->pieces[p].src];
+            const struct fmt_model *rs = o->report_src ? o->report_src : src;
+            const struct fmt_tensor *s = &rs->tensors[t->pieces[p].src];
             uint64_t rows, cols;
             sb_shape_rows_cols(s->shape, s->ndim, &rows, &cols);
             d->in_bytes += rows ? s->nbytes / rows * t->pieces[p].nrows : 0;
@@ -607,6 +634,17 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
                     goto fail;
             }
             streamed = pieces;
+        } else if (!o->stats && d->from == SB_DTYPE_TERN && t->n_pieces == 1 &&
+                   t->perm == CVT_PERM_NONE && t->pieces[0].row0 == 0 &&
+                   (d->to == SB_DTYPE_SUB1 || d->to == SB_DTYPE_SUB1_QMOE)) {
+            /* ternary symbols already chosen (by GPTQ, say): code them as they are */
+            r = d->to == SB_DTYPE_SUB1 ? qnt_sub1_encode(s0->data, rows, cols, obuf, ocap, &nbytes)
+                                       : qnt_qmoe_encode(s0->data, rows, cols, obuf, ocap, &nbytes);
+            if (r != SB_OK) {
+                r = sb_err_set(err, r, "tensor '%s': %s encoding failed", t->name,
+                               sb_dtype_name(d->to));
+                goto fail;
+            }
         } else {
             if ((r = cvt_layout_gather_f32(lay, i, src, fbuf, err)) != SB_OK)
                 goto fail;
@@ -643,6 +681,9 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         goto fail;
 
 done:
+    if (o->report_src)
+        for (size_t i = 0; i < lay->n; i++)
+            rep->d[i].from = o->report_src->tensors[lay->t[i].pieces[0].src].dtype;
     rep->seconds = now_s() - t0;
     *rep_out = rep;
     rep = NULL;

@@ -39,6 +39,9 @@ struct cvt_opts {
     bool dry_run;              /* plan and sizes only, nothing written */
     bool stats;                /* per-tensor error statistics (decodes what was written) */
     struct sb_progress progress;    /* bytes of output done / planned */
+    const struct fmt_model *report_src;   /* NULL, or the model src stands in for (same
+                                             tensors, some re-encoded): the report's
+                                             `from` and in_bytes describe it */
 };
 
 struct cvt_decision {
@@ -69,6 +72,14 @@ void cvt_opts_init(struct cvt_opts *o);
 int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
                 struct cvt_report **rep, struct sb_err *err);
 void cvt_report_free(struct cvt_report *rep);
+
+/*! cvt_decide_sources() : the policy of cvt_convert for each source tensor:
+ *  the encoding src->tensors[i] gets when converted into container cont with o
+ *  (to[i], an enum sb_dtype; -1 if it is not in the output) and why (static
+ *  text; why may be NULL). Both arrays hold src->n_tensors entries.
+ *  @return SB_OK, or a layout error (cvt_layout_plan). */
+int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
+                       const struct cvt_opts *o, int *to, const char **why, struct sb_err *err);
 
 /*! cvt_is_expert() : whether an (HF or GGUF) tensor name is a routed-expert matrix. */
 bool cvt_is_expert(const char *name);

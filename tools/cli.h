@@ -76,6 +76,7 @@ uint64_t cli_peak_rss(void);
 /* Subcommands (tools/cmd_<name>.c). */
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_quant(int argc, char **argv);
 int cmd_mem(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

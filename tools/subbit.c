@@ -7,6 +7,7 @@
 static const struct cli_cmd commands[] = {
     { "inspect", cmd_inspect, "list a model's architecture, tensors, sizes and bits/param" },
     { "convert", cmd_convert, "re-encode a model and/or change its container" },
+    { "quant", cmd_quant, "calibrated quantization: GPTQ, each MoE expert on its routed tokens" },
     { "mem", cmd_mem, "estimate the memory a model needs, from headers alone" },
     { "ppl", cmd_ppl, "perplexity of a model on a text, with a stated protocol" },
     { "verify", cmd_verify, "compare a model against a reference: dPPL, KLD, top-1 (CI gate)" },
