@@ -133,6 +133,10 @@ static enum sb_dtype decide(const struct cvt_target *t, enum sb_dtype from,
         *why = "routers stay f32";
         return SB_DTYPE_F32;
     }
+    if (o->keep_embeddings && is_embedding(t->name)) {
+        *why = "embeddings are not quantized";
+        return from;
+    }
     if (di->flags & SB_DT_TERNARY) {
         if (o->experts_only && !(t->is_expert || cvt_is_expert(t->name))) {
             *why = "not an expert (--experts-only)";

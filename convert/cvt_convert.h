@@ -32,6 +32,7 @@ struct cvt_opts {
     size_t n_rules;
     enum sb_dtype fallback;    /* tensors that cannot take `to` (1-D, row not a block multiple): f16 */
     bool experts_only;         /* sub-1-bit/tern targets: only expert matrices take `to` */
+    bool keep_embeddings;      /* quantized targets: the token embedding stays as stored */
     enum sb_dtype dense_to;    /* what non-expert matrices get with experts_only (default bf16) */
     struct sb_qparams qp;      /* int8: group size, scale dtype */
     uint64_t shard_size;       /* safetensors folder output: bytes per shard (0: one file) */

@@ -27,6 +27,7 @@ void cvt_quant_opts_init(struct cvt_quant_opts *o)
 {
     memset(o, 0, sizeof *o);
     cvt_opts_init(&o->conv);
+    o->conv.keep_embeddings = true;   /* issue 10: embeddings are never quantized by default */
     o->method = CVT_QUANT_GPTQ;
     qnt_gptq_opts_init(&o->gptq);
     o->min_expert_tokens = 1;

@@ -81,7 +81,7 @@ struct grp {
 struct trow {
     float lo, hi, tlo, thi;
     uint16_t lo16, hi16;
-    double inv_s2;   /* 1 / ((hi - lo)/2)^2, for entropy-constrained rounding */
+    double inv_s2;   /* 1 / mean(w^2) of the original row, for entropy-constrained rounding */
 };
 
 struct job {
@@ -160,24 +160,49 @@ static void fit_group(const struct job *J, const double *w, size_t n, struct grp
     }
 }
 
-static void fit_tern_row(const struct job *J, const float *x, struct trow *t)
+static void set_tern_levels(const struct job *J, float lo, float hi, struct trow *t)
 {
-    float mn = 0.0f, mx = 0.0f;
-    for (size_t j = 0; j < J->cols; j++) {
-        if (x[j] < mn)
-            mn = x[j];
-        if (x[j] > mx)
-            mx = x[j];
-    }
-    t->lo16 = qnt_tern_f32_to_bf16(mn);
-    t->hi16 = qnt_tern_f32_to_bf16(mx);
+    t->lo16 = qnt_tern_f32_to_bf16(lo);
+    t->hi16 = qnt_tern_f32_to_bf16(hi);
     t->lo = qnt_tern_bf16_to_f32(t->lo16);
     t->hi = qnt_tern_bf16_to_f32(t->hi16);
     const double zb = J->o->zero_band;
     t->tlo = zb == 0.5 ? t->lo * 0.5f : (float)(zb * t->lo);
     t->thi = zb == 0.5 ? t->hi * 0.5f : (float)(zb * t->hi);
-    const double s = ((double)t->hi - (double)t->lo) / 2.0;
-    t->inv_s2 = s > 0 ? 1.0 / (s * s) : 0.0;
+}
+
+/* QMoE's levels: the row's min and max (with 0), bf16 */
+static void fit_tern_row(const struct job *J, const float *x, struct trow *t)
+{
+    float mn = 0.0f, mx = 0.0f;
+    double ss = 0.0;
+    for (size_t j = 0; j < J->cols; j++) {
+        if (x[j] < mn)
+            mn = x[j];
+        if (x[j] > mx)
+            mx = x[j];
+        ss += (double)x[j] * x[j];
+    }
+    set_tern_levels(J, mn, mx, t);
+    t->inv_s2 = ss > 0 ? (double)J->cols / ss : 0.0;
+}
+
+/* The symbol of x under levels (lo, hi) minimising (x - q)^2 * k + lambda * bits. */
+static inline unsigned ec_pick(double x, double lo, double hi, double k, double lambda,
+                               const double bits[3])
+{
+    double best = x * x * k + lambda * bits[0];
+    unsigned s = 0;
+    if (hi > 0) {
+        const double c = (x - hi) * (x - hi) * k + lambda * bits[2];
+        if (c < best) {
+            best = c;
+            s = 2;
+        }
+    }
+    if (lo < 0 && (x - lo) * (x - lo) * k + lambda * bits[1] < best)
+        s = 1;
+    return s;
 }
 
 /* The grid value of w for row r at original column c; *code gets its code. */
@@ -188,21 +213,11 @@ static inline double quant1(const struct job *J, size_t r, size_t c, double w, d
     if (J->dt == SB_DTYPE_TERN) {
         const struct trow *t = &J->tr[r];
         if (J->o->ec_lambda > 0.0) {
-            /* entropy-constrained: distortion in units of the row's level step,
-             * relative to the matrix's mean input energy, plus lambda * bits */
+            /* entropy-constrained: the distortion GPTQ charges for this column,
+             * (w - q)^2 / U_jj^2, in units of the matrix's mean input energy and
+             * the row's mean square weight, plus lambda * bits */
             const double k = J->ec_scale * t->inv_s2 / (ujj * ujj);
-            const double d0 = w * w, d1 = (w - t->lo) * (w - t->lo), d2 = (w - t->hi) * (w - t->hi);
-            double best = d0 * k + J->o->ec_lambda * J->ec_bits[0];
-            unsigned s = 0;
-            if (t->hi > 0.0f) {
-                const double c2 = d2 * k + J->o->ec_lambda * J->ec_bits[2];
-                if (c2 < best) {
-                    best = c2;
-                    s = 2;
-                }
-            }
-            if (t->lo < 0.0f && d1 * k + J->o->ec_lambda * J->ec_bits[1] < best)
-                s = 1;
+            const unsigned s = ec_pick(w, t->lo, t->hi, k, J->o->ec_lambda, J->ec_bits);
             *code = (uint8_t)s;
             return s == 2 ? t->hi : s == 1 ? t->lo : 0.0;
         }
@@ -556,6 +571,11 @@ int qnt_gptq_quantize(enum sb_dtype dt, const struct sb_qparams *qp, const float
     if (dt == SB_DTYPE_TERN)
         for (size_t r = 0; r < rows; r++)
             fit_tern_row(&J, W + r * cols, &J.tr[r]);
+    if (o->ec_lambda > 0.0) {
+        const double p0 = o->ec_p0 > 0 && o->ec_p0 < 1 ? o->ec_p0 : 0.885;
+        J.ec_bits[0] = -log2(p0);
+        J.ec_bits[1] = J.ec_bits[2] = -log2((1.0 - p0) / 2.0);
+    }
 
     /* Hessian: dead columns, mean diagonal, order */
     double mean_diag = 0.0;
@@ -618,11 +638,6 @@ int qnt_gptq_quantize(enum sb_dtype dt, const struct sb_qparams *qp, const float
                 Wd[r * cols + j] = (double)W[r * cols + j];
     }
     J.ec_scale = 1.0 / (st->rtn || mean_diag <= 0 ? 1.0 : mean_diag);
-    if (o->ec_lambda > 0.0) {
-        const double p0 = o->ec_p0 > 0 && o->ec_p0 < 1 ? o->ec_p0 : 0.885;
-        J.ec_bits[0] = -log2(p0);
-        J.ec_bits[1] = J.ec_bits[2] = -log2((1.0 - p0) / 2.0);
-    }
 
     /* groups: static (act order, or one group a row) from the original weights,
      * else fitted as GPTQ reaches them */

@@ -45,6 +45,7 @@ static const char usage[] =
     "      --ec-lambda X       tern: entropy-constrained rounding, weighing each symbol's\n"
     "                          code length against its error (0 = off; try 0.1 to 1)\n"
     "      --ec-p0 P           tern: zero probability the code lengths assume (default 0.885)\n"
+
     "      --min-expert-tokens N  experts routed fewer tokens are rounded to nearest\n"
     "                          (default 1: only experts that got none)\n"
     "  -h, --help              this text\n";

@@ -360,6 +360,49 @@ START_TEST(test_gptq_dead_and_fallback)
 }
 END_TEST
 
+
+/* The rate knobs: a wider zero band or a larger code-length weight gives more
+ * zeros (and a larger output error); QMoE's band 0.5 is the default bytes. */
+START_TEST(test_gptq_rate_knobs)
+{
+    const size_t rows = 64, cols = 128, n = 600;
+    float *W = malloc(rows * cols * sizeof *W), *X = make_inputs(n, cols, 900);
+    test_fill_normal(W, rows * cols, 901);
+    double *H = lib_hessian(X, n, cols);
+    struct qnt_gptq_opts o;
+    qnt_gptq_opts_init(&o);
+    struct qnt_gptq_stats s0, s1;
+    void *b0 = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, &o, &s0);
+    o.zero_band = 0.5;
+    void *b05 = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, &o, NULL);
+    ck_assert_mem_eq(b0, b05, rows * qnt_tern_row_bytes(cols));
+    size_t prev_z = s0.zeros;
+    double prev_e = s0.err;
+    static const double zb[] = { 0.6, 0.7 };
+    for (int i = 0; i < 2; i++) {
+        o.zero_band = zb[i];
+        void *b = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, &o, &s1);
+        ck_assert_msg(s1.zeros > prev_z && s1.err > prev_e, "zero band %g: zeros %zu err %g", zb[i],
+                      s1.zeros, s1.err);
+        prev_z = s1.zeros;
+        prev_e = s1.err;
+        free(b);
+    }
+    o.zero_band = 0.5;
+    prev_z = s0.zeros;
+    static const double lam[] = { 0.05, 0.5, 1e6 };
+    for (int i = 0; i < 3; i++) {
+        o.ec_lambda = lam[i];
+        void *b = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, &o, &s1);
+        ck_assert_msg(s1.zeros > prev_z, "lambda %g: zeros %zu", lam[i], s1.zeros);
+        prev_z = s1.zeros;
+        free(b);
+    }
+    ck_assert_uint_eq(prev_z, rows * cols);   /* infinitely dear non-zeros: all zero */
+    free(W); free(X); free(H); free(b0); free(b05);
+}
+END_TEST
+
 Suite *quant_gptq_suite(void)
 {
     Suite *s = suite_create("gptq");
@@ -370,6 +413,7 @@ Suite *quant_gptq_suite(void)
     tcase_add_loop_test(tc, test_gptq_beats_rtn_and_decodes, 0, (int)(sizeof enc / sizeof enc[0]));
     tcase_add_loop_test(tc, test_gptq_thread_independent, 0, (int)(sizeof enc / sizeof enc[0]));
     tcase_add_test(tc, test_gptq_dead_and_fallback);
+    tcase_add_test(tc, test_gptq_rate_knobs);
     suite_add_tcase(s, tc);
     return s;
 }
