@@ -556,7 +556,8 @@ static void run_experts(struct page *pg, const struct run_ctx *x)
     if ((n = merge(c, n))) {
         const struct rpt_axis ax = { "calibration tokens routed to each expert", RPT_FMT_G, 0, 0 };
         const char *cls[] = { "c-main", "c-fail" };
-        const char *lbl[] = { "calibrated", "fallback: too few tokens, no calibration" };
+        const char *lbl[] = { "calibrated",
+                              "fallback (\xE2\x96\xBC): too few tokens, not calibrated" };
         h3(pg, "Tokens routed per expert during calibration", "dashed: the layer's mean");
         rpt_svg_legend(&pg->b, cls, lbl, 2);
         columns(pg, c, n, &ax, "c-fail", 1);

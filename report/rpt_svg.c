@@ -304,6 +304,9 @@ void rpt_svg_columns(struct rpt_buf *b, const char *id, const char *const *group
             if (isfinite(r->value)) {
                 const double v = fmin(r->value, a.hi) * sc;
                 bar_rect(b, r, "c-main", x + 1, gy + ph - v, cw - 2, v, ax->fmt);
+                if (r->cls)             /* flagged: a marker above, seen even when the bar is not */
+                    rpt_buf_printf(b, "<path class=\"mark %s\" d=\"M%.1f %.1fl4 -6h-8z\"/>\n", r->cls,
+                                   x + cw / 2, gy + ph - v - 2);
                 sum += r->value;
                 cnt++;
             }
