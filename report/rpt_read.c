@@ -100,7 +100,7 @@ static int add_run(struct rpt_report *r, const char *name, const cJSON *d, enum 
 {
     if (grow(&r->runs, r->n_runs, sizeof *r->runs, err))
         return err->code;
-    struct rpt_run *u = &r->runs[r->n_runs];
+    struct rpt_run *u = &r->runs[r->n_runs++];   /* counted now: a failed add frees it */
     memset(u, 0, sizeof *u);
     u->kind = k;
     u->file = name;
@@ -157,7 +157,6 @@ static int add_run(struct rpt_report *r, const char *name, const cJSON *d, enum 
                 u->n_routes--;            /* nowhere to draw it */
         }
     }
-    r->n_runs++;
     return SB_OK;
 }
 
