@@ -103,5 +103,11 @@ int main(int argc, char **argv)
     printf("%u %u %zu %zu\n", w, h, colours, (size_t)w * h - count[bg]);
     for (int i = 2; i < argc; i++)
         printf("%s %u\n", argv[i], count[strtoul(argv[i], NULL, 16) & 0xFFFFFF]);
+    free(count);
+    free(seen);
+    free(img);
+    free(raw);
+    free(idat);
+    free(png);
     return 0;
 }
