@@ -665,6 +665,10 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
                     d->rmse = st.rmse;
                     d->sqnr_db = st.sqnr_db;
                     d->max_abs = st.max_abs;
+                    uint64_t zeros = 0;
+                    for (uint64_t e = 0; e < elems; e++)
+                        zeros += sbuf[e] == 0.0f;
+                    d->zero_fraction = elems ? (double)zeros / (double)elems : 0;
                 }
             }
         }

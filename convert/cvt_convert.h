@@ -55,6 +55,7 @@ struct cvt_decision {
     const char *reason;        /* static text: why this encoding */
     bool has_stats;
     double rmse, sqnr_db, max_abs;
+    double zero_fraction;      /* with stats: share of the written values that are 0 */
 };
 
 struct cvt_report {
