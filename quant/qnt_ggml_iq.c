@@ -153,16 +153,24 @@ void qnt_gx_unpack_iq4_xs(const void *restrict blocks, size_t len, struct qnt_gx
 {
     (void)len;
     const struct qnt_block_iq4_xs *bl = blocks;
-    const float d = qnt_f16_to_f32_ref(bl->d);
+    qnt_gx_scales_iq4_xs(bl, c);
     for (int ib = 0; ib < 8; ib++) {
-        const int ls = ((bl->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) |
-                       (((bl->scales_h >> (2 * ib)) & 3) << 4);
-        c->mul[2 * ib] = c->mul[2 * ib + 1] = d * (float)(ls - 32);
         const uint8_t *qs = bl->qs + 16 * ib;
         int8_t *q = c->q + 32 * ib;
         for (int j = 0; j < 16; j++) {
             q[j] = qnt_iq4nl_values[qs[j] & 0xF];
             q[j + 16] = qnt_iq4nl_values[qs[j] >> 4];
         }
+    }
+}
+
+void qnt_gx_scales_iq4_xs(const void *restrict block, struct qnt_gx_chunk *restrict c)
+{
+    const struct qnt_block_iq4_xs *bl = block;
+    const float d = qnt_f16_to_f32_ref(bl->d);
+    for (int ib = 0; ib < 8; ib++) {
+        const int ls = ((bl->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) |
+                       (((bl->scales_h >> (2 * ib)) & 3) << 4);
+        c->mul[2 * ib] = c->mul[2 * ib + 1] = d * (float)(ls - 32);
     }
 }

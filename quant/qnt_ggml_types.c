@@ -23,17 +23,17 @@
         blck, sizeof(struct qnt_block_##T), add, qnt_gx_unpack_##T, fast \
     };
 
-LAYOUT(q4_1, 32, 1, qnt_gx_unpack_q4_1)
-LAYOUT(q5_0, 32, 0, qnt_gx_unpack_q5_0)
-LAYOUT(q5_1, 32, 1, qnt_gx_unpack_q5_1)
+LAYOUT(q4_1, 32, 1, FAST(q4_1, qnt_gx_unpack_q4_1_avx2))
+LAYOUT(q5_0, 32, 0, FAST(q5_0, qnt_gx_unpack_q5_0_avx2))
+LAYOUT(q5_1, 32, 1, FAST(q5_1, qnt_gx_unpack_q5_1_avx2))
 LAYOUT(q2_K, 256, -1, FAST(q2_K, qnt_gx_unpack_q2_K_avx2))
 LAYOUT(q3_K, 256, 0, FAST(q3_K, qnt_gx_unpack_q3_K_avx2))
 LAYOUT(q4_K, 256, -1, FAST(q4_K, qnt_gx_unpack_q4_K_avx2))
 LAYOUT(q5_K, 256, -1, FAST(q5_K, qnt_gx_unpack_q5_K_avx2))
 LAYOUT(q6_K, 256, 0, FAST(q6_K, qnt_gx_unpack_q6_K_avx2))
 LAYOUT(q8_K, 256, 0, qnt_gx_unpack_q8_K)
-LAYOUT(iq4_nl, 32, 0, qnt_gx_unpack_iq4_nl)
-LAYOUT(iq4_xs, 256, 0, qnt_gx_unpack_iq4_xs)
+LAYOUT(iq4_nl, 32, 0, FAST(iq4_nl, qnt_gx_unpack_iq4_nl_avx2))
+LAYOUT(iq4_xs, 256, 0, FAST(iq4_xs, qnt_gx_unpack_iq4_xs_avx2))
 
 const struct qnt_gx_layout *qnt_gx_layout_get(enum sb_dtype dt)
 {

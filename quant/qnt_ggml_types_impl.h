@@ -72,6 +72,7 @@ void qnt_gx_scales_q3_K(const void *restrict block, struct qnt_gx_chunk *restric
 void qnt_gx_scales_q4_K(const void *restrict block, struct qnt_gx_chunk *restrict c);
 void qnt_gx_scales_q5_K(const void *restrict block, struct qnt_gx_chunk *restrict c);
 void qnt_gx_scales_q6_K(const void *restrict block, struct qnt_gx_chunk *restrict c);
+void qnt_gx_scales_iq4_xs(const void *restrict block, struct qnt_gx_chunk *restrict c);
 
 /* Generic kernels over a layout (qnt_ggml_types.c). */
 void qnt_gx_dequantize(const struct qnt_gx_layout *l, const void *restrict x, float *restrict y,
@@ -95,6 +96,11 @@ float qnt_gx_dot_avx2(const struct qnt_gx_layout *l, const void *restrict w,
 float qnt_gx_dot_avx512(const struct qnt_gx_layout *l, const void *restrict w,
                         const float *restrict x, size_t n);
 /* AVX2 integer unpackers (qnt_ggml_types_x86.c), equal to the scalar ones. */
+void qnt_gx_unpack_q4_1_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
+void qnt_gx_unpack_q5_0_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
+void qnt_gx_unpack_q5_1_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
+void qnt_gx_unpack_iq4_nl_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
+void qnt_gx_unpack_iq4_xs_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
 void qnt_gx_unpack_q4_K_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
 void qnt_gx_unpack_q5_K_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
 void qnt_gx_unpack_q6_K_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);

@@ -4,6 +4,9 @@
  * order of qnt_ggml_types_impl.h with FMA, 16 lanes (two 8-lane halves on
  * AVX2), so they give the same float for the same input. */
 #include "qnt_ggml_types_impl.h"
+#include "qnt_cast.h"
+
+#include <string.h>
 
 #ifdef QNT_GX_HAVE_X86
 #include <immintrin.h>
@@ -113,6 +116,89 @@ T_AVX2 void qnt_gx_unpack_q3_K_avx2(const void *restrict b, size_t len,
         }
     }
     qnt_gx_scales_q3_K(b, c);
+}
+
+/* ---- blocks of 32 ---------------------------------------------------------- */
+
+/* 16 bytes of nibbles -> 32 codes: byte j low nibble is element j, high is j + 16 */
+T_AVX2 static inline __m256i nibbles32(const uint8_t *qs)
+{
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)qs), m = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+/* the 32 bits of a q5 qh word -> 0x10 in byte j where bit j is set */
+T_AVX2 static inline __m256i bit5_32(const uint8_t *qh)
+{
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)h), sel), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(0x10));
+}
+
+T_AVX2 void qnt_gx_unpack_q4_1_avx2(const void *restrict blocks, size_t len,
+                                    struct qnt_gx_chunk *restrict c)
+{
+    const struct qnt_block_q4_1 *bl = blocks;
+    for (size_t b = 0; b < len / 32; b++) {
+        st32(c->q + 32 * b, nibbles32(bl[b].qs));
+        c->mul[2 * b] = c->mul[2 * b + 1] = qnt_f16_to_f32_ref(bl[b].d);
+        c->off[2 * b] = c->off[2 * b + 1] = qnt_f16_to_f32_ref(bl[b].m);
+    }
+}
+
+T_AVX2 void qnt_gx_unpack_q5_0_avx2(const void *restrict blocks, size_t len,
+                                    struct qnt_gx_chunk *restrict c)
+{
+    const struct qnt_block_q5_0 *bl = blocks;
+    for (size_t b = 0; b < len / 32; b++) {
+        const __m256i q = _mm256_or_si256(nibbles32(bl[b].qs), bit5_32(bl[b].qh));
+        st32(c->q + 32 * b, _mm256_sub_epi8(q, _mm256_set1_epi8(16)));
+        c->mul[2 * b] = c->mul[2 * b + 1] = qnt_f16_to_f32_ref(bl[b].d);
+    }
+}
+
+T_AVX2 void qnt_gx_unpack_q5_1_avx2(const void *restrict blocks, size_t len,
+                                    struct qnt_gx_chunk *restrict c)
+{
+    const struct qnt_block_q5_1 *bl = blocks;
+    for (size_t b = 0; b < len / 32; b++) {
+        st32(c->q + 32 * b, _mm256_or_si256(nibbles32(bl[b].qs), bit5_32(bl[b].qh)));
+        c->mul[2 * b] = c->mul[2 * b + 1] = qnt_f16_to_f32_ref(bl[b].d);
+        c->off[2 * b] = c->off[2 * b + 1] = qnt_f16_to_f32_ref(bl[b].m);
+    }
+}
+
+/* nibble indices -> the 16 iq4 levels by a byte shuffle */
+T_AVX2 static inline __m256i iq4_levels(const uint8_t *qs)
+{
+    const __m256i table = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *)(const void *)qnt_iq4nl_values));
+    return _mm256_shuffle_epi8(table, nibbles32(qs));
+}
+
+T_AVX2 void qnt_gx_unpack_iq4_nl_avx2(const void *restrict blocks, size_t len,
+                                      struct qnt_gx_chunk *restrict c)
+{
+    const struct qnt_block_iq4_nl *bl = blocks;
+    for (size_t b = 0; b < len / 32; b++) {
+        st32(c->q + 32 * b, iq4_levels(bl[b].qs));
+        c->mul[2 * b] = c->mul[2 * b + 1] = qnt_f16_to_f32_ref(bl[b].d);
+    }
+}
+
+T_AVX2 void qnt_gx_unpack_iq4_xs_avx2(const void *restrict blocks, size_t len,
+                                      struct qnt_gx_chunk *restrict c)
+{
+    (void)len;
+    const struct qnt_block_iq4_xs *bl = blocks;
+    for (int ib = 0; ib < 8; ib++)
+        st32(c->q + 32 * ib, iq4_levels(bl->qs + 16 * ib));
+    qnt_gx_scales_iq4_xs(bl, c);
 }
 
 /* ---- dots ------------------------------------------------------------------ */
