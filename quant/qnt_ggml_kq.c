@@ -215,17 +215,33 @@ static int low2(const uint8_t *qs, int e)
 
 /* ---- q2_K ---- */
 
+/* The 16 group fits of a q2_K super-block: weights |x|, codes 0..3, least
+ * absolute error. */
+void qnt_gx_q2_K_fit_ref(const float *x, float *scales, float *mins, uint8_t *L)
+{
+    uint8_t Laux[16];
+    float w[16];
+    for (int j = 0; j < 16; j++) {
+        for (int l = 0; l < 16; l++)
+            w[l] = fabsf(x[16 * j + l]);
+        scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
+    }
+}
+
 void qnt_q2_K_quantize_ref(const float *restrict x, struct qnt_block_q2_K *restrict y, size_t n)
 {
-    uint8_t L[QNT_QK_K], Laux[16];
-    float w[16], mins[16], scales[16];
+    qnt_gx_q2_K_quantize_fit(x, y, n, qnt_gx_q2_K_fit_ref);
+}
+
+void qnt_gx_q2_K_quantize_fit(const float *restrict x, struct qnt_block_q2_K *restrict y, size_t n,
+                              qnt_gx_fit_min_fn fit)
+{
+    uint8_t L[QNT_QK_K];
+    float mins[16], scales[16];
     for (size_t b = 0; b < n / QNT_QK_K; b++, x += QNT_QK_K) {
+        fit(x, scales, mins, L);
         float max_scale = 0, max_min = 0;
         for (int j = 0; j < 16; j++) {
-            for (int l = 0; l < 16; l++)
-                w[l] = fabsf(x[16 * j + l]);
-            scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f,
-                                      15, 1);
             if (scales[j] > max_scale)
                 max_scale = scales[j];
             if (mins[j] > max_min)
@@ -370,14 +386,14 @@ static void k4_scale_min(const uint8_t *q, int j, int *sc, int *m)
     }
 }
 
-/* The shared part of q4_K/q5_K: fit 8 groups, store d, dmin and the packed
- * 6-bit scales/mins, then the final codes L[256] in 0..nmax. */
-static void k45_quantize_block(const float *x, int nmax, float rmin, int nstep, uint16_t *d16,
-                               uint16_t *dmin16, uint8_t *packed, uint8_t *L)
+/* The 8 group fits of a q4_K (nmax 15) / q5_K (31) super-block: weights
+ * rms(group) + |x|, least squares. */
+void qnt_gx_k45_fit_ref(const float *x, int nmax, float *scales, float *mins, uint8_t *L)
 {
     uint8_t Laux[32];
-    float w[32], mins[8], scales[8];
-    float max_scale = 0, max_min = 0;
+    float w[32];
+    const float rmin = nmax == 15 ? -1.0f : -0.5f;
+    const int nstep = nmax == 15 ? 20 : 15;
     for (int j = 0; j < 8; j++) {
         const float *xg = x + 32 * j;
         float sum_x2 = 0;
@@ -387,6 +403,18 @@ static void k45_quantize_block(const float *x, int nmax, float rmin, int nstep, 
         for (int l = 0; l < 32; l++)
             w[l] = av_x + fabsf(xg[l]);
         scales[j] = fit_scale_min(32, nmax, xg, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, 0);
+    }
+}
+
+/* The shared part of q4_K/q5_K: fit 8 groups, store d, dmin and the packed
+ * 6-bit scales/mins, then the final codes L[256] in 0..nmax. */
+static void k45_quantize_block(const float *x, int nmax, qnt_gx_fit_k45_fn fit, uint16_t *d16,
+                               uint16_t *dmin16, uint8_t *packed, uint8_t *L)
+{
+    float mins[8], scales[8];
+    fit(x, nmax, scales, mins, L);
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
         if (scales[j] > max_scale)
             max_scale = scales[j];
         if (mins[j] > max_min)
@@ -424,9 +452,15 @@ static void k45_quantize_block(const float *x, int nmax, float rmin, int nstep, 
 
 void qnt_q4_K_quantize_ref(const float *restrict x, struct qnt_block_q4_K *restrict y, size_t n)
 {
+    qnt_gx_q4_K_quantize_fit(x, y, n, qnt_gx_k45_fit_ref);
+}
+
+void qnt_gx_q4_K_quantize_fit(const float *restrict x, struct qnt_block_q4_K *restrict y, size_t n,
+                              qnt_gx_fit_k45_fn fit)
+{
     uint8_t L[QNT_QK_K];
     for (size_t b = 0; b < n / QNT_QK_K; b++, x += QNT_QK_K) {
-        k45_quantize_block(x, 15, -1.0f, 20, &y[b].d, &y[b].dmin, y[b].scales, L);
+        k45_quantize_block(x, 15, fit, &y[b].d, &y[b].dmin, y[b].scales, L);
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < 32; l++)
                 y[b].qs[32 * k + l] = (uint8_t)(L[64 * k + l] | (L[64 * k + 32 + l] << 4));
@@ -435,9 +469,15 @@ void qnt_q4_K_quantize_ref(const float *restrict x, struct qnt_block_q4_K *restr
 
 void qnt_q5_K_quantize_ref(const float *restrict x, struct qnt_block_q5_K *restrict y, size_t n)
 {
+    qnt_gx_q5_K_quantize_fit(x, y, n, qnt_gx_k45_fit_ref);
+}
+
+void qnt_gx_q5_K_quantize_fit(const float *restrict x, struct qnt_block_q5_K *restrict y, size_t n,
+                              qnt_gx_fit_k45_fn fit)
+{
     uint8_t L[QNT_QK_K];
     for (size_t b = 0; b < n / QNT_QK_K; b++, x += QNT_QK_K) {
-        k45_quantize_block(x, 31, -0.5f, 15, &y[b].d, &y[b].dmin, y[b].scales, L);
+        k45_quantize_block(x, 31, fit, &y[b].d, &y[b].dmin, y[b].scales, L);
         memset(y[b].qh, 0, 32);
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < 32; l++) {
@@ -506,14 +546,26 @@ void qnt_gx_scales_q5_K(const void *restrict block, struct qnt_gx_chunk *restric
 
 /* ---- q6_K: 16 groups of 16, int8 scales, codes -32..31 ---- */
 
+/* The 16 group fits of a q6_K super-block. */
+void qnt_gx_q6_K_fit_ref(const float *x, float *scales, int8_t *L)
+{
+    for (int j = 0; j < 16; j++)
+        scales[j] = fit_q6(16, 32, x + 16 * j, L + 16 * j);
+}
+
 void qnt_q6_K_quantize_ref(const float *restrict x, struct qnt_block_q6_K *restrict y, size_t n)
+{
+    qnt_gx_q6_K_quantize_fit(x, y, n, qnt_gx_q6_K_fit_ref);
+}
+
+void qnt_gx_q6_K_quantize_fit(const float *restrict x, struct qnt_block_q6_K *restrict y, size_t n,
+                              qnt_gx_fit_q6_fn fit)
 {
     int8_t L[QNT_QK_K];
     float scales[16];
     for (size_t b = 0; b < n / QNT_QK_K; b++, x += QNT_QK_K) {
         float max_abs;
-        for (int j = 0; j < 16; j++)
-            scales[j] = fit_q6(16, 32, x + 16 * j, L + 16 * j);
+        fit(x, scales, L);
         const float max_scale = signed_absmax(scales, 16, &max_abs);
         if (max_abs < EPS_GROUP) {
             memset(&y[b], 0, sizeof y[b]);

@@ -206,10 +206,55 @@ static float gx_dot(const struct qnt_gx_layout *l, const void *w, const float *x
 
 /* ---- typed entry points and the uniform table --------------------------- */
 
-#define DEFINE_TYPE(T, DT, BLCK) \
+/* The unsuffixed quantizers: the AVX2 group fits for the k-quants (the same
+ * bytes), `_ref` for the rest (already fast, or not vectorised yet: q3_K's
+ * code-by-code refinement, iq4's level search). */
+static int quant_avx2(void)
+{
+#ifdef QNT_GX_HAVE_X86
+    static int v = -1;                      /* benign race: all threads compute the same */
+    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (r < 0) {
+        __builtin_cpu_init();
+        r = !qnt_ref_kernels_forced() && __builtin_cpu_supports("avx2");
+        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
+    }
+    return r;
+#else
+    return 0;
+#endif
+}
+
+#ifdef QNT_GX_HAVE_X86
+#define FAST_FIT(kind, fit) (quant_avx2() ? fit##_avx2 : fit##_ref)
+#else
+#define FAST_FIT(kind, fit) fit##_ref
+#endif
+
+static void quantize_q2_K_fast(const float *restrict x, struct qnt_block_q2_K *restrict y, size_t n)
+{
+    qnt_gx_q2_K_quantize_fit(x, y, n, FAST_FIT(min, qnt_gx_q2_K_fit));
+}
+
+static void quantize_q4_K_fast(const float *restrict x, struct qnt_block_q4_K *restrict y, size_t n)
+{
+    qnt_gx_q4_K_quantize_fit(x, y, n, FAST_FIT(k45, qnt_gx_k45_fit));
+}
+
+static void quantize_q5_K_fast(const float *restrict x, struct qnt_block_q5_K *restrict y, size_t n)
+{
+    qnt_gx_q5_K_quantize_fit(x, y, n, FAST_FIT(k45, qnt_gx_k45_fit));
+}
+
+static void quantize_q6_K_fast(const float *restrict x, struct qnt_block_q6_K *restrict y, size_t n)
+{
+    qnt_gx_q6_K_quantize_fit(x, y, n, FAST_FIT(q6, qnt_gx_q6_K_fit));
+}
+
+#define DEFINE_TYPE(T, DT, BLCK, QUANT) \
     void qnt_##T##_quantize(const float *restrict x, struct qnt_block_##T *restrict y, size_t n) \
     { \
-        qnt_##T##_quantize_ref(x, y, n); \
+        QUANT(x, y, n); \
     } \
     void qnt_##T##_dequantize(const struct qnt_block_##T *restrict x, float *restrict y, size_t n) \
     { \
@@ -249,17 +294,17 @@ static float gx_dot(const struct qnt_gx_layout *l, const void *w, const float *x
         T##_quantize_ref_v, T##_quantize_v, T##_dequantize_v, T##_dot_ref_v, T##_dot_v \
     };
 
-DEFINE_TYPE(q4_1, SB_DTYPE_Q4_1, 32)
-DEFINE_TYPE(q5_0, SB_DTYPE_Q5_0, 32)
-DEFINE_TYPE(q5_1, SB_DTYPE_Q5_1, 32)
-DEFINE_TYPE(q2_K, SB_DTYPE_Q2_K, 256)
-DEFINE_TYPE(q3_K, SB_DTYPE_Q3_K, 256)
-DEFINE_TYPE(q4_K, SB_DTYPE_Q4_K, 256)
-DEFINE_TYPE(q5_K, SB_DTYPE_Q5_K, 256)
-DEFINE_TYPE(q6_K, SB_DTYPE_Q6_K, 256)
-DEFINE_TYPE(q8_K, SB_DTYPE_Q8_K, 256)
-DEFINE_TYPE(iq4_nl, SB_DTYPE_IQ4_NL, 32)
-DEFINE_TYPE(iq4_xs, SB_DTYPE_IQ4_XS, 256)
+DEFINE_TYPE(q4_1, SB_DTYPE_Q4_1, 32, qnt_q4_1_quantize_ref)
+DEFINE_TYPE(q5_0, SB_DTYPE_Q5_0, 32, qnt_q5_0_quantize_ref)
+DEFINE_TYPE(q5_1, SB_DTYPE_Q5_1, 32, qnt_q5_1_quantize_ref)
+DEFINE_TYPE(q2_K, SB_DTYPE_Q2_K, 256, quantize_q2_K_fast)
+DEFINE_TYPE(q3_K, SB_DTYPE_Q3_K, 256, qnt_q3_K_quantize_ref)
+DEFINE_TYPE(q4_K, SB_DTYPE_Q4_K, 256, quantize_q4_K_fast)
+DEFINE_TYPE(q5_K, SB_DTYPE_Q5_K, 256, quantize_q5_K_fast)
+DEFINE_TYPE(q6_K, SB_DTYPE_Q6_K, 256, quantize_q6_K_fast)
+DEFINE_TYPE(q8_K, SB_DTYPE_Q8_K, 256, qnt_q8_K_quantize_ref)
+DEFINE_TYPE(iq4_nl, SB_DTYPE_IQ4_NL, 32, qnt_iq4_nl_quantize_ref)
+DEFINE_TYPE(iq4_xs, SB_DTYPE_IQ4_XS, 256, qnt_iq4_xs_quantize_ref)
 
 const struct qnt_ggml_type *qnt_ggml_type_get(enum sb_dtype dt)
 {

@@ -36,8 +36,12 @@
  * else scalar lanes; SUBBIT_REF_KERNELS=1 forces `_ref`): within 2e-6 of
  * `_ref` relative to sum |w||x| for n <= 64 Ki (tests state it), and the same
  * for every call with the same inputs (no dependence on threads or alignment).
- * The unsuffixed quantizers are `_ref` for now: every k-quant scale search is
- * a serial float reduction whose order defines the bytes. */
+ * The unsuffixed quantizers write the `_ref` bytes for every finite input:
+ * q2_K, q4_K, q5_K, q6_K run their per-group scale searches 8 groups at once
+ * in AVX2 lanes, each lane repeating the scalar operations in order (every
+ * search is a serial float reduction whose order defines the bytes, so it is
+ * never vectorised along the elements), about 5x faster; the other types
+ * call `_ref` (q3_K and iq4_* searches are not vectorised yet). */
 #ifndef QNT_GGML_TYPES_H
 #define QNT_GGML_TYPES_H
 

@@ -74,6 +74,25 @@ void qnt_gx_scales_q5_K(const void *restrict block, struct qnt_gx_chunk *restric
 void qnt_gx_scales_q6_K(const void *restrict block, struct qnt_gx_chunk *restrict c);
 void qnt_gx_scales_iq4_xs(const void *restrict block, struct qnt_gx_chunk *restrict c);
 
+/* The k-quant quantizers in two halves: the per-group scale fits (the
+ * expensive, serial-float part; `_ref` here, 8 groups a time in AVX2 lanes in
+ * qnt_ggml_kq_x86.c with the same operations per lane, so the same floats),
+ * and the rest of the block, shared. L gets each group's codes in element order. */
+typedef void (*qnt_gx_fit_k45_fn)(const float *x, int nmax, float *scales, float *mins, uint8_t *L);
+typedef void (*qnt_gx_fit_min_fn)(const float *x, float *scales, float *mins, uint8_t *L);
+typedef void (*qnt_gx_fit_q6_fn)(const float *x, float *scales, int8_t *L);
+void qnt_gx_k45_fit_ref(const float *x, int nmax, float *scales, float *mins, uint8_t *L);
+void qnt_gx_q2_K_fit_ref(const float *x, float *scales, float *mins, uint8_t *L);
+void qnt_gx_q6_K_fit_ref(const float *x, float *scales, int8_t *L);
+void qnt_gx_q2_K_quantize_fit(const float *restrict x, struct qnt_block_q2_K *restrict y, size_t n,
+                              qnt_gx_fit_min_fn fit);
+void qnt_gx_q4_K_quantize_fit(const float *restrict x, struct qnt_block_q4_K *restrict y, size_t n,
+                              qnt_gx_fit_k45_fn fit);
+void qnt_gx_q5_K_quantize_fit(const float *restrict x, struct qnt_block_q5_K *restrict y, size_t n,
+                              qnt_gx_fit_k45_fn fit);
+void qnt_gx_q6_K_quantize_fit(const float *restrict x, struct qnt_block_q6_K *restrict y, size_t n,
+                              qnt_gx_fit_q6_fn fit);
+
 /* Generic kernels over a layout (qnt_ggml_types.c). */
 void qnt_gx_dequantize(const struct qnt_gx_layout *l, const void *restrict x, float *restrict y,
                        size_t n);
@@ -95,6 +114,10 @@ float qnt_gx_dot_avx2(const struct qnt_gx_layout *l, const void *restrict w,
                       const float *restrict x, size_t n);
 float qnt_gx_dot_avx512(const struct qnt_gx_layout *l, const void *restrict w,
                         const float *restrict x, size_t n);
+/* AVX2 group fits (qnt_ggml_kq_x86.c), equal to the `_ref` ones. */
+void qnt_gx_k45_fit_avx2(const float *x, int nmax, float *scales, float *mins, uint8_t *L);
+void qnt_gx_q2_K_fit_avx2(const float *x, float *scales, float *mins, uint8_t *L);
+void qnt_gx_q6_K_fit_avx2(const float *x, float *scales, int8_t *L);
 /* AVX2 integer unpackers (qnt_ggml_types_x86.c), equal to the scalar ones. */
 void qnt_gx_unpack_q4_1_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
 void qnt_gx_unpack_q5_0_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);

@@ -11,6 +11,7 @@
  *   on 120 more input sets per type, and on random block bytes (NaN and inf
  *   scales included) for the dequantizers: all equal;
  * - blocks worked out by hand from the rules in qnt_ggml_types.h;
+ * - the fast quantizers (AVX2 group fits) write the `_ref` bytes;
  * - dots: the scalar-lane, AVX2 and AVX-512 kernels give the same float, within
  *   1e-5 * sum |w||x| of the double `_ref`; a matvec does not depend on threads;
  * - dequantize(quantize(x)) within a per-type error bound. */
@@ -293,6 +294,34 @@ static const enum sb_dtype all_types[] = {
 };
 #define NTYPES ((int)(sizeof all_types / sizeof all_types[0]))
 
+/* The unsuffixed quantizers (AVX2 group fits for q2_K, q4_K, q5_K, q6_K) write
+ * the `_ref` bytes: 40 inputs per type, every input kind, with random scales
+ * per super-block so that trials win at different steps in different lanes. */
+START_TEST(test_quantize_fast_is_ref)
+{
+    const struct qnt_ggml_type *t = qnt_ggml_type_get(all_types[_i]);
+    enum { N = 4096 };
+    static float x[N];
+    static uint8_t a[N / 256 * 292], b[N / 256 * 292];
+    const size_t bytes = N / t->blck * t->block_bytes;
+    for (int seed = 0; seed < 40; seed++) {
+        fill_kind(x, N, seed % NKIND);
+        uint64_t st = 77u + (unsigned)seed;
+        for (size_t blk = 0; blk < N / 256; blk++) {
+            const float sc = (float)(1 + test_rand_u64(&st) % 1000) * 0.003f;
+            for (size_t j = 0; j < 256; j++)
+                x[256 * blk + j] *= sc;
+        }
+        if (seed % 5 == 4)                      /* one flat group of 16 and 32 */
+            for (size_t j = 512; j < 560; j++)
+                x[j] = 0.75f;
+        t->quantize_ref(x, a, N);
+        t->quantize(x, b, N);
+        ck_assert_msg(memcmp(a, b, bytes) == 0, "%s seed %d: quantize != quantize_ref", t->name, seed);
+    }
+}
+END_TEST
+
 START_TEST(test_type_table)
 {
     static const struct { const char *name; size_t blck, bytes; } want[] = {
@@ -423,6 +452,7 @@ Suite *quant_ggml_types_suite(void)
     tcase_add_loop_test(tc, test_golden_ggml, 0, (int)(sizeof golden / sizeof golden[0]));
     tcase_add_test(tc, test_handworked);
     tcase_add_test(tc, test_type_table);
+    tcase_add_loop_test(tc, test_quantize_fast_is_ref, 0, NTYPES);
     tcase_add_loop_test(tc, test_dot_isas, 0, NTYPES);
     tcase_add_loop_test(tc, test_matvec_threads, 0, NTYPES);
     tcase_add_loop_test(tc, test_roundtrip_bounds, 0, NTYPES);
