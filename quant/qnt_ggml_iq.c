@@ -88,33 +88,63 @@ static void pack_nibbles(const uint8_t *L, uint8_t *qs)
         qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
 }
 
-void qnt_iq4_nl_quantize_ref(const float *restrict x, struct qnt_block_iq4_nl *restrict y, size_t n)
+/* The scales of 8 consecutive blocks of 32. */
+void qnt_gx_iq4_fit8_ref(const float *x, float *scales)
+{
+    for (int ib = 0; ib < 8; ib++)
+        scales[ib] = fit_block(x + 32 * ib);
+}
+
+/* One iq4_nl block from its scale: codes re-picked from the f32 scale (not
+ * the fp16 one), as ggml does. */
+static void iq4_nl_finish(const float *x, float d, struct qnt_block_iq4_nl *y)
 {
     uint8_t L[32];
-    for (size_t b = 0; b < n / QNT_QK4_NL; b++, x += QNT_QK4_NL) {
-        const float d = fit_block(x);
-        y[b].d = qnt_f32_to_f16_ref(d);
-        /* codes re-picked from the f32 scale (not the fp16 one), as ggml does */
-        const float id = d != 0.0f ? 1 / d : 0.0f;
-        for (int j = 0; j < 32; j++)
-            L[j] = (uint8_t)nearest_level(id * x[j]);
-        pack_nibbles(L, y[b].qs);
+    y->d = qnt_f32_to_f16_ref(d);
+    const float id = d != 0.0f ? 1 / d : 0.0f;
+    for (int j = 0; j < 32; j++)
+        L[j] = (uint8_t)nearest_level(id * x[j]);
+    pack_nibbles(L, y->qs);
+}
+
+void qnt_iq4_nl_quantize_ref(const float *restrict x, struct qnt_block_iq4_nl *restrict y, size_t n)
+{
+    qnt_gx_iq4_nl_quantize_fit(x, y, n, qnt_gx_iq4_fit8_ref);
+}
+
+void qnt_gx_iq4_nl_quantize_fit(const float *restrict x, struct qnt_block_iq4_nl *restrict y,
+                                size_t n, qnt_gx_fit_iq4_fn fit8)
+{
+    const size_t nb = n / QNT_QK4_NL;
+    float d[8];
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {              /* 8 blocks a fit call; the last few alone */
+        fit8(x + 32 * b, d);
+        for (size_t k = 0; k < 8; k++)
+            iq4_nl_finish(x + 32 * (b + k), d[k], &y[b + k]);
     }
+    for (; b < nb; b++)
+        iq4_nl_finish(x + 32 * b, fit_block(x + 32 * b), &y[b]);
 }
 
 void qnt_iq4_xs_quantize_ref(const float *restrict x, struct qnt_block_iq4_xs *restrict y, size_t n)
 {
+    qnt_gx_iq4_xs_quantize_fit(x, y, n, qnt_gx_iq4_fit8_ref);
+}
+
+void qnt_gx_iq4_xs_quantize_fit(const float *restrict x, struct qnt_block_iq4_xs *restrict y,
+                                size_t n, qnt_gx_fit_iq4_fn fit8)
+{
     uint8_t L[32];
     float scales[8];
     for (size_t b = 0; b < n / QNT_QK_K; b++, x += QNT_QK_K) {
+        fit8(x, scales);
         float max_scale = 0, amax_scale = 0;
-        for (int ib = 0; ib < 8; ib++) {
-            scales[ib] = fit_block(x + 32 * ib);
+        for (int ib = 0; ib < 8; ib++)
             if (fabsf(scales[ib]) > amax_scale) {
                 amax_scale = fabsf(scales[ib]);
                 max_scale = scales[ib];
             }
-        }
         /* an all-zero super-block gives d = -0 (fp16 0x8000) and sub-scales 0 (+32) */
         const float d = -max_scale / 32;
         y[b].d = qnt_f32_to_f16_ref(d);

@@ -207,8 +207,8 @@ static float gx_dot(const struct qnt_gx_layout *l, const void *w, const float *x
 /* ---- typed entry points and the uniform table --------------------------- */
 
 /* The unsuffixed quantizers: the AVX2 group fits for the k-quants (the same
- * bytes), `_ref` for the rest (already fast, or not vectorised yet: q3_K's
- * code-by-code refinement, iq4's level search). */
+ * bytes) and the iq4 types, `_ref` for the rest (already fast, or not
+ * vectorised yet: q3_K's code-by-code refinement). */
 static int quant_avx2(void)
 {
 #ifdef QNT_GX_HAVE_X86
@@ -249,6 +249,18 @@ static void quantize_q5_K_fast(const float *restrict x, struct qnt_block_q5_K *r
 static void quantize_q6_K_fast(const float *restrict x, struct qnt_block_q6_K *restrict y, size_t n)
 {
     qnt_gx_q6_K_quantize_fit(x, y, n, FAST_FIT(q6, qnt_gx_q6_K_fit));
+}
+
+static void quantize_iq4_nl_fast(const float *restrict x, struct qnt_block_iq4_nl *restrict y,
+                                 size_t n)
+{
+    qnt_gx_iq4_nl_quantize_fit(x, y, n, FAST_FIT(iq4, qnt_gx_iq4_fit8));
+}
+
+static void quantize_iq4_xs_fast(const float *restrict x, struct qnt_block_iq4_xs *restrict y,
+                                 size_t n)
+{
+    qnt_gx_iq4_xs_quantize_fit(x, y, n, FAST_FIT(iq4, qnt_gx_iq4_fit8));
 }
 
 #define DEFINE_TYPE(T, DT, BLCK, QUANT) \
@@ -303,8 +315,8 @@ DEFINE_TYPE(q4_K, SB_DTYPE_Q4_K, 256, quantize_q4_K_fast)
 DEFINE_TYPE(q5_K, SB_DTYPE_Q5_K, 256, quantize_q5_K_fast)
 DEFINE_TYPE(q6_K, SB_DTYPE_Q6_K, 256, quantize_q6_K_fast)
 DEFINE_TYPE(q8_K, SB_DTYPE_Q8_K, 256, qnt_q8_K_quantize_ref)
-DEFINE_TYPE(iq4_nl, SB_DTYPE_IQ4_NL, 32, qnt_iq4_nl_quantize_ref)
-DEFINE_TYPE(iq4_xs, SB_DTYPE_IQ4_XS, 256, qnt_iq4_xs_quantize_ref)
+DEFINE_TYPE(iq4_nl, SB_DTYPE_IQ4_NL, 32, quantize_iq4_nl_fast)
+DEFINE_TYPE(iq4_xs, SB_DTYPE_IQ4_XS, 256, quantize_iq4_xs_fast)
 
 const struct qnt_ggml_type *qnt_ggml_type_get(enum sb_dtype dt)
 {

@@ -37,11 +37,11 @@
  * `_ref` relative to sum |w||x| for n <= 64 Ki (tests state it), and the same
  * for every call with the same inputs (no dependence on threads or alignment).
  * The unsuffixed quantizers write the `_ref` bytes for every finite input:
- * q2_K, q4_K, q5_K, q6_K run their per-group scale searches 8 groups at once
- * in AVX2 lanes, each lane repeating the scalar operations in order (every
- * search is a serial float reduction whose order defines the bytes, so it is
- * never vectorised along the elements), about 5x faster; the other types
- * call `_ref` (q3_K and iq4_* searches are not vectorised yet). */
+ * q2_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs run their per-group scale searches
+ * 8 groups at once in AVX2 lanes, each lane repeating the scalar operations
+ * in order (every search is a serial float reduction whose order defines the
+ * bytes, so it is never vectorised along the elements); the other types call
+ * `_ref` (q3_K's search is not vectorised yet; the rest are fast already). */
 #ifndef QNT_GGML_TYPES_H
 #define QNT_GGML_TYPES_H
 

@@ -77,13 +77,16 @@ void qnt_gx_scales_iq4_xs(const void *restrict block, struct qnt_gx_chunk *restr
 /* The k-quant quantizers in two halves: the per-group scale fits (the
  * expensive, serial-float part; `_ref` here, 8 groups a time in AVX2 lanes in
  * qnt_ggml_kq_x86.c with the same operations per lane, so the same floats),
- * and the rest of the block, shared. L gets each group's codes in element order. */
+ * and the rest of the block, shared. L gets each group's codes in element order.
+ * iq4_nl / iq4_xs fit 8 blocks of 32 a call (their codes are re-picked after). */
 typedef void (*qnt_gx_fit_k45_fn)(const float *x, int nmax, float *scales, float *mins, uint8_t *L);
 typedef void (*qnt_gx_fit_min_fn)(const float *x, float *scales, float *mins, uint8_t *L);
 typedef void (*qnt_gx_fit_q6_fn)(const float *x, float *scales, int8_t *L);
+typedef void (*qnt_gx_fit_iq4_fn)(const float *x, float *scales);   /* 8 blocks of 32 */
 void qnt_gx_k45_fit_ref(const float *x, int nmax, float *scales, float *mins, uint8_t *L);
 void qnt_gx_q2_K_fit_ref(const float *x, float *scales, float *mins, uint8_t *L);
 void qnt_gx_q6_K_fit_ref(const float *x, float *scales, int8_t *L);
+void qnt_gx_iq4_fit8_ref(const float *x, float *scales);
 void qnt_gx_q2_K_quantize_fit(const float *restrict x, struct qnt_block_q2_K *restrict y, size_t n,
                               qnt_gx_fit_min_fn fit);
 void qnt_gx_q4_K_quantize_fit(const float *restrict x, struct qnt_block_q4_K *restrict y, size_t n,
@@ -92,6 +95,10 @@ void qnt_gx_q5_K_quantize_fit(const float *restrict x, struct qnt_block_q5_K *re
                               qnt_gx_fit_k45_fn fit);
 void qnt_gx_q6_K_quantize_fit(const float *restrict x, struct qnt_block_q6_K *restrict y, size_t n,
                               qnt_gx_fit_q6_fn fit);
+void qnt_gx_iq4_nl_quantize_fit(const float *restrict x, struct qnt_block_iq4_nl *restrict y,
+                                size_t n, qnt_gx_fit_iq4_fn fit8);
+void qnt_gx_iq4_xs_quantize_fit(const float *restrict x, struct qnt_block_iq4_xs *restrict y,
+                                size_t n, qnt_gx_fit_iq4_fn fit8);
 
 /* Generic kernels over a layout (qnt_ggml_types.c). */
 void qnt_gx_dequantize(const struct qnt_gx_layout *l, const void *restrict x, float *restrict y,
@@ -118,6 +125,7 @@ float qnt_gx_dot_avx512(const struct qnt_gx_layout *l, const void *restrict w,
 void qnt_gx_k45_fit_avx2(const float *x, int nmax, float *scales, float *mins, uint8_t *L);
 void qnt_gx_q2_K_fit_avx2(const float *x, float *scales, float *mins, uint8_t *L);
 void qnt_gx_q6_K_fit_avx2(const float *x, float *scales, int8_t *L);
+void qnt_gx_iq4_fit8_avx2(const float *x, float *scales);
 /* AVX2 integer unpackers (qnt_ggml_types_x86.c), equal to the scalar ones. */
 void qnt_gx_unpack_q4_1_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
 void qnt_gx_unpack_q5_0_avx2(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
