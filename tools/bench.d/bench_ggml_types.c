@@ -6,7 +6,8 @@
  * k-quants run at a few million elements a second). Prints, per type, the
  * matvec time at 1 and 2 threads (best of REPS, default 5, after a warm-up),
  * GB/s of W read, the ratio to f32 at 1 thread, and the single-thread speed of
- * quantize_ref. Not a test: compare ratios from one run. */
+ * quantize_ref and of the unsuffixed quantize (the same bytes; AVX2 group fits
+ * for the k-quants and iq4). Not a test: compare ratios from one run. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +105,9 @@ int main(int argc, char **argv)
         x[j] = urand(&s);
     printf("subbit-bench-ggml_types: dots '%s', core matvec '%s', best of %d\n",
            qnt_ggml_types_dot_name(), qnt_matvec_fast_name(), reps);
-    printf("\nmatvec, W %d x %d\n%-7s %8s %8s %8s %8s %9s %12s\n", ROWS, COLS, "type", "1t ms",
-           "1t GB/s", "2t ms", "2t GB/s", "1t/f32", "quant Me/s");
+    printf("\nmatvec, W %d x %d; quantize speed in Melem/s, one thread\n"
+           "%-7s %8s %8s %8s %8s %9s %9s %9s\n", ROWS, COLS, "type", "1t ms", "1t GB/s", "2t ms",
+           "2t GB/s", "1t/f32", "q _ref", "q fast");
     double f32_1t = 0;
     for (int i = -2; i < (int)(sizeof types / sizeof types[0]); i++) {
         const struct qnt_ggml_type *t = i >= 0 ? qnt_ggml_type_get(types[i]) : NULL;
@@ -124,19 +126,22 @@ int main(int argc, char **argv)
         }
         if (i == -2)
             f32_1t = tm[0];
-        double qrate = 0;
-        if (t) {   /* quantize_ref speed on the 16 seed rows, one thread */
-            const double t0 = now();
+        double qref = 0, qfast = 0;
+        if (t) {   /* quantize speed on the 16 seed rows, one thread */
+            double t0 = now();
             t->quantize_ref(seed_rows, w, (size_t)SEED_ROWS * COLS);
-            qrate = (double)SEED_ROWS * COLS / (now() - t0) * 1e-6;
+            qref = (double)SEED_ROWS * COLS / (now() - t0) * 1e-6;
+            t0 = now();
+            t->quantize(seed_rows, w, (size_t)SEED_ROWS * COLS);
+            qfast = (double)SEED_ROWS * COLS / (now() - t0) * 1e-6;
         }
         printf("%-7s %8.2f %8.2f %8.2f %8.2f %8.2fx", t ? t->name : sb_dtype_name(dt), tm[0] * 1e3,
                (double)j.nbytes / tm[0] * 1e-9, tm[1] * 1e3, (double)j.nbytes / tm[1] * 1e-9,
                tm[0] / f32_1t);
         if (t)
-            printf(" %12.1f\n", qrate);
+            printf(" %9.1f %9.1f\n", qref, qfast);
         else
-            printf(" %12s\n", "-");
+            printf(" %9s %9s\n", "-", "-");
         free(w);
     }
     free(seed_rows);
