@@ -31,11 +31,12 @@
  *
  * Dot products: `_ref` decodes each block exactly (the dequantize values)
  * and sums w*x in double over j ascending, rounded to float once (the rule of
- * qnt_matvec_ref). The unsuffixed dot decodes in registers to the same exact
- * values and sums in float lanes in a fixed order (AVX-512F, else AVX2+FMA,
- * else scalar lanes; SUBBIT_REF_KERNELS=1 forces `_ref`): within 2e-6 of
- * `_ref` relative to sum |w||x| for n <= 64 Ki (tests state it), and the same
- * for every call with the same inputs (no dependence on threads or alignment).
+ * qnt_matvec_ref). The unsuffixed dot decodes to the same exact values and
+ * sums in float lanes in a fixed order (qnt_ggml_types_impl.h; AVX-512F, else
+ * AVX2+FMA, else scalar lanes with fmaf - all three give the same float;
+ * SUBBIT_REF_KERNELS=1 forces `_ref`): within 1e-5 of `_ref` relative to
+ * sum |w||x| for n <= 64 Ki (the tests' bound), and the same for every call
+ * with the same inputs (no dependence on threads or alignment).
  * The unsuffixed quantizers write the `_ref` bytes for every finite input:
  * q2_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs run their per-group scale searches
  * 8 groups at once in AVX2 lanes, each lane repeating the scalar operations
