@@ -7,6 +7,7 @@
 #include "fmt_map.h"
 #include "fmt_writer.h"
 #include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "sb_math.h"
 
 #include <cjson/cJSON.h>
@@ -81,8 +82,7 @@ uint32_t fmt_sbc_crc32c(uint32_t crc, const void *p, size_t n)
 {
     uint32_t c = ~crc;
 #if defined(__x86_64__)
-    const char *e = getenv("SUBBIT_REF_KERNELS");
-    if (!(e && e[0] == '1') && __builtin_cpu_supports("sse4.2"))
+    if (sb_cpu_has(SB_CPU_SSE42))
         return ~crc_hw(c, p, n);
 #endif
     return ~crc_sw(c, p, n);

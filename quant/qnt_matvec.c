@@ -6,11 +6,10 @@
  * _ref: a row is cut into chunks of QNT_CH elements; each chunk is decoded to
  * f32 on the stack and dotted with the matching slice of each input vector,
  * in double. The fast path is the blocked kernel of qnt_matvec_tile_impl.h
- * (summation order: qnt_matvec_impl.h), picked once per process: AVX-512F,
- * AVX2+FMA+F16C, or the scalar-lane instance compiled here. */
+ * (summation order: qnt_matvec_impl.h), for what the CPU probe (sb_cpu.h)
+ * reports: AVX-512F, AVX2+FMA+F16C, or the scalar-lane instance compiled here. */
 #include "qnt_matvec.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "qnt_cast.h"
@@ -248,24 +247,21 @@ static const struct mv_isa mv_isa_avx512 = { "avx512", qnt_mm_avx512, qnt_dot_f3
 
 static const struct mv_isa *mv_forced;   /* qnt_matvec_set_isa (tests) */
 
+/* The fast path this CPU runs (the probe's features; forcing the reference is
+ * decided by the callers, before they get here). */
 static const struct mv_isa *pick_isa(void)
 {
-    static const struct mv_isa *picked;
     const struct mv_isa *f = __atomic_load_n(&mv_forced, __ATOMIC_ACQUIRE);
     if (f)
         return f;
-    f = __atomic_load_n(&picked, __ATOMIC_ACQUIRE);
-    if (!f) {
-        f = &mv_isa_scalar;
 #ifdef QNT_MATVEC_HAVE_X86
-        if (qnt_matvec_cpu_has_avx512())
-            f = &mv_isa_avx512;
-        else if (qnt_matvec_cpu_has_avx2())
-            f = &mv_isa_avx2;
+    const unsigned feat = sb_cpu_features();
+    if ((feat & QNT_MATVEC_AVX512_FEATURES) == QNT_MATVEC_AVX512_FEATURES)
+        return &mv_isa_avx512;
+    if ((feat & QNT_MATVEC_AVX2_FEATURES) == QNT_MATVEC_AVX2_FEATURES)
+        return &mv_isa_avx2;
 #endif
-        __atomic_store_n(&picked, f, __ATOMIC_RELEASE);
-    }
-    return f;
+    return &mv_isa_scalar;
 }
 
 int qnt_matvec_set_isa(const char *name)
@@ -278,9 +274,11 @@ int qnt_matvec_set_isa(const char *name)
     if (strcmp(name, "scalar") == 0)
         f = &mv_isa_scalar;
 #ifdef QNT_MATVEC_HAVE_X86
-    else if (strcmp(name, "avx2") == 0 && qnt_matvec_cpu_has_avx2())
+    else if (strcmp(name, "avx2") == 0 &&
+             (sb_cpu_features() & QNT_MATVEC_AVX2_FEATURES) == QNT_MATVEC_AVX2_FEATURES)
         f = &mv_isa_avx2;
-    else if (strcmp(name, "avx512") == 0 && qnt_matvec_cpu_has_avx512())
+    else if (strcmp(name, "avx512") == 0 &&
+             (sb_cpu_features() & QNT_MATVEC_AVX512_FEATURES) == QNT_MATVEC_AVX512_FEATURES)
         f = &mv_isa_avx512;
 #endif
     if (!f)
@@ -291,7 +289,7 @@ int qnt_matvec_set_isa(const char *name)
 
 const char *qnt_matvec_fast_name(void)
 {
-    if (qnt_ref_kernels_forced())
+    if (sb_cpu_ref())
         return "ref";
     return pick_isa()->name;
 }
@@ -491,7 +489,7 @@ void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
                      const struct sb_qparams *qp, size_t rows, size_t cols, size_t row0,
                      size_t nrows, const float *X, size_t n, float *Y)
 {
-    if (qnt_ref_kernels_forced()) {
+    if (sb_cpu_ref()) {
         qnt_matmul_rows_ref(dt, w, nbytes, qp, rows, cols, row0, nrows, X, n, Y);
         return;
     }

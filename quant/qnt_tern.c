@@ -5,9 +5,9 @@
  * Knows the grid and the bytes; nothing of files. */
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
+#include "sb_cpu.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -306,24 +306,25 @@ __attribute__((target("avx512f"))) static void tern_fx_avx512(const float *restr
 }
 #endif
 
-/* Kernel choice, once: 0 ref (SUBBIT_REF_KERNELS=1), 1 generic, 2 AVX2, 3 AVX-512. */
+/* The best kernel up to `kernel` (1 generic, 2 AVX2, 3 AVX-512) this CPU runs. */
+static int tern_best(int kernel)
+{
+#ifdef QNT_TERN_X86
+    const unsigned f = sb_cpu_features();
+    if (kernel >= 3 && (f & (SB_CPU_AVX512F | SB_CPU_BMI2)) == (SB_CPU_AVX512F | SB_CPU_BMI2))
+        return 3;
+    if (kernel >= 2 && (f & SB_CPU_AVX2))
+        return 2;
+#else
+    (void)kernel;
+#endif
+    return 1;
+}
+
+/* Kernel choice: 0 ref (forced by the probe's switch), else tern_best. */
 static int tern_pick(void)
 {
-    static int pick = -1;   /* benign race: every thread computes the same value */
-    if (pick < 0) {
-        const char *e = getenv("SUBBIT_REF_KERNELS");
-        int p = 1;
-        if (e && e[0] == '1')
-            p = 0;
-#ifdef QNT_TERN_X86
-        else if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2"))
-            p = 3;
-        else if (__builtin_cpu_supports("avx2"))
-            p = 2;
-#endif
-        pick = p;
-    }
-    return pick;
+    return sb_cpu_ref() ? 0 : tern_best(3);
 }
 
 static void tern_tile(const uint8_t *restrict w, size_t rb, size_t cols, size_t r0, size_t nr,
@@ -390,14 +391,5 @@ void qnt_tern_matvec(const void *restrict w, size_t rows, size_t cols, const flo
 void qnt_tern_matvec_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
                             const float *restrict x, float *restrict y)
 {
-    int pick = 1;
-#ifdef QNT_TERN_X86
-    if (kernel >= 3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2"))
-        pick = 3;
-    else if (kernel >= 2 && __builtin_cpu_supports("avx2"))
-        pick = 2;
-#else
-    (void)kernel;
-#endif
-    tern_matvec(pick, w, rows, cols, x, y);
+    tern_matvec(tern_best(kernel), w, rows, cols, x, y);
 }
