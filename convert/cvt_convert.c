@@ -9,10 +9,9 @@
 #include "fmt_writer.h"
 #include "qnt_cast.h"
 #include "qnt_encode.h"
-#include "qnt_qmoe.h"
 #include "qnt_stats.h"
-#include "qnt_sub1.h"
 #include "qnt_tern.h"
+#include "qnt_type.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
 
@@ -79,12 +78,18 @@ static bool is_router(const char *name)
 static bool is_float(enum sb_dtype dt)
 {
     const struct sb_dtype_info *d = sb_dtype_get(dt);
-    return d && ((d->flags & SB_DT_FLOAT) || (d->flags & SB_DT_COMPUTE));
+    return d && ((d->flags & SB_DT_FLOAT) || qnt_type_can_decode(dt));
 }
 
 static bool is_plain_float(enum sb_dtype dt)
 {
     return dt == SB_DTYPE_F32 || dt == SB_DTYPE_F16 || dt == SB_DTYPE_BF16 || dt == SB_DTYPE_F64;
+}
+
+/* GGUF holds no int8 with scales: its int8 path is q8_0 */
+static enum sb_dtype gguf_target(enum sb_dtype to)
+{
+    return to == SB_DTYPE_INT8 ? SB_DTYPE_Q8_0 : to;
 }
 
 /* The policy: which encoding target t gets, and why (static strings). */
@@ -107,8 +112,8 @@ static enum sb_dtype decide(const struct cvt_target *t, enum sb_dtype from,
         *why = "not a float tensor";
         return from;
     }
-    if (cont == FMT_CONT_GGUF && to == SB_DTYPE_INT8)
-        to = SB_DTYPE_Q8_0; /* GGUF's int8 path is q8_0 */
+    if (cont == FMT_CONT_GGUF)
+        to = gguf_target(to);
     const struct sb_dtype_info *di = sb_dtype_get(to);
     if (di->flags & SB_DT_FLOAT) {
         if (cont == FMT_CONT_GGUF && t->keep_f32) {
@@ -174,16 +179,16 @@ static int plain_cast_parallel(enum sb_dtype from, const void *src, enum sb_dtyp
 }
 
 /* Encode f32 rows x[rows, cols] into dst (cap bytes) as `to`; for variable-length
- * encodings *nbytes becomes the size written (fixed sizes are known beforehand). */
+ * encodings (made from tern bytes, in tern_scratch) *nbytes becomes the size
+ * written (fixed sizes are known beforehand). */
 static int encode(enum sb_dtype to, const float *x, uint64_t rows, uint64_t cols,
                   const struct sb_qparams *qp, void *dst, uint64_t cap, uint64_t *nbytes,
                   void *tern_scratch, const char *name, struct sb_err *err)
 {
-    if (to == SB_DTYPE_SUB1 || to == SB_DTYPE_SUB1_QMOE) {
+    const struct qnt_type *qt = qnt_type_get(to);
+    if (qt && (qt->flags & QNT_T_VARLEN)) {
         qnt_tern_quantize_rows(x, rows, cols, tern_scratch);
-        int r = to == SB_DTYPE_SUB1
-                    ? qnt_sub1_encode(tern_scratch, rows, cols, dst, cap, nbytes)
-                    : qnt_qmoe_encode(tern_scratch, rows, cols, dst, cap, nbytes);
+        int r = qt->encode(tern_scratch, rows, cols, dst, cap, nbytes);
         if (r != SB_OK)
             return sb_err_set(err, r, "tensor '%s': %s encoding failed", name, sb_dtype_name(to));
         return SB_OK;
@@ -198,20 +203,6 @@ static int encode(enum sb_dtype to, const float *x, uint64_t rows, uint64_t cols
     if (r != SB_OK)
         return sb_err_set(err, r, "tensor '%s': cannot encode as %s", name, sb_dtype_name(to));
     return SB_OK;
-}
-
-static int decode_for_stats(enum sb_dtype to, const void *blob, uint64_t nbytes, uint64_t rows,
-                            uint64_t cols, const struct sb_qparams *qp, float *out)
-{
-    if (to == SB_DTYPE_SUB1) {
-        qnt_sub1_dequantize_rows(blob, nbytes, cols, 0, rows, out);
-        return SB_OK;
-    }
-    if (to == SB_DTYPE_SUB1_QMOE) {
-        qnt_qmoe_dequantize_rows(blob, nbytes, cols, 0, rows, out);
-        return SB_OK;
-    }
-    return qnt_dequantize_rows(to, blob, rows, cols, qp, 0, rows, out);
 }
 
 void cvt_report_free(struct cvt_report *rep)
@@ -230,21 +221,6 @@ static bool any_quantized(const struct cvt_report *rep)
         if (sb_dtype_get(rep->d[i].to)->flags & (SB_DT_BLOCK | SB_DT_ROWQ | SB_DT_VARLEN))
             return true;
     return false;
-}
-
-/* GGUF llama.cpp LLAMA_FTYPE for the dominant target encoding (formats.md §2.6). */
-static uint32_t gguf_file_type(int to)
-{
-    switch (to) {
-    case SB_DTYPE_F32: return 0;
-    case SB_DTYPE_F16: return 1;
-    case SB_DTYPE_Q4_0: return 2;
-    case SB_DTYPE_Q8_0: case SB_DTYPE_INT8: return 7;
-    case SB_DTYPE_BF16: return 32;
-    case SB_DTYPE_TQ1_0: return 36;
-    case SB_DTYPE_TQ2_0: return 37;
-    default: return 0;
-    }
 }
 
 static int kv_set_u32(struct fmt_kv **kv, size_t *n, const char *key, uint32_t v)
@@ -443,7 +419,7 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
             sb_shape_rows_cols(s->shape, s->ndim, &rows, &cols);
             d->in_bytes += rows ? s->nbytes / rows * t->pieces[p].nrows : 0;
         }
-        if (d->to != d->from && !(sb_dtype_get(d->from)->flags & SB_DT_COMPUTE)) {
+        if (d->to != d->from && !qnt_type_can_decode(d->from)) {
             r = sb_err_set(err, SB_EUNSUPPORTED, "%s: tensor '%s' is %s, which subbit cannot "
                            "re-encode (use --keep '%s')", src->path, t->name,
                            sb_dtype_name(d->from), t->name);
@@ -463,8 +439,7 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         if (elems > max_elems)
             max_elems = elems;
         if (sb_dtype_get(d->to)->flags & SB_DT_VARLEN) {
-            uint64_t bound = d->to == SB_DTYPE_SUB1 ? qnt_sub1_encode_bound(rows, cols)
-                                                    : qnt_qmoe_encode_bound(rows, cols);
+            uint64_t bound = qnt_type_get(d->to)->encode_bound(rows, cols);
             uint64_t tb;
             sb_dtype_nbytes(SB_DTYPE_TERN, t->shape, t->ndim, NULL, &tb);
             if (tb > max_tern)
@@ -511,7 +486,8 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     if (cont == FMT_CONT_GGUF) {
         if ((r = cvt_layout_gguf_kv(src, &kv, &n_kv, err)) != SB_OK)
             goto fail;
-        if (kv_set_u32(&kv, &n_kv, "general.file_type", gguf_file_type(o->to)) ||
+        if (kv_set_u32(&kv, &n_kv, "general.file_type",
+                       o->to < 0 ? 0 : qnt_type_gguf_ftype(gguf_target((enum sb_dtype)o->to))) ||
             (any_quantized(rep) &&
              kv_set_u32(&kv, &n_kv, "general.quantization_version", 2))) {
             r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
@@ -616,7 +592,8 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
             if (o->stats) {
                 struct qnt_err_stats st;
                 memset(&st, 0, sizeof st);
-                if (decode_for_stats(d->to, obuf, nbytes, rows, cols, &pt->qp, sbuf) == SB_OK) {
+                if (qnt_decode_rows(d->to, obuf, nbytes, rows, cols, &pt->qp, 0, rows, sbuf) ==
+                    SB_OK) {
                     qnt_err_stats_add(&st, fbuf, sbuf, (size_t)elems);
                     qnt_err_stats_finish(&st);
                     d->has_stats = true;

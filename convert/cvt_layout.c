@@ -4,15 +4,9 @@
 
 #include "fmt_hftok.h"
 #include "qnt_cast.h"
+#include "qnt_encode.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
-
-#if defined(__has_include)
-#if __has_include("qnt_encode.h")
-#include "qnt_encode.h"
-#define CVT_HAVE_QNT_ENCODE 1
-#endif
-#endif
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -962,18 +956,12 @@ static int decode_rows(const struct fmt_model *src, const struct fmt_tensor *st,
     default:
         break;
     }
-#ifdef CVT_HAVE_QNT_ENCODE
-    int r = qnt_dequantize_rows(st->dtype, st->data, (size_t)srows, (size_t)cols, &st->qp,
-                                (size_t)row0, (size_t)n, dst);
+    int r = qnt_decode_rows(st->dtype, st->data, st->nbytes, (size_t)srows, (size_t)cols, &st->qp,
+                            (size_t)row0, (size_t)n, dst);
     if (r)
         return sb_err_set(err, r, "%s: cannot decode tensor '%s' (%s)", model_what(src),
                           st->name, sb_dtype_name(st->dtype));
     return SB_OK;
-#else
-    (void)srows;
-    return sb_err_set(err, SB_EUNSUPPORTED, "%s: cannot decode tensor '%s' (%s)",
-                      model_what(src), st->name, sb_dtype_name(st->dtype));
-#endif
 }
 
 int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,

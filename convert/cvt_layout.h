@@ -114,7 +114,7 @@ int cvt_layout_gather_bytes(const struct cvt_layout *l, size_t t, const struct f
 
 /*! cvt_layout_gather_f32() : the same rows decoded to f32: dst holds rows*cols
  *  floats (cvt_layout_rows_cols). f32/f16/bf16 are decoded here, others by
- *  qnt_dequantize_rows (quant/qnt_encode.h) when that is built in. */
+ *  qnt_decode_rows (quant/qnt_encode.h). */
 int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
                           float *dst, struct sb_err *err);
 

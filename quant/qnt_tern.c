@@ -85,15 +85,37 @@ void qnt_tern_row_symbols(const void *restrict src, size_t cols, size_t r, uint8
 void qnt_tern_dequantize_rows(const void *restrict src, size_t cols, size_t row0, size_t nrows,
                               float *restrict dst)
 {
-    const size_t rb = qnt_tern_row_bytes(cols);
-    for (size_t i = 0; i < nrows; i++) {
-        const uint8_t *o = (const uint8_t *)src + (row0 + i) * rb;
-        const float lv[4] = { 0.0f, qnt_tern_bf16_to_f32(rd16(o)), qnt_tern_bf16_to_f32(rd16(o + 2)),
-                              0.0f };
-        const uint8_t *s = o + QNT_TERN_ROW_HDR;
-        float *d = dst + i * cols;
-        for (size_t j = 0; j < cols; j++)
-            d[j] = lv[(s[j >> 2] >> (2 * (j & 3))) & 3u];
+    for (size_t i = 0; i < nrows; i++)
+        qnt_tern_decode(src, row0 + nrows, cols, NULL, row0 + i, 0, cols, dst + i * cols);
+}
+
+void qnt_tern_quantize_range(const float *restrict x, size_t row0, size_t nrows, size_t rows,
+                             size_t cols, const struct sb_qparams *qp, void *restrict blob)
+{
+    (void)rows, (void)qp;
+    qnt_tern_quantize_rows(x, nrows, cols, (uint8_t *)blob + row0 * qnt_tern_row_bytes(cols));
+}
+
+void qnt_tern_dequantize_range(const void *restrict blob, uint64_t nbytes, size_t rows,
+                               size_t cols, const struct sb_qparams *qp, size_t row0,
+                               size_t nrows, float *restrict dst)
+{
+    (void)nbytes, (void)rows, (void)qp;
+    qnt_tern_dequantize_rows(blob, cols, row0, nrows, dst);
+}
+
+void qnt_tern_decode(const void *restrict blob, size_t rows, size_t cols,
+                     const struct sb_qparams *qp, size_t r, size_t j0, size_t len,
+                     float *restrict out)
+{
+    (void)rows, (void)qp;
+    const uint8_t *o = (const uint8_t *)blob + r * qnt_tern_row_bytes(cols);
+    const float lv[4] = { 0.0f, qnt_tern_bf16_to_f32(rd16(o)), qnt_tern_bf16_to_f32(rd16(o + 2)),
+                          0.0f };
+    const uint8_t *s = o + QNT_TERN_ROW_HDR;
+    for (size_t i = 0; i < len; i++) {
+        const size_t j = j0 + i;
+        out[i] = lv[(s[j >> 2] >> (2 * (j & 3))) & 3u];
     }
 }
 
