@@ -80,6 +80,17 @@ const char *sb_dtype_name(enum sb_dtype dt)
     return d ? d->name : "?";
 }
 
+const char *sb_dtype_torch_name(enum sb_dtype dt)
+{
+    switch (dt) {
+    case SB_DTYPE_F32: return "float32";
+    case SB_DTYPE_F16: return "float16";
+    case SB_DTYPE_BF16: return "bfloat16";
+    case SB_DTYPE_F64: return "float64";
+    default: return NULL;
+    }
+}
+
 int sb_dtype_from_name(const char *name)
 {
     static const struct { const char *alias; enum sb_dtype dt; } aliases[] = {

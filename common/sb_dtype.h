@@ -104,6 +104,10 @@ struct sb_qparams {
 const struct sb_dtype_info *sb_dtype_get(enum sb_dtype dt);
 /*! sb_dtype_name() : our name for dt, "?" if out of range. */
 const char *sb_dtype_name(enum sb_dtype dt);
+/*! sb_dtype_torch_name() : the PyTorch dtype name of a plain float encoding
+ *  ("float32", "float16", "bfloat16", "float64": config.json torch_dtype), or
+ *  NULL. */
+const char *sb_dtype_torch_name(enum sb_dtype dt);
 /*! sb_dtype_from_name() : parse our name ("bf16", "q8_0", "sub1-qmoe", also "fp16"/"float32"
  *  aliases); -1 if unknown. */
 int sb_dtype_from_name(const char *name);

@@ -3,6 +3,8 @@
  * container layouts live in formats/ and cvt_layout.c, the numerics in quant/. */
 #include "cvt_convert.h"
 #include "cvt_layout.h"
+#include "fmt_config.h"
+#include "fmt_gguf.h"
 #include "fmt_hftok.h"
 #include "fmt_l2c.h"
 #include "fmt_out.h"
@@ -15,7 +17,6 @@
 #include "sb_alloc.h"
 #include "sb_math.h"
 
-#include <cjson/cJSON.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
@@ -247,41 +248,6 @@ static int kv_set_u32(struct fmt_kv **kv, size_t *n, const char *key, uint32_t v
     return SB_OK;
 }
 
-/* config.json's torch_dtype follows a float target (transformers loads in it). */
-static int set_torch_dtype(char **config, enum sb_dtype to, const char *out_path,
-                           struct sb_err *err)
-{
-    const char *name = to == SB_DTYPE_BF16 ? "bfloat16" : to == SB_DTYPE_F16 ? "float16"
-                       : to == SB_DTYPE_F64 ? "float64" : "float32";
-    cJSON *root = cJSON_Parse(*config);
-    if (!root)
-        return SB_OK; /* not ours to judge: the reader accepted it */
-    cJSON *v = cJSON_CreateString(name);
-    if (cJSON_GetObjectItemCaseSensitive(root, "dtype"))
-        cJSON_ReplaceItemInObjectCaseSensitive(root, "dtype", cJSON_CreateString(name));
-    if (cJSON_GetObjectItemCaseSensitive(root, "torch_dtype"))
-        cJSON_ReplaceItemInObjectCaseSensitive(root, "torch_dtype", v);
-    else
-        cJSON_AddItemToObject(root, "torch_dtype", v);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text)
-        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
-    size_t n = strlen(text);
-    char *c = sb_malloc(n + 2);
-    if (!c) {
-        cJSON_free(text);
-        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
-    }
-    memcpy(c, text, n);
-    c[n] = '\n';
-    c[n + 1] = '\0';
-    cJSON_free(text);
-    sb_free(*config);
-    *config = c;
-    return SB_OK;
-}
-
 /* ---- tokenizer files for an HF folder ------------------------------------ */
 
 /* An SPM vocab (GGUF tokenizer.ggml.model "llama", llama2.c tokenizer.bin) goes
@@ -480,11 +446,11 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     wo.flags = o->out_flags;
     wo.shard_size = o->shard_size;
     wo.arch = src->has_arch ? &src->arch : NULL;
-    /* GGUF: cvt_layout_gguf_kv already carries the tokenizer.ggml.* keys */
+    /* GGUF: fmt_gguf_kv_build already carries the tokenizer.ggml.* keys */
     wo.vocab = (src->vocab.kind != FMT_VOCAB_NONE && cont != FMT_CONT_GGUF) ? &src->vocab : NULL;
     wo.alignment = src->gguf_alignment;
     if (cont == FMT_CONT_GGUF) {
-        if ((r = cvt_layout_gguf_kv(src, &kv, &n_kv, err)) != SB_OK)
+        if ((r = fmt_gguf_kv_build(src, &kv, &n_kv, err)) != SB_OK)
             goto fail;
         if (kv_set_u32(&kv, &n_kv, "general.file_type",
                        o->to < 0 ? 0 : qnt_type_gguf_ftype(gguf_target((enum sb_dtype)o->to))) ||
@@ -497,11 +463,13 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         wo.n_kv = n_kv;
     } else {
         if (src->has_arch || src->config_json) {
-            if ((r = cvt_layout_hf_config(src, &config, err)) != SB_OK)
+            if ((r = fmt_config_json_from_model(src, &config, err)) != SB_OK)
                 goto fail;
         }
+        /* config.json's torch_dtype follows a float target (transformers loads in it) */
         if (config && o->to >= 0 && is_plain_float((enum sb_dtype)o->to) &&
-            (r = set_torch_dtype(&config, (enum sb_dtype)o->to, out_path, err)) != SB_OK)
+            (r = fmt_config_json_set_dtype(&config, sb_dtype_torch_name((enum sb_dtype)o->to),
+                                           out_path, err)) != SB_OK)
             goto fail;
         wo.config_json = config;
         wo.side_files = (const char *const *)src->side_files;

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "cvt_layout.h"
+#include "fmt_config.h"
+#include "fmt_gguf.h"
 #include "qnt_cast.h"
 #include "qnt_encode.h"
 #include "sb_alloc.h"
@@ -422,7 +424,7 @@ START_TEST(test_tied_drops_lm_head)
     /* GGUF without output.weight → config says tied */
     struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
     char *json = NULL;
-    ck_assert_int_eq(cvt_layout_hf_config(gg, &json, &err), SB_OK);
+    ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     cJSON *root = cJSON_Parse(json);
     ck_assert_ptr_nonnull(root);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(root, "tie_word_embeddings")));
@@ -567,7 +569,7 @@ START_TEST(test_expert_stacking)
         ck_assert_mem_eq(a->data, b->data, a->nbytes);
     }
     char *json = NULL;
-    ck_assert_int_eq(cvt_layout_hf_config(gg, &json, &err), SB_OK);
+    ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     struct fmt_arch a;
     ck_assert_int_eq(fmt_arch_from_hf_config(&a, json, strlen(json), "config.json", &err), SB_OK);
     ck_assert_int_eq(a.kind, FMT_ARCH_MIXTRAL);
@@ -761,7 +763,7 @@ START_TEST(test_qwen2moe)
     /* metadata: qwen2moe.* keys */
     struct fmt_kv *kv = NULL;
     size_t n = 0;
-    ck_assert_int_eq(cvt_layout_gguf_kv(m, &kv, &n, &err), SB_OK);
+    ck_assert_int_eq(fmt_gguf_kv_build(m, &kv, &n, &err), SB_OK);
     int found = 0;
     for (size_t i = 0; i < n; i++) {
         if (!strcmp(kv[i].key, "qwen2moe.expert_shared_feed_forward_length")) {
@@ -820,7 +822,7 @@ START_TEST(test_gguf_kv_llama)
     struct fmt_kv *kv = NULL;
     size_t n = 0;
     struct sb_err err = { 0 };
-    ck_assert_int_eq(cvt_layout_gguf_kv(hf, &kv, &n, &err), SB_OK);
+    ck_assert_int_eq(fmt_gguf_kv_build(hf, &kv, &n, &err), SB_OK);
     static const struct { const char *key; enum fmt_kv_type type; uint64_t u; } want[] = {
         { "llama.context_length", FMT_KV_U32, 64 },
         { "llama.embedding_length", FMT_KV_U32, 6 },
@@ -885,7 +887,7 @@ START_TEST(test_gguf_kv_llama)
     gg->kv[1] = (struct fmt_kv){ .key = sb_strdup("llama.block_count"), .type = FMT_KV_U32, .u = 3 };
     gg->kv[2] = (struct fmt_kv){ .key = sb_strdup("general.name"), .type = FMT_KV_STRING,
                                  .str = sb_strdup("x y"), .len = 3 };
-    ck_assert_int_eq(cvt_layout_gguf_kv(gg, &kv, &n, &err), SB_OK);
+    ck_assert_int_eq(fmt_gguf_kv_build(gg, &kv, &n, &err), SB_OK);
     ck_assert_uint_eq(n, 2);
     ck_assert_str_eq(kv[0].key, "llama.block_count");
     ck_assert_uint_eq(kv[0].u, 3);
@@ -920,7 +922,7 @@ START_TEST(test_hf_config_roundtrip)
     add_f32(gg, "output.weight", 2, SHAPE(512, 64), 1);
     char *json = NULL;
     struct sb_err err = { 0 };
-    ck_assert_int_eq(cvt_layout_hf_config(gg, &json, &err), SB_OK);
+    ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     ck_assert_ptr_nonnull(strstr(json, "\"LlamaForCausalLM\""));
     ck_assert_ptr_nonnull(strstr(json, "\"rms_norm_eps\": 1e-05"));
     struct fmt_arch a;
@@ -942,7 +944,7 @@ START_TEST(test_hf_config_roundtrip)
     sb_free(json);
     /* an HF source keeps its config.json text */
     gg->config_json = sb_strdup("{\"model_type\": \"llama\"}");
-    ck_assert_int_eq(cvt_layout_hf_config(gg, &json, &err), SB_OK);
+    ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     ck_assert_str_eq(json, "{\"model_type\": \"llama\"}");
     sb_free(json);
     fmt_model_free(gg);
@@ -963,13 +965,13 @@ START_TEST(test_alloc_failures)
         if (r == SB_OK) {
             struct fmt_kv *kv = NULL;
             size_t n = 0;
-            r = cvt_layout_gguf_kv(hf, &kv, &n, &err);
+            r = fmt_gguf_kv_build(hf, &kv, &n, &err);
             if (r == SB_OK) {
                 for (size_t i = 0; i < n; i++)
                     fmt_kv_release(&kv[i]);
                 sb_free(kv);
                 char *json = NULL;
-                r = cvt_layout_hf_config(hf, &json, &err);
+                r = fmt_config_json_from_model(hf, &json, &err);
                 sb_free(json);
             }
         }

@@ -652,7 +652,10 @@ START_TEST(test_vocab_and_arch_keys)
     ck_assert_int_eq(fmt_writer_put(w, 0, data, sizeof data, &err), SB_OK);
     ck_assert_int_eq(fmt_writer_commit(w, &err), SB_OK);
     ck_assert_int_eq(fmt_model_open(&m, p, NULL, &err), SB_OK);
-    ck_assert_uint_eq(m->n_kv, 1 + 10 + 7);
+    /* the kv, 10 llama.* keys and 8 tokenizer keys (add_bos_token written even
+     * when true: the writer and convert share one metadata builder) */
+    ck_assert_uint_eq(m->n_kv, 1 + 10 + 8);
+    ck_assert(fmt_model_find_kv(m, "tokenizer.ggml.add_bos_token")->u == 1);
     ck_assert(m->has_arch);
     ck_assert_int_eq(m->arch.kind, FMT_ARCH_LLAMA);
     ck_assert_int_eq(m->arch.n_layers, 2);
