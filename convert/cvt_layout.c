@@ -958,10 +958,10 @@ static int decode_rows(const struct fmt_model *src, const struct fmt_tensor *st,
     return SB_OK;
 }
 
-int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
-                          float *dst, struct sb_err *err)
+int cvt_layout_gather_f32_rows(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
+                               uint64_t row0, uint64_t nrows, float *dst, struct sb_err *err)
 {
-    uint64_t rb, total;
+    uint64_t rb, total, end;
     int r = gather_check(l, t, src, false, &rb, &total, err);
     if (r)
         return r;
@@ -969,6 +969,10 @@ int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt
     bool elem = target_elem_mode(tg);
     uint64_t rows, cols;
     cvt_layout_rows_cols(l, t, &rows, &cols);
+    if (sb_add_u64(row0, nrows, &end) || end > rows)
+        return sb_err_set(err, SB_EINVAL, "%s: '%s': rows %llu..%llu past its %llu rows",
+                          model_what(src), tg->name, (unsigned long long)row0,
+                          (unsigned long long)end, (unsigned long long)rows);
     if (elem) {
         const struct sb_dtype_info *in = sb_dtype_get(tg->src_dtype);
         if (tg->mixed_dtype || !in || !(in->flags & SB_DT_FLOAT))
@@ -976,27 +980,44 @@ int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt
                               model_what(src), tg->name, sb_dtype_name(tg->src_dtype));
     }
     if (tg->perm == CVT_PERM_NONE) {
+        /* runs of rows that lie in one piece, decoded with one call each */
         float *o = dst;
-        for (size_t k = 0; k < tg->n_pieces; k++) {
+        for (uint64_t i = row0; i < end;) {
+            size_t k;
+            uint64_t srow, sr, sc;
+            locate(tg, i, &k, &srow);
             const struct cvt_piece *pc = &tg->pieces[k];
             const struct fmt_tensor *st = &src->tensors[pc->src];
-            uint64_t sr, sc;
+            uint64_t run = pc->row0 + pc->nrows - srow;
+            if (run > end - i)
+                run = end - i;
             tensor_rows_cols(st, elem, &sr, &sc);
-            if ((r = decode_rows(src, st, sr, sc, pc->row0, pc->nrows, o, err)))
+            if ((r = decode_rows(src, st, sr, sc, srow, run, o, err)))
                 return r;
-            o += pc->nrows * cols;
+            o += run * cols;
+            i += run;
         }
         return SB_OK;
     }
-    for (uint64_t i = 0; i < rows; i++) {
+    for (uint64_t i = row0; i < end; i++) {
         uint64_t sr = cvt_perm_src_row(tg->perm, (uint64_t)tg->perm_heads, rows, i), srow;
         size_t k;
         locate(tg, sr, &k, &srow);
         const struct fmt_tensor *st = &src->tensors[tg->pieces[k].src];
         uint64_t trows, tcols;
         tensor_rows_cols(st, elem, &trows, &tcols);
-        if ((r = decode_rows(src, st, trows, tcols, srow, 1, dst + i * cols, err)))
+        if ((r = decode_rows(src, st, trows, tcols, srow, 1, dst + (i - row0) * cols, err)))
             return r;
     }
     return SB_OK;
+}
+
+int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
+                          float *dst, struct sb_err *err)
+{
+    uint64_t rows, cols;
+    if (!l || t >= l->n)
+        return sb_err_set(err, SB_EINVAL, "%s: no such layout target", model_what(src));
+    cvt_layout_rows_cols(l, t, &rows, &cols);
+    return cvt_layout_gather_f32_rows(l, t, src, 0, rows, dst, err);
 }

@@ -15,7 +15,8 @@
  *   for (i = 0; i < l->n; i++) {
  *       cvt_layout_src_nbytes(l, i, src, &nb, err);      size in the source encoding
  *       cvt_layout_gather_bytes(l, i, src, buf, nb, err) (no re-encoding), or
- *       cvt_layout_gather_f32(l, i, src, f, err)         (rows x cols floats)
+ *       cvt_layout_gather_f32(l, i, src, f, err)         (rows x cols floats), or
+ *       cvt_layout_gather_f32_rows(l, i, src, r0, n, f, err)  (a block of them)
  *   }
  *   cvt_layout_free(l);
  *
@@ -117,5 +118,12 @@ int cvt_layout_gather_bytes(const struct cvt_layout *l, size_t t, const struct f
  *  qnt_decode_rows (quant/qnt_encode.h). */
 int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
                           float *dst, struct sb_err *err);
+
+/*! cvt_layout_gather_f32_rows() : rows row0 .. row0+nrows-1 of the same,
+ *  into dst (nrows * cols floats): what a row-block encoder reads, so a
+ *  quantized target never needs the whole tensor in f32. SB_EINVAL for rows
+ *  past the target. */
+int cvt_layout_gather_f32_rows(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
+                               uint64_t row0, uint64_t nrows, float *dst, struct sb_err *err);
 
 #endif

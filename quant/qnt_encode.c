@@ -153,6 +153,25 @@ int qnt_quantize_rows(enum sb_dtype dt, const float *restrict x, size_t rows, si
     return SB_OK;
 }
 
+int qnt_quantize_rows_at(enum sb_dtype dt, const float *restrict x, size_t row0, size_t nrows,
+                         size_t rows, size_t cols, const struct sb_qparams *qp,
+                         void *restrict blob)
+{
+    const struct qnt_type *t = qnt_type_get(dt);
+    size_t end;
+    if (__builtin_add_overflow(row0, nrows, &end) || end > rows)
+        return SB_EINVAL;
+    if (t && t->quantize_rows) {
+        t->quantize_rows(x, row0, nrows, rows, cols, qp, blob);
+        return SB_OK;
+    }
+    const size_t rb = row_bytes_of(dt, cols);
+    if (t && t->from_float && !rb)
+        return SB_EINVAL;
+    /* rows back to back: the rows are a tensor of their own at their place */
+    return qnt_quantize_rows(dt, x, nrows, cols, qp, (unsigned char *)blob + (t ? row0 * rb : 0));
+}
+
 int qnt_dequantize_rows(enum sb_dtype dt, const void *restrict src, size_t rows, size_t cols,
                         const struct sb_qparams *qp, size_t row0, size_t nrows,
                         float *restrict dst)

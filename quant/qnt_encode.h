@@ -27,6 +27,18 @@
 int qnt_quantize_rows(enum sb_dtype dt, const float *restrict x, size_t rows, size_t cols,
                       const struct sb_qparams *qp, void *restrict dst);
 
+/*! qnt_quantize_rows_at() : the row-block encoder: rows row0 .. row0+nrows-1
+ *  of a (rows, cols) tensor, x holding just those rows (nrows, cols) f32,
+ *  encoded where they belong in blob, the whole tensor's encoding (so a
+ *  caller never needs more than a block of rows in f32). For encodings whose
+ *  blob is rows back to back (qnt_type_row_bytes > 0) that is the same as
+ *  qnt_quantize_rows of the block written at row0's bytes; int8 puts codes and
+ *  scales at their two places. The bytes equal those of qnt_quantize_rows on
+ *  the whole tensor. @return as qnt_quantize_rows; SB_EINVAL for rows past rows. */
+int qnt_quantize_rows_at(enum sb_dtype dt, const float *restrict x, size_t row0, size_t nrows,
+                         size_t rows, size_t cols, const struct sb_qparams *qp,
+                         void *restrict blob);
+
 /*! qnt_dequantize_rows() : rows row0 .. row0+nrows-1 of the blob src (the
  *  whole tensor of rows x cols in encoding dt) into dst (nrows, cols) f32.
  *  @return SB_OK; SB_EINVAL for a bad block multiple or a row range past

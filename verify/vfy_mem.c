@@ -35,6 +35,7 @@
 #include "fmt_model.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
+#include "vfy_model.h"
 
 const enum sb_dtype vfy_mem_encodings[VFY_MEM_NENC] = {
     SB_DTYPE_F32, SB_DTYPE_F16, SB_DTYPE_BF16, SB_DTYPE_INT8, SB_DTYPE_Q8_0,
@@ -830,21 +831,15 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
         sb_mul_u64(per_layer_tok, swa, &t2) || sb_mul_u64(t2, wctx, &t2) ||
         sb_add_u64(t1, t2, &t1) || sb_mul_u64(t1, batch, &e->kv));
 
-    /* runtime buffers of our core (verify/vfy_forward.c vfy_ctx_new and
-     * verify/vfy_ppl.c) as `subbit ppl` touches them for a window of ctx
-     * tokens x batch, processed in blocks of B tokens (below): f32
-     * logits for the scored positions; per token of a block the
-     * residual and two scratch vectors (dim), q and the attention output
-     * (heads x head_dim), k and v, the FFN pair at the widest FFN (dense
-     * or one expert), and for MoE the router scores, the
-     * expert input/output and an expert FFN pair; per thread one row of
-     * attention scores (16 threads assumed); the RoPE tables (ctx x
-     * head_dim); and per-thread row scratch for the matvec kernels (16
-     * threads x the widest row, in and out). The vocabulary is counted with
-     * the scratch at 150 bytes a token: the pieces are held three times (the
-     * GGUF metadata, the model's vocab, the tokenizer's table and hash map),
-     * each a small malloc with its overhead — measured with valgrind massif
-     * on llama-2-tiny-random's 32,000 tokens. */
+    /* runtime of our core as `subbit ppl` touches it for a window of ctx tokens
+     * x batch, processed in blocks of B tokens (below): f32 logits for the
+     * scored positions; the context's buffers (vfy_ctx_bytes); per-thread row
+     * scratch for the matvec kernels (16 threads x the widest row, in and out,
+     * on the stack). The vocabulary is counted with the scratch at 150 bytes a
+     * token: the pieces are held three times (the GGUF metadata, the model's
+     * vocab, the tokenizer's table and hash map), each a small malloc with its
+     * overhead — measured with valgrind massif on llama-2-tiny-random's 32,000
+     * tokens. */
     /* ppl's chunks protocol forwards a window in two calls (the unscored
      * first half, then the scored half), so a block holds at most
      * ctx - ctx/2 + 1 tokens: rows past that are allocated but never touched,
@@ -863,16 +858,18 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
     uint64_t ffw = (uint64_t)m->hidden_dim;
     if ((uint64_t)m->moe_hidden_dim > ffw)
         ffw = (uint64_t)m->moe_hidden_dim;
-    uint64_t qd = (uint64_t)m->n_heads * (uint64_t)m->head_dim;
-    uint64_t kvd = m->mla ? qd : (uint64_t)m->n_kv_heads * (uint64_t)m->head_dim;
-    uint64_t per_tok = 3 * (uint64_t)m->dim + 2 * qd + 2 * kvd + 2 * ffw;
-    if (m->n_experts > 0)
-        per_tok += (uint64_t)m->n_experts + 2 * (uint64_t)m->n_experts_used + 2 +
-                   3 * (uint64_t)m->dim + 2 * ffw;
-    uint64_t fixed = 16 * ctx + ctx * (uint64_t)m->head_dim;
-    CHK(sb_mul_u64(per_tok, B, &e->activations) ||
-        sb_add_u64(e->activations, fixed, &e->activations) ||
-        sb_mul_u64(e->activations, 4, &e->activations));
+    /* the rest of the core's context for that window and blocks of B tokens,
+     * 16 threads: vfy_ctx_bytes sizes the list of buffers vfy_ctx_new
+     * allocates (its f32 KV cache is the KV term above) */
+    const struct vfy_ctx_shape cs = {
+        .n_layers = (size_t)m->n_layers, .dim = (size_t)m->dim, .n_heads = (size_t)m->n_heads,
+        .n_kv_heads = (size_t)(m->mla ? m->n_heads : m->n_kv_heads),
+        .head_dim = (size_t)m->head_dim, .ffn = (size_t)ffw, .n_experts = (size_t)m->n_experts,
+        .n_experts_used = (size_t)m->n_experts_used,
+    };
+    struct vfy_ctx_size cz;
+    CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, 16, &cz) != SB_OK);
+    e->activations = cz.buffers;
     uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
     e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
     e->baseline = o->baseline ? o->baseline : VFY_MEM_BASELINE;

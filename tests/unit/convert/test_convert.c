@@ -10,6 +10,7 @@
 #include "cvt_synth.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "qnt_encode.h"
 #include "sb_alloc.h"
 #include "test_util.h"
 
@@ -162,6 +163,77 @@ START_TEST(test_faults_leave_no_output)
 }
 END_TEST
 
+/* convert streams row blocks: every output tensor with blocks of a few rows
+ * (so each tensor takes many blocks, and a block may end inside an expert or
+ * a permuted head) has the bytes of the default run (one block a tensor here),
+ * whatever the container (GGUF takes pieces, the safetensors int8 layout a
+ * whole blob, .subbit variable-length codes); and a q8_0 tensor's bytes are
+ * qnt_quantize_rows of the whole source tensor, computed here. --stats gives
+ * the same numbers both ways (to rounding of the per-block partial sums). */
+START_TEST(test_row_blocks_match_whole)
+{
+    static const struct { const char *out; int to; } cases[] = {
+        { "q.gguf", SB_DTYPE_Q8_0 }, { "i8.safetensors", SB_DTYPE_INT8 },
+        { "t.subbit", SB_DTYPE_TERN }, { "s.subbit", SB_DTYPE_SUB1 },
+        { "f.gguf", SB_DTYPE_F16 },
+    };
+    struct fmt_model *m = synth_model(FMT_ARCH_MIXTRAL, 64, "src");
+    const char *name = cases[_i].out;
+    struct sb_err err = { 0 };
+    struct fmt_model *out[2];
+    struct cvt_report *rep[2];
+    for (int b = 0; b < 2; b++) {
+        struct cvt_opts o;
+        cvt_opts_init(&o);
+        o.to = cases[_i].to;
+        o.stats = true;
+        o.block_elems = b ? 0 : 150;   /* 2 rows of 64, 1 row of 96, ... */
+        char path[64];
+        snprintf(path, sizeof path, "%d%s", b, name);
+        ck_assert_msg(cvt_convert(m, test_tmpfile(path), &o, &rep[b], &err) == SB_OK, "%s",
+                      err.msg);
+        ck_assert_msg(fmt_model_open(&out[b], test_tmpfile(path), NULL, &err) == SB_OK, "%s",
+                      err.msg);
+    }
+    ck_assert_uint_eq(out[0]->n_tensors, out[1]->n_tensors);
+    int checked = 0;
+    for (size_t i = 0; i < out[0]->n_tensors; i++) {
+        const struct fmt_tensor *a = &out[0]->tensors[i];
+        const struct fmt_tensor *b = fmt_model_find(out[1], a->name);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_int_eq(a->dtype, b->dtype);
+        ck_assert_uint_eq(a->nbytes, b->nbytes);
+        ck_assert_msg(!memcmp(a->data, b->data, a->nbytes), "%s: %s differs", name, a->name);
+        checked += (int)a->dtype == cases[_i].to;
+    }
+    ck_assert_int_gt(checked, 4);
+    for (size_t i = 0; i < rep[0]->n; i++) {
+        const struct cvt_decision *x = &rep[0]->d[i], *y = &rep[1]->d[i];
+        ck_assert_int_eq(x->has_stats, y->has_stats);
+        ck_assert_double_eq_tol(x->rmse, y->rmse, 1e-12 * (1 + y->rmse));
+        ck_assert(x->max_abs == y->max_abs);
+    }
+    if (cases[_i].to == SB_DTYPE_Q8_0) {   /* GGUF: an expert stack against the whole tensor */
+        const struct fmt_tensor *src = fmt_model_find(m, "model.layers.0.block_sparse_moe.experts.0.w2.weight");
+        const struct fmt_tensor *st = fmt_model_find(out[0], "blk.0.ffn_down_exps.weight");
+        ck_assert_ptr_nonnull(src);
+        ck_assert_ptr_nonnull(st);
+        const size_t n = (size_t)src->shape[0] * (size_t)src->shape[1];   /* expert 0: [64, 96] */
+        unsigned char *want = malloc(n / 32 * 34);
+        ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_Q8_0, src->data, (size_t)src->shape[0],
+                                           (size_t)src->shape[1], NULL, want), SB_OK);
+        ck_assert_mem_eq(st->data, want, n / 32 * 34);
+        free(want);
+    }
+    for (int b = 0; b < 2; b++) {
+        cvt_report_free(rep[b]);
+        fmt_model_free(out[b]);
+    }
+    fmt_model_free(m);
+    test_tmpdir_cleanup();
+}
+END_TEST
+
 Suite *convert_convert_suite(void)
 {
     Suite *s = suite_create("convert_convert");
@@ -171,6 +243,7 @@ Suite *convert_convert_suite(void)
     tcase_add_test(tc, test_policy_rules_and_keep);
     tcase_add_test(tc, test_existing_output_needs_force);
     tcase_add_loop_test(tc, test_faults_leave_no_output, 0, 2);
+    tcase_add_loop_test(tc, test_row_blocks_match_whole, 0, 5);
     suite_add_tcase(s, tc);
     return s;
 }
