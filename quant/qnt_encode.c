@@ -102,18 +102,23 @@ int qnt_convert_plain(enum sb_dtype from, const void *src, enum sb_dtype to, voi
 
 /* ---- row kernels: asked of the encoding table ---- */
 
-/* rows [r0, r1) of a block or plain encoding (to_float / from_float over whole
- * rows): x + r0*cols <-> the bytes of row r0 */
-static void quant_range(const struct qnt_type *t, const float *x, size_t cols, size_t row_bytes,
-                        unsigned char *dst, size_t r0, size_t r1)
+/* nrows whole rows of a block or plain encoding between f32 (x, cols a row)
+ * and its bytes (b, rb a row), in parallel chunks of about 64K elements:
+ * encode x into b (from_float), or with dec decode b into x (to_float) */
+static void rows_blocks(const struct qnt_type *t, int dec, const float *x_in, float *x_out,
+                        const unsigned char *b_in, unsigned char *b_out, size_t nrows,
+                        size_t cols, size_t rb)
 {
-    t->from_float(x + r0 * cols, dst + r0 * row_bytes, (r1 - r0) * cols);
-}
-
-static void dequant_range(const struct qnt_type *t, const unsigned char *src, size_t cols,
-                          size_t row_bytes, float *dst, size_t r0, size_t r1)
-{
-    t->to_float(src + r0 * row_bytes, dst, (r1 - r0) * cols);
+    const size_t per = chunk_rows(cols);
+    const long nchunk = (long)((nrows + per - 1) / per);
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (long c = 0; c < nchunk; c++) {
+        const size_t r0 = (size_t)c * per, r1 = r0 + per < nrows ? r0 + per : nrows;
+        if (dec)
+            t->to_float(b_in + r0 * rb, x_out + r0 * cols, (r1 - r0) * cols);
+        else
+            t->from_float(x_in + r0 * cols, b_out + r0 * rb, (r1 - r0) * cols);
+    }
 }
 
 /* bytes per row of a block or plain encoding; 0 on a bad block multiple or
@@ -141,15 +146,8 @@ int qnt_quantize_rows(enum sb_dtype dt, const float *restrict x, size_t rows, si
     const size_t rb = row_bytes_of(dt, cols);
     if (!rb)
         return SB_EINVAL;
-    if (cols == 0)
-        return SB_OK;
-    const size_t per = chunk_rows(cols);
-    const long nchunk = (long)((rows + per - 1) / per);
-#pragma omp parallel for schedule(static) if (nchunk > 1)
-    for (long c = 0; c < nchunk; c++) {
-        const size_t r0 = (size_t)c * per, r1 = r0 + per < rows ? r0 + per : rows;
-        quant_range(t, x, cols, rb, dst, r0, r1);
-    }
+    if (cols)
+        rows_blocks(t, 0, x, NULL, NULL, dst, rows, cols, rb);
     return SB_OK;
 }
 
@@ -190,16 +188,9 @@ int qnt_dequantize_rows(enum sb_dtype dt, const void *restrict src, size_t rows,
     const size_t rb = row_bytes_of(dt, cols);
     if (!rb)
         return SB_EINVAL;
-    if (cols == 0)
-        return SB_OK;
-    const unsigned char *s = (const unsigned char *)src + row0 * rb;
-    const size_t per = chunk_rows(cols);
-    const long nchunk = (long)((nrows + per - 1) / per);
-#pragma omp parallel for schedule(static) if (nchunk > 1)
-    for (long c = 0; c < nchunk; c++) {
-        const size_t r0 = (size_t)c * per, r1 = r0 + per < nrows ? r0 + per : nrows;
-        dequant_range(t, s, cols, rb, dst + r0 * cols, r0, r1);
-    }
+    if (cols)
+        rows_blocks(t, 1, NULL, dst, (const unsigned char *)src + row0 * rb, NULL, nrows, cols,
+                    rb);
     return SB_OK;
 }
 

@@ -298,6 +298,26 @@ static void mm_decode(const struct qnt_mm_args *a, size_t r, size_t j0, size_t l
 
 /* ---- public entry points ------------------------------------------------- */
 
+/* What the fast path and the reference share: a fused kernel for the whole
+ * tensor, or the variable-length row path. 1 when it handled the call. */
+static int matmul_special(const struct qnt_type *t, int ref, const void *w, uint64_t nbytes,
+                          size_t rows, size_t cols, size_t row0, size_t nrows, const float *X,
+                          size_t n, float *Y)
+{
+    qnt_matvec_fn *mv = ref ? t->matvec_ref : t->matvec;
+    if (mv && row0 == 0 && nrows == rows) {
+        /* the fused kernel; Y is [n, rows], one call per input vector */
+        for (size_t k = 0; k < n; k++)
+            mv(w, nbytes, rows, cols, X + k * cols, Y + k * rows);
+        return 1;
+    }
+    if (t->flags & QNT_T_VARLEN) {
+        varlen_rows(t, w, nbytes, rows, cols, row0, nrows, X, n, Y, ref);
+        return 1;
+    }
+    return 0;
+}
+
 void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
                      const struct sb_qparams *qp, size_t rows, size_t cols, size_t row0,
                      size_t nrows, const float *X, size_t n, float *Y)
@@ -307,18 +327,8 @@ void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
         return;
     }
     const struct qnt_type *t = qnt_type_get(dt);
-    if (!t)
-        return;   /* refused by qnt_matvec_check */
-    if (t->matvec && row0 == 0 && nrows == rows) {
-        /* the fused kernel; Y is [n, rows], one call per input vector */
-        for (size_t k = 0; k < n; k++)
-            t->matvec(w, nbytes, rows, cols, X + k * cols, Y + k * rows);
-        return;
-    }
-    if (t->flags & QNT_T_VARLEN) {
-        varlen_rows(t, w, nbytes, rows, cols, row0, nrows, X, n, Y, 0);
-        return;
-    }
+    if (!t || matmul_special(t, 0, w, nbytes, rows, cols, row0, nrows, X, n, Y))
+        return;   /* no kernel: refused by qnt_matvec_check */
     struct qnt_mm_args a;
     memset(&a, 0, sizeof a);
     a.w = w;
@@ -344,17 +354,8 @@ void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,
                          size_t nrows, const float *X, size_t n, float *Y)
 {
     const struct qnt_type *t = qnt_type_get(dt);
-    if (!t)
+    if (!t || matmul_special(t, 1, w, nbytes, rows, cols, row0, nrows, X, n, Y))
         return;
-    if (t->matvec_ref && row0 == 0 && nrows == rows) {
-        for (size_t k = 0; k < n; k++)
-            t->matvec_ref(w, nbytes, rows, cols, X + k * cols, Y + k * rows);
-        return;
-    }
-    if (t->flags & QNT_T_VARLEN) {
-        varlen_rows(t, w, nbytes, rows, cols, row0, nrows, X, n, Y, 1);
-        return;
-    }
     const size_t rb = qnt_type_row_bytes(dt, cols, qp);
     for (size_t i = 0; i < nrows; i++) {
         double acc[QNT_TB];

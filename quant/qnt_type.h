@@ -14,25 +14,28 @@
  * file switches on an encoding to find a kernel.
  *
  * How to add an encoding (ggml's Q4_1 as the example):
- *  1. Its kernel file, quant/qnt_q4_1.c and quant/qnt_q4_1.h: the block
- *     struct with a _Static_assert on its size, the `_ref` quantizer (plain
- *     C, the bytes of record), the fast one if any (it must write the same
- *     bytes; dispatch on sb_cpu_has(), never on the environment), and the
- *     dequantizer, all on n elements (a multiple of the block) with the
- *     signatures of qnt_from_float_fn / qnt_to_float_fn.
- *  2. Its entry in quant/qnt_type.c: for a block or plain encoding the four
- *     row functions (from_float_ref, from_float, to_float_ref, to_float),
- *     QNT_T_ROWS | QNT_T_MATVEC in flags (the generic row code, the blocked
- *     matvec kernel over decoded chunks and every caller then take it), and
- *     gguf_ftype (llama.cpp's LLAMA_FTYPE_MOSTLY_*). An encoding that is not
- *     laid out as blocks along a row fills the row-range functions instead
- *     (quantize_rows, dequantize_rows, decode), as int8 and tern do; one with
- *     a fused kernel sets matvec / matvec_ref (tern, sub1); a
- *     variable-length one sets encode_bound, encode and validate (sub1).
- *  3. Its tests: tests/unit/quant/test_q4_1.c (golden bytes from the
- *     reference implementation, fast == _ref on random and edge inputs,
- *     dequantize round trip), and its name in the encodings the table test
- *     walks (tests/unit/quant/test_type.c).
+ *  1. Its kernel file, quant/qnt_q4_1.c with quant/qnt_q4_1.h: the block
+ *     struct `struct qnt_block_q4_1` with a _Static_assert on its size, and
+ *     qnt_q4_1_quantize_ref (plain C, the bytes of record), qnt_q4_1_quantize
+ *     (the fastest kernel; it writes the same bytes and picks its ISA with
+ *     sb_cpu_has(), never from the environment) and qnt_q4_1_dequantize, each
+ *     on n elements (a multiple of the block), as qnt_ggml.h declares q4_0's.
+ *  2. Its entry in quant/qnt_type.c: its header included, `BLOCK_FNS(q4_1)`
+ *     (adapts the three to the table's signatures) and, in the table,
+ *     `[SB_DTYPE_Q4_1] = { SB_DTYPE_Q4_1, BLOCK(q4_1, 3) },` where 3 is
+ *     llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_1. That is all a block encoding needs:
+ *     qnt_quantize_rows / qnt_dequantize_rows, the streaming convert, the
+ *     matvec (the blocked kernel over chunks decoded with to_float), the
+ *     core's binding checks and general.file_type follow from the entry.
+ *     Reading it in place in the matvec kernel is optional (mm_prepare, a
+ *     case in qnt_matvec_tile_impl.h). An encoding not laid out as blocks
+ *     along a row fills quantize_rows / dequantize_rows / decode instead (as
+ *     int8 and tern do); one with a fused kernel sets matvec / matvec_ref;
+ *     a variable-length one sets encode_bound, encode and validate (sub1).
+ *  3. Its tests: tests/unit/quant/test_q4_1.c (golden bytes from llama.cpp's
+ *     reference, fast == _ref on random and edge inputs, a dequantize round
+ *     trip), and its row in known[] of tests/unit/quant/test_type.c (with
+ *     its file type), which then checks it like every other entry.
  * The enum value, name, ggml id, block length and block bytes of every ggml
  * type are already in common/sb_dtype.c; an encoding of a new kind (not a
  * ggml type) also adds its row there (enum sb_dtype, name, size rule).
@@ -77,6 +80,15 @@ typedef void qnt_decode_fn(const void *restrict blob, size_t rows, size_t cols,
 typedef void qnt_matvec_fn(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                               const float *restrict x, float *restrict y);
 
+/* Variable-length encodings: the most bytes encode may write for a (rows,
+ * cols) tensor (0 on overflow); the tensor's tern bytes (qnt_tern.h) encoded
+ * into dst (cap bytes), *nbytes the size written; a blob's structural check
+ * for a shape (SB_OK or SB_EFORMAT). */
+typedef size_t qnt_bound_fn(size_t rows, size_t cols);
+typedef int qnt_encode_fn(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                          size_t cap, uint64_t *nbytes);
+typedef int qnt_validate_fn(const void *w, uint64_t nbytes, size_t rows, size_t cols);
+
 struct qnt_mm_args;   /* qnt_matvec_impl.h */
 
 enum qnt_type_flags {
@@ -102,10 +114,9 @@ struct qnt_type {
     /* a fused whole-tensor kernel (NULL: the blocked kernel) */
     qnt_matvec_fn *matvec_ref, *matvec;
     /* variable-length encodings */
-    size_t (*encode_bound)(size_t rows, size_t cols);
-    int (*encode)(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
-                  size_t cap, uint64_t *nbytes);
-    int (*validate)(const void *w, uint64_t nbytes, size_t rows, size_t cols);
+    qnt_bound_fn *encode_bound;
+    qnt_encode_fn *encode;
+    qnt_validate_fn *validate;
 };
 
 /*! qnt_type_get() : the table entry of dt, or NULL when quant/ has no kernels

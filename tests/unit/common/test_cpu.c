@@ -9,6 +9,7 @@
 #endif
 
 #include "sb_cpu.h"
+#include "test_util.h"
 
 START_TEST(test_cpu_features_match_builtin)
 {
@@ -60,12 +61,5 @@ START_TEST(test_cpu_force_ref)
 }
 END_TEST
 
-Suite *common_cpu_suite(void)
-{
-    Suite *s = suite_create("common_cpu");
-    TCase *tc = tcase_create("probe");
-    tcase_add_test(tc, test_cpu_features_match_builtin);
-    tcase_add_test(tc, test_cpu_force_ref);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(common_cpu, 0, NULL, NULL,
+    TEST(test_cpu_features_match_builtin), TEST(test_cpu_force_ref))

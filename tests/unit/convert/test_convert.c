@@ -14,22 +14,6 @@
 #include "sb_alloc.h"
 #include "test_util.h"
 
-static struct fmt_model *synth_model(enum fmt_arch_kind kind, int dim, const char *name)
-{
-    struct cvt_synth_opts o;
-    cvt_synth_opts_init(&o, kind);
-    o.dim = dim;
-    o.heads = 4;
-    o.kv_heads = 2;
-    o.hidden = 96;
-    struct sb_err err = { 0 };
-    const char *dir = test_tmpfile(name);
-    ck_assert_msg(cvt_synth(&o, dir, &err) == SB_OK, "%s", err.msg);
-    struct fmt_model *m;
-    ck_assert_msg(fmt_model_open(&m, dir, NULL, &err) == SB_OK, "%s", err.msg);
-    return m;
-}
-
 static const struct cvt_decision *find(const struct cvt_report *r, const char *name)
 {
     for (size_t i = 0; i < r->n; i++)
@@ -43,7 +27,7 @@ START_TEST(test_policy_q8_0_gguf)
 {
     /* dim 48: rows of 48 are not a multiple of 32, so q8_0 falls back; the FFN down
      * projection has rows of 96 = 3 x 32 and takes q8_0 */
-    struct fmt_model *m = synth_model(FMT_ARCH_MIXTRAL, 48, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_MIXTRAL, 48, "src");
     struct cvt_opts o;
     cvt_opts_init(&o);
     o.to = SB_DTYPE_Q8_0;
@@ -67,7 +51,7 @@ END_TEST
 
 START_TEST(test_policy_rules_and_keep)
 {
-    struct fmt_model *m = synth_model(FMT_ARCH_LLAMA, 64, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_LLAMA, 64, "src");
     struct cvt_rule rules[] = { { "*.mlp.down_proj.weight", SB_DTYPE_F16 },
                                 { "model.embed_tokens.weight", -1 } };
     struct cvt_opts o;
@@ -99,7 +83,7 @@ END_TEST
 
 START_TEST(test_existing_output_needs_force)
 {
-    struct fmt_model *m = synth_model(FMT_ARCH_LLAMA, 64, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_LLAMA, 64, "src");
     struct cvt_opts o;
     cvt_opts_init(&o);
     o.to = SB_DTYPE_F16;
@@ -128,7 +112,7 @@ END_TEST
  * outputs of the earlier, successful rounds. */
 START_TEST(test_faults_leave_no_output)
 {
-    struct fmt_model *m = synth_model(FMT_ARCH_MIXTRAL, 64, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_MIXTRAL, 64, "src");
     const char *outs[] = { test_tmpfile("o.safetensors"), test_tmpfile("o.gguf"),
                            test_tmpfile("o-dir") };
     for (int j = 0; j < 3; j++) {
@@ -177,7 +161,7 @@ START_TEST(test_row_blocks_match_whole)
         { "t.subbit", SB_DTYPE_TERN }, { "s.subbit", SB_DTYPE_SUB1 },
         { "f.gguf", SB_DTYPE_F16 },
     };
-    struct fmt_model *m = synth_model(FMT_ARCH_MIXTRAL, 64, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_MIXTRAL, 64, "src");
     const char *name = cases[_i].out;
     struct sb_err err = { 0 };
     struct fmt_model *out[2];
@@ -214,7 +198,8 @@ START_TEST(test_row_blocks_match_whole)
         ck_assert(x->max_abs == y->max_abs);
     }
     if (cases[_i].to == SB_DTYPE_Q8_0) {   /* GGUF: an expert stack against the whole tensor */
-        const struct fmt_tensor *src = fmt_model_find(m, "model.layers.0.block_sparse_moe.experts.0.w2.weight");
+        const struct fmt_tensor *src =
+            fmt_model_find(m, "model.layers.0.block_sparse_moe.experts.0.w2.weight");
         const struct fmt_tensor *st = fmt_model_find(out[0], "blk.0.ffn_down_exps.weight");
         ck_assert_ptr_nonnull(src);
         ck_assert_ptr_nonnull(st);
@@ -234,16 +219,7 @@ START_TEST(test_row_blocks_match_whole)
 }
 END_TEST
 
-Suite *convert_convert_suite(void)
-{
-    Suite *s = suite_create("convert_convert");
-    TCase *tc = tcase_create("convert");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_policy_q8_0_gguf);
-    tcase_add_test(tc, test_policy_rules_and_keep);
-    tcase_add_test(tc, test_existing_output_needs_force);
-    tcase_add_loop_test(tc, test_faults_leave_no_output, 0, 2);
-    tcase_add_loop_test(tc, test_row_blocks_match_whole, 0, 5);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(convert_convert, 120, NULL, NULL,
+    TEST(test_policy_q8_0_gguf), TEST(test_policy_rules_and_keep),
+    TEST(test_existing_output_needs_force), TEST_LOOP(test_faults_leave_no_output, 2),
+    TEST_LOOP(test_row_blocks_match_whole, 5))

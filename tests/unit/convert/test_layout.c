@@ -48,32 +48,6 @@ static struct fmt_tensor *add_f32(struct fmt_model *m, const char *name, int ndi
 
 #define SHAPE(...) ((const int64_t[]){ __VA_ARGS__ })
 
-/* A model holding every target of l, gathered from src (bytes), in container c. */
-static struct fmt_model *materialize(const struct cvt_layout *l, const struct fmt_model *src,
-                                     enum fmt_container c)
-{
-    struct fmt_model *m = fmt_model_new();
-    ck_assert_ptr_nonnull(m);
-    m->container = c;
-    m->arch = src->arch;
-    m->has_arch = src->has_arch;
-    for (size_t i = 0; i < l->n; i++) {
-        struct sb_err err = { 0 };
-        uint64_t nb = 0;
-        ck_assert_int_eq(cvt_layout_src_nbytes(l, i, src, &nb, &err), SB_OK);
-        struct fmt_tensor *t = fmt_model_add_tensor(m, l->t[i].name);
-        ck_assert_ptr_nonnull(t);
-        t->dtype = l->t[i].src_dtype;
-        t->ndim = l->t[i].ndim;
-        memcpy(t->shape, l->t[i].shape, sizeof t->shape);
-        t->owned = sb_malloc(nb ? nb : 1);
-        t->data = t->owned;
-        t->nbytes = nb;
-        ck_assert_int_eq(cvt_layout_gather_bytes(l, i, src, t->owned, nb, &err), SB_OK);
-    }
-    return m;
-}
-
 static const struct cvt_target *target(const struct cvt_layout *l, const char *name)
 {
     long i = cvt_layout_find(l, name);
@@ -193,7 +167,7 @@ START_TEST(test_hf_to_gguf_llama)
     ck_assert_int_eq(target(l, "blk.0.ffn_gate.weight")->shape[0], 5);
 
     /* gathered q of layer 1 follows the hand-checked row map */
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     const float *src_q = tdata(hf, "model.layers.1.self_attn.q_proj.weight");
     const float *dst_q = tdata(gg, "blk.1.attn_q.weight");
     for (uint64_t r = 0; r < 8; r++)
@@ -225,7 +199,7 @@ START_TEST(test_hf_to_gguf_llama)
     ck_assert_uint_eq(l2->n, hf->n_tensors);
     ck_assert_int_eq(target(l2, "model.layers.1.self_attn.q_proj.weight")->perm,
                      CVT_PERM_GGUF_TO_HF);
-    struct fmt_model *hf2 = materialize(l2, gg, FMT_CONT_SAFETENSORS);
+    struct fmt_model *hf2 = test_materialize(l2, gg, FMT_CONT_SAFETENSORS);
     for (size_t i = 0; i < hf->n_tensors; i++) {
         const struct fmt_tensor *a = &hf->tensors[i];
         const struct fmt_tensor *b = fmt_model_find(hf2, a->name);
@@ -296,7 +270,7 @@ START_TEST(test_perm_rope_equivalence)
     struct cvt_layout *l = NULL;
     struct sb_err err = { 0 };
     ck_assert_int_eq(cvt_layout_plan(hf, FMT_CONT_GGUF, &l, &err), SB_OK);
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     float x[H], x2[H];
     test_fill_normal(x, H, 13);
     test_fill_normal(x2, H, 14);
@@ -422,7 +396,7 @@ START_TEST(test_tied_drops_lm_head)
     ck_assert_int_eq(cvt_layout_find(l, "output.weight"), -1);
     ck_assert_uint_eq(l->n, hf->n_tensors - 1);
     /* GGUF without output.weight → config says tied */
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     char *json = NULL;
     ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     cJSON *root = cJSON_Parse(json);
@@ -547,7 +521,7 @@ START_TEST(test_expert_stacking)
         ck_assert_uint_eq(g->pieces[e].row0, 0);
         ck_assert_uint_eq(g->pieces[e].nrows, NF);
     }
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     check_stacked(gg);
 
     /* back to HF: classic per-expert names, same numbers */
@@ -561,7 +535,7 @@ START_TEST(test_expert_stacking)
     const struct cvt_target *w3 = target(l2, "model.layers.0.block_sparse_moe.experts.2.w3.weight");
     ck_assert_uint_eq(w3->pieces[0].row0, 2 * NF);
     ck_assert_uint_eq(w3->pieces[0].nrows, NF);
-    struct fmt_model *hf2 = materialize(l2, gg, FMT_CONT_SAFETENSORS);
+    struct fmt_model *hf2 = test_materialize(l2, gg, FMT_CONT_SAFETENSORS);
     for (size_t i = 0; i < hf->n_tensors; i++) {
         const struct fmt_tensor *a = &hf->tensors[i], *b = fmt_model_find(hf2, a->name);
         ck_assert_msg(b != NULL, "'%s' lost", a->name);
@@ -608,13 +582,13 @@ START_TEST(test_packed_split)
     }
     ck_assert_uint_eq(d->n_pieces, 1);
     ck_assert_uint_eq(d->pieces[0].nrows, NE * NH);
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     check_stacked(gg);
     /* the classic layout gives the very same bytes */
     struct fmt_model *hc = tiny_mixtral_classic(true);
     struct cvt_layout *lc = NULL;
     ck_assert_int_eq(cvt_layout_plan(hc, FMT_CONT_GGUF, &lc, &err), SB_OK);
-    struct fmt_model *gc = materialize(lc, hc, FMT_CONT_GGUF);
+    struct fmt_model *gc = test_materialize(lc, hc, FMT_CONT_GGUF);
     for (size_t i = 0; i < gg->n_tensors; i++) {
         const struct fmt_tensor *b = fmt_model_find(gc, gg->tensors[i].name);
         ck_assert_ptr_nonnull(b);
@@ -747,11 +721,11 @@ START_TEST(test_qwen2moe)
     target(l, "blk.0.ffn_up_shexp.weight");
     const struct cvt_target *dn = target(l, "blk.0.ffn_down_exps.weight");
     ck_assert_int_eq(dn->shape[0], 2);
-    struct fmt_model *gg = materialize(l, m, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, m, FMT_CONT_GGUF);
     strcpy(gg->arch.model_type, "qwen2moe");
     struct cvt_layout *l2 = NULL;
     ck_assert_int_eq(cvt_layout_plan(gg, FMT_CONT_SAFETENSORS, &l2, &err), SB_OK);
-    struct fmt_model *hf2 = materialize(l2, gg, FMT_CONT_SAFETENSORS);
+    struct fmt_model *hf2 = test_materialize(l2, gg, FMT_CONT_SAFETENSORS);
     ck_assert_uint_eq(hf2->n_tensors, m->n_tensors);
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct fmt_tensor *a = &m->tensors[i], *b = fmt_model_find(hf2, a->name);
@@ -992,25 +966,10 @@ START_TEST(test_alloc_failures)
 }
 END_TEST
 
-Suite *convert_layout_suite(void)
-{
-    Suite *s = suite_create("convert_layout");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_perm_row_map);
-    tcase_add_test(tc, test_hf_to_gguf_llama);
-    tcase_add_test(tc, test_perm_rope_equivalence);
-    tcase_add_test(tc, test_perm_f16_f32);
-    tcase_add_test(tc, test_q8_0_unstack);
-    tcase_add_test(tc, test_tied_drops_lm_head);
-    tcase_add_loop_test(tc, test_expert_stacking, 0, 2);
-    tcase_add_test(tc, test_packed_split);
-    tcase_add_test(tc, test_missing_expert);
-    tcase_add_test(tc, test_unknown_tensor);
-    tcase_add_test(tc, test_identity);
-    tcase_add_test(tc, test_qwen2moe);
-    tcase_add_test(tc, test_gguf_kv_llama);
-    tcase_add_test(tc, test_hf_config_roundtrip);
-    tcase_add_loop_test(tc, test_alloc_failures, 0, 2);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(convert_layout, 0, NULL, NULL,
+    TEST(test_perm_row_map), TEST(test_hf_to_gguf_llama), TEST(test_perm_rope_equivalence),
+    TEST(test_perm_f16_f32), TEST(test_q8_0_unstack), TEST(test_tied_drops_lm_head),
+    TEST_LOOP(test_expert_stacking, 2), TEST(test_packed_split), TEST(test_missing_expert),
+    TEST(test_unknown_tensor), TEST(test_identity), TEST(test_qwen2moe),
+    TEST(test_gguf_kv_llama), TEST(test_hf_config_roundtrip),
+    TEST_LOOP(test_alloc_failures, 2))

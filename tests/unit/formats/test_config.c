@@ -174,13 +174,5 @@ START_TEST(test_hftok_parse)
 }
 END_TEST
 
-Suite *formats_config_suite(void)
-{
-    Suite *s = suite_create("formats_config");
-    TCase *tc = tcase_create("config");
-    tcase_add_test(tc, test_config_values);
-    tcase_add_test(tc, test_gguf_metadata_one_place);
-    tcase_add_test(tc, test_hftok_parse);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(formats_config, 0, NULL, NULL,
+    TEST(test_config_values), TEST(test_gguf_metadata_one_place), TEST(test_hftok_parse))

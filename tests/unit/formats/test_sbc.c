@@ -358,17 +358,8 @@ START_TEST(test_sbc_writer_checks_and_oom)
 }
 END_TEST
 
-Suite *formats_sbc_suite(void)
-{
-    Suite *s = suite_create("sbc");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 20);
-    tcase_add_test(tc, test_sbc_crc32c_golden);
-    tcase_add_test(tc, test_sbc_round_trip);
-    tcase_add_test(tc, test_sbc_flipped_byte_every_tensor);
-    tcase_add_loop_test(tc, test_sbc_corrupt_table, 0, (int)(sizeof corrupt / sizeof corrupt[0]));
-    tcase_add_test(tc, test_sbc_bad_magic_version);
-    tcase_add_test(tc, test_sbc_writer_checks_and_oom);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(formats_sbc, 20, NULL, NULL,
+    TEST(test_sbc_crc32c_golden), TEST(test_sbc_round_trip),
+    TEST(test_sbc_flipped_byte_every_tensor),
+    TEST_LOOP(test_sbc_corrupt_table, (int)(sizeof corrupt / sizeof corrupt[0])),
+    TEST(test_sbc_bad_magic_version), TEST(test_sbc_writer_checks_and_oom))

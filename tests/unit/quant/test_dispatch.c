@@ -9,6 +9,7 @@
 #include "qnt_ggml.h"
 #include "qnt_matvec.h"
 #include "sb_cpu.h"
+#include "test_util.h"
 
 START_TEST(test_dispatch_follows_probe)
 {
@@ -32,11 +33,5 @@ START_TEST(test_dispatch_follows_probe)
 }
 END_TEST
 
-Suite *quant_dispatch_suite(void)
-{
-    Suite *s = suite_create("quant_dispatch");
-    TCase *tc = tcase_create("probe");
-    tcase_add_test(tc, test_dispatch_follows_probe);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_dispatch, 0, NULL, NULL,
+    TEST(test_dispatch_follows_probe))

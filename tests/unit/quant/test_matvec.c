@@ -384,15 +384,7 @@ START_TEST(test_check_rejects)
 }
 END_TEST
 
-Suite *quant_matvec_suite(void)
-{
-    Suite *s = suite_create("quant_matvec");
-    TCase *tc = tcase_create("matvec");
-    tcase_set_timeout(tc, 30);
-    tcase_add_loop_test(tc, test_ref_is_exact_dot, 0, N_CASES);
-    tcase_add_loop_test(tc, test_fast_vs_ref_and_threads, 0, N_CASES * N_NS * N_ISAS);
-    tcase_add_loop_test(tc, test_fast_output_independent_of_neighbours, 0, N_ISAS);
-    tcase_add_test(tc, test_check_rejects);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_matvec, 30, NULL, NULL,
+    TEST_LOOP(test_ref_is_exact_dot, N_CASES),
+    TEST_LOOP(test_fast_vs_ref_and_threads, N_CASES * N_NS * N_ISAS),
+    TEST_LOOP(test_fast_output_independent_of_neighbours, N_ISAS), TEST(test_check_rejects))

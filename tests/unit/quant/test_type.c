@@ -156,13 +156,6 @@ START_TEST(test_type_row_blocks)
 }
 END_TEST
 
-Suite *quant_type_suite(void)
-{
-    Suite *s = suite_create("quant_type");
-    TCase *tc = tcase_create("table");
-    tcase_add_test(tc, test_type_entries);
-    tcase_add_loop_test(tc, test_type_decoders_agree, 0, NKNOWN);
-    tcase_add_loop_test(tc, test_type_row_blocks, 0, NKNOWN);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_type, 0, NULL, NULL,
+    TEST(test_type_entries), TEST_LOOP(test_type_decoders_agree, NKNOWN),
+    TEST_LOOP(test_type_row_blocks, NKNOWN))

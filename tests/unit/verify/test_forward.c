@@ -129,19 +129,9 @@ static void tm_free(struct tm *t)
 static void add(struct fmt_model *m, const char *name, const float *v, int ndim, int64_t d0,
                 int64_t d1, int64_t d2)
 {
-    struct fmt_tensor *t = fmt_model_add_tensor(m, name);
-    ck_assert_ptr_nonnull(t);
-    t->dtype = SB_DTYPE_F32;
-    t->ndim = ndim;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    t->shape[2] = d2;
+    const int64_t shape[3] = { d0, d1, d2 };
     size_t n = (size_t)d0 * (ndim > 1 ? (size_t)d1 : 1) * (ndim > 2 ? (size_t)d2 : 1);
-    t->owned = sb_malloc(n * 4);
-    memcpy(t->owned, v, n * 4);
-    t->data = t->owned;
-    t->nbytes = n * 4;
-    t->map_index = -1;
+    test_model_add(m, name, SB_DTYPE_F32, ndim, shape, v, n * 4);
 }
 
 /* HF row order of q/k from the GGUF one (formats.md §2.8): HF row h*hd + t*hd/2 + j
@@ -877,22 +867,8 @@ START_TEST(test_gates)
 }
 END_TEST
 
-Suite *verify_forward_suite(void)
-{
-    Suite *s = suite_create("verify_forward");
-    TCase *tc = tcase_create("forward");
-    tcase_set_timeout(tc, 30);
-    tcase_add_loop_test(tc, test_oracle, 0, 3);
-    tcase_add_loop_test(tc, test_rope_twin, 0, 6);
-    tcase_add_loop_test(tc, test_batch_and_cache, 0, 3);
-    tcase_add_loop_test(tc, test_moe_by_hand, 0, 2);
-    tcase_add_test(tc, test_missing_tensor);
-    tcase_add_test(tc, test_plans);
-    tcase_add_test(tc, test_blocks_split);
-    tcase_add_test(tc, test_metrics);
-    tcase_add_test(tc, test_ctx_bytes);
-    tcase_add_loop_test(tc, test_generate, 0, 3);
-    tcase_add_test(tc, test_gates);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(verify_forward, 30, NULL, NULL,
+    TEST_LOOP(test_oracle, 3), TEST_LOOP(test_rope_twin, 6),
+    TEST_LOOP(test_batch_and_cache, 3), TEST_LOOP(test_moe_by_hand, 2),
+    TEST(test_missing_tensor), TEST(test_plans), TEST(test_blocks_split), TEST(test_metrics),
+    TEST(test_ctx_bytes), TEST_LOOP(test_generate, 3), TEST(test_gates))
