@@ -9,7 +9,7 @@
  * casts go slice by slice. write: the destination's metadata, the writer,
  * every tensor in the writer's order, the atomic commit. The source pages a
  * tensor touched are released after it, so peak memory stays near one
- * output tensor (plus an 8 MiB f32 block) whatever the model size.
+ * output tensor (plus a 32 MiB f32 block) whatever the model size.
  *
  * Calling sequence:
  *   struct cvt_opts o; cvt_opts_init(&o); o.to = SB_DTYPE_BF16; ...
@@ -45,7 +45,8 @@ struct cvt_opts {
     bool dry_run;              /* plan and sizes only, nothing written */
     bool stats;                /* per-tensor error statistics (decodes what was written) */
     struct sb_progress progress;    /* bytes of output done / planned */
-    uint64_t block_elems;      /* f32 elements per row block (0: 2 Mi); tests make it small */
+    uint64_t block_elems;      /* f32 elements per row block and cast slice (0: 8 Mi and 2 Mi);
+                                  tests make it small */
 };
 
 struct cvt_decision {
