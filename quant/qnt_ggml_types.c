@@ -4,6 +4,7 @@
  * (qnt_ggml_types_x86.c), the uniform type table and a row-parallel matvec.
  * The per-type bit layouts live in qnt_ggml_q.c, qnt_ggml_kq.c, qnt_ggml_iq.c. */
 #include "qnt_ggml_types.h"
+#include "sb_cpu.h"
 #include "qnt_ggml_types_impl.h"
 #include "qnt_cast.h"
 
@@ -140,16 +141,17 @@ static const struct gx_isa isa_scalar = { "scalar", qnt_gx_dot_scalar };
 static const struct gx_isa isa_avx2 = { "avx2", qnt_gx_dot_avx2 };
 static const struct gx_isa isa_avx512 = { "avx512", qnt_gx_dot_avx512 };
 
+/* what the CPU has, whatever the forced-reference switch says (sb_cpu.h) */
 static int cpu_avx2(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const unsigned m = SB_CPU_AVX2 | SB_CPU_FMA;
+    return (sb_cpu_features() & m) == m;
 }
 
 static int cpu_avx512(void)
 {
-    __builtin_cpu_init();
-    return cpu_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    const unsigned m = SB_CPU_AVX2 | SB_CPU_FMA | SB_CPU_AVX512F | SB_CPU_AVX512BW;
+    return (sb_cpu_features() & m) == m;
 }
 #endif
 
@@ -194,12 +196,12 @@ int qnt_ggml_types_set_isa(const char *name)
 
 const char *qnt_ggml_types_dot_name(void)
 {
-    return qnt_ref_kernels_forced() ? "ref" : pick()->name;
+    return sb_cpu_ref() ? "ref" : pick()->name;
 }
 
 static float gx_dot(const struct qnt_gx_layout *l, const void *w, const float *x, size_t n)
 {
-    if (qnt_ref_kernels_forced())
+    if (sb_cpu_ref())
         return qnt_gx_dot_ref(l, w, x, n);
     return pick()->dot(l, w, x, n);
 }
@@ -212,14 +214,7 @@ static float gx_dot(const struct qnt_gx_layout *l, const void *w, const float *x
 static int quant_avx2(void)
 {
 #ifdef QNT_GX_HAVE_X86
-    static int v = -1;                      /* benign race: all threads compute the same */
-    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
-    if (r < 0) {
-        __builtin_cpu_init();
-        r = !qnt_ref_kernels_forced() && __builtin_cpu_supports("avx2");
-        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
-    }
-    return r;
+    return sb_cpu_has(SB_CPU_AVX2);
 #else
     return 0;
 #endif

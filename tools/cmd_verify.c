@@ -200,12 +200,11 @@ int cmd_verify(int argc, char **argv)
         goto out;
     }
 
-    /* the gates */
-    const double dval = dppl_rel ? r.dppl_pct : r.dppl;
-    const bool f_dppl = have_dppl && !(dval <= max_dppl);
-    const bool f_kld = max_kld >= 0 && !(r.kld.mean <= max_kld);
-    const bool f_top1 = min_top1 >= 0 && !(r.kld.top1 >= min_top1);
-    const bool failed = f_dppl || f_kld || f_top1;
+    /* the gates (vfy_verify_gates: the library decides, the CLI prints) */
+    struct vfy_gates gates = { have_dppl, max_dppl, dppl_rel, max_kld, min_top1 };
+    struct vfy_gate_check fail;
+    const bool failed = !vfy_verify_gates(&r, &gates, &fail);
+    const bool f_dppl = fail.dppl, f_kld = fail.kld, f_top1 = fail.top1;
     cJSON *d = NULL;
     if (json || report) {
         d = cJSON_CreateObject();

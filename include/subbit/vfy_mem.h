@@ -107,8 +107,13 @@ void vfy_mem_model_release(struct vfy_mem_model *m);
 int vfy_mem_from_config(struct vfy_mem_model *m, const char *json, size_t len, const char *what,
                         struct sb_err *err);
 
+/*! vfy_mem_from_fmt_config() : the same from a parsed config (fmt_config.h). */
+struct fmt_config;
+int vfy_mem_from_fmt_config(struct vfy_mem_model *m, const struct fmt_config *cfg,
+                            const char *what, struct sb_err *err);
+
 /*! vfy_mem_from_fmt() : describe an opened model (headers_only is enough): the
- *  hyperparameters from its config.json text if it has one, else from
+ *  hyperparameters from its parsed config.json (fm->config) if it has one, else from
  *  fm->arch; the weights from its tensors (shapes and stored encodings).
  *  The output tensor is a duplicate of the embedding when it shares its
  *  storage, when fm->arch says the embeddings are tied, or, with
