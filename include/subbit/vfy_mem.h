@@ -206,7 +206,7 @@ struct vfy_mem_est {
  * were 0.98-1.01 for stories260K (.gguf, .bin), llama-2-tiny-random, tinymoe
  * (f32 and bf16) and 1.00 for a synthetic 114M llama. */
 #define VFY_MEM_BASELINE ((uint64_t)VFY_MEM_BASELINE_KIB * 1024u)
-#define VFY_MEM_BASELINE_KIB 5350u
+#define VFY_MEM_BASELINE_KIB 5500u
 
 /*! vfy_mem_estimate() : the numbers above for model m under o.
  *  @return SB_OK; SB_EINVAL (bad option, e.g. kv_type) or SB_EFORMAT
