@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fmt_model.h"
 #include "sb_err.h"
 
 struct fmt_map {
@@ -18,10 +19,7 @@ struct fmt_map {
 /*! fmt_map_open() : map path read-only (MAP_PRIVATE). An empty file maps to
  *  data NULL, size 0. @return SB_OK and *out, or SB_EIO naming the file. */
 int fmt_map_open(struct fmt_map **out, const char *path, struct sb_err *err);
-/*! fmt_map_signal_path() : the path of the live mapping holding addr, or
- *  NULL. Async-signal-safe: for a SIGBUS handler (si_addr), since reading a
- *  mapped file that another program truncated raises SIGBUS. */
-const char *fmt_map_signal_path(const void *addr);
+/* fmt_map_signal_path(): public, in fmt_model.h (the CLI's SIGBUS handler) */
 /*! fmt_map_close() : unmap and free; NULL fine. */
 void fmt_map_close(struct fmt_map *m);
 /*! fmt_map_dontneed() : drop the pages of [off, off+len) from RSS (advisory). */

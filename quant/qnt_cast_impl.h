@@ -21,16 +21,6 @@ int qnt_cast_kernels_available(const struct qnt_cast_kernels **out, int max);
 #define QNT_HAVE_X86 1
 extern const struct qnt_cast_kernels qnt_cast_kernels_f16c;
 extern const struct qnt_cast_kernels qnt_cast_kernels_avx512;
-int qnt_cpu_has_f16c_avx2(void);
-int qnt_cpu_has_avx512(void);   /* avx512f + bw + vl */
-#include <cpuid.h>
-/* F16C (CPUID.1:ECX bit 29), asked of the CPU itself: clang before 16 knows
- * no "f16c" for __builtin_cpu_supports, and the fuzz build is clang 14. */
-static inline int qnt_cpu_has_f16c(void)
-{
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
 #endif
 
 #endif

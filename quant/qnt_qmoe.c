@@ -6,6 +6,7 @@
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
 #include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "sb_err.h"
 #include "sb_math.h"
 
@@ -444,9 +445,8 @@ static float qmoe_row_fast(const struct qview *v, const uint32_t *restrict tab, 
 void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                      const float *restrict x, float *restrict y)
 {
-    const char *env = getenv("SUBBIT_REF_KERNELS");
     const uint32_t *tab = qnt_qmoe_table();
-    if ((env && env[0] == '1') || !tab) {
+    if (sb_cpu_ref() || !tab) {
         qnt_qmoe_matvec_ref(w, nbytes, rows, cols, x, y);
         return;
     }

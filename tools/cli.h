@@ -83,9 +83,11 @@ uint64_t cli_peak_rss(void);
 /* Subcommands (tools/cmd_<name>.c). */
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_quant(int argc, char **argv);
 int cmd_mem(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_clean(int argc, char **argv);

@@ -1,6 +1,6 @@
 /* cli_util.c: shared CLI plumbing (see cli.h). */
 #include "cli.h"
-#include "fmt_map.h"
+#include "fmt_model.h"
 #include "fmt_out.h"
 
 #include <cjson/cJSON.h>
@@ -281,21 +281,29 @@ void cli_progress_cb(void *ctx, uint64_t done, uint64_t total)
     if (t - p->last < 0.2 && done != total)
         return;
     p->last = t;
+    /* ETA from the mean rate so far */
+    char eta[32] = "";
+    const double el = t - p->t0;
+    if (total && done > 0 && done < total && el > 0) {
+        const double left = el * (double)(total - done) / (double)done;
+        snprintf(eta, sizeof eta, ", ETA %d:%02d", (int)(left / 60), (int)left % 60);
+    }
     if (p->bytes) {
         double mb = (double)done / 1048576.0, tot = (double)total / 1048576.0;
-        double rate = t > p->t0 ? mb / (t - p->t0) : 0;
+        double rate = el > 0 ? mb / el : 0;
         if (total)
-            fprintf(stderr, "\r%s: %5.1f%% (%.1f / %.1f MiB, %.0f MiB/s)   ", p->label,
-                    100.0 * (double)done / (double)total, mb, tot, rate);
+            fprintf(stderr, "\r%s: %5.1f%% (%.1f / %.1f MiB, %.0f MiB/s%s)   ", p->label,
+                    100.0 * (double)done / (double)total, mb, tot, rate, eta);
         else
             fprintf(stderr, "\r%s: %.1f MiB (%.0f MiB/s)   ", p->label, mb, rate);
     } else {
+        const double rate = el > 0 ? (double)done / el : 0;
         if (total)
-            fprintf(stderr, "\r%s: %5.1f%% (%llu / %llu)   ", p->label,
+            fprintf(stderr, "\r%s: %5.1f%% (%llu / %llu, %.2f/s%s)   ", p->label,
                     100.0 * (double)done / (double)total, (unsigned long long)done,
-                    (unsigned long long)total);
+                    (unsigned long long)total, rate, eta);
         else
-            fprintf(stderr, "\r%s: %llu   ", p->label, (unsigned long long)done);
+            fprintf(stderr, "\r%s: %llu (%.2f/s)   ", p->label, (unsigned long long)done, rate);
     }
     fflush(stderr);
 }

@@ -6,10 +6,13 @@
  * encoding (qnt_matmul_rows). Reductions that decide numbers (norms, softmax
  * of the router) run in double. */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "qnt_matvec.h"
 #include "sb_alloc.h"
+#include "sb_math.h"
 #include "vfy_model_impl.h"
 
 #ifdef _OPENMP
@@ -46,6 +49,90 @@ static void mm(const struct vfy_mat *m, const float *X, size_t n, float *Y)
 
 /* ---- context ---------------------------------------------------------------- */
 
+/* Every buffer of a context, with its element size and count for a shape: the
+ * one list vfy_ctx_new allocates from and vfy_ctx_bytes sums, so `subbit mem`
+ * sizes the buffers the core really makes. */
+enum { CTX_X, CTX_XB, CTX_XB2, CTX_Q, CTX_ATT_OUT, CTX_K, CTX_V, CTX_HB, CTX_HB2, CTX_ATT,
+       CTX_KCACHE, CTX_VCACHE, CTX_COS, CTX_SIN, CTX_ROUTER, CTX_SEL, CTX_SELW, CTX_ROWS, CTX_RW,
+       CTX_XE, CTX_YE, CTX_MOE_OUT, CTX_HE, CTX_HE2, CTX_COUNTS, CTX_NBUF };
+
+static const size_t ctx_off[CTX_NBUF] = {
+    offsetof(struct vfy_ctx, x), offsetof(struct vfy_ctx, xb), offsetof(struct vfy_ctx, xb2),
+    offsetof(struct vfy_ctx, q), offsetof(struct vfy_ctx, att_out), offsetof(struct vfy_ctx, k),
+    offsetof(struct vfy_ctx, v), offsetof(struct vfy_ctx, hb), offsetof(struct vfy_ctx, hb2),
+    offsetof(struct vfy_ctx, att), offsetof(struct vfy_ctx, key_cache),
+    offsetof(struct vfy_ctx, value_cache), offsetof(struct vfy_ctx, rope_cos),
+    offsetof(struct vfy_ctx, rope_sin), offsetof(struct vfy_ctx, router),
+    offsetof(struct vfy_ctx, sel), offsetof(struct vfy_ctx, selw), offsetof(struct vfy_ctx, rows),
+    offsetof(struct vfy_ctx, rw), offsetof(struct vfy_ctx, xe), offsetof(struct vfy_ctx, ye),
+    offsetof(struct vfy_ctx, moe_out), offsetof(struct vfy_ctx, he), offsetof(struct vfy_ctx, he2),
+    offsetof(struct vfy_ctx, counts),
+};
+
+/* counts (elements) and element sizes of every buffer; 1 on overflow */
+static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, size_t nthreads,
+                      uint64_t cnt[CTX_NBUF], size_t esz[CTX_NBUF])
+{
+    const uint64_t dim = s->dim, hd = s->head_dim, qd = s->n_heads * hd;
+    const uint64_t kvd = s->n_kv_heads * hd, F = s->ffn ? s->ffn : 1, E = s->n_experts;
+    const uint64_t K = s->n_experts_used, L = s->n_layers, T = n_ctx;
+    uint64_t cache;
+    if (sb_mul_u64(L, T, &cache) || sb_mul_u64(cache, kvd, &cache))
+        return 1;
+    const uint64_t c[CTX_NBUF] = {
+        [CTX_X] = B * dim, [CTX_XB] = B * dim, [CTX_XB2] = B * dim,          /* (B, dim) */
+        [CTX_Q] = B * qd, [CTX_ATT_OUT] = B * qd,                          /* (B, nh*hd) */
+        [CTX_K] = B * kvd, [CTX_V] = B * kvd,                              /* (B, nkv*hd) */
+        [CTX_HB] = B * F, [CTX_HB2] = B * F,                               /* (B, max_ffn) */
+        [CTX_ATT] = nthreads * T,                                          /* (threads, n_ctx) */
+        [CTX_KCACHE] = cache, [CTX_VCACHE] = cache,                        /* (L, n_ctx, kvd) */
+        [CTX_COS] = T * (hd / 2), [CTX_SIN] = T * (hd / 2),                /* (n_ctx, hd/2) */
+        /* MoE */
+        [CTX_ROUTER] = E ? B * E : 0, [CTX_SEL] = E ? B * K : 0, [CTX_SELW] = E ? B * K : 0,
+        [CTX_ROWS] = E ? B : 0, [CTX_RW] = E ? B : 0,
+        [CTX_XE] = E ? B * dim : 0, [CTX_YE] = E ? B * dim : 0, [CTX_MOE_OUT] = E ? B * dim : 0,
+        [CTX_HE] = E ? B * F : 0, [CTX_HE2] = E ? B * F : 0, [CTX_COUNTS] = L * E,
+    };
+    for (int i = 0; i < CTX_NBUF; i++) {
+        cnt[i] = c[i];
+        esz[i] = i == CTX_SEL || i == CTX_ROWS ? sizeof(int)
+                 : i == CTX_COUNTS            ? sizeof(uint64_t)
+                                              : sizeof(float);
+    }
+    return 0;
+}
+
+int vfy_ctx_bytes(const struct vfy_ctx_shape *s, size_t n_ctx, size_t max_batch, size_t nthreads,
+                  struct vfy_ctx_size *out)
+{
+    uint64_t cnt[CTX_NBUF], b;
+    size_t esz[CTX_NBUF];
+    memset(out, 0, sizeof *out);
+    if (ctx_layout(s, n_ctx, max_batch, nthreads, cnt, esz))
+        return SB_EINVAL;
+    for (int i = 0; i < CTX_NBUF; i++) {
+        if (sb_mul_u64(cnt[i], esz[i], &b))
+            return SB_EINVAL;
+        uint64_t *sum = i == CTX_KCACHE || i == CTX_VCACHE ? &out->kv : &out->buffers;
+        if (sb_add_u64(*sum, b, sum))
+            return SB_EINVAL;
+    }
+    return SB_OK;
+}
+
+void vfy_model_ctx_shape(const struct vfy_model *vm, struct vfy_ctx_shape *s)
+{
+    const struct vfy_model_info *in = &vm->info;
+    s->n_layers = (size_t)in->n_layers;
+    s->dim = (size_t)in->dim;
+    s->n_heads = (size_t)in->n_heads;
+    s->n_kv_heads = (size_t)in->n_kv_heads;
+    s->head_dim = (size_t)in->head_dim;
+    s->ffn = (size_t)(vm->max_ffn > 0 ? vm->max_ffn : 1);
+    s->n_experts = (size_t)in->n_experts;
+    s->n_experts_used = (size_t)in->n_experts_used;
+}
+
 int vfy_ctx_new(struct vfy_ctx **out, const struct vfy_model *vm, size_t n_ctx, size_t max_batch,
                 struct sb_err *err)
 {
@@ -58,42 +145,35 @@ int vfy_ctx_new(struct vfy_ctx **out, const struct vfy_model *vm, size_t n_ctx, 
         return sb_err_set(err, SB_EUNSUPPORTED, "context %zu exceeds the model's sliding window "
                           "%d, which the reference core does not implement", n_ctx,
                           vm->m->arch.sliding_window);
-    const struct vfy_model_info *in = &vm->info;
-    const size_t B = max_batch, dim = (size_t)in->dim, hd = (size_t)in->head_dim;
-    const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;
-    const size_t F = (size_t)(vm->max_ffn > 0 ? vm->max_ffn : 1), E = (size_t)in->n_experts;
-    const size_t K = (size_t)in->n_experts_used, L = (size_t)in->n_layers;
+    if (n_ctx > ((size_t)1 << 24))
+        return sb_err_set(err, SB_EINVAL, "context size %zu too large", n_ctx);
     struct vfy_ctx *c = sb_calloc(1, sizeof *c);
     if (!c)
         goto oom;
     c->vm = vm;
     c->n_ctx = n_ctx;
-    c->max_batch = B;
+    c->max_batch = max_batch;
 #ifdef _OPENMP
     c->nthreads = omp_get_max_threads();
 #else
     c->nthreads = 1;
 #endif
-    if (n_ctx > ((size_t)1 << 24)) {
-        vfy_ctx_free(c);
-        return sb_err_set(err, SB_EINVAL, "context size %zu too large", n_ctx);
+    struct vfy_ctx_shape shape;
+    uint64_t cnt[CTX_NBUF];
+    size_t esz[CTX_NBUF];
+    vfy_model_ctx_shape(vm, &shape);
+    if (ctx_layout(&shape, n_ctx, max_batch, (size_t)c->nthreads, cnt, esz))
+        goto oom;
+    for (int i = 0; i < CTX_NBUF; i++) {
+        if (!cnt[i])
+            continue;    /* a dense model has no MoE buffers */
+        void *p = cnt[i] <= SIZE_MAX / esz[i] ? sb_calloc((size_t)cnt[i], esz[i]) : NULL;
+        if (!p)
+            goto oom;
+        memcpy((char *)c + ctx_off[i], &p, sizeof p);   /* the member, whatever its type */
     }
-#define ALLOC(p, cnt) do { if (!((p) = sb_calloc((size_t)(cnt) > 0 ? (size_t)(cnt) : 1, sizeof *(p)))) goto oom; } while (0)
-    ALLOC(c->x, B * dim); ALLOC(c->xb, B * dim); ALLOC(c->xb2, B * dim);
-    ALLOC(c->q, B * qd); ALLOC(c->att_out, B * qd); ALLOC(c->k, B * kvd); ALLOC(c->v, B * kvd);
-    ALLOC(c->hb, B * F); ALLOC(c->hb2, B * F);
-    ALLOC(c->att, (size_t)c->nthreads * n_ctx);
-    ALLOC(c->key_cache, L * n_ctx * kvd); ALLOC(c->value_cache, L * n_ctx * kvd);
-    ALLOC(c->rope_cos, n_ctx * (hd / 2)); ALLOC(c->rope_sin, n_ctx * (hd / 2));
-    if (E) {
-        ALLOC(c->router, B * E); ALLOC(c->sel, B * K); ALLOC(c->selw, B * K);
-        ALLOC(c->rows, B); ALLOC(c->rw, B);
-        ALLOC(c->xe, B * dim); ALLOC(c->ye, B * dim); ALLOC(c->moe_out, B * dim);
-        ALLOC(c->he, B * F); ALLOC(c->he2, B * F);
-        ALLOC(c->counts, L * E);
-    }
-#undef ALLOC
     /* RoPE angles: pair j turns by pos * theta^(-2j/hd), computed in double */
+    const size_t hd = shape.head_dim;
     for (size_t p = 0; p < n_ctx; p++)
         for (size_t j = 0; j < hd / 2; j++) {
             double ang = (double)p * pow(vm->rope_theta, -2.0 * (double)j / (double)hd);
@@ -111,20 +191,12 @@ void vfy_ctx_free(struct vfy_ctx *c)
 {
     if (!c)
         return;
-    float *fs[] = { c->x, c->xb, c->xb2, c->q, c->att_out, c->k, c->v, c->hb, c->hb2, c->att,
-                    c->key_cache, c->value_cache, c->rope_cos, c->rope_sin, c->router, c->selw,
-                    c->rw, c->xe, c->ye, c->moe_out, c->he, c->he2 };
-    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++)
-        sb_free(fs[i]);
-    sb_free(c->sel);
-    sb_free(c->rows);
-    sb_free(c->counts);
+    for (int i = 0; i < CTX_NBUF; i++) {
+        void *p;
+        memcpy(&p, (char *)c + ctx_off[i], sizeof p);
+        sb_free(p);
+    }
     sb_free(c);
-}
-
-void vfy_ctx_reset(struct vfy_ctx *c)
-{
-    (void)c;   /* positions are overwritten as they are reached; nothing to clear */
 }
 
 size_t vfy_ctx_n_ctx(const struct vfy_ctx *c)
@@ -184,8 +256,7 @@ static void swiglu(const struct vfy_mat *gate, const struct vfy_mat *up, const s
     const size_t F = gate->nrows;
     mm(gate, x, n, h);
     mm(up, x, n, h2);
-    for (size_t i = 0; i < n * F; i++)
-        h[i] = silu(h[i]) * h2[i];
+    vfy_swiglu_act(h, h2, n * F);
     mm(down, h, n, out);
 }
 
@@ -232,24 +303,49 @@ static void attention(struct vfy_ctx *c, size_t l, size_t n, size_t pos0)
     }
 }
 
-/* Mixture of experts for n rows of c->xb; result in c->moe_out. */
-static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
+/* Q/K/V of n rows of c->xb (+ biases), RoPE at positions pos0.., into layer
+ * l's cache, then attention: the result (the input of o_proj) in c->att_out. */
+static void attn_block(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n,
+                       size_t pos0)
 {
-    const struct vfy_model *vm = c->vm;
-    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
-    const size_t dim = (size_t)vm->info.dim;
-    mm(&L->router, c->xb, n, c->router);
-    /* softmax over all experts, top k (lowest index wins ties), Mixtral renormalises */
+    const struct vfy_model_info *in = &c->vm->info;
+    const size_t hd = (size_t)in->head_dim;
+    const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;
+    mm(&L->wq, c->xb, n, c->q);
+    mm(&L->wk, c->xb, n, c->k);
+    mm(&L->wv, c->xb, n, c->v);
     for (size_t i = 0; i < n; i++) {
-        const float *r = c->router + i * E;
+        for (size_t d = 0; L->bq && d < qd; d++)
+            c->q[i * qd + d] += L->bq[d];
+        for (size_t d = 0; L->bk && d < kvd; d++)
+            c->k[i * kvd + d] += L->bk[d];
+        for (size_t d = 0; L->bv && d < kvd; d++)
+            c->v[i * kvd + d] += L->bv[d];
+        rope(c, c->q + i * qd, in->n_heads, hd, pos0 + i);
+        rope(c, c->k + i * kvd, in->n_kv_heads, hd, pos0 + i);
+        const size_t at = (l * c->n_ctx + pos0 + i) * kvd;
+        memcpy(c->key_cache + at, c->k + i * kvd, kvd * sizeof(float));
+        memcpy(c->value_cache + at, c->v + i * kvd, kvd * sizeof(float));
+    }
+    attention(c, l, n, pos0);
+}
+
+/* Routing of n rows from their router logits (n, E): softmax over all
+ * experts, top k (lowest index wins ties), Mixtral renormalises the k. */
+static void route(const struct vfy_model *vm, const float *logits, size_t n, int *sel_out,
+                  float *w_out)
+{
+    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
+    for (size_t i = 0; i < n; i++) {
+        const float *r = logits + i * E;
         double mx = r[0], p[64], sum = 0.0;   /* K <= 64, checked at bind */
         for (size_t e = 1; e < E; e++)
             if (r[e] > mx)
                 mx = r[e];
         for (size_t e = 0; e < E; e++)
             sum += exp((double)r[e] - mx);
-        int *sel = c->sel + i * K;
-        float *w = c->selw + i * K;
+        int *sel = sel_out + i * K;
+        float *w = w_out + i * K;
         double wsum = 0.0;
         for (size_t k = 0; k < K; k++) {
             int best = -1;
@@ -267,6 +363,25 @@ static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n
         for (size_t k = 0; k < K; k++)
             w[k] = (float)(vm->renorm_topk ? p[k] / wsum : p[k]);
     }
+}
+
+/* sigmoid(g . x) of Qwen2-MoE's shared expert for one row x (dim) */
+static float shared_gate(const struct vfy_layer *L, const float *x, size_t dim)
+{
+    double g = 0.0;
+    for (size_t d = 0; d < dim; d++)
+        g += (double)L->sh_gate_inp[d] * x[d];
+    return (float)(1.0 / (1.0 + exp(-g)));
+}
+
+/* Mixture of experts for n rows of c->xb; result in c->moe_out. */
+static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
+{
+    const struct vfy_model *vm = c->vm;
+    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
+    const size_t dim = (size_t)vm->info.dim;
+    mm(&L->router, c->xb, n, c->router);
+    route(vm, c->router, n, c->sel, c->selw);
     memset(c->moe_out, 0, n * dim * sizeof *c->moe_out);
     /* expert by expert over the tokens routed to it; each token adds its
      * experts in index order, so a batch and single tokens sum alike */
@@ -294,10 +409,7 @@ static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n
     if (L->has_shared) {   /* Qwen2-MoE: + sigmoid(g . x) * shared_mlp(x) */
         swiglu(&L->sh_gate, &L->sh_up, &L->sh_down, c->xb, n, c->he, c->he2, c->ye);
         for (size_t i = 0; i < n; i++) {
-            double g = 0.0;
-            for (size_t d = 0; d < dim; d++)
-                g += (double)L->sh_gate_inp[d] * c->xb[i * dim + d];
-            const float s = (float)(1.0 / (1.0 + exp(-g)));
+            const float s = shared_gate(L, c->xb + i * dim, dim);
             for (size_t d = 0; d < dim; d++)
                 c->moe_out[i * dim + d] += s * c->ye[i * dim + d];
         }
@@ -312,36 +424,16 @@ static void forward_batch(struct vfy_ctx *c, const int32_t *tok, size_t n, size_
 {
     const struct vfy_model *vm = c->vm;
     const struct vfy_model_info *in = &vm->info;
-    const size_t dim = (size_t)in->dim, hd = (size_t)in->head_dim;
-    const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;
-    const struct vfy_mat *em = &vm->embd;
+    const size_t dim = (size_t)in->dim;
 
-    for (size_t i = 0; i < n; i++)   /* token embeddings (vocab, dim) */
-        qnt_matvec_get_row(em->dt, em->w, em->nbytes, &em->qp, em->rows, em->cols,
-                           (size_t)tok[i], c->x + i * dim);
+    vfy_embed(vm, tok, n, c->x);   /* token embeddings (vocab, dim) */
 
     for (size_t l = 0; l < (size_t)in->n_layers; l++) {
         const struct vfy_layer *L = &vm->layers[l];
         /* attention: x += wo . attn(rope(wq xn), rope(wk xn), wv xn) */
         for (size_t i = 0; i < n; i++)
             rmsnorm(c->xb + i * dim, c->x + i * dim, L->attn_norm, dim, vm->eps);
-        mm(&L->wq, c->xb, n, c->q);
-        mm(&L->wk, c->xb, n, c->k);
-        mm(&L->wv, c->xb, n, c->v);
-        for (size_t i = 0; i < n; i++) {
-            for (size_t d = 0; L->bq && d < qd; d++)
-                c->q[i * qd + d] += L->bq[d];
-            for (size_t d = 0; L->bk && d < kvd; d++)
-                c->k[i * kvd + d] += L->bk[d];
-            for (size_t d = 0; L->bv && d < kvd; d++)
-                c->v[i * kvd + d] += L->bv[d];
-            rope(c, c->q + i * qd, in->n_heads, hd, pos0 + i);
-            rope(c, c->k + i * kvd, in->n_kv_heads, hd, pos0 + i);
-            const size_t at = (l * c->n_ctx + pos0 + i) * kvd;
-            memcpy(c->key_cache + at, c->k + i * kvd, kvd * sizeof(float));
-            memcpy(c->value_cache + at, c->v + i * kvd, kvd * sizeof(float));
-        }
-        attention(c, l, n, pos0);
+        attn_block(c, L, l, n, pos0);
         mm(&L->wo, c->att_out, n, c->xb2);
         for (size_t i = 0; i < n * dim; i++)
             c->x[i] += c->xb2[i];
@@ -391,4 +483,57 @@ int vfy_forward(struct vfy_ctx *c, const int32_t *tokens, size_t n, size_t pos0,
             forward_batch(c, tokens + s, b, pos0 + s, last ? logits : NULL, false);
     }
     return SB_OK;
+}
+
+/* ---- stepping one layer over many tokens (vfy_model.h) ------------------------- */
+
+void vfy_layer_norm(const struct vfy_model *vm, int l, enum vfy_norm which, const float *x,
+                    size_t n, float *out)
+{
+    const size_t dim = (size_t)vm->info.dim;
+    const float *w = which == VFY_NORM_OUT ? vm->out_norm
+                     : which == VFY_NORM_ATTN ? vm->layers[l].attn_norm : vm->layers[l].ffn_norm;
+    for (size_t i = 0; i < n; i++)
+        rmsnorm(out + i * dim, x + i * dim, w, dim, vm->eps);
+}
+
+int vfy_layer_attention(struct vfy_ctx *c, int l, const float *xn, size_t n, float *att,
+                        struct sb_err *err)
+{
+    const struct vfy_model_info *in = &c->vm->info;
+    const size_t dim = (size_t)in->dim, qd = (size_t)in->n_heads * (size_t)in->head_dim;
+    if (l < 0 || l >= in->n_layers || n == 0 || n > c->max_batch || n > c->n_ctx)
+        return sb_err_set(err, SB_EINVAL, "layer attention: %zu tokens for a context of %zu "
+                          "(batch %zu)", n, c->n_ctx, c->max_batch);
+    memcpy(c->xb, xn, n * dim * sizeof(float));
+    attn_block(c, &c->vm->layers[l], (size_t)l, n, 0);
+    memcpy(att, c->att_out, n * qd * sizeof(float));
+    return SB_OK;
+}
+
+void vfy_layer_route(struct vfy_ctx *c, int l, const float *xn, size_t n, int *sel, float *selw)
+{
+    const struct vfy_model *vm = c->vm;
+    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
+    const size_t dim = (size_t)vm->info.dim;
+    for (size_t s = 0; s < n; s += c->max_batch) {
+        const size_t b = n - s < c->max_batch ? n - s : c->max_batch;
+        mm(&vm->layers[l].router, xn + s * dim, b, c->router);
+        route(vm, c->router, b, sel + s * K, selw + s * K);
+        (void)E;
+    }
+}
+
+void vfy_layer_shared_gate(const struct vfy_model *vm, int l, const float *xn, size_t n,
+                           float *g)
+{
+    const size_t dim = (size_t)vm->info.dim;
+    for (size_t i = 0; i < n; i++)
+        g[i] = shared_gate(&vm->layers[l], xn + i * dim, dim);
+}
+
+void vfy_swiglu_act(float *h, const float *h2, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h[i] = silu(h[i]) * h2[i];
 }

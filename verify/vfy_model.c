@@ -7,8 +7,7 @@
 #include <string.h>
 
 #include "qnt_matvec.h"
-#include "qnt_qmoe.h"
-#include "qnt_sub1.h"
+#include "qnt_type.h"
 #include "sb_alloc.h"
 #include "vfy_model_impl.h"
 
@@ -60,13 +59,10 @@ static int view_tensor(const struct binder *b, const struct fmt_tensor *t, struc
         return sb_err_set(b->err, SB_EFORMAT, "%s: tensor '%s' (%s, %s): %llu bytes do not fit",
                           b->path, t->name, sb_dtype_name(t->dtype), shape_str(t, sbuf, sizeof sbuf),
                           (unsigned long long)t->nbytes);
-    if (t->dtype == SB_DTYPE_SUB1 || t->dtype == SB_DTYPE_SUB1_QMOE) {
-        rc = t->dtype == SB_DTYPE_SUB1 ? qnt_sub1_validate(t->data, t->nbytes, rows, cols)
-                                       : qnt_qmoe_validate(t->data, t->nbytes, rows, cols);
-        if (rc != SB_OK)
-            return sb_err_set(b->err, SB_EFORMAT, "%s: tensor '%s': damaged %s data", b->path,
-                              t->name, sb_dtype_name(t->dtype));
-    }
+    /* the structural check of a variable-length blob (the size rule, again, for the rest) */
+    if (qnt_type_validate(t->dtype, t->data, t->nbytes, rows, cols, &t->qp) != SB_OK)
+        return sb_err_set(b->err, SB_EFORMAT, "%s: tensor '%s': damaged %s data", b->path,
+                          t->name, sb_dtype_name(t->dtype));
     mat->dt = t->dtype;
     mat->w = t->data;
     mat->nbytes = t->nbytes;
@@ -476,4 +472,101 @@ void vfy_model_free(struct vfy_model *vm)
 const struct vfy_model_info *vfy_model_info(const struct vfy_model *vm)
 {
     return &vm->info;
+}
+
+/* ---- matrices by role ------------------------------------------------------------ */
+
+static struct vfy_mat *mat_of(struct vfy_model *vm, int l, enum vfy_role role, int e)
+{
+    if (role == VFY_ROLE_OUTPUT)
+        return &vm->out;
+    if (l < 0 || l >= vm->info.n_layers)
+        return NULL;
+    struct vfy_layer *L = &vm->layers[l];
+    switch (role) {
+    case VFY_ROLE_Q: return &L->wq;
+    case VFY_ROLE_K: return &L->wk;
+    case VFY_ROLE_V: return &L->wv;
+    case VFY_ROLE_O: return &L->wo;
+    case VFY_ROLE_GATE: case VFY_ROLE_UP: case VFY_ROLE_DOWN: {
+        if (!L->moe) {
+            if (e >= 0)
+                return NULL;
+            return role == VFY_ROLE_GATE ? &L->gate : role == VFY_ROLE_UP ? &L->up : &L->down;
+        }
+        if (e < 0 || e >= vm->info.n_experts)
+            return NULL;
+        struct vfy_expert *X = &L->experts[e];
+        return role == VFY_ROLE_GATE ? &X->gate : role == VFY_ROLE_UP ? &X->up : &X->down;
+    }
+    case VFY_ROLE_ROUTER: return L->moe ? &L->router : NULL;
+    case VFY_ROLE_SH_GATE: return L->has_shared ? &L->sh_gate : NULL;
+    case VFY_ROLE_SH_UP: return L->has_shared ? &L->sh_up : NULL;
+    case VFY_ROLE_SH_DOWN: return L->has_shared ? &L->sh_down : NULL;
+    default: return NULL;
+    }
+}
+
+bool vfy_model_mat(const struct vfy_model *vm, int layer, enum vfy_role role, int expert,
+                   struct vfy_matref *out)
+{
+    const struct vfy_mat *m = mat_of((struct vfy_model *)vm, layer, role, expert);
+    if (!m)
+        return false;
+    out->name = m->name;
+    out->dt = m->dt;
+    out->replaced = m->replaced;
+    out->rows = m->replaced ? m->orig_rows : m->rows;
+    out->cols = m->cols;
+    out->row0 = m->replaced ? m->orig_row0 : m->row0;
+    out->nrows = m->nrows;
+    return true;
+}
+
+int vfy_model_set_mat(struct vfy_model *vm, int layer, enum vfy_role role, int expert,
+                      enum sb_dtype dt, const void *w, uint64_t nbytes,
+                      const struct sb_qparams *qp, struct sb_err *err)
+{
+    struct vfy_mat *m = mat_of(vm, layer, role, expert);
+    if (!m)
+        return sb_err_set(err, SB_EINVAL, "no matrix for layer %d role %d expert %d", layer,
+                          (int)role, expert);
+    struct sb_qparams q = { 0 };
+    if (qp)
+        q = *qp;
+    int rc = qnt_matvec_check(dt, nbytes, &q, m->nrows, m->cols, 0, m->nrows);
+    if (rc != SB_OK)
+        return sb_err_set(err, rc, "tensor '%s': cannot compute with %s replacement data",
+                          m->name, sb_dtype_name(dt));
+    if (!m->replaced) {
+        m->orig_rows = m->rows;
+        m->orig_row0 = m->row0;
+    }
+    const bool tied = role == VFY_ROLE_OUTPUT && vm->info.tied_output;
+    m->dt = dt;
+    m->w = w;
+    m->nbytes = nbytes;
+    m->qp = q;
+    m->rows = m->nrows;
+    m->row0 = 0;
+    m->replaced = true;
+    if (tied)
+        vm->embd = *m;   /* one tensor: the embedding lookup reads the same data */
+    return SB_OK;
+}
+
+void vfy_layer_matmul(const struct vfy_model *vm, int layer, enum vfy_role role, int expert,
+                      const float *X, size_t n, float *Y)
+{
+    const struct vfy_mat *m = mat_of((struct vfy_model *)vm, layer, role, expert);
+    qnt_matmul_rows(m->dt, m->w, m->nbytes, &m->qp, m->rows, m->cols, m->row0, m->nrows, X, n, Y);
+}
+
+void vfy_embed(const struct vfy_model *vm, const int32_t *tokens, size_t n, float *x)
+{
+    const struct vfy_mat *em = &vm->embd;
+    const size_t dim = (size_t)vm->info.dim;
+    for (size_t i = 0; i < n; i++)
+        qnt_matvec_get_row(em->dt, em->w, em->nbytes, &em->qp, em->rows, em->cols,
+                           em->row0 + (size_t)tokens[i], x + i * dim);
 }

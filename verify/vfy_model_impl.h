@@ -14,6 +14,8 @@ struct vfy_mat {
     size_t rows, cols;
     size_t row0, nrows;
     const char *name;            /* the tensor's name (borrowed from the fmt_model) */
+    bool replaced;               /* vfy_model_set_mat: w holds this matrix's rows only */
+    size_t orig_rows, orig_row0; /* where it was in its tensor before */
 };
 
 struct vfy_expert {

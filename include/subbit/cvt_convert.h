@@ -1,9 +1,15 @@
-/* cvt_convert.h: read → per-tensor policy → (re)encode → write, streaming.
+/* cvt_convert.h: convert as plan -> stream_tensor -> write.
  *
- * Each output tensor is assembled (from one or more source tensors, with the
- * container's row permutation), encoded and handed to the writer before the
- * next one is read, and the source pages it touched are released, so peak
- * memory stays near the largest tensor whatever the model size.
+ * plan: every output tensor's encoding (cvt_decide, the per-tensor policy)
+ * and size, decided before a byte moves (all a dry run does). stream_tensor:
+ * each output tensor is assembled (from one or more source tensors, with the
+ * container's row permutation) a block of rows at a time, encoded by the
+ * row-block encoder (quant/qnt_encode.h) and handed to the writer, in pieces
+ * where the container takes them; unchanged bytes are copied, plain float
+ * casts go slice by slice. write: the destination's metadata, the writer,
+ * every tensor in the writer's order, the atomic commit. The source pages a
+ * tensor touched are released after it, so peak memory stays near one
+ * output tensor (plus a 32 MiB f32 block) whatever the model size.
  *
  * Calling sequence:
  *   struct cvt_opts o; cvt_opts_init(&o); o.to = SB_DTYPE_BF16; ...
@@ -32,6 +38,7 @@ struct cvt_opts {
     size_t n_rules;
     enum sb_dtype fallback;    /* tensors that cannot take `to` (1-D, row not a block multiple): f16 */
     bool experts_only;         /* sub-1-bit/tern targets: only expert matrices take `to` */
+    bool keep_embeddings;      /* quantized targets: the token embedding stays as stored */
     enum sb_dtype dense_to;    /* what non-expert matrices get with experts_only (default bf16) */
     struct sb_qparams qp;      /* int8: group size, scale dtype */
     uint64_t shard_size;       /* safetensors folder output: bytes per shard (0: one file) */
@@ -39,6 +46,11 @@ struct cvt_opts {
     bool dry_run;              /* plan and sizes only, nothing written */
     bool stats;                /* per-tensor error statistics (decodes what was written) */
     struct sb_progress progress;    /* bytes of output done / planned */
+    const struct fmt_model *report_src;   /* NULL, or the model src stands in for (same
+                                             tensors, some re-encoded): the report's
+                                             `from` and in_bytes describe it */
+    uint64_t block_elems;      /* f32 elements per row block and cast slice (0: 8 Mi and 2 Mi);
+                                  tests make it small */
 };
 
 struct cvt_decision {
@@ -51,6 +63,7 @@ struct cvt_decision {
     const char *reason;        /* static text: why this encoding */
     bool has_stats;
     double rmse, sqnr_db, max_abs;
+    double zero_fraction;      /* with stats: share of the written values that are 0 */
 };
 
 struct cvt_report {
@@ -69,6 +82,22 @@ void cvt_opts_init(struct cvt_opts *o);
 int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
                 struct cvt_report **rep, struct sb_err *err);
 void cvt_report_free(struct cvt_report *rep);
+
+/*! cvt_decide_sources() : the policy of cvt_convert for each source tensor:
+ *  the encoding src->tensors[i] gets when converted into container cont with o
+ *  (to[i], an enum sb_dtype; -1 if it is not in the output) and why (static
+ *  text; why may be NULL). Both arrays hold src->n_tensors entries.
+ *  @return SB_OK, or a layout error (cvt_layout_plan). */
+int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
+                       const struct cvt_opts *o, int *to, const char **why, struct sb_err *err);
+/*! cvt_decide() : the per-tensor policy: the encoding target t (a layout
+ *  target, cvt_layout.h) gets under o when its source is `from` and the
+ *  output container cont, and why (a static string: "target", "--keep",
+ *  "norms stay f32", "row not a block multiple (--fallback)", ...). What
+ *  cvt_convert applies to every tensor; other tools ask it the same question. */
+struct cvt_target;
+enum sb_dtype cvt_decide(const struct cvt_target *t, enum sb_dtype from, enum fmt_container cont,
+                         const struct cvt_opts *o, const char **why);
 
 /*! cvt_is_expert() : whether an (HF or GGUF) tensor name is a routed-expert matrix. */
 bool cvt_is_expert(const char *name);

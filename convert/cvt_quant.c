@@ -1,0 +1,772 @@
+/* cvt_quant.c: calibrated quantization (cvt_quant.h): the layer-by-layer
+ * calibration over the reference core's layer primitives (vfy_model.h), GPTQ
+ * per matrix (quant/qnt_gptq.h), then the ordinary streaming writer
+ * (cvt_convert) over a view of the model whose quantized tensors are
+ * replaced by GPTQ's blobs. Knows the order of the work, not the numerics. */
+#include "cvt_quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fmt_model.h"
+#include "fmt_writer.h"
+#include "qnt_encode.h"
+#include "qnt_int8.h"
+#include "qnt_qmoe.h"
+#include "qnt_stats.h"
+#include "qnt_sub1.h"
+#include "sb_alloc.h"
+#include "sb_math.h"
+#include "vfy_model.h"
+
+#define CH 256u   /* tokens gathered, normed and multiplied at a time */
+
+void cvt_quant_opts_init(struct cvt_quant_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    cvt_opts_init(&o->conv);
+    o->conv.keep_embeddings = true;   /* issue 10: embeddings are never quantized by default */
+    o->method = CVT_QUANT_GPTQ;
+    qnt_gptq_opts_init(&o->gptq);
+    o->min_expert_tokens = 1;
+    o->rtn_error = true;
+}
+
+const char *cvt_quant_role_name(int role)
+{
+    static const char *const n[VFY_ROLE_COUNT] = { "q", "k", "v", "o", "gate", "up", "down",
+                                                   "router", "shared_gate", "shared_up",
+                                                   "shared_down", "output" };
+    return role >= 0 && role < VFY_ROLE_COUNT ? n[role] : "?";
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* one quantized matrix's bytes until the tensors are assembled */
+struct qbuf {
+    size_t src;                   /* source tensor index */
+    size_t row0, nrows, cols;
+    enum sb_dtype enc;
+    void *blob;
+    uint64_t nbytes;
+};
+
+struct state {
+    const struct fmt_model *src;
+    const struct cvt_quant_opts *o;
+    struct vfy_model *vm;
+    struct vfy_ctx *ctx;
+    int *to;                      /* [n_tensors]: output encoding (cvt_decide_sources) */
+    size_t N, dim, qd, E, K, maxc, maxrows, ctx_len;
+    size_t *wrow;                 /* [n_windows + 1]: first row of each window in X */
+    size_t n_win;
+    float *X, *A;                 /* (N, dim) residual stream; (N, max(qd, dim)) layer output */
+    float *xn, *g, *h1, *h2, *y;  /* chunk buffers */
+    int *sel, *idx;               /* (N, K) routing; token lists */
+    float *selw, *wt;
+    double *H, *hs;               /* Hessian (maxc^2); hessian_add scratch */
+    void *gscr;                   /* GPTQ scratch */
+    size_t gscr_cap;
+    float *W, *Q;                 /* f32 weights / decoded result of the current matrix */
+    void *rtn_blob;
+    struct qbuf *qb;
+    size_t n_qb, cap_qb, cap_m;
+    float **f32;                  /* f32 copies of this layer's ternary matrices */
+    size_t n_f32, cap_f32;
+    struct cvt_quant_report *rep;
+    size_t done, total;
+    struct sb_err *err;
+};
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static int oom(struct state *S)
+{
+    return sb_err_set(S->err, SB_ENOMEM, "%s: out of memory for the calibration", S->src->path);
+}
+
+/* the grid GPTQ writes for output encoding to, or -1 (a float or kept tensor) */
+static int grid_of(int to)
+{
+    if (to == SB_DTYPE_SUB1 || to == SB_DTYPE_SUB1_QMOE)
+        return SB_DTYPE_TERN;
+    return to >= 0 && qnt_gptq_supported((enum sb_dtype)to) ? to : -1;
+}
+
+static long tensor_index(const struct fmt_model *m, const char *name)
+{
+    const struct fmt_tensor *t = fmt_model_find(m, name);
+    return t ? (long)(t - m->tensors) : -1;
+}
+
+/* The grid (layer, role, expert) gets, or -1; *ref filled when the matrix exists. */
+static int mat_grid(const struct state *S, int l, int role, int e, struct vfy_matref *ref)
+{
+    if (!vfy_model_mat(S->vm, l, (enum vfy_role)role, e, ref))
+        return -1;
+    if (role == VFY_ROLE_ROUTER)
+        return -1;   /* the policy keeps routers f32 anyway */
+    if (role == VFY_ROLE_OUTPUT && vfy_model_info(S->vm)->tied_output)
+        return -1;   /* the embedding: never quantized here */
+    const long ti = tensor_index(S->src, ref->name);
+    return ti < 0 ? -1 : grid_of(S->to[ti]);
+}
+
+static void progress(struct state *S)
+{
+    S->done++;
+    sb_progress_report(&S->o->progress, S->done, S->total);
+}
+
+/* rows x cols f32 of rows row0.. of tensor t */
+static int tensor_rows_f32(const struct state *S, const struct fmt_tensor *t, size_t rows,
+                           size_t cols, size_t row0, size_t nrows, float *dst)
+{
+    int r;
+    if (t->dtype == SB_DTYPE_SUB1) {
+        qnt_sub1_dequantize_rows(t->data, t->nbytes, cols, row0, nrows, dst);
+        r = SB_OK;
+    } else if (t->dtype == SB_DTYPE_SUB1_QMOE) {
+        qnt_qmoe_dequantize_rows(t->data, t->nbytes, cols, row0, nrows, dst);
+        r = SB_OK;
+    } else {
+        r = qnt_dequantize_rows(t->dtype, t->data, rows, cols, &t->qp, row0, nrows, dst);
+    }
+    if (r != SB_OK)
+        return sb_err_set(S->err, r, "%s: tensor '%s': cannot decode %s", S->src->path, t->name,
+                          sb_dtype_name(t->dtype));
+    return SB_OK;
+}
+
+/* norm (which) of rows idx[0..m) of X (idx NULL: rows i0 .. i0+m) into S->xn */
+static void gather_norm(struct state *S, int l, enum vfy_norm which, const int *idx, size_t i0,
+                        size_t m)
+{
+    const size_t dim = S->dim;
+    if (!idx) {
+        vfy_layer_norm(S->vm, l, which, S->X + i0 * dim, m, S->xn);
+        return;
+    }
+    for (size_t i = 0; i < m; i++)
+        memcpy(S->y + i * dim, S->X + (size_t)idx[i0 + i] * dim, dim * sizeof(float));
+    vfy_layer_norm(S->vm, l, which, S->y, m, S->xn);
+}
+
+static int push_qmat(struct state *S, struct cvt_qmat **out)
+{
+    struct cvt_quant_report *R = S->rep;
+    if (R->n_m == S->cap_m) {
+        size_t c = S->cap_m ? 2 * S->cap_m : 64;
+        struct cvt_qmat *m = sb_realloc(R->m, c * sizeof *m);
+        if (!m)
+            return oom(S);
+        R->m = m;
+        S->cap_m = c;
+    }
+    *out = &R->m[R->n_m++];
+    memset(*out, 0, sizeof **out);
+    return SB_OK;
+}
+
+/* ---- one matrix ---------------------------------------------------------------- */
+
+/* Quantize (l, role, e) with the Hessian S->H (H_valid; else round-to-nearest
+ * for `why`) and compute with it from now on. */
+static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, uint64_t tokens,
+                        const char *why)
+{
+    struct vfy_matref ref;
+    const int grid = mat_grid(S, l, role, e, &ref);
+    if (grid < 0)
+        return SB_OK;
+    const double t0 = now_s();
+    const long ti = tensor_index(S->src, ref.name);
+    const struct fmt_tensor *t = &S->src->tensors[ti];
+    const enum sb_dtype enc = (enum sb_dtype)grid;
+    const struct sb_qparams qp = enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+    const size_t rows = ref.nrows, cols = ref.cols;
+    int rc;
+    if ((rc = tensor_rows_f32(S, t, ref.rows, cols, ref.row0, rows, S->W)) != SB_OK)
+        return rc;
+    int64_t shape[2] = { (int64_t)rows, (int64_t)cols };
+    uint64_t nb = 0;
+    if (sb_dtype_nbytes(enc, shape, 2, &qp, &nb) != SB_OK)
+        return sb_err_set(S->err, SB_EFORMAT, "%s: tensor '%s' cannot be stored as %s",
+                          S->src->path, ref.name, sb_dtype_name(enc));
+    void *blob = sb_malloc(nb ? nb : 1);
+    if (!blob)
+        return oom(S);
+    if (S->n_qb == S->cap_qb) {
+        size_t c = S->cap_qb ? 2 * S->cap_qb : 64;
+        struct qbuf *q = sb_realloc(S->qb, c * sizeof *q);
+        if (!q) {
+            sb_free(blob);
+            return oom(S);
+        }
+        S->qb = q;
+        S->cap_qb = c;
+    }
+    S->qb[S->n_qb++] = (struct qbuf){ (size_t)ti, ref.row0, rows, cols, enc, blob, nb };
+
+    const bool use_h = H_valid && S->o->method == CVT_QUANT_GPTQ;
+    struct qnt_gptq_stats st;
+    rc = qnt_gptq_quantize(enc, &qp, S->W, rows, cols, use_h ? S->H : NULL, &S->o->gptq, S->gscr,
+                           blob, &st);
+    if (rc == SB_EFORMAT)
+        return sb_err_set(S->err, rc, "%s: tensor '%s' holds a non-finite weight", S->src->path,
+                          ref.name);
+    if (rc != SB_OK)
+        return sb_err_set(S->err, rc, "%s: tensor '%s': GPTQ cannot write %s", S->src->path,
+                          ref.name, sb_dtype_name(enc));
+    struct cvt_qmat *m = NULL;
+    if ((rc = push_qmat(S, &m)) != SB_OK)
+        return rc;
+    snprintf(m->name, sizeof m->name, "%s", ref.name);
+    m->layer = role == VFY_ROLE_OUTPUT ? -1 : l;
+    m->role = role;
+    m->expert = e;
+    m->rows = rows;
+    m->cols = cols;
+    m->row0 = ref.row0;
+    m->enc = enc;
+    m->tokens = tokens;
+    m->gptq = use_h && !st.rtn;
+    m->why = m->gptq ? "" : S->o->method == CVT_QUANT_RTN ? "--method rtn"
+             : use_h ? "every factorization failed" : why;
+    m->damp = m->gptq ? st.damp : 0.0;
+    m->zero_frac = (double)st.zeros / (double)(rows * cols);
+    m->err_rtn = -1.0;
+    /* the decoded result: weight error, and output errors where a Hessian exists */
+    if ((rc = qnt_dequantize_rows(enc, blob, rows, cols, &qp, 0, rows, S->Q)) != SB_OK)
+        return sb_err_set(S->err, rc, "tensor '%s': cannot decode %s", ref.name, sb_dtype_name(enc));
+    struct qnt_err_stats es;
+    memset(&es, 0, sizeof es);
+    qnt_err_stats_add(&es, S->W, S->Q, rows * cols);
+    qnt_err_stats_finish(&es);
+    m->rmse = es.rmse;
+    m->sqnr_db = es.sqnr_db;
+    if (H_valid) {
+        double *scr = S->gscr;
+        m->err = use_h ? st.err : qnt_gptq_output_error(S->H, S->W, S->Q, rows, cols, scr);
+        if (use_h) {
+            m->ref = st.ref;
+        } else {
+            for (size_t i = 0; i < rows * cols; i++)
+                S->Q[i] = 0.0f;
+            m->ref = qnt_gptq_output_error(S->H, S->W, S->Q, rows, cols, scr);
+        }
+        if (S->o->rtn_error) {
+            if (m->gptq) {
+                qnt_quantize_rows(enc, S->W, rows, cols, &qp, S->rtn_blob);
+                qnt_dequantize_rows(enc, S->rtn_blob, rows, cols, &qp, 0, rows, S->Q);
+                m->err_rtn = qnt_gptq_output_error(S->H, S->W, S->Q, rows, cols, scr);
+            } else {
+                m->err_rtn = m->err;
+            }
+        }
+    }
+    /* compute with it from now on. Ternary matrices compute from their exact
+     * f32 values while their layer is calibrated: the tern kernel's exact sums
+     * differ from the f32 kernel's by rounding only, and it decodes per token */
+    if (enc == SB_DTYPE_TERN) {
+        float *f = sb_malloc_aligned(rows * cols * sizeof *f);
+        if (!f || S->n_f32 == S->cap_f32) {
+            size_t c = S->cap_f32 ? 2 * S->cap_f32 : 64;
+            float **nf = f ? sb_realloc(S->f32, c * sizeof *nf) : NULL;
+            if (!nf) {
+                sb_free_aligned(f);
+                return oom(S);
+            }
+            S->f32 = nf;
+            S->cap_f32 = c;
+        }
+        S->f32[S->n_f32++] = f;
+        if ((rc = qnt_dequantize_rows(enc, blob, rows, cols, &qp, 0, rows, f)) != SB_OK)
+            return sb_err_set(S->err, rc, "tensor '%s': cannot decode", ref.name);
+        rc = vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, SB_DTYPE_F32, f,
+                               rows * cols * sizeof *f, NULL, S->err);
+    } else {
+        rc = vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, enc, blob, nb, &qp, S->err);
+    }
+    if (rc)
+        return rc;
+    m->seconds = now_s() - t0;
+    progress(S);
+    return SB_OK;
+}
+
+/* H = sum of x x^T over rows idx (NULL: all N) after norm `which`, or over
+ * the intermediate activations of (gate, up) when act (dense FFN / expert e). */
+static void hessian_inputs(struct state *S, int l, enum vfy_norm which, const int *idx, size_t n,
+                           size_t cols)
+{
+    memset(S->H, 0, cols * cols * sizeof *S->H);
+    for (size_t i0 = 0; i0 < n; i0 += CH) {
+        const size_t m = n - i0 < CH ? n - i0 : CH;
+        gather_norm(S, l, which, idx, i0, m);
+        qnt_gptq_hessian_add(S->H, cols, S->xn, m, cols, S->hs);
+    }
+}
+
+/* h1 = silu(gate xn) * (up xn) for the m rows in S->xn */
+static void ffn_hidden(struct state *S, int l, int rg, int ru, int e, size_t m, size_t F)
+{
+    vfy_layer_matmul(S->vm, l, (enum vfy_role)rg, e, S->xn, m, S->h1);
+    vfy_layer_matmul(S->vm, l, (enum vfy_role)ru, e, S->xn, m, S->h2);
+    vfy_swiglu_act(S->h1, S->h2, m * F);
+}
+
+/* A SwiGLU FFN (dense, expert e, or the shared expert) over tokens idx[0..n)
+ * (NULL: all N): quantize gate/up on their inputs, down on its own, then add
+ * weight * output into S->A (wt NULL: weight 1; shared: its sigmoid gate). */
+static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, const int *idx,
+                     const float *wt, size_t n, bool shared)
+{
+    struct vfy_matref gref;
+    if (!vfy_model_mat(S->vm, l, (enum vfy_role)rg, e, &gref))
+        return SB_OK;
+    const size_t dim = S->dim, F = gref.nrows;
+    const bool expert = e >= 0;
+    const char *why = n == 0 ? "no calibration tokens routed"
+                      : expert && n < S->o->min_expert_tokens ? "fewer tokens than --min-expert-tokens"
+                                                              : NULL;
+    const bool gptq = S->o->method == CVT_QUANT_GPTQ && !why;
+    const bool need_in = gptq && (mat_grid(S, l, rg, e, &gref) >= 0 || mat_grid(S, l, ru, e, &gref) >= 0);
+    int rc;
+    if (need_in)
+        hessian_inputs(S, l, VFY_NORM_FFN, idx, n, dim);
+    if ((rc = quant_matrix(S, l, rg, e, need_in, n, why)) ||
+        (rc = quant_matrix(S, l, ru, e, need_in, n, why)))
+        return rc;
+    struct vfy_matref dref;
+    const bool need_h = gptq && mat_grid(S, l, rd, e, &dref) >= 0;
+    if (need_h) {
+        memset(S->H, 0, F * F * sizeof *S->H);
+        for (size_t i0 = 0; i0 < n; i0 += CH) {
+            const size_t m = n - i0 < CH ? n - i0 : CH;
+            gather_norm(S, l, VFY_NORM_FFN, idx, i0, m);
+            ffn_hidden(S, l, rg, ru, e, m, F);
+            qnt_gptq_hessian_add(S->H, F, S->h1, m, F, S->hs);
+        }
+    }
+    if ((rc = quant_matrix(S, l, rd, e, need_h, n, why)))
+        return rc;
+    /* the block's output with its quantized matrices */
+    for (size_t i0 = 0; i0 < n; i0 += CH) {
+        const size_t m = n - i0 < CH ? n - i0 : CH;
+        gather_norm(S, l, VFY_NORM_FFN, idx, i0, m);
+        ffn_hidden(S, l, rg, ru, e, m, F);
+        vfy_layer_matmul(S->vm, l, (enum vfy_role)rd, e, S->h1, m, S->y);
+        if (shared)
+            vfy_layer_shared_gate(S->vm, l, S->xn, m, S->g);
+        for (size_t i = 0; i < m; i++) {
+            const size_t row = idx ? (size_t)idx[i0 + i] : i0 + i;
+            const float w = shared ? S->g[i] : wt ? wt[i0 + i] : 1.0f;
+            float *a = S->A + row * dim;
+            const float *yy = S->y + i * dim;
+            if (!wt && !shared && !expert)
+                memcpy(a, yy, dim * sizeof(float));
+            else
+                for (size_t d = 0; d < dim; d++)
+                    a[d] += w * yy[d];
+        }
+    }
+    return SB_OK;
+}
+
+/* ---- one layer ------------------------------------------------------------------ */
+
+static int do_layer(struct state *S, int l)
+{
+    const size_t N = S->N, dim = S->dim, qd = S->qd;
+    const bool gptq = S->o->method == CVT_QUANT_GPTQ;
+    struct vfy_matref ref;
+    int rc;
+    /* attention: q/k/v share the normed input's Hessian */
+    const bool need_qkv = gptq && (mat_grid(S, l, VFY_ROLE_Q, -1, &ref) >= 0 ||
+                                   mat_grid(S, l, VFY_ROLE_K, -1, &ref) >= 0 ||
+                                   mat_grid(S, l, VFY_ROLE_V, -1, &ref) >= 0);
+    if (need_qkv)
+        hessian_inputs(S, l, VFY_NORM_ATTN, NULL, N, dim);
+    for (int r = VFY_ROLE_Q; r <= VFY_ROLE_V; r++)
+        if ((rc = quant_matrix(S, l, r, -1, need_qkv, N, "")))
+            return rc;
+    for (size_t w = 0; w < S->n_win; w++) {
+        const size_t r0 = S->wrow[w], n = S->wrow[w + 1] - r0;
+        vfy_layer_norm(S->vm, l, VFY_NORM_ATTN, S->X + r0 * dim, n, S->xn);
+        if ((rc = vfy_layer_attention(S->ctx, l, S->xn, n, S->A + r0 * qd, S->err)))
+            return rc;
+    }
+    const bool need_o = gptq && mat_grid(S, l, VFY_ROLE_O, -1, &ref) >= 0;
+    if (need_o) {
+        memset(S->H, 0, qd * qd * sizeof *S->H);
+        qnt_gptq_hessian_add(S->H, qd, S->A, N, qd, S->hs);
+    }
+    if ((rc = quant_matrix(S, l, VFY_ROLE_O, -1, need_o, N, "")))
+        return rc;
+    for (size_t i0 = 0; i0 < N; i0 += CH) {
+        const size_t m = N - i0 < CH ? N - i0 : CH;
+        vfy_layer_matmul(S->vm, l, VFY_ROLE_O, -1, S->A + i0 * qd, m, S->y);
+        float *x = S->X + i0 * dim;
+        for (size_t i = 0; i < m * dim; i++)
+            x[i] += S->y[i];
+    }
+
+    /* FFN */
+    if (!vfy_model_mat(S->vm, l, VFY_ROLE_ROUTER, -1, &ref)) {
+        if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, -1, NULL, NULL, N,
+                            false)))
+            return rc;
+    } else {
+        const size_t E = S->E, K = S->K;
+        for (size_t i0 = 0; i0 < N; i0 += CH) {
+            const size_t m = N - i0 < CH ? N - i0 : CH;
+            gather_norm(S, l, VFY_NORM_FFN, NULL, i0, m);
+            vfy_layer_route(S->ctx, l, S->xn, m, S->sel + i0 * K, S->selw + i0 * K);
+        }
+        memset(S->A, 0, N * dim * sizeof *S->A);
+        for (size_t e = 0; e < E; e++) {
+            size_t n = 0;
+            for (size_t t = 0; t < N; t++)
+                for (size_t k = 0; k < K; k++)
+                    if (S->sel[t * K + k] == (int)e) {
+                        S->idx[n] = (int)t;
+                        S->wt[n] = S->selw[t * K + k];
+                        n++;
+                    }
+            S->rep->expert_tokens[(size_t)l * E + e] = n;
+            if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
+                                S->wt, n, false)))
+                return rc;
+        }
+        if ((rc = ffn_block(S, l, VFY_ROLE_SH_GATE, VFY_ROLE_SH_UP, VFY_ROLE_SH_DOWN, -1, NULL,
+                            NULL, N, true)))
+            return rc;
+    }
+    for (size_t i = 0; i < N * dim; i++)
+        S->X[i] += S->A[i];
+    return SB_OK;
+}
+
+/* ---- setup --------------------------------------------------------------------- */
+
+/* Every (layer, role, expert) the model has, the classifier last (layer -1):
+ * fn(S, l, role, e, ref) for each. */
+static void for_each_mat(struct state *S, void (*fn)(struct state *, int, int, int,
+                                                     const struct vfy_matref *, void *),
+                         void *arg)
+{
+    const struct vfy_model_info *in = vfy_model_info(S->vm);
+    struct vfy_matref ref;
+    for (int l = 0; l <= in->n_layers; l++)
+        for (int r = 0; r < VFY_ROLE_COUNT; r++) {
+            const int ll = l == in->n_layers ? -1 : l;
+            if ((ll < 0) != (r == VFY_ROLE_OUTPUT))
+                continue;
+            const bool ex = r >= VFY_ROLE_GATE && r <= VFY_ROLE_DOWN;
+            for (int e = -1; e < (ex ? in->n_experts : 0); e++)
+                if (vfy_model_mat(S->vm, ll, (enum vfy_role)r, e, &ref))
+                    fn(S, ll, r, e, &ref, arg);
+        }
+}
+
+struct sizes {
+    size_t gscr, blob;
+};
+
+/* widest input, most rows, matrices to quantize, largest GPTQ scratch and blob */
+static void survey_one(struct state *S, int l, int r, int e, const struct vfy_matref *ref, void *arg)
+{
+    struct sizes *z = arg;
+    struct vfy_matref m;
+    S->maxc = ref->cols > S->maxc ? ref->cols : S->maxc;
+    S->maxrows = ref->nrows > S->maxrows ? ref->nrows : S->maxrows;
+    const int g = mat_grid(S, l, r, e, &m);
+    if (g < 0)
+        return;
+    S->total++;
+    const struct sb_qparams qp = g == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+    const size_t b = qnt_gptq_scratch_bytes((enum sb_dtype)g, &qp, ref->nrows, ref->cols,
+                                            &S->o->gptq);
+    z->gscr = b > z->gscr ? b : z->gscr;
+    int64_t sh[2] = { (int64_t)ref->nrows, (int64_t)ref->cols };
+    uint64_t nb = 0;
+    sb_dtype_nbytes((enum sb_dtype)g, sh, 2, &qp, &nb);
+    z->blob = nb > z->blob ? (size_t)nb : z->blob;
+}
+
+static int alloc_state(struct state *S, const struct vfy_plan *p)
+{
+    const struct vfy_model_info *in = vfy_model_info(S->vm);
+    S->dim = (size_t)in->dim;
+    S->qd = (size_t)in->n_heads * (size_t)in->head_dim;
+    S->E = (size_t)in->n_experts;
+    S->K = (size_t)in->n_experts_used;
+    S->n_win = p->n_win;
+    if (!(S->wrow = sb_malloc((p->n_win + 1) * sizeof *S->wrow)))
+        return oom(S);
+    S->N = 0;
+    for (size_t w = 0; w < p->n_win; w++) {
+        S->wrow[w] = S->N;
+        S->N += p->win[w].n;
+        if (p->win[w].n > S->ctx_len)
+            S->ctx_len = p->win[w].n;
+    }
+    S->wrow[p->n_win] = S->N;
+    struct sizes z = { 0, 0 };
+    for_each_mat(S, survey_one, &z);
+    const size_t N = S->N, dim = S->dim, wide = S->qd > dim ? S->qd : dim;
+    const size_t maxc = S->maxc > wide ? S->maxc : wide, rowsz = (S->ctx_len > CH ? S->ctx_len : CH);
+    const size_t gs = z.gscr, mx = z.blob;
+    S->gscr_cap = gs;
+    size_t nd, na;
+    if (sb_mul_size(N, dim, &nd) || sb_mul_size(N, wide, &na))
+        return oom(S);
+    S->X = sb_malloc_aligned(nd * sizeof(float) + 64);
+    S->A = sb_malloc_aligned(na * sizeof(float) + 64);
+    S->xn = sb_malloc_aligned(rowsz * maxc * sizeof(float));
+    S->y = sb_malloc_aligned(rowsz * wide * sizeof(float));
+    S->h1 = sb_malloc_aligned(CH * maxc * sizeof(float));
+    S->h2 = sb_malloc_aligned(CH * maxc * sizeof(float));
+    S->g = sb_malloc(CH * sizeof(float));
+    S->sel = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(int));
+    S->selw = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(float));
+    S->idx = sb_malloc(N * sizeof(int) + sizeof(int));
+    S->wt = sb_malloc(N * sizeof(float) + sizeof(float));
+    S->H = sb_malloc_aligned(maxc * maxc * sizeof(double));
+    S->hs = sb_malloc_aligned(QNT_GPTQ_HCHUNK * maxc * sizeof(double));
+    S->gscr = gs ? sb_malloc_aligned(gs) : NULL;
+    S->W = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
+    S->Q = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
+    S->rtn_blob = sb_malloc(mx ? mx : 1);
+    if (!S->X || !S->A || !S->xn || !S->y || !S->h1 || !S->h2 || !S->g || !S->sel || !S->selw ||
+        !S->idx || !S->wt || !S->H || !S->hs || (gs && !S->gscr) || !S->W || !S->Q || !S->rtn_blob)
+        return oom(S);
+    return SB_OK;
+}
+
+static void free_f32(struct state *S)
+{
+    for (size_t i = 0; i < S->n_f32; i++)
+        sb_free_aligned(S->f32[i]);
+    S->n_f32 = 0;
+}
+
+static void free_state(struct state *S)
+{
+    sb_free(S->wrow);
+    sb_free_aligned(S->X);
+    sb_free_aligned(S->A);
+    sb_free_aligned(S->xn);
+    sb_free_aligned(S->y);
+    sb_free_aligned(S->h1);
+    sb_free_aligned(S->h2);
+    sb_free(S->g);
+    sb_free(S->sel);
+    sb_free(S->selw);
+    sb_free(S->idx);
+    sb_free(S->wt);
+    sb_free_aligned(S->H);
+    sb_free_aligned(S->hs);
+    sb_free_aligned(S->gscr);
+    sb_free_aligned(S->W);
+    sb_free_aligned(S->Q);
+    sb_free(S->rtn_blob);
+    for (size_t i = 0; i < S->n_qb; i++)
+        sb_free(S->qb[i].blob);
+    sb_free(S->qb);
+    free_f32(S);
+    sb_free(S->f32);
+    sb_free(S->to);
+    vfy_ctx_free(S->ctx);
+    vfy_model_free(S->vm);
+}
+
+void cvt_quant_report_free(struct cvt_quant_report *rep)
+{
+    if (!rep)
+        return;
+    cvt_report_free(rep->conv);
+    sb_free(rep->m);
+    sb_free(rep->expert_tokens);
+    sb_free(rep->layer_seconds);
+    sb_free(rep);
+}
+
+/* ---- assembling and writing ------------------------------------------------------- */
+
+/* place a matrix's rows into its tensor's blob (rows x cols of enc) */
+static void place_rows(const struct qbuf *q, const struct sb_qparams *qp, size_t rows, uint8_t *full)
+{
+    if (q->enc == SB_DTYPE_INT8) {
+        const size_t groups = qnt_int8_groups(q->cols, qp);
+        const size_t sb = qp->scale_dtype == SB_DTYPE_F16 ? 2 : 4;
+        memcpy(full + q->row0 * q->cols, q->blob, q->nrows * q->cols);
+        memcpy(full + rows * q->cols + q->row0 * groups * sb, (uint8_t *)q->blob + q->nrows * q->cols,
+               q->nrows * groups * sb);
+        return;
+    }
+    const size_t rb = q->nrows ? (size_t)(q->nbytes / q->nrows) : 0;   /* row-contiguous blobs */
+    memcpy(full + q->row0 * rb, q->blob, q->nrows * rb);
+}
+
+static int write_out(struct state *S, const char *out_path, struct cvt_report **conv)
+{
+    const struct fmt_model *src = S->src;
+    struct fmt_model sub = *src;
+    void **bufs = sb_calloc(src->n_tensors ? src->n_tensors : 1, sizeof *bufs);
+    struct fmt_tensor *ts = sb_malloc((src->n_tensors ? src->n_tensors : 1) * sizeof *ts);
+    uint64_t *covered = sb_calloc(src->n_tensors ? src->n_tensors : 1, sizeof *covered);
+    int rc = SB_OK;
+    if (!bufs || !ts || !covered) {
+        rc = oom(S);
+        goto out;
+    }
+    memcpy(ts, src->tensors, src->n_tensors * sizeof *ts);
+    for (size_t i = 0; i < S->n_qb; i++) {
+        const struct qbuf *q = &S->qb[i];
+        struct fmt_tensor *t = &ts[q->src];
+        const struct sb_qparams qp = q->enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+        uint64_t rows, cols;
+        sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
+        if (!bufs[q->src]) {
+            uint64_t nb;
+            if (sb_dtype_nbytes(q->enc, t->shape, t->ndim, &qp, &nb) != SB_OK) {
+                rc = sb_err_set(S->err, SB_EFORMAT, "%s: tensor '%s' cannot be stored as %s",
+                                src->path, t->name, sb_dtype_name(q->enc));
+                goto out;
+            }
+            if (!(bufs[q->src] = sb_malloc_aligned(nb ? nb : 64))) {
+                rc = oom(S);
+                goto out;
+            }
+            t->dtype = q->enc;
+            t->qp = qp;
+            t->nbytes = nb;
+            t->data = bufs[q->src];
+            t->owned = NULL;
+            t->map_index = -1;
+            t->checksum = 0;
+        }
+        place_rows(q, &qp, (size_t)rows, bufs[q->src]);
+        covered[q->src] += q->nrows;
+        sb_free(S->qb[i].blob);
+        S->qb[i].blob = NULL;
+    }
+    for (size_t i = 0; i < src->n_tensors; i++) {
+        uint64_t rows, cols;
+        sb_shape_rows_cols(ts[i].shape, ts[i].ndim, &rows, &cols);
+        if (bufs[i] && covered[i] != rows) {
+            rc = sb_err_set(S->err, SB_EUNSUPPORTED, "%s: tensor '%s': only %llu of %llu rows are "
+                            "matrices the core computes with", src->path, ts[i].name,
+                            (unsigned long long)covered[i], (unsigned long long)rows);
+            goto out;
+        }
+    }
+    sub.tensors = ts;
+    struct cvt_opts co = S->o->conv;
+    co.stats = false;    /* re-encoding to compare would redo the scales: cvt_qmat has the errors */
+    co.report_src = src;
+    rc = cvt_convert(&sub, out_path, &co, conv, S->err);
+out:
+    for (size_t i = 0; bufs && i < src->n_tensors; i++)
+        sb_free_aligned(bufs[i]);
+    sb_free(bufs);
+    sb_free(ts);
+    sb_free(covered);
+    return rc;
+}
+
+int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const char *out_path,
+              const struct cvt_quant_opts *o, struct cvt_quant_report **rep_out,
+              struct sb_err *err)
+{
+    *rep_out = NULL;
+    struct state S;
+    memset(&S, 0, sizeof S);
+    S.src = src;
+    S.o = o;
+    S.err = err;
+    const double t0 = now_s();
+    int rc;
+    struct cvt_quant_report *R = sb_calloc(1, sizeof *R);
+    S.rep = R;
+    if (!R || !(S.to = sb_malloc((src->n_tensors ? src->n_tensors : 1) * sizeof *S.to))) {
+        rc = oom(&S);
+        goto fail;
+    }
+    if (!plan || plan->n_win == 0) {
+        rc = sb_err_set(err, SB_EINVAL, "%s: no calibration windows", src->path);
+        goto fail;
+    }
+    if ((rc = cvt_decide_sources(src, fmt_container_from_path(out_path), &o->conv, S.to, NULL,
+                                 err)) != SB_OK)
+        goto fail;
+    if ((rc = vfy_model_new(&S.vm, src, err)) != SB_OK)
+        goto fail;
+    if ((rc = alloc_state(&S, plan)) != SB_OK)
+        goto fail;
+    const struct vfy_model_info *in = vfy_model_info(S.vm);
+    if ((rc = vfy_ctx_new(&S.ctx, S.vm, S.ctx_len, S.ctx_len, err)) != SB_OK)
+        goto fail;
+    R->n_layers = in->n_layers;
+    R->n_experts = in->n_experts;
+    R->calib_tokens = S.N;
+    R->calib_windows = plan->n_win;
+    R->expert_tokens = sb_calloc((size_t)in->n_layers * (S.E ? S.E : 1), sizeof *R->expert_tokens);
+    R->layer_seconds = sb_calloc((size_t)in->n_layers, sizeof *R->layer_seconds);
+    if (!R->expert_tokens || !R->layer_seconds) {
+        rc = oom(&S);
+        goto fail;
+    }
+    for (size_t w = 0; w < plan->n_win; w++) {
+        const struct vfy_window *win = &plan->win[w];
+        for (size_t i = 0; i < win->n; i++) {
+            const int32_t id = plan->tok[win->off + i];
+            if (id < 0 || id >= in->vocab) {
+                rc = sb_err_set(err, SB_EINVAL, "%s: calibration token id %ld out of range "
+                                "(vocab %d)", src->path, (long)id, in->vocab);
+                goto fail;
+            }
+        }
+        vfy_embed(S.vm, plan->tok + win->off, win->n, S.X + S.wrow[w] * S.dim);
+    }
+    sb_progress_report(&o->progress, 0, S.total);
+    for (int l = 0; l < in->n_layers; l++) {
+        const double tl = now_s();
+        if ((rc = do_layer(&S, l)) != SB_OK)
+            goto fail;
+        R->layer_seconds[l] = now_s() - tl;
+        free_f32(&S);   /* later layers never compute with this one's matrices */
+    }
+    /* the classifier: on the final normed hidden states */
+    struct vfy_matref ref;
+    const bool need_out = o->method == CVT_QUANT_GPTQ && mat_grid(&S, -1, VFY_ROLE_OUTPUT, -1, &ref) >= 0;
+    if (need_out)
+        hessian_inputs(&S, 0, VFY_NORM_OUT, NULL, S.N, S.dim);
+    if ((rc = quant_matrix(&S, -1, VFY_ROLE_OUTPUT, -1, need_out, S.N, "")) != SB_OK)
+        goto fail;
+    R->seconds_calib = now_s() - t0;
+    vfy_ctx_free(S.ctx);
+    S.ctx = NULL;
+    vfy_model_free(S.vm);   /* it points into the blobs write_out frees */
+    S.vm = NULL;
+    const double tw = now_s();
+    if ((rc = write_out(&S, out_path, &R->conv)) != SB_OK)
+        goto fail;
+    R->seconds_write = now_s() - tw;
+    free_state(&S);
+    *rep_out = R;
+    return SB_OK;
+fail:
+    free_state(&S);
+    cvt_quant_report_free(R);
+    return rc;
+}

@@ -1,0 +1,94 @@
+/* cvt_quant.h: calibrated quantization, the way GPTQ and QMoE run it
+ * (qmoe-gptq.md §3-4, issue 10):
+ *
+ * Layer by layer, the calibration activations entering layer l come from the
+ * already quantized layers before it. Within a layer: q/k/v share one
+ * Hessian (their common input); o_proj gets its own (the attention output,
+ * computed with the quantized q/k/v); the router runs on the quantized
+ * attention's output; each expert's gate/up Hessian uses only the tokens
+ * routed to that expert (top-k, as the model routes), and its down Hessian
+ * the expert's own intermediate activations computed with its quantized
+ * gate/up; shared experts and dense FFNs see every token; the classifier sees
+ * the final normed hidden states. An expert routed fewer than
+ * min_expert_tokens tokens (or none) is rounded to nearest, and reported.
+ * Routers, norms and embeddings are never quantized by default (the policy
+ * of cvt_convert decides which matrix gets which encoding; GPTQ runs for the
+ * grids qnt_gptq_supported() knows, sub1/sub1-qmoe code GPTQ's tern symbols).
+ *
+ * Memory: the calibration activations of one layer at a time (tokens x
+ * hidden x 4 bytes, twice: the residual stream and the attention / FFN
+ * output), a Hessian, GPTQ's scratch for one matrix, and the quantized
+ * matrices until they are written (the size of the output).
+ *
+ * Calling sequence:
+ *   struct cvt_quant_opts o; cvt_quant_opts_init(&o); o.conv.to = SB_DTYPE_SUB1; ...
+ *   cvt_quant(model, calib_plan, "out.subbit", &o, &rep, err);
+ *   ... print rep ...; cvt_quant_report_free(rep); */
+#ifndef CVT_QUANT_H
+#define CVT_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cvt_convert.h"
+#include "qnt_gptq.h"
+#include "vfy_ppl.h"
+
+enum cvt_qmethod { CVT_QUANT_GPTQ = 0, CVT_QUANT_RTN };
+
+struct cvt_quant_opts {
+    struct cvt_opts conv;          /* the output: target, rules, experts_only, dense_to, qp,
+                                      shard size, force (stats is ignored: see cvt_qmat) */
+    enum cvt_qmethod method;
+    struct qnt_gptq_opts gptq;
+    size_t min_expert_tokens;      /* fewer routed tokens: round-to-nearest (default 1) */
+    bool rtn_error;                /* also measure round-to-nearest's output error (default on) */
+    struct sb_progress progress;   /* calibration: matrices done / total */
+};
+
+/* One quantized matrix. Errors are sums over the calibration tokens of the
+ * squared output difference, ||W x - Q x||^2 (= tr((W-Q) H (W-Q)^T)/2 with H = 2XX^T),
+ * and energy ||W x||^2, so err / ref is the relative output error. */
+struct cvt_qmat {
+    char name[160];                /* the tensor */
+    int layer, role, expert;       /* role: enum vfy_role; expert -1 if none */
+    size_t rows, cols, row0;       /* rows row0 .. row0+rows-1 of the tensor */
+    enum sb_dtype enc;             /* the grid written (tern for sub1/sub1-qmoe targets) */
+    uint64_t tokens;               /* calibration tokens it saw */
+    bool gptq;                     /* false: round-to-nearest (why says why) */
+    const char *why;
+    double err, ref, err_rtn;      /* err_rtn < 0: not measured */
+    double rmse, sqnr_db;          /* weights: Q against W */
+    double zero_frac;              /* weights that became exactly 0 */
+    double damp;                   /* relative dampening used */
+    double seconds;
+};
+
+struct cvt_quant_report {
+    struct cvt_report *conv;       /* what was written (decisions, sizes) */
+    struct cvt_qmat *m;
+    size_t n_m;
+    uint64_t *expert_tokens;       /* [n_layers * n_experts]: tokens routed in calibration */
+    int n_layers, n_experts;
+    double *layer_seconds;         /* [n_layers] */
+    size_t calib_tokens, calib_windows;
+    double seconds_calib, seconds_write;
+};
+
+void cvt_quant_opts_init(struct cvt_quant_opts *o);
+
+/*! cvt_quant() : quantize src into out_path (container from the name, as
+ *  cvt_convert), calibrated on the windows of plan (token ids; each window is
+ *  run from position 0, so a window must fit the model's context).
+ *  @return SB_OK and *rep (cvt_quant_report_free); on failure nothing is left
+ *  at out_path and *rep is NULL. */
+int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const char *out_path,
+              const struct cvt_quant_opts *o, struct cvt_quant_report **rep, struct sb_err *err);
+void cvt_quant_report_free(struct cvt_quant_report *rep);
+
+/*! cvt_quant_role_name() : "q", "k", "v", "o", "gate", "up", "down", "router",
+ *  "shared_gate", "shared_up", "shared_down", "output". */
+const char *cvt_quant_role_name(int role);
+
+#endif

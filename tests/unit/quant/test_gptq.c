@@ -1,0 +1,419 @@
+/* test_gptq.c: GPTQ (qnt_gptq.h) against a float64 reference written plainly
+ * here from the GPTQ paper's equations (explicit inverse of the damped
+ * Hessian by Gauss-Jordan, its upper Cholesky factor by the textbook
+ * recurrence, then one column at a time with no lazy batches), and the
+ * properties that make the fast path trustworthy: an identity (or diagonal)
+ * Hessian gives the round-to-nearest bytes of every encoding; the error GPTQ
+ * reports is the error of the bytes it wrote as the ggml/int8/tern decoders
+ * read them; GPTQ's output error is below round-to-nearest's; the bytes do
+ * not depend on the thread count; dead columns and failed factorizations. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "qnt_encode.h"
+#include "qnt_gptq.h"
+#include "qnt_tern.h"
+#include "sb_dtype.h"
+#include "sb_err.h"
+#include "test_util.h"
+
+/* Correlated inputs: X = Z M (n x cols), M a random mixing with a strong
+ * diagonal, so H = X^T X is far from diagonal and GPTQ has work to do. */
+static float *make_inputs(size_t n, size_t cols, uint64_t seed)
+{
+    float *Z = malloc(n * cols * sizeof *Z), *M = malloc(cols * cols * sizeof *M);
+    float *X = malloc(n * cols * sizeof *X);
+    test_fill_normal(Z, n * cols, seed);
+    test_fill_normal(M, cols * cols, seed + 1);
+    for (size_t i = 0; i < cols; i++)
+        M[i * cols + i] += 3.0f;
+    for (size_t t = 0; t < n; t++)
+        for (size_t j = 0; j < cols; j++) {
+            double s = 0;
+            for (size_t k = 0; k < cols; k++)
+                s += (double)Z[t * cols + k] * M[k * cols + j] * 0.3;
+            X[t * cols + j] = (float)s;
+        }
+    free(Z);
+    free(M);
+    return X;
+}
+
+/* Full symmetric H = sum x x^T in double, plainly. */
+static double *plain_hessian(const float *X, size_t n, size_t cols)
+{
+    double *H = calloc(cols * cols, sizeof *H);
+    for (size_t t = 0; t < n; t++)
+        for (size_t i = 0; i < cols; i++)
+            for (size_t j = 0; j < cols; j++)
+                H[i * cols + j] += (double)X[t * cols + i] * X[t * cols + j];
+    return H;
+}
+
+static double *lib_hessian(const float *X, size_t n, size_t cols)
+{
+    double *H = calloc(cols * cols, sizeof *H);
+    double *s = malloc(QNT_GPTQ_HCHUNK * cols * sizeof *s);
+    qnt_gptq_hessian_add(H, cols, X, n, cols, s);
+    free(s);
+    return H;
+}
+
+static void *gptq(enum sb_dtype dt, const struct sb_qparams *qp, const float *W, size_t rows,
+                  size_t cols, const double *H, const struct qnt_gptq_opts *o,
+                  struct qnt_gptq_stats *st)
+{
+    int64_t shape[2] = { (int64_t)rows, (int64_t)cols };
+    uint64_t nb = 0;
+    ck_assert_int_eq(sb_dtype_nbytes(dt, shape, 2, qp, &nb), 0);
+    void *dst = calloc(1, nb), *scr = malloc(qnt_gptq_scratch_bytes(dt, qp, rows, cols, o));
+    ck_assert_int_eq(qnt_gptq_quantize(dt, qp, W, rows, cols, H, o, scr, dst, st), 0);
+    free(scr);
+    return dst;
+}
+
+static float *decode(enum sb_dtype dt, const struct sb_qparams *qp, const void *blob, size_t rows,
+                     size_t cols)
+{
+    float *q = malloc(rows * cols * sizeof *q);
+    ck_assert_int_eq(qnt_dequantize_rows(dt, blob, rows, cols, qp, 0, rows, q), 0);
+    return q;
+}
+
+/* ---- the float64 reference (GPTQ paper, Algorithm 1 without lazy batches) ---- */
+
+enum ref_grid { REF_TERN, REF_INT8_ROW };
+
+/* grid value of x for a row with params a, b (tern: lo, hi; int8: scale) */
+static double ref_quant(enum ref_grid g, double w, float a, float b)
+{
+    const float x = (float)w;
+    if (g == REF_TERN)
+        return (b > 0 && x > 0.5f * b) ? b : (a < 0 && x < 0.5f * a) ? a : 0.0;
+    float v = a != 0.0f ? roundf(x / a) : 0.0f;
+    v = v > 127 ? 127 : v < -127 ? -127 : v;
+    return v * a;
+}
+
+static void ref_gptq(enum ref_grid grid, const float *W, size_t rows, size_t cols,
+                     const double *Hin, double damp, bool act_order, float *Q)
+{
+    const size_t n = cols;
+    double *H = malloc(n * n * sizeof *H), *Hinv = calloc(n * n, sizeof *Hinv);
+    double *U = calloc(n * n, sizeof *U), *w = malloc(n * sizeof *w);
+    size_t *perm = malloc(n * sizeof *perm);
+    float *pa = malloc(rows * sizeof *pa), *pb = malloc(rows * sizeof *pb);
+    /* grid parameters from the original rows */
+    for (size_t r = 0; r < rows; r++) {
+        float mn = 0, mx = 0, amax = 0;
+        for (size_t j = 0; j < n; j++) {
+            float x = W[r * n + j];
+            mn = x < mn ? x : mn;
+            mx = x > mx ? x : mx;
+            amax = fabsf(x) > amax ? fabsf(x) : amax;
+        }
+        if (grid == REF_TERN) {
+            pa[r] = qnt_tern_bf16_to_f32(qnt_tern_f32_to_bf16(mn));
+            pb[r] = qnt_tern_bf16_to_f32(qnt_tern_f32_to_bf16(mx));
+        } else {
+            pa[r] = amax / 127.0f;
+            pb[r] = 0;
+        }
+    }
+    /* order, dead columns, damping on the mean diagonal (dead ones count as 1) */
+    for (size_t j = 0; j < n; j++)
+        perm[j] = j;
+    if (act_order)   /* stable selection by descending diagonal */
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = n - 1; j > i; j--)
+                if (Hin[perm[j] * n + perm[j]] > Hin[perm[j - 1] * n + perm[j - 1]]) {
+                    size_t t = perm[j];
+                    perm[j] = perm[j - 1];
+                    perm[j - 1] = t;
+                }
+    double mean = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            const size_t a = perm[i], b = perm[j];
+            const bool dead = Hin[a * n + a] == 0 || Hin[b * n + b] == 0;
+            H[i * n + j] = (a == b && Hin[a * n + a] == 0) ? 1.0 : dead ? 0.0 : Hin[a * n + b];
+        }
+    for (size_t i = 0; i < n; i++)
+        mean += H[i * n + i] / (double)n;
+    for (size_t i = 0; i < n; i++)
+        H[i * n + i] += damp * mean;
+    /* Gauss-Jordan inverse */
+    for (size_t i = 0; i < n; i++)
+        Hinv[i * n + i] = 1.0;
+    for (size_t c = 0; c < n; c++) {
+        const double p = H[c * n + c];
+        for (size_t j = 0; j < n; j++) {
+            H[c * n + j] /= p;
+            Hinv[c * n + j] /= p;
+        }
+        for (size_t r = 0; r < n; r++)
+            if (r != c) {
+                const double f = H[r * n + c];
+                for (size_t j = 0; j < n; j++) {
+                    H[r * n + j] -= f * H[c * n + j];
+                    Hinv[r * n + j] -= f * Hinv[c * n + j];
+                }
+            }
+    }
+    /* upper Cholesky: Hinv = U^T U */
+    for (size_t i = 0; i < n; i++) {
+        double s = Hinv[i * n + i];
+        for (size_t k = 0; k < i; k++)
+            s -= U[k * n + i] * U[k * n + i];
+        U[i * n + i] = sqrt(s);
+        for (size_t j = i + 1; j < n; j++) {
+            double t = Hinv[i * n + j];
+            for (size_t k = 0; k < i; k++)
+                t -= U[k * n + i] * U[k * n + j];
+            U[i * n + j] = t / U[i * n + i];
+        }
+    }
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t j = 0; j < n; j++)
+            w[j] = Hin[perm[j] * n + perm[j]] == 0 ? 0.0 : W[r * n + perm[j]];
+        for (size_t j = 0; j < n; j++) {
+            const double q = ref_quant(grid, w[j], pa[r], pb[r]);
+            const double e = (w[j] - q) / U[j * n + j];
+            for (size_t k = j + 1; k < n; k++)
+                w[k] -= e * U[j * n + k];
+            Q[r * n + perm[j]] = (float)q;
+        }
+    }
+    free(H); free(Hinv); free(U); free(w); free(perm); free(pa); free(pb);
+}
+
+START_TEST(test_gptq_matches_reference)
+{
+    static const struct { size_t rows, cols, block; bool act; int grid; } c[] = {
+        { 24, 64, 128, false, REF_TERN }, { 40, 96, 16, false, REF_TERN },
+        { 33, 80, 32, true, REF_TERN }, { 24, 64, 16, false, REF_INT8_ROW },
+        { 17, 48, 128, true, REF_INT8_ROW },
+    };
+    const size_t rows = c[_i].rows, cols = c[_i].cols, n = 6 * cols;
+    float *W = malloc(rows * cols * sizeof *W), *X = make_inputs(n, cols, 100 + (uint64_t)_i);
+    test_fill_normal(W, rows * cols, 200 + (uint64_t)_i);
+    double *H = lib_hessian(X, n, cols);
+    struct qnt_gptq_opts o;
+    qnt_gptq_opts_init(&o);
+    o.block = c[_i].block;
+    o.act_order = c[_i].act;
+    const enum sb_dtype dt = c[_i].grid == REF_TERN ? SB_DTYPE_TERN : SB_DTYPE_INT8;
+    struct qnt_gptq_stats st;
+    void *blob = gptq(dt, NULL, W, rows, cols, H, &o, &st);
+    float *Q = decode(dt, NULL, blob, rows, cols), *R = malloc(rows * cols * sizeof *R);
+    double *Hfull = plain_hessian(X, n, cols);
+    ref_gptq((enum ref_grid)c[_i].grid, W, rows, cols, Hfull, o.damp, o.act_order, R);
+    /* the same decisions: the two paths round differently only if a weight
+     * lands within ~1e-12 of a threshold, which these seeds do not hit */
+    size_t diff = 0;
+    for (size_t i = 0; i < rows * cols; i++)
+        diff += Q[i] != R[i];
+    ck_assert_msg(diff == 0, "case %d: %zu of %zu weights differ from the reference", _i, diff,
+                  rows * cols);
+    ck_assert(!st.rtn);
+    ck_assert(st.err > 0 && st.err < st.ref);
+    free(W); free(X); free(H); free(Hfull); free(blob); free(Q); free(R);
+}
+END_TEST
+
+/* every encoding GPTQ writes, with the parameters that change its grid */
+static const struct { enum sb_dtype dt; uint32_t group; enum sb_dtype sdt; size_t cols; } enc[] = {
+    { SB_DTYPE_TERN, 0, 0, 200 },       { SB_DTYPE_INT8, 0, 0, 200 },
+    { SB_DTYPE_INT8, 64, 0, 200 },      { SB_DTYPE_INT8, 48, SB_DTYPE_F16, 200 },
+    { SB_DTYPE_Q8_0, 0, 0, 256 },       { SB_DTYPE_Q4_0, 0, 0, 256 },
+    { SB_DTYPE_TQ1_0, 0, 0, 512 },      { SB_DTYPE_TQ2_0, 0, 0, 512 },
+};
+
+static struct sb_qparams enc_qp(int i)
+{
+    struct sb_qparams qp = { enc[i].group, enc[i].sdt ? enc[i].sdt : SB_DTYPE_F32 };
+    return qp;
+}
+
+START_TEST(test_gptq_identity_is_rtn)
+{
+    const size_t rows = 37, cols = enc[_i].cols;
+    const struct sb_qparams qp = enc_qp(_i);
+    float *W = malloc(rows * cols * sizeof *W);
+    test_fill_normal(W, rows * cols, 300 + (uint64_t)_i);
+    W[3] = 0.0f;
+    W[7] = 2.5f * W[8];    /* a few repeated magnitudes for the first-max rules */
+    W[9] = -W[7];
+    int64_t shape[2] = { (int64_t)rows, (int64_t)cols };
+    uint64_t nb;
+    sb_dtype_nbytes(enc[_i].dt, shape, 2, &qp, &nb);
+    void *rtn = malloc(nb);
+    ck_assert_int_eq(qnt_quantize_rows(enc[_i].dt, W, rows, cols, &qp, rtn), 0);
+    struct qnt_gptq_stats st;
+    void *g = gptq(enc[_i].dt, &qp, W, rows, cols, NULL, NULL, &st);
+    ck_assert(st.rtn);
+    ck_assert_mem_eq(g, rtn, nb);
+    /* a diagonal Hessian couples no columns: still round-to-nearest */
+    double *H = calloc(cols * cols, sizeof *H);
+    for (size_t j = 0; j < cols; j++)
+        H[j * cols + j] = 0.5 + (double)(j % 7);
+    void *d = gptq(enc[_i].dt, &qp, W, rows, cols, H, NULL, &st);
+    ck_assert(!st.rtn);
+    ck_assert_mem_eq(d, rtn, nb);
+    free(W); free(rtn); free(g); free(H); free(d);
+}
+END_TEST
+
+START_TEST(test_gptq_beats_rtn_and_decodes)
+{
+    const size_t rows = 48, cols = enc[_i].cols, n = 4 * cols;
+    const struct sb_qparams qp = enc_qp(_i);
+    float *W = malloc(rows * cols * sizeof *W), *X = make_inputs(n, cols, 400 + (uint64_t)_i);
+    test_fill_normal(W, rows * cols, 500 + (uint64_t)_i);
+    double *H = lib_hessian(X, n, cols);
+    double *scr = malloc(2 * rows * cols * sizeof *scr);
+    for (int act = 0; act < 2; act++) {
+        struct qnt_gptq_opts o;
+        qnt_gptq_opts_init(&o);
+        o.act_order = act;
+        struct qnt_gptq_stats st;
+        void *g = gptq(enc[_i].dt, &qp, W, rows, cols, H, &o, &st);
+        void *r = gptq(enc[_i].dt, &qp, W, rows, cols, NULL, &o, NULL);
+        float *Qg = decode(enc[_i].dt, &qp, g, rows, cols), *Qr = decode(enc[_i].dt, &qp, r, rows, cols);
+        /* what GPTQ reports is the error of the bytes as the decoders read them */
+        const double eg = qnt_gptq_output_error(H, W, Qg, rows, cols, scr);
+        const double er = qnt_gptq_output_error(H, W, Qr, rows, cols, scr);
+        ck_assert_msg(fabs(eg - st.err) <= 1e-9 * st.err, "reported %g, decoded %g", st.err, eg);
+        /* the block-absmax ternary grids (tq1_0, tq2_0) leave GPTQ little room (~5 %) */
+        const bool tq = enc[_i].dt == SB_DTYPE_TQ1_0 || enc[_i].dt == SB_DTYPE_TQ2_0;
+        ck_assert_msg(eg < (tq ? 0.98 : 0.8) * er, "%s act %d: gptq %g vs rtn %g",
+                      sb_dtype_name(enc[_i].dt), act, eg, er);
+        free(g); free(r); free(Qg); free(Qr);
+    }
+    free(W); free(X); free(H); free(scr);
+}
+END_TEST
+
+START_TEST(test_gptq_thread_independent)
+{
+#ifdef _OPENMP
+    const size_t rows = 150, cols = enc[_i].cols, n = 700;
+    const struct sb_qparams qp = enc_qp(_i);
+    float *W = malloc(rows * cols * sizeof *W), *X = make_inputs(n, cols, 600 + (uint64_t)_i);
+    test_fill_normal(W, rows * cols, 700 + (uint64_t)_i);
+    const int nt = omp_get_max_threads();
+    void *b[2];
+    double *H[2];
+    int64_t shape[2] = { (int64_t)rows, (int64_t)cols };
+    uint64_t nb;
+    sb_dtype_nbytes(enc[_i].dt, shape, 2, &qp, &nb);
+    for (int k = 0; k < 2; k++) {
+        omp_set_num_threads(k == 0 ? 1 : 3);
+        H[k] = lib_hessian(X, n, cols);
+        struct qnt_gptq_opts o;
+        qnt_gptq_opts_init(&o);
+        o.act_order = _i % 2;
+        b[k] = gptq(enc[_i].dt, &qp, W, rows, cols, H[k], &o, NULL);
+    }
+    omp_set_num_threads(nt);
+    ck_assert_mem_eq(H[0], H[1], cols * cols * sizeof(double));
+    ck_assert_mem_eq(b[0], b[1], nb);
+    free(W); free(X); free(b[0]); free(b[1]); free(H[0]); free(H[1]);
+#endif
+}
+END_TEST
+
+START_TEST(test_gptq_dead_and_fallback)
+{
+    const size_t rows = 20, cols = 64, n = 300;
+    float *W = malloc(rows * cols * sizeof *W), *X = make_inputs(n, cols, 800);
+    test_fill_normal(W, rows * cols, 801);
+    for (size_t t = 0; t < n; t++)   /* inputs 5 and 40 are always 0 */
+        X[t * cols + 5] = X[t * cols + 40] = 0.0f;
+    double *H = lib_hessian(X, n, cols);
+    struct qnt_gptq_stats st;
+    void *g = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, NULL, &st);
+    ck_assert_uint_eq(st.dead_cols, 2);
+    float *Q = decode(SB_DTYPE_TERN, NULL, g, rows, cols);
+    for (size_t r = 0; r < rows; r++)
+        ck_assert(Q[r * cols + 5] == 0.0f && Q[r * cols + 40] == 0.0f);
+    /* an indefinite "Hessian" no dampening fixes: round-to-nearest, said so */
+    double *B = calloc(cols * cols, sizeof *B);
+    for (size_t i = 0; i < cols; i++)
+        for (size_t j = i; j < cols; j++)
+            B[i * cols + j] = i == j ? 1.0 : 1e6;
+    void *f = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, B, NULL, &st);
+    void *r = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, NULL, NULL, NULL);
+    ck_assert(st.rtn);
+    ck_assert_mem_eq(f, r, rows * qnt_tern_row_bytes(cols));
+    /* non-finite weights are refused */
+    W[11] = NAN;
+    void *scr = malloc(qnt_gptq_scratch_bytes(SB_DTYPE_TERN, NULL, rows, cols, NULL));
+    ck_assert_int_eq(qnt_gptq_quantize(SB_DTYPE_TERN, NULL, W, rows, cols, H, NULL, scr, g, NULL),
+                     SB_EFORMAT);
+    free(W); free(X); free(H); free(g); free(Q); free(B); free(f); free(r); free(scr);
+}
+END_TEST
+
+
+/* The rate knobs: a wider zero band or a larger code-length weight gives more
+ * zeros (and a larger output error); QMoE's band 0.5 is the default bytes. */
+START_TEST(test_gptq_rate_knobs)
+{
+    const size_t rows = 64, cols = 128, n = 600;
+    float *W = malloc(rows * cols * sizeof *W), *X = make_inputs(n, cols, 900);
+    test_fill_normal(W, rows * cols, 901);
+    double *H = lib_hessian(X, n, cols);
+    struct qnt_gptq_opts o;
+    qnt_gptq_opts_init(&o);
+    struct qnt_gptq_stats s0, s1;
+    void *b0 = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, &o, &s0);
+    o.zero_band = 0.5;
+    void *b05 = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, &o, NULL);
+    ck_assert_mem_eq(b0, b05, rows * qnt_tern_row_bytes(cols));
+    size_t prev_z = s0.zeros;
+    double prev_e = s0.err;
+    static const double zb[] = { 0.6, 0.7 };
+    for (int i = 0; i < 2; i++) {
+        o.zero_band = zb[i];
+        void *b = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, &o, &s1);
+        ck_assert_msg(s1.zeros > prev_z && s1.err > prev_e, "zero band %g: zeros %zu err %g", zb[i],
+                      s1.zeros, s1.err);
+        prev_z = s1.zeros;
+        prev_e = s1.err;
+        free(b);
+    }
+    o.zero_band = 0.5;
+    prev_z = s0.zeros;
+    static const double lam[] = { 0.05, 0.5, 1e6 };
+    for (int i = 0; i < 3; i++) {
+        o.ec_lambda = lam[i];
+        void *b = gptq(SB_DTYPE_TERN, NULL, W, rows, cols, H, &o, &s1);
+        ck_assert_msg(s1.zeros > prev_z, "lambda %g: zeros %zu", lam[i], s1.zeros);
+        prev_z = s1.zeros;
+        free(b);
+    }
+    ck_assert_uint_eq(prev_z, rows * cols);   /* infinitely dear non-zeros: all zero */
+    free(W); free(X); free(H); free(b0); free(b05);
+}
+END_TEST
+
+Suite *quant_gptq_suite(void)
+{
+    Suite *s = suite_create("gptq");
+    TCase *tc = tcase_create("gptq");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_gptq_matches_reference, 0, 5);
+    tcase_add_loop_test(tc, test_gptq_identity_is_rtn, 0, (int)(sizeof enc / sizeof enc[0]));
+    tcase_add_loop_test(tc, test_gptq_beats_rtn_and_decodes, 0, (int)(sizeof enc / sizeof enc[0]));
+    tcase_add_loop_test(tc, test_gptq_thread_independent, 0, (int)(sizeof enc / sizeof enc[0]));
+    tcase_add_test(tc, test_gptq_dead_and_fallback);
+    tcase_add_test(tc, test_gptq_rate_knobs);
+    suite_add_tcase(s, tc);
+    return s;
+}
