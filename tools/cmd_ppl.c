@@ -170,6 +170,10 @@ int cmd_ppl(int argc, char **argv)
     struct vfy_ppl_result r;
     int st = vfy_ppl_run(ctx, &plan, &hook, &r, &err);
     cli_progress_end(&prog);
+    if (st == SB_EFORMAT) {   /* non-finite logits: the model is at fault, so it is named */
+        rc = cli_error("ppl", "%s: %s", path, err.msg);
+        goto out;
+    }
     if (st != SB_OK) {
         rc = cli_fail("ppl", &err);
         goto out;
