@@ -60,6 +60,7 @@ static int load(const char *path, const struct fmt_open_opts *oo, struct fmt_mod
     struct sb_err err = { 0 };
     if (fmt_model_open(m, path, oo, &err) != SB_OK || vfy_model_new(vm, *m, &err) != SB_OK)
         return cli_fail("verify", &err);
+    cli_model_notes("verify", *vm);
     return CLI_OK;
 }
 
@@ -178,8 +179,9 @@ int cmd_verify(int argc, char **argv)
     if (!ctx_given && ia->n_ctx_train > 0 && (size_t)ia->n_ctx_train < po.n_ctx)
         po.n_ctx = (size_t)ia->n_ctx_train;
     if (ia->n_ctx_train > 0 && po.n_ctx > (size_t)ia->n_ctx_train)
-        cli_warn("verify", "--ctx %zu is above the reference model's context (%d)", po.n_ctx,
-                 ia->n_ctx_train);
+        cli_warn("verify", "--ctx %zu is above the reference model's context "
+                 "(%d): using %zu (positions past %d were never trained)", po.n_ctx,
+                 ia->n_ctx_train, po.n_ctx, ia->n_ctx_train);
     if (vfy_plan_from_text(&plan, tok, text, len, &po, &err) != SB_OK) {
         cli_error("verify", "%s: %s", text_path, err.msg);
         goto out;

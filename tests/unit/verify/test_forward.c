@@ -929,9 +929,42 @@ START_TEST(test_nonfinite_logits)
 }
 END_TEST
 
+/* issue 12 item 10: configuration values the core does not take as given are
+ * said, each with the value used (the CLI prints them as warnings) */
+START_TEST(test_config_notes)
+{
+    struct tm t;
+    tm_make(&t, dense);   /* V 20, F 24, untied: output.weight stored */
+    struct fmt_model *m = tm_model(&t);
+    struct sb_err err = { 0 };
+    struct vfy_model *vm;
+    ck_assert_int_eq(vfy_model_new(&vm, m, &err), 0);
+    ck_assert_int_eq(vfy_model_info(vm)->n_notes, 0);
+    vfy_model_free(vm);
+    m->arch.norm_eps = 0;
+    m->arch.vocab_size = 25;
+    m->arch.hidden_dim = 25;
+    m->arch.tied_embeddings = true;
+    ck_assert_int_eq(vfy_model_new(&vm, m, &err), 0);
+    const struct vfy_model_info *in = vfy_model_info(vm);
+    ck_assert_int_eq(in->n_notes, 4);
+    ck_assert_str_eq(in->notes[0], "toy.gguf: rms_norm_eps 0 is not > 0: using 1e-05");
+    ck_assert_str_eq(in->notes[1],
+                     "toy.gguf: vocab_size 25 is more than the embedding's 20 rows: using 20");
+    ck_assert_str_eq(in->notes[2], "toy.gguf: tie_word_embeddings is true, but 'output.weight' is "
+                     "stored: using 'output.weight' (as subbit mem counts it)");
+    ck_assert_str_eq(in->notes[3], "toy.gguf: feed_forward_length 25 disagrees with the tensors "
+                     "(24 in layer 0): using the tensors' 24");
+    ck_assert_int_eq(in->vocab, 20);
+    vfy_model_free(vm);
+    fmt_model_free(m);
+    tm_free(&t);
+}
+END_TEST
+
 TEST_SUITE(verify_forward, 30, NULL, NULL,
     TEST_LOOP(test_oracle, 3), TEST_LOOP(test_rope_twin, 6),
     TEST_LOOP(test_batch_and_cache, 3), TEST_LOOP(test_moe_by_hand, 2),
     TEST(test_missing_tensor), TEST(test_plans), TEST(test_blocks_split), TEST(test_metrics),
     TEST(test_ctx_bytes), TEST_LOOP(test_generate, 3), TEST(test_gates),
-    TEST(test_nonfinite_logits))
+    TEST(test_nonfinite_logits), TEST(test_config_notes))
