@@ -18,6 +18,7 @@
 #include "qnt_qmoe.h"
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
+#include "qnt_tmm_impl.h"
 #include "sb_err.h"
 
 #ifdef _OPENMP
@@ -222,8 +223,6 @@ int qnt_matvec_check(enum sb_dtype dt, uint64_t nbytes, const struct sb_qparams 
     }
     case SB_DTYPE_SUB1:
     case SB_DTYPE_SUB1_QMOE:
-        if ((row0 != 0 || nrows != rows) && cols > QNT_MATVEC_MAX_VARLEN_COLS)
-            return SB_EUNSUPPORTED;
         return SB_OK;
     default:
         return SB_EUNSUPPORTED;
@@ -448,36 +447,6 @@ static void varlen_dequant_row(enum sb_dtype dt, const void *w, uint64_t nbytes,
         qnt_qmoe_dequantize_rows(w, nbytes, cols, r, 1, dst);
 }
 
-static void varlen_matmul(enum sb_dtype dt, const void *w, uint64_t nbytes, size_t rows,
-                          size_t cols, size_t row0, size_t nrows, const float *X, size_t n,
-                          float *Y, int ref)
-{
-    if (row0 == 0 && nrows == rows) {
-        /* the fused kernels; Y is [n, rows], one call per input vector */
-        for (size_t t = 0; t < n; t++) {
-            if (dt == SB_DTYPE_SUB1)
-                (ref ? qnt_sub1_matvec_ref : qnt_sub1_matvec)(w, nbytes, rows, cols,
-                                                              X + t * cols, Y + t * rows);
-            else
-                (ref ? qnt_qmoe_matvec_ref : qnt_qmoe_matvec)(w, nbytes, rows, cols,
-                                                              X + t * cols, Y + t * rows);
-        }
-        return;
-    }
-    if (cols > QNT_MATVEC_MAX_VARLEN_COLS)
-        return;   /* refused by qnt_matvec_check */
-    qnt_dot_fn dot = pick_isa()->dot;
-    const long nr = (long)nrows;
-#pragma omp parallel for schedule(static) if (!ref)
-    for (long i = 0; i < nr; i++) {
-        float rowbuf[QNT_MATVEC_MAX_VARLEN_COLS];
-        varlen_dequant_row(dt, w, nbytes, cols, row0 + (size_t)i, rowbuf);
-        for (size_t t = 0; t < n; t++)
-            Y[t * nrows + (size_t)i] = ref ? (float)dot_f64(rowbuf, X + t * cols, cols)
-                                           : dot(rowbuf, X + t * cols, cols);
-    }
-}
-
 /* qnt_mm_decode_fn for every encoding: exact f32 of row r, j0 .. j0+len-1. */
 static void mm_decode(const struct qnt_mm_args *a, size_t r, size_t j0, size_t len, float *out)
 {
@@ -495,13 +464,8 @@ void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
         qnt_matmul_rows_ref(dt, w, nbytes, qp, rows, cols, row0, nrows, X, n, Y);
         return;
     }
-    if (dt == SB_DTYPE_SUB1 || dt == SB_DTYPE_SUB1_QMOE) {
-        varlen_matmul(dt, w, nbytes, rows, cols, row0, nrows, X, n, Y, 0);
-        return;
-    }
-    if (dt == SB_DTYPE_TERN && row0 == 0 && nrows == rows) {
-        for (size_t t = 0; t < n; t++)
-            qnt_tern_matvec(w, rows, cols, X + t * cols, Y + t * rows);
+    if (dt == SB_DTYPE_SUB1 || dt == SB_DTYPE_SUB1_QMOE || dt == SB_DTYPE_TERN) {
+        qnt_ternary_matmul(dt, w, nbytes, rows, cols, row0, nrows, X, n, Y, 0);
         return;
     }
     struct qnt_mm_args a;
@@ -545,13 +509,8 @@ void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,
                          const struct sb_qparams *qp, size_t rows, size_t cols, size_t row0,
                          size_t nrows, const float *X, size_t n, float *Y)
 {
-    if (dt == SB_DTYPE_SUB1 || dt == SB_DTYPE_SUB1_QMOE) {
-        varlen_matmul(dt, w, nbytes, rows, cols, row0, nrows, X, n, Y, 1);
-        return;
-    }
-    if (dt == SB_DTYPE_TERN && row0 == 0 && nrows == rows) {
-        for (size_t t = 0; t < n; t++)
-            qnt_tern_matvec_ref(w, rows, cols, X + t * cols, Y + t * rows);
+    if (dt == SB_DTYPE_SUB1 || dt == SB_DTYPE_SUB1_QMOE || dt == SB_DTYPE_TERN) {
+        qnt_ternary_matmul(dt, w, nbytes, rows, cols, row0, nrows, X, n, Y, 1);
         return;
     }
     for (size_t i = 0; i < nrows; i++) {

@@ -5,6 +5,7 @@
 #include "qnt_qmoe.h"
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
+#include "qnt_tmm_impl.h"
 #include "sb_alloc.h"
 #include "sb_err.h"
 #include "sb_math.h"
@@ -382,25 +383,7 @@ void qnt_qmoe_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, 
 void qnt_qmoe_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                          const float *restrict x, float *restrict y)
 {
-    (void)nbytes;
-    const uint32_t *tab = qnt_qmoe_table();
-    struct qview v;
-    qview_init(&v, w, rows);
-    struct qnt_tfx fx;
-    qnt_tfx_init(&fx, x, cols);
-    if (!fx.finite) {
-        qnt_tfx_nan(y, rows);
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) {
-        int64_t sum[4] = { 0, 0, 0, 0 };          /* exact, by symbol (qnt_ternary_impl.h) */
-        if (tab) {
-#define EMIT_REF(j, s) sum[s] += qnt_tfx_x(x[j], fx.scale)
-            QMOE_WALK_ROW(&v, tab, r, cols, EMIT_REF);
-#undef EMIT_REF
-        }
-        y[r] = qnt_tfx_out(rd16(v.lv + 4 * r), rd16(v.lv + 4 * r + 2), sum[1], sum[2], &fx);
-    }
+    qnt_qmoe_matmul_ref(w, nbytes, rows, cols, 0, rows, x, 1, y);
 }
 
 /* Fast row: exact int64 sums of X under symbol 1 and symbol 2
@@ -462,4 +445,119 @@ void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
     for (long r = 0; r < n; r++)
         y[r] = qmoe_row_fast(&v, tab, (size_t)r, cols, x, &fx);
+}
+
+/* ---- batched matmul (qnt_tmm_impl.h) ---------------------------------------- */
+
+/* Row r's columns of symbol 1 (cls 0) or 2 (cls 1) into out; the count.
+ * Same walk and masks as qmoe_row_fast. */
+static size_t qmoe_row_emit(const struct qview *v, const uint32_t *restrict tab, size_t r,
+                            size_t cols, unsigned cls, uint32_t *restrict out)
+{
+    const uint8_t *cw = v->cw;
+    uint32_t a = rd32(v->off + 4 * r), e = rd32(v->off + 4 * r + 4);
+    size_t idx = 0, n = 0;
+    for (uint32_t c = a; c < e && idx < cols; c++) {
+        uint32_t ent = rd16(cw + 2 * (size_t)c);
+        uint64_t v64 = (uint64_t)(tab[2 * ent] >> 4) | (uint64_t)(tab[2 * ent + 1] >> 4) << 28;
+        uint64_t m = (cls ? v64 >> 1 : v64) & 0x0055555555555555ull;
+        if (cols - idx < 28)          /* row end: slots past cols are padding */
+            m &= ((uint64_t)1 << (2 * (cols - idx))) - 1;
+        while (m) {
+            out[n++] = (uint32_t)(idx + ((unsigned)__builtin_ctzll(m) >> 1));
+            m &= m - 1;
+        }
+        idx += 2 * (tab[2 * ent] & 15u);
+    }
+    return n;
+}
+
+struct qmoe_tmm {
+    struct qview v;
+    const uint32_t *tab;
+    size_t cols;
+};
+
+static size_t qmoe_tmm_emit(const void *enc, size_t r, unsigned cls, uint32_t *out, int kernel)
+{
+    const struct qmoe_tmm *m = enc;
+    (void)kernel;
+    return qmoe_row_emit(&m->v, m->tab, r, m->cols, cls, out);
+}
+
+size_t qnt_qmoe_matmul_ws_size(size_t cols, size_t nrows, size_t n)
+{
+    return qnt_tmm_rows_ws_size(cols, nrows, n);
+}
+
+void qnt_qmoe_matmul_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                         size_t row0, size_t nrows, const float *restrict X, size_t n,
+                         float *restrict Y)
+{
+    (void)nbytes;
+    const uint32_t *tab = qnt_qmoe_table();
+    struct qview v;
+    qview_init(&v, w, rows);
+    for (size_t t = 0; t < n; t++) {
+        const float *x = X + t * cols;
+        float *y = Y + t * nrows;
+        struct qnt_tfx fx;
+        qnt_tfx_init(&fx, x, cols);
+        if (!fx.finite) {
+            qnt_tfx_nan(y, nrows);
+            continue;
+        }
+        for (size_t i = 0; i < nrows; i++) {
+            const size_t r = row0 + i;
+            int64_t sum[4] = { 0, 0, 0, 0 };      /* exact, by symbol (qnt_ternary_impl.h) */
+            if (tab) {
+#define EMIT_REF(j, s) sum[s] += qnt_tfx_x(x[j], fx.scale)
+                QMOE_WALK_ROW(&v, tab, r, cols, EMIT_REF);
+#undef EMIT_REF
+            }
+            y[i] = qnt_tfx_out(rd16(v.lv + 4 * r), rd16(v.lv + 4 * r + 2), sum[1], sum[2], &fx);
+        }
+    }
+}
+
+void qnt_qmoe_matmul_kernel(int kernel, const void *restrict w, uint64_t nbytes, size_t rows,
+                            size_t cols, size_t row0, size_t nrows, const float *restrict X,
+                            size_t n, float *restrict Y, void *ws, size_t ws_bytes)
+{
+    struct qnt_tmm_job job;
+    struct qmoe_tmm m;
+    qview_init(&m.v, w, rows);
+    m.tab = qnt_qmoe_table();
+    m.cols = cols;
+    struct qnt_tmm_rows R = { qmoe_tmm_emit, &m, m.v.lv, 4, 0 };
+    qnt_tmm_rows_job(&job, &R, cols, row0, nrows, kernel);
+    if (m.tab && qnt_tmm_run(&job, X, n, Y, ws, ws_bytes) == 0)
+        return;
+    if (!m.tab) {
+        qnt_qmoe_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
+        return;
+    }
+    for (size_t t = 0; t < n; t++) {       /* token by token, the same bits */
+        const float *x = X + t * cols;
+        struct qnt_tfx fx;
+        qnt_tfx_init(&fx, x, cols);
+        if (!fx.finite) {
+            qnt_tfx_nan(Y + t * nrows, nrows);
+            continue;
+        }
+        for (size_t i = 0; i < nrows; i++)
+            Y[t * nrows + i] = qmoe_row_fast(&m.v, m.tab, row0 + i, cols, x, &fx);
+    }
+}
+
+void qnt_qmoe_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     size_t row0, size_t nrows, const float *restrict X, size_t n,
+                     float *restrict Y, void *ws, size_t ws_bytes)
+{
+    const char *env = getenv("SUBBIT_REF_KERNELS");
+    if (env && env[0] == '1') {
+        qnt_qmoe_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
+        return;
+    }
+    qnt_qmoe_matmul_kernel(0, w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, ws_bytes);
 }

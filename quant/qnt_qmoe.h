@@ -52,4 +52,19 @@ void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_
 void qnt_qmoe_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                          const float *restrict x, float *restrict y);
 
+/*! qnt_qmoe_matmul() : Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T,
+ *  each tile of rows decoded once for all n tokens (qnt_tmm_impl.h; OpenMP
+ *  over tiles, static). Exact as qnt_qmoe_matvec: row t of Y is bit for bit
+ *  rows row0 .. of qnt_qmoe_matvec(X row t), at any n and thread count. ws:
+ *  ws_bytes of scratch, qnt_qmoe_matmul_ws_size() for the fastest; with
+ *  less, tokens go one by one (same bits). Never allocates (the dictionary
+ *  aside). _ref: the reference token by token, one thread. */
+size_t qnt_qmoe_matmul_ws_size(size_t cols, size_t nrows, size_t n);
+void qnt_qmoe_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     size_t row0, size_t nrows, const float *restrict X, size_t n,
+                     float *restrict Y, void *ws, size_t ws_bytes);
+void qnt_qmoe_matmul_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                         size_t row0, size_t nrows, const float *restrict X, size_t n,
+                         float *restrict Y);
+
 #endif

@@ -20,6 +20,7 @@
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
+#include "qnt_tmm_impl.h"
 #include "sb_alloc.h"
 #include "sb_err.h"
 #include "sb_math.h"
@@ -234,11 +235,17 @@ static void s1_table(const struct s1view *v, uint32_t *restrict tab)
         struct s1alias a;
         s1_view_freqs(v, f);
         s1_alias_build(f, v->nsym, &a);
-        for (uint32_t slot = 0; slot < S1_M; slot++) {
-            unsigned s;
-            uint32_t k;
-            s1_alias_slot(&a, slot, &s, &k);
-            tab[slot] = ((f[s] - 1) << 20) | (k << 8) | s1_info(v, s);
+        /* bucket b: slots j < cut are its primary's k0 + j, the rest its alias's
+           k1 + j - cut (s1_alias_slot, a bucket at a time) */
+        for (uint32_t b = 0; b < S1_NB; b++) {
+            uint32_t *t = tab + b * S1_BW;
+            const unsigned ps = a.prim[b], as = a.alt[b];
+            const uint32_t ep = ps < v->nsym ? ((f[ps] - 1) << 20) | s1_info(v, ps) : 0;
+            const uint32_t ea = as < v->nsym ? ((f[as] - 1) << 20) | s1_info(v, as) : 0;
+            for (uint32_t j = 0; j < a.cut[b]; j++)
+                t[j] = ep | ((a.k0[b] + j) << 8);
+            for (uint32_t j = a.cut[b]; j < S1_BW; j++)
+                t[j] = ea | ((a.k1[b] + j - a.cut[b]) << 8);
         }
         return;
     }
@@ -359,6 +366,151 @@ static void s1_walk_chunk(const struct s1view *v, const uint32_t *restrict tab, 
             pos[k]++;
         }
     }
+}
+
+/* ---- the lane walker every fast decoder shares -------------------------------- */
+
+/* What a walk does with each non-zero weight (row, col, class): */
+enum s1_mode {
+    S1M_SUM,    /* matvec: add X (qnt_ternary_impl.h) into the lane row's int64 sum of
+                   its class (exact: any order gives the same); y at each row's end */
+    S1M_EMIT,   /* the column into its row's list (tile layout of qnt_tmm_impl.h: row
+                   i's region ent[i cols .. (i+1) cols), symbol 1 growing from the
+                   start, symbol 2 from the end; rng preset by the caller) */
+    S1M_DEQ,    /* its level into dst (rows row0 .. row0+nrows-1, f32, zeroed) */
+    S1M_TERN,   /* its symbol into dst (tern rows, symbols zeroed) */
+};
+
+struct s1_sink {
+    const float *x;             /* SUM */
+    const struct qnt_tfx *fx;
+    float *y;
+    uint32_t *rng, *ent;        /* EMIT */
+    void *dst;                  /* DEQ, TERN */
+    size_t row0, nrows, rb;
+};
+
+/* Chunk c of a lane blob (L > 0): the lanes in lockstep, one token each a
+ * step. Branch-free but for a lane's row change (once a row): the class, the
+ * escape tokens (~16 % of tokens at R = 15, data-random) and the
+ * renormalisation all select instead of branching; an escape's write goes
+ * where it does no harm (a free slot of the row's list, a dummy). */
+static inline __attribute__((always_inline)) void
+s1_chunk_lanes_l(const struct s1view *v, const uint32_t *restrict tab, size_t c, const int MODE,
+                 const struct s1_sink *K, const unsigned LC)
+{
+    static const uint8_t zero2[2] = { 0, 0 };
+    const uint8_t *p = v->stream + s1_chunk_start(v, c), *pend = v->stream + s1_chunk_end(v, c);
+    const size_t cols = v->cols, r0 = c * v->G, nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
+    const unsigned L = LC ? LC : v->L;
+    const double scale = MODE == S1M_SUM ? K->fx->scale : 0.0;
+    float dummy_f = 0.0f;
+    uint8_t dummy_b = 0;
+    uint32_t st[S1_LMAX];
+    uint64_t pos[S1_LMAX], end[S1_LMAX], rs[S1_LMAX];   /* lane position, end, row start */
+    size_t row[S1_LMAX], rend[S1_LMAX];                   /* lane's current row, end row */
+    int64_t slo[S1_LMAX], shi[S1_LMAX];
+    uint32_t wl[S1_LMAX], wh[S1_LMAX];                    /* EMIT: next slots of the row */
+    float lvf[S1_LMAX][2];                                /* DEQ: the row's levels */
+    for (unsigned k = 0; k < L; k++, p += 4) {
+        st[k] = rd32(p);
+        row[k] = r0 + s1_lane_row(nr, L, k);
+        rend[k] = r0 + s1_lane_row(nr, L, k + 1);
+        end[k] = (uint64_t)(rend[k] - row[k]) * cols;
+        pos[k] = rs[k] = 0;
+        slo[k] = shi[k] = 0;
+        wl[k] = (uint32_t)((row[k] - r0) * cols);
+        wh[k] = (uint32_t)((row[k] - r0 + 1) * cols) - 1;
+        if (MODE == S1M_DEQ && row[k] < rend[k]) {
+            lvf[k][0] = qnt_tern_bf16_to_f32(rd16(v->lv + 4 * row[k]));
+            lvf[k][1] = qnt_tern_bf16_to_f32(rd16(v->lv + 4 * row[k] + 2));
+        }
+    }
+    /* the lane's row is done: its output, then the next row */
+#define S1_FLUSH(K_)                                                                       \
+    do {                                                                                   \
+        if (MODE == S1M_SUM) {                                                             \
+            const uint8_t *l_ = v->lv + 4 * row[K_];                                       \
+            K->y[row[K_]] = qnt_tfx_out(rd16(l_), rd16(l_ + 2), slo[K_], shi[K_], K->fx);  \
+            slo[K_] = shi[K_] = 0;                                                         \
+        }                                                                                  \
+        if (MODE == S1M_EMIT) {                                                            \
+            uint32_t *rr_ = K->rng + 4 * (row[K_] - r0);                                   \
+            rr_[1] = wl[K_];                                                               \
+            rr_[2] = wh[K_] + 1;                                                           \
+            wl[K_] = rr_[3];                  /* the next row's region */                  \
+            wh[K_] = rr_[3] + (uint32_t)cols - 1;                                          \
+        }                                                                                  \
+        row[K_]++;                                                                         \
+        rs[K_] += cols;                                                                    \
+        if (MODE == S1M_DEQ && row[K_] < rend[K_]) {                                       \
+            lvf[K_][0] = qnt_tern_bf16_to_f32(rd16(v->lv + 4 * row[K_]));                  \
+            lvf[K_][1] = qnt_tern_bf16_to_f32(rd16(v->lv + 4 * row[K_] + 2));              \
+        }                                                                                  \
+    } while (0)
+    for (int any = 1; any;) {
+        any = 0;
+        for (unsigned k = 0; k < L; k++) {
+            if (pos[k] >= end[k])
+                continue;
+            any = 1;
+            unsigned info;
+            S1_STEPF(st[k], info);
+            pos[k] += info & 63u;
+            const unsigned nz = !(info & 0x80u), cls = (info >> 6) & 1u;
+            if (pos[k] >= rs[k] + cols) {   /* into a later row (or past the lane) */
+                if (pos[k] >= end[k]) {      /* an escape's overshoot, or damaged */
+                    pos[k] = end[k];
+                    continue;
+                }
+                while (pos[k] >= rs[k] + cols)
+                    S1_FLUSH(k);
+            }
+            const size_t col = (size_t)(pos[k] - rs[k]);   /* < cols */
+            if (MODE == S1M_SUM) {
+                const int64_t X = qnt_tfx_x(K->x[col], scale) & -(int64_t)nz;
+                const int64_t hm = -(int64_t)cls;           /* class: all ones = hi */
+                shi[k] += X & hm;
+                slo[k] += X & ~hm;
+            } else if (MODE == S1M_EMIT) {
+                /* entries so far in this row <= col < cols, so wl <= wh: an
+                   escape writes a free slot */
+                K->ent[cls ? wh[k] : wl[k]] = (uint32_t)col;
+                wl[k] += nz & (cls ^ 1u);
+                wh[k] -= nz & cls;
+            } else {
+                const size_t ri = row[k] - K->row0;       /* in range: ri < nrows */
+                const int live = nz && row[k] >= K->row0 && ri < K->nrows;
+                if (MODE == S1M_DEQ) {
+                    float *t = live ? (float *)K->dst + ri * cols + col : &dummy_f;
+                    *t = lvf[k][cls];
+                } else {
+                    uint8_t *t = live ? (uint8_t *)K->dst + ri * K->rb + QNT_TERN_ROW_HDR + col / 4
+                                      : &dummy_b;
+                    *t |= (uint8_t)((1u + cls) << (2 * (col & 3)));
+                }
+            }
+            pos[k] += nz;
+        }
+    }
+    for (unsigned k = 0; k < L; k++)
+        while (row[k] < rend[k])
+            S1_FLUSH(k);
+#undef S1_FLUSH
+}
+
+/* Small tensors have 1 or 2 lanes: with L a constant, the lanes' state
+ * lives in registers. */
+static inline __attribute__((always_inline)) void
+s1_chunk_lanes(const struct s1view *v, const uint32_t *restrict tab, size_t c, const int MODE,
+               const struct s1_sink *K)
+{
+    if (v->L == 1)
+        s1_chunk_lanes_l(v, tab, c, MODE, K, 1);
+    else if (v->L == 2)
+        s1_chunk_lanes_l(v, tab, c, MODE, K, 2);
+    else
+        s1_chunk_lanes_l(v, tab, c, MODE, K, 0);
 }
 
 /* ---- encoder ------------------------------------------------------------ */
@@ -714,14 +866,29 @@ static void ev_tern(void *ctx, size_t row, size_t col, unsigned sym)
         (uint8_t)(sym << (2 * (col & 3)));
 }
 
-static void s1_walk_rows(const struct s1view *v, size_t row0, size_t nrows, s1_event ev, void *ctx)
+/* Rows row0 .. row0+nrows-1 (DEQ or TERN into dst), chunk by chunk; the old
+ * layout through the generic walker. */
+static void s1_walk_rows(const struct s1view *v, size_t row0, size_t nrows, int mode, void *dst,
+                         s1_event ev, void *ctx)
 {
     if (!v->nchunks || !nrows)
         return;
     uint32_t tab[S1_M];
     s1_table(v, tab);
-    for (size_t c = row0 / v->G; c < v->nchunks && c * v->G < row0 + nrows; c++)
-        s1_walk_chunk(v, tab, c, ev, ctx);
+    struct s1_sink K;
+    memset(&K, 0, sizeof K);
+    K.dst = dst;
+    K.row0 = row0;
+    K.nrows = nrows;
+    K.rb = qnt_tern_row_bytes(v->cols);
+    for (size_t c = row0 / v->G; c < v->nchunks && c * v->G < row0 + nrows; c++) {
+        if (!v->L)
+            s1_walk_chunk(v, tab, c, ev, ctx);
+        else if (mode == S1M_DEQ)
+            s1_chunk_lanes(v, tab, c, S1M_DEQ, &K);
+        else
+            s1_chunk_lanes(v, tab, c, S1M_TERN, &K);
+    }
 }
 
 void qnt_sub1_dequantize_rows(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
@@ -732,7 +899,7 @@ void qnt_sub1_dequantize_rows(const void *restrict w, uint64_t nbytes, size_t co
     if (s1_parse(&v, w, nbytes) || v.cols != cols || row0 + nrows > v.rows)
         return;
     struct deq_ctx d = { &v, row0, nrows, dst, NULL, 0 };
-    s1_walk_rows(&v, row0, nrows, ev_deq, &d);
+    s1_walk_rows(&v, row0, nrows, S1M_DEQ, dst, ev_deq, &d);
 }
 
 void qnt_sub1_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
@@ -746,7 +913,7 @@ void qnt_sub1_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, 
     for (size_t i = 0; i < nrows; i++)
         memcpy((uint8_t *)dst + i * rb, v.lv + 4 * (row0 + i), 4);
     struct deq_ctx d = { &v, row0, nrows, NULL, dst, rb };
-    s1_walk_rows(&v, row0, nrows, ev_tern, &d);
+    s1_walk_rows(&v, row0, nrows, S1M_TERN, dst, ev_tern, &d);
 }
 
 struct ref_ctx {
@@ -764,99 +931,91 @@ static void ev_ref(void *ctx, size_t row, size_t col, unsigned sym)
     d->acc[row - d->lo][sym - 1] += qnt_tfx_x(d->x[col], d->scale);
 }
 
-void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
-                         const float *restrict x, float *restrict y)
+/* The reference over rows row0 .. row0+nrows-1 (y[0 .. nrows-1]): per row,
+ * exact int64 sums of X under symbol 1 and symbol 2 (qnt_ternary_impl.h);
+ * rows are summed 64 at a time (the chunk is re-walked per block: it is the
+ * reference). */
+static void s1_ref_rows(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                        size_t row0, size_t nrows, const float *restrict x, float *restrict y)
 {
     struct s1view v;
-    memset(y, 0, rows * sizeof *y);
+    memset(y, 0, nrows * sizeof *y);
     if (s1_parse(&v, w, nbytes) || v.rows != rows || v.cols != cols || !v.nchunks)
         return;
     struct qnt_tfx fx;
     qnt_tfx_init(&fx, x, cols);
     if (!fx.finite) {
-        qnt_tfx_nan(y, rows);
+        qnt_tfx_nan(y, nrows);
         return;
     }
     uint32_t tab[S1_M];
     s1_table(&v, tab);
-    /* per row: exact int64 sums of X under symbol 1 and symbol 2
-       (qnt_ternary_impl.h); rows are summed 64 at a time (the chunk is
-       re-walked per block: it is the reference) */
-    for (size_t c = 0; c < v.nchunks; c++) {
+    for (size_t c = row0 / v.G; c < v.nchunks && c * v.G < row0 + nrows; c++) {
         size_t r0 = c * v.G, nr = rows - r0 < v.G ? rows - r0 : v.G;
         for (size_t b = 0; b < nr; b += 64) {
+            if (r0 + b + 64 <= row0 || r0 + b >= row0 + nrows)
+                continue;
             int64_t acc[64][2];
             memset(acc, 0, sizeof acc);
             struct ref_ctx d = { x, fx.scale, acc, r0 + b };
             s1_walk_chunk(&v, tab, c, ev_ref, &d);
             for (size_t i = 0; i < 64 && b + i < nr; i++) {
-                const uint8_t *l = v.lv + 4 * (r0 + b + i);
-                y[r0 + b + i] = qnt_tfx_out(rd16(l), rd16(l + 2), acc[i][0], acc[i][1], &fx);
+                const size_t r = r0 + b + i;
+                if (r < row0 || r >= row0 + nrows)
+                    continue;
+                const uint8_t *l = v.lv + 4 * r;
+                y[r - row0] = qnt_tfx_out(rd16(l), rd16(l + 2), acc[i][0], acc[i][1], &fx);
             }
         }
     }
 }
 
-/* Portable fused chunk kernel (CPUs without AVX-512): the lanes in lockstep,
- * each adding X (qnt_ternary_impl.h) into an int64 sum per class of its
- * current row (exact: any order gives the same). Branch-free renormalisation
- * and class selection: both are data-random and would mispredict. */
+void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                         const float *restrict x, float *restrict y)
+{
+    s1_ref_rows(w, nbytes, rows, cols, 0, rows, x, y);
+}
+
+/* The old layout's emit (L = 0): through the generic walker. */
+struct emit_ctx {
+    uint32_t *rng, *ent;
+    size_t r0;
+};
+
+static void ev_emit(void *ctx, size_t row, size_t col, unsigned sym)
+{
+    struct emit_ctx *d = ctx;
+    uint32_t *rr = d->rng + 4 * (row - d->r0);
+    if (sym == 1)
+        d->ent[rr[1]++] = (uint32_t)col;
+    else
+        d->ent[--rr[2]] = (uint32_t)col;
+}
+
+static void s1_chunk_emit(const struct s1view *v, const uint32_t *restrict tab, size_t c,
+                          uint32_t *restrict rng, uint32_t *restrict ent)
+{
+    if (!v->L) {
+        struct emit_ctx d = { rng, ent, c * v->G };
+        s1_walk_chunk_v0(v, tab, c, ev_emit, &d);
+        return;
+    }
+    struct s1_sink K;
+    memset(&K, 0, sizeof K);
+    K.rng = rng;
+    K.ent = ent;
+    s1_chunk_lanes(v, tab, c, S1M_EMIT, &K);
+}
+
 static void s1_chunk_matvec(const struct s1view *v, const uint32_t *restrict tab, size_t c,
                             const float *restrict x, const struct qnt_tfx *fx, float *restrict y)
 {
-    static const uint8_t zero2[2] = { 0, 0 };
-    const uint8_t *p = v->stream + s1_chunk_start(v, c), *pend = v->stream + s1_chunk_end(v, c);
-    const size_t cols = v->cols, r0 = c * v->G, nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
-    const unsigned L = v->L;
-    const double scale = fx->scale;
-    uint32_t st[S1_LMAX];
-    uint64_t pos[S1_LMAX], end[S1_LMAX], rs[S1_LMAX];   /* lane position, end, row start */
-    size_t row[S1_LMAX], rend[S1_LMAX];                   /* lane's current row, end row */
-    int64_t slo[S1_LMAX], shi[S1_LMAX];
-    for (unsigned k = 0; k < L; k++, p += 4) {
-        st[k] = rd32(p);
-        row[k] = r0 + s1_lane_row(nr, L, k);
-        rend[k] = r0 + s1_lane_row(nr, L, k + 1);
-        end[k] = (uint64_t)(rend[k] - row[k]) * cols;
-        pos[k] = rs[k] = 0;
-        slo[k] = shi[k] = 0;
-    }
-#define S1_FLUSH(K)                                                                        \
-    do {                                                                                   \
-        const uint8_t *l_ = v->lv + 4 * row[K];                                            \
-        y[row[K]] = qnt_tfx_out(rd16(l_), rd16(l_ + 2), slo[K], shi[K], fx);               \
-        slo[K] = shi[K] = 0;                                                               \
-        row[K]++;                                                                          \
-        rs[K] += cols;                                                                     \
-    } while (0)
-    for (int any = 1; any;) {
-        any = 0;
-        for (unsigned k = 0; k < L; k++) {
-            if (pos[k] >= end[k])
-                continue;
-            any = 1;
-            unsigned info;
-            S1_STEPF(st[k], info);
-            pos[k] += info & 63u;
-            if (info & 0x80u)
-                continue;
-            if (pos[k] >= end[k]) {
-                pos[k] = end[k];          /* damaged: a non-zero past the lane's end */
-                continue;
-            }
-            while (pos[k] >= rs[k] + cols)
-                S1_FLUSH(k);
-            const int64_t X = qnt_tfx_x(x[pos[k] - rs[k]], scale);
-            const int64_t hm = -(int64_t)((info >> 6) & 1u);   /* class: all ones = hi */
-            shi[k] += X & hm;
-            slo[k] += X & ~hm;
-            pos[k]++;
-        }
-    }
-    for (unsigned k = 0; k < L; k++)
-        while (row[k] < rend[k])
-            S1_FLUSH(k);
-#undef S1_FLUSH
+    struct s1_sink K;
+    memset(&K, 0, sizeof K);
+    K.x = x;
+    K.fx = fx;
+    K.y = y;
+    s1_chunk_lanes(v, tab, c, S1M_SUM, &K);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -871,6 +1030,9 @@ void qnt_sub1_chunks_avx512_alias(const uint32_t *restrict bk, const uint8_t *co
                                   unsigned L, size_t cols, const uint8_t *const *lv,
                                   const float *restrict x, const struct qnt_tfx *fx,
                                   float *const *y);
+void qnt_sub1_chunk_emit_avx512(const uint32_t *restrict tab, int alias, const uint8_t *sp,
+                                const uint8_t *se, size_t nr, unsigned L, size_t cols,
+                                uint32_t *restrict rng, uint32_t *restrict ent);
 
 /* Bucket tables of the AVX-512 alias kernel (alias layout): bk[b] = primary
  * entry, bk[32 + b] = alias entry, bk[64 + b] = cut; an entry is f << 20 |
@@ -916,6 +1078,17 @@ static int s1_use_avx512(void)
         __atomic_store_n(&state, st, __ATOMIC_RELAXED);
     }
     return st == 1;
+}
+
+/* Whether the AVX-512 kernels take this blob: lanes (L > 0); positions are
+ * u32 lanes (a lane's rows, at most ceil(G / L), < 2^31 weights), and so are
+ * the emit kernel's list indices (a chunk, G cols < 2^31); f = 4096 (all
+ * zeros) does not fit the table. */
+static int s1_simd_ok(const struct s1view *v)
+{
+    return v->L && (uint64_t)((v->G + v->L - 1) / v->L) * v->cols < (1u << 31) &&
+           (uint64_t)v->G * v->cols < (1u << 31) && v->freq[v->nsym - 1] != 0xffff &&
+           s1_use_avx512();
 }
 
 /* Chunks two by two (two 16-lane registers a thread; pairs over threads, static). */
@@ -966,11 +1139,7 @@ static void s1_matvec(int allow_simd, const void *restrict w, uint64_t nbytes, s
         return;
     }
 #if defined(__x86_64__) || defined(__i386__)
-    /* positions are u32 lanes (a lane's rows, at most ceil(G / L), < 2^31
-       weights); f = 4096 (all zeros) does not fit the table */
-    if (allow_simd && (uint64_t)((v.G + v.L - 1) / v.L) * v.cols < (1u << 31) &&
-        v.freq[v.nsym - 1] != 0xffff &&
-        s1_use_avx512()) {
+    if (allow_simd && s1_simd_ok(&v)) {
         s1_matvec_avx512(&v, x, &fx, y);
         return;
     }
@@ -995,4 +1164,125 @@ void qnt_sub1_matvec_generic(const void *restrict w, uint64_t nbytes, size_t row
                              const float *restrict x, float *restrict y)
 {
     s1_matvec(0, w, nbytes, rows, cols, x, y);
+}
+
+/* ---- batched matmul (qnt_tmm_impl.h) ---------------------------------------- */
+
+/* A tile is a chunk (the code cannot start inside one). */
+struct s1_tmm {
+    struct s1view v;
+    size_t c0;                  /* first chunk of the output rows */
+    int simd;                   /* the AVX-512 emit kernel */
+    uint32_t tab[S1_M];         /* its table (alias buckets or fast), else s1_table's */
+};
+
+static void s1_tmm_decode(const struct qnt_tmm_job *job, size_t k, void *scratch,
+                          struct qnt_tmm_tile *T)
+{
+    const struct s1_tmm *m = job->ctx;
+    const struct s1view *v = &m->v;
+    const size_t c = m->c0 + k, cols = v->cols, r0 = c * v->G;
+    const size_t nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
+    uint32_t *rng = scratch, *ent = rng + 4 * v->G;
+    for (size_t i = 0; i < nr; i++) {
+        rng[4 * i] = rng[4 * i + 1] = (uint32_t)(i * cols);
+        rng[4 * i + 2] = rng[4 * i + 3] = (uint32_t)((i + 1) * cols);
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    if (m->simd)
+        qnt_sub1_chunk_emit_avx512(m->tab, (int)v->alias, v->stream + s1_chunk_start(v, c),
+                                   v->stream + s1_chunk_end(v, c), nr, v->L, cols, rng, ent);
+    else
+#endif
+        s1_chunk_emit(v, m->tab, c, rng, ent);
+    T->r0 = r0;
+    T->nr = nr;
+    T->lv = v->lv + 4 * r0;
+    T->lvs = 4;
+    T->rng = rng;
+    T->ent = ent;
+}
+
+/* 0 and the job, or -1 (a blob the batched path does not take: the caller
+ * goes token by token). */
+static int s1_tmm_job(struct qnt_tmm_job *job, struct s1_tmm *m, const void *w, uint64_t nbytes,
+                      size_t rows, size_t cols, size_t row0, size_t nrows, int kernel)
+{
+    struct s1view *v = &m->v;
+    if (s1_parse(v, w, nbytes) || v->rows != rows || v->cols != cols || !v->nchunks ||
+        (uint64_t)v->G * cols > UINT32_MAX / 2 || row0 + nrows > rows || !nrows)
+        return -1;
+    m->c0 = row0 / v->G;
+    m->simd = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    m->simd = kernel == 0 && s1_simd_ok(v) && v->L > 4;
+    if (m->simd && v->alias)
+        s1_table_alias(v, m->tab);
+    else if (m->simd)
+        s1_table_fast(v, m->tab);
+    else
+#endif
+        s1_table(v, m->tab);
+    memset(job, 0, sizeof *job);
+    job->cols = cols;
+    job->row0 = row0;
+    job->nrows = nrows;
+    job->ntiles = (row0 + nrows - 1) / v->G + 1 - m->c0;
+    job->tile_bytes = (4 * v->G + v->G * cols) * sizeof(uint32_t);
+    job->tile_weights = v->G * cols;
+    job->decode = s1_tmm_decode;
+    job->ctx = m;
+    job->kernel = kernel;
+    return 0;
+}
+
+size_t qnt_sub1_matmul_ws_size(const void *w, uint64_t nbytes, size_t rows, size_t cols, size_t n)
+{
+    struct s1view v;
+    struct qnt_tmm_job job;
+    if (s1_parse(&v, w, nbytes) || v.rows != rows || v.cols != cols || !v.nchunks ||
+        (uint64_t)v.G * cols > UINT32_MAX / 2)
+        return 0;
+    memset(&job, 0, sizeof job);
+    job.cols = cols;
+    job.tile_bytes = (4 * v.G + v.G * cols) * sizeof(uint32_t);
+    return qnt_tmm_ws_size(&job, n, qnt_tmm_threads());
+}
+
+void qnt_sub1_matmul_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                         size_t row0, size_t nrows, const float *restrict X, size_t n,
+                         float *restrict Y)
+{
+    for (size_t t = 0; t < n; t++)
+        s1_ref_rows(w, nbytes, rows, cols, row0, nrows, X + t * cols, Y + t * nrows);
+}
+
+void qnt_sub1_matmul_kernel(int kernel, const void *restrict w, uint64_t nbytes, size_t rows,
+                            size_t cols, size_t row0, size_t nrows, const float *restrict X,
+                            size_t n, float *restrict Y, void *ws, size_t ws_bytes)
+{
+    struct qnt_tmm_job job;
+    struct s1_tmm m;
+    if (s1_tmm_job(&job, &m, w, nbytes, rows, cols, row0, nrows, kernel) == 0 &&
+        qnt_tmm_run(&job, X, n, Y, ws, ws_bytes) == 0)
+        return;
+    /* token by token: the fused kernel over the whole tensor, else the reference */
+    for (size_t t = 0; t < n; t++) {
+        if (row0 == 0 && nrows == rows)
+            s1_matvec(kernel == 0, w, nbytes, rows, cols, X + t * cols, Y + t * nrows);
+        else
+            s1_ref_rows(w, nbytes, rows, cols, row0, nrows, X + t * cols, Y + t * nrows);
+    }
+}
+
+void qnt_sub1_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     size_t row0, size_t nrows, const float *restrict X, size_t n,
+                     float *restrict Y, void *ws, size_t ws_bytes)
+{
+    const char *env = getenv("SUBBIT_REF_KERNELS");
+    if (env && env[0] == '1') {
+        qnt_sub1_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
+        return;
+    }
+    qnt_sub1_matmul_kernel(0, w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, ws_bytes);
 }

@@ -60,4 +60,22 @@ void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_
 void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                          const float *restrict x, float *restrict y);
 
+/*! qnt_sub1_matmul() : Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T,
+ *  each chunk holding those rows decoded once for all n tokens into lists
+ *  of non-zero columns (qnt_tmm_impl.h; OpenMP over chunks, static). Exact
+ *  as qnt_sub1_matvec: row t of Y is bit for bit rows row0 .. of
+ *  qnt_sub1_matvec(X row t), at any n and thread count. ws: ws_bytes of
+ *  scratch, qnt_sub1_matmul_ws_size() for the fastest (0: the blob cannot
+ *  take the batched path); with less, tokens go one by one (same bits; a
+ *  row range then through the reference). Never allocates. A blob that
+ *  fails to parse for (rows, cols): Y is 0. _ref: the reference token by
+ *  token, one thread. */
+size_t qnt_sub1_matmul_ws_size(const void *w, uint64_t nbytes, size_t rows, size_t cols, size_t n);
+void qnt_sub1_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     size_t row0, size_t nrows, const float *restrict X, size_t n,
+                     float *restrict Y, void *ws, size_t ws_bytes);
+void qnt_sub1_matmul_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                         size_t row0, size_t nrows, const float *restrict X, size_t n,
+                         float *restrict Y);
+
 #endif

@@ -5,6 +5,7 @@
  * Knows the grid and the bytes; nothing of files. */
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
+#include "qnt_tmm_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -326,9 +327,10 @@ static int tern_pick(void)
     return pick;
 }
 
+/* Rows r0 .. r0+nr-1; y[r - yoff] for row r. */
 static void tern_tile(const uint8_t *restrict w, size_t rb, size_t cols, size_t r0, size_t nr,
                       const float *restrict x, const struct qnt_tfx *fx, int pick,
-                      float *restrict y)
+                      float *restrict y, size_t yoff)
 {
     struct tern_xblk xb;
     int64_t acc[TERN_TR][2];
@@ -354,26 +356,27 @@ static void tern_tile(const uint8_t *restrict w, size_t rb, size_t cols, size_t 
     }
     for (size_t i = 0; i < nr; i++) {
         const uint8_t *o = w + (r0 + i) * rb;
-        y[r0 + i] = qnt_tfx_out(rd16(o), rd16(o + 2), acc[i][0], acc[i][1], fx);
+        y[r0 + i - yoff] = qnt_tfx_out(rd16(o), rd16(o + 2), acc[i][0], acc[i][1], fx);
     }
 }
 
-static void tern_matvec(int pick, const void *restrict w, size_t rows, size_t cols,
+/* Rows row0 .. row0+nrows-1 into y[0 .. nrows-1]. */
+static void tern_matvec(int pick, const void *restrict w, size_t cols, size_t row0, size_t nrows,
                         const float *restrict x, float *restrict y)
 {
     struct qnt_tfx fx;
     qnt_tfx_init(&fx, x, cols);
     if (!fx.finite) {
-        qnt_tfx_nan(y, rows);
+        qnt_tfx_nan(y, nrows);
         return;
     }
     const size_t rb = qnt_tern_row_bytes(cols);
-    const long nt = (long)((rows + TERN_TR - 1) / TERN_TR);
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    const long nt = (long)((nrows + TERN_TR - 1) / TERN_TR);
+#pragma omp parallel for schedule(static) if (nrows * cols > 65536)
     for (long t = 0; t < nt; t++) {
-        const size_t r0 = (size_t)t * TERN_TR;
-        const size_t nr = rows - r0 < TERN_TR ? rows - r0 : TERN_TR;
-        tern_tile((const uint8_t *)w, rb, cols, r0, nr, x, &fx, pick, y);
+        const size_t r0 = row0 + (size_t)t * TERN_TR;
+        const size_t nr = row0 + nrows - r0 < TERN_TR ? row0 + nrows - r0 : TERN_TR;
+        tern_tile((const uint8_t *)w, rb, cols, r0, nr, x, &fx, pick, y, row0);
     }
 }
 
@@ -384,7 +387,7 @@ void qnt_tern_matvec(const void *restrict w, size_t rows, size_t cols, const flo
     if (pick == 0)
         qnt_tern_matvec_ref(w, rows, cols, x, y);
     else
-        tern_matvec(pick, w, rows, cols, x, y);
+        tern_matvec(pick, w, cols, 0, rows, x, y);
 }
 
 void qnt_tern_matvec_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
@@ -399,5 +402,61 @@ void qnt_tern_matvec_kernel(int kernel, const void *restrict w, size_t rows, siz
 #else
     (void)kernel;
 #endif
-    tern_matvec(pick, w, rows, cols, x, y);
+    tern_matvec(pick, w, cols, 0, rows, x, y);
+}
+
+/* ---- batched matmul (qnt_tmm_impl.h) ----------------------------------------- */
+
+struct tern_tmm {
+    const uint8_t *w;
+    size_t rb, cols;
+};
+
+static size_t tern_tmm_emit(const void *enc, size_t r, unsigned cls, uint32_t *out, int kernel)
+{
+    const struct tern_tmm *c = enc;
+    return qnt_tmm_scan2(c->w + r * c->rb + QNT_TERN_ROW_HDR, c->cols, cls, out, kernel);
+}
+
+size_t qnt_tern_matmul_ws_size(size_t cols, size_t nrows, size_t n)
+{
+    return qnt_tmm_rows_ws_size(cols, nrows, n);
+}
+
+void qnt_tern_matmul_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
+                            size_t row0, size_t nrows, const float *restrict X, size_t n,
+                            float *restrict Y, void *ws, size_t ws_bytes)
+{
+    (void)rows;
+    struct qnt_tmm_job job;
+    const struct tern_tmm c = { w, qnt_tern_row_bytes(cols), cols };
+    struct qnt_tmm_rows R = { tern_tmm_emit, &c, w, c.rb, 0 };
+    qnt_tmm_rows_job(&job, &R, cols, row0, nrows, kernel);
+    if (qnt_tmm_run(&job, X, n, Y, ws, ws_bytes) == 0)
+        return;
+    /* no room: token by token, the same bits */
+    const int pick = tern_pick();
+    for (size_t t = 0; t < n; t++)
+        tern_matvec(pick ? pick : 1, w, cols, row0, nrows, X + t * cols, Y + t * nrows);
+}
+
+void qnt_tern_matmul(const void *restrict w, size_t rows, size_t cols, size_t row0, size_t nrows,
+                     const float *restrict X, size_t n, float *restrict Y, void *ws,
+                     size_t ws_bytes)
+{
+    if (tern_pick() == 0) {
+        qnt_tern_matmul_ref(w, rows, cols, row0, nrows, X, n, Y);
+        return;
+    }
+    qnt_tern_matmul_kernel(0, w, rows, cols, row0, nrows, X, n, Y, ws, ws_bytes);
+}
+
+void qnt_tern_matmul_ref(const void *restrict w, size_t rows, size_t cols, size_t row0,
+                         size_t nrows, const float *restrict X, size_t n, float *restrict Y)
+{
+    (void)rows;
+    const size_t rb = qnt_tern_row_bytes(cols);
+    for (size_t t = 0; t < n; t++)
+        qnt_tern_matvec_ref((const uint8_t *)w + row0 * rb, nrows, cols, X + t * cols,
+                            Y + t * nrows);
 }
