@@ -30,10 +30,14 @@ unsigned qnt_qmoe_entry_pairs(uint32_t e, uint8_t pairs[QNT_QMOE_MAX_PAIRS]);
 
 size_t qnt_qmoe_encode_bound(size_t rows, size_t cols);
 /*! qnt_qmoe_encode() : greedy longest-match trie encoding of each row of the
- *  tern blob (odd trailing weight padded with 0). @return SB_OK and *nbytes,
- *  SB_EINVAL (cap too small / shape out of range), SB_ENOMEM. */
+ *  tern blob (odd trailing weight padded with 0). OpenMP over rows (static;
+ *  not from inside a parallel region); the bytes of _ref (one thread, the
+ *  plain symbol walk) at any thread count. @return SB_OK and *nbytes,
+ *  SB_EINVAL (cap too small / shape out of range / a symbol 3), SB_ENOMEM. */
 int qnt_qmoe_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
                     size_t cap, uint64_t *nbytes);
+int qnt_qmoe_encode_ref(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                        size_t cap, uint64_t *nbytes);
 /*! qnt_qmoe_validate() : header, offsets monotone and consistent, codeword
  *  count matches nbytes. O(rows). SB_OK or SB_EFORMAT. */
 int qnt_qmoe_validate(const void *w, uint64_t nbytes, size_t rows, size_t cols);

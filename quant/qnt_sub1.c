@@ -26,6 +26,9 @@
 #include "sb_math.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -637,191 +640,485 @@ static void s1_quantize(const uint64_t *cnt, unsigned nsym, uint32_t *f)
 
 static size_t leb_len(uint32_t f) { return f < 128 ? 1 : 2; }
 
-int qnt_sub1_encode_layout(const void *restrict tern, size_t rows, size_t cols,
-                           void *restrict dst, size_t cap, uint64_t *nbytes, int layout)
+/* ---- the encoder's plan, shared by the reference and the fast encoder ------- */
+
+#define S1_NRC 5                      /* run caps tried: {63, 32, 16, 8, 4} or {15, 8, 4} */
+
+struct s1plan {
+    struct s1enc E;
+    unsigned L, alias;
+    const unsigned *Rs;
+    size_t nR;
+    uint64_t cnt[S1_NRC][2 * S1_RMAX + 1];   /* token counts for each candidate R */
+    size_t mts[S1_NRC];                      /* most tokens in one chunk */
+};
+
+static void s1_plan_init(struct s1plan *P, const void *tern, size_t rows, size_t cols, int alias)
 {
-    const int alias = layout != 0;
-    *nbytes = 0;
-    if (rows > UINT32_MAX || cols > UINT32_MAX)
-        return SB_EINVAL;
+    static const unsigned Rs1[S1_NRC] = { 63, 32, 16, 8, 4 }, Rsa[] = { 15, 8, 4 };
+    memset(P, 0, sizeof *P);
     struct s1enc E = { tern, rows, cols, qnt_tern_row_bytes(cols), 0, 0 };
-    const size_t n = rows * cols;
-    unsigned L = 1;
-    if (n) {
+    P->L = 1;
+    if (rows && cols) {
         /* 16 lanes of ceil(S1_LANE_TARGET / cols) rows (fewer where the tensor is
            smaller): each lane's 4-byte state is < 0.002 bits a weight */
         size_t rpl = cols >= S1_LANE_TARGET ? 1 : (S1_LANE_TARGET + cols - 1) / cols;
         E.G = rows / S1_LMAX < rpl ? rows : S1_LMAX * rpl;
         E.nchunks = (rows + E.G - 1) / E.G;
         uint64_t nc = (uint64_t)E.G * cols, l = (nc + S1_LANE_TARGET - 1) / S1_LANE_TARGET;
-        L = (unsigned)(l < S1_LMAX ? l : S1_LMAX);
-        if (L > E.G)
-            L = (unsigned)E.G;
+        P->L = (unsigned)(l < S1_LMAX ? l : S1_LMAX);
+        if (P->L > E.G)
+            P->L = (unsigned)E.G;
     }
-    /* symbols must be 0..2 with zero padding bits: only those round-trip */
-    for (size_t r = 0; r < rows; r++) {
-        const uint8_t *s = E.tern + r * E.rb + QNT_TERN_ROW_HDR;
-        for (size_t j = 0; j < cols; j++)
-            if (((s[j >> 2] >> (2 * (j & 3))) & 3u) == 3)
-                return SB_EINVAL;
-        if ((cols & 3) && (s[cols >> 2] >> (2 * (cols & 3))))
-            return SB_EINVAL;
-    }
-    /* choose the run cap R by estimated size (ideal code length + table) */
-    /* Larger R means fewer tokens (faster decode); take the largest R whose
-       estimate is within 0.2% of the smallest. */
-    static const unsigned Rs1[] = { 63, 32, 16, 8, 4 }, Rsa[] = { 15, 8, 4 };
-    const unsigned *Rs = alias ? Rsa : Rs1;
-    const size_t nR = alias ? sizeof Rsa / sizeof Rsa[0] : sizeof Rs1 / sizeof Rs1[0];
-    uint64_t cnt[2 * S1_RMAX + 1];
-    unsigned R = alias ? 8 : 16;
-    double best = -1, est[sizeof Rs1 / sizeof Rs1[0]];
-    size_t maxtok = 0, mts[sizeof Rs1 / sizeof Rs1[0]];
-    for (size_t k = 0; n && k < nR; k++) {
-        unsigned Rk = Rs[k], ns = 2 * Rk + 1;
-        memset(cnt, 0, sizeof cnt);
-        size_t mt = 0;
-        for (size_t c = 0; c < E.nchunks; c++) {
-            size_t t = s1_chunk_tokens(&E, c, L, Rk, NULL, cnt, NULL);
-            if (t > mt)
-                mt = t;
-        }
+    P->E = E;
+    P->alias = alias != 0;
+    P->Rs = alias ? Rsa : Rs1;
+    P->nR = alias ? sizeof Rsa / sizeof Rsa[0] : S1_NRC;
+}
+
+/* The run cap by estimated size (ideal code length + table): larger R means
+ * fewer tokens (faster decode), so the largest R whose estimate is within
+ * 0.2 % of the smallest. Returns its index. */
+static size_t s1_pick_R(const struct s1plan *P)
+{
+    double best = -1, est[S1_NRC];
+    for (size_t k = 0; k < P->nR; k++) {
+        const unsigned ns = 2 * P->Rs[k] + 1;
         uint64_t tot = 0;
         for (unsigned i = 0; i < ns; i++)
-            tot += cnt[i];
+            tot += P->cnt[k][i];
         double bits = 8.0 * ns;           /* about a byte a frequency */
         for (unsigned i = 0; i < ns; i++)
-            if (cnt[i])
-                bits += (double)cnt[i] * log2((double)tot / (double)cnt[i]);
+            if (P->cnt[k][i])
+                bits += (double)P->cnt[k][i] * log2((double)tot / (double)P->cnt[k][i]);
         est[k] = bits;
-        mts[k] = mt;
         if (best < 0 || bits < best)
             best = bits;
     }
-    for (size_t k = 0; n && k < nR; k++) {
-        if (est[k] <= best * 1.002 + 64) {
-            R = Rs[k];
-            maxtok = mts[k];
-            break;
-        }
-    }
-    const unsigned nsym = 2 * R + 1;
+    for (size_t k = 0; k < P->nR; k++)
+        if (est[k] <= best * 1.002 + 64)
+            return k;
+    return 0;
+}
+
+/* The code for run cap index ki: frequencies f, starts, the slot of each
+ * (symbol, k) (slotof[start[s] + k]); then header, table, levels into dst.
+ * Returns the fixed part's size (the offsets follow the levels), 0 if it
+ * does not fit cap. */
+struct s1code {
+    unsigned R, nsym;
     uint32_t f[2 * S1_RMAX + 1], start[2 * S1_RMAX + 2];
-    memset(cnt, 0, sizeof cnt);
-    for (size_t c = 0; c < E.nchunks; c++)
-        s1_chunk_tokens(&E, c, L, R, NULL, cnt, NULL);
-    cnt[nsym - 1] += 1;                   /* the escape must be codable (padding) */
-    s1_quantize(cnt, nsym, f);
-    start[0] = 0;
-    for (unsigned i = 0; i < nsym; i++)
-        start[i + 1] = start[i] + f[i];
+    uint16_t slotof[S1_M];
+};
+
+static size_t s1_write_head(const struct s1plan *P, size_t ki, struct s1code *C, uint8_t *o,
+                            size_t cap)
+{
+    const struct s1enc *E = &P->E;
+    uint64_t cnt[2 * S1_RMAX + 1];
+    C->R = (unsigned)P->Rs[ki];
+    C->nsym = 2 * C->R + 1;
+    memcpy(cnt, P->cnt[ki], sizeof cnt);
+    cnt[C->nsym - 1] += 1;                /* the escape must be codable (padding) */
+    s1_quantize(cnt, C->nsym, C->f);
+    C->start[0] = 0;
+    for (unsigned i = 0; i < C->nsym; i++)
+        C->start[i + 1] = C->start[i] + C->f[i];
     /* slot of (symbol s, k): start[s] + k in the cumulative layout; in the
        alias layout slotof[start[s] + k] */
-    uint16_t slotof[S1_M];
     for (uint32_t i = 0; i < S1_M; i++)
-        slotof[i] = (uint16_t)i;
-    if (alias) {
+        C->slotof[i] = (uint16_t)i;
+    if (P->alias) {
         struct s1alias a;
-        s1_alias_build(f, nsym, &a);
+        s1_alias_build(C->f, C->nsym, &a);
         for (uint32_t slot = 0; slot < S1_M; slot++) {
             unsigned sy;
             uint32_t k;
             s1_alias_slot(&a, slot, &sy, &k);
-            slotof[start[sy] + k] = (uint16_t)slot;
+            C->slotof[C->start[sy] + k] = (uint16_t)slot;
         }
     }
-
-    /* header, table, levels, offsets */
-    uint8_t *o = dst;
     size_t hdr = S1_HDR;
-    for (unsigned i = 0; i < nsym; i++)
-        hdr += leb_len(f[i]);
-    size_t fixed = hdr + 4 * rows + (E.nchunks ? 4 * (E.nchunks - 1) : 0);
+    for (unsigned i = 0; i < C->nsym; i++)
+        hdr += leb_len(C->f[i]);
+    const size_t fixed = hdr + 4 * E->rows + (E->nchunks ? 4 * (E->nchunks - 1) : 0);
     if (fixed > cap)
-        return SB_EINVAL;
+        return 0;
     memcpy(o, "SB1\x01", 4);
-    wr32(o + 4, (uint32_t)rows);
-    wr32(o + 8, (uint32_t)cols);
-    wr32(o + 12, (uint32_t)E.G);
-    o[16] = (uint8_t)R;
-    o[17] = (uint8_t)L;
-    o[18] = (uint8_t)alias;
+    wr32(o + 4, (uint32_t)E->rows);
+    wr32(o + 8, (uint32_t)E->cols);
+    wr32(o + 12, (uint32_t)E->G);
+    o[16] = (uint8_t)C->R;
+    o[17] = (uint8_t)P->L;
+    o[18] = (uint8_t)P->alias;
     o[19] = 0;
     size_t pos = S1_HDR;
-    for (unsigned i = 0; i < nsym; i++) {
-        if (f[i] < 128) {
-            o[pos++] = (uint8_t)f[i];
+    for (unsigned i = 0; i < C->nsym; i++) {
+        if (C->f[i] < 128) {
+            o[pos++] = (uint8_t)C->f[i];
         } else {
-            o[pos++] = (uint8_t)(0x80 | (f[i] & 0x7f));
-            o[pos++] = (uint8_t)(f[i] >> 7);
+            o[pos++] = (uint8_t)(0x80 | (C->f[i] & 0x7f));
+            o[pos++] = (uint8_t)(C->f[i] >> 7);
         }
     }
-    for (size_t r = 0; r < rows; r++)
-        memcpy(o + pos + 4 * r, E.tern + r * E.rb, 4);
-    uint8_t *offp = o + pos + 4 * rows;
-    uint8_t *stream = o + fixed;
-    size_t scap = cap - fixed, slen = 0;
+    for (size_t r = 0; r < E->rows; r++)
+        memcpy(o + pos + 4 * r, E->tern + r * E->rb, 4);
+    return fixed;
+}
 
+/* One chunk's tokens (lane k: ntk[k] of them, lanes one after another in
+ * tok) coded backwards so that the stream ends at q; returns its start. The
+ * exact reverse of the decoder's (step, lane) order; at most 2 bytes a token
+ * plus 4 a lane. */
+static uint8_t *s1_rans_chunk(const struct s1code *C, const uint8_t *tok, const size_t *ntk,
+                              unsigned L, uint8_t *q)
+{
+    size_t tk[S1_LMAX], maxt = 0, tsum = 0;
+    uint32_t x[S1_LMAX];
+    for (unsigned k = 0; k < L; k++) {
+        tk[k] = tsum;
+        tsum += ntk[k];
+        if (ntk[k] > maxt)
+            maxt = ntk[k];
+        x[k] = S1_L;
+    }
+    for (size_t i = maxt; i-- > 0;) {
+        for (unsigned k = L; k-- > 0;) {
+            if (i >= ntk[k])
+                continue;
+            uint32_t *xs = &x[k];
+            const unsigned sy = tok[tk[k] + i];
+            const uint32_t f = C->f[sy];
+            const uint64_t xmax = ((uint64_t)(S1_L >> S1_SCALE) << 16) * f;
+            if (*xs >= xmax) {
+                q -= 2;
+                wr16(q, (uint16_t)*xs);
+                *xs >>= 16;
+            }
+            *xs = ((*xs / f) << S1_SCALE) + C->slotof[C->start[sy] + *xs % f];
+        }
+    }
+    for (unsigned k = L; k-- > 0;) {
+        q -= 4;
+        wr32(q, x[k]);
+    }
+    return q;
+}
+
+/* ---- the reference encoder ------------------------------------------------------ */
+
+int qnt_sub1_encode_ref(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                        size_t cap, uint64_t *nbytes, int layout)
+{
+    *nbytes = 0;
+    if (rows > UINT32_MAX || cols > UINT32_MAX)
+        return SB_EINVAL;
+    struct s1plan *P = sb_malloc(sizeof *P);
+    struct s1code *C = sb_malloc(sizeof *C);
     uint8_t *tok = NULL, *buf = NULL;
-    size_t bufcap = 2 * maxtok + 4 * S1_LMAX + 16;
-    if (n) {
+    int rc = SB_ENOMEM;
+    if (!P || !C)
+        goto out;
+    s1_plan_init(P, tern, rows, cols, layout != 0);
+    const struct s1enc *E = &P->E;
+    const unsigned L = P->L;
+    /* symbols must be 0..2 with zero padding bits: only those round-trip */
+    rc = SB_EINVAL;
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *s = E->tern + r * E->rb + QNT_TERN_ROW_HDR;
+        for (size_t j = 0; j < cols; j++)
+            if (((s[j >> 2] >> (2 * (j & 3))) & 3u) == 3)
+                goto out;
+        if ((cols & 3) && (s[cols >> 2] >> (2 * (cols & 3))))
+            goto out;
+    }
+    for (size_t k = 0; k < P->nR; k++)
+        for (size_t c = 0; c < E->nchunks; c++) {
+            size_t t = s1_chunk_tokens(E, c, L, P->Rs[k], NULL, P->cnt[k], NULL);
+            if (t > P->mts[k])
+                P->mts[k] = t;
+        }
+    const size_t ki = rows && cols ? s1_pick_R(P) : P->alias ? 1 : 2;   /* empty: R = 8 or 16 */
+    const size_t fixed = s1_write_head(P, ki, C, dst, cap);
+    if (!fixed)
+        goto out;
+    uint8_t *offp = (uint8_t *)dst + fixed - (E->nchunks ? 4 * (E->nchunks - 1) : 0);
+    uint8_t *stream = (uint8_t *)dst + fixed;
+    size_t scap = cap - fixed, slen = 0;
+    const size_t maxtok = P->mts[ki], bufcap = 2 * maxtok + 4 * S1_LMAX + 16;
+    rc = SB_ENOMEM;
+    if (E->nchunks) {
         tok = sb_malloc(maxtok ? maxtok : 1);
         buf = sb_malloc(bufcap);
-        if (!tok || !buf) {
-            sb_free(tok);
-            sb_free(buf);
-            return SB_ENOMEM;
-        }
+        if (!tok || !buf)
+            goto out;
     }
-    for (size_t c = 0; c < E.nchunks; c++) {
-        size_t ntk[S1_LMAX], tk[S1_LMAX], maxt = 0;
-        s1_chunk_tokens(&E, c, L, R, tok, NULL, ntk);
-        size_t tsum = 0;
-        for (unsigned k = 0; k < L; k++) {
-            tk[k] = tsum;
-            tsum += ntk[k];
-            if (ntk[k] > maxt)
-                maxt = ntk[k];
-        }
-        uint8_t *q = buf + bufcap;        /* written backwards */
-        uint32_t x[S1_LMAX];
-        for (unsigned k = 0; k < L; k++)
-            x[k] = S1_L;
-        /* the exact reverse of the decoder's (step, lane) order */
-        for (size_t i = maxt; i-- > 0;) {
-            for (unsigned k = L; k-- > 0;) {
-                if (i >= ntk[k])
-                    continue;
-                uint32_t *xs = &x[k];
-                unsigned s = tok[tk[k] + i];
-                uint64_t xmax = ((uint64_t)(S1_L >> S1_SCALE) << 16) * f[s];
-                if (*xs >= xmax) {
-                    q -= 2;
-                    wr16(q, (uint16_t)*xs);
-                    *xs >>= 16;
-                }
-                *xs = ((*xs / f[s]) << S1_SCALE) + slotof[start[s] + *xs % f[s]];
-            }
-        }
-        for (unsigned k = L; k-- > 0;) {
-            q -= 4;
-            wr32(q, x[k]);
-        }
+    rc = SB_EINVAL;
+    for (size_t c = 0; c < E->nchunks; c++) {
+        size_t ntk[S1_LMAX];
+        s1_chunk_tokens(E, c, L, C->R, tok, NULL, ntk);
+        const uint8_t *q = s1_rans_chunk(C, tok, ntk, L, buf + bufcap);
         size_t len = (size_t)(buf + bufcap - q);
-        if (len > scap - slen || (c + 1 < E.nchunks && slen + len > UINT32_MAX)) {
-            sb_free(tok);
-            sb_free(buf);
-            return SB_EINVAL;
-        }
+        if (len > scap - slen || (c + 1 < E->nchunks && slen + len > UINT32_MAX))
+            goto out;
         memcpy(stream + slen, q, len);
         slen += len;
-        if (c + 1 < E.nchunks)
+        if (c + 1 < E->nchunks)
             wr32(offp + 4 * c, (uint32_t)slen);
     }
+    *nbytes = fixed + slen;
+    rc = SB_OK;
+out:
     sb_free(tok);
     sb_free(buf);
+    sb_free(C);
+    sb_free(P);
+    return rc;
+}
+
+/* ---- the fast encoder: word-level scans, chunks in parallel ---------------------- */
+
+#define S1_HIST 256                   /* runs shorter than this are counted in a histogram */
+
+/* Lane rows [r0, r1): calls RUN(z, cls) for every non-zero weight (z: zeros
+ * since the previous one or the lane start, cls 0 = symbol 1, 1 = symbol 2),
+ * then returns the trailing zeros. Sets *bad on a symbol 3 or padding bits. */
+#define S1_LANE_RUNS(E, r0, r1, bad, RUN, TRAIL)                                           \
+    do {                                                                                   \
+        uint64_t next_ = 0, base_ = 0;                                                     \
+        for (size_t r_ = (r0); r_ < (r1); r_++, base_ += (E)->cols) {                      \
+            const uint8_t *s_ = (E)->tern + r_ * (E)->rb + QNT_TERN_ROW_HDR;               \
+            for (size_t j0_ = 0; j0_ < (E)->cols; j0_ += 32) {                             \
+                const uint64_t w_ = qnt_tmm_word2(s_, (E)->cols, j0_);                     \
+                (bad) |= w_ & (w_ >> 1) & 0x5555555555555555ull;                           \
+                uint64_t m_ = (w_ | (w_ >> 1)) & 0x5555555555555555ull;                    \
+                while (m_) {                                                               \
+                    const unsigned b_ = (unsigned)__builtin_ctzll(m_);                     \
+                    const uint64_t p_ = base_ + j0_ + (b_ >> 1);                           \
+                    RUN(p_ - next_, (unsigned)(w_ >> (b_ + 1)) & 1u);                      \
+                    next_ = p_ + 1;                                                        \
+                    m_ &= m_ - 1;                                                          \
+                }                                                                          \
+            }                                                                              \
+            if ((E)->cols & 3)                                                             \
+                (bad) |= s_[(E)->cols >> 2] >> (2 * ((E)->cols & 3));                      \
+        }                                                                                  \
+        TRAIL(base_ - next_);                                                              \
+    } while (0)
+
+/* Chunk c's token counts for every candidate R (added to cnt) and its token
+ * total for each (tokc). Nonzero: a symbol 3 or padding bits. */
+static uint64_t s1_chunk_stats(const struct s1plan *P, size_t c,
+                               uint64_t (*cnt)[2 * S1_RMAX + 1], size_t *tokc)
+{
+    const struct s1enc *E = &P->E;
+    const size_t r0 = c * E->G, nr = E->rows - r0 < E->G ? E->rows - r0 : E->G;
+    uint32_t hist[2][S1_HIST];
+    uint64_t bad = 0;
+    memset(hist, 0, sizeof hist);
+    for (size_t k = 0; k < P->nR; k++)
+        tokc[k] = 0;
+#define S1_RUN_STAT(z, cls)                                                                \
+    do {                                                                                   \
+        const uint64_t z_ = (z);                                                           \
+        if (z_ < S1_HIST) {                                                                \
+            hist[cls][z_]++;                                                               \
+        } else {                  /* long runs: every R directly */                         \
+            for (size_t k_ = 0; k_ < P->nR; k_++) {                                        \
+                const unsigned R_ = P->Rs[k_];                                             \
+                cnt[k_][2 * (z_ % R_) + (cls)]++;                                          \
+                cnt[k_][2 * R_] += z_ / R_;                                                \
+                tokc[k_] += z_ / R_ + 1;                                                   \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+#define S1_TRAIL_STAT(z)                                                                   \
+    do {                                                                                   \
+        const uint64_t z_ = (z);                                                           \
+        for (size_t k_ = 0; k_ < P->nR; k_++) {                                            \
+            const unsigned R_ = P->Rs[k_];                                                 \
+            const uint64_t e_ = z_ / R_ + (z_ % R_ != 0);                                  \
+            cnt[k_][2 * R_] += e_;                                                         \
+            tokc[k_] += e_;                                                                \
+        }                                                                                  \
+    } while (0)
+    for (unsigned k = 0; k < P->L; k++)
+        S1_LANE_RUNS(E, r0 + s1_lane_row(nr, P->L, k), r0 + s1_lane_row(nr, P->L, k + 1), bad,
+                     S1_RUN_STAT, S1_TRAIL_STAT);
+#undef S1_RUN_STAT
+#undef S1_TRAIL_STAT
+    for (size_t k = 0; k < P->nR; k++) {
+        const unsigned R = P->Rs[k];
+        for (unsigned cls = 0; cls < 2; cls++)
+            for (unsigned z = 0; z < S1_HIST; z++) {
+                const uint64_t h = hist[cls][z];
+                if (!h)
+                    continue;
+                cnt[k][2 * (z % R) + cls] += h;
+                cnt[k][2 * R] += h * (z / R);
+                tokc[k] += h * (z / R + 1);
+            }
+    }
+    return bad;
+}
+
+/* Chunk c's tokens with run cap R (lane by lane into tok, ntk[k] each): what
+ * s1_chunk_tokens writes. Writes at most cap; returns the total (more than
+ * cap only if the statistics pass and this one disagreed: our bug). */
+static size_t s1_chunk_tokens_fast(const struct s1plan *P, size_t c, unsigned R, uint8_t *tok,
+                                   size_t cap, size_t *ntk)
+{
+    const struct s1enc *E = &P->E;
+    const size_t r0 = c * E->G, nr = E->rows - r0 < E->G ? E->rows - r0 : E->G;
+    const uint8_t esc = (uint8_t)(2 * R);
+    uint64_t bad = 0;
+    size_t nt = 0;
+#define S1_RUN_TOK(z, cls)                                                                 \
+    do {                                                                                   \
+        const uint64_t z_ = (z);                                                           \
+        for (uint64_t e_ = z_ / R; e_; e_--, nt++)                                         \
+            if (nt < cap)                                                                  \
+                tok[nt] = esc;                                                             \
+        if (nt < cap)                                                                      \
+            tok[nt] = (uint8_t)(2 * (z_ % R) + (cls));                                     \
+        nt++;                                                                              \
+    } while (0)
+#define S1_TRAIL_TOK(z)                                                                    \
+    do {                                                                                   \
+        const uint64_t z_ = (z);                                                           \
+        for (uint64_t e_ = z_ / R + (z_ % R != 0); e_; e_--, nt++)                         \
+            if (nt < cap)                                                                  \
+                tok[nt] = esc;                                                             \
+    } while (0)
+    for (unsigned k = 0; k < P->L; k++) {
+        const size_t t0 = nt;
+        S1_LANE_RUNS(E, r0 + s1_lane_row(nr, P->L, k), r0 + s1_lane_row(nr, P->L, k + 1), bad,
+                     S1_RUN_TOK, S1_TRAIL_TOK);
+        ntk[k] = nt - t0;
+    }
+#undef S1_RUN_TOK
+#undef S1_TRAIL_TOK
+    (void)bad;
+    return nt;
+}
+
+int qnt_sub1_encode_layout(const void *restrict tern, size_t rows, size_t cols,
+                           void *restrict dst, size_t cap, uint64_t *nbytes, int layout)
+{
+    *nbytes = 0;
+    if (rows > UINT32_MAX || cols > UINT32_MAX)
+        return SB_EINVAL;
+    if (!rows || !cols)
+        return qnt_sub1_encode_ref(tern, rows, cols, dst, cap, nbytes, layout);
+    const int nth = qnt_tmm_threads();
+    struct s1plan *P = sb_malloc(sizeof *P);
+    struct s1code *C = sb_malloc(sizeof *C);
+    uint64_t(*tcnt)[S1_NRC][2 * S1_RMAX + 1] = sb_malloc((size_t)nth * sizeof *tcnt);
+    size_t *tokc = NULL, *off = NULL, *len = NULL;
+    uint8_t *tok = NULL;
+    uint64_t bad = 0;
+    int rc = SB_ENOMEM;
+    if (!P || !C || !tcnt)
+        goto out;
+    s1_plan_init(P, tern, rows, cols, layout != 0);
+    const struct s1enc *E = &P->E;
+    const size_t nch = E->nchunks;
+    tokc = sb_malloc(nch * S1_NRC * sizeof *tokc);
+    off = sb_malloc((nch + 1) * sizeof *off);
+    len = sb_malloc(nch * sizeof *len);
+    if (!tokc || !off || !len)
+        goto out;
+    memset(tcnt, 0, (size_t)nth * sizeof *tcnt);
+    /* 1. every candidate R's statistics, chunks in parallel (integer sums:
+          the same at any thread count) */
+    const long nchl = (long)nch;
+#pragma omp parallel num_threads(nth) reduction(| : bad)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+#pragma omp for schedule(static)
+        for (long c = 0; c < nchl; c++)
+            bad |= s1_chunk_stats(P, (size_t)c, tcnt[tid], tokc + (size_t)c * S1_NRC);
+    }
+    rc = SB_EINVAL;
+    if (bad)   /* symbols must be 0..2 with zero padding bits: only those round-trip */
+        goto out;
+    for (int t = 0; t < nth; t++)
+        for (size_t k = 0; k < P->nR; k++)
+            for (unsigned i = 0; i < 2 * S1_RMAX + 1; i++)
+                P->cnt[k][i] += tcnt[t][k][i];
+    for (size_t c = 0; c < nch; c++)
+        for (size_t k = 0; k < P->nR; k++)
+            if (tokc[c * S1_NRC + k] > P->mts[k])
+                P->mts[k] = tokc[c * S1_NRC + k];
+    /* 2. the code and the fixed part */
+    const size_t ki = s1_pick_R(P);
+    const size_t fixed = s1_write_head(P, ki, C, dst, cap);
+    if (!fixed)
+        goto out;
+    uint8_t *offp = (uint8_t *)dst + fixed - 4 * (nch - 1);
+    uint8_t *stream = (uint8_t *)dst + fixed;
+    /* 3. chunks in parallel, each into its worst-case slot of dst (2 bytes a
+          token, 4 a lane), then moved together in order */
+    off[0] = 0;
+    for (size_t c = 0; c < nch; c++)
+        off[c + 1] = off[c] + 2 * tokc[c * S1_NRC + ki] + 4 * (size_t)P->L;
+    if (off[nch] > cap - fixed) {   /* a tight cap: the serial encoder's own checks */
+        rc = qnt_sub1_encode_ref(tern, rows, cols, dst, cap, nbytes, layout);
+        goto out;
+    }
+    const size_t maxtok = P->mts[ki] ? P->mts[ki] : 1;
+    rc = SB_ENOMEM;
+    tok = sb_malloc((size_t)nth * maxtok);
+    if (!tok)
+        goto out;
+#pragma omp parallel num_threads(nth)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        uint8_t *tk = tok + (size_t)tid * maxtok;
+#pragma omp for schedule(static) reduction(| : bad)
+        for (long c = 0; c < nchl; c++) {
+            size_t ntk[S1_LMAX];
+            if (s1_chunk_tokens_fast(P, (size_t)c, C->R, tk, maxtok, ntk) !=
+                tokc[(size_t)c * S1_NRC + ki]) {
+                bad = 1;   /* cannot happen: both passes see the same runs */
+                len[c] = 0;
+                continue;
+            }
+            const uint8_t *q = s1_rans_chunk(C, tk, ntk, P->L, stream + off[c + 1]);
+            len[c] = (size_t)(stream + off[c + 1] - q);
+        }
+    }
+    rc = SB_EINVAL;
+    if (bad)
+        goto out;
+    size_t slen = 0;
+    for (size_t c = 0; c < nch; c++) {
+        if (c + 1 < nch && slen + len[c] > UINT32_MAX)
+            goto out;
+        memmove(stream + slen, stream + off[c + 1] - len[c], len[c]);
+        slen += len[c];
+        if (c + 1 < nch)
+            wr32(offp + 4 * c, (uint32_t)slen);
+    }
     *nbytes = fixed + slen;
-    return SB_OK;
+    rc = SB_OK;
+out:
+    sb_free(tok);
+    sb_free(len);
+    sb_free(off);
+    sb_free(tokc);
+    sb_free(tcnt);
+    sb_free(C);
+    sb_free(P);
+    return rc;
 }
 
 int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,

@@ -35,6 +35,15 @@ int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *r
 int qnt_sub1_encode_layout(const void *restrict tern, size_t rows, size_t cols,
                            void *restrict dst, size_t cap, uint64_t *nbytes, int layout);
 
+/*! qnt_sub1_encode_ref() : the serial reference of qnt_sub1_encode_layout
+ *  (the same bytes: a plain symbol-by-symbol walk, one chunk after another).
+ *  qnt_sub1_encode_layout scans 32 symbols a word, gathers every run cap's
+ *  statistics in one pass and codes the chunks in parallel (OpenMP, static),
+ *  each into a worst-case slot of dst, then moves them together; its bytes
+ *  do not depend on the thread count. */
+int qnt_sub1_encode_ref(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                        size_t cap, uint64_t *nbytes, int layout);
+
 /*! qnt_sub1_validate() : structural check of a blob for shape (rows, cols):
  *  header fields, tables, offsets monotone and inside the blob. Cost
  *  O(rows + table). @return SB_OK or SB_EFORMAT. */

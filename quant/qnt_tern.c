@@ -39,7 +39,24 @@ float qnt_tern_bf16_to_f32(uint16_t h)
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
-void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, void *restrict dst)
+/* Symbols of xr[j0 .. cols-1] ORed into s (zeroed there), levels flo, fhi:
+ * above half of hi gives 2, else below half of lo gives 1 (§2.1). */
+static void tern_syms(const float *restrict xr, size_t j0, size_t cols, float flo, float fhi,
+                      uint8_t *restrict s)
+{
+    const float tlo = flo * 0.5f, thi = fhi * 0.5f;
+    for (size_t j = j0; j < cols; j++) {
+        unsigned sym = 0;
+        if (fhi > 0.0f && xr[j] > thi)
+            sym = 2;
+        else if (flo < 0.0f && xr[j] < tlo)
+            sym = 1;
+        s[j >> 2] |= (uint8_t)(sym << (2 * (j & 3)));
+    }
+}
+
+void qnt_tern_quantize_rows_ref(const float *restrict x, size_t rows, size_t cols,
+                                void *restrict dst)
 {
     const size_t rb = qnt_tern_row_bytes(cols);
     for (size_t r = 0; r < rows; r++) {
@@ -60,16 +77,91 @@ void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, v
         wr16(o + 2, hi);
         uint8_t *s = o + QNT_TERN_ROW_HDR;
         memset(s, 0, (cols + 3) / 4);
-        const float tlo = flo * 0.5f, thi = fhi * 0.5f;
-        for (size_t j = 0; j < cols; j++) {
-            unsigned sym = 0;
-            if (fhi > 0.0f && xr[j] > thi)
-                sym = 2;
-            else if (flo < 0.0f && xr[j] < tlo)
-                sym = 1;
-            s[j >> 2] |= (uint8_t)(sym << (2 * (j & 3)));
-        }
+        tern_syms(xr, 0, cols, flo, fhi, s);
     }
+}
+
+#ifdef QNT_TERN_X86
+/* One row, 16 weights a step: min / max in lanes (vminps returns its second
+ * operand when the first is NaN or both are zeros, so NaN and -0 are skipped
+ * exactly as the reference's strict compares skip them; min and max are
+ * exact, so the lane order does not matter), then the two class masks of 16
+ * weights spread to 2-bit fields with pdep: 4 bytes a step. The tail and the
+ * levels go through the reference's own code. */
+__attribute__((target("avx512f,bmi2"))) static void tern_row_avx512(const float *restrict xr,
+                                                                   size_t cols,
+                                                                   uint8_t *restrict o)
+{
+    __m512 vmn = _mm512_setzero_ps(), vmx = vmn;
+    size_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+        const __m512 v = _mm512_loadu_ps(xr + j);
+        vmn = _mm512_min_ps(v, vmn);
+        vmx = _mm512_max_ps(v, vmx);
+    }
+    float mn = _mm512_reduce_min_ps(vmn), mx = _mm512_reduce_max_ps(vmx);
+    const size_t jv = j;
+    for (; j < cols; j++) {
+        if (xr[j] < mn)
+            mn = xr[j];
+        if (xr[j] > mx)
+            mx = xr[j];
+    }
+    const uint16_t lo = qnt_tern_f32_to_bf16(mn), hi = qnt_tern_f32_to_bf16(mx);
+    const float flo = qnt_tern_bf16_to_f32(lo), fhi = qnt_tern_bf16_to_f32(hi);
+    wr16(o, lo);
+    wr16(o + 2, hi);
+    uint8_t *s = o + QNT_TERN_ROW_HDR;
+    const float tlo = flo * 0.5f, thi = fhi * 0.5f;
+    const __m512 vtlo = _mm512_set1_ps(tlo), vthi = _mm512_set1_ps(thi);
+    const __mmask16 use2 = fhi > 0.0f ? 0xffff : 0, use1 = flo < 0.0f ? 0xffff : 0;
+    for (j = 0; j < jv; j += 16) {
+        const __m512 v = _mm512_loadu_ps(xr + j);
+        const __mmask16 k2 = _mm512_mask_cmp_ps_mask(use2, v, vthi, _CMP_GT_OQ);
+        const __mmask16 k1 = _mm512_mask_cmp_ps_mask(use1 & (__mmask16)~k2, v, vtlo, _CMP_LT_OQ);
+        const uint32_t b = _pdep_u32(k1, 0x55555555u) | _pdep_u32(k2, 0xAAAAAAAAu);
+        uint8_t *d = s + j / 4;
+        d[0] = (uint8_t)b, d[1] = (uint8_t)(b >> 8), d[2] = (uint8_t)(b >> 16), d[3] = (uint8_t)(b >> 24);
+    }
+    memset(s + jv / 4, 0, (cols + 3) / 4 - jv / 4);
+    tern_syms(xr, jv, cols, flo, fhi, s);
+}
+#endif
+
+static int tern_pick(void);
+
+void qnt_tern_quantize_rows_kernel(int kernel, const float *restrict x, size_t rows, size_t cols,
+                                   void *restrict dst)
+{
+    const size_t rb = qnt_tern_row_bytes(cols);
+    const size_t per = cols && cols < 65536 ? 65536 / cols : 1;   /* rows a block: ~64 Ki weights */
+    const long nb = (long)((rows + per - 1) / per);
+    int simd = 0;
+#ifdef QNT_TERN_X86
+    simd = kernel != 1 && tern_pick() == 3;
+#else
+    (void)kernel;
+#endif
+#pragma omp parallel for schedule(static) if (nb > 1)
+    for (long b = 0; b < nb; b++) {
+        const size_t r0 = (size_t)b * per, r1 = rows - r0 < per ? rows : r0 + per;
+#ifdef QNT_TERN_X86
+        if (simd) {
+            for (size_t r = r0; r < r1; r++)
+                tern_row_avx512(x + r * cols, cols, (uint8_t *)dst + r * rb);
+            continue;
+        }
+#endif
+        qnt_tern_quantize_rows_ref(x + r0 * cols, r1 - r0, cols, (uint8_t *)dst + r0 * rb);
+    }
+}
+
+void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, void *restrict dst)
+{
+    if (tern_pick() == 0)
+        qnt_tern_quantize_rows_ref(x, rows, cols, dst);
+    else
+        qnt_tern_quantize_rows_kernel(0, x, rows, cols, dst);
 }
 
 void qnt_tern_row_symbols(const void *restrict src, size_t cols, size_t r, uint8_t *restrict sym,

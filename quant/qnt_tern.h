@@ -31,8 +31,13 @@ uint16_t qnt_tern_f32_to_bf16(float f);
 float qnt_tern_bf16_to_f32(uint16_t h);
 
 /*! qnt_tern_quantize_rows() : x is (rows, cols) f32 row-major; writes
- *  rows * qnt_tern_row_bytes(cols) bytes to dst. NaN inputs map to 0. */
+ *  rows * qnt_tern_row_bytes(cols) bytes to dst. NaN inputs map to 0.
+ *  OpenMP over blocks of rows (static; not from inside a parallel region),
+ *  AVX-512 where present: the bytes of _ref (one thread, plain C), at any
+ *  thread count. */
 void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, void *restrict dst);
+void qnt_tern_quantize_rows_ref(const float *restrict x, size_t rows, size_t cols,
+                                void *restrict dst);
 
 /*! qnt_tern_dequantize_rows() : rows row0 .. row0+nrows-1 of the tern blob src
  *  (rows of cols weights) into dst (nrows, cols) f32. */

@@ -60,6 +60,10 @@ void qnt_tfx_nan(float *y, size_t rows);
  *  every kernel must give the same bits. */
 void qnt_tern_matvec_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
                             const float *restrict x, float *restrict y);
+/*! qnt_tern_quantize_rows_kernel() : qnt_tern_quantize_rows with the row
+ *  kernel chosen: 0 the best this CPU has, 1 portable. For tests. */
+void qnt_tern_quantize_rows_kernel(int kernel, const float *restrict x, size_t rows, size_t cols,
+                                   void *restrict dst);
 /*! qnt_tern_matmul_kernel() : qnt_tern_matmul with the batched kernel
  *  chosen: 0 the best this CPU has, 1 portable. For tests. */
 void qnt_tern_matmul_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,

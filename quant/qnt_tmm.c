@@ -25,30 +25,10 @@
 
 static inline size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static inline uint64_t ld64le(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
-/* The 64-bit word of 32 symbols at column j0 (padding past cols cleared),
- * reduced to the low bit of each symbol of class cls. */
+/* The symbols of class cls among the 32 from column j0: the low bit of each. */
 static inline uint64_t scan2_mask(const uint8_t *s, size_t cols, size_t j0, unsigned cls)
 {
-    const size_t b = j0 / 4, left = (cols + 3) / 4 - b;
-    uint64_t w = 0;
-    if (left >= 8) {
-        w = ld64le(s + b);
-    } else {
-        for (size_t i = 0; i < left; i++)
-            w |= (uint64_t)s[b + i] << (8 * i);
-    }
-    if (cols - j0 < 32)
-        w &= ((uint64_t)1 << (2 * (cols - j0))) - 1;   /* padding is not a weight */
+    const uint64_t w = qnt_tmm_word2(s, cols, j0);
     return (cls ? (w >> 1) & ~w : w & ~(w >> 1)) & 0x5555555555555555ull;
 }
 

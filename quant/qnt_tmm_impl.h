@@ -32,6 +32,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sb_dtype.h"
 
@@ -104,6 +105,27 @@ void qnt_tmm_set_group(size_t tokens);
 
 /*! qnt_tmm_threads() : the threads qnt_tmm_run would use (for ws sizing). */
 int qnt_tmm_threads(void);
+
+/* The 32 2-bit symbols of a tern row from column j0 as one little-endian
+ * word (weight j0 + q at bits 2q), never reading past the row's
+ * ceil(cols / 4) bytes, padding past cols cleared. */
+static inline uint64_t qnt_tmm_word2(const uint8_t *s, size_t cols, size_t j0)
+{
+    const size_t b = j0 / 4, left = (cols + 3) / 4 - b;
+    uint64_t w = 0;
+    if (left >= 8) {
+        memcpy(&w, s + b, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+    } else {
+        for (size_t i = 0; i < left; i++)
+            w |= (uint64_t)s[b + i] << (8 * i);
+    }
+    if (cols - j0 < 32)
+        w &= ((uint64_t)1 << (2 * (cols - j0))) - 1;
+    return w;
+}
 
 /* Row decoder the encodings share: the columns of symbol 1 (cls 0) or
  * symbol 2 (cls 1) among 2-bit symbols packed 4 to a byte, weight j at bits
