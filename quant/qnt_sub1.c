@@ -371,6 +371,13 @@ static void s1_walk_chunk(const struct s1view *v, const uint32_t *restrict tab, 
     }
 }
 
+/* SUBBIT_REF_KERNELS=1: the references only */
+static int getenv_ref_kernels(void)
+{
+    const char *e = getenv("SUBBIT_REF_KERNELS");
+    return e && e[0] == '1';
+}
+
 /* ---- the lane walker every fast decoder shares -------------------------------- */
 
 /* What a walk does with each non-zero weight (row, col, class): */
@@ -1163,14 +1170,43 @@ static void ev_tern(void *ctx, size_t row, size_t col, unsigned sym)
         (uint8_t)(sym << (2 * (col & 3)));
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+static int s1_simd_ok(const struct s1view *v);
+static void s1_table_alias(const struct s1view *v, uint32_t *restrict bk);
+static void s1_table_fast(const struct s1view *v, uint32_t *restrict tab);
+void qnt_sub1_chunk_deq_avx512(const uint32_t *restrict tab, int alias, const uint8_t *sp,
+                               const uint8_t *se, size_t nr, unsigned L, size_t cols,
+                               const uint8_t *lv, size_t drow0, size_t dnrows, float *restrict dst);
+#endif
+
 /* Rows row0 .. row0+nrows-1 (DEQ or TERN into dst), chunk by chunk; the old
- * layout through the generic walker. */
+ * layout through the generic walker; DEQ of 16-lane blobs through the AVX-512
+ * kernel (16 lanes a step, the levels scattered into dst). */
 static void s1_walk_rows(const struct s1view *v, size_t row0, size_t nrows, int mode, void *dst,
                          s1_event ev, void *ctx)
 {
     if (!v->nchunks || !nrows)
         return;
     uint32_t tab[S1_M];
+#if defined(__x86_64__) || defined(__i386__)
+    if (mode == S1M_DEQ && v->L > 4 && (uint64_t)nrows * v->cols < (1u << 31) && s1_simd_ok(v) &&
+        !getenv_ref_kernels()) {
+        if (v->alias)
+            s1_table_alias(v, tab);
+        else
+            s1_table_fast(v, tab);
+        for (size_t c = row0 / v->G; c < v->nchunks && c * v->G < row0 + nrows; c++) {
+            const size_t r0 = c * v->G, nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
+            const size_t a = row0 > r0 ? row0 - r0 : 0;   /* chunk rows a .. b-1 wanted */
+            const size_t b = row0 + nrows < r0 + nr ? row0 + nrows - r0 : nr;
+            qnt_sub1_chunk_deq_avx512(tab, (int)v->alias, v->stream + s1_chunk_start(v, c),
+                                      v->stream + s1_chunk_end(v, c), nr, v->L, v->cols,
+                                      v->lv + 4 * r0, a, b - a,
+                                      (float *)dst + (r0 + a - row0) * v->cols);
+        }
+        return;
+    }
+#endif
     s1_table(v, tab);
     struct s1_sink K;
     memset(&K, 0, sizeof K);

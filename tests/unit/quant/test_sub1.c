@@ -315,6 +315,22 @@ START_TEST(test_sub1_fast_encoder_is_ref)
                          SB_EINVAL);
         ck_assert_int_eq(qnt_sub1_encode_ref(tern, rows, cols, b, na - 1, &nb, layout), SB_EINVAL);
     }
+    /* decoding to f32 (16-lane blobs: the AVX-512 scatter kernel): all rows, and
+       a range from inside the first chunk across the others */
+    if (n) {
+        uint64_t nb;
+        ck_assert_int_eq(qnt_sub1_encode(tern, rows, cols, a, cap, &nb), SB_OK);
+        float *fa = malloc(n * sizeof *fa), *fb = malloc(n * sizeof *fb);
+        const size_t r0 = rows / 3;
+        for (int k = 0; k < 2; k++) {
+            const size_t lo = k ? r0 : 0;
+            qnt_sub1_dequantize_rows(a, nb, cols, lo, rows - lo, fa);
+            qnt_tern_dequantize_rows(tern, cols, lo, rows - lo, fb);
+            ck_assert_mem_eq(fa, fb, (rows - lo) * cols * sizeof *fa);
+        }
+        free(fa);
+        free(fb);
+    }
     /* a symbol 3 in the last row (the last chunk): refused by both */
     if (n) {
         tern[(rows - 1) * qnt_tern_row_bytes(cols) + QNT_TERN_ROW_HDR + (cols - 1) / 4] |=
