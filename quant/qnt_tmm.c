@@ -216,13 +216,14 @@ static int tmm_avx512(void)
 /* ---- xt: X in fixed point, block-major: block b (8 tokens, w in the last)
  * at xt + 8 b cols, its column j at + j w ------------------------------------ */
 
-/* Tokens X .. X + (w - 1) cols (w <= 8), columns c0 .. c1-1, into xb[j ld + k]. */
+/* One block: tokens X .. X + (w - 1) cols (w <= 8), columns c0 .. c1-1, into
+ * xb[j w + k]. */
 static void xt_build_generic(const float *X, size_t cols, const struct qnt_tfx *fx, size_t w,
-                             size_t c0, size_t c1, int64_t *xb, size_t ld)
+                             size_t c0, size_t c1, int64_t *xb)
 {
     for (size_t j = c0; j < c1; j++)
         for (size_t k = 0; k < w; k++)
-            xb[j * ld + k] = fx[k].finite ? qnt_tfx_x(X[k * cols + j], fx[k].scale) : 0;
+            xb[j * w + k] = fx[k].finite ? qnt_tfx_x(X[k * cols + j], fx[k].scale) : 0;
 }
 
 #ifdef QNT_TMM_X86
@@ -253,8 +254,7 @@ __attribute__((target(TMM_TGT))) static inline void tmm_transpose8(__m512i r[8])
 
 __attribute__((target(TMM_TGT))) static void xt_build_avx512(const float *X, size_t cols,
                                                              const struct qnt_tfx *fx, size_t w,
-                                                             size_t c0, size_t c1, int64_t *xb,
-                                                             size_t ld)
+                                                             size_t c0, size_t c1, int64_t *xb)
 {
     const __m512d mg = _mm512_set1_pd(QNT_TFX_MAGIC);
     const __m512i mb = _mm512_set1_epi64(QNT_TFX_MAGIC_BITS);
@@ -278,15 +278,15 @@ __attribute__((target(TMM_TGT))) static void xt_build_avx512(const float *X, siz
             r[k] = _mm512_sub_epi64(_mm512_castpd_si512(_mm512_add_pd(_mm512_mul_pd(v, sc[k]), mg)),
                                     mb);
         }
-        if (ld == 1) {           /* one token: its row is already the columns */
+        if (w == 1) {            /* one token: its row is already the columns */
             _mm512_storeu_si512(xb + j, r[0]);
             continue;
         }
         tmm_transpose8(r);
         for (int c = 0; c < 8; c++)
-            _mm512_mask_storeu_epi64(xb + (j + (size_t)c) * ld, wm, r[c]);
+            _mm512_mask_storeu_epi64(xb + (j + (size_t)c) * w, wm, r[c]);
     }
-    xt_build_generic(X, cols, fx, w, j, c1, xb, ld);
+    xt_build_generic(X, cols, fx, w, j, c1, xb);
 }
 #endif
 
@@ -453,10 +453,10 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
                 int64_t *xb = xt + b * QNT_TMM_TB * cols;
 #ifdef QNT_TMM_X86
                 if (simd)
-                    xt_build_avx512(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb, nv);
+                    xt_build_avx512(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb);
                 else
 #endif
-                    xt_build_generic(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb, nv);
+                    xt_build_generic(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb);
             }
             /* tiles x slices of the token blocks: with fewer tiles than
                threads, a tile is decoded once per slice */

@@ -9,8 +9,10 @@
  *
  *   1. Per token, the fixed-point scale of qnt_ternary_impl.h (qnt_tfx_init)
  *      and X = round(x * 2^s) for all columns, stored token-block major:
- *      xt[b][j][k] = X of token 8b + k at column j (int64; padding tokens and
- *      non-finite tokens hold 0). One block row xt[b][j] is one cache line.
+ *      block b (tokens 8b .., w = 8 of them, fewer in the last) at xt + 8b
+ *      cols, X of its token k at column j at + j w (int64; non-finite tokens
+ *      hold 0). A block's column is one cache line; a block is a contiguous
+ *      slab (tokens-major rows of a whole group measured slower: TLB, L2).
  *   2. Per tile (OpenMP over tiles, static): the encoding decodes the tile
  *      into struct qnt_tmm_tile; then for each token block and each row, the
  *      sums S_lo, S_hi of 8 tokens are one 8-lane int64 add per list entry
