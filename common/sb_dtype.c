@@ -1,4 +1,5 @@
-/* sb_dtype.c: the encoding table and size rules (formats.md §1.2, §2.4). */
+/* sb_dtype.c: the static half of the encoding table (names, ids, size rules;
+ * formats.md §1.2, §2.4); the kernels are in quant/qnt_type.c. */
 #include "sb_dtype.h"
 #include "sb_err.h"
 #include "sb_math.h"
@@ -8,12 +9,11 @@
 #define F SB_DT_FLOAT
 #define I SB_DT_INT
 #define B SB_DT_BLOCK
-#define C SB_DT_COMPUTE
 
 static const struct sb_dtype_info table[SB_DTYPE_COUNT] = {
-    [SB_DTYPE_F32] = { "f32", "F32", 0, 1, 4, 32, F | C },
-    [SB_DTYPE_F16] = { "f16", "F16", 1, 1, 2, 16, F | C },
-    [SB_DTYPE_BF16] = { "bf16", "BF16", 30, 1, 2, 16, F | C },
+    [SB_DTYPE_F32] = { "f32", "F32", 0, 1, 4, 32, F },
+    [SB_DTYPE_F16] = { "f16", "F16", 1, 1, 2, 16, F },
+    [SB_DTYPE_BF16] = { "bf16", "BF16", 30, 1, 2, 16, F },
     [SB_DTYPE_F64] = { "f64", "F64", 28, 1, 8, 64, F },
     [SB_DTYPE_I8] = { "i8", "I8", 24, 1, 1, 8, I },
     [SB_DTYPE_U8] = { "u8", "U8", -1, 1, 1, 8, I },
@@ -33,10 +33,10 @@ static const struct sb_dtype_info table[SB_DTYPE_COUNT] = {
     [SB_DTYPE_F4] = { "f4", "F4", -1, 1, 0, 4, F },
     [SB_DTYPE_F6_E2M3] = { "f6_e2m3", "F6_E2M3", -1, 1, 0, 6, F },
     [SB_DTYPE_F6_E3M2] = { "f6_e3m2", "F6_E3M2", -1, 1, 0, 6, F },
-    [SB_DTYPE_Q8_0] = { "q8_0", NULL, 8, 32, 34, 0, B | C },
-    [SB_DTYPE_Q4_0] = { "q4_0", NULL, 2, 32, 18, 0, B | C },
-    [SB_DTYPE_TQ1_0] = { "tq1_0", NULL, 34, 256, 54, 0, B | C },
-    [SB_DTYPE_TQ2_0] = { "tq2_0", NULL, 35, 256, 66, 0, B | C },
+    [SB_DTYPE_Q8_0] = { "q8_0", NULL, 8, 32, 34, 0, B },
+    [SB_DTYPE_Q4_0] = { "q4_0", NULL, 2, 32, 18, 0, B },
+    [SB_DTYPE_TQ1_0] = { "tq1_0", NULL, 34, 256, 54, 0, B },
+    [SB_DTYPE_TQ2_0] = { "tq2_0", NULL, 35, 256, 66, 0, B },
     [SB_DTYPE_Q4_1] = { "q4_1", NULL, 3, 32, 20, 0, B },
     [SB_DTYPE_Q5_0] = { "q5_0", NULL, 6, 32, 22, 0, B },
     [SB_DTYPE_Q5_1] = { "q5_1", NULL, 7, 32, 24, 0, B },
@@ -57,16 +57,15 @@ static const struct sb_dtype_info table[SB_DTYPE_COUNT] = {
     [SB_DTYPE_IQ4_XS] = { "iq4_xs", NULL, 23, 256, 136, 0, B },
     [SB_DTYPE_IQ1_M] = { "iq1_m", NULL, 29, 256, 56, 0, B },
     [SB_DTYPE_MXFP4] = { "mxfp4", NULL, 39, 32, 17, 0, B },
-    [SB_DTYPE_INT8] = { "int8", NULL, -1, 1, 0, 0, SB_DT_ROWQ | C },
-    [SB_DTYPE_TERN] = { "tern", NULL, -1, 1, 0, 0, SB_DT_ROWQ | SB_DT_TERNARY | C },
-    [SB_DTYPE_SUB1] = { "sub1", NULL, -1, 1, 0, 0, SB_DT_VARLEN | SB_DT_TERNARY | C },
-    [SB_DTYPE_SUB1_QMOE] = { "sub1-qmoe", NULL, -1, 1, 0, 0, SB_DT_VARLEN | SB_DT_TERNARY | C },
+    [SB_DTYPE_INT8] = { "int8", NULL, -1, 1, 0, 0, SB_DT_ROWQ },
+    [SB_DTYPE_TERN] = { "tern", NULL, -1, 1, 0, 0, SB_DT_ROWQ | SB_DT_TERNARY },
+    [SB_DTYPE_SUB1] = { "sub1", NULL, -1, 1, 0, 0, SB_DT_VARLEN | SB_DT_TERNARY },
+    [SB_DTYPE_SUB1_QMOE] = { "sub1-qmoe", NULL, -1, 1, 0, 0, SB_DT_VARLEN | SB_DT_TERNARY },
 };
 
 #undef F
 #undef I
 #undef B
-#undef C
 
 const struct sb_dtype_info *sb_dtype_get(enum sb_dtype dt)
 {
@@ -79,6 +78,17 @@ const char *sb_dtype_name(enum sb_dtype dt)
 {
     const struct sb_dtype_info *d = sb_dtype_get(dt);
     return d ? d->name : "?";
+}
+
+const char *sb_dtype_torch_name(enum sb_dtype dt)
+{
+    switch (dt) {
+    case SB_DTYPE_F32: return "float32";
+    case SB_DTYPE_F16: return "float16";
+    case SB_DTYPE_BF16: return "bfloat16";
+    case SB_DTYPE_F64: return "float64";
+    default: return NULL;
+    }
 }
 
 int sb_dtype_from_name(const char *name)

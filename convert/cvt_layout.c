@@ -4,15 +4,9 @@
 
 #include "fmt_hftok.h"
 #include "qnt_cast.h"
+#include "qnt_encode.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
-
-#if defined(__has_include)
-#if __has_include("qnt_encode.h")
-#include "qnt_encode.h"
-#define CVT_HAVE_QNT_ENCODE 1
-#endif
-#endif
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -491,17 +485,11 @@ static int plan_hf_to_gguf(struct plan *p)
 
 /* ---- GGUF → HF ----------------------------------------------------------- */
 
-static bool src_is_qwen(const struct fmt_model *m)
-{
-    return (m->has_arch && m->arch.kind == FMT_ARCH_QWEN2_MOE) ||
-           !strcmp(m->arch.model_type, "qwen2moe") || !strcmp(m->arch.model_type, "qwen2_moe");
-}
-
 static int plan_gguf_to_hf(struct plan *p)
 {
     const struct fmt_model *m = p->src;
     const struct fmt_arch *a = &m->arch;
-    bool qwen = src_is_qwen(m);
+    bool qwen = fmt_model_is_qwen2_moe(m);
     snprintf(p->l->gguf_arch, sizeof p->l->gguf_arch, "%s", qwen ? "qwen2moe" : "llama");
     enum cvt_perm perm = qwen ? CVT_PERM_NONE : CVT_PERM_GGUF_TO_HF;
     int nkv = a->n_kv_heads > 0 ? a->n_kv_heads : a->n_heads;
@@ -687,7 +675,7 @@ int cvt_layout_plan(const struct fmt_model *src, enum fmt_container dst, struct 
         r = plan_identity(&p, !l->dst_hf_names);
         if (!r && !l->src_hf_names)
             snprintf(l->gguf_arch, sizeof l->gguf_arch, "%s",
-                     src_is_qwen(src) ? "qwen2moe" : "llama");
+                     fmt_model_is_qwen2_moe(src) ? "qwen2moe" : "llama");
     } else if (l->src_hf_names) {
         r = plan_hf_to_gguf(&p);
     } else {
@@ -962,24 +950,18 @@ static int decode_rows(const struct fmt_model *src, const struct fmt_tensor *st,
     default:
         break;
     }
-#ifdef CVT_HAVE_QNT_ENCODE
-    int r = qnt_dequantize_rows(st->dtype, st->data, (size_t)srows, (size_t)cols, &st->qp,
-                                (size_t)row0, (size_t)n, dst);
+    int r = qnt_decode_rows(st->dtype, st->data, st->nbytes, (size_t)srows, (size_t)cols, &st->qp,
+                            (size_t)row0, (size_t)n, dst);
     if (r)
         return sb_err_set(err, r, "%s: cannot decode tensor '%s' (%s)", model_what(src),
                           st->name, sb_dtype_name(st->dtype));
     return SB_OK;
-#else
-    (void)srows;
-    return sb_err_set(err, SB_EUNSUPPORTED, "%s: cannot decode tensor '%s' (%s)",
-                      model_what(src), st->name, sb_dtype_name(st->dtype));
-#endif
 }
 
-int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
-                          float *dst, struct sb_err *err)
+int cvt_layout_gather_f32_rows(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
+                               uint64_t row0, uint64_t nrows, float *dst, struct sb_err *err)
 {
-    uint64_t rb, total;
+    uint64_t rb, total, end;
     int r = gather_check(l, t, src, false, &rb, &total, err);
     if (r)
         return r;
@@ -987,6 +969,10 @@ int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt
     bool elem = target_elem_mode(tg);
     uint64_t rows, cols;
     cvt_layout_rows_cols(l, t, &rows, &cols);
+    if (sb_add_u64(row0, nrows, &end) || end > rows)
+        return sb_err_set(err, SB_EINVAL, "%s: '%s': rows %llu..%llu past its %llu rows",
+                          model_what(src), tg->name, (unsigned long long)row0,
+                          (unsigned long long)end, (unsigned long long)rows);
     if (elem) {
         const struct sb_dtype_info *in = sb_dtype_get(tg->src_dtype);
         if (tg->mixed_dtype || !in || !(in->flags & SB_DT_FLOAT))
@@ -994,492 +980,44 @@ int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt
                               model_what(src), tg->name, sb_dtype_name(tg->src_dtype));
     }
     if (tg->perm == CVT_PERM_NONE) {
+        /* runs of rows that lie in one piece, decoded with one call each */
         float *o = dst;
-        for (size_t k = 0; k < tg->n_pieces; k++) {
+        for (uint64_t i = row0; i < end;) {
+            size_t k;
+            uint64_t srow, sr, sc;
+            locate(tg, i, &k, &srow);
             const struct cvt_piece *pc = &tg->pieces[k];
             const struct fmt_tensor *st = &src->tensors[pc->src];
-            uint64_t sr, sc;
+            uint64_t run = pc->row0 + pc->nrows - srow;
+            if (run > end - i)
+                run = end - i;
             tensor_rows_cols(st, elem, &sr, &sc);
-            if ((r = decode_rows(src, st, sr, sc, pc->row0, pc->nrows, o, err)))
+            if ((r = decode_rows(src, st, sr, sc, srow, run, o, err)))
                 return r;
-            o += pc->nrows * cols;
+            o += run * cols;
+            i += run;
         }
         return SB_OK;
     }
-    for (uint64_t i = 0; i < rows; i++) {
+    for (uint64_t i = row0; i < end; i++) {
         uint64_t sr = cvt_perm_src_row(tg->perm, (uint64_t)tg->perm_heads, rows, i), srow;
         size_t k;
         locate(tg, sr, &k, &srow);
         const struct fmt_tensor *st = &src->tensors[tg->pieces[k].src];
         uint64_t trows, tcols;
         tensor_rows_cols(st, elem, &trows, &tcols);
-        if ((r = decode_rows(src, st, trows, tcols, srow, 1, dst + i * cols, err)))
+        if ((r = decode_rows(src, st, trows, tcols, srow, 1, dst + (i - row0) * cols, err)))
             return r;
     }
     return SB_OK;
 }
 
-/* ---- GGUF metadata --------------------------------------------------------- */
-
-struct kvbuf {
-    struct fmt_kv *kv;
-    size_t n, cap;
-    int failed;
-};
-
-static struct fmt_kv *kv_push(struct kvbuf *b, const char *key, enum fmt_kv_type type)
+int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
+                          float *dst, struct sb_err *err)
 {
-    if (b->failed)
-        return NULL;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 32;
-        struct fmt_kv *k = sb_realloc(b->kv, cap * sizeof *k);
-        if (!k) {
-            b->failed = 1;
-            return NULL;
-        }
-        b->kv = k;
-        b->cap = cap;
-    }
-    struct fmt_kv *kv = &b->kv[b->n];
-    memset(kv, 0, sizeof *kv);
-    if (!(kv->key = sb_strdup(key))) {
-        b->failed = 1;
-        return NULL;
-    }
-    kv->type = type;
-    b->n++;
-    return kv;
-}
-
-static void kv_u32(struct kvbuf *b, const char *key, uint64_t v)
-{
-    struct fmt_kv *kv = kv_push(b, key, FMT_KV_U32);
-    if (kv)
-        kv->u = v & 0xffffffffu;
-}
-
-static void kv_f32(struct kvbuf *b, const char *key, double v)
-{
-    struct fmt_kv *kv = kv_push(b, key, FMT_KV_F32);
-    if (kv)
-        kv->f = (float)v;
-}
-
-static void kv_bool(struct kvbuf *b, const char *key, bool v)
-{
-    struct fmt_kv *kv = kv_push(b, key, FMT_KV_BOOL);
-    if (kv)
-        kv->u = v;
-}
-
-static void kv_str(struct kvbuf *b, const char *key, const char *s)
-{
-    struct fmt_kv *kv = kv_push(b, key, FMT_KV_STRING);
-    if (kv && !(kv->str = sb_strdup(s)))
-        b->failed = 1;
-    else if (kv)
-        kv->len = strlen(s);
-}
-
-static void kv_arr(struct kvbuf *b, const char *key, enum fmt_kv_type at, const void *data,
-                   uint64_t n, size_t esz)
-{
-    struct fmt_kv *kv = kv_push(b, key, FMT_KV_ARRAY);
-    if (!kv)
-        return;
-    kv->arr_type = at;
-    kv->n = n;
-    kv->arr_owned = sb_malloc(n ? (size_t)(n * esz) : 1);
-    if (!kv->arr_owned) {
-        b->failed = 1;
-        return;
-    }
-    if (n)
-        memcpy(kv->arr_owned, data, (size_t)(n * esz));
-    kv->arr = kv->arr_owned;
-}
-
-static size_t kv_elem_size(enum fmt_kv_type t)
-{
-    switch (t) {
-    case FMT_KV_U8: case FMT_KV_I8: case FMT_KV_BOOL: return 1;
-    case FMT_KV_U16: case FMT_KV_I16: return 2;
-    case FMT_KV_U32: case FMT_KV_I32: case FMT_KV_F32: return 4;
-    case FMT_KV_U64: case FMT_KV_I64: case FMT_KV_F64: return 8;
-    default: return 0;
-    }
-}
-
-static void kv_strs(struct kvbuf *b, const char *key, char *const *strs, const uint64_t *lens,
-                    uint64_t n)
-{
-    struct fmt_kv *kv = kv_push(b, key, FMT_KV_ARRAY);
-    if (!kv)
-        return;
-    kv->arr_type = FMT_KV_STRING;
-    kv->strs = sb_calloc(n ? (size_t)n : 1, sizeof *kv->strs);
-    kv->lens = sb_calloc(n ? (size_t)n : 1, sizeof *kv->lens);
-    if (!kv->strs || !kv->lens) {
-        b->failed = 1;
-        return;
-    }
-    kv->n = n; /* so fmt_kv_release frees what was copied */
-    for (uint64_t i = 0; i < n; i++) {
-        size_t len = lens ? (size_t)lens[i] : strlen(strs[i]);
-        char *s = sb_malloc(len + 1);
-        if (!s) {
-            b->failed = 1;
-            return;
-        }
-        memcpy(s, strs[i], len);
-        s[len] = '\0';
-        kv->strs[i] = s;
-        kv->lens[i] = len;
-    }
-}
-
-static int kv_copy(struct kvbuf *b, const struct fmt_kv *s)
-{
-    if (s->type == FMT_KV_ARRAY && s->arr_type == FMT_KV_ARRAY)
-        return SB_OK; /* nested arrays: fmt_kv cannot hold them */
-    if (s->type == FMT_KV_ARRAY && s->arr_type == FMT_KV_STRING) {
-        kv_strs(b, s->key, s->strs, s->lens, s->n);
-        return b->failed ? SB_ENOMEM : SB_OK;
-    }
-    if (s->type == FMT_KV_ARRAY) {
-        size_t esz = kv_elem_size(s->arr_type);
-        if (!esz)
-            return SB_OK;
-        kv_arr(b, s->key, s->arr_type, s->arr, s->n, esz);
-        return b->failed ? SB_ENOMEM : SB_OK;
-    }
-    struct fmt_kv *kv = kv_push(b, s->key, s->type);
-    if (!kv)
-        return SB_ENOMEM;
-    kv->u = s->u;
-    kv->i = s->i;
-    kv->f = s->f;
-    if (s->type == FMT_KV_STRING) {
-        kv->len = s->len;
-        if (!(kv->str = sb_malloc((size_t)s->len + 1)))
-            return b->failed = 1, SB_ENOMEM;
-        memcpy(kv->str, s->str, (size_t)s->len);
-        kv->str[s->len] = '\0';
-    }
-    return SB_OK;
-}
-
-static int32_t spm_token_type(const struct fmt_vocab *v, uint32_t id)
-{
-    if ((int64_t)id == v->unk_id)
-        return 2;
-    if ((int64_t)id == v->bos_id || (int64_t)id == v->eos_id)
-        return 3;
-    const char *s = v->tokens[id];
-    if (v->lens[id] == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x' &&
-        isxdigit((unsigned char)s[3]) && isxdigit((unsigned char)s[4]) && s[5] == '>')
-        return 6;
-    return 1;
-}
-
-/* tokenizer.ggml.tokens in SentencePiece spelling: a llama2.c tokenizer.bin
- * stores spaces for U+2581 and "\n<s>\n" / "\n</s>\n" for BOS / EOS
- * (formats.md §4.3); SentencePiece pieces never hold a raw space. */
-static void kv_spm_tokens(struct kvbuf *b, const struct fmt_vocab *v)
-{
-    struct fmt_kv *kv = kv_push(b, "tokenizer.ggml.tokens", FMT_KV_ARRAY);
-    if (!kv)
-        return;
-    kv->arr_type = FMT_KV_STRING;
-    kv->strs = sb_calloc(v->n_tokens, sizeof *kv->strs);
-    kv->lens = sb_calloc(v->n_tokens, sizeof *kv->lens);
-    if (!kv->strs || !kv->lens) {
-        b->failed = 1;
-        return;
-    }
-    kv->n = v->n_tokens;
-    for (uint32_t i = 0; i < v->n_tokens; i++) {
-        const char *s = v->tokens[i];
-        size_t len = v->lens ? v->lens[i] : strlen(s);
-        if (len == 5 && !memcmp(s, "\n<s>\n", 5)) {
-            s = "<s>";
-            len = 3;
-        } else if (len == 6 && !memcmp(s, "\n</s>\n", 6)) {
-            s = "</s>";
-            len = 4;
-        }
-        size_t spaces = 0;
-        for (size_t k = 0; k < len; k++)
-            spaces += s[k] == ' ';
-        char *o = sb_malloc(len + 2 * spaces + 1);
-        if (!o) {
-            b->failed = 1;
-            return;
-        }
-        size_t n = 0;
-        for (size_t k = 0; k < len; k++) {
-            if (s[k] == ' ') {
-                memcpy(o + n, "\xe2\x96\x81", 3);
-                n += 3;
-            } else {
-                o[n++] = s[k];
-            }
-        }
-        o[n] = '\0';
-        kv->strs[i] = o;
-        kv->lens[i] = n;
-    }
-}
-
-static int has_tensor(const struct fmt_model *m, const char *name)
-{
-    return fmt_model_find(m, name) != NULL;
-}
-
-int cvt_layout_gguf_kv(const struct fmt_model *src, struct fmt_kv **kv, size_t *n,
-                       struct sb_err *err)
-{
-    *kv = NULL;
-    *n = 0;
-    struct kvbuf b = { 0 };
-    struct fmt_vocab json_vocab = { 0 };
-    int r = SB_OK;
-    if (src->container == FMT_CONT_GGUF && src->n_kv) {
-        for (size_t i = 0; i < src->n_kv && !r; i++) {
-            const char *k = src->kv[i].key;
-            if (!strcmp(k, "general.file_type") || !strcmp(k, "general.quantization_version") ||
-                !strcmp(k, "general.alignment"))
-                continue;
-            r = kv_copy(&b, &src->kv[i]);
-        }
-        goto done;
-    }
-    if (!src->has_arch) {
-        r = sb_err_set(err, SB_EUNSUPPORTED, "%s: no model config: cannot write GGUF metadata",
-                       model_what(src));
-        goto fail;
-    }
-    const struct fmt_arch *a = &src->arch;
-    bool qwen = a->kind == FMT_ARCH_QWEN2_MOE;
-    const char *an = qwen ? "qwen2moe" : "llama";
-    char key[96];
-#define K(s) (snprintf(key, sizeof key, "%s.%s", an, s), key)
-    kv_str(&b, "general.architecture", an);
-    kv_u32(&b, K("context_length"), a->n_ctx > 0 ? (uint64_t)a->n_ctx : 2048);
-    kv_u32(&b, K("embedding_length"), (uint64_t)a->dim);
-    kv_u32(&b, K("block_count"), (uint64_t)a->n_layers);
-    int ff = a->hidden_dim > 0 ? a->hidden_dim : a->moe_hidden_dim;
-    kv_u32(&b, K("feed_forward_length"), (uint64_t)(ff > 0 ? ff : 0));
-    kv_u32(&b, K("attention.head_count"), (uint64_t)a->n_heads);
-    kv_u32(&b, K("attention.head_count_kv"),
-           (uint64_t)(a->n_kv_heads > 0 ? a->n_kv_heads : a->n_heads));
-    int hd = a->head_dim > 0 ? a->head_dim : (a->n_heads > 0 ? a->dim / a->n_heads : 0);
-    kv_u32(&b, K("rope.dimension_count"), (uint64_t)hd);
-    kv_f32(&b, K("rope.freq_base"), a->rope_theta > 0 ? a->rope_theta : 10000.0);
-    kv_f32(&b, K("attention.layer_norm_rms_epsilon"), a->norm_eps > 0 ? a->norm_eps : 1e-5);
-    if (a->n_heads > 0 && hd != a->dim / a->n_heads) {
-        kv_u32(&b, K("attention.key_length"), (uint64_t)hd);
-        kv_u32(&b, K("attention.value_length"), (uint64_t)hd);
-    }
-    if (a->n_experts > 0) {
-        kv_u32(&b, K("expert_count"), (uint64_t)a->n_experts);
-        kv_u32(&b, K("expert_used_count"), (uint64_t)a->n_experts_used);
-    }
-    if (qwen) {
-        kv_u32(&b, K("expert_feed_forward_length"), (uint64_t)a->moe_hidden_dim);
-        kv_u32(&b, K("expert_shared_feed_forward_length"), (uint64_t)a->shared_hidden_dim);
-    }
-    if (a->vocab_size > 0)
-        kv_u32(&b, K("vocab_size"), (uint64_t)a->vocab_size);
-#undef K
-    const struct fmt_vocab *v = &src->vocab;
-    if (v->kind == FMT_VOCAB_HF_JSON && v->hf_json) {
-        /* A SentencePiece-style tokenizer.json (Llama 1/2) becomes tokenizer.ggml.*
-         * model "llama": pieces, token types, and scores that keep the merge order
-         * (rule in fmt_hftok.h: a merge result scores -(rank of its first merge);
-         * llama.cpp's convert_hf_to_gguf writes -1000 for every token of such a
-         * vocab, which its score-driven encoder cannot tokenize by). A byte-level
-         * tokenizer.json writes no tokenizer keys, as before. */
-        struct sb_err e = { 0 };
-        int rj = fmt_hftok_to_spm(&json_vocab, v->hf_json, v->hf_json_len,
-                                  a->vocab_size > 0 ? (uint32_t)a->vocab_size : 0, &e);
-        if (rj == SB_ENOMEM) {
-            b.failed = 1;
-        } else if (rj == SB_OK) {
-            json_vocab.add_bos = json_vocab.add_bos || v->add_bos;
-            if (json_vocab.bos_id < 0)
-                json_vocab.bos_id = v->bos_id;
-            if (json_vocab.eos_id < 0)
-                json_vocab.eos_id = v->eos_id;
-            v = &json_vocab;
-        }
-    }
-    if (v->kind == FMT_VOCAB_SPM && v->n_tokens > 0) {
-        kv_str(&b, "tokenizer.ggml.model", "llama");
-        kv_spm_tokens(&b, v);
-        float *sc = sb_calloc(v->n_tokens, sizeof *sc);
-        int32_t *ty = sb_malloc(v->n_tokens * sizeof *ty);
-        if (!sc || !ty) {
-            sb_free(sc);
-            sb_free(ty);
-            b.failed = 1;
-        } else {
-            for (uint32_t i = 0; i < v->n_tokens; i++) {
-                sc[i] = v->scores ? v->scores[i] : 0.0f;
-                ty[i] = v->types ? v->types[i] : spm_token_type(v, i);
-            }
-            kv_arr(&b, "tokenizer.ggml.scores", FMT_KV_F32, sc, v->n_tokens, 4);
-            kv_arr(&b, "tokenizer.ggml.token_type", FMT_KV_I32, ty, v->n_tokens, 4);
-            sb_free(sc);
-            sb_free(ty);
-        }
-        int bos = v->bos_id >= 0 ? v->bos_id : a->bos_id;
-        int eos = v->eos_id >= 0 ? v->eos_id : a->eos_id;
-        if (bos >= 0)
-            kv_u32(&b, "tokenizer.ggml.bos_token_id", (uint64_t)bos);
-        if (eos >= 0)
-            kv_u32(&b, "tokenizer.ggml.eos_token_id", (uint64_t)eos);
-        if (v->unk_id >= 0)
-            kv_u32(&b, "tokenizer.ggml.unknown_token_id", (uint64_t)v->unk_id);
-        kv_bool(&b, "tokenizer.ggml.add_bos_token", v->add_bos);
-    }
-done:
-    if (b.failed || r == SB_ENOMEM) {
-        r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", model_what(src));
-        goto fail;
-    }
-    fmt_vocab_release(&json_vocab);
-    *kv = b.kv;
-    *n = b.n;
-    return SB_OK;
-fail:
-    fmt_vocab_release(&json_vocab);
-    for (size_t i = 0; i < b.n; i++)
-        fmt_kv_release(&b.kv[i]);
-    sb_free(b.kv);
-    return r;
-}
-
-/* ---- HF config.json ------------------------------------------------------ */
-
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    int failed;
-};
-
-static void sb_addf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_addf(struct sbuf *s, const char *fmt, ...)
-{
-    if (s->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(s->p ? s->p + s->n : NULL, s->p ? s->cap - s->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            s->failed = 1;
-            return;
-        }
-        if (s->p && s->n + (size_t)k < s->cap) {
-            s->n += (size_t)k;
-            return;
-        }
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        while (cap < s->n + (size_t)k + 1)
-            cap *= 2;
-        char *p = sb_realloc(s->p, cap);
-        if (!p) {
-            s->failed = 1;
-            return;
-        }
-        s->p = p;
-        s->cap = cap;
-    }
-}
-
-/* Shortest %g text that reads back as the same float (JSON number). */
-static void fmt_float(char *buf, size_t n, float v)
-{
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, n, "%.*g", prec, (double)v);
-        if (strtof(buf, NULL) == v)
-            return;
-    }
-}
-
-int cvt_layout_hf_config(const struct fmt_model *src, char **json, struct sb_err *err)
-{
-    *json = NULL;
-    if (src->config_json) {
-        if (!(*json = sb_strdup(src->config_json)))
-            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", model_what(src));
-        return SB_OK;
-    }
-    if (!src->has_arch)
-        return sb_err_set(err, SB_EUNSUPPORTED, "%s: no architecture: cannot write config.json",
-                          model_what(src));
-    const struct fmt_arch *a = &src->arch;
-    bool qwen = src_is_qwen(src);
-    bool moe = !qwen && (a->n_experts > 0 || a->kind == FMT_ARCH_MIXTRAL ||
-                         has_tensor(src, "blk.0.ffn_gate_exps.weight"));
-    int n_exp = a->n_experts;
-    if (!n_exp) {
-        const struct fmt_tensor *t = fmt_model_find(src, "blk.0.ffn_gate_exps.weight");
-        n_exp = t && t->ndim == 3 ? (int)t->shape[0] : 0;
-    }
-    bool tied = !has_tensor(src, "output.weight") && !has_tensor(src, "lm_head.weight");
-    int nkv = a->n_kv_heads > 0 ? a->n_kv_heads : a->n_heads;
-    int hd = a->head_dim > 0 ? a->head_dim : (a->n_heads > 0 ? a->dim / a->n_heads : 0);
-    int vocab = a->vocab_size;
-    if (vocab <= 0) {
-        const struct fmt_tensor *t = fmt_model_find(src, "token_embd.weight");
-        vocab = t && t->ndim == 2 ? (int)t->shape[0] : 0;
-    }
-    int bos = a->bos_id >= 0 ? a->bos_id : src->vocab.bos_id;
-    int eos = a->eos_id >= 0 ? a->eos_id : src->vocab.eos_id;
-    char eps[32], theta[32];
-    fmt_float(eps, sizeof eps, a->norm_eps > 0 ? a->norm_eps : 1e-5f);
-    fmt_float(theta, sizeof theta, a->rope_theta > 0 ? a->rope_theta : 10000.0f);
-    struct sbuf s = { 0 };
-    sb_addf(&s, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
-            qwen ? "Qwen2MoeForCausalLM" : moe ? "MixtralForCausalLM" : "LlamaForCausalLM",
-            qwen ? "qwen2_moe" : moe ? "mixtral" : "llama");
-    int ff = moe ? (a->moe_hidden_dim > 0 ? a->moe_hidden_dim : a->hidden_dim) : a->hidden_dim;
-    if (!moe && !qwen && ff <= 0) {
-        const struct fmt_tensor *t = fmt_model_find(src, "blk.0.ffn_gate.weight");
-        ff = t && t->ndim == 2 ? (int)t->shape[0] : 0;
-    }
-    sb_addf(&s, "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
-            "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
-            "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
-            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %s,\n"
-            "  \"rope_theta\": %s,\n  \"hidden_act\": \"silu\",\n"
-            "  \"tie_word_embeddings\": %s,\n  \"attention_bias\": %s,\n",
-            a->dim, ff, a->n_layers, a->n_heads, nkv, hd, vocab,
-            a->n_ctx > 0 ? a->n_ctx : 2048, eps, theta, tied ? "true" : "false",
-            (a->qkv_bias || has_tensor(src, "blk.0.attn_q.bias")) ? "true" : "false");
-    if (moe)
-        sb_addf(&s, "  \"num_local_experts\": %d,\n  \"num_experts_per_tok\": %d,\n", n_exp,
-                a->n_experts_used > 0 ? a->n_experts_used : 2);
-    if (qwen)
-        sb_addf(&s, "  \"num_experts\": %d,\n  \"num_experts_per_tok\": %d,\n"
-                "  \"moe_intermediate_size\": %d,\n  \"shared_expert_intermediate_size\": %d,\n"
-                "  \"norm_topk_prob\": %s,\n  \"decoder_sparse_step\": %d,\n", n_exp,
-                a->n_experts_used, a->moe_hidden_dim, a->shared_hidden_dim,
-                a->norm_topk_prob ? "true" : "false",
-                a->decoder_sparse_step > 0 ? a->decoder_sparse_step : 1);
-    if (bos >= 0)
-        sb_addf(&s, "  \"bos_token_id\": %d,\n", bos);
-    if (eos >= 0)
-        sb_addf(&s, "  \"eos_token_id\": %d,\n", eos);
-    sb_addf(&s, "  \"use_cache\": true\n}\n");
-    if (s.failed) {
-        sb_free(s.p);
-        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", model_what(src));
-    }
-    *json = s.p;
-    return SB_OK;
+    uint64_t rows, cols;
+    if (!l || t >= l->n)
+        return sb_err_set(err, SB_EINVAL, "%s: no such layout target", model_what(src));
+    cvt_layout_rows_cols(l, t, &rows, &cols);
+    return cvt_layout_gather_f32_rows(l, t, src, 0, rows, dst, err);
 }

@@ -2,8 +2,9 @@
  * another's (formats.md §2.6–2.9, §3, §4): names (HF ⇄ GGUF; llama2.c models
  * carry GGUF names), the Q/K row permutation between HF's rotate_half and
  * GGUF's interleaved RoPE, stacking per-expert matrices into GGUF's
- * ffn_*_exps (and splitting transformers-v5 packed gate_up_proj), and the
- * destination's metadata (GGUF kv, HF config.json).
+ * ffn_*_exps (and splitting transformers-v5 packed gate_up_proj). The
+ * destination's metadata is built in formats/ (fmt_gguf_kv_build,
+ * fmt_config_json_from_model).
  *
  * Knows names, shapes and row order; never re-encodes (that is convert's
  * policy): bytes move in the source encoding, or come out as f32.
@@ -14,9 +15,9 @@
  *   for (i = 0; i < l->n; i++) {
  *       cvt_layout_src_nbytes(l, i, src, &nb, err);      size in the source encoding
  *       cvt_layout_gather_bytes(l, i, src, buf, nb, err) (no re-encoding), or
- *       cvt_layout_gather_f32(l, i, src, f, err)         (rows x cols floats)
+ *       cvt_layout_gather_f32(l, i, src, f, err)         (rows x cols floats), or
+ *       cvt_layout_gather_f32_rows(l, i, src, r0, n, f, err)  (a block of them)
  *   }
- *   cvt_layout_gguf_kv(src, &kv, &nkv, err)  or  cvt_layout_hf_config(src, &json, err)
  *   cvt_layout_free(l);
  *
  * Not thread-safe per layout for planning; gathers of different targets may
@@ -114,27 +115,15 @@ int cvt_layout_gather_bytes(const struct cvt_layout *l, size_t t, const struct f
 
 /*! cvt_layout_gather_f32() : the same rows decoded to f32: dst holds rows*cols
  *  floats (cvt_layout_rows_cols). f32/f16/bf16 are decoded here, others by
- *  qnt_dequantize_rows (quant/qnt_encode.h) when that is built in. */
+ *  qnt_decode_rows (quant/qnt_encode.h). */
 int cvt_layout_gather_f32(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
                           float *dst, struct sb_err *err);
 
-/*! cvt_layout_gguf_kv() : GGUF metadata for a model converted from src.
- *  GGUF source: its kv copied (general.file_type, general.quantization_version
- *  and general.alignment left out: the caller sets them). Other sources:
- *  general.architecture ("llama", or "qwen2moe" for Qwen2-MoE) and the
- *  {arch}.* keys with the exact types of formats.md §2.6/§2.9, and for an SPM
- *  vocab tokenizer.ggml.{model="llama",tokens,scores,token_type,bos/eos/unk ids,
- *  add_bos_token}. (So open the GGUF writer with opts.vocab = NULL.)
- *  @return SB_OK and *kv[*n] (caller: fmt_kv_release each, then sb_free). */
-int cvt_layout_gguf_kv(const struct fmt_model *src, struct fmt_kv **kv, size_t *n,
-                       struct sb_err *err);
-
-/*! cvt_layout_hf_config() : config.json text for an HF output of src: the
- *  source's own config.json when it has one, else built from src->arch
- *  (LlamaForCausalLM / MixtralForCausalLM / Qwen2MoeForCausalLM;
- *  tie_word_embeddings true when src has no output.weight/lm_head.weight).
- *  No torch_dtype: the caller knows the output encoding.
- *  @return SB_OK and *json (NUL-terminated, sb_free). */
-int cvt_layout_hf_config(const struct fmt_model *src, char **json, struct sb_err *err);
+/*! cvt_layout_gather_f32_rows() : rows row0 .. row0+nrows-1 of the same,
+ *  into dst (nrows * cols floats): what a row-block encoder reads, so a
+ *  quantized target never needs the whole tensor in f32. SB_EINVAL for rows
+ *  past the target. */
+int cvt_layout_gather_f32_rows(const struct cvt_layout *l, size_t t, const struct fmt_model *src,
+                               uint64_t row0, uint64_t nrows, float *dst, struct sb_err *err);
 
 #endif

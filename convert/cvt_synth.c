@@ -198,9 +198,7 @@ static char *config_json(const struct cvt_synth_opts *o)
     const char *archname = o->kind == FMT_ARCH_MIXTRAL     ? "MixtralForCausalLM"
                            : o->kind == FMT_ARCH_QWEN2_MOE ? "Qwen2MoeForCausalLM"
                                                            : "LlamaForCausalLM";
-    const char *dt = o->dtype == SB_DTYPE_BF16 ? "bfloat16"
-                     : o->dtype == SB_DTYPE_F16 ? "float16"
-                                                : "float32";
+    const char *dt = sb_dtype_torch_name(o->dtype);
     int bos = o->vocab >= 258 ? 256 : 0, eos = o->vocab >= 258 ? 257 : 0;
     int n = snprintf(buf, 4096,
                      "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n"

@@ -876,164 +876,12 @@ static int w_kv(struct fmt_out *o, const struct fmt_kv *kv, uint32_t alignment,
     return w_bytes(o, kv->arr, (size_t)bytes, err);
 }
 
-/* llama.* keys from an arch (types as llama.cpp's converter writes them). */
-static size_t arch_kv_count(const struct fmt_arch *a)
-{
-    return 10 + (a->n_experts > 0 ? 2 : 0);
-}
-
 static int w_key_u32(struct fmt_out *o, const char *key, uint32_t v, struct sb_err *err)
 {
     int rc;
     if ((rc = w_str(o, key, strlen(key), err)) || (rc = w_u32(o, FMT_KV_U32, err)))
         return rc;
     return w_u32(o, v, err);
-}
-
-static int w_key_f32(struct fmt_out *o, const char *key, float v, struct sb_err *err)
-{
-    int rc;
-    if ((rc = w_str(o, key, strlen(key), err)) || (rc = w_u32(o, FMT_KV_F32, err)))
-        return rc;
-    return w_bytes(o, &v, 4, err);
-}
-
-static int w_key_str(struct fmt_out *o, const char *key, const char *v, struct sb_err *err)
-{
-    int rc;
-    if ((rc = w_str(o, key, strlen(key), err)) || (rc = w_u32(o, FMT_KV_STRING, err)))
-        return rc;
-    return w_str(o, v, strlen(v), err);
-}
-
-static int w_arch(struct fmt_out *o, const struct fmt_arch *a, struct sb_err *err)
-{
-    int rc;
-    int head_dim = a->head_dim ? a->head_dim : (a->n_heads ? a->dim / a->n_heads : 0);
-    if ((rc = w_key_str(o, "general.architecture", "llama", err)) ||
-        (rc = w_key_u32(o, "llama.context_length", (uint32_t)a->n_ctx, err)) ||
-        (rc = w_key_u32(o, "llama.embedding_length", (uint32_t)a->dim, err)) ||
-        (rc = w_key_u32(o, "llama.block_count", (uint32_t)a->n_layers, err)) ||
-        (rc = w_key_u32(o, "llama.feed_forward_length",
-                        (uint32_t)(a->n_experts > 0 && a->moe_hidden_dim ? a->moe_hidden_dim :
-                                   a->hidden_dim), err)) ||
-        (rc = w_key_u32(o, "llama.attention.head_count", (uint32_t)a->n_heads, err)) ||
-        (rc = w_key_u32(o, "llama.attention.head_count_kv",
-                        (uint32_t)(a->n_kv_heads ? a->n_kv_heads : a->n_heads), err)) ||
-        (rc = w_key_f32(o, "llama.attention.layer_norm_rms_epsilon", a->norm_eps, err)) ||
-        (rc = w_key_u32(o, "llama.rope.dimension_count", (uint32_t)head_dim, err)) ||
-        (rc = w_key_f32(o, "llama.rope.freq_base", a->rope_theta, err)))
-        return rc;
-    if (a->n_experts > 0 &&
-        ((rc = w_key_u32(o, "llama.expert_count", (uint32_t)a->n_experts, err)) ||
-         (rc = w_key_u32(o, "llama.expert_used_count", (uint32_t)a->n_experts_used, err))))
-        return rc;
-    return SB_OK;
-}
-
-/* A vocab is in llama2.c's spelling when its BOS piece is "\n<s>\n": then
- * spaces become U+2581 and BOS/EOS become "<s>"/"</s>" again. */
-static int vocab_is_l2c(const struct fmt_vocab *v)
-{
-    return v->bos_id >= 0 && (uint32_t)v->bos_id < v->n_tokens &&
-           !strcmp(v->tokens[v->bos_id], "\n<s>\n");
-}
-
-/* Byte length of token i in GGUF spelling. */
-static uint64_t vocab_piece_len(const struct fmt_vocab *v, uint32_t i, int l2c)
-{
-    if (!l2c)
-        return v->lens[i];
-    if ((int64_t)i == v->bos_id)
-        return 3;
-    if ((int64_t)i == v->eos_id && !strcmp(v->tokens[i], "\n</s>\n"))
-        return 4;
-    uint64_t n = v->lens[i];
-    for (uint32_t k = 0; k < v->lens[i]; k++)
-        n += v->tokens[i][k] == ' ' ? 2 : 0;   /* ' ' (1 byte) -> U+2581 (3 bytes) */
-    return n;
-}
-
-static int w_vocab_piece(struct fmt_out *o, const struct fmt_vocab *v, uint32_t i, int l2c,
-                         struct sb_err *err)
-{
-    int rc;
-    uint64_t n = vocab_piece_len(v, i, l2c);
-    if ((rc = w_u64(o, n, err)))
-        return rc;
-    if (!l2c)
-        return w_bytes(o, v->tokens[i], v->lens[i], err);
-    if ((int64_t)i == v->bos_id)
-        return w_bytes(o, "<s>", 3, err);
-    if (n == 4 && (int64_t)i == v->eos_id)
-        return w_bytes(o, "</s>", 4, err);
-    const char *s = v->tokens[i];
-    uint32_t k0 = 0;
-    for (uint32_t k = 0; k <= v->lens[i]; k++) {
-        if (k == v->lens[i] || s[k] == ' ') {
-            if ((rc = w_bytes(o, s + k0, k - k0, err)))
-                return rc;
-            if (k < v->lens[i] && (rc = w_bytes(o, "\xe2\x96\x81", 3, err)))
-                return rc;
-            k0 = k + 1;
-        }
-    }
-    return SB_OK;
-}
-
-static size_t vocab_kv_count(const struct fmt_vocab *v)
-{
-    return 4 + (v->bos_id >= 0) + (v->eos_id >= 0) + (v->unk_id >= 0) + (!v->add_bos);
-}
-
-static int w_vocab(struct fmt_out *o, const struct fmt_vocab *v, struct sb_err *err)
-{
-    int rc, l2c = vocab_is_l2c(v);
-    const char *k;
-    if ((rc = w_key_str(o, "tokenizer.ggml.model", "llama", err)))
-        return rc;
-    k = "tokenizer.ggml.tokens";
-    if ((rc = w_str(o, k, strlen(k), err)) || (rc = w_u32(o, FMT_KV_ARRAY, err)) ||
-        (rc = w_u32(o, FMT_KV_STRING, err)) || (rc = w_u64(o, v->n_tokens, err)))
-        return rc;
-    for (uint32_t i = 0; i < v->n_tokens; i++)
-        if ((rc = w_vocab_piece(o, v, i, l2c, err)))
-            return rc;
-    k = "tokenizer.ggml.scores";
-    if ((rc = w_str(o, k, strlen(k), err)) || (rc = w_u32(o, FMT_KV_ARRAY, err)) ||
-        (rc = w_u32(o, FMT_KV_F32, err)) || (rc = w_u64(o, v->n_tokens, err)))
-        return rc;
-    for (uint32_t i = 0; i < v->n_tokens; i++) {
-        float s = v->scores ? v->scores[i] : 0.0f;
-        if ((rc = w_bytes(o, &s, 4, err)))
-            return rc;
-    }
-    k = "tokenizer.ggml.token_type";
-    if ((rc = w_str(o, k, strlen(k), err)) || (rc = w_u32(o, FMT_KV_ARRAY, err)) ||
-        (rc = w_u32(o, FMT_KV_I32, err)) || (rc = w_u64(o, v->n_tokens, err)))
-        return rc;
-    for (uint32_t i = 0; i < v->n_tokens; i++) {
-        int32_t t = v->types ? v->types[i] : fmt_gguf_llama_token_type(v, i);
-        if ((rc = w_bytes(o, &t, 4, err)))
-            return rc;
-    }
-    if (v->bos_id >= 0 &&
-        (rc = w_key_u32(o, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos_id, err)))
-        return rc;
-    if (v->eos_id >= 0 &&
-        (rc = w_key_u32(o, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos_id, err)))
-        return rc;
-    if (v->unk_id >= 0 &&
-        (rc = w_key_u32(o, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk_id, err)))
-        return rc;
-    if (!v->add_bos) {
-        k = "tokenizer.ggml.add_bos_token";
-        uint8_t f = 0;
-        if ((rc = w_str(o, k, strlen(k), err)) || (rc = w_u32(o, FMT_KV_BOOL, err)) ||
-            (rc = w_bytes(o, &f, 1, err)))
-            return rc;
-    }
-    return SB_OK;
 }
 
 static void gw_free(struct gguf_writer *g)
@@ -1112,6 +960,13 @@ static void gw_abort(struct fmt_writer *w)
 
 static const struct fmt_writer_ops gguf_ops = { gw_put, gw_commit, gw_abort, gw_put_piece,
                                                 gw_streams };
+
+static void kv_list_free(struct fmt_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fmt_kv_release(&kv[i]);
+    sb_free(kv);
+}
 
 static int has_key(const struct fmt_write_opts *o, const char *key)
 {
@@ -1196,22 +1051,25 @@ int fmt_gguf_writer_open(struct fmt_writer **w, const char *path, const struct f
         }
     }
     strset_release(&seen);
+    /* keys the kv lacks, built from the config and the vocab (fmt_gguf_kv.c) */
     const struct fmt_arch *arch = o->arch && !has_key(o, "general.architecture") ? o->arch :
                                   NULL;
     const struct fmt_vocab *vocab = o->vocab && o->vocab->kind == FMT_VOCAB_SPM &&
                                     o->vocab->tokens && !has_key(o, "tokenizer.ggml.tokens") ?
                                     o->vocab : NULL;
-    if (arch && arch->kind == FMT_ARCH_QWEN2_MOE)
-        return sb_err_set(err, SB_EUNSUPPORTED, "%s: cannot write qwen2moe metadata from a "
-                          "config (pass the GGUF keys as kv)", path);
+    struct fmt_kv *extra = NULL;
+    size_t n_extra = 0;
+    if ((arch || vocab) &&
+        (rc = fmt_gguf_kv_from_arch(arch, vocab, path, &extra, &n_extra, err)) != SB_OK)
+        return rc;
     int add_align = alignment != FMT_GGUF_DEFAULT_ALIGNMENT && !has_key(o, "general.alignment");
-    uint64_t n_kv = o->n_kv + (arch ? arch_kv_count(arch) : 0) +
-                    (vocab ? vocab_kv_count(vocab) : 0) + (uint64_t)add_align;
+    uint64_t n_kv = o->n_kv + n_extra + (uint64_t)add_align;
 
     if (!(g = sb_calloc(1, sizeof *g)) ||
         !(g->nbytes = sb_calloc(n ? n : 1, sizeof *g->nbytes)) ||
         !(g->names = sb_calloc(n ? n : 1, sizeof *g->names))) {
         gw_free(g);
+        kv_list_free(extra, n_extra);
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     }
     g->base.ops = &gguf_ops;
@@ -1222,6 +1080,7 @@ int fmt_gguf_writer_open(struct fmt_writer **w, const char *path, const struct f
     if ((rc = check_plan(g, path, plan, n, err)) ||
         (rc = fmt_out_open(&g->out, path, o->flags, err))) {
         gw_free(g);
+        kv_list_free(extra, n_extra);
         return rc;
     }
 
@@ -1232,10 +1091,9 @@ int fmt_gguf_writer_open(struct fmt_writer **w, const char *path, const struct f
     for (size_t i = 0; i < o->n_kv; i++)
         if ((rc = w_kv(out, &o->kv[i], alignment, err)))
             goto fail;
-    if (arch && (rc = w_arch(out, arch, err)))
-        goto fail;
-    if (vocab && (rc = w_vocab(out, vocab, err)))
-        goto fail;
+    for (size_t i = 0; i < n_extra; i++)
+        if ((rc = w_kv(out, &extra[i], alignment, err)))
+            goto fail;
     if (add_align && (rc = w_key_u32(out, "general.alignment", alignment, err)))
         goto fail;
     uint64_t off = 0;
@@ -1259,6 +1117,7 @@ int fmt_gguf_writer_open(struct fmt_writer **w, const char *path, const struct f
     sb_align_u64(pos, alignment, &start);
     if ((rc = fmt_out_zeros(out, start - pos, err)))
         goto fail;
+    kv_list_free(extra, n_extra);
     *w = &g->base;
     return SB_OK;
 
@@ -1267,5 +1126,6 @@ fail_set:
     return rc;
 fail:
     gw_abort(&g->base);
+    kv_list_free(extra, n_extra);
     return rc;
 }

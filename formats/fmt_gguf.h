@@ -23,9 +23,9 @@
  * lies inside the file. Big-endian files are refused.
  *
  * What the writer writes: magic, version 3, counts, opts->kv in order, then
- * (if opts->arch is given and the kv has no general.architecture) llama.*
- * keys built from it, then (if opts->vocab is SPM and the kv has no
- * tokenizer.ggml.tokens) the tokenizer.ggml.* keys built from it; then
+ * the keys fmt_gguf_kv_from_arch() builds from opts->arch (if given and the kv
+ * has no general.architecture) and opts->vocab (if SPM and the kv has no
+ * tokenizer.ggml.tokens); then
  * general.alignment if the alignment is not 32 and the kv lacks it; then the
  * tensor infos (dims = reversed shape, offsets back to back, each padded to
  * the alignment), zero padding, and the data in plan order, each tensor
@@ -58,5 +58,26 @@ unsigned fmt_gguf_kv_type_size(int type);
  *  carries no types: 2 unknown (unk_id), 3 control (bos_id, eos_id), 6 byte
  *  ("<0xHH>"), 1 normal otherwise. */
 int32_t fmt_gguf_llama_token_type(const struct fmt_vocab *v, uint32_t id);
+
+/*! fmt_gguf_kv_from_arch() : the GGUF metadata of an architecture and a
+ *  vocab, as llama.cpp's converters type it (formats.md §2.6, §2.9), built in
+ *  this one place for the writer and for convert: general.architecture
+ *  ("llama", or "qwen2moe" for Qwen2-MoE) and the {arch}.* keys of a (if not
+ *  NULL; feed_forward_length is the dense width, else the experts'), and for
+ *  an SPM vocab v (or a SentencePiece-style tokenizer.json, read as one)
+ *  tokenizer.ggml.{model="llama", tokens in SentencePiece spelling, scores,
+ *  token_type, bos/eos/unknown ids, add_bos_token}. what names the output in
+ *  messages. @return SB_OK and *kv[*n] (fmt_kv_release each, then sb_free);
+ *  SB_ENOMEM. */
+int fmt_gguf_kv_from_arch(const struct fmt_arch *a, const struct fmt_vocab *v, const char *what,
+                          struct fmt_kv **kv, size_t *n, struct sb_err *err);
+
+/*! fmt_gguf_kv_build() : GGUF metadata for a model converted from src. A
+ *  GGUF source: its kv copied (general.file_type, general.quantization_version
+ *  and general.alignment left out: the caller sets them). Other sources:
+ *  fmt_gguf_kv_from_arch(src->arch, src->vocab). @return SB_OK and *kv[*n];
+ *  SB_EUNSUPPORTED when src has no architecture; SB_ENOMEM. */
+int fmt_gguf_kv_build(const struct fmt_model *src, struct fmt_kv **kv, size_t *n,
+                      struct sb_err *err);
 
 #endif

@@ -626,26 +626,29 @@ int fmt_hftok_write_config(const struct fmt_vocab *v, const char *path, unsigned
     return r;
 }
 
-/* ---- reading back -------------------------------------------------------- */
+/* ---- reading: tokenizer.json, parsed once ----------------------------------- */
 
-/* o itself when its "type" is type, else the member of o's list (a Sequence) that is */
+/* o itself when its "type" is type, else the member of its list (a Sequence,
+ * searched depth first) that is */
 static const cJSON *find_typed(const cJSON *o, const char *list, const char *type)
 {
+    if (!cJSON_IsObject(o))
+        return NULL;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
     if (cJSON_IsString(t) && !strcmp(t->valuestring, type))
         return o;
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, list)) {
-        t = cJSON_GetObjectItemCaseSensitive(e, "type");
-        if (cJSON_IsString(t) && !strcmp(t->valuestring, type))
-            return e;
+        const cJSON *f = find_typed(e, list, type);
+        if (f)
+            return f;
     }
     return NULL;
 }
 
-bool fmt_hftok_json_id(const void *node, int32_t *id)
+/* x is a tokenizer.json token id: an integer in [0, FMT_HFTOK_MAX_ID) */
+static bool json_id(const cJSON *x, int32_t *id)
 {
-    const cJSON *x = node;
     if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble >= FMT_HFTOK_MAX_ID ||
         x->valuedouble != (double)(int32_t)x->valuedouble)
         return false;
@@ -653,20 +656,110 @@ bool fmt_hftok_json_id(const void *node, int32_t *id)
     return true;
 }
 
-static bool json_true(const cJSON *o, const char *k)
+static bool json_bool(const cJSON *o, const char *k, bool dflt)
 {
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsBool(b) ? cJSON_IsTrue(b) : dflt;
 }
 
-int fmt_hftok_json_parts(const void *root_, struct fmt_hftok_parts *p, struct sb_err *err)
+/* Strings of the file, copied one after another into one arena. */
+struct arena {
+    char *p;
+    size_t n, cap;
+};
+
+static const char *arena_add(struct arena *a, const char *s, size_t n)
 {
-    const cJSON *root = root_, *e;
+    char *o = a->p + a->n;   /* cap was counted beforehand: always fits */
+    memcpy(o, s, n);
+    o[n] = '\0';
+    a->n += n + 1;
+    return o;
+}
+
+/* A merge: "a b" (split at the first space) or ["a", "b"]; k its index. */
+static int merge_parts(const cJSON *m, int k, const char **a, size_t *la, const char **b,
+                       size_t *lb, struct sb_err *err)
+{
+    if (cJSON_IsString(m)) {
+        const char *sp = strchr(m->valuestring, ' ');
+        if (!sp)
+            return sb_err_set(err, SB_EFORMAT, WHAT ": merge %d '%s' is not two tokens", k,
+                              m->valuestring);
+        *a = m->valuestring;
+        *la = (size_t)(sp - *a);
+        *b = sp + 1;
+        *lb = strlen(*b);
+        return SB_OK;
+    }
+    if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 &&
+        cJSON_IsString(cJSON_GetArrayItem(m, 0)) && cJSON_IsString(cJSON_GetArrayItem(m, 1))) {
+        *a = cJSON_GetArrayItem(m, 0)->valuestring;
+        *b = cJSON_GetArrayItem(m, 1)->valuestring;
+        *la = strlen(*a);
+        *lb = strlen(*b);
+        return SB_OK;
+    }
+    return sb_err_set(err, SB_EFORMAT, WHAT ": merge %d is neither \"a b\" nor [a, b]", k);
+}
+
+static void kind_of(struct fmt_hftok_file *f, const cJSON *root, const cJSON *model)
+{
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
+    const cJSON *bl = find_typed(pre, "pretokenizers", "ByteLevel");
+    f->byte_fallback = json_bool(model, "byte_fallback", false);
+    if (bl || find_typed(dec, "decoders", "ByteLevel")) {
+        f->kind = FMT_HFTOK_BYTE_LEVEL;
+        f->bl_pre = bl != NULL;
+        f->bl_use_regex = bl ? json_bool(bl, "use_regex", true) : false;
+        f->bl_prefix_space = bl ? json_bool(bl, "add_prefix_space", true) : false;
+        const cJSON *split = find_typed(pre, "pretokenizers", "Split");
+        if (split) {
+            const cJSON *re = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(split, "pattern"), "Regex");
+            f->has_split = true;
+            f->split_regex = cJSON_IsString(re) ? re->valuestring : NULL;   /* arena'd later */
+        }
+    } else if (f->byte_fallback || find_typed(pre, "pretokenizers", "Metaspace") ||
+               find_typed(norm, "normalizers", "Prepend") ||
+               find_typed(norm, "normalizers", "Replace")) {
+        f->kind = FMT_HFTOK_SPM;
+    } else {
+        f->kind = FMT_HFTOK_OTHER;
+    }
+}
+
+/* The post-processor's BOS: TemplateProcessing single[0].SpecialToken.id, and
+ * its special_tokens[id].ids[0] */
+static const char *bos_special(const cJSON *root, int32_t *id)
+{
+    const cJSON *tp = find_typed(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
+                                 "processors", "TemplateProcessing");
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tp, "single"), 0);
+    const cJSON *stid = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(first, "SpecialToken"), "id");
+    *id = -1;
+    if (!cJSON_IsString(stid))
+        return NULL;
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tp, "special_tokens"),
+                                         stid->valuestring),
+        "ids");
+    if (!json_id(cJSON_GetArrayItem(ids, 0), id))
+        *id = -1;
+    return stid->valuestring;
+}
+
+static int parse(struct fmt_hftok_file *f, const cJSON *root, struct sb_err *err)
+{
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(model, "type");
-    memset(p, 0, sizeof *p);
+    const cJSON *e;
     if (!cJSON_IsObject(model))
         return sb_err_set(err, SB_EFORMAT, WHAT ": no 'model' object");
     if (cJSON_IsString(mt) && strcmp(mt->valuestring, "BPE") != 0)
@@ -678,53 +771,136 @@ int fmt_hftok_json_parts(const void *root_, struct fmt_hftok_parts *p, struct sb
         return sb_err_set(err, SB_EFORMAT, WHAT ": 'model.merges' is not an array");
     if (added && !cJSON_IsArray(added))
         return sb_err_set(err, SB_EFORMAT, WHAT ": 'added_tokens' is not an array");
-    int32_t max_id = -1, id;
+    /* count, check ids, size the arena */
+    int32_t id;
+    size_t bytes = 0, nv = 0, na = 0, nm = 0;
+    f->max_id = -1;
     cJSON_ArrayForEach(e, vocab) {
-        if (!fmt_hftok_json_id(e, &id))
-            return sb_err_set(err, SB_EFORMAT, WHAT ": vocab entry '%s' has a bad id",
-                              e->string);
-        if (id > max_id)
-            max_id = id;
+        if (!json_id(e, &id))
+            return sb_err_set(err, SB_EFORMAT, WHAT ": vocab entry '%s' has a bad id", e->string);
+        f->max_id = id > f->max_id ? id : f->max_id;
+        bytes += strlen(e->string) + 1;
+        nv++;
     }
     cJSON_ArrayForEach(e, added) {
-        if (!fmt_hftok_json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) ||
-            !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "content")))
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (!json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) || !cJSON_IsString(c))
             return sb_err_set(err, SB_EFORMAT, WHAT ": an added token has no id or content");
-        if (id > max_id)
-            max_id = id;
+        f->max_id = id > f->max_id ? id : f->max_id;
+        bytes += strlen(c->valuestring) + 1;
+        na++;
     }
-    if (max_id < 0)
+    if (f->max_id < 0)
         return sb_err_set(err, SB_EFORMAT, WHAT ": empty vocab");
-    p->model = model;
-    p->vocab = vocab;
-    p->merges = merges;
-    p->added = added;
-    p->pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    p->norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    p->dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
-    p->max_id = max_id;
+    int k = 0;
+    cJSON_ArrayForEach(e, merges) {
+        const char *a, *b;
+        size_t la, lb;
+        int r = merge_parts(e, k++, &a, &la, &b, &lb, err);
+        if (r)
+            return r;
+        bytes += la + lb + 2;
+        nm++;
+    }
+    kind_of(f, root, model);
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    const char *bos = bos_special(root, &f->bos_special_id);
+    bytes += (f->split_regex ? strlen(f->split_regex) + 1 : 0) +
+             (cJSON_IsString(unk) ? strlen(unk->valuestring) + 1 : 0) +
+             (bos ? strlen(bos) + 1 : 0);
+    struct arena ar = { sb_malloc(bytes ? bytes : 1), 0, bytes };
+    f->arena = ar.p;
+    f->vocab = sb_calloc(nv ? nv : 1, sizeof *f->vocab);
+    f->added = sb_calloc(na ? na : 1, sizeof *f->added);
+    f->merges = sb_calloc(nm ? nm : 1, sizeof *f->merges);
+    if (!ar.p || !f->vocab || !f->added || !f->merges)
+        return sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
+    cJSON_ArrayForEach(e, vocab) {
+        struct fmt_hftok_entry *v = &f->vocab[f->n_vocab++];
+        v->len = (uint32_t)strlen(e->string);
+        v->s = arena_add(&ar, e->string, v->len);
+        json_id(e, &v->id);
+    }
+    cJSON_ArrayForEach(e, added) {
+        struct fmt_hftok_added *a = &f->added[f->n_added++];
+        const char *c = cJSON_GetObjectItemCaseSensitive(e, "content")->valuestring;
+        a->len = (uint32_t)strlen(c);
+        a->content = arena_add(&ar, c, a->len);
+        json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &a->id);
+        a->special = json_bool(e, "special", false);
+    }
+    cJSON_ArrayForEach(e, merges) {
+        const char *a, *b;
+        size_t la, lb;
+        merge_parts(e, 0, &a, &la, &b, &lb, NULL);
+        struct fmt_hftok_merge *m = &f->merges[f->n_merges++];
+        m->a = arena_add(&ar, a, la);
+        m->b = arena_add(&ar, b, lb);
+        m->la = (uint32_t)la;
+        m->lb = (uint32_t)lb;
+    }
+    if (f->split_regex)
+        f->split_regex = arena_add(&ar, f->split_regex, strlen(f->split_regex));
+    if (cJSON_IsString(unk))
+        f->unk_token = arena_add(&ar, unk->valuestring, strlen(unk->valuestring));
+    if (bos)
+        f->bos_special = arena_add(&ar, bos, strlen(bos));
     return SB_OK;
 }
 
-static int to_spm(struct fmt_vocab *v, const cJSON *root, uint32_t min_tokens,
+int fmt_hftok_parse(struct fmt_hftok_file **out, const char *json, size_t len,
+                    struct sb_err *err)
+{
+    *out = NULL;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root)
+        return sb_err_set(err, SB_EFORMAT, WHAT ": not valid JSON");
+    struct fmt_hftok_file *f = sb_calloc(1, sizeof *f);
+    int r = f ? parse(f, root, err) : sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
+    cJSON_Delete(root);
+    if (r != SB_OK) {
+        fmt_hftok_file_free(f);
+        return r;
+    }
+    *out = f;
+    return SB_OK;
+}
+
+void fmt_hftok_file_free(struct fmt_hftok_file *f)
+{
+    if (!f)
+        return;
+    sb_free(f->arena);
+    sb_free(f->vocab);
+    sb_free(f->added);
+    sb_free(f->merges);
+    sb_free(f);
+}
+
+int fmt_vocab_hftok(const struct fmt_vocab *v, const struct fmt_hftok_file **f,
+                    struct fmt_hftok_file **tmp, struct sb_err *err)
+{
+    *tmp = NULL;
+    *f = v->hf;
+    if (v->hf)
+        return SB_OK;
+    if (!v->hf_json)
+        return sb_err_set(err, SB_EFORMAT, WHAT ": no tokenizer text");
+    int r = fmt_hftok_parse(tmp, v->hf_json, v->hf_json_len ? v->hf_json_len : strlen(v->hf_json),
+                            err);
+    *f = *tmp;
+    return r;
+}
+
+static int to_spm(struct fmt_vocab *v, const struct fmt_hftok_file *f, uint32_t min_tokens,
                   struct sb_err *err)
 {
-    struct fmt_hftok_parts p;
-    int r = fmt_hftok_json_parts(root, &p, err);
-    if (r != SB_OK)
-        return r;
-    const cJSON *model = p.model, *vocab = p.vocab, *merges = p.merges, *added = p.added;
-    const cJSON *pre = p.pre, *norm = p.norm, *dec = p.dec;
-    const cJSON *e;
-    int32_t max_id = p.max_id, id = 0; /* every id was checked by fmt_hftok_json_parts */
-    if (find_typed(pre, "pretokenizers", "ByteLevel") ||
-        find_typed(dec, "decoders", "ByteLevel"))
+    if (f->kind == FMT_HFTOK_BYTE_LEVEL)
         return sb_err_set(err, SB_EUNSUPPORTED, WHAT ": a byte-level BPE, not "
                           "SentencePiece-style");
-    if (!json_true(model, "byte_fallback") && !find_typed(pre, "pretokenizers", "Metaspace") &&
-        !find_typed(norm, "normalizers", "Prepend") && !find_typed(norm, "normalizers", "Replace"))
+    if (f->kind != FMT_HFTOK_SPM)
         return sb_err_set(err, SB_EUNSUPPORTED, WHAT ": not a SentencePiece-style BPE");
-    uint32_t n = (uint32_t)max_id + 1;
+    uint32_t n = (uint32_t)f->max_id + 1;
     if (n < min_tokens && min_tokens <= MAX_ID)
         n = min_tokens;
     v->kind = FMT_VOCAB_SPM;
@@ -738,21 +914,19 @@ static int to_spm(struct fmt_vocab *v, const cJSON *root, uint32_t min_tokens,
     if (!v->tokens || !v->lens || !v->scores || !v->types || !scored)
         goto oom;
     v->n_tokens = n;
-    cJSON_ArrayForEach(e, vocab) {
-        fmt_hftok_json_id(e, &id);
-        if (!v->tokens[id]) {
-            if (!(v->tokens[id] = sb_strdup(e->string)))
+    for (uint32_t i = 0; i < f->n_vocab; i++) {
+        const struct fmt_hftok_entry *e = &f->vocab[i];
+        if (!v->tokens[e->id]) {
+            if (!(v->tokens[e->id] = sb_strdup(e->s)))
                 goto oom;
-            v->types[id] = TT_NORMAL;
+            v->types[e->id] = TT_NORMAL;
         }
     }
-    cJSON_ArrayForEach(e, added) {
-        fmt_hftok_json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id);
-        if (!v->tokens[id] &&
-            !(v->tokens[id] = sb_strdup(cJSON_GetObjectItemCaseSensitive(e, "content")
-                                            ->valuestring)))
+    for (uint32_t i = 0; i < f->n_added; i++) {
+        const struct fmt_hftok_added *a = &f->added[i];
+        if (!v->tokens[a->id] && !(v->tokens[a->id] = sb_strdup(a->content)))
             goto oom;
-        v->types[id] = json_true(e, "special") ? TT_CONTROL : TT_USER;
+        v->types[a->id] = a->special ? TT_CONTROL : TT_USER;
     }
     for (uint32_t i = 0; i < n; i++) {
         if (!v->tokens[i]) {
@@ -773,24 +947,15 @@ static int to_spm(struct fmt_vocab *v, const cJSON *root, uint32_t min_tokens,
     for (uint32_t i = 0; i < n; i++)
         idmap_put(&map, (int32_t)i);
 
-    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
-    v->unk_id = cJSON_IsString(unk) ? idmap_get(&map, unk->valuestring,
-                                                 strlen(unk->valuestring)) : -1;
+    v->unk_id = f->unk_token ? idmap_get(&map, f->unk_token, strlen(f->unk_token)) : -1;
     if (v->unk_id >= 0)
         v->types[v->unk_id] = TT_UNKNOWN;
     v->bos_id = idmap_get(&map, "<s>", 3);
     v->eos_id = idmap_get(&map, "</s>", 4);
-    const cJSON *tp = find_typed(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
-                                 "processors", "TemplateProcessing");
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tp, "single"), 0), "SpecialToken");
-    const cJSON *stid = cJSON_GetObjectItemCaseSensitive(st, "id");
-    if (cJSON_IsString(stid)) {
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tp,
-                "special_tokens"), stid->valuestring), "ids");
-        if (!fmt_hftok_json_id(cJSON_GetArrayItem(ids, 0), &id) || (uint32_t)id >= n)
-            id = idmap_get(&map, stid->valuestring, strlen(stid->valuestring));
+    if (f->bos_special) {
+        int32_t id = f->bos_special_id;
+        if (id < 0 || (uint32_t)id >= n)
+            id = idmap_get(&map, f->bos_special, strlen(f->bos_special));
         if (id >= 0) {
             v->bos_id = id;
             v->add_bos = true;
@@ -801,39 +966,18 @@ static int to_spm(struct fmt_vocab *v, const cJSON *root, uint32_t min_tokens,
     size_t cap = 2 * (size_t)v->max_token_len + 2, rank = 0;
     if (!(buf = sb_malloc(cap)))
         goto oom;
-    cJSON_ArrayForEach(e, merges) {
-        const char *a, *b;
-        size_t la, lb;
-        if (cJSON_IsString(e) && strchr(e->valuestring, ' ')) {
-            a = e->valuestring;
-            la = (size_t)(strchr(a, ' ') - a);
-            b = a + la + 1;
-            lb = strlen(b);
-        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 &&
-                   cJSON_IsString(cJSON_GetArrayItem(e, 0)) &&
-                   cJSON_IsString(cJSON_GetArrayItem(e, 1))) {
-            a = cJSON_GetArrayItem(e, 0)->valuestring;
-            b = cJSON_GetArrayItem(e, 1)->valuestring;
-            la = strlen(a);
-            lb = strlen(b);
-        } else {
-            sb_free(buf);
-            sb_free(scored);
-            sb_free(map.slots);
-            return sb_err_set(err, SB_EFORMAT, WHAT ": merge %zu is neither \"a b\" nor [a, b]",
-                              rank);
+    for (size_t k = 0; k < f->n_merges; k++, rank++) {
+        const struct fmt_hftok_merge *e = &f->merges[k];
+        if ((size_t)e->la + e->lb >= cap)
+            continue;
+        memcpy(buf, e->a, e->la);
+        memcpy(buf + e->la, e->b, e->lb);
+        int32_t m = idmap_get(&map, buf, (size_t)e->la + e->lb);
+        if (m >= 0 && !scored[m] && idmap_get(&map, e->a, e->la) >= 0 &&
+            idmap_get(&map, e->b, e->lb) >= 0) {
+            v->scores[m] = 0.0f - (float)rank;   /* no -0 */
+            scored[m] = true;
         }
-        if (la + lb < cap) {
-            memcpy(buf, a, la);
-            memcpy(buf + la, b, lb);
-            int32_t m = idmap_get(&map, buf, la + lb);
-            if (m >= 0 && !scored[m] && idmap_get(&map, a, la) >= 0 &&
-                idmap_get(&map, b, lb) >= 0) {
-                v->scores[m] = 0.0f - (float)rank;   /* no -0 */
-                scored[m] = true;
-            }
-        }
-        rank++;
     }
     for (uint32_t i = 0; i < n; i++)
         if (!scored[i])
@@ -850,19 +994,28 @@ oom:
     return sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
 }
 
-int fmt_hftok_to_spm(struct fmt_vocab *out, const char *json, size_t len, uint32_t min_tokens,
-                     struct sb_err *err)
+int fmt_hftok_file_to_spm(struct fmt_vocab *out, const struct fmt_hftok_file *f,
+                          uint32_t min_tokens, struct sb_err *err)
 {
     fmt_vocab_release(out);
     out->bos_id = out->eos_id = out->unk_id = -1;
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root)
-        return sb_err_set(err, SB_EFORMAT, WHAT ": not valid JSON");
-    int r = to_spm(out, root, min_tokens, err);
-    cJSON_Delete(root);
+    int r = to_spm(out, f, min_tokens, err);
     if (r) {
         fmt_vocab_release(out);
         out->bos_id = out->eos_id = out->unk_id = -1;
     }
+    return r;
+}
+
+int fmt_hftok_to_spm(struct fmt_vocab *out, const char *json, size_t len, uint32_t min_tokens,
+                     struct sb_err *err)
+{
+    struct fmt_hftok_file *f;
+    fmt_vocab_release(out);
+    out->bos_id = out->eos_id = out->unk_id = -1;
+    int r = fmt_hftok_parse(&f, json, len, err);
+    if (r == SB_OK)
+        r = fmt_hftok_file_to_spm(out, f, min_tokens, err);
+    fmt_hftok_file_free(f);
     return r;
 }

@@ -32,6 +32,43 @@
 #include "fmt_model.h"
 #include "sb_err.h"
 
+/* A parsed tokenizer.json (fmt_hftok_parse). Strings are NUL-terminated and
+ * live in the file's arena; ids were checked to be in [0, FMT_HFTOK_MAX_ID). */
+#define FMT_HFTOK_MAX_ID (1 << 26)
+
+enum fmt_hftok_kind {
+    FMT_HFTOK_OTHER = 0,      /* a BPE that is neither of the two below */
+    FMT_HFTOK_BYTE_LEVEL,     /* ByteLevel pre-tokenizer or decoder (GPT-2, Llama 3, Qwen) */
+    FMT_HFTOK_SPM             /* SentencePiece-style: byte_fallback, Metaspace, or a U+2581
+                                 Prepend / Replace normalizer (Llama 1/2) */
+};
+
+struct fmt_hftok_entry { const char *s; uint32_t len; int32_t id; };        /* model.vocab */
+struct fmt_hftok_added { const char *content; uint32_t len; int32_t id; bool special; };
+struct fmt_hftok_merge { const char *a, *b; uint32_t la, lb; };             /* model.merges */
+
+struct fmt_hftok_file {
+    enum fmt_hftok_kind kind;
+    bool byte_fallback;              /* model.byte_fallback */
+    bool bl_pre;                     /* byte-level: a ByteLevel pre-tokenizer (not only a decoder) */
+    bool bl_use_regex;               /* its use_regex (default true; false without one) */
+    bool bl_prefix_space;            /* its add_prefix_space (default true; false without one) */
+    bool has_split;                  /* byte-level: a Split pre-tokenizer */
+    const char *split_regex;         /* its pattern.Regex, or NULL */
+    struct fmt_hftok_entry *vocab;   /* in file order (an id may appear twice: the first wins) */
+    uint32_t n_vocab;
+    struct fmt_hftok_added *added;   /* added_tokens, in file order */
+    uint32_t n_added;
+    struct fmt_hftok_merge *merges;  /* in rank order */
+    size_t n_merges;
+    const char *unk_token;           /* model.unk_token, or NULL */
+    const char *bos_special;         /* post-processor TemplateProcessing single[0] special
+                                        token, or NULL */
+    int32_t bos_special_id;          /* its special_tokens[...].ids[0], -1 if not an id */
+    int32_t max_id;                  /* the largest id in vocab and added (>= 0) */
+    char *arena;
+};
+
 /*! fmt_hftok_json() : tokenizer.json text for v (an SPM vocab).
  *  @return SB_OK and *text (NUL-terminated, *len bytes; free with sb_free);
  *  SB_EINVAL when v is not an SPM vocab, SB_EUNSUPPORTED when a piece is not
@@ -69,24 +106,29 @@ int fmt_hftok_write_config(const struct fmt_vocab *v, const char *path, unsigned
 int fmt_hftok_to_spm(struct fmt_vocab *out, const char *json, size_t len, uint32_t min_tokens,
                      struct sb_err *err);
 
-/*! fmt_hftok_json_id() : x is a tokenizer.json token id (an integer in
- *  [0, FMT_HFTOK_MAX_ID)): stores it in *id and returns true. x is a cJSON
- *  node (void * keeps cJSON out of this header). */
-#define FMT_HFTOK_MAX_ID (1 << 26)
-bool fmt_hftok_json_id(const void *x, int32_t *id);
+/*! fmt_hftok_file_to_spm() : fmt_hftok_to_spm on a parsed file. */
+int fmt_hftok_file_to_spm(struct fmt_vocab *out, const struct fmt_hftok_file *f,
+                          uint32_t min_tokens, struct sb_err *err);
 
-/* The parts of a parsed tokenizer.json (cJSON nodes, as void * to keep cJSON
- * out of this header); absent parts are NULL. */
-struct fmt_hftok_parts {
-    const void *model, *vocab, *merges, *added, *pre, *norm, *dec;
-    int32_t max_id;           /* the largest id in model.vocab and added_tokens */
-};
+/*! fmt_hftok_parse() : tokenizer.json text (len bytes) into *out (free with
+ *  fmt_hftok_file_free): the BPE model's vocab, merges and added tokens, the
+ *  classification (byte-level, SentencePiece-style or neither) and the few
+ *  options the tokenizers read. The only parse of tokenizer.json in subbit:
+ *  readers do it when they open a model (fmt_vocab.hf), the core's tokenizer
+ *  (verify/) and HF -> GGUF (fmt_hftok_to_spm) read the result.
+ *  @return SB_OK; SB_EFORMAT "tokenizer.json: ..." naming what is malformed
+ *  (no model object, a bad id, a merge that is not two tokens, ...);
+ *  SB_EUNSUPPORTED for a model type other than BPE; SB_ENOMEM. */
+int fmt_hftok_parse(struct fmt_hftok_file **out, const char *json, size_t len,
+                    struct sb_err *err);
+void fmt_hftok_file_free(struct fmt_hftok_file *f);
 
-/*! fmt_hftok_json_parts() : find the parts of tokenizer.json root and check
- *  their shape: a BPE model object with a vocab object of valid ids, merges
- *  and added_tokens arrays (each added token with an id and a content), at
- *  least one id. @return SB_OK, or SB_EFORMAT / SB_EUNSUPPORTED (a model type
- *  other than BPE) with a message starting "tokenizer.json: ". */
-int fmt_hftok_json_parts(const void *root, struct fmt_hftok_parts *p, struct sb_err *err);
+/*! fmt_vocab_hftok() : v's parsed tokenizer.json: v->hf when the reader
+ *  parsed it, else v->hf_json parsed now into *tmp (the caller frees *tmp
+ *  with fmt_hftok_file_free; NULL when not needed), which also reports the
+ *  errors of a file that did not parse when the model was opened.
+ *  @return SB_OK and *f, or fmt_hftok_parse's errors. */
+int fmt_vocab_hftok(const struct fmt_vocab *v, const struct fmt_hftok_file **f,
+                    struct fmt_hftok_file **tmp, struct sb_err *err);
 
 #endif

@@ -1,10 +1,11 @@
-/* fmt_model.c: model lifecycle, container sniffing, HF config.json parsing.
+/* fmt_model.c: model lifecycle, container sniffing.
  * Knows which reader to call, not how any container is laid out. */
 #include "fmt_model.h"
+#include "fmt_config.h"
+#include "fmt_hftok.h"
 #include "fmt_map.h"
 #include "sb_alloc.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,7 @@ void fmt_vocab_release(struct fmt_vocab *v)
     sb_free(v->scores);
     sb_free(v->types);
     sb_free(v->hf_json);
+    fmt_hftok_file_free(v->hf);
     memset(v, 0, sizeof *v);
     v->bos_id = v->eos_id = v->unk_id = -1;
 }
@@ -72,6 +74,7 @@ void fmt_model_free(struct fmt_model *m)
         fmt_map_close(m->maps[i]);
     sb_free(m->maps);
     sb_free(m->config_json);
+    fmt_config_free(m->config);
     sb_free(m->path);
     sb_free(m);
 }
@@ -175,128 +178,23 @@ int fmt_read_file(const char *path, char **out, size_t *len, struct sb_err *err)
 
 /* ---- config.json -------------------------------------------------------- */
 
-static int json_int(const cJSON *o, const char *key, int dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : dflt;
-}
-
-static double json_num(const cJSON *o, const char *key, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-static int json_bool(const cJSON *o, const char *key, int dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (cJSON_IsBool(v))
-        return cJSON_IsTrue(v);
-    return dflt;
-}
-
-static int need_int(const cJSON *o, const char *key, int *out, const char *what,
-                    struct sb_err *err)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v))
-        return sb_err_set(err, SB_EFORMAT, "%s: missing or non-numeric field '%s'", what, key);
-    if (v->valuedouble < 1 || v->valuedouble > 1e9)
-        return sb_err_set(err, SB_EFORMAT, "%s: field '%s' out of range (%g)", what, key,
-                          v->valuedouble);
-    *out = (int)v->valuedouble;
-    return SB_OK;
-}
-
 int fmt_arch_from_hf_config(struct fmt_arch *a, const char *json, size_t len,
                             const char *what, struct sb_err *err)
 {
+    struct fmt_config *c;
     memset(a, 0, sizeof *a);
     a->bos_id = a->eos_id = -1;
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return sb_err_set(err, SB_EFORMAT, "%s: not a JSON object", what);
-    }
-    int r = SB_OK;
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    const char *type = cJSON_IsString(mt) ? mt->valuestring : "llama";
-    snprintf(a->model_type, sizeof a->model_type, "%s", type);
-    if (!strcmp(type, "mixtral"))
-        a->kind = FMT_ARCH_MIXTRAL;
-    else if (!strcmp(type, "qwen2_moe"))
-        a->kind = FMT_ARCH_QWEN2_MOE;
-    else if (!strcmp(type, "llama") || !strcmp(type, "mistral") || !strcmp(type, "qwen2"))
-        a->kind = FMT_ARCH_LLAMA;
-    else
-        a->kind = FMT_ARCH_UNKNOWN;
-
-    if ((r = need_int(root, "hidden_size", &a->dim, what, err)) ||
-        (r = need_int(root, "num_hidden_layers", &a->n_layers, what, err)) ||
-        (r = need_int(root, "num_attention_heads", &a->n_heads, what, err)) ||
-        (r = need_int(root, "vocab_size", &a->vocab_size, what, err)))
-        goto done;
-    a->n_kv_heads = json_int(root, "num_key_value_heads", a->n_heads);
-    a->head_dim = json_int(root, "head_dim", a->dim / a->n_heads);
-    a->hidden_dim = json_int(root, "intermediate_size", 0);
-    a->n_ctx = json_int(root, "max_position_embeddings", 2048);
-    a->norm_eps = (float)json_num(root, "rms_norm_eps", 1e-6);
-    a->rope_theta = (float)json_num(root, "rope_theta", 10000.0);
-    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
-    if (cJSON_IsObject(rp))
-        a->rope_theta = (float)json_num(rp, "rope_theta", a->rope_theta);
-    a->rope_layout = FMT_ROPE_HALF;
-    a->tied_embeddings = json_bool(root, "tie_word_embeddings", 0);
-    a->qkv_bias = json_bool(root, "attention_bias", a->kind == FMT_ARCH_QWEN2_MOE ||
-                                                        !strcmp(type, "qwen2"));
-    a->bos_id = json_int(root, "bos_token_id", -1);
-    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
-    if (cJSON_IsArray(eos) && cJSON_GetArraySize(eos) > 0)
-        eos = cJSON_GetArrayItem(eos, 0);
-    a->eos_id = cJSON_IsNumber(eos) ? (int)eos->valuedouble : -1;
-    if (a->kind == FMT_ARCH_MIXTRAL) {
-        a->n_experts = json_int(root, "num_local_experts", 8);
-        a->n_experts_used = json_int(root, "num_experts_per_tok", 2);
-        a->moe_hidden_dim = a->hidden_dim;
-        a->norm_topk_prob = true;
-        a->decoder_sparse_step = 1;
-    } else if (a->kind == FMT_ARCH_QWEN2_MOE) {
-        a->n_experts = json_int(root, "num_experts", 60);
-        a->n_experts_used = json_int(root, "num_experts_per_tok", 4);
-        a->moe_hidden_dim = json_int(root, "moe_intermediate_size", a->hidden_dim);
-        a->shared_hidden_dim = json_int(root, "shared_expert_intermediate_size", 0);
-        a->norm_topk_prob = json_bool(root, "norm_topk_prob", 0);
-        a->decoder_sparse_step = json_int(root, "decoder_sparse_step", 1);
-    }
-    /* features the core does not implement (vfy_model_new refuses them) */
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (cJSON_IsObject(rs)) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-        if (!cJSON_IsString(t))
-            t = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        const char *tn = cJSON_IsString(t) ? t->valuestring : "?";
-        if (strcmp(tn, "default") != 0)
-            snprintf(a->unimplemented, sizeof a->unimplemented, "rope_scaling (%.32s)", tn);
-    }
-    double prf = json_num(root, "partial_rotary_factor", 1.0);
-    if (prf != 1.0)
-        snprintf(a->unimplemented, sizeof a->unimplemented, "partial_rotary_factor %g", prf);
-    const cJSON *mol = cJSON_GetObjectItemCaseSensitive(root, "mlp_only_layers");
-    if (cJSON_IsArray(mol) && cJSON_GetArraySize(mol) > 0)
-        snprintf(a->unimplemented, sizeof a->unimplemented, "mlp_only_layers");
-    /* Mistral: sliding_window when set; Qwen2: only with use_sliding_window */
-    const cJSON *usw = cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window");
-    if (!cJSON_IsFalse(usw)) {
-        int sw = json_int(root, "sliding_window", 0);
-        if (sw > 0 && sw < a->n_ctx)
-            a->sliding_window = sw;
-    }
-    if (a->n_kv_heads < 1 || a->n_heads % a->n_kv_heads)
-        r = sb_err_set(err, SB_EFORMAT, "%s: num_key_value_heads %d does not divide "
-                       "num_attention_heads %d", what, a->n_kv_heads, a->n_heads);
-done:
-    cJSON_Delete(root);
+    int r = fmt_config_parse(&c, json, len, what, err);
+    if (r == SB_OK)
+        r = fmt_arch_from_config(a, c, what, err);
+    fmt_config_free(c);
     return r;
+}
+
+bool fmt_model_is_qwen2_moe(const struct fmt_model *m)
+{
+    return (m->has_arch && m->arch.kind == FMT_ARCH_QWEN2_MOE) ||
+           !strcmp(m->arch.model_type, "qwen2moe") || !strcmp(m->arch.model_type, "qwen2_moe");
 }
 
 /* ---- sniffing ----------------------------------------------------------- */

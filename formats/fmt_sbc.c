@@ -4,9 +4,12 @@
  * the header and carries its CRC. Knows the container and the varlen blob
  * headers, never what tensors mean. */
 #include "fmt_sbc.h"
+#include "fmt_config.h"
+#include "fmt_hftok.h"
 #include "fmt_map.h"
 #include "fmt_writer.h"
 #include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "sb_math.h"
 
 #include <cjson/cJSON.h>
@@ -81,8 +84,7 @@ uint32_t fmt_sbc_crc32c(uint32_t crc, const void *p, size_t n)
 {
     uint32_t c = ~crc;
 #if defined(__x86_64__)
-    const char *e = getenv("SUBBIT_REF_KERNELS");
-    if (!(e && e[0] == '1') && __builtin_cpu_supports("sse4.2"))
+    if (sb_cpu_has(SB_CPU_SSE42))
         return ~crc_hw(c, p, n);
 #endif
     return ~crc_sw(c, p, n);
@@ -439,10 +441,23 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
             FAIL(SB_EFORMAT, "%s: header: bad 'config_json'", path);
         if (!(m->config_json = sb_strdup(cj->valuestring)))
             FAIL(SB_ENOMEM, "%s: out of memory", path);
+        /* parsed once, here, like a folder's config.json; a text that is not a
+         * JSON object travels as it is (the architecture is in 'arch') */
+        struct sb_err ce = { 0 };
+        if (fmt_config_parse(&m->config, m->config_json, strlen(m->config_json), path, &ce) ==
+            SB_ENOMEM)
+            FAIL(SB_ENOMEM, "%s: out of memory", path);
     }
     const cJSON *voc = cJSON_GetObjectItemCaseSensitive(root, "tokenizer");
     if (voc && vocab_from_json(&m->vocab, voc))
         FAIL(SB_EFORMAT, "%s: header: bad 'tokenizer'", path);
+    if (m->vocab.hf_json && !(o && o->headers_only)) {
+        /* parsed once, here (a text that does not parse travels; fmt_vocab_hftok) */
+        struct sb_err pe = { 0 };
+        if (fmt_hftok_parse(&m->vocab.hf, m->vocab.hf_json, m->vocab.hf_json_len, &pe) ==
+            SB_ENOMEM)
+            FAIL(SB_ENOMEM, "%s: out of memory", path);
+    }
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
     if (meta) {
         int nk = cJSON_GetArraySize(meta);

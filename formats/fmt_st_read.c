@@ -3,6 +3,8 @@
  * int8 layouts (formats.md §1, §3, §5). Knows the container, not the values:
  * the only data it reads are int8 codes/scales it unpacks and weight_shape. */
 #include "fmt_l2c.h"
+#include "fmt_config.h"
+#include "fmt_hftok.h"
 #include "fmt_st.h"
 #include "fmt_map.h"
 #include "sb_alloc.h"
@@ -635,23 +637,18 @@ static int group_from_scales(uint64_t cols, uint64_t G, uint64_t hint, uint32_t 
 
 /* config.json's group_size for module P (quantization_config.config_groups:
  * a group naming P in its targets, else one targeting "Linear"); 0 if none. */
-static uint64_t config_group_size(const cJSON *cfg, const char *module)
+static uint64_t config_group_size(const struct fmt_config *cfg, const char *module)
 {
-    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config");
-    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(qc, "config_groups");
     uint64_t linear = 0;
-    for (const cJSON *g = groups ? groups->child : NULL; g; g = g->next) {
-        const cJSON *w = cJSON_GetObjectItemCaseSensitive(g, "weights");
-        const cJSON *gs = cJSON_GetObjectItemCaseSensitive(w, "group_size");
-        uint64_t v = cJSON_IsNumber(gs) && gs->valuedouble >= 1 && gs->valuedouble < 4294967296.0
-                         ? (uint64_t)gs->valuedouble : 0;
-        const cJSON *tg = cJSON_GetObjectItemCaseSensitive(g, "targets");
-        for (const cJSON *t = tg ? tg->child : NULL; t; t = t->next) {
-            if (!cJSON_IsString(t))
-                continue;
-            if (!strcmp(t->valuestring, module))
+    for (size_t i = 0; cfg && i < cfg->n_qgroups; i++) {
+        const struct fmt_cfg_qgroup *g = &cfg->qgroups[i];
+        const struct fmt_cfg_val *gs = &g->group_size;
+        uint64_t v = gs->kind == FMT_CFG_NUMBER && gs->num >= 1 && gs->num < 4294967296.0
+                         ? (uint64_t)gs->num : 0;
+        for (size_t k = 0; k < g->n_targets; k++) {
+            if (!strcmp(g->targets[k], module))
                 return v;
-            if (!strcmp(t->valuestring, "Linear"))
+            if (!strcmp(g->targets[k], "Linear"))
                 linear = v;
         }
     }
@@ -716,22 +713,12 @@ static int make_int8(struct st_ctx *c, struct fmt_tensor *t, const struct st_raw
 }
 
 /* Does config.json rule out 8-bit codes (e.g. a W4A16 pack-quantized model)? */
-static int config_not_int8(const char *config_json)
+static int config_not_int8(const struct fmt_config *cfg)
 {
-    if (!config_json)
-        return 0;
-    cJSON *root = cJSON_Parse(config_json);
-    int no = 0;
-    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
-    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(qc, "config_groups");
-    for (const cJSON *g = groups ? groups->child : NULL; g; g = g->next) {
-        const cJSON *w = cJSON_GetObjectItemCaseSensitive(g, "weights");
-        const cJSON *bits = cJSON_GetObjectItemCaseSensitive(w, "num_bits");
-        if (cJSON_IsNumber(bits) && bits->valuedouble != 8)
-            no = 1;
-    }
-    cJSON_Delete(root);
-    return no;
+    for (size_t i = 0; cfg && i < cfg->n_qgroups; i++)
+        if (cfg->qgroups[i].num_bits.kind == FMT_CFG_NUMBER && cfg->qgroups[i].num_bits.num != 8)
+            return 1;
+    return 0;
 }
 
 static int has_suffix_base(const char *name, const char *suffix, size_t *base)
@@ -745,7 +732,8 @@ static int has_suffix_base(const char *name, const char *suffix, size_t *base)
 
 /* Is r the codes of a compressed-tensors int8 weight? Fills r->kind, scale,
  * shp, rows, cols and marks the scale / shape as consumed. */
-static int classify(struct st_ctx *c, struct st_raw *r, const cJSON *cfg, const char *path,
+static int classify(struct st_ctx *c, struct st_raw *r, const struct fmt_config *cfg,
+                    const char *path,
                     struct sb_err *err)
 {
     size_t base;
@@ -827,16 +815,12 @@ static int build_tensors(struct st_ctx *c, const char *path, struct sb_err *err)
             c->by_name[i] = &c->raw[i];
         qsort(c->by_name, c->n_raw, sizeof *c->by_name, cmp_raw_name);
     }
-    if (!config_not_int8(m->config_json)) {
-        cJSON *cfg = m->config_json ? cJSON_Parse(m->config_json) : NULL;
+    if (!config_not_int8(m->config)) {
         for (size_t i = 0; i < c->n_raw; i++) {
-            int r = classify(c, &c->raw[i], cfg, path, err);
-            if (r) {
-                cJSON_Delete(cfg);
+            int r = classify(c, &c->raw[i], m->config, path, err);
+            if (r)
                 return r;
-            }
         }
-        cJSON_Delete(cfg);
     }
     for (size_t i = 0; i < c->n_raw; i++) {
         struct st_raw *r = &c->raw[i];
@@ -883,18 +867,15 @@ static int load_config(struct fmt_model *m, const char *cfg, struct sb_err *err)
     int r = fmt_read_file(cfg, &text, &len, err);
     if (r)
         return r;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    int obj = cJSON_IsObject(root);
-    cJSON_Delete(root);
-    if (!obj) {
+    if ((r = fmt_config_parse(&m->config, text, len, cfg, err)) != SB_OK) {
         sb_free(text);
-        return sb_err_set(err, SB_EFORMAT, "%s: not a JSON object", cfg);
+        return r;
     }
     m->config_json = text;
     struct sb_err e2 = { 0 };
     /* a config we cannot read an architecture from (e.g. an encoder-decoder)
      * still travels with the weights; has_arch says whether it was understood */
-    m->has_arch = fmt_arch_from_hf_config(&m->arch, text, len, cfg, &e2) == SB_OK;
+    m->has_arch = fmt_arch_from_config(&m->arch, m->config, cfg, &e2) == SB_OK;
     if (!m->has_arch) {
         memset(&m->arch, 0, sizeof m->arch);
         m->arch.bos_id = m->arch.eos_id = -1;
@@ -902,7 +883,7 @@ static int load_config(struct fmt_model *m, const char *cfg, struct sb_err *err)
     return SB_OK;
 }
 
-static int load_side(struct fmt_model *m, const char *dir, struct sb_err *err)
+static int load_side(struct fmt_model *m, const char *dir, bool parse, struct sb_err *err)
 {
     int cfg_add_bos = -1;     /* tokenizer_config.json add_bos_token, if it says */
     for (size_t i = 0; i < sizeof side_names / sizeof side_names[0]; i++) {
@@ -925,6 +906,12 @@ static int load_side(struct fmt_model *m, const char *dir, struct sb_err *err)
             if (r)
                 return r;
             m->vocab.kind = FMT_VOCAB_HF_JSON;
+            /* parsed once, here; a file that does not parse still travels, and
+             * whoever needs the tokenizer reports why (fmt_vocab_hftok) */
+            struct sb_err pe = { 0 };
+            if (parse && fmt_hftok_parse(&m->vocab.hf, m->vocab.hf_json, m->vocab.hf_json_len,
+                                         &pe) == SB_ENOMEM)
+                return sb_err_set(err, SB_ENOMEM, "%s: out of memory", p);
         } else if (i == 1) {
             char *text;
             size_t len;
@@ -1225,7 +1212,7 @@ int fmt_st_open_model(struct fmt_model *m, const char *path, const struct fmt_op
     if (r == SB_OK)
         r = build_tensors(&c, path, err);
     if (r == SB_OK)
-        r = load_side(m, dir, err);
+        r = load_side(m, dir, !o->headers_only, err);
 done:
     ctx_release(&c);
     sb_free(dir);

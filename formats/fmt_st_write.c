@@ -4,6 +4,7 @@
  * fmt_out (formats.md §1.3, §1.5). INT8 tensors are written in the
  * compressed-tensors pack-quantized layout with a quantization_config block
  * (§5.2, §5.3). Knows layouts and sizes, never values. */
+#include "fmt_buf_impl.h"
 #include "fmt_st.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
@@ -72,66 +73,6 @@ struct st_writer {
     size_t n_side;
     uint64_t total_size;
 };
-
-/* ---- a growable string ---------------------------------------------------- */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = sb_realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    char tmp[96];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-static void sb_json_str(struct sbuf *b, const char *s)
-{
-    sb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char e[2] = { '\\', (char)c };
-            sb_put(b, e, 2);
-        } else if (c < 0x20) {
-            sb_printf(b, "\\u%04x", c);
-        } else {
-            sb_put(b, s, 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
 
 /* ---- release -------------------------------------------------------------- */
 
@@ -393,15 +334,15 @@ done:
 static int make_header(struct st_writer *w, struct st_shard *sh, const size_t *list, size_t n,
                        const struct fmt_write_opts *o, struct sb_err *err)
 {
-    struct sbuf b = { 0 };
+    struct fmt_buf b = { 0 };
     int have_format = 0;
-    sb_puts(&b, "{\"__metadata__\":{");
+    fmt_buf_puts(&b, "{\"__metadata__\":{");
     for (size_t i = 0; i < o->n_kv; i++)
         if (o->kv[i].type == FMT_KV_STRING && o->kv[i].key && !strcmp(o->kv[i].key, "format"))
             have_format = 1;
     int first = 1;
     if (!have_format) {
-        sb_puts(&b, "\"format\":\"pt\"");
+        fmt_buf_puts(&b, "\"format\":\"pt\"");
         first = 0;
     }
     /* __metadata__ holds strings only: other metadata (GGUF numbers, arrays)
@@ -417,28 +358,28 @@ static int make_header(struct st_writer *w, struct st_shard *sh, const size_t *l
         if (j < i)
             continue;
         if (!first)
-            sb_puts(&b, ",");
+            fmt_buf_puts(&b, ",");
         first = 0;
-        sb_json_str(&b, kv->key);
-        sb_puts(&b, ":");
-        sb_json_str(&b, kv->str);
+        fmt_buf_json_str(&b, kv->key);
+        fmt_buf_puts(&b, ":");
+        fmt_buf_json_str(&b, kv->str);
     }
-    sb_puts(&b, "}");
+    fmt_buf_puts(&b, "}");
     for (size_t k = 0; k < n; k++) {
         const struct st_phys *p = &w->phys[list[k]];
-        sb_puts(&b, ",");
-        sb_json_str(&b, p->name);
-        sb_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", sb_dtype_get(p->dt)->st_name);
+        fmt_buf_puts(&b, ",");
+        fmt_buf_json_str(&b, p->name);
+        fmt_buf_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", sb_dtype_get(p->dt)->st_name);
         for (int d = 0; d < p->ndim; d++)
-            sb_printf(&b, "%s%lld", d ? "," : "", (long long)p->shape[d]);
-        sb_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)p->begin,
+            fmt_buf_printf(&b, "%s%lld", d ? "," : "", (long long)p->shape[d]);
+        fmt_buf_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)p->begin,
                   (unsigned long long)(p->begin + p->nbytes));
         if (b.len > FMT_ST_MAX_HEADER)
             break;
     }
-    sb_puts(&b, "}");
+    fmt_buf_puts(&b, "}");
     while (!b.oom && b.len % 8)
-        sb_puts(&b, " ");
+        fmt_buf_puts(&b, " ");
     if (b.oom) {
         sb_free(b.p);
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", w->path);
@@ -606,16 +547,16 @@ static int write_index(struct st_writer *w, struct sb_err *err)
     for (size_t i = 0; i < w->n_phys; i++)
         sorted[i] = &w->phys[i];
     qsort(sorted, w->n_phys, sizeof *sorted, cmp_phys_name);
-    struct sbuf b = { 0 };
-    sb_printf(&b, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {",
+    struct fmt_buf b = { 0 };
+    fmt_buf_printf(&b, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {",
               (unsigned long long)w->total_size);
     for (size_t i = 0; i < w->n_phys; i++) {
-        sb_puts(&b, i ? ",\n    " : "\n    ");
-        sb_json_str(&b, sorted[i]->name);
-        sb_puts(&b, ": ");
-        sb_json_str(&b, w->shards[sorted[i]->shard].file);
+        fmt_buf_puts(&b, i ? ",\n    " : "\n    ");
+        fmt_buf_json_str(&b, sorted[i]->name);
+        fmt_buf_puts(&b, ": ");
+        fmt_buf_json_str(&b, w->shards[sorted[i]->shard].file);
     }
-    sb_puts(&b, "\n  }\n}\n");
+    fmt_buf_puts(&b, "\n  }\n}\n");
     sb_free(sorted);
     if (b.oom) {
         sb_free(b.p);

@@ -2,8 +2,8 @@
  * the fast kernels (qnt_cast_x86.c). Rules: qnt_cast.h, formats.md §6.2-6.3. */
 #include "qnt_cast.h"
 #include "qnt_cast_impl.h"
+#include "sb_cpu.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 static uint32_t f32_bits(float f)
@@ -105,25 +105,16 @@ static const struct qnt_cast_kernels kernels_ref = {
     qnt_f32_to_bf16_array_ref, qnt_bf16_to_f32_array_ref,
 };
 
-int qnt_ref_kernels_forced(void)
-{
-    static int forced = -1;                  /* benign race: every thread computes the same */
-    int f = __atomic_load_n(&forced, __ATOMIC_RELAXED);
-    if (f < 0) {
-        const char *e = getenv("SUBBIT_REF_KERNELS");
-        f = e && *e && strcmp(e, "0") != 0;
-        __atomic_store_n(&forced, f, __ATOMIC_RELAXED);
-    }
-    return f;
-}
-
 int qnt_cast_kernels_available(const struct qnt_cast_kernels **out, int max)
 {
     int n = 0;
 #ifdef QNT_HAVE_X86
-    if (n < max && qnt_cpu_has_avx512())
+    const unsigned f = sb_cpu_features();
+    const unsigned f16c = SB_CPU_AVX2 | SB_CPU_F16C;
+    const unsigned avx512 = f16c | SB_CPU_AVX512F | SB_CPU_AVX512BW | SB_CPU_AVX512VL;
+    if (n < max && (f & avx512) == avx512)
         out[n++] = &qnt_cast_kernels_avx512;
-    if (n < max && qnt_cpu_has_f16c_avx2())
+    if (n < max && (f & f16c) == f16c)
         out[n++] = &qnt_cast_kernels_f16c;
 #endif
     if (n < max)
@@ -131,16 +122,13 @@ int qnt_cast_kernels_available(const struct qnt_cast_kernels **out, int max)
     return n;
 }
 
+/* the fastest set, asked of the probe at every call (a few loads), so the
+ * tests' forced-reference switch takes effect at once */
 static const struct qnt_cast_kernels *picked(void)
 {
-    static const struct qnt_cast_kernels *k;
-    const struct qnt_cast_kernels *p = __atomic_load_n(&k, __ATOMIC_ACQUIRE);
-    if (!p) {
-        p = &kernels_ref;
-        if (!qnt_ref_kernels_forced())
-            qnt_cast_kernels_available(&p, 1);
-        __atomic_store_n(&k, p, __ATOMIC_RELEASE);
-    }
+    const struct qnt_cast_kernels *p = &kernels_ref;
+    if (!sb_cpu_ref())
+        qnt_cast_kernels_available(&p, 1);
     return p;
 }
 

@@ -34,7 +34,7 @@ void qnt_f16_to_f32_array_ref(const uint16_t *restrict x, float *restrict y, siz
 void qnt_f32_to_bf16_array_ref(const float *restrict x, uint16_t *restrict y, size_t n);
 void qnt_bf16_to_f32_array_ref(const uint16_t *restrict x, float *restrict y, size_t n);
 
-/* The fastest kernel this CPU runs (picked once; SUBBIT_REF_KERNELS=1 in the
+/* The fastest kernel this CPU runs (sb_cpu.h; SUBBIT_REF_KERNELS=1 in the
  * environment forces the `_ref` loops). n elements, any n. */
 void qnt_f32_to_f16(const float *restrict x, uint16_t *restrict y, size_t n);
 void qnt_f16_to_f32(const uint16_t *restrict x, float *restrict y, size_t n);
@@ -44,9 +44,5 @@ void qnt_bf16_to_f32(const uint16_t *restrict x, float *restrict y, size_t n);
 /*! qnt_cast_kernel_name() : "avx512", "f16c" or "ref": the kernel set the
  *  array entry points use. */
 const char *qnt_cast_kernel_name(void);
-
-/*! qnt_ref_kernels_forced() : 1 if SUBBIT_REF_KERNELS is set to a value other
- *  than "0" (read once); every quant/ dispatcher honours it. */
-int qnt_ref_kernels_forced(void);
 
 #endif

@@ -21,8 +21,6 @@ int qnt_cast_kernels_available(const struct qnt_cast_kernels **out, int max);
 #define QNT_HAVE_X86 1
 extern const struct qnt_cast_kernels qnt_cast_kernels_f16c;
 extern const struct qnt_cast_kernels qnt_cast_kernels_avx512;
-int qnt_cpu_has_f16c_avx2(void);
-int qnt_cpu_has_avx512(void);   /* avx512f + bw + vl */
 #endif
 
 #endif

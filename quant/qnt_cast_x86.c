@@ -1,7 +1,7 @@
 /* qnt_cast_x86.c: F16C/AVX2 and AVX-512 cast kernels, bit-identical to the
  * `_ref` casts of qnt_cast.c for every input (test_cast.c runs all 2^32).
  * Compiled without -march: each function carries its own target attribute and
- * qnt_cast.c calls it only after __builtin_cpu_supports says yes.
+ * qnt_cast.c calls it only after the CPU probe (sb_cpu.h) says yes.
  * vcvtps2ph with an explicit round-to-nearest-even immediate does exactly our
  * f16 rule, NaNs included (sign, quiet bit, top payload bits); bf16 uses the
  * integer bias trick with a NaN blend. Tails go through the `_ref` loops. */
@@ -10,19 +10,6 @@
 
 #ifdef QNT_HAVE_X86
 #include <immintrin.h>
-
-int qnt_cpu_has_f16c_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-}
-
-int qnt_cpu_has_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-}
 
 #define T_AVX2 __attribute__((target("avx2,f16c")))
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c")))

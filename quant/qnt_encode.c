@@ -1,10 +1,8 @@
-/* qnt_encode.c: the encoding switch over the row kernels (qnt_cast, qnt_ggml,
- * qnt_int8, qnt_tern), parallel over blocks of rows. */
+/* qnt_encode.c: whole tensors to and from f32 through the encoding table
+ * (qnt_type.h), parallel over blocks of rows; the plain float conversions. */
 #include "qnt_encode.h"
 #include "qnt_cast.h"
-#include "qnt_ggml.h"
-#include "qnt_int8.h"
-#include "qnt_tern.h"
+#include "qnt_type.h"
 #include "sb_err.h"
 
 #include <math.h>
@@ -102,82 +100,74 @@ int qnt_convert_plain(enum sb_dtype from, const void *src, enum sb_dtype to, voi
     return SB_OK;
 }
 
-/* ---- row kernels ---- */
+/* ---- row kernels: asked of the encoding table ---- */
 
-static int block_type(enum sb_dtype dt)
+/* nrows whole rows of a block or plain encoding between f32 (x, cols a row)
+ * and its bytes (b, rb a row), in parallel chunks of about 64K elements:
+ * encode x into b (from_float), or with dec decode b into x (to_float) */
+static void rows_blocks(const struct qnt_type *t, int dec, const float *x_in, float *x_out,
+                        const unsigned char *b_in, unsigned char *b_out, size_t nrows,
+                        size_t cols, size_t rb)
 {
-    return dt == SB_DTYPE_Q8_0 || dt == SB_DTYPE_Q4_0 || dt == SB_DTYPE_TQ1_0 || dt == SB_DTYPE_TQ2_0;
-}
-
-/* rows [r0, r1) of a block or plain encoding: x + r0*cols -> dst row r0 */
-static void quant_range(enum sb_dtype dt, const float *x, size_t cols, size_t row_bytes,
-                        unsigned char *dst, size_t r0, size_t r1)
-{
-    const float *xr = x + r0 * cols;
-    void *y = dst + r0 * row_bytes;
-    const size_t n = (r1 - r0) * cols;
-    switch (dt) {
-    case SB_DTYPE_Q8_0: qnt_q8_0_quantize(xr, y, n); break;
-    case SB_DTYPE_Q4_0: qnt_q4_0_quantize(xr, y, n); break;
-    case SB_DTYPE_TQ1_0: qnt_tq1_0_quantize(xr, y, n); break;
-    case SB_DTYPE_TQ2_0: qnt_tq2_0_quantize(xr, y, n); break;
-    default: qnt_convert_plain(SB_DTYPE_F32, xr, dt, y, n); break;
+    const size_t per = chunk_rows(cols);
+    const long nchunk = (long)((nrows + per - 1) / per);
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (long c = 0; c < nchunk; c++) {
+        const size_t r0 = (size_t)c * per, r1 = r0 + per < nrows ? r0 + per : nrows;
+        if (dec)
+            t->to_float(b_in + r0 * rb, x_out + r0 * cols, (r1 - r0) * cols);
+        else
+            t->from_float(x_in + r0 * cols, b_out + r0 * rb, (r1 - r0) * cols);
     }
 }
 
-static void dequant_range(enum sb_dtype dt, const unsigned char *src, size_t cols,
-                          size_t row_bytes, float *dst, size_t r0, size_t r1)
-{
-    const void *b = src + r0 * row_bytes;
-    const size_t n = (r1 - r0) * cols;
-    switch (dt) {
-    case SB_DTYPE_Q8_0: qnt_q8_0_dequantize(b, dst, n); break;
-    case SB_DTYPE_Q4_0: qnt_q4_0_dequantize(b, dst, n); break;
-    case SB_DTYPE_TQ1_0: qnt_tq1_0_dequantize(b, dst, n); break;
-    case SB_DTYPE_TQ2_0: qnt_tq2_0_dequantize(b, dst, n); break;
-    default: qnt_convert_plain(dt, b, SB_DTYPE_F32, dst, n); break;
-    }
-}
-
-/* bytes per row for block and plain encodings; 0 on a bad block multiple or overflow */
+/* bytes per row of a block or plain encoding; 0 on a bad block multiple or
+ * overflow (1 for an empty row, which needs no bytes but is not an error) */
 static size_t row_bytes_of(enum sb_dtype dt, size_t cols)
 {
-    const struct sb_dtype_info *d = sb_dtype_get(dt);
-    size_t rb;
-    if (cols % d->blck || __builtin_mul_overflow(cols / d->blck, (size_t)d->type_size, &rb))
-        return 0;
-    return rb ? rb : (cols ? 0 : 1);
+    if (cols == 0)
+        return 1;
+    return qnt_type_row_bytes(dt, cols, NULL);
 }
 
 int qnt_quantize_rows(enum sb_dtype dt, const float *restrict x, size_t rows, size_t cols,
                       const struct sb_qparams *qp, void *restrict dst)
 {
     size_t n;
+    const struct qnt_type *t = qnt_type_get(dt);
     if (__builtin_mul_overflow(rows, cols, &n))
         return SB_EINVAL;
-    if (dt == SB_DTYPE_INT8) {
-        qnt_int8_quantize_rows(x, rows, cols, qp, dst);
-        return SB_OK;
-    }
-    if (dt == SB_DTYPE_TERN) {
-        qnt_tern_quantize_rows(x, rows, cols, dst);
-        return SB_OK;
-    }
-    if (!block_type(dt) && !plain(dt))
+    if (!t || !(t->from_float || t->quantize_rows))
         return SB_EUNSUPPORTED;
+    if (t->quantize_rows) {
+        t->quantize_rows(x, 0, rows, rows, cols, qp, dst);
+        return SB_OK;
+    }
     const size_t rb = row_bytes_of(dt, cols);
     if (!rb)
         return SB_EINVAL;
-    if (cols == 0)
-        return SB_OK;
-    const size_t per = chunk_rows(cols);
-    const long nchunk = (long)((rows + per - 1) / per);
-#pragma omp parallel for schedule(static) if (nchunk > 1)
-    for (long c = 0; c < nchunk; c++) {
-        const size_t r0 = (size_t)c * per, r1 = r0 + per < rows ? r0 + per : rows;
-        quant_range(dt, x, cols, rb, dst, r0, r1);
-    }
+    if (cols)
+        rows_blocks(t, 0, x, NULL, NULL, dst, rows, cols, rb);
     return SB_OK;
+}
+
+int qnt_quantize_rows_at(enum sb_dtype dt, const float *restrict x, size_t row0, size_t nrows,
+                         size_t rows, size_t cols, const struct sb_qparams *qp,
+                         void *restrict blob)
+{
+    const struct qnt_type *t = qnt_type_get(dt);
+    size_t end;
+    if (__builtin_add_overflow(row0, nrows, &end) || end > rows)
+        return SB_EINVAL;
+    if (t && t->quantize_rows) {
+        t->quantize_rows(x, row0, nrows, rows, cols, qp, blob);
+        return SB_OK;
+    }
+    const size_t rb = row_bytes_of(dt, cols);
+    if (t && t->from_float && !rb)
+        return SB_EINVAL;
+    /* rows back to back: the rows are a tensor of their own at their place */
+    return qnt_quantize_rows(dt, x, nrows, cols, qp, (unsigned char *)blob + (t ? row0 * rb : 0));
 }
 
 int qnt_dequantize_rows(enum sb_dtype dt, const void *restrict src, size_t rows, size_t cols,
@@ -185,31 +175,37 @@ int qnt_dequantize_rows(enum sb_dtype dt, const void *restrict src, size_t rows,
                         float *restrict dst)
 {
     size_t n, end;
+    const struct qnt_type *t = qnt_type_get(dt);
     if (__builtin_mul_overflow(rows, cols, &n) || __builtin_add_overflow(row0, nrows, &end) ||
         end > rows)
         return SB_EINVAL;
-    if (dt == SB_DTYPE_INT8) {
-        qnt_int8_dequantize_rows(src, rows, cols, qp, row0, nrows, dst);
-        return SB_OK;
-    }
-    if (dt == SB_DTYPE_TERN) {
-        qnt_tern_dequantize_rows(src, cols, row0, nrows, dst);
-        return SB_OK;
-    }
-    if (!block_type(dt) && !plain(dt))
+    if (!t || (t->flags & QNT_T_VARLEN) || !(t->to_float || t->dequantize_rows))
         return SB_EUNSUPPORTED;
+    if (t->dequantize_rows) {
+        t->dequantize_rows(src, UINT64_MAX, rows, cols, qp, row0, nrows, dst);
+        return SB_OK;
+    }
     const size_t rb = row_bytes_of(dt, cols);
     if (!rb)
         return SB_EINVAL;
-    if (cols == 0)
-        return SB_OK;
-    const unsigned char *s = (const unsigned char *)src + row0 * rb;
-    const size_t per = chunk_rows(cols);
-    const long nchunk = (long)((nrows + per - 1) / per);
-#pragma omp parallel for schedule(static) if (nchunk > 1)
-    for (long c = 0; c < nchunk; c++) {
-        const size_t r0 = (size_t)c * per, r1 = r0 + per < nrows ? r0 + per : nrows;
-        dequant_range(dt, s, cols, rb, dst + r0 * cols, r0, r1);
-    }
+    if (cols)
+        rows_blocks(t, 1, NULL, dst, (const unsigned char *)src + row0 * rb, NULL, nrows, cols,
+                    rb);
+    return SB_OK;
+}
+
+int qnt_decode_rows(enum sb_dtype dt, const void *restrict src, uint64_t nbytes, size_t rows,
+                    size_t cols, const struct sb_qparams *qp, size_t row0, size_t nrows,
+                    float *restrict dst)
+{
+    const struct qnt_type *t = qnt_type_get(dt);
+    size_t end;
+    if (!t || !(t->flags & QNT_T_VARLEN))
+        return qnt_dequantize_rows(dt, src, rows, cols, qp, row0, nrows, dst);
+    if (__builtin_add_overflow(row0, nrows, &end) || end > rows)
+        return SB_EINVAL;
+    if (t->validate(src, nbytes, rows, cols) != SB_OK)
+        return SB_EFORMAT;
+    t->dequantize_rows(src, nbytes, rows, cols, qp, row0, nrows, dst);
     return SB_OK;
 }

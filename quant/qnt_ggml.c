@@ -7,6 +7,7 @@
 #include "qnt_cast.h"
 #include "qnt_cast_impl.h"
 #include "qnt_ggml_impl.h"
+#include "sb_cpu.h"
 
 #include <math.h>
 
@@ -202,13 +203,7 @@ void qnt_tq2_0_dequantize(const struct qnt_block_tq2_0 *restrict x, float *restr
 static int use_avx2(void)
 {
 #if defined(QNT_GGML_HAVE_AVX2) && defined(QNT_HAVE_X86)
-    static int v = -1;                      /* benign race: all threads compute the same */
-    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
-    if (r < 0) {
-        r = !qnt_ref_kernels_forced() && qnt_cpu_has_f16c_avx2();
-        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
-    }
-    return r;
+    return sb_cpu_has(SB_CPU_AVX2 | SB_CPU_F16C);
 #else
     return 0;
 #endif

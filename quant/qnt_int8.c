@@ -2,6 +2,7 @@
  * qnt_int8.h). Knows the blob layout, not files. */
 #include "qnt_int8.h"
 #include "qnt_cast.h"
+#include "qnt_matvec_impl.h"
 
 #include <math.h>
 #include <string.h>
@@ -15,6 +16,25 @@ size_t qnt_int8_groups(size_t cols, const struct sb_qparams *qp)
 static int f16_scales(const struct sb_qparams *qp)
 {
     return qp && qp->scale_dtype == SB_DTYPE_F16;
+}
+
+/* elements per scale */
+static size_t group_len(size_t cols, const struct sb_qparams *qp)
+{
+    return (qp && qp->group) ? qp->group : (cols ? cols : 1);
+}
+
+/* scale gi of a row's scales sc (unaligned) */
+static float scale_at(const unsigned char *sc, size_t gi, int f16)
+{
+    if (f16) {
+        uint16_t h;
+        memcpy(&h, sc + 2 * gi, 2);
+        return qnt_f16_to_f32_ref(h);
+    }
+    float s;
+    memcpy(&s, sc + 4 * gi, 4);
+    return s;
 }
 
 /* One row: codes q[cols], scales sc (groups entries, unaligned) */
@@ -44,24 +64,30 @@ static void quant_row(const float *restrict x, size_t cols, size_t glen, int f16
     }
 }
 
+void qnt_int8_quantize_range(const float *restrict x, size_t row0, size_t nrows, size_t rows,
+                             size_t cols, const struct sb_qparams *qp, void *restrict blob)
+{
+    const size_t groups = qnt_int8_groups(cols, qp);
+    const size_t glen = group_len(cols, qp);
+    const int f16 = f16_scales(qp);
+    const size_t sbytes = f16 ? 2 : 4;
+    int8_t *codes = (int8_t *)blob + row0 * cols;
+    unsigned char *scales = (unsigned char *)blob + rows * cols + row0 * groups * sbytes;
+    if (cols == 0) {                              /* one (zero) scale a row, no codes */
+        memset(scales, 0, nrows * sbytes);
+        return;
+    }
+    const long n = (long)nrows;
+#pragma omp parallel for schedule(static) if (nrows * cols >= 65536)
+    for (long r = 0; r < n; r++)
+        quant_row(x + (size_t)r * cols, cols, glen, f16, codes + (size_t)r * cols,
+                  scales + (size_t)r * groups * sbytes);
+}
+
 void qnt_int8_quantize_rows(const float *restrict x, size_t rows, size_t cols,
                             const struct sb_qparams *qp, void *restrict dst)
 {
-    const size_t groups = qnt_int8_groups(cols, qp);
-    const size_t glen = (qp && qp->group) ? qp->group : (cols ? cols : 1);
-    const int f16 = f16_scales(qp);
-    const size_t sbytes = f16 ? 2 : 4;
-    int8_t *codes = dst;
-    unsigned char *scales = (unsigned char *)dst + rows * cols;
-    if (cols == 0) {                              /* one (zero) scale a row, no codes */
-        memset(scales, 0, rows * sbytes);
-        return;
-    }
-    const long nrows = (long)rows;
-#pragma omp parallel for schedule(static) if (rows * cols >= 65536)
-    for (long r = 0; r < nrows; r++)
-        quant_row(x + (size_t)r * cols, cols, glen, f16, codes + (size_t)r * cols,
-                  scales + (size_t)r * groups * sbytes);
+    qnt_int8_quantize_range(x, 0, rows, rows, cols, qp, dst);
 }
 
 void qnt_int8_dequantize_rows(const void *restrict blob, size_t rows, size_t cols,
@@ -69,7 +95,7 @@ void qnt_int8_dequantize_rows(const void *restrict blob, size_t rows, size_t col
                               float *restrict dst)
 {
     const size_t groups = qnt_int8_groups(cols, qp);
-    const size_t glen = (qp && qp->group) ? qp->group : (cols ? cols : 1);
+    const size_t glen = group_len(cols, qp);
     const int f16 = f16_scales(qp);
     const size_t sbytes = f16 ? 2 : 4;
     const int8_t *codes = blob;
@@ -80,15 +106,44 @@ void qnt_int8_dequantize_rows(const void *restrict blob, size_t rows, size_t col
         float *y = dst + (r - row0) * cols;
         for (size_t g0 = 0, gi = 0; g0 < cols; g0 += glen, gi++) {
             const size_t g1 = g0 + glen < cols ? g0 + glen : cols;
-            float s;
-            if (f16) {
-                uint16_t h;
-                memcpy(&h, sc + 2 * gi, 2);
-                s = qnt_f16_to_f32_ref(h);
-            } else
-                memcpy(&s, sc + 4 * gi, 4);
+            const float s = scale_at(sc, gi, f16);
             for (size_t j = g0; j < g1; j++)
                 y[j] = (float)q[j] * s;
         }
     }
+}
+
+void qnt_int8_dequantize_range(const void *restrict blob, uint64_t nbytes, size_t rows,
+                               size_t cols, const struct sb_qparams *qp, size_t row0,
+                               size_t nrows, float *restrict dst)
+{
+    (void)nbytes;
+    qnt_int8_dequantize_rows(blob, rows, cols, qp, row0, nrows, dst);
+}
+
+void qnt_int8_decode(const void *restrict blob, size_t rows, size_t cols,
+                     const struct sb_qparams *qp, size_t r, size_t j0, size_t len,
+                     float *restrict out)
+{
+    const size_t groups = qnt_int8_groups(cols, qp);
+    const size_t glen = group_len(cols, qp);
+    const int f16 = f16_scales(qp);
+    const int8_t *q = (const int8_t *)blob + r * cols;
+    const unsigned char *sc = (const unsigned char *)blob + rows * cols + r * groups * (f16 ? 2 : 4);
+    for (size_t i = 0; i < len; i++)
+        out[i] = (float)q[j0 + i] * scale_at(sc, (j0 + i) / glen, f16);
+}
+
+void qnt_int8_mm_prepare(struct qnt_mm_args *a)
+{
+    const size_t glen = group_len(a->cols, a->qp);
+    const int f16 = f16_scales(a->qp);
+    a->enc = QNT_MM_DECODE;
+    if (glen % 16)
+        return;                 /* a group would split a vector of 8 or 16: decode */
+    a->enc = f16 ? QNT_MM_I8_F16 : QNT_MM_I8_F32;
+    a->row_bytes = a->cols;
+    a->group = glen;
+    a->scales = a->w + a->rows * a->cols;
+    a->scale_row_bytes = qnt_int8_groups(a->cols, a->qp) * (f16 ? 2 : 4);
 }

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qnt_type.h"
 #include "sb_dtype.h"
 
 /*! qnt_int8_groups() : scales per row for (cols, qp) (qp may be NULL). */
@@ -37,5 +38,14 @@ void qnt_int8_quantize_rows(const float *restrict x, size_t rows, size_t cols,
 void qnt_int8_dequantize_rows(const void *restrict blob, size_t rows, size_t cols,
                               const struct sb_qparams *qp, size_t row0, size_t nrows,
                               float *restrict dst);
+
+/* The encoding table's entry points (qnt_type.h): a row range quantized into
+ * the whole tensor's blob, decoded from it, and elements of one row decoded
+ * for the matvec kernels; how they read int8 in place (whole groups of 16). */
+qnt_quantize_rows_fn qnt_int8_quantize_range;
+qnt_dequantize_rows_fn qnt_int8_dequantize_range;
+qnt_decode_fn qnt_int8_decode;
+struct qnt_mm_args;
+void qnt_int8_mm_prepare(struct qnt_mm_args *a);
 
 #endif

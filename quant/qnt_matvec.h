@@ -11,8 +11,8 @@
  * of a 3-D [E, F, H] tensor without copying.
  *
  * _ref is the truth: per output, sum in double of w*x over j ascending,
- * rounded to float once; one thread. The fast path (picked once: AVX-512F, else
- * AVX2+FMA+F16C, else scalar lanes; SUBBIT_REF_KERNELS=1 forces _ref) is a
+ * rounded to float once; one thread. The fast path (the CPU probe's pick: AVX-512F,
+ * else AVX2+FMA+F16C, else scalar lanes; SUBBIT_REF_KERNELS=1 forces _ref) is a
  * cache-blocked kernel reading f32/bf16/f16/q8_0/int8 in place (other
  * encodings decoded to f32 scratch): each row is cut into chunks of 256, each
  * chunk summed in float lanes and the chunks' lanes summed in float (order:

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_cpu.h"
 #include "sb_dtype.h"
 
 /* Dot product of two float arrays, summed in float lanes in a fixed order
@@ -73,8 +74,8 @@ void qnt_mm_scalar(const struct qnt_mm_args *a);
 
 #if defined(__x86_64__) || defined(__i386__)
 #define QNT_MATVEC_HAVE_X86 1
-int qnt_matvec_cpu_has_avx2(void);     /* avx2 + fma + f16c */
-int qnt_matvec_cpu_has_avx512(void);   /* avx512f (+ the above) */
+#define QNT_MATVEC_AVX2_FEATURES (SB_CPU_AVX2 | SB_CPU_FMA | SB_CPU_F16C)
+#define QNT_MATVEC_AVX512_FEATURES (QNT_MATVEC_AVX2_FEATURES | SB_CPU_AVX512F)
 float qnt_dot_f32_avx2(const float *a, const float *b, size_t n);
 void qnt_mm_avx2(const struct qnt_mm_args *a);
 void qnt_mm_avx512(const struct qnt_mm_args *a);

@@ -2,25 +2,12 @@
  * kernel (qnt_matvec_tile_impl.h) for AVX2+FMA+F16C (8 lanes) and AVX-512F
  * (16 lanes), and the AVX2 dot used by the variable-length encodings.
  * Compiled without -march: each function carries its own target attribute
- * and qnt_matvec.c calls it only after __builtin_cpu_supports says yes. */
+ * and qnt_matvec.c calls it only after the CPU probe (sb_cpu.h) says yes. */
 #include "qnt_matvec_impl.h"
 
 #ifdef QNT_MATVEC_HAVE_X86
 #include <immintrin.h>
 #include <string.h>
-
-int qnt_matvec_cpu_has_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-}
-
-int qnt_matvec_cpu_has_avx512(void)
-{
-    __builtin_cpu_init();
-    return qnt_matvec_cpu_has_avx2() && __builtin_cpu_supports("avx512f");
-}
 
 /* Four 8-lane accumulators, combined in a fixed order, then a scalar tail:
  * the sum depends on n only, never on threads. */

@@ -7,6 +7,7 @@
 #include "qnt_ternary_impl.h"
 #include "qnt_tmm_impl.h"
 #include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "sb_err.h"
 #include "sb_math.h"
 
@@ -532,9 +533,8 @@ static float qmoe_row_fast(const struct qview *v, const uint32_t *restrict tab, 
 void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                      const float *restrict x, float *restrict y)
 {
-    const char *env = getenv("SUBBIT_REF_KERNELS");
     const uint32_t *tab = qnt_qmoe_table();
-    if ((env && env[0] == '1') || !tab) {
+    if (sb_cpu_ref() || !tab) {
         qnt_qmoe_matvec_ref(w, nbytes, rows, cols, x, y);
         return;
     }
@@ -659,8 +659,7 @@ void qnt_qmoe_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_
                      size_t row0, size_t nrows, const float *restrict X, size_t n,
                      float *restrict Y, void *ws, size_t ws_bytes)
 {
-    const char *env = getenv("SUBBIT_REF_KERNELS");
-    if (env && env[0] == '1') {
+    if (sb_cpu_ref()) {
         qnt_qmoe_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
         return;
     }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qnt_type.h"
+
 #define QNT_QMOE_ENTRIES 65536u
 #define QNT_QMOE_MAX_PAIRS 14u
 #define QNT_QMOE_P0 0.885
@@ -28,19 +30,17 @@ const uint32_t *qnt_qmoe_table(void);
 /*! qnt_qmoe_entry_pairs() : entry e's pair ids (0..8) into pairs[14]; returns L. */
 unsigned qnt_qmoe_entry_pairs(uint32_t e, uint8_t pairs[QNT_QMOE_MAX_PAIRS]);
 
-size_t qnt_qmoe_encode_bound(size_t rows, size_t cols);
+qnt_bound_fn qnt_qmoe_encode_bound;
 /*! qnt_qmoe_encode() : greedy longest-match trie encoding of each row of the
  *  tern blob (odd trailing weight padded with 0). OpenMP over rows (static;
  *  not from inside a parallel region); the bytes of _ref (one thread, the
  *  plain symbol walk) at any thread count. @return SB_OK and *nbytes,
  *  SB_EINVAL (cap too small / shape out of range / a symbol 3), SB_ENOMEM. */
-int qnt_qmoe_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
-                    size_t cap, uint64_t *nbytes);
-int qnt_qmoe_encode_ref(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
-                        size_t cap, uint64_t *nbytes);
+qnt_encode_fn qnt_qmoe_encode;
+qnt_encode_fn qnt_qmoe_encode_ref;
 /*! qnt_qmoe_validate() : header, offsets monotone and consistent, codeword
  *  count matches nbytes. O(rows). SB_OK or SB_EFORMAT. */
-int qnt_qmoe_validate(const void *w, uint64_t nbytes, size_t rows, size_t cols);
+qnt_validate_fn qnt_qmoe_validate;
 void qnt_qmoe_dequantize_rows(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
                               size_t nrows, float *restrict dst);
 /*! qnt_qmoe_decode_tern() : rows back to the exact tern bytes given to the encoder. */
@@ -51,10 +51,8 @@ void qnt_qmoe_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, 
  *  _ref, to qnt_tern_matvec and qnt_sub1_matvec of the same weights, at any
  *  thread count. Non-finite x: every y is NaN. _ref: the scalar reference of
  *  the same sums, one thread. */
-void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
-                     const float *restrict x, float *restrict y);
-void qnt_qmoe_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
-                         const float *restrict x, float *restrict y);
+qnt_matvec_fn qnt_qmoe_matvec;
+qnt_matvec_fn qnt_qmoe_matvec_ref;
 
 /*! qnt_qmoe_matmul() : Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T,
  *  each tile of rows decoded once for all n tokens (qnt_tmm_impl.h; OpenMP
@@ -67,8 +65,6 @@ size_t qnt_qmoe_matmul_ws_size(size_t cols, size_t nrows, size_t n);
 void qnt_qmoe_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                      size_t row0, size_t nrows, const float *restrict X, size_t n,
                      float *restrict Y, void *ws, size_t ws_bytes);
-void qnt_qmoe_matmul_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
-                         size_t row0, size_t nrows, const float *restrict X, size_t n,
-                         float *restrict Y);
+qnt_matmul_fn qnt_qmoe_matmul_ref;
 
 #endif

@@ -22,6 +22,7 @@
 #include "qnt_ternary_impl.h"
 #include "qnt_tmm_impl.h"
 #include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "sb_err.h"
 #include "sb_math.h"
 
@@ -369,13 +370,6 @@ static void s1_walk_chunk(const struct s1view *v, const uint32_t *restrict tab, 
             pos[k]++;
         }
     }
-}
-
-/* SUBBIT_REF_KERNELS=1: the references only */
-static int getenv_ref_kernels(void)
-{
-    const char *e = getenv("SUBBIT_REF_KERNELS");
-    return e && e[0] == '1';
 }
 
 /* ---- the lane walker every fast decoder shares -------------------------------- */
@@ -1189,8 +1183,7 @@ static void s1_walk_rows(const struct s1view *v, size_t row0, size_t nrows, int 
         return;
     uint32_t tab[S1_M];
 #if defined(__x86_64__) || defined(__i386__)
-    if (mode == S1M_DEQ && v->L > 4 && (uint64_t)nrows * v->cols < (1u << 31) && s1_simd_ok(v) &&
-        !getenv_ref_kernels()) {
+    if (mode == S1M_DEQ && v->L > 4 && (uint64_t)nrows * v->cols < (1u << 31) && s1_simd_ok(v)) {
         if (v->alias)
             s1_table_alias(v, tab);
         else
@@ -1353,7 +1346,6 @@ static void s1_chunk_matvec(const struct s1view *v, const uint32_t *restrict tab
 
 #if defined(__x86_64__) || defined(__i386__)
 /* qnt_sub1_x86.c */
-int qnt_sub1_cpu_has_avx512(void);
 void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *sp,
                             const uint8_t *const *se, const size_t *nr, size_t nchunk, unsigned L,
                             size_t cols, const uint8_t *const *lv, const float *restrict x,
@@ -1401,16 +1393,11 @@ static void s1_table_fast(const struct s1view *v, uint32_t *restrict tab)
     }
 }
 
-/* 1 if the AVX-512 kernel may run (picked once). */
+/* 1 if the AVX-512 kernel may run (qnt_sub1_x86.c's target attribute). */
 static int s1_use_avx512(void)
 {
-    static int state;                   /* 0 unknown, 1 yes, 2 no */
-    int st = __atomic_load_n(&state, __ATOMIC_RELAXED);
-    if (!st) {
-        st = qnt_sub1_cpu_has_avx512() ? 1 : 2;
-        __atomic_store_n(&state, st, __ATOMIC_RELAXED);
-    }
-    return st == 1;
+    return sb_cpu_has(SB_CPU_AVX512F | SB_CPU_AVX512BW | SB_CPU_AVX512VL | SB_CPU_AVX512VBMI2 |
+                      SB_CPU_POPCNT);
 }
 
 /* Whether the AVX-512 kernels take this blob: lanes (L > 0); positions are
@@ -1458,9 +1445,8 @@ static void s1_matvec_avx512(const struct s1view *v, const float *restrict x,
 static void s1_matvec(int allow_simd, const void *restrict w, uint64_t nbytes, size_t rows,
                       size_t cols, const float *restrict x, float *restrict y)
 {
-    const char *env = getenv("SUBBIT_REF_KERNELS");
     struct s1view v;
-    if ((env && env[0] == '1') || s1_parse(&v, w, nbytes) || v.rows != rows || v.cols != cols ||
+    if (sb_cpu_ref() || s1_parse(&v, w, nbytes) || v.rows != rows || v.cols != cols ||
         !v.nchunks || !v.L) {            /* the old layout: the reference only */
         qnt_sub1_matvec_ref(w, nbytes, rows, cols, x, y);
         return;
@@ -1612,8 +1598,7 @@ void qnt_sub1_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_
                      size_t row0, size_t nrows, const float *restrict X, size_t n,
                      float *restrict Y, void *ws, size_t ws_bytes)
 {
-    const char *env = getenv("SUBBIT_REF_KERNELS");
-    if (env && env[0] == '1') {
+    if (sb_cpu_ref()) {
         qnt_sub1_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
         return;
     }

@@ -17,16 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qnt_type.h"
+
 /*! qnt_sub1_encode_bound() : the most bytes qnt_sub1_encode can write for a
  *  (rows, cols) tensor; 0 if that overflows size_t. */
-size_t qnt_sub1_encode_bound(size_t rows, size_t cols);
+qnt_bound_fn qnt_sub1_encode_bound;
 
 /*! qnt_sub1_encode() : encode the (rows, cols) tern blob into dst (cap bytes).
  *  @return SB_OK and *nbytes; SB_EINVAL if cap is too small (cap >=
  *  qnt_sub1_encode_bound always suffices) or the shape is out of range
  *  (rows, cols < 2^32); SB_ENOMEM if scratch allocation fails. */
-int qnt_sub1_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
-                    size_t cap, uint64_t *nbytes);
+qnt_encode_fn qnt_sub1_encode;
 
 /*! qnt_sub1_encode_layout() : qnt_sub1_encode with the slot layout chosen:
  *  layout 1 = alias (what qnt_sub1_encode writes, header byte 18 = 1, run cap
@@ -47,7 +48,7 @@ int qnt_sub1_encode_ref(const void *restrict tern, size_t rows, size_t cols, voi
 /*! qnt_sub1_validate() : structural check of a blob for shape (rows, cols):
  *  header fields, tables, offsets monotone and inside the blob. Cost
  *  O(rows + table). @return SB_OK or SB_EFORMAT. */
-int qnt_sub1_validate(const void *w, uint64_t nbytes, size_t rows, size_t cols);
+qnt_validate_fn qnt_sub1_validate;
 
 /*! qnt_sub1_dequantize_rows() : rows row0 .. row0+nrows-1 into dst (nrows, cols) f32. */
 void qnt_sub1_dequantize_rows(const void *restrict w, uint64_t nbytes, size_t cols, size_t row0,
@@ -63,11 +64,9 @@ void qnt_sub1_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, 
  *  _ref, to qnt_tern_matvec and qnt_qmoe_matvec of the same weights, at any
  *  thread count. Non-finite x: every y is NaN. A blob that fails to parse
  *  for (rows, cols): y is 0. */
-void qnt_sub1_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
-                     const float *restrict x, float *restrict y);
+qnt_matvec_fn qnt_sub1_matvec;
 /*! qnt_sub1_matvec_ref() : scalar reference of the same exact sums, one thread. */
-void qnt_sub1_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
-                         const float *restrict x, float *restrict y);
+qnt_matvec_fn qnt_sub1_matvec_ref;
 
 /*! qnt_sub1_matmul() : Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T,
  *  each chunk holding those rows decoded once for all n tokens into lists
@@ -83,8 +82,6 @@ size_t qnt_sub1_matmul_ws_size(const void *w, uint64_t nbytes, size_t rows, size
 void qnt_sub1_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                      size_t row0, size_t nrows, const float *restrict X, size_t n,
                      float *restrict Y, void *ws, size_t ws_bytes);
-void qnt_sub1_matmul_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
-                         size_t row0, size_t nrows, const float *restrict X, size_t n,
-                         float *restrict Y);
+qnt_matmul_fn qnt_sub1_matmul_ref;
 
 #endif

@@ -25,7 +25,7 @@
  * rare scalar path (s1x_cross) works on copies.
  * Reads past the chunk's end are never made: the last 32 bytes go through a
  * zero-padded copy. Compiled without -march: the function carries target
- * attributes and qnt_sub1.c calls it after qnt_sub1_cpu_has_avx512(). */
+ * attributes and qnt_sub1.c calls it after the CPU probe (sb_cpu.h) says yes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -36,19 +36,10 @@
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
 
-int qnt_sub1_cpu_has_avx512(void);
 void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *sp,
                             const uint8_t *const *se, const size_t *nr, size_t nchunk, unsigned L,
                             size_t cols, const uint8_t *const *lv, const float *restrict x,
                             const struct qnt_tfx *fx, float *const *y);
-
-int qnt_sub1_cpu_has_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi2") &&
-           __builtin_cpu_supports("popcnt");
-}
 
 #define S1X_TGT "avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt"
 

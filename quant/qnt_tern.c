@@ -6,9 +6,9 @@
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
 #include "qnt_tmm_impl.h"
+#include "sb_cpu.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -178,15 +178,37 @@ void qnt_tern_row_symbols(const void *restrict src, size_t cols, size_t r, uint8
 void qnt_tern_dequantize_rows(const void *restrict src, size_t cols, size_t row0, size_t nrows,
                               float *restrict dst)
 {
-    const size_t rb = qnt_tern_row_bytes(cols);
-    for (size_t i = 0; i < nrows; i++) {
-        const uint8_t *o = (const uint8_t *)src + (row0 + i) * rb;
-        const float lv[4] = { 0.0f, qnt_tern_bf16_to_f32(rd16(o)), qnt_tern_bf16_to_f32(rd16(o + 2)),
-                              0.0f };
-        const uint8_t *s = o + QNT_TERN_ROW_HDR;
-        float *d = dst + i * cols;
-        for (size_t j = 0; j < cols; j++)
-            d[j] = lv[(s[j >> 2] >> (2 * (j & 3))) & 3u];
+    for (size_t i = 0; i < nrows; i++)
+        qnt_tern_decode(src, row0 + nrows, cols, NULL, row0 + i, 0, cols, dst + i * cols);
+}
+
+void qnt_tern_quantize_range(const float *restrict x, size_t row0, size_t nrows, size_t rows,
+                             size_t cols, const struct sb_qparams *qp, void *restrict blob)
+{
+    (void)rows, (void)qp;
+    qnt_tern_quantize_rows(x, nrows, cols, (uint8_t *)blob + row0 * qnt_tern_row_bytes(cols));
+}
+
+void qnt_tern_dequantize_range(const void *restrict blob, uint64_t nbytes, size_t rows,
+                               size_t cols, const struct sb_qparams *qp, size_t row0,
+                               size_t nrows, float *restrict dst)
+{
+    (void)nbytes, (void)rows, (void)qp;
+    qnt_tern_dequantize_rows(blob, cols, row0, nrows, dst);
+}
+
+void qnt_tern_decode(const void *restrict blob, size_t rows, size_t cols,
+                     const struct sb_qparams *qp, size_t r, size_t j0, size_t len,
+                     float *restrict out)
+{
+    (void)rows, (void)qp;
+    const uint8_t *o = (const uint8_t *)blob + r * qnt_tern_row_bytes(cols);
+    const float lv[4] = { 0.0f, qnt_tern_bf16_to_f32(rd16(o)), qnt_tern_bf16_to_f32(rd16(o + 2)),
+                          0.0f };
+    const uint8_t *s = o + QNT_TERN_ROW_HDR;
+    for (size_t i = 0; i < len; i++) {
+        const size_t j = j0 + i;
+        out[i] = lv[(s[j >> 2] >> (2 * (j & 3))) & 3u];
     }
 }
 
@@ -399,24 +421,25 @@ __attribute__((target("avx512f"))) static void tern_fx_avx512(const float *restr
 }
 #endif
 
-/* Kernel choice, once: 0 ref (SUBBIT_REF_KERNELS=1), 1 generic, 2 AVX2, 3 AVX-512. */
+/* The best kernel up to `kernel` (1 generic, 2 AVX2, 3 AVX-512) this CPU runs. */
+static int tern_best(int kernel)
+{
+#ifdef QNT_TERN_X86
+    const unsigned f = sb_cpu_features();
+    if (kernel >= 3 && (f & (SB_CPU_AVX512F | SB_CPU_BMI2)) == (SB_CPU_AVX512F | SB_CPU_BMI2))
+        return 3;
+    if (kernel >= 2 && (f & SB_CPU_AVX2))
+        return 2;
+#else
+    (void)kernel;
+#endif
+    return 1;
+}
+
+/* Kernel choice: 0 ref (forced by the probe's switch), else tern_best. */
 static int tern_pick(void)
 {
-    static int pick = -1;   /* benign race: every thread computes the same value */
-    if (pick < 0) {
-        const char *e = getenv("SUBBIT_REF_KERNELS");
-        int p = 1;
-        if (e && e[0] == '1')
-            p = 0;
-#ifdef QNT_TERN_X86
-        else if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2"))
-            p = 3;
-        else if (__builtin_cpu_supports("avx2"))
-            p = 2;
-#endif
-        pick = p;
-    }
-    return pick;
+    return sb_cpu_ref() ? 0 : tern_best(3);
 }
 
 /* Rows r0 .. r0+nr-1; y[r - yoff] for row r. */
@@ -485,16 +508,7 @@ void qnt_tern_matvec(const void *restrict w, size_t rows, size_t cols, const flo
 void qnt_tern_matvec_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
                             const float *restrict x, float *restrict y)
 {
-    int pick = 1;
-#ifdef QNT_TERN_X86
-    if (kernel >= 3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2"))
-        pick = 3;
-    else if (kernel >= 2 && __builtin_cpu_supports("avx2"))
-        pick = 2;
-#else
-    (void)kernel;
-#endif
-    tern_matvec(pick, w, cols, 0, rows, x, y);
+    tern_matvec(tern_best(kernel), w, cols, 0, rows, x, y);
 }
 
 /* ---- batched matmul (qnt_tmm_impl.h) ----------------------------------------- */

@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qnt_type.h"
+#include "sb_dtype.h"
+
 #define QNT_TERN_ROW_HDR 4u    /* bytes of (lo, hi) before each row's symbols */
 
 /*! qnt_tern_row_bytes() : bytes one row of cols weights occupies in a tern blob. */
@@ -43,6 +46,13 @@ void qnt_tern_quantize_rows_ref(const float *restrict x, size_t rows, size_t col
  *  (rows of cols weights) into dst (nrows, cols) f32. */
 void qnt_tern_dequantize_rows(const void *restrict src, size_t cols, size_t row0, size_t nrows,
                               float *restrict dst);
+
+/* The encoding table's entry points (qnt_type.h): a row range quantized into
+ * (or decoded from) the whole tensor's blob, and elements of one row decoded
+ * for the matvec kernels. */
+qnt_quantize_rows_fn qnt_tern_quantize_range;
+qnt_dequantize_rows_fn qnt_tern_dequantize_range;
+qnt_decode_fn qnt_tern_decode;
 
 /*! qnt_tern_row_symbols() : row r's symbols unpacked, one byte each (0/1/2),
  *  into sym[cols]; lo and hi get the row's bf16 level bits. */

@@ -10,7 +10,7 @@
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
-#include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "sb_math.h"
 
 #ifdef _OPENMP
@@ -197,20 +197,12 @@ size_t qnt_tmm_rows_ws_size(size_t cols, size_t nrows, size_t n)
 
 static int tmm_avx512(void)
 {
-    static int state;   /* 0 unknown, 1 yes, 2 no; benign race */
 #ifdef QNT_TMM_X86
-    if (!state) {
-        __builtin_cpu_init();
-        state = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2") &&
-                        __builtin_cpu_supports("popcnt")
-                    ? 1
-                    : 2;
-    }
+    return sb_cpu_has(SB_CPU_AVX512F | SB_CPU_AVX512DQ | SB_CPU_AVX512VL | SB_CPU_BMI2 |
+                      SB_CPU_POPCNT);
 #else
-    state = 2;
+    return 0;
 #endif
-    return state == 1;
 }
 
 /* ---- xt: X in fixed point, block-major: block b (8 tokens, w in the last)
@@ -496,44 +488,4 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
         }
     }
     return 0;
-}
-
-/* ---- dispatch for qnt_matvec.c ------------------------------------------------ */
-
-void qnt_ternary_matmul(enum sb_dtype dt, const void *w, uint64_t nbytes, size_t rows,
-                        size_t cols, size_t row0, size_t nrows, const float *X, size_t n,
-                        float *Y, int ref)
-{
-    if (ref) {
-        if (dt == SB_DTYPE_TERN)
-            qnt_tern_matmul_ref(w, rows, cols, row0, nrows, X, n, Y);
-        else if (dt == SB_DTYPE_SUB1)
-            qnt_sub1_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
-        else
-            qnt_qmoe_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
-        return;
-    }
-    if (n == 1 && row0 == 0 && nrows == rows) {   /* one token: the fused kernels */
-        if (dt == SB_DTYPE_TERN)
-            qnt_tern_matvec(w, rows, cols, X, Y);
-        else if (dt == SB_DTYPE_SUB1)
-            qnt_sub1_matvec(w, nbytes, rows, cols, X, Y);
-        else
-            qnt_qmoe_matvec(w, nbytes, rows, cols, X, Y);
-        return;
-    }
-    /* the workspace: the interface has no scratch argument, so it is made
-       here, outside any parallel region; without it, token by token */
-    const size_t need = dt == SB_DTYPE_TERN   ? qnt_tern_matmul_ws_size(cols, nrows, n)
-                        : dt == SB_DTYPE_SUB1 ? qnt_sub1_matmul_ws_size(w, nbytes, rows, cols, n)
-                                              : qnt_qmoe_matmul_ws_size(cols, nrows, n);
-    void *ws = need ? sb_malloc_aligned(need) : NULL;
-    const size_t have = ws ? need : 0;
-    if (dt == SB_DTYPE_TERN)
-        qnt_tern_matmul(w, rows, cols, row0, nrows, X, n, Y, ws, have);
-    else if (dt == SB_DTYPE_SUB1)
-        qnt_sub1_matmul(w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, have);
-    else
-        qnt_qmoe_matmul(w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, have);
-    sb_free_aligned(ws);
 }

@@ -137,12 +137,4 @@ static inline uint64_t qnt_tmm_word2(const uint8_t *s, size_t cols, size_t j0)
 #define QNT_TMM_SLACK 16
 size_t qnt_tmm_scan2(const uint8_t *s, size_t cols, unsigned cls, uint32_t *out, int kernel);
 
-/*! qnt_ternary_matmul() : qnt_matmul_rows for tern, sub1 and sub1-qmoe (ref:
- *  their references). One token over the whole tensor: the fused matvec;
- *  otherwise the batched kernels, with a workspace allocated here
- *  (sb_malloc_aligned; if that fails, token by token: the same bits). */
-void qnt_ternary_matmul(enum sb_dtype dt, const void *w, uint64_t nbytes, size_t rows,
-                        size_t cols, size_t row0, size_t nrows, const float *X, size_t n,
-                        float *Y, int ref);
-
 #endif

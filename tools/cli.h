@@ -80,6 +80,7 @@ int cmd_quant(int argc, char **argv);
 int cmd_mem(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 

@@ -152,6 +152,10 @@ cJSON *cli_conv_report_json(cJSON *doc, const struct cvt_report *rep)
             else
                 cJSON_AddNullToObject(o, "sqnr_db"); /* exact: infinite SQNR */
             cJSON_AddNumberToObject(o, "max_abs_err", d->max_abs);
+            /* ternary values: how many are 0 (QMoE's sparsity; what sub1 codes) */
+            if (sb_dtype_get(d->to)->flags & SB_DT_TERNARY || d->to == SB_DTYPE_TQ1_0 ||
+                d->to == SB_DTYPE_TQ2_0)
+                cJSON_AddNumberToObject(o, "zero_fraction", d->zero_fraction);
         }
         cJSON_AddItemToArray(arr, o);
     }

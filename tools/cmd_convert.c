@@ -10,7 +10,6 @@
 #include "cvt_convert.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
-#include "fmt_writer.h"
 
 static const char usage[] =
     "usage: subbit convert IN -o OUT --to ENC [options]\n"

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "fmt_model.h"
 #include "sb_alloc.h"
+#include "vfy_gen.h"
 #include "vfy_model.h"
 #include "vfy_sample.h"
 #include "vfy_tok.h"
@@ -33,6 +34,15 @@ static const char usage[] =
     "  -h, --help             this text\n";
 
 enum { O_TEMP = 256, O_TOPP, O_SEED, O_CTX, O_CONFIG, O_TOK };
+
+/* each piece straight to stdout, as it comes */
+static int print_piece(void *user, const char *piece, size_t len)
+{
+    (void)user;
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
 
 int cmd_run(int argc, char **argv)
 {
@@ -98,8 +108,6 @@ int cmd_run(int argc, char **argv)
     struct vfy_ctx *ctx = NULL;
     struct vfy_sampler smp = { 0 };
     int32_t *ids = NULL;
-    float *logits = NULL;
-    char *piece = NULL;
     size_t n_ids = 0;
     int rc = CLI_ERR;
 
@@ -123,60 +131,20 @@ int cmd_run(int argc, char **argv)
         rc = cli_error("run", "prompt of %zu tokens does not fit the context of %zu", n_ids, n_ctx);
         goto out;
     }
-    const size_t V = (size_t)mi->vocab;
-    logits = sb_malloc(V * sizeof *logits);
-    piece = sb_malloc(vfy_tok_max_piece_len(tok) + 1);
-    if (!logits || !piece) {
-        rc = cli_error("run", "out of memory");
-        goto out;
-    }
+    struct vfy_gen_result res;
     if (vfy_ctx_new(&ctx, vm, n_ctx, 512, &err) != SB_OK ||
-        vfy_sampler_init(&smp, V, (float)temp, (float)top_p,
-                         seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL), &err) != SB_OK) {
+        vfy_sampler_init(&smp, (size_t)mi->vocab, (float)temp, (float)top_p,
+                         seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL), &err) != SB_OK ||
+        vfy_generate(ctx, tok, &smp, ids, n_ids, (size_t)n_gen, print_piece, NULL, &res,
+                     &err) != SB_OK) {
         rc = cli_fail("run", &err);
         goto out;
-    }
-    const size_t cap = vfy_tok_max_piece_len(tok) + 1;
-    for (size_t i = 1; i < n_ids; i++) {   /* echo the prompt */
-        size_t k = vfy_tok_decode(tok, ids[i - 1], ids[i], piece, cap);
-        fwrite(piece, 1, k, stdout);
-    }
-    if (n_ids == 1 && vfy_tok_bos(tok) != ids[0]) {
-        size_t k = vfy_tok_decode(tok, -1, ids[0], piece, cap);
-        fwrite(piece, 1, k, stdout);
-    }
-    fflush(stdout);
-    const double t0 = cli_now();
-    if (vfy_forward(ctx, ids, n_ids, 0, logits, false, &err) != SB_OK) {
-        rc = cli_fail("run", &err);
-        goto out;
-    }
-    int32_t prev = ids[n_ids - 1];
-    size_t pos = n_ids, made = 0;
-    const int eos = vfy_tok_eos(tok), bos = vfy_tok_bos(tok);
-    while (made < (size_t)n_gen) {
-        int32_t next = vfy_sampler_next(&smp, logits);
-        made++;
-        if (next == eos || next == bos)
-            break;
-        size_t k = vfy_tok_decode(tok, prev, next, piece, cap);
-        fwrite(piece, 1, k, stdout);
-        fflush(stdout);
-        prev = next;
-        if (pos >= n_ctx || made == (size_t)n_gen)
-            break;
-        if (vfy_forward(ctx, &next, 1, pos++, logits, false, &err) != SB_OK) {
-            rc = cli_fail("run", &err);
-            goto out;
-        }
     }
     fputc('\n', stdout);
     fflush(stdout);
-    if (!quiet) {
-        const double dt = cli_now() - t0;
-        fprintf(stderr, "subbit run: %zu tokens, %.1f tokens/s\n", made,
-                dt > 0 ? (double)made / dt : 0.0);
-    }
+    if (!quiet)
+        fprintf(stderr, "subbit run: %zu tokens, %.1f tokens/s\n", res.made,
+                res.seconds > 0 ? (double)res.made / res.seconds : 0.0);
     rc = CLI_OK;
 out:
     vfy_sampler_release(&smp);
@@ -185,7 +153,5 @@ out:
     vfy_model_free(vm);
     fmt_model_free(m);
     sb_free(ids);
-    sb_free(logits);
-    sb_free(piece);
     return rc;
 }

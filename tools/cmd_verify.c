@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_proto.h"
 #include "fmt_model.h"
+#include "fmt_out.h"
+#include "rpt_report.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
 #include "vfy_ppl.h"
@@ -42,12 +45,14 @@ static const char usage[] =
     "  -t, --threads N        OpenMP threads\n"
     "  -q, --quiet            no progress\n"
     "      --json             one JSON document on stdout\n"
+    "      --report FILE      also write the result as an HTML page (subbit report)\n"
+    "  -f, --force            replace the --report FILE if it exists\n"
     "  -h, --help             this text\n"
     "\n"
     "exit status: 0 all thresholds met, 3 a threshold failed, 1 error, 2 usage\n";
 
 enum { O_REF = 256, O_MODEL, O_TEXT, O_DPPL,
-       O_KLD, O_TOP1, O_BATCH, O_RCONFIG, O_CONFIG, O_TOK, O_JSON };
+       O_KLD, O_TOP1, O_BATCH, O_RCONFIG, O_CONFIG, O_TOK, O_JSON, O_REPORT };
 
 static int load(const char *path, const struct fmt_open_opts *oo, struct fmt_model **m,
                 struct vfy_model **vm)
@@ -68,9 +73,11 @@ int cmd_verify(int argc, char **argv)
         { "batch", required_argument, 0, O_BATCH }, { "ref-config", required_argument, 0, O_RCONFIG },
         { "config", required_argument, 0, O_CONFIG }, { "tokenizer", required_argument, 0, O_TOK },
         { "threads", required_argument, 0, 't' }, { "quiet", no_argument, 0, 'q' },
-        { "json", no_argument, 0, O_JSON }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "json", no_argument, 0, O_JSON }, { "report", required_argument, 0, O_REPORT },
+        { "force", no_argument, 0, 'f' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
-    const char *ref_path = NULL, *model_path = NULL, *text_path = NULL;
+    const char *ref_path = NULL, *model_path = NULL, *text_path = NULL, *report = NULL;
+    unsigned report_flags = 0;
     struct vfy_ppl_opts po = { VFY_PROTO_CHUNKS, 512, 0, 0, NULL };
     struct fmt_open_opts ro = { 0 }, mo = { 0 };
     long threads = 0, batch = 512;
@@ -79,7 +86,7 @@ int cmd_verify(int argc, char **argv)
     bool dppl_rel = false, json = false, quiet = false, ctx_given = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "t:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:qfh", opts, NULL)) != -1) {
         int prc;
         if (cli_proto_option("verify", usage, c, optarg, &po, &ctx_given, &prc)) {
             if (prc != CLI_OK)
@@ -124,6 +131,8 @@ int cmd_verify(int argc, char **argv)
             break;
         case 'q': quiet = true; break;
         case O_JSON: json = true; break;
+        case O_REPORT: report = optarg; break;
+        case 'f': report_flags |= FMT_OUT_FORCE; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
         default: fputs(usage, stderr); return CLI_USAGE;
         }
@@ -132,6 +141,8 @@ int cmd_verify(int argc, char **argv)
         return cli_usage_error("verify", usage, "unexpected argument '%s'", argv[optind]);
     if (!ref_path || !model_path || !text_path)
         return cli_usage_error("verify", usage, "--ref, --model and --text are required");
+    if (report && !(report_flags & FMT_OUT_FORCE) && access(report, F_OK) == 0)
+        return cli_error("verify", "%s: exists (use --force to replace)", report);
     cli_set_threads((int)threads);
     cli_install_signals();
 
@@ -189,14 +200,14 @@ int cmd_verify(int argc, char **argv)
         goto out;
     }
 
-    /* the gates */
-    const double dval = dppl_rel ? r.dppl_pct : r.dppl;
-    const bool f_dppl = have_dppl && !(dval <= max_dppl);
-    const bool f_kld = max_kld >= 0 && !(r.kld.mean <= max_kld);
-    const bool f_top1 = min_top1 >= 0 && !(r.kld.top1 >= min_top1);
-    const bool failed = f_dppl || f_kld || f_top1;
-    if (json) {
-        cJSON *d = cJSON_CreateObject();
+    /* the gates (vfy_verify_gates: the library decides, the CLI prints) */
+    struct vfy_gates gates = { have_dppl, max_dppl, dppl_rel, max_kld, min_top1 };
+    struct vfy_gate_check fail;
+    const bool failed = !vfy_verify_gates(&r, &gates, &fail);
+    const bool f_dppl = fail.dppl, f_kld = fail.kld, f_top1 = fail.top1;
+    cJSON *d = NULL;
+    if (json || report) {
+        d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "ref", ref_path);
         cJSON_AddStringToObject(d, "model", model_path);
         cJSON_AddStringToObject(d, "text", text_path);
@@ -225,7 +236,9 @@ int cmd_verify(int argc, char **argv)
         if (min_top1 >= 0)
             cJSON_AddBoolToObject(g, "top1", !f_top1);
         cJSON_AddBoolToObject(d, "pass", !failed);
-        cli_print_json(d);
+    }
+    if (json) {
+        cli_print_json(report ? cJSON_Duplicate(d, 1) : d);   /* printing frees it */
     } else {
         printf("protocol:      %s, ctx %zu, %zu windows, %zu tokens scored\n",
                vfy_protocol_name(po.protocol), po.n_ctx, r.ref.n_windows, r.ref.n_scored);
@@ -235,6 +248,19 @@ int cmd_verify(int argc, char **argv)
         printf("KLD:           mean %.6g, median %.6g, p99 %.6g, max %.6g%s\n", r.kld.mean,
                r.kld.median, r.kld.p99, r.kld.max, f_kld ? "  FAIL" : "");
         printf("top-1 agree:   %.4f%s\n", r.kld.top1, f_top1 ? "  FAIL" : "");
+    }
+    if (report) {
+        /* the page is written whether the gates passed or not: it shows which failed */
+        const cJSON *docs[] = { d };
+        const char *names[] = { "this run" };
+        int wr = rpt_render(docs, names, 1, report, report_flags, &err);
+        cJSON_Delete(d);
+        if (wr != SB_OK) {
+            rc = cli_fail("verify", &err);
+            goto out;
+        }
+        if (!json && !quiet)
+            printf("report:        %s\n", report);
     }
     if (failed) {
         fprintf(stderr, "subbit verify: check failed:%s%s%s\n", f_dppl ? " ppl delta" : "",

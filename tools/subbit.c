@@ -11,6 +11,7 @@ static const struct cli_cmd commands[] = {
     { "mem", cmd_mem, "estimate the memory a model needs, from headers alone" },
     { "ppl", cmd_ppl, "perplexity of a model on a text, with a stated protocol" },
     { "verify", cmd_verify, "compare a model against a reference: dPPL, KLD, top-1 (CI gate)" },
+    { "report", cmd_report, "one HTML page of charts from the other commands' --json output" },
     { "run", cmd_run, "generate text from a prompt" },
     { "synth", cmd_synth, "write a deterministic random model (for tests and benchmarks)" },
 };

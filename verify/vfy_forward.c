@@ -6,10 +6,13 @@
  * encoding (qnt_matmul_rows). Reductions that decide numbers (norms, softmax
  * of the router) run in double. */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "qnt_matvec.h"
 #include "sb_alloc.h"
+#include "sb_math.h"
 #include "vfy_model_impl.h"
 
 #ifdef _OPENMP
@@ -46,6 +49,90 @@ static void mm(const struct vfy_mat *m, const float *X, size_t n, float *Y)
 
 /* ---- context ---------------------------------------------------------------- */
 
+/* Every buffer of a context, with its element size and count for a shape: the
+ * one list vfy_ctx_new allocates from and vfy_ctx_bytes sums, so `subbit mem`
+ * sizes the buffers the core really makes. */
+enum { CTX_X, CTX_XB, CTX_XB2, CTX_Q, CTX_ATT_OUT, CTX_K, CTX_V, CTX_HB, CTX_HB2, CTX_ATT,
+       CTX_KCACHE, CTX_VCACHE, CTX_COS, CTX_SIN, CTX_ROUTER, CTX_SEL, CTX_SELW, CTX_ROWS, CTX_RW,
+       CTX_XE, CTX_YE, CTX_MOE_OUT, CTX_HE, CTX_HE2, CTX_COUNTS, CTX_NBUF };
+
+static const size_t ctx_off[CTX_NBUF] = {
+    offsetof(struct vfy_ctx, x), offsetof(struct vfy_ctx, xb), offsetof(struct vfy_ctx, xb2),
+    offsetof(struct vfy_ctx, q), offsetof(struct vfy_ctx, att_out), offsetof(struct vfy_ctx, k),
+    offsetof(struct vfy_ctx, v), offsetof(struct vfy_ctx, hb), offsetof(struct vfy_ctx, hb2),
+    offsetof(struct vfy_ctx, att), offsetof(struct vfy_ctx, key_cache),
+    offsetof(struct vfy_ctx, value_cache), offsetof(struct vfy_ctx, rope_cos),
+    offsetof(struct vfy_ctx, rope_sin), offsetof(struct vfy_ctx, router),
+    offsetof(struct vfy_ctx, sel), offsetof(struct vfy_ctx, selw), offsetof(struct vfy_ctx, rows),
+    offsetof(struct vfy_ctx, rw), offsetof(struct vfy_ctx, xe), offsetof(struct vfy_ctx, ye),
+    offsetof(struct vfy_ctx, moe_out), offsetof(struct vfy_ctx, he), offsetof(struct vfy_ctx, he2),
+    offsetof(struct vfy_ctx, counts),
+};
+
+/* counts (elements) and element sizes of every buffer; 1 on overflow */
+static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, size_t nthreads,
+                      uint64_t cnt[CTX_NBUF], size_t esz[CTX_NBUF])
+{
+    const uint64_t dim = s->dim, hd = s->head_dim, qd = s->n_heads * hd;
+    const uint64_t kvd = s->n_kv_heads * hd, F = s->ffn ? s->ffn : 1, E = s->n_experts;
+    const uint64_t K = s->n_experts_used, L = s->n_layers, T = n_ctx;
+    uint64_t cache;
+    if (sb_mul_u64(L, T, &cache) || sb_mul_u64(cache, kvd, &cache))
+        return 1;
+    const uint64_t c[CTX_NBUF] = {
+        [CTX_X] = B * dim, [CTX_XB] = B * dim, [CTX_XB2] = B * dim,          /* (B, dim) */
+        [CTX_Q] = B * qd, [CTX_ATT_OUT] = B * qd,                          /* (B, nh*hd) */
+        [CTX_K] = B * kvd, [CTX_V] = B * kvd,                              /* (B, nkv*hd) */
+        [CTX_HB] = B * F, [CTX_HB2] = B * F,                               /* (B, max_ffn) */
+        [CTX_ATT] = nthreads * T,                                          /* (threads, n_ctx) */
+        [CTX_KCACHE] = cache, [CTX_VCACHE] = cache,                        /* (L, n_ctx, kvd) */
+        [CTX_COS] = T * (hd / 2), [CTX_SIN] = T * (hd / 2),                /* (n_ctx, hd/2) */
+        /* MoE */
+        [CTX_ROUTER] = E ? B * E : 0, [CTX_SEL] = E ? B * K : 0, [CTX_SELW] = E ? B * K : 0,
+        [CTX_ROWS] = E ? B : 0, [CTX_RW] = E ? B : 0,
+        [CTX_XE] = E ? B * dim : 0, [CTX_YE] = E ? B * dim : 0, [CTX_MOE_OUT] = E ? B * dim : 0,
+        [CTX_HE] = E ? B * F : 0, [CTX_HE2] = E ? B * F : 0, [CTX_COUNTS] = L * E,
+    };
+    for (int i = 0; i < CTX_NBUF; i++) {
+        cnt[i] = c[i];
+        esz[i] = i == CTX_SEL || i == CTX_ROWS ? sizeof(int)
+                 : i == CTX_COUNTS            ? sizeof(uint64_t)
+                                              : sizeof(float);
+    }
+    return 0;
+}
+
+int vfy_ctx_bytes(const struct vfy_ctx_shape *s, size_t n_ctx, size_t max_batch, size_t nthreads,
+                  struct vfy_ctx_size *out)
+{
+    uint64_t cnt[CTX_NBUF], b;
+    size_t esz[CTX_NBUF];
+    memset(out, 0, sizeof *out);
+    if (ctx_layout(s, n_ctx, max_batch, nthreads, cnt, esz))
+        return SB_EINVAL;
+    for (int i = 0; i < CTX_NBUF; i++) {
+        if (sb_mul_u64(cnt[i], esz[i], &b))
+            return SB_EINVAL;
+        uint64_t *sum = i == CTX_KCACHE || i == CTX_VCACHE ? &out->kv : &out->buffers;
+        if (sb_add_u64(*sum, b, sum))
+            return SB_EINVAL;
+    }
+    return SB_OK;
+}
+
+void vfy_model_ctx_shape(const struct vfy_model *vm, struct vfy_ctx_shape *s)
+{
+    const struct vfy_model_info *in = &vm->info;
+    s->n_layers = (size_t)in->n_layers;
+    s->dim = (size_t)in->dim;
+    s->n_heads = (size_t)in->n_heads;
+    s->n_kv_heads = (size_t)in->n_kv_heads;
+    s->head_dim = (size_t)in->head_dim;
+    s->ffn = (size_t)(vm->max_ffn > 0 ? vm->max_ffn : 1);
+    s->n_experts = (size_t)in->n_experts;
+    s->n_experts_used = (size_t)in->n_experts_used;
+}
+
 int vfy_ctx_new(struct vfy_ctx **out, const struct vfy_model *vm, size_t n_ctx, size_t max_batch,
                 struct sb_err *err)
 {
@@ -58,42 +145,35 @@ int vfy_ctx_new(struct vfy_ctx **out, const struct vfy_model *vm, size_t n_ctx, 
         return sb_err_set(err, SB_EUNSUPPORTED, "context %zu exceeds the model's sliding window "
                           "%d, which the reference core does not implement", n_ctx,
                           vm->m->arch.sliding_window);
-    const struct vfy_model_info *in = &vm->info;
-    const size_t B = max_batch, dim = (size_t)in->dim, hd = (size_t)in->head_dim;
-    const size_t qd = (size_t)in->n_heads * hd, kvd = (size_t)in->n_kv_heads * hd;
-    const size_t F = (size_t)(vm->max_ffn > 0 ? vm->max_ffn : 1), E = (size_t)in->n_experts;
-    const size_t K = (size_t)in->n_experts_used, L = (size_t)in->n_layers;
+    if (n_ctx > ((size_t)1 << 24))
+        return sb_err_set(err, SB_EINVAL, "context size %zu too large", n_ctx);
     struct vfy_ctx *c = sb_calloc(1, sizeof *c);
     if (!c)
         goto oom;
     c->vm = vm;
     c->n_ctx = n_ctx;
-    c->max_batch = B;
+    c->max_batch = max_batch;
 #ifdef _OPENMP
     c->nthreads = omp_get_max_threads();
 #else
     c->nthreads = 1;
 #endif
-    if (n_ctx > ((size_t)1 << 24)) {
-        vfy_ctx_free(c);
-        return sb_err_set(err, SB_EINVAL, "context size %zu too large", n_ctx);
+    struct vfy_ctx_shape shape;
+    uint64_t cnt[CTX_NBUF];
+    size_t esz[CTX_NBUF];
+    vfy_model_ctx_shape(vm, &shape);
+    if (ctx_layout(&shape, n_ctx, max_batch, (size_t)c->nthreads, cnt, esz))
+        goto oom;
+    for (int i = 0; i < CTX_NBUF; i++) {
+        if (!cnt[i])
+            continue;    /* a dense model has no MoE buffers */
+        void *p = cnt[i] <= SIZE_MAX / esz[i] ? sb_calloc((size_t)cnt[i], esz[i]) : NULL;
+        if (!p)
+            goto oom;
+        memcpy((char *)c + ctx_off[i], &p, sizeof p);   /* the member, whatever its type */
     }
-#define ALLOC(p, cnt) do { if (!((p) = sb_calloc((size_t)(cnt) > 0 ? (size_t)(cnt) : 1, sizeof *(p)))) goto oom; } while (0)
-    ALLOC(c->x, B * dim); ALLOC(c->xb, B * dim); ALLOC(c->xb2, B * dim);
-    ALLOC(c->q, B * qd); ALLOC(c->att_out, B * qd); ALLOC(c->k, B * kvd); ALLOC(c->v, B * kvd);
-    ALLOC(c->hb, B * F); ALLOC(c->hb2, B * F);
-    ALLOC(c->att, (size_t)c->nthreads * n_ctx);
-    ALLOC(c->key_cache, L * n_ctx * kvd); ALLOC(c->value_cache, L * n_ctx * kvd);
-    ALLOC(c->rope_cos, n_ctx * (hd / 2)); ALLOC(c->rope_sin, n_ctx * (hd / 2));
-    if (E) {
-        ALLOC(c->router, B * E); ALLOC(c->sel, B * K); ALLOC(c->selw, B * K);
-        ALLOC(c->rows, B); ALLOC(c->rw, B);
-        ALLOC(c->xe, B * dim); ALLOC(c->ye, B * dim); ALLOC(c->moe_out, B * dim);
-        ALLOC(c->he, B * F); ALLOC(c->he2, B * F);
-        ALLOC(c->counts, L * E);
-    }
-#undef ALLOC
     /* RoPE angles: pair j turns by pos * theta^(-2j/hd), computed in double */
+    const size_t hd = shape.head_dim;
     for (size_t p = 0; p < n_ctx; p++)
         for (size_t j = 0; j < hd / 2; j++) {
             double ang = (double)p * pow(vm->rope_theta, -2.0 * (double)j / (double)hd);
@@ -111,20 +191,12 @@ void vfy_ctx_free(struct vfy_ctx *c)
 {
     if (!c)
         return;
-    float *fs[] = { c->x, c->xb, c->xb2, c->q, c->att_out, c->k, c->v, c->hb, c->hb2, c->att,
-                    c->key_cache, c->value_cache, c->rope_cos, c->rope_sin, c->router, c->selw,
-                    c->rw, c->xe, c->ye, c->moe_out, c->he, c->he2 };
-    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++)
-        sb_free(fs[i]);
-    sb_free(c->sel);
-    sb_free(c->rows);
-    sb_free(c->counts);
+    for (int i = 0; i < CTX_NBUF; i++) {
+        void *p;
+        memcpy(&p, (char *)c + ctx_off[i], sizeof p);
+        sb_free(p);
+    }
     sb_free(c);
-}
-
-void vfy_ctx_reset(struct vfy_ctx *c)
-{
-    (void)c;   /* positions are overwritten as they are reached; nothing to clear */
 }
 
 size_t vfy_ctx_n_ctx(const struct vfy_ctx *c)

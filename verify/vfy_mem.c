@@ -17,7 +17,6 @@
  * Reads no tensor data. */
 #include "vfy_mem.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,9 +31,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fmt_config.h"
 #include "fmt_model.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
+#include "vfy_model.h"
 
 const enum sb_dtype vfy_mem_encodings[VFY_MEM_NENC] = {
     SB_DTYPE_F32, SB_DTYPE_F16, SB_DTYPE_BF16, SB_DTYPE_INT8, SB_DTYPE_Q8_0,
@@ -103,18 +104,19 @@ static int add_group(struct vfy_mem_model *m, enum vfy_mem_part part, uint64_t r
 /* ---- config.json -------------------------------------------------------- */
 
 struct cfg {
-    const cJSON *root;
+    const struct fmt_config *root;
     const char *what;
     struct vfy_mem_model *m;
     struct sb_err *err;
 };
 
 /* The first of the NULL-terminated keys present with a non-null value. */
-static const cJSON *cfg_item(const struct cfg *c, const char *const *keys, const char **found)
+static const struct fmt_cfg_val *cfg_item(const struct cfg *c, const char *const *keys,
+                                          const char **found)
 {
     for (; *keys; keys++) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, *keys);
-        if (it && !cJSON_IsNull(it)) {
+        const struct fmt_cfg_val *it = fmt_config_get(c->root, *keys);
+        if (it && it->kind != FMT_CFG_ABSENT && it->kind != FMT_CFG_NULL) {
             if (found)
                 *found = *keys;
             return it;
@@ -129,7 +131,7 @@ static int cfg_int(const struct cfg *c, const char *const *keys, long lo, long h
                    long dflt, bool note, long *out)
 {
     const char *key = keys[0];
-    const cJSON *it = cfg_item(c, keys, &key);
+    const struct fmt_cfg_val *it = cfg_item(c, keys, &key);
     if (!it) {
         if (required)
             return sb_err_set(c->err, SB_EFORMAT, "%s: missing field '%s'", c->what, keys[0]);
@@ -138,9 +140,9 @@ static int cfg_int(const struct cfg *c, const char *const *keys, long lo, long h
         *out = dflt;
         return SB_OK;
     }
-    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
+    if (it->kind != FMT_CFG_NUMBER || it->num != floor(it->num))
         return sb_err_set(c->err, SB_EFORMAT, "%s: field '%s' is not an integer", c->what, key);
-    double v = it->valuedouble;
+    double v = it->num;
     if (v < (double)lo || v > (double)hi)
         return sb_err_set(c->err, SB_EFORMAT, "%s: field '%s' is %.0f, expected %ld..%ld",
                           c->what, key, v, lo, hi);
@@ -150,9 +152,9 @@ static int cfg_int(const struct cfg *c, const char *const *keys, long lo, long h
 
 static bool cfg_bool(const struct cfg *c, const char *key, bool dflt)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, key);
-    if (cJSON_IsBool(it))
-        return cJSON_IsTrue(it);
+    const struct fmt_cfg_val *it = fmt_config_get(c->root, key);
+    if (it && it->kind == FMT_CFG_BOOL)
+        return it->b;
     return dflt;
 }
 
@@ -188,17 +190,9 @@ static int cfg_sliding(const struct cfg *c, long n_layers)
     if (w <= 0 || !cfg_bool(c, "use_sliding_window", true))
         return SB_OK;
     m->window = (int)(w > DIM_MAX * 64L ? DIM_MAX * 64L : w);
-    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(c->root, "layer_types");
     long mwl = 0, pat = 0;
-    if (cJSON_IsArray(lt)) {
-        const cJSON *it;
-        int n = 0;
-        cJSON_ArrayForEach(it, lt)
-        {
-            if (cJSON_IsString(it) && !strcmp(it->valuestring, "sliding_attention"))
-                n++;
-        }
-        m->n_swa_layers = n;
+    if (c->root->layer_types.kind == FMT_CFG_ARRAY) {
+        m->n_swa_layers = (int)c->root->n_sliding_layer_types;
     } else if ((r = cfg_int(c, KEYS("sliding_window_pattern"), 0, LAYERS_MAX, false, 0, false,
                             &pat)))
         return r;
@@ -206,7 +200,7 @@ static int cfg_sliding(const struct cfg *c, long n_layers)
         m->n_swa_layers = (int)(n_layers - n_layers / pat);
     else if ((r = cfg_int(c, KEYS("max_window_layers"), 0, LAYERS_MAX, false, -1, false, &mwl)))
         return r;
-    else if (mwl >= 0 && cJSON_GetObjectItemCaseSensitive(c->root, "use_sliding_window"))
+    else if (mwl >= 0 && c->root->use_sliding_window.kind != FMT_CFG_ABSENT)
         m->n_swa_layers = (int)(mwl >= n_layers ? 0 : n_layers - mwl);
     else
         m->n_swa_layers = (int)n_layers;
@@ -377,17 +371,10 @@ static int cfg_decoder(const struct cfg *c, const char *type, struct sb_err *err
                          &shared_ff)) ||
             (r = cfg_int(c, KEYS("decoder_sparse_step"), 1, LAYERS_MAX, false, 1, false, &step)))
             return r;
-        const cJSON *only = cJSON_GetObjectItemCaseSensitive(c->root, "mlp_only_layers");
         for (long i = 0; i < L && ne > 0; i++) {
             bool dense = false;
-            const cJSON *it;
-            if (cJSON_IsArray(only)) {
-                cJSON_ArrayForEach(it, only)
-                {
-                    if (cJSON_IsNumber(it) && (long)it->valuedouble == i)
-                        dense = true;
-                }
-            }
+            for (size_t j = 0; j < c->root->n_mlp_only_layers; j++)
+                dense |= c->root->mlp_only_layers[j] == i;
             if (!dense && (i + 1) % step == 0)
                 n_moe++;
         }
@@ -443,19 +430,13 @@ static int cfg_decoder(const struct cfg *c, const char *type, struct sb_err *err
     return SB_OK;
 }
 
-int vfy_mem_from_config(struct vfy_mem_model *m, const char *json, size_t len, const char *what,
-                        struct sb_err *err)
+int vfy_mem_from_fmt_config(struct vfy_mem_model *m, const struct fmt_config *cfg,
+                            const char *what, struct sb_err *err)
 {
     memset(m, 0, sizeof *m);
     m->stored_dtype = -1;
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return sb_err_set(err, SB_EFORMAT, "%s: not a JSON object", what);
-    }
-    struct cfg c = { root, what, m, err };
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    const char *type = cJSON_IsString(mt) ? mt->valuestring : NULL;
+    struct cfg c = { cfg, what, m, err };
+    const char *type = cfg->model_type_val.kind == FMT_CFG_STRING ? cfg->model_type : NULL;
     if (!type) {
         add_note(m, "%s: no model_type, using the llama formula", what);
         type = "llama";
@@ -469,9 +450,22 @@ int vfy_mem_from_config(struct vfy_mem_model *m, const char *json, size_t len, c
     if (!is_known)
         add_note(m, "%s: unknown model_type '%s', using the llama formula", what, type);
     int r = !strcmp(type, "switch_transformers") ? cfg_switch(&c, err) : cfg_decoder(&c, type, err);
-    cJSON_Delete(root);
     if (r != SB_OK)
         vfy_mem_model_release(m);
+    return r;
+}
+
+int vfy_mem_from_config(struct vfy_mem_model *m, const char *json, size_t len, const char *what,
+                        struct sb_err *err)
+{
+    struct fmt_config *cfg;
+    memset(m, 0, sizeof *m);
+    m->stored_dtype = -1;
+    int r = fmt_config_parse(&cfg, json, len, what, err);
+    if (r != SB_OK)
+        return r;
+    r = vfy_mem_from_fmt_config(m, cfg, what, err);
+    fmt_config_free(cfg);
     return r;
 }
 
@@ -564,8 +558,8 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
 {
     const char *what = fm->path ? fm->path : "model";
     int r;
-    if (fm->config_json) {
-        if ((r = vfy_mem_from_config(m, fm->config_json, strlen(fm->config_json), what, err)))
+    if (fm->config) {
+        if ((r = vfy_mem_from_fmt_config(m, fm->config, what, err)))
             return r;
         m->n_groups = 0; /* the tensors replace the config's shapes */
     } else {
@@ -837,21 +831,15 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
         sb_mul_u64(per_layer_tok, swa, &t2) || sb_mul_u64(t2, wctx, &t2) ||
         sb_add_u64(t1, t2, &t1) || sb_mul_u64(t1, batch, &e->kv));
 
-    /* runtime buffers of our core (verify/vfy_forward.c vfy_ctx_new and
-     * verify/vfy_ppl.c) as `subbit ppl` touches them for a window of ctx
-     * tokens x batch, processed in blocks of B tokens (below): f32
-     * logits for the scored positions; per token of a block the
-     * residual and two scratch vectors (dim), q and the attention output
-     * (heads x head_dim), k and v, the FFN pair at the widest FFN (dense
-     * or one expert), and for MoE the router scores, the
-     * expert input/output and an expert FFN pair; per thread one row of
-     * attention scores (16 threads assumed); the RoPE tables (ctx x
-     * head_dim); and per-thread row scratch for the matvec kernels (16
-     * threads x the widest row, in and out). The vocabulary is counted with
-     * the scratch at 150 bytes a token: the pieces are held three times (the
-     * GGUF metadata, the model's vocab, the tokenizer's table and hash map),
-     * each a small malloc with its overhead — measured with valgrind massif
-     * on llama-2-tiny-random's 32,000 tokens. */
+    /* runtime of our core as `subbit ppl` touches it for a window of ctx tokens
+     * x batch, processed in blocks of B tokens (below): f32 logits for the
+     * scored positions; the context's buffers (vfy_ctx_bytes); per-thread row
+     * scratch for the matvec kernels (16 threads x the widest row, in and out,
+     * on the stack). The vocabulary is counted with the scratch at 150 bytes a
+     * token: the pieces are held three times (the GGUF metadata, the model's
+     * vocab, the tokenizer's table and hash map), each a small malloc with its
+     * overhead — measured with valgrind massif on llama-2-tiny-random's 32,000
+     * tokens. */
     /* ppl's chunks protocol forwards a window in two calls (the unscored
      * first half, then the scored half), so a block holds at most
      * ctx - ctx/2 + 1 tokens: rows past that are allocated but never touched,
@@ -870,16 +858,18 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
     uint64_t ffw = (uint64_t)m->hidden_dim;
     if ((uint64_t)m->moe_hidden_dim > ffw)
         ffw = (uint64_t)m->moe_hidden_dim;
-    uint64_t qd = (uint64_t)m->n_heads * (uint64_t)m->head_dim;
-    uint64_t kvd = m->mla ? qd : (uint64_t)m->n_kv_heads * (uint64_t)m->head_dim;
-    uint64_t per_tok = 3 * (uint64_t)m->dim + 2 * qd + 2 * kvd + 2 * ffw;
-    if (m->n_experts > 0)
-        per_tok += (uint64_t)m->n_experts + 2 * (uint64_t)m->n_experts_used + 2 +
-                   3 * (uint64_t)m->dim + 2 * ffw;
-    uint64_t fixed = 16 * ctx + ctx * (uint64_t)m->head_dim;
-    CHK(sb_mul_u64(per_tok, B, &e->activations) ||
-        sb_add_u64(e->activations, fixed, &e->activations) ||
-        sb_mul_u64(e->activations, 4, &e->activations));
+    /* the rest of the core's context for that window and blocks of B tokens,
+     * 16 threads: vfy_ctx_bytes sizes the list of buffers vfy_ctx_new
+     * allocates (its f32 KV cache is the KV term above) */
+    const struct vfy_ctx_shape cs = {
+        .n_layers = (size_t)m->n_layers, .dim = (size_t)m->dim, .n_heads = (size_t)m->n_heads,
+        .n_kv_heads = (size_t)(m->mla ? m->n_heads : m->n_kv_heads),
+        .head_dim = (size_t)m->head_dim, .ffn = (size_t)ffw, .n_experts = (size_t)m->n_experts,
+        .n_experts_used = (size_t)m->n_experts_used,
+    };
+    struct vfy_ctx_size cz;
+    CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, 16, &cz) != SB_OK);
+    e->activations = cz.buffers;
     uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
     e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
     e->baseline = o->baseline ? o->baseline : VFY_MEM_BASELINE;

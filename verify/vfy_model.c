@@ -7,8 +7,7 @@
 #include <string.h>
 
 #include "qnt_matvec.h"
-#include "qnt_qmoe.h"
-#include "qnt_sub1.h"
+#include "qnt_type.h"
 #include "sb_alloc.h"
 #include "vfy_model_impl.h"
 
@@ -60,13 +59,10 @@ static int view_tensor(const struct binder *b, const struct fmt_tensor *t, struc
         return sb_err_set(b->err, SB_EFORMAT, "%s: tensor '%s' (%s, %s): %llu bytes do not fit",
                           b->path, t->name, sb_dtype_name(t->dtype), shape_str(t, sbuf, sizeof sbuf),
                           (unsigned long long)t->nbytes);
-    if (t->dtype == SB_DTYPE_SUB1 || t->dtype == SB_DTYPE_SUB1_QMOE) {
-        rc = t->dtype == SB_DTYPE_SUB1 ? qnt_sub1_validate(t->data, t->nbytes, rows, cols)
-                                       : qnt_qmoe_validate(t->data, t->nbytes, rows, cols);
-        if (rc != SB_OK)
-            return sb_err_set(b->err, SB_EFORMAT, "%s: tensor '%s': damaged %s data", b->path,
-                              t->name, sb_dtype_name(t->dtype));
-    }
+    /* the structural check of a variable-length blob (the size rule, again, for the rest) */
+    if (qnt_type_validate(t->dtype, t->data, t->nbytes, rows, cols, &t->qp) != SB_OK)
+        return sb_err_set(b->err, SB_EFORMAT, "%s: tensor '%s': damaged %s data", b->path,
+                          t->name, sb_dtype_name(t->dtype));
     mat->dt = t->dtype;
     mat->w = t->data;
     mat->nbytes = t->nbytes;

@@ -274,8 +274,9 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
     for (size_t w = 0; w < p->n_win; w++) {
         const struct vfy_window *win = &p->win[w];
         const int32_t *tok = p->tok + win->off;
-        vfy_ctx_reset(ctx);
-        /* logits are needed from position first-1 on; earlier ones only fill the cache */
+        /* a window starts again at position 0 (vfy_forward: nothing of the last
+         * window is read); logits are needed from position first-1 on, earlier
+         * ones only fill the cache */
         const size_t pre = win->first - 1;
         if (pre && (rc = vfy_forward(ctx, tok, pre, 0, lg, false, err)))
             break;
@@ -316,8 +317,6 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
         const struct vfy_window *win = &p->win[w];
         const int32_t *tok = p->tok + win->off;
         const size_t pre = win->first - 1;
-        vfy_ctx_reset(ref);
-        vfy_ctx_reset(model);
         if (pre && ((rc = vfy_forward(ref, tok, pre, 0, la, false, err)) ||
                     (rc = vfy_forward(model, tok, pre, 0, lb, false, err))))
             goto out;
@@ -348,4 +347,18 @@ out:
     sb_free(la);
     sb_free(lb);
     return rc;
+}
+
+bool vfy_verify_gates(const struct vfy_verify_result *r, const struct vfy_gates *g,
+                      struct vfy_gate_check *failed)
+{
+    struct vfy_gate_check f = { false, false, false };
+    /* written as !(x <= limit): a NaN fails every gate it meets */
+    const double d = g->dppl_pct ? r->dppl_pct : r->dppl;
+    f.dppl = g->dppl && !(d <= g->max_dppl);
+    f.kld = g->max_kld >= 0 && !(r->kld.mean <= g->max_kld);
+    f.top1 = g->min_top1 >= 0 && !(r->kld.top1 >= g->min_top1);
+    if (failed)
+        *failed = f;
+    return !(f.dppl || f.kld || f.top1);
 }

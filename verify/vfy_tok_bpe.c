@@ -22,7 +22,6 @@
 #include "fmt_hftok.h"
 #include "sb_alloc.h"
 
-#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -212,34 +211,6 @@ size_t vfy_tok_llama3_next(const unsigned char *s, size_t n, int ndig)
 
 /* ---- building ------------------------------------------------------------ */
 
-static bool type_is(const cJSON *o, const char *type)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(t) && strcmp(t->valuestring, type) == 0;
-}
-
-/* o itself, or the member of its "pretokenizers"/"normalizers"/... list, of that type */
-static const cJSON *find_typed(const cJSON *o, const char *list, const char *type)
-{
-    if (!cJSON_IsObject(o))
-        return NULL;
-    if (type_is(o, type))
-        return o;
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, list), *e;
-    cJSON_ArrayForEach(e, l) {
-        const cJSON *f = find_typed(e, list, type);
-        if (f)
-            return f;
-    }
-    return NULL;
-}
-
-static bool json_bool(const cJSON *o, const char *key, bool dflt)
-{
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsBool(b) ? cJSON_IsTrue(b) : dflt;
-}
-
 static int32_t find_added(const struct vfy_tok *t, const char *s)
 {
     for (uint32_t i = 0; i < t->n_added; i++) {
@@ -304,52 +275,25 @@ static bool pairmap_get(const struct vfy_pairmap *p, int32_t a, int32_t b, int32
     }
 }
 
-static int add_merges(struct vfy_tok *t, const cJSON *merges, struct sb_err *err)
+static int add_merges(struct vfy_tok *t, const struct fmt_hftok_file *f)
 {
-    int n = cJSON_GetArraySize(merges);
-    if (pairmap_init(&t->pairs, (uint32_t)(n > 0 ? n : 1)))
+    if (pairmap_init(&t->pairs, (uint32_t)(f->n_merges > 0 ? f->n_merges : 1)))
         return SB_ENOMEM;
     char *buf = sb_malloc(2 * (size_t)t->max_key + 2);
     if (!buf)
         return SB_ENOMEM;
-    int rank = 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, merges) {
-        const char *a, *b;
-        size_t la, lb;
-        if (cJSON_IsString(m)) {
-            a = m->valuestring;
-            const char *sp = strchr(a, ' ');
-            if (!sp) {
-                sb_free(buf);
-                return sb_err_set(err, SB_EFORMAT, WHAT ": merge %d '%s' is not two tokens",
-                                  rank, a);
-            }
-            la = (size_t)(sp - a);
-            b = sp + 1;
-            lb = strlen(b);
-        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 &&
-                   cJSON_IsString(cJSON_GetArrayItem(m, 0)) &&
-                   cJSON_IsString(cJSON_GetArrayItem(m, 1))) {
-            a = cJSON_GetArrayItem(m, 0)->valuestring;
-            b = cJSON_GetArrayItem(m, 1)->valuestring;
-            la = strlen(a);
-            lb = strlen(b);
-        } else {
-            sb_free(buf);
-            return sb_err_set(err, SB_EFORMAT, WHAT ": merge %d is neither \"a b\" nor [a, b]",
-                              rank);
-        }
-        int32_t ia = vfy_strmap_get(&t->map, t, a, la), ib = vfy_strmap_get(&t->map, t, b, lb);
+    for (size_t rank = 0; rank < f->n_merges; rank++) {
+        const struct fmt_hftok_merge *mg = &f->merges[rank];
+        const size_t la = mg->la, lb = mg->lb;
+        int32_t ia = vfy_strmap_get(&t->map, t, mg->a, la), ib = vfy_strmap_get(&t->map, t, mg->b, lb);
         int32_t im = -1;
         if (ia >= 0 && ib >= 0 && la + lb <= t->max_key) {
-            memcpy(buf, a, la);
-            memcpy(buf + la, b, lb);
+            memcpy(buf, mg->a, la);
+            memcpy(buf + la, mg->b, lb);
             im = vfy_strmap_get(&t->map, t, buf, la + lb);
         }
         if (im >= 0)                 /* merges of unknown tokens are dropped */
-            pairmap_put(&t->pairs, ia, ib, rank, im);
-        rank++;
+            pairmap_put(&t->pairs, ia, ib, (int32_t)rank, im);
     }
     sb_free(buf);
     return SB_OK;
@@ -395,36 +339,19 @@ static int set_decoded(struct vfy_tok *t, const uint32_t b2c[256])
     return SB_OK;
 }
 
-static int hf_build(struct vfy_tok *t, const cJSON *root, const struct fmt_vocab *v,
+static int hf_build(struct vfy_tok *t, const struct fmt_hftok_file *f, const struct fmt_vocab *v,
                     struct sb_err *err)
 {
-    struct fmt_hftok_parts p;
-    int r = fmt_hftok_json_parts(root, &p, err);
-    if (r != SB_OK)
-        return r;
-    const cJSON *model = p.model, *vocab = p.vocab, *merges = p.merges, *added = p.added;
-    const cJSON *pre = p.pre, *norm = p.norm, *dec = p.dec;
-    const cJSON *e;
-    int32_t max_id = p.max_id, id = 0; /* every id was checked by fmt_hftok_json_parts */
-
-    const cJSON *bl = find_typed(pre, "pretokenizers", "ByteLevel");
-    if (bl || find_typed(dec, "decoders", "ByteLevel")) {
+    if (f->kind == FMT_HFTOK_BYTE_LEVEL) {
         t->kind = VFY_TOK_HF_BYTE;
-        t->hf_regex = bl ? json_bool(bl, "use_regex", true) : false;
-        t->hf_prefix_space = bl ? json_bool(bl, "add_prefix_space", true) : false;
-        const cJSON *split = find_typed(pre, "pretokenizers", "Split");
-        if (split) {
-            const cJSON *re = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(split, "pattern"), "Regex");
+        t->hf_regex = f->bl_use_regex;
+        t->hf_prefix_space = f->bl_prefix_space;
+        if (f->has_split) {
             t->hf_regex = true;     /* an unknown regex is approximated by GPT-2's */
-            if (cJSON_IsString(re) &&
-                strstr(re->valuestring, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"))
-                t->hf_digits = strstr(re->valuestring, "\\p{N}{1,3}") ? 3 : 1;
+            if (f->split_regex && strstr(f->split_regex, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"))
+                t->hf_digits = strstr(f->split_regex, "\\p{N}{1,3}") ? 3 : 1;
         }
-    } else if (json_bool(model, "byte_fallback", false) ||
-               find_typed(pre, "pretokenizers", "Metaspace") ||
-               find_typed(norm, "normalizers", "Prepend") ||
-               find_typed(norm, "normalizers", "Replace")) {
+    } else if (f->kind == FMT_HFTOK_SPM) {
         t->kind = VFY_TOK_HF_SPM;
         t->strip_after_bos = true;
     } else {
@@ -432,43 +359,40 @@ static int hf_build(struct vfy_tok *t, const cJSON *root, const struct fmt_vocab
                           "SentencePiece-style BPE");
     }
 
-    if (vfy_tok_alloc_ids(t, (uint32_t)max_id + 1) || vfy_strmap_init(&t->map, t->n_vocab))
+    if (vfy_tok_alloc_ids(t, (uint32_t)f->max_id + 1) || vfy_strmap_init(&t->map, t->n_vocab))
         return SB_ENOMEM;
     for (uint32_t i = 0; i < t->n_vocab; i++)
         t->flags[i] = VFY_TF_CONTROL | VFY_TF_NOMERGE;     /* holes until filled */
-    cJSON_ArrayForEach(e, vocab) {
-        fmt_hftok_json_id(e, &id);
-        if (t->key[id])
+    for (uint32_t i = 0; i < f->n_vocab; i++) {
+        const struct fmt_hftok_entry *e = &f->vocab[i];
+        if (t->key[e->id])
             continue;               /* two strings for one id: keep the first */
-        size_t n = strlen(e->string);
-        if (!(t->key[id] = sb_strndup(e->string, n)))
+        if (!(t->key[e->id] = sb_strndup(e->s, e->len)))
             return SB_ENOMEM;
-        t->key_len[id] = (uint32_t)n;
-        if (n > t->max_key)
-            t->max_key = (uint32_t)n;
-        t->flags[id] = 0;
-        vfy_strmap_put(&t->map, t, id);
+        t->key_len[e->id] = e->len;
+        if (e->len > t->max_key)
+            t->max_key = e->len;
+        t->flags[e->id] = 0;
+        vfy_strmap_put(&t->map, t, e->id);
     }
-    t->added = sb_calloc((size_t)cJSON_GetArraySize(added) + 1, sizeof *t->added);
+    t->added = sb_calloc((size_t)f->n_added + 1, sizeof *t->added);
     if (!t->added)
         return SB_ENOMEM;
-    cJSON_ArrayForEach(e, added) {
-        const char *c = cJSON_GetObjectItemCaseSensitive(e, "content")->valuestring;
-        fmt_hftok_json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id);
-        bool special = json_bool(e, "special", false);
-        size_t n = strlen(c);
+    for (uint32_t i = 0; i < f->n_added; i++) {
+        const struct fmt_hftok_added *a = &f->added[i];
+        const int32_t id = a->id;
         if (!t->key[id]) {
-            if (!(t->key[id] = sb_strndup(c, n)))
+            if (!(t->key[id] = sb_strndup(a->content, a->len)))
                 return SB_ENOMEM;
-            t->key_len[id] = (uint32_t)n;
+            t->key_len[id] = a->len;
         }
         /* an added token's text is literal, not byte-level: decode it as is */
         sb_free(t->dec[id]);
-        if (!(t->dec[id] = sb_strndup(c, n)))
+        if (!(t->dec[id] = sb_strndup(a->content, a->len)))
             return SB_ENOMEM;
-        t->dec_len[id] = (uint32_t)n;
-        t->flags[id] = VFY_TF_NOMERGE | (special ? VFY_TF_CONTROL : 0);
-        if (n)
+        t->dec_len[id] = a->len;
+        t->flags[id] = VFY_TF_NOMERGE | (a->special ? VFY_TF_CONTROL : 0);
+        if (a->len)
             t->added[t->n_added++] = id;
     }
 
@@ -493,34 +417,27 @@ static int hf_build(struct vfy_tok *t, const cJSON *root, const struct fmt_vocab
             return sb_err_set(err, SB_EFORMAT, WHAT ": byte-level vocab has no token for "
                               "byte 0x%02x", b);
     }
-    if (t->kind == VFY_TOK_HF_SPM && !json_bool(model, "byte_fallback", false))
+    if (t->kind == VFY_TOK_HF_SPM && !f->byte_fallback)
         for (int b = 0; b < 256; b++)
             t->byte_id[b] = -1;
     int rc = set_decoded(t, b2c);
     if (rc)
         return rc;
-    if (merges && (rc = add_merges(t, merges, err)))
+    if (f->n_merges && (rc = add_merges(t, f)))
         return rc;
     if (t->kind == VFY_TOK_HF_SPM)
         vfy_tok_check_words(t, "\xE2\x96\x81", 3);
 
     /* special ids: the caller's config first, then the post-processor, then names */
-    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
-    if (cJSON_IsString(unk))
-        t->unk = vfy_strmap_get(&t->map, t, unk->valuestring, strlen(unk->valuestring));
-    if (t->unk < 0 && cJSON_IsString(unk))
-        t->unk = find_added(t, unk->valuestring);
-    const cJSON *tp = find_typed(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
-                                 "processors", "TemplateProcessing");
-    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tp, "single"), 0);
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(first, "SpecialToken");
-    const cJSON *stid = cJSON_GetObjectItemCaseSensitive(st, "id");
-    if (cJSON_IsString(stid)) {
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(tp, "special_tokens"), stid->valuestring);
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(sp, "ids");
-        if (!fmt_hftok_json_id(cJSON_GetArrayItem(ids, 0), &id) || (uint32_t)id >= t->n_vocab)
-            id = find_added(t, stid->valuestring);
+    if (f->unk_token) {
+        t->unk = vfy_strmap_get(&t->map, t, f->unk_token, strlen(f->unk_token));
+        if (t->unk < 0)
+            t->unk = find_added(t, f->unk_token);
+    }
+    if (f->bos_special) {
+        int32_t id = f->bos_special_id;
+        if (id < 0 || (uint32_t)id >= t->n_vocab)
+            id = find_added(t, f->bos_special);
         t->bos = id;
     }
     static const char *const bos_names[] = { "<s>", "<|begin_of_text|>", "<|startoftext|>" };
@@ -545,14 +462,12 @@ static int hf_build(struct vfy_tok *t, const cJSON *root, const struct fmt_vocab
 
 int vfy_tok_hf_build(struct vfy_tok *t, const struct fmt_vocab *v, struct sb_err *err)
 {
-    if (!v->hf_json)
-        return sb_err_set(err, SB_EFORMAT, WHAT ": no tokenizer text");
-    cJSON *root = cJSON_ParseWithLength(v->hf_json, v->hf_json_len ? v->hf_json_len
-                                                                   : strlen(v->hf_json));
-    if (!root)
-        return sb_err_set(err, SB_EFORMAT, WHAT ": not valid JSON");
-    int rc = hf_build(t, root, v, err);
-    cJSON_Delete(root);
+    const struct fmt_hftok_file *f;
+    struct fmt_hftok_file *tmp;
+    int rc = fmt_vocab_hftok(v, &f, &tmp, err);
+    if (rc == SB_OK)
+        rc = hf_build(t, f, v, err);
+    fmt_hftok_file_free(tmp);
     if (rc == SB_ENOMEM)
         sb_err_set(err, rc, "out of memory building the tokenizer");
     return rc;

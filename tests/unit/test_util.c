@@ -1,6 +1,10 @@
 /* test_util.c: helpers shared by the Check suites. */
 #include "test_util.h"
 
+#include "cvt_layout.h"
+#include "cvt_synth.h"
+#include "sb_alloc.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -171,4 +175,86 @@ uint64_t test_fnv1a64(const void *p, size_t n)
         h *= 0x100000001b3ull;
     }
     return h;
+}
+
+Suite *test_suite_new(const char *name, double timeout, void (*setup)(void),
+                      void (*teardown)(void), const struct test_entry *e, size_t n)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create(name);
+    if (timeout > 0)
+        tcase_set_timeout(tc, timeout);
+    if (setup || teardown)
+        tcase_add_checked_fixture(tc, setup, teardown);
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].loops)
+            tcase_add_loop_test(tc, e[i].test, 0, e[i].loops);
+        else
+            tcase_add_test(tc, e[i].test);
+    }
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+struct fmt_model *test_model_open(const char *path, const struct fmt_open_opts *o)
+{
+    struct fmt_model *m = NULL;
+    struct sb_err err = { 0 };
+    int r = fmt_model_open(&m, path, o, &err);
+    ck_assert_msg(r == SB_OK, "%s: %s", path, err.msg);
+    return m;
+}
+
+struct fmt_tensor *test_model_add(struct fmt_model *m, const char *name, enum sb_dtype dt,
+                                  int ndim, const int64_t *shape, const void *data,
+                                  size_t nbytes)
+{
+    struct fmt_tensor *t = fmt_model_add_tensor(m, name);
+    ck_assert_ptr_nonnull(t);
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++)
+        t->shape[d] = shape[d];
+    t->owned = sb_malloc(nbytes ? nbytes : 1);
+    ck_assert_ptr_nonnull(t->owned);
+    if (data && nbytes)
+        memcpy(t->owned, data, nbytes);
+    t->data = t->owned;
+    t->nbytes = nbytes;
+    t->map_index = -1;
+    return t;
+}
+
+struct fmt_model *test_materialize(const struct cvt_layout *l, const struct fmt_model *src,
+                                   enum fmt_container c)
+{
+    struct fmt_model *m = fmt_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->container = c;
+    m->arch = src->arch;
+    m->has_arch = src->has_arch;
+    for (size_t i = 0; i < l->n; i++) {
+        struct sb_err err = { 0 };
+        uint64_t nb = 0;
+        ck_assert_msg(cvt_layout_src_nbytes(l, i, src, &nb, &err) == SB_OK, "%s", err.msg);
+        struct fmt_tensor *t = test_model_add(m, l->t[i].name, l->t[i].src_dtype, l->t[i].ndim,
+                                              l->t[i].shape, NULL, (size_t)nb);
+        ck_assert_msg(cvt_layout_gather_bytes(l, i, src, t->owned, nb, &err) == SB_OK, "%s",
+                      err.msg);
+    }
+    return m;
+}
+
+struct fmt_model *test_synth_model(enum fmt_arch_kind kind, int dim, const char *name)
+{
+    struct cvt_synth_opts o;
+    cvt_synth_opts_init(&o, kind);
+    o.dim = dim;
+    o.heads = 4;
+    o.kv_heads = 2;
+    o.hidden = 96;
+    struct sb_err err = { 0 };
+    const char *dir = test_tmpfile(name);
+    ck_assert_msg(cvt_synth(&o, dir, &err) == SB_OK, "%s", err.msg);
+    return test_model_open(dir, NULL);
 }

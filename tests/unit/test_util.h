@@ -1,9 +1,58 @@
-/* test_util.h: helpers shared by the Check suites. */
+/* test_util.h: helpers shared by the Check suites: fixtures and temp files,
+ * random data, the suite boilerplate (TEST_SUITE), small models. */
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "fmt_model.h"
+
+/* ---- suites -------------------------------------------------------------------- */
+
+/* One entry of a TEST_SUITE: a test run once, or `loops` times (_i = 0 .. loops-1). */
+struct test_entry {
+    const TTest *test;
+    int loops;
+};
+#define TEST(t) { (t), 0 }
+#define TEST_LOOP(t, n) { (t), (n) }
+
+/* A suite of one test case, both named name, holding the entries in order;
+ * timeout in seconds (0: Check's default), setup / teardown around each test
+ * (NULL: none). */
+Suite *test_suite_new(const char *name, double timeout, void (*setup)(void),
+                      void (*teardown)(void), const struct test_entry *e, size_t n);
+
+/* TEST_SUITE(module_topic, timeout, setup, teardown, TEST(t), TEST_LOOP(t, n), ...):
+ * defines Suite *module_topic_suite(void), what the generated runner calls
+ * (tests/CMakeLists.txt). */
+#define TEST_SUITE(name, timeout, setup, teardown, ...)                                        \
+    Suite *name##_suite(void)                                                                  \
+    {                                                                                          \
+        const struct test_entry entries_[] = { __VA_ARGS__ };                                  \
+        return test_suite_new(#name, (timeout), (setup), (teardown), entries_,                 \
+                              sizeof entries_ / sizeof entries_[0]);                           \
+    }
+
+/* ---- models ---------------------------------------------------------------------- */
+
+/* fmt_model_open() that must succeed (the message names the path otherwise). */
+struct fmt_model *test_model_open(const char *path, const struct fmt_open_opts *o);
+/* A tensor of m holding a copy of nbytes of data (owned by m): name, encoding,
+ * shape[ndim]. */
+struct fmt_tensor *test_model_add(struct fmt_model *m, const char *name, enum sb_dtype dt,
+                                  int ndim, const int64_t *shape, const void *data,
+                                  size_t nbytes);
+struct cvt_layout;
+/* A model holding every target of l gathered from src as bytes (no re-encoding),
+ * in container c, with src's architecture. */
+struct fmt_model *test_materialize(const struct cvt_layout *l, const struct fmt_model *src,
+                                   enum fmt_container c);
+/* A synthetic model (cvt_synth) written to test_tmpfile(name) and opened: the
+ * kind's defaults with dim, 4 heads, 2 KV heads and an FFN of 96. */
+struct fmt_model *test_synth_model(enum fmt_arch_kind kind, int dim, const char *name);
 
 /* The fixtures folder ($SUBBIT_FIXTURES, else ../shared/fixtures beside the
  * checkout), or NULL if absent. */

@@ -9,6 +9,7 @@
 #include "sb_dtype.h"
 #include "sb_err.h"
 #include "sb_math.h"
+#include "test_util.h"
 
 START_TEST(test_err_first_wins_one_line)
 {
@@ -143,15 +144,6 @@ START_TEST(test_alloc_fault_injection)
 }
 END_TEST
 
-Suite *common_common_suite(void)
-{
-    Suite *s = suite_create("common");
-    TCase *tc = tcase_create("base");
-    tcase_add_test(tc, test_err_first_wins_one_line);
-    tcase_add_test(tc, test_dtype_sizes);
-    tcase_add_test(tc, test_dtype_names);
-    tcase_add_test(tc, test_checked_math);
-    tcase_add_test(tc, test_alloc_fault_injection);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(common_common, 0, NULL, NULL,
+    TEST(test_err_first_wins_one_line), TEST(test_dtype_sizes), TEST(test_dtype_names),
+    TEST(test_checked_math), TEST(test_alloc_fault_injection))

@@ -10,24 +10,9 @@
 #include "cvt_synth.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "qnt_encode.h"
 #include "sb_alloc.h"
 #include "test_util.h"
-
-static struct fmt_model *synth_model(enum fmt_arch_kind kind, int dim, const char *name)
-{
-    struct cvt_synth_opts o;
-    cvt_synth_opts_init(&o, kind);
-    o.dim = dim;
-    o.heads = 4;
-    o.kv_heads = 2;
-    o.hidden = 96;
-    struct sb_err err = { 0 };
-    const char *dir = test_tmpfile(name);
-    ck_assert_msg(cvt_synth(&o, dir, &err) == SB_OK, "%s", err.msg);
-    struct fmt_model *m;
-    ck_assert_msg(fmt_model_open(&m, dir, NULL, &err) == SB_OK, "%s", err.msg);
-    return m;
-}
 
 static const struct cvt_decision *find(const struct cvt_report *r, const char *name)
 {
@@ -42,7 +27,7 @@ START_TEST(test_policy_q8_0_gguf)
 {
     /* dim 48: rows of 48 are not a multiple of 32, so q8_0 falls back; the FFN down
      * projection has rows of 96 = 3 x 32 and takes q8_0 */
-    struct fmt_model *m = synth_model(FMT_ARCH_MIXTRAL, 48, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_MIXTRAL, 48, "src");
     struct cvt_opts o;
     cvt_opts_init(&o);
     o.to = SB_DTYPE_Q8_0;
@@ -66,7 +51,7 @@ END_TEST
 
 START_TEST(test_policy_rules_and_keep)
 {
-    struct fmt_model *m = synth_model(FMT_ARCH_LLAMA, 64, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_LLAMA, 64, "src");
     struct cvt_rule rules[] = { { "*.mlp.down_proj.weight", SB_DTYPE_F16 },
                                 { "model.embed_tokens.weight", -1 } };
     struct cvt_opts o;
@@ -98,7 +83,7 @@ END_TEST
 
 START_TEST(test_existing_output_needs_force)
 {
-    struct fmt_model *m = synth_model(FMT_ARCH_LLAMA, 64, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_LLAMA, 64, "src");
     struct cvt_opts o;
     cvt_opts_init(&o);
     o.to = SB_DTYPE_F16;
@@ -127,7 +112,7 @@ END_TEST
  * outputs of the earlier, successful rounds. */
 START_TEST(test_faults_leave_no_output)
 {
-    struct fmt_model *m = synth_model(FMT_ARCH_MIXTRAL, 64, "src");
+    struct fmt_model *m = test_synth_model(FMT_ARCH_MIXTRAL, 64, "src");
     const char *outs[] = { test_tmpfile("o.safetensors"), test_tmpfile("o.gguf"),
                            test_tmpfile("o-dir") };
     for (int j = 0; j < 3; j++) {
@@ -162,15 +147,79 @@ START_TEST(test_faults_leave_no_output)
 }
 END_TEST
 
-Suite *convert_convert_suite(void)
+/* convert streams row blocks: every output tensor with blocks of a few rows
+ * (so each tensor takes many blocks, and a block may end inside an expert or
+ * a permuted head) has the bytes of the default run (one block a tensor here),
+ * whatever the container (GGUF takes pieces, the safetensors int8 layout a
+ * whole blob, .subbit variable-length codes); and a q8_0 tensor's bytes are
+ * qnt_quantize_rows of the whole source tensor, computed here. --stats gives
+ * the same numbers both ways (to rounding of the per-block partial sums). */
+START_TEST(test_row_blocks_match_whole)
 {
-    Suite *s = suite_create("convert_convert");
-    TCase *tc = tcase_create("convert");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_policy_q8_0_gguf);
-    tcase_add_test(tc, test_policy_rules_and_keep);
-    tcase_add_test(tc, test_existing_output_needs_force);
-    tcase_add_loop_test(tc, test_faults_leave_no_output, 0, 2);
-    suite_add_tcase(s, tc);
-    return s;
+    static const struct { const char *out; int to; } cases[] = {
+        { "q.gguf", SB_DTYPE_Q8_0 }, { "i8.safetensors", SB_DTYPE_INT8 },
+        { "t.subbit", SB_DTYPE_TERN }, { "s.subbit", SB_DTYPE_SUB1 },
+        { "f.gguf", SB_DTYPE_F16 },
+    };
+    struct fmt_model *m = test_synth_model(FMT_ARCH_MIXTRAL, 64, "src");
+    const char *name = cases[_i].out;
+    struct sb_err err = { 0 };
+    struct fmt_model *out[2];
+    struct cvt_report *rep[2];
+    for (int b = 0; b < 2; b++) {
+        struct cvt_opts o;
+        cvt_opts_init(&o);
+        o.to = cases[_i].to;
+        o.stats = true;
+        o.block_elems = b ? 0 : 150;   /* 2 rows of 64, 1 row of 96, ... */
+        char path[64];
+        snprintf(path, sizeof path, "%d%s", b, name);
+        ck_assert_msg(cvt_convert(m, test_tmpfile(path), &o, &rep[b], &err) == SB_OK, "%s",
+                      err.msg);
+        ck_assert_msg(fmt_model_open(&out[b], test_tmpfile(path), NULL, &err) == SB_OK, "%s",
+                      err.msg);
+    }
+    ck_assert_uint_eq(out[0]->n_tensors, out[1]->n_tensors);
+    int checked = 0;
+    for (size_t i = 0; i < out[0]->n_tensors; i++) {
+        const struct fmt_tensor *a = &out[0]->tensors[i];
+        const struct fmt_tensor *b = fmt_model_find(out[1], a->name);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_int_eq(a->dtype, b->dtype);
+        ck_assert_uint_eq(a->nbytes, b->nbytes);
+        ck_assert_msg(!memcmp(a->data, b->data, a->nbytes), "%s: %s differs", name, a->name);
+        checked += (int)a->dtype == cases[_i].to;
+    }
+    ck_assert_int_gt(checked, 4);
+    for (size_t i = 0; i < rep[0]->n; i++) {
+        const struct cvt_decision *x = &rep[0]->d[i], *y = &rep[1]->d[i];
+        ck_assert_int_eq(x->has_stats, y->has_stats);
+        ck_assert_double_eq_tol(x->rmse, y->rmse, 1e-12 * (1 + y->rmse));
+        ck_assert(x->max_abs == y->max_abs);
+    }
+    if (cases[_i].to == SB_DTYPE_Q8_0) {   /* GGUF: an expert stack against the whole tensor */
+        const struct fmt_tensor *src =
+            fmt_model_find(m, "model.layers.0.block_sparse_moe.experts.0.w2.weight");
+        const struct fmt_tensor *st = fmt_model_find(out[0], "blk.0.ffn_down_exps.weight");
+        ck_assert_ptr_nonnull(src);
+        ck_assert_ptr_nonnull(st);
+        const size_t n = (size_t)src->shape[0] * (size_t)src->shape[1];   /* expert 0: [64, 96] */
+        unsigned char *want = malloc(n / 32 * 34);
+        ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_Q8_0, src->data, (size_t)src->shape[0],
+                                           (size_t)src->shape[1], NULL, want), SB_OK);
+        ck_assert_mem_eq(st->data, want, n / 32 * 34);
+        free(want);
+    }
+    for (int b = 0; b < 2; b++) {
+        cvt_report_free(rep[b]);
+        fmt_model_free(out[b]);
+    }
+    fmt_model_free(m);
+    test_tmpdir_cleanup();
 }
+END_TEST
+
+TEST_SUITE(convert_convert, 120, NULL, NULL,
+    TEST(test_policy_q8_0_gguf), TEST(test_policy_rules_and_keep),
+    TEST(test_existing_output_needs_force), TEST_LOOP(test_faults_leave_no_output, 2),
+    TEST_LOOP(test_row_blocks_match_whole, 5))

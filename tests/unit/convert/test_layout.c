@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "cvt_layout.h"
+#include "fmt_config.h"
+#include "fmt_gguf.h"
 #include "qnt_cast.h"
 #include "qnt_encode.h"
 #include "sb_alloc.h"
@@ -45,32 +47,6 @@ static struct fmt_tensor *add_f32(struct fmt_model *m, const char *name, int ndi
 }
 
 #define SHAPE(...) ((const int64_t[]){ __VA_ARGS__ })
-
-/* A model holding every target of l, gathered from src (bytes), in container c. */
-static struct fmt_model *materialize(const struct cvt_layout *l, const struct fmt_model *src,
-                                     enum fmt_container c)
-{
-    struct fmt_model *m = fmt_model_new();
-    ck_assert_ptr_nonnull(m);
-    m->container = c;
-    m->arch = src->arch;
-    m->has_arch = src->has_arch;
-    for (size_t i = 0; i < l->n; i++) {
-        struct sb_err err = { 0 };
-        uint64_t nb = 0;
-        ck_assert_int_eq(cvt_layout_src_nbytes(l, i, src, &nb, &err), SB_OK);
-        struct fmt_tensor *t = fmt_model_add_tensor(m, l->t[i].name);
-        ck_assert_ptr_nonnull(t);
-        t->dtype = l->t[i].src_dtype;
-        t->ndim = l->t[i].ndim;
-        memcpy(t->shape, l->t[i].shape, sizeof t->shape);
-        t->owned = sb_malloc(nb ? nb : 1);
-        t->data = t->owned;
-        t->nbytes = nb;
-        ck_assert_int_eq(cvt_layout_gather_bytes(l, i, src, t->owned, nb, &err), SB_OK);
-    }
-    return m;
-}
 
 static const struct cvt_target *target(const struct cvt_layout *l, const char *name)
 {
@@ -191,7 +167,7 @@ START_TEST(test_hf_to_gguf_llama)
     ck_assert_int_eq(target(l, "blk.0.ffn_gate.weight")->shape[0], 5);
 
     /* gathered q of layer 1 follows the hand-checked row map */
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     const float *src_q = tdata(hf, "model.layers.1.self_attn.q_proj.weight");
     const float *dst_q = tdata(gg, "blk.1.attn_q.weight");
     for (uint64_t r = 0; r < 8; r++)
@@ -223,7 +199,7 @@ START_TEST(test_hf_to_gguf_llama)
     ck_assert_uint_eq(l2->n, hf->n_tensors);
     ck_assert_int_eq(target(l2, "model.layers.1.self_attn.q_proj.weight")->perm,
                      CVT_PERM_GGUF_TO_HF);
-    struct fmt_model *hf2 = materialize(l2, gg, FMT_CONT_SAFETENSORS);
+    struct fmt_model *hf2 = test_materialize(l2, gg, FMT_CONT_SAFETENSORS);
     for (size_t i = 0; i < hf->n_tensors; i++) {
         const struct fmt_tensor *a = &hf->tensors[i];
         const struct fmt_tensor *b = fmt_model_find(hf2, a->name);
@@ -294,7 +270,7 @@ START_TEST(test_perm_rope_equivalence)
     struct cvt_layout *l = NULL;
     struct sb_err err = { 0 };
     ck_assert_int_eq(cvt_layout_plan(hf, FMT_CONT_GGUF, &l, &err), SB_OK);
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     float x[H], x2[H];
     test_fill_normal(x, H, 13);
     test_fill_normal(x2, H, 14);
@@ -420,9 +396,9 @@ START_TEST(test_tied_drops_lm_head)
     ck_assert_int_eq(cvt_layout_find(l, "output.weight"), -1);
     ck_assert_uint_eq(l->n, hf->n_tensors - 1);
     /* GGUF without output.weight → config says tied */
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     char *json = NULL;
-    ck_assert_int_eq(cvt_layout_hf_config(gg, &json, &err), SB_OK);
+    ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     cJSON *root = cJSON_Parse(json);
     ck_assert_ptr_nonnull(root);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(root, "tie_word_embeddings")));
@@ -545,7 +521,7 @@ START_TEST(test_expert_stacking)
         ck_assert_uint_eq(g->pieces[e].row0, 0);
         ck_assert_uint_eq(g->pieces[e].nrows, NF);
     }
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     check_stacked(gg);
 
     /* back to HF: classic per-expert names, same numbers */
@@ -559,7 +535,7 @@ START_TEST(test_expert_stacking)
     const struct cvt_target *w3 = target(l2, "model.layers.0.block_sparse_moe.experts.2.w3.weight");
     ck_assert_uint_eq(w3->pieces[0].row0, 2 * NF);
     ck_assert_uint_eq(w3->pieces[0].nrows, NF);
-    struct fmt_model *hf2 = materialize(l2, gg, FMT_CONT_SAFETENSORS);
+    struct fmt_model *hf2 = test_materialize(l2, gg, FMT_CONT_SAFETENSORS);
     for (size_t i = 0; i < hf->n_tensors; i++) {
         const struct fmt_tensor *a = &hf->tensors[i], *b = fmt_model_find(hf2, a->name);
         ck_assert_msg(b != NULL, "'%s' lost", a->name);
@@ -567,7 +543,7 @@ START_TEST(test_expert_stacking)
         ck_assert_mem_eq(a->data, b->data, a->nbytes);
     }
     char *json = NULL;
-    ck_assert_int_eq(cvt_layout_hf_config(gg, &json, &err), SB_OK);
+    ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     struct fmt_arch a;
     ck_assert_int_eq(fmt_arch_from_hf_config(&a, json, strlen(json), "config.json", &err), SB_OK);
     ck_assert_int_eq(a.kind, FMT_ARCH_MIXTRAL);
@@ -606,13 +582,13 @@ START_TEST(test_packed_split)
     }
     ck_assert_uint_eq(d->n_pieces, 1);
     ck_assert_uint_eq(d->pieces[0].nrows, NE * NH);
-    struct fmt_model *gg = materialize(l, hf, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, hf, FMT_CONT_GGUF);
     check_stacked(gg);
     /* the classic layout gives the very same bytes */
     struct fmt_model *hc = tiny_mixtral_classic(true);
     struct cvt_layout *lc = NULL;
     ck_assert_int_eq(cvt_layout_plan(hc, FMT_CONT_GGUF, &lc, &err), SB_OK);
-    struct fmt_model *gc = materialize(lc, hc, FMT_CONT_GGUF);
+    struct fmt_model *gc = test_materialize(lc, hc, FMT_CONT_GGUF);
     for (size_t i = 0; i < gg->n_tensors; i++) {
         const struct fmt_tensor *b = fmt_model_find(gc, gg->tensors[i].name);
         ck_assert_ptr_nonnull(b);
@@ -745,11 +721,11 @@ START_TEST(test_qwen2moe)
     target(l, "blk.0.ffn_up_shexp.weight");
     const struct cvt_target *dn = target(l, "blk.0.ffn_down_exps.weight");
     ck_assert_int_eq(dn->shape[0], 2);
-    struct fmt_model *gg = materialize(l, m, FMT_CONT_GGUF);
+    struct fmt_model *gg = test_materialize(l, m, FMT_CONT_GGUF);
     strcpy(gg->arch.model_type, "qwen2moe");
     struct cvt_layout *l2 = NULL;
     ck_assert_int_eq(cvt_layout_plan(gg, FMT_CONT_SAFETENSORS, &l2, &err), SB_OK);
-    struct fmt_model *hf2 = materialize(l2, gg, FMT_CONT_SAFETENSORS);
+    struct fmt_model *hf2 = test_materialize(l2, gg, FMT_CONT_SAFETENSORS);
     ck_assert_uint_eq(hf2->n_tensors, m->n_tensors);
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct fmt_tensor *a = &m->tensors[i], *b = fmt_model_find(hf2, a->name);
@@ -761,7 +737,7 @@ START_TEST(test_qwen2moe)
     /* metadata: qwen2moe.* keys */
     struct fmt_kv *kv = NULL;
     size_t n = 0;
-    ck_assert_int_eq(cvt_layout_gguf_kv(m, &kv, &n, &err), SB_OK);
+    ck_assert_int_eq(fmt_gguf_kv_build(m, &kv, &n, &err), SB_OK);
     int found = 0;
     for (size_t i = 0; i < n; i++) {
         if (!strcmp(kv[i].key, "qwen2moe.expert_shared_feed_forward_length")) {
@@ -820,7 +796,7 @@ START_TEST(test_gguf_kv_llama)
     struct fmt_kv *kv = NULL;
     size_t n = 0;
     struct sb_err err = { 0 };
-    ck_assert_int_eq(cvt_layout_gguf_kv(hf, &kv, &n, &err), SB_OK);
+    ck_assert_int_eq(fmt_gguf_kv_build(hf, &kv, &n, &err), SB_OK);
     static const struct { const char *key; enum fmt_kv_type type; uint64_t u; } want[] = {
         { "llama.context_length", FMT_KV_U32, 64 },
         { "llama.embedding_length", FMT_KV_U32, 6 },
@@ -885,7 +861,7 @@ START_TEST(test_gguf_kv_llama)
     gg->kv[1] = (struct fmt_kv){ .key = sb_strdup("llama.block_count"), .type = FMT_KV_U32, .u = 3 };
     gg->kv[2] = (struct fmt_kv){ .key = sb_strdup("general.name"), .type = FMT_KV_STRING,
                                  .str = sb_strdup("x y"), .len = 3 };
-    ck_assert_int_eq(cvt_layout_gguf_kv(gg, &kv, &n, &err), SB_OK);
+    ck_assert_int_eq(fmt_gguf_kv_build(gg, &kv, &n, &err), SB_OK);
     ck_assert_uint_eq(n, 2);
     ck_assert_str_eq(kv[0].key, "llama.block_count");
     ck_assert_uint_eq(kv[0].u, 3);
@@ -920,7 +896,7 @@ START_TEST(test_hf_config_roundtrip)
     add_f32(gg, "output.weight", 2, SHAPE(512, 64), 1);
     char *json = NULL;
     struct sb_err err = { 0 };
-    ck_assert_int_eq(cvt_layout_hf_config(gg, &json, &err), SB_OK);
+    ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     ck_assert_ptr_nonnull(strstr(json, "\"LlamaForCausalLM\""));
     ck_assert_ptr_nonnull(strstr(json, "\"rms_norm_eps\": 1e-05"));
     struct fmt_arch a;
@@ -942,7 +918,7 @@ START_TEST(test_hf_config_roundtrip)
     sb_free(json);
     /* an HF source keeps its config.json text */
     gg->config_json = sb_strdup("{\"model_type\": \"llama\"}");
-    ck_assert_int_eq(cvt_layout_hf_config(gg, &json, &err), SB_OK);
+    ck_assert_int_eq(fmt_config_json_from_model(gg, &json, &err), SB_OK);
     ck_assert_str_eq(json, "{\"model_type\": \"llama\"}");
     sb_free(json);
     fmt_model_free(gg);
@@ -963,13 +939,13 @@ START_TEST(test_alloc_failures)
         if (r == SB_OK) {
             struct fmt_kv *kv = NULL;
             size_t n = 0;
-            r = cvt_layout_gguf_kv(hf, &kv, &n, &err);
+            r = fmt_gguf_kv_build(hf, &kv, &n, &err);
             if (r == SB_OK) {
                 for (size_t i = 0; i < n; i++)
                     fmt_kv_release(&kv[i]);
                 sb_free(kv);
                 char *json = NULL;
-                r = cvt_layout_hf_config(hf, &json, &err);
+                r = fmt_config_json_from_model(hf, &json, &err);
                 sb_free(json);
             }
         }
@@ -990,25 +966,10 @@ START_TEST(test_alloc_failures)
 }
 END_TEST
 
-Suite *convert_layout_suite(void)
-{
-    Suite *s = suite_create("convert_layout");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_perm_row_map);
-    tcase_add_test(tc, test_hf_to_gguf_llama);
-    tcase_add_test(tc, test_perm_rope_equivalence);
-    tcase_add_test(tc, test_perm_f16_f32);
-    tcase_add_test(tc, test_q8_0_unstack);
-    tcase_add_test(tc, test_tied_drops_lm_head);
-    tcase_add_loop_test(tc, test_expert_stacking, 0, 2);
-    tcase_add_test(tc, test_packed_split);
-    tcase_add_test(tc, test_missing_expert);
-    tcase_add_test(tc, test_unknown_tensor);
-    tcase_add_test(tc, test_identity);
-    tcase_add_test(tc, test_qwen2moe);
-    tcase_add_test(tc, test_gguf_kv_llama);
-    tcase_add_test(tc, test_hf_config_roundtrip);
-    tcase_add_loop_test(tc, test_alloc_failures, 0, 2);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(convert_layout, 0, NULL, NULL,
+    TEST(test_perm_row_map), TEST(test_hf_to_gguf_llama), TEST(test_perm_rope_equivalence),
+    TEST(test_perm_f16_f32), TEST(test_q8_0_unstack), TEST(test_tied_drops_lm_head),
+    TEST_LOOP(test_expert_stacking, 2), TEST(test_packed_split), TEST(test_missing_expert),
+    TEST(test_unknown_tensor), TEST(test_identity), TEST(test_qwen2moe),
+    TEST(test_gguf_kv_llama), TEST(test_hf_config_roundtrip),
+    TEST_LOOP(test_alloc_failures, 2))

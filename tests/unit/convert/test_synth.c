@@ -148,16 +148,7 @@ START_TEST(test_synth_alloc_failures_leave_nothing)
 }
 END_TEST
 
-Suite *convert_synth_suite(void)
-{
-    Suite *s = suite_create("convert_synth");
-    TCase *tc = tcase_create("synth");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_synth_deterministic_any_threads);
-    tcase_add_loop_test(tc, test_synth_shapes_and_params, 0, 3);
-    tcase_add_test(tc, test_synth_sharded);
-    tcase_add_test(tc, test_synth_bad_options);
-    tcase_add_test(tc, test_synth_alloc_failures_leave_nothing);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(convert_synth, 60, NULL, NULL,
+    TEST(test_synth_deterministic_any_threads), TEST_LOOP(test_synth_shapes_and_params, 3),
+    TEST(test_synth_sharded), TEST(test_synth_bad_options),
+    TEST(test_synth_alloc_failures_leave_nothing))

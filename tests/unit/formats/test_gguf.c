@@ -652,7 +652,10 @@ START_TEST(test_vocab_and_arch_keys)
     ck_assert_int_eq(fmt_writer_put(w, 0, data, sizeof data, &err), SB_OK);
     ck_assert_int_eq(fmt_writer_commit(w, &err), SB_OK);
     ck_assert_int_eq(fmt_model_open(&m, p, NULL, &err), SB_OK);
-    ck_assert_uint_eq(m->n_kv, 1 + 10 + 7);
+    /* the kv, 10 llama.* keys and 8 tokenizer keys (add_bos_token written even
+     * when true: the writer and convert share one metadata builder) */
+    ck_assert_uint_eq(m->n_kv, 1 + 10 + 8);
+    ck_assert(fmt_model_find_kv(m, "tokenizer.ggml.add_bos_token")->u == 1);
     ck_assert(m->has_arch);
     ck_assert_int_eq(m->arch.kind, FMT_ARCH_LLAMA);
     ck_assert_int_eq(m->arch.n_layers, 2);
@@ -724,25 +727,11 @@ START_TEST(test_moe_arch)
 }
 END_TEST
 
-Suite *formats_gguf_suite(void)
-{
-    Suite *s = suite_create("formats_gguf");
-    TCase *tc = tcase_create("gguf");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_writer_matches_hand_built);
-    tcase_add_loop_test(tc, test_writer_pieces_match_hand_built, 0, 4);
-    tcase_add_loop_test(tc, test_read_hand_built, 0, 2);
-    tcase_add_loop_test(tc, test_corrupt_table, 0, 2 * N_BAD);
-    tcase_add_loop_test(tc, test_tensor_name_length, 0, 2);
-    tcase_add_test(tc, test_round_trip_byte_identical);
-    tcase_add_test(tc, test_alignment_64);
-    tcase_add_test(tc, test_all_value_types);
-    tcase_add_loop_test(tc, test_writer_refuses, 0, (int)(sizeof refuse / sizeof refuse[0]));
-    tcase_add_test(tc, test_writer_bad_put_and_kv);
-    tcase_add_loop_test(tc, test_fault_injection, 0, 2);
-    tcase_add_test(tc, test_vocab_and_arch_keys);
-    tcase_add_test(tc, test_moe_arch);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(formats_gguf, 30, setup, teardown,
+    TEST(test_writer_matches_hand_built), TEST_LOOP(test_writer_pieces_match_hand_built, 4),
+    TEST_LOOP(test_read_hand_built, 2), TEST_LOOP(test_corrupt_table, 2 * N_BAD),
+    TEST_LOOP(test_tensor_name_length, 2), TEST(test_round_trip_byte_identical),
+    TEST(test_alignment_64), TEST(test_all_value_types),
+    TEST_LOOP(test_writer_refuses, (int)(sizeof refuse / sizeof refuse[0])),
+    TEST(test_writer_bad_put_and_kv), TEST_LOOP(test_fault_injection, 2),
+    TEST(test_vocab_and_arch_keys), TEST(test_moe_arch))

@@ -310,16 +310,6 @@ START_TEST(test_oom)
 }
 END_TEST
 
-Suite *formats_hftok_suite(void)
-{
-    Suite *s = suite_create("formats_hftok");
-    TCase *tc = tcase_create("hftok");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_add_test(tc, test_merges_by_score);
-    tcase_add_test(tc, test_duplicates_and_specials);
-    tcase_add_test(tc, test_back_to_spm);
-    tcase_add_test(tc, test_back_errors);
-    tcase_add_test(tc, test_oom);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(formats_hftok, 0, NULL, teardown,
+    TEST(test_merges_by_score), TEST(test_duplicates_and_specials), TEST(test_back_to_spm),
+    TEST(test_back_errors), TEST(test_oom))

@@ -378,18 +378,7 @@ START_TEST(test_tokenizer_found_beside)
 }
 END_TEST
 
-Suite *formats_l2c_suite(void)
-{
-    Suite *s = suite_create("formats_l2c");
-    TCase *tc = tcase_create("l2c");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_loop_test(tc, test_layout, 0, 5);
-    tcase_add_loop_test(tc, test_bad_bin, 0, 2 * N_BAD);
-    tcase_add_test(tc, test_bad_versions);
-    tcase_add_test(tc, test_tokenizer_write_read);
-    tcase_add_test(tc, test_tokenizer_bad);
-    tcase_add_test(tc, test_tokenizer_found_beside);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(formats_l2c, 30, NULL, teardown,
+    TEST_LOOP(test_layout, 5), TEST_LOOP(test_bad_bin, 2 * N_BAD), TEST(test_bad_versions),
+    TEST(test_tokenizer_write_read), TEST(test_tokenizer_bad),
+    TEST(test_tokenizer_found_beside))

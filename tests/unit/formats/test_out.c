@@ -143,15 +143,6 @@ START_TEST(test_exists_and_zeroed)
 }
 END_TEST
 
-Suite *formats_out_suite(void)
-{
-    Suite *s = suite_create("formats_out");
-    TCase *tc = tcase_create("out");
-    tcase_add_checked_fixture(tc, NULL, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_write_patch_readback, 0, 2 * (int)N_SIZES);
-    tcase_add_test(tc, test_fail_leaves_nothing);
-    tcase_add_test(tc, test_exists_and_zeroed);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(formats_out, 60, NULL, teardown,
+    TEST_LOOP(test_write_patch_readback, 2 * (int)N_SIZES), TEST(test_fail_leaves_nothing),
+    TEST(test_exists_and_zeroed))

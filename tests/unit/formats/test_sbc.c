@@ -15,6 +15,7 @@
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
 #include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "test_util.h"
 
 /* RFC 3720 B.4 test vectors and the common "123456789" check value */
@@ -30,10 +31,10 @@ START_TEST(test_sbc_crc32c_golden)
     ck_assert_uint_eq(fmt_sbc_crc32c(0, inc, 32), 0x46DD794Eu);
     /* incremental == one shot; table path == hardware path */
     ck_assert_uint_eq(fmt_sbc_crc32c(fmt_sbc_crc32c(0, inc, 13), inc + 13, 19), 0x46DD794Eu);
-    setenv("SUBBIT_REF_KERNELS", "1", 1);
+    sb_cpu_force_ref(1);
     ck_assert_uint_eq(fmt_sbc_crc32c(0, inc, 32), 0x46DD794Eu);
     ck_assert_uint_eq(fmt_sbc_crc32c(0, "123456789", 9), 0xE3069283u);
-    unsetenv("SUBBIT_REF_KERNELS");
+    sb_cpu_force_ref(-1);
 }
 END_TEST
 
@@ -357,17 +358,8 @@ START_TEST(test_sbc_writer_checks_and_oom)
 }
 END_TEST
 
-Suite *formats_sbc_suite(void)
-{
-    Suite *s = suite_create("sbc");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 20);
-    tcase_add_test(tc, test_sbc_crc32c_golden);
-    tcase_add_test(tc, test_sbc_round_trip);
-    tcase_add_test(tc, test_sbc_flipped_byte_every_tensor);
-    tcase_add_loop_test(tc, test_sbc_corrupt_table, 0, (int)(sizeof corrupt / sizeof corrupt[0]));
-    tcase_add_test(tc, test_sbc_bad_magic_version);
-    tcase_add_test(tc, test_sbc_writer_checks_and_oom);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(formats_sbc, 20, NULL, NULL,
+    TEST(test_sbc_crc32c_golden), TEST(test_sbc_round_trip),
+    TEST(test_sbc_flipped_byte_every_tensor),
+    TEST_LOOP(test_sbc_corrupt_table, (int)(sizeof corrupt / sizeof corrupt[0])),
+    TEST(test_sbc_bad_magic_version), TEST(test_sbc_writer_checks_and_oom))

@@ -212,15 +212,6 @@ START_TEST(test_convert_all_directions)
 }
 END_TEST
 
-Suite *quant_encode_suite(void)
-{
-    Suite *s = suite_create("quant_encode");
-    TCase *tc = tcase_create("encode");
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_threads_and_kernels, 0, NENC);
-    tcase_add_test(tc, test_errors);
-    tcase_add_test(tc, test_convert_double_rounding);
-    tcase_add_test(tc, test_convert_all_directions);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_encode, 60, NULL, NULL,
+    TEST_LOOP(test_threads_and_kernels, NENC), TEST(test_errors),
+    TEST(test_convert_double_rounding), TEST(test_convert_all_directions))

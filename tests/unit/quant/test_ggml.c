@@ -266,17 +266,7 @@ START_TEST(test_roundtrip_bounds)
 }
 END_TEST
 
-Suite *quant_ggml_suite(void)
-{
-    Suite *s = suite_create("quant_ggml");
-    TCase *tc = tcase_create("ggml");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_q8_0_golden);
-    tcase_add_test(tc, test_q4_0_golden);
-    tcase_add_test(tc, test_tq2_0_golden);
-    tcase_add_test(tc, test_tq1_0_golden);
-    tcase_add_loop_test(tc, test_fast_is_ref, 0, 40);
-    tcase_add_loop_test(tc, test_roundtrip_bounds, 0, 4);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_ggml, 60, NULL, NULL,
+    TEST(test_q8_0_golden), TEST(test_q4_0_golden), TEST(test_tq2_0_golden),
+    TEST(test_tq1_0_golden), TEST_LOOP(test_fast_is_ref, 40),
+    TEST_LOOP(test_roundtrip_bounds, 4))

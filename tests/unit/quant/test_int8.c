@@ -159,15 +159,7 @@ START_TEST(test_stats_golden)
 }
 END_TEST
 
-Suite *quant_int8_suite(void)
-{
-    Suite *s = suite_create("quant_int8");
-    TCase *tc = tcase_create("int8");
-    tcase_add_test(tc, test_int8_golden_row);
-    tcase_add_test(tc, test_int8_golden_groups_f16);
-    tcase_add_test(tc, test_int8_f16_scale_consistent);
-    tcase_add_loop_test(tc, test_int8_bounds, 0, 8);
-    tcase_add_test(tc, test_stats_golden);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_int8, 0, NULL, NULL,
+    TEST(test_int8_golden_row), TEST(test_int8_golden_groups_f16),
+    TEST(test_int8_f16_scale_consistent), TEST_LOOP(test_int8_bounds, 8),
+    TEST(test_stats_golden))

@@ -21,6 +21,7 @@
 #include "qnt_matvec.h"
 #include "qnt_matvec_impl.h"
 #include "qnt_tern.h"
+#include "sb_cpu.h"
 #include "sb_dtype.h"
 #include "sb_err.h"
 #include "test_util.h"
@@ -273,7 +274,7 @@ START_TEST(test_fast_vs_ref_and_threads)
     const int ci = _i % N_CASES, ni = _i / N_CASES % N_NS, ii = _i / N_CASES / N_NS;
     if (qnt_matvec_set_isa(isas[ii]) != 0)
         return;   /* this CPU lacks it */
-    ck_assert_str_eq(qnt_matvec_fast_name(), qnt_ref_kernels_forced() ? "ref" : isas[ii]);
+    ck_assert_str_eq(qnt_matvec_fast_name(), sb_cpu_ref() ? "ref" : isas[ii]);
     struct packed P;
     pack(&P, cases[ci].dt, ROWS, cases[ci].cols, cases[ci].group, cases[ci].sdt);
     const size_t n = ns[ni];
@@ -377,20 +378,12 @@ START_TEST(test_check_rejects)
                      SB_EINVAL);
     ck_assert_int_eq(qnt_matvec_set_isa("avx9000"), -1);
     ck_assert_int_eq(qnt_matvec_set_isa("scalar"), 0);
-    ck_assert_str_eq(qnt_matvec_fast_name(), qnt_ref_kernels_forced() ? "ref" : "scalar");
+    ck_assert_str_eq(qnt_matvec_fast_name(), sb_cpu_ref() ? "ref" : "scalar");
     ck_assert_int_eq(qnt_matvec_set_isa(NULL), 0);
 }
 END_TEST
 
-Suite *quant_matvec_suite(void)
-{
-    Suite *s = suite_create("quant_matvec");
-    TCase *tc = tcase_create("matvec");
-    tcase_set_timeout(tc, 30);
-    tcase_add_loop_test(tc, test_ref_is_exact_dot, 0, N_CASES);
-    tcase_add_loop_test(tc, test_fast_vs_ref_and_threads, 0, N_CASES * N_NS * N_ISAS);
-    tcase_add_loop_test(tc, test_fast_output_independent_of_neighbours, 0, N_ISAS);
-    tcase_add_test(tc, test_check_rejects);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_matvec, 30, NULL, NULL,
+    TEST_LOOP(test_ref_is_exact_dot, N_CASES),
+    TEST_LOOP(test_fast_vs_ref_and_threads, N_CASES * N_NS * N_ISAS),
+    TEST_LOOP(test_fast_output_independent_of_neighbours, N_ISAS), TEST(test_check_rejects))

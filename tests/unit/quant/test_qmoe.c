@@ -268,19 +268,10 @@ START_TEST(test_qmoe_matvec)
 }
 END_TEST
 
-Suite *quant_qmoe_suite(void)
-{
-    Suite *s = suite_create("qmoe");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_qmoe_histogram);
-    tcase_add_test(tc, test_qmoe_prefix_closed_and_ordered);
-    tcase_add_test(tc, test_qmoe_table_layout);
-    tcase_add_loop_test(tc, test_qmoe_round_trip, 0, (int)(sizeof shapes / sizeof shapes[0]));
-    tcase_add_test(tc, test_qmoe_rate_iid);
-    tcase_add_loop_test(tc, test_qmoe_fast_encoder_is_ref, 0,
-                        (int)(sizeof shapes / sizeof shapes[0]) + 1);
-    tcase_add_test(tc, test_qmoe_matvec);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_qmoe, 30, NULL, NULL,
+    TEST(test_qmoe_histogram), TEST(test_qmoe_prefix_closed_and_ordered),
+    TEST(test_qmoe_table_layout),
+    TEST_LOOP(test_qmoe_round_trip, (int)(sizeof shapes / sizeof shapes[0])),
+    TEST(test_qmoe_rate_iid),
+    TEST_LOOP(test_qmoe_fast_encoder_is_ref, (int)(sizeof shapes / sizeof shapes[0]) + 1),
+    TEST(test_qmoe_matvec))

@@ -364,20 +364,10 @@ START_TEST(test_sub1_rejects_symbol_3)
 }
 END_TEST
 
-Suite *quant_sub1_suite(void)
-{
-    Suite *s = suite_create("sub1");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_sub1_round_trip, 0, (int)(sizeof shapes / sizeof shapes[0]));
-    tcase_add_test(tc, test_sub1_damaged_stream);
-    tcase_add_loop_test(tc, test_sub1_rate_iid, 0, 3);
-    tcase_add_loop_test(tc, test_sub1_matvec, 0, 7);
-    tcase_add_test(tc, test_sub1_old_layout);
-    tcase_add_test(tc, test_sub1_rejects_symbol_3);
-    tcase_add_loop_test(tc, test_sub1_fast_encoder_is_ref, 0,
-                        (int)(sizeof shapes / sizeof shapes[0] + sizeof enc_shapes /
-                                                                   sizeof enc_shapes[0]));
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_sub1, 60, NULL, NULL,
+    TEST_LOOP(test_sub1_round_trip, (int)(sizeof shapes / sizeof shapes[0])),
+    TEST(test_sub1_damaged_stream), TEST_LOOP(test_sub1_rate_iid, 3),
+    TEST_LOOP(test_sub1_matvec, 7), TEST(test_sub1_old_layout),
+    TEST(test_sub1_rejects_symbol_3),
+    TEST_LOOP(test_sub1_fast_encoder_is_ref,
+              (int)(sizeof shapes / sizeof shapes[0] + sizeof enc_shapes / sizeof enc_shapes[0])))

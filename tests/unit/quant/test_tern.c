@@ -156,14 +156,7 @@ START_TEST(test_tern_quantize_fast_is_ref)
 }
 END_TEST
 
-Suite *quant_tern_suite(void)
-{
-    Suite *s = suite_create("tern");
-    TCase *tc = tcase_create("core");
-    tcase_add_loop_test(tc, test_tern_bf16_golden, 0, (int)(sizeof bf16_golden / sizeof bf16_golden[0]));
-    tcase_add_test(tc, test_tern_grid_and_layout);
-    tcase_add_loop_test(tc, test_tern_matvec, 0, 4);
-    tcase_add_loop_test(tc, test_tern_quantize_fast_is_ref, 0, 73);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_tern, 0, NULL, NULL,
+    TEST_LOOP(test_tern_bf16_golden, (int)(sizeof bf16_golden / sizeof bf16_golden[0])),
+    TEST(test_tern_grid_and_layout), TEST_LOOP(test_tern_matvec, 4),
+    TEST_LOOP(test_tern_quantize_fast_is_ref, 73))

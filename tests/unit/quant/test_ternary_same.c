@@ -490,19 +490,9 @@ START_TEST(test_ternary_batch_no_workspace)
 }
 END_TEST
 
-Suite *quant_ternary_same_suite(void)
-{
-    Suite *s = suite_create("ternary_same");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_ternary_same_random, 0,
-                        (int)(sizeof same_shapes / sizeof same_shapes[0]));
-    tcase_add_test(tc, test_ternary_same_golden);
-    tcase_add_test(tc, test_ternary_same_inf_level);
-    tcase_add_test(tc, test_ternary_same_no_fma);
-    tcase_add_loop_test(tc, test_ternary_batch, 0,
-                        (int)(sizeof batch_shapes / sizeof batch_shapes[0]));
-    tcase_add_test(tc, test_ternary_batch_no_workspace);
-    suite_add_tcase(s, tc);
-    return s;
-}
+TEST_SUITE(quant_ternary_same, 60, NULL, NULL,
+    TEST_LOOP(test_ternary_same_random, (int)(sizeof same_shapes / sizeof same_shapes[0])),
+    TEST(test_ternary_same_golden), TEST(test_ternary_same_inf_level),
+    TEST(test_ternary_same_no_fma),
+    TEST_LOOP(test_ternary_batch, (int)(sizeof batch_shapes / sizeof batch_shapes[0])),
+    TEST(test_ternary_batch_no_workspace))

@@ -16,8 +16,11 @@
 #include "sb_alloc.h"
 #include "test_util.h"
 #include "vfy_metrics.h"
+#include "vfy_gen.h"
 #include "vfy_model.h"
 #include "vfy_ppl.h"
+#include "vfy_sample.h"
+#include "vfy_tok.h"
 
 struct spec {
     int L, dim, nh, nkv, hd, F, V, E, K;
@@ -126,19 +129,9 @@ static void tm_free(struct tm *t)
 static void add(struct fmt_model *m, const char *name, const float *v, int ndim, int64_t d0,
                 int64_t d1, int64_t d2)
 {
-    struct fmt_tensor *t = fmt_model_add_tensor(m, name);
-    ck_assert_ptr_nonnull(t);
-    t->dtype = SB_DTYPE_F32;
-    t->ndim = ndim;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    t->shape[2] = d2;
+    const int64_t shape[3] = { d0, d1, d2 };
     size_t n = (size_t)d0 * (ndim > 1 ? (size_t)d1 : 1) * (ndim > 2 ? (size_t)d2 : 1);
-    t->owned = sb_malloc(n * 4);
-    memcpy(t->owned, v, n * 4);
-    t->data = t->owned;
-    t->nbytes = n * 4;
-    t->map_index = -1;
+    test_model_add(m, name, SB_DTYPE_F32, ndim, shape, v, n * 4);
 }
 
 /* HF row order of q/k from the GGUF one (formats.md §2.8): HF row h*hd + t*hd/2 + j
@@ -682,19 +675,200 @@ START_TEST(test_metrics)
 }
 END_TEST
 
-Suite *verify_forward_suite(void)
+/* ---- the context's size, the generation loop, verify's gates -------------------- */
+
+/* vfy_ctx_bytes against the buffers listed in vfy_model.h, summed by hand:
+ * dense: 3 (B, dim) + 2 (B, nh*hd) + 2 (B, nkv*hd) + 2 (B, F) + (threads, T)
+ * + 2 (T, hd/2) floats; the KV cache 2 (L, T, nkv*hd) floats. MoE adds
+ * (B, E) + (B, K) int + (B, K) + B int + B + 3 (B, dim) + 2 (B, F) floats and
+ * (L, E) uint64 counts. */
+START_TEST(test_ctx_bytes)
 {
-    Suite *s = suite_create("verify_forward");
-    TCase *tc = tcase_create("forward");
-    tcase_set_timeout(tc, 30);
-    tcase_add_loop_test(tc, test_oracle, 0, 3);
-    tcase_add_loop_test(tc, test_rope_twin, 0, 6);
-    tcase_add_loop_test(tc, test_batch_and_cache, 0, 3);
-    tcase_add_loop_test(tc, test_moe_by_hand, 0, 2);
-    tcase_add_test(tc, test_missing_tensor);
-    tcase_add_test(tc, test_plans);
-    tcase_add_test(tc, test_blocks_split);
-    tcase_add_test(tc, test_metrics);
-    suite_add_tcase(s, tc);
-    return s;
+    struct vfy_ctx_shape sh = { .n_layers = 3, .dim = 8, .n_heads = 4, .n_kv_heads = 2,
+                                .head_dim = 2, .ffn = 16 };
+    struct vfy_ctx_size z;
+    const uint64_t B = 5, T = 10, thr = 2;
+    ck_assert_int_eq(vfy_ctx_bytes(&sh, T, B, thr, &z), SB_OK);
+    ck_assert_uint_eq(z.kv, 4 * 2 * 3 * T * 4);
+    ck_assert_uint_eq(z.buffers, 4 * (3 * B * 8 + 2 * B * 8 + 2 * B * 4 + 2 * B * 16 + thr * T +
+                                      2 * T * 1));
+    sh.n_experts = 6;
+    sh.n_experts_used = 2;
+    struct vfy_ctx_size m;
+    ck_assert_int_eq(vfy_ctx_bytes(&sh, T, B, thr, &m), SB_OK);
+    ck_assert_uint_eq(m.kv, z.kv);
+    ck_assert_uint_eq(m.buffers - z.buffers,
+                      4 * (B * 6 + B * 2 + B * 2 + B + B + 3 * B * 8 + 2 * B * 16) + 8 * 3 * 6);
+    /* what a real context of a model of that shape allocates: vfy_ctx_new makes
+     * the list vfy_ctx_bytes sums (checked through the fault injector: one
+     * allocation per non-empty buffer, plus the context itself) */
+    struct tm t;
+    tm_make(&t, mixtral);
+    struct fmt_model *fm = tm_model(&t);
+    struct vfy_model *vm;
+    struct vfy_ctx *ctx = NULL;
+    struct sb_err err = { 0 };
+    ck_assert_int_eq(vfy_model_new(&vm, fm, &err), SB_OK);
+    vfy_model_ctx_shape(vm, &sh);
+    ck_assert_uint_eq(sh.n_experts, 4);
+    ck_assert_uint_eq(sh.ffn, 12);
+    long k = 0;
+    for (;; k++) {
+        sb_alloc_fail_after(k);
+        int r = vfy_ctx_new(&ctx, vm, T, B, &err);
+        sb_alloc_fail_after(-1);
+        if (r == SB_OK)
+            break;
+        ck_assert_int_eq(r, SB_ENOMEM);
+        ck_assert_ptr_null(ctx);
+    }
+    ck_assert_int_eq(k, 1 + 25);   /* the struct and all 25 buffers of an MoE model */
+    vfy_ctx_free(ctx);
+    vfy_model_free(vm);
+    fmt_model_free(fm);
+    tm_free(&t);
 }
+END_TEST
+
+/* an SPM vocab of V pieces "p3", "p4", ... with <unk>, <s>, </s> at 0, 1, 2 */
+static void toy_vocab(struct fmt_vocab *v, int V)
+{
+    memset(v, 0, sizeof *v);
+    v->kind = FMT_VOCAB_SPM;
+    v->n_tokens = (uint32_t)V;
+    v->tokens = sb_calloc((size_t)V, sizeof *v->tokens);
+    v->lens = sb_calloc((size_t)V, sizeof *v->lens);
+    for (int i = 0; i < V; i++) {
+        char b[16];
+        snprintf(b, sizeof b, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : i == 2 ? "</s>" : "");
+        if (i > 2)
+            snprintf(b, sizeof b, "p%d", i);
+        v->tokens[i] = sb_strdup(b);
+        v->lens[i] = (uint32_t)strlen(b);
+    }
+    v->unk_id = 0, v->bos_id = 1, v->eos_id = 2, v->add_bos = true;
+}
+
+struct sink {
+    char text[4096];
+    size_t n, calls, stop_after;
+};
+
+static int sink_emit(void *user, const char *piece, size_t len)
+{
+    struct sink *k = user;
+    ck_assert_uint_lt(k->n + len, sizeof k->text);
+    memcpy(k->text + k->n, piece, len);
+    k->n += len;
+    return ++k->calls == k->stop_after;
+}
+
+/* vfy_generate (greedy) against the loop written out here: forward the prompt,
+ * then argmax, decode, forward one token, until the limit or the context ends */
+START_TEST(test_generate)
+{
+    struct tm t;
+    tm_make(&t, dense);
+    struct fmt_model *fm = tm_model(&t);
+    toy_vocab(&fm->vocab, t.s.V);
+    struct sb_err err = { 0 };
+    struct vfy_model *vm;
+    struct vfy_tok *tok;
+    struct vfy_ctx *ctx, *ref;
+    struct vfy_sampler smp;
+    ck_assert_int_eq(vfy_model_new(&vm, fm, &err), SB_OK);
+    ck_assert_int_eq(vfy_tok_new(&tok, &fm->vocab, &err), SB_OK);
+    const int32_t prompt[3] = { 1, 5, 9 };
+    const size_t n_ctx = _i == 0 ? 20 : 8, max_new = 10;
+    ck_assert_int_eq(vfy_ctx_new(&ctx, vm, n_ctx, 512, &err), SB_OK);
+    ck_assert_int_eq(vfy_ctx_new(&ref, vm, n_ctx, 512, &err), SB_OK);
+    ck_assert_int_eq(vfy_sampler_init(&smp, (size_t)t.s.V, 0.0f, 1.0f, 1, &err), SB_OK);
+    struct sink got = { .stop_after = _i == 2 ? 4 : 0 };
+    struct vfy_gen_result res;
+    ck_assert_int_eq(vfy_generate(ctx, tok, &smp, prompt, 3, max_new, sink_emit, &got, &res, &err),
+                     SB_OK);
+    /* the loop by hand */
+    char want[4096], piece[64];
+    size_t n = 0, made = 0, pos = 3, calls = 0;
+    float lg[64];
+    int32_t prev = prompt[2];
+    for (int i = 1; i < 3; i++) {
+        n += vfy_tok_decode(tok, prompt[i - 1], prompt[i], want + n, sizeof want - n);
+        calls++;
+    }
+    enum vfy_gen_stop stop = VFY_GEN_LIMIT;
+    ck_assert_int_eq(vfy_forward(ref, prompt, 3, 0, lg, false, &err), SB_OK);
+    while (made < max_new) {
+        int32_t next = vfy_argmax(lg, (size_t)t.s.V);
+        made++;
+        if (next == 1 || next == 2) {
+            stop = VFY_GEN_EOS;
+            break;
+        }
+        size_t k = vfy_tok_decode(tok, prev, next, piece, sizeof piece);
+        memcpy(want + n, piece, k);
+        n += k;
+        if (++calls == got.stop_after) {
+            stop = VFY_GEN_HOOK;
+            break;
+        }
+        prev = next;
+        if (made == max_new)
+            break;
+        if (pos >= n_ctx) {
+            stop = VFY_GEN_CONTEXT;
+            break;
+        }
+        ck_assert_int_eq(vfy_forward(ref, &next, 1, pos++, lg, false, &err), SB_OK);
+    }
+    ck_assert_uint_eq(res.made, made);
+    ck_assert_int_eq(res.stop, stop);
+    ck_assert_int_eq(res.stop, _i == 0 ? VFY_GEN_LIMIT : _i == 1 ? VFY_GEN_CONTEXT : VFY_GEN_HOOK);
+    ck_assert_uint_eq(got.n, n);
+    ck_assert_mem_eq(got.text, want, n);
+    /* a prompt longer than the context */
+    int32_t longp[9] = { 1, 3, 3, 3, 3, 3, 3, 3, 3 };
+    ck_assert_int_eq(vfy_generate(ref, tok, &smp, longp, 9, 1, NULL, NULL, &res, &err),
+                     n_ctx < 9 ? SB_EINVAL : SB_OK);
+    vfy_sampler_release(&smp);
+    vfy_ctx_free(ctx);
+    vfy_ctx_free(ref);
+    vfy_tok_free(tok);
+    vfy_model_free(vm);
+    fmt_model_free(fm);
+    tm_free(&t);
+}
+END_TEST
+
+/* verify's gates: each threshold alone, a NaN fails the gates it meets */
+START_TEST(test_gates)
+{
+    struct vfy_verify_result r;
+    memset(&r, 0, sizeof r);
+    r.dppl = 0.05, r.dppl_pct = 0.5, r.kld.mean = 0.01, r.kld.top1 = 0.97;
+    struct vfy_gates none = { false, 0, false, -1, -1 };
+    struct vfy_gate_check f;
+    ck_assert(vfy_verify_gates(&r, &none, &f));
+    struct vfy_gates g = { true, 1.0, true, 0.02, 0.95 };     /* 1% relative */
+    ck_assert(vfy_verify_gates(&r, &g, &f));
+    g.max_dppl = 0.4;
+    ck_assert(!vfy_verify_gates(&r, &g, &f) && f.dppl && !f.kld && !f.top1);
+    g.dppl_pct = false;                                        /* 0.4 absolute: passes */
+    ck_assert(vfy_verify_gates(&r, &g, &f));
+    g.min_top1 = 0.98;
+    ck_assert(!vfy_verify_gates(&r, &g, &f) && !f.dppl && f.top1);
+    g.min_top1 = 0.95;
+    r.kld.mean = NAN;
+    ck_assert(!vfy_verify_gates(&r, &g, &f) && f.kld && !f.top1);
+    r.kld.mean = 0.01;
+    r.dppl = NAN;
+    ck_assert(!vfy_verify_gates(&r, &g, NULL));
+    ck_assert(vfy_verify_gates(&r, &none, NULL));              /* no gate, no failure */
+}
+END_TEST
+
+TEST_SUITE(verify_forward, 30, NULL, NULL,
+    TEST_LOOP(test_oracle, 3), TEST_LOOP(test_rope_twin, 6),
+    TEST_LOOP(test_batch_and_cache, 3), TEST_LOOP(test_moe_by_hand, 2),
+    TEST(test_missing_tensor), TEST(test_plans), TEST(test_blocks_split), TEST(test_metrics),
+    TEST(test_ctx_bytes), TEST_LOOP(test_generate, 3), TEST(test_gates))

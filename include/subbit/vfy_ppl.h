@@ -98,6 +98,25 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
                    const struct sb_progress *progress, struct vfy_verify_result *r,
                    struct sb_err *err);
 
+/* verify's pass/fail thresholds (the CI gate of `subbit verify`). */
+struct vfy_gates {
+    bool dppl;               /* gate on the perplexity difference */
+    double max_dppl;         /* fail when ppl(model) - ppl(ref) exceeds it, or with dppl_pct */
+    bool dppl_pct;           /*   when 100 * that / ppl(ref) does */
+    double max_kld;          /* fail when the mean KLD exceeds it; < 0: no gate */
+    double min_top1;         /* fail when top-1 agreement is below it; < 0: no gate */
+};
+
+/* Which gates failed. */
+struct vfy_gate_check {
+    bool dppl, kld, top1;
+};
+
+/*! vfy_verify_gates() : true when r passes every gate g sets; a NaN fails any
+ *  gate it meets. *failed (may be NULL) says which failed. */
+bool vfy_verify_gates(const struct vfy_verify_result *r, const struct vfy_gates *g,
+                      struct vfy_gate_check *failed);
+
 /*! vfy_blocks_split() : the blocks protocol's split of text: calls fn for each
  *  non-empty stripped piece, in order, until fn returns non-zero (returned). */
 int vfy_blocks_split(const char *text, size_t len, const char *sep,

@@ -1,9 +1,15 @@
-/* cvt_convert.h: read → per-tensor policy → (re)encode → write, streaming.
+/* cvt_convert.h: convert as plan -> stream_tensor -> write.
  *
- * Each output tensor is assembled (from one or more source tensors, with the
- * container's row permutation), encoded and handed to the writer before the
- * next one is read, and the source pages it touched are released, so peak
- * memory stays near the largest tensor whatever the model size.
+ * plan: every output tensor's encoding (cvt_decide, the per-tensor policy)
+ * and size, decided before a byte moves (all a dry run does). stream_tensor:
+ * each output tensor is assembled (from one or more source tensors, with the
+ * container's row permutation) a block of rows at a time, encoded by the
+ * row-block encoder (quant/qnt_encode.h) and handed to the writer, in pieces
+ * where the container takes them; unchanged bytes are copied, plain float
+ * casts go slice by slice. write: the destination's metadata, the writer,
+ * every tensor in the writer's order, the atomic commit. The source pages a
+ * tensor touched are released after it, so peak memory stays near one
+ * output tensor (plus a 32 MiB f32 block) whatever the model size.
  *
  * Calling sequence:
  *   struct cvt_opts o; cvt_opts_init(&o); o.to = SB_DTYPE_BF16; ...
@@ -43,6 +49,8 @@ struct cvt_opts {
     const struct fmt_model *report_src;   /* NULL, or the model src stands in for (same
                                              tensors, some re-encoded): the report's
                                              `from` and in_bytes describe it */
+    uint64_t block_elems;      /* f32 elements per row block and cast slice (0: 8 Mi and 2 Mi);
+                                  tests make it small */
 };
 
 struct cvt_decision {
@@ -55,6 +63,7 @@ struct cvt_decision {
     const char *reason;        /* static text: why this encoding */
     bool has_stats;
     double rmse, sqnr_db, max_abs;
+    double zero_fraction;      /* with stats: share of the written values that are 0 */
 };
 
 struct cvt_report {
@@ -81,6 +90,14 @@ void cvt_report_free(struct cvt_report *rep);
  *  @return SB_OK, or a layout error (cvt_layout_plan). */
 int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
                        const struct cvt_opts *o, int *to, const char **why, struct sb_err *err);
+/*! cvt_decide() : the per-tensor policy: the encoding target t (a layout
+ *  target, cvt_layout.h) gets under o when its source is `from` and the
+ *  output container cont, and why (a static string: "target", "--keep",
+ *  "norms stay f32", "row not a block multiple (--fallback)", ...). What
+ *  cvt_convert applies to every tensor; other tools ask it the same question. */
+struct cvt_target;
+enum sb_dtype cvt_decide(const struct cvt_target *t, enum sb_dtype from, enum fmt_container cont,
+                         const struct cvt_opts *o, const char **why);
 
 /*! cvt_is_expert() : whether an (HF or GGUF) tensor name is a routed-expert matrix. */
 bool cvt_is_expert(const char *name);

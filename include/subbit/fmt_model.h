@@ -7,7 +7,8 @@
  * buffer it points to; all is freed by fmt_model_free().
  *
  * Tensor names are the container's own (HF names for safetensors, GGUF names
- * for GGUF, GGUF names for llama2.c); fmt_names.h maps between the schemes. */
+ * for GGUF, GGUF names for llama2.c); convert/cvt_layout.h maps between the
+ * schemes. */
 #ifndef FMT_MODEL_H
 #define FMT_MODEL_H
 
@@ -112,6 +113,9 @@ struct fmt_arch {
 
 /* ---- tokenizer data (raw; verify/ builds tokenizers from it) ----------- */
 
+struct fmt_hftok_file;        /* fmt_hftok.h */
+
+
 enum fmt_vocab_kind {
     FMT_VOCAB_NONE = 0,
     FMT_VOCAB_SPM,            /* SentencePiece-BPE: pieces + scores (GGUF llama, tokenizer.bin) */
@@ -131,6 +135,8 @@ struct fmt_vocab {
     bool add_bos;
     char *hf_json;            /* FMT_VOCAB_HF_JSON: tokenizer.json text (owned) */
     size_t hf_json_len;
+    struct fmt_hftok_file *hf;   /* the same, parsed once by the reader (owned; NULL when
+                                    it did not parse: fmt_vocab_hftok says why) */
 };
 
 /* ---- the model ---------------------------------------------------------- */
@@ -144,6 +150,7 @@ enum fmt_container {
 };
 
 struct fmt_map;               /* fmt_map.h */
+struct fmt_config;            /* fmt_config.h */
 
 struct fmt_model {
     enum fmt_container container;
@@ -151,6 +158,8 @@ struct fmt_model {
     struct fmt_arch arch;
     bool has_arch;                    /* arch was filled from a config */
     char *config_json;                /* HF config.json text if any (owned) */
+    struct fmt_config *config;        /* the same, parsed once (owned); NULL if none or
+                                         not a JSON object */
     struct fmt_tensor *tensors;       /* [n_tensors], in file order */
     size_t n_tensors;
     struct fmt_kv *kv;                /* GGUF metadata; safetensors __metadata__ as strings */
@@ -207,12 +216,15 @@ uint64_t fmt_model_params(const struct fmt_model *m);
 void fmt_kv_release(struct fmt_kv *kv);
 void fmt_vocab_release(struct fmt_vocab *v);
 
+/*! fmt_model_is_qwen2_moe() : whether m is a Qwen2-MoE model (its arch, or a
+ *  GGUF general.architecture "qwen2moe" it could not fully read). */
+bool fmt_model_is_qwen2_moe(const struct fmt_model *m);
+
 /*! fmt_container_name() : "safetensors", "gguf", "llama2.c", "subbit". */
 const char *fmt_container_name(enum fmt_container c);
 
-/*! fmt_arch_from_hf_config() : fill arch from config.json text (llama, mistral,
- *  mixtral, qwen2, qwen2_moe; other model types get the llama reading with
- *  kind FMT_ARCH_UNKNOWN). Sets rope_layout to HALF (HF checkpoints).
+/*! fmt_arch_from_hf_config() : fmt_config_parse() then fmt_arch_from_config()
+ *  (fmt_config.h) on config.json text, for callers holding only the text.
  *  @return SB_OK, or SB_EFORMAT naming `what` (the file) and the field. */
 int fmt_arch_from_hf_config(struct fmt_arch *arch, const char *json, size_t len,
                             const char *what, struct sb_err *err);

@@ -1,4 +1,4 @@
-/* sb_dtype.h: the encoding table. An encoding names how a tensor's elements
+/* sb_dtype.h: the static half of the encoding table. An encoding names how a tensor's elements
  * are laid out in bytes: plain scalars (f32, bf16, i8, ...), ggml blocks
  * (q8_0, q4_0, tq1_0, tq2_0, and the other ggml ids, opaque), our row-wise
  * quantized forms (int8 with scales, tern) and variable-length entropy-coded
@@ -8,7 +8,8 @@
  * varies fastest). Row-wise encodings treat a tensor of shape [..., cols] as
  * rows = product of the leading dims, each row cols elements long.
  *
- * Knows sizes and names, never values. */
+ * Knows sizes and names, never values: what an encoding does (its kernels)
+ * is the other half, quant/qnt_type.h, which formats/ cannot link. */
 #ifndef SB_DTYPE_H
 #define SB_DTYPE_H
 
@@ -40,12 +41,11 @@ enum sb_dtype {
     SB_DTYPE_F4,          /* 4 bits, two per byte */
     SB_DTYPE_F6_E2M3,     /* 6 bits */
     SB_DTYPE_F6_E3M2,
-    /* ggml block types we compute with */
+    /* ggml block types (kernels: quant/qnt_type.c says which) */
     SB_DTYPE_Q8_0,
     SB_DTYPE_Q4_0,
     SB_DTYPE_TQ1_0,
     SB_DTYPE_TQ2_0,
-    /* ggml block types we can read, list and copy but not compute with */
     SB_DTYPE_Q4_1,
     SB_DTYPE_Q5_0,
     SB_DTYPE_Q5_1,
@@ -81,7 +81,6 @@ enum sb_dtype_flags {
     SB_DT_BLOCK = 1 << 2,    /* ggml block type: rows must be a multiple of blck */
     SB_DT_ROWQ = 1 << 3,     /* our row-quantized (int8, tern) */
     SB_DT_VARLEN = 1 << 4,   /* byte size not a function of shape */
-    SB_DT_COMPUTE = 1 << 5,  /* we have kernels for it (dequantize / matvec) */
     SB_DT_TERNARY = 1 << 6   /* values are ternary per row (tern, sub1, sub1-qmoe) */
 };
 
@@ -105,6 +104,10 @@ struct sb_qparams {
 const struct sb_dtype_info *sb_dtype_get(enum sb_dtype dt);
 /*! sb_dtype_name() : our name for dt, "?" if out of range. */
 const char *sb_dtype_name(enum sb_dtype dt);
+/*! sb_dtype_torch_name() : the PyTorch dtype name of a plain float encoding
+ *  ("float32", "float16", "bfloat16", "float64": config.json torch_dtype), or
+ *  NULL. */
+const char *sb_dtype_torch_name(enum sb_dtype dt);
 /*! sb_dtype_from_name() : parse our name ("bf16", "q8_0", "sub1-qmoe", also "fp16"/"float32"
  *  aliases); -1 if unknown. */
 int sb_dtype_from_name(const char *name);

@@ -49,6 +49,31 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
 void vfy_model_free(struct vfy_model *vm);
 const struct vfy_model_info *vfy_model_info(const struct vfy_model *vm);
 
+/* What sizes a context's buffers. */
+struct vfy_ctx_shape {
+    size_t n_layers, dim, n_heads, n_kv_heads, head_dim;
+    size_t ffn;                      /* the widest FFN (dense, expert or shared) */
+    size_t n_experts, n_experts_used;   /* 0 for a dense model */
+};
+
+/* A context's heap, in bytes. */
+struct vfy_ctx_size {
+    uint64_t kv;                     /* the f32 KV cache: 2 x n_layers x n_ctx x n_kv_heads x head_dim */
+    uint64_t buffers;                /* everything else: activations of max_batch tokens, attention
+                                        scores per thread, RoPE tables, MoE routing */
+};
+
+/*! vfy_model_ctx_shape() : the shape of vm's contexts. */
+void vfy_model_ctx_shape(const struct vfy_model *vm, struct vfy_ctx_shape *s);
+
+/*! vfy_ctx_bytes() : what vfy_ctx_new allocates for shape s, n_ctx positions,
+ *  max_batch tokens a step and nthreads OpenMP threads, from the same list of
+ *  buffers (so `subbit mem` sizes the core's real buffers). max_batch is taken
+ *  as given (vfy_ctx_new first caps it at n_ctx).
+ *  @return SB_OK, SB_EINVAL when a size overflows. */
+int vfy_ctx_bytes(const struct vfy_ctx_shape *s, size_t n_ctx, size_t max_batch, size_t nthreads,
+                  struct vfy_ctx_size *out);
+
 /*! vfy_ctx_new() : buffers for windows of up to n_ctx positions, processed
  *  max_batch tokens per step (1 = token by token), and OpenMP scratch for the
  *  current omp_get_max_threads(). The KV cache is f32.
@@ -56,13 +81,13 @@ const struct vfy_model_info *vfy_model_info(const struct vfy_model *vm);
 int vfy_ctx_new(struct vfy_ctx **out, const struct vfy_model *vm, size_t n_ctx, size_t max_batch,
                 struct sb_err *err);
 void vfy_ctx_free(struct vfy_ctx *ctx);
-/*! vfy_ctx_reset() : forget the cached positions (the next forward starts at 0). */
-void vfy_ctx_reset(struct vfy_ctx *ctx);
 size_t vfy_ctx_n_ctx(const struct vfy_ctx *ctx);
 const struct vfy_model *vfy_ctx_model(const struct vfy_ctx *ctx);
 
 /*! vfy_forward() : run tokens[0..n) at positions pos0 .. pos0+n-1 (the cache
  *  must hold positions 0 .. pos0-1 from earlier calls), in steps of max_batch.
+ *  Positions from pos0 on are overwritten before they are read, so a call at
+ *  pos0 = 0 starts a new sequence: nothing needs resetting.
  *  logits: with all_logits, [n, vocab] (row i for token i); else [vocab] for
  *  the last token only. @return SB_OK, SB_EINVAL (pos0 + n > n_ctx, token id
  *  out of range, n 0), SB_EINTR never. */
