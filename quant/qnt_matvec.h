@@ -13,7 +13,7 @@
  * _ref is the truth: per output, sum in double of w*x over j ascending,
  * rounded to float once; one thread. The fast path (the CPU probe's pick: AVX-512F,
  * else AVX2+FMA+F16C, else scalar lanes; SUBBIT_REF_KERNELS=1 forces _ref) is a
- * cache-blocked kernel reading f32/bf16/f16/q8_0/int8 in place (other
+ * cache-blocked kernel reading f32/bf16/f16/int8 in place (other
  * encodings decoded to f32 scratch): each row is cut into chunks of 256, each
  * chunk summed in float lanes and the chunks' lanes summed in float (order:
  * qnt_matvec_impl.h); it is within 1e-5 of _ref relative to sum |w||x| (the
@@ -29,9 +29,18 @@
  * (qnt_tmm_impl.h), which decodes each tile once for all n tokens; every
  * path gives the same bits, and _ref is their scalar reference.
  *
+ * q8_0 and q4_0 meet 8-bit activations instead, as ggml's vec_dot does
+ * (qnt_q8mm_impl.h): X quantized once per call to blocks of 32 int8 codes,
+ * integer dot products per block (AVX512-VNNI, AVX-512BW, AVX2), one float
+ * multiply-add a block; _ref is the scalar reference of the same sum (every
+ * kernel equals it bit for bit, at any n, row range and thread count), and
+ * it differs from the exact dot by the activations' rounding (bound stated
+ * there).
+ *
  * Kernels never allocate, except the ternary batched path, whose workspace
  * (a fixed-point copy of X and per-thread tile lists) is allocated per call
- * (without it, it goes token by token). The row-wise encodings decode a chunk
+ * (without it, it goes token by token), and the q8_0 / q4_0 path (the
+ * quantized X; without it, token by token from the stack). The row-wise encodings decode a chunk
  * onto the stack.
  * Thread safety: reentrant; must not be called from inside an OpenMP region. */
 #ifndef QNT_MATVEC_H

@@ -9,6 +9,7 @@
 #include "qnt_ggml.h"
 #include "qnt_int8.h"
 #include "qnt_matvec_impl.h"
+#include "qnt_q8mm_impl.h"
 #include "qnt_qmoe.h"
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
@@ -215,8 +216,11 @@ static const struct qnt_type table[SB_DTYPE_COUNT] = {
     [SB_DTYPE_F64] = { SB_DTYPE_F64, .flags = QNT_T_ROWS, .gguf_ftype = -1,
                        .from_float_ref = f64_from, .from_float = f64_from, .to_float_ref = f64_to,
                        .to_float = f64_to },
-    [SB_DTYPE_Q8_0] = { SB_DTYPE_Q8_0, BLOCK(q8_0, 7), .mm_prepare = mm_q8_0 },
-    [SB_DTYPE_Q4_0] = { SB_DTYPE_Q4_0, BLOCK(q4_0, 2) },
+    /* q8_0 and q4_0 meet 8-bit activations (qnt_q8mm_impl.h) */
+    [SB_DTYPE_Q8_0] = { SB_DTYPE_Q8_0, BLOCK(q8_0, 7), .mm_prepare = mm_q8_0,
+                        .matmul_ref = qnt_q8_0_matmul_ref, .matmul = qnt_q8_0_matmul },
+    [SB_DTYPE_Q4_0] = { SB_DTYPE_Q4_0, BLOCK(q4_0, 2), .matmul_ref = qnt_q4_0_matmul_ref,
+                        .matmul = qnt_q4_0_matmul },
     [SB_DTYPE_TQ1_0] = { SB_DTYPE_TQ1_0, BLOCK(tq1_0, 36) },
     [SB_DTYPE_TQ2_0] = { SB_DTYPE_TQ2_0, BLOCK(tq2_0, 37) },
     [SB_DTYPE_INT8] = { SB_DTYPE_INT8, .flags = QNT_T_MATVEC, .gguf_ftype = -1,
