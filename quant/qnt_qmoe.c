@@ -346,10 +346,11 @@ int qnt_qmoe_encode(const void *restrict tern, size_t rows, size_t cols, void *r
 #pragma omp parallel for schedule(static) reduction(| : bad) if (rows * cols > 65536)
     for (long r = 0; r < nr; r++) {
         const uint8_t *row = (const uint8_t *)tern + (size_t)r * rb;
-        bad |= qmoe_row_bad(row + QNT_TERN_ROW_HDR, cols);
         memcpy(lv + 4 * (size_t)r, row, 4);
-        size_t n;
-        if (slots)
+        size_t n = 0;
+        if (qmoe_row_bad(row + QNT_TERN_ROW_HDR, cols))
+            bad = 1;   /* a symbol 3 has no trie edge: never walked */
+        else if (slots)
             n = qmoe_row_packed(d, row + QNT_TERN_ROW_HDR, cols, cw + 2 * (size_t)r * np);
         else
             n = qmoe_row_packed(d, row + QNT_TERN_ROW_HDR, cols, NULL);   /* count only */
