@@ -537,12 +537,6 @@ struct s1enc {
     size_t rows, cols, rb, G, nchunks;
 };
 
-static inline unsigned tern_sym(const struct s1enc *E, size_t r, size_t j)
-{
-    const uint8_t *s = E->tern + r * E->rb + QNT_TERN_ROW_HDR;
-    return (s[j >> 2] >> (2 * (j & 3))) & 3u;
-}
-
 /* Tokens of rows [r0, r1) (one lane) with run cap R into tok (if non-NULL);
  * returns the count. The last token may be an escape that overshoots r1. */
 static size_t s1_tokens(const struct s1enc *E, size_t r0, size_t r1, unsigned R, uint8_t *tok,
