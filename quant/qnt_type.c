@@ -9,9 +9,11 @@
 #include "qnt_ggml.h"
 #include "qnt_int8.h"
 #include "qnt_matvec_impl.h"
+#include "qnt_q8mm_impl.h"
 #include "qnt_qmoe.h"
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
+#include "sb_alloc.h"
 #include "sb_err.h"
 
 /* ---- plain floats: casts (qnt_cast.h), alignment-safe through the stack ---- */
@@ -107,6 +109,75 @@ static void tern_mv(const void *restrict w, uint64_t nbytes, size_t rows, size_t
     qnt_tern_matvec(w, rows, cols, x, y);
 }
 
+/* ---- the ternary family's batched kernels (qnt_tmm_impl.h) ----------------
+ * One token over the whole tensor: the fused matvec. Otherwise the batched
+ * kernel with its scratch made here, outside any parallel region (the
+ * table's signature has none); when that allocation fails the kernels go
+ * token by token, the same bits. */
+
+static void *tmm_ws(size_t need, size_t *have)
+{
+    void *ws = need ? sb_malloc_aligned(need) : NULL;
+    *have = ws ? need : 0;
+    return ws;
+}
+
+static int tmm_one(size_t rows, size_t row0, size_t nrows, size_t n)
+{
+    return n == 1 && row0 == 0 && nrows == rows;
+}
+
+static void tern_mm(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                    size_t row0, size_t nrows, const float *restrict X, size_t n,
+                    float *restrict Y)
+{
+    (void)nbytes;
+    if (tmm_one(rows, row0, nrows, n)) {
+        qnt_tern_matvec(w, rows, cols, X, Y);
+        return;
+    }
+    size_t have;
+    void *ws = tmm_ws(qnt_tern_matmul_ws_size(cols, nrows, n), &have);
+    qnt_tern_matmul(w, rows, cols, row0, nrows, X, n, Y, ws, have);
+    sb_free_aligned(ws);
+}
+
+static void tern_mm_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                        size_t row0, size_t nrows, const float *restrict X, size_t n,
+                        float *restrict Y)
+{
+    (void)nbytes;
+    qnt_tern_matmul_ref(w, rows, cols, row0, nrows, X, n, Y);
+}
+
+static void sub1_mm(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                    size_t row0, size_t nrows, const float *restrict X, size_t n,
+                    float *restrict Y)
+{
+    if (tmm_one(rows, row0, nrows, n)) {
+        qnt_sub1_matvec(w, nbytes, rows, cols, X, Y);
+        return;
+    }
+    size_t have;
+    void *ws = tmm_ws(qnt_sub1_matmul_ws_size(w, nbytes, rows, cols, n), &have);
+    qnt_sub1_matmul(w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, have);
+    sb_free_aligned(ws);
+}
+
+static void qmoe_mm(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                    size_t row0, size_t nrows, const float *restrict X, size_t n,
+                    float *restrict Y)
+{
+    if (tmm_one(rows, row0, nrows, n)) {
+        qnt_qmoe_matvec(w, nbytes, rows, cols, X, Y);
+        return;
+    }
+    size_t have;
+    void *ws = tmm_ws(qnt_qmoe_matmul_ws_size(cols, nrows, n), &have);
+    qnt_qmoe_matmul(w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, have);
+    sb_free_aligned(ws);
+}
+
 /* ---- variable-length: the row decoders without the shape argument ---------- */
 
 static void sub1_dequant(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
@@ -145,8 +216,11 @@ static const struct qnt_type table[SB_DTYPE_COUNT] = {
     [SB_DTYPE_F64] = { SB_DTYPE_F64, .flags = QNT_T_ROWS, .gguf_ftype = -1,
                        .from_float_ref = f64_from, .from_float = f64_from, .to_float_ref = f64_to,
                        .to_float = f64_to },
-    [SB_DTYPE_Q8_0] = { SB_DTYPE_Q8_0, BLOCK(q8_0, 7), .mm_prepare = mm_q8_0 },
-    [SB_DTYPE_Q4_0] = { SB_DTYPE_Q4_0, BLOCK(q4_0, 2) },
+    /* q8_0 and q4_0 meet 8-bit activations (qnt_q8mm_impl.h) */
+    [SB_DTYPE_Q8_0] = { SB_DTYPE_Q8_0, BLOCK(q8_0, 7), .mm_prepare = mm_q8_0,
+                        .matmul_ref = qnt_q8_0_matmul_ref, .matmul = qnt_q8_0_matmul },
+    [SB_DTYPE_Q4_0] = { SB_DTYPE_Q4_0, BLOCK(q4_0, 2), .matmul_ref = qnt_q4_0_matmul_ref,
+                        .matmul = qnt_q4_0_matmul },
     [SB_DTYPE_TQ1_0] = { SB_DTYPE_TQ1_0, BLOCK(tq1_0, 36) },
     [SB_DTYPE_TQ2_0] = { SB_DTYPE_TQ2_0, BLOCK(tq2_0, 37) },
     [SB_DTYPE_INT8] = { SB_DTYPE_INT8, .flags = QNT_T_MATVEC, .gguf_ftype = -1,
@@ -156,14 +230,17 @@ static const struct qnt_type table[SB_DTYPE_COUNT] = {
     [SB_DTYPE_TERN] = { SB_DTYPE_TERN, .flags = QNT_T_ROWS | QNT_T_MATVEC, .gguf_ftype = -1,
                         .quantize_rows = qnt_tern_quantize_range,
                         .dequantize_rows = qnt_tern_dequantize_range, .decode = qnt_tern_decode,
-                        .matvec_ref = tern_mv_ref, .matvec = tern_mv },
+                        .matvec_ref = tern_mv_ref, .matvec = tern_mv,
+                        .matmul_ref = tern_mm_ref, .matmul = tern_mm },
     [SB_DTYPE_SUB1] = { SB_DTYPE_SUB1, .flags = QNT_T_MATVEC | QNT_T_VARLEN, .gguf_ftype = -1,
                         .dequantize_rows = sub1_dequant, .matvec_ref = qnt_sub1_matvec_ref,
-                        .matvec = qnt_sub1_matvec, .encode_bound = qnt_sub1_encode_bound,
+                        .matvec = qnt_sub1_matvec, .matmul_ref = qnt_sub1_matmul_ref,
+                        .matmul = sub1_mm, .encode_bound = qnt_sub1_encode_bound,
                         .encode = qnt_sub1_encode, .validate = qnt_sub1_validate },
     [SB_DTYPE_SUB1_QMOE] = { SB_DTYPE_SUB1_QMOE, .flags = QNT_T_MATVEC | QNT_T_VARLEN,
                              .gguf_ftype = -1, .dequantize_rows = qmoe_dequant,
                              .matvec_ref = qnt_qmoe_matvec_ref, .matvec = qnt_qmoe_matvec,
+                             .matmul_ref = qnt_qmoe_matmul_ref, .matmul = qmoe_mm,
                              .encode_bound = qnt_qmoe_encode_bound, .encode = qnt_qmoe_encode,
                              .validate = qnt_qmoe_validate },
 };
