@@ -361,7 +361,8 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
     memset(p, 0, sizeof *p);
     p->src = src;
     p->o = o;
-    p->cont = fmt_container_from_path(out_path);
+    if ((r = fmt_container_for_output(out_path, &p->cont, err)) != SB_OK)
+        return r;
     if ((r = cvt_layout_plan(src, p->cont, &p->lay, err)) != SB_OK)
         return r;
     const size_t n = p->lay->n;

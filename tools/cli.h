@@ -29,9 +29,16 @@ int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(print
 void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print err's message as "subbit CMD: msg"; returns CLI_ERR (CLI_INTERRUPTED for SB_EINTR). */
 int cli_fail(const char *cmd, const struct sb_err *err);
-/* Bad usage: "subbit CMD: msg" then the usage text, both to stderr; returns CLI_USAGE. */
+/* Bad usage: one line on stderr, "subbit CMD: msg (try 'subbit CMD --help')";
+ * returns CLI_USAGE. The usage text is not printed (a new user's error would
+ * scroll away above it); the argument stays so callers keep one signature. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* getopt_long returned c ('?' or ':'; optstrings start with ':' and opterr is
+ * 0, set in main): name the option and the problem in one usage line
+ * ("unknown option '--x'", "option '-o' needs a value", "option '--json'
+ * takes no value"); returns CLI_USAGE. */
+int cli_getopt_error(const char *cmd, int c, int argc, char **argv);
 
 /* Parse numbers with range checks; on error print a usage error and return 0. */
 bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -43,15 +44,41 @@ int cli_fail(const char *cmd, const struct sb_err *err)
     return err->code == SB_EINTR ? CLI_INTERRUPTED : CLI_ERR;
 }
 
+/* the hint that ends every usage line */
+static void usage_hint(const char *cmd)
+{
+    fprintf(stderr, " (try 'subbit %s --help')\n", cmd);
+}
+
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
+    (void)usage;
     va_list ap;
     fprintf(stderr, "subbit %s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n%s", usage);
+    usage_hint(cmd);
     return CLI_USAGE;
+}
+
+int cli_getopt_error(const char *cmd, int c, int argc, char **argv)
+{
+    const char *a = optind >= 1 && optind <= argc ? argv[optind - 1] : "";
+    const char *eq = strchr(a, '=');
+    /* a long option, unless getopt stopped inside a cluster of short ones
+     * (then argv[optind - 1] is the argument before, and optopt the letter) */
+    const bool is_long = !strncmp(a, "--", 2) && (optopt == 0 || optopt > 127 || eq || c == ':');
+    char name[80];
+    if (is_long)
+        snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - a) : strlen(a)), a);
+    else
+        snprintf(name, sizeof name, "-%c", optopt > 32 && optopt < 127 ? optopt : '?');
+    if (c == ':')
+        return cli_usage_error(cmd, NULL, "option '%s' needs a value", name);
+    if (is_long && optopt != 0 && eq)
+        return cli_usage_error(cmd, NULL, "option '%s' takes no value", name);
+    return cli_usage_error(cmd, NULL, "unknown option '%s'", name);
 }
 
 bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
@@ -60,8 +87,8 @@ bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, lo
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "subbit %s: %s expects an integer in [%ld, %ld], got '%s'\n", cmd, opt,
-                lo, hi, s);
+        cli_usage_error(cmd, NULL, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi,
+                        s);
         return false;
     }
     *out = v;
@@ -75,8 +102,7 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "subbit %s: %s expects a number in [%g, %g], got '%s'\n", cmd, opt, lo,
-                hi, s);
+        cli_usage_error(cmd, NULL, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s);
         return false;
     }
     *out = v;
@@ -109,8 +135,7 @@ bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *o
             }
         }
     }
-    fprintf(stderr, "subbit %s: %s expects a size such as 4096, 500M or 2G, got '%s'\n", cmd,
-            opt, s);
+    cli_usage_error(cmd, NULL, "%s expects a size such as 4096, 500M or 2G, got '%s'", opt, s);
     return false;
 }
 

@@ -433,8 +433,7 @@ int cmd_mem(int argc, char **argv)
     double dv;
     int c;
     optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "qh", lopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":qh", lopts, NULL)) != -1) {
         switch (c) {
         case O_LIST: list = true; break;
         case O_CTX:
@@ -485,8 +484,7 @@ int cmd_mem(int argc, char **argv)
         case O_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default:
-            return cli_usage_error("mem", usage, "unknown option '%s'", argv[optind - 1]);
+        default: return cli_getopt_error("mem", c, argc, argv);
         }
     }
     if (list)

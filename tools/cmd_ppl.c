@@ -67,7 +67,7 @@ int cmd_ppl(int argc, char **argv)
     bool json = false, quiet = false, ctx_given = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "t:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:qh", opts, NULL)) != -1) {
         int prc;
         if (cli_proto_option("ppl", usage, c, optarg, &po, &ctx_given, &prc)) {
             if (prc != CLI_OK)
@@ -94,7 +94,7 @@ int cmd_ppl(int argc, char **argv)
         case 'q': quiet = true; break;
         case O_JSON: json = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_getopt_error("ppl", c, argc, argv);
         }
     }
     if (optind + 1 != argc)
@@ -142,8 +142,12 @@ int cmd_ppl(int argc, char **argv)
     }
     if (!ctx_given && mi->n_ctx_train > 0 && (size_t)mi->n_ctx_train < po.n_ctx)
         po.n_ctx = (size_t)mi->n_ctx_train;
-    if (mi->n_ctx_train > 0 && po.n_ctx > (size_t)mi->n_ctx_train)
-        cli_warn("ppl", "--ctx %zu is above the model's context (%d)", po.n_ctx, mi->n_ctx_train);
+    /* past its trained context a model's perplexity says nothing about it */
+    if (mi->n_ctx_train > 0 && po.n_ctx > (size_t)mi->n_ctx_train) {
+        rc = cli_usage_error("ppl", usage, "--ctx %zu is above the model's context (%d)",
+                             po.n_ctx, mi->n_ctx_train);
+        goto out;
+    }
     if (text_path) {
         if (vfy_plan_from_text(&plan, tok, text, len, &po, &err) != SB_OK) {
             cli_error("ppl", "%s: %s", text_path, err.msg);

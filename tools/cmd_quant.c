@@ -223,7 +223,7 @@ int cmd_quant(int argc, char **argv)
     double v;
     int c, rc = CLI_USAGE;
     optind = 1;
-    while ((c = getopt_long(argc, argv, CLI_CONV_SHORT "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":" CLI_CONV_SHORT "h", opts, NULL)) != -1) {
         int crc;
         if (cli_conv_option("quant", c, optarg, &cc, &qo.conv, &oo, &crc)) {
             if (crc != CLI_OK)
@@ -247,7 +247,7 @@ int cmd_quant(int argc, char **argv)
             else if (!strcmp(optarg, "rtn"))
                 qo.method = CVT_QUANT_RTN;
             else {
-                fprintf(stderr, "subbit quant: --method expects gptq or rtn, got '%s'\n", optarg);
+                cli_usage_error("quant", NULL, "--method expects gptq or rtn, got '%s'", optarg);
                 goto usage_fail;
             }
             break;
@@ -281,7 +281,7 @@ int cmd_quant(int argc, char **argv)
             qo.min_expert_tokens = (size_t)mintok;
             break;
         case 'h': fputs(usage, stdout); cli_conv_release(&cc); return CLI_OK;
-        default: goto usage_fail;
+        default: cli_conv_release(&cc); return cli_getopt_error("quant", c, argc, argv);
         }
     }
     if ((rc = cli_conv_check("quant", usage, &cc, argc)) != CLI_OK)
@@ -396,8 +396,7 @@ done:
     sb_free(ids);
     cli_conv_release(&cc);
     return rc;
-usage_fail:
+usage_fail: /* the one-line message is out */
     cli_conv_release(&cc);
-    fputs(usage, stderr);
     return CLI_USAGE;
 }

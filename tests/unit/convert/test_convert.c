@@ -219,7 +219,44 @@ START_TEST(test_row_blocks_match_whole)
 }
 END_TEST
 
-TEST_SUITE(convert_convert, 120, NULL, NULL,
+/* the container comes from the output's name; a name that asks for none is
+ * refused before anything is written (issue 15: "-o model.bin" became a folder) */
+START_TEST(test_output_names)
+{
+    static const struct { const char *name; int rc; enum fmt_container c; } cases[] = {
+        { "a.gguf", SB_OK, FMT_CONT_GGUF },        { "a.GGUF", SB_OK, FMT_CONT_GGUF },
+        { "a.Subbit", SB_OK, FMT_CONT_SUBBIT },    { "a.safetensors", SB_OK, FMT_CONT_SAFETENSORS },
+        { "dir", SB_OK, FMT_CONT_SAFETENSORS },    { "v1.5/", SB_OK, FMT_CONT_SAFETENSORS },
+        { ".hidden", SB_OK, FMT_CONT_SAFETENSORS },
+        { "a.txt", SB_EINVAL, 0 },                 { "model.bin", SB_EINVAL, 0 },
+        { "x.gguf.tmp", SB_EINVAL, 0 },            { "-", SB_EINVAL, 0 },
+        { "", SB_EINVAL, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct sb_err err = { 0 };
+        enum fmt_container c = FMT_CONT_UNKNOWN;
+        ck_assert_msg(fmt_container_for_output(cases[i].name, &c, &err) == cases[i].rc, "%s",
+                      cases[i].name);
+        if (cases[i].rc == SB_OK)
+            ck_assert_int_eq(c, cases[i].c);
+        else if (cases[i].name[0])
+            ck_assert_msg(strstr(err.msg, cases[i].name) == err.msg, "message names the file: %s",
+                          err.msg);
+    }
+    struct fmt_model *m = test_synth_model(FMT_ARCH_LLAMA, 64, "src");
+    struct cvt_opts o;
+    cvt_opts_init(&o);
+    struct cvt_report *rep = NULL;
+    struct sb_err err = { 0 };
+    ck_assert_int_eq(cvt_convert(m, test_tmpfile("model.bin"), &o, &rep, &err), SB_EINVAL);
+    ck_assert_ptr_null(rep);
+    ck_assert(!test_file_exists(test_tmpfile("model.bin")));
+    fmt_model_free(m);
+    test_tmpdir_cleanup();
+}
+END_TEST
+
+TEST_SUITE(convert_convert, 120, NULL, NULL, TEST(test_output_names),
     TEST(test_policy_q8_0_gguf), TEST(test_policy_rules_and_keep),
     TEST(test_existing_output_needs_force), TEST_LOOP(test_faults_leave_no_output, 2),
     TEST_LOOP(test_row_blocks_match_whole, 5))
