@@ -60,6 +60,10 @@ struct cli_progress {
     bool on;
     bool bytes;          /* units are bytes: print MiB */
     double t0, last;
+    /* optional: more on the line after the rate and ETA (", 1520 tokens/s,
+     * ppl 3.07"), written into buf by detail(detail_ctx, seconds so far) */
+    void (*detail)(void *detail_ctx, double seconds, char *buf, size_t len);
+    void *detail_ctx;
 };
 void cli_progress_init(struct cli_progress *p, const char *cmd, const char *label, bool quiet,
                        bool bytes);

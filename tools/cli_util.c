@@ -212,22 +212,26 @@ void cli_progress_cb(void *ctx, uint64_t done, uint64_t total)
         const double left = el * (double)(total - done) / (double)done;
         snprintf(eta, sizeof eta, ", ETA %d:%02d", (int)(left / 60), (int)left % 60);
     }
+    char more[96] = "";
+    if (p->detail)
+        p->detail(p->detail_ctx, el, more, sizeof more);
     if (p->bytes) {
         double mb = (double)done / 1048576.0, tot = (double)total / 1048576.0;
         double rate = el > 0 ? mb / el : 0;
         if (total)
-            fprintf(stderr, "\r%s: %5.1f%% (%.1f / %.1f MiB, %.0f MiB/s%s)   ", p->label,
-                    100.0 * (double)done / (double)total, mb, tot, rate, eta);
+            fprintf(stderr, "\r%s: %5.1f%% (%.1f / %.1f MiB, %.0f MiB/s%s)%s   ", p->label,
+                    100.0 * (double)done / (double)total, mb, tot, rate, eta, more);
         else
-            fprintf(stderr, "\r%s: %.1f MiB (%.0f MiB/s)   ", p->label, mb, rate);
+            fprintf(stderr, "\r%s: %.1f MiB (%.0f MiB/s)%s   ", p->label, mb, rate, more);
     } else {
         const double rate = el > 0 ? (double)done / el : 0;
         if (total)
-            fprintf(stderr, "\r%s: %5.1f%% (%llu / %llu, %.2f/s%s)   ", p->label,
+            fprintf(stderr, "\r%s: %5.1f%% (%llu / %llu, %.2f/s%s)%s   ", p->label,
                     100.0 * (double)done / (double)total, (unsigned long long)done,
-                    (unsigned long long)total, rate, eta);
+                    (unsigned long long)total, rate, eta, more);
         else
-            fprintf(stderr, "\r%s: %llu (%.2f/s)   ", p->label, (unsigned long long)done, rate);
+            fprintf(stderr, "\r%s: %llu (%.2f/s)%s   ", p->label, (unsigned long long)done, rate,
+                    more);
     }
     fflush(stderr);
 }

@@ -2,6 +2,7 @@
  * protocol (chunks, stride, blocks), with its standard error. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,15 @@ static const char usage[] =
     "  -q, --quiet            no progress\n"
     "      --json             one JSON document on stdout\n"
     "  -h, --help             this text\n";
+
+/* the progress line's tail: tokens/s and the perplexity so far (r fills as it goes) */
+static void ppl_detail(void *ctx, double seconds, char *buf, size_t len)
+{
+    const struct vfy_ppl_result *r = ctx;
+    if (r->n_scored && seconds > 0)
+        snprintf(buf, len, ", %.0f tokens/s, ppl %.4f", (double)r->n_forwarded / seconds,
+                 exp(r->sum_nll / (double)r->n_scored));
+}
 
 enum { O_TEXT = 256, O_TOKENS, O_MAXPPL,
        O_BATCH, O_CONFIG, O_TOK, O_JSON };
@@ -172,6 +182,8 @@ int cmd_ppl(int argc, char **argv)
     cli_progress_init(&prog, "ppl", "windows", quiet || json, false);
     struct sb_progress hook = cli_progress_hook(&prog);
     struct vfy_ppl_result r;
+    prog.detail = ppl_detail;
+    prog.detail_ctx = &r;
     int st = vfy_ppl_run(ctx, &plan, &hook, &r, &err);
     cli_progress_end(&prog);
     if (st != SB_OK) {

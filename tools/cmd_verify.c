@@ -54,6 +54,14 @@ static const char usage[] =
     "\n"
     "exit status: 0 all thresholds met, 3 a threshold failed, 1 error, 2 usage\n";
 
+/* the progress line's tail: tokens/s (both models run each token) */
+static void verify_detail(void *ctx, double seconds, char *buf, size_t len)
+{
+    const struct vfy_verify_result *r = ctx;
+    if (r->ref.n_forwarded && seconds > 0)
+        snprintf(buf, len, ", %.0f tokens/s", (double)r->ref.n_forwarded / seconds);
+}
+
 enum { O_REF = 256, O_MODEL, O_TEXT, O_DPPL,
        O_KLD, O_TOP1, O_BATCH, O_RCONFIG, O_CONFIG, O_TOK, O_JSON, O_REPORT, O_NOGATE };
 
@@ -215,6 +223,9 @@ int cmd_verify(int argc, char **argv)
     cli_progress_init(&prog, "verify", "windows", quiet || json, false);
     struct sb_progress hook = cli_progress_hook(&prog);
     struct vfy_verify_result r;
+    memset(&r, 0, sizeof r);
+    prog.detail = verify_detail;
+    prog.detail_ctx = &r;
     int st = vfy_verify_run(ca, cb, &plan, &hook, &r, &err);
     cli_progress_end(&prog);
     if (st != SB_OK) {

@@ -82,7 +82,10 @@ struct vfy_ppl_result {
 };
 
 /*! vfy_ppl_run() : score plan p with ctx (n_ctx >= p->n_ctx). progress counts
- *  windows. @return SB_OK, SB_EINVAL (context too small), SB_ENOMEM. */
+ *  windows; before each report r->n_windows, n_forwarded, n_scored and sum_nll
+ *  hold the windows done so far (a hook that sees r can draw tokens/s and a
+ *  running perplexity, as llama-perplexity does). @return SB_OK, SB_EINVAL
+ *  (context too small), SB_ENOMEM. */
 int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_progress *progress,
                 struct vfy_ppl_result *r, struct sb_err *err);
 
@@ -93,7 +96,8 @@ struct vfy_verify_result {
 };
 
 /*! vfy_verify_run() : both models over the same windows and targets (their
- *  vocabularies must be the same size: SB_EINVAL otherwise). */
+ *  vocabularies must be the same size: SB_EINVAL otherwise). Before each
+ *  progress report r->ref.n_forwarded counts the tokens done so far. */
 int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
                    const struct sb_progress *progress, struct vfy_verify_result *r,
                    struct sb_err *err);
