@@ -487,6 +487,28 @@ const struct vfy_mem_preset *vfy_mem_preset_find(const char *name)
     for (size_t i = 0; i < vfy_mem_preset_count(); i++)
         if (!strcasecmp(vfy_mem_preset_get(i)->name, name))
             return vfy_mem_preset_get(i);
+    /* a Hugging Face id (org/repo, or its URL): the preset transcribed from that
+     * repository's config.json, named by its source "huggingface.co/org/repo ..." */
+    static const char *const prefixes[] = { "https://huggingface.co/", "http://huggingface.co/",
+                                            "huggingface.co/", "hf.co/", "" };
+    for (size_t k = 0; k < sizeof prefixes / sizeof prefixes[0]; k++) {
+        size_t pl = strlen(prefixes[k]);
+        if (strncasecmp(name, prefixes[k], pl) != 0)
+            continue;
+        const char *id = name + pl;
+        size_t n = strlen(id);
+        while (n && id[n - 1] == '/')
+            n--;
+        if (!n || !memchr(id, '/', n))
+            return NULL;
+        for (size_t i = 0; i < vfy_mem_preset_count(); i++) {
+            const char *src = vfy_mem_preset_get(i)->source;
+            if (!strncasecmp(src, "huggingface.co/", 15) && !strncasecmp(src + 15, id, n) &&
+                (src[15 + n] == ' ' || src[15 + n] == 0))
+                return vfy_mem_preset_get(i);
+        }
+        return NULL;
+    }
     return NULL;
 }
 
@@ -795,9 +817,16 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
             CHK(sb_add_u64(e->stored.bytes, m->groups[i].stored_bytes, &e->stored.bytes));
         e->stored.bits_per_param =
             e->params ? (double)e->stored.bytes * 8.0 / (double)e->params : 0.0;
+    } else if (m->index_bytes) {
+        /* before download: the index's total_size is the weights as they will
+         * be stored (their encoding unknown: the bits per parameter say it) */
+        e->stored.enc = SB_DTYPE_F16;
+        e->stored.bytes = m->index_bytes;
+        e->stored.bits_per_param =
+            e->params ? (double)e->stored.bytes * 8.0 / (double)e->params : 0.0;
     }
     e->weights_enc = o->weights_enc;
-    if (o->weights_enc < 0 && m->from_file) {
+    if (o->weights_enc < 0 && (m->from_file || m->index_bytes)) {
         e->weights = e->stored.bytes;
     } else {
         int want = o->weights_enc < 0 ? SB_DTYPE_F16 : o->weights_enc;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# subbit mem as a new user meets it (issue 15): a Hugging Face id names its
+# preset; a folder holding only config.json + model.safetensors.index.json is
+# sized from the index's total_size; the default context stops at the model's,
+# one beyond it warns (and --measure refuses it); --measure takes -t; one unit
+# system (KiB/MiB/GiB); the logits' cost is spelled out.
+. "$(dirname "$0")/lib.sh"
+M="$SUBBIT_SRC/models/tinymoe"
+expect_exit 0 "$SUBBIT" mem Mixtral-8x7B --json
+cp "$T/out" "$T/preset.json"
+for id in mistralai/Mixtral-8x7B-v0.1 https://huggingface.co/mistralai/Mixtral-8x7B-v0.1 MISTRALAI/mixtral-8x7b-v0.1/; do
+  expect_exit 0 "$SUBBIT" mem "$id" --json
+  cmp -s "$T/out" "$T/preset.json" && ok || bad "$id is not the Mixtral-8x7B preset"
+done
+expect_exit 1 "$SUBBIT" mem mistralai/Mixtral-8x7B-Nope
+expect_err_line "no such file, folder or preset"
+
+# before download: config.json and the index of two shards, no shard
+mkdir "$T/dl"
+cp "$M/config.json" "$T/dl/"
+printf '{"metadata":{"total_size":5254400},"weight_map":{"model.embed_tokens.weight":"model-00001-of-00002.safetensors","lm_head.weight":"model-00002-of-00002.safetensors"}}' \
+  >"$T/dl/model.safetensors.index.json"
+expect_exit 0 "$SUBBIT" mem "$T/dl" --json
+grep -Eq '"from":[[:space:]]*"model.safetensors.index.json"' "$T/out" && ok || bad "index: no stored.from"
+# 5,254,400 bytes over tinymoe's 2,627,200 parameters: 16 bits each
+grep -Eq '"bits_per_param":[[:space:]]*16,?$' "$T/out" && ok || bad "index: bits/param"
+grep -Eq '"weights_bytes":[[:space:]]*5254400,' "$T/out" && ok || bad "index: weights in the total"
+grep -Eq '"weights_encoding":[[:space:]]*"stored"' "$T/out" && ok || bad "index: weights_encoding"
+
+# the context: tinymoe's is 512; the default (4096) stops there and says so
+expect_exit 0 "$SUBBIT" mem "$M"
+grep -Eq '^KV cache .* for ctx 512 \(the model.s context\)' "$T/out" && ok || bad "default ctx: $(grep 'KV cache' "$T/out")"
+[ ! -s "$T/err" ] && ok || bad "default ctx warned"
+# the logits: ppl's chunks score ctx - ctx/2 + 1 = 257 positions x 258 tokens x 4 bytes = 265,224 B
+grep -Eq '^  logits +257 scored positions x 258 vocabulary x 4 bytes \(f32\) = 259\.01 KiB$' "$T/out" \
+  && ok || bad "logits line: $(grep '^  logits' "$T/out")"
+expect_exit 0 "$SUBBIT" mem "$M" --ctx 2048 --json
+expect_err_line "^subbit mem: warning: --ctx 2048 is above the model's context \(512\)$"
+grep -Eq '"model_ctx":[[:space:]]*512,' "$T/out" && ok || bad "model_ctx"
+expect_exit 2 "$SUBBIT" mem "$M" --ctx 2048 --measure -t 1
+expect_err_line "^subbit mem: --measure: --ctx 2048 is above the model's context \(512\)"
+# one unit system: binary prefixes only
+expect_exit 0 "$SUBBIT" mem Llama-2-70B --ctx 4096
+if grep -Eq '[0-9] (GB|MB|KB|kB)\b' "$T/out"; then bad "decimal units: $(grep -E '[0-9] (GB|MB|KB)' "$T/out" | head -2)"; else ok; fi
+grep -Eq 'GiB' "$T/out" && ok || bad "no GiB"
+# --measure with -t (the child ppl gets it); needs the reference core to run
+expect_exit 0 "$SUBBIT" mem "$M" --measure --ctx 64 -t 1 --json
+grep -q '"peak_rss"' "$T/out" && ok || bad "--measure -t: no peak RSS"
+finish
