@@ -75,6 +75,9 @@ static inline struct sb_progress cli_progress_hook(struct cli_progress *p)
     return h;
 }
 
+/* A command's --json document: an object whose first field is "command": cmd
+ * (docs/json.md: the fields every command names the same way). */
+struct cJSON *cli_json_doc(const char *cmd);
 /* Print a cJSON document to stdout (formatted) and free it. */
 void cli_print_json(struct cJSON *doc);
 /* Human sizes: "1.23 GiB"; buffer of at least 32 bytes. */

@@ -242,6 +242,13 @@ void cli_progress_end(struct cli_progress *p)
         fprintf(stderr, "\r\033[K");
 }
 
+cJSON *cli_json_doc(const char *cmd)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "command", cmd);
+    return d;
+}
+
 void cli_print_json(cJSON *doc)
 {
     char *s = cJSON_Print(doc);

@@ -88,7 +88,8 @@ int cmd_convert(int argc, char **argv)
     char b1[32], b2[32], sh[96];
     bool show_rows = co.dry_run || co.stats;
     if (json) {
-        cJSON *doc = cJSON_CreateObject();
+        cJSON *doc = cli_json_doc("convert");
+        cJSON_AddStringToObject(doc, "model", in);
         cJSON_AddStringToObject(doc, "input", in);
         cJSON_AddStringToObject(doc, "output", out);
         cJSON_AddStringToObject(doc, "container", fmt_container_name(rep->container));
@@ -96,6 +97,8 @@ int cmd_convert(int argc, char **argv)
         cJSON *tot = cli_conv_report_json(doc, rep);
         cJSON_AddNumberToObject(tot, "seconds", rep->seconds);
         cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+        cJSON_AddNumberToObject(doc, "seconds", rep->seconds);
+        cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
         cli_print_json(doc);
     } else {
         if (show_rows) {

@@ -94,7 +94,8 @@ int cmd_inspect(int argc, char **argv)
     const struct fmt_arch *a = &m->arch;
 
     if (json) {
-        cJSON *doc = cJSON_CreateObject();
+        cJSON *doc = cli_json_doc("inspect");
+        cJSON_AddStringToObject(doc, "model", path);
         cJSON_AddStringToObject(doc, "path", path);
         cJSON_AddStringToObject(doc, "container", fmt_container_name(m->container));
         if (m->has_arch) {
@@ -108,12 +109,14 @@ int cmd_inspect(int argc, char **argv)
             cJSON_AddNumberToObject(ar, "head_dim", a->head_dim);
             cJSON_AddNumberToObject(ar, "vocab_size", a->vocab_size);
             cJSON_AddNumberToObject(ar, "context_length", a->n_ctx);
+            cJSON_AddNumberToObject(ar, "model_ctx", a->n_ctx);
             cJSON_AddNumberToObject(ar, "rms_norm_eps", a->norm_eps);
             cJSON_AddNumberToObject(ar, "rope_theta", a->rope_theta);
             cJSON_AddStringToObject(ar, "rope_layout", rope_name(a->rope_layout));
             cJSON_AddBoolToObject(ar, "tied_embeddings", a->tied_embeddings);
             cJSON_AddNumberToObject(ar, "experts", a->n_experts);
             cJSON_AddNumberToObject(ar, "experts_used", a->n_experts_used);
+            cJSON_AddNumberToObject(ar, "experts_per_token", a->n_experts_used);
         }
         cJSON *tok = cJSON_AddObjectToObject(doc, "tokenizer");
         cJSON_AddStringToObject(tok, "kind", vocab_name(m->vocab.kind));
@@ -200,9 +203,13 @@ int cmd_inspect(int argc, char **argv)
            "%.3f bits/param\n",
            m->n_tensors, params, bytes, cli_fmt_bytes(bytes, b1, sizeof b1), bpp);
     const uint64_t fb = fmt_model_file_bytes(m);
-    printf("files: %" PRIu64 " bytes on disk (%s): the tensors, %" PRIu64 " bytes of headers, "
-           "metadata and padding\n",
-           fb, cli_fmt_bytes(fb, b1, sizeof b1), fb > bytes ? fb - bytes : 0);
+    if (fb >= bytes)
+        printf("files: %" PRIu64 " bytes on disk (%s): the tensors, %" PRIu64 " bytes of headers, "
+               "metadata and padding\n",
+               fb, cli_fmt_bytes(fb, b1, sizeof b1), fb - bytes);
+    else   /* .subbit stores a tensor zstd-compressed when that saves 5% */
+        printf("files: %" PRIu64 " bytes on disk (%s): %" PRIu64 " fewer than the tensors, "
+               "stored compressed\n", fb, cli_fmt_bytes(fb, b1, sizeof b1), bytes - fb);
     fmt_model_free(m);
     return CLI_OK;
 }

@@ -318,11 +318,14 @@ static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts
     }
 }
 
-static cJSON *to_json(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
-                      const struct vfy_mem_est *e, uint64_t measured)
+static cJSON *to_json(const char *what, const struct vfy_mem_model *m,
+                      const struct vfy_mem_opts *o, const struct vfy_mem_est *e, uint64_t measured)
 {
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "model", m->name);
+    cJSON *d = cli_json_doc("mem");
+    cJSON_AddStringToObject(d, "model", what);   /* as named: a path, preset or HF id */
+    cJSON_AddStringToObject(d, "name", m->name);
+    add_u64(d, "n_ctx", o->ctx);
+    cJSON_AddNumberToObject(d, "model_ctx", m->n_ctx_max);
     cJSON_AddStringToObject(d, "model_type", m->model_type);
     if (m->source[0])
         cJSON_AddStringToObject(d, "source", m->source);
@@ -397,6 +400,7 @@ static cJSON *to_json(const struct vfy_mem_model *m, const struct vfy_mem_opts *
     if (measured) {
         cJSON *ms = cJSON_AddObjectToObject(d, "measured");
         add_u64(ms, "peak_rss", measured);
+        add_u64(ms, "peak_rss_bytes", measured);
         cJSON_AddNumberToObject(ms, "ratio", (double)e->total / (double)measured);
     }
     if (o->train) {
@@ -641,7 +645,7 @@ int cmd_mem(int argc, char **argv)
         }
     }
     if (json)
-        cli_print_json(to_json(&m, &o, &e, measured));
+        cli_print_json(to_json(what, &m, &o, &e, measured));
     else
         print_table(&m, &o, &e, measured);
     vfy_mem_model_release(&m);

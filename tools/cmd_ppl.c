@@ -196,7 +196,7 @@ int cmd_ppl(int argc, char **argv)
 #endif
     const char *pname = vfy_protocol_name(po.protocol);
     if (json) {
-        cJSON *d = cJSON_CreateObject();
+        cJSON *d = cli_json_doc("ppl");
         cJSON_AddStringToObject(d, "model", path);
         cJSON_AddStringToObject(d, text_path ? "text" : "tokens", text_path ? text_path : ids_path);
         cJSON_AddStringToObject(d, "protocol", pname);

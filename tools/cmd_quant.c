@@ -65,8 +65,8 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
                           size_t calib_ctx, int threads)
 {
     const struct cvt_report *C = R->conv;
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "command", "quant");
+    cJSON *doc = cli_json_doc("quant");
+    cJSON_AddStringToObject(doc, "model", in);
     cJSON_AddStringToObject(doc, "input", in);
     cJSON_AddStringToObject(doc, "output", out);
     cJSON_AddStringToObject(doc, "container", fmt_container_name(C->container));
@@ -155,6 +155,8 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
     cJSON_AddNumberToObject(tot, "seconds", R->seconds_calib + R->seconds_write);
     cJSON_AddNumberToObject(tot, "threads", threads);
     cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+    cJSON_AddNumberToObject(doc, "seconds", R->seconds_calib + R->seconds_write);
+    cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
     return doc;
 }
 

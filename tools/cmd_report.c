@@ -70,7 +70,7 @@ int cmd_report(int argc, char **argv)
         return cli_fail("report", &err);
     }
     if (json) {
-        cJSON *d = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(d, "documents");
+        cJSON *d = cli_json_doc("report"), *a = cJSON_AddArrayToObject(d, "documents");
         cJSON_AddStringToObject(d, "output", out);
         for (size_t i = 0; i < r->n_docs; i++) {
             const char *name;

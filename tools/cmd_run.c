@@ -185,7 +185,7 @@ int cmd_run(int argc, char **argv)
     }
     const double tps = res.seconds > 0 ? (double)res.made / res.seconds : 0.0;
     if (json) {
-        cJSON *d = cJSON_CreateObject();
+        cJSON *d = cli_json_doc("run");
         cJSON_AddStringToObject(d, "model", path);
         cJSON_AddStringToObject(d, "prompt", prompt);
         cJSON_AddStringToObject(d, "text", tb.s ? tb.s : "");

@@ -161,7 +161,8 @@ int cmd_synth(int argc, char **argv)
     if (json) {
         static const char *arch[] = { [FMT_ARCH_LLAMA] = "llama", [FMT_ARCH_MIXTRAL] = "mixtral",
                                       [FMT_ARCH_QWEN2_MOE] = "qwen2_moe" };
-        cJSON *doc = cJSON_CreateObject();
+        cJSON *doc = cli_json_doc("synth");
+        cJSON_AddStringToObject(doc, "model", out);
         cJSON_AddStringToObject(doc, "output", out);
         cJSON_AddStringToObject(doc, "arch", kind < sizeof arch / sizeof arch[0] && arch[kind]
                                                ? arch[kind] : "?");

@@ -240,7 +240,7 @@ int cmd_verify(int argc, char **argv)
     const bool f_dppl = fail.dppl, f_kld = fail.kld, f_top1 = fail.top1;
     cJSON *d = NULL;
     if (json || report) {
-        d = cJSON_CreateObject();
+        d = cli_json_doc("verify");
         cJSON_AddStringToObject(d, "ref", ref_path);
         cJSON_AddStringToObject(d, "model", model_path);
         cJSON_AddStringToObject(d, "text", text_path);
