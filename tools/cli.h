@@ -13,6 +13,9 @@
 
 struct cJSON;
 
+/* -t/--threads takes 1..CLI_MAX_THREADS in every command */
+#define CLI_MAX_THREADS 4096
+
 /* exit codes (style.md §11) */
 enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2, CLI_CHECK_FAILED = 3, CLI_INTERRUPTED = 130 };
 
@@ -25,6 +28,9 @@ struct cli_cmd {
 
 /* "subbit CMD: message" on stderr, one line. Returns CLI_ERR. */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "subbit CMD: message" on stderr, for what the user should know that is not
+ * an error (files an output replaced). */
+void cli_note(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "subbit CMD: warning: message" on stderr. */
 void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print err's message as "subbit CMD: msg"; returns CLI_ERR (CLI_INTERRUPTED for SB_EINTR). */
@@ -47,8 +53,12 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
 /* Sizes like 4096, 500M, 2G, 1.5GiB, 10MB (K/M/G/T powers of 1024; KB/MB/GB powers of 1000). */
 bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
 
-/* Install SIGINT/SIGTERM handlers that remove temp outputs and exit 130. */
+/* Install SIGINT/SIGTERM handlers that remove temp outputs and exit 130, a
+ * SIGBUS handler that names the input file that shrank and exits 1, and the
+ * notice hook that says on stderr which existing files an output replaced. */
 void cli_install_signals(void);
+/* Before a subcommand runs: its name for those messages, then the above. */
+void cli_start(const char *cmd);
 /* Set OpenMP threads (0 = leave the default). */
 void cli_set_threads(int n);
 
@@ -97,5 +107,6 @@ int cmd_verify(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_clean(int argc, char **argv);
 
 #endif

@@ -97,7 +97,7 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
         return true;
     case 'o': cc->out = arg; return true;
     case 't':
-        if (!cli_parse_long(cmd, "--threads", arg, 1, 1024, &cc->threads))
+        if (!cli_parse_long(cmd, "--threads", arg, 1, CLI_MAX_THREADS, &cc->threads))
             *rc = CLI_USAGE;
         return true;
     case 'f': co->out_flags |= FMT_OUT_FORCE; return true;

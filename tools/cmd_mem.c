@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "fmt_model.h"
+#include "fmt_out.h"
 #include "sb_alloc.h"
 #include "vfy_mem.h"
 
@@ -34,13 +35,14 @@ static const char usage[] =
     "      --list           list the built-in presets and their sources\n"
     "      --ctx N          context length in tokens (default 4096, or the model's\n"
     "                       context when smaller; beyond it: a warning)\n"
-    "      --batch N        sequences (default 1)\n"
+    "      --seqs N         sequences decoded at once (default 1; --batch is an old\n"
+    "                       name for it: in ppl and verify --batch is tokens a step)\n"
     "      --kv-type T      KV cache encoding: f32, f16 (default) or q8_0\n"
     "      --zeros F        sub1: fraction of zero weights (default 0.885)\n"
     "      --keep LIST      kept at 16 bit besides norms and routers: embed,output,attn,\n"
     "                       ffn,shared or none (default embed,output)\n"
-    "      --enc ENC        weights counted in the total (default: as stored; f16\n"
-    "                       for a config or preset)\n"
+    "      --to ENC         weights counted in the total (default: as stored; f16\n"
+    "                       for a config or preset); --enc is the same\n"
     "      --train          training memory: mixed-precision AdamW + activations\n"
     "      --recompute      with --train: full activation recomputation\n"
     "      --config FILE    config.json to use with MODEL\n"
@@ -153,17 +155,24 @@ static const char story[] =
     "for the dog's house. At last they found a kind old man who was looking for his dog. "
     "He was very happy and gave Lily a big hug. Lily smiled and went home to tell her mom.\n\n";
 
-static int write_text(char *path, size_t cap, uint64_t ctx)
+/* $TMPDIR/subbit-mem.subbit-tmp-PID-XXXXXX, registered so that Ctrl-C removes it
+ * (*slot; fmt_out_temp_unregister once unlinked) */
+static int write_text(char *path, size_t cap, uint64_t ctx, int *slot)
 {
     const char *tmp = getenv("TMPDIR");
-    snprintf(path, cap, "%s/subbit-mem-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%s/subbit-mem", tmp && *tmp && strlen(tmp) < 4000 ? tmp : "/tmp");
+    if (fmt_out_temp_name(path, cap, base) != 0)
+        return -1;
     int fd = mkstemp(path);
     if (fd < 0)
         return -1;
+    *slot = fmt_out_temp_register(path, false);
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
         unlink(path);
+        fmt_out_temp_unregister(*slot);
         return -1;
     }
     /* about 4 bytes a token or more: 8 bytes per context token covers a window */
@@ -172,6 +181,7 @@ static int write_text(char *path, size_t cap, uint64_t ctx)
         fputs(story, f);
     if (fclose(f) != 0) {
         unlink(path);
+        fmt_out_temp_unregister(*slot);
         return -1;
     }
     return 0;
@@ -419,12 +429,13 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
                    long threads, uint64_t *peak)
 {
     char self[PATH_MAX], tmp_text[PATH_MAX] = "", ctxs[32], ths[32];
+    int slot = -1;
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0)
         return cli_error("mem", "/proc/self/exe: cannot read");
     self[n] = 0;
     if (!text) {
-        if (write_text(tmp_text, sizeof tmp_text, ctx) != 0)
+        if (write_text(tmp_text, sizeof tmp_text, ctx, &slot) != 0)
             return cli_error("mem", "cannot write a temporary text file");
         text = tmp_text;
     }
@@ -456,6 +467,7 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
     int r = vfy_mem_run_child(argv, NULL, NULL, peak, &status, &err);
     if (tmp_text[0])
         unlink(tmp_text);
+    fmt_out_temp_unregister(slot);
     if (r)
         return cli_fail("mem", &err);
     if (status != 0)
@@ -465,11 +477,12 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
 
 int cmd_mem(int argc, char **argv)
 {
-    enum { O_LIST = 256, O_CTX, O_BATCH, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
+    enum { O_LIST = 256, O_CTX, O_BATCH, O_SEQS, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
            O_CONFIG, O_MEASURE, O_TEXT, O_JSON };
     static const struct option lopts[] = {
         { "list", no_argument, 0, O_LIST }, { "ctx", required_argument, 0, O_CTX },
-        { "batch", required_argument, 0, O_BATCH }, { "kv-type", required_argument, 0, O_KV },
+        { "batch", required_argument, 0, O_BATCH }, { "seqs", required_argument, 0, O_SEQS },
+        { "to", required_argument, 0, O_ENC }, { "kv-type", required_argument, 0, O_KV },
         { "zeros", required_argument, 0, O_ZEROS }, { "keep", required_argument, 0, O_KEEP },
         { "enc", required_argument, 0, O_ENC }, { "train", no_argument, 0, O_TRAIN },
         { "recompute", no_argument, 0, O_RECOMP }, { "config", required_argument, 0, O_CONFIG },
@@ -497,12 +510,16 @@ int cmd_mem(int argc, char **argv)
             ctx_given = true;
             break;
         case 't':
-            if (!cli_parse_long("mem", "--threads", optarg, 1, 4096, &threads))
+            if (!cli_parse_long("mem", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
                 return CLI_USAGE;
             break;
         case O_BATCH:
-            if (!cli_parse_long("mem", "--batch", optarg, 1, 1L << 20, &v))
+        case O_SEQS:
+            if (!cli_parse_long("mem", c == O_SEQS ? "--seqs" : "--batch", optarg, 1, 1L << 20, &v))
                 return CLI_USAGE;
+            if (c == O_BATCH)
+                cli_warn("mem", "--batch here counts sequences; it is now --seqs (in ppl and "
+                         "verify --batch is tokens a forward step)");
             o.batch = (uint64_t)v;
             break;
         case O_KV: {
@@ -530,7 +547,7 @@ int cmd_mem(int argc, char **argv)
             for (int k = 0; k < VFY_MEM_NENC; k++)
                 ok |= t == (int)vfy_mem_encodings[k];
             if (!ok && strcmp(optarg, "stored"))
-                return cli_usage_error("mem", usage, "--enc expects stored, f32, f16, bf16, int8, "
+                return cli_usage_error("mem", usage, "--to/--enc expects stored, f32, f16, bf16, int8, "
                                        "q8_0, q4_0, tq2_0, tern or sub1, got '%s'", optarg);
             o.weights_enc = ok ? t : -1;
             break;

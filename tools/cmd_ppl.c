@@ -98,7 +98,7 @@ int cmd_ppl(int argc, char **argv)
         case O_CONFIG: oo.config_path = optarg; break;
         case O_TOK: oo.tokenizer_path = optarg; break;
         case 't':
-            if (!cli_parse_long("ppl", "--threads", optarg, 1, 4096, &threads))
+            if (!cli_parse_long("ppl", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
                 return CLI_USAGE;
             break;
         case 'q': quiet = true; break;

@@ -118,7 +118,7 @@ int cmd_run(int argc, char **argv)
         case O_CONFIG: oo.config_path = optarg; break;
         case O_TOK: oo.tokenizer_path = optarg; break;
         case 't':
-            if (!cli_parse_long("run", "--threads", optarg, 1, 4096, &threads))
+            if (!cli_parse_long("run", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
                 return CLI_USAGE;
             break;
         case 'q': quiet = true; break;

@@ -121,7 +121,7 @@ int cmd_synth(int argc, char **argv)
                 return CLI_USAGE;
             continue;
         case 't':
-            if (!cli_parse_long("synth", "--threads", optarg, 1, 1024, &threads))
+            if (!cli_parse_long("synth", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
                 return CLI_USAGE;
             continue;
         case 'f': so.out_flags |= FMT_OUT_FORCE; continue;

@@ -143,7 +143,7 @@ int cmd_verify(int argc, char **argv)
         case O_CONFIG: mo.config_path = optarg; break;
         case O_TOK: ro.tokenizer_path = mo.tokenizer_path = optarg; break;
         case 't':
-            if (!cli_parse_long("verify", "--threads", optarg, 1, 4096, &threads))
+            if (!cli_parse_long("verify", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
                 return CLI_USAGE;
             break;
         case 'q': quiet = true; break;

@@ -21,7 +21,7 @@ grep -q '"bytes_per_token":[[:space:]]*327680,' "$T/out" || bad "Llama-2-70B KV/
 expect_exit 0 "$SUBBIT" mem Mixtral-8x7B
 grep -Eq '^parameters +46\.70 B' "$T/out" || bad "Mixtral total"
 grep -Eq 'active/token +12\.88 B' "$T/out" || bad "Mixtral active"
-expect_exit 0 "$SUBBIT" mem DeepSeek-V3 --ctx 1000 --batch 2
+expect_exit 0 "$SUBBIT" mem DeepSeek-V3 --ctx 1000 --seqs 2
 grep -Eq '^parameters +671\.03 B' "$T/out" || bad "DeepSeek total"
 grep -q 'MLA latent 512 + 64' "$T/out" || bad "DeepSeek MLA"
 expect_exit 0 "$SUBBIT" mem Llama-2-7B --train --recompute --ctx 2048

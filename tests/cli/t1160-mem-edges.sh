@@ -45,6 +45,23 @@ expect_err_line "^subbit mem: --measure: --ctx 2048 is above the model's context
 expect_exit 0 "$SUBBIT" mem Llama-2-70B --ctx 4096
 if grep -Eq '[0-9] (GB|MB|KB|kB)\b' "$T/out"; then bad "decimal units: $(grep -E '[0-9] (GB|MB|KB)' "$T/out" | head -2)"; else ok; fi
 grep -Eq 'GiB' "$T/out" && ok || bad "no GiB"
+# Gemma-2 (google/gemma-2-9b's config.json): tied by default, 4 norms a layer,
+# even layers windowed. By hand: embeddings 256000 x 3584 = 917,504,000; a layer
+# q,o 2 x 3584 x 4096 + k,v 2 x 3584 x 2048 + FFN 3 x 3584 x 14336 + 4 x 3584 norms
+# = 198,195,200; x 42 + embeddings + final norm 3584 = 9,241,705,984 (the model
+# card's 9.24 B; +9.9% before: an untied output). KV f16 per token 42 x 2 x 8 x 256
+# x 2 = 344,064 B; at 8K, 21 layers hold 8192 tokens and 21 the window of 4096:
+# 21 x 12288 x 8192 B = 2,113,929,216 (-33% before: all 42 windowed).
+printf '{"model_type":"gemma2","hidden_size":3584,"intermediate_size":14336,"num_hidden_layers":42,"num_attention_heads":16,"num_key_value_heads":8,"head_dim":256,"vocab_size":256000,"max_position_embeddings":8192,"sliding_window":4096}' >"$T/gemma2.json"
+for g in "$T/gemma2.json" google/gemma-2-9b; do
+  expect_exit 0 "$SUBBIT" mem "$g" --ctx 8192 --json
+  grep -Eq '"total":[[:space:]]*9241705984,' "$T/out" && ok || bad "$g: Gemma-2 parameters"
+  grep -Eq '"tied_embeddings":[[:space:]]*true' "$T/out" && ok || bad "$g: Gemma-2 not tied"
+  grep -Eq '"norms":[[:space:]]*605696,' "$T/out" && ok || bad "$g: Gemma-2 norms (4 x 42 + 1) x 3584"
+  grep -Eq '"bytes":[[:space:]]*2113929216,' "$T/out" && ok || bad "$g: Gemma-2 KV at 8K"
+  grep -Eq '"window_layers":[[:space:]]*21$' "$T/out" && ok || bad "$g: Gemma-2 windowed layers"
+done
+
 # --measure with -t (the child ppl gets it); needs the reference core to run
 expect_exit 0 "$SUBBIT" mem "$M" --measure --ctx 64 -t 1 --json
 grep -q '"peak_rss"' "$T/out" && ok || bad "--measure -t: no peak RSS"
