@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "sb_alloc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -70,6 +72,36 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     sb_escape(esc, sizeof esc, raw);   /* it may quote an argument: a name from a file */
     fprintf(stderr, "subbit %s: %s (try 'subbit %s --help')\n", cmd, esc, cmd);
     return CLI_USAGE;
+}
+
+int cli_read_input(const char *path, char **out, size_t *len, struct sb_err *err)
+{
+    if (strcmp(path, "-") != 0)
+        return fmt_read_file(path, out, len, err);
+    size_t n = 0, cap = 1 << 16;
+    char *b = sb_malloc(cap);
+    for (;;) {
+        if (!b)
+            return sb_err_set(err, SB_ENOMEM, "stdin: out of memory");
+        n += fread(b + n, 1, cap - n - 1, stdin);
+        if (ferror(stdin)) {
+            sb_free(b);
+            return sb_err_set(err, SB_EIO, "stdin: %s", strerror(errno));
+        }
+        if (feof(stdin))
+            break;
+        if (n + 1 == cap) {
+            char *nb = cap < SIZE_MAX / 2 ? sb_realloc(b, cap * 2) : NULL;
+            if (!nb)
+                sb_free(b);
+            b = nb;
+            cap *= 2;
+        }
+    }
+    b[n] = 0;
+    *out = b;
+    *len = n;
+    return SB_OK;
 }
 
 int cli_getopt_error(const char *cmd, int c, int argc, char **argv)

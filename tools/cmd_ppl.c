@@ -30,7 +30,8 @@ static const char usage[] =
     "          truncated to --ctx, every token scored\n"
     "\n"
     "options:\n"
-    "      --text FILE        the text (any bytes; invalid UTF-8 goes through byte fallback)\n"
+    "      --text FILE        the text (any bytes; invalid UTF-8 goes through byte fallback;\n"
+    "                         '-': standard input)\n"
     "      --tokens FILE      pre-tokenized ids instead of --text (chunks, stride)\n"
     "      --protocol P       chunks (default), stride or blocks\n"
     "      --ctx N            window size in tokens (default 512)\n"
@@ -127,11 +128,11 @@ int cmd_ppl(int argc, char **argv)
     int rc = CLI_ERR;
 
     if (text_path) {
-        if (fmt_read_file(text_path, &text, &len, &err) != SB_OK)
+        if (cli_read_input(text_path, &text, &len, &err) != SB_OK)
             return cli_fail("ppl", &err);
         if (len == 0) {
             sb_free(text);
-            return cli_error("ppl", "%s: empty text", text_path);
+            return cli_error("ppl", "%s: empty text", strcmp(text_path, "-") ? text_path : "stdin");
         }
     }
     if (fmt_model_open(&m, path, &oo, &err) != SB_OK || vfy_model_new(&vm, m, &err) != SB_OK) {
@@ -160,7 +161,7 @@ int cmd_ppl(int argc, char **argv)
     }
     if (text_path) {
         if (vfy_plan_from_text(&plan, tok, text, len, &po, &err) != SB_OK) {
-            cli_error("ppl", "%s: %s", text_path, err.msg);
+            cli_error("ppl", "%s: %s", strcmp(text_path, "-") ? text_path : "stdin", err.msg);
             goto out;
         }
     } else {

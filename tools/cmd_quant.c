@@ -34,7 +34,8 @@ static const char usage[] =
     "\n"
     "options:\n"
     CLI_CONV_USAGE
-    "      --calib FILE        calibration text, tokenized by the model's tokenizer\n"
+    "      --calib FILE        calibration text, tokenized by the model's tokenizer ('-':\n"
+    "                          standard input)\n"
     "      --calib-tokens-file FILE  calibration token ids instead of --calib\n"
     "      --calib-tokens N    calibration tokens to use (default 131072)\n"
     "      --calib-ctx N       window length; windows as the chunks protocol: BOS, then\n"
@@ -314,7 +315,7 @@ int cmd_quant(int argc, char **argv)
     int32_t *ids = NULL;
     size_t len = 0, n_ids = 0;
     rc = CLI_ERR;
-    if (calib && fmt_read_file(calib, &text, &len, &err) != SB_OK) {
+    if (calib && cli_read_input(calib, &text, &len, &err) != SB_OK) {
         rc = cli_fail("quant", &err);
         goto done;
     }

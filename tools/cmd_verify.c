@@ -28,7 +28,7 @@ static const char usage[] =
     "options:\n"
     "      --ref A            the reference model\n"
     "      --model B          the model under test\n"
-    "      --text FILE        the text\n"
+    "      --text FILE        the text ('-': standard input)\n"
     "      --protocol P       chunks (default), stride or blocks (see subbit ppl --help)\n"
     "      --ctx N            window size in tokens (default 512)\n"
     "      --stride N         stride protocol step (default ctx/2)\n"
@@ -184,11 +184,11 @@ int cmd_verify(int argc, char **argv)
     size_t len = 0;
     int rc = CLI_ERR;
 
-    if (fmt_read_file(text_path, &text, &len, &err) != SB_OK)
+    if (cli_read_input(text_path, &text, &len, &err) != SB_OK)
         return cli_fail("verify", &err);
     if (len == 0) {
         sb_free(text);
-        return cli_error("verify", "%s: empty text", text_path);
+        return cli_error("verify", "%s: empty text", strcmp(text_path, "-") ? text_path : "stdin");
     }
     if ((rc = load(ref_path, &ro, &ma, &va)) || (rc = load(model_path, &mo, &mb, &vb)))
         goto out;
@@ -211,7 +211,7 @@ int cmd_verify(int argc, char **argv)
         goto out;
     }
     if (vfy_plan_from_text(&plan, tok, text, len, &po, &err) != SB_OK) {
-        cli_error("verify", "%s: %s", text_path, err.msg);
+        cli_error("verify", "%s: %s", strcmp(text_path, "-") ? text_path : "stdin", err.msg);
         goto out;
     }
     if (vfy_ctx_new(&ca, va, po.n_ctx, (size_t)batch, &err) != SB_OK ||
