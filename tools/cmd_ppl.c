@@ -139,6 +139,7 @@ int cmd_ppl(int argc, char **argv)
         rc = cli_fail("ppl", &err);
         goto out;
     }
+    cli_model_notes("ppl", vm);
     const struct vfy_model_info *mi = vfy_model_info(vm);
     if (text_path) {
         if (vfy_tok_new(&tok, &m->vocab, &err) != SB_OK) {
@@ -187,6 +188,10 @@ int cmd_ppl(int argc, char **argv)
     prog.detail_ctx = &r;
     int st = vfy_ppl_run(ctx, &plan, &hook, &r, &err);
     cli_progress_end(&prog);
+    if (st == SB_EFORMAT) {   /* non-finite logits: the model is at fault, so it is named */
+        rc = cli_error("ppl", "%s: %s", path, err.msg);
+        goto out;
+    }
     if (st != SB_OK) {
         rc = cli_fail("ppl", &err);
         goto out;

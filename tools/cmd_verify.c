@@ -76,6 +76,7 @@ static int load(const char *path, const struct fmt_open_opts *oo, struct fmt_mod
     struct sb_err err = { 0 };
     if (fmt_model_open(m, path, oo, &err) != SB_OK || vfy_model_new(vm, *m, &err) != SB_OK)
         return cli_fail("verify", &err);
+    cli_model_notes("verify", *vm);
     return CLI_OK;
 }
 
@@ -277,7 +278,10 @@ int cmd_verify(int argc, char **argv)
             cJSON_AddNumberToObject(gt, "max_kld", max_kld);
         if (min_top1 >= 0)
             cJSON_AddNumberToObject(gt, "min_top1", min_top1);
-        cJSON_AddBoolToObject(d, "pass", !failed);
+        cJSON *nf = cJSON_AddObjectToObject(d, "nonfinite_positions");
+        cJSON_AddNumberToObject(nf, "ref", (double)r.ref.n_nonfinite);
+        cJSON_AddNumberToObject(nf, "model", (double)r.model.n_nonfinite);
+        cJSON_AddBoolToObject(d, "pass", !failed && !fail.nonfinite);
     }
     if (json) {
         cli_print_json(report ? cJSON_Duplicate(d, 1) : d);   /* printing frees it */
@@ -317,7 +321,19 @@ int cmd_verify(int argc, char **argv)
         if (!json && !quiet)
             printf("report:        %s\n", report);
     }
-    if (failed) {
+    if (fail.nonfinite) {
+        /* a failure with or without a gate: exit 3 under one, an error without;
+         * one line naming the model(s) at fault */
+        char both[64] = "";
+        if (r.ref.n_nonfinite && r.model.n_nonfinite)
+            snprintf(both, sizeof both, " (and the reference at %zu)", r.ref.n_nonfinite);
+        const bool m_bad = r.model.n_nonfinite != 0;
+        fprintf(stderr, "subbit verify: %s: logits are not finite (NaN or inf) at %zu of %zu "
+                "scored positions%s: no perplexity or KLD%s\n", m_bad ? model_path : ref_path,
+                m_bad ? r.model.n_nonfinite : r.ref.n_nonfinite, plan.n_scored, both,
+                failed ? "; check failed" : "");
+        rc = failed ? CLI_CHECK_FAILED : CLI_ERR;
+    } else if (failed) {
         fprintf(stderr, "subbit verify: check failed:%s%s%s\n", f_dppl ? " ppl delta" : "",
                 f_kld ? " kld" : "", f_top1 ? " top-1" : "");
         rc = CLI_CHECK_FAILED;
