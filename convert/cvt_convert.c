@@ -355,7 +355,8 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
     memset(p, 0, sizeof *p);
     p->src = src;
     p->o = o;
-    p->cont = fmt_container_from_path(out_path);
+    if ((r = fmt_container_for_output(out_path, &p->cont, err)) != SB_OK)
+        return r;
     if ((r = cvt_layout_plan(src, p->cont, &p->lay, err)) != SB_OK)
         return r;
     if (p->lay->n == 0)   /* a header "{}", an index with an empty weight_map */
@@ -756,7 +757,7 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         (r = fmt_writer_open(&s.w, p.cont, out_path, p.out, p.lay->n, &wo, err)) != SB_OK)
         goto done;
     s.p = &p;
-    uint64_t written = 0;
+    uint64_t read = 0;
     for (size_t k = 0; k < p.lay->n && r == SB_OK; k++) {
         const size_t i = fmt_writer_order(s.w, k);
         const struct cvt_target *t = &p.lay->t[i];
@@ -767,8 +768,10 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
             p.rep->out_bytes += d->out_bytes;   /* known now */
         for (size_t q = 0; q < t->n_pieces; q++)
             fmt_model_release_data(src, &src->tensors[t->pieces[q].src]);
-        written += d->out_bytes;
-        sb_progress_report(&o->progress, written, p.rep->out_bytes);
+        /* input bytes: known in full before the first tensor, where a
+         * variable-length output's total grows as it is encoded */
+        read += d->in_bytes;
+        sb_progress_report(&o->progress, read, p.rep->in_bytes);
     }
     if (r == SB_OK) {
         r = fmt_writer_commit(s.w, err);

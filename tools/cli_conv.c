@@ -7,16 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 bool cli_parse_enc(const char *cmd, const char *opt, const char *s, int *out)
 {
-    if (!strcmp(s, "keep")) {
+    if (!strcasecmp(s, "keep")) {
         *out = -1;
         return true;
     }
     int d = sb_dtype_from_name(s);
     if (d < 0) {
-        fprintf(stderr, "subbit %s: %s: unknown encoding '%s'\n", cmd, opt, s);
+        cli_usage_error(cmd, NULL, "%s: unknown encoding '%s'", opt, s);
         return false;
     }
     *out = d;
@@ -47,7 +48,7 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
         if (c == CLI_O_RULE) {
             char *eq = strrchr(arg, '=');
             if (!eq) {
-                fprintf(stderr, "subbit %s: --rule expects GLOB=ENC, got '%s'\n", cmd, arg);
+                cli_usage_error(cmd, NULL, "--rule expects GLOB=ENC, got '%s'", arg);
                 *rc = CLI_USAGE;
                 return true;
             }
@@ -86,7 +87,7 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
         else if (!strcmp(arg, "f32"))
             co->qp.scale_dtype = SB_DTYPE_F32;
         else {
-            fprintf(stderr, "subbit %s: --scale-dtype expects f32 or f16\n", cmd);
+            cli_usage_error(cmd, NULL, "--scale-dtype expects f32 or f16, got '%s'", arg);
             *rc = CLI_USAGE;
         }
         return true;
@@ -96,7 +97,7 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
         return true;
     case 'o': cc->out = arg; return true;
     case 't':
-        if (!cli_parse_long(cmd, "--threads", arg, 1, 1024, &cc->threads))
+        if (!cli_parse_long(cmd, "--threads", arg, 1, CLI_MAX_THREADS, &cc->threads))
             *rc = CLI_USAGE;
         return true;
     case 'f': co->out_flags |= FMT_OUT_FORCE; return true;
@@ -120,6 +121,10 @@ int cli_conv_check(const char *cmd, const char *usage, struct cli_conv *cc, int 
 {
     const char *why = optind + 1 != argc ? "expected one input model"
                       : !cc->out ? "-o/--output is required" : NULL;
+    struct sb_err err = { 0 };
+    enum fmt_container cont;
+    if (!why && fmt_container_for_output(cc->out, &cont, &err) != SB_OK)
+        why = err.msg;
     if (!why)
         return CLI_OK;
     cli_conv_release(cc);

@@ -67,8 +67,8 @@ struct cli_conv {
 bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, struct cvt_opts *co,
                      struct fmt_open_opts *oo, int *rc);
 void cli_conv_release(struct cli_conv *cc);
-/* After getopt: exactly one input model and -o given; else a usage error
- * (rules released) and CLI_USAGE. */
+/* After getopt: exactly one input model and -o given, naming a container
+ * (fmt_container_for_output); else a usage error (rules released) and CLI_USAGE. */
 int cli_conv_check(const char *cmd, const char *usage, struct cli_conv *cc, int argc);
 
 struct cJSON;

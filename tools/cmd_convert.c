@@ -47,7 +47,7 @@ int cmd_convert(int argc, char **argv)
     struct cli_conv cc = { 0 };
     int c, rc = CLI_USAGE;
     optind = 1;
-    while ((c = getopt_long(argc, argv, CLI_CONV_SHORT "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":" CLI_CONV_SHORT "h", opts, NULL)) != -1) {
         int crc;
         if (cli_conv_option("convert", c, optarg, &cc, &co, &oo, &crc)) {
             if (crc != CLI_OK)
@@ -58,7 +58,7 @@ int cmd_convert(int argc, char **argv)
         case O_DRY: co.dry_run = true; break;
         case O_STATS: co.stats = true; break;
         case 'h': fputs(usage, stdout); cli_conv_release(&cc); return CLI_OK;
-        default: goto usage_fail;
+        default: cli_conv_release(&cc); return cli_getopt_error("convert", c, argc, argv);
         }
     }
     if ((rc = cli_conv_check("convert", usage, &cc, argc)) != CLI_OK)
@@ -88,7 +88,8 @@ int cmd_convert(int argc, char **argv)
     char b1[32], b2[32], sh[96];
     bool show_rows = co.dry_run || co.stats;
     if (json) {
-        cJSON *doc = cJSON_CreateObject();
+        cJSON *doc = cli_json_doc("convert");
+        cJSON_AddStringToObject(doc, "model", in);
         cJSON_AddStringToObject(doc, "input", in);
         cJSON_AddStringToObject(doc, "output", out);
         cJSON_AddStringToObject(doc, "container", fmt_container_name(rep->container));
@@ -96,6 +97,8 @@ int cmd_convert(int argc, char **argv)
         cJSON *tot = cli_conv_report_json(doc, rep);
         cJSON_AddNumberToObject(tot, "seconds", rep->seconds);
         cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+        cJSON_AddNumberToObject(doc, "seconds", rep->seconds);
+        cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
         cli_print_json(doc);
     } else {
         if (show_rows) {
@@ -129,8 +132,7 @@ done:
     fmt_model_free(m);
     cli_conv_release(&cc);
     return rc;
-usage_fail:
+usage_fail: /* the one-line message is out */
     cli_conv_release(&cc);
-    fputs(usage, stderr);
     return CLI_USAGE;
 }

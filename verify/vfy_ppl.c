@@ -295,6 +295,8 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
             break;
         r->n_forwarded += win->n;
         r->n_windows++;
+        r->sum_nll = acc.sum; /* so far: a progress hook may show a running perplexity */
+        r->n_scored = acc.n;
         sb_progress_report(progress, w + 1, p->n_win);
     }
     sb_free(lg);

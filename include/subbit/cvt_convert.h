@@ -45,7 +45,8 @@ struct cvt_opts {
     unsigned out_flags;        /* FMT_OUT_FORCE */
     bool dry_run;              /* plan and sizes only, nothing written */
     bool stats;                /* per-tensor error statistics (decodes what was written) */
-    struct sb_progress progress;    /* bytes of output done / planned */
+    struct sb_progress progress;    /* bytes of input done / in all (fixed from the
+                                       start, where sub1's output total is not) */
     const struct fmt_model *report_src;   /* NULL, or the model src stands in for (same
                                              tensors, some re-encoded): the report's
                                              `from` and in_bytes describe it */

@@ -109,7 +109,7 @@ const char *sb_dtype_name(enum sb_dtype dt);
  *  NULL. */
 const char *sb_dtype_torch_name(enum sb_dtype dt);
 /*! sb_dtype_from_name() : parse our name ("bf16", "q8_0", "sub1-qmoe", also "fp16"/"float32"
- *  aliases); -1 if unknown. */
+ *  aliases) in any case ("Q8_0", "BF16"); -1 if unknown. */
 int sb_dtype_from_name(const char *name);
 /*! sb_dtype_from_st() : parse a safetensors dtype string ("F32", "BF16", ...); -1 if unknown. */
 int sb_dtype_from_st(const char *st_name);

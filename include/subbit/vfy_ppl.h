@@ -83,10 +83,12 @@ struct vfy_ppl_result {
 };
 
 /*! vfy_ppl_run() : score plan p with ctx (n_ctx >= p->n_ctx). progress counts
- *  windows. @return SB_OK, SB_EINVAL (context too small), SB_ENOMEM, SB_EFORMAT
- *  when a scored position's logits are not finite (NaN or inf: the model's
- *  weights or its arithmetic; the message says where, and there is no
- *  perplexity to report). */
+ *  windows; before each report r->n_windows, n_forwarded, n_scored and sum_nll
+ *  hold the windows done so far (a hook that sees r can draw tokens/s and a
+ *  running perplexity, as llama-perplexity does). @return SB_OK, SB_EINVAL
+ *  (context too small), SB_ENOMEM, SB_EFORMAT when a scored position's logits
+ *  are not finite (NaN or inf: the model's weights or its arithmetic; the
+ *  message says where, and there is no perplexity to report). */
 int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_progress *progress,
                 struct vfy_ppl_result *r, struct sb_err *err);
 
@@ -100,7 +102,8 @@ struct vfy_verify_result {
  *  vocabularies must be the same size: SB_EINVAL otherwise). A position where
  *  either model's logits are not finite is counted (ref.n_nonfinite,
  *  model.n_nonfinite) and enters no statistic; when there is one, every
- *  perplexity, difference and KLD figure of r is NaN (never a passing value). */
+ *  perplexity, difference and KLD figure of r is NaN (never a passing value).
+ *  Before each progress report r->ref.n_forwarded counts the tokens done so far. */
 int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
                    const struct sb_progress *progress, struct vfy_verify_result *r,
                    struct sb_err *err);
