@@ -33,3 +33,16 @@ finish() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]
 }
+# need_llama_cpp: llama.cpp's tools as an oracle (never part of the build):
+# $LLAMA_BIN from SUBBIT_LLAMA_BIN, else /work/llama.cpp/build/bin; skip without them
+need_llama_cpp() {
+  LLAMA_BIN=${SUBBIT_LLAMA_BIN:-/work/llama.cpp/build/bin}
+  for b in llama-quantize llama-perplexity; do
+    if [ ! -x "$LLAMA_BIN/$b" ]; then
+      echo "SKIP: $b not found in '$LLAMA_BIN' (set SUBBIT_LLAMA_BIN)"
+      exit 77
+    fi
+  done
+}
+# json_num KEY: the number after "KEY": in $T/out
+json_num() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.eE+-]*\).*/\1/p" "$T/out" | head -1; }
