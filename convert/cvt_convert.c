@@ -393,6 +393,15 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
             return sb_err_set(err, SB_EUNSUPPORTED, "%s: tensor '%s' is %s, which subbit cannot "
                               "re-encode (use --keep '%s')", src->path, t->name,
                               sb_dtype_name(d->from), t->name);
+        /* quantizing what was quantized adds the second grid's error to the
+         * first's; llama-quantize refuses it without --allow-requantize
+         * (tern's entropy codes hold its very values: no loss) */
+        if (d->to != d->from && !is_plain_float(d->from) && !is_plain_float(d->to) &&
+            !(d->from == SB_DTYPE_TERN && (sb_dtype_get(d->to)->flags & SB_DT_VARLEN)) &&
+            !o->allow_requantize)
+            return sb_err_set(err, SB_EINVAL, "%s: tensor '%s' is already quantized (%s); "
+                              "re-quantizing it to %s needs --allow-requantize", src->path,
+                              t->name, sb_dtype_name(d->from), sb_dtype_name(d->to));
         struct fmt_tensor *pt = &p->out[i];
         pt->name = d->name; /* borrowed: the writer copies */
         pt->dtype = d->to;
@@ -667,6 +676,40 @@ static int stream_tensor(struct stream *s, size_t i, struct sb_err *err)
 
 /* ---- write: metadata, the writer, every tensor, commit --------------------------- */
 
+/* general.file_type (llama.cpp's LLAMA_FTYPE_*) of what is written: a GGUF
+ * source's own value when every tensor keeps its encoding; otherwise the
+ * value of the encoding most matrices (tensors of 2 or more dims) get, more
+ * parameters breaking a tie, as llama.cpp guesses a file type that is not
+ * stored; 0 (all f32) when the matrices are f32 or have no GGUF file type. */
+static uint32_t file_type(const struct plan *p)
+{
+    const struct cvt_report *rep = p->rep;
+    bool same = true;
+    for (size_t i = 0; i < rep->n; i++)
+        same = same && rep->d[i].to == rep->d[i].from;
+    const struct fmt_kv *ft = fmt_model_find_kv(p->src, "general.file_type");
+    if (same && p->src->container == FMT_CONT_GGUF && ft &&
+        (ft->type == FMT_KV_U32 || ft->type == FMT_KV_I32) && ft->u < 1024)
+        return (uint32_t)ft->u;
+    size_t count[SB_DTYPE_COUNT] = { 0 };
+    uint64_t params[SB_DTYPE_COUNT] = { 0 };
+    for (size_t i = 0; i < rep->n; i++) {
+        const struct cvt_decision *d = &rep->d[i];
+        uint64_t n = 0;
+        if (d->ndim < 2 || (unsigned)d->to >= SB_DTYPE_COUNT)
+            continue;
+        sb_shape_numel(d->shape, d->ndim, &n);
+        count[d->to]++;
+        params[d->to] += n;
+    }
+    int best = -1;
+    for (int dt = 0; dt < SB_DTYPE_COUNT; dt++)
+        if (count[dt] && (best < 0 || count[dt] > count[best] ||
+                          (count[dt] == count[best] && params[dt] > params[best])))
+            best = dt;
+    return best < 0 ? 0 : qnt_type_gguf_ftype((enum sb_dtype)best);
+}
+
 /* The destination's metadata in wo: GGUF kv (fmt_gguf_kv_build plus the file
  * type), or config.json, side files and safetensors __metadata__. */
 static int write_meta(const struct plan *p, const char *out_path, struct fmt_write_opts *wo,
@@ -686,8 +729,7 @@ static int write_meta(const struct plan *p, const char *out_path, struct fmt_wri
     if (p->cont == FMT_CONT_GGUF) {
         if ((r = fmt_gguf_kv_build(src, kv, n_kv, err)) != SB_OK)
             return r;
-        if (kv_set_u32(kv, n_kv, "general.file_type",
-                       o->to < 0 ? 0 : qnt_type_gguf_ftype(gguf_target((enum sb_dtype)o->to))) ||
+        if (kv_set_u32(kv, n_kv, "general.file_type", file_type(p)) ||
             (any_quantized(p->rep) && kv_set_u32(kv, n_kv, "general.quantization_version", 2)))
             return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
         wo->kv = *kv;

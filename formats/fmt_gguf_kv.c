@@ -330,6 +330,30 @@ int fmt_gguf_kv_from_arch(const struct fmt_arch *a, const struct fmt_vocab *v, c
     return finish(&b, r, what, kv, n, err);
 }
 
+/* general.name of a model that has none (HF input): the last component of
+ * its path without the extension, as llama.cpp's converter names a model
+ * after its folder ("stories-hf/" -> "stories-hf", "m.safetensors" -> "m") */
+static void general_name(struct kvbuf *b, const char *path)
+{
+    if (!path)
+        return;
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    char name[256];
+    size_t len = end - start < sizeof name - 1 ? end - start : sizeof name - 1;
+    memcpy(name, path + start, len);
+    name[len] = '\0';
+    char *dot = strrchr(name, '.');
+    if (dot && dot != name && !strchr(dot, '/'))
+        *dot = '\0';
+    if (name[0] && strcmp(name, ".") && strcmp(name, ".."))
+        kv_str(b, "general.name", name);
+}
+
 int fmt_gguf_kv_build(const struct fmt_model *src, struct fmt_kv **kv, size_t *n,
                       struct sb_err *err)
 {
@@ -352,6 +376,7 @@ int fmt_gguf_kv_build(const struct fmt_model *src, struct fmt_kv **kv, size_t *n
         return sb_err_set(err, SB_EUNSUPPORTED, "%s: no model config: cannot write GGUF metadata",
                           what);
     arch_keys(&b, &src->arch, src->arch.kind == FMT_ARCH_QWEN2_MOE);
+    general_name(&b, src->path);
     r = vocab_keys(&b, &src->vocab, &src->arch);
     return finish(&b, r, what, kv, n, err);
 }

@@ -16,7 +16,8 @@ static const char usage[] =
     "\n"
     "Re-encode a model and/or change its container. The container comes from\n"
     "OUT: *.gguf, *.subbit, *.safetensors, or a folder (Hugging Face layout).\n"
-    "ENC: f32 f16 bf16 int8 q8_0 q4_0 tq1_0 tq2_0 tern sub1 sub1-qmoe, or 'keep'.\n"
+    "ENC: f32 f16 bf16 int8 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K\n"
+    "iq4_nl iq4_xs tq1_0 tq2_0 tern sub1 sub1-qmoe, or 'keep'.\n"
     "\n"
     "options:\n"
     CLI_CONV_USAGE

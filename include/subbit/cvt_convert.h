@@ -45,6 +45,10 @@ struct cvt_opts {
     unsigned out_flags;        /* FMT_OUT_FORCE */
     bool dry_run;              /* plan and sizes only, nothing written */
     bool stats;                /* per-tensor error statistics (decodes what was written) */
+    bool allow_requantize;     /* an already quantized tensor (not f32/f16/bf16/f64) may be
+                                  re-encoded into another quantized encoding; without it that
+                                  is refused (SB_EINVAL), as llama-quantize does. Decoding to a
+                                  plain float is always allowed. */
     struct sb_progress progress;    /* bytes of output done / planned */
     const struct fmt_model *report_src;   /* NULL, or the model src stands in for (same
                                              tensors, some re-encoded): the report's

@@ -46,3 +46,12 @@ need_llama_cpp() {
 }
 # json_num KEY: the number after "KEY": in $T/out
 json_num() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.eE+-]*\).*/\1/p" "$T/out" | head -1; }
+# gguf_u32 KEY FILE: the u32 value of GGUF metadata KEY (key string, u32 type
+# 4, value follow each other), empty when the key is absent or not a u32
+gguf_u32() {
+  local off
+  off=$(LC_ALL=C grep -obUaF "$1" "$2" | head -1 | cut -d: -f1)
+  [ -n "$off" ] || return 0
+  local ty; ty=$(od -An -tu4 -j $((off + ${#1})) -N4 "$2" | tr -d ' ')
+  [ "$ty" = 4 ] && od -An -tu4 -j $((off + ${#1} + 4)) -N4 "$2" | tr -d ' '
+}
