@@ -102,6 +102,8 @@ enum sb_dtype cvt_decide(const struct cvt_target *t, enum sb_dtype from, enum fm
             return o->rules[i].to < 0 ? from : (enum sb_dtype)o->rules[i].to;
         }
     }
+    if (o->mix && cont == FMT_CONT_GGUF)
+        return is_float(from) ? cvt_mix_decide(o, t->name, t->shape, t->ndim, from, why) : from;
     if (o->to < 0) {
         *why = "as stored";
         return from;
@@ -164,6 +166,23 @@ enum sb_dtype cvt_decide(const struct cvt_target *t, enum sb_dtype from, enum fm
     return to;
 }
 
+/* o with what a mix asks of the model filled in from src and its layout */
+static void mix_opts(struct cvt_opts *lo, const struct cvt_opts *o, const struct fmt_model *src,
+                     const struct cvt_layout *lay)
+{
+    *lo = *o;
+    if (!o->mix)
+        return;
+    const struct fmt_arch *a = &src->arch;
+    lo->mix_model.n_layer = src->has_arch ? a->n_layers : 0;
+    lo->mix_model.n_gqa = src->has_arch && a->n_kv_heads > 0 ? a->n_heads / a->n_kv_heads : 1;
+    lo->mix_model.n_expert = src->has_arch ? a->n_experts : 0;
+    lo->mix_model.has_output = false;
+    for (size_t i = 0; i < lay->n; i++)
+        if (!strcmp(lay->t[i].name, "output.weight"))
+            lo->mix_model.has_output = true;
+}
+
 int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
                        const struct cvt_opts *o, int *to, const char **why, struct sb_err *err)
 {
@@ -176,10 +195,12 @@ int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
         if (why)
             why[i] = "not in the output";
     }
+    struct cvt_opts lo;
+    mix_opts(&lo, o, src, lay);
     for (size_t i = 0; i < lay->n; i++) {
         const struct cvt_target *t = &lay->t[i];
         const char *w = NULL;
-        const enum sb_dtype d = cvt_decide(t, src->tensors[t->pieces[0].src].dtype, cont, o, &w);
+        const enum sb_dtype d = cvt_decide(t, src->tensors[t->pieces[0].src].dtype, cont, &lo, &w);
         for (size_t p = 0; p < t->n_pieces; p++) {
             to[t->pieces[p].src] = (int)d;
             if (why)
@@ -339,7 +360,8 @@ static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const
 
 struct plan {
     const struct fmt_model *src;
-    const struct cvt_opts *o;
+    const struct cvt_opts *o;    /* &lo */
+    struct cvt_opts lo;          /* the caller's options, the mix's model filled in */
     enum fmt_container cont;
     struct cvt_layout *lay;
     struct cvt_report *rep;      /* the decisions (the caller's report) */
@@ -354,16 +376,28 @@ static void plan_release(struct plan *p)
     memset(p, 0, sizeof *p);
 }
 
+static int loader_order(const void *a, const void *b)
+{
+    return cvt_mix_order(((const struct cvt_target *)a)->name, ((const struct cvt_target *)b)->name);
+}
+
 static int plan_make(struct plan *p, const struct fmt_model *src, const char *out_path,
                      const struct cvt_opts *o, struct sb_err *err)
 {
     int r;
     memset(p, 0, sizeof *p);
     p->src = src;
-    p->o = o;
     p->cont = fmt_container_from_path(out_path);
+    if (o->mix && p->cont != FMT_CONT_GGUF)
+        return sb_err_set(err, SB_EINVAL, "%s: llama.cpp's mix %s is for GGUF output (name it "
+                          "*.gguf)", out_path, cvt_mix_name(o->mix));
     if ((r = cvt_layout_plan(src, p->cont, &p->lay, err)) != SB_OK)
         return r;
+    mix_opts(&p->lo, o, src, p->lay);
+    p->o = o = &p->lo;
+    /* a mix writes its tensors in llama-quantize's order, so the file is its bytes */
+    if (o->mix)
+        qsort(p->lay->t, p->lay->n, sizeof *p->lay->t, loader_order);
     const size_t n = p->lay->n;
     p->rep = sb_calloc(1, sizeof *p->rep);
     p->out = sb_calloc(n ? n : 1, sizeof *p->out);
@@ -382,6 +416,10 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
         memcpy(d->shape, t->shape, sizeof d->shape);
         d->from = s0->dtype;
         d->to = cvt_decide(t, s0->dtype, p->cont, o, &d->reason);
+        if (d->to == SB_DTYPE_COUNT)
+            return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': rows of %lld fit neither %s's "
+                              "type nor a fallback (llama-quantize refuses it too)", src->path,
+                              t->name, (long long)t->shape[t->ndim - 1], cvt_mix_name(o->mix));
         for (size_t k = 0; k < t->n_pieces; k++) {
             const struct fmt_model *rs = o->report_src ? o->report_src : src;
             const struct fmt_tensor *st = &rs->tensors[t->pieces[k].src];
@@ -684,6 +722,8 @@ static int stream_tensor(struct stream *s, size_t i, struct sb_err *err)
 static uint32_t file_type(const struct plan *p)
 {
     const struct cvt_report *rep = p->rep;
+    if (p->o->mix)
+        return cvt_mix_ftype(p->o->mix);
     bool same = true;
     for (size_t i = 0; i < rep->n; i++)
         same = same && rep->d[i].to == rep->d[i].from;
@@ -729,8 +769,9 @@ static int write_meta(const struct plan *p, const char *out_path, struct fmt_wri
     if (p->cont == FMT_CONT_GGUF) {
         if ((r = fmt_gguf_kv_build(src, kv, n_kv, err)) != SB_OK)
             return r;
-        if (kv_set_u32(kv, n_kv, "general.file_type", file_type(p)) ||
-            (any_quantized(p->rep) && kv_set_u32(kv, n_kv, "general.quantization_version", 2)))
+        /* in llama-quantize's order */
+        if ((any_quantized(p->rep) && kv_set_u32(kv, n_kv, "general.quantization_version", 2)) ||
+            kv_set_u32(kv, n_kv, "general.file_type", file_type(p)))
             return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
         wo->kv = *kv;
         wo->n_kv = *n_kv;

@@ -31,6 +31,12 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
     *rc = CLI_OK;
     switch (c) {
     case CLI_O_TO:
+        /* llama-quantize's mixes by their upper-case names first: Q4_K_M, ...,
+         * Q6_K, IQ4_NL (q6_K, iq4_nl: every matrix that one encoding) */
+        if ((co->mix = cvt_mix_from_name(arg))) {
+            co->to = -1;
+            return true;
+        }
         if (!cli_parse_enc(cmd, "--to", arg, &co->to))
             *rc = CLI_USAGE;
         return true;

@@ -17,7 +17,9 @@ static const char usage[] =
     "Re-encode a model and/or change its container. The container comes from\n"
     "OUT: *.gguf, *.subbit, *.safetensors, or a folder (Hugging Face layout).\n"
     "ENC: f32 f16 bf16 int8 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K\n"
-    "iq4_nl iq4_xs tq1_0 tq2_0 tern sub1 sub1-qmoe, or 'keep'.\n"
+    "iq4_nl iq4_xs tq1_0 tq2_0 tern sub1 sub1-qmoe, or 'keep'; or llama-quantize's\n"
+    "mixes (GGUF output): Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K\n"
+    "IQ4_NL IQ4_XS, per-tensor types as docs/ggml-mixes.md describes.\n"
     "\n"
     "options:\n"
     CLI_CONV_USAGE
