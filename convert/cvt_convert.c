@@ -391,6 +391,14 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
     if (o->mix && p->cont != FMT_CONT_GGUF)
         return sb_err_set(err, SB_EINVAL, "%s: llama.cpp's mix %s is for GGUF output (name it "
                           "*.gguf)", out_path, cvt_mix_name(o->mix));
+    if (o->to >= 0 && !o->mix && !qnt_type_can_encode((enum sb_dtype)o->to)) {
+        const char *what = (o->to >= SB_DTYPE_IQ2_XXS && o->to <= SB_DTYPE_IQ1_M &&
+                            o->to != SB_DTYPE_IQ4_NL && o->to != SB_DTYPE_IQ4_XS)
+                               ? "ggml's IQ1/IQ2/IQ3 lattice-codebook types are not implemented"
+                               : "subbit has no encoder for it";
+        return sb_err_set(err, SB_EUNSUPPORTED, "%s: cannot write %s: %s", out_path,
+                          sb_dtype_name((enum sb_dtype)o->to), what);
+    }
     if ((r = cvt_layout_plan(src, p->cont, &p->lay, err)) != SB_OK)
         return r;
     mix_opts(&p->lo, o, src, p->lay);

@@ -44,4 +44,10 @@ expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/q.gguf" --to q4_0 --allow-req
 expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/s.subbit" -q
 expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/k2.gguf" -q
 cmp -s "$T/k.gguf" "$T/k2.gguf" && ok || bad "GGUF -> GGUF as stored is not byte-identical"
+# the lattice-codebook types are refused in one line that names the type
+for ty in iq2_xxs IQ3_S iq1_m; do
+  expect_exit 1 "$SUBBIT" convert "$T/k.gguf" -o "$T/iq.gguf" --to $ty -q
+  expect_err_line "^subbit convert: .*iq.gguf: cannot write $(echo $ty | tr A-Z a-z): ggml's IQ1/IQ2/IQ3 lattice-codebook types are not implemented$"
+  expect_no_file "$T/iq.gguf"
+done
 finish
