@@ -18,6 +18,7 @@
 #include "sb_math.h"
 
 #include <fnmatch.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -378,7 +379,8 @@ static void plan_release(struct plan *p)
 
 static int loader_order(const void *a, const void *b)
 {
-    return cvt_mix_order(((const struct cvt_target *)a)->name, ((const struct cvt_target *)b)->name);
+    const struct cvt_target *ta = a, *tb = b;
+    return cvt_mix_order(ta->name, tb->name);
 }
 
 static int plan_make(struct plan *p, const struct fmt_model *src, const char *out_path,
@@ -527,6 +529,36 @@ static int oom(const struct stream *s, uint64_t bytes, struct sb_err *err)
                       s->p->src->path, (unsigned long long)bytes);
 }
 
+/* Values the target cannot hold (issue 13): a NaN/Inf weight, or a finite
+ * one that comes out non-finite (a block scale past f16's 65504, an f16 or
+ * bf16 cast overflowing). `in` holds n f32 values of rows row0.., cols each;
+ * `back` (or NULL) the same values as written, decoded. SB_OK, or SB_EINVAL
+ * naming tensor and row unless --allow-nonfinite. */
+static int nonfinite_check(const struct stream *s, size_t i, const float *in, const float *back,
+                           uint64_t n, uint64_t cols, uint64_t row0, struct sb_err *err)
+{
+    const struct plan *p = s->p;
+    if (p->o->allow_nonfinite)
+        return SB_OK;
+    for (uint64_t e = 0; e < n; e++) {
+        const bool bad_in = in && !isfinite(in[e]), bad_out = back && !isfinite(back[e]);
+        if (!bad_in && !bad_out)
+            continue;
+        const struct cvt_decision *d = &p->rep->d[i];
+        const unsigned long long row = (unsigned long long)(row0 + (cols ? e / cols : 0));
+        if (bad_in)
+            return sb_err_set(err, SB_EINVAL, "%s: tensor '%s' row %llu: %s weight (pass "
+                              "--allow-nonfinite to write it)", p->src->path, d->name, row,
+                              isnan(in[e]) ? "NaN" : "infinite");
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s' row %llu: %g does not fit %s (%s; "
+                          "pass --allow-nonfinite to write it)", p->src->path, d->name, row,
+                          in ? (double)in[e] : 0.0, sb_dtype_name(d->to),
+                          is_plain_float(d->to) ? "the cast overflows"
+                                                : "its block scale overflows f16");
+    }
+    return SB_OK;
+}
+
 /* The source bytes as they are (an unchanged encoding): straight from the map
  * when the target is one whole source tensor, else gathered (renamed, stacked
  * or permuted rows). */
@@ -552,6 +584,55 @@ static int copy_tensor(struct stream *s, size_t i, struct sb_err *err)
  * straight from the map; where the container takes pieces, a slice at a time,
  * so that casting the next slice overlaps writing this one (fmt_out writes in
  * the background). */
+/* the cast slice [e0, e0+m): a NaN in or an overflow makes an all-ones
+ * exponent in the output, so the output codes are scanned (cheap) and only a
+ * hit is decoded for the message (nonfinite_check) */
+static bool code_nonfinite(enum sb_dtype dt, const uint8_t *p)
+{
+    uint16_t h;
+    uint32_t u;
+    uint64_t q;
+    switch (dt) {
+    case SB_DTYPE_F16: memcpy(&h, p, 2); return (h & 0x7C00u) == 0x7C00u;
+    case SB_DTYPE_BF16: memcpy(&h, p, 2); return (h & 0x7F80u) == 0x7F80u;
+    case SB_DTYPE_F32: memcpy(&u, p, 4); return (u & 0x7F800000u) == 0x7F800000u;
+    case SB_DTYPE_F64:
+        memcpy(&q, p, 8);
+        return (q & 0x7FF0000000000000ull) == 0x7FF0000000000000ull;
+    default: return false;
+    }
+}
+
+static int cast_check(struct stream *s, size_t i, const void *in, const void *out, uint64_t e0,
+                      uint64_t m, struct sb_err *err)
+{
+    const struct cvt_decision *d = &s->p->rep->d[i];
+    const struct cvt_target *t = &s->p->lay->t[i];
+    const uint64_t cols = t->ndim ? (uint64_t)t->shape[t->ndim - 1] : 1;
+    const size_t fsz = sb_dtype_get(d->from)->type_size, tsz = sb_dtype_get(d->to)->type_size;
+    /* the common case, no hit, in one vectorisable pass over aligned codes */
+    unsigned hit = 0;
+    if (tsz == 2) {
+        const uint16_t *h = out, mask = d->to == SB_DTYPE_F16 ? 0x7C00u : 0x7F80u;
+        for (uint64_t e = 0; e < m; e++)
+            hit |= (h[e] & mask) == mask;
+    } else if (tsz == 4) {
+        const uint32_t *u = out;
+        for (uint64_t e = 0; e < m; e++)
+            hit |= (u[e] & 0x7F800000u) == 0x7F800000u;
+    } else {
+        hit = 1;
+    }
+    for (uint64_t e = 0; hit && e < m; e++)
+        if (code_nonfinite(d->to, (const uint8_t *)out + e * tsz)) {
+            float a, b;
+            qnt_convert_plain(d->from, (const uint8_t *)in + e * fsz, SB_DTYPE_F32, &a, 1);
+            qnt_convert_plain(d->to, (const uint8_t *)out + e * tsz, SB_DTYPE_F32, &b, 1);
+            return nonfinite_check(s, i, &a, &b, 1, 1, cols ? (e0 + e) / cols : 0, err);
+        }
+    return SB_OK;
+}
+
 static int cast_tensor(struct stream *s, size_t i, struct sb_err *err)
 {
     const struct plan *p = s->p;
@@ -575,6 +656,9 @@ static int cast_tensor(struct stream *s, size_t i, struct sb_err *err)
                                      m)) != SB_OK)
             return sb_err_set(err, r, "tensor '%s': cannot cast %s to %s", t->name,
                               sb_dtype_name(d->from), sb_dtype_name(d->to));
+        if (!p->o->allow_nonfinite && (r = cast_check(s, i, (const uint8_t *)s0->data + e0 * fsz,
+                                                      out, e0, m, err)) != SB_OK)
+            return r;
         if (pieces && (r = fmt_writer_put_piece(s->w, i, out, m * tsz, nbytes, err)) != SB_OK)
             return r;
     }
@@ -604,6 +688,31 @@ static int stats_add(struct stream *s, struct qnt_err_stats *st, enum sb_dtype t
  * row-contiguous encodings go to the writer block by block where the
  * container takes pieces; int8 (codes, then scales) fills the whole blob
  * first; variable-length ones collect tern bytes, then encode the tensor. */
+/* rows at..at+n of the blob just written (rows r0.. of the tensor), decoded:
+ * a finite input that comes back non-finite cannot be held */
+static int written_check(struct stream *s, size_t i, const void *blob, uint64_t nbytes,
+                         uint64_t rows, uint64_t cols, const struct sb_qparams *qp, uint64_t at,
+                         uint64_t n, uint64_t r0, const float *in, struct sb_err *err)
+{
+    const enum sb_dtype to = s->p->rep->d[i].to;
+    float *back = abuf_get(&s->back, n * cols * sizeof(float));
+    if (!back)
+        return oom(s, n * cols * sizeof(float), err);
+    if (qnt_decode_rows(to, blob, nbytes, (size_t)rows, (size_t)cols, qp, (size_t)at, (size_t)n,
+                        back) != SB_OK)
+        return SB_OK;   /* nothing to compare */
+    for (uint64_t e = 0; e < n * cols; e++)
+        if (!isfinite(back[e])) {
+            /* the row's largest magnitude is what the scale could not hold */
+            const float *row = in + e / cols * cols;
+            float big = 0.0f;
+            for (uint64_t j = 0; j < cols; j++)
+                big = fabsf(row[j]) > fabsf(big) ? row[j] : big;
+            return nonfinite_check(s, i, &big, back + e, 1, 1, r0 + e / cols, err);
+        }
+    return SB_OK;
+}
+
 static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
 {
     const struct plan *p = s->p;
@@ -632,7 +741,8 @@ static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
         return oom(s, out_need, err);
     for (uint64_t r0 = 0; r0 < rows; r0 += per) {
         const uint64_t n = rows - r0 < per ? rows - r0 : per;
-        if ((r = cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err)) != SB_OK)
+        if ((r = cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err)) != SB_OK ||
+            (r = nonfinite_check(s, i, f32, NULL, n * cols, cols, r0, err)) != SB_OK)
             return r;
         if (varlen) {
             qnt_tern_quantize_rows(f32, (size_t)n, (size_t)cols, tern + r0 * trb);
@@ -647,6 +757,9 @@ static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
         if (stats && stats_add(s, &st, d->to, out, pieces ? n * rb : nbytes, of, cols, &pt->qp,
                                at, n, f32))
             return oom(s, n * cols * sizeof(float), err);
+        if (!p->o->allow_nonfinite && (r = written_check(s, i, out, pieces ? n * rb : nbytes, of,
+                                                         cols, &pt->qp, at, n, r0, f32, err)))
+            return r;
         if (pieces && (r = fmt_writer_put_piece(s->w, i, out, n * rb, nbytes, err)) != SB_OK)
             return r;
     }

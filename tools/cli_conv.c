@@ -82,6 +82,7 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
         return true;
     case CLI_O_EXPERTS: co->experts_only = true; return true;
     case CLI_O_REQUANT: co->allow_requantize = true; return true;
+    case CLI_O_NONFINITE: co->allow_nonfinite = true; return true;
     case CLI_O_GROUP:
         if (!cli_parse_long(cmd, "--group", arg, 1, 1L << 30, &group))
             *rc = CLI_USAGE;

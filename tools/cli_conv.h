@@ -12,7 +12,8 @@
 
 enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, CLI_O_DENSE,
        CLI_O_GROUP, CLI_O_SCALE, CLI_O_SHARD, CLI_O_CONFIG, CLI_O_TOK, CLI_O_JSON,
-       CLI_O_PROGRESS, CLI_O_NOPROGRESS, CLI_O_REQUANT };
+       CLI_O_PROGRESS, CLI_O_NOPROGRESS, CLI_O_REQUANT,
+       CLI_O_NONFINITE };
 
 /* short options they take: -o OUT -t N -f -q (getopt's optstring part) */
 #define CLI_CONV_SHORT "o:t:fq"
@@ -32,7 +33,8 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
         { "shard-size", required_argument, 0, CLI_O_SHARD },                                       \
         { "config", required_argument, 0, CLI_O_CONFIG },                                          \
         { "tokenizer", required_argument, 0, CLI_O_TOK },                                          \
-        { "allow-requantize", no_argument, 0, CLI_O_REQUANT }
+        { "allow-requantize", no_argument, 0, CLI_O_REQUANT },                                     \
+        { "allow-nonfinite", no_argument, 0, CLI_O_NONFINITE }
 
 /* The usage lines for them (after "options:"). */
 #define CLI_CONV_USAGE                                                                             \
@@ -51,6 +53,8 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
     "      --tokenizer FILE    llama2.c tokenizer.bin (default: beside the model)\n"                \
     "      --allow-requantize  re-quantize tensors that are already quantized (q4_K to\n"       \
     "                          q4_0, ...); decoding them to f32/f16/bf16 needs no flag\n"        \
+    "      --allow-nonfinite   write NaN/Inf weights and values the encoding cannot\n"         \
+    "                          hold (f16 overflow, block scales) instead of refusing\n"        \
     "  -t, --threads N         threads (default: all cores)\n"                                    \
     "  -f, --force             replace OUT if it exists\n"                                        \
     "  -q, --quiet             no progress\n"                                                     \

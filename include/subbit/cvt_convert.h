@@ -61,6 +61,9 @@ struct cvt_opts {
     int mix;                   /* enum cvt_mix: per-tensor types as llama-quantize's mix of
                                   that name (GGUF output; `to` is ignored then) */
     struct cvt_mix_model mix_model;   /* filled by cvt_convert / cvt_decide_sources */
+    bool allow_nonfinite;      /* write NaN/Inf weights and values the target cannot hold
+                                  (a block scale past f16, a cast overflowing) instead of
+                                  refusing them (SB_EINVAL naming tensor and row) */
     bool allow_requantize;     /* an already quantized tensor (not f32/f16/bf16/f64) may be
                                   re-encoded into another quantized encoding; without it that
                                   is refused (SB_EINVAL), as llama-quantize does. Decoding to a

@@ -4,7 +4,8 @@
 # (the same perplexity to the last digit), re-quantizing needs
 # --allow-requantize (one line, no output file without it), general.file_type
 # follows the tensors written (llama.cpp's numbers: f32 0, f16 1, q4_0 2, q4_K
-# 15, q6_K 18) and general.name / the BOS id survive every step.
+# 15, q6_K 18) and general.name / the BOS id survive every step; iq1/2/3 and
+# values a target cannot hold (NaN, f16 overflow, block scales) are refused.
 . "$(dirname "$0")/lib.sh"
 need_fixtures
 TXT=$FIXTURES/text/tinystories_val.txt
@@ -49,5 +50,27 @@ for ty in iq2_xxs IQ3_S iq1_m; do
   expect_exit 1 "$SUBBIT" convert "$T/k.gguf" -o "$T/iq.gguf" --to $ty -q
   expect_err_line "^subbit convert: .*iq.gguf: cannot write $(echo $ty | tr A-Z a-z): ggml's IQ1/IQ2/IQ3 lattice-codebook types are not implemented$"
   expect_no_file "$T/iq.gguf"
+done
+# values a target cannot hold: one line naming tensor and row, no output,
+# unless --allow-nonfinite. The last element of the file is output.weight's
+# last (row 511): 1e7 overflows f16 and q8_0's scale (1e7/127 > 65504), not
+# bf16 or q4_K's (its scales are scaled again); NaN is refused everywhere
+expect_exit 0 "$SUBBIT" convert "$T/syn" -o "$T/big.gguf" --to f32 -q
+poke() { printf "$2" | dd of="$1" bs=1 seek=$(( $(stat -c %s "$1") - 4 )) conv=notrunc 2>/dev/null; }
+poke "$T/big.gguf" '\x80\x96\x18\x4b'      # 1e7
+expect_exit 1 "$SUBBIT" convert "$T/big.gguf" -o "$T/o.gguf" --to f16 -q
+expect_err_line "^subbit convert: .*big.gguf: tensor 'output.weight' row 511: 1e\+07 does not fit f16 \(the cast overflows; pass --allow-nonfinite to write it\)$"
+expect_no_file "$T/o.gguf"
+expect_exit 1 "$SUBBIT" convert "$T/big.gguf" -o "$T/o.gguf" --to q8_0 -q
+expect_err_line "^subbit convert: .*big.gguf: tensor 'output.weight' row 511: 1e\+07 does not fit q8_0 \(its block scale overflows f16; pass --allow-nonfinite to write it\)$"
+expect_no_file "$T/o.gguf"
+expect_exit 0 "$SUBBIT" convert "$T/big.gguf" -o "$T/o.gguf" --to bf16 -q
+expect_exit 0 "$SUBBIT" convert "$T/big.gguf" -o "$T/o2.gguf" --to q4_K -q
+expect_exit 0 "$SUBBIT" convert "$T/big.gguf" -o "$T/o3.gguf" --to q8_0 --allow-nonfinite -q
+poke "$T/big.gguf" '\x00\x00\xc0\x7f'      # NaN
+for ty in f16 q4_K sub1; do
+  expect_exit 1 "$SUBBIT" convert "$T/big.gguf" -o "$T/n.subbit" --to $ty -q
+  expect_err_line "^subbit convert: .*big.gguf: tensor 'output.weight' row 511: NaN weight \(pass --allow-nonfinite to write it\)$"
+  expect_no_file "$T/n.subbit"
 done
 finish
