@@ -924,6 +924,28 @@ static int write_meta(const struct plan *p, const char *out_path, struct fmt_wri
     return SB_OK;
 }
 
+/* GGUF output of a model with a tokenizer: whether the metadata will carry it
+ * (tokenizer.ggml.model); a byte-level BPE tokenizer.json is not written yet,
+ * and the caller must say so (never a silent drop) */
+static int tokenizer_check(struct plan *p, struct sb_err *err)
+{
+    if (p->cont != FMT_CONT_GGUF || p->src->vocab.kind == FMT_VOCAB_NONE)
+        return SB_OK;
+    struct fmt_kv *kv = NULL;
+    size_t n = 0;
+    int r = fmt_gguf_kv_build(p->src, &kv, &n, err);
+    if (r != SB_OK)
+        return r;
+    bool has = false;
+    for (size_t i = 0; i < n; i++) {
+        has = has || !strcmp(kv[i].key, "tokenizer.ggml.model");
+        fmt_kv_release(&kv[i]);
+    }
+    sb_free(kv);
+    p->rep->tokenizer_dropped = !has;
+    return SB_OK;
+}
+
 int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
                 struct cvt_report **rep_out, struct sb_err *err)
 {
@@ -939,7 +961,8 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     int r;
     memset(&s, 0, sizeof s);
     memset(&ts, 0, sizeof ts);
-    if ((r = plan_make(&p, src, out_path, o, err)) != SB_OK || o->dry_run)
+    if ((r = plan_make(&p, src, out_path, o, err)) != SB_OK ||
+        (r = tokenizer_check(&p, err)) != SB_OK || o->dry_run)
         goto done;
     if ((r = write_meta(&p, out_path, &wo, &kv, &n_kv, &config, &ts, err)) != SB_OK ||
         (r = fmt_writer_open(&s.w, p.cont, out_path, p.out, p.lay->n, &wo, err)) != SB_OK)

@@ -297,6 +297,15 @@ static int vocab_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct f
         if (v->unk_id >= 0)
             kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint64_t)v->unk_id);
         kv_bool(b, "tokenizer.ggml.add_bos_token", v->add_bos);
+    } else if (v->kind == FMT_VOCAB_HF_JSON) {
+        /* a tokenizer not carried (byte-level BPE): its special ids still are,
+         * so that --tokens scoring keeps the BOS (issue 13) */
+        int bos = v->bos_id >= 0 ? v->bos_id : a ? a->bos_id : -1;
+        int eos = v->eos_id >= 0 ? v->eos_id : a ? a->eos_id : -1;
+        if (bos >= 0)
+            kv_u32(b, "tokenizer.ggml.bos_token_id", (uint64_t)bos);
+        if (eos >= 0)
+            kv_u32(b, "tokenizer.ggml.eos_token_id", (uint64_t)eos);
     }
     fmt_vocab_release(&json_vocab);
     return b->failed ? SB_ENOMEM : SB_OK;

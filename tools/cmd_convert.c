@@ -88,6 +88,10 @@ int cmd_convert(int argc, char **argv)
         rc = cli_fail("convert", &err);
         goto done;
     }
+    if (rep->tokenizer_dropped)
+        fprintf(stderr, "subbit convert: warning: %s: its byte-level BPE tokenizer is not "
+                "carried into GGUF yet: %s has no tokenizer (llama.cpp will not load it; score "
+                "it with --tokens)\n", in, out);
     char b1[32], b2[32], sh[96];
     bool show_rows = co.dry_run || co.stats;
     if (json) {
@@ -96,6 +100,7 @@ int cmd_convert(int argc, char **argv)
         cJSON_AddStringToObject(doc, "output", out);
         cJSON_AddStringToObject(doc, "container", fmt_container_name(rep->container));
         cJSON_AddBoolToObject(doc, "dry_run", co.dry_run);
+        cJSON_AddBoolToObject(doc, "tokenizer_dropped", rep->tokenizer_dropped);
         cJSON *tot = cli_conv_report_json(doc, rep);
         cJSON_AddNumberToObject(tot, "seconds", rep->seconds);
         cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());

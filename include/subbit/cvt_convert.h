@@ -93,6 +93,8 @@ struct cvt_report {
     struct cvt_decision *d;
     size_t n;
     enum fmt_container container;
+    bool tokenizer_dropped;    /* the source has a tokenizer the output cannot carry (GGUF:
+                                  a byte-level BPE tokenizer.json, not written yet) */
     uint64_t in_bytes, out_bytes, params;
     double seconds;
 };
