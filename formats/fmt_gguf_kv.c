@@ -241,6 +241,17 @@ static void arch_keys(struct kvbuf *b, const struct fmt_arch *a, bool qwen)
 
 /* tokenizer.ggml.* for v (SPM, or a SentencePiece-style tokenizer.json turned
  * into one); bos / eos fall back to a's. Other vocabs write nothing. */
+/* tokenizer.ggml.bos/eos_token_id: the vocab's, else the config's */
+static void special_ids(struct kvbuf *b, const struct fmt_vocab *v, const struct fmt_arch *a)
+{
+    const int bos = v->bos_id >= 0 ? v->bos_id : a ? a->bos_id : -1;
+    const int eos = v->eos_id >= 0 ? v->eos_id : a ? a->eos_id : -1;
+    if (bos >= 0)
+        kv_u32(b, "tokenizer.ggml.bos_token_id", (uint64_t)bos);
+    if (eos >= 0)
+        kv_u32(b, "tokenizer.ggml.eos_token_id", (uint64_t)eos);
+}
+
 static int vocab_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct fmt_arch *a)
 {
     struct fmt_vocab json_vocab = { 0 };
@@ -288,24 +299,14 @@ static int vocab_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct f
         }
         sb_free(sc);
         sb_free(ty);
-        int bos = v->bos_id >= 0 ? v->bos_id : a ? a->bos_id : -1;
-        int eos = v->eos_id >= 0 ? v->eos_id : a ? a->eos_id : -1;
-        if (bos >= 0)
-            kv_u32(b, "tokenizer.ggml.bos_token_id", (uint64_t)bos);
-        if (eos >= 0)
-            kv_u32(b, "tokenizer.ggml.eos_token_id", (uint64_t)eos);
+        special_ids(b, v, a);
         if (v->unk_id >= 0)
             kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint64_t)v->unk_id);
         kv_bool(b, "tokenizer.ggml.add_bos_token", v->add_bos);
     } else if (v->kind == FMT_VOCAB_HF_JSON) {
         /* a tokenizer not carried (byte-level BPE): its special ids still are,
          * so that --tokens scoring keeps the BOS (issue 13) */
-        int bos = v->bos_id >= 0 ? v->bos_id : a ? a->bos_id : -1;
-        int eos = v->eos_id >= 0 ? v->eos_id : a ? a->eos_id : -1;
-        if (bos >= 0)
-            kv_u32(b, "tokenizer.ggml.bos_token_id", (uint64_t)bos);
-        if (eos >= 0)
-            kv_u32(b, "tokenizer.ggml.eos_token_id", (uint64_t)eos);
+        special_ids(b, v, a);
     }
     fmt_vocab_release(&json_vocab);
     return b->failed ? SB_ENOMEM : SB_OK;
