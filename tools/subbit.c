@@ -14,6 +14,7 @@ static const struct cli_cmd commands[] = {
     { "report", cmd_report, "one HTML page of charts from the other commands' --json output" },
     { "run", cmd_run, "generate text from a prompt" },
     { "synth", cmd_synth, "write a deterministic random model (for tests and benchmarks)" },
+    { "clean", cmd_clean, "remove temp files left by a subbit that was killed" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -69,6 +70,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "subbit: '%s' is not a subbit command (see 'subbit --help')\n", name);
         return CLI_USAGE;
     }
-    cli_install_signals();
+    cli_start(c->name);
     return c->fn(argc - 1, argv + 1);
 }
