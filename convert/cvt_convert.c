@@ -377,6 +377,33 @@ static int loader_order(const void *a, const void *b)
     return cvt_mix_order(ta->name, tb->name);
 }
 
+/* Quantizing what was quantized into fewer bits adds the second grid's error
+ * to the first's; llama-quantize refuses it without --allow-requantize. Not
+ * lossier: a plain float on either side, the same encoding, the ternary
+ * family among itself (tern, sub1, sub1-qmoe hold the same values), and a
+ * target with more bytes than the source for this tensor (varlen targets
+ * counted at tern's 2 bits a weight): q4_K -> q4_0, same size, is lossier. */
+static bool lossier(const struct fmt_model *src, const struct cvt_target *t,
+                    const struct cvt_decision *d)
+{
+    const unsigned tf = SB_DT_TERNARY;
+    if (d->to == d->from || is_plain_float(d->from) || is_plain_float(d->to) ||
+        ((sb_dtype_get(d->from)->flags & tf) && (sb_dtype_get(d->to)->flags & tf)))
+        return false;
+    uint64_t out = 0;
+    const enum sb_dtype to = sb_dtype_get(d->to)->flags & SB_DT_VARLEN ? SB_DTYPE_TERN : d->to;
+    if (sb_dtype_nbytes(to, t->shape, t->ndim, NULL, &out) != SB_OK)
+        return true;
+    uint64_t in = 0;
+    for (size_t k = 0; k < t->n_pieces; k++) {
+        const struct fmt_tensor *st = &src->tensors[t->pieces[k].src];
+        uint64_t rows, cols;
+        sb_shape_rows_cols(st->shape, st->ndim, &rows, &cols);
+        in += rows ? st->nbytes / rows * t->pieces[k].nrows : 0;
+    }
+    return out <= in;
+}
+
 static int plan_make(struct plan *p, const struct fmt_model *src, const char *out_path,
                      const struct cvt_opts *o, struct sb_err *err)
 {
@@ -437,12 +464,7 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
             return sb_err_set(err, SB_EUNSUPPORTED, "%s: tensor '%s' is %s, which subbit cannot "
                               "re-encode (use --keep '%s')", src->path, t->name,
                               sb_dtype_name(d->from), t->name);
-        /* quantizing what was quantized adds the second grid's error to the
-         * first's; llama-quantize refuses it without --allow-requantize
-         * (tern's entropy codes hold its very values: no loss) */
-        if (d->to != d->from && !is_plain_float(d->from) && !is_plain_float(d->to) &&
-            !(d->from == SB_DTYPE_TERN && (sb_dtype_get(d->to)->flags & SB_DT_VARLEN)) &&
-            !o->allow_requantize)
+        if (!o->allow_requantize && lossier(src, t, d))
             return sb_err_set(err, SB_EINVAL, "%s: tensor '%s' is already quantized (%s); "
                               "re-quantizing it to %s needs --allow-requantize", src->path,
                               t->name, sb_dtype_name(d->from), sb_dtype_name(d->to));

@@ -51,8 +51,8 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
     "      --shard-size SIZE   safetensors folder output in shards of SIZE (e.g. 2G)\n"            \
     "      --config FILE       config.json for a lone .safetensors input\n"                        \
     "      --tokenizer FILE    llama2.c tokenizer.bin (default: beside the model)\n"                \
-    "      --allow-requantize  re-quantize tensors that are already quantized (q4_K to\n"       \
-    "                          q4_0, ...); decoding them to f32/f16/bf16 needs no flag\n"        \
+    "      --allow-requantize  re-quantize already quantized tensors into as many or\n"       \
+    "                          fewer bytes (q6_K -> q4_0); decoding needs no flag\n"             \
     "      --allow-nonfinite   write NaN/Inf weights and values the encoding cannot\n"         \
     "                          hold (f16 overflow, block scales) instead of refusing\n"        \
     "  -t, --threads N         threads (default: all cores)\n"                                    \

@@ -65,9 +65,10 @@ struct cvt_opts {
                                   (a block scale past f16, a cast overflowing) instead of
                                   refusing them (SB_EINVAL naming tensor and row) */
     bool allow_requantize;     /* an already quantized tensor (not f32/f16/bf16/f64) may be
-                                  re-encoded into another quantized encoding; without it that
-                                  is refused (SB_EINVAL), as llama-quantize does. Decoding to a
-                                  plain float is always allowed. */
+                                  re-encoded into another quantized encoding of no more bytes;
+                                  without it that is refused (SB_EINVAL), as llama-quantize
+                                  does. Decoding to a plain float, a larger encoding (q4_0 ->
+                                  q8_0) and tern <-> sub1 <-> sub1-qmoe need no flag. */
     struct sb_progress progress;    /* bytes of output done / planned */
     const struct fmt_model *report_src;   /* NULL, or the model src stands in for (same
                                              tensors, some re-encoded): the report's

@@ -41,6 +41,8 @@ expect_err_line "^subbit convert: .*k.gguf: tensor '.*' is already quantized \(q
 expect_no_file "$T/q.gguf"
 expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/q.gguf" --to q4_0 --allow-requantize -q
 [ "$(gguf_u32 general.file_type "$T/q.gguf")" = 2 ] && ok || bad "q4_0 file_type"
+# into more bytes (q8_0) is not lossier: no flag needed
+expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/q8.gguf" --to q8_0 -q
 # keep: the source's file type (q4_K_M's 15 even though q6_K is in it)
 expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/s.subbit" -q
 expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/k2.gguf" -q
