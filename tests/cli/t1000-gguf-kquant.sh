@@ -9,7 +9,8 @@
 # dequantizers equal ggml's bit for bit). (With llama.cpp's CPU flash attention
 # on, its own number moves by ~1e-4 relative on stories260K: 3.8478 vs 3.8482.)
 # llama-perplexity's result lines are sometimes missing from its log (exit 0;
-# its logger thread), so it is run again, up to 3 times, until they are there.
+# its logger thread drops them at exit about one run in three, also with
+# --log-file), so it is run again, up to 10 times, until they are there.
 # stories260K: IQ4_NL is refused by llama-quantize (ffn_down rows of 172 have
 # no iq4_nl fallback), so ffn_down is made f16 with --tensor-type.
 . "$(dirname "$0")/lib.sh"
@@ -32,7 +33,7 @@ check() {   # NAME SRC MIX CHUNKS [llama-quantize options]
   "$LLAMA_BIN/llama-quantize" --allow-requantize "$q" "$f" F32 2 >"$T/lq.log" 2>&1 \
     || { bad "llama-quantize $name $mix -> F32"; return; }
   local want= try
-  for try in 1 2 3; do
+  for try in 1 2 3 4 5 6 7 8 9 10; do
     "$LLAMA_BIN/llama-perplexity" -m "$f" -f "$TXT" -c 128 --chunks "$chunks" -t 2 \
       -ctk f32 -ctv f32 -fa off >"$T/lp.log" 2>&1 || { bad "llama-perplexity $name $mix"; return; }
     want=$(grep -o "\[$chunks\][0-9.]*" "$T/lp.log" | tail -1 | sed 's/.*\]//')
