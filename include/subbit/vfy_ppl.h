@@ -78,11 +78,15 @@ struct vfy_ppl_result {
     double ppl, mean_nll, se_nll, ppl_se;   /* ppl_se = ppl * se_nll */
     double sum_nll;
     size_t n_scored, n_windows, n_forwarded;
+    size_t n_nonfinite;     /* scored positions whose logits hold a NaN or an inf (verify) */
     double seconds, tok_per_s;
 };
 
 /*! vfy_ppl_run() : score plan p with ctx (n_ctx >= p->n_ctx). progress counts
- *  windows. @return SB_OK, SB_EINVAL (context too small), SB_ENOMEM. */
+ *  windows. @return SB_OK, SB_EINVAL (context too small), SB_ENOMEM, SB_EFORMAT
+ *  when a scored position's logits are not finite (NaN or inf: the model's
+ *  weights or its arithmetic; the message says where, and there is no
+ *  perplexity to report). */
 int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_progress *progress,
                 struct vfy_ppl_result *r, struct sb_err *err);
 
@@ -93,7 +97,10 @@ struct vfy_verify_result {
 };
 
 /*! vfy_verify_run() : both models over the same windows and targets (their
- *  vocabularies must be the same size: SB_EINVAL otherwise). */
+ *  vocabularies must be the same size: SB_EINVAL otherwise). A position where
+ *  either model's logits are not finite is counted (ref.n_nonfinite,
+ *  model.n_nonfinite) and enters no statistic; when there is one, every
+ *  perplexity, difference and KLD figure of r is NaN (never a passing value). */
 int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
                    const struct sb_progress *progress, struct vfy_verify_result *r,
                    struct sb_err *err);
@@ -107,13 +114,14 @@ struct vfy_gates {
     double min_top1;         /* fail when top-1 agreement is below it; < 0: no gate */
 };
 
-/* Which gates failed. */
+/* Which gates failed; nonfinite: either model's logits were not finite. */
 struct vfy_gate_check {
-    bool dppl, kld, top1;
+    bool dppl, kld, top1, nonfinite;
 };
 
 /*! vfy_verify_gates() : true when r passes every gate g sets; a NaN fails any
- *  gate it meets. *failed (may be NULL) says which failed. */
+ *  gate it meets, and non-finite logits fail every gate g sets. *failed (may
+ *  be NULL) says which failed. */
 bool vfy_verify_gates(const struct vfy_verify_result *r, const struct vfy_gates *g,
                       struct vfy_gate_check *failed);
 
