@@ -100,7 +100,7 @@ int sb_dtype_from_name(const char *name)
         { "bfloat16", SB_DTYPE_BF16 }, { "ternary", SB_DTYPE_TERN },
         { "sub1_qmoe", SB_DTYPE_SUB1_QMOE }, { "qmoe", SB_DTYPE_SUB1_QMOE },
     };
-    /* any case: people type llama.cpp's Q8_0 and PyTorch's BF16 */
+    /* case-insensitive: ggml spells the k-quants q4_K, llama.cpp's tools Q4_K */
     for (int i = 0; i < SB_DTYPE_COUNT; i++)
         if (strcasecmp(table[i].name, name) == 0)
             return i;

@@ -7,6 +7,7 @@
 #include "qnt_cast.h"
 #include "qnt_encode.h"
 #include "qnt_ggml.h"
+#include "qnt_ggml_types.h"
 #include "qnt_int8.h"
 #include "qnt_matvec_impl.h"
 #include "qnt_q8mm_impl.h"
@@ -85,6 +86,17 @@ BLOCK_FNS(q8_0)
 BLOCK_FNS(q4_0)
 BLOCK_FNS(tq1_0)
 BLOCK_FNS(tq2_0)
+BLOCK_FNS(q4_1)
+BLOCK_FNS(q5_0)
+BLOCK_FNS(q5_1)
+BLOCK_FNS(q2_K)
+BLOCK_FNS(q3_K)
+BLOCK_FNS(q4_K)
+BLOCK_FNS(q5_K)
+BLOCK_FNS(q6_K)
+BLOCK_FNS(q8_K)
+BLOCK_FNS(iq4_nl)
+BLOCK_FNS(iq4_xs)
 
 /* ---- how the blocked matvec kernel reads them in place --------------------- */
 
@@ -223,6 +235,21 @@ static const struct qnt_type table[SB_DTYPE_COUNT] = {
                         .matmul = qnt_q4_0_matmul },
     [SB_DTYPE_TQ1_0] = { SB_DTYPE_TQ1_0, BLOCK(tq1_0, 36) },
     [SB_DTYPE_TQ2_0] = { SB_DTYPE_TQ2_0, BLOCK(tq2_0, 37) },
+    /* qnt_ggml_types.h; the file types of the k-quants are llama-quantize's
+     * _M mixes' (Q3_K_M 12, Q4_K_M 15, Q5_K_M 17): convert's mixes by name
+     * (Q4_K_S 14, ...) set their own. q8_K exists in GGUF but no llama.cpp
+     * file type is mostly q8_K. */
+    [SB_DTYPE_Q4_1] = { SB_DTYPE_Q4_1, BLOCK(q4_1, 3) },
+    [SB_DTYPE_Q5_0] = { SB_DTYPE_Q5_0, BLOCK(q5_0, 8) },
+    [SB_DTYPE_Q5_1] = { SB_DTYPE_Q5_1, BLOCK(q5_1, 9) },
+    [SB_DTYPE_Q2_K] = { SB_DTYPE_Q2_K, BLOCK(q2_K, 10) },
+    [SB_DTYPE_Q3_K] = { SB_DTYPE_Q3_K, BLOCK(q3_K, 12) },
+    [SB_DTYPE_Q4_K] = { SB_DTYPE_Q4_K, BLOCK(q4_K, 15) },
+    [SB_DTYPE_Q5_K] = { SB_DTYPE_Q5_K, BLOCK(q5_K, 17) },
+    [SB_DTYPE_Q6_K] = { SB_DTYPE_Q6_K, BLOCK(q6_K, 18) },
+    [SB_DTYPE_Q8_K] = { SB_DTYPE_Q8_K, BLOCK(q8_K, -1) },
+    [SB_DTYPE_IQ4_NL] = { SB_DTYPE_IQ4_NL, BLOCK(iq4_nl, 25) },
+    [SB_DTYPE_IQ4_XS] = { SB_DTYPE_IQ4_XS, BLOCK(iq4_xs, 30) },
     [SB_DTYPE_INT8] = { SB_DTYPE_INT8, .flags = QNT_T_MATVEC, .gguf_ftype = -1,
                         .quantize_rows = qnt_int8_quantize_range,
                         .dequantize_rows = qnt_int8_dequantize_range, .decode = qnt_int8_decode,

@@ -32,6 +32,12 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
     *rc = CLI_OK;
     switch (c) {
     case CLI_O_TO:
+        /* llama-quantize's mixes by their upper-case names first: Q4_K_M, ...,
+         * Q6_K, IQ4_NL (q6_K, iq4_nl: every matrix that one encoding) */
+        if ((co->mix = cvt_mix_from_name(arg))) {
+            co->to = -1;
+            return true;
+        }
         if (!cli_parse_enc(cmd, "--to", arg, &co->to))
             *rc = CLI_USAGE;
         return true;
@@ -76,6 +82,8 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
             co->dense_to = (enum sb_dtype)enc;
         return true;
     case CLI_O_EXPERTS: co->experts_only = true; return true;
+    case CLI_O_REQUANT: co->allow_requantize = true; return true;
+    case CLI_O_NONFINITE: co->allow_nonfinite = true; return true;
     case CLI_O_GROUP:
         if (!cli_parse_long(cmd, "--group", arg, 1, 1L << 30, &group))
             *rc = CLI_USAGE;

@@ -12,7 +12,8 @@
 
 enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, CLI_O_DENSE,
        CLI_O_GROUP, CLI_O_SCALE, CLI_O_SHARD, CLI_O_CONFIG, CLI_O_TOK, CLI_O_JSON,
-       CLI_O_PROGRESS, CLI_O_NOPROGRESS };
+       CLI_O_PROGRESS, CLI_O_NOPROGRESS, CLI_O_REQUANT,
+       CLI_O_NONFINITE };
 
 /* short options they take: -o OUT -t N -f -q (getopt's optstring part) */
 #define CLI_CONV_SHORT "o:t:fq"
@@ -31,7 +32,9 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
         { "scale-dtype", required_argument, 0, CLI_O_SCALE },                                      \
         { "shard-size", required_argument, 0, CLI_O_SHARD },                                       \
         { "config", required_argument, 0, CLI_O_CONFIG },                                          \
-        { "tokenizer", required_argument, 0, CLI_O_TOK }
+        { "tokenizer", required_argument, 0, CLI_O_TOK },                                          \
+        { "allow-requantize", no_argument, 0, CLI_O_REQUANT },                                     \
+        { "allow-nonfinite", no_argument, 0, CLI_O_NONFINITE }
 
 /* The usage lines for them (after "options:"). */
 #define CLI_CONV_USAGE                                                                             \
@@ -48,6 +51,10 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
     "      --shard-size SIZE   safetensors folder output in shards of SIZE (e.g. 2G)\n"            \
     "      --config FILE       config.json for a lone .safetensors input\n"                        \
     "      --tokenizer FILE    llama2.c tokenizer.bin (default: beside the model)\n"                \
+    "      --allow-requantize  re-quantize already quantized tensors into as many or\n"       \
+    "                          fewer bytes (q6_K -> q4_0); decoding needs no flag\n"             \
+    "      --allow-nonfinite   write NaN/Inf weights and values the encoding cannot\n"         \
+    "                          hold (f16 overflow, block scales) instead of refusing\n"        \
     "  -t, --threads N         threads (default: all cores)\n"                                    \
     "  -f, --force             replace OUT if it exists\n"                                        \
     "  -q, --quiet             no progress\n"                                                     \
