@@ -11,6 +11,10 @@
 # llama-perplexity's result lines are sometimes missing from its log (exit 0;
 # its logger thread drops them at exit about one run in three, also with
 # --log-file), so it is run again, up to 10 times, until they are there.
+# Since issue 14, q4_0 and q8_0 tensors compute with 8-bit activations (ggml's
+# vec_dot approach), so a file holding them (stories260K's fallbacks) no longer
+# scores exactly as its f32 copy: for those files both comparisons allow 1e-3
+# in mean NLL (measured 6e-5 .. 4.3e-4); files without them keep 1e-4 and exact.
 # stories260K: IQ4_NL is refused by llama-quantize (ffn_down rows of 172 have
 # no iq4_nl fallback), so ffn_down is made f16 with --tensor-type.
 . "$(dirname "$0")/lib.sh"
@@ -43,9 +47,17 @@ check() {   # NAME SRC MIX CHUNKS [llama-quantize options]
   local got; got=$(json_num ppl)
   expect_exit 0 "$SUBBIT" ppl "$f" --text "$TXT" --ctx 128 --max-chunks "$chunks" -t 2 --json
   local got32; got32=$(json_num ppl)
-  awk -v a="$got" -v b="$want" 'BEGIN { d = log(a / b); if (d < 0) d = -d; exit !(b > 0 && d <= 1e-4) }' \
-    && ok || bad "$name $mix: subbit ppl $got, llama.cpp $want on the f32 copy"
-  [ -n "$got" ] && [ "$got" = "$got32" ] && ok || bad "$name $mix: ppl $got quantized, $got32 on the f32 copy"
+  local tol=1e-4 act8=0
+  expect_exit 0 "$SUBBIT" inspect "$q"
+  grep -qE " (q4_0|q8_0) " "$T/out" && { tol=1e-3; act8=1; }
+  awk -v a="$got" -v b="$want" -v t="$tol" 'BEGIN { d = log(a / b); if (d < 0) d = -d; exit !(b > 0 && d <= t) }' \
+    && ok || bad "$name $mix: subbit ppl $got, llama.cpp $want on the f32 copy (tolerance $tol)"
+  if [ $act8 = 1 ]; then
+    awk -v a="$got" -v b="$got32" 'BEGIN { d = log(a / b); if (d < 0) d = -d; exit !(b > 0 && d <= 1e-3) }' \
+      && ok || bad "$name $mix: ppl $got quantized, $got32 on the f32 copy"
+  else
+    [ -n "$got" ] && [ "$got" = "$got32" ] && ok || bad "$name $mix: ppl $got quantized, $got32 on the f32 copy"
+  fi
   echo "$name $mix: subbit $got, llama.cpp $want"
 }
 check stories "$FIXTURES/models/stories260K.gguf" Q4_K_M 10
