@@ -29,7 +29,9 @@ static const char usage[] =
     "llama2.c .bin or a .subbit; CONFIG an HF config.json, or a folder holding one\n"
     "(with model.safetensors.index.json: sized from its total_size, before the\n"
     "download); PRESET a built-in name or the Hugging Face id it was transcribed\n"
-    "from (mistralai/Mixtral-8x7B-v0.1). Sizes in KiB, MiB, GiB (powers of 1024).\n"
+    "from (mistralai/Mixtral-8x7B-v0.1, in any case, or its huggingface.co URL,\n"
+    "/tree/main and all); an Instruct, -it or -chat variant of it gets its base\n"
+    "model's preset, and a note says so. Sizes in KiB, MiB, GiB (powers of 1024).\n"
     "\n"
     "options:\n"
     "      --list           list the built-in presets and their sources\n"
@@ -250,11 +252,18 @@ static int list_presets(bool json)
 /* the default --ctx was cut to the model's context (print_table, to_json say so) */
 static bool ctx_is_model_max;
 
-static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
-                        const struct vfy_mem_est *e, uint64_t measured)
+static const char *const match_names[] = { "", "name", "id", "base" };
+
+static void print_table(const char *what, enum vfy_mem_match match, const struct vfy_mem_model *m,
+                        const struct vfy_mem_opts *o, const struct vfy_mem_est *e,
+                        uint64_t measured)
 {
     char a[48], b[48], c[48];
     printf("model          %s (%s)\n", m->name, m->model_type[0] ? m->model_type : "?");
+    if (match == VFY_MEM_MATCH_ID)
+        printf("preset         %s, from the Hugging Face id %s\n", m->name, what);
+    else if (match == VFY_MEM_MATCH_BASE)
+        printf("preset         %s, the base model of %s\n", m->name, what);
     if (m->source[0])
         printf("source         %s\n", m->source);
     printf("parameters     %s (%" PRIu64 ")", fmt_count(e->params, a, sizeof a), e->params);
@@ -328,12 +337,16 @@ static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts
     }
 }
 
-static cJSON *to_json(const char *what, const struct vfy_mem_model *m,
+static cJSON *to_json(const char *what, enum vfy_mem_match match, const struct vfy_mem_model *m,
                       const struct vfy_mem_opts *o, const struct vfy_mem_est *e, uint64_t measured)
 {
     cJSON *d = cli_json_doc("mem");
     cJSON_AddStringToObject(d, "model", what);   /* as named: a path, preset or HF id */
     cJSON_AddStringToObject(d, "name", m->name);
+    if (match != VFY_MEM_MATCH_NONE) {
+        cJSON_AddStringToObject(d, "preset", m->name);
+        cJSON_AddStringToObject(d, "preset_match", match_names[match]);
+    }
     add_u64(d, "n_ctx", o->ctx);
     cJSON_AddNumberToObject(d, "model_ctx", m->n_ctx_max);
     cJSON_AddStringToObject(d, "model_type", m->model_type);
@@ -577,9 +590,10 @@ int cmd_mem(int argc, char **argv)
     struct sb_err err = { 0 };
     struct stat st;
     const struct vfy_mem_preset *preset = NULL;
+    enum vfy_mem_match match = VFY_MEM_MATCH_NONE;
     bool is_file_model = false;
     int r;
-    if (stat(what, &st) != 0 && (preset = vfy_mem_preset_find(what)) != NULL) {
+    if (stat(what, &st) != 0 && (preset = vfy_mem_preset_lookup(what, &match)) != NULL) {
         r = vfy_mem_from_preset(&m, preset, &err);
     } else if (stat(what, &st) != 0) {
         return cli_error("mem", "%s: no such file, folder or preset (see 'subbit mem --list')",
@@ -622,6 +636,11 @@ int cmd_mem(int argc, char **argv)
         vfy_mem_model_release(&m);
         return cli_fail("mem", &err);
     }
+    /* a Hugging Face id: say which preset it became (stdout's "preset" line
+     * says it too; a variant's base is a guess worth a note) */
+    if (match == VFY_MEM_MATCH_BASE && !quiet)
+        cli_note("mem", "%s: no preset of its own; using %s, its base model's (%s): fine-tuned "
+                 "variants keep the base model's shapes", what, preset->name, m.source);
     if (!quiet)
         for (int i = 0; i < m.n_notes; i++)
             cli_warn("mem", "%s", m.notes[i]);
@@ -662,9 +681,9 @@ int cmd_mem(int argc, char **argv)
         }
     }
     if (json)
-        cli_print_json(to_json(what, &m, &o, &e, measured));
+        cli_print_json(to_json(what, match, &m, &o, &e, measured));
     else
-        print_table(&m, &o, &e, measured);
+        print_table(what, match, &m, &o, &e, measured);
     vfy_mem_model_release(&m);
     return CLI_OK;
 }

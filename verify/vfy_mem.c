@@ -493,34 +493,112 @@ int vfy_mem_from_preset(struct vfy_mem_model *m, const struct vfy_mem_preset *p,
     return r;
 }
 
+/* "org/repo" of a Hugging Face id or URL, lowercased into out: the
+ * https://, www., huggingface.co/ and hf.co/ prefixes dropped, and whatever
+ * follows the repository (/tree/main, /blob/main/config.json, ?query, #frag);
+ * false when it names no org/repo */
+static bool hf_repo_id(const char *name, char *out, size_t cap)
+{
+    static const char *const prefixes[] = { "https://", "http://", "www.", "huggingface.co/",
+                                            "hf.co/" };
+    const char *s = name;
+    for (size_t k = 0; k < sizeof prefixes / sizeof prefixes[0]; k++)
+        if (!strncasecmp(s, prefixes[k], strlen(prefixes[k])))
+            s += strlen(prefixes[k]);
+    size_t n = 0, slashes = 0;
+    for (; s[n] && s[n] != '?' && s[n] != '#'; n++) {
+        if (s[n] == '/' && ++slashes == 2)
+            break;
+        if (n + 1 >= cap)
+            return false;
+        out[n] = (char)tolower((unsigned char)s[n]);
+    }
+    while (n && out[n - 1] == '/')
+        n--;
+    out[n] = 0;
+    const char *sl = strchr(out, '/');
+    return sl && sl > out && sl[1];
+}
+
+/* the base model of a repo id: its '-' separated words less the ones that
+ * name a fine-tuned or repackaged variant of the same shapes (Instruct, it,
+ * chat, hf, base), lowercased ("mistralai/mixtral-8x7b-v0.1" for
+ * mistralai/Mixtral-8x7B-Instruct-v0.1) */
+static void hf_base_id(const char *id, char *out, size_t cap)
+{
+    static const char *const variant[] = { "instruct", "it", "chat", "hf", "base" };
+    size_t o = 0;
+    out[0] = 0;
+    const char *slash = strchr(id, '/');
+    size_t org = slash ? (size_t)(slash - id) + 1 : 0;
+    if (org >= cap)
+        return;
+    memcpy(out, id, org);
+    o = org;
+    for (const char *w = id + org; *w;) {
+        size_t len = strcspn(w, "-");
+        bool drop = false;
+        for (size_t k = 0; k < sizeof variant / sizeof variant[0]; k++)
+            drop |= len == strlen(variant[k]) && !strncasecmp(w, variant[k], len);
+        if (!drop && o + len + 2 < cap) {
+            if (o > org)
+                out[o++] = '-';
+            for (size_t i = 0; i < len; i++)
+                out[o++] = (char)tolower((unsigned char)w[i]);
+        }
+        w += len;
+        if (*w == '-')
+            w++;
+    }
+    out[o] = 0;
+}
+
+const struct vfy_mem_preset *vfy_mem_preset_lookup(const char *name, enum vfy_mem_match *how)
+{
+    if (how)
+        *how = VFY_MEM_MATCH_NONE;
+    for (size_t i = 0; i < vfy_mem_preset_count(); i++)
+        if (!strcasecmp(vfy_mem_preset_get(i)->name, name)) {
+            if (how)
+                *how = VFY_MEM_MATCH_NAME;
+            return vfy_mem_preset_get(i);
+        }
+    /* a Hugging Face id (org/repo, or its URL): the preset transcribed from that
+     * repository's config.json, named by its source "huggingface.co/org/repo ...";
+     * failing that, the one of its base model (same org, the variant's words
+     * dropped from both names) */
+    char id[256], src[256], base[256], pbase[256];
+    if (!hf_repo_id(name, id, sizeof id))
+        return NULL;
+    hf_base_id(id, base, sizeof base);
+    const struct vfy_mem_preset *by_base = NULL;
+    for (size_t i = 0; i < vfy_mem_preset_count(); i++) {
+        const char *s = vfy_mem_preset_get(i)->source;
+        if (strncasecmp(s, "huggingface.co/", 15) != 0)
+            continue;
+        size_t n = strcspn(s + 15, " ");
+        if (n >= sizeof src)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            src[k] = (char)tolower((unsigned char)s[15 + k]);
+        src[n] = 0;
+        if (!strcmp(src, id)) {
+            if (how)
+                *how = VFY_MEM_MATCH_ID;
+            return vfy_mem_preset_get(i);
+        }
+        hf_base_id(src, pbase, sizeof pbase);
+        if (!by_base && !strcmp(pbase, base))
+            by_base = vfy_mem_preset_get(i);
+    }
+    if (by_base && how)
+        *how = VFY_MEM_MATCH_BASE;
+    return by_base;
+}
+
 const struct vfy_mem_preset *vfy_mem_preset_find(const char *name)
 {
-    for (size_t i = 0; i < vfy_mem_preset_count(); i++)
-        if (!strcasecmp(vfy_mem_preset_get(i)->name, name))
-            return vfy_mem_preset_get(i);
-    /* a Hugging Face id (org/repo, or its URL): the preset transcribed from that
-     * repository's config.json, named by its source "huggingface.co/org/repo ..." */
-    static const char *const prefixes[] = { "https://huggingface.co/", "http://huggingface.co/",
-                                            "huggingface.co/", "hf.co/", "" };
-    for (size_t k = 0; k < sizeof prefixes / sizeof prefixes[0]; k++) {
-        size_t pl = strlen(prefixes[k]);
-        if (strncasecmp(name, prefixes[k], pl) != 0)
-            continue;
-        const char *id = name + pl;
-        size_t n = strlen(id);
-        while (n && id[n - 1] == '/')
-            n--;
-        if (!n || !memchr(id, '/', n))
-            return NULL;
-        for (size_t i = 0; i < vfy_mem_preset_count(); i++) {
-            const char *src = vfy_mem_preset_get(i)->source;
-            if (!strncasecmp(src, "huggingface.co/", 15) && !strncasecmp(src + 15, id, n) &&
-                (src[15 + n] == ' ' || src[15 + n] == 0))
-                return vfy_mem_preset_get(i);
-        }
-        return NULL;
-    }
-    return NULL;
+    return vfy_mem_preset_lookup(name, NULL);
 }
 
 /* ---- from an opened model ------------------------------------------------- */

@@ -140,6 +140,19 @@ const struct vfy_mem_preset *vfy_mem_preset_get(size_t i);
  *  came from ("mistralai/Mixtral-8x7B-v0.1", also as a huggingface.co URL),
  *  case-insensitive; NULL if none. */
 const struct vfy_mem_preset *vfy_mem_preset_find(const char *name);
+/* How vfy_mem_preset_lookup() matched. */
+enum vfy_mem_match {
+    VFY_MEM_MATCH_NONE = 0,
+    VFY_MEM_MATCH_NAME,     /* the preset's name ("Mixtral-8x7B") */
+    VFY_MEM_MATCH_ID,       /* the HF repository its config.json came from */
+    VFY_MEM_MATCH_BASE,     /* a variant of it: the same org and name once the words
+                               Instruct, it, chat, hf, base are dropped from both
+                               (google/gemma-2-9b-it: gemma-2-9b's preset) */
+};
+/*! vfy_mem_preset_lookup() : vfy_mem_preset_find(), saying how it matched in
+ *  *how (may be NULL). Ids are read from URLs too: https://huggingface.co/
+ *  ORG/REPO/tree/main, .../blob/main/config.json, hf.co/ORG/REPO, any case. */
+const struct vfy_mem_preset *vfy_mem_preset_lookup(const char *name, enum vfy_mem_match *how);
 /*! vfy_mem_from_preset() : vfy_mem_from_config() on a preset, name and source set. */
 int vfy_mem_from_preset(struct vfy_mem_model *m, const struct vfy_mem_preset *p,
                         struct sb_err *err);
