@@ -451,7 +451,19 @@ START_TEST(test_presets_listed)
                      vfy_mem_preset_find("Llama-2-7B"));
     ck_assert_ptr_eq(vfy_mem_preset_find("https://huggingface.co/google/gemma-2-9b/"),
                      vfy_mem_preset_find("Gemma-2-9B"));
-    ck_assert_ptr_null(vfy_mem_preset_find("meta-llama/Llama-2-7b")); /* not a prefix match */
+    ck_assert_ptr_null(vfy_mem_preset_find("meta-llama/Llama-2-7")); /* not a prefix match */
+    /* a variant resolves to its base model's preset, and says so */
+    enum vfy_mem_match how;
+    ck_assert_ptr_eq(vfy_mem_preset_lookup("meta-llama/Llama-2-7b", &how),
+                     vfy_mem_preset_find("Llama-2-7B"));
+    ck_assert_int_eq(how, VFY_MEM_MATCH_BASE);
+    ck_assert_ptr_eq(vfy_mem_preset_lookup("huggingface.co/Meta-Llama/llama-2-7B-HF/tree/main", &how),
+                     vfy_mem_preset_find("Llama-2-7B"));
+    ck_assert_int_eq(how, VFY_MEM_MATCH_ID);
+    ck_assert_ptr_eq(vfy_mem_preset_lookup("llama-2-7b", &how), vfy_mem_preset_find("Llama-2-7B"));
+    ck_assert_int_eq(how, VFY_MEM_MATCH_NAME);
+    ck_assert_ptr_null(vfy_mem_preset_lookup("other-org/Llama-2-7b-hf", &how));
+    ck_assert_int_eq(how, VFY_MEM_MATCH_NONE);
     ck_assert_ptr_null(vfy_mem_preset_find("/"));
     /* Llama-2-13B: 13,015,864,320 params (HF) */
     struct vfy_mem_model m;
