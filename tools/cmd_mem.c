@@ -2,6 +2,7 @@
  * preset, from headers alone (verify/vfy_mem.h does the arithmetic); with
  * --measure, beside it the peak RSS of `subbit ppl` on a short text. */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,7 +41,8 @@ static const char usage[] =
     "                       context when smaller; beyond it: a warning)\n"
     "      --seqs N         sequences decoded at once (default 1; --batch is an old\n"
     "                       name for it: in ppl and verify --batch is tokens a step)\n"
-    "      --kv-type T      KV cache encoding: f32, f16 (default) or q8_0\n"
+    "      --kv-type T      KV cache encoding: f32, f16 (default) or q8_0 (llama.cpp's\n"
+    "                       -ctk/-ctv; ignored by --runtime hf: the model's dtype)\n"
     "      --zeros F        sub1: fraction of zero weights (default 0.885)\n"
     "      --keep LIST      kept at 16 bit besides norms and routers: embed,output,attn,\n"
     "                       ffn,shared or none (default embed,output)\n"
@@ -48,6 +51,15 @@ static const char usage[] =
     "      --train          training memory: mixed-precision AdamW + activations\n"
     "      --recompute      with --train: full activation recomputation\n"
     "      --config FILE    config.json to use with MODEL\n"
+    "      --runtime R      whose buffers the KV cache and runtime terms are of:\n"
+    "                       subbit (default): our core as 'subbit ppl' runs it;\n"
+    "                       llama.cpp: its CPU backend (cells padded to 256, compute\n"
+    "                       buffer of -ub tokens, output buffer, mmapped weights),\n"
+    "                       checked against what llama.cpp prints; hf: transformers\n"
+    "                       with eager attention in the checkpoint's torch_dtype,\n"
+    "                       from its documented behaviour: NOT measured (no torch here)\n"
+    "      --flash-attn on|off  llama.cpp: -fa (default on, as its auto on the CPU)\n"
+    "      --ubatch N       llama.cpp: -ub (default 512)\n"
     "      --measure        also run 'subbit ppl' on a short text and print its peak RSS\n"
     "                       (the KV cache is then counted in f32, as the core keeps it)\n"
     "      --text FILE      the text for --measure (default: a built-in one)\n"
@@ -253,6 +265,7 @@ static int list_presets(bool json)
 static bool ctx_is_model_max;
 
 static const char *const match_names[] = { "", "name", "id", "base" };
+static const char *const runtime_names[] = { "subbit", "llama.cpp", "hf" };
 
 static void print_table(const char *what, enum vfy_mem_match match, const struct vfy_mem_model *m,
                         const struct vfy_mem_opts *o, const struct vfy_mem_est *e,
@@ -299,9 +312,19 @@ static void print_table(const char *what, enum vfy_mem_match match, const struct
                w->kept_bytes ? fmt_size(w->kept_bytes, b, sizeof b) : "-", w->bits_per_param,
                w->fallback_params ? "  (some rows do not fit the block: 16-bit)" : "");
     }
-    printf("\nKV cache       %s for ctx %" PRIu64 "%s x batch %" PRIu64 " at %s (%s/token",
-           fmt_size(e->kv, a, sizeof a), o->ctx, ctx_is_model_max ? " (the model's context)" : "",
-           o->batch, sb_dtype_name(o->kv_type), cli_fmt_bytes(e->kv_per_token, b, sizeof b));
+    const char *kvt = sb_dtype_name(e->runtime == VFY_MEM_RUNTIME_HF ? (enum sb_dtype)e->dtype
+                                                                        : o->kv_type);
+    if (e->runtime == VFY_MEM_RUNTIME_LLAMA_CPP)
+        printf("\nKV cache       %s for %" PRIu64 " cells (ctx %" PRIu64 "%s x %" PRIu64
+               " seq, padded to %u a sequence) at %s (%s/token",
+               fmt_size(e->kv, a, sizeof a), e->kv_cells, o->ctx,
+               ctx_is_model_max ? " (the model's context)" : "", o->batch,
+               VFY_MEM_LLAMA_CTX_PAD, kvt, cli_fmt_bytes(e->kv_per_token, b, sizeof b));
+    else
+        printf("\nKV cache       %s for ctx %" PRIu64 "%s x batch %" PRIu64 " at %s (%s/token",
+               fmt_size(e->kv, a, sizeof a), o->ctx,
+               ctx_is_model_max ? " (the model's context)" : "", o->batch, kvt,
+               cli_fmt_bytes(e->kv_per_token, b, sizeof b));
     if (m->mla)
         printf("; MLA latent %d + %d", m->kv_lora_rank, m->qk_rope_head_dim);
     if (m->n_swa_layers)
@@ -309,14 +332,43 @@ static void print_table(const char *what, enum vfy_mem_match match, const struct
     if (m->cross_attn)
         printf("; + cross-attention");
     printf(")\n");
-    printf("runtime        logits %s, activations %s, scratch %s, process %s\n",
-           fmt_size(e->logits, a, sizeof a), fmt_size(e->activations, b, sizeof b),
-           fmt_size(e->scratch, c, sizeof c), cli_fmt_bytes(e->baseline, (char[48]){ 0 }, 48));
-    /* what the logits cost: f32 scores over the vocabulary for each scored position */
-    if (m->vocab_size > 0)
-        printf("  %-15s %" PRIu64 " scored positions x %d vocabulary x 4 bytes (f32) = %s\n", "logits",
-               e->logits / 4 / (uint64_t)m->vocab_size, m->vocab_size,
-               fmt_size(e->logits, a, sizeof a));
+    char d[48];
+    uint64_t V = (uint64_t)(m->vocab_size > 0 ? m->vocab_size : 0);
+    switch (e->runtime) {
+    case VFY_MEM_RUNTIME_LLAMA_CPP:
+        printf("runtime        llama.cpp (CPU): compute buffer %s, output buffer %s, process %s\n",
+               fmt_size(e->activations, a, sizeof a), fmt_size(e->logits, b, sizeof b),
+               fmt_size(e->baseline, c, sizeof c));
+        printf("  %-15s n_ubatch %" PRIu64 ", flash attention %s: kq_mask %s", "compute",
+               e->n_ubatch, o->no_flash_attn ? "off" : "on", fmt_size(e->kq_mask, a, sizeof a));
+        if (e->kq)
+            printf(", f32 scores %s", fmt_size(e->kq, b, sizeof b));
+        printf(" (ggml-alloc's packing: within -6%%..+25%%)\n");
+        printf("  %-15s %" PRIu64 " row a sequence x %" PRIu64 " vocabulary x 4 bytes (f32) = %s\n",
+               "logits", e->logits_rows, V, fmt_size(e->logits, a, sizeof a));
+        printf("  %-15s mmapped: the file's tensors, resident once a token ran\n", "weights");
+        break;
+    case VFY_MEM_RUNTIME_HF:
+        printf("runtime        transformers (eager attention, %s; not measured): attention "
+               "scores %s, logits %s, activations %s, process not counted\n",
+               sb_dtype_name((enum sb_dtype)e->dtype), fmt_size(e->scores, a, sizeof a),
+               fmt_size(e->logits, b, sizeof b), fmt_size(e->activations, c, sizeof c));
+        printf("  %-15s one layer: %d heads x %" PRIu64 "^2 x %" PRIu64 " seq, in %s + its fp32 "
+               "softmax + the cast back, and the mask = %s\n", "scores", m->n_heads, o->ctx,
+               o->batch, sb_dtype_name((enum sb_dtype)e->dtype), fmt_size(e->scores, d, sizeof d));
+        printf("  %-15s %" PRIu64 " positions x %" PRIu64 " vocabulary x 4 bytes (f32) = %s\n",
+               "logits", e->logits_rows, V, fmt_size(e->logits, a, sizeof a));
+        break;
+    default:
+        printf("runtime        logits %s, activations %s, scratch %s, process %s\n",
+               fmt_size(e->logits, a, sizeof a), fmt_size(e->activations, b, sizeof b),
+               fmt_size(e->scratch, c, sizeof c), cli_fmt_bytes(e->baseline, d, sizeof d));
+        /* what the logits cost: f32 scores over the vocabulary for each scored position */
+        if (V > 0)
+            printf("  %-15s %" PRIu64 " scored positions x %" PRIu64 " vocabulary x 4 bytes (f32) "
+                   "= %s\n", "logits", e->logits_rows, V, fmt_size(e->logits, a, sizeof a));
+        break;
+    }
     printf("total          %s with %s weights   (rule of thumb 1.2 x weights: %s)\n",
            fmt_size(e->total, a, sizeof a),
            e->weights_enc < 0 ? "stored" : sb_dtype_name((enum sb_dtype)e->weights_enc),
@@ -404,16 +456,29 @@ static cJSON *to_json(const char *what, enum vfy_mem_match match, const struct v
     add_u64(kv, "batch", o->batch);
     add_u64(kv, "bytes_per_token", e->kv_per_token);
     add_u64(kv, "bytes", e->kv);
+    add_u64(kv, "cells", e->kv_cells);
     cJSON_AddBoolToObject(kv, "mla", m->mla);
     cJSON_AddNumberToObject(kv, "window", m->window);
     cJSON_AddNumberToObject(kv, "window_layers", m->n_swa_layers);
     cJSON *rt = cJSON_AddObjectToObject(d, "runtime");
+    cJSON_AddStringToObject(rt, "profile", runtime_names[e->runtime]);
     add_u64(rt, "logits", e->logits);
-    if (m->vocab_size > 0)
-        add_u64(rt, "logits_positions", e->logits / 4 / (uint64_t)m->vocab_size);
+    add_u64(rt, "logits_positions", e->logits_rows);
     add_u64(rt, "activations", e->activations);
     add_u64(rt, "scratch", e->scratch);
     add_u64(rt, "process_baseline", e->baseline);
+    if (e->runtime == VFY_MEM_RUNTIME_LLAMA_CPP) {
+        add_u64(rt, "compute_buffer", e->activations);
+        add_u64(rt, "output_buffer", e->logits);
+        add_u64(rt, "n_ubatch", e->n_ubatch);
+        cJSON_AddBoolToObject(rt, "flash_attn", !o->no_flash_attn);
+        add_u64(rt, "kq_mask", e->kq_mask);
+        add_u64(rt, "kq", e->kq);
+    } else if (e->runtime == VFY_MEM_RUNTIME_HF) {
+        cJSON_AddStringToObject(rt, "dtype", sb_dtype_name((enum sb_dtype)e->dtype));
+        add_u64(rt, "attention_scores", e->scores);
+        cJSON_AddBoolToObject(rt, "measured", false);
+    }
     cJSON_AddStringToObject(d, "weights_encoding",
                             e->weights_enc < 0 ? "stored"
                                                : sb_dtype_name((enum sb_dtype)e->weights_enc));
@@ -491,7 +556,7 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
 int cmd_mem(int argc, char **argv)
 {
     enum { O_LIST = 256, O_CTX, O_BATCH, O_SEQS, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
-           O_CONFIG, O_MEASURE, O_TEXT, O_JSON };
+           O_CONFIG, O_MEASURE, O_TEXT, O_JSON, O_RUNTIME, O_FA, O_UBATCH };
     static const struct option lopts[] = {
         { "list", no_argument, 0, O_LIST }, { "ctx", required_argument, 0, O_CTX },
         { "batch", required_argument, 0, O_BATCH }, { "seqs", required_argument, 0, O_SEQS },
@@ -501,12 +566,14 @@ int cmd_mem(int argc, char **argv)
         { "recompute", no_argument, 0, O_RECOMP }, { "config", required_argument, 0, O_CONFIG },
         { "measure", no_argument, 0, O_MEASURE }, { "text", required_argument, 0, O_TEXT },
         { "json", no_argument, 0, O_JSON }, { "quiet", no_argument, 0, 'q' },
+        { "runtime", required_argument, 0, O_RUNTIME }, { "flash-attn", required_argument, 0, O_FA },
+        { "ubatch", required_argument, 0, O_UBATCH },
         { "threads", required_argument, 0, 't' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     struct vfy_mem_opts o;
     vfy_mem_opts_init(&o);
     bool list = false, json = false, quiet = false, do_measure = false, kv_given = false;
-    bool ctx_given = false;
+    bool ctx_given = false, fa_given = false, ub_given = false;
     long threads = 0;
     const char *config = NULL, *text = NULL;
     long v;
@@ -571,6 +638,33 @@ int cmd_mem(int argc, char **argv)
         case O_MEASURE: do_measure = true; break;
         case O_TEXT: text = optarg; break;
         case O_JSON: json = true; break;
+        case O_RUNTIME: {
+            size_t i;
+            for (i = 0; i < sizeof runtime_names / sizeof runtime_names[0] &&
+                        strcasecmp(optarg, runtime_names[i]); i++)
+                ;
+            if (i == sizeof runtime_names / sizeof runtime_names[0] &&
+                strcasecmp(optarg, "llamacpp") && strcasecmp(optarg, "transformers"))
+                return cli_usage_error("mem", usage, "--runtime expects subbit, llama.cpp or hf, "
+                                       "got '%s'", optarg);
+            o.runtime = i < 3 ? (enum vfy_mem_runtime)i
+                              : tolower((unsigned char)optarg[0]) == 'l' ? VFY_MEM_RUNTIME_LLAMA_CPP
+                                                                          : VFY_MEM_RUNTIME_HF;
+            break;
+        }
+        case O_FA:
+            if (strcasecmp(optarg, "on") && strcasecmp(optarg, "off"))
+                return cli_usage_error("mem", usage, "--flash-attn expects on or off, got '%s'",
+                                       optarg);
+            o.no_flash_attn = !strcasecmp(optarg, "off");
+            fa_given = true;
+            break;
+        case O_UBATCH:
+            if (!cli_parse_long("mem", "--ubatch", optarg, 1, 1L << 20, &v))
+                return CLI_USAGE;
+            o.ubatch = (uint64_t)v;
+            ub_given = true;
+            break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
         default: return cli_getopt_error("mem", c, argc, argv);
@@ -583,6 +677,16 @@ int cmd_mem(int argc, char **argv)
                                                            : "expects one model, config or preset");
     if (o.recompute && !o.train)
         return cli_usage_error("mem", usage, "--recompute needs --train");
+    if ((fa_given || ub_given) && o.runtime != VFY_MEM_RUNTIME_LLAMA_CPP)
+        return cli_usage_error("mem", usage, "%s is llama.cpp's: it needs --runtime llama.cpp",
+                               fa_given ? "--flash-attn" : "--ubatch");
+    if (do_measure && o.runtime != VFY_MEM_RUNTIME_SUBBIT)
+        return cli_usage_error("mem", usage, "--measure runs subbit's core: it needs --runtime "
+                               "subbit (the default)");
+    if (o.runtime == VFY_MEM_RUNTIME_LLAMA_CPP && o.no_flash_attn && kv_given &&
+        o.kv_type == SB_DTYPE_Q8_0)
+        return cli_usage_error("mem", usage, "llama.cpp quantizes the V cache only with flash "
+                               "attention on");
     const char *what = argv[optind];
 
     struct vfy_mem_model m;
@@ -645,6 +749,8 @@ int cmd_mem(int argc, char **argv)
         for (int i = 0; i < m.n_notes; i++)
             cli_warn("mem", "%s", m.notes[i]);
 
+    if (kv_given && o.runtime == VFY_MEM_RUNTIME_HF && !quiet)
+        cli_warn("mem", "--kv-type ignored: transformers keeps the KV cache in the model's dtype");
     if (do_measure && !kv_given)
         o.kv_type = SB_DTYPE_F32; /* what our core's KV cache holds */
     /* the context: the default stops at the model's; one asked beyond it is

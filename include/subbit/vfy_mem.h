@@ -92,6 +92,7 @@ struct vfy_mem_model {
                                shards are downloaded): its metadata.total_size; else 0.
                                Then the stored weights (and the total's, by default). */
     int stored_dtype;       /* the file's dominant matrix encoding, -1 if from a config */
+    int torch_dtype;        /* config.json's torch_dtype as an enum sb_dtype, -1 if none */
     /* assumptions and warnings met while reading, one line each ("assuming ...") */
     char notes[VFY_MEM_MAX_NOTES][200];
     int n_notes;
@@ -163,6 +164,30 @@ int vfy_mem_from_preset(struct vfy_mem_model *m, const struct vfy_mem_preset *p,
 #define VFY_MEM_NENC 9
 extern const enum sb_dtype vfy_mem_encodings[VFY_MEM_NENC];  /* f32 f16 bf16 int8 q8_0 q4_0 tq2_0 tern sub1 */
 
+/* Whose buffers the KV-cache and runtime terms are of (the parameters and
+ * weights are the same for all). */
+enum vfy_mem_runtime {
+    VFY_MEM_RUNTIME_SUBBIT = 0, /* our core as `subbit ppl` runs it (measured: --measure) */
+    VFY_MEM_RUNTIME_LLAMA_CPP,  /* llama.cpp's CPU backend, as llama-cli/-server/-completion
+                                   size it (llama_context, llama_kv_cache, ggml-alloc) */
+    VFY_MEM_RUNTIME_HF,         /* transformers, eager attention, no_grad forward of the
+                                   whole sequence: from its documented behaviour, not
+                                   measured (no torch where this was written) */
+};
+
+/* llama.cpp defaults the profile follows: -b 2048, -ub 512, cells in steps of 256 */
+#define VFY_MEM_LLAMA_N_BATCH 2048u
+#define VFY_MEM_LLAMA_N_UBATCH 512u
+#define VFY_MEM_LLAMA_CTX_PAD 256u
+/* llama-completion's resident memory besides its buffers and the mapped file:
+ * the binary and libggml/libllama, threads, the tokenizer (176 bytes a
+ * vocabulary entry): peak RSS (/usr/bin/time -v) less the printed KV, compute
+ * and output buffers and the file, 12.1-13.2 MiB on six models of vocabulary
+ * 512; llama-2-tiny-random (32,000) 5.4 MiB more (llama.cpp built here without
+ * AMX, x86-64, glibc, -t 2). */
+#define VFY_MEM_LLAMA_BASELINE_KIB 12900u
+#define VFY_MEM_LLAMA_VOCAB_BYTES 176u
+
 struct vfy_mem_opts {
     uint64_t ctx;           /* tokens of context (0 = 4096) */
     uint64_t batch;         /* sequences (0 = 1) */
@@ -172,6 +197,9 @@ struct vfy_mem_opts {
     int weights_enc;        /* encoding for the total: -1 = as stored (f16 for configs) */
     bool train, recompute;
     uint64_t baseline;      /* process baseline bytes (0 = VFY_MEM_BASELINE) */
+    enum vfy_mem_runtime runtime;
+    bool no_flash_attn;     /* llama.cpp: -fa off (its default, auto, is on for the CPU) */
+    uint64_t ubatch;        /* llama.cpp: -ub (0 = 512) */
 };
 
 /*! vfy_mem_opts_init() : defaults: ctx 4096, batch 1, kv f16, zeros 0.885,
@@ -201,9 +229,23 @@ struct vfy_mem_est {
     /* KV cache */
     uint64_t kv_per_token;  /* bytes per token of one sequence, all layers, at ctx */
     uint64_t kv;            /* ctx x batch */
-    /* runtime of our core */
-    uint64_t logits, activations, scratch, baseline;
-    uint64_t total;         /* weights + kv + logits + activations + scratch + baseline */
+    /* runtime (opts.runtime) */
+    enum vfy_mem_runtime runtime;
+    uint64_t logits;        /* f32 logits: subbit ppl's scored positions; llama.cpp's output
+                               buffer (a row a sequence); hf: the whole sequence */
+    uint64_t logits_rows;   /* their rows */
+    uint64_t activations;   /* our core's buffers; llama.cpp's compute buffer (the kq_mask
+                               and kq below included); hf: hidden states and FFN rows */
+    uint64_t scratch;       /* our core's per-thread rows and vocabulary tables */
+    uint64_t scores;        /* hf: one layer's eager attention scores (heads x ctx x ctx, in
+                               the dtype, + their fp32 softmax + its cast back) */
+    uint64_t baseline;      /* the process before it touches a model (hf: 0, not measured) */
+    uint64_t kv_cells;      /* llama.cpp: cache cells (ctx x seqs rounded up to 256); else ctx */
+    uint64_t n_ubatch;      /* llama.cpp: tokens a compute step */
+    uint64_t kq_mask, kq;   /* llama.cpp: the mask (f16 with flash attention, f32 without)
+                               and, without flash attention, the f32 scores */
+    int dtype;              /* hf: the torch dtype (enum sb_dtype) of weights and KV */
+    uint64_t total;         /* weights + kv + logits + activations + scratch + scores + baseline */
     uint64_t rule_of_thumb; /* 1.2 x weights */
     /* training (opts.train): mixed-precision AdamW */
     uint64_t train_weights; /* 2 bytes/param (16-bit working copy) */
