@@ -40,8 +40,22 @@ int cli_error(const char *cmd, const char *fmt, ...)
     return CLI_ERR;
 }
 
+static bool quiet_flag;
+
+void cli_set_quiet(bool quiet)
+{
+    quiet_flag = quiet;
+}
+
+bool cli_quiet(void)
+{
+    return quiet_flag;
+}
+
 void cli_note(const char *cmd, const char *fmt, ...)
 {
+    if (quiet_flag)
+        return;
     va_list ap;
     va_start(ap, fmt);
     vsay(cmd, "", fmt, ap);
@@ -260,10 +274,14 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 static void on_notice(void *ctx, enum fmt_out_event ev, const char *path)
 {
     const char *cmd = ctx;
-    if (ev == FMT_OUT_REPLACED)
+    bool q = cli_quiet();
+    if (ev == FMT_OUT_REPLACED) {
         cli_note(cmd, "replaced %s", path);
-    else if (ev == FMT_OUT_REMOVED)
+    } else if (ev == FMT_OUT_REMOVED) {
+        cli_set_quiet(false); /* a file deleted is always said, even with -q */
         cli_note(cmd, "removed %s (a weight file of the model it replaces)", path);
+        cli_set_quiet(q);
+    }
     else
         cli_note(cmd, "removed stale temp %s (its writer is gone)", path);
 }
@@ -328,7 +346,7 @@ void cli_progress_init(struct cli_progress *p, const char *cmd, const char *labe
     p->cmd = cmd;
     p->label = label;
     p->bytes = bytes;
-    p->on = !quiet && isatty(2);
+    p->on = !quiet && !quiet_flag && isatty(2);
     p->t0 = p->last = cli_now();
 }
 

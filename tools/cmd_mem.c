@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -44,8 +45,11 @@ static const char usage[] =
     "      --kv-type T      KV cache encoding: f32, f16 (default) or q8_0 (llama.cpp's\n"
     "                       -ctk/-ctv; ignored by --runtime hf: the model's dtype)\n"
     "      --zeros F        sub1: fraction of zero weights (default 0.885)\n"
-    "      --keep LIST      kept at 16 bit besides norms and routers: embed,output,attn,\n"
-    "                       ffn,shared or none (default embed,output)\n"
+    "      --keep LIST      kept at 16 bit besides norms and routers: a comma-separated\n"
+    "                       list (repeatable) of components (embed, output, attn, ffn,\n"
+    "                       shared, experts; none) or, for a model file, tensor-name\n"
+    "                       globs (blk.0.*), as convert --keep takes them (default\n"
+    "                       embed,output)\n"
     "      --to ENC         weights counted in the total (default: as stored; f16\n"
     "                       for a config or preset); --enc is the same\n"
     "      --train          training memory: mixed-precision AdamW + activations\n"
@@ -65,7 +69,8 @@ static const char usage[] =
     "      --text FILE      the text for --measure (default: a built-in one)\n"
     "  -t, --threads N      threads of the --measure run\n"
     "      --json           one JSON document on stdout\n"
-    "  -q, --quiet          no notes on stderr\n"
+    "  -q, --quiet          no progress or notes on stderr, nor the assumptions read from\n"
+    "                       a config (warnings about them included)\n"
     "  -h, --help           this text\n";
 
 /* ---- formatting ---- */
@@ -203,28 +208,26 @@ static int write_text(char *path, size_t cap, uint64_t ctx, int *slot)
 
 /* ---- main ---- */
 
-static bool parse_keep(const char *s, unsigned *out)
+/* --keep LIST, the syntax convert's takes: comma-separated components (embed,
+ * output, attn, ffn, shared, experts; none) or tensor-name globs (*globs,
+ * n_globs grow; their text points into s); repeatable: the first --keep
+ * replaces the default (embed,output), later ones add */
+#define MEM_MAX_KEEP_GLOBS 64
+
+static bool parse_keep(char *s, unsigned *out, const char **globs, size_t *n_globs)
 {
-    unsigned k = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int p = vfy_mem_part_from_word(t);
         if (!strcmp(t, "none"))
             continue;
-        else if (!strcmp(t, "embed") || !strcmp(t, "embeddings"))
-            k |= VFY_MEM_KEEP_EMBED;
-        else if (!strcmp(t, "output"))
-            k |= VFY_MEM_KEEP_OUTPUT;
-        else if (!strcmp(t, "attn") || !strcmp(t, "attention"))
-            k |= VFY_MEM_KEEP_ATTN;
-        else if (!strcmp(t, "ffn") || !strcmp(t, "dense"))
-            k |= VFY_MEM_KEEP_FFN;
-        else if (!strcmp(t, "shared"))
-            k |= VFY_MEM_KEEP_SHARED;
-        else
+        if (p >= 0) {
+            *out |= 1u << p;
+            continue;
+        }
+        if (*n_globs == MEM_MAX_KEEP_GLOBS)
             return false;
+        globs[(*n_globs)++] = t;
     }
-    *out = k;
     return true;
 }
 
@@ -573,7 +576,8 @@ int cmd_mem(int argc, char **argv)
     struct vfy_mem_opts o;
     vfy_mem_opts_init(&o);
     bool list = false, json = false, quiet = false, do_measure = false, kv_given = false;
-    bool ctx_given = false, fa_given = false, ub_given = false;
+    bool ctx_given = false, fa_given = false, ub_given = false, keep_given = false;
+    static const char *keep_globs[MEM_MAX_KEEP_GLOBS];
     long threads = 0;
     const char *config = NULL, *text = NULL;
     long v;
@@ -617,9 +621,13 @@ int cmd_mem(int argc, char **argv)
             o.zeros = dv;
             break;
         case O_KEEP:
-            if (!parse_keep(optarg, &o.keep))
-                return cli_usage_error("mem", usage, "--keep expects a list of embed, output, "
-                                       "attn, ffn, shared or none, got '%s'", optarg);
+            if (!keep_given)
+                o.keep = 0;
+            keep_given = true;
+            if (!parse_keep(optarg, &o.keep, keep_globs, &o.n_keep_globs))
+                return cli_usage_error("mem", usage, "--keep: more than %d globs",
+                                       MEM_MAX_KEEP_GLOBS);
+            o.keep_globs = keep_globs;
             break;
         case O_ENC: {
             int t = sb_dtype_from_name(optarg);
@@ -670,6 +678,7 @@ int cmd_mem(int argc, char **argv)
         default: return cli_getopt_error("mem", c, argc, argv);
         }
     }
+    cli_set_quiet(quiet);
     if (list)
         return list_presets(json);
     if (optind != argc - 1)
@@ -748,8 +757,17 @@ int cmd_mem(int argc, char **argv)
     if (!quiet)
         for (int i = 0; i < m.n_notes; i++)
             cli_warn("mem", "%s", m.notes[i]);
+    /* a --keep glob that names no tensor is most likely a typo */
+    for (size_t k = 0; m.from_file && k < o.n_keep_globs; k++) {
+        bool hit = false;
+        for (size_t i = 0; !hit && i < m.n_groups; i++)
+            hit = m.groups[i].name && fnmatch(o.keep_globs[k], m.groups[i].name, 0) == 0;
+        if (!hit)
+            cli_warn("mem", "--keep '%s' matches no tensor of %s (components: embed, output, "
+                     "attn, ffn, shared, experts)", o.keep_globs[k], what);
+    }
 
-    if (kv_given && o.runtime == VFY_MEM_RUNTIME_HF && !quiet)
+    if (kv_given && o.runtime == VFY_MEM_RUNTIME_HF)
         cli_warn("mem", "--kv-type ignored: transformers keeps the KV cache in the model's dtype");
     if (do_measure && !kv_given)
         o.kv_type = SB_DTYPE_F32; /* what our core's KV cache holds */
@@ -764,7 +782,7 @@ int cmd_mem(int argc, char **argv)
             vfy_mem_model_release(&m);
             return cli_usage_error("mem", usage, "--measure: --ctx %" PRIu64 " is above the "
                                    "model's context (%d)", o.ctx, m.n_ctx_max);
-        } else if (!quiet) {
+        } else {
             cli_warn("mem", "--ctx %" PRIu64 " is above the model's context (%d)", o.ctx,
                      m.n_ctx_max);
         }

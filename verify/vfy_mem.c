@@ -20,6 +20,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +61,8 @@ void vfy_mem_model_release(struct vfy_mem_model *m)
 {
     if (!m)
         return;
+    for (size_t i = 0; i < m->n_groups; i++)
+        sb_free(m->groups[i].name);
     sb_free(m->groups);
     m->groups = NULL;
     m->n_groups = m->cap_groups = 0;
@@ -615,7 +618,20 @@ static bool has(const char *s, const char *sub)
  * GGUF names (blk.N.attn_q), llama2.c names as the reader gives them. Order
  * matters: norms before attention ("attn_norm"), routers before FFN
  * ("ffn_gate_inp", "mlp.gate.weight"), shared before routed experts. */
-static enum vfy_mem_part classify(const char *name)
+int vfy_mem_part_from_word(const char *w)
+{
+    static const struct { const char *word; enum vfy_mem_part part; } words[] = {
+        { "embed", VFY_MEM_EMBED }, { "embeddings", VFY_MEM_EMBED }, { "output", VFY_MEM_OUTPUT },
+        { "attn", VFY_MEM_ATTN }, { "attention", VFY_MEM_ATTN }, { "ffn", VFY_MEM_FFN },
+        { "dense", VFY_MEM_FFN }, { "shared", VFY_MEM_SHARED }, { "experts", VFY_MEM_EXPERTS },
+    };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (!strcmp(w, words[i].word))
+            return (int)words[i].part;
+    return -1;
+}
+
+enum vfy_mem_part vfy_mem_part_of(const char *name)
 {
     char low[256];
     size_t i;
@@ -701,7 +717,7 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
         if (sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols))
             return sb_err_set(err, SB_EFORMAT, "%s: tensor '%s': shape overflows", what,
                               t->name);
-        enum vfy_mem_part p = classify(t->name);
+        enum vfy_mem_part p = vfy_mem_part_of(t->name);
         if (p == VFY_MEM_EMBED && !emb)
             emb = t;
         if (p == VFY_MEM_OUTPUT && !out)
@@ -714,6 +730,10 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
         if (m->n_groups == before)
             continue; /* empty tensor */
         struct vfy_mem_group *g = &m->groups[m->n_groups - 1];
+        if (t->name && !(g->name = sb_strdup(t->name))) {
+            vfy_mem_model_release(m);
+            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", what);
+        }
         g->stored_dtype = (int)t->dtype;
         g->stored_bytes = t->nbytes;
         const char *d = t->name;
@@ -1070,6 +1090,10 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
                           (unsigned long long)ctx, (unsigned long long)batch);
     if (m->n_layers <= 0 || m->dim <= 0)
         return sb_err_set(err, SB_EINVAL, "%s: model has no layers", m->name);
+    if (o->n_keep_globs && !m->from_file)
+        return sb_err_set(err, SB_EINVAL, "%s: --keep '%s': a config or preset has no tensor "
+                          "names; name components (embed, output, attn, ffn, shared, experts)",
+                          m->name, o->keep_globs[0]);
 
     /* parameters */
     uint64_t max_cols = 0, max_rows = 0;
@@ -1112,6 +1136,8 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
             CHK(sb_mul_u64(g->rows, g->cols, &n) || sb_mul_u64(n, g->count, &n));
             bool kept = g->rows == 1 || g->part == VFY_MEM_NORM || g->part == VFY_MEM_ROUTER ||
                         g->part == VFY_MEM_OTHER || (o->keep & (1u << g->part));
+            for (size_t k2 = 0; !kept && g->name && k2 < o->n_keep_globs; k2++)
+                kept = fnmatch(o->keep_globs[k2], g->name, 0) == 0;
             if (enc == SB_DTYPE_F32 || enc == SB_DTYPE_F16 || enc == SB_DTYPE_BF16)
                 kept = false; /* the plain encodings store everything alike */
             if (kept) {

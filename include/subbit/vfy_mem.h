@@ -51,6 +51,16 @@ enum vfy_mem_part {
 #define VFY_MEM_KEEP_ATTN (1u << VFY_MEM_ATTN)
 #define VFY_MEM_KEEP_FFN (1u << VFY_MEM_FFN)
 #define VFY_MEM_KEEP_SHARED (1u << VFY_MEM_SHARED)
+#define VFY_MEM_KEEP_EXPERTS (1u << VFY_MEM_EXPERTS)
+
+/*! vfy_mem_part_of() : the component of a tensor by its name: HF names
+ *  (model.layers.N.self_attn.q_proj.weight), GGUF names (blk.N.attn_q.weight),
+ *  llama2.c names as the reader gives them; VFY_MEM_OTHER if none. */
+enum vfy_mem_part vfy_mem_part_of(const char *tensor_name);
+/*! vfy_mem_part_from_word() : a component that --keep may name: embed
+ *  (embeddings), output, attn (attention), ffn (dense), shared, experts; -1 if
+ *  word is none of them. */
+int vfy_mem_part_from_word(const char *word);
 
 /* count matrices of shape (rows, cols) (a vector: rows = 1). */
 struct vfy_mem_group {
@@ -60,6 +70,7 @@ struct vfy_mem_group {
     uint64_t stored_bytes;  /* all count matrices as stored; 0 when from a config */
     bool duplicate;         /* a stored copy of another tensor (tied output): stored, not unique */
     int layer;              /* decoder layer, -1 if none or unknown */
+    char *name;             /* the tensor's name from a file (owned); NULL from a config */
 };
 
 #define VFY_MEM_MAX_NOTES 8
@@ -194,6 +205,10 @@ struct vfy_mem_opts {
     enum sb_dtype kv_type;  /* F32, F16 or Q8_0 (0 = F32: set it) */
     double zeros;           /* sub1: fraction of zero weights, in [0, 1) */
     unsigned keep;          /* VFY_MEM_KEEP_* */
+    const char *const *keep_globs;  /* and tensors whose name matches one of these
+                                       (fnmatch; models from files only: a config has
+                                       no names, SB_EINVAL) */
+    size_t n_keep_globs;
     int weights_enc;        /* encoding for the total: -1 = as stored (f16 for configs) */
     bool train, recompute;
     uint64_t baseline;      /* process baseline bytes (0 = VFY_MEM_BASELINE) */
