@@ -328,7 +328,9 @@ static void print_table(const char *what, enum vfy_mem_match match, const struct
                fmt_size(e->kv, a, sizeof a), o->ctx,
                ctx_is_model_max ? " (the model's context)" : "", o->batch, kvt,
                cli_fmt_bytes(e->kv_per_token, b, sizeof b));
-    if (m->mla)
+    if (m->mla && e->runtime == VFY_MEM_RUNTIME_HF)
+        printf("; MLA: every head's K and V, as transformers caches them");
+    else if (m->mla)
         printf("; MLA latent %d + %d", m->kv_lora_rank, m->qk_rope_head_dim);
     if (m->n_swa_layers)
         printf("; %d layers windowed to %d", m->n_swa_layers, m->window);
@@ -350,6 +352,9 @@ static void print_table(const char *what, enum vfy_mem_match match, const struct
         printf("  %-15s %" PRIu64 " row a sequence x %" PRIu64 " vocabulary x 4 bytes (f32) = %s\n",
                "logits", e->logits_rows, V, fmt_size(e->logits, a, sizeof a));
         printf("  %-15s mmapped: the file's tensors, resident once a token ran\n", "weights");
+        if (m->mla || m->cross_attn)
+            printf("  %-15s %s: the cache is subbit's layout, not checked against llama.cpp\n",
+                   "note", m->mla ? "MLA" : "cross-attention");
         break;
     case VFY_MEM_RUNTIME_HF:
         printf("runtime        transformers (eager attention, %s; not measured): attention "

@@ -341,6 +341,7 @@ static int cfg_decoder(const struct cfg *c, const char *type, struct sb_err *err
         m->mla = true;
         m->kv_lora_rank = (int)kvlr;
         m->qk_rope_head_dim = (int)rope;
+        m->v_head_dim = (int)vhd;
         m->head_dim = (int)(nope + rope);
         uint64_t n = (uint64_t)L;
         if (qlr > 0) {
@@ -1040,7 +1041,8 @@ static int est_llama_cpp(const struct vfy_mem_model *m, const struct vfy_mem_opt
  * this was written): a no_grad forward of the whole sequence with eager
  * attention, everything in one torch dtype (e->dtype):
  * - KV cache (DynamicCache): K and V of n_kv_heads x head_dim a token and
- *   layer in the dtype, windowed layers as the config says;
+ *   layer in the dtype (MLA: every head's K and V, not the latent),
+ *   windowed layers as the config says;
  * - eager_attention_forward: one layer's scores n_heads x ctx x ctx in the
  *   dtype, their softmax in float32 (softmax(..., dtype=torch.float32)) and its
  *   cast back, all three alive at the cast, beside the causal mask ctx x ctx
@@ -1057,6 +1059,8 @@ static int est_hf(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
     enum sb_dtype dt = (enum sb_dtype)e->dtype;
     uint64_t db = dt == SB_DTYPE_F32 ? 4 : 2;
     uint64_t per_layer_tok = kv_layer_token_bytes(m, dt);
+    if (m->mla) /* DeepseekV3Attention caches the heads' K (nope + rope) and V, not the latent */
+        per_layer_tok = (uint64_t)m->n_heads * ((uint64_t)m->head_dim + (uint64_t)m->v_head_dim) * db;
     uint64_t wctx = m->window > 0 && (uint64_t)m->window < ctx ? (uint64_t)m->window : ctx;
     e->kv_per_token = per_layer_tok * (uint64_t)m->n_layers;
     e->kv_cells = ctx;

@@ -93,6 +93,7 @@ struct vfy_mem_model {
     /* MLA (DeepSeek-V2/V3): the cache holds kv_lora_rank + qk_rope_head_dim per token and layer */
     bool mla;
     int kv_lora_rank, qk_rope_head_dim;
+    int v_head_dim;         /* MLA: a head's V width (transformers caches K and V per head) */
     /* sliding window: n_swa_layers layers cache only the last `window` tokens */
     int window, n_swa_layers;
     /* weight groups (owned; vfy_mem_model_release frees) */

@@ -51,6 +51,14 @@ for a in "$T/f32.json" "$T/bf16.json --to f32"; do
   want runtime.activations 20971520
   want total 149181440
 done
+# MLA: transformers caches every head's K (nope + rope) and V, not the latent:
+# DeepSeek-V3 61 layers x 128 heads x (192 + 128) x 2 B = 4,997,120 B a token
+# (subbit's and llama.cpp's latent: 61 x 576 x 2 = 70,272)
+name=DeepSeek-V3
+expect_exit 0 "$SUBBIT" mem DeepSeek-V3 --runtime hf --ctx 4096 --json
+want kv_cache.bytes_per_token 4997120
+expect_exit 0 "$SUBBIT" mem DeepSeek-V3 --ctx 4096 --json
+want kv_cache.bytes_per_token 70272
 # the table says what it is and that it was not measured
 expect_exit 0 "$SUBBIT" mem "$T/bf16.json" --runtime hf --ctx 1024 --seqs 2
 grep -Eq '^runtime +transformers \(eager attention, bf16; not measured\)' "$T/out" && ok || bad "table: $(grep '^runtime' "$T/out")"
