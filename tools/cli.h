@@ -32,8 +32,9 @@ int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(print
  * an error (files an output replaced). */
 void cli_note(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* -q/--quiet, the same in every command: no progress, no notes (cli_note) and
- * no summary lines on stderr; warnings, errors and the notice that a file was
- * removed still print. Each command calls it once its options are read. */
+ * no summary lines on stderr; warnings, errors and what happened to a file
+ * that was there (replaced, removed) still print. Each command calls it once
+ * its options are read. */
 void cli_set_quiet(bool quiet);
 bool cli_quiet(void);
 /* "subbit CMD: warning: message" on stderr. */

@@ -274,16 +274,16 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 static void on_notice(void *ctx, enum fmt_out_event ev, const char *path)
 {
     const char *cmd = ctx;
+    /* what happened to a file that was there is always said, even with -q */
     bool q = cli_quiet();
-    if (ev == FMT_OUT_REPLACED) {
+    cli_set_quiet(false);
+    if (ev == FMT_OUT_REPLACED)
         cli_note(cmd, "replaced %s", path);
-    } else if (ev == FMT_OUT_REMOVED) {
-        cli_set_quiet(false); /* a file deleted is always said, even with -q */
+    else if (ev == FMT_OUT_REMOVED)
         cli_note(cmd, "removed %s (a weight file of the model it replaces)", path);
-        cli_set_quiet(q);
-    }
     else
         cli_note(cmd, "removed stale temp %s (its writer is gone)", path);
+    cli_set_quiet(q);
 }
 
 void cli_start(const char *cmd)

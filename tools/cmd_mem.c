@@ -348,7 +348,7 @@ static void print_table(const char *what, enum vfy_mem_match match, const struct
                e->n_ubatch, o->no_flash_attn ? "off" : "on", fmt_size(e->kq_mask, a, sizeof a));
         if (e->kq)
             printf(", f32 scores %s", fmt_size(e->kq, b, sizeof b));
-        printf(" (ggml-alloc's packing: within -6%%..+25%%)\n");
+        printf(" (ggml-alloc's packing not modelled: -3%%..+24%% of llama.cpp's)\n");
         printf("  %-15s %" PRIu64 " row a sequence x %" PRIu64 " vocabulary x 4 bytes (f32) = %s\n",
                "logits", e->logits_rows, V, fmt_size(e->logits, a, sizeof a));
         printf("  %-15s mmapped: the file's tensors, resident once a token ran\n", "weights");

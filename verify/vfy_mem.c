@@ -972,9 +972,11 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
  *   (without flash attention the f32 scores n_heads x n_kv x n_ubatch, plus
  *   4 x dim + q + k + v floats a token) and the FFN or output step
  *   (max(3 x active FFN width + 4 x dim, vocabulary + 5 x dim) + 8 floats a
- *   token). The packing itself is not modelled: the printed size was 6% below
- *   to 25% above this (25% where the FFN is exactly twice dim: two freed
- *   dim-wide blocks take an FFN row), within 1% on most shapes;
+ *   token). The packing itself is not modelled: on the eleven shapes tried
+ *   while deriving this (dense and MoE, dim 64-512, FFN 128-1024, flash
+ *   attention on and off, -ub 128-512) it came out 3% below to 24% above the
+ *   printed size, within 1% on most; 20-24% above where the FFN is exactly
+ *   twice dim (ggml-alloc fits an FFN row into two freed dim-wide blocks);
  * - the output buffer: f32 logits of n_outputs rows, one a sequence when
  *   generating (it grows to n_batch when every position is scored, as
  *   llama-perplexity does);

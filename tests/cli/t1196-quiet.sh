@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # -q/--quiet means one thing in every command (issue 15): no progress, no notes
-# and no summary lines on stderr; warnings and errors stay. (run's -q was "no
+# and no summary lines on stderr; warnings, errors and what happened to a file
+# that was there (replaced, removed) stay. (run's -q was "no
 # speed line", synth's "no progress bar": both are now the general rule.)
 . "$(dirname "$0")/lib.sh"
 M="$SUBBIT_SRC/models/tinymoe"
@@ -18,8 +19,11 @@ quiet_case() {
   [ -s "$T/e1" ] && ok || bad "$name: nothing on stderr without -q (the case tests nothing)"
   [ ! -s "$T/e2" ] && ok || bad "$name -q: $(head -2 "$T/e2")"
 }
-"$SUBBIT" synth -o "$T/s" -q || bad "synth"
-quiet_case "synth (wrote, replaced)" "$SUBBIT" synth -o "$T/s" -f
+# synth's summary line, written to a new folder each time
+expect_exit 0 "$SUBBIT" synth -o "$T/s"
+grep -q "^subbit synth: wrote " "$T/err" && ok || bad "synth: no summary line (the case tests nothing)"
+expect_exit 0 "$SUBBIT" synth -o "$T/s2" -q
+[ ! -s "$T/err" ] && ok || bad "synth -q: $(head -2 "$T/err")"
 quiet_case "run (speed line)" "$SUBBIT" run "$M" -p "Once" -n 3 --temp 0
 quiet_case "mem (the preset used)" "$SUBBIT" mem google/gemma-2-9b-it
 # report's summary line (on stdout): gone with -q
@@ -33,6 +37,10 @@ expect_exit 0 "$SUBBIT" mem "$M" --ctx 2048 -q
 expect_err_line "^subbit mem: warning: --ctx 2048 is above the model's context \(512\)$"
 expect_exit 0 "$SUBBIT" convert "$M" -o "$T/c.gguf" --to q8_0 -q
 expect_err_line "^subbit convert: warning: .*tokenizer is not carried into GGUF"
+# what happened to a file that was there stays (replaced, removed)
+expect_exit 0 "$SUBBIT" synth -o "$T/s" -f -q
+grep -q "^subbit synth: replaced $T/s/config.json$" "$T/err" && ok || bad "synth -f -q: replaced not said: $(head -2 "$T/err")"
+grep -q "wrote" "$T/err" && bad "synth -q: the summary line" || ok
 # errors stay
 expect_exit 1 "$SUBBIT" inspect "$T/nope.gguf" -q
 [ -s "$T/err" ] && ok || bad "inspect -q: no error message"
