@@ -20,6 +20,7 @@ enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2, CLI_CHECK_FAILED = 3, CLI_INTERRU
 struct cli_cmd {
     const char *name;
     int (*fn)(int argc, char **argv);
+    bool mpi;              /* may run as an MPI job of several ranks */
     const char *summary;
 };
 
@@ -42,6 +43,10 @@ bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *o
 
 /* Install SIGINT/SIGTERM handlers that remove temp outputs and exit 130. */
 void cli_install_signals(void);
+/* After the command's work: a signal still removes temp outputs and exits
+ * 130, without the message (mpirun ends a job's ranks with SIGTERM once one
+ * exits with an error, while the others leave MPI). */
+void cli_signals_quiet(void);
 /* Set OpenMP threads (0 = leave the default). */
 void cli_set_threads(int n);
 

@@ -1,6 +1,7 @@
 /* cli_util.c: shared CLI plumbing (see cli.h). */
 #include "cli.h"
 #include "fmt_out.h"
+#include "par_comm.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -19,6 +20,8 @@
 int cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
+    if (par_rank() != 0)
+        return CLI_ERR;
     fprintf(stderr, "subbit %s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -30,6 +33,8 @@ int cli_error(const char *cmd, const char *fmt, ...)
 void cli_warn(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
+    if (par_rank() != 0)
+        return;
     fprintf(stderr, "subbit %s: warning: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -39,6 +44,8 @@ void cli_warn(const char *cmd, const char *fmt, ...)
 
 int cli_fail(const char *cmd, const struct sb_err *err)
 {
+    if (par_rank() != 0)
+        return err->code == SB_EINTR ? CLI_INTERRUPTED : CLI_ERR;
     fprintf(stderr, "subbit %s: %s\n", cmd, err->msg[0] ? err->msg : sb_status_name(err->code));
     return err->code == SB_EINTR ? CLI_INTERRUPTED : CLI_ERR;
 }
@@ -46,6 +53,8 @@ int cli_fail(const char *cmd, const struct sb_err *err)
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
     va_list ap;
+    if (par_rank() != 0)
+        return CLI_USAGE;
     fprintf(stderr, "subbit %s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -60,7 +69,8 @@ bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, lo
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "subbit %s: %s expects an integer in [%ld, %ld], got '%s'\n", cmd, opt,
+        if (par_rank() == 0)
+            fprintf(stderr, "subbit %s: %s expects an integer in [%ld, %ld], got '%s'\n", cmd, opt,
                 lo, hi, s);
         return false;
     }
@@ -75,7 +85,8 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "subbit %s: %s expects a number in [%g, %g], got '%s'\n", cmd, opt, lo,
+        if (par_rank() == 0)
+            fprintf(stderr, "subbit %s: %s expects a number in [%g, %g], got '%s'\n", cmd, opt, lo,
                 hi, s);
         return false;
     }
@@ -109,18 +120,23 @@ bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *o
             }
         }
     }
-    fprintf(stderr, "subbit %s: %s expects a size such as 4096, 500M or 2G, got '%s'\n", cmd,
+    if (par_rank() == 0)
+        fprintf(stderr, "subbit %s: %s expects a size such as 4096, 500M or 2G, got '%s'\n", cmd,
             opt, s);
     return false;
 }
+
+static volatile sig_atomic_t signal_says = 1;   /* rank 0 (or one process) says it */
 
 static void on_signal(int sig)
 {
     (void)sig;
     fmt_out_signal_cleanup();
     static const char msg[] = "\nsubbit: interrupted; partial output removed\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
+    if (signal_says) {
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+    }
     _exit(CLI_INTERRUPTED);
 }
 
@@ -128,11 +144,18 @@ void cli_install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
+    /* mpirun ends the other ranks with SIGTERM once one exits with an error */
+    signal_says = par_rank() == 0;
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+}
+
+void cli_signals_quiet(void)
+{
+    signal_says = 0;
 }
 
 void cli_set_threads(int n)
@@ -167,7 +190,7 @@ void cli_progress_init(struct cli_progress *p, const char *cmd, const char *labe
     p->cmd = cmd;
     p->label = label;
     p->bytes = bytes;
-    p->on = !quiet && isatty(2);
+    p->on = !quiet && isatty(2) && par_rank() == 0;
     p->t0 = p->last = cli_now();
 }
 

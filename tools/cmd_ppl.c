@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "cli_proto.h"
 #include "fmt_model.h"
+#include "par_comm.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
 #include "vfy_ppl.h"
@@ -115,13 +116,16 @@ int cmd_ppl(int argc, char **argv)
     int32_t *ids = NULL;
     size_t len = 0, n_ids = 0;
     int rc = CLI_ERR;
+    bool synced = false;   /* every rank passed the step before scoring */
 
     if (text_path) {
-        if (fmt_read_file(text_path, &text, &len, &err) != SB_OK)
-            return cli_fail("ppl", &err);
+        if (fmt_read_file(text_path, &text, &len, &err) != SB_OK) {
+            rc = cli_fail("ppl", &err);
+            goto out;
+        }
         if (len == 0) {
-            sb_free(text);
-            return cli_error("ppl", "%s: empty text", text_path);
+            cli_error("ppl", "%s: empty text", text_path);
+            goto out;
         }
     }
     if (fmt_model_open(&m, path, &oo, &err) != SB_OK || vfy_model_new(&vm, m, &err) != SB_OK) {
@@ -161,6 +165,12 @@ int cmd_ppl(int argc, char **argv)
         }
     }
     if (vfy_ctx_new(&ctx, vm, po.n_ctx, (size_t)batch, &err) != SB_OK) {
+        rc = cli_fail("ppl", &err);
+        goto out;
+    }
+    /* a rank that failed above says so here (at out:), before anyone scores */
+    synced = true;
+    if (par_agree(SB_OK, &err) != SB_OK) {
         rc = cli_fail("ppl", &err);
         goto out;
     }
@@ -214,10 +224,14 @@ int cmd_ppl(int argc, char **argv)
     }
     rc = CLI_OK;
     if (max_ppl > 0 && !(r.ppl <= max_ppl)) {
-        fprintf(stderr, "subbit ppl: perplexity %.4f is above --max-ppl %g\n", r.ppl, max_ppl);
+        if (par_rank() == 0)
+            fprintf(stderr, "subbit ppl: perplexity %.4f is above --max-ppl %g\n", r.ppl,
+                    max_ppl);
         rc = CLI_CHECK_FAILED;
     }
 out:
+    if (!synced && par_agree(SB_EIO, &err) != SB_OK && par_rank() != 0)
+        rc = CLI_ERR;
     vfy_plan_release(&plan);
     vfy_ctx_free(ctx);
     vfy_tok_free(tok);

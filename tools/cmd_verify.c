@@ -12,6 +12,7 @@
 #include "cli_proto.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "par_comm.h"
 #include "rpt_report.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
@@ -155,12 +156,15 @@ int cmd_verify(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     int rc = CLI_ERR;
+    bool synced = false;   /* every rank passed the step before scoring */
 
-    if (fmt_read_file(text_path, &text, &len, &err) != SB_OK)
-        return cli_fail("verify", &err);
+    if (fmt_read_file(text_path, &text, &len, &err) != SB_OK) {
+        rc = cli_fail("verify", &err);
+        goto out;
+    }
     if (len == 0) {
-        sb_free(text);
-        return cli_error("verify", "%s: empty text", text_path);
+        cli_error("verify", "%s: empty text", text_path);
+        goto out;
     }
     if ((rc = load(ref_path, &ro, &ma, &va)) || (rc = load(model_path, &mo, &mb, &vb)))
         goto out;
@@ -186,6 +190,12 @@ int cmd_verify(int argc, char **argv)
     }
     if (vfy_ctx_new(&ca, va, po.n_ctx, (size_t)batch, &err) != SB_OK ||
         vfy_ctx_new(&cb, vb, po.n_ctx, (size_t)batch, &err) != SB_OK) {
+        rc = cli_fail("verify", &err);
+        goto out;
+    }
+    /* a rank that failed above says so here (at out:), before anyone scores */
+    synced = true;
+    if (par_agree(SB_OK, &err) != SB_OK) {
         rc = cli_fail("verify", &err);
         goto out;
     }
@@ -249,7 +259,9 @@ int cmd_verify(int argc, char **argv)
                r.kld.median, r.kld.p99, r.kld.max, f_kld ? "  FAIL" : "");
         printf("top-1 agree:   %.4f%s\n", r.kld.top1, f_top1 ? "  FAIL" : "");
     }
-    if (report) {
+    if (report && par_rank() != 0) {
+        cJSON_Delete(d);   /* rank 0 writes the page */
+    } else if (report) {
         /* the page is written whether the gates passed or not: it shows which failed */
         const cJSON *docs[] = { d };
         const char *names[] = { "this run" };
@@ -263,13 +275,16 @@ int cmd_verify(int argc, char **argv)
             printf("report:        %s\n", report);
     }
     if (failed) {
-        fprintf(stderr, "subbit verify: check failed:%s%s%s\n", f_dppl ? " ppl delta" : "",
-                f_kld ? " kld" : "", f_top1 ? " top-1" : "");
+        if (par_rank() == 0)
+            fprintf(stderr, "subbit verify: check failed:%s%s%s\n", f_dppl ? " ppl delta" : "",
+                    f_kld ? " kld" : "", f_top1 ? " top-1" : "");
         rc = CLI_CHECK_FAILED;
     } else {
         rc = CLI_OK;
     }
 out:
+    if (!synced && par_agree(SB_EIO, &err) != SB_OK && par_rank() != 0)
+        rc = CLI_ERR;
     vfy_plan_release(&plan);
     vfy_ctx_free(ca);
     vfy_ctx_free(cb);

@@ -82,7 +82,11 @@ struct vfy_ppl_result {
 };
 
 /*! vfy_ppl_run() : score plan p with ctx (n_ctx >= p->n_ctx). progress counts
- *  windows. @return SB_OK, SB_EINVAL (context too small), SB_ENOMEM. */
+ *  windows. In an MPI job (par_comm.h) it is collective: each rank scores a
+ *  contiguous share of the windows, the per-position NLLs are gathered and
+ *  summed in window order on every rank, so r has the same bits at any rank
+ *  count; progress then counts this rank's windows, and a failing rank's error
+ *  reaches all. @return SB_OK, SB_EINVAL (context too small), SB_ENOMEM. */
 int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_progress *progress,
                 struct vfy_ppl_result *r, struct sb_err *err);
 
@@ -93,7 +97,8 @@ struct vfy_verify_result {
 };
 
 /*! vfy_verify_run() : both models over the same windows and targets (their
- *  vocabularies must be the same size: SB_EINVAL otherwise). */
+ *  vocabularies must be the same size: SB_EINVAL otherwise). Collective in an
+ *  MPI job, as vfy_ppl_run: NLLs, KLDs and top-1 gathered in window order. */
 int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
                    const struct sb_progress *progress, struct vfy_verify_result *r,
                    struct sb_err *err);

@@ -33,3 +33,16 @@ finish() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]
 }
+# need_mpi: skip unless this subbit was built with MPI and mpirun is here;
+# then $MPIRUN N CMD... runs CMD as N ranks (CI runs as root: Open MPI's
+# documented variables allow it; --oversubscribe: more ranks than cores)
+need_mpi() {
+  command -v mpirun >/dev/null || { echo "SKIP: no mpirun (apt-get install openmpi-bin)"; exit 77; }
+  "$SUBBIT" --version | grep -q '(mpi)' || { echo "SKIP: subbit built without MPI (SUBBIT_MPI=OFF)"; exit 77; }
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  # loopback only, no probing of other networks (quiet and quick on a CI box)
+  export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+}
+MPIRUN() { local n=$1; shift; mpirun -np "$n" -x SUBBIT_PAR_FAULT "$@"; }
+# subbit_lines: how many lines of $T/err come from subbit (mpirun adds its own)
+subbit_lines() { grep -c '^subbit' "$T/err"; }
