@@ -78,7 +78,11 @@ void cvt_opts_init(struct cvt_opts *o);
 /*! cvt_convert() : convert src into out_path (container from the name: .gguf,
  *  .subbit, else safetensors file/folder). On success *rep describes every
  *  decision (free with cvt_report_free). On failure nothing is left at
- *  out_path and *rep is NULL. */
+ *  out_path and *rep is NULL. In an MPI job (par_comm.h) it is collective:
+ *  every rank encodes a share of the tensors (balanced by bytes) into a
+ *  scratch file beside out_path, rank 0 writes them into the container and
+ *  commits; the bytes and *rep equal one process's (timings aside), and the
+ *  output folder must be on a file system every rank shares. */
 int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
                 struct cvt_report **rep, struct sb_err *err);
 void cvt_report_free(struct cvt_report *rep);
