@@ -42,6 +42,13 @@ need_mpi() {
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
   # loopback only, no probing of other networks (quiet and quick on a CI box)
   export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+  # ASan pass: Open MPI's own allocations that outlive MPI_Finalize are
+  # suppressed by library name (lsan-openmpi.supp); Debian's Open MPI has no
+  # frame pointers, so the full (slow) unwinder is needed to see those names
+  if [ -n "${ASAN_OPTIONS:-}" ]; then
+    export ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0"
+    export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$SUBBIT_SRC/tests/cli/lsan-openmpi.supp:print_suppressions=0"
+  fi
 }
 MPIRUN() { local n=$1; shift; mpirun -np "$n" -x SUBBIT_PAR_FAULT "$@"; }
 # subbit_lines: how many lines of $T/err come from subbit (mpirun adds its own)
