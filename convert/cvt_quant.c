@@ -12,6 +12,7 @@
 
 #include "fmt_model.h"
 #include "fmt_writer.h"
+#include "par_comm.h"
 #include "qnt_encode.h"
 #include "qnt_int8.h"
 #include "qnt_qmoe.h"
@@ -159,6 +160,23 @@ static void gather_norm(struct state *S, int l, enum vfy_norm which, const int *
     vfy_layer_norm(S->vm, l, which, S->y, m, S->xn);
 }
 
+/* S->qb takes q (and its blob, freed here when it cannot) */
+static int push_qbuf(struct state *S, struct qbuf q)
+{
+    if (S->n_qb == S->cap_qb) {
+        size_t c = S->cap_qb ? 2 * S->cap_qb : 64;
+        struct qbuf *nq = sb_realloc(S->qb, c * sizeof *nq);
+        if (!nq) {
+            sb_free(q.blob);
+            return SB_ENOMEM;
+        }
+        S->qb = nq;
+        S->cap_qb = c;
+    }
+    S->qb[S->n_qb++] = q;
+    return SB_OK;
+}
+
 static int push_qmat(struct state *S, struct cvt_qmat **out)
 {
     struct cvt_quant_report *R = S->rep;
@@ -201,19 +219,8 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
         return sb_err_set(S->err, SB_EFORMAT, "%s: tensor '%s' cannot be stored as %s",
                           S->src->path, ref.name, sb_dtype_name(enc));
     void *blob = sb_malloc(nb ? nb : 1);
-    if (!blob)
+    if (!blob || push_qbuf(S, (struct qbuf){ (size_t)ti, ref.row0, rows, cols, enc, blob, nb }))
         return oom(S);
-    if (S->n_qb == S->cap_qb) {
-        size_t c = S->cap_qb ? 2 * S->cap_qb : 64;
-        struct qbuf *q = sb_realloc(S->qb, c * sizeof *q);
-        if (!q) {
-            sb_free(blob);
-            return oom(S);
-        }
-        S->qb = q;
-        S->cap_qb = c;
-    }
-    S->qb[S->n_qb++] = (struct qbuf){ (size_t)ti, ref.row0, rows, cols, enc, blob, nb };
 
     const bool use_h = H_valid && S->o->method == CVT_QUANT_GPTQ;
     struct qnt_gptq_stats st;
@@ -325,9 +332,10 @@ static void ffn_hidden(struct state *S, int l, int rg, int ru, int e, size_t m, 
 
 /* A SwiGLU FFN (dense, expert e, or the shared expert) over tokens idx[0..n)
  * (NULL: all N): quantize gate/up on their inputs, down on its own, then add
- * weight * output into S->A (wt NULL: weight 1; shared: its sigmoid gate). */
+ * weight * output into S->A (wt NULL: weight 1; shared: its sigmoid gate), or
+ * with out, write those products there, (n, dim), for the caller to add. */
 static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, const int *idx,
-                     const float *wt, size_t n, bool shared)
+                     const float *wt, size_t n, bool shared, float *out)
 {
     struct vfy_matref gref;
     if (!vfy_model_mat(S->vm, l, (enum vfy_role)rg, e, &gref))
@@ -371,6 +379,12 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
             const float w = shared ? S->g[i] : wt ? wt[i0 + i] : 1.0f;
             float *a = S->A + row * dim;
             const float *yy = S->y + i * dim;
+            if (out) {   /* an expert's weighted outputs, added into A by the caller */
+                float *o = out + (i0 + i) * dim;
+                for (size_t d = 0; d < dim; d++)
+                    o[d] = w * yy[d];
+                continue;
+            }
             if (!wt && !shared && !expert)
                 memcpy(a, yy, dim * sizeof(float));
             else
@@ -379,6 +393,202 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
         }
     }
     return SB_OK;
+}
+
+/* the tokens routed to expert e (S->idx) and their routing weights (S->wt) */
+static size_t routed(struct state *S, size_t e)
+{
+    const size_t N = S->N, K = S->K;
+    size_t n = 0;
+    for (size_t t = 0; t < N; t++)
+        for (size_t k = 0; k < K; k++)
+            if (S->sel[t * K + k] == (int)e) {
+                S->idx[n] = (int)t;
+                S->wt[n] = S->selw[t * K + k];
+                n++;
+            }
+    return n;
+}
+
+/* ---- a layer's experts across the ranks of an MPI job ----------------------------- */
+
+/* Every rank runs the layer's dense part itself (the same inputs, the same
+ * bits), so the calibration activations and the routing are on every rank
+ * without a message. The experts are split into contiguous shares balanced
+ * by routed tokens; each rank quantizes its own and packs, per expert: its
+ * weighted outputs (n, dim), its quantized matrices and their report lines.
+ * The packs are gathered in rank order, which is expert order, and every
+ * rank adds the outputs into A and records the matrices in that order: the
+ * float sums, blobs and report of one process. */
+
+/* report reasons travel as an index into this table (pointers differ by process) */
+static const char *const why_text[] = { "", "--method rtn", "every factorization failed",
+                                        "no calibration tokens routed",
+                                        "fewer tokens than --min-expert-tokens" };
+#define N_WHY (sizeof why_text / sizeof why_text[0])
+
+struct xpack_head {               /* one expert */
+    uint64_t e, n, n_mat;         /* expert, tokens, matrices; then n * dim floats */
+};
+struct xpack_mat {                /* one matrix; then nbytes of blob */
+    struct cvt_qmat m;            /* why: NULL, see why */
+    uint64_t src, row0, nrows, cols, enc, nbytes, why;
+};
+
+static int pack_put(struct state *S, uint8_t **buf, size_t *len, size_t *cap, const void *p,
+                    size_t n)
+{
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 1 << 16;
+        while (c < *len + n)
+            c *= 2;
+        uint8_t *b = sb_realloc(*buf, c);
+        if (!b)
+            return oom(S);
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return SB_OK;
+}
+
+/* this rank's experts [lo, hi) of layer l into a pack */
+static int experts_mine(struct state *S, int l, size_t lo, size_t hi, uint8_t **pk, size_t *len)
+{
+    const size_t dim = S->dim;
+    size_t cap = 0;
+    float *out = NULL;
+    int rc = SB_OK;
+    for (size_t e = lo; e < hi && rc == SB_OK; e++) {
+        const size_t n = routed(S, e), qb0 = S->n_qb, m0 = S->rep->n_m;
+        sb_free_aligned(out);
+        if (!(out = sb_malloc_aligned((n ? n : 1) * dim * sizeof *out)))
+            return oom(S);
+        if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
+                            S->wt, n, false, out)))
+            break;
+        const struct xpack_head h = { e, n, S->n_qb - qb0 };
+        if (S->n_qb - qb0 != S->rep->n_m - m0)
+            rc = sb_err_set(S->err, SB_EINVAL, "layer %d expert %zu: matrices and report lines "
+                            "differ", l, e);
+        if (rc == SB_OK)
+            rc = pack_put(S, pk, len, &cap, &h, sizeof h);
+        if (rc == SB_OK)
+            rc = pack_put(S, pk, len, &cap, out, n * dim * sizeof *out);
+        for (size_t j = 0; rc == SB_OK && j < h.n_mat; j++) {
+            const struct qbuf *q = &S->qb[qb0 + j];
+            struct xpack_mat x;
+            memset(&x, 0, sizeof x);
+            x.m = S->rep->m[m0 + j];
+            x.m.why = NULL;
+            x.why = N_WHY;
+            for (size_t k = 0; k < N_WHY; k++)
+                if (S->rep->m[m0 + j].why && !strcmp(S->rep->m[m0 + j].why, why_text[k]))
+                    x.why = k;
+            x.src = q->src;
+            x.row0 = q->row0;
+            x.nrows = q->nrows;
+            x.cols = q->cols;
+            x.enc = (uint64_t)q->enc;
+            x.nbytes = q->nbytes;
+            if ((rc = pack_put(S, pk, len, &cap, &x, sizeof x)) == SB_OK)
+                rc = pack_put(S, pk, len, &cap, q->blob, (size_t)q->nbytes);
+        }
+        /* recorded again, in expert order, from the gathered packs */
+        for (size_t j = qb0; j < S->n_qb; j++)
+            sb_free(S->qb[j].blob);
+        S->n_qb = qb0;
+        S->done -= S->rep->n_m - m0;   /* counted again when taken back */
+        S->rep->n_m = m0;
+    }
+    sb_free_aligned(out);
+    return rc;
+}
+
+/* every rank's packs, in expert order, into A, S->qb and the report */
+static int experts_take(struct state *S, int l, const uint8_t *pk, size_t len)
+{
+    const size_t dim = S->dim, E = S->E;
+    size_t at = 0;
+    for (size_t e = 0; e < E; e++) {
+        struct xpack_head h;
+        if (len - at < sizeof h)
+            goto bad;
+        memcpy(&h, pk + at, sizeof h);
+        at += sizeof h;
+        if (h.e != e || routed(S, e) != h.n || len - at < h.n * dim * sizeof(float))
+            goto bad;
+        S->rep->expert_tokens[(size_t)l * E + e] = h.n;
+        const uint8_t *o = pk + at;
+        for (size_t i = 0; i < h.n; i++) {
+            float *a = S->A + (size_t)S->idx[i] * dim, y;
+            for (size_t d = 0; d < dim; d++) {
+                memcpy(&y, o + (i * dim + d) * sizeof y, sizeof y);
+                a[d] += y;
+            }
+        }
+        at += h.n * dim * sizeof(float);
+        for (uint64_t j = 0; j < h.n_mat; j++) {
+            struct xpack_mat x;
+            if (len - at < sizeof x)
+                goto bad;
+            memcpy(&x, pk + at, sizeof x);
+            at += sizeof x;
+            if (len - at < x.nbytes)
+                goto bad;
+            void *blob = sb_malloc(x.nbytes ? (size_t)x.nbytes : 1);
+            if (!blob)
+                return oom(S);
+            memcpy(blob, pk + at, (size_t)x.nbytes);
+            at += x.nbytes;
+            if (push_qbuf(S, (struct qbuf){ (size_t)x.src, (size_t)x.row0, (size_t)x.nrows,
+                                            (size_t)x.cols, (enum sb_dtype)x.enc, blob,
+                                            x.nbytes }))
+                return oom(S);
+            struct cvt_qmat *m = NULL;
+            int rc = push_qmat(S, &m);
+            if (rc != SB_OK)
+                return rc;
+            *m = x.m;
+            m->why = x.why < N_WHY ? why_text[x.why] : NULL;
+            progress(S);
+        }
+    }
+    if (at == len)
+        return SB_OK;
+bad:
+    return sb_err_set(S->err, SB_EINVAL, "layer %d: the ranks' expert packs do not match the "
+                      "routing", l);
+}
+
+static int experts_job(struct state *S, int l)
+{
+    const size_t E = S->E;
+    uint64_t *cum = sb_malloc((E + 1) * sizeof *cum), lo = 0, hi = 0, n_all = 0;
+    uint8_t *mine = NULL;
+    void *all = NULL;
+    size_t len = 0;
+    int rc = SB_OK;
+    if (!cum)
+        rc = oom(S);
+    for (size_t e = 0; e < E && rc == SB_OK; e++)   /* +1: an expert without tokens still counts */
+        cum[e + 1] = (e ? cum[e] : 0) + routed(S, e) + 1;
+    if (rc == SB_OK) {
+        cum[0] = 0;
+        par_split(E, cum, par_rank(), par_size(), &lo, &hi);
+        rc = experts_mine(S, l, (size_t)lo, (size_t)hi, &mine, &len);
+    }
+    if (rc == SB_OK && par_fault("quant"))
+        rc = sb_err_set(S->err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", S->src->path);
+    if ((rc = par_agree(rc, S->err)) == SB_OK)
+        rc = par_allgather(mine, len, &all, &n_all, NULL, S->err);
+    if ((rc = par_agree(rc, S->err)) == SB_OK)
+        rc = experts_take(S, l, all, (size_t)n_all);
+    sb_free(cum);
+    sb_free(mine);
+    sb_free(all);
+    return rc;
 }
 
 /* ---- one layer ------------------------------------------------------------------ */
@@ -422,7 +632,7 @@ static int do_layer(struct state *S, int l)
     /* FFN */
     if (!vfy_model_mat(S->vm, l, VFY_ROLE_ROUTER, -1, &ref)) {
         if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, -1, NULL, NULL, N,
-                            false)))
+                            false, NULL)))
             return rc;
     } else {
         const size_t E = S->E, K = S->K;
@@ -432,22 +642,17 @@ static int do_layer(struct state *S, int l)
             vfy_layer_route(S->ctx, l, S->xn, m, S->sel + i0 * K, S->selw + i0 * K);
         }
         memset(S->A, 0, N * dim * sizeof *S->A);
-        for (size_t e = 0; e < E; e++) {
-            size_t n = 0;
-            for (size_t t = 0; t < N; t++)
-                for (size_t k = 0; k < K; k++)
-                    if (S->sel[t * K + k] == (int)e) {
-                        S->idx[n] = (int)t;
-                        S->wt[n] = S->selw[t * K + k];
-                        n++;
-                    }
+        if (par_size() > 1 && (rc = experts_job(S, l)))
+            return rc;
+        for (size_t e = 0; e < E && par_size() == 1; e++) {
+            const size_t n = routed(S, e);
             S->rep->expert_tokens[(size_t)l * E + e] = n;
             if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
-                                S->wt, n, false)))
+                                S->wt, n, false, NULL)))
                 return rc;
         }
         if ((rc = ffn_block(S, l, VFY_ROLE_SH_GATE, VFY_ROLE_SH_UP, VFY_ROLE_SH_DOWN, -1, NULL,
-                            NULL, N, true)))
+                            NULL, N, true, NULL)))
             return rc;
     }
     for (size_t i = 0; i < N * dim; i++)

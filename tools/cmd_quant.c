@@ -17,6 +17,7 @@
 #include "cvt_quant.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "par_comm.h"
 #include "rpt_report.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
@@ -247,7 +248,9 @@ int cmd_quant(int argc, char **argv)
             else if (!strcmp(optarg, "rtn"))
                 qo.method = CVT_QUANT_RTN;
             else {
-                fprintf(stderr, "subbit quant: --method expects gptq or rtn, got '%s'\n", optarg);
+                if (par_rank() == 0)
+                    fprintf(stderr, "subbit quant: --method expects gptq or rtn, got '%s'\n",
+                            optarg);
                 goto usage_fail;
             }
             break;
@@ -375,7 +378,7 @@ int cmd_quant(int argc, char **argv)
     if (!json)
         report_text(out, &qo, R, nt);
     rc = CLI_OK;
-    if (report) {
+    if (report && par_rank() == 0) {   /* an MPI job's page: rank 0's */
         const cJSON *docs[1] = { doc };
         if (rpt_render(docs, NULL, 1, report, qo.conv.out_flags & FMT_OUT_FORCE, &err) != SB_OK)
             rc = cli_fail("quant", &err);

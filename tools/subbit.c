@@ -8,7 +8,7 @@
 static const struct cli_cmd commands[] = {
     { "inspect", cmd_inspect, false, "list a model's architecture, tensors, sizes and bits/param" },
     { "convert", cmd_convert, true, "re-encode a model and/or change its container" },
-    { "quant", cmd_quant, false, "calibrated quantization: GPTQ, each MoE expert on its routed tokens" },
+    { "quant", cmd_quant, true, "calibrated quantization: GPTQ, each MoE expert on its routed tokens" },
     { "mem", cmd_mem, false, "estimate the memory a model needs, from headers alone" },
     { "ppl", cmd_ppl, true, "perplexity of a model on a text, with a stated protocol" },
     { "verify", cmd_verify, true, "compare a model against a reference: dPPL, KLD, top-1 (CI gate)" },

@@ -82,7 +82,11 @@ void cvt_quant_opts_init(struct cvt_quant_opts *o);
  *  cvt_convert), calibrated on the windows of plan (token ids; each window is
  *  run from position 0, so a window must fit the model's context).
  *  @return SB_OK and *rep (cvt_quant_report_free); on failure nothing is left
- *  at out_path and *rep is NULL. */
+ *  at out_path and *rep is NULL. In an MPI job (par_comm.h) it is collective:
+ *  layers stay in order and every rank runs the dense matrices itself; each
+ *  layer's experts are split across ranks (balanced by routed tokens), their
+ *  outputs gathered and added in expert order; then cvt_convert's job writes.
+ *  File and report equal one process's (timings aside). */
 int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const char *out_path,
               const struct cvt_quant_opts *o, struct cvt_quant_report **rep, struct sb_err *err);
 void cvt_quant_report_free(struct cvt_quant_report *rep);
