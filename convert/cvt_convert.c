@@ -669,6 +669,57 @@ static int stream_tensor(struct stream *s, size_t i, struct sb_err *err)
     return encode_tensor(s, i, err);
 }
 
+/* ---- the memory cap ------------------------------------------------------------- */
+
+/* Row blocks sized to the cap: the f32 block, its encoded copy and (--stats)
+ * its decoded copy are each at most a sixteenth of what the cap leaves. */
+static uint64_t cap_block_elems(uint64_t cap)
+{
+    const uint64_t left = cap > CVT_MEM_FIXED ? cap - CVT_MEM_FIXED : 0;
+    uint64_t b = left / 16 / sizeof(float);
+    return b < 4096 ? 4096 : b > CVT_BLOCK_ELEMS ? CVT_BLOCK_ELEMS : b;
+}
+
+/* Bytes resident while plan entry i is converted: its source pages (mapped,
+ * released after it), three row blocks, and what must be whole: a
+ * variable-length code's ternary symbols and encoding bound, or the whole
+ * output where the writer takes it only whole. */
+static uint64_t tensor_need(const struct plan *p, size_t i, bool streams)
+{
+    const struct cvt_target *t = &p->lay->t[i];
+    const struct cvt_decision *d = &p->rep->d[i];
+    const struct qnt_type *qt = qnt_type_get(d->to);
+    uint64_t rows = 0, cols = 0;
+    sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
+    uint64_t per = block_elems(p->o) / (cols ? cols : 1);
+    per = per < 1 ? 1 : per > rows ? rows : per;
+    uint64_t need = CVT_MEM_FIXED + d->in_bytes + 3 * per * cols * sizeof(float);
+    if (qt && (qt->flags & QNT_T_VARLEN))
+        need += rows * qnt_tern_row_bytes((size_t)cols) +
+                qt->encode_bound((size_t)rows, (size_t)cols);
+    else if (!streams || !qnt_type_row_bytes(d->to, (size_t)cols, &p->out[i].qp))
+        need += p->out[i].nbytes;
+    return need;
+}
+
+/* every tensor's need against o->max_memory; w: the writer (NULL: one that streams) */
+static int cap_check(const struct plan *p, const struct fmt_writer *w, const char *out_path,
+                     struct sb_err *err)
+{
+    const uint64_t cap = p->o->max_memory;
+    for (size_t i = 0; cap && i < p->lay->n; i++) {
+        const uint64_t need = tensor_need(p, i, !w || fmt_writer_streams(w, i));
+        if (need > cap)
+            return sb_err_set(err, SB_ENOMEM, "%s: tensor '%s' needs %llu MiB resident (%s, "
+                              "%llu MiB of source), above --max-memory %llu MiB", out_path,
+                              p->lay->t[i].name, (unsigned long long)(need >> 20),
+                              sb_dtype_name(p->rep->d[i].to),
+                              (unsigned long long)(p->rep->d[i].in_bytes >> 20),
+                              (unsigned long long)(cap >> 20));
+    }
+    return SB_OK;
+}
+
 /* ---- write: metadata, the writer, every tensor, commit --------------------------- */
 
 /* The destination's metadata in wo: GGUF kv (fmt_gguf_kv_build plus the file
@@ -929,8 +980,8 @@ static int convert_job(struct plan *p, struct stream *s, const char *out_path,
     if (r == SB_OK && rank == 0 &&
         (r = write_meta(p, out_path, wo, kv, n_kv, config, ts, err)) == SB_OK)
         r = fmt_writer_open(&w, p->cont, out_path, p->out, n, wo, err);
-    if (r == SB_OK)
-        r = job_share(p, &lo, &hi, err);
+    if (r == SB_OK && (r = job_share(p, &lo, &hi, err)) == SB_OK)
+        r = cap_check(p, NULL, out_path, err);
     if ((r = par_agree(r, err)) != SB_OK)
         goto out;
     r = job_encode(s, &sw, out_path, lo, hi, err);
@@ -1005,15 +1056,29 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     int r;
     memset(&s, 0, sizeof s);
     memset(&ts, 0, sizeof ts);
+    struct cvt_opts capped;
+    if (o->max_memory && !o->block_elems) {   /* row blocks that fit the cap */
+        capped = *o;
+        capped.block_elems = cap_block_elems(o->max_memory);
+        o = &capped;
+    }
     if ((r = plan_make(&p, src, out_path, o, err)) != SB_OK || o->dry_run)
         goto done;
+    /* GGUF's stacked expert tensors went past the cap (66 MiB resident under 48 MiB
+     * on a 75 MiB MoE): refused rather than promised */
+    if (o->max_memory && p.cont == FMT_CONT_GGUF) {
+        r = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
+                       "yet (write .subbit or safetensors under a cap)", out_path);
+        goto done;
+    }
     if (par_size() > 1) {
         s.p = &p;
         r = convert_job(&p, &s, out_path, &wo, &kv, &n_kv, &config, &ts, err);
         goto done;
     }
     if ((r = write_meta(&p, out_path, &wo, &kv, &n_kv, &config, &ts, err)) != SB_OK ||
-        (r = fmt_writer_open(&s.w, p.cont, out_path, p.out, p.lay->n, &wo, err)) != SB_OK)
+        (r = fmt_writer_open(&s.w, p.cont, out_path, p.out, p.lay->n, &wo, err)) != SB_OK ||
+        (r = cap_check(&p, s.w, out_path, err)) != SB_OK)
         goto done;
     s.p = &p;
     uint64_t written = 0;

@@ -22,6 +22,8 @@ static const char usage[] =
     CLI_CONV_USAGE
     "      --dry-run           print every decision and the output size; write nothing\n"
     "      --stats             per-tensor error: RMSE, SQNR dB, max abs error\n"
+    "      --max-memory SIZE   hold at most SIZE resident (e.g. 512M): row blocks sized to\n"
+    "                          it; a tensor that cannot fit fails before anything is written\n"
     "  -h, --help              this text\n";
 
 static void shape_str(const struct cvt_decision *d, char *buf, size_t len)
@@ -35,10 +37,11 @@ static void shape_str(const struct cvt_decision *d, char *buf, size_t len)
 
 int cmd_convert(int argc, char **argv)
 {
-    enum { O_DRY = 256, O_STATS };
+    enum { O_DRY = 256, O_STATS, O_MAXMEM };
     static const struct option opts[] = {
         CLI_CONV_LONGOPTS,
         { "dry-run", no_argument, 0, O_DRY }, { "stats", no_argument, 0, O_STATS },
+        { "max-memory", required_argument, 0, O_MAXMEM },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     struct cvt_opts co;
@@ -57,6 +60,10 @@ int cmd_convert(int argc, char **argv)
         switch (c) {
         case O_DRY: co.dry_run = true; break;
         case O_STATS: co.stats = true; break;
+        case O_MAXMEM:
+            if (!cli_parse_size("convert", "--max-memory", optarg, &co.max_memory))
+                goto usage_fail;
+            break;
         case 'h': fputs(usage, stdout); cli_conv_release(&cc); return CLI_OK;
         default: goto usage_fail;
         }
