@@ -16,7 +16,7 @@ function(subbit_layer name)
     target_link_libraries(${name}_layer PRIVATE ${d}_layer)
   endforeach()
   target_link_libraries(${name}_layer PRIVATE ${L_LIBS})
-  if(NOT SUBBIT_SANITIZE)   # the sanitizer runtime is the executable's
+  if(NOT SUBBIT_SANITIZE AND NOT SUBBIT_FUZZ)   # the sanitizer runtime is the executable's
     target_link_options(${name}_layer PRIVATE -Wl,--no-undefined)
   endif()
 endfunction()

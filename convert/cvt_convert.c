@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -265,8 +266,8 @@ static int kv_set_u32(struct fmt_kv **kv, size_t *n, const char *key, uint32_t v
  *    HF -> GGUF gives back the original tokenizer.ggml.scores; subbit's reader
  *    prefers it to tokenizer.json in a folder that has both (fmt_st_read.c). */
 struct tok_side {
-    char dir[128];
-    char path[3][160];
+    struct fmt_outdir dir;    /* $TMPDIR/subbit-tok.subbit-tmp-PID-XXXXXX: Ctrl-C removes it */
+    char *path[3];
     const char **list;        /* side files for the writer */
     size_t n;
 };
@@ -274,10 +275,9 @@ struct tok_side {
 static void tok_side_release(struct tok_side *ts)
 {
     for (int i = 0; i < 3; i++)
-        if (ts->path[i][0])
-            unlink(ts->path[i]);
-    if (ts->dir[0])
-        rmdir(ts->dir);
+        sb_free(ts->path[i]);
+    if (ts->dir.tmp)
+        fmt_outdir_abort(&ts->dir); /* the folder and the files in it */
     sb_free(ts->list);
     memset(ts, 0, sizeof *ts);
 }
@@ -308,16 +308,15 @@ static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const
     for (size_t i = 0; i < src->n_side_files; i++)
         ts->list[ts->n++] = src->side_files[i];
     const char *tmp = getenv("TMPDIR");
-    snprintf(ts->dir, sizeof ts->dir, "%s/subbit-tok-XXXXXX",
-             tmp && strlen(tmp) < 100 ? tmp : "/tmp");
-    if (!mkdtemp(ts->dir)) {
-        ts->dir[0] = '\0';
-        return sb_err_set(err, SB_EIO, "%s: cannot make a temp folder", out_path);
-    }
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%s/subbit-tok", tmp && *tmp && strlen(tmp) < 4000 ? tmp : "/tmp");
+    if ((r = fmt_outdir_open(&ts->dir, base, FMT_OUT_FORCE, err)) != SB_OK)
+        return r;
     for (int i = 0; i < 3; i++) {
         if (!need[i])
             continue;
-        snprintf(ts->path[i], sizeof ts->path[i], "%s/%s", ts->dir, names[i]);
+        if (!(ts->path[i] = fmt_outdir_file(&ts->dir, names[i])))
+            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
         struct sb_err e = { 0 };
         if (i == 0)
             r = fmt_l2c_write_tokenizer(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
@@ -325,15 +324,10 @@ static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const
             r = fmt_hftok_write_json(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
         else
             r = fmt_hftok_write_config(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
-        if (r == SB_EUNSUPPORTED && i > 0) {
-            /* a piece JSON cannot hold (not UTF-8): tokenizer.bin alone carries it */
-            ts->path[i][0] = '\0';
-            continue;
-        }
-        if (r != SB_OK) {
-            ts->path[i][0] = '\0';
+        if (r == SB_EUNSUPPORTED && i > 0)
+            continue; /* a piece JSON cannot hold (not UTF-8): tokenizer.bin alone carries it */
+        if (r != SB_OK)
             return sb_err_set(err, r, "%s", e.msg);
-        }
         ts->list[ts->n++] = ts->path[i];
     }
     return SB_OK;
@@ -368,6 +362,8 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
     p->cont = fmt_container_from_path(out_path);
     if ((r = cvt_layout_plan(src, p->cont, &p->lay, err)) != SB_OK)
         return r;
+    if (p->lay->n == 0)   /* a header "{}", an index with an empty weight_map */
+        return sb_err_set(err, SB_EFORMAT, "%s: holds no tensors; nothing to convert", src->path);
     const size_t n = p->lay->n;
     p->rep = sb_calloc(1, sizeof *p->rep);
     p->out = sb_calloc(n ? n : 1, sizeof *p->out);
@@ -476,17 +472,32 @@ static int oom(const struct stream *s, uint64_t bytes, struct sb_err *err)
                       s->p->src->path, (unsigned long long)bytes);
 }
 
+/* A target that is one whole source tensor, unpermuted. */
+static bool whole_source(const struct plan *p, const struct cvt_target *t)
+{
+    const struct fmt_tensor *s0 = &p->src->tensors[t->pieces[0].src];
+    uint64_t rows = 0, cols = 0;
+    sb_shape_rows_cols(s0->shape, s0->ndim, &rows, &cols);
+    return t->n_pieces == 1 && t->perm == CVT_PERM_NONE && t->pieces[0].row0 == 0 &&
+           t->pieces[0].nrows == rows;
+}
+
 /* The source bytes as they are (an unchanged encoding): straight from the map
  * when the target is one whole source tensor, else gathered (renamed, stacked
- * or permuted rows). */
+ * or permuted rows). A variable-length blob (sub1, sub1-qmoe) goes only whole:
+ * its rows are not byte ranges (stream_tensor re-encodes the others). */
 static int copy_tensor(struct stream *s, size_t i, struct sb_err *err)
 {
     const struct plan *p = s->p;
     const struct cvt_target *t = &p->lay->t[i];
     const struct fmt_tensor *s0 = &p->src->tensors[t->pieces[0].src];
+    struct cvt_decision *d = &p->rep->d[i];
     const uint64_t nbytes = p->out[i].nbytes;
-    if (t->n_pieces == 1 && t->perm == CVT_PERM_NONE && t->pieces[0].row0 == 0 &&
-        s0->nbytes == nbytes)
+    if (sb_dtype_get(d->to)->flags & SB_DT_VARLEN) {
+        d->out_bytes = s0->nbytes;   /* known now */
+        return fmt_writer_put(s->w, i, s0->data, s0->nbytes, err);
+    }
+    if (whole_source(p, t) && s0->nbytes == nbytes)
         return fmt_writer_put(s->w, i, s0->data, nbytes, err);
     void *out = abuf_get(&s->out, nbytes);
     int r;
@@ -656,6 +667,10 @@ static int stream_tensor(struct stream *s, size_t i, struct sb_err *err)
     bool same = d->to == d->from;
     for (size_t k = 1; k < t->n_pieces; k++)
         same = same && p->src->tensors[t->pieces[k].src].dtype == d->from;
+    /* a variable-length blob's rows are not byte ranges: unless it goes whole,
+     * it is decoded and coded again, which is exact for ternary weights */
+    if ((sb_dtype_get(d->to)->flags & SB_DT_VARLEN) && !whole_source(p, t))
+        same = false;
     /* unchanged bytes are copied (--stats has nothing to compare when the
      * encoding cannot be decoded) */
     if (same && (!p->o->stats || !qnt_type_can_decode(d->from)))

@@ -8,6 +8,7 @@
 #include "sb_math.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,7 +297,9 @@ int cvt_synth(const struct cvt_synth_opts *o, const char *out_dir, struct sb_err
     char *config = NULL;
     float *f = NULL;
     void *out = NULL;
-    char tokdir[64] = "", tokpath[96] = "";
+    struct fmt_outdir tokdir;           /* $TMPDIR/subbit-synth.subbit-tmp-PID-XXXXXX */
+    char *tokpath = NULL;
+    memset(&tokdir, 0, sizeof tokdir);
     if (v.oom || !(plan = sb_calloc(v.n, sizeof *plan)) || !(config = config_json(o))) {
         r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_dir);
         goto done;
@@ -320,13 +323,15 @@ int cvt_synth(const struct cvt_synth_opts *o, const char *out_dir, struct sb_err
         total += plan[i].nbytes;
     }
     const char *tmp = getenv("TMPDIR");
-    snprintf(tokdir, sizeof tokdir, "%s/subbit-synth-XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    if (!mkdtemp(tokdir)) {
-        r = sb_err_set(err, SB_EIO, "synth: cannot make a temp folder: %s", strerror(errno));
-        tokdir[0] = '\0';
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%s/subbit-synth",
+             tmp && *tmp && strlen(tmp) < 4000 ? tmp : "/tmp");
+    if ((r = fmt_outdir_open(&tokdir, base, FMT_OUT_FORCE, err)) != SB_OK)
+        goto done;
+    if (!(tokpath = fmt_outdir_file(&tokdir, "tokenizer.json"))) {
+        r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_dir);
         goto done;
     }
-    snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", tokdir);
     if (o->vocab >= 258 && (r = write_tokenizer_json(tokpath, err)) != SB_OK)
         goto done;
     const char *side[1] = { tokpath };
@@ -384,10 +389,9 @@ int cvt_synth(const struct cvt_synth_opts *o, const char *out_dir, struct sb_err
 done:
     if (w)
         fmt_writer_abort(w);
-    if (tokpath[0])
-        unlink(tokpath);
-    if (tokdir[0])
-        rmdir(tokdir);
+    sb_free(tokpath);
+    if (tokdir.tmp)
+        fmt_outdir_abort(&tokdir); /* the folder and the tokenizer in it */
     sb_free(v.s);
     sb_free(plan);
     sb_free(config);

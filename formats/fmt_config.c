@@ -12,6 +12,7 @@
 #include "fmt_buf_impl.h"
 #include "fmt_model.h"
 #include "sb_alloc.h"
+#include "sb_math.h"
 
 /* ---- parsing ---------------------------------------------------------------- */
 
@@ -124,7 +125,7 @@ static int parse_root(struct fmt_config *c, const cJSON *root)
         cJSON_ArrayForEach(e, mol)
         {
             if (cJSON_IsNumber(e))
-                c->mlp_only_layers[c->n_mlp_only_layers++] = (long)e->valuedouble;
+                c->mlp_only_layers[c->n_mlp_only_layers++] = (long)sb_f64_to_i64(e->valuedouble);
         }
     }
     const cJSON *lt = item(root, "layer_types");
@@ -176,7 +177,8 @@ void fmt_config_free(struct fmt_config *c)
 
 static int num_or(const struct fmt_cfg_val *v, int dflt)
 {
-    return v->kind == FMT_CFG_NUMBER ? (int)v->num : dflt;
+    /* no UB for a number past INT_MAX (or NaN): sb_f64_to_i32 saturates */
+    return v->kind == FMT_CFG_NUMBER ? sb_f64_to_i32(v->num) : dflt;
 }
 
 static double real_or(const struct fmt_cfg_val *v, double dflt)
@@ -236,7 +238,7 @@ int fmt_arch_from_config(struct fmt_arch *a, const struct fmt_config *c, const c
     a->bos_id = num_or(&c->bos_token_id, -1);
     /* eos_token_id: a number, or a list whose first entry is the one we use */
     a->eos_id = c->eos_token_id.kind == FMT_CFG_NUMBER || c->eos_token_id.first_num
-                    ? (int)c->eos_token_id.num : -1;
+                    ? sb_f64_to_i32(c->eos_token_id.num) : -1;
     if (a->kind == FMT_ARCH_MIXTRAL) {
         a->n_experts = num_or(&c->num_local_experts, 8);
         a->n_experts_used = num_or(&c->num_experts_per_tok, 2);

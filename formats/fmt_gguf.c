@@ -3,6 +3,7 @@
  * metadata keys; never the contents of a block. */
 #include "fmt_gguf.h"
 #include "fmt_map.h"
+#include "fmt_strset_impl.h"
 #include "fmt_writer.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
@@ -58,50 +59,6 @@ int32_t fmt_gguf_llama_token_type(const struct fmt_vocab *v, uint32_t id)
     if (id < v->n_tokens && is_byte_token(v->tokens[id], v->lens[id]))
         return 6;
     return 1;
-}
-
-/* ---- a set of strings (duplicate keys and tensor names) ----------------- */
-
-struct strset {
-    const char **slot;     /* borrowed strings */
-    size_t cap;            /* power of two */
-};
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
-static int strset_init(struct strset *s, size_t n)
-{
-    s->cap = 16;
-    while (s->cap < 2 * n + 1)
-        s->cap *= 2;
-    s->slot = sb_calloc(s->cap, sizeof *s->slot);
-    return s->slot ? 0 : -1;
-}
-
-/* 1 if str was present already, 0 if it was added. The set is sized for all
- * adds at init, so it never fills. */
-static int strset_add(struct strset *s, const char *str)
-{
-    size_t i = (size_t)hash_str(str) & (s->cap - 1);
-    while (s->slot[i]) {
-        if (!strcmp(s->slot[i], str))
-            return 1;
-        i = (i + 1) & (s->cap - 1);
-    }
-    s->slot[i] = str;
-    return 0;
-}
-
-static void strset_release(struct strset *s)
-{
-    sb_free(s->slot);
-    s->slot = NULL;
 }
 
 /* ---- reading: a cursor over the mapping or over pread'd windows --------- */
@@ -269,15 +226,57 @@ static int rd_value(struct rd *r, struct fmt_kv *kv, struct sb_err *err)
         kv->n = n;
         return SB_OK;
     }
-    /* strings: n is bounded by the bytes left / 8, so these fit */
+    /* strings: n is bounded by the bytes left / 8, so these fit. The bytes go
+     * into one block (arr_owned), one NUL after each: memory stays a small
+     * multiple of the file's, however many strings (16M empty strings are a
+     * 128 MiB file, and once took 16M allocations). */
     kv->strs = sb_calloc(n ? (size_t)n : 1, sizeof *kv->strs);
     kv->lens = sb_calloc(n ? (size_t)n : 1, sizeof *kv->lens);
     if (!kv->strs || !kv->lens)
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", r->path);
-    kv->n = n;
+    size_t cap = 4096, used = 0;
+    char *a = sb_malloc(cap);
+    if (!a)
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", r->path);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len;
+        if ((rc = rd_u64(r, &len, "array string", err)))
+            break;
+        if (len > FMT_GGUF_MAX_STRING || len > rd_left(r)) {
+            rc = sb_err_set(err, SB_EFORMAT, "%s: key '%s': array string %" PRIu64 " at byte %"
+                            PRIu64 " is %" PRIu64 " bytes long, %s", r->path, kv->key, i,
+                            r->pos - 8, len, len > FMT_GGUF_MAX_STRING ? "over the 1 GiB limit"
+                            : "past end of file");
+            break;
+        }
+        if (len + 1 > cap - used) { /* len + 1 <= the file's size: no overflow */
+            size_t nc = cap;
+            while (len + 1 > nc - used)
+                nc *= 2;
+            char *a2 = sb_realloc(a, nc);
+            if (!a2) {
+                rc = sb_err_set(err, SB_ENOMEM, "%s: out of memory", r->path);
+                break;
+            }
+            a = a2;
+            cap = nc;
+        }
+        if ((rc = rd_bytes(r, a + used, len, "array string", err)))
+            break;
+        a[used + len] = '\0';
+        kv->strs[i] = (char *)(uintptr_t)used; /* an offset until the block stops moving */
+        kv->lens[i] = len;
+        used += (size_t)len + 1;
+    }
+    if (rc) {
+        sb_free(a);
+        memset(kv->strs, 0, (n ? (size_t)n : 1) * sizeof *kv->strs);
+        return rc;
+    }
     for (uint64_t i = 0; i < n; i++)
-        if ((rc = rd_string(r, &kv->strs[i], &kv->lens[i], "array string", err)))
-            return rc;
+        kv->strs[i] = a + (uintptr_t)kv->strs[i];
+    kv->arr_owned = a;
+    kv->n = n;
     return SB_OK;
 }
 
@@ -487,22 +486,28 @@ static int fill_vocab(struct fmt_model *m, struct sb_err *err)
                           " i32 values", m->path, n);
     struct fmt_vocab *v = &m->vocab;
     v->kind = FMT_VOCAB_SPM;
-    size_t cnt = n ? n : 1;
+    size_t cnt = n ? n : 1, total = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (tok->lens[i] > UINT32_MAX)
+            return sb_err_set(err, SB_EFORMAT, "%s: token %" PRIu32 " too long", m->path, i);
+        total += (size_t)tok->lens[i] + 1; /* bounded by the file's size */
+    }
     v->tokens = sb_calloc(cnt, sizeof *v->tokens);
     v->lens = sb_calloc(cnt, sizeof *v->lens);
+    v->arena = sb_malloc(total);   /* all tokens in one block, as in the kv */
+    v->arena_len = total;
     if (sc)
         v->scores = sb_malloc(cnt * sizeof *v->scores);
     if (ty)
         v->types = sb_malloc(cnt * sizeof *v->types);
-    if (!v->tokens || !v->lens || (sc && !v->scores) || (ty && !v->types))
+    if (!v->tokens || !v->lens || !v->arena || (sc && !v->scores) || (ty && !v->types))
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", m->path);
-    v->n_tokens = n;   /* set now so fmt_vocab_release frees what follows */
+    v->n_tokens = n;
+    char *a = v->arena;
     for (uint32_t i = 0; i < n; i++) {
-        if (tok->lens[i] > UINT32_MAX)
-            return sb_err_set(err, SB_EFORMAT, "%s: token %" PRIu32 " too long", m->path, i);
-        if (!(v->tokens[i] = sb_malloc((size_t)tok->lens[i] + 1)))
-            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", m->path);
-        memcpy(v->tokens[i], tok->strs[i], (size_t)tok->lens[i] + 1);
+        memcpy(a, tok->strs[i], (size_t)tok->lens[i] + 1);
+        v->tokens[i] = a;
+        a += tok->lens[i] + 1;
         v->lens[i] = (uint32_t)tok->lens[i];
         if (v->lens[i] > v->max_token_len)
             v->max_token_len = v->lens[i];
@@ -538,7 +543,7 @@ static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
     uint32_t version;
     uint64_t n_tensors, n_kv;
     const char *path = r->path;
-    struct strset seen = { 0 };
+    struct fmt_strset seen = { 0 };
 
     if (r->size < 4)
         return sb_err_set(err, SB_EFORMAT, "%s: not a GGUF file (%" PRIu64 " bytes)", path,
@@ -572,7 +577,7 @@ static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
 
     /* key/value pairs */
     if (!(m->kv = sb_calloc(n_kv ? (size_t)n_kv : 1, sizeof *m->kv)) ||
-        strset_init(&seen, (size_t)n_kv) != 0)
+        fmt_strset_init(&seen, (size_t)n_kv) != 0)
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     uint32_t alignment = FMT_GGUF_DEFAULT_ALIGNMENT;
     for (uint64_t k = 0; k < n_kv; k++) {
@@ -586,7 +591,7 @@ static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
                             klen ? "NUL in" : "empty", at);
             goto out;
         }
-        if (strset_add(&seen, kv->key)) {
+        if (fmt_strset_add(&seen, kv->key)) {
             rc = sb_err_set(err, SB_EFORMAT, "%s: duplicate key '%s'", path, kv->key);
             goto out;
         }
@@ -614,7 +619,7 @@ static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
             alignment = (uint32_t)kv->u;
         }
     }
-    strset_release(&seen);
+    fmt_strset_release(&seen);
     m->gguf_alignment = alignment;
 
     /* tensor infos */
@@ -625,7 +630,7 @@ static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
     }
     if (n_tensors &&
         (!(m->tensors = sb_calloc((size_t)n_tensors, sizeof *m->tensors)) ||
-         strset_init(&seen, (size_t)n_tensors) != 0)) {
+         fmt_strset_init(&seen, (size_t)n_tensors) != 0)) {
         rc = sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
         goto out;
     }
@@ -642,7 +647,7 @@ static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
                             FMT_GGUF_MAX_NAME);
             goto out;
         }
-        if (strset_add(&seen, t->name)) {
+        if (fmt_strset_add(&seen, t->name)) {
             rc = sb_err_set(err, SB_EFORMAT, "%s: duplicate tensor '%s'", path, t->name);
             goto out;
         }
@@ -688,7 +693,7 @@ static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
             goto out;
         }
     }
-    strset_release(&seen);
+    fmt_strset_release(&seen);
 
     /* data section: offsets in info order, back to back, each padded */
     uint64_t data_start, expect = 0;
@@ -732,7 +737,7 @@ static int read_header(struct fmt_model *m, struct rd *r, struct sb_err *err)
     }
     rc = SB_OK;
 out:
-    strset_release(&seen);
+    fmt_strset_release(&seen);
     return rc;
 }
 
@@ -980,9 +985,9 @@ static int has_key(const struct fmt_write_opts *o, const char *key)
 static int check_plan(struct gguf_writer *g, const char *path, const struct fmt_tensor *plan,
                       size_t n, struct sb_err *err)
 {
-    struct strset seen = { 0 };
+    struct fmt_strset seen = { 0 };
     int rc = SB_OK;
-    if (strset_init(&seen, n) != 0)
+    if (fmt_strset_init(&seen, n) != 0)
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < n && rc == SB_OK; i++) {
         const struct fmt_tensor *t = &plan[i];
@@ -991,7 +996,7 @@ static int check_plan(struct gguf_writer *g, const char *path, const struct fmt_
         if (len == 0 || len >= FMT_GGUF_MAX_NAME)
             rc = sb_err_set(err, SB_EINVAL, "%s: tensor name '%s' must be 1 to %d bytes", path,
                             t->name ? t->name : "", FMT_GGUF_MAX_NAME - 1);
-        else if (strset_add(&seen, t->name))
+        else if (fmt_strset_add(&seen, t->name))
             rc = sb_err_set(err, SB_EINVAL, "%s: duplicate tensor '%s'", path, t->name);
         else if (!d)
             rc = sb_err_set(err, SB_EINVAL, "%s: tensor '%s': bad encoding", path, t->name);
@@ -1013,7 +1018,7 @@ static int check_plan(struct gguf_writer *g, const char *path, const struct fmt_
         else if (!(g->names[i] = sb_strdup(t->name)))
             rc = sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     }
-    strset_release(&seen);
+    fmt_strset_release(&seen);
     return rc;
 }
 
@@ -1022,7 +1027,7 @@ int fmt_gguf_writer_open(struct fmt_writer **w, const char *path, const struct f
 {
     static const struct fmt_write_opts dflt;
     struct gguf_writer *g = NULL;
-    struct strset seen = { 0 };
+    struct fmt_strset seen = { 0 };
     int rc;
     *w = NULL;
     if (!o)
@@ -1040,17 +1045,17 @@ int fmt_gguf_writer_open(struct fmt_writer **w, const char *path, const struct f
         return sb_err_set(err, SB_EINVAL, "%s: alignment %" PRIu32 " is not a power of two",
                           path, alignment);
 
-    if (strset_init(&seen, o->n_kv) != 0)
+    if (fmt_strset_init(&seen, o->n_kv) != 0)
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < o->n_kv; i++) {
         if ((rc = check_kv(path, &o->kv[i], err)))
             goto fail_set;
-        if (strset_add(&seen, o->kv[i].key)) {
+        if (fmt_strset_add(&seen, o->kv[i].key)) {
             rc = sb_err_set(err, SB_EINVAL, "%s: duplicate key '%s'", path, o->kv[i].key);
             goto fail_set;
         }
     }
-    strset_release(&seen);
+    fmt_strset_release(&seen);
     /* keys the kv lacks, built from the config and the vocab (fmt_gguf_kv.c) */
     const struct fmt_arch *arch = o->arch && !has_key(o, "general.architecture") ? o->arch :
                                   NULL;
@@ -1122,7 +1127,7 @@ int fmt_gguf_writer_open(struct fmt_writer **w, const char *path, const struct f
     return SB_OK;
 
 fail_set:
-    strset_release(&seen);
+    fmt_strset_release(&seen);
     return rc;
 fail:
     gw_abort(&g->base);

@@ -98,26 +98,8 @@ static void kv_strs(struct kvbuf *b, const char *key, char *const *strs, const u
     struct fmt_kv *kv = kv_push(b, key, FMT_KV_ARRAY);
     if (!kv)
         return;
-    kv->arr_type = FMT_KV_STRING;
-    kv->strs = sb_calloc(n ? (size_t)n : 1, sizeof *kv->strs);
-    kv->lens = sb_calloc(n ? (size_t)n : 1, sizeof *kv->lens);
-    if (!kv->strs || !kv->lens) {
+    if (fmt_kv_set_strs(kv, strs, lens, n) != SB_OK) /* one block, not n */
         b->failed = 1;
-        return;
-    }
-    kv->n = n; /* so fmt_kv_release frees what was copied */
-    for (uint64_t i = 0; i < n; i++) {
-        size_t len = lens ? (size_t)lens[i] : strlen(strs[i]);
-        char *s = sb_malloc(len + 1);
-        if (!s) {
-            b->failed = 1;
-            return;
-        }
-        memcpy(s, strs[i], len);
-        s[len] = '\0';
-        kv->strs[i] = s;
-        kv->lens[i] = len;
-    }
 }
 
 static int kv_copy(struct kvbuf *b, const struct fmt_kv *s)

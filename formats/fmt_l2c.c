@@ -250,6 +250,7 @@ static int find_tokenizer(struct fmt_model *m, const char *path, const struct fm
     char alt[32];
     snprintf(alt, sizeof alt, "tok%" PRIu32 ".bin", n_tokens);
     const char *names[2] = { "tokenizer.bin", alt };
+    struct sb_err first = { 0 };   /* the first candidate's own error */
     for (int i = 0; i < 2; i++) {
         char *p = beside(path, names[i]);
         if (!p)
@@ -263,12 +264,18 @@ static int find_tokenizer(struct fmt_model *m, const char *path, const struct fm
                 sb_free(p);
                 return sb_err_set(err, SB_ENOMEM, "%s", e.msg);
             }
+            if (rc != SB_OK && !first.code)
+                first = e;
         }
         sb_free(p);
         if (rc == SB_OK)
             return SB_OK;
     }
-    return SB_OK;   /* none fits: no vocab */
+    /* none there: no vocab. One there but none fits: say why, rather than
+     * let ppl report a model without a tokenizer (or convert drop it). */
+    if (first.code)
+        return sb_err_set(err, first.code, "%s (use --tokenizer FILE)", first.msg);
+    return SB_OK;
 }
 
 int fmt_l2c_open_model(struct fmt_model *m, const char *path, const struct fmt_open_opts *o,

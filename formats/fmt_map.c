@@ -1,13 +1,56 @@
-/* fmt_map.c: mmap wrappers. */
+/* fmt_map.c: mmap wrappers, and a table of live mappings so that a SIGBUS
+ * (the file shrank under the mapping) can be traced to its file. */
 #include "fmt_map.h"
 #include "sb_alloc.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Live mappings, read by fmt_map_signal_path() in a signal handler: fixed
+ * storage, a slot is filled before it is marked used and marked free before
+ * its mapping goes. */
+#define N_MAP_SLOTS 1024
+static struct {
+    const uint8_t *start;
+    uint64_t len;
+    const char *path;
+    volatile sig_atomic_t used;
+} map_slot[N_MAP_SLOTS];
+
+static int map_slot_take(const struct fmt_map *m)
+{
+    for (int i = 0; i < N_MAP_SLOTS; i++) {
+        if (!__atomic_load_n(&map_slot[i].used, __ATOMIC_ACQUIRE)) {
+            int z = 0;
+            /* claim it (maps may be opened from several threads) */
+            if (!__atomic_compare_exchange_n(&map_slot[i].used, &z, 2, false, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE))
+                continue;
+            map_slot[i].start = m->data;
+            map_slot[i].len = m->size;
+            map_slot[i].path = m->path;
+            __atomic_store_n(&map_slot[i].used, 1, __ATOMIC_RELEASE);
+            return i;
+        }
+    }
+    return -1; /* full: a SIGBUS is then reported without the file's name */
+}
+
+const char *fmt_map_signal_path(const void *addr)
+{
+    const uint8_t *a = addr;
+    for (int i = 0; i < N_MAP_SLOTS; i++)
+        if (map_slot[i].used == 1 && a >= map_slot[i].start &&
+            (uint64_t)(a - map_slot[i].start) < map_slot[i].len)
+            return map_slot[i].path;
+    return NULL;
+}
 
 int fmt_map_open(struct fmt_map **out, const char *path, struct sb_err *err)
 {
@@ -31,6 +74,7 @@ int fmt_map_open(struct fmt_map **out, const char *path, struct sb_err *err)
         close(fd);
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     }
+    m->slot = -1;
     m->size = (uint64_t)st.st_size;
     if (m->size > 0) {
         void *p = mmap(NULL, (size_t)m->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -42,6 +86,7 @@ int fmt_map_open(struct fmt_map **out, const char *path, struct sb_err *err)
             return sb_err_set(err, SB_EIO, "%s: cannot map: %s", path, strerror(e));
         }
         m->data = p;
+        m->slot = map_slot_take(m);
     }
     close(fd);
     *out = m;
@@ -52,6 +97,8 @@ void fmt_map_close(struct fmt_map *m)
 {
     if (!m)
         return;
+    if (m->data && m->slot >= 0)
+        __atomic_store_n(&map_slot[m->slot].used, 0, __ATOMIC_RELEASE);
     if (m->data)
         munmap((void *)m->data, (size_t)m->size);
     sb_free(m->path);

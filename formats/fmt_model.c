@@ -5,8 +5,12 @@
 #include "fmt_hftok.h"
 #include "fmt_map.h"
 #include "sb_alloc.h"
+#include "sb_math.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,13 +32,37 @@ void fmt_kv_release(struct fmt_kv *kv)
         return;
     sb_free(kv->key);
     sb_free(kv->str);
-    sb_free(kv->arr_owned);
-    if (kv->strs)
+    if (kv->strs && !kv->arr_owned) /* else the strings live in arr_owned */
         for (uint64_t i = 0; i < kv->n; i++)
             sb_free(kv->strs[i]);
+    sb_free(kv->arr_owned);
     sb_free(kv->strs);
     sb_free(kv->lens);
     memset(kv, 0, sizeof *kv);
+}
+
+/* A token inside the one block of a reader that keeps them so (GGUF). */
+static bool in_arena(const struct fmt_vocab *v, const char *t)
+{
+    return v->arena && t >= v->arena && t < v->arena + v->arena_len;
+}
+
+int fmt_vocab_set_token(struct fmt_vocab *v, uint32_t i, const char *s, uint32_t len)
+{
+    if (!v->tokens || !v->lens || i >= v->n_tokens)
+        return SB_EINVAL;
+    char *t = sb_malloc((size_t)len + 1);
+    if (!t)
+        return SB_ENOMEM;
+    memcpy(t, s, len);
+    t[len] = '\0';
+    if (!in_arena(v, v->tokens[i]))
+        sb_free(v->tokens[i]);
+    v->tokens[i] = t;
+    v->lens[i] = len;
+    if (len > v->max_token_len)
+        v->max_token_len = len;
+    return SB_OK;
 }
 
 void fmt_vocab_release(struct fmt_vocab *v)
@@ -43,7 +71,9 @@ void fmt_vocab_release(struct fmt_vocab *v)
         return;
     if (v->tokens)
         for (uint32_t i = 0; i < v->n_tokens; i++)
-            sb_free(v->tokens[i]);
+            if (!in_arena(v, v->tokens[i]))
+                sb_free(v->tokens[i]);
+    sb_free(v->arena);
     sb_free(v->tokens);
     sb_free(v->lens);
     sb_free(v->scores);
@@ -143,36 +173,95 @@ const char *fmt_container_name(enum fmt_container c)
     }
 }
 
+int fmt_kv_set_strs(struct fmt_kv *kv, char *const *strs, const uint64_t *lens, uint64_t n)
+{
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < n; i++)
+        if (sb_add_u64(total, (lens ? lens[i] : strlen(strs[i])) + 1, &total))
+            return SB_ENOMEM;
+    if (n > SIZE_MAX / sizeof(char *) || total > SIZE_MAX)
+        return SB_ENOMEM;
+    kv->type = FMT_KV_ARRAY;
+    kv->arr_type = FMT_KV_STRING;
+    kv->strs = sb_malloc(n ? (size_t)n * sizeof *kv->strs : 1);
+    kv->lens = sb_malloc(n ? (size_t)n * sizeof *kv->lens : 1);
+    char *a = kv->arr_owned = sb_malloc(total ? (size_t)total : 1);
+    if (!kv->strs || !kv->lens || !a) {
+        sb_free(kv->strs);
+        sb_free(kv->lens);
+        sb_free(kv->arr_owned);
+        kv->strs = NULL;
+        kv->lens = NULL;
+        kv->arr_owned = NULL;
+        return SB_ENOMEM;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        size_t len = lens ? (size_t)lens[i] : strlen(strs[i]);
+        memcpy(a, strs[i], len);
+        a[len] = '\0';
+        kv->strs[i] = a;
+        kv->lens[i] = len;
+        a += len + 1;
+    }
+    kv->n = n;
+    return SB_OK;
+}
+
 int fmt_read_file(const char *path, char **out, size_t *len, struct sb_err *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return sb_err_set(err, SB_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return sb_err_set(err, SB_EIO, "%s: cannot seek", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return sb_err_set(err, SB_EIO, "%s: cannot stat: %s", path, strerror(e));
     }
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return sb_err_set(err, SB_EIO, "%s: cannot read", path);
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return sb_err_set(err, SB_EIO, "%s: is a directory", path);
     }
-    char *buf = sb_malloc((size_t)n + 1);
-    if (!buf) {
-        fclose(f);
+    /* the size is a hint: pipes have none, and a file may change while read */
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX - 1
+                     ? (size_t)st.st_size + 1 : 65536;
+    size_t n = 0;
+    char *buf = sb_malloc(cap);
+    int rc = SB_OK;
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *b2 = cap < SIZE_MAX / 2 ? sb_realloc(buf, cap * 2) : NULL;
+            if (!b2) {
+                sb_free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b2;
+            cap *= 2;
+        }
+        ssize_t k = read(fd, buf + n, cap - 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            rc = sb_err_set(err, SB_EIO, "%s: read failed: %s", path, strerror(errno));
+            break;
+        }
+        if (k == 0)
+            break;
+        n += (size_t)k;
+    }
+    close(fd);
+    if (!buf)
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    if (rc) {
         sb_free(buf);
-        fclose(f);
-        return sb_err_set(err, SB_EIO, "%s: read failed", path);
+        return rc;
     }
-    fclose(f);
     buf[n] = '\0';
     *out = buf;
     if (len)
-        *len = (size_t)n;
+        *len = n;
     return SB_OK;
 }
 

@@ -1,5 +1,7 @@
 /* fmt_out.c: atomic outputs: temp file/folder beside the target, fsync,
- * rename, fsync of the parent folder (redis rdbSave, git lockfile). */
+ * rename, fsync of the parent folder (redis rdbSave, git lockfile). Temps are
+ * named TARGET.subbit-tmp-PID-XXXXXX, so that one whose writer is gone (kill -9,
+ * power loss) can be told from one being written and removed later. */
 #define _GNU_SOURCE 1 /* sync_file_range */
 #include "fmt_out.h"
 #include "sb_alloc.h"
@@ -15,6 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 /* The write buffer. Full buffers start at a multiple of OUT_BUF in the file, so
  * on Linux they go out with O_DIRECT: straight from this buffer to the disk,
@@ -54,16 +59,180 @@ static void slot_drop(int slot)
         slot_kind[slot] = 0;
 }
 
+/* Empty folder path and remove it, with system calls only (async-signal-safe:
+ * no opendir, which allocates). Our temp folders are flat. */
+static void rm_flat_signal_safe(const char *path)
+{
+#ifdef __linux__
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[4096] __attribute__((aligned(8)));
+        for (;;) {
+            long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+            if (n <= 0)
+                break;
+            for (long off = 0; off < n;) {
+                /* struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, name */
+                unsigned short reclen;
+                memcpy(&reclen, buf + off + 16, sizeof reclen);
+                const char *name = buf + off + 19;
+                if (strcmp(name, ".") && strcmp(name, "..") && unlinkat(fd, name, 0) != 0)
+                    unlinkat(fd, name, AT_REMOVEDIR);
+                off += reclen;
+            }
+        }
+        close(fd);
+    }
+#endif
+    rmdir(path);
+}
+
 void fmt_out_signal_cleanup(void)
 {
-    /* files first (newest first), then folders: a folder is empty once its
-     * files are gone, because every file in it was written through fmt_out */
+    /* files first (newest first), then folders with whatever was committed
+     * inside them */
     for (int i = N_SLOTS - 1; i >= 0; i--)
         if (slot_kind[i] == 1)
             unlink(slot_path[i]);
     for (int i = N_SLOTS - 1; i >= 0; i--)
         if (slot_kind[i] == 2)
-            rmdir(slot_path[i]);
+            rm_flat_signal_safe(slot_path[i]);
+}
+
+static volatile sig_atomic_t merging, deferred_sig;
+
+int fmt_out_signal_defer(int sig)
+{
+    if (!merging)
+        return 0;
+    deferred_sig = sig;
+    return 1;
+}
+
+/* A signal that came while files moved is acted on once they are in place. */
+static void raise_deferred(void)
+{
+    int sig = deferred_sig;
+    if (sig) {
+        deferred_sig = 0;
+        raise(sig);
+    }
+}
+
+int fmt_out_temp_register(const char *path, bool folder)
+{
+    return slot_take(path, folder ? 2 : 1);
+}
+
+void fmt_out_temp_unregister(int slot)
+{
+    slot_drop(slot);
+}
+
+/* ---- what happened to files that were there before ------------------------ */
+
+static fmt_out_notice_fn notice_fn;
+static void *notice_ctx;
+
+void fmt_out_set_notice(fmt_out_notice_fn fn, void *ctx)
+{
+    notice_fn = fn;
+    notice_ctx = ctx;
+}
+
+static void notice(enum fmt_out_event ev, const char *path)
+{
+    if (notice_fn)
+        notice_fn(notice_ctx, ev, path);
+}
+
+/* ---- temp names ------------------------------------------------------------ */
+
+#define TMP_MARK ".subbit-tmp-"
+
+int fmt_out_temp_name(char *buf, size_t cap, const char *base)
+{
+    int n = snprintf(buf, cap, "%s" TMP_MARK "%ld-XXXXXX", base, (long)getpid());
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+long fmt_out_temp_owner(const char *name, size_t *base_len)
+{
+    /* the last TMP_MARK, then decimal digits, '-', six characters of mkstemp's set */
+    const char *m = NULL;
+    for (const char *p = strstr(name, TMP_MARK); p; p = strstr(p + 1, TMP_MARK))
+        m = p;
+    if (!m || m == name)
+        return 0;
+    const char *d = m + strlen(TMP_MARK);
+    long pid = 0;
+    const char *q = d;
+    while (*q >= '0' && *q <= '9' && q - d < 10)
+        pid = pid * 10 + (*q++ - '0');
+    if (q == d || *q != '-' || pid <= 0 || strlen(q + 1) != 6)
+        return 0;
+    for (const char *c = q + 1; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            return 0;
+    if (base_len)
+        *base_len = (size_t)(m - name);
+    return pid;
+}
+
+/* The writer is gone: no process has that id (one that reuses it keeps the
+ * temp, which is the safe side). */
+static bool owner_gone(long pid)
+{
+    return pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static void rm_tree(const char *path);
+
+/* Remove stale temps in folder dir: those named BASE.subbit-tmp-PID-XXXXXX
+ * (BASE = base if given, else any BASE starting with prefix, if given) whose
+ * writer is gone. Each is reported to cb (or the notice hook). */
+static int sweep(const char *dir, const char *base, const char *prefix, bool dry_run,
+                 fmt_out_notice_fn cb, void *ctx, struct sb_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return err ? sb_err_set(err, SB_EIO, "%s: cannot read folder: %s", dir, strerror(errno))
+                   : SB_EIO;
+    struct dirent *e;
+    char p[PATH_MAX];
+    while ((e = readdir(d)) != NULL) {
+        size_t bl;
+        long pid = fmt_out_temp_owner(e->d_name, &bl);
+        if (!pid)
+            continue;
+        if (base && (strlen(base) != bl || strncmp(e->d_name, base, bl)))
+            continue;
+        if (prefix && strncmp(e->d_name, prefix, strlen(prefix)))
+            continue;
+        if (!owner_gone(pid))
+            continue;
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= sizeof p)
+            continue;
+        if (!dry_run) {
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_tree(p);
+            else
+                unlink(p);
+        }
+        if (cb)
+            cb(ctx, FMT_OUT_STALE_REMOVED, p);
+        else
+            notice(FMT_OUT_STALE_REMOVED, p);
+    }
+    closedir(d);
+    return SB_OK;
+}
+
+int fmt_out_clean(const char *dir, const char *prefix, bool dry_run, fmt_out_notice_fn cb,
+                  void *ctx, struct sb_err *err)
+{
+    return sweep(dir, NULL, prefix, dry_run, cb, ctx, err);
 }
 
 static char *dir_of(const char *path)
@@ -96,6 +265,17 @@ static int exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+/* Stale temps of this same target (an earlier run killed mid-write) go first. */
+static void sweep_beside(const char *path)
+{
+    char *d = dir_of(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (d && *base)
+        sweep(d, base, NULL, false, NULL, NULL, NULL);
+    sb_free(d);
+}
+
 int fmt_out_open(struct fmt_out *o, const char *path, unsigned flags, struct sb_err *err)
 {
     memset(o, 0, sizeof *o);
@@ -104,16 +284,17 @@ int fmt_out_open(struct fmt_out *o, const char *path, unsigned flags, struct sb_
     o->slot = -1;
     if (!(flags & FMT_OUT_FORCE) && exists(path))
         return sb_err_set(err, SB_EIO, "%s: already exists (use --force to replace it)", path);
-    size_t n = strlen(path);
+    size_t n = strlen(path) + sizeof TMP_MARK + 32;
     o->path = sb_strdup(path);
-    o->tmp = sb_malloc(n + 16);
+    o->tmp = sb_malloc(n);
     o->dfd = -1;
     o->buf = sb_malloc_align(DIO_ALIGN, OUT_BUF);
     if (!o->path || !o->tmp || !o->buf) {
         fmt_out_abort(o);
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     }
-    snprintf(o->tmp, n + 16, "%s.tmp-XXXXXX", path);
+    sweep_beside(path);
+    fmt_out_temp_name(o->tmp, n, path);
     o->fd = mkstemp(o->tmp);
     if (o->fd < 0) {
         int e = errno;
@@ -402,7 +583,8 @@ static void release(struct fmt_out *o)
     if (o->path && o->dfd >= 0)
         close(o->dfd);
     o->fd = o->dfd = -1;
-    slot_drop(o->slot);
+    if (o->tmp) /* a zeroed struct holds slot 0 of nobody's */
+        slot_drop(o->slot);
     o->slot = -1;
     sb_free(o->path);
     sb_free(o->tmp);
@@ -482,12 +664,20 @@ int fmt_outdir_open(struct fmt_outdir *d, const char *path, unsigned flags, stru
     while (n > 1 && path[n - 1] == '/')
         n--;
     d->path = sb_strndup(path, n);
-    d->tmp = sb_malloc(n + 16);
+    d->tmp = sb_malloc(n + sizeof TMP_MARK + 32);
     if (!d->path || !d->tmp) {
         fmt_outdir_abort(d);
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     }
-    snprintf(d->tmp, n + 16, "%s.tmp-XXXXXX", d->path);
+    struct stat st;
+    if ((flags & FMT_OUT_FORCE) && lstat(d->path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        sb_free(d->tmp); /* not made yet: nothing to remove */
+        d->tmp = NULL;
+        fmt_outdir_abort(d);
+        return sb_err_set(err, SB_EIO, "%s: exists and is not a folder (not replaced)", path);
+    }
+    sweep_beside(d->path);
+    fmt_out_temp_name(d->tmp, n + sizeof TMP_MARK + 32, d->path);
     if (!mkdtemp(d->tmp)) {
         int e = errno;
         sb_free(d->tmp);
@@ -510,6 +700,144 @@ char *fmt_outdir_file(const struct fmt_outdir *d, const char *name)
     return p;
 }
 
+/* A model file a folder output writes: a previous model's copy that the new
+ * output does not replace would describe another model (a stale index or
+ * shard), so --force removes it; no other file of the folder is touched. */
+static bool is_model_file(const char *name)
+{
+    unsigned a, b;
+    int end = 0;
+    if (!strcmp(name, "model.safetensors") || !strcmp(name, "model.safetensors.index.json"))
+        return true;
+    return sscanf(name, "model-%5u-of-%5u.safetensors%n", &a, &b, &end) == 2 &&
+           end == (int)strlen(name) && strlen(name) == 32;
+}
+
+struct name_list {
+    char **v;
+    size_t n, cap;
+};
+
+static void names_free(struct name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        sb_free(l->v[i]);
+    sb_free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int names_read(struct name_list *l, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return SB_EIO;
+    struct dirent *e;
+    int r = SB_OK;
+    while (r == SB_OK && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? 2 * l->cap : 16;
+            char **v = sb_realloc(l->v, cap * sizeof *v);
+            if (!v) {
+                r = SB_ENOMEM;
+                break;
+            }
+            l->v = v;
+            l->cap = cap;
+        }
+        if (!(l->v[l->n] = sb_strdup(e->d_name)))
+            r = SB_ENOMEM;
+        else
+            l->n++;
+    }
+    closedir(d);
+    if (r == SB_OK && l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, cmp_str); /* messages in a stable order */
+    return r;
+}
+
+static bool names_has(const struct name_list *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], name))
+            return true;
+    return false;
+}
+
+/* Model files sort before the index and config, so that a reader never sees
+ * an index naming shards that are not there yet. */
+static int merge_rank(const char *name)
+{
+    return is_model_file(name) && strcmp(name, "model.safetensors.index.json") ? 0
+           : !strcmp(name, "model.safetensors.index.json")                     ? 1
+                                                                                : 2;
+}
+
+/* --force onto an existing folder: move each new file over its old copy (one
+ * atomic rename each), then remove the previous model's files the new output
+ * does not have. Everything else in the folder stays. Ctrl-C is held off
+ * while files move (fmt_out_signal_defer), so the folder ends up whole. */
+static int outdir_merge(struct fmt_outdir *d, struct sb_err *err)
+{
+    struct name_list nw = { 0 }, old = { 0 };
+    char src[PATH_MAX], dst[PATH_MAX];
+    int r = names_read(&nw, d->tmp);
+    if (r == SB_OK)
+        r = names_read(&old, d->path);
+    if (r != SB_OK) {
+        names_free(&nw);
+        names_free(&old);
+        return sb_err_set(err, r, "%s: cannot read folder: %s", d->path,
+                          r == SB_ENOMEM ? "out of memory" : strerror(errno));
+    }
+    /* refuse before anything moves: a folder where a file goes */
+    for (size_t i = 0; i < nw.n; i++) {
+        struct stat st;
+        if ((size_t)snprintf(dst, sizeof dst, "%s/%s", d->path, nw.v[i]) >= sizeof dst) {
+            r = sb_err_set(err, SB_EIO, "%s: path too long", d->path);
+            goto out;
+        }
+        if (lstat(dst, &st) == 0 && S_ISDIR(st.st_mode)) {
+            r = sb_err_set(err, SB_EIO, "%s: is a folder, not replaced by a file", dst);
+            goto out;
+        }
+    }
+    merging = 1;
+    for (int rank = 0; rank < 3 && r == SB_OK; rank++) {
+        for (size_t i = 0; i < nw.n && r == SB_OK; i++) {
+            if (merge_rank(nw.v[i]) != rank)
+                continue;
+            snprintf(src, sizeof src, "%s/%s", d->tmp, nw.v[i]);
+            snprintf(dst, sizeof dst, "%s/%s", d->path, nw.v[i]);
+            bool had = names_has(&old, nw.v[i]);
+            if (rename(src, dst) != 0)
+                r = sb_err_set(err, SB_EIO, "%s: cannot rename into place: %s", dst,
+                               strerror(errno));
+            else if (had)
+                notice(FMT_OUT_REPLACED, dst);
+        }
+    }
+    for (size_t i = 0; i < old.n && r == SB_OK; i++) {
+        if (!is_model_file(old.v[i]) || names_has(&nw, old.v[i]))
+            continue;
+        if ((size_t)snprintf(dst, sizeof dst, "%s/%s", d->path, old.v[i]) >= sizeof dst)
+            continue;
+        if (unlink(dst) == 0)
+            notice(FMT_OUT_REMOVED, dst);
+    }
+    merging = 0;
+out:
+    names_free(&nw);
+    names_free(&old);
+    return r;
+}
+
 int fmt_outdir_commit(struct fmt_outdir *d, struct sb_err *err)
 {
     int fd = open(d->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -517,46 +845,40 @@ int fmt_outdir_commit(struct fmt_outdir *d, struct sb_err *err)
         fsync(fd);
         close(fd);
     }
-    char *old = NULL;
-    if (exists(d->path)) {
+    struct stat st;
+    bool merge = false;
+    if (lstat(d->path, &st) == 0) {
         if (!(d->flags & FMT_OUT_FORCE)) {
             int r = sb_err_set(err, SB_EIO, "%s: already exists (use --force to replace it)",
                                d->path);
             fmt_outdir_abort(d);
             return r;
         }
-        struct stat st;
-        if (lstat(d->path, &st) == 0 && S_ISDIR(st.st_mode)) {
-            /* rename() cannot replace a non-empty folder: move the old aside */
-            size_t n = strlen(d->path) + 16;
-            old = sb_malloc(n);
-            if (!old) {
-                fmt_outdir_abort(d);
-                return sb_err_set(err, SB_ENOMEM, "%s: out of memory", d->path);
-            }
-            snprintf(old, n, "%s.old-XXXXXX", d->path);
-            if (!mkdtemp(old) || rename(d->path, old) != 0) {
-                int r = sb_err_set(err, SB_EIO, "%s: cannot replace: %s", d->path,
-                                   strerror(errno));
-                rmdir(old);
-                sb_free(old);
-                fmt_outdir_abort(d);
-                return r;
-            }
+        if (!S_ISDIR(st.st_mode)) {
+            int r = sb_err_set(err, SB_EIO, "%s: exists and is not a folder (not replaced)",
+                               d->path);
+            fmt_outdir_abort(d);
+            return r;
         }
+        merge = true;
     }
-    if (rename(d->tmp, d->path) != 0) {
-        int r = sb_err_set(err, SB_EIO, "%s: cannot rename into place: %s", d->path,
-                           strerror(errno));
-        if (old)
-            rename(old, d->path);
-        sb_free(old);
+    int r = merge ? outdir_merge(d, err) : SB_OK;
+    if (!merge && rename(d->tmp, d->path) != 0)
+        r = sb_err_set(err, SB_EIO, "%s: cannot rename into place: %s", d->path,
+                       strerror(errno));
+    if (r != SB_OK) {
         fmt_outdir_abort(d);
+        raise_deferred();
         return r;
     }
-    if (old) {
-        rm_tree(old);
-        sb_free(old);
+    if (merge) {
+        rm_tree(d->tmp);  /* empty now */
+        char *inner = sb_malloc(strlen(d->path) + 3);
+        if (inner) {      /* the target folder itself holds the renamed entries */
+            snprintf(inner, strlen(d->path) + 3, "%s/.", d->path);
+            fsync_dir(inner);
+            sb_free(inner);
+        }
     }
     fsync_dir(d->path);
     slot_drop(d->slot);
@@ -564,6 +886,7 @@ int fmt_outdir_commit(struct fmt_outdir *d, struct sb_err *err)
     sb_free(d->tmp);
     memset(d, 0, sizeof *d);
     d->slot = -1;
+    raise_deferred();
     return SB_OK;
 }
 
@@ -571,9 +894,10 @@ void fmt_outdir_abort(struct fmt_outdir *d)
 {
     if (!d)
         return;
-    if (d->tmp)
+    if (d->tmp) {
         rm_tree(d->tmp);
-    slot_drop(d->slot);
+        slot_drop(d->slot);
+    }
     sb_free(d->path);
     sb_free(d->tmp);
     memset(d, 0, sizeof *d);

@@ -7,6 +7,7 @@
 #include "fmt_config.h"
 #include "fmt_hftok.h"
 #include "fmt_map.h"
+#include "fmt_strset_impl.h"
 #include "fmt_writer.h"
 #include "sb_alloc.h"
 #include "sb_cpu.h"
@@ -372,7 +373,7 @@ static int vocab_from_json(struct fmt_vocab *v, const cJSON *o)
         cJSON_ArrayForEach(it, ty) {
             if (!cJSON_IsNumber(it))
                 return -1;
-            v->types[i++] = (int32_t)it->valuedouble;
+            v->types[i++] = sb_f64_to_i32(it->valuedouble);
         }
     return 0;
 }
@@ -402,6 +403,7 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
     struct fmt_map *map = NULL;
     cJSON *root = NULL;
     struct span *sp = NULL;
+    struct fmt_strset seen = { 0 };
     int r = fmt_map_open(&map, path, err);
     if (r)
         return r;
@@ -486,7 +488,8 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
     m->maps[0] = map;
     m->n_maps = 1;
     map = NULL;                         /* owned by the model from here */
-    if (nt > 0 && !(sp = sb_malloc((size_t)nt * sizeof *sp)))
+    if ((nt > 0 && !(sp = sb_malloc((size_t)nt * sizeof *sp))) ||
+        fmt_strset_init(&seen, nt > 0 ? (size_t)nt : 0) != 0)
         FAIL(SB_ENOMEM, "%s: out of memory", path);
     const cJSON *it;
     cJSON_ArrayForEach(it, tens) {
@@ -501,7 +504,7 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
         if (!cJSON_IsString(nm))
             FAIL(SB_EFORMAT, "%s: header: tensor %zu has no name", path, m->n_tensors);
         const char *name = nm->valuestring;
-        if (fmt_model_find(m, name))
+        if (fmt_strset_add(&seen, name)) /* names live in root until the end */
             FAIL(SB_EFORMAT, "%s: duplicate tensor '%s'", path, name);
         int dti = cJSON_IsString(dt) ? sb_dtype_from_name(dt->valuestring) : -1;
         if (dti < 0)
@@ -608,10 +611,12 @@ int fmt_sbc_open_model(struct fmt_model *m, const char *path, const struct fmt_o
                  sb_dtype_name(t->dtype));
     }
     sb_free(sp);
+    fmt_strset_release(&seen);
     cJSON_Delete(root);
     return SB_OK;
 fail:
     sb_free(sp);
+    fmt_strset_release(&seen);
     cJSON_Delete(root);
     fmt_map_close(map);
     return r;
@@ -775,18 +780,24 @@ int fmt_sbc_writer_open(struct fmt_writer **w, const char *path, const struct fm
     s->out.slot = -1;
     if (n && !(s->plan = sb_calloc(n, sizeof *s->plan)))
         goto oom;
+    struct fmt_strset seen = { 0 };
+    if (fmt_strset_init(&seen, n) != 0)
+        goto oom;
     for (size_t i = 0; i < n; i++) {
         s->plan[i] = plan[i];
         s->plan[i].data = NULL;
         s->plan[i].owned = NULL;
-        if (!(s->plan[i].name = sb_strdup(plan[i].name)))
+        if (!(s->plan[i].name = sb_strdup(plan[i].name))) {
+            fmt_strset_release(&seen);
             goto oom;
-        for (size_t k = 0; k < i; k++)
-            if (!strcmp(s->plan[k].name, plan[i].name)) {
-                sbc_free(s);
-                return sb_err_set(err, SB_EINVAL, "%s: duplicate tensor '%s'", path, plan[i].name);
-            }
+        }
+        if (fmt_strset_add(&seen, s->plan[i].name)) {
+            fmt_strset_release(&seen);
+            sbc_free(s);
+            return sb_err_set(err, SB_EINVAL, "%s: duplicate tensor '%s'", path, plan[i].name);
+        }
     }
+    fmt_strset_release(&seen);
     if (!(s->root = cJSON_CreateObject()))
         goto oom;
     cJSON_AddStringToObject(s->root, "format", "subbit");

@@ -166,7 +166,7 @@ static int json_uint(const cJSON *v, uint64_t *out)
     double d = v->valuedouble;
     if (d < 0)
         return -1;
-    if (d != (double)(uint64_t)d || d > MAX_JSON_INT)
+    if (d > MAX_JSON_INT || d != (double)(uint64_t)d) /* range first: (uint64_t)inf is UB */
         return -2;
     *out = (uint64_t)d;
     return 0;

@@ -76,28 +76,46 @@ float qnt_bf16_to_f32_ref(uint16_t h)
     return bits_f32((uint32_t)h << 16);
 }
 
+/* The array casts read their input with memcpy: tensor data mapped from a
+ * safetensors file starts wherever its header ends, so an f32 tensor may sit
+ * at an address = 2 (mod 4) (the SIMD kernels load unaligned and hand their
+ * tails to these loops). The compiler turns each memcpy into one load. */
+static float ld_f32(const float *p)
+{
+    float v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint16_t ld_u16(const uint16_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 void qnt_f32_to_f16_array_ref(const float *restrict x, uint16_t *restrict y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        y[i] = qnt_f32_to_f16_ref(x[i]);
+        y[i] = qnt_f32_to_f16_ref(ld_f32(x + i));
 }
 
 void qnt_f16_to_f32_array_ref(const uint16_t *restrict x, float *restrict y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        y[i] = qnt_f16_to_f32_ref(x[i]);
+        y[i] = qnt_f16_to_f32_ref(ld_u16(x + i));
 }
 
 void qnt_f32_to_bf16_array_ref(const float *restrict x, uint16_t *restrict y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        y[i] = qnt_f32_to_bf16_ref(x[i]);
+        y[i] = qnt_f32_to_bf16_ref(ld_f32(x + i));
 }
 
 void qnt_bf16_to_f32_array_ref(const uint16_t *restrict x, float *restrict y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        y[i] = qnt_bf16_to_f32_ref(x[i]);
+        y[i] = qnt_bf16_to_f32_ref(ld_u16(x + i));
 }
 
 static const struct qnt_cast_kernels kernels_ref = {

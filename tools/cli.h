@@ -26,6 +26,9 @@ struct cli_cmd {
 
 /* "subbit CMD: message" on stderr, one line. Returns CLI_ERR. */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "subbit CMD: message" on stderr, for what the user should know that is not
+ * an error (files an output replaced). */
+void cli_note(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "subbit CMD: warning: message" on stderr. */
 void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print err's message as "subbit CMD: msg"; returns CLI_ERR (CLI_INTERRUPTED for SB_EINTR). */
@@ -41,8 +44,12 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
 /* Sizes like 4096, 500M, 2G, 1.5GiB, 10MB (K/M/G/T powers of 1024; KB/MB/GB powers of 1000). */
 bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
 
-/* Install SIGINT/SIGTERM handlers that remove temp outputs and exit 130. */
+/* Install SIGINT/SIGTERM handlers that remove temp outputs and exit 130, a
+ * SIGBUS handler that names the input file that shrank and exits 1, and the
+ * notice hook that says on stderr which existing files an output replaced. */
 void cli_install_signals(void);
+/* Before a subcommand runs: its name for those messages, then the above. */
+void cli_start(const char *cmd);
 /* After the command's work: a signal still removes temp outputs and exits
  * 130, without the message (mpirun ends a job's ranks with SIGTERM once one
  * exits with an error, while the others leave MPI). */
@@ -88,5 +95,6 @@ int cmd_verify(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_clean(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /* cli_util.c: shared CLI plumbing (see cli.h). */
 #include "cli.h"
+#include "fmt_model.h"
 #include "fmt_out.h"
 #include "par_comm.h"
 
@@ -17,29 +18,41 @@
 #include <omp.h>
 #endif
 
+/* "subbit CMD: " + the message with control bytes escaped (it may quote names
+ * from a file) + newline, on stderr */
+static void vsay(const char *cmd, const char *what, const char *fmt, va_list ap)
+{
+    char raw[2048], esc[2048];
+    if (par_rank() != 0)   /* an MPI job's messages come from rank 0 */
+        return;
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    sb_escape(esc, sizeof esc, raw);
+    fprintf(stderr, "subbit %s: %s%s\n", cmd, what, esc);
+}
+
 int cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    if (par_rank() != 0)
-        return CLI_ERR;
-    fprintf(stderr, "subbit %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsay(cmd, "", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return CLI_ERR;
+}
+
+void cli_note(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(cmd, "", fmt, ap);
+    va_end(ap);
 }
 
 void cli_warn(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    if (par_rank() != 0)
-        return;
-    fprintf(stderr, "subbit %s: warning: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsay(cmd, "warning: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 int cli_fail(const char *cmd, const struct sb_err *err)
@@ -126,11 +139,40 @@ bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *o
     return false;
 }
 
+static const char *sig_cmd = "";
+
+/* write(2) of s with control bytes as \xNN: async-signal-safe */
+static void put_escaped(const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    char b[256];
+    size_t n = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (n + 4 > sizeof b) {
+            ssize_t w = write(2, b, n);
+            (void)w;
+            n = 0;
+        }
+        if (c < 0x20 || c == 0x7f) {
+            b[n++] = '\\';
+            b[n++] = 'x';
+            b[n++] = hex[c >> 4];
+            b[n++] = hex[c & 15];
+        } else {
+            b[n++] = (char)c;
+        }
+    }
+    ssize_t w = write(2, b, n);
+    (void)w;
+}
+
 static volatile sig_atomic_t signal_says = 1;   /* rank 0 (or one process) says it */
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    if (fmt_out_signal_defer(sig))
+        return; /* raised again once the files being moved are in place */
     fmt_out_signal_cleanup();
     static const char msg[] = "\nsubbit: interrupted; partial output removed\n";
     if (signal_says) {
@@ -138,6 +180,52 @@ static void on_signal(int sig)
         (void)w;
     }
     _exit(CLI_INTERRUPTED);
+}
+
+/* Reading a mapped input that another program truncated raises SIGBUS at the
+ * first page past the new end: name the file, remove temp outputs, exit 1. */
+static void put_raw(const char *s)
+{
+    ssize_t w = write(2, s, strlen(s));
+    (void)w;
+}
+
+/* Reading a mapped input that another program truncated raises SIGBUS at the
+ * first page past the new end: name the file, remove temp outputs, exit 1. */
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    const char *path = si ? fmt_map_signal_path(si->si_addr) : NULL;
+    fmt_out_signal_cleanup();
+    put_raw("subbit ");
+    put_escaped(sig_cmd);
+    put_raw(": ");
+    if (path) {
+        put_escaped(path);
+        put_raw(": changed while being read (truncated by another program?); "
+                "partial output removed\n");
+        _exit(CLI_ERR);
+    }
+    put_raw("bus error; partial output removed\n");
+    signal(sig, SIG_DFL); /* not one of our inputs: crash as the bug it is */
+    raise(sig);
+}
+
+static void on_notice(void *ctx, enum fmt_out_event ev, const char *path)
+{
+    const char *cmd = ctx;
+    if (ev == FMT_OUT_REPLACED)
+        cli_note(cmd, "replaced %s", path);
+    else if (ev == FMT_OUT_REMOVED)
+        cli_note(cmd, "removed %s (a weight file of the model it replaces)", path);
+    else
+        cli_note(cmd, "removed stale temp %s (its writer is gone)", path);
+}
+
+void cli_start(const char *cmd)
+{
+    sig_cmd = cmd;
+    cli_install_signals();
 }
 
 void cli_install_signals(void)
@@ -151,6 +239,17 @@ void cli_install_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+    fmt_out_set_notice(on_notice, (void *)sig_cmd);
+    /* fault injection for the CLI tests where no small file system can be
+     * mounted: the Nth write of every output fails with ENOSPC */
+    const char *f = getenv("SUBBIT_TEST_FAIL_WRITE_AFTER");
+    if (f && *f)
+        fmt_out_fail_write_after(strtol(f, NULL, 10));
 }
 
 void cli_signals_quiet(void)

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "fmt_model.h"
+#include "fmt_out.h"
 #include "sb_alloc.h"
 #include "vfy_mem.h"
 
@@ -129,17 +130,24 @@ static const char story[] =
     "for the dog's house. At last they found a kind old man who was looking for his dog. "
     "He was very happy and gave Lily a big hug. Lily smiled and went home to tell her mom.\n\n";
 
-static int write_text(char *path, size_t cap, uint64_t ctx)
+/* $TMPDIR/subbit-mem.subbit-tmp-PID-XXXXXX, registered so that Ctrl-C removes it
+ * (*slot; fmt_out_temp_unregister once unlinked) */
+static int write_text(char *path, size_t cap, uint64_t ctx, int *slot)
 {
     const char *tmp = getenv("TMPDIR");
-    snprintf(path, cap, "%s/subbit-mem-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%s/subbit-mem", tmp && *tmp && strlen(tmp) < 4000 ? tmp : "/tmp");
+    if (fmt_out_temp_name(path, cap, base) != 0)
+        return -1;
     int fd = mkstemp(path);
     if (fd < 0)
         return -1;
+    *slot = fmt_out_temp_register(path, false);
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
         unlink(path);
+        fmt_out_temp_unregister(*slot);
         return -1;
     }
     /* about 4 bytes a token or more: 8 bytes per context token covers a window */
@@ -148,6 +156,7 @@ static int write_text(char *path, size_t cap, uint64_t ctx)
         fputs(story, f);
     if (fclose(f) != 0) {
         unlink(path);
+        fmt_out_temp_unregister(*slot);
         return -1;
     }
     return 0;
@@ -372,12 +381,13 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
                    uint64_t *peak)
 {
     char self[PATH_MAX], tmp_text[PATH_MAX] = "", ctxs[32];
+    int slot = -1;
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0)
         return cli_error("mem", "/proc/self/exe: cannot read");
     self[n] = 0;
     if (!text) {
-        if (write_text(tmp_text, sizeof tmp_text, ctx) != 0)
+        if (write_text(tmp_text, sizeof tmp_text, ctx, &slot) != 0)
             return cli_error("mem", "cannot write a temporary text file");
         text = tmp_text;
     }
@@ -404,6 +414,7 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
     int r = vfy_mem_run_child(argv, NULL, NULL, peak, &status, &err);
     if (tmp_text[0])
         unlink(tmp_text);
+    fmt_out_temp_unregister(slot);
     if (r)
         return cli_fail("mem", &err);
     if (status != 0)

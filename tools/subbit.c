@@ -15,6 +15,7 @@ static const struct cli_cmd commands[] = {
     { "report", cmd_report, false, "one HTML page of charts from the other commands' --json output" },
     { "run", cmd_run, false, "generate text from a prompt" },
     { "synth", cmd_synth, false, "write a deterministic random model (for tests and benchmarks)" },
+    { "clean", cmd_clean, false, "remove temp files left by a subbit that was killed" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -84,7 +85,7 @@ int main(int argc, char **argv)
     } else {
         if (par_rank() != 0 && !freopen("/dev/null", "w", stdout))
             fclose(stdout);
-        cli_install_signals();
+        cli_start(c->name);
         rc = c->fn(argc - 1, argv + 1);
     }
     cli_signals_quiet();

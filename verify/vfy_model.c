@@ -385,6 +385,12 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
                           b.path);
     if (!m->has_arch || a->n_layers <= 0 || a->n_heads <= 0)
         return sb_err_set(err, SB_EFORMAT, "%s: no model configuration (layers and heads)", b.path);
+    /* every layer has tensors of its own: a layer count from a header is
+     * checked against them before anything is sized by it (a fuzzed GGUF
+     * asked for 14 GB of layer records) */
+    if ((size_t)a->n_layers > m->n_tensors)
+        return sb_err_set(err, SB_EFORMAT, "%s: the configuration says %d layers, but the model "
+                          "has %zu tensors", b.path, a->n_layers, m->n_tensors);
     if (te->ndim != 2)
         return sb_err_set(err, SB_EFORMAT, "%s: tensor '%s' is not 2-D", b.path, te->name);
     if (a->unimplemented[0])

@@ -56,7 +56,9 @@ struct fmt_kv {
     uint64_t len;
     /* FMT_KV_ARRAY: arr_type, n elements. Numeric arrays: arr points to n
      * packed little-endian elements of arr_type (owned or borrowed from the
-     * mapping — see arr_owned). String arrays: strs[n], lens[n] (owned). */
+     * mapping — see arr_owned). String arrays: strs[n], lens[n] (owned);
+     * the strings themselves are one block in arr_owned when that is set
+     * (fmt_kv_set_strs, the GGUF reader), else each is owned. */
     enum fmt_kv_type arr_type;
     uint64_t n;
     const void *arr;
@@ -135,6 +137,8 @@ struct fmt_vocab {
     bool add_bos;
     char *hf_json;            /* FMT_VOCAB_HF_JSON: tokenizer.json text (owned) */
     size_t hf_json_len;
+    char *arena;              /* if set, tokens point into this one block (owned) of */
+    size_t arena_len;         /* arena_len bytes, except those fmt_vocab_set_token made */
     struct fmt_hftok_file *hf;   /* the same, parsed once by the reader (owned; NULL when
                                     it did not parse: fmt_vocab_hftok says why) */
 };
@@ -212,6 +216,11 @@ const struct fmt_kv *fmt_model_find_kv(const struct fmt_model *m, const char *ke
 /*! fmt_model_params() : parameter count (elements) of all tensors. */
 uint64_t fmt_model_params(const struct fmt_model *m);
 
+/*! fmt_vocab_set_token() : token i := a copy of len bytes at s (the old one
+ *  freed, wherever it lives). @return SB_OK, SB_EINVAL (i out of range),
+ *  SB_ENOMEM (token i unchanged). */
+int fmt_vocab_set_token(struct fmt_vocab *v, uint32_t i, const char *s, uint32_t len);
+
 /*! fmt_kv_release() / fmt_vocab_release() : free the owned parts; zeroed structs fine. */
 void fmt_kv_release(struct fmt_kv *kv);
 void fmt_vocab_release(struct fmt_vocab *v);
@@ -228,6 +237,17 @@ const char *fmt_container_name(enum fmt_container c);
  *  @return SB_OK, or SB_EFORMAT naming `what` (the file) and the field. */
 int fmt_arch_from_hf_config(struct fmt_arch *arch, const char *json, size_t len,
                             const char *what, struct sb_err *err);
+
+/*! fmt_kv_set_strs() : make kv an array of the n strings strs (byte lengths
+ *  lens; NULL: strlen), copied into one block: memory stays proportional to
+ *  the bytes, however many strings. @return SB_OK or SB_ENOMEM (kv unchanged
+ *  but for its type fields). */
+int fmt_kv_set_strs(struct fmt_kv *kv, char *const *strs, const uint64_t *lens, uint64_t n);
+
+/*! fmt_map_signal_path() : the path of the live mapping (any model's file)
+ *  holding addr, or NULL. Async-signal-safe: for a SIGBUS handler (si_addr),
+ *  since reading a mapped file that another program truncated raises SIGBUS. */
+const char *fmt_map_signal_path(const void *addr);
 
 /*! fmt_read_file() : whole file into an owned NUL-terminated buffer (sb_free). */
 int fmt_read_file(const char *path, char **out, size_t *len, struct sb_err *err);

@@ -11,8 +11,16 @@
  * beside the target and renamed into place by fmt_outdir_commit(); the files
  * inside it are written with fmt_out too.
  *
- * Temp paths are registered in a fixed table so the CLI's SIGINT handler can
- * remove them with fmt_out_signal_cleanup() (async-signal-safe). */
+ * A folder output onto an existing folder (FMT_OUT_FORCE) replaces only the
+ * files it writes, and removes the previous model's weight files
+ * (model.safetensors, model-NNNNN-of-NNNNN.safetensors, the index) that it
+ * does not replace; every other file stays. The notice hook hears of each.
+ *
+ * Temps are named TARGET.subbit-tmp-PID-XXXXXX. Their paths are registered
+ * in a fixed table so the CLI's SIGINT handler can remove them with
+ * fmt_out_signal_cleanup() (async-signal-safe); one left by a writer that is
+ * gone (kill -9) is removed by the next output to the same target, or by
+ * fmt_out_clean(). */
 #ifndef FMT_OUT_H
 #define FMT_OUT_H
 
@@ -77,8 +85,9 @@ void fmt_out_abort(struct fmt_out *o);
 int fmt_outdir_open(struct fmt_outdir *d, const char *path, unsigned flags, struct sb_err *err);
 /*! fmt_outdir_file() : path of `name` inside the temp folder (sb_free it). */
 char *fmt_outdir_file(const struct fmt_outdir *d, const char *name);
-/*! fmt_outdir_commit() : fsync and rename the temp folder into place (an
- *  existing target is replaced only with FMT_OUT_FORCE). */
+/*! fmt_outdir_commit() : fsync and rename the temp folder into place. An
+ *  existing folder is written into only with FMT_OUT_FORCE, file by file (see
+ *  above); an existing file of that name is never replaced by a folder. */
 int fmt_outdir_commit(struct fmt_outdir *d, struct sb_err *err);
 /*! fmt_outdir_abort() : remove the temp folder and everything in it. */
 void fmt_outdir_abort(struct fmt_outdir *d);
@@ -87,8 +96,45 @@ void fmt_outdir_abort(struct fmt_outdir *d);
 int fmt_out_copy_file(const char *src, const char *dst, unsigned flags, struct sb_err *err);
 
 /*! fmt_out_signal_cleanup() : unlink every registered temp file and remove
- *  registered temp folders. Async-signal-safe: for SIGINT handlers only. */
+ *  registered temp folders with what is in them. Async-signal-safe: for
+ *  SIGINT handlers only. */
 void fmt_out_signal_cleanup(void);
+/*! fmt_out_signal_defer() : for the same handlers, first: 1 if files are
+ *  being moved into an existing folder right now; the signal is then raised
+ *  again once they are in place, and the handler should return. */
+int fmt_out_signal_defer(int sig);
+
+/*! fmt_out_temp_name() : "BASE.subbit-tmp-PID-XXXXXX" into buf (for mkstemp or
+ *  mkdtemp), so a temp made outside fmt_out is recognised as ours too.
+ *  @return 0, or -1 if cap is too small. */
+int fmt_out_temp_name(char *buf, size_t cap, const char *base);
+/*! fmt_out_temp_owner() : the PID in a temp name made by fmt_out_temp_name
+ *  (a file name, no folder), and *base_len = length of BASE; 0 if name
+ *  is not one. */
+long fmt_out_temp_owner(const char *name, size_t *base_len);
+/*! fmt_out_temp_register() : add a temp made outside fmt_out to the table
+ *  fmt_out_signal_cleanup() empties (folder: removed with its files).
+ *  @return a slot for fmt_out_temp_unregister(), or -1 if the table is full. */
+int fmt_out_temp_register(const char *path, bool folder);
+void fmt_out_temp_unregister(int slot);
+
+/* What happened to a file that was there before; for the CLI to say so. */
+enum fmt_out_event {
+    FMT_OUT_REPLACED,       /* replaced by a file of the new output (--force) */
+    FMT_OUT_REMOVED,        /* a previous model's weight file the new output does not have */
+    FMT_OUT_STALE_REMOVED   /* a temp whose writer is gone */
+};
+typedef void (*fmt_out_notice_fn)(void *ctx, enum fmt_out_event ev, const char *path);
+/*! fmt_out_set_notice() : process-wide hook told of each such file (NULL: none). */
+void fmt_out_set_notice(fmt_out_notice_fn fn, void *ctx);
+
+/*! fmt_out_clean() : remove the temps in folder dir whose writer is gone
+ *  (names from fmt_out_temp_name; only those starting with prefix if given),
+ *  folders with their contents; each goes to cb (FMT_OUT_STALE_REMOVED).
+ *  dry_run: report only. Temps of running writers, and every other file,
+ *  stay. @return SB_OK, or SB_EIO if dir cannot be read. */
+int fmt_out_clean(const char *dir, const char *prefix, bool dry_run, fmt_out_notice_fn cb,
+                  void *ctx, struct sb_err *err);
 
 /*! fmt_out_fail_write_after() : test hook: the write after the next n fails
  *  with ENOSPC; -1 turns it off. */

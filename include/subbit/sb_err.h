@@ -3,6 +3,8 @@
 #ifndef SB_ERR_H
 #define SB_ERR_H
 
+#include <stddef.h>
+
 enum sb_status {
     SB_OK = 0,
     SB_EIO = -1,          /* read/write/open failed */
@@ -13,7 +15,8 @@ enum sb_status {
     SB_EINTR = -6         /* interrupted by the user */
 };
 
-/* Zero-initialise; code 0 = no error. msg is one line, no trailing newline. */
+/* Zero-initialise; code 0 = no error. msg is one line, no trailing newline,
+ * no control bytes (sb_escape). */
 struct sb_err {
     int code;
     char msg[512];
@@ -25,6 +28,12 @@ struct sb_err {
  *  err may be NULL (the error is then only returned). */
 int sb_err_set(struct sb_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*! sb_escape() : src with every byte a terminal could act on written as \xNN
+ *  (C0 controls, DEL, C1 controls, bytes that are not well-formed UTF-8), into
+ *  dst (cap bytes, always NUL-terminated; truncated at a whole character).
+ *  @return the length written. sb_err_set() applies it to every message. */
+size_t sb_escape(char *dst, size_t cap, const char *src);
 
 /*! sb_err_clear() : forget a recorded error. */
 void sb_err_clear(struct sb_err *err);

@@ -22,6 +22,19 @@ static inline int sb_add_size(size_t a, size_t b, size_t *out)
 {
     return __builtin_add_overflow(a, b, out);
 }
+/* A number read from a file (JSON numbers are doubles) as an integer without
+ * undefined behaviour: out of range saturates, NaN gives 0, so the caller's
+ * range checks see a value that is plainly wrong, never a wrapped one. */
+static inline int32_t sb_f64_to_i32(double v)
+{
+    return v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN
+                                                                          : (int32_t)v;
+}
+static inline int64_t sb_f64_to_i64(double v)
+{
+    return v != v ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
+                      : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
+}
 /* Round x up to a multiple of a (a a power of two); 1 on overflow. */
 static inline int sb_align_u64(uint64_t x, uint64_t a, uint64_t *out)
 {

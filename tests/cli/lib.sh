@@ -4,6 +4,9 @@ set -u
 FIXTURES=${SUBBIT_FIXTURES:-${SUBBIT_FIXTURES_DEFAULT:-}}
 T=$(mktemp -d "${TMPDIR:-/tmp}/subbit-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
+trap 'exit 143' TERM INT HUP   # so that the EXIT trap runs (ctest's timeout sends TERM)
+# whatever subbit puts in $TMPDIR (tokenizer side files, texts) goes with $T
+export TMPDIR="$T"
 fails=0
 passes=0
 need_fixtures() {
@@ -27,7 +30,13 @@ expect_err_line() {
   if [ "$n" -ne 1 ] || ! grep -Eq "$1" "$T/err"; then bad "stderr not one line matching '$1':"; sed 's/^/  err: /' "$T/err" | head -5; else ok; fi
 }
 expect_no_file() {
-  if [ -e "$1" ] || ls "$1".tmp-* >/dev/null 2>&1; then bad "output or temp left: $1"; else ok; fi
+  if [ -e "$1" ] || ls "$1".subbit-tmp-* "$1".tmp-* >/dev/null 2>&1; then bad "output or temp left: $1"; else ok; fi
+}
+# expect_no_temps DIR: no temp of any output in DIR (nor in $TMPDIR)
+expect_no_temps() {
+  local left
+  left=$(find "$1" "$TMPDIR" -maxdepth 1 -name '*.subbit-tmp-*' 2>/dev/null)
+  if [ -n "$left" ]; then bad "temps left: $left"; else ok; fi
 }
 finish() {
   echo "$passes passed, $fails failed"

@@ -49,5 +49,5 @@ wait $pid
 rc=$?
 if [ $rc -eq 130 ] || [ $rc -eq 0 ]; then ok; else bad "Ctrl-C exit $rc"; fi
 if [ $rc -eq 130 ]; then expect_no_file "$T/big-f16"; fi
-ls "$T" | grep -q 'tmp-' && bad "temp files left: $(ls "$T")" || ok
+expect_no_temps "$T"
 finish

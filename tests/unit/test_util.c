@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,8 @@ static void rm_tree(const char *path)
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
                 continue;
             snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            if (is_dir(p))
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) /* never through a link */
                 rm_tree(p);
             else
                 unlink(p);
@@ -87,6 +89,38 @@ void test_tmpdir_cleanup(void)
     if (tmpdir[0])
         rm_tree(tmpdir);
     tmpdir[0] = '\0';
+}
+
+/* The runner's own folder: every test's test_tmpdir() and everything the
+ * programs they start put in $TMPDIR lands inside it, and it goes at the end
+ * whatever the tests did (a failed or killed test skips its own cleanup). */
+static char run_dir[4096];
+
+static void on_term(int sig)
+{
+    test_run_end();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void test_run_begin(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(run_dir, sizeof run_dir, "%s/subbit-test-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(run_dir)) {
+        perror("mkdtemp");
+        abort();
+    }
+    setenv("TMPDIR", run_dir, 1);
+    signal(SIGTERM, on_term); /* ctest's timeout */
+    signal(SIGINT, on_term);
+}
+
+void test_run_end(void)
+{
+    if (run_dir[0])
+        rm_tree(run_dir);
+    run_dir[0] = '\0';
 }
 
 uint64_t test_rand_u64(uint64_t *s)

@@ -64,6 +64,10 @@ const char *test_tmpdir(void);
 /* Path of name inside test_tmpdir(), static rotating buffer. */
 const char *test_tmpfile(const char *name);
 void test_tmpdir_cleanup(void);
+/* The runner's temp folder around all suites ($TMPDIR points into it while
+ * they run); test_run_end() removes it with everything in it. */
+void test_run_begin(void);
+void test_run_end(void);
 /* Deterministic pseudo-random numbers (splitmix64 seeded). */
 uint64_t test_rand_u64(uint64_t *state);
 void test_fill_normal(float *x, size_t n, uint64_t seed);   /* N(0,1) */

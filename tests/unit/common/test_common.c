@@ -3,6 +3,7 @@
  * allocator's fault injection. */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sb_alloc.h"
@@ -17,11 +18,51 @@ START_TEST(test_err_first_wins_one_line)
     ck_assert_int_eq(sb_err_set(&e, SB_EFORMAT, "%s: bad\nthing %d", "a.gguf", 7), SB_EFORMAT);
     ck_assert_int_eq(sb_err_set(&e, SB_EIO, "later"), SB_EIO); /* returned, not recorded */
     ck_assert_int_eq(e.code, SB_EFORMAT);
-    ck_assert_str_eq(e.msg, "a.gguf: bad thing 7"); /* newline folded: one line */
+    ck_assert_str_eq(e.msg, "a.gguf: bad\\x0athing 7"); /* newline escaped: one line */
     ck_assert_int_eq(sb_err_set(NULL, SB_ENOMEM, "x"), SB_ENOMEM);
     sb_err_clear(&e);
     ck_assert_int_eq(e.code, 0);
     ck_assert_str_eq(sb_status_name(SB_EUNSUPPORTED), "unsupported");
+}
+END_TEST
+
+/* Names quoted from files reach the terminal through error messages: every
+ * byte a terminal acts on comes out as \xNN (issue 12 item 5). Expected
+ * strings written by hand from the UTF-8 and ECMA-48 tables. */
+START_TEST(test_err_escapes_controls)
+{
+    static const struct { const char *in, *want; } cases[] = {
+        { "a\x1b[31mred\x07", "a\\x1b[31mred\\x07" },   /* ESC, BEL */
+        { "tab\there\r", "tab\\x09here\\x0d" },
+        { "del\x7f", "del\\x7f" },
+        { "caf\xc3\xa9 \xe2\x96\x81 \xf0\x9f\x99\x82", "caf\xc3\xa9 \xe2\x96\x81 \xf0\x9f\x99\x82" },
+        { "csi\xc2\x9b" "2J", "csi\\xc2\\x9b" "2J" },       /* U+009B: C1 CSI */
+        { "nbsp\xc2\xa0", "nbsp\xc2\xa0" },                /* U+00A0: printable */
+        { "lone\xff\x9b", "lone\\xff\\x9b" },               /* not UTF-8 */
+        { "over\xc0\xaf", "over\\xc0\\xaf" },               /* overlong '/' */
+        { "surr\xed\xa0\x80", "surr\\xed\\xa0\\x80" },     /* U+D800 */
+        { "cut\xe2\x96", "cut\\xe2\\x96" },                 /* truncated sequence */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct sb_err e = { 0 };
+        sb_err_set(&e, SB_EFORMAT, "%s: bad", cases[i].in);
+        char want[128];
+        snprintf(want, sizeof want, "%s: bad", cases[i].want);
+        ck_assert_msg(strcmp(e.msg, want) == 0, "case %zu: got '%s'", i, e.msg);
+    }
+    /* a long message is cut at a whole escape, never inside one */
+    char big[600];
+    memset(big, 0x1b, sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    struct sb_err e = { 0 };
+    sb_err_set(&e, SB_EIO, "%s", big);
+    size_t n = strlen(e.msg);
+    ck_assert_uint_eq(n % 4, 0);
+    ck_assert_uint_ge(n, sizeof e.msg - 4);
+    ck_assert_str_eq(e.msg + n - 4, "\\x1b");
+    char small[7];
+    ck_assert_uint_eq(sb_escape(small, sizeof small, "ab\x01" "cd"), 6);
+    ck_assert_str_eq(small, "ab\\x01");
 }
 END_TEST
 
@@ -145,5 +186,5 @@ START_TEST(test_alloc_fault_injection)
 END_TEST
 
 TEST_SUITE(common_common, 0, NULL, NULL,
-    TEST(test_err_first_wins_one_line), TEST(test_dtype_sizes), TEST(test_dtype_names),
-    TEST(test_checked_math), TEST(test_alloc_fault_injection))
+    TEST(test_err_first_wins_one_line), TEST(test_err_escapes_controls), TEST(test_dtype_sizes),
+    TEST(test_dtype_names), TEST(test_checked_math), TEST(test_alloc_fault_injection))

@@ -344,13 +344,17 @@ START_TEST(test_tokenizer_found_beside)
                            .unk_id = 0 };
     struct sb_err err = { 0 };
     struct fmt_model *m;
-    /* tokenizer.bin for another vocab size is passed over for tok5.bin */
+    /* a malformed tokenizer.bin and nothing else: its own error, not a model
+     * without a tokenizer (issue 12 item 11) */
     uint8_t b[256];
     size_t n = tok_bytes(b);
     ck_assert_int_eq(test_write_file(test_tmpfile("tokenizer.bin"), b, n - 11), 0);
-    ck_assert_int_eq(fmt_model_open(&m, p, NULL, &err), SB_OK);
-    ck_assert_int_eq(m->vocab.kind, FMT_VOCAB_NONE);
-    fmt_model_free(m);
+    ck_assert_int_eq(fmt_model_open(&m, p, NULL, &err), SB_EFORMAT);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(err.msg, "tokenizer.bin: token 4 ") && strstr(err.msg, "--tokenizer"),
+                  "%s", err.msg);
+    sb_err_clear(&err);
+    /* tokenizer.bin for another vocab size is passed over for tok5.bin */
     ck_assert_int_eq(fmt_l2c_write_tokenizer(&v, test_tmpfile("tok5.bin"), 0, &err), SB_OK);
     ck_assert_int_eq(fmt_model_open(&m, p, NULL, &err), SB_OK);
     ck_assert_int_eq(m->vocab.kind, FMT_VOCAB_SPM);
