@@ -228,6 +228,16 @@ int fmt_arch_from_config(struct fmt_arch *a, const struct fmt_config *c, const c
     a->head_dim = num_or(&c->head_dim, a->dim / a->n_heads);
     a->hidden_dim = num_or(&c->intermediate_size, 0);
     a->n_ctx = num_or(&c->max_position_embeddings, 2048);
+    /* given, they must be usable: never replaced by a default behind the user's back */
+    const struct {
+        const struct fmt_cfg_val *v;
+        const char *key;
+    } pos[] = { { &c->rms_norm_eps, "rms_norm_eps" }, { &c->rope_theta, "rope_theta" },
+                { &c->rope_parameters_theta, "rope_parameters.rope_theta" } };
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
+        if (pos[i].v->kind == FMT_CFG_NUMBER && !(pos[i].v->num > 0 && pos[i].v->num < 1e30))
+            return sb_err_set(err, SB_EFORMAT, "%s: %s %g is not a positive number", what,
+                              pos[i].key, pos[i].v->num);
     a->norm_eps = (float)real_or(&c->rms_norm_eps, 1e-6);
     a->rope_theta = (float)real_or(&c->rope_theta, 10000.0);
     a->rope_theta = (float)real_or(&c->rope_parameters_theta, a->rope_theta);

@@ -877,6 +877,7 @@ static int load_config(struct fmt_model *m, const char *cfg, struct sb_err *err)
      * still travels with the weights; has_arch says whether it was understood */
     m->has_arch = fmt_arch_from_config(&m->arch, m->config, cfg, &e2) == SB_OK;
     if (!m->has_arch) {
+        snprintf(m->arch_error, sizeof m->arch_error, "%s", e2.msg);
         memset(&m->arch, 0, sizeof m->arch);
         m->arch.bos_id = m->arch.eos_id = -1;
     }

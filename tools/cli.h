@@ -31,6 +31,9 @@ int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(print
 void cli_note(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "subbit CMD: warning: message" on stderr. */
 void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct vfy_model;
+/* the core's notes on configuration values it did not take as given, as warnings */
+void cli_model_notes(const char *cmd, const struct vfy_model *vm);
 /* Print err's message as "subbit CMD: msg"; returns CLI_ERR (CLI_INTERRUPTED for SB_EINTR). */
 int cli_fail(const char *cmd, const struct sb_err *err);
 /* Bad usage: "subbit CMD: msg" then the usage text, both to stderr; returns CLI_USAGE. */

@@ -3,6 +3,7 @@
 #include "fmt_model.h"
 #include "fmt_out.h"
 #include "par_comm.h"
+#include "vfy_model.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -53,6 +54,13 @@ void cli_warn(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     vsay(cmd, "warning: ", fmt, ap);
     va_end(ap);
+}
+
+void cli_model_notes(const char *cmd, const struct vfy_model *vm)
+{
+    const struct vfy_model_info *in = vfy_model_info(vm);
+    for (int i = 0; i < in->n_notes; i++)
+        cli_warn(cmd, "%s", in->notes[i]);
 }
 
 int cli_fail(const char *cmd, const struct sb_err *err)

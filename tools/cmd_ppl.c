@@ -132,6 +132,7 @@ int cmd_ppl(int argc, char **argv)
         rc = cli_fail("ppl", &err);
         goto out;
     }
+    cli_model_notes("ppl", vm);
     const struct vfy_model_info *mi = vfy_model_info(vm);
     if (text_path) {
         if (vfy_tok_new(&tok, &m->vocab, &err) != SB_OK) {
@@ -147,7 +148,9 @@ int cmd_ppl(int argc, char **argv)
     if (!ctx_given && mi->n_ctx_train > 0 && (size_t)mi->n_ctx_train < po.n_ctx)
         po.n_ctx = (size_t)mi->n_ctx_train;
     if (mi->n_ctx_train > 0 && po.n_ctx > (size_t)mi->n_ctx_train)
-        cli_warn("ppl", "--ctx %zu is above the model's context (%d)", po.n_ctx, mi->n_ctx_train);
+        cli_warn("ppl", "--ctx %zu is above the model's context (%d): using %zu "
+                 "(positions past %d were never trained)", po.n_ctx, mi->n_ctx_train, po.n_ctx,
+                 mi->n_ctx_train);
     if (text_path) {
         if (vfy_plan_from_text(&plan, tok, text, len, &po, &err) != SB_OK) {
             cli_error("ppl", "%s: %s", text_path, err.msg);
@@ -180,6 +183,10 @@ int cmd_ppl(int argc, char **argv)
     struct vfy_ppl_result r;
     int st = vfy_ppl_run(ctx, &plan, &hook, &r, &err);
     cli_progress_end(&prog);
+    if (st == SB_EFORMAT) {   /* non-finite logits: the model is at fault, so it is named */
+        rc = cli_error("ppl", "%s: %s", path, err.msg);
+        goto out;
+    }
     if (st != SB_OK) {
         rc = cli_fail("ppl", &err);
         goto out;

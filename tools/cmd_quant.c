@@ -323,6 +323,7 @@ int cmd_quant(int argc, char **argv)
         rc = cli_fail("quant", &err);
         goto done;
     }
+    cli_model_notes("quant", vm);
     const struct vfy_model_info *mi = vfy_model_info(vm);
     if (mi->n_ctx_train > 0 && calib_ctx > mi->n_ctx_train) {
         rc = cli_usage_error("quant", usage, "--calib-ctx %ld is above the model's context (%d)",

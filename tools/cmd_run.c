@@ -117,6 +117,7 @@ int cmd_run(int argc, char **argv)
         rc = cli_fail("run", &err);
         goto out;
     }
+    cli_model_notes("run", vm);
     const struct vfy_model_info *mi = vfy_model_info(vm);
     if (n_ids == 0) {
         rc = cli_error("run", "%s: the model has no BOS token; give a prompt", path);
@@ -127,6 +128,10 @@ int cmd_run(int argc, char **argv)
         n_ctx = 4096;
     if (ctx_n == 0 && n_ctx > n_ids + (size_t)n_gen)
         n_ctx = n_ids + (size_t)n_gen;
+    if (ctx_n > 0 && mi->n_ctx_train > 0 && n_ctx > (size_t)mi->n_ctx_train)
+        cli_warn("run", "--ctx %zu is above the model's context (%d): using %zu "
+                 "(positions past %d were never trained)", n_ctx, mi->n_ctx_train, n_ctx,
+                 mi->n_ctx_train);
     if (n_ids > n_ctx) {
         rc = cli_error("run", "prompt of %zu tokens does not fit the context of %zu", n_ids, n_ctx);
         goto out;

@@ -61,6 +61,7 @@ static int load(const char *path, const struct fmt_open_opts *oo, struct fmt_mod
     struct sb_err err = { 0 };
     if (fmt_model_open(m, path, oo, &err) != SB_OK || vfy_model_new(vm, *m, &err) != SB_OK)
         return cli_fail("verify", &err);
+    cli_model_notes("verify", *vm);
     return CLI_OK;
 }
 
@@ -182,8 +183,9 @@ int cmd_verify(int argc, char **argv)
     if (!ctx_given && ia->n_ctx_train > 0 && (size_t)ia->n_ctx_train < po.n_ctx)
         po.n_ctx = (size_t)ia->n_ctx_train;
     if (ia->n_ctx_train > 0 && po.n_ctx > (size_t)ia->n_ctx_train)
-        cli_warn("verify", "--ctx %zu is above the reference model's context (%d)", po.n_ctx,
-                 ia->n_ctx_train);
+        cli_warn("verify", "--ctx %zu is above the reference model's context "
+                 "(%d): using %zu (positions past %d were never trained)", po.n_ctx,
+                 ia->n_ctx_train, po.n_ctx, ia->n_ctx_train);
     if (vfy_plan_from_text(&plan, tok, text, len, &po, &err) != SB_OK) {
         cli_error("verify", "%s: %s", text_path, err.msg);
         goto out;
@@ -245,7 +247,10 @@ int cmd_verify(int argc, char **argv)
             cJSON_AddBoolToObject(g, "kld", !f_kld);
         if (min_top1 >= 0)
             cJSON_AddBoolToObject(g, "top1", !f_top1);
-        cJSON_AddBoolToObject(d, "pass", !failed);
+        cJSON *nf = cJSON_AddObjectToObject(d, "nonfinite_positions");
+        cJSON_AddNumberToObject(nf, "ref", (double)r.ref.n_nonfinite);
+        cJSON_AddNumberToObject(nf, "model", (double)r.model.n_nonfinite);
+        cJSON_AddBoolToObject(d, "pass", !failed && !fail.nonfinite);
     }
     if (json) {
         cli_print_json(report ? cJSON_Duplicate(d, 1) : d);   /* printing frees it */
@@ -274,7 +279,20 @@ int cmd_verify(int argc, char **argv)
         if (!json && !quiet)
             printf("report:        %s\n", report);
     }
-    if (failed) {
+    if (fail.nonfinite) {
+        /* a failure with or without a gate: exit 3 under one, an error without;
+         * one line naming the model(s) at fault */
+        char both[64] = "";
+        if (r.ref.n_nonfinite && r.model.n_nonfinite)
+            snprintf(both, sizeof both, " (and the reference at %zu)", r.ref.n_nonfinite);
+        const bool m_bad = r.model.n_nonfinite != 0;
+        if (par_rank() == 0)
+            fprintf(stderr, "subbit verify: %s: logits are not finite (NaN or inf) at %zu of "
+                    "%zu scored positions%s: no perplexity or KLD%s\n",
+                    m_bad ? model_path : ref_path, m_bad ? r.model.n_nonfinite : r.ref.n_nonfinite,
+                    plan.n_scored, both, failed ? "; check failed" : "");
+        rc = failed ? CLI_CHECK_FAILED : CLI_ERR;
+    } else if (failed) {
         if (par_rank() == 0)
             fprintf(stderr, "subbit verify: check failed:%s%s%s\n", f_dppl ? " ppl delta" : "",
                     f_kld ? " kld" : "", f_top1 ? " top-1" : "");

@@ -620,6 +620,7 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
             m->stored_dtype = d;
 
     /* a stored lm head that is the embedding again */
+    bool dup = false;
     if (emb && out && emb->dtype == out->dtype && emb->nbytes == out->nbytes &&
         emb->ndim == out->ndim && !memcmp(emb->shape, out->shape, sizeof emb->shape)) {
         const char *why = NULL;
@@ -628,11 +629,10 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
         else if (emb->map_index == out->map_index && emb->file_offset == out->file_offset &&
                  emb->map_index >= 0)
             why = "shares its storage with";
-        else if (fm->arch.tied_embeddings)
-            why = "is tied (per the metadata) to";
         else if (compare_data && emb->data && out->data && !memcmp(emb->data, out->data, emb->nbytes))
             why = "duplicates byte for byte";
         if (why) {
+            dup = true;
             for (size_t i = 0; i < m->n_groups; i++)
                 if (m->groups[i].part == VFY_MEM_OUTPUT) {
                     m->groups[i].duplicate = true;
@@ -643,6 +643,13 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
         }
     } else if (emb && !out) {
         m->tied = true;
+    }
+    /* the core uses a stored head whatever the metadata says (vfy_model_new
+     * warns), so it is counted unless it is the embedding's storage again */
+    if (emb && out && !dup && m->tied) {
+        m->tied = false;
+        add_note(m, "%s: tie_word_embeddings is true, but '%s' is stored: counted (ppl uses it)",
+                 what, out->name);
     }
     return SB_OK;
 }

@@ -30,7 +30,15 @@ double vfy_kld(const float *ref, const float *model, size_t n)
         const double a = (double)ref[i] - lp, b = (double)model[i] - lq;
         k += exp(a) * (a - b);
     }
-    return k > 0.0 ? k : 0.0;
+    return k < 0.0 ? 0.0 : k;   /* a NaN is kept: it must fail a gate, not pass as 0 */
+}
+
+bool vfy_logits_finite(const float *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(l[i]))
+            return false;
+    return true;
 }
 
 int32_t vfy_argmax(const float *l, size_t n)

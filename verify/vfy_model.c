@@ -3,6 +3,7 @@
  * gate_up_proj, GGUF 3-D *_exps); knows nothing of the maths (vfy_forward.c). */
 #include "vfy_model.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,33 @@ struct binder {
     struct sb_err *err;
     bool gguf;
 };
+
+static void note(struct vfy_model *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct vfy_model *vm, const char *fmt, ...)
+{
+    struct vfy_model_info *in = &vm->info;
+    if (in->n_notes >= VFY_MODEL_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(in->notes[in->n_notes++], sizeof in->notes[0], fmt, ap);
+    va_end(ap);
+}
+
+/* the FFN width the configuration states (key names as the container has them) */
+static void check_ffn(const struct binder *b, struct vfy_model *vm, int l, long F, bool expert)
+{
+    const struct fmt_arch *a = &b->m->arch;
+    const int want = expert ? a->moe_hidden_dim : a->hidden_dim;
+    const char *key = b->gguf ? (expert ? "expert_feed_forward_length" : "feed_forward_length")
+                              : (expert && a->kind == FMT_ARCH_QWEN2_MOE ? "moe_intermediate_size"
+                                                                         : "intermediate_size");
+    if (want <= 0 || want == F || vm->ffn_noted)
+        return;
+    vm->ffn_noted = true;
+    note(vm, "%s: %s %d disagrees with the tensors (%ld in layer %d): using the tensors' %ld",
+         b->path, key, want, F, l, F);
+}
 
 static const char *shape_str(const struct fmt_tensor *t, char *buf, size_t cap)
 {
@@ -326,6 +354,7 @@ static int bind_layer(const struct binder *b, struct vfy_model *vm, int l)
         if ((rc = bind_mat(b, n[1], F, dim, &L->up)) || (rc = bind_mat(b, n[2], dim, F, &L->down)))
             return rc;
         L->ffn_dim = (int)F;
+        check_ffn(b, vm, l, F, false);
         if (F > vm->max_ffn)
             vm->max_ffn = (int)F;
         return SB_OK;
@@ -341,6 +370,7 @@ static int bind_layer(const struct binder *b, struct vfy_model *vm, int l)
     }
     if ((rc = bind_mat(b, n[0], E, dim, &L->router)) || (rc = bind_experts(b, L, l, E, dim)))
         return rc;
+    check_ffn(b, vm, l, L->moe_dim, true);
     if (L->moe_dim > vm->max_ffn)
         vm->max_ffn = L->moe_dim;
 
@@ -383,6 +413,8 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
         return sb_err_set(err, SB_EFORMAT,
                           "%s: tensor 'model.embed_tokens.weight' not found (nor 'token_embd.weight')",
                           b.path);
+    if (!m->has_arch && m->arch_error[0])   /* the config's own error, not a vaguer one */
+        return sb_err_set(err, SB_EFORMAT, "%s", m->arch_error);
     if (!m->has_arch || a->n_layers <= 0 || a->n_heads <= 0)
         return sb_err_set(err, SB_EFORMAT, "%s: no model configuration (layers and heads)", b.path);
     /* every layer has tensors of its own: a layer count from a header is
@@ -413,8 +445,17 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
     in->n_ctx_train = a->n_ctx;
     in->gguf_names = b.gguf;
     in->rope_layout = a->rope_layout;
+    /* a config.json value <= 0 is refused by fmt_config; other sources (a
+     * hand-made or older .subbit, GGUF metadata) get the default, said so */
     vm->eps = a->norm_eps > 0 ? a->norm_eps : 1e-5f;
     vm->rope_theta = a->rope_theta > 0 ? a->rope_theta : 10000.0;
+    if (!(a->norm_eps > 0))
+        note(vm, "%s: rms_norm_eps %g is not > 0: using 1e-05", b.path, (double)a->norm_eps);
+    if (!(a->rope_theta > 0))
+        note(vm, "%s: rope_theta %g is not > 0: using 10000", b.path, (double)a->rope_theta);
+    if (a->vocab_size > in->vocab)
+        note(vm, "%s: vocab_size %d is more than the embedding's %d rows: using %d", b.path,
+             a->vocab_size, in->vocab, in->vocab);
     vm->renorm_topk = a->kind != FMT_ARCH_QWEN2_MOE || a->norm_topk_prob;
     if (in->n_kv_heads > in->n_heads || in->n_heads % in->n_kv_heads || in->head_dim % 2 ||
         in->n_experts_used > in->n_experts || in->n_experts_used > 64) {
@@ -431,6 +472,9 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
     if (fmt_model_find(m, on)) {
         if ((rc = bind_mat(&b, on, in->vocab, in->dim, &vm->out)))
             goto fail;
+        if (a->tied_embeddings && fmt_model_find(m, on)->data != te->data)
+            note(vm, "%s: tie_word_embeddings is true, but '%s' is stored: using '%s' (as "
+                 "subbit mem counts it)", b.path, on, on);
     } else {
         vm->out = vm->embd;   /* tied (formats.md §2.7: a missing output reuses the embedding) */
         in->tied_output = true;

@@ -49,6 +49,7 @@ struct vfy_model {
     double rope_theta;
     bool renorm_topk;                /* Mixtral: renormalise the chosen k weights */
     int max_ffn;                     /* widest FFN of any kind */
+    bool ffn_noted;                  /* a note on the FFN width made already */
 };
 
 #endif

@@ -341,8 +341,17 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
             break;
         if ((rc = vfy_forward(ctx, tok + pre, win->n - pre, pre, lg, true, err)))
             break;
-        for (size_t j = win->first; j < win->n; j++)
-            vals[nv++] = vfy_nll(lg + (j - 1 - pre) * V, V, tok[j]);
+        for (size_t j = win->first; j < win->n && rc == SB_OK; j++) {
+            const float *l = lg + (j - 1 - pre) * V;
+            if (!vfy_logits_finite(l, V))
+                rc = sb_err_set(err, SB_EFORMAT, "logits are not finite (NaN or inf) at token "
+                                "%zu of window %zu: no perplexity (the weights hold a NaN or "
+                                "inf, or the arithmetic overflows)", j, w + 1);
+            else
+                vals[nv++] = vfy_nll(l, V, tok[j]);
+        }
+        if (rc != SB_OK)
+            break;
         sb_progress_report(progress, w + 1 - lo, hi - lo);
     }
     sb_free(lg);
@@ -357,8 +366,9 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
     return rc;
 }
 
-/* a verified position: both NLLs, the KLD and whether the top-1 agree */
-enum { VV_NLL_A, VV_NLL_B, VV_KLD, VV_SAME, VV_N };
+/* a verified position: both NLLs, the KLD, whether the top-1 agree, and
+ * whether each model's logits were finite (if not, the rest is unset) */
+enum { VV_NLL_A, VV_NLL_B, VV_KLD, VV_SAME, VV_FA, VV_FB, VV_N };
 
 int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
                    const struct sb_progress *progress, struct vfy_verify_result *r,
@@ -379,6 +389,7 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
     double *vals = sb_malloc((n_vals ? n_vals : 1) * VV_N * sizeof *vals);
     struct vfy_nll_acc aa = { 0 }, ab = { 0 };
     struct vfy_kld_acc k = { 0 };
+    size_t skipped = 0;   /* positions with non-finite logits in either */
     const double t0 = now_s();
     if (!la || !lb || !vals)
         rc = sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", p->n_ctx, V);
@@ -397,6 +408,11 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
         for (size_t j = win->first; j < win->n; j++, nv++) {
             const float *a = la + (j - 1 - pre) * V, *b = lb + (j - 1 - pre) * V;
             double *v = vals + nv * VV_N;
+            memset(v, 0, VV_N * sizeof *v);
+            v[VV_FA] = vfy_logits_finite(a, V);
+            v[VV_FB] = vfy_logits_finite(b, V);
+            if (v[VV_FA] == 0.0 || v[VV_FB] == 0.0)
+                continue;   /* counted, in no statistic */
             v[VV_NLL_A] = vfy_nll(a, V, tok[j]);
             v[VV_NLL_B] = vfy_nll(b, V, tok[j]);
             v[VV_KLD] = vfy_kld(a, b, V);
@@ -410,6 +426,12 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
         goto out;
     for (size_t i = 0; i < p->n_scored; i++) {
         const double *v = vals + i * VV_N;
+        r->ref.n_nonfinite += v[VV_FA] == 0.0;
+        r->model.n_nonfinite += v[VV_FB] == 0.0;
+        if (v[VV_FA] == 0.0 || v[VV_FB] == 0.0) {
+            skipped++;
+            continue;
+        }
         vfy_nll_add(&aa, v[VV_NLL_A]);
         vfy_nll_add(&ab, v[VV_NLL_B]);
         if (vfy_kld_add(&k, v[VV_KLD], v[VV_SAME] != 0.0)) {
@@ -422,8 +444,17 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
     finish(&r->ref, &aa, t0);
     finish(&r->model, &ab, t0);
     vfy_kld_summarize(&k, &r->kld);
+    r->ref.n_scored += skipped;   /* scored, and failed */
+    r->model.n_scored += skipped;
+    if (r->ref.n_nonfinite || r->model.n_nonfinite) {
+        /* the finite positions alone would pass for the whole text: no figure */
+        r->ref.ppl = r->ref.mean_nll = r->ref.ppl_se = NAN;
+        r->model.ppl = r->model.mean_nll = r->model.ppl_se = NAN;
+        r->kld.mean = r->kld.median = r->kld.p99 = r->kld.max = r->kld.top1 = NAN;
+    }
     r->dppl = r->model.ppl - r->ref.ppl;
-    r->dppl_pct = r->ref.ppl > 0 ? 100.0 * r->dppl / r->ref.ppl : 0.0;
+    r->dppl_pct = r->ref.ppl > 0 ? 100.0 * r->dppl / r->ref.ppl
+                                 : isnan(r->dppl) ? NAN : 0.0;
 out:
     vfy_kld_release(&k);
     sb_free(vals);
@@ -433,12 +464,18 @@ out:
 bool vfy_verify_gates(const struct vfy_verify_result *r, const struct vfy_gates *g,
                       struct vfy_gate_check *failed)
 {
-    struct vfy_gate_check f = { false, false, false };
+    struct vfy_gate_check f = { false, false, false, false };
     /* written as !(x <= limit): a NaN fails every gate it meets */
     const double d = g->dppl_pct ? r->dppl_pct : r->dppl;
     f.dppl = g->dppl && !(d <= g->max_dppl);
     f.kld = g->max_kld >= 0 && !(r->kld.mean <= g->max_kld);
     f.top1 = g->min_top1 >= 0 && !(r->kld.top1 >= g->min_top1);
+    f.nonfinite = r->ref.n_nonfinite || r->model.n_nonfinite;
+    if (f.nonfinite) {   /* every gate set fails, whatever the figures say */
+        f.dppl = g->dppl;
+        f.kld = g->max_kld >= 0;
+        f.top1 = g->min_top1 >= 0;
+    }
     if (failed)
         *failed = f;
     return !(f.dppl || f.kld || f.top1);

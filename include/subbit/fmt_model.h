@@ -161,6 +161,8 @@ struct fmt_model {
     char *path;                       /* what the user named (owned) */
     struct fmt_arch arch;
     bool has_arch;                    /* arch was filled from a config */
+    char arch_error[512];     /* why has_arch is false when a config was there (its own
+                                 error, naming the file), else empty */
     char *config_json;                /* HF config.json text if any (owned) */
     struct fmt_config *config;        /* the same, parsed once (owned); NULL if none or
                                          not a JSON object */

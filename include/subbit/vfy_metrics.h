@@ -5,6 +5,7 @@
 #ifndef VFY_METRICS_H
 #define VFY_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,8 +16,11 @@ double vfy_logsumexp(const float *l, size_t n);
 /*! vfy_nll() : -log softmax(l)[target], in double. */
 double vfy_nll(const float *l, size_t n, int32_t target);
 /*! vfy_kld() : KL(P || Q) = sum_v p_v (log p_v - log q_v) for P = softmax(ref),
- *  Q = softmax(model), in double; >= 0 up to rounding (clamped at 0). */
+ *  Q = softmax(model), in double; >= 0 up to rounding (clamped at 0); NaN
+ *  stays NaN (never clamped to a passing 0). */
 double vfy_kld(const float *ref, const float *model, size_t n);
+/*! vfy_logits_finite() : true when every l[v] is finite (no NaN, no inf). */
+bool vfy_logits_finite(const float *l, size_t n);
 /*! vfy_argmax() : index of the largest logit (the first on ties). */
 int32_t vfy_argmax(const float *l, size_t n);
 

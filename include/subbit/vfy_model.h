@@ -30,6 +30,7 @@ struct vfy_model;
 struct vfy_ctx;
 
 /* What was bound (for reports and tests). */
+#define VFY_MODEL_NOTES 6
 struct vfy_model_info {
     int n_layers, dim, n_heads, n_kv_heads, head_dim, vocab;
     int n_experts, n_experts_used;   /* 0 for a dense model */
@@ -38,6 +39,12 @@ struct vfy_model_info {
     bool tied_output;                /* the output projection is the token embedding */
     bool gguf_names;
     enum fmt_rope_layout rope_layout;
+    /* configuration values the core did not take as they were, one line each,
+     * saying which value it uses (a config vocab_size past the embedding's
+     * rows, an intermediate_size the tensors contradict, ...): the caller
+     * shows them as warnings */
+    int n_notes;
+    char notes[VFY_MODEL_NOTES][192];
 };
 
 /*! vfy_model_new() : bind m's tensors (m must outlive the result). Checks

@@ -78,15 +78,19 @@ struct vfy_ppl_result {
     double ppl, mean_nll, se_nll, ppl_se;   /* ppl_se = ppl * se_nll */
     double sum_nll;
     size_t n_scored, n_windows, n_forwarded;
+    size_t n_nonfinite;     /* scored positions whose logits hold a NaN or an inf (verify) */
     double seconds, tok_per_s;
 };
 
 /*! vfy_ppl_run() : score plan p with ctx (n_ctx >= p->n_ctx). progress counts
- *  windows. In an MPI job (par_comm.h) it is collective: each rank scores a
- *  contiguous share of the windows, the per-position NLLs are gathered and
- *  summed in window order on every rank, so r has the same bits at any rank
- *  count; progress then counts this rank's windows, and a failing rank's error
- *  reaches all. @return SB_OK, SB_EINVAL (context too small), SB_ENOMEM. */
+ *  windows. @return SB_OK, SB_EINVAL (context too small), SB_ENOMEM, SB_EFORMAT
+ *  when a scored position's logits are not finite (NaN or inf: the model's
+ *  weights or its arithmetic; the message says where, and there is no
+ *  perplexity to report). In an MPI job (par_comm.h) it is collective: each
+ *  rank scores a contiguous share of the windows, the per-position NLLs are
+ *  gathered and summed in window order on every rank, so r has the same bits
+ *  at any rank count; progress then counts this rank's windows, and a failing
+ *  rank's error reaches all. */
 int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_progress *progress,
                 struct vfy_ppl_result *r, struct sb_err *err);
 
@@ -97,8 +101,12 @@ struct vfy_verify_result {
 };
 
 /*! vfy_verify_run() : both models over the same windows and targets (their
- *  vocabularies must be the same size: SB_EINVAL otherwise). Collective in an
- *  MPI job, as vfy_ppl_run: NLLs, KLDs and top-1 gathered in window order. */
+ *  vocabularies must be the same size: SB_EINVAL otherwise). A position where
+ *  either model's logits are not finite is counted (ref.n_nonfinite,
+ *  model.n_nonfinite) and enters no statistic; when there is one, every
+ *  perplexity, difference and KLD figure of r is NaN (never a passing value).
+ *  Collective in an MPI job, as vfy_ppl_run: NLLs, KLDs and top-1 gathered in
+ *  window order. */
 int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
                    const struct sb_progress *progress, struct vfy_verify_result *r,
                    struct sb_err *err);
@@ -112,13 +120,14 @@ struct vfy_gates {
     double min_top1;         /* fail when top-1 agreement is below it; < 0: no gate */
 };
 
-/* Which gates failed. */
+/* Which gates failed; nonfinite: either model's logits were not finite. */
 struct vfy_gate_check {
-    bool dppl, kld, top1;
+    bool dppl, kld, top1, nonfinite;
 };
 
 /*! vfy_verify_gates() : true when r passes every gate g sets; a NaN fails any
- *  gate it meets. *failed (may be NULL) says which failed. */
+ *  gate it meets, and non-finite logits fail every gate g sets. *failed (may
+ *  be NULL) says which failed. */
 bool vfy_verify_gates(const struct vfy_verify_result *r, const struct vfy_gates *g,
                       struct vfy_gate_check *failed);
 

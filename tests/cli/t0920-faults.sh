@@ -132,7 +132,21 @@ expect_err_line "^subbit convert: $T/small/f.gguf: write failed: No space left o
 expect_exit 1 full "$SUBBIT" convert "$T/m" -o "$T/small/hf" --to f32 --shard-size 1M
 expect_err_line "^subbit convert: $T/small/hf.*: write failed: No space left on device$"
 [ -z "$(ls -A "$T/small")" ] && ok || bad "full disk left: $(ls -A "$T/small")"
+# quant writes through convert's writer: the same temps, the same clean-up
+# (its output is small: the fault hook fails the first write)
+printf 'Some text to calibrate on, long enough for a window or two of tokens.\n%.0s' $(seq 20) >"$T/calib.txt"
+expect_exit 1 env SUBBIT_TEST_FAIL_WRITE_AFTER=0 "$SUBBIT" quant "$T/m1" -o "$T/q.gguf" --to q8_0 \
+  --calib "$T/calib.txt" --calib-tokens 256 -q
+grep -q "^subbit quant: $T/q.gguf: write failed: No space left on device$" "$T/err" && ok \
+  || bad "quant on a full disk: $(cat "$T/err")"
+expect_no_file "$T/q.gguf"
 umount "$T/small" 2>/dev/null || true
+echo x >"$T/q.gguf.subbit-tmp-999999-abcdef"   # a writer that was killed -9
+expect_exit 0 "$SUBBIT" quant "$T/m1" -o "$T/q.gguf" --to q8_0 --calib "$T/calib.txt" \
+  --calib-tokens 256 -q
+grep -q "^subbit quant: removed stale temp $T/q.gguf.subbit-tmp-999999-abcdef (its writer is gone)$" \
+  "$T/err" && ok || bad "quant left the stale temp: $(cat "$T/err")"
+rm -f "$T/q.gguf" "$T/calib.txt"
 
 [ -z "$(listing)" ] && ok || bad "at the end: $(listing)"
 expect_no_temps "$T"

@@ -3,7 +3,8 @@
 # did not write and names what it replaced (1), sub1 read back by convert (2),
 # models with no tensors or a lone expert refused (3), a folder given where a
 # file goes (4), control bytes from a file escaped in messages (5), a broken
-# tokenizer.bin reported as such (11).
+# tokenizer.bin reported as such (11), non-finite logits fail ppl and verify (6),
+# config values refused or said to be replaced (10).
 . "$(dirname "$0")/lib.sh"
 
 "$SUBBIT" synth --arch mixtral --layers 1 --dim 64 --experts 2 -q -o "$T/m"
@@ -89,6 +90,54 @@ expect_exit 1 "$SUBBIT" ppl "$T/l2c/model.bin" --text "$T/text.txt"
 expect_err_line "^subbit ppl: $T/l2c/tokenizer.bin: token 4 .* runs past end of file .*--tokenizer FILE"
 expect_exit 1 "$SUBBIT" convert "$T/l2c/model.bin" -o "$T/l2c.gguf"
 expect_no_file "$T/l2c.gguf"
+
+# ---- 6: a NaN never passes: every weight of a copy made NaN (0xff bytes are a
+# NaN in f32, f16 and bf16 alike)
+"$SUBBIT" synth --arch llama --layers 1 --dim 64 --hidden 128 --heads 4 --kv-heads 2 \
+  --vocab 300 --seed 1 -q -o "$T/g"
+cp -r "$T/g" "$T/nan"
+st="$T/nan/model.safetensors"
+hlen=$(od -An -tu8 -N8 "$st" | tr -d ' ')
+head -c $(($(stat -c %s "$st") - 8 - hlen)) /dev/zero | tr '\000' '\377' |
+  dd of="$st" bs=64K oflag=seek_bytes seek=$((8 + hlen)) conv=notrunc status=none
+printf 'Some text for the core to read, long enough for a window or two.\n' >"$T/t.txt"
+expect_exit 1 "$SUBBIT" ppl "$T/nan" --text "$T/t.txt" --ctx 16 -q
+expect_err_line "^subbit ppl: $T/nan: logits are not finite \(NaN or inf\) at token 9 of window 1: no perplexity"
+[ -s "$T/out" ] && bad "ppl printed a result for NaN logits: $(cat "$T/out")" || ok
+expect_exit 0 "$SUBBIT" verify --ref "$T/g" --model "$T/g" --text "$T/t.txt" --ctx 16 --max-kld 1e9 -q
+expect_exit 3 "$SUBBIT" verify --ref "$T/g" --model "$T/nan" --text "$T/t.txt" --ctx 16 --max-kld 1e9 -q
+expect_err_line "^subbit verify: $T/nan: logits are not finite \(NaN or inf\) at [0-9]+ of [0-9]+ scored positions: no perplexity or KLD; check failed$"
+expect_exit 3 "$SUBBIT" verify --ref "$T/nan" --model "$T/g" --text "$T/t.txt" --ctx 16 --min-top1 0 -q --json
+grep -q '"pass":[[:space:]]*false' "$T/out" && grep -q '"ref":[[:space:]]*[1-9]' "$T/out" && ok || bad "verify --json: $(cat "$T/out")"
+expect_exit 1 "$SUBBIT" verify --ref "$T/g" --model "$T/nan" --text "$T/t.txt" --ctx 16 -q
+expect_err_line "^subbit verify: $T/nan: logits are not finite .*: no perplexity or KLD$"
+
+# ---- 10: config values are used as given, refused, or said to be replaced
+edit() { # edit KEY JSONVALUE: $T/e is $T/g with config.json[KEY] = VALUE (the first key wins)
+  rm -rf "$T/e"; cp -r "$T/g" "$T/e"
+  sed -i "s/^{/{\"$1\": $2, /" "$T/e/config.json"
+}
+for kv in "rms_norm_eps 0" "rms_norm_eps -1e-06" "rope_theta 0" "rope_theta -5"; do
+  set -- $kv
+  edit "$1" "$2"
+  expect_exit 1 "$SUBBIT" ppl "$T/e" --text "$T/t.txt" --ctx 16 -q
+  expect_err_line "^subbit ppl: $T/e/config.json: $1 $2 is not a positive number$"
+done
+edit vocab_size 400
+expect_exit 0 "$SUBBIT" ppl "$T/e" --text "$T/t.txt" --ctx 16 -q
+expect_err_line "^subbit ppl: warning: $T/e: vocab_size 400 is more than the embedding's 300 rows: using 300$"
+edit intermediate_size 100
+expect_exit 0 "$SUBBIT" ppl "$T/e" --text "$T/t.txt" --ctx 16 -q
+expect_err_line "^subbit ppl: warning: $T/e: intermediate_size 100 disagrees with the tensors \(128 in layer 0\): using the tensors' 128$"
+edit tie_word_embeddings true
+expect_exit 0 "$SUBBIT" ppl "$T/e" --text "$T/t.txt" --ctx 16 -q
+expect_err_line "^subbit ppl: warning: $T/e: tie_word_embeddings is true, but 'lm_head.weight' is stored: using 'lm_head.weight' \(as subbit mem counts it\)$"
+expect_exit 0 "$SUBBIT" mem "$T/e"
+grep -q "tie_word_embeddings is true, but 'lm_head.weight' is stored: counted (ppl uses it)" "$T/out" "$T/err" \
+  && ok || bad "mem did not say it counts the stored head: $(cat "$T/out" "$T/err")"
+edit max_position_embeddings 8
+expect_exit 0 "$SUBBIT" ppl "$T/e" --text "$T/t.txt" --ctx 16 -q
+expect_err_line "^subbit ppl: warning: --ctx 16 is above the model's context \(8\): using 16 \(positions past 8 were never trained\)$"
 
 expect_no_temps "$T"
 finish

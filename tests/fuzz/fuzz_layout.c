@@ -11,6 +11,8 @@
 
 #include "cvt_convert.h"
 #include "cvt_layout.h"
+#include "fmt_config.h"
+#include "fmt_gguf.h"
 #include "fmt_model.h"
 #include "fuzz_util.h"
 #include "sb_alloc.h"
@@ -123,14 +125,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     struct sb_err err = { 0 };
     struct fmt_kv *kv = NULL;
     size_t n_kv = 0;
-    if (cvt_layout_gguf_kv(m, &kv, &n_kv, &err) == SB_OK) {
+    if (fmt_gguf_kv_build(m, &kv, &n_kv, &err) == SB_OK) {
         for (size_t i = 0; i < n_kv; i++)
             fmt_kv_release(&kv[i]);
     }
     sb_free(kv);
     char *json = NULL;
     sb_err_clear(&err);
-    if (cvt_layout_hf_config(m, &json, &err) == SB_OK)
+    if (fmt_config_json_from_model(m, &json, &err) == SB_OK)
         sb_free(json);
     static const char *const outs[] = { "x.gguf", "x.subbit", "x.safetensors", "xdir/" };
     static const int tos[] = { -1, SB_DTYPE_Q8_0, SB_DTYPE_SUB1, SB_DTYPE_INT8, SB_DTYPE_BF16 };

@@ -8,6 +8,7 @@
  * width first, as llama.cpp's qwen2moe writes it). Expected values are the
  * literals of the JSON below. */
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fmt_config.h"
@@ -174,5 +175,38 @@ START_TEST(test_hftok_parse)
 }
 END_TEST
 
+/* issue 12 item 10: rms_norm_eps and rope_theta given as 0, negative or
+ * huge are refused with one line naming the key, never replaced by a default;
+ * absent, the documented defaults apply */
+START_TEST(test_config_positive)
+{
+    static const char *const bad[][2] = {
+        { "\"rms_norm_eps\": 0", "config.json: rms_norm_eps 0 is not a positive number" },
+        { "\"rms_norm_eps\": -1e-5", "config.json: rms_norm_eps -1e-05 is not a positive number" },
+        { "\"rope_theta\": 0", "config.json: rope_theta 0 is not a positive number" },
+        { "\"rope_theta\": 1e300", "config.json: rope_theta 1e+300 is not a positive number" },
+        { "\"rope_parameters\": {\"rope_theta\": -2}",
+          "config.json: rope_parameters.rope_theta -2 is not a positive number" },
+    };
+    char js[512];
+    for (size_t i = 0; i <= sizeof bad / sizeof bad[0]; i++) {
+        snprintf(js, sizeof js, "{\"hidden_size\": 8, \"num_hidden_layers\": 1, "
+                 "\"num_attention_heads\": 2, \"vocab_size\": 10%s%s}", i < 5 ? ", " : "",
+                 i < 5 ? bad[i][0] : "");
+        struct fmt_arch a;
+        struct sb_err err = { 0 };
+        int r = fmt_arch_from_hf_config(&a, js, strlen(js), "config.json", &err);
+        if (i == 5) {
+            ck_assert_int_eq(r, SB_OK);
+            ck_assert(a.norm_eps == 1e-6f && a.rope_theta == 10000.0f);
+        } else {
+            ck_assert_int_eq(r, SB_EFORMAT);
+            ck_assert_str_eq(err.msg, bad[i][1]);
+        }
+    }
+}
+END_TEST
+
 TEST_SUITE(formats_config, 0, NULL, NULL,
-    TEST(test_config_values), TEST(test_gguf_metadata_one_place), TEST(test_hftok_parse))
+    TEST(test_config_values), TEST(test_gguf_metadata_one_place), TEST(test_hftok_parse),
+    TEST(test_config_positive))

@@ -867,8 +867,104 @@ START_TEST(test_gates)
 }
 END_TEST
 
+/* issue 12 item 6: a NaN never passes. A model whose output norm holds one
+ * NaN (so every logit is NaN): ppl refuses with a message, verify counts every
+ * scored position, its figures are NaN and every gate fails (KLD used to be
+ * clamped to 0, so --max-kld passed). */
+START_TEST(test_nonfinite_logits)
+{
+    struct tm t;
+    tm_make(&t, dense);
+    struct fmt_model *good = tm_model(&t);
+    t.outn[3] = NAN;
+    struct fmt_model *bad = tm_model(&t);
+    struct sb_err err = { 0 };
+    struct vfy_model *vg, *vb;
+    struct vfy_ctx *cg, *cb;
+    ck_assert_int_eq(vfy_model_new(&vg, good, &err), 0);
+    ck_assert_int_eq(vfy_model_new(&vb, bad, &err), 0);
+    ck_assert_int_eq(vfy_ctx_new(&cg, vg, 16, 8, &err), 0);
+    ck_assert_int_eq(vfy_ctx_new(&cb, vb, 16, 8, &err), 0);
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++)
+        ids[i] = 1 + (i * 7) % 19;
+    struct vfy_plan p;
+    struct vfy_ppl_opts o = { VFY_PROTO_CHUNKS, 16, 0, 0, NULL };
+    ck_assert_int_eq(vfy_plan_from_ids(&p, ids, 40, 1, &o, &err), 0);
+    struct vfy_ppl_result pr;
+    ck_assert_int_eq(vfy_ppl_run(cg, &p, NULL, &pr, &err), 0);
+    ck_assert(isfinite(pr.ppl) && pr.ppl > 1.0);
+    ck_assert_int_eq(vfy_ppl_run(cb, &p, NULL, &pr, &err), SB_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "logits are not finite (NaN or inf) at token 9 of window 1"),
+                  "%s", err.msg);
+    ck_assert_ptr_null(strchr(err.msg, '\n'));
+    struct vfy_verify_result r;
+    ck_assert_int_eq(vfy_verify_run(cg, cb, &p, NULL, &r, &err), 0);
+    ck_assert_uint_eq(r.ref.n_nonfinite, 0);
+    ck_assert_uint_eq(r.model.n_nonfinite, p.n_scored);
+    ck_assert(isnan(r.kld.mean) && isnan(r.kld.top1) && isnan(r.dppl) && isnan(r.model.ppl));
+    struct vfy_gate_check f;
+    struct vfy_gates kld = { false, 0, false, 1e9, -1 };   /* any finite KLD passes */
+    ck_assert(!vfy_verify_gates(&r, &kld, &f) && f.kld && f.nonfinite && !f.top1 && !f.dppl);
+    struct vfy_gates none = { false, 0, false, -1, -1 };
+    ck_assert(vfy_verify_gates(&r, &none, &f) && f.nonfinite);   /* the CLI's error then */
+    /* the same two the other way round: the reference is the one at fault */
+    ck_assert_int_eq(vfy_verify_run(cb, cg, &p, NULL, &r, &err), 0);
+    ck_assert_uint_eq(r.ref.n_nonfinite, p.n_scored);
+    ck_assert(!vfy_verify_gates(&r, &kld, &f) && f.kld && f.nonfinite);
+    /* a good pair has no non-finite position and passes */
+    ck_assert_int_eq(vfy_verify_run(cg, cg, &p, NULL, &r, &err), 0);
+    ck_assert(vfy_verify_gates(&r, &kld, &f) && !f.nonfinite && r.kld.mean < 1e-12);
+    /* vfy_kld itself: NaN logits give NaN, never 0 */
+    float a[3] = { 1, 2, 3 }, b[3] = { 1, NAN, 3 };
+    ck_assert(isnan(vfy_kld(a, b, 3)) && !vfy_logits_finite(b, 3) && vfy_logits_finite(a, 3));
+    vfy_plan_release(&p);
+    vfy_ctx_free(cg);
+    vfy_ctx_free(cb);
+    vfy_model_free(vg);
+    vfy_model_free(vb);
+    fmt_model_free(good);
+    fmt_model_free(bad);
+    tm_free(&t);
+}
+END_TEST
+
+/* issue 12 item 10: configuration values the core does not take as given are
+ * said, each with the value used (the CLI prints them as warnings) */
+START_TEST(test_config_notes)
+{
+    struct tm t;
+    tm_make(&t, dense);   /* V 20, F 24, untied: output.weight stored */
+    struct fmt_model *m = tm_model(&t);
+    struct sb_err err = { 0 };
+    struct vfy_model *vm;
+    ck_assert_int_eq(vfy_model_new(&vm, m, &err), 0);
+    ck_assert_int_eq(vfy_model_info(vm)->n_notes, 0);
+    vfy_model_free(vm);
+    m->arch.norm_eps = 0;
+    m->arch.vocab_size = 25;
+    m->arch.hidden_dim = 25;
+    m->arch.tied_embeddings = true;
+    ck_assert_int_eq(vfy_model_new(&vm, m, &err), 0);
+    const struct vfy_model_info *in = vfy_model_info(vm);
+    ck_assert_int_eq(in->n_notes, 4);
+    ck_assert_str_eq(in->notes[0], "toy.gguf: rms_norm_eps 0 is not > 0: using 1e-05");
+    ck_assert_str_eq(in->notes[1],
+                     "toy.gguf: vocab_size 25 is more than the embedding's 20 rows: using 20");
+    ck_assert_str_eq(in->notes[2], "toy.gguf: tie_word_embeddings is true, but 'output.weight' is "
+                     "stored: using 'output.weight' (as subbit mem counts it)");
+    ck_assert_str_eq(in->notes[3], "toy.gguf: feed_forward_length 25 disagrees with the tensors "
+                     "(24 in layer 0): using the tensors' 24");
+    ck_assert_int_eq(in->vocab, 20);
+    vfy_model_free(vm);
+    fmt_model_free(m);
+    tm_free(&t);
+}
+END_TEST
+
 TEST_SUITE(verify_forward, 30, NULL, NULL,
     TEST_LOOP(test_oracle, 3), TEST_LOOP(test_rope_twin, 6),
     TEST_LOOP(test_batch_and_cache, 3), TEST_LOOP(test_moe_by_hand, 2),
     TEST(test_missing_tensor), TEST(test_plans), TEST(test_blocks_split), TEST(test_metrics),
-    TEST(test_ctx_bytes), TEST_LOOP(test_generate, 3), TEST(test_gates))
+    TEST(test_ctx_bytes), TEST_LOOP(test_generate, 3), TEST(test_gates),
+    TEST(test_nonfinite_logits), TEST(test_config_notes))
