@@ -34,6 +34,8 @@ static void probe(void)
     f |= __builtin_cpu_supports("avx512bw") ? SB_CPU_AVX512BW : 0;
     f |= __builtin_cpu_supports("avx512vl") ? SB_CPU_AVX512VL : 0;
     f |= __builtin_cpu_supports("avx512vbmi2") ? SB_CPU_AVX512VBMI2 : 0;
+    f |= __builtin_cpu_supports("avx512dq") ? SB_CPU_AVX512DQ : 0;
+    f |= __builtin_cpu_supports("avx512vnni") ? SB_CPU_AVX512VNNI : 0;
     features = f;
 #endif
 }

@@ -28,6 +28,8 @@ enum sb_cpu_feature {
     SB_CPU_AVX512BW = 1u << 7,
     SB_CPU_AVX512VL = 1u << 8,
     SB_CPU_AVX512VBMI2 = 1u << 9,
+    SB_CPU_AVX512DQ = 1u << 10,
+    SB_CPU_AVX512VNNI = 1u << 11,
 };
 
 /*! sb_cpu_features() : the SB_CPU_* bits this CPU has (0 off x86), whatever

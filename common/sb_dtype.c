@@ -5,6 +5,7 @@
 #include "sb_math.h"
 
 #include <string.h>
+#include <strings.h>
 
 #define F SB_DT_FLOAT
 #define I SB_DT_INT
@@ -99,11 +100,12 @@ int sb_dtype_from_name(const char *name)
         { "bfloat16", SB_DTYPE_BF16 }, { "ternary", SB_DTYPE_TERN },
         { "sub1_qmoe", SB_DTYPE_SUB1_QMOE }, { "qmoe", SB_DTYPE_SUB1_QMOE },
     };
+    /* case-insensitive: ggml spells the k-quants q4_K, llama.cpp's tools Q4_K */
     for (int i = 0; i < SB_DTYPE_COUNT; i++)
-        if (strcmp(table[i].name, name) == 0)
+        if (strcasecmp(table[i].name, name) == 0)
             return i;
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (strcmp(aliases[i].alias, name) == 0)
+        if (strcasecmp(aliases[i].alias, name) == 0)
             return (int)aliases[i].dt;
     return -1;
 }

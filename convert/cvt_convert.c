@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -107,6 +108,8 @@ enum sb_dtype cvt_decide(const struct cvt_target *t, enum sb_dtype from, enum fm
             return o->rules[i].to < 0 ? from : (enum sb_dtype)o->rules[i].to;
         }
     }
+    if (o->mix && cont == FMT_CONT_GGUF)
+        return is_float(from) ? cvt_mix_decide(o, t->name, t->shape, t->ndim, from, why) : from;
     if (o->to < 0) {
         *why = "as stored";
         return from;
@@ -169,6 +172,23 @@ enum sb_dtype cvt_decide(const struct cvt_target *t, enum sb_dtype from, enum fm
     return to;
 }
 
+/* o with what a mix asks of the model filled in from src and its layout */
+static void mix_opts(struct cvt_opts *lo, const struct cvt_opts *o, const struct fmt_model *src,
+                     const struct cvt_layout *lay)
+{
+    *lo = *o;
+    if (!o->mix)
+        return;
+    const struct fmt_arch *a = &src->arch;
+    lo->mix_model.n_layer = src->has_arch ? a->n_layers : 0;
+    lo->mix_model.n_gqa = src->has_arch && a->n_kv_heads > 0 ? a->n_heads / a->n_kv_heads : 1;
+    lo->mix_model.n_expert = src->has_arch ? a->n_experts : 0;
+    lo->mix_model.has_output = false;
+    for (size_t i = 0; i < lay->n; i++)
+        if (!strcmp(lay->t[i].name, "output.weight"))
+            lo->mix_model.has_output = true;
+}
+
 int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
                        const struct cvt_opts *o, int *to, const char **why, struct sb_err *err)
 {
@@ -181,10 +201,12 @@ int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
         if (why)
             why[i] = "not in the output";
     }
+    struct cvt_opts lo;
+    mix_opts(&lo, o, src, lay);
     for (size_t i = 0; i < lay->n; i++) {
         const struct cvt_target *t = &lay->t[i];
         const char *w = NULL;
-        const enum sb_dtype d = cvt_decide(t, src->tensors[t->pieces[0].src].dtype, cont, o, &w);
+        const enum sb_dtype d = cvt_decide(t, src->tensors[t->pieces[0].src].dtype, cont, &lo, &w);
         for (size_t p = 0; p < t->n_pieces; p++) {
             to[t->pieces[p].src] = (int)d;
             if (why)
@@ -337,7 +359,8 @@ static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const
 
 struct plan {
     const struct fmt_model *src;
-    const struct cvt_opts *o;
+    const struct cvt_opts *o;    /* &lo */
+    struct cvt_opts lo;          /* the caller's options, the mix's model filled in */
     enum fmt_container cont;
     struct cvt_layout *lay;
     struct cvt_report *rep;      /* the decisions (the caller's report) */
@@ -352,6 +375,39 @@ static void plan_release(struct plan *p)
     memset(p, 0, sizeof *p);
 }
 
+static int loader_order(const void *a, const void *b)
+{
+    const struct cvt_target *ta = a, *tb = b;
+    return cvt_mix_order(ta->name, tb->name);
+}
+
+/* Quantizing what was quantized into fewer bits adds the second grid's error
+ * to the first's; llama-quantize refuses it without --allow-requantize. Not
+ * lossier: a plain float on either side, the same encoding, the ternary
+ * family among itself (tern, sub1, sub1-qmoe hold the same values), and a
+ * target with more bytes than the source for this tensor (varlen targets
+ * counted at tern's 2 bits a weight): q4_K -> q4_0, same size, is lossier. */
+static bool lossier(const struct fmt_model *src, const struct cvt_target *t,
+                    const struct cvt_decision *d)
+{
+    const unsigned tf = SB_DT_TERNARY;
+    if (d->to == d->from || is_plain_float(d->from) || is_plain_float(d->to) ||
+        ((sb_dtype_get(d->from)->flags & tf) && (sb_dtype_get(d->to)->flags & tf)))
+        return false;
+    uint64_t out = 0;
+    const enum sb_dtype to = sb_dtype_get(d->to)->flags & SB_DT_VARLEN ? SB_DTYPE_TERN : d->to;
+    if (sb_dtype_nbytes(to, t->shape, t->ndim, NULL, &out) != SB_OK)
+        return true;
+    uint64_t in = 0;
+    for (size_t k = 0; k < t->n_pieces; k++) {
+        const struct fmt_tensor *st = &src->tensors[t->pieces[k].src];
+        uint64_t rows, cols;
+        sb_shape_rows_cols(st->shape, st->ndim, &rows, &cols);
+        in += rows ? st->nbytes / rows * t->pieces[k].nrows : 0;
+    }
+    return out <= in;
+}
+
 static int plan_make(struct plan *p, const struct fmt_model *src, const char *out_path,
                      const struct cvt_opts *o, struct sb_err *err)
 {
@@ -359,11 +415,28 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
     memset(p, 0, sizeof *p);
     p->src = src;
     p->o = o;
-    p->cont = fmt_container_from_path(out_path);
+    if ((r = fmt_container_for_output(out_path, &p->cont, err)) != SB_OK)
+        return r;
+    if (o->mix && p->cont != FMT_CONT_GGUF)
+        return sb_err_set(err, SB_EINVAL, "%s: llama.cpp's mix %s is for GGUF output (name it "
+                          "*.gguf)", out_path, cvt_mix_name(o->mix));
+    if (o->to >= 0 && !o->mix && !qnt_type_can_encode((enum sb_dtype)o->to)) {
+        const char *what = (o->to >= SB_DTYPE_IQ2_XXS && o->to <= SB_DTYPE_IQ1_M &&
+                            o->to != SB_DTYPE_IQ4_NL && o->to != SB_DTYPE_IQ4_XS)
+                               ? "ggml's IQ1/IQ2/IQ3 lattice-codebook types are not implemented"
+                               : "subbit has no encoder for it";
+        return sb_err_set(err, SB_EUNSUPPORTED, "%s: cannot write %s: %s", out_path,
+                          sb_dtype_name((enum sb_dtype)o->to), what);
+    }
     if ((r = cvt_layout_plan(src, p->cont, &p->lay, err)) != SB_OK)
         return r;
     if (p->lay->n == 0)   /* a header "{}", an index with an empty weight_map */
         return sb_err_set(err, SB_EFORMAT, "%s: holds no tensors; nothing to convert", src->path);
+    mix_opts(&p->lo, o, src, p->lay);
+    p->o = o = &p->lo;
+    /* a mix writes its tensors in llama-quantize's order, so the file is its bytes */
+    if (o->mix)
+        qsort(p->lay->t, p->lay->n, sizeof *p->lay->t, loader_order);
     const size_t n = p->lay->n;
     p->rep = sb_calloc(1, sizeof *p->rep);
     p->out = sb_calloc(n ? n : 1, sizeof *p->out);
@@ -382,6 +455,10 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
         memcpy(d->shape, t->shape, sizeof d->shape);
         d->from = s0->dtype;
         d->to = cvt_decide(t, s0->dtype, p->cont, o, &d->reason);
+        if (d->to == SB_DTYPE_COUNT)
+            return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': rows of %lld fit neither %s's "
+                              "type nor a fallback (llama-quantize refuses it too)", src->path,
+                              t->name, (long long)t->shape[t->ndim - 1], cvt_mix_name(o->mix));
         for (size_t k = 0; k < t->n_pieces; k++) {
             const struct fmt_model *rs = o->report_src ? o->report_src : src;
             const struct fmt_tensor *st = &rs->tensors[t->pieces[k].src];
@@ -393,6 +470,10 @@ static int plan_make(struct plan *p, const struct fmt_model *src, const char *ou
             return sb_err_set(err, SB_EUNSUPPORTED, "%s: tensor '%s' is %s, which subbit cannot "
                               "re-encode (use --keep '%s')", src->path, t->name,
                               sb_dtype_name(d->from), t->name);
+        if (!o->allow_requantize && lossier(src, t, d))
+            return sb_err_set(err, SB_EINVAL, "%s: tensor '%s' is already quantized (%s); "
+                              "re-quantizing it to %s needs --allow-requantize", src->path,
+                              t->name, sb_dtype_name(d->from), sb_dtype_name(d->to));
         struct fmt_tensor *pt = &p->out[i];
         pt->name = d->name; /* borrowed: the writer copies */
         pt->dtype = d->to;
@@ -472,6 +553,36 @@ static int oom(const struct stream *s, uint64_t bytes, struct sb_err *err)
                       s->p->src->path, (unsigned long long)bytes);
 }
 
+/* Values the target cannot hold (issue 13): a NaN/Inf weight, or a finite
+ * one that comes out non-finite (a block scale past f16's 65504, an f16 or
+ * bf16 cast overflowing). `in` holds n f32 values of rows row0.., cols each;
+ * `back` (or NULL) the same values as written, decoded. SB_OK, or SB_EINVAL
+ * naming tensor and row unless --allow-nonfinite. */
+static int nonfinite_check(const struct stream *s, size_t i, const float *in, const float *back,
+                           uint64_t n, uint64_t cols, uint64_t row0, struct sb_err *err)
+{
+    const struct plan *p = s->p;
+    if (p->o->allow_nonfinite)
+        return SB_OK;
+    for (uint64_t e = 0; e < n; e++) {
+        const bool bad_in = in && !isfinite(in[e]), bad_out = back && !isfinite(back[e]);
+        if (!bad_in && !bad_out)
+            continue;
+        const struct cvt_decision *d = &p->rep->d[i];
+        const unsigned long long row = (unsigned long long)(row0 + (cols ? e / cols : 0));
+        if (bad_in)
+            return sb_err_set(err, SB_EINVAL, "%s: tensor '%s' row %llu: %s weight (pass "
+                              "--allow-nonfinite to write it)", p->src->path, d->name, row,
+                              isnan(in[e]) ? "NaN" : "infinite");
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s' row %llu: %g does not fit %s (%s; "
+                          "pass --allow-nonfinite to write it)", p->src->path, d->name, row,
+                          in ? (double)in[e] : 0.0, sb_dtype_name(d->to),
+                          is_plain_float(d->to) ? "the cast overflows"
+                                                : "its block scale overflows f16");
+    }
+    return SB_OK;
+}
+
 /* A target that is one whole source tensor, unpermuted. */
 static bool whole_source(const struct plan *p, const struct cvt_target *t)
 {
@@ -512,6 +623,55 @@ static int copy_tensor(struct stream *s, size_t i, struct sb_err *err)
  * straight from the map; where the container takes pieces, a slice at a time,
  * so that casting the next slice overlaps writing this one (fmt_out writes in
  * the background). */
+/* the cast slice [e0, e0+m): a NaN in or an overflow makes an all-ones
+ * exponent in the output, so the output codes are scanned (cheap) and only a
+ * hit is decoded for the message (nonfinite_check) */
+static bool code_nonfinite(enum sb_dtype dt, const uint8_t *p)
+{
+    uint16_t h;
+    uint32_t u;
+    uint64_t q;
+    switch (dt) {
+    case SB_DTYPE_F16: memcpy(&h, p, 2); return (h & 0x7C00u) == 0x7C00u;
+    case SB_DTYPE_BF16: memcpy(&h, p, 2); return (h & 0x7F80u) == 0x7F80u;
+    case SB_DTYPE_F32: memcpy(&u, p, 4); return (u & 0x7F800000u) == 0x7F800000u;
+    case SB_DTYPE_F64:
+        memcpy(&q, p, 8);
+        return (q & 0x7FF0000000000000ull) == 0x7FF0000000000000ull;
+    default: return false;
+    }
+}
+
+static int cast_check(struct stream *s, size_t i, const void *in, const void *out, uint64_t e0,
+                      uint64_t m, struct sb_err *err)
+{
+    const struct cvt_decision *d = &s->p->rep->d[i];
+    const struct cvt_target *t = &s->p->lay->t[i];
+    const uint64_t cols = t->ndim ? (uint64_t)t->shape[t->ndim - 1] : 1;
+    const size_t fsz = sb_dtype_get(d->from)->type_size, tsz = sb_dtype_get(d->to)->type_size;
+    /* the common case, no hit, in one vectorisable pass over aligned codes */
+    unsigned hit = 0;
+    if (tsz == 2) {
+        const uint16_t *h = out, mask = d->to == SB_DTYPE_F16 ? 0x7C00u : 0x7F80u;
+        for (uint64_t e = 0; e < m; e++)
+            hit |= (h[e] & mask) == mask;
+    } else if (tsz == 4) {
+        const uint32_t *u = out;
+        for (uint64_t e = 0; e < m; e++)
+            hit |= (u[e] & 0x7F800000u) == 0x7F800000u;
+    } else {
+        hit = 1;
+    }
+    for (uint64_t e = 0; hit && e < m; e++)
+        if (code_nonfinite(d->to, (const uint8_t *)out + e * tsz)) {
+            float a, b;
+            qnt_convert_plain(d->from, (const uint8_t *)in + e * fsz, SB_DTYPE_F32, &a, 1);
+            qnt_convert_plain(d->to, (const uint8_t *)out + e * tsz, SB_DTYPE_F32, &b, 1);
+            return nonfinite_check(s, i, &a, &b, 1, 1, cols ? (e0 + e) / cols : 0, err);
+        }
+    return SB_OK;
+}
+
 static int cast_tensor(struct stream *s, size_t i, struct sb_err *err)
 {
     const struct plan *p = s->p;
@@ -535,6 +695,9 @@ static int cast_tensor(struct stream *s, size_t i, struct sb_err *err)
                                      m)) != SB_OK)
             return sb_err_set(err, r, "tensor '%s': cannot cast %s to %s", t->name,
                               sb_dtype_name(d->from), sb_dtype_name(d->to));
+        if (!p->o->allow_nonfinite && (r = cast_check(s, i, (const uint8_t *)s0->data + e0 * fsz,
+                                                      out, e0, m, err)) != SB_OK)
+            return r;
         if (pieces && (r = fmt_writer_put_piece(s->w, i, out, m * tsz, nbytes, err)) != SB_OK)
             return r;
     }
@@ -564,6 +727,31 @@ static int stats_add(struct stream *s, struct qnt_err_stats *st, enum sb_dtype t
  * row-contiguous encodings go to the writer block by block where the
  * container takes pieces; int8 (codes, then scales) fills the whole blob
  * first; variable-length ones collect tern bytes, then encode the tensor. */
+/* rows at..at+n of the blob just written (rows r0.. of the tensor), decoded:
+ * a finite input that comes back non-finite cannot be held */
+static int written_check(struct stream *s, size_t i, const void *blob, uint64_t nbytes,
+                         uint64_t rows, uint64_t cols, const struct sb_qparams *qp, uint64_t at,
+                         uint64_t n, uint64_t r0, const float *in, struct sb_err *err)
+{
+    const enum sb_dtype to = s->p->rep->d[i].to;
+    float *back = abuf_get(&s->back, n * cols * sizeof(float));
+    if (!back)
+        return oom(s, n * cols * sizeof(float), err);
+    if (qnt_decode_rows(to, blob, nbytes, (size_t)rows, (size_t)cols, qp, (size_t)at, (size_t)n,
+                        back) != SB_OK)
+        return SB_OK;   /* nothing to compare */
+    for (uint64_t e = 0; e < n * cols; e++)
+        if (!isfinite(back[e])) {
+            /* the row's largest magnitude is what the scale could not hold */
+            const float *row = in + e / cols * cols;
+            float big = 0.0f;
+            for (uint64_t j = 0; j < cols; j++)
+                big = fabsf(row[j]) > fabsf(big) ? row[j] : big;
+            return nonfinite_check(s, i, &big, back + e, 1, 1, r0 + e / cols, err);
+        }
+    return SB_OK;
+}
+
 static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
 {
     const struct plan *p = s->p;
@@ -592,7 +780,8 @@ static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
         return oom(s, out_need, err);
     for (uint64_t r0 = 0; r0 < rows; r0 += per) {
         const uint64_t n = rows - r0 < per ? rows - r0 : per;
-        if ((r = cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err)) != SB_OK)
+        if ((r = cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err)) != SB_OK ||
+            (r = nonfinite_check(s, i, f32, NULL, n * cols, cols, r0, err)) != SB_OK)
             return r;
         if (varlen) {
             qnt_tern_quantize_rows(f32, (size_t)n, (size_t)cols, tern + r0 * trb);
@@ -607,6 +796,9 @@ static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
         if (stats && stats_add(s, &st, d->to, out, pieces ? n * rb : nbytes, of, cols, &pt->qp,
                                at, n, f32))
             return oom(s, n * cols * sizeof(float), err);
+        if (!p->o->allow_nonfinite && (r = written_check(s, i, out, pieces ? n * rb : nbytes, of,
+                                                         cols, &pt->qp, at, n, r0, f32, err)))
+            return r;
         if (pieces && (r = fmt_writer_put_piece(s->w, i, out, n * rb, nbytes, err)) != SB_OK)
             return r;
     }
@@ -737,6 +929,42 @@ static int cap_check(const struct plan *p, const struct fmt_writer *w, const cha
 
 /* ---- write: metadata, the writer, every tensor, commit --------------------------- */
 
+/* general.file_type (llama.cpp's LLAMA_FTYPE_*) of what is written: a GGUF
+ * source's own value when every tensor keeps its encoding; otherwise the
+ * value of the encoding most matrices (tensors of 2 or more dims) get, more
+ * parameters breaking a tie, as llama.cpp guesses a file type that is not
+ * stored; 0 (all f32) when the matrices are f32 or have no GGUF file type. */
+static uint32_t file_type(const struct plan *p)
+{
+    const struct cvt_report *rep = p->rep;
+    if (p->o->mix)
+        return cvt_mix_ftype(p->o->mix);
+    bool same = true;
+    for (size_t i = 0; i < rep->n; i++)
+        same = same && rep->d[i].to == rep->d[i].from;
+    const struct fmt_kv *ft = fmt_model_find_kv(p->src, "general.file_type");
+    if (same && p->src->container == FMT_CONT_GGUF && ft &&
+        (ft->type == FMT_KV_U32 || ft->type == FMT_KV_I32) && ft->u < 1024)
+        return (uint32_t)ft->u;
+    size_t count[SB_DTYPE_COUNT] = { 0 };
+    uint64_t params[SB_DTYPE_COUNT] = { 0 };
+    for (size_t i = 0; i < rep->n; i++) {
+        const struct cvt_decision *d = &rep->d[i];
+        uint64_t n = 0;
+        if (d->ndim < 2 || (unsigned)d->to >= SB_DTYPE_COUNT)
+            continue;
+        sb_shape_numel(d->shape, d->ndim, &n);
+        count[d->to]++;
+        params[d->to] += n;
+    }
+    int best = -1;
+    for (int dt = 0; dt < SB_DTYPE_COUNT; dt++)
+        if (count[dt] && (best < 0 || count[dt] > count[best] ||
+                          (count[dt] == count[best] && params[dt] > params[best])))
+            best = dt;
+    return best < 0 ? 0 : qnt_type_gguf_ftype((enum sb_dtype)best);
+}
+
 /* The destination's metadata in wo: GGUF kv (fmt_gguf_kv_build plus the file
  * type), or config.json, side files and safetensors __metadata__. */
 static int write_meta(const struct plan *p, const char *out_path, struct fmt_write_opts *wo,
@@ -756,9 +984,9 @@ static int write_meta(const struct plan *p, const char *out_path, struct fmt_wri
     if (p->cont == FMT_CONT_GGUF) {
         if ((r = fmt_gguf_kv_build(src, kv, n_kv, err)) != SB_OK)
             return r;
-        if (kv_set_u32(kv, n_kv, "general.file_type",
-                       o->to < 0 ? 0 : qnt_type_gguf_ftype(gguf_target((enum sb_dtype)o->to))) ||
-            (any_quantized(p->rep) && kv_set_u32(kv, n_kv, "general.quantization_version", 2)))
+        /* in llama-quantize's order */
+        if ((any_quantized(p->rep) && kv_set_u32(kv, n_kv, "general.quantization_version", 2)) ||
+            kv_set_u32(kv, n_kv, "general.file_type", file_type(p)))
             return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
         wo->kv = *kv;
         wo->n_kv = *n_kv;
@@ -1054,7 +1282,27 @@ out:
     s->w = NULL;
     return r;
 }
-
+/* GGUF output of a model with a tokenizer: whether the metadata will carry it
+ * (tokenizer.ggml.model); a byte-level BPE tokenizer.json is not written yet,
+ * and the caller must say so (never a silent drop) */
+static int tokenizer_check(struct plan *p, struct sb_err *err)
+{
+    if (p->cont != FMT_CONT_GGUF || p->src->vocab.kind == FMT_VOCAB_NONE)
+        return SB_OK;
+    struct fmt_kv *kv = NULL;
+    size_t n = 0;
+    int r = fmt_gguf_kv_build(p->src, &kv, &n, err);
+    if (r != SB_OK)
+        return r;
+    bool has = false;
+    for (size_t i = 0; i < n; i++) {
+        has = has || !strcmp(kv[i].key, "tokenizer.ggml.model");
+        fmt_kv_release(&kv[i]);
+    }
+    sb_free(kv);
+    p->rep->tokenizer_dropped = !has;
+    return SB_OK;
+}
 
 int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
                 struct cvt_report **rep_out, struct sb_err *err)
@@ -1077,7 +1325,8 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         capped.block_elems = cap_block_elems(o->max_memory);
         o = &capped;
     }
-    if ((r = plan_make(&p, src, out_path, o, err)) != SB_OK || o->dry_run)
+    if ((r = plan_make(&p, src, out_path, o, err)) != SB_OK ||
+        (r = tokenizer_check(&p, err)) != SB_OK || o->dry_run)
         goto done;
     /* GGUF's stacked expert tensors went past the cap (66 MiB resident under 48 MiB
      * on a 75 MiB MoE): refused rather than promised */
@@ -1096,7 +1345,7 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         (r = cap_check(&p, s.w, out_path, err)) != SB_OK)
         goto done;
     s.p = &p;
-    uint64_t written = 0;
+    uint64_t read = 0;
     for (size_t k = 0; k < p.lay->n && r == SB_OK; k++) {
         const size_t i = fmt_writer_order(s.w, k);
         const struct cvt_target *t = &p.lay->t[i];
@@ -1107,8 +1356,10 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
             p.rep->out_bytes += d->out_bytes;   /* known now */
         for (size_t q = 0; q < t->n_pieces; q++)
             fmt_model_release_data(src, &src->tensors[t->pieces[q].src]);
-        written += d->out_bytes;
-        sb_progress_report(&o->progress, written, p.rep->out_bytes);
+        /* input bytes: known in full before the first tensor, where a
+         * variable-length output's total grows as it is encoded */
+        read += d->in_bytes;
+        sb_progress_report(&o->progress, read, p.rep->in_bytes);
     }
     if (r == SB_OK) {
         r = fmt_writer_commit(s.w, err);

@@ -911,8 +911,9 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
         rc = sb_err_set(err, SB_EINVAL, "%s: no calibration windows", src->path);
         goto fail;
     }
-    if ((rc = cvt_decide_sources(src, fmt_container_from_path(out_path), &o->conv, S.to, NULL,
-                                 err)) != SB_OK)
+    enum fmt_container cont;
+    if ((rc = fmt_container_for_output(out_path, &cont, err)) != SB_OK ||
+        (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) != SB_OK)
         goto fail;
     if ((rc = vfy_model_new(&S.vm, src, err)) != SB_OK)
         goto fail;

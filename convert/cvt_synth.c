@@ -130,19 +130,19 @@ static int check_opts(const struct cvt_synth_opts *o, struct sb_err *err)
 {
     if (o->layers < 1 || o->dim < 2 || o->heads < 1 || o->kv_heads < 1 || o->vocab < 1 ||
         o->hidden < 1 || o->ctx < 1)
-        return sb_err_set(err, SB_EINVAL, "synth: sizes must be positive");
+        return sb_err_set(err, SB_EINVAL, "sizes must be positive");
     if (o->dim % o->heads || (o->dim / o->heads) % 2)
-        return sb_err_set(err, SB_EINVAL, "synth: --dim %d must be a multiple of 2 x --heads %d",
+        return sb_err_set(err, SB_EINVAL, "--dim %d must be a multiple of 2 x --heads %d",
                           o->dim, o->heads);
     if (o->heads % o->kv_heads)
-        return sb_err_set(err, SB_EINVAL, "synth: --kv-heads %d must divide --heads %d",
+        return sb_err_set(err, SB_EINVAL, "--kv-heads %d must divide --heads %d",
                           o->kv_heads, o->heads);
     if (o->kind != FMT_ARCH_LLAMA && (o->experts < 1 || o->top_k < 1 || o->top_k > o->experts))
-        return sb_err_set(err, SB_EINVAL, "synth: MoE needs --experts >= --top-k >= 1");
+        return sb_err_set(err, SB_EINVAL, "MoE needs --experts >= --top-k >= 1");
     if (o->kind == FMT_ARCH_QWEN2_MOE && o->shared_hidden < 1)
-        return sb_err_set(err, SB_EINVAL, "synth: qwen2_moe needs --shared-hidden >= 1");
+        return sb_err_set(err, SB_EINVAL, "qwen2_moe needs --shared-hidden >= 1");
     if (o->dtype != SB_DTYPE_F32 && o->dtype != SB_DTYPE_F16 && o->dtype != SB_DTYPE_BF16)
-        return sb_err_set(err, SB_EINVAL, "synth: --dtype must be f32, f16 or bf16");
+        return sb_err_set(err, SB_EINVAL, "--dtype must be f32, f16 or bf16");
     return SB_OK;
 }
 
@@ -315,7 +315,7 @@ int cvt_synth(const struct cvt_synth_opts *o, const char *out_dir, struct sb_err
         uint64_t n;
         if (sb_shape_numel(plan[i].shape, plan[i].ndim, &n) ||
             sb_dtype_nbytes(o->dtype, plan[i].shape, plan[i].ndim, NULL, &plan[i].nbytes)) {
-            r = sb_err_set(err, SB_EINVAL, "synth: tensor '%s' is too large", v.s[i].name);
+            r = sb_err_set(err, SB_EINVAL, "tensor '%s' is too large", v.s[i].name);
             goto done;
         }
         if (n > max_elems)
@@ -374,7 +374,7 @@ int cvt_synth(const struct cvt_synth_opts *o, const char *out_dir, struct sb_err
         const void *data = f;
         if (o->dtype != SB_DTYPE_F32) {
             if ((r = qnt_convert_plain(SB_DTYPE_F32, f, o->dtype, out, (size_t)n)) != SB_OK) {
-                sb_err_set(err, r, "synth: cast failed");
+                sb_err_set(err, r, "tensor '%s': cast to %s failed", v.s[i].name, sb_dtype_name(o->dtype));
                 goto done;
             }
             data = out;

@@ -223,6 +223,17 @@ static void arch_keys(struct kvbuf *b, const struct fmt_arch *a, bool qwen)
 
 /* tokenizer.ggml.* for v (SPM, or a SentencePiece-style tokenizer.json turned
  * into one); bos / eos fall back to a's. Other vocabs write nothing. */
+/* tokenizer.ggml.bos/eos_token_id: the vocab's, else the config's */
+static void special_ids(struct kvbuf *b, const struct fmt_vocab *v, const struct fmt_arch *a)
+{
+    const int bos = v->bos_id >= 0 ? v->bos_id : a ? a->bos_id : -1;
+    const int eos = v->eos_id >= 0 ? v->eos_id : a ? a->eos_id : -1;
+    if (bos >= 0)
+        kv_u32(b, "tokenizer.ggml.bos_token_id", (uint64_t)bos);
+    if (eos >= 0)
+        kv_u32(b, "tokenizer.ggml.eos_token_id", (uint64_t)eos);
+}
+
 static int vocab_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct fmt_arch *a)
 {
     struct fmt_vocab json_vocab = { 0 };
@@ -270,15 +281,14 @@ static int vocab_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct f
         }
         sb_free(sc);
         sb_free(ty);
-        int bos = v->bos_id >= 0 ? v->bos_id : a ? a->bos_id : -1;
-        int eos = v->eos_id >= 0 ? v->eos_id : a ? a->eos_id : -1;
-        if (bos >= 0)
-            kv_u32(b, "tokenizer.ggml.bos_token_id", (uint64_t)bos);
-        if (eos >= 0)
-            kv_u32(b, "tokenizer.ggml.eos_token_id", (uint64_t)eos);
+        special_ids(b, v, a);
         if (v->unk_id >= 0)
             kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint64_t)v->unk_id);
         kv_bool(b, "tokenizer.ggml.add_bos_token", v->add_bos);
+    } else if (v->kind == FMT_VOCAB_HF_JSON) {
+        /* a tokenizer not carried (byte-level BPE): its special ids still are,
+         * so that --tokens scoring keeps the BOS (issue 13) */
+        special_ids(b, v, a);
     }
     fmt_vocab_release(&json_vocab);
     return b->failed ? SB_ENOMEM : SB_OK;
@@ -312,6 +322,30 @@ int fmt_gguf_kv_from_arch(const struct fmt_arch *a, const struct fmt_vocab *v, c
     return finish(&b, r, what, kv, n, err);
 }
 
+/* general.name of a model that has none (HF input): the last component of
+ * its path without the extension, as llama.cpp's converter names a model
+ * after its folder ("stories-hf/" -> "stories-hf", "m.safetensors" -> "m") */
+static void general_name(struct kvbuf *b, const char *path)
+{
+    if (!path)
+        return;
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    char name[256];
+    size_t len = end - start < sizeof name - 1 ? end - start : sizeof name - 1;
+    memcpy(name, path + start, len);
+    name[len] = '\0';
+    char *dot = strrchr(name, '.');
+    if (dot && dot != name && !strchr(dot, '/'))
+        *dot = '\0';
+    if (name[0] && strcmp(name, ".") && strcmp(name, ".."))
+        kv_str(b, "general.name", name);
+}
+
 int fmt_gguf_kv_build(const struct fmt_model *src, struct fmt_kv **kv, size_t *n,
                       struct sb_err *err)
 {
@@ -334,6 +368,7 @@ int fmt_gguf_kv_build(const struct fmt_model *src, struct fmt_kv **kv, size_t *n
         return sb_err_set(err, SB_EUNSUPPORTED, "%s: no model config: cannot write GGUF metadata",
                           what);
     arch_keys(&b, &src->arch, src->arch.kind == FMT_ARCH_QWEN2_MOE);
+    general_name(&b, src->path);
     r = vocab_keys(&b, &src->vocab, &src->arch);
     return finish(&b, r, what, kv, n, err);
 }

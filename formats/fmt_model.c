@@ -162,6 +162,21 @@ uint64_t fmt_model_params(const struct fmt_model *m)
     return total;
 }
 
+uint64_t fmt_model_file_bytes(const struct fmt_model *m)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < m->n_maps; i++)
+        n += m->maps[i] ? m->maps[i]->size : 0;
+    return n;
+}
+
+uint32_t fmt_vocab_n_tokens(const struct fmt_vocab *v)
+{
+    if (v->n_tokens)
+        return v->n_tokens;
+    return v->hf ? (uint32_t)v->hf->max_id + 1 : 0;
+}
+
 const char *fmt_container_name(enum fmt_container c)
 {
     switch (c) {

@@ -2,11 +2,13 @@
 #include "fmt_writer.h"
 
 #include <string.h>
+#include <strings.h>
 
+/* any case: x.GGUF is as clear as x.gguf */
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
+    return n >= k && strcasecmp(s + n - k, suffix) == 0;
 }
 
 enum fmt_container fmt_container_from_path(const char *path)
@@ -16,6 +18,29 @@ enum fmt_container fmt_container_from_path(const char *path)
     if (ends_with(path, ".subbit"))
         return FMT_CONT_SUBBIT;
     return FMT_CONT_SAFETENSORS;
+}
+
+int fmt_container_for_output(const char *path, enum fmt_container *c, struct sb_err *err)
+{
+    if (!path || !*path)
+        return sb_err_set(err, SB_EINVAL, "empty output name");
+    if (!strcmp(path, "-"))
+        return sb_err_set(err, SB_EINVAL, "-: a model cannot be written to standard output; "
+                                          "name a .gguf, .subbit or .safetensors file or a folder");
+    *c = fmt_container_from_path(path);
+    size_t n = strlen(path);
+    if (*c != FMT_CONT_SAFETENSORS || ends_with(path, ".safetensors") || path[n - 1] == '/')
+        return SB_OK;
+    /* a folder name has no extension: "out.txt" or "model.bin" is a typo or a
+     * guess, not a request for a folder of that name */
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base && strcmp(base, "..") != 0)
+        return sb_err_set(err, SB_EINVAL, "%s: unknown output extension '%s' (use .gguf, "
+                                          ".subbit, .safetensors, or a folder: a name without "
+                                          "one, or ending in '/')", path, dot);
+    return SB_OK;
 }
 
 int fmt_writer_open(struct fmt_writer **w, enum fmt_container c, const char *path,

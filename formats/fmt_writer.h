@@ -82,8 +82,8 @@ int fmt_writer_commit(struct fmt_writer *w, struct sb_err *err);
 void fmt_writer_abort(struct fmt_writer *w);
 
 /*! fmt_container_from_path() : the container an output name asks for:
- *  .gguf → GGUF, .subbit → subbit, anything else (.safetensors or a folder)
- *  → safetensors. */
+ *  .gguf → GGUF, .subbit → subbit (any case), anything else (.safetensors or
+ *  a folder) → safetensors. */
 enum fmt_container fmt_container_from_path(const char *path);
 
 /* per-container openers (fmt_st.c, fmt_gguf.c, fmt_sbc.c) */

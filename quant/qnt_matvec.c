@@ -51,9 +51,8 @@ int qnt_matvec_check(enum sb_dtype dt, uint64_t nbytes, const struct sb_qparams 
     const struct qnt_type *t = qnt_type_get(dt);
     if (!t || !(t->flags & QNT_T_MATVEC))
         return SB_EUNSUPPORTED;
-    if (t->flags & QNT_T_VARLEN)   /* a row range decodes one row at a time onto the stack */
-        return (row0 != 0 || nrows != rows) && cols > QNT_MATVEC_MAX_VARLEN_COLS
-                   ? SB_EUNSUPPORTED : SB_OK;
+    if (t->flags & QNT_T_VARLEN)   /* a row range needs the batched kernel */
+        return t->matmul || (row0 == 0 && nrows == rows) ? SB_OK : SB_EUNSUPPORTED;
     return qnt_type_validate(dt, NULL, nbytes, rows, cols, qp);
 }
 
@@ -269,26 +268,6 @@ static void row_ref(const struct qnt_type *t, const void *w, size_t rows, size_t
     }
 }
 
-/* ---- variable-length encodings: a row range, row by row ------------------ */
-
-static void varlen_rows(const struct qnt_type *t, const void *w, uint64_t nbytes, size_t rows,
-                        size_t cols, size_t row0, size_t nrows, const float *X, size_t n,
-                        float *Y, int ref)
-{
-    if (cols > QNT_MATVEC_MAX_VARLEN_COLS)
-        return;   /* refused by qnt_matvec_check */
-    qnt_dot_fn dot = pick_isa()->dot;
-    const long nr = (long)nrows;
-#pragma omp parallel for schedule(static) if (!ref)
-    for (long i = 0; i < nr; i++) {
-        float rowbuf[QNT_MATVEC_MAX_VARLEN_COLS];
-        t->dequantize_rows(w, nbytes, rows, cols, NULL, row0 + (size_t)i, 1, rowbuf);
-        for (size_t k = 0; k < n; k++)
-            Y[k * nrows + (size_t)i] = ref ? (float)dot_f64(rowbuf, X + k * cols, cols)
-                                           : dot(rowbuf, X + k * cols, cols);
-    }
-}
-
 /* qnt_mm_decode_fn for every encoding: exact f32 of row r, j0 .. j0+len-1. */
 static void mm_decode(const struct qnt_mm_args *a, size_t r, size_t j0, size_t len, float *out)
 {
@@ -298,12 +277,18 @@ static void mm_decode(const struct qnt_mm_args *a, size_t r, size_t j0, size_t l
 
 /* ---- public entry points ------------------------------------------------- */
 
-/* What the fast path and the reference share: a fused kernel for the whole
- * tensor, or the variable-length row path. 1 when it handled the call. */
+/* What the fast path and the reference share: a batched kernel, or a fused
+ * kernel for the whole tensor. 1 when it handled the call (or when nothing
+ * can: a variable-length encoding reaches the blocked kernel never). */
 static int matmul_special(const struct qnt_type *t, int ref, const void *w, uint64_t nbytes,
                           size_t rows, size_t cols, size_t row0, size_t nrows, const float *X,
                           size_t n, float *Y)
 {
+    qnt_matmul_fn *mm = ref ? t->matmul_ref : t->matmul;
+    if (mm) {
+        mm(w, nbytes, rows, cols, row0, nrows, X, n, Y);
+        return 1;
+    }
     qnt_matvec_fn *mv = ref ? t->matvec_ref : t->matvec;
     if (mv && row0 == 0 && nrows == rows) {
         /* the fused kernel; Y is [n, rows], one call per input vector */
@@ -311,11 +296,7 @@ static int matmul_special(const struct qnt_type *t, int ref, const void *w, uint
             mv(w, nbytes, rows, cols, X + k * cols, Y + k * rows);
         return 1;
     }
-    if (t->flags & QNT_T_VARLEN) {
-        varlen_rows(t, w, nbytes, rows, cols, row0, nrows, X, n, Y, ref);
-        return 1;
-    }
-    return 0;
+    return (t->flags & QNT_T_VARLEN) != 0;   /* refused by qnt_matvec_check */
 }
 
 void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,

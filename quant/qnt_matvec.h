@@ -13,7 +13,7 @@
  * _ref is the truth: per output, sum in double of w*x over j ascending,
  * rounded to float once; one thread. The fast path (the CPU probe's pick: AVX-512F,
  * else AVX2+FMA+F16C, else scalar lanes; SUBBIT_REF_KERNELS=1 forces _ref) is a
- * cache-blocked kernel reading f32/bf16/f16/q8_0/int8 in place (other
+ * cache-blocked kernel reading f32/bf16/f16/int8 in place (other
  * encodings decoded to f32 scratch): each row is cut into chunks of 256, each
  * chunk summed in float lanes and the chunks' lanes summed in float (order:
  * qnt_matvec_impl.h); it is within 1e-5 of _ref relative to sum |w||x| (the
@@ -23,10 +23,25 @@
  * qnt_matvec(x) is bit for bit row t of qnt_matmul(X, n) when x is X's row t:
  * a batched forward and a token-by-token one see identical kernel outputs.
  *
- * Kernels never allocate. The row-wise encodings decode a chunk onto the
- * stack; the variable-length ones (sub1, sub1-qmoe) on a row range narrower
- * than the tensor decode one row at a time onto the stack, so they need
- * cols <= QNT_MATVEC_MAX_VARLEN_COLS (qnt_matvec_check tells).
+ * The ternary encodings (tern, sub1, sub1-qmoe) sum exactly instead
+ * (qnt_ternary_impl.h), on any row range: one token over the whole tensor
+ * goes through their fused matvecs, anything else through the batched kernel
+ * (qnt_tmm_impl.h), which decodes each tile once for all n tokens; every
+ * path gives the same bits, and _ref is their scalar reference.
+ *
+ * q8_0 and q4_0 meet 8-bit activations instead, as ggml's vec_dot does
+ * (qnt_q8mm_impl.h): X quantized once per call to blocks of 32 int8 codes,
+ * integer dot products per block (AVX512-VNNI, AVX-512BW, AVX2), one float
+ * multiply-add a block; _ref is the scalar reference of the same sum (every
+ * kernel equals it bit for bit, at any n, row range and thread count), and
+ * it differs from the exact dot by the activations' rounding (bound stated
+ * there).
+ *
+ * Kernels never allocate, except the ternary batched path, whose workspace
+ * (a fixed-point copy of X and per-thread tile lists) is allocated per call
+ * (without it, it goes token by token), and the q8_0 / q4_0 path (the
+ * quantized X; without it, token by token from the stack). The row-wise encodings decode a chunk
+ * onto the stack.
  * Thread safety: reentrant; must not be called from inside an OpenMP region. */
 #ifndef QNT_MATVEC_H
 #define QNT_MATVEC_H
@@ -37,13 +52,11 @@
 
 #include "sb_dtype.h"
 
-#define QNT_MATVEC_MAX_VARLEN_COLS 16384u
-
 /*! qnt_matvec_check() : whether the kernels can compute with (dt, rows, cols,
  *  row0, nrows) given nbytes of data: the encoding has a kernel, the shape
  *  fits it (block multiple) and the rows lie inside nbytes (fixed-size
- *  encodings). @return SB_OK, SB_EUNSUPPORTED (no kernel for dt / varlen range
- *  too wide) or SB_EFORMAT (shape or size do not fit). No message. */
+ *  encodings). @return SB_OK, SB_EUNSUPPORTED (no kernel for dt) or
+ *  SB_EFORMAT (shape or size do not fit). No message. */
 int qnt_matvec_check(enum sb_dtype dt, uint64_t nbytes, const struct sb_qparams *qp, size_t rows,
                      size_t cols, size_t row0, size_t nrows);
 

@@ -24,8 +24,9 @@
 #include "sb_dtype.h"
 
 /* Dot product of two float arrays, summed in float lanes in a fixed order
- * (independent of threads and of the data's alignment). Used by the
- * variable-length encodings' row-range path. */
+ * (independent of threads and of the data's alignment). Its one user, the
+ * variable-length encodings' row-range path, is gone (they sum exactly now,
+ * qnt_tmm_impl.h); kept in the ISA table for now. */
 typedef float (*qnt_dot_fn)(const float *a, const float *b, size_t n);
 
 float qnt_dot_f32_scalar(const float *a, const float *b, size_t n);

@@ -5,6 +5,7 @@
 #include "qnt_qmoe.h"
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
+#include "qnt_tmm_impl.h"
 #include "sb_alloc.h"
 #include "sb_cpu.h"
 #include "sb_err.h"
@@ -204,15 +205,28 @@ size_t qnt_qmoe_encode_bound(size_t rows, size_t cols)
 
 /* Greedy longest match over one row's symbols (qmoe-gptq.md §2.5): follow the
  * trie; when the next pair has no child, emit the current node and restart at
- * the root with that pair. Returns the codeword count; writes them if cw. */
-static size_t qmoe_row(const struct dict *d, const uint8_t *restrict s, size_t cols, uint8_t *cw)
+ * the root with that pair. Returns the codeword count; writes them if cw.
+ * Pair i is (s[2i], s[2i+1]) of unpacked symbols, or, packed, the nibble i of
+ * the tern row (first symbol in its low 2 bits); id = first + 3 * second, and
+ * an odd row's last pair has second 0. */
+static inline __attribute__((always_inline)) size_t
+qmoe_walk(const struct dict *d, const uint8_t *restrict s, size_t cols, const int packed,
+          uint8_t *cw)
 {
     size_t n = 0;
     if (cols == 0)
         return 0;
     int32_t node = ROOT;
-    for (size_t i = 0; i < cols; i += 2) {
-        unsigned pr = s[i] + 3u * (i + 1 < cols ? s[i + 1] : 0u);
+    for (size_t i = 0; 2 * i < cols; i++) {
+        unsigned pr;
+        if (packed) {
+            unsigned nib = (s[i >> 1] >> (4 * (i & 1))) & 15u;
+            if (2 * i + 1 == cols)
+                nib &= 3u;
+            pr = (nib & 3u) + 3u * (nib >> 2);
+        } else {
+            pr = s[2 * i] + 3u * (2 * i + 1 < cols ? s[2 * i + 1] : 0u);
+        }
         int32_t next = d->trie[(size_t)node * 9 + pr];
         if (next < 0) {
             if (cw)
@@ -227,8 +241,19 @@ static size_t qmoe_row(const struct dict *d, const uint8_t *restrict s, size_t c
     return n + 1;
 }
 
-int qnt_qmoe_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
-                    size_t cap, uint64_t *nbytes)
+static size_t qmoe_row(const struct dict *d, const uint8_t *restrict s, size_t cols, uint8_t *cw)
+{
+    return qmoe_walk(d, s, cols, 0, cw);
+}
+
+static size_t qmoe_row_packed(const struct dict *d, const uint8_t *restrict s, size_t cols,
+                              uint8_t *cw)
+{
+    return qmoe_walk(d, s, cols, 1, cw);
+}
+
+int qnt_qmoe_encode_ref(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                        size_t cap, uint64_t *nbytes)
 {
     *nbytes = 0;
     if (rows > UINT32_MAX || cols > UINT32_MAX)
@@ -278,6 +303,88 @@ int qnt_qmoe_encode(const void *restrict tern, size_t rows, size_t cols, void *r
     }
     wr32(off + 4 * rows, (uint32_t)at);
     sb_free(sym);
+    *nbytes = need;
+    return SB_OK;
+}
+
+/* 1 if row s (cols symbols) holds a symbol 3 */
+static int qmoe_row_bad(const uint8_t *s, size_t cols)
+{
+    uint64_t bad = 0;
+    for (size_t j0 = 0; j0 < cols; j0 += 32) {
+        const uint64_t w = qnt_tmm_word2(s, cols, j0);
+        bad |= w & (w >> 1) & 0x5555555555555555ull;
+    }
+    return bad != 0;
+}
+
+/* Rows in parallel (OpenMP, static), each coded once into its worst-case
+ * slot of dst (one codeword a pair), then moved together in row order; with a
+ * cap below that, the rows are coded twice (count, then write at their
+ * offsets). The bytes of qnt_qmoe_encode_ref at any thread count. */
+int qnt_qmoe_encode(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                    size_t cap, uint64_t *nbytes)
+{
+    *nbytes = 0;
+    if (rows > UINT32_MAX || cols > UINT32_MAX)
+        return SB_EINVAL;
+    const struct dict *d = dict_get();
+    if (!d)
+        return SB_ENOMEM;
+    const size_t rb = qnt_tern_row_bytes(cols), np = (cols + 1) / 2;
+    const uint64_t fixed = HDR + 8 * (uint64_t)rows + 4;
+    if (fixed > cap)
+        return SB_EINVAL;
+    uint8_t *o = dst;
+    struct qview v;
+    qview_init(&v, o, rows);
+    uint8_t *off = (uint8_t *)v.off, *lv = (uint8_t *)v.lv, *cw = (uint8_t *)v.cw;
+    const int slots = (uint64_t)rows * np <= (cap - fixed) / 2;
+    const long nr = (long)rows;
+    int bad = 0;
+    /* 1. per row: its codeword count at off[r + 1] (coded into its slot) */
+#pragma omp parallel for schedule(static) reduction(| : bad) if (rows * cols > 65536)
+    for (long r = 0; r < nr; r++) {
+        const uint8_t *row = (const uint8_t *)tern + (size_t)r * rb;
+        memcpy(lv + 4 * (size_t)r, row, 4);
+        size_t n = 0;
+        if (qmoe_row_bad(row + QNT_TERN_ROW_HDR, cols))
+            bad = 1;   /* a symbol 3 has no trie edge: never walked */
+        else if (slots)
+            n = qmoe_row_packed(d, row + QNT_TERN_ROW_HDR, cols, cw + 2 * (size_t)r * np);
+        else
+            n = qmoe_row_packed(d, row + QNT_TERN_ROW_HDR, cols, NULL);   /* count only */
+        wr32(off + 4 * ((size_t)r + 1), (uint32_t)n);
+    }
+    if (bad)
+        return SB_EINVAL;
+    uint64_t total = 0;
+    for (size_t r = 0; r < rows; r++)
+        total += rd32(off + 4 * (r + 1));
+    const uint64_t need = fixed + 2 * total;
+    if (total > UINT32_MAX || need > cap)
+        return SB_EINVAL;
+    /* 2. offsets, and the codewords together */
+    uint32_t at = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t n = rd32(off + 4 * (r + 1));
+        if (slots)
+            memmove(cw + 2 * (size_t)at, cw + 2 * r * np, 2 * (size_t)n);
+        wr32(off + 4 * r, at);
+        at += n;
+    }
+    wr32(off + 4 * rows, at);
+    if (!slots) {
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (long r = 0; r < nr; r++)
+            qmoe_row_packed(d, (const uint8_t *)tern + (size_t)r * rb + QNT_TERN_ROW_HDR, cols,
+                            cw + 2 * (size_t)rd32(off + 4 * (size_t)r));
+    }
+    memcpy(o, "SQM1", 4);
+    wr32(o + 4, (uint32_t)rows);
+    wr32(o + 8, (uint32_t)cols);
+    wr32(o + 12, 0);
+    wr64(o + 16, total);
     *nbytes = need;
     return SB_OK;
 }
@@ -383,25 +490,7 @@ void qnt_qmoe_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, 
 void qnt_qmoe_matvec_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                          const float *restrict x, float *restrict y)
 {
-    (void)nbytes;
-    const uint32_t *tab = qnt_qmoe_table();
-    struct qview v;
-    qview_init(&v, w, rows);
-    struct qnt_tfx fx;
-    qnt_tfx_init(&fx, x, cols);
-    if (!fx.finite) {
-        qnt_tfx_nan(y, rows);
-        return;
-    }
-    for (size_t r = 0; r < rows; r++) {
-        int64_t sum[4] = { 0, 0, 0, 0 };          /* exact, by symbol (qnt_ternary_impl.h) */
-        if (tab) {
-#define EMIT_REF(j, s) sum[s] += qnt_tfx_x(x[j], fx.scale)
-            QMOE_WALK_ROW(&v, tab, r, cols, EMIT_REF);
-#undef EMIT_REF
-        }
-        y[r] = qnt_tfx_out(rd16(v.lv + 4 * r), rd16(v.lv + 4 * r + 2), sum[1], sum[2], &fx);
-    }
+    qnt_qmoe_matmul_ref(w, nbytes, rows, cols, 0, rows, x, 1, y);
 }
 
 /* Fast row: exact int64 sums of X under symbol 1 and symbol 2
@@ -462,4 +551,118 @@ void qnt_qmoe_matvec(const void *restrict w, uint64_t nbytes, size_t rows, size_
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
     for (long r = 0; r < n; r++)
         y[r] = qmoe_row_fast(&v, tab, (size_t)r, cols, x, &fx);
+}
+
+/* ---- batched matmul (qnt_tmm_impl.h) ---------------------------------------- */
+
+/* Row r's columns of symbol 1 (cls 0) or 2 (cls 1) into out; the count.
+ * Same walk and masks as qmoe_row_fast. */
+static size_t qmoe_row_emit(const struct qview *v, const uint32_t *restrict tab, size_t r,
+                            size_t cols, unsigned cls, uint32_t *restrict out)
+{
+    const uint8_t *cw = v->cw;
+    uint32_t a = rd32(v->off + 4 * r), e = rd32(v->off + 4 * r + 4);
+    size_t idx = 0, n = 0;
+    for (uint32_t c = a; c < e && idx < cols; c++) {
+        uint32_t ent = rd16(cw + 2 * (size_t)c);
+        uint64_t v64 = (uint64_t)(tab[2 * ent] >> 4) | (uint64_t)(tab[2 * ent + 1] >> 4) << 28;
+        uint64_t m = (cls ? v64 >> 1 : v64) & 0x0055555555555555ull;
+        if (cols - idx < 28)          /* row end: slots past cols are padding */
+            m &= ((uint64_t)1 << (2 * (cols - idx))) - 1;
+        while (m) {
+            out[n++] = (uint32_t)(idx + ((unsigned)__builtin_ctzll(m) >> 1));
+            m &= m - 1;
+        }
+        idx += 2 * (tab[2 * ent] & 15u);
+    }
+    return n;
+}
+
+struct qmoe_tmm {
+    struct qview v;
+    const uint32_t *tab;
+    size_t cols;
+};
+
+static size_t qmoe_tmm_emit(const void *enc, size_t r, unsigned cls, uint32_t *out, int kernel)
+{
+    const struct qmoe_tmm *m = enc;
+    (void)kernel;
+    return qmoe_row_emit(&m->v, m->tab, r, m->cols, cls, out);
+}
+
+size_t qnt_qmoe_matmul_ws_size(size_t cols, size_t nrows, size_t n)
+{
+    return qnt_tmm_rows_ws_size(cols, nrows, n);
+}
+
+void qnt_qmoe_matmul_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                         size_t row0, size_t nrows, const float *restrict X, size_t n,
+                         float *restrict Y)
+{
+    (void)nbytes;
+    const uint32_t *tab = qnt_qmoe_table();
+    struct qview v;
+    qview_init(&v, w, rows);
+    for (size_t t = 0; t < n; t++) {
+        const float *x = X + t * cols;
+        float *y = Y + t * nrows;
+        struct qnt_tfx fx;
+        qnt_tfx_init(&fx, x, cols);
+        if (!fx.finite) {
+            qnt_tfx_nan(y, nrows);
+            continue;
+        }
+        for (size_t i = 0; i < nrows; i++) {
+            const size_t r = row0 + i;
+            int64_t sum[4] = { 0, 0, 0, 0 };      /* exact, by symbol (qnt_ternary_impl.h) */
+            if (tab) {
+#define EMIT_REF(j, s) sum[s] += qnt_tfx_x(x[j], fx.scale)
+                QMOE_WALK_ROW(&v, tab, r, cols, EMIT_REF);
+#undef EMIT_REF
+            }
+            y[i] = qnt_tfx_out(rd16(v.lv + 4 * r), rd16(v.lv + 4 * r + 2), sum[1], sum[2], &fx);
+        }
+    }
+}
+
+void qnt_qmoe_matmul_kernel(int kernel, const void *restrict w, uint64_t nbytes, size_t rows,
+                            size_t cols, size_t row0, size_t nrows, const float *restrict X,
+                            size_t n, float *restrict Y, void *ws, size_t ws_bytes)
+{
+    struct qnt_tmm_job job;
+    struct qmoe_tmm m;
+    qview_init(&m.v, w, rows);
+    m.tab = qnt_qmoe_table();
+    m.cols = cols;
+    struct qnt_tmm_rows R = { qmoe_tmm_emit, &m, m.v.lv, 4, 0 };
+    qnt_tmm_rows_job(&job, &R, cols, row0, nrows, kernel);
+    if (m.tab && qnt_tmm_run(&job, X, n, Y, ws, ws_bytes) == 0)
+        return;
+    if (!m.tab) {
+        qnt_qmoe_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
+        return;
+    }
+    for (size_t t = 0; t < n; t++) {       /* token by token, the same bits */
+        const float *x = X + t * cols;
+        struct qnt_tfx fx;
+        qnt_tfx_init(&fx, x, cols);
+        if (!fx.finite) {
+            qnt_tfx_nan(Y + t * nrows, nrows);
+            continue;
+        }
+        for (size_t i = 0; i < nrows; i++)
+            Y[t * nrows + i] = qmoe_row_fast(&m.v, m.tab, row0 + i, cols, x, &fx);
+    }
+}
+
+void qnt_qmoe_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     size_t row0, size_t nrows, const float *restrict X, size_t n,
+                     float *restrict Y, void *ws, size_t ws_bytes)
+{
+    if (sb_cpu_ref()) {
+        qnt_qmoe_matmul_ref(w, nbytes, rows, cols, row0, nrows, X, n, Y);
+        return;
+    }
+    qnt_qmoe_matmul_kernel(0, w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, ws_bytes);
 }

@@ -32,9 +32,12 @@ unsigned qnt_qmoe_entry_pairs(uint32_t e, uint8_t pairs[QNT_QMOE_MAX_PAIRS]);
 
 qnt_bound_fn qnt_qmoe_encode_bound;
 /*! qnt_qmoe_encode() : greedy longest-match trie encoding of each row of the
- *  tern blob (odd trailing weight padded with 0). @return SB_OK and *nbytes,
- *  SB_EINVAL (cap too small / shape out of range), SB_ENOMEM. */
+ *  tern blob (odd trailing weight padded with 0). OpenMP over rows (static;
+ *  not from inside a parallel region); the bytes of _ref (one thread, the
+ *  plain symbol walk) at any thread count. @return SB_OK and *nbytes,
+ *  SB_EINVAL (cap too small / shape out of range / a symbol 3), SB_ENOMEM. */
 qnt_encode_fn qnt_qmoe_encode;
+qnt_encode_fn qnt_qmoe_encode_ref;
 /*! qnt_qmoe_validate() : header, offsets monotone and consistent, codeword
  *  count matches nbytes. O(rows). SB_OK or SB_EFORMAT. */
 qnt_validate_fn qnt_qmoe_validate;
@@ -50,5 +53,18 @@ void qnt_qmoe_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, 
  *  the same sums, one thread. */
 qnt_matvec_fn qnt_qmoe_matvec;
 qnt_matvec_fn qnt_qmoe_matvec_ref;
+
+/*! qnt_qmoe_matmul() : Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T,
+ *  each tile of rows decoded once for all n tokens (qnt_tmm_impl.h; OpenMP
+ *  over tiles, static). Exact as qnt_qmoe_matvec: row t of Y is bit for bit
+ *  rows row0 .. of qnt_qmoe_matvec(X row t), at any n and thread count. ws:
+ *  ws_bytes of scratch, qnt_qmoe_matmul_ws_size() for the fastest; with
+ *  less, tokens go one by one (same bits). Never allocates (the dictionary
+ *  aside). _ref: the reference token by token, one thread. */
+size_t qnt_qmoe_matmul_ws_size(size_t cols, size_t nrows, size_t n);
+void qnt_qmoe_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     size_t row0, size_t nrows, const float *restrict X, size_t n,
+                     float *restrict Y, void *ws, size_t ws_bytes);
+qnt_matmul_fn qnt_qmoe_matmul_ref;
 
 #endif

@@ -36,6 +36,15 @@ qnt_encode_fn qnt_sub1_encode;
 int qnt_sub1_encode_layout(const void *restrict tern, size_t rows, size_t cols,
                            void *restrict dst, size_t cap, uint64_t *nbytes, int layout);
 
+/*! qnt_sub1_encode_ref() : the serial reference of qnt_sub1_encode_layout
+ *  (the same bytes: a plain symbol-by-symbol walk, one chunk after another).
+ *  qnt_sub1_encode_layout scans 32 symbols a word, gathers every run cap's
+ *  statistics in one pass and codes the chunks in parallel (OpenMP, static),
+ *  each into a worst-case slot of dst, then moves them together; its bytes
+ *  do not depend on the thread count. */
+int qnt_sub1_encode_ref(const void *restrict tern, size_t rows, size_t cols, void *restrict dst,
+                        size_t cap, uint64_t *nbytes, int layout);
+
 /*! qnt_sub1_validate() : structural check of a blob for shape (rows, cols):
  *  header fields, tables, offsets monotone and inside the blob. Cost
  *  O(rows + table). @return SB_OK or SB_EFORMAT. */
@@ -58,5 +67,21 @@ void qnt_sub1_decode_tern(const void *restrict w, uint64_t nbytes, size_t cols, 
 qnt_matvec_fn qnt_sub1_matvec;
 /*! qnt_sub1_matvec_ref() : scalar reference of the same exact sums, one thread. */
 qnt_matvec_fn qnt_sub1_matvec_ref;
+
+/*! qnt_sub1_matmul() : Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T,
+ *  each chunk holding those rows decoded once for all n tokens into lists
+ *  of non-zero columns (qnt_tmm_impl.h; OpenMP over chunks, static). Exact
+ *  as qnt_sub1_matvec: row t of Y is bit for bit rows row0 .. of
+ *  qnt_sub1_matvec(X row t), at any n and thread count. ws: ws_bytes of
+ *  scratch, qnt_sub1_matmul_ws_size() for the fastest (0: the blob cannot
+ *  take the batched path); with less, tokens go one by one (same bits; a
+ *  row range then through the reference). Never allocates. A blob that
+ *  fails to parse for (rows, cols): Y is 0. _ref: the reference token by
+ *  token, one thread. */
+size_t qnt_sub1_matmul_ws_size(const void *w, uint64_t nbytes, size_t rows, size_t cols, size_t n);
+void qnt_sub1_matmul(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                     size_t row0, size_t nrows, const float *restrict X, size_t n,
+                     float *restrict Y, void *ws, size_t ws_bytes);
+qnt_matmul_fn qnt_sub1_matmul_ref;
 
 #endif

@@ -33,6 +33,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
 
 void qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *sp,
@@ -67,12 +68,48 @@ struct s1x_chunk {
     struct s1x_lanes ln;
     const uint8_t *p, *pend, *lv;
     float *y;
+    uint32_t *rng;                    /* emit mode: the tile's row ranges (else NULL) */
     uint32_t st0[16], end0[16];
+    /* decode mode: rows row0 .. row0+nrows-1 of the chunk (chunk-relative) go
+       to dst; per lane its row's first index there (~0: not wanted), levels */
+    size_t drow0, dnrows;
+    uint32_t dbase[16];
+    float dlv[16][2];
 };
 
-static void s1x_init(struct s1x_chunk *c, const uint8_t *p, const uint8_t *pend, unsigned L,
-                     size_t nr, size_t cols, const uint8_t *lv, float *y)
+/* Decode mode: lane k's current row's destination and levels. */
+static void s1x_deq_row(struct s1x_chunk *c, unsigned k, uint32_t cols)
 {
+    const size_t r = c->ln.row[k];
+    const int in = r >= c->drow0 && r - c->drow0 < c->dnrows && r < c->ln.rend[k];
+    c->dbase[k] = in ? (uint32_t)((r - c->drow0) * cols) : ~0u;
+    c->dlv[k][0] = c->dlv[k][1] = 0.0f;
+    if (r < c->ln.rend[k]) {
+        const uint8_t *l = c->lv + 4 * r;
+        c->dlv[k][0] = qnt_tern_bf16_to_f32(s1x_rd16(l));
+        c->dlv[k][1] = qnt_tern_bf16_to_f32(s1x_rd16(l + 2));
+    }
+}
+
+/* Emit mode, row change of lane k: its row's lists end where the lane's
+ * write indices stand (slo = next symbol-1 slot, growing; shi = next
+ * symbol-2 slot, shrinking); the next row's region starts fresh. */
+static void s1x_flush_emit(struct s1x_lanes *ln, unsigned k, uint32_t cols, uint32_t *rng)
+{
+    const uint32_t i = ln->row[k];
+    rng[4 * (size_t)i + 1] = (uint32_t)ln->slo[k];
+    rng[4 * (size_t)i + 2] = (uint32_t)ln->shi[k] + 1;
+    ln->row[k]++;
+    ln->rs[k] = ln->re[k];
+    ln->re[k] += cols;
+    ln->slo[k] = (int64_t)(i + 1) * cols;
+    ln->shi[k] = (int64_t)(i + 2) * cols - 1;
+}
+
+static void s1x_init(struct s1x_chunk *c, const uint8_t *p, const uint8_t *pend, unsigned L,
+                     size_t nr, size_t cols, const uint8_t *lv, float *y, uint32_t *rng)
+{
+    c->rng = rng;
     for (unsigned k = 0; k < 16; k++) {
         uint32_t ra = k < L ? (uint32_t)(k * nr / L) : 0, rb = k < L ? (uint32_t)((k + 1) * nr / L) : 0;
         c->ln.row[k] = ra;
@@ -81,6 +118,10 @@ static void s1x_init(struct s1x_chunk *c, const uint8_t *p, const uint8_t *pend,
         c->ln.rs[k] = 0;
         c->ln.re[k] = (uint32_t)cols;
         c->ln.slo[k] = c->ln.shi[k] = 0;
+        if (rng) {                     /* emit: write indices of the lane's first row */
+            c->ln.slo[k] = (int64_t)ra * (int64_t)cols;
+            c->ln.shi[k] = (int64_t)(ra + 1) * (int64_t)cols - 1;
+        }
         c->st0[k] = 0;
         if (k < L)
             memcpy(&c->st0[k], p + 4 * k, 4);
@@ -127,11 +168,94 @@ s1x_cross(struct s1x_chunk *c, __mmask16 cross, __mmask16 nz, uint32_t cols,
     return nz;
 }
 
-/* Every lane: its current row, then rows with no non-zero left. */
+/* s1x_cross in emit mode: w[0] / w[1] are the lanes' symbol-1 / symbol-2
+ * write indices (16 x u32). */
+__attribute__((target(S1X_TGT), noinline)) static __mmask16
+s1x_cross_emit(struct s1x_chunk *c, __mmask16 cross, __mmask16 nz, uint32_t cols, __m512i *pos,
+               __m512i *rs, const __m512i end, __m512i *w)
+{
+    uint32_t pa[16], ea[16], wl[16], wh[16];
+    _mm512_storeu_si512(pa, *pos);
+    _mm512_storeu_si512(ea, end);
+    _mm512_storeu_si512(wl, w[0]);
+    _mm512_storeu_si512(wh, w[1]);
+    struct s1x_lanes *ln = &c->ln;
+    for (unsigned k = 0; k < 16; k++) {
+        if (!((cross >> k) & 1))
+            continue;
+        if (pa[k] >= ea[k]) {                  /* damaged: past the lane's end */
+            pa[k] = ea[k];
+            nz &= (__mmask16) ~(1u << k);
+            continue;
+        }
+        ln->slo[k] = wl[k];
+        ln->shi[k] = wh[k];
+        while (pa[k] >= ln->re[k])
+            s1x_flush_emit(ln, k, cols, c->rng);
+        wl[k] = (uint32_t)ln->slo[k];
+        wh[k] = (uint32_t)ln->shi[k];
+    }
+    w[0] = _mm512_loadu_si512(wl);
+    w[1] = _mm512_loadu_si512(wh);
+    *pos = _mm512_loadu_si512(pa);
+    *rs = _mm512_loadu_si512(ln->rs);
+    return nz;
+}
+
+/* s1x_cross in decode mode: the lanes' rows move on, their destinations and
+ * levels with them (w[0] base, w[1] / w[2] levels as float bits). */
+__attribute__((target(S1X_TGT), noinline)) static __mmask16
+s1x_cross_deq(struct s1x_chunk *c, __mmask16 cross, __mmask16 nz, uint32_t cols, __m512i *pos,
+              __m512i *rs, const __m512i end, __m512i *w)
+{
+    uint32_t pa[16], ea[16];
+    _mm512_storeu_si512(pa, *pos);
+    _mm512_storeu_si512(ea, end);
+    struct s1x_lanes *ln = &c->ln;
+    for (unsigned k = 0; k < 16; k++) {
+        if (!((cross >> k) & 1))
+            continue;
+        if (pa[k] >= ea[k]) {                  /* damaged: past the lane's end */
+            pa[k] = ea[k];
+            nz &= (__mmask16) ~(1u << k);
+            continue;
+        }
+        while (pa[k] >= ln->re[k]) {
+            ln->row[k]++;
+            ln->rs[k] = ln->re[k];
+            ln->re[k] += cols;
+        }
+        s1x_deq_row(c, k, cols);
+    }
+    float lo[16], hi[16];
+    for (unsigned k = 0; k < 16; k++) {
+        lo[k] = c->dlv[k][0];
+        hi[k] = c->dlv[k][1];
+    }
+    w[0] = _mm512_loadu_si512(c->dbase);
+    w[1] = _mm512_castps_si512(_mm512_loadu_ps(lo));
+    w[2] = _mm512_castps_si512(_mm512_loadu_ps(hi));
+    *pos = _mm512_loadu_si512(pa);
+    *rs = _mm512_loadu_si512(ln->rs);
+    return nz;
+}
+
+/* Every lane: its current row, then rows with no non-zero left. Matvec mode:
+ * t holds the sums (4 x 8 int64); emit mode: the write indices (2 x 16 u32). */
 static void s1x_done(struct s1x_chunk *c, unsigned L, uint32_t cols, const struct qnt_tfx *fx,
                      const int64_t (*t)[8])
 {
+    const uint32_t *w = (const uint32_t *)t;
+    if (!c->y && !c->rng)
+        return;                        /* decode mode: nothing left to write */
     for (unsigned k = 0; k < L; k++) {
+        if (c->rng) {
+            c->ln.slo[k] = w[k];
+            c->ln.shi[k] = w[16 + k];
+            while (c->ln.row[k] < c->ln.rend[k])
+                s1x_flush_emit(&c->ln, k, cols, c->rng);
+            continue;
+        }
         c->ln.slo[k] = t[k >> 3][k & 7];
         c->ln.shi[k] = t[2 + (k >> 3)][k & 7];
         while (c->ln.row[k] < c->ln.rend[k])
@@ -186,7 +310,12 @@ static void s1x_done(struct s1x_chunk *c, unsigned L, uint32_t cols, const struc
         const __mmask16 cross_ = _mm512_mask_cmpge_epu32_mask(nz_, col_, vcols);           \
         if (__builtin_expect(cross_ != 0, 0)) {   /* copies: S, POS, RS stay in registers */ \
             __m512i t_[4] = { S[0], S[1], S[2], S[3] }, p_ = POS, r_ = RS;                 \
-            nz_ = s1x_cross(C, cross_, nz_, c32, fx, &p_, &r_, END, t_);                   \
+            if (EMIT == 1)                                                                 \
+                nz_ = s1x_cross_emit(C, cross_, nz_, c32, &p_, &r_, END, t_);              \
+            else if (EMIT == 2)                                                            \
+                nz_ = s1x_cross_deq(C, cross_, nz_, c32, &p_, &r_, END, t_);               \
+            else                                                                           \
+                nz_ = s1x_cross(C, cross_, nz_, c32, fx, &p_, &r_, END, t_);               \
             S[0] = t_[0];                                                                  \
             S[1] = t_[1];                                                                  \
             S[2] = t_[2];                                                                  \
@@ -194,6 +323,22 @@ static void s1x_done(struct s1x_chunk *c, unsigned L, uint32_t cols, const struc
             POS = p_;                                                                      \
             RS = r_;                                                                       \
             col_ = _mm512_sub_epi32(POS, RS);                                              \
+        }                                                                                  \
+        if (EMIT == 2) {                 /* the levels into dst */                         \
+            const __mmask16 dl_ = _mm512_mask_cmpneq_epu32_mask(nz_, S[0], _mm512_set1_epi32(-1)); \
+            _mm512_mask_i32scatter_ps(dst, dl_, _mm512_add_epi32(S[0], col_),              \
+                                      _mm512_castsi512_ps(_mm512_mask_blend_epi32(cls_, S[1], S[2])), 4); \
+            POS = _mm512_mask_add_epi32(POS, nz_, POS, one);                               \
+            break;                                                                         \
+        }                                                                                  \
+        if (EMIT == 1) {                 /* the columns into the rows' lists */            \
+            const __mmask16 el_ = nz_ & (__mmask16)~cls_, eh_ = nz_ & cls_;                \
+            _mm512_mask_i32scatter_epi32(ent, el_, S[0], col_, 4);                         \
+            _mm512_mask_i32scatter_epi32(ent, eh_, S[1], col_, 4);                         \
+            S[0] = _mm512_mask_add_epi32(S[0], el_, S[0], one);                            \
+            S[1] = _mm512_mask_sub_epi32(S[1], eh_, S[1], one);                            \
+            POS = _mm512_mask_add_epi32(POS, nz_, POS, one);                               \
+            break;                                                                         \
         }                                                                                  \
         const __m512 g_ = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), nz_, col_, x, 4);  \
         const __m512d d0_ = _mm512_cvtps_pd(_mm512_castps512_ps256(g_));                   \
@@ -216,7 +361,8 @@ static void s1x_done(struct s1x_chunk *c, unsigned L, uint32_t cols, const struc
 static inline __attribute__((target(S1X_TGT), always_inline)) void
 s1x_chunks(const uint32_t *restrict tab, const uint8_t *const *sp, const uint8_t *const *se,
            const size_t *nr, size_t nchunk, unsigned L, size_t cols, const uint8_t *const *lv,
-           const float *restrict x, const struct qnt_tfx *fx, float *const *y, const int ALIAS)
+           const float *restrict x, const struct qnt_tfx *fx, float *const *y, const int ALIAS,
+           uint32_t *rng, uint32_t *ent, float *dst, size_t drow0, size_t dnrows, const int EMIT)
 {
     struct s1x_chunk ca, cb;
     /* alias layout: tab = 32 primary entries, 32 alias entries, 32 cuts */
@@ -237,14 +383,36 @@ s1x_chunks(const uint32_t *restrict tab, const uint8_t *const *sp, const uint8_t
                   vcols = _mm512_set1_epi32((int)c32);
     const __m512d sc = _mm512_set1_pd(fx->scale), mg = _mm512_set1_pd(QNT_TFX_MAGIC);
     const __m512i mb = _mm512_set1_epi64(QNT_TFX_MAGIC_BITS);
-    s1x_init(&ca, sp[0], se[0], L, nr[0], cols, lv[0], y[0]);
+    s1x_init(&ca, sp[0], se[0], L, nr[0], cols, lv[0], y ? y[0] : NULL, EMIT == 1 ? rng : NULL);
     const uint8_t *pa = ca.p;   /* read pointers: locals, off the chunks' memory */
     __m512i sta = _mm512_loadu_si512(ca.st0), enda = _mm512_loadu_si512(ca.end0);
     __m512i posa = _mm512_setzero_si512(), rsa = posa, sa[4] = { posa, posa, posa, posa };
+    if (EMIT == 2) {            /* sa[0]: destinations, sa[1], sa[2]: levels */
+        float lo[16], hi[16];
+        ca.drow0 = drow0;
+        ca.dnrows = dnrows;
+        for (unsigned k = 0; k < 16; k++) {
+            s1x_deq_row(&ca, k, c32);
+            lo[k] = ca.dlv[k][0];
+            hi[k] = ca.dlv[k][1];
+        }
+        sa[0] = _mm512_loadu_si512(ca.dbase);
+        sa[1] = _mm512_castps_si512(_mm512_loadu_ps(lo));
+        sa[2] = _mm512_castps_si512(_mm512_loadu_ps(hi));
+    }
+    if (EMIT == 1) {            /* sa[0], sa[1]: the lanes' write indices (u32) */
+        uint32_t wl[16], wh[16];
+        for (unsigned k = 0; k < 16; k++) {
+            wl[k] = (uint32_t)ca.ln.slo[k];
+            wh[k] = (uint32_t)ca.ln.shi[k];
+        }
+        sa[0] = _mm512_loadu_si512(wl);
+        sa[1] = _mm512_loadu_si512(wh);
+    }
     __mmask16 acta = 1, actb = 0;
     int64_t t[4][8];
     if (nchunk > 1) {
-        s1x_init(&cb, sp[1], se[1], L, nr[1], cols, lv[1], y[1]);
+        s1x_init(&cb, sp[1], se[1], L, nr[1], cols, lv[1], y[1], NULL);
         const uint8_t *pb = cb.p;
         __m512i stb = _mm512_loadu_si512(cb.st0), endb = _mm512_loadu_si512(cb.end0);
         __m512i posb = _mm512_setzero_si512(), rsb = posb, sb[4] = { posb, posb, posb, posb };
@@ -280,7 +448,7 @@ qnt_sub1_chunks_avx512(const uint32_t *restrict tab, const uint8_t *const *sp,
                        size_t cols, const uint8_t *const *lv, const float *restrict x,
                        const struct qnt_tfx *fx, float *const *y)
 {
-    s1x_chunks(tab, sp, se, nr, nchunk, L, cols, lv, x, fx, y, 0);
+    s1x_chunks(tab, sp, se, nr, nchunk, L, cols, lv, x, fx, y, 0, NULL, NULL, NULL, 0, 0, 0);
 }
 
 __attribute__((target(S1X_TGT))) void
@@ -289,6 +457,43 @@ qnt_sub1_chunks_avx512_alias(const uint32_t *restrict bk, const uint8_t *const *
                              unsigned L, size_t cols, const uint8_t *const *lv,
                              const float *restrict x, const struct qnt_tfx *fx, float *const *y)
 {
-    s1x_chunks(bk, sp, se, nr, nchunk, L, cols, lv, x, fx, y, 1);
+    s1x_chunks(bk, sp, se, nr, nchunk, L, cols, lv, x, fx, y, 1, NULL, NULL, NULL, 0, 0, 0);
+}
+
+/* Emit mode, one chunk: every non-zero's column into its row's list (tile
+ * rows: rng[4i] .. as qnt_tmm_impl.h; the caller presets rng[4i] = i cols,
+ * rng[4i+3] = (i+1) cols, the row's region of ent). alias: the table
+ * layout, as above. */
+__attribute__((target(S1X_TGT))) void
+qnt_sub1_chunk_emit_avx512(const uint32_t *restrict tab, int alias, const uint8_t *sp,
+                           const uint8_t *se, size_t nr, unsigned L, size_t cols,
+                           uint32_t *restrict rng, uint32_t *restrict ent)
+{
+    const uint8_t *const spp[1] = { sp }, *const sep[1] = { se }, *const lvp[1] = { NULL };
+    const size_t nrp[1] = { nr };
+    const struct qnt_tfx fx = { 1.0, 1.0, 1 };
+    if (alias)
+        s1x_chunks(tab, spp, sep, nrp, 1, L, cols, lvp, NULL, &fx, NULL, 1, rng, ent, NULL, 0, 0, 1);
+    else
+        s1x_chunks(tab, spp, sep, nrp, 1, L, cols, lvp, NULL, &fx, NULL, 0, rng, ent, NULL, 0, 0, 1);
+}
+
+/* Decode mode, one chunk of nr rows (levels lv of its row 0): every
+ * non-zero's level into dst, rows drow0 .. drow0+dnrows-1 of the chunk (dst
+ * zeroed; dnrows cols < 2^31); the others are decoded and dropped. */
+__attribute__((target(S1X_TGT))) void
+qnt_sub1_chunk_deq_avx512(const uint32_t *restrict tab, int alias, const uint8_t *sp,
+                          const uint8_t *se, size_t nr, unsigned L, size_t cols, const uint8_t *lv,
+                          size_t drow0, size_t dnrows, float *restrict dst)
+{
+    const uint8_t *const spp[1] = { sp }, *const sep[1] = { se }, *const lvp[1] = { lv };
+    const size_t nrp[1] = { nr };
+    const struct qnt_tfx fx = { 1.0, 1.0, 1 };
+    if (alias)
+        s1x_chunks(tab, spp, sep, nrp, 1, L, cols, lvp, NULL, &fx, NULL, 1, NULL, NULL, dst, drow0,
+                   dnrows, 2);
+    else
+        s1x_chunks(tab, spp, sep, nrp, 1, L, cols, lvp, NULL, &fx, NULL, 0, NULL, NULL, dst, drow0,
+                   dnrows, 2);
 }
 #endif

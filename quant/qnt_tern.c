@@ -5,6 +5,7 @@
  * Knows the grid and the bytes; nothing of files. */
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
+#include "qnt_tmm_impl.h"
 #include "sb_cpu.h"
 
 #include <math.h>
@@ -38,7 +39,24 @@ float qnt_tern_bf16_to_f32(uint16_t h)
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
-void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, void *restrict dst)
+/* Symbols of xr[j0 .. cols-1] ORed into s (zeroed there), levels flo, fhi:
+ * above half of hi gives 2, else below half of lo gives 1 (§2.1). */
+static void tern_syms(const float *restrict xr, size_t j0, size_t cols, float flo, float fhi,
+                      uint8_t *restrict s)
+{
+    const float tlo = flo * 0.5f, thi = fhi * 0.5f;
+    for (size_t j = j0; j < cols; j++) {
+        unsigned sym = 0;
+        if (fhi > 0.0f && xr[j] > thi)
+            sym = 2;
+        else if (flo < 0.0f && xr[j] < tlo)
+            sym = 1;
+        s[j >> 2] |= (uint8_t)(sym << (2 * (j & 3)));
+    }
+}
+
+void qnt_tern_quantize_rows_ref(const float *restrict x, size_t rows, size_t cols,
+                                void *restrict dst)
 {
     const size_t rb = qnt_tern_row_bytes(cols);
     for (size_t r = 0; r < rows; r++) {
@@ -59,16 +77,91 @@ void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, v
         wr16(o + 2, hi);
         uint8_t *s = o + QNT_TERN_ROW_HDR;
         memset(s, 0, (cols + 3) / 4);
-        const float tlo = flo * 0.5f, thi = fhi * 0.5f;
-        for (size_t j = 0; j < cols; j++) {
-            unsigned sym = 0;
-            if (fhi > 0.0f && xr[j] > thi)
-                sym = 2;
-            else if (flo < 0.0f && xr[j] < tlo)
-                sym = 1;
-            s[j >> 2] |= (uint8_t)(sym << (2 * (j & 3)));
-        }
+        tern_syms(xr, 0, cols, flo, fhi, s);
     }
+}
+
+#ifdef QNT_TERN_X86
+/* One row, 16 weights a step: min / max in lanes (vminps returns its second
+ * operand when the first is NaN or both are zeros, so NaN and -0 are skipped
+ * exactly as the reference's strict compares skip them; min and max are
+ * exact, so the lane order does not matter), then the two class masks of 16
+ * weights spread to 2-bit fields with pdep: 4 bytes a step. The tail and the
+ * levels go through the reference's own code. */
+__attribute__((target("avx512f,bmi2"))) static void tern_row_avx512(const float *restrict xr,
+                                                                   size_t cols,
+                                                                   uint8_t *restrict o)
+{
+    __m512 vmn = _mm512_setzero_ps(), vmx = vmn;
+    size_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+        const __m512 v = _mm512_loadu_ps(xr + j);
+        vmn = _mm512_min_ps(v, vmn);
+        vmx = _mm512_max_ps(v, vmx);
+    }
+    float mn = _mm512_reduce_min_ps(vmn), mx = _mm512_reduce_max_ps(vmx);
+    const size_t jv = j;
+    for (; j < cols; j++) {
+        if (xr[j] < mn)
+            mn = xr[j];
+        if (xr[j] > mx)
+            mx = xr[j];
+    }
+    const uint16_t lo = qnt_tern_f32_to_bf16(mn), hi = qnt_tern_f32_to_bf16(mx);
+    const float flo = qnt_tern_bf16_to_f32(lo), fhi = qnt_tern_bf16_to_f32(hi);
+    wr16(o, lo);
+    wr16(o + 2, hi);
+    uint8_t *s = o + QNT_TERN_ROW_HDR;
+    const float tlo = flo * 0.5f, thi = fhi * 0.5f;
+    const __m512 vtlo = _mm512_set1_ps(tlo), vthi = _mm512_set1_ps(thi);
+    const __mmask16 use2 = fhi > 0.0f ? 0xffff : 0, use1 = flo < 0.0f ? 0xffff : 0;
+    for (j = 0; j < jv; j += 16) {
+        const __m512 v = _mm512_loadu_ps(xr + j);
+        const __mmask16 k2 = _mm512_mask_cmp_ps_mask(use2, v, vthi, _CMP_GT_OQ);
+        const __mmask16 k1 = _mm512_mask_cmp_ps_mask(use1 & (__mmask16)~k2, v, vtlo, _CMP_LT_OQ);
+        const uint32_t b = _pdep_u32(k1, 0x55555555u) | _pdep_u32(k2, 0xAAAAAAAAu);
+        uint8_t *d = s + j / 4;
+        d[0] = (uint8_t)b, d[1] = (uint8_t)(b >> 8), d[2] = (uint8_t)(b >> 16), d[3] = (uint8_t)(b >> 24);
+    }
+    memset(s + jv / 4, 0, (cols + 3) / 4 - jv / 4);
+    tern_syms(xr, jv, cols, flo, fhi, s);
+}
+#endif
+
+static int tern_pick(void);
+
+void qnt_tern_quantize_rows_kernel(int kernel, const float *restrict x, size_t rows, size_t cols,
+                                   void *restrict dst)
+{
+    const size_t rb = qnt_tern_row_bytes(cols);
+    const size_t per = cols && cols < 65536 ? 65536 / cols : 1;   /* rows a block: ~64 Ki weights */
+    const long nb = (long)((rows + per - 1) / per);
+    int simd = 0;
+#ifdef QNT_TERN_X86
+    simd = kernel != 1 && tern_pick() == 3;
+#else
+    (void)kernel;
+#endif
+#pragma omp parallel for schedule(static) if (nb > 1)
+    for (long b = 0; b < nb; b++) {
+        const size_t r0 = (size_t)b * per, r1 = rows - r0 < per ? rows : r0 + per;
+#ifdef QNT_TERN_X86
+        if (simd) {
+            for (size_t r = r0; r < r1; r++)
+                tern_row_avx512(x + r * cols, cols, (uint8_t *)dst + r * rb);
+            continue;
+        }
+#endif
+        qnt_tern_quantize_rows_ref(x + r0 * cols, r1 - r0, cols, (uint8_t *)dst + r0 * rb);
+    }
+}
+
+void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, void *restrict dst)
+{
+    if (tern_pick() == 0)
+        qnt_tern_quantize_rows_ref(x, rows, cols, dst);
+    else
+        qnt_tern_quantize_rows_kernel(0, x, rows, cols, dst);
 }
 
 void qnt_tern_row_symbols(const void *restrict src, size_t cols, size_t r, uint8_t *restrict sym,
@@ -349,9 +442,10 @@ static int tern_pick(void)
     return sb_cpu_ref() ? 0 : tern_best(3);
 }
 
+/* Rows r0 .. r0+nr-1; y[r - yoff] for row r. */
 static void tern_tile(const uint8_t *restrict w, size_t rb, size_t cols, size_t r0, size_t nr,
                       const float *restrict x, const struct qnt_tfx *fx, int pick,
-                      float *restrict y)
+                      float *restrict y, size_t yoff)
 {
     struct tern_xblk xb;
     int64_t acc[TERN_TR][2];
@@ -377,26 +471,27 @@ static void tern_tile(const uint8_t *restrict w, size_t rb, size_t cols, size_t 
     }
     for (size_t i = 0; i < nr; i++) {
         const uint8_t *o = w + (r0 + i) * rb;
-        y[r0 + i] = qnt_tfx_out(rd16(o), rd16(o + 2), acc[i][0], acc[i][1], fx);
+        y[r0 + i - yoff] = qnt_tfx_out(rd16(o), rd16(o + 2), acc[i][0], acc[i][1], fx);
     }
 }
 
-static void tern_matvec(int pick, const void *restrict w, size_t rows, size_t cols,
+/* Rows row0 .. row0+nrows-1 into y[0 .. nrows-1]. */
+static void tern_matvec(int pick, const void *restrict w, size_t cols, size_t row0, size_t nrows,
                         const float *restrict x, float *restrict y)
 {
     struct qnt_tfx fx;
     qnt_tfx_init(&fx, x, cols);
     if (!fx.finite) {
-        qnt_tfx_nan(y, rows);
+        qnt_tfx_nan(y, nrows);
         return;
     }
     const size_t rb = qnt_tern_row_bytes(cols);
-    const long nt = (long)((rows + TERN_TR - 1) / TERN_TR);
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    const long nt = (long)((nrows + TERN_TR - 1) / TERN_TR);
+#pragma omp parallel for schedule(static) if (nrows * cols > 65536)
     for (long t = 0; t < nt; t++) {
-        const size_t r0 = (size_t)t * TERN_TR;
-        const size_t nr = rows - r0 < TERN_TR ? rows - r0 : TERN_TR;
-        tern_tile((const uint8_t *)w, rb, cols, r0, nr, x, &fx, pick, y);
+        const size_t r0 = row0 + (size_t)t * TERN_TR;
+        const size_t nr = row0 + nrows - r0 < TERN_TR ? row0 + nrows - r0 : TERN_TR;
+        tern_tile((const uint8_t *)w, rb, cols, r0, nr, x, &fx, pick, y, row0);
     }
 }
 
@@ -407,11 +502,67 @@ void qnt_tern_matvec(const void *restrict w, size_t rows, size_t cols, const flo
     if (pick == 0)
         qnt_tern_matvec_ref(w, rows, cols, x, y);
     else
-        tern_matvec(pick, w, rows, cols, x, y);
+        tern_matvec(pick, w, cols, 0, rows, x, y);
 }
 
 void qnt_tern_matvec_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
                             const float *restrict x, float *restrict y)
 {
-    tern_matvec(tern_best(kernel), w, rows, cols, x, y);
+    tern_matvec(tern_best(kernel), w, cols, 0, rows, x, y);
+}
+
+/* ---- batched matmul (qnt_tmm_impl.h) ----------------------------------------- */
+
+struct tern_tmm {
+    const uint8_t *w;
+    size_t rb, cols;
+};
+
+static size_t tern_tmm_emit(const void *enc, size_t r, unsigned cls, uint32_t *out, int kernel)
+{
+    const struct tern_tmm *c = enc;
+    return qnt_tmm_scan2(c->w + r * c->rb + QNT_TERN_ROW_HDR, c->cols, cls, out, kernel);
+}
+
+size_t qnt_tern_matmul_ws_size(size_t cols, size_t nrows, size_t n)
+{
+    return qnt_tmm_rows_ws_size(cols, nrows, n);
+}
+
+void qnt_tern_matmul_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
+                            size_t row0, size_t nrows, const float *restrict X, size_t n,
+                            float *restrict Y, void *ws, size_t ws_bytes)
+{
+    (void)rows;
+    struct qnt_tmm_job job;
+    const struct tern_tmm c = { w, qnt_tern_row_bytes(cols), cols };
+    struct qnt_tmm_rows R = { tern_tmm_emit, &c, w, c.rb, 0 };
+    qnt_tmm_rows_job(&job, &R, cols, row0, nrows, kernel);
+    if (qnt_tmm_run(&job, X, n, Y, ws, ws_bytes) == 0)
+        return;
+    /* no room: token by token, the same bits */
+    const int pick = tern_pick();
+    for (size_t t = 0; t < n; t++)
+        tern_matvec(pick ? pick : 1, w, cols, row0, nrows, X + t * cols, Y + t * nrows);
+}
+
+void qnt_tern_matmul(const void *restrict w, size_t rows, size_t cols, size_t row0, size_t nrows,
+                     const float *restrict X, size_t n, float *restrict Y, void *ws,
+                     size_t ws_bytes)
+{
+    if (tern_pick() == 0) {
+        qnt_tern_matmul_ref(w, rows, cols, row0, nrows, X, n, Y);
+        return;
+    }
+    qnt_tern_matmul_kernel(0, w, rows, cols, row0, nrows, X, n, Y, ws, ws_bytes);
+}
+
+void qnt_tern_matmul_ref(const void *restrict w, size_t rows, size_t cols, size_t row0,
+                         size_t nrows, const float *restrict X, size_t n, float *restrict Y)
+{
+    (void)rows;
+    const size_t rb = qnt_tern_row_bytes(cols);
+    for (size_t t = 0; t < n; t++)
+        qnt_tern_matvec_ref((const uint8_t *)w + row0 * rb, nrows, cols, X + t * cols,
+                            Y + t * nrows);
 }

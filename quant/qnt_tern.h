@@ -34,8 +34,13 @@ uint16_t qnt_tern_f32_to_bf16(float f);
 float qnt_tern_bf16_to_f32(uint16_t h);
 
 /*! qnt_tern_quantize_rows() : x is (rows, cols) f32 row-major; writes
- *  rows * qnt_tern_row_bytes(cols) bytes to dst. NaN inputs map to 0. */
+ *  rows * qnt_tern_row_bytes(cols) bytes to dst. NaN inputs map to 0.
+ *  OpenMP over blocks of rows (static; not from inside a parallel region),
+ *  AVX-512 where present: the bytes of _ref (one thread, plain C), at any
+ *  thread count. */
 void qnt_tern_quantize_rows(const float *restrict x, size_t rows, size_t cols, void *restrict dst);
+void qnt_tern_quantize_rows_ref(const float *restrict x, size_t rows, size_t cols,
+                                void *restrict dst);
 
 /*! qnt_tern_dequantize_rows() : rows row0 .. row0+nrows-1 of the tern blob src
  *  (rows of cols weights) into dst (nrows, cols) f32. */
@@ -68,5 +73,19 @@ void qnt_tern_matvec(const void *restrict w, size_t rows, size_t cols, const flo
  *  row, j ascending. Single-threaded. */
 void qnt_tern_matvec_ref(const void *restrict w, size_t rows, size_t cols, const float *restrict x,
                          float *restrict y);
+
+/*! qnt_tern_matmul() : Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T,
+ *  each tile of rows decoded once for all n tokens (qnt_tmm_impl.h; OpenMP
+ *  over tiles, static). Exact as qnt_tern_matvec: row t of Y is bit for bit
+ *  rows row0 .. of qnt_tern_matvec(X row t), at any n and thread count. ws:
+ *  ws_bytes of scratch, qnt_tern_matmul_ws_size() for the fastest; with less
+ *  (even none) tokens go one by one through the fused kernel (same bits).
+ *  Never allocates. _ref: qnt_tern_matvec_ref token by token. */
+size_t qnt_tern_matmul_ws_size(size_t cols, size_t nrows, size_t n);
+void qnt_tern_matmul(const void *restrict w, size_t rows, size_t cols, size_t row0, size_t nrows,
+                     const float *restrict X, size_t n, float *restrict Y, void *ws,
+                     size_t ws_bytes);
+void qnt_tern_matmul_ref(const void *restrict w, size_t rows, size_t cols, size_t row0,
+                         size_t nrows, const float *restrict X, size_t n, float *restrict Y);
 
 #endif

@@ -7,11 +7,14 @@
 #include "qnt_cast.h"
 #include "qnt_encode.h"
 #include "qnt_ggml.h"
+#include "qnt_ggml_types.h"
 #include "qnt_int8.h"
 #include "qnt_matvec_impl.h"
+#include "qnt_q8mm_impl.h"
 #include "qnt_qmoe.h"
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
+#include "sb_alloc.h"
 #include "sb_err.h"
 
 /* ---- plain floats: casts (qnt_cast.h), alignment-safe through the stack ---- */
@@ -83,6 +86,17 @@ BLOCK_FNS(q8_0)
 BLOCK_FNS(q4_0)
 BLOCK_FNS(tq1_0)
 BLOCK_FNS(tq2_0)
+BLOCK_FNS(q4_1)
+BLOCK_FNS(q5_0)
+BLOCK_FNS(q5_1)
+BLOCK_FNS(q2_K)
+BLOCK_FNS(q3_K)
+BLOCK_FNS(q4_K)
+BLOCK_FNS(q5_K)
+BLOCK_FNS(q6_K)
+BLOCK_FNS(q8_K)
+BLOCK_FNS(iq4_nl)
+BLOCK_FNS(iq4_xs)
 
 /* ---- how the blocked matvec kernel reads them in place --------------------- */
 
@@ -105,6 +119,75 @@ static void tern_mv(const void *restrict w, uint64_t nbytes, size_t rows, size_t
 {
     (void)nbytes;
     qnt_tern_matvec(w, rows, cols, x, y);
+}
+
+/* ---- the ternary family's batched kernels (qnt_tmm_impl.h) ----------------
+ * One token over the whole tensor: the fused matvec. Otherwise the batched
+ * kernel with its scratch made here, outside any parallel region (the
+ * table's signature has none); when that allocation fails the kernels go
+ * token by token, the same bits. */
+
+static void *tmm_ws(size_t need, size_t *have)
+{
+    void *ws = need ? sb_malloc_aligned(need) : NULL;
+    *have = ws ? need : 0;
+    return ws;
+}
+
+static int tmm_one(size_t rows, size_t row0, size_t nrows, size_t n)
+{
+    return n == 1 && row0 == 0 && nrows == rows;
+}
+
+static void tern_mm(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                    size_t row0, size_t nrows, const float *restrict X, size_t n,
+                    float *restrict Y)
+{
+    (void)nbytes;
+    if (tmm_one(rows, row0, nrows, n)) {
+        qnt_tern_matvec(w, rows, cols, X, Y);
+        return;
+    }
+    size_t have;
+    void *ws = tmm_ws(qnt_tern_matmul_ws_size(cols, nrows, n), &have);
+    qnt_tern_matmul(w, rows, cols, row0, nrows, X, n, Y, ws, have);
+    sb_free_aligned(ws);
+}
+
+static void tern_mm_ref(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                        size_t row0, size_t nrows, const float *restrict X, size_t n,
+                        float *restrict Y)
+{
+    (void)nbytes;
+    qnt_tern_matmul_ref(w, rows, cols, row0, nrows, X, n, Y);
+}
+
+static void sub1_mm(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                    size_t row0, size_t nrows, const float *restrict X, size_t n,
+                    float *restrict Y)
+{
+    if (tmm_one(rows, row0, nrows, n)) {
+        qnt_sub1_matvec(w, nbytes, rows, cols, X, Y);
+        return;
+    }
+    size_t have;
+    void *ws = tmm_ws(qnt_sub1_matmul_ws_size(w, nbytes, rows, cols, n), &have);
+    qnt_sub1_matmul(w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, have);
+    sb_free_aligned(ws);
+}
+
+static void qmoe_mm(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                    size_t row0, size_t nrows, const float *restrict X, size_t n,
+                    float *restrict Y)
+{
+    if (tmm_one(rows, row0, nrows, n)) {
+        qnt_qmoe_matvec(w, nbytes, rows, cols, X, Y);
+        return;
+    }
+    size_t have;
+    void *ws = tmm_ws(qnt_qmoe_matmul_ws_size(cols, nrows, n), &have);
+    qnt_qmoe_matmul(w, nbytes, rows, cols, row0, nrows, X, n, Y, ws, have);
+    sb_free_aligned(ws);
 }
 
 /* ---- variable-length: the row decoders without the shape argument ---------- */
@@ -145,10 +228,28 @@ static const struct qnt_type table[SB_DTYPE_COUNT] = {
     [SB_DTYPE_F64] = { SB_DTYPE_F64, .flags = QNT_T_ROWS, .gguf_ftype = -1,
                        .from_float_ref = f64_from, .from_float = f64_from, .to_float_ref = f64_to,
                        .to_float = f64_to },
-    [SB_DTYPE_Q8_0] = { SB_DTYPE_Q8_0, BLOCK(q8_0, 7), .mm_prepare = mm_q8_0 },
-    [SB_DTYPE_Q4_0] = { SB_DTYPE_Q4_0, BLOCK(q4_0, 2) },
+    /* q8_0 and q4_0 meet 8-bit activations (qnt_q8mm_impl.h) */
+    [SB_DTYPE_Q8_0] = { SB_DTYPE_Q8_0, BLOCK(q8_0, 7), .mm_prepare = mm_q8_0,
+                        .matmul_ref = qnt_q8_0_matmul_ref, .matmul = qnt_q8_0_matmul },
+    [SB_DTYPE_Q4_0] = { SB_DTYPE_Q4_0, BLOCK(q4_0, 2), .matmul_ref = qnt_q4_0_matmul_ref,
+                        .matmul = qnt_q4_0_matmul },
     [SB_DTYPE_TQ1_0] = { SB_DTYPE_TQ1_0, BLOCK(tq1_0, 36) },
     [SB_DTYPE_TQ2_0] = { SB_DTYPE_TQ2_0, BLOCK(tq2_0, 37) },
+    /* qnt_ggml_types.h; the file types of the k-quants are llama-quantize's
+     * _M mixes' (Q3_K_M 12, Q4_K_M 15, Q5_K_M 17): convert's mixes by name
+     * (Q4_K_S 14, ...) set their own. q8_K exists in GGUF but no llama.cpp
+     * file type is mostly q8_K. */
+    [SB_DTYPE_Q4_1] = { SB_DTYPE_Q4_1, BLOCK(q4_1, 3) },
+    [SB_DTYPE_Q5_0] = { SB_DTYPE_Q5_0, BLOCK(q5_0, 8) },
+    [SB_DTYPE_Q5_1] = { SB_DTYPE_Q5_1, BLOCK(q5_1, 9) },
+    [SB_DTYPE_Q2_K] = { SB_DTYPE_Q2_K, BLOCK(q2_K, 10) },
+    [SB_DTYPE_Q3_K] = { SB_DTYPE_Q3_K, BLOCK(q3_K, 12) },
+    [SB_DTYPE_Q4_K] = { SB_DTYPE_Q4_K, BLOCK(q4_K, 15) },
+    [SB_DTYPE_Q5_K] = { SB_DTYPE_Q5_K, BLOCK(q5_K, 17) },
+    [SB_DTYPE_Q6_K] = { SB_DTYPE_Q6_K, BLOCK(q6_K, 18) },
+    [SB_DTYPE_Q8_K] = { SB_DTYPE_Q8_K, BLOCK(q8_K, -1) },
+    [SB_DTYPE_IQ4_NL] = { SB_DTYPE_IQ4_NL, BLOCK(iq4_nl, 25) },
+    [SB_DTYPE_IQ4_XS] = { SB_DTYPE_IQ4_XS, BLOCK(iq4_xs, 30) },
     [SB_DTYPE_INT8] = { SB_DTYPE_INT8, .flags = QNT_T_MATVEC, .gguf_ftype = -1,
                         .quantize_rows = qnt_int8_quantize_range,
                         .dequantize_rows = qnt_int8_dequantize_range, .decode = qnt_int8_decode,
@@ -156,14 +257,17 @@ static const struct qnt_type table[SB_DTYPE_COUNT] = {
     [SB_DTYPE_TERN] = { SB_DTYPE_TERN, .flags = QNT_T_ROWS | QNT_T_MATVEC, .gguf_ftype = -1,
                         .quantize_rows = qnt_tern_quantize_range,
                         .dequantize_rows = qnt_tern_dequantize_range, .decode = qnt_tern_decode,
-                        .matvec_ref = tern_mv_ref, .matvec = tern_mv },
+                        .matvec_ref = tern_mv_ref, .matvec = tern_mv,
+                        .matmul_ref = tern_mm_ref, .matmul = tern_mm },
     [SB_DTYPE_SUB1] = { SB_DTYPE_SUB1, .flags = QNT_T_MATVEC | QNT_T_VARLEN, .gguf_ftype = -1,
                         .dequantize_rows = sub1_dequant, .matvec_ref = qnt_sub1_matvec_ref,
-                        .matvec = qnt_sub1_matvec, .encode_bound = qnt_sub1_encode_bound,
+                        .matvec = qnt_sub1_matvec, .matmul_ref = qnt_sub1_matmul_ref,
+                        .matmul = sub1_mm, .encode_bound = qnt_sub1_encode_bound,
                         .encode = qnt_sub1_encode, .validate = qnt_sub1_validate },
     [SB_DTYPE_SUB1_QMOE] = { SB_DTYPE_SUB1_QMOE, .flags = QNT_T_MATVEC | QNT_T_VARLEN,
                              .gguf_ftype = -1, .dequantize_rows = qmoe_dequant,
                              .matvec_ref = qnt_qmoe_matvec_ref, .matvec = qnt_qmoe_matvec,
+                             .matmul_ref = qnt_qmoe_matmul_ref, .matmul = qmoe_mm,
                              .encode_bound = qnt_qmoe_encode_bound, .encode = qnt_qmoe_encode,
                              .validate = qnt_qmoe_validate },
 };

@@ -30,7 +30,8 @@
  *     Reading it in place in the matvec kernel is optional (mm_prepare, a
  *     case in qnt_matvec_tile_impl.h). An encoding not laid out as blocks
  *     along a row fills quantize_rows / dequantize_rows / decode instead (as
- *     int8 and tern do); one with a fused kernel sets matvec / matvec_ref;
+ *     int8 and tern do); one with a fused kernel sets matvec / matvec_ref
+ *     (and matmul / matmul_ref when it has a batched one, as tern does);
  *     a variable-length one sets encode_bound, encode and validate (sub1).
  *  3. Its tests: tests/unit/quant/test_q4_1.c (golden bytes from llama.cpp's
  *     reference, fast == _ref on random and edge inputs, a dequantize round
@@ -80,6 +81,12 @@ typedef void qnt_decode_fn(const void *restrict blob, size_t rows, size_t cols,
 typedef void qnt_matvec_fn(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                               const float *restrict x, float *restrict y);
 
+/* Y[n, nrows] = X[n, cols] W[row0 .. row0+nrows-1]^T for any row range and
+ * any n (a batched kernel that decodes the weights once for all n tokens). */
+typedef void qnt_matmul_fn(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
+                           size_t row0, size_t nrows, const float *restrict X, size_t n,
+                           float *restrict Y);
+
 /* Variable-length encodings: the most bytes encode may write for a (rows,
  * cols) tensor (0 on overflow); the tensor's tern bytes (qnt_tern.h) encoded
  * into dst (cap bytes), *nbytes the size written; a blob's structural check
@@ -113,6 +120,9 @@ struct qnt_type {
     void (*mm_prepare)(struct qnt_mm_args *a);
     /* a fused whole-tensor kernel (NULL: the blocked kernel) */
     qnt_matvec_fn *matvec_ref, *matvec;
+    /* a batched kernel over any row range (NULL: the fused kernel token by
+     * token over the whole tensor, else rows decoded one at a time) */
+    qnt_matmul_fn *matmul_ref, *matmul;
     /* variable-length encodings */
     qnt_bound_fn *encode_bound;
     qnt_encode_fn *encode;

@@ -13,6 +13,9 @@
 
 struct cJSON;
 
+/* -t/--threads takes 1..CLI_MAX_THREADS in every command */
+#define CLI_MAX_THREADS 4096
+
 /* exit codes (style.md §11) */
 enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2, CLI_CHECK_FAILED = 3, CLI_INTERRUPTED = 130 };
 
@@ -36,9 +39,20 @@ struct vfy_model;
 void cli_model_notes(const char *cmd, const struct vfy_model *vm);
 /* Print err's message as "subbit CMD: msg"; returns CLI_ERR (CLI_INTERRUPTED for SB_EINTR). */
 int cli_fail(const char *cmd, const struct sb_err *err);
-/* Bad usage: "subbit CMD: msg" then the usage text, both to stderr; returns CLI_USAGE. */
+/* Bad usage: one line on stderr, "subbit CMD: msg (try 'subbit CMD --help')";
+ * returns CLI_USAGE. The usage text is not printed (a new user's error would
+ * scroll away above it); the argument stays so callers keep one signature. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* getopt_long returned c ('?' or ':'; optstrings start with ':' and opterr is
+ * 0, set in main): name the option and the problem in one usage line
+ * ("unknown option '--x'", "option '-o' needs a value", "option '--json'
+ * takes no value"); returns CLI_USAGE. */
+int cli_getopt_error(const char *cmd, int c, int argc, char **argv);
+
+/* fmt_read_file(), and "-" reads standard input (to its end) into the same
+ * kind of buffer (sb_free; NUL-terminated); the message then says "stdin". */
+int cli_read_input(const char *path, char **out, size_t *len, struct sb_err *err);
 
 /* Parse numbers with range checks; on error print a usage error and return 0. */
 bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
@@ -68,6 +82,10 @@ struct cli_progress {
     bool on;
     bool bytes;          /* units are bytes: print MiB */
     double t0, last;
+    /* optional: more on the line after the rate and ETA (", 1520 tokens/s,
+     * ppl 3.07"), written into buf by detail(detail_ctx, seconds so far) */
+    void (*detail)(void *detail_ctx, double seconds, char *buf, size_t len);
+    void *detail_ctx;
 };
 void cli_progress_init(struct cli_progress *p, const char *cmd, const char *label, bool quiet,
                        bool bytes);
@@ -79,6 +97,9 @@ static inline struct sb_progress cli_progress_hook(struct cli_progress *p)
     return h;
 }
 
+/* A command's --json document: an object whose first field is "command": cmd
+ * (docs/json.md: the fields every command names the same way). */
+struct cJSON *cli_json_doc(const char *cmd);
 /* Print a cJSON document to stdout (formatted) and free it. */
 void cli_print_json(struct cJSON *doc);
 /* Human sizes: "1.23 GiB"; buffer of at least 32 bytes. */

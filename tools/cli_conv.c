@@ -7,16 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 bool cli_parse_enc(const char *cmd, const char *opt, const char *s, int *out)
 {
-    if (!strcmp(s, "keep")) {
+    if (!strcasecmp(s, "keep")) {
         *out = -1;
         return true;
     }
     int d = sb_dtype_from_name(s);
     if (d < 0) {
-        fprintf(stderr, "subbit %s: %s: unknown encoding '%s'\n", cmd, opt, s);
+        cli_usage_error(cmd, NULL, "%s: unknown encoding '%s'", opt, s);
         return false;
     }
     *out = d;
@@ -31,6 +32,12 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
     *rc = CLI_OK;
     switch (c) {
     case CLI_O_TO:
+        /* llama-quantize's mixes by their upper-case names first: Q4_K_M, ...,
+         * Q6_K, IQ4_NL (q6_K, iq4_nl: every matrix that one encoding) */
+        if ((co->mix = cvt_mix_from_name(arg))) {
+            co->to = -1;
+            return true;
+        }
         if (!cli_parse_enc(cmd, "--to", arg, &co->to))
             *rc = CLI_USAGE;
         return true;
@@ -47,7 +54,7 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
         if (c == CLI_O_RULE) {
             char *eq = strrchr(arg, '=');
             if (!eq) {
-                fprintf(stderr, "subbit %s: --rule expects GLOB=ENC, got '%s'\n", cmd, arg);
+                cli_usage_error(cmd, NULL, "--rule expects GLOB=ENC, got '%s'", arg);
                 *rc = CLI_USAGE;
                 return true;
             }
@@ -75,6 +82,8 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
             co->dense_to = (enum sb_dtype)enc;
         return true;
     case CLI_O_EXPERTS: co->experts_only = true; return true;
+    case CLI_O_REQUANT: co->allow_requantize = true; return true;
+    case CLI_O_NONFINITE: co->allow_nonfinite = true; return true;
     case CLI_O_GROUP:
         if (!cli_parse_long(cmd, "--group", arg, 1, 1L << 30, &group))
             *rc = CLI_USAGE;
@@ -86,7 +95,7 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
         else if (!strcmp(arg, "f32"))
             co->qp.scale_dtype = SB_DTYPE_F32;
         else {
-            fprintf(stderr, "subbit %s: --scale-dtype expects f32 or f16\n", cmd);
+            cli_usage_error(cmd, NULL, "--scale-dtype expects f32 or f16, got '%s'", arg);
             *rc = CLI_USAGE;
         }
         return true;
@@ -96,7 +105,7 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
         return true;
     case 'o': cc->out = arg; return true;
     case 't':
-        if (!cli_parse_long(cmd, "--threads", arg, 1, 1024, &cc->threads))
+        if (!cli_parse_long(cmd, "--threads", arg, 1, CLI_MAX_THREADS, &cc->threads))
             *rc = CLI_USAGE;
         return true;
     case 'f': co->out_flags |= FMT_OUT_FORCE; return true;
@@ -120,6 +129,10 @@ int cli_conv_check(const char *cmd, const char *usage, struct cli_conv *cc, int 
 {
     const char *why = optind + 1 != argc ? "expected one input model"
                       : !cc->out ? "-o/--output is required" : NULL;
+    struct sb_err err = { 0 };
+    enum fmt_container cont;
+    if (!why && fmt_container_for_output(cc->out, &cont, &err) != SB_OK)
+        why = err.msg;
     if (!why)
         return CLI_OK;
     cli_conv_release(cc);

@@ -12,7 +12,8 @@
 
 enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, CLI_O_DENSE,
        CLI_O_GROUP, CLI_O_SCALE, CLI_O_SHARD, CLI_O_CONFIG, CLI_O_TOK, CLI_O_JSON,
-       CLI_O_PROGRESS, CLI_O_NOPROGRESS };
+       CLI_O_PROGRESS, CLI_O_NOPROGRESS, CLI_O_REQUANT,
+       CLI_O_NONFINITE };
 
 /* short options they take: -o OUT -t N -f -q (getopt's optstring part) */
 #define CLI_CONV_SHORT "o:t:fq"
@@ -31,7 +32,9 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
         { "scale-dtype", required_argument, 0, CLI_O_SCALE },                                      \
         { "shard-size", required_argument, 0, CLI_O_SHARD },                                       \
         { "config", required_argument, 0, CLI_O_CONFIG },                                          \
-        { "tokenizer", required_argument, 0, CLI_O_TOK }
+        { "tokenizer", required_argument, 0, CLI_O_TOK },                                          \
+        { "allow-requantize", no_argument, 0, CLI_O_REQUANT },                                     \
+        { "allow-nonfinite", no_argument, 0, CLI_O_NONFINITE }
 
 /* The usage lines for them (after "options:"). */
 #define CLI_CONV_USAGE                                                                             \
@@ -48,6 +51,10 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
     "      --shard-size SIZE   safetensors folder output in shards of SIZE (e.g. 2G)\n"            \
     "      --config FILE       config.json for a lone .safetensors input\n"                        \
     "      --tokenizer FILE    llama2.c tokenizer.bin (default: beside the model)\n"                \
+    "      --allow-requantize  re-quantize already quantized tensors into as many or\n"       \
+    "                          fewer bytes (q6_K -> q4_0); decoding needs no flag\n"             \
+    "      --allow-nonfinite   write NaN/Inf weights and values the encoding cannot\n"         \
+    "                          hold (f16 overflow, block scales) instead of refusing\n"        \
     "  -t, --threads N         threads (default: all cores)\n"                                    \
     "  -f, --force             replace OUT if it exists\n"                                        \
     "  -q, --quiet             no progress\n"                                                     \
@@ -67,8 +74,8 @@ struct cli_conv {
 bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, struct cvt_opts *co,
                      struct fmt_open_opts *oo, int *rc);
 void cli_conv_release(struct cli_conv *cc);
-/* After getopt: exactly one input model and -o given; else a usage error
- * (rules released) and CLI_USAGE. */
+/* After getopt: exactly one input model and -o given, naming a container
+ * (fmt_container_for_output); else a usage error (rules released) and CLI_USAGE. */
 int cli_conv_check(const char *cmd, const char *usage, struct cli_conv *cc, int argc);
 
 struct cJSON;

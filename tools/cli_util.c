@@ -3,13 +3,16 @@
 #include "fmt_model.h"
 #include "fmt_out.h"
 #include "par_comm.h"
+#include "sb_alloc.h"
 #include "vfy_model.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -73,15 +76,66 @@ int cli_fail(const char *cmd, const struct sb_err *err)
 
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
+    (void)usage;
+    char raw[2048], esc[2048];
     va_list ap;
     if (par_rank() != 0)
         return CLI_USAGE;
-    fprintf(stderr, "subbit %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n%s", usage);
+    sb_escape(esc, sizeof esc, raw);   /* it may quote an argument: a name from a file */
+    fprintf(stderr, "subbit %s: %s (try 'subbit %s --help')\n", cmd, esc, cmd);
     return CLI_USAGE;
+}
+
+int cli_read_input(const char *path, char **out, size_t *len, struct sb_err *err)
+{
+    if (strcmp(path, "-") != 0)
+        return fmt_read_file(path, out, len, err);
+    size_t n = 0, cap = 1 << 16;
+    char *b = sb_malloc(cap);
+    for (;;) {
+        if (!b)
+            return sb_err_set(err, SB_ENOMEM, "stdin: out of memory");
+        n += fread(b + n, 1, cap - n - 1, stdin);
+        if (ferror(stdin)) {
+            sb_free(b);
+            return sb_err_set(err, SB_EIO, "stdin: %s", strerror(errno));
+        }
+        if (feof(stdin))
+            break;
+        if (n + 1 == cap) {
+            char *nb = cap < SIZE_MAX / 2 ? sb_realloc(b, cap * 2) : NULL;
+            if (!nb)
+                sb_free(b);
+            b = nb;
+            cap *= 2;
+        }
+    }
+    b[n] = 0;
+    *out = b;
+    *len = n;
+    return SB_OK;
+}
+
+int cli_getopt_error(const char *cmd, int c, int argc, char **argv)
+{
+    const char *a = optind >= 1 && optind <= argc ? argv[optind - 1] : "";
+    const char *eq = strchr(a, '=');
+    /* a long option, unless getopt stopped inside a cluster of short ones
+     * (then argv[optind - 1] is the argument before, and optopt the letter) */
+    const bool is_long = !strncmp(a, "--", 2) && (optopt == 0 || optopt > 127 || eq || c == ':');
+    char name[80];
+    if (is_long)
+        snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - a) : strlen(a)), a);
+    else
+        snprintf(name, sizeof name, "-%c", optopt > 32 && optopt < 127 ? optopt : '?');
+    if (c == ':')
+        return cli_usage_error(cmd, NULL, "option '%s' needs a value", name);
+    if (is_long && optopt != 0 && eq)
+        return cli_usage_error(cmd, NULL, "option '%s' takes no value", name);
+    return cli_usage_error(cmd, NULL, "unknown option '%s'", name);
 }
 
 bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
@@ -90,9 +144,8 @@ bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, lo
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        if (par_rank() == 0)
-            fprintf(stderr, "subbit %s: %s expects an integer in [%ld, %ld], got '%s'\n", cmd, opt,
-                lo, hi, s);
+        cli_usage_error(cmd, NULL, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi,
+                        s);
         return false;
     }
     *out = v;
@@ -106,9 +159,7 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-        if (par_rank() == 0)
-            fprintf(stderr, "subbit %s: %s expects a number in [%g, %g], got '%s'\n", cmd, opt, lo,
-                hi, s);
+        cli_usage_error(cmd, NULL, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s);
         return false;
     }
     *out = v;
@@ -141,9 +192,7 @@ bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *o
             }
         }
     }
-    if (par_rank() == 0)
-        fprintf(stderr, "subbit %s: %s expects a size such as 4096, 500M or 2G, got '%s'\n", cmd,
-            opt, s);
+    cli_usage_error(cmd, NULL, "%s expects a size such as 4096, 500M or 2G, got '%s'", opt, s);
     return false;
 }
 
@@ -317,22 +366,26 @@ void cli_progress_cb(void *ctx, uint64_t done, uint64_t total)
         const double left = el * (double)(total - done) / (double)done;
         snprintf(eta, sizeof eta, ", ETA %d:%02d", (int)(left / 60), (int)left % 60);
     }
+    char more[96] = "";
+    if (p->detail)
+        p->detail(p->detail_ctx, el, more, sizeof more);
     if (p->bytes) {
         double mb = (double)done / 1048576.0, tot = (double)total / 1048576.0;
         double rate = el > 0 ? mb / el : 0;
         if (total)
-            fprintf(stderr, "\r%s: %5.1f%% (%.1f / %.1f MiB, %.0f MiB/s%s)   ", p->label,
-                    100.0 * (double)done / (double)total, mb, tot, rate, eta);
+            fprintf(stderr, "\r%s: %5.1f%% (%.1f / %.1f MiB, %.0f MiB/s%s)%s   ", p->label,
+                    100.0 * (double)done / (double)total, mb, tot, rate, eta, more);
         else
-            fprintf(stderr, "\r%s: %.1f MiB (%.0f MiB/s)   ", p->label, mb, rate);
+            fprintf(stderr, "\r%s: %.1f MiB (%.0f MiB/s)%s   ", p->label, mb, rate, more);
     } else {
         const double rate = el > 0 ? (double)done / el : 0;
         if (total)
-            fprintf(stderr, "\r%s: %5.1f%% (%llu / %llu, %.2f/s%s)   ", p->label,
+            fprintf(stderr, "\r%s: %5.1f%% (%llu / %llu, %.2f/s%s)%s   ", p->label,
                     100.0 * (double)done / (double)total, (unsigned long long)done,
-                    (unsigned long long)total, rate, eta);
+                    (unsigned long long)total, rate, eta, more);
         else
-            fprintf(stderr, "\r%s: %llu (%.2f/s)   ", p->label, (unsigned long long)done, rate);
+            fprintf(stderr, "\r%s: %llu (%.2f/s)%s   ", p->label, (unsigned long long)done, rate,
+                    more);
     }
     fflush(stderr);
 }
@@ -341,6 +394,13 @@ void cli_progress_end(struct cli_progress *p)
 {
     if (p->on)
         fprintf(stderr, "\r\033[K");
+}
+
+cJSON *cli_json_doc(const char *cmd)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "command", cmd);
+    return d;
 }
 
 void cli_print_json(cJSON *doc)

@@ -49,18 +49,18 @@ int cmd_clean(int argc, char **argv)
     struct clean_ctx c = { 0 };
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "nqh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":nqh", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': c.dry_run = true; break;
         case 'q': c.quiet = true; break;
         case O_JSON: c.json = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_getopt_error("clean", ch, argc, argv);
         }
     }
     cJSON *doc = NULL;
     if (c.json) {
-        doc = cJSON_CreateObject();
+        doc = cli_json_doc("clean");
         cJSON_AddBoolToObject(doc, "dry_run", c.dry_run);
         c.list = cJSON_AddArrayToObject(doc, c.dry_run ? "would_remove" : "removed");
     }

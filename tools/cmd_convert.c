@@ -16,7 +16,10 @@ static const char usage[] =
     "\n"
     "Re-encode a model and/or change its container. The container comes from\n"
     "OUT: *.gguf, *.subbit, *.safetensors, or a folder (Hugging Face layout).\n"
-    "ENC: f32 f16 bf16 int8 q8_0 q4_0 tq1_0 tq2_0 tern sub1 sub1-qmoe, or 'keep'.\n"
+    "ENC: f32 f16 bf16 int8 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K\n"
+    "iq4_nl iq4_xs tq1_0 tq2_0 tern sub1 sub1-qmoe, or 'keep'; or llama-quantize's\n"
+    "mixes (GGUF output): Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K\n"
+    "IQ4_NL IQ4_XS, per-tensor types as docs/ggml-mixes.md describes.\n"
     "\n"
     "options:\n"
     CLI_CONV_USAGE
@@ -50,7 +53,7 @@ int cmd_convert(int argc, char **argv)
     struct cli_conv cc = { 0 };
     int c, rc = CLI_USAGE;
     optind = 1;
-    while ((c = getopt_long(argc, argv, CLI_CONV_SHORT "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":" CLI_CONV_SHORT "h", opts, NULL)) != -1) {
         int crc;
         if (cli_conv_option("convert", c, optarg, &cc, &co, &oo, &crc)) {
             if (crc != CLI_OK)
@@ -65,7 +68,7 @@ int cmd_convert(int argc, char **argv)
                 goto usage_fail;
             break;
         case 'h': fputs(usage, stdout); cli_conv_release(&cc); return CLI_OK;
-        default: goto usage_fail;
+        default: cli_conv_release(&cc); return cli_getopt_error("convert", c, argc, argv);
         }
     }
     if ((rc = cli_conv_check("convert", usage, &cc, argc)) != CLI_OK)
@@ -92,17 +95,25 @@ int cmd_convert(int argc, char **argv)
         rc = cli_fail("convert", &err);
         goto done;
     }
+    if (rep->tokenizer_dropped)
+        fprintf(stderr, "subbit convert: warning: %s: its byte-level BPE tokenizer is not "
+                "carried into GGUF yet: %s has no tokenizer (llama.cpp will not load it; score "
+                "it with --tokens)\n", in, out);
     char b1[32], b2[32], sh[96];
     bool show_rows = co.dry_run || co.stats;
     if (json) {
-        cJSON *doc = cJSON_CreateObject();
+        cJSON *doc = cli_json_doc("convert");
+        cJSON_AddStringToObject(doc, "model", in);
         cJSON_AddStringToObject(doc, "input", in);
         cJSON_AddStringToObject(doc, "output", out);
         cJSON_AddStringToObject(doc, "container", fmt_container_name(rep->container));
         cJSON_AddBoolToObject(doc, "dry_run", co.dry_run);
+        cJSON_AddBoolToObject(doc, "tokenizer_dropped", rep->tokenizer_dropped);
         cJSON *tot = cli_conv_report_json(doc, rep);
         cJSON_AddNumberToObject(tot, "seconds", rep->seconds);
         cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+        cJSON_AddNumberToObject(doc, "seconds", rep->seconds);
+        cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
         cli_print_json(doc);
     } else {
         if (show_rows) {
@@ -136,8 +147,7 @@ done:
     fmt_model_free(m);
     cli_conv_release(&cc);
     return rc;
-usage_fail:
+usage_fail: /* the one-line message is out */
     cli_conv_release(&cc);
-    fputs(usage, stderr);
     return CLI_USAGE;
 }

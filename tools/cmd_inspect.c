@@ -60,14 +60,14 @@ int cmd_inspect(int argc, char **argv)
     struct fmt_open_opts oo = { 0 };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "sh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":sh", opts, NULL)) != -1) {
         switch (c) {
         case 's': summary = true; break;
         case 'c': oo.config_path = optarg; break;
         case 'k': oo.tokenizer_path = optarg; break;
         case 'j': json = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_getopt_error("inspect", c, argc, argv);
         }
     }
     if (optind + 1 != argc)
@@ -94,7 +94,8 @@ int cmd_inspect(int argc, char **argv)
     const struct fmt_arch *a = &m->arch;
 
     if (json) {
-        cJSON *doc = cJSON_CreateObject();
+        cJSON *doc = cli_json_doc("inspect");
+        cJSON_AddStringToObject(doc, "model", path);
         cJSON_AddStringToObject(doc, "path", path);
         cJSON_AddStringToObject(doc, "container", fmt_container_name(m->container));
         if (m->has_arch) {
@@ -108,16 +109,18 @@ int cmd_inspect(int argc, char **argv)
             cJSON_AddNumberToObject(ar, "head_dim", a->head_dim);
             cJSON_AddNumberToObject(ar, "vocab_size", a->vocab_size);
             cJSON_AddNumberToObject(ar, "context_length", a->n_ctx);
+            cJSON_AddNumberToObject(ar, "model_ctx", a->n_ctx);
             cJSON_AddNumberToObject(ar, "rms_norm_eps", a->norm_eps);
             cJSON_AddNumberToObject(ar, "rope_theta", a->rope_theta);
             cJSON_AddStringToObject(ar, "rope_layout", rope_name(a->rope_layout));
             cJSON_AddBoolToObject(ar, "tied_embeddings", a->tied_embeddings);
             cJSON_AddNumberToObject(ar, "experts", a->n_experts);
             cJSON_AddNumberToObject(ar, "experts_used", a->n_experts_used);
+            cJSON_AddNumberToObject(ar, "experts_per_token", a->n_experts_used);
         }
         cJSON *tok = cJSON_AddObjectToObject(doc, "tokenizer");
         cJSON_AddStringToObject(tok, "kind", vocab_name(m->vocab.kind));
-        cJSON_AddNumberToObject(tok, "tokens", m->vocab.n_tokens);
+        cJSON_AddNumberToObject(tok, "tokens", fmt_vocab_n_tokens(&m->vocab));
         if (!summary) {
             cJSON *arr = cJSON_AddArrayToObject(doc, "tensors");
             for (size_t i = 0; i < m->n_tensors; i++) {
@@ -148,7 +151,8 @@ int cmd_inspect(int argc, char **argv)
         cJSON *tot = cJSON_AddObjectToObject(doc, "totals");
         cJSON_AddNumberToObject(tot, "tensors", (double)m->n_tensors);
         cJSON_AddNumberToObject(tot, "params", (double)params);
-        cJSON_AddNumberToObject(tot, "bytes", (double)bytes);
+        cJSON_AddNumberToObject(tot, "bytes", (double)bytes); /* the tensors' */
+        cJSON_AddNumberToObject(tot, "file_bytes", (double)fmt_model_file_bytes(m));
         cJSON_AddNumberToObject(tot, "bits_per_param", bpp);
         cJSON_AddNumberToObject(doc, "metadata_keys", (double)m->n_kv);
         cli_print_json(doc);
@@ -173,8 +177,9 @@ int cmd_inspect(int argc, char **argv)
     } else {
         printf("architecture: unknown (no config found)\n");
     }
-    if (m->vocab.n_tokens)
-        printf("tokenizer: %s, %u tokens\n", vocab_name(m->vocab.kind), m->vocab.n_tokens);
+    if (fmt_vocab_n_tokens(&m->vocab))
+        printf("tokenizer: %s, %u tokens\n", vocab_name(m->vocab.kind),
+               fmt_vocab_n_tokens(&m->vocab));
     else
         printf("tokenizer: %s\n", vocab_name(m->vocab.kind));
     if (!summary) {
@@ -194,8 +199,17 @@ int cmd_inspect(int argc, char **argv)
                    sb_dtype_name((enum sb_dtype)d), by[d].n, by[d].params,
                    cli_fmt_bytes(by[d].bytes, b1, sizeof b1),
                    by[d].params ? 8.0 * (double)by[d].bytes / (double)by[d].params : 0.0);
-    printf("total: %zu tensors, %" PRIu64 " parameters, %" PRIu64 " bytes (%s), %.3f bits/param\n",
+    printf("total: %zu tensors, %" PRIu64 " parameters, %" PRIu64 " bytes of tensors (%s), "
+           "%.3f bits/param\n",
            m->n_tensors, params, bytes, cli_fmt_bytes(bytes, b1, sizeof b1), bpp);
+    const uint64_t fb = fmt_model_file_bytes(m);
+    if (fb >= bytes)
+        printf("files: %" PRIu64 " bytes on disk (%s): the tensors, %" PRIu64 " bytes of headers, "
+               "metadata and padding\n",
+               fb, cli_fmt_bytes(fb, b1, sizeof b1), fb - bytes);
+    else   /* .subbit stores a tensor zstd-compressed when that saves 5% */
+        printf("files: %" PRIu64 " bytes on disk (%s): %" PRIu64 " fewer than the tensors, "
+               "stored compressed\n", fb, cli_fmt_bytes(fb, b1, sizeof b1), bytes - fb);
     fmt_model_free(m);
     return CLI_OK;
 }

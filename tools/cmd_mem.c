@@ -26,24 +26,30 @@ static const char usage[] =
     "per component, MoE active per token), weights per encoding, KV cache,\n"
     "runtime buffers and the total beside the 1.2 x weights rule of thumb.\n"
     "MODEL is a .safetensors file, an HF folder (sharded or not), a .gguf, a\n"
-    "llama2.c .bin or a .subbit; CONFIG an HF config.json; PRESET a built-in name.\n"
+    "llama2.c .bin or a .subbit; CONFIG an HF config.json, or a folder holding one\n"
+    "(with model.safetensors.index.json: sized from its total_size, before the\n"
+    "download); PRESET a built-in name or the Hugging Face id it was transcribed\n"
+    "from (mistralai/Mixtral-8x7B-v0.1). Sizes in KiB, MiB, GiB (powers of 1024).\n"
     "\n"
     "options:\n"
     "      --list           list the built-in presets and their sources\n"
-    "      --ctx N          context length in tokens (default 4096)\n"
-    "      --batch N        sequences (default 1)\n"
+    "      --ctx N          context length in tokens (default 4096, or the model's\n"
+    "                       context when smaller; beyond it: a warning)\n"
+    "      --seqs N         sequences decoded at once (default 1; --batch is an old\n"
+    "                       name for it: in ppl and verify --batch is tokens a step)\n"
     "      --kv-type T      KV cache encoding: f32, f16 (default) or q8_0\n"
     "      --zeros F        sub1: fraction of zero weights (default 0.885)\n"
     "      --keep LIST      kept at 16 bit besides norms and routers: embed,output,attn,\n"
     "                       ffn,shared or none (default embed,output)\n"
-    "      --enc ENC        weights counted in the total (default: as stored; f16\n"
-    "                       for a config or preset)\n"
+    "      --to ENC         weights counted in the total (default: as stored; f16\n"
+    "                       for a config or preset); --enc is the same\n"
     "      --train          training memory: mixed-precision AdamW + activations\n"
     "      --recompute      with --train: full activation recomputation\n"
     "      --config FILE    config.json to use with MODEL\n"
     "      --measure        also run 'subbit ppl' on a short text and print its peak RSS\n"
     "                       (the KV cache is then counted in f32, as the core keeps it)\n"
     "      --text FILE      the text for --measure (default: a built-in one)\n"
+    "  -t, --threads N      threads of the --measure run\n"
     "      --json           one JSON document on stdout\n"
     "  -q, --quiet          no notes on stderr\n"
     "  -h, --help           this text\n";
@@ -65,14 +71,11 @@ static const char *fmt_count(uint64_t n, char *buf, size_t len)
     return buf;
 }
 
-/* decimal GB for model-sized numbers (what model cards use), binary below */
+/* binary units throughout (KiB, MiB, GiB: what the rest of subbit prints);
+ * model cards' decimal GB are 7% larger than GiB at this size */
 static const char *fmt_size(uint64_t n, char *buf, size_t len)
 {
-    if (n >= 1000000000ull)
-        snprintf(buf, len, "%.2f GB", (double)n / 1e9);
-    else
-        cli_fmt_bytes(n, buf, len);
-    return buf;
+    return cli_fmt_bytes(n, buf, len);
 }
 
 static void add_u64(cJSON *o, const char *k, uint64_t v)
@@ -88,7 +91,8 @@ static bool ends_with(const char *s, const char *suf)
     return n >= k && !strcmp(s + n - k, suf);
 }
 
-/* A folder with weights in it (anything fmt_model_open reads), or only a config? */
+/* A folder with weights in it (anything fmt_model_open reads), or only a
+ * config (and perhaps the shards' index, before they are downloaded)? */
 static bool dir_has_weights(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -98,10 +102,31 @@ static bool dir_has_weights(const char *dir)
     bool found = false;
     while (!found && (e = readdir(d))) {
         found = ends_with(e->d_name, ".safetensors") || ends_with(e->d_name, ".gguf") ||
-                ends_with(e->d_name, ".subbit") || !strcmp(e->d_name, "model.safetensors.index.json");
+                ends_with(e->d_name, ".subbit");
     }
     closedir(d);
     return found;
+}
+
+/* metadata.total_size of dir/model.safetensors.index.json: the bytes of every
+ * shard's tensors; 0 when there is no index or it names none */
+static uint64_t index_total_size(const char *dir)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+    char *text = NULL;
+    size_t len = 0;
+    struct sb_err err = { 0 };
+    if (access(p, R_OK) != 0 || fmt_read_file(p, &text, &len, &err) != SB_OK)
+        return 0;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    sb_free(text);
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "metadata"), "total_size");
+    uint64_t n = cJSON_IsNumber(ts) && ts->valuedouble > 0 && ts->valuedouble < 1.8e19
+                     ? (uint64_t)ts->valuedouble : 0;
+    cJSON_Delete(j);
+    return n;
 }
 
 static int from_config_file(struct vfy_mem_model *m, const char *path, struct sb_err *err)
@@ -222,6 +247,9 @@ static int list_presets(bool json)
     return CLI_OK;
 }
 
+/* the default --ctx was cut to the model's context (print_table, to_json say so) */
+static bool ctx_is_model_max;
+
 static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
                         const struct vfy_mem_est *e, uint64_t measured)
 {
@@ -248,6 +276,9 @@ static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts
     if (m->from_file)
         printf("  %-12s %12s %12s %10.3f\n", "as stored", fmt_size(e->stored.bytes, a, sizeof a),
                "", e->stored.bits_per_param);
+    else if (m->index_bytes)
+        printf("  %-12s %12s %12s %10.3f  (model.safetensors.index.json total_size)\n",
+               "as indexed", fmt_size(e->stored.bytes, a, sizeof a), "", e->stored.bits_per_param);
     for (int k = 0; k < VFY_MEM_NENC; k++) {
         const struct vfy_mem_weights *w = &e->enc[k];
         char name[32];
@@ -259,9 +290,9 @@ static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts
                w->kept_bytes ? fmt_size(w->kept_bytes, b, sizeof b) : "-", w->bits_per_param,
                w->fallback_params ? "  (some rows do not fit the block: 16-bit)" : "");
     }
-    printf("\nKV cache       %s for ctx %" PRIu64 " x batch %" PRIu64 " at %s (%s/token",
-           fmt_size(e->kv, a, sizeof a), o->ctx, o->batch, sb_dtype_name(o->kv_type),
-           cli_fmt_bytes(e->kv_per_token, b, sizeof b));
+    printf("\nKV cache       %s for ctx %" PRIu64 "%s x batch %" PRIu64 " at %s (%s/token",
+           fmt_size(e->kv, a, sizeof a), o->ctx, ctx_is_model_max ? " (the model's context)" : "",
+           o->batch, sb_dtype_name(o->kv_type), cli_fmt_bytes(e->kv_per_token, b, sizeof b));
     if (m->mla)
         printf("; MLA latent %d + %d", m->kv_lora_rank, m->qk_rope_head_dim);
     if (m->n_swa_layers)
@@ -272,6 +303,11 @@ static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts
     printf("runtime        logits %s, activations %s, scratch %s, process %s\n",
            fmt_size(e->logits, a, sizeof a), fmt_size(e->activations, b, sizeof b),
            fmt_size(e->scratch, c, sizeof c), cli_fmt_bytes(e->baseline, (char[48]){ 0 }, 48));
+    /* what the logits cost: f32 scores over the vocabulary for each scored position */
+    if (m->vocab_size > 0)
+        printf("  %-15s %" PRIu64 " scored positions x %d vocabulary x 4 bytes (f32) = %s\n", "logits",
+               e->logits / 4 / (uint64_t)m->vocab_size, m->vocab_size,
+               fmt_size(e->logits, a, sizeof a));
     printf("total          %s with %s weights   (rule of thumb 1.2 x weights: %s)\n",
            fmt_size(e->total, a, sizeof a),
            e->weights_enc < 0 ? "stored" : sb_dtype_name((enum sb_dtype)e->weights_enc),
@@ -292,11 +328,14 @@ static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts
     }
 }
 
-static cJSON *to_json(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
-                      const struct vfy_mem_est *e, uint64_t measured)
+static cJSON *to_json(const char *what, const struct vfy_mem_model *m,
+                      const struct vfy_mem_opts *o, const struct vfy_mem_est *e, uint64_t measured)
 {
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "model", m->name);
+    cJSON *d = cli_json_doc("mem");
+    cJSON_AddStringToObject(d, "model", what);   /* as named: a path, preset or HF id */
+    cJSON_AddStringToObject(d, "name", m->name);
+    add_u64(d, "n_ctx", o->ctx);
+    cJSON_AddNumberToObject(d, "model_ctx", m->n_ctx_max);
     cJSON_AddStringToObject(d, "model_type", m->model_type);
     if (m->source[0])
         cJSON_AddStringToObject(d, "source", m->source);
@@ -339,10 +378,16 @@ static cJSON *to_json(const struct vfy_mem_model *m, const struct vfy_mem_opts *
         cJSON_AddStringToObject(s, "encoding", sb_dtype_name(e->stored.enc));
         add_u64(s, "bytes", e->stored.bytes);
         cJSON_AddNumberToObject(s, "bits_per_param", e->stored.bits_per_param);
+    } else if (m->index_bytes) {
+        cJSON *s = cJSON_AddObjectToObject(d, "stored");
+        cJSON_AddStringToObject(s, "from", "model.safetensors.index.json");
+        add_u64(s, "bytes", e->stored.bytes);
+        cJSON_AddNumberToObject(s, "bits_per_param", e->stored.bits_per_param);
     }
     cJSON *kv = cJSON_AddObjectToObject(d, "kv_cache");
     cJSON_AddStringToObject(kv, "type", sb_dtype_name(o->kv_type));
     add_u64(kv, "ctx", o->ctx);
+    cJSON_AddNumberToObject(kv, "model_ctx", m->n_ctx_max);
     add_u64(kv, "batch", o->batch);
     add_u64(kv, "bytes_per_token", e->kv_per_token);
     add_u64(kv, "bytes", e->kv);
@@ -351,6 +396,8 @@ static cJSON *to_json(const struct vfy_mem_model *m, const struct vfy_mem_opts *
     cJSON_AddNumberToObject(kv, "window_layers", m->n_swa_layers);
     cJSON *rt = cJSON_AddObjectToObject(d, "runtime");
     add_u64(rt, "logits", e->logits);
+    if (m->vocab_size > 0)
+        add_u64(rt, "logits_positions", e->logits / 4 / (uint64_t)m->vocab_size);
     add_u64(rt, "activations", e->activations);
     add_u64(rt, "scratch", e->scratch);
     add_u64(rt, "process_baseline", e->baseline);
@@ -363,6 +410,7 @@ static cJSON *to_json(const struct vfy_mem_model *m, const struct vfy_mem_opts *
     if (measured) {
         cJSON *ms = cJSON_AddObjectToObject(d, "measured");
         add_u64(ms, "peak_rss", measured);
+        add_u64(ms, "peak_rss_bytes", measured);
         cJSON_AddNumberToObject(ms, "ratio", (double)e->total / (double)measured);
     }
     if (o->train) {
@@ -378,9 +426,9 @@ static cJSON *to_json(const struct vfy_mem_model *m, const struct vfy_mem_opts *
 }
 
 static int measure(const char *model, const char *text, uint64_t ctx, const char *config,
-                   uint64_t *peak)
+                   long threads, uint64_t *peak)
 {
-    char self[PATH_MAX], tmp_text[PATH_MAX] = "", ctxs[32];
+    char self[PATH_MAX], tmp_text[PATH_MAX] = "", ctxs[32], ths[32];
     int slot = -1;
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0)
@@ -408,6 +456,11 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
         argv[k++] = "--config";
         argv[k++] = (char *)config;
     }
+    if (threads > 0) {
+        snprintf(ths, sizeof ths, "%ld", threads);
+        argv[k++] = "-t";
+        argv[k++] = ths;
+    }
     argv[k] = NULL;
     struct sb_err err = { 0 };
     int status = 0;
@@ -424,38 +477,49 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
 
 int cmd_mem(int argc, char **argv)
 {
-    enum { O_LIST = 256, O_CTX, O_BATCH, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
+    enum { O_LIST = 256, O_CTX, O_BATCH, O_SEQS, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
            O_CONFIG, O_MEASURE, O_TEXT, O_JSON };
     static const struct option lopts[] = {
         { "list", no_argument, 0, O_LIST }, { "ctx", required_argument, 0, O_CTX },
-        { "batch", required_argument, 0, O_BATCH }, { "kv-type", required_argument, 0, O_KV },
+        { "batch", required_argument, 0, O_BATCH }, { "seqs", required_argument, 0, O_SEQS },
+        { "to", required_argument, 0, O_ENC }, { "kv-type", required_argument, 0, O_KV },
         { "zeros", required_argument, 0, O_ZEROS }, { "keep", required_argument, 0, O_KEEP },
         { "enc", required_argument, 0, O_ENC }, { "train", no_argument, 0, O_TRAIN },
         { "recompute", no_argument, 0, O_RECOMP }, { "config", required_argument, 0, O_CONFIG },
         { "measure", no_argument, 0, O_MEASURE }, { "text", required_argument, 0, O_TEXT },
         { "json", no_argument, 0, O_JSON }, { "quiet", no_argument, 0, 'q' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "threads", required_argument, 0, 't' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     struct vfy_mem_opts o;
     vfy_mem_opts_init(&o);
     bool list = false, json = false, quiet = false, do_measure = false, kv_given = false;
+    bool ctx_given = false;
+    long threads = 0;
     const char *config = NULL, *text = NULL;
     long v;
     double dv;
     int c;
     optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "qh", lopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:qh", lopts, NULL)) != -1) {
         switch (c) {
         case O_LIST: list = true; break;
         case O_CTX:
             if (!cli_parse_long("mem", "--ctx", optarg, 1, 1L << 30, &v))
                 return CLI_USAGE;
             o.ctx = (uint64_t)v;
+            ctx_given = true;
+            break;
+        case 't':
+            if (!cli_parse_long("mem", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
+                return CLI_USAGE;
             break;
         case O_BATCH:
-            if (!cli_parse_long("mem", "--batch", optarg, 1, 1L << 20, &v))
+        case O_SEQS:
+            if (!cli_parse_long("mem", c == O_SEQS ? "--seqs" : "--batch", optarg, 1, 1L << 20, &v))
                 return CLI_USAGE;
+            if (c == O_BATCH)
+                cli_warn("mem", "--batch here counts sequences; it is now --seqs (in ppl and "
+                         "verify --batch is tokens a forward step)");
             o.batch = (uint64_t)v;
             break;
         case O_KV: {
@@ -483,7 +547,7 @@ int cmd_mem(int argc, char **argv)
             for (int k = 0; k < VFY_MEM_NENC; k++)
                 ok |= t == (int)vfy_mem_encodings[k];
             if (!ok && strcmp(optarg, "stored"))
-                return cli_usage_error("mem", usage, "--enc expects stored, f32, f16, bf16, int8, "
+                return cli_usage_error("mem", usage, "--to/--enc expects stored, f32, f16, bf16, int8, "
                                        "q8_0, q4_0, tq2_0, tern or sub1, got '%s'", optarg);
             o.weights_enc = ok ? t : -1;
             break;
@@ -496,8 +560,7 @@ int cmd_mem(int argc, char **argv)
         case O_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default:
-            return cli_usage_error("mem", usage, "unknown option '%s'", argv[optind - 1]);
+        default: return cli_getopt_error("mem", c, argc, argv);
         }
     }
     if (list)
@@ -530,6 +593,8 @@ int cmd_mem(int argc, char **argv)
         if (access(cp, R_OK) != 0)
             return cli_error("mem", "%s: no weights and no config.json in this folder", what);
         r = from_config_file(&m, cp, &err);
+        if (r == SB_OK)
+            m.index_bytes = index_total_size(what);   /* the shards not downloaded yet */
     } else {
         char dir[PATH_MAX];
         const char *open_path = what;
@@ -563,6 +628,22 @@ int cmd_mem(int argc, char **argv)
 
     if (do_measure && !kv_given)
         o.kv_type = SB_DTYPE_F32; /* what our core's KV cache holds */
+    /* the context: the default stops at the model's; one asked beyond it is
+     * estimated (a long-context runtime may stretch it) but said to be beyond,
+     * and --measure, which runs our core, refuses it as ppl does */
+    if (m.n_ctx_max > 0 && o.ctx > (uint64_t)m.n_ctx_max) {
+        if (!ctx_given) {
+            o.ctx = (uint64_t)m.n_ctx_max;
+            ctx_is_model_max = true;
+        } else if (do_measure) {
+            vfy_mem_model_release(&m);
+            return cli_usage_error("mem", usage, "--measure: --ctx %" PRIu64 " is above the "
+                                   "model's context (%d)", o.ctx, m.n_ctx_max);
+        } else if (!quiet) {
+            cli_warn("mem", "--ctx %" PRIu64 " is above the model's context (%d)", o.ctx,
+                     m.n_ctx_max);
+        }
+    }
     struct vfy_mem_est e;
     if ((r = vfy_mem_estimate(&m, &o, &e, &err)) != SB_OK) {
         vfy_mem_model_release(&m);
@@ -575,13 +656,13 @@ int cmd_mem(int argc, char **argv)
             return cli_error("mem", "%s: --measure needs a model file, not a config or preset",
                              what);
         }
-        if ((r = measure(what, text, o.ctx, config, &measured)) != CLI_OK) {
+        if ((r = measure(what, text, o.ctx, config, threads, &measured)) != CLI_OK) {
             vfy_mem_model_release(&m);
             return r;
         }
     }
     if (json)
-        cli_print_json(to_json(&m, &o, &e, measured));
+        cli_print_json(to_json(what, &m, &o, &e, measured));
     else
         print_table(&m, &o, &e, measured);
     vfy_mem_model_release(&m);

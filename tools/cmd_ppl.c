@@ -2,6 +2,7 @@
  * protocol (chunks, stride, blocks), with its standard error. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,8 @@ static const char usage[] =
     "          truncated to --ctx, every token scored\n"
     "\n"
     "options:\n"
-    "      --text FILE        the text (any bytes; invalid UTF-8 goes through byte fallback)\n"
+    "      --text FILE        the text (any bytes; invalid UTF-8 goes through byte fallback;\n"
+    "                         '-': standard input)\n"
     "      --tokens FILE      pre-tokenized ids instead of --text (chunks, stride)\n"
     "      --protocol P       chunks (default), stride or blocks\n"
     "      --ctx N            window size in tokens (default 512)\n"
@@ -46,6 +48,15 @@ static const char usage[] =
     "  -q, --quiet            no progress\n"
     "      --json             one JSON document on stdout\n"
     "  -h, --help             this text\n";
+
+/* the progress line's tail: tokens/s and the perplexity so far (r fills as it goes) */
+static void ppl_detail(void *ctx, double seconds, char *buf, size_t len)
+{
+    const struct vfy_ppl_result *r = ctx;
+    if (r->n_scored && seconds > 0)
+        snprintf(buf, len, ", %.0f tokens/s, ppl %.4f", (double)r->n_forwarded / seconds,
+                 exp(r->sum_nll / (double)r->n_scored));
+}
 
 enum { O_TEXT = 256, O_TOKENS, O_MAXPPL,
        O_BATCH, O_CONFIG, O_TOK, O_JSON };
@@ -68,7 +79,7 @@ int cmd_ppl(int argc, char **argv)
     bool json = false, quiet = false, ctx_given = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "t:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:qh", opts, NULL)) != -1) {
         int prc;
         if (cli_proto_option("ppl", usage, c, optarg, &po, &ctx_given, &prc)) {
             if (prc != CLI_OK)
@@ -89,19 +100,23 @@ int cmd_ppl(int argc, char **argv)
         case O_CONFIG: oo.config_path = optarg; break;
         case O_TOK: oo.tokenizer_path = optarg; break;
         case 't':
-            if (!cli_parse_long("ppl", "--threads", optarg, 1, 4096, &threads))
+            if (!cli_parse_long("ppl", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
                 return CLI_USAGE;
             break;
         case 'q': quiet = true; break;
         case O_JSON: json = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_getopt_error("ppl", c, argc, argv);
         }
     }
     if (optind + 1 != argc)
         return cli_usage_error("ppl", usage, "expected one MODEL");
     if (!text_path == !ids_path)
         return cli_usage_error("ppl", usage, "give one of --text FILE or --tokens FILE");
+    /* mpirun hands standard input to rank 0 alone */
+    if (text_path && !strcmp(text_path, "-") && par_size() > 1)
+        return cli_usage_error("ppl", usage, "--text - (standard input) runs as one process; "
+                               "give a file under mpirun");
     const char *path = argv[optind];
     cli_set_threads((int)threads);
     cli_install_signals();
@@ -119,12 +134,12 @@ int cmd_ppl(int argc, char **argv)
     bool synced = false;   /* every rank passed the step before scoring */
 
     if (text_path) {
-        if (fmt_read_file(text_path, &text, &len, &err) != SB_OK) {
+        if (cli_read_input(text_path, &text, &len, &err) != SB_OK) {
             rc = cli_fail("ppl", &err);
             goto out;
         }
         if (len == 0) {
-            cli_error("ppl", "%s: empty text", text_path);
+            cli_error("ppl", "%s: empty text", strcmp(text_path, "-") ? text_path : "stdin");
             goto out;
         }
     }
@@ -147,13 +162,15 @@ int cmd_ppl(int argc, char **argv)
     }
     if (!ctx_given && mi->n_ctx_train > 0 && (size_t)mi->n_ctx_train < po.n_ctx)
         po.n_ctx = (size_t)mi->n_ctx_train;
-    if (mi->n_ctx_train > 0 && po.n_ctx > (size_t)mi->n_ctx_train)
-        cli_warn("ppl", "--ctx %zu is above the model's context (%d): using %zu "
-                 "(positions past %d were never trained)", po.n_ctx, mi->n_ctx_train, po.n_ctx,
-                 mi->n_ctx_train);
+    /* past its trained context a model's perplexity says nothing about it */
+    if (mi->n_ctx_train > 0 && po.n_ctx > (size_t)mi->n_ctx_train) {
+        rc = cli_usage_error("ppl", usage, "--ctx %zu is above the model's context (%d)",
+                             po.n_ctx, mi->n_ctx_train);
+        goto out;
+    }
     if (text_path) {
         if (vfy_plan_from_text(&plan, tok, text, len, &po, &err) != SB_OK) {
-            cli_error("ppl", "%s: %s", text_path, err.msg);
+            cli_error("ppl", "%s: %s", strcmp(text_path, "-") ? text_path : "stdin", err.msg);
             goto out;
         }
     } else {
@@ -181,6 +198,8 @@ int cmd_ppl(int argc, char **argv)
     cli_progress_init(&prog, "ppl", "windows", quiet || json, false);
     struct sb_progress hook = cli_progress_hook(&prog);
     struct vfy_ppl_result r;
+    prog.detail = ppl_detail;
+    prog.detail_ctx = &r;
     int st = vfy_ppl_run(ctx, &plan, &hook, &r, &err);
     cli_progress_end(&prog);
     if (st == SB_EFORMAT) {   /* non-finite logits: the model is at fault, so it is named */
@@ -197,7 +216,7 @@ int cmd_ppl(int argc, char **argv)
 #endif
     const char *pname = vfy_protocol_name(po.protocol);
     if (json) {
-        cJSON *d = cJSON_CreateObject();
+        cJSON *d = cli_json_doc("ppl");
         cJSON_AddStringToObject(d, "model", path);
         cJSON_AddStringToObject(d, text_path ? "text" : "tokens", text_path ? text_path : ids_path);
         cJSON_AddStringToObject(d, "protocol", pname);

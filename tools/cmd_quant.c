@@ -35,7 +35,8 @@ static const char usage[] =
     "\n"
     "options:\n"
     CLI_CONV_USAGE
-    "      --calib FILE        calibration text, tokenized by the model's tokenizer\n"
+    "      --calib FILE        calibration text, tokenized by the model's tokenizer ('-':\n"
+    "                          standard input)\n"
     "      --calib-tokens-file FILE  calibration token ids instead of --calib\n"
     "      --calib-tokens N    calibration tokens to use (default 131072)\n"
     "      --calib-ctx N       window length; windows as the chunks protocol: BOS, then\n"
@@ -66,8 +67,8 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
                           size_t calib_ctx, int threads)
 {
     const struct cvt_report *C = R->conv;
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "command", "quant");
+    cJSON *doc = cli_json_doc("quant");
+    cJSON_AddStringToObject(doc, "model", in);
     cJSON_AddStringToObject(doc, "input", in);
     cJSON_AddStringToObject(doc, "output", out);
     cJSON_AddStringToObject(doc, "container", fmt_container_name(C->container));
@@ -156,6 +157,8 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
     cJSON_AddNumberToObject(tot, "seconds", R->seconds_calib + R->seconds_write);
     cJSON_AddNumberToObject(tot, "threads", threads);
     cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+    cJSON_AddNumberToObject(doc, "seconds", R->seconds_calib + R->seconds_write);
+    cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
     return doc;
 }
 
@@ -224,7 +227,7 @@ int cmd_quant(int argc, char **argv)
     double v;
     int c, rc = CLI_USAGE;
     optind = 1;
-    while ((c = getopt_long(argc, argv, CLI_CONV_SHORT "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":" CLI_CONV_SHORT "h", opts, NULL)) != -1) {
         int crc;
         if (cli_conv_option("quant", c, optarg, &cc, &qo.conv, &oo, &crc)) {
             if (crc != CLI_OK)
@@ -248,9 +251,7 @@ int cmd_quant(int argc, char **argv)
             else if (!strcmp(optarg, "rtn"))
                 qo.method = CVT_QUANT_RTN;
             else {
-                if (par_rank() == 0)
-                    fprintf(stderr, "subbit quant: --method expects gptq or rtn, got '%s'\n",
-                            optarg);
+                cli_usage_error("quant", NULL, "--method expects gptq or rtn, got '%s'", optarg);
                 goto usage_fail;
             }
             break;
@@ -284,7 +285,7 @@ int cmd_quant(int argc, char **argv)
             qo.min_expert_tokens = (size_t)mintok;
             break;
         case 'h': fputs(usage, stdout); cli_conv_release(&cc); return CLI_OK;
-        default: goto usage_fail;
+        default: cli_conv_release(&cc); return cli_getopt_error("quant", c, argc, argv);
         }
     }
     if ((rc = cli_conv_check("quant", usage, &cc, argc)) != CLI_OK)
@@ -315,7 +316,7 @@ int cmd_quant(int argc, char **argv)
     int32_t *ids = NULL;
     size_t len = 0, n_ids = 0;
     rc = CLI_ERR;
-    if (calib && fmt_read_file(calib, &text, &len, &err) != SB_OK) {
+    if (calib && cli_read_input(calib, &text, &len, &err) != SB_OK) {
         rc = cli_fail("quant", &err);
         goto done;
     }
@@ -400,8 +401,7 @@ done:
     sb_free(ids);
     cli_conv_release(&cc);
     return rc;
-usage_fail:
+usage_fail: /* the one-line message is out */
     cli_conv_release(&cc);
-    fputs(usage, stderr);
     return CLI_USAGE;
 }

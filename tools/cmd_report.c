@@ -40,7 +40,7 @@ int cmd_report(int argc, char **argv)
     bool json = false, quiet = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:fqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:fqh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case O_TITLE: title = optarg; break;
@@ -48,7 +48,7 @@ int cmd_report(int argc, char **argv)
         case O_JSON: json = true; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_getopt_error("report", c, argc, argv);
         }
     }
     if (!out)
@@ -70,7 +70,7 @@ int cmd_report(int argc, char **argv)
         return cli_fail("report", &err);
     }
     if (json) {
-        cJSON *d = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(d, "documents");
+        cJSON *d = cli_json_doc("report"), *a = cJSON_AddArrayToObject(d, "documents");
         cJSON_AddStringToObject(d, "output", out);
         for (size_t i = 0; i < r->n_docs; i++) {
             const char *name;

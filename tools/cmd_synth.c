@@ -1,4 +1,5 @@
 /* cmd_synth.c: `subbit synth`: a deterministic random model in HF layout. */
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
@@ -35,12 +36,13 @@ static const char usage[] =
     "  -t, --threads N      threads\n"
     "  -f, --force          replace DIR if it exists\n"
     "  -q, --quiet          no progress bar\n"
+    "      --json           one JSON document on stdout (what was written)\n"
     "  -h, --help           this text\n";
 
 int cmd_synth(int argc, char **argv)
 {
     enum { O_ARCH = 256, O_LAYERS, O_DIM, O_HIDDEN, O_HEADS, O_KV, O_VOCAB, O_CTX, O_EXPERTS,
-           O_TOPK, O_SHARED, O_TIED, O_DTYPE, O_STD, O_SEED, O_SHARD };
+           O_TOPK, O_SHARED, O_TIED, O_DTYPE, O_STD, O_SEED, O_SHARD, O_JSON };
     static const struct option opts[] = {
         { "output", required_argument, 0, 'o' }, { "arch", required_argument, 0, O_ARCH },
         { "layers", required_argument, 0, O_LAYERS }, { "dim", required_argument, 0, O_DIM },
@@ -52,7 +54,8 @@ int cmd_synth(int argc, char **argv)
         { "dtype", required_argument, 0, O_DTYPE }, { "std", required_argument, 0, O_STD },
         { "seed", required_argument, 0, O_SEED }, { "shard-size", required_argument, 0, O_SHARD },
         { "threads", required_argument, 0, 't' }, { "force", no_argument, 0, 'f' },
-        { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "quiet", no_argument, 0, 'q' }, { "json", no_argument, 0, O_JSON },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     /* first pass: the architecture sets the defaults the other options override */
     enum fmt_arch_kind kind = FMT_ARCH_LLAMA;
@@ -74,12 +77,12 @@ int cmd_synth(int argc, char **argv)
     struct cvt_synth_opts so;
     cvt_synth_opts_init(&so, kind);
     const char *out = NULL;
-    bool quiet = false;
+    bool quiet = false, json = false;
     long v, threads = 0;
     double d;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:t:fqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:t:fqh", opts, NULL)) != -1) {
         int *field = NULL;
         switch (c) {
         case 'o': out = optarg; continue;
@@ -118,15 +121,18 @@ int cmd_synth(int argc, char **argv)
                 return CLI_USAGE;
             continue;
         case 't':
-            if (!cli_parse_long("synth", "--threads", optarg, 1, 1024, &threads))
+            if (!cli_parse_long("synth", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
                 return CLI_USAGE;
             continue;
         case 'f': so.out_flags |= FMT_OUT_FORCE; continue;
         case 'q': quiet = true; continue;
+        case O_JSON: json = true; continue;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_getopt_error("synth", c, argc, argv);
         }
-        if (!cli_parse_long("synth", opts[c - O_ARCH + 1].name, optarg, 1, 1L << 30, &v))
+        char oname[32];
+        snprintf(oname, sizeof oname, "--%s", opts[c - O_ARCH + 1].name);
+        if (!cli_parse_long("synth", oname, optarg, 1, 1L << 30, &v))
             return CLI_USAGE;
         *field = (int)v;
     }
@@ -134,17 +140,45 @@ int cmd_synth(int argc, char **argv)
         return cli_usage_error("synth", usage, "unexpected argument '%s'", argv[optind]);
     if (!out)
         return cli_usage_error("synth", usage, "-o/--output is required");
+    /* always a folder: "-o m.gguf" would be a folder named like a file */
+    struct sb_err err = { 0 };
+    enum fmt_container oc;
+    if (fmt_container_for_output(out, &oc, &err) != SB_OK)
+        return cli_usage_error("synth", usage, "%s", err.msg);
+    size_t ol = strlen(out);
+    if (oc != FMT_CONT_SAFETENSORS || (ol >= 12 && !strcmp(out + ol - 12, ".safetensors")))
+        return cli_usage_error("synth", usage, "%s: synth writes a folder (Hugging Face layout); "
+                               "name one without an extension", out);
     cli_set_threads((int)threads);
     struct cli_progress pg;
-    cli_progress_init(&pg, "synth", "synth", quiet, true);
+    cli_progress_init(&pg, "synth", "synth", quiet || json, true);
     so.progress = cli_progress_hook(&pg);
-    struct sb_err err = { 0 };
     double t0 = cli_now();
     int r = cvt_synth(&so, out, &err);
     cli_progress_end(&pg);
     if (r != SB_OK)
         return cli_fail("synth", &err);
-    if (!quiet)
+    if (json) {
+        static const char *arch[] = { [FMT_ARCH_LLAMA] = "llama", [FMT_ARCH_MIXTRAL] = "mixtral",
+                                      [FMT_ARCH_QWEN2_MOE] = "qwen2_moe" };
+        cJSON *doc = cli_json_doc("synth");
+        cJSON_AddStringToObject(doc, "model", out);
+        cJSON_AddStringToObject(doc, "output", out);
+        cJSON_AddStringToObject(doc, "arch", kind < sizeof arch / sizeof arch[0] && arch[kind]
+                                               ? arch[kind] : "?");
+        cJSON_AddNumberToObject(doc, "params", (double)cvt_synth_params(&so));
+        cJSON_AddNumberToObject(doc, "layers", so.layers);
+        cJSON_AddNumberToObject(doc, "dim", so.dim);
+        cJSON_AddNumberToObject(doc, "n_ctx", so.ctx);
+        if (kind != FMT_ARCH_LLAMA) {
+            cJSON_AddNumberToObject(doc, "experts", so.experts);
+            cJSON_AddNumberToObject(doc, "experts_per_token", so.top_k);
+        }
+        cJSON_AddStringToObject(doc, "dtype", sb_dtype_name(so.dtype));
+        cJSON_AddNumberToObject(doc, "seed", (double)so.seed);
+        cJSON_AddNumberToObject(doc, "seconds", cli_now() - t0);
+        cli_print_json(doc);
+    } else if (!quiet)
         fprintf(stderr, "subbit synth: wrote %s: %" PRIu64 " parameters in %.2f s\n", out,
                 cvt_synth_params(&so), cli_now() - t0);
     return CLI_OK;

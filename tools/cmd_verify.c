@@ -29,7 +29,7 @@ static const char usage[] =
     "options:\n"
     "      --ref A            the reference model\n"
     "      --model B          the model under test\n"
-    "      --text FILE        the text\n"
+    "      --text FILE        the text ('-': standard input)\n"
     "      --protocol P       chunks (default), stride or blocks (see subbit ppl --help)\n"
     "      --ctx N            window size in tokens (default 512)\n"
     "      --stride N         stride protocol step (default ctx/2)\n"
@@ -40,6 +40,9 @@ static const char usage[] =
     "                         '0.05' absolute\n"
     "      --max-kld X        fail when the mean KLD exceeds X (nats)\n"
     "      --min-top1 X       fail when top-1 agreement is below X (0..1)\n"
+    "      --no-gate          measure only: no threshold, exit 0 (without it and\n"
+    "                         without the three above, the defaults apply:\n"
+    "                         --max-ppl-delta 1% --max-kld 0.01 --min-top1 0.95)\n"
     "      --batch N          tokens per forward step (default 512)\n"
     "      --ref-config FILE / --config FILE   config.json for lone .safetensors files\n"
     "      --tokenizer FILE   llama2.c tokenizer.bin for both (default: beside each)\n"
@@ -52,8 +55,21 @@ static const char usage[] =
     "\n"
     "exit status: 0 all thresholds met, 3 a threshold failed, 1 error, 2 usage\n";
 
+/* the progress line's tail: tokens/s (both models run each token) */
+static void verify_detail(void *ctx, double seconds, char *buf, size_t len)
+{
+    const struct vfy_verify_result *r = ctx;
+    if (r->ref.n_forwarded && seconds > 0)
+        snprintf(buf, len, ", %.0f tokens/s", (double)r->ref.n_forwarded / seconds);
+}
+
 enum { O_REF = 256, O_MODEL, O_TEXT, O_DPPL,
-       O_KLD, O_TOP1, O_BATCH, O_RCONFIG, O_CONFIG, O_TOK, O_JSON, O_REPORT };
+       O_KLD, O_TOP1, O_BATCH, O_RCONFIG, O_CONFIG, O_TOK, O_JSON, O_REPORT, O_NOGATE };
+
+/* the gates when none is named: what a q8_0 copy passes (README) */
+#define DEFAULT_DPPL_PCT 1.0
+#define DEFAULT_KLD 0.01
+#define DEFAULT_TOP1 0.95
 
 static int load(const char *path, const struct fmt_open_opts *oo, struct fmt_model **m,
                 struct vfy_model **vm)
@@ -76,6 +92,7 @@ int cmd_verify(int argc, char **argv)
         { "config", required_argument, 0, O_CONFIG }, { "tokenizer", required_argument, 0, O_TOK },
         { "threads", required_argument, 0, 't' }, { "quiet", no_argument, 0, 'q' },
         { "json", no_argument, 0, O_JSON }, { "report", required_argument, 0, O_REPORT },
+        { "no-gate", no_argument, 0, O_NOGATE },
         { "force", no_argument, 0, 'f' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     const char *ref_path = NULL, *model_path = NULL, *text_path = NULL, *report = NULL;
@@ -84,11 +101,11 @@ int cmd_verify(int argc, char **argv)
     struct fmt_open_opts ro = { 0 }, mo = { 0 };
     long threads = 0, batch = 512;
     double max_dppl = 0, max_kld = -1, min_top1 = -1;
-    bool have_dppl = false;
+    bool have_dppl = false, no_gate = false;
     bool dppl_rel = false, json = false, quiet = false, ctx_given = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "t:qfh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:qfh", opts, NULL)) != -1) {
         int prc;
         if (cli_proto_option("verify", usage, c, optarg, &po, &ctx_given, &prc)) {
             if (prc != CLI_OK)
@@ -128,21 +145,36 @@ int cmd_verify(int argc, char **argv)
         case O_CONFIG: mo.config_path = optarg; break;
         case O_TOK: ro.tokenizer_path = mo.tokenizer_path = optarg; break;
         case 't':
-            if (!cli_parse_long("verify", "--threads", optarg, 1, 4096, &threads))
+            if (!cli_parse_long("verify", "--threads", optarg, 1, CLI_MAX_THREADS, &threads))
                 return CLI_USAGE;
             break;
         case 'q': quiet = true; break;
         case O_JSON: json = true; break;
         case O_REPORT: report = optarg; break;
+        case O_NOGATE: no_gate = true; break;
         case 'f': report_flags |= FMT_OUT_FORCE; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
-        default: fputs(usage, stderr); return CLI_USAGE;
+        default: return cli_getopt_error("verify", c, argc, argv);
         }
     }
     if (optind != argc)
         return cli_usage_error("verify", usage, "unexpected argument '%s'", argv[optind]);
     if (!ref_path || !model_path || !text_path)
         return cli_usage_error("verify", usage, "--ref, --model and --text are required");
+    /* mpirun hands standard input to rank 0 alone */
+    if (!strcmp(text_path, "-") && par_size() > 1)
+        return cli_usage_error("verify", usage, "--text - (standard input) runs as one process; "
+                               "give a file under mpirun");
+    const bool named = have_dppl || max_kld >= 0 || min_top1 >= 0;
+    if (no_gate && named)
+        return cli_usage_error("verify", usage, "--no-gate with a threshold: give one or the other");
+    const char *gate_source = no_gate ? "none" : named ? "options" : "defaults";
+    if (!no_gate && !named) {
+        have_dppl = dppl_rel = true;
+        max_dppl = DEFAULT_DPPL_PCT;
+        max_kld = DEFAULT_KLD;
+        min_top1 = DEFAULT_TOP1;
+    }
     if (report && !(report_flags & FMT_OUT_FORCE) && access(report, F_OK) == 0)
         return cli_error("verify", "%s: exists (use --force to replace)", report);
     cli_set_threads((int)threads);
@@ -159,12 +191,12 @@ int cmd_verify(int argc, char **argv)
     int rc = CLI_ERR;
     bool synced = false;   /* every rank passed the step before scoring */
 
-    if (fmt_read_file(text_path, &text, &len, &err) != SB_OK) {
+    if (cli_read_input(text_path, &text, &len, &err) != SB_OK) {
         rc = cli_fail("verify", &err);
         goto out;
     }
     if (len == 0) {
-        cli_error("verify", "%s: empty text", text_path);
+        cli_error("verify", "%s: empty text", strcmp(text_path, "-") ? text_path : "stdin");
         goto out;
     }
     if ((rc = load(ref_path, &ro, &ma, &va)) || (rc = load(model_path, &mo, &mb, &vb)))
@@ -182,12 +214,13 @@ int cmd_verify(int argc, char **argv)
     }
     if (!ctx_given && ia->n_ctx_train > 0 && (size_t)ia->n_ctx_train < po.n_ctx)
         po.n_ctx = (size_t)ia->n_ctx_train;
-    if (ia->n_ctx_train > 0 && po.n_ctx > (size_t)ia->n_ctx_train)
-        cli_warn("verify", "--ctx %zu is above the reference model's context "
-                 "(%d): using %zu (positions past %d were never trained)", po.n_ctx,
-                 ia->n_ctx_train, po.n_ctx, ia->n_ctx_train);
+    if (ia->n_ctx_train > 0 && po.n_ctx > (size_t)ia->n_ctx_train) {
+        rc = cli_usage_error("verify", usage, "--ctx %zu is above the reference model's context (%d)",
+                             po.n_ctx, ia->n_ctx_train);
+        goto out;
+    }
     if (vfy_plan_from_text(&plan, tok, text, len, &po, &err) != SB_OK) {
-        cli_error("verify", "%s: %s", text_path, err.msg);
+        cli_error("verify", "%s: %s", strcmp(text_path, "-") ? text_path : "stdin", err.msg);
         goto out;
     }
     if (vfy_ctx_new(&ca, va, po.n_ctx, (size_t)batch, &err) != SB_OK ||
@@ -205,6 +238,9 @@ int cmd_verify(int argc, char **argv)
     cli_progress_init(&prog, "verify", "windows", quiet || json, false);
     struct sb_progress hook = cli_progress_hook(&prog);
     struct vfy_verify_result r;
+    memset(&r, 0, sizeof r);
+    prog.detail = verify_detail;
+    prog.detail_ctx = &r;
     int st = vfy_verify_run(ca, cb, &plan, &hook, &r, &err);
     cli_progress_end(&prog);
     if (st != SB_OK) {
@@ -219,7 +255,7 @@ int cmd_verify(int argc, char **argv)
     const bool f_dppl = fail.dppl, f_kld = fail.kld, f_top1 = fail.top1;
     cJSON *d = NULL;
     if (json || report) {
-        d = cJSON_CreateObject();
+        d = cli_json_doc("verify");
         cJSON_AddStringToObject(d, "ref", ref_path);
         cJSON_AddStringToObject(d, "model", model_path);
         cJSON_AddStringToObject(d, "text", text_path);
@@ -247,6 +283,15 @@ int cmd_verify(int argc, char **argv)
             cJSON_AddBoolToObject(g, "kld", !f_kld);
         if (min_top1 >= 0)
             cJSON_AddBoolToObject(g, "top1", !f_top1);
+        /* the thresholds behind "checks", and where they came from */
+        cJSON *gt = cJSON_AddObjectToObject(d, "gates");
+        cJSON_AddStringToObject(gt, "source", gate_source);
+        if (have_dppl)
+            cJSON_AddNumberToObject(gt, dppl_rel ? "max_ppl_delta_pct" : "max_ppl_delta", max_dppl);
+        if (max_kld >= 0)
+            cJSON_AddNumberToObject(gt, "max_kld", max_kld);
+        if (min_top1 >= 0)
+            cJSON_AddNumberToObject(gt, "min_top1", min_top1);
         cJSON *nf = cJSON_AddObjectToObject(d, "nonfinite_positions");
         cJSON_AddNumberToObject(nf, "ref", (double)r.ref.n_nonfinite);
         cJSON_AddNumberToObject(nf, "model", (double)r.model.n_nonfinite);
@@ -263,6 +308,19 @@ int cmd_verify(int argc, char **argv)
         printf("KLD:           mean %.6g, median %.6g, p99 %.6g, max %.6g%s\n", r.kld.mean,
                r.kld.median, r.kld.p99, r.kld.max, f_kld ? "  FAIL" : "");
         printf("top-1 agree:   %.4f%s\n", r.kld.top1, f_top1 ? "  FAIL" : "");
+        if (no_gate) {
+            printf("gates:         none (--no-gate): measured only\n");
+        } else {
+            printf("gates:        ");
+            if (have_dppl)
+                printf(" ppl delta <= %g%s %s;", max_dppl, dppl_rel ? "%" : "",
+                       f_dppl ? "FAIL" : "pass");
+            if (max_kld >= 0)
+                printf(" KLD mean <= %g %s;", max_kld, f_kld ? "FAIL" : "pass");
+            if (min_top1 >= 0)
+                printf(" top-1 >= %g %s;", min_top1, f_top1 ? "FAIL" : "pass");
+            printf(" (%s)\n", named ? "as given" : "defaults: no threshold given");
+        }
     }
     if (report && par_rank() != 0) {
         cJSON_Delete(d);   /* rank 0 writes the page */

@@ -1,4 +1,5 @@
 /* subbit.c: the entry point and the subcommand table (git.c style). */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,8 +38,59 @@ static const struct cli_cmd *find(const char *name)
     return NULL;
 }
 
+/* Damerau-Levenshtein distance (adjacent swaps count 1) of two short names,
+ * capped at 9: how far a typo is from a command. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 30 || m > 30)
+        return 9;
+    int d[32][32];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m] < 9 ? d[n][m] : 9;
+}
+
+/* "subbit: 'convfert' is not a subbit command; did you mean 'convert'?": the
+ * nearest command within 2 edits (or one the name starts), else the list hint */
+static int not_a_command(const char *name)
+{
+    const struct cli_cmd *best = NULL;
+    int bd = 3;
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        int d = edit_distance(name, commands[i].name);
+        if (strlen(name) >= 2 && !strncmp(commands[i].name, name, strlen(name)))
+            d = 1;
+        if (d < bd) {
+            bd = d;
+            best = &commands[i];
+        }
+    }
+    if (best)
+        fprintf(stderr, "subbit: '%s' is not a subbit command; did you mean '%s'?\n", name,
+                best->name);
+    else
+        fprintf(stderr, "subbit: '%s' is not a subbit command (see 'subbit --help')\n", name);
+    return CLI_USAGE;
+}
+
 int main(int argc, char **argv)
 {
+    opterr = 0; /* the commands word getopt's complaints (cli_getopt_error) */
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
@@ -58,19 +110,14 @@ int main(int argc, char **argv)
             return CLI_OK;
         }
         const struct cli_cmd *c = find(argv[2]);
-        if (!c) {
-            fprintf(stderr, "subbit: '%s' is not a subbit command (see 'subbit --help')\n",
-                    argv[2]);
-            return CLI_USAGE;
-        }
+        if (!c)
+            return not_a_command(argv[2]);
         char *args[] = { (char *)c->name, "--help", NULL };
         return c->fn(2, args);
     }
     const struct cli_cmd *c = find(name);
-    if (!c) {
-        fprintf(stderr, "subbit: '%s' is not a subbit command (see 'subbit --help')\n", name);
-        return CLI_USAGE;
-    }
+    if (!c)
+        return not_a_command(name);
     /* under mpirun/srun every rank runs the command; ranks above 0 print no
      * results (stdout goes nowhere) and the CLI's messages come from rank 0 */
     struct sb_err err = { 0 };

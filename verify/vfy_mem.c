@@ -180,8 +180,10 @@ static int add_gated_ffn(struct vfy_mem_model *m, enum vfy_mem_part part, long d
 
 /* Sliding-window layers: Mistral (all layers), Qwen2 (use_sliding_window,
  * layers from max_window_layers on), Gemma-2/3 (sliding_window_pattern: every
- * p-th layer global), or an explicit layer_types list. */
-static int cfg_sliding(const struct cfg *c, long n_layers)
+ * p-th layer global; Gemma-2's config has no pattern: its layers alternate,
+ * the even ones windowed, transformers' Gemma2DecoderLayer), or an explicit
+ * layer_types list. */
+static int cfg_sliding(const struct cfg *c, long n_layers, bool alternate)
 {
     struct vfy_mem_model *m = c->m;
     long w = 0;
@@ -199,6 +201,8 @@ static int cfg_sliding(const struct cfg *c, long n_layers)
         return r;
     else if (pat > 1)
         m->n_swa_layers = (int)(n_layers - n_layers / pat);
+    else if (alternate)
+        m->n_swa_layers = (int)((n_layers + 1) / 2);   /* layers 0, 2, 4, ... */
     else if ((r = cfg_int(c, KEYS("max_window_layers"), 0, LAYERS_MAX, false, -1, false, &mwl)))
         return r;
     else if (mwl >= 0 && c->root->use_sliding_window.kind != FMT_CFG_ABSENT)
@@ -277,6 +281,12 @@ static int cfg_decoder(const struct cfg *c, const char *type, struct sb_err *err
     bool deepseek = !strcmp(type, "deepseek_v3") || !strcmp(type, "deepseek_v2");
     bool mixtral = !strcmp(type, "mixtral");
     bool qmoe = !strcmp(type, "qwen2_moe");
+    /* Gemma (google/gemma-*): embeddings tied unless the config says not
+     * (PretrainedConfig's default, which Gemma's configs leave implicit);
+     * Gemma-2 adds a norm after attention and after the FFN (4 a layer) and
+     * alternates sliding-window and global layers */
+    bool gemma = !strcmp(type, "gemma") || !strcmp(type, "gemma2");
+    bool gemma2 = !strcmp(type, "gemma2");
     if ((r = cfg_int(c, KEYS("hidden_size", "n_embd", "d_model", "dim"), 1, DIM_MAX, true, 0,
                      false, &dim)) ||
         (r = cfg_int(c, KEYS("num_hidden_layers", "n_layer", "num_layers", "n_layers"), 1,
@@ -308,14 +318,14 @@ static int cfg_decoder(const struct cfg *c, const char *type, struct sb_err *err
     m->hidden_dim = (int)ff;
     m->vocab_size = (int)vocab;
     m->n_ctx_max = (int)(nctx > (1L << 30) ? (1L << 30) : nctx);
-    m->tied = cfg_bool(c, "tie_word_embeddings", false);
-    if ((r = cfg_sliding(c, L)))
+    m->tied = cfg_bool(c, "tie_word_embeddings", gemma);
+    if ((r = cfg_sliding(c, L, gemma2)))
         return r;
 
     ADD(VFY_MEM_EMBED, vocab, dim, 1);
     if (!m->tied)
         ADD(VFY_MEM_OUTPUT, vocab, dim, 1);
-    ADD(VFY_MEM_NORM, 1, dim, 2u * (uint64_t)L + 1u);
+    ADD(VFY_MEM_NORM, 1, dim, (gemma2 ? 4u : 2u) * (uint64_t)L + 1u);
 
     /* attention */
     if (deepseek) {
@@ -444,7 +454,8 @@ int vfy_mem_from_fmt_config(struct vfy_mem_model *m, const struct fmt_config *cf
     }
     snprintf(m->model_type, sizeof m->model_type, "%s", type);
     static const char *const known[] = { "llama", "mistral", "qwen2", "mixtral", "qwen2_moe",
-                                         "deepseek_v3", "deepseek_v2", "switch_transformers" };
+                                         "deepseek_v3", "deepseek_v2", "switch_transformers",
+                                         "gemma", "gemma2" };
     bool is_known = false;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         is_known |= !strcmp(type, known[i]);
@@ -488,6 +499,28 @@ const struct vfy_mem_preset *vfy_mem_preset_find(const char *name)
     for (size_t i = 0; i < vfy_mem_preset_count(); i++)
         if (!strcasecmp(vfy_mem_preset_get(i)->name, name))
             return vfy_mem_preset_get(i);
+    /* a Hugging Face id (org/repo, or its URL): the preset transcribed from that
+     * repository's config.json, named by its source "huggingface.co/org/repo ..." */
+    static const char *const prefixes[] = { "https://huggingface.co/", "http://huggingface.co/",
+                                            "huggingface.co/", "hf.co/", "" };
+    for (size_t k = 0; k < sizeof prefixes / sizeof prefixes[0]; k++) {
+        size_t pl = strlen(prefixes[k]);
+        if (strncasecmp(name, prefixes[k], pl) != 0)
+            continue;
+        const char *id = name + pl;
+        size_t n = strlen(id);
+        while (n && id[n - 1] == '/')
+            n--;
+        if (!n || !memchr(id, '/', n))
+            return NULL;
+        for (size_t i = 0; i < vfy_mem_preset_count(); i++) {
+            const char *src = vfy_mem_preset_get(i)->source;
+            if (!strncasecmp(src, "huggingface.co/", 15) && !strncasecmp(src + 15, id, n) &&
+                (src[15 + n] == ' ' || src[15 + n] == 0))
+                return vfy_mem_preset_get(i);
+        }
+        return NULL;
+    }
     return NULL;
 }
 
@@ -803,9 +836,16 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
             CHK(sb_add_u64(e->stored.bytes, m->groups[i].stored_bytes, &e->stored.bytes));
         e->stored.bits_per_param =
             e->params ? (double)e->stored.bytes * 8.0 / (double)e->params : 0.0;
+    } else if (m->index_bytes) {
+        /* before download: the index's total_size is the weights as they will
+         * be stored (their encoding unknown: the bits per parameter say it) */
+        e->stored.enc = SB_DTYPE_F16;
+        e->stored.bytes = m->index_bytes;
+        e->stored.bits_per_param =
+            e->params ? (double)e->stored.bytes * 8.0 / (double)e->params : 0.0;
     }
     e->weights_enc = o->weights_enc;
-    if (o->weights_enc < 0 && m->from_file) {
+    if (o->weights_enc < 0 && (m->from_file || m->index_bytes)) {
         e->weights = e->stored.bytes;
     } else {
         int want = o->weights_enc < 0 ? SB_DTYPE_F16 : o->weights_enc;

@@ -67,6 +67,14 @@ static const struct vfy_mem_preset presets[] = {
       " \"num_sparse_decoder_layers\": 15, \"encoder_sparse_step\": 1,"
       " \"relative_attention_num_buckets\": 32, \"vocab_size\": 32128,"
       " \"is_gated_act\": false, \"router_bias\": false}" },
+    /* huggingface.co/google/gemma-2-9b/blob/main/config.json: no
+     * tie_word_embeddings (tied, the default) and no sliding_window_pattern
+     * (the layers alternate, the even ones windowed) */
+    { "Gemma-2-9B", "huggingface.co/google/gemma-2-9b config.json",
+      "{\"model_type\": \"gemma2\", \"hidden_size\": 3584, \"intermediate_size\": 14336,"
+      " \"num_hidden_layers\": 42, \"num_attention_heads\": 16, \"num_key_value_heads\": 8,"
+      " \"head_dim\": 256, \"vocab_size\": 256000, \"max_position_embeddings\": 8192,"
+      " \"sliding_window\": 4096}" },
     /* huggingface.co/deepseek-ai/DeepSeek-V3/blob/main/config.json (the
      * main model; the MTP module, num_nextn_predict_layers 1, is not counted,
      * as in the 671B figure of the model card) */

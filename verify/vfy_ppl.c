@@ -303,6 +303,7 @@ static int gather_vals(int rc, double **vals, size_t n_vals, size_t k, size_t n_
 static void count_windows(const struct vfy_plan *p, struct vfy_ppl_result *r)
 {
     r->n_windows = p->n_win;
+    r->n_forwarded = 0;
     for (size_t w = 0; w < p->n_win; w++)
         r->n_forwarded += p->win[w].n;
 }
@@ -316,7 +317,8 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
                           vfy_ctx_n_ctx(ctx), p->n_ctx);
     const size_t V = (size_t)vfy_model_info(vfy_ctx_model(ctx))->vocab;
     /* logits only for the positions that are scored (chunks: the second half) */
-    size_t rows = 1, lo, hi, n_vals, nv = 0;
+    size_t rows = 1, lo, hi, n_vals, nv = 0, run_n = 0;
+    double run_sum = 0;
     for (size_t w = 0; w < p->n_win; w++)
         if (p->win[w].n - (p->win[w].first - 1) > rows)
             rows = p->win[w].n - (p->win[w].first - 1);
@@ -352,6 +354,13 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
         }
         if (rc != SB_OK)
             break;
+        /* so far, this rank's share: a progress hook may show a running perplexity */
+        r->n_forwarded += win->n;
+        r->n_windows++;
+        for (; run_n < nv; run_n++)
+            run_sum += vals[run_n];
+        r->sum_nll = run_sum;
+        r->n_scored = nv;
         sb_progress_report(progress, w + 1 - lo, hi - lo);
     }
     sb_free(lg);
@@ -418,6 +427,9 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
             v[VV_KLD] = vfy_kld(a, b, V);
             v[VV_SAME] = vfy_argmax(a, V) == vfy_argmax(b, V);
         }
+        r->ref.n_forwarded += win->n;   /* so far, this rank's: for a progress hook */
+        r->model.n_forwarded += win->n;
+        r->ref.n_windows = r->model.n_windows = w + 1 - lo;
         sb_progress_report(progress, w + 1 - lo, hi - lo);
     }
     sb_free(la);

@@ -32,6 +32,19 @@ struct cvt_rule {
     int to;                    /* encoding, or -1 = keep as stored */
 };
 
+/* llama-quantize's mixes by name (docs/ggml-mixes.md) */
+enum cvt_mix {
+    CVT_MIX_NONE = 0, CVT_MIX_Q2_K, CVT_MIX_Q3_K_S, CVT_MIX_Q3_K_M, CVT_MIX_Q3_K_L,
+    CVT_MIX_Q4_K_S, CVT_MIX_Q4_K_M, CVT_MIX_Q5_K_S, CVT_MIX_Q5_K_M, CVT_MIX_Q6_K,
+    CVT_MIX_IQ4_NL, CVT_MIX_IQ4_XS, CVT_MIX_COUNT
+};
+
+/* what a mix's rule asks of the model (cvt_convert fills it from the source) */
+struct cvt_mix_model {
+    int n_layer, n_gqa, n_expert;
+    bool has_output;           /* an output.weight: else token_embd is treated as the output */
+};
+
 struct cvt_opts {
     int to;                    /* target encoding (enum sb_dtype); -1 = keep all (container change only) */
     const struct cvt_rule *rules;   /* first match wins; --keep GLOB is {GLOB, -1} */
@@ -45,7 +58,19 @@ struct cvt_opts {
     unsigned out_flags;        /* FMT_OUT_FORCE */
     bool dry_run;              /* plan and sizes only, nothing written */
     bool stats;                /* per-tensor error statistics (decodes what was written) */
-    struct sb_progress progress;    /* bytes of output done / planned */
+    int mix;                   /* enum cvt_mix: per-tensor types as llama-quantize's mix of
+                                  that name (GGUF output; `to` is ignored then) */
+    struct cvt_mix_model mix_model;   /* filled by cvt_convert / cvt_decide_sources */
+    bool allow_nonfinite;      /* write NaN/Inf weights and values the target cannot hold
+                                  (a block scale past f16, a cast overflowing) instead of
+                                  refusing them (SB_EINVAL naming tensor and row) */
+    bool allow_requantize;     /* an already quantized tensor (not f32/f16/bf16/f64) may be
+                                  re-encoded into another quantized encoding of no more bytes;
+                                  without it that is refused (SB_EINVAL), as llama-quantize
+                                  does. Decoding to a plain float, a larger encoding (q4_0 ->
+                                  q8_0) and tern <-> sub1 <-> sub1-qmoe need no flag. */
+    struct sb_progress progress;    /* bytes of input done / in all (fixed from the
+                                       start, where sub1's output total is not) */
     const struct fmt_model *report_src;   /* NULL, or the model src stands in for (same
                                              tensors, some re-encoded): the report's
                                              `from` and in_bytes describe it */
@@ -74,6 +99,8 @@ struct cvt_report {
     struct cvt_decision *d;
     size_t n;
     enum fmt_container container;
+    bool tokenizer_dropped;    /* the source has a tokenizer the output cannot carry (GGUF:
+                                  a byte-level BPE tokenizer.json, not written yet) */
     uint64_t in_bytes, out_bytes, params;
     double seconds;
 };
@@ -112,6 +139,25 @@ int cvt_decide_sources(const struct fmt_model *src, enum fmt_container cont,
 struct cvt_target;
 enum sb_dtype cvt_decide(const struct cvt_target *t, enum sb_dtype from, enum fmt_container cont,
                          const struct cvt_opts *o, const char **why);
+
+/*! cvt_mix_from_name() : the enum cvt_mix named s in llama-quantize's spelling
+ *  ("Q4_K_M", "Q6_K", "IQ4_XS": upper case; "q6_K" is the encoding), 0 if none. */
+int cvt_mix_from_name(const char *s);
+/*! cvt_mix_name() : "Q4_K_M" for CVT_MIX_Q4_K_M; "" for none. */
+const char *cvt_mix_name(int mix);
+/*! cvt_mix_ftype() : the mix's general.file_type (llama.cpp's LLAMA_FTYPE_MOSTLY_*). */
+uint32_t cvt_mix_ftype(int mix);
+/*! cvt_mix_order() : <0, 0, >0 as GGUF tensor a comes before, with, after b
+ *  in llama.cpp's model loader order, which llama-quantize writes in: the
+ *  tensors outside the layers by name, then layer by layer in numeric order
+ *  (blk.2 before blk.10), each layer's by name. */
+int cvt_mix_order(const char *a, const char *b);
+/*! cvt_mix_decide() : the type llama-quantize's mix o->mix gives the GGUF tensor
+ *  `name` of shape[ndim] stored as `from` (from for tensors it does not
+ *  quantize), and why (static text); SB_DTYPE_COUNT when the row length fits
+ *  neither the type nor a fallback (llama-quantize fails there too). */
+enum sb_dtype cvt_mix_decide(const struct cvt_opts *o, const char *name, const int64_t *shape,
+                             int ndim, enum sb_dtype from, const char **why);
 
 /*! cvt_is_expert() : whether an (HF or GGUF) tensor name is a routed-expert matrix. */
 bool cvt_is_expert(const char *name);

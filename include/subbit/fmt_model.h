@@ -194,6 +194,12 @@ struct fmt_open_opts {
 int fmt_model_open(struct fmt_model **out, const char *path,
                    const struct fmt_open_opts *opts, struct sb_err *err);
 
+/*! fmt_model_file_bytes() : the size on disk of the files holding the weights
+ *  (every shard; headers, metadata and padding included, config.json and the
+ *  tokenizer not): what `ls -l` adds up, beside the tensor bytes. 0 when
+ *  opened headers_only. */
+uint64_t fmt_model_file_bytes(const struct fmt_model *m);
+
 /*! fmt_model_free() : release everything; NULL is fine. */
 void fmt_model_free(struct fmt_model *m);
 
@@ -226,6 +232,10 @@ int fmt_vocab_set_token(struct fmt_vocab *v, uint32_t i, const char *s, uint32_t
 /*! fmt_kv_release() / fmt_vocab_release() : free the owned parts; zeroed structs fine. */
 void fmt_kv_release(struct fmt_kv *kv);
 void fmt_vocab_release(struct fmt_vocab *v);
+/*! fmt_vocab_n_tokens() : how many token ids the tokenizer has: n_tokens for
+ *  the token lists (SentencePiece, GGUF), the largest id + 1 of a parsed
+ *  tokenizer.json (vocab and added tokens), 0 when there is none. */
+uint32_t fmt_vocab_n_tokens(const struct fmt_vocab *v);
 
 /*! fmt_model_is_qwen2_moe() : whether m is a Qwen2-MoE model (its arch, or a
  *  GGUF general.architecture "qwen2moe" it could not fully read). */
@@ -233,6 +243,12 @@ bool fmt_model_is_qwen2_moe(const struct fmt_model *m);
 
 /*! fmt_container_name() : "safetensors", "gguf", "llama2.c", "subbit". */
 const char *fmt_container_name(enum fmt_container c);
+/*! fmt_container_for_output() : the container an output name asks for: .gguf,
+ *  .subbit (any case), else safetensors (.safetensors, or a folder); SB_EINVAL
+ *  (message names path) for "-" and for an extension that is none of .gguf,
+ *  .subbit, .safetensors (a folder's name has none, or ends in '/'), so that
+ *  "-o model.bin" is refused instead of becoming a folder. */
+int fmt_container_for_output(const char *path, enum fmt_container *c, struct sb_err *err);
 
 /*! fmt_arch_from_hf_config() : fmt_config_parse() then fmt_arch_from_config()
  *  (fmt_config.h) on config.json text, for callers holding only the text.

@@ -108,8 +108,8 @@ const char *sb_dtype_name(enum sb_dtype dt);
  *  ("float32", "float16", "bfloat16", "float64": config.json torch_dtype), or
  *  NULL. */
 const char *sb_dtype_torch_name(enum sb_dtype dt);
-/*! sb_dtype_from_name() : parse our name ("bf16", "q8_0", "sub1-qmoe", also "fp16"/"float32"
- *  aliases); -1 if unknown. */
+/*! sb_dtype_from_name() : parse our name in any case ("bf16", "q8_0", "Q4_K",
+ *  "sub1-qmoe", also "fp16"/"float32" aliases); -1 if unknown. */
 int sb_dtype_from_name(const char *name);
 /*! sb_dtype_from_st() : parse a safetensors dtype string ("F32", "BF16", ...); -1 if unknown. */
 int sb_dtype_from_st(const char *st_name);

@@ -88,6 +88,9 @@ struct vfy_mem_model {
     struct vfy_mem_group *groups;
     size_t n_groups, cap_groups;
     bool from_file;
+    uint64_t index_bytes;   /* from a config beside model.safetensors.index.json (before the
+                               shards are downloaded): its metadata.total_size; else 0.
+                               Then the stored weights (and the total's, by default). */
     int stored_dtype;       /* the file's dominant matrix encoding, -1 if from a config */
     /* assumptions and warnings met while reading, one line each ("assuming ...") */
     char notes[VFY_MEM_MAX_NOTES][200];
@@ -133,7 +136,9 @@ struct vfy_mem_preset {
 /*! vfy_mem_preset_count() / vfy_mem_preset_get() : the built-in presets, i < count. */
 size_t vfy_mem_preset_count(void);
 const struct vfy_mem_preset *vfy_mem_preset_get(size_t i);
-/*! vfy_mem_preset_find() : by name, case-insensitive; NULL if none. */
+/*! vfy_mem_preset_find() : by name, or by the Hugging Face id its config.json
+ *  came from ("mistralai/Mixtral-8x7B-v0.1", also as a huggingface.co URL),
+ *  case-insensitive; NULL if none. */
 const struct vfy_mem_preset *vfy_mem_preset_find(const char *name);
 /*! vfy_mem_from_preset() : vfy_mem_from_config() on a preset, name and source set. */
 int vfy_mem_from_preset(struct vfy_mem_model *m, const struct vfy_mem_preset *p,

@@ -62,3 +62,25 @@ need_mpi() {
 MPIRUN() { local n=$1; shift; mpirun -np "$n" -x SUBBIT_PAR_FAULT "$@"; }
 # subbit_lines: how many lines of $T/err come from subbit (mpirun adds its own)
 subbit_lines() { grep -c '^subbit' "$T/err"; }
+# need_llama_cpp: llama.cpp's tools as an oracle (never part of the build):
+# $LLAMA_BIN from SUBBIT_LLAMA_BIN, else /work/llama.cpp/build/bin; skip without them
+need_llama_cpp() {
+  LLAMA_BIN=${SUBBIT_LLAMA_BIN:-/work/llama.cpp/build/bin}
+  for b in llama-quantize llama-perplexity; do
+    if [ ! -x "$LLAMA_BIN/$b" ]; then
+      echo "SKIP: $b not found in '$LLAMA_BIN' (set SUBBIT_LLAMA_BIN)"
+      exit 77
+    fi
+  done
+}
+# json_num KEY: the number after "KEY": in $T/out
+json_num() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.eE+-]*\).*/\1/p" "$T/out" | head -1; }
+# gguf_u32 KEY FILE: the u32 value of GGUF metadata KEY (key string, u32 type
+# 4, value follow each other), empty when the key is absent or not a u32
+gguf_u32() {
+  local off
+  off=$(LC_ALL=C grep -obUaF "$1" "$2" | head -1 | cut -d: -f1)
+  [ -n "$off" ] || return 0
+  local ty; ty=$(od -An -tu4 -j $((off + ${#1})) -N4 "$2" | tr -d ' ')
+  [ "$ty" = 4 ] && od -An -tu4 -j $((off + ${#1} + 4)) -N4 "$2" | tr -d ' '
+}

@@ -35,9 +35,9 @@ expect_err_line "^subbit ppl: .*short.txt: text too short"
 printf 'Once \xff\xfe upon a \xc3 time.\n\nThe end \x80.' >"$T/bytes.txt"
 expect_exit 0 "$SUBBIT" ppl "$M" --text "$T/bytes.txt" --protocol blocks --json
 grep -q '"ppl"' "$T/out" && ok || bad "no ppl for non-UTF-8 text"
-# --ctx above the model's context: a warning, then the result
-expect_exit 0 "$SUBBIT" ppl "$M" --text "$T/bytes.txt" --protocol blocks --ctx 4096 -q
-grep -q "warning: --ctx 4096 is above the model's context (2048)" "$T/err" && ok || bad "no --ctx warning"
+# --ctx above the model's context: refused, one usage line (issue 15)
+expect_exit 2 "$SUBBIT" ppl "$M" --text "$T/bytes.txt" --protocol blocks --ctx 4096 -q
+expect_err_line "^subbit ppl: --ctx 4096 is above the model's context \(2048\) \(try 'subbit ppl --help'\)$"
 # a missing model: exit 1, one line
 expect_exit 1 "$SUBBIT" ppl "$T/nope.gguf" --text "$TXT"
 expect_err_line "^subbit ppl: "

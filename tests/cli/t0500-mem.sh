@@ -21,12 +21,13 @@ grep -q '"bytes_per_token":[[:space:]]*327680,' "$T/out" || bad "Llama-2-70B KV/
 expect_exit 0 "$SUBBIT" mem Mixtral-8x7B
 grep -Eq '^parameters +46\.70 B' "$T/out" || bad "Mixtral total"
 grep -Eq 'active/token +12\.88 B' "$T/out" || bad "Mixtral active"
-expect_exit 0 "$SUBBIT" mem DeepSeek-V3 --ctx 1000 --batch 2
+expect_exit 0 "$SUBBIT" mem DeepSeek-V3 --ctx 1000 --seqs 2
 grep -Eq '^parameters +671\.03 B' "$T/out" || bad "DeepSeek total"
 grep -q 'MLA latent 512 + 64' "$T/out" || bad "DeepSeek MLA"
 expect_exit 0 "$SUBBIT" mem Llama-2-7B --train --recompute --ctx 2048
-grep -Eq '^  optimizer +80\.86 GB' "$T/out" || bad "train optimizer (12 bytes/param)"
-grep -q 'rule of thumb 1.2 x weights: 16.17 GB' "$T/out" || bad "rule of thumb"
+# binary units throughout: 12 x 6,738,415,616 B = 75.31 GiB; 1.2 x 13,476,831,232 B = 15.06 GiB
+grep -Eq '^  optimizer +75\.31 GiB' "$T/out" || bad "train optimizer (12 bytes/param)"
+grep -q 'rule of thumb 1.2 x weights: 15.06 GiB' "$T/out" || bad "rule of thumb"
 
 # configs: a file, a folder holding only config.json
 printf '{"model_type":"llama","hidden_size":64,"intermediate_size":172,"num_hidden_layers":5,"num_attention_heads":8,"num_key_value_heads":4,"vocab_size":512,"tie_word_embeddings":true}' >"$T/config.json"

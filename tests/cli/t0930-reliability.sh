@@ -109,8 +109,11 @@ expect_exit 3 "$SUBBIT" verify --ref "$T/g" --model "$T/nan" --text "$T/t.txt" -
 expect_err_line "^subbit verify: $T/nan: logits are not finite \(NaN or inf\) at [0-9]+ of [0-9]+ scored positions: no perplexity or KLD; check failed$"
 expect_exit 3 "$SUBBIT" verify --ref "$T/nan" --model "$T/g" --text "$T/t.txt" --ctx 16 --min-top1 0 -q --json
 grep -q '"pass":[[:space:]]*false' "$T/out" && grep -q '"ref":[[:space:]]*[1-9]' "$T/out" && ok || bad "verify --json: $(cat "$T/out")"
-expect_exit 1 "$SUBBIT" verify --ref "$T/g" --model "$T/nan" --text "$T/t.txt" --ctx 16 -q
+# measured only (--no-gate): an error; with no threshold the default gates run, and fail
+expect_exit 1 "$SUBBIT" verify --ref "$T/g" --model "$T/nan" --text "$T/t.txt" --ctx 16 --no-gate -q
 expect_err_line "^subbit verify: $T/nan: logits are not finite .*: no perplexity or KLD$"
+expect_exit 3 "$SUBBIT" verify --ref "$T/g" --model "$T/nan" --text "$T/t.txt" --ctx 16 -q
+expect_err_line "^subbit verify: $T/nan: logits are not finite .*: no perplexity or KLD; check failed$"
 
 # ---- 10: config values are used as given, refused, or said to be replaced
 edit() { # edit KEY JSONVALUE: $T/e is $T/g with config.json[KEY] = VALUE (the first key wins)
@@ -136,8 +139,9 @@ expect_exit 0 "$SUBBIT" mem "$T/e"
 grep -q "tie_word_embeddings is true, but 'lm_head.weight' is stored: counted (ppl uses it)" "$T/out" "$T/err" \
   && ok || bad "mem did not say it counts the stored head: $(cat "$T/out" "$T/err")"
 edit max_position_embeddings 8
-expect_exit 0 "$SUBBIT" ppl "$T/e" --text "$T/t.txt" --ctx 16 -q
-expect_err_line "^subbit ppl: warning: --ctx 16 is above the model's context \(8\): using 16 \(positions past 8 were never trained\)$"
+# a window past the model's context is refused (issue 15: exit 2, as the README says)
+expect_exit 2 "$SUBBIT" ppl "$T/e" --text "$T/t.txt" --ctx 16 -q
+expect_err_line "^subbit ppl: --ctx 16 is above the model's context \(8\) \(try 'subbit ppl --help'\)$"
 
 expect_no_temps "$T"
 finish

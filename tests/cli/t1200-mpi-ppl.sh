@@ -45,6 +45,12 @@ expect_no_file "$T/r.html"
 # a rank that cannot read its input (all ranks read the same path here)
 expect_exit 1 MPIRUN 2 "$SUBBIT" ppl "$M" --text "$T/missing.txt"
 [ "$(subbit_lines)" = 1 ] && ok || bad "missing text: $(grep '^subbit' "$T/err" | head -3)"
+# standard input reaches rank 0 only: --text - is refused in a job, once
+expect_exit 2 MPIRUN 2 "$SUBBIT" ppl "$M" --text - <"$TXT"
+[ "$(subbit_lines)" = 1 ] && grep -q "^subbit ppl: --text - (standard input) runs as one process" \
+  "$T/err" && ok || bad "ppl --text - -np 2: $(grep '^subbit' "$T/err" | head -3)"
+expect_exit 2 MPIRUN 2 "$SUBBIT" verify --ref "$M" --model "$M" --text - <"$TXT"
+[ "$(subbit_lines)" = 1 ] && ok || bad "verify --text - -np 2: $(grep '^subbit' "$T/err" | head -3)"
 # commands that do not run as jobs say so once
 expect_exit 1 MPIRUN 2 "$SUBBIT" inspect "$M"
 [ "$(subbit_lines)" = 1 ] && ok || bad "inspect -np 2: $(grep '^subbit' "$T/err" | head -3)"

@@ -14,7 +14,7 @@ for spec in "q.subbit --to q8_0" "s.subbit --to sub1" "folder --to int8 --shard-
   set -- $spec
   o=$1; shift
   expect_exit 0 "$SUBBIT" convert moe -o "$o" "$@" --max-memory 48M -t 1 --json
-  peak=$(sed -n 's/.*"peak_rss_bytes":[[:space:]]*\([0-9]*\).*/\1/p' "$T/out")
+  peak=$(json_num peak_rss_bytes)   # the first: the totals' (the same number again at the top)
   if [ -n "${ASAN_OPTIONS:-}" ]; then
     ok   # AddressSanitizer's shadow memory and quarantine are not ours to cap
   elif [ -n "$peak" ] && [ "$peak" -le "$cap" ]; then ok

@@ -1,7 +1,9 @@
 /* bench_sub1.c: subbit-bench-sub1 [TINYMOE_DIR]: storage rate of sub1,
  * sub1-qmoe, zstd -19 and xz -9e on ternary weights vs the order-0 entropy,
  * decode speed, and fused matvec time vs f32 / bf16 / int8 matvecs of the same
- * 4096 x 14336 matrix (ternary, ~88.5% zeros). Prints a table; not a test.
+ * 4096 x 14336 matrix (ternary, ~88.5% zeros); then the batched matmul of
+ * many tokens against the core's bf16 kernel, and the encoders (f32 in, GB/s)
+ * against q4_0's, at 1 and 2 threads. Prints tables; not a test.
  * The bf16 baseline is the fastest bf16 kernel we have (mv_bf16_eo, ~15%
  * faster than the plain two-accumulator one, ~3x faster than qnt_matvec's
  * generic decode-then-dot path); both others are printed too. */
@@ -15,6 +17,7 @@
 #include <zstd.h>
 
 #include "fmt_model.h"
+#include "qnt_encode.h"
 #include "qnt_matvec.h"
 #include "qnt_qmoe.h"
 #include "qnt_sub1.h"
@@ -296,7 +299,7 @@ int main(int argc, char **argv)
     float *dec = malloc((size_t)64 * cols * sizeof *dec);
     float *xeo = malloc(cols * sizeof *xeo);
     double t_dec, t_s1, t_qm, t_tern, t_f32, t_bf16, t_bf16p, t_bf16q, t_i8;
-    TIME(t_dec, 3, for (size_t r0 = 0; r0 < rows; r0 += 64) qnt_sub1_dequantize_rows(s1, s1n, cols, r0, 64, dec));
+    TIME(t_dec, 5, for (size_t r0 = 0; r0 < rows; r0 += 64) qnt_sub1_dequantize_rows(s1, s1n, cols, r0, 64, dec));
     TIME(t_qm, 10, qnt_qmoe_matvec(qm, qn, rows, cols, x, y));
     TIME(t_tern, 10, qnt_tern_matvec(tern, rows, cols, x, y));
     TIME(t_f32, 10, mv_f32(w, rows, cols, x, y));
@@ -319,7 +322,8 @@ int main(int argc, char **argv)
     }
     printf("\nspeed, %zu x %zu, p0 0.885, %d threads (best of 10; sub1 and bf16: best of 30, alternating)\n",
            rows, cols, omp_get_max_threads());
-    printf("sub1 decode to f32 (1 thread): %.1f M weights/s\n", n / t_dec / 1e6);
+    printf("sub1 decode to f32 (qnt_sub1_dequantize_rows, 64 rows a call, 1 thread): %.2f G weights/s (target >= 1.9)\n",
+           n / t_dec / 1e9);
     printf("%-10s %10s %10s %12s %10s\n", "matvec", "ms", "MB", "Gweights/s", "vs bf16");
     struct { const char *name; double t, mb; } rs[] = {
         { "sub1", t_s1, s1n / 1e6 }, { "sub1-qmoe", t_qm, qn / 1e6 },
@@ -330,6 +334,121 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++)
         printf("%-10s %10.3f %10.2f %12.2f %9.2fx\n", rs[i].name, rs[i].t * 1e3, rs[i].mb,
                n / rs[i].t / 1e9, t_bf16 / rs[i].t);
+
+    /* batched: Y = X W^T for n tokens, every encoding through qnt_matmul (the
+       core's entry point), alternating, best of a few; bf16 = the core's kernel */
+    printf("\nbatched matmul Y = X W^T, %zu x %zu, p0 0.885, through qnt_matmul (ms; x = bf16 / it, same run)\n",
+           rows, cols);
+    printf("%-8s %4s %10s %16s %16s %16s\n", "threads", "n", "bf16", "sub1", "tern", "sub1-qmoe");
+    const size_t nmax = 64;
+    float *X = malloc(nmax * cols * sizeof *X), *Y = malloc(nmax * rows * sizeof *Y);
+    for (size_t i = 0; i < nmax * cols; i++)
+        X[i] = (float)((double)((i * 7919) % 1009) / 1009.0 - 0.5);
+    const int nth0 = omp_get_max_threads();
+    for (int th = 1; th <= 2; th++) {
+        omp_set_num_threads(th);
+        const size_t nsz[] = { 1, 8, 64 };
+        for (size_t q = 0; q < 3; q++) {
+            const size_t nn = nsz[q];
+            const struct { enum sb_dtype dt; const void *p; uint64_t nb; } e[4] = {
+                { SB_DTYPE_BF16, wb, n * 2 }, { SB_DTYPE_SUB1, s1, s1n },
+                { SB_DTYPE_TERN, tern, rows * qnt_tern_row_bytes(cols) }, { SB_DTYPE_SUB1_QMOE, qm, qn } };
+            double bt[4] = { 1e30, 1e30, 1e30, 1e30 };
+            const int reps = nn == 64 ? 3 : 5;
+            for (int k = 0; k < reps; k++)
+                for (int m = 0; m < 4; m++) {
+                    double t0 = omp_get_wtime();
+                    qnt_matmul(e[m].dt, e[m].p, e[m].nb, NULL, rows, cols, X, nn, Y);
+                    double t1 = omp_get_wtime() - t0;
+                    bt[m] = t1 < bt[m] ? t1 : bt[m];
+                }
+            printf("%-8d %4zu %10.2f %9.2f (%4.2fx) %9.2f (%4.2fx) %9.2f (%4.2fx)\n", th, nn,
+                   bt[0] * 1e3, bt[1] * 1e3, bt[0] / bt[1], bt[2] * 1e3, bt[0] / bt[2], bt[3] * 1e3,
+                   bt[0] / bt[3]);
+        }
+    }
+    free(X);
+    free(Y);
+
+    /* encoders: the same matrix of N(0, 1) f32 weights (round to nearest
+       ternary: ~95% zeros at this width), GB/s of f32 in; sub1 and sub1-qmoe
+       include the tern step they start from */
+    uint64_t gs = 7;
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = ((double)(rng(&gs) >> 11) + 1.0) / 9007199254740993.0;
+        double u2 = (double)(rng(&gs) >> 11) / 9007199254740992.0;
+        double r = sqrt(-2.0 * log(u1));
+        w[i] = (float)(r * cos(6.283185307179586 * u2));
+        if (i + 1 < n)
+            w[i + 1] = (float)(r * sin(6.283185307179586 * u2));
+    }
+    uint8_t *q4 = malloc(n / 32 * 18);
+    size_t s1cap = qnt_sub1_encode_bound(rows, cols), qmcap = qnt_qmoe_encode_bound(rows, cols);
+    s1 = realloc(s1, s1cap);
+    qm = realloc(qm, qmcap);
+    double enc[3][5];   /* [threads][q4_0, tern, sub1 code, qmoe code, sub1 ref code] */
+    for (int th = 1; th <= 2; th++) {
+        omp_set_num_threads(th);
+        for (int k = 0; k < 5; k++)
+            enc[th][k] = 1e30;
+        for (int k = 0; k < 3; k++) {
+            double t[6];
+            t[0] = omp_get_wtime();
+            qnt_quantize_rows(SB_DTYPE_Q4_0, w, rows, cols, NULL, q4);
+            t[1] = omp_get_wtime();
+            qnt_tern_quantize_rows(w, rows, cols, tern);
+            t[2] = omp_get_wtime();
+            qnt_sub1_encode(tern, rows, cols, s1, s1cap, &s1n);
+            t[3] = omp_get_wtime();
+            qnt_qmoe_encode(tern, rows, cols, qm, qmcap, &qn);
+            t[4] = omp_get_wtime();
+            if (th == 1 && k == 0)
+                qnt_sub1_encode_ref(tern, rows, cols, s1, s1cap, &s1n, 1);
+            t[5] = omp_get_wtime();
+            for (int m = 0; m < 5; m++)
+                if (t[m + 1] - t[m] < enc[th][m] && (m < 4 || (th == 1 && k == 0)))
+                    enc[th][m] = t[m + 1] - t[m];
+        }
+    }
+    uint64_t z = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++)
+            z += ((tern[r * qnt_tern_row_bytes(cols) + 4 + j / 4] >> (2 * (j % 4))) & 3) == 0;
+    const double gb = (double)n * 4 / 1e9;
+    printf("\nencoders, %zu x %zu f32 N(0,1) (%.1f%% zeros as ternary), GB/s of f32 in (best of 3)\n",
+           rows, cols, 100.0 * (double)z / (double)n);
+    printf("%-10s %10s %10s %10s %12s\n", "", "q4_0", "tern", "sub1", "sub1-qmoe");
+    for (int th = 1; th <= 2; th++)
+        printf("%-10s %10.2f %10.2f %10.2f %12.2f\n", th == 1 ? "1 thread" : "2 threads",
+               gb / enc[th][0], gb / enc[th][1], gb / (enc[th][1] + enc[th][2]),
+               gb / (enc[th][1] + enc[th][3]));
+    printf("sub1 at 1 thread: %.2fx of q4_0's rate (target >= 0.5x); 2 threads / 1: q4_0 %.2fx, "
+           "tern %.2fx, sub1 %.2fx, sub1-qmoe %.2fx (target >= 1.8x)\n",
+           enc[1][0] / (enc[1][1] + enc[1][2]), enc[1][0] / enc[2][0], enc[1][1] / enc[2][1],
+           (enc[1][1] + enc[1][2]) / (enc[2][1] + enc[2][2]),
+           (enc[1][1] + enc[1][3]) / (enc[2][1] + enc[2][3]));
+    printf("sub1 code alone, 1 thread: %.3f s (the serial reference coder: %.3f s, %.1fx)\n",
+           enc[1][2], enc[1][4], enc[1][4] / enc[1][2]);
+    /* what 2 threads can give on this machine right now: an embarrassingly
+       parallel loop of arithmetic (no memory traffic), same run */
+    double ceil_t[3] = { 0, 1e30, 1e30 };
+    for (int k = 0; k < 3; k++)
+        for (int th = 1; th <= 2; th++) {
+            omp_set_num_threads(th);
+            double t0 = omp_get_wtime();
+            uint64_t acc = 0;
+#pragma omp parallel for schedule(static) reduction(^ : acc)
+            for (long i = 0; i < 400000000L; i++)
+                acc ^= ((uint64_t)i * 0x9e3779b97f4a7c15ull) >> 17;
+            double t1 = omp_get_wtime() - t0;
+            ceil_t[th] = t1 < ceil_t[th] ? t1 : ceil_t[th];
+            if (acc == 42)
+                printf(" ");   /* keep the loop */
+        }
+    printf("this machine now: an embarrassingly parallel loop runs %.2fx faster at 2 threads "
+           "(the ceiling for the ratios above)\n", ceil_t[1] / ceil_t[2]);
+    omp_set_num_threads(nth0);
+    free(q4);
     free(w); free(x); free(y); free(tern); free(wb); free(wi); free(sc); free(s1); free(qm); free(dec); free(xeo);
     return 0;
 }

@@ -122,6 +122,12 @@ START_TEST(test_dtype_names)
     ck_assert_int_eq(sb_dtype_from_name("fp16"), SB_DTYPE_F16);
     ck_assert_int_eq(sb_dtype_from_name("sub1-qmoe"), SB_DTYPE_SUB1_QMOE);
     ck_assert_int_eq(sb_dtype_from_name("q9_9"), -1);
+    /* any case (issue 15): llama.cpp writes Q8_0, PyTorch BF16 */
+    ck_assert_int_eq(sb_dtype_from_name("Q8_0"), SB_DTYPE_Q8_0);
+    ck_assert_int_eq(sb_dtype_from_name("BF16"), SB_DTYPE_BF16);
+    ck_assert_int_eq(sb_dtype_from_name("Sub1-QMoE"), SB_DTYPE_SUB1_QMOE);
+    ck_assert_int_eq(sb_dtype_from_name("FP16"), SB_DTYPE_F16);
+    ck_assert_int_eq(sb_dtype_from_name("Q8_"), -1);
     ck_assert_int_eq(sb_dtype_from_st("F8_E4M3"), SB_DTYPE_F8_E4M3);
     ck_assert_int_eq(sb_dtype_from_st("f32"), -1); /* safetensors names are upper case */
     ck_assert_int_eq(sb_dtype_from_ggml(8), SB_DTYPE_Q8_0);

@@ -219,7 +219,90 @@ START_TEST(test_row_blocks_match_whole)
 }
 END_TEST
 
-TEST_SUITE(convert_convert, 120, NULL, NULL,
+/* progress counts input bytes against a total fixed from the first report
+ * (issue 15: sub1's bar counted output, whose total grew as codes were made) */
+struct prog_log {
+    uint64_t first_total, last_done, calls;
+    bool total_moved, went_back;
+};
+static void prog_record(void *ctx, uint64_t done, uint64_t total)
+{
+    struct prog_log *l = ctx;
+    if (!l->calls++)
+        l->first_total = total;
+    l->total_moved |= total != l->first_total;
+    l->went_back |= done < l->last_done;
+    l->last_done = done;
+}
+
+START_TEST(test_progress_counts_input)
+{
+    static const int to[] = { SB_DTYPE_SUB1, SB_DTYPE_SUB1_QMOE, SB_DTYPE_Q8_0 };
+    static const char *out[] = { "p.subbit", "pq.subbit", "p.gguf" };
+    struct fmt_model *m = test_synth_model(FMT_ARCH_MIXTRAL, 64, "src");
+    struct prog_log l = { 0 };
+    struct cvt_opts o;
+    cvt_opts_init(&o);
+    o.to = to[_i];
+    o.experts_only = to[_i] != SB_DTYPE_Q8_0;
+    o.progress.fn = prog_record;
+    o.progress.ctx = &l;
+    struct cvt_report *rep = NULL;
+    struct sb_err err = { 0 };
+    ck_assert_msg(cvt_convert(m, test_tmpfile(out[_i]), &o, &rep, &err) == SB_OK, "%s", err.msg);
+    uint64_t in = 0;                    /* the source's tensor bytes, summed here */
+    for (size_t i = 0; i < m->n_tensors; i++)
+        in += m->tensors[i].nbytes;
+    ck_assert_uint_eq(l.calls, rep->n);
+    ck_assert_uint_eq(l.first_total, in);
+    ck_assert(!l.total_moved);
+    ck_assert(!l.went_back);
+    ck_assert_uint_eq(l.last_done, in);
+    cvt_report_free(rep);
+    fmt_model_free(m);
+    test_tmpdir_cleanup();
+}
+END_TEST
+
+/* the container comes from the output's name; a name that asks for none is
+ * refused before anything is written (issue 15: "-o model.bin" became a folder) */
+START_TEST(test_output_names)
+{
+    static const struct { const char *name; int rc; enum fmt_container c; } cases[] = {
+        { "a.gguf", SB_OK, FMT_CONT_GGUF },        { "a.GGUF", SB_OK, FMT_CONT_GGUF },
+        { "a.Subbit", SB_OK, FMT_CONT_SUBBIT },    { "a.safetensors", SB_OK, FMT_CONT_SAFETENSORS },
+        { "dir", SB_OK, FMT_CONT_SAFETENSORS },    { "v1.5/", SB_OK, FMT_CONT_SAFETENSORS },
+        { ".hidden", SB_OK, FMT_CONT_SAFETENSORS },
+        { "a.txt", SB_EINVAL, 0 },                 { "model.bin", SB_EINVAL, 0 },
+        { "x.gguf.tmp", SB_EINVAL, 0 },            { "-", SB_EINVAL, 0 },
+        { "", SB_EINVAL, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct sb_err err = { 0 };
+        enum fmt_container c = FMT_CONT_UNKNOWN;
+        ck_assert_msg(fmt_container_for_output(cases[i].name, &c, &err) == cases[i].rc, "%s",
+                      cases[i].name);
+        if (cases[i].rc == SB_OK)
+            ck_assert_int_eq(c, cases[i].c);
+        else if (cases[i].name[0])
+            ck_assert_msg(strstr(err.msg, cases[i].name) == err.msg, "message names the file: %s",
+                          err.msg);
+    }
+    struct fmt_model *m = test_synth_model(FMT_ARCH_LLAMA, 64, "src");
+    struct cvt_opts o;
+    cvt_opts_init(&o);
+    struct cvt_report *rep = NULL;
+    struct sb_err err = { 0 };
+    ck_assert_int_eq(cvt_convert(m, test_tmpfile("model.bin"), &o, &rep, &err), SB_EINVAL);
+    ck_assert_ptr_null(rep);
+    ck_assert(!test_file_exists(test_tmpfile("model.bin")));
+    fmt_model_free(m);
+    test_tmpdir_cleanup();
+}
+END_TEST
+
+TEST_SUITE(convert_convert, 120, NULL, NULL, TEST(test_output_names),
+    TEST_LOOP(test_progress_counts_input, 3),
     TEST(test_policy_q8_0_gguf), TEST(test_policy_rules_and_keep),
     TEST(test_existing_output_needs_force), TEST_LOOP(test_faults_leave_no_output, 2),
     TEST_LOOP(test_row_blocks_match_whole, 5))

@@ -112,10 +112,10 @@ START_TEST(test_errors)
     ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_Q8_0, x, 1, 33, NULL, buf), SB_EINVAL);
     ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_TQ2_0, x, 1, 64, NULL, buf), SB_EINVAL);
     ck_assert_int_eq(qnt_dequantize_rows(SB_DTYPE_Q4_0, buf, 1, 48, NULL, 0, 1, y), SB_EINVAL);
-    ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_Q4_1, x, 1, 32, NULL, buf), SB_EUNSUPPORTED);
+    ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_IQ2_XXS, x, 1, 256, NULL, buf), SB_EUNSUPPORTED);
     ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_SUB1, x, 1, 32, NULL, buf), SB_EUNSUPPORTED);
     ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_I8, x, 1, 32, NULL, buf), SB_EUNSUPPORTED);
-    ck_assert_int_eq(qnt_dequantize_rows(SB_DTYPE_Q6_K, buf, 1, 256, NULL, 0, 1, y), SB_EUNSUPPORTED);
+    ck_assert_int_eq(qnt_dequantize_rows(SB_DTYPE_IQ1_S, buf, 1, 256, NULL, 0, 1, y), SB_EUNSUPPORTED);
     /* row range past the end */
     ck_assert_int_eq(qnt_quantize_rows(SB_DTYPE_Q8_0, x, 2, 32, NULL, buf), SB_OK);
     ck_assert_int_eq(qnt_dequantize_rows(SB_DTYPE_Q8_0, buf, 2, 32, NULL, 1, 2, y), SB_EINVAL);

@@ -5,6 +5,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "qnt_qmoe.h"
 #include "qnt_tern.h"
@@ -163,6 +166,48 @@ START_TEST(test_qmoe_round_trip)
 }
 END_TEST
 
+/* The parallel encoder writes the reference's bytes at 1, 2 and 3 threads,
+ * with room for its per-row slots (cap = the bound) and without (cap = the
+ * blob: two passes); one byte less fails in both, and so does a symbol 3 in
+ * the last row. Shapes: the round-trip table plus 300 x 701 (odd rows, many
+ * rows a thread). */
+START_TEST(test_qmoe_fast_encoder_is_ref)
+{
+    const int ns = (int)(sizeof shapes / sizeof shapes[0]);
+    const size_t rows = _i < ns ? shapes[_i].rows : 300, cols = _i < ns ? shapes[_i].cols : 701;
+    const size_t tb = rows * qnt_tern_row_bytes(cols);
+    uint8_t *tern = malloc(tb + 1);
+    make_tern(tern, rows, cols, _i < ns ? shapes[_i].p0 : 0.885, 177 + (uint64_t)_i);
+    const size_t cap = qnt_qmoe_encode_bound(rows, cols);
+    uint8_t *a = malloc(cap), *b = malloc(cap);
+    uint64_t na, nb;
+    ck_assert_int_eq(qnt_qmoe_encode_ref(tern, rows, cols, a, cap, &na), SB_OK);
+    for (int k = 0; k < 6; k++) {
+#ifdef _OPENMP
+        omp_set_num_threads(1 + k % 3);
+#endif
+        memset(b, 0xA5, cap);
+        ck_assert_int_eq(qnt_qmoe_encode(tern, rows, cols, b, k < 3 ? cap : na, &nb), SB_OK);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_mem_eq(a, b, na);
+    }
+    ck_assert_int_eq(qnt_qmoe_encode(tern, rows, cols, b, na - 1, &nb), SB_EINVAL);
+    ck_assert_int_eq(qnt_qmoe_encode_ref(tern, rows, cols, b, na - 1, &nb), SB_EINVAL);
+    if (rows && cols) {
+        tern[(rows - 1) * qnt_tern_row_bytes(cols) + 4 + (cols - 1) / 4] |=
+            (uint8_t)(3u << (2 * ((cols - 1) % 4)));
+        ck_assert_int_eq(qnt_qmoe_encode(tern, rows, cols, b, cap, &nb), SB_EINVAL);
+        ck_assert_int_eq(qnt_qmoe_encode_ref(tern, rows, cols, b, cap, &nb), SB_EINVAL);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    free(tern);
+    free(a);
+    free(b);
+}
+END_TEST
+
 START_TEST(test_qmoe_rate_iid)
 {
     /* qmoe-gptq.md §2.7: i.i.d. p0 = 0.885, 1024 x 4096 compresses ~21.27x vs
@@ -227,4 +272,6 @@ TEST_SUITE(quant_qmoe, 30, NULL, NULL,
     TEST(test_qmoe_histogram), TEST(test_qmoe_prefix_closed_and_ordered),
     TEST(test_qmoe_table_layout),
     TEST_LOOP(test_qmoe_round_trip, (int)(sizeof shapes / sizeof shapes[0])),
-    TEST(test_qmoe_rate_iid), TEST(test_qmoe_matvec))
+    TEST(test_qmoe_rate_iid),
+    TEST_LOOP(test_qmoe_fast_encoder_is_ref, (int)(sizeof shapes / sizeof shapes[0]) + 1),
+    TEST(test_qmoe_matvec))

@@ -272,6 +272,83 @@ START_TEST(test_sub1_old_layout)
 }
 END_TEST
 
+/* The parallel word-scanning encoder writes the reference's bytes, for both
+ * slot layouts, at 1, 2 and 3 threads; with a cap too tight for its
+ * worst-case slots it falls back, still the same bytes; one byte less than
+ * the blob fails in both. Shapes: the round-trip table (all-zero rows: runs
+ * longer than the run histogram; dense; one-chunk and empty tensors) and
+ * several chunks (100 x 4096: 64 + 36 rows; 50 x 20000: 16-row chunks). */
+static const struct { size_t rows, cols; double p0; } enc_shapes[] = {
+    { 100, 4096, 0.885 }, { 50, 20000, 0.95 }, { 37, 1000, 0.6 },
+};
+
+START_TEST(test_sub1_fast_encoder_is_ref)
+{
+    const int ns = (int)(sizeof shapes / sizeof shapes[0]);
+    const size_t rows = _i < ns ? shapes[_i].rows : enc_shapes[_i - ns].rows;
+    const size_t cols = _i < ns ? shapes[_i].cols : enc_shapes[_i - ns].cols;
+    const double p0 = _i < ns ? shapes[_i].p0 : enc_shapes[_i - ns].p0;
+    const size_t n = rows * cols, tb = rows * qnt_tern_row_bytes(cols);
+    float *w = malloc((n ? n : 1) * sizeof *w);
+    uint8_t *tern = malloc(tb ? tb : 1);
+    fill_iid(w, n, p0, 500 + (uint64_t)_i);
+    qnt_tern_quantize_rows(w, rows, cols, tern);
+    const size_t cap = qnt_sub1_encode_bound(rows, cols);
+    uint8_t *a = malloc(cap), *b = malloc(cap);
+    for (int layout = 0; layout < 2; layout++) {
+        uint64_t na, nb;
+        ck_assert_int_eq(qnt_sub1_encode_ref(tern, rows, cols, a, cap, &na, layout), SB_OK);
+        for (int th = 1; th <= 3; th++) {
+#ifdef _OPENMP
+            omp_set_num_threads(th);
+#endif
+            memset(b, 0xA5, cap);
+            ck_assert_int_eq(qnt_sub1_encode_layout(tern, rows, cols, b, cap, &nb, layout), SB_OK);
+            ck_assert_uint_eq(na, nb);
+            ck_assert_mem_eq(a, b, na);
+        }
+        memset(b, 0xA5, cap);
+        ck_assert_int_eq(qnt_sub1_encode_layout(tern, rows, cols, b, na, &nb, layout), SB_OK);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_mem_eq(a, b, na);
+        ck_assert_int_eq(qnt_sub1_encode_layout(tern, rows, cols, b, na - 1, &nb, layout),
+                         SB_EINVAL);
+        ck_assert_int_eq(qnt_sub1_encode_ref(tern, rows, cols, b, na - 1, &nb, layout), SB_EINVAL);
+    }
+    /* decoding to f32 (16-lane blobs: the AVX-512 scatter kernel): all rows, and
+       a range from inside the first chunk across the others */
+    if (n) {
+        uint64_t nb;
+        ck_assert_int_eq(qnt_sub1_encode(tern, rows, cols, a, cap, &nb), SB_OK);
+        float *fa = malloc(n * sizeof *fa), *fb = malloc(n * sizeof *fb);
+        const size_t r0 = rows / 3;
+        for (int k = 0; k < 2; k++) {
+            const size_t lo = k ? r0 : 0;
+            qnt_sub1_dequantize_rows(a, nb, cols, lo, rows - lo, fa);
+            qnt_tern_dequantize_rows(tern, cols, lo, rows - lo, fb);
+            ck_assert_mem_eq(fa, fb, (rows - lo) * cols * sizeof *fa);
+        }
+        free(fa);
+        free(fb);
+    }
+    /* a symbol 3 in the last row (the last chunk): refused by both */
+    if (n) {
+        tern[(rows - 1) * qnt_tern_row_bytes(cols) + QNT_TERN_ROW_HDR + (cols - 1) / 4] |=
+            (uint8_t)(3u << (2 * ((cols - 1) % 4)));
+        uint64_t nb;
+        ck_assert_int_eq(qnt_sub1_encode(tern, rows, cols, b, cap, &nb), SB_EINVAL);
+        ck_assert_int_eq(qnt_sub1_encode_ref(tern, rows, cols, b, cap, &nb, 1), SB_EINVAL);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    free(a);
+    free(b);
+    free(w);
+    free(tern);
+}
+END_TEST
+
 START_TEST(test_sub1_rejects_symbol_3)
 {
     uint8_t tern[4 + 2] = { 0, 0, 0x80, 0x3f, 0x0c, 0 };   /* weight 1 has symbol 3 */
@@ -291,4 +368,6 @@ TEST_SUITE(quant_sub1, 60, NULL, NULL,
     TEST_LOOP(test_sub1_round_trip, (int)(sizeof shapes / sizeof shapes[0])),
     TEST(test_sub1_damaged_stream), TEST_LOOP(test_sub1_rate_iid, 3),
     TEST_LOOP(test_sub1_matvec, 7), TEST(test_sub1_old_layout),
-    TEST(test_sub1_rejects_symbol_3))
+    TEST(test_sub1_rejects_symbol_3),
+    TEST_LOOP(test_sub1_fast_encoder_is_ref,
+              (int)(sizeof shapes / sizeof shapes[0] + sizeof enc_shapes / sizeof enc_shapes[0])))

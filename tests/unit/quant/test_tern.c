@@ -11,6 +11,7 @@
 #endif
 
 #include "qnt_tern.h"
+#include "qnt_ternary_impl.h"   /* qnt_tern_quantize_rows_kernel */
 #include "test_util.h"
 
 static const struct { float in; uint16_t want; } bf16_golden[] = {
@@ -92,6 +93,70 @@ START_TEST(test_tern_matvec)
 }
 END_TEST
 
+/* The fast quantizer (AVX-512 rows, OpenMP blocks) writes _ref's bytes, and
+ * so does the portable kernel: random rows, each with a few specials
+ * mixed in (NaN, +-inf, +-0, FLT_MAX, subnormals, values exactly at and
+ * either side of the thresholds, which are half the bf16 levels), every
+ * width from 1 to 70 (the 16-lane steps and the tails), then wide rows, at 1
+ * and 3 threads; a row of one sign; all-NaN rows. */
+START_TEST(test_tern_quantize_fast_is_ref)
+{
+    const size_t wide[] = { 1000, 4097, 16384 };
+    const size_t cols = _i < 70 ? (size_t)_i + 1 : wide[_i - 70], rows = _i < 70 ? 9 : 20;
+    const size_t rb = qnt_tern_row_bytes(cols);
+    float *x = malloc(rows * cols * sizeof *x);
+    uint8_t *a = malloc(rows * rb), *b = malloc(rows * rb);
+    test_fill_normal(x, rows * cols, 900 + (uint64_t)_i);
+    uint64_t st = 77 + (uint64_t)_i;
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * cols;
+        const float sp[] = { NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 3.4028235e38f,
+                             -3.4028235e38f, 0x1p-149f, -0x1p-140f };
+        for (size_t k = 0; k < 3 && cols > 1; k++)
+            xr[test_rand_u64(&st) % cols] = sp[test_rand_u64(&st) % (sizeof sp / sizeof sp[0])];
+        if (r == 1)                           /* one sign only */
+            for (size_t j = 0; j < cols; j++)
+                xr[j] = fabsf(xr[j]);
+        if (r == 2)
+            for (size_t j = 0; j < cols; j++)
+                xr[j] = NAN;
+        if (r >= 3 && cols > 2) {              /* exactly at the thresholds, and next to them */
+            float mx = 0, mn = 0;
+            for (size_t j = 0; j < cols; j++) {
+                mx = xr[j] > mx ? xr[j] : mx;
+                mn = xr[j] < mn ? xr[j] : mn;
+            }
+            const float thi = qnt_tern_bf16_to_f32(qnt_tern_f32_to_bf16(mx)) * 0.5f;
+            const float tlo = qnt_tern_bf16_to_f32(qnt_tern_f32_to_bf16(mn)) * 0.5f;
+            const float t[] = { thi, nextafterf(thi, 0), nextafterf(thi, INFINITY), tlo,
+                                nextafterf(tlo, 0), nextafterf(tlo, -INFINITY) };
+            for (size_t k = 0; k < 6; k++)
+                if (isfinite(t[k]) && fabsf(t[k]) <= fmaxf(mx, -mn))
+                    xr[test_rand_u64(&st) % cols] = t[k];
+        }
+    }
+    qnt_tern_quantize_rows_ref(x, rows, cols, a);
+    for (int k = 0; k < 4; k++) {
+#ifdef _OPENMP
+        omp_set_num_threads(k < 2 ? 1 : 3);
+#endif
+        memset(b, 0xA5, rows * rb);
+        if (k % 2)
+            qnt_tern_quantize_rows_kernel(1, x, rows, cols, b);
+        else
+            qnt_tern_quantize_rows(x, rows, cols, b);
+        ck_assert_mem_eq(a, b, rows * rb);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    free(x);
+    free(a);
+    free(b);
+}
+END_TEST
+
 TEST_SUITE(quant_tern, 0, NULL, NULL,
     TEST_LOOP(test_tern_bf16_golden, (int)(sizeof bf16_golden / sizeof bf16_golden[0])),
-    TEST(test_tern_grid_and_layout), TEST_LOOP(test_tern_matvec, 4))
+    TEST(test_tern_grid_and_layout), TEST_LOOP(test_tern_matvec, 4),
+    TEST_LOOP(test_tern_quantize_fast_is_ref, 73))

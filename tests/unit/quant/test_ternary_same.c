@@ -7,16 +7,20 @@
  * int64 sums per symbol, (float)(lo * ldexp(S_lo, -s) + hi * ldexp(S_hi, -s)). */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "qnt_matvec.h"
 #include "qnt_qmoe.h"
 #include "qnt_sub1.h"
 #include "qnt_tern.h"
 #include "qnt_ternary_impl.h"
+#include "qnt_tmm_impl.h"
+#include "sb_alloc.h"
 #include "sb_err.h"
 #include "test_util.h"
 
@@ -258,15 +262,237 @@ START_TEST(test_ternary_same_inf_level)
 }
 END_TEST
 
-Suite *quant_ternary_same_suite(void)
+/* Where the output's two products must not fuse into the add: lo = 2,
+ * S_lo = 2^39 (x = 0.5, so s = 40) gives a = 1 exactly; hi = 165 * 2^-40,
+ * S_hi = 436712691952398 gives hi * S_hi * 2^-40 = 2^-24 + 2^-53 + 6 * 2^-80
+ * (exact), which rounds to 2^-24 + 2^-53 in double; 1 + that is a double tie
+ * that rounds to even, 1 + 2^-24, a float tie that rounds to even: y = 1.
+ * With one rounding (FMA) the sum is above the tie: y = 1 + 2^-23. (Found
+ * with Python's fractions: exact products, float() rounding.) S_hi is 794
+ * columns of 0.5 and two more holding 206575725326 * 2^-40 in two floats. */
+static void fma_row(uint8_t *t, size_t rb, float *x)
 {
-    Suite *s = suite_create("ternary_same");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_ternary_same_random, 0,
-                        (int)(sizeof same_shapes / sizeof same_shapes[0]));
-    tcase_add_test(tc, test_ternary_same_golden);
-    tcase_add_test(tc, test_ternary_same_inf_level);
-    suite_add_tcase(s, tc);
-    return s;
+    const size_t cols = 797;
+    const uint16_t lo = qnt_tern_f32_to_bf16(2.0f), hi = qnt_tern_f32_to_bf16(165.0f * 0x1p-40f);
+    ck_assert_float_eq(qnt_tern_bf16_to_f32(hi), 165.0f * 0x1p-40f);
+    memset(t, 0, rb);
+    t[0] = (uint8_t)lo, t[1] = (uint8_t)(lo >> 8), t[2] = (uint8_t)hi, t[3] = (uint8_t)(hi >> 8);
+    put_sym(t, 0, 1);
+    x[0] = 0.5f;
+    for (size_t j = 1; j < cols; j++) {
+        put_sym(t, j, 2);
+        x[j] = 0.5f;
+    }
+    const int64_t r = 436712691952398ll - 794ll * ((int64_t)1 << 39);
+    ck_assert_int_eq(r, 206575725326ll);
+    x[cols - 2] = (float)ldexp((double)(r >> 14 << 14), -40);   /* 24 bits each, exact */
+    x[cols - 1] = (float)ldexp((double)(r & 0x3fff), -40);
 }
+
+START_TEST(test_ternary_same_no_fma)
+{
+    const size_t cols = 797, rb = qnt_tern_row_bytes(cols), n = 11;
+    uint8_t t[4 + 200];
+    float x[797], *X = malloc(n * cols * sizeof *X), Y[11];
+    ck_assert_uint_le(rb, sizeof t);
+    fma_row(t, rb, x);
+    float y;
+    qnt_tern_matvec_ref(t, 1, cols, x, &y);
+    ck_assert_float_eq(y, 1.0f);
+    struct enc E;
+    encode_both(t, 1, cols, &E);
+    check_all(t, &E, 1, cols, x);
+    /* and the batched paths, 8 tokens of a block and 3 more */
+    for (size_t k = 0; k < n; k++)
+        memcpy(X + k * cols, x, sizeof x);
+    const enum sb_dtype dt[3] = { SB_DTYPE_TERN, SB_DTYPE_SUB1, SB_DTYPE_SUB1_QMOE };
+    const void *w[3] = { t, E.s1, E.qm };
+    const uint64_t nb[3] = { rb, E.s1n, E.qmn };
+    for (int e = 0; e < 3; e++) {
+        memset(Y, 0, sizeof Y);
+        qnt_matmul(dt[e], w[e], nb[e], NULL, 1, cols, X, n, Y);
+        for (size_t k = 0; k < n; k++)
+            ck_assert_msg(Y[k] == 1.0f, "%s token %zu: %a", sb_dtype_name(dt[e]), k, (double)Y[k]);
+    }
+    free(X);
+    free(E.s1);
+    free(E.qm);
+}
+END_TEST
+
+/* ---- batched: Y = X W^T over row ranges --------------------------------------- */
+
+/* n tokens: normal, except token 1 spans 1e-30 .. 1e30, token 2 is all zero,
+ * token 4 has a NaN (its y: NaN everywhere) and token 6 an inf. */
+static float *batch_x(size_t n, size_t cols, uint64_t seed)
+{
+    float *X = malloc((n ? n : 1) * (cols ? cols : 1) * sizeof *X);
+    test_fill_normal(X, n * cols, seed);
+    for (size_t j = 0; j < cols; j++) {
+        if (n > 1)
+            X[cols + j] *= j % 3 == 0 ? 1e-30f : j % 3 == 1 ? 1.0f : 1e30f;
+        if (n > 2)
+            X[2 * cols + j] = 0.0f;
+    }
+    if (n > 4 && cols)
+        X[4 * cols + cols / 2] = NAN;
+    if (n > 6 && cols)
+        X[6 * cols + cols - 1] = INFINITY;
+    return X;
+}
+
+/* y of rows row0 .. row0+nrows-1 for n tokens against the oracle (all rows) */
+static void batch_expect(const float *want, size_t rows, size_t row0, size_t nrows, size_t n,
+                         const float *Y, const char *what, size_t nn)
+{
+    for (size_t t = 0; t < n; t++)
+        for (size_t i = 0; i < nrows; i++) {
+            const float w = want[t * rows + row0 + i], y = Y[t * nrows + i];
+            if (isnan(w))
+                ck_assert_msg(isnan(y), "%s n %zu token %zu row %zu: want NaN, got %a", what, nn,
+                              t, row0 + i, (double)y);
+            else
+                ck_assert_msg(memcmp(&y, &w, 4) == 0, "%s n %zu token %zu row %zu: %a != %a",
+                              what, nn, t, row0 + i, (double)y, (double)w);
+        }
+}
+
+/* shapes: as above, plus several sub1 chunks (100 x 4096: 64-row chunks;
+ * 40 x 16384: 16-row chunks) */
+static const size_t batch_shapes[][3] = {   /* rows, cols, largest n */
+    { 37, 1001, 19 }, { 5, 1, 19 }, { 1, 1, 9 }, { 53, 2065, 9 }, { 300, 64, 19 },
+    { 6, 70001, 3 }, { 17, 16, 19 }, { 12, 3, 19 }, { 100, 4096, 9 }, { 40, 16384, 3 },
+};
+
+/* Every batched path (the batched kernel of each encoding, best and
+ * portable; qnt_matmul_rows and its _ref) against the oracle, bit for bit:
+ * batch sizes 1 .. largest n, 1 / 2 / 3 threads, token groups of 8 and
+ * automatic, four row ranges. */
+START_TEST(test_ternary_batch)
+{
+    const size_t rows = batch_shapes[_i][0], cols = batch_shapes[_i][1], nmax = batch_shapes[_i][2];
+    uint8_t *t = make_tern(rows, cols, 300 + (uint64_t)_i);
+    struct enc E;
+    encode_both(t, rows, cols, &E);
+    float *X = batch_x(nmax, cols, 40 + (uint64_t)_i);
+    float *want = malloc(nmax * rows * sizeof *want), *Y = malloc(nmax * rows * sizeof *Y);
+    for (size_t k = 0; k < nmax; k++)
+        oracle(t, rows, cols, X + k * cols, want + k * rows);
+    const size_t ranges[4][2] = { { 0, rows }, { rows > 2 ? 1 : 0, rows > 2 ? rows - 2 : rows },
+                                  { rows - 1, 1 }, { 0, 1 } };
+    const uint64_t tn = rows * qnt_tern_row_bytes(cols);
+    /* big shapes (slow oracle, parallel regions): a few batch sizes */
+    const int big = rows * cols > 100000;
+    for (size_t n = 1; n <= nmax; n += big ? (n < 3 ? 1 : 6) : n < 10 ? 1 : 9) {
+        for (int th = 1; th <= 3; th++) {
+            set_threads(th);
+            qnt_tmm_set_group(th == 2 ? 8 : 0);   /* several groups of 8 tokens */
+            for (int ri = 0; ri < 4; ri++) {
+                const size_t row0 = ranges[ri][0], nr = ranges[ri][1];
+                for (int v = 0; v < 12; v++) {
+                    const int kern = v % 2;    /* best, portable */
+                    if (v == 11 && th > 1)
+                        continue;              /* the reference runs on one thread */
+                    memset(Y, 0x55, n * nr * sizeof *Y);
+                    size_t need;
+                    void *ws = NULL;
+                    switch (v / 2) {
+                    case 0:
+                        need = qnt_tern_matmul_ws_size(cols, nr, n);
+                        ws = malloc(need);
+                        qnt_tern_matmul_kernel(kern, t, rows, cols, row0, nr, X, n, Y, ws, need);
+                        break;
+                    case 1:
+                        need = qnt_sub1_matmul_ws_size(E.s1, E.s1n, rows, cols, n);
+                        ck_assert_uint_gt(need, 0);
+                        ws = malloc(need);
+                        qnt_sub1_matmul_kernel(kern, E.s1, E.s1n, rows, cols, row0, nr, X, n, Y,
+                                               ws, need);
+                        break;
+                    case 2:
+                        need = qnt_qmoe_matmul_ws_size(cols, nr, n);
+                        ws = malloc(need);
+                        qnt_qmoe_matmul_kernel(kern, E.qm, E.qmn, rows, cols, row0, nr, X, n, Y,
+                                               ws, need);
+                        break;
+                    default: {                 /* the generic entry points */
+                        const enum sb_dtype dt[3] = { SB_DTYPE_TERN, SB_DTYPE_SUB1,
+                                                      SB_DTYPE_SUB1_QMOE };
+                        const void *w[3] = { t, E.s1, E.qm };
+                        const uint64_t nb[3] = { tn, E.s1n, E.qmn };
+                        const int e = v / 2 - 3;
+                        (kern ? qnt_matmul_rows_ref : qnt_matmul_rows)(dt[e], w[e], nb[e], NULL, rows,
+                                                                       cols, row0, nr, X, n, Y);
+                        break;
+                    }
+                    }
+                    free(ws);
+                    char what[96];
+                    snprintf(what, sizeof what, "variant %d, %d threads, rows %zu+%zu", v, th, row0,
+                             nr);
+                    batch_expect(want, rows, row0, nr, n, Y, what, n);
+                }
+            }
+        }
+    }
+    qnt_tmm_set_group(0);
+    set_threads(1);
+    free(want);
+    free(Y);
+    free(X);
+    free(t);
+    free(E.s1);
+    free(E.qm);
+}
+END_TEST
+
+/* Without the workspace (none, too small, or its allocation failing) every
+ * batched path goes token by token: the same bits. */
+START_TEST(test_ternary_batch_no_workspace)
+{
+    const size_t rows = 70, cols = 300, n = 9;
+    uint8_t *t = make_tern(rows, cols, 77);
+    struct enc E;
+    encode_both(t, rows, cols, &E);
+    float *X = batch_x(n, cols, 78);
+    float *want = malloc(n * rows * sizeof *want), *Y = malloc(n * rows * sizeof *Y);
+    for (size_t k = 0; k < n; k++)
+        oracle(t, rows, cols, X + k * cols, want + k * rows);
+    const size_t need = qnt_sub1_matmul_ws_size(E.s1, E.s1n, rows, cols, n);
+    void *ws = malloc(need);
+    for (int c = 0; c < 4; c++) {
+        const size_t row0 = c < 2 ? 0 : 3, nr = c < 2 ? rows : 50;
+        const size_t have = c % 2 ? need / 2 : 0;   /* too small for one tile */
+        memset(Y, 0x55, n * nr * sizeof *Y);
+        qnt_sub1_matmul(E.s1, E.s1n, rows, cols, row0, nr, X, n, Y, have ? ws : NULL, have);
+        batch_expect(want, rows, row0, nr, n, Y, "sub1, no workspace", n);
+        memset(Y, 0x55, n * nr * sizeof *Y);
+        qnt_tern_matmul(t, rows, cols, row0, nr, X, n, Y, have ? ws : NULL, have);
+        batch_expect(want, rows, row0, nr, n, Y, "tern, no workspace", n);
+        memset(Y, 0x55, n * nr * sizeof *Y);
+        qnt_qmoe_matmul(E.qm, E.qmn, rows, cols, row0, nr, X, n, Y, have ? ws : NULL, have);
+        batch_expect(want, rows, row0, nr, n, Y, "qmoe, no workspace", n);
+        /* qnt_matmul_rows allocates the workspace: make that fail */
+        memset(Y, 0x55, n * nr * sizeof *Y);
+        sb_alloc_fail_after(0);
+        qnt_matmul_rows(SB_DTYPE_SUB1, E.s1, E.s1n, NULL, rows, cols, row0, nr, X, n, Y);
+        ck_assert_int_eq(sb_alloc_injected(), 1);
+        sb_alloc_fail_after(-1);
+        batch_expect(want, rows, row0, nr, n, Y, "sub1, allocation failed", n);
+    }
+    free(ws);
+    free(want);
+    free(Y);
+    free(X);
+    free(t);
+    free(E.s1);
+    free(E.qm);
+}
+END_TEST
+
+TEST_SUITE(quant_ternary_same, 60, NULL, NULL,
+    TEST_LOOP(test_ternary_same_random, (int)(sizeof same_shapes / sizeof same_shapes[0])),
+    TEST(test_ternary_same_golden), TEST(test_ternary_same_inf_level),
+    TEST(test_ternary_same_no_fma),
+    TEST_LOOP(test_ternary_batch, (int)(sizeof batch_shapes / sizeof batch_shapes[0])),
+    TEST(test_ternary_batch_no_workspace))

@@ -20,6 +20,9 @@
 static const struct { enum sb_dtype dt; int ftype; } known[] = {
     { SB_DTYPE_F32, 0 }, { SB_DTYPE_F16, 1 }, { SB_DTYPE_BF16, 32 }, { SB_DTYPE_F64, 0 },
     { SB_DTYPE_Q8_0, 7 }, { SB_DTYPE_Q4_0, 2 }, { SB_DTYPE_TQ1_0, 36 }, { SB_DTYPE_TQ2_0, 37 },
+    { SB_DTYPE_Q4_1, 3 }, { SB_DTYPE_Q5_0, 8 }, { SB_DTYPE_Q5_1, 9 }, { SB_DTYPE_Q2_K, 10 },
+    { SB_DTYPE_Q3_K, 12 }, { SB_DTYPE_Q4_K, 15 }, { SB_DTYPE_Q5_K, 17 }, { SB_DTYPE_Q6_K, 18 },
+    { SB_DTYPE_Q8_K, 0 }, { SB_DTYPE_IQ4_NL, 25 }, { SB_DTYPE_IQ4_XS, 30 },
     { SB_DTYPE_INT8, 0 }, { SB_DTYPE_TERN, 0 }, { SB_DTYPE_SUB1, 0 }, { SB_DTYPE_SUB1_QMOE, 0 },
 };
 #define NKNOWN (int)(sizeof known / sizeof known[0])
@@ -55,9 +58,9 @@ START_TEST(test_type_entries)
         ck_assert_int_eq(!!(t->flags & QNT_T_VARLEN), t->validate != NULL);
     }
     ck_assert_int_eq(n, NKNOWN);
-    ck_assert_ptr_null(qnt_type_get(SB_DTYPE_Q4_K));
+    ck_assert_ptr_null(qnt_type_get(SB_DTYPE_IQ2_XXS));
     ck_assert_ptr_null(qnt_type_get((enum sb_dtype)SB_DTYPE_COUNT));
-    ck_assert(!qnt_type_can_decode(SB_DTYPE_Q4_K));
+    ck_assert(!qnt_type_can_decode(SB_DTYPE_IQ2_XXS));
 }
 END_TEST
 

@@ -432,9 +432,10 @@ START_TEST(test_presets_listed)
 {
     static const char *const want[] = { "Llama-2-7B", "Llama-2-13B", "Llama-2-70B",
                                         "Llama-3-8B", "Llama-3-70B", "Mixtral-8x7B",
-                                        "Qwen2-MoE-A2.7B", "Switch-c2048", "DeepSeek-V3" };
-    ck_assert_uint_eq(vfy_mem_preset_count(), 9);
-    for (size_t i = 0; i < 9; i++) {
+                                        "Qwen2-MoE-A2.7B", "Switch-c2048", "DeepSeek-V3",
+                                        "Gemma-2-9B" };
+    ck_assert_uint_eq(vfy_mem_preset_count(), 10);
+    for (size_t i = 0; i < 10; i++) {
         const struct vfy_mem_preset *p = vfy_mem_preset_find(want[i]);
         ck_assert_ptr_nonnull(p);
         ck_assert(strstr(p->source, "config.json") != NULL);
@@ -445,6 +446,13 @@ START_TEST(test_presets_listed)
         vfy_mem_model_release(&m);
     }
     ck_assert_ptr_null(vfy_mem_preset_find("Llama-4"));
+    /* by the Hugging Face id its config.json came from (issue 15) */
+    ck_assert_ptr_eq(vfy_mem_preset_find("meta-llama/Llama-2-7b-hf"),
+                     vfy_mem_preset_find("Llama-2-7B"));
+    ck_assert_ptr_eq(vfy_mem_preset_find("https://huggingface.co/google/gemma-2-9b/"),
+                     vfy_mem_preset_find("Gemma-2-9B"));
+    ck_assert_ptr_null(vfy_mem_preset_find("meta-llama/Llama-2-7b")); /* not a prefix match */
+    ck_assert_ptr_null(vfy_mem_preset_find("/"));
     /* Llama-2-13B: 13,015,864,320 params (HF) */
     struct vfy_mem_model m;
     struct vfy_mem_est e;

@@ -1,0 +1,209 @@
+/* qnt_q8mm.c: q8_0 / q4_0 weights times 8-bit activations (qnt_q8mm_impl.h):
+ * the activation quantizer, the scalar reference of the sum of record, the
+ * row-block driver every kernel shares, and the dispatch the encoding table
+ * points at. */
+#include "qnt_q8mm_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "qnt_cast.h"
+#include "qnt_type.h"
+#include "sb_alloc.h"
+#include "sb_cpu.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void qnt_q8x_quantize(const float *restrict x, size_t cols, int8_t *restrict q,
+                      float *restrict d8)
+{
+    for (size_t b = 0; b < cols / QNT_Q8MM_QK; b++) {
+        const float *xb = x + b * QNT_Q8MM_QK;
+        float amax = 0.0f;
+        int finite = 1;
+        for (int e = 0; e < QNT_Q8MM_QK; e++) {
+            const float v = fabsf(xb[e]);
+            finite &= v <= 3.4028235e38f;   /* false for NaN and inf */
+            amax = v > amax ? v : amax;
+        }
+        float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int e = 0; e < QNT_Q8MM_QK; e++)
+            q[b * QNT_Q8MM_QK + (size_t)e] = finite ? (int8_t)lrintf(xb[e] * id) : 0;
+        if (!finite)
+            d = NAN;
+        for (int l = 0; l < 8; l++)
+            d8[b * 8 + (size_t)l] = d;
+    }
+}
+
+/* ---- the scalar reference: one row, one token, the sum of record ---------- */
+
+static float q8mm_dot_ref(const struct qnt_q8mm_args *a, size_t r, size_t t)
+{
+    const uint8_t *row = a->w + r * a->row_bytes;
+    const int8_t *xq = a->x.q + t * a->cols;
+    const float *xd = a->x.d8 + t * a->nb * 8;
+    float acc[2][8] = { { 0 } };
+    for (size_t b = 0; b < a->nb; b++) {
+        const uint8_t *blk = row + b * (a->q4 ? 18 : 34);
+        int8_t wq[QNT_Q8MM_QK];
+        for (int e = 0; e < QNT_Q8MM_QK; e++)
+            wq[e] = a->q4 ? (int8_t)(((blk[2 + e % 16] >> (e < 16 ? 0 : 4)) & 15) - 8)
+                          : (int8_t)blk[2 + e];
+        const float dd = qnt_f16_to_f32_ref((uint16_t)(blk[0] | blk[1] << 8)) * xd[b * 8];
+        for (int l = 0; l < 8; l++) {
+            int32_t p = 0;
+            for (int e = 4 * l; e < 4 * l + 4; e++)
+                p += (int32_t)wq[e] * xq[b * QNT_Q8MM_QK + (size_t)e];
+            acc[b % 2][l] = fmaf(dd, (float)p, acc[b % 2][l]);
+        }
+    }
+    float s[8];
+    for (int l = 0; l < 8; l++)
+        s[l] = acc[0][l] + acc[1][l];
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+void qnt_q8mm_scalar(const struct qnt_q8mm_args *a)
+{
+    const long nr = (long)a->nrows;
+#pragma omp parallel for schedule(static) if (a->threads == 0)
+    for (long i = 0; i < nr; i++)
+        for (size_t t = 0; t < a->n; t++)
+            a->Y[t * a->nrows + (size_t)i] = q8mm_dot_ref(a, a->row0 + (size_t)i, t);
+}
+
+void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int T, qnt_q8mm_micro_fn *micro)
+{
+    const size_t nrows = a->nrows, n = a->n;
+    const long nblk = (long)((nrows + 15) / 16);
+#pragma omp parallel for schedule(static) if (a->threads == 0)
+    for (long blk = 0; blk < nblk; blk++) {
+        const size_t r0 = (size_t)blk * 16, rb = nrows - r0 < 16 ? nrows - r0 : 16;
+        for (size_t t0 = 0; t0 < n; t0 += (size_t)T) {
+            const size_t nt = n - t0 < (size_t)T ? n - t0 : (size_t)T;
+            const int8_t *xq[4];
+            const float *xd[4];
+            for (size_t q = 0; q < 4; q++) {
+                const size_t t = t0 + (q < nt ? q : nt - 1);
+                xq[q] = a->x.q + t * a->cols;
+                xd[q] = a->x.d8 + t * a->nb * 8;
+            }
+            for (size_t i0 = 0; i0 < rb; i0 += (size_t)R) {
+                const size_t nr = rb - i0 < (size_t)R ? rb - i0 : (size_t)R;
+                const uint8_t *wr[4];
+                for (size_t q = 0; q < 4; q++)
+                    wr[q] = a->w + (a->row0 + r0 + i0 + (q < nr ? q : nr - 1)) * a->row_bytes;
+                float out[4][4];
+                micro(a, wr, xq, xd, (int)nt, out);
+                for (size_t i = 0; i < nr; i++)
+                    for (size_t j = 0; j < nt; j++)
+                        a->Y[(t0 + j) * nrows + r0 + i0 + i] = out[i][j];
+            }
+        }
+    }
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+typedef void q8mm_fn(const struct qnt_q8mm_args *a);
+
+static q8mm_fn *q8mm_kernel_fn(int kernel)
+{
+#ifdef QNT_Q8MM_X86
+    const unsigned avx2 = SB_CPU_AVX2 | SB_CPU_FMA | SB_CPU_F16C;
+    const unsigned avx512 = avx2 | SB_CPU_AVX512F | SB_CPU_AVX512BW | SB_CPU_AVX512VL |
+                            SB_CPU_AVX512DQ;
+    const unsigned f = sb_cpu_features();
+    switch (kernel) {
+    case QNT_Q8MM_AVX2:
+        return (f & avx2) == avx2 ? qnt_q8mm_avx2 : NULL;
+    case QNT_Q8MM_AVX512:
+        return (f & avx512) == avx512 ? qnt_q8mm_avx512 : NULL;
+    case QNT_Q8MM_VNNI:
+        return (f & (avx512 | SB_CPU_AVX512VNNI)) == (avx512 | SB_CPU_AVX512VNNI) ? qnt_q8mm_vnni
+                                                                               : NULL;
+    default:
+        break;
+    }
+#endif
+    return kernel == QNT_Q8MM_REF ? qnt_q8mm_scalar : NULL;
+}
+
+int qnt_q8mm_best(void)
+{
+    if (sb_cpu_ref())
+        return QNT_Q8MM_REF;
+    for (int k = QNT_Q8MM_VNNI; k > QNT_Q8MM_REF; k--)
+        if (q8mm_kernel_fn(k))
+            return k;
+    return QNT_Q8MM_REF;
+}
+
+#define Q8MM_STACK_COLS 16384u
+
+int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, size_t row0,
+                  size_t nrows, const float *X, size_t n, float *Y)
+{
+    (void)rows;
+    q8mm_fn *fn = q8mm_kernel_fn(kernel);
+    if (!fn)
+        return -1;
+    struct qnt_q8mm_args a;
+    memset(&a, 0, sizeof a);
+    a.w = w;
+    a.q4 = q4;
+    a.nb = cols / QNT_Q8MM_QK;
+    a.row_bytes = a.nb * (q4 ? 18u : 34u);
+    a.cols = cols;
+    a.row0 = row0;
+    a.nrows = nrows;
+    a.threads = kernel == QNT_Q8MM_REF;
+    /* codes and scales of all n tokens: cols + cols / 32 * 8 * 4 bytes a token */
+    const size_t tok_bytes = cols * 2;
+    void *buf = n && tok_bytes <= SIZE_MAX / n ? sb_malloc_aligned(n * tok_bytes) : NULL;
+    if (buf) {
+        a.x.d8 = buf;
+        a.x.q = (int8_t *)(a.x.d8 + n * a.nb * 8);
+        for (size_t t = 0; t < n; t++)
+            qnt_q8x_quantize(X + t * cols, cols, a.x.q + t * cols, a.x.d8 + t * a.nb * 8);
+        a.n = n;
+        a.Y = Y;
+        fn(&a);
+        sb_free_aligned(buf);
+        return 0;
+    }
+    /* no memory: token by token from the stack, the same bits */
+    float d8[Q8MM_STACK_COLS / 4];
+    int8_t q[Q8MM_STACK_COLS];
+    for (size_t t = 0; t < n; t++) {
+        if (cols > Q8MM_STACK_COLS) {
+            for (size_t i = 0; i < nrows; i++)
+                Y[t * nrows + i] = NAN;
+            continue;
+        }
+        qnt_q8x_quantize(X + t * cols, cols, q, d8);
+        a.x.q = q;
+        a.x.d8 = d8;
+        a.n = 1;
+        a.Y = Y + t * nrows;
+        fn(&a);
+    }
+    return 0;
+}
+
+/* The table's entries: the fast kernel or the reference, q8_0 or q4_0. */
+#define Q8MM_ENTRY(name, kernel, q4)                                                         \
+    void name(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols, size_t row0, \
+              size_t nrows, const float *restrict X, size_t n, float *restrict Y)             \
+    {                                                                                        \
+        (void)nbytes;                                                                        \
+        qnt_q8mm_rows((kernel), (q4), w, rows, cols, row0, nrows, X, n, Y);                  \
+    }
+Q8MM_ENTRY(qnt_q8_0_matmul, qnt_q8mm_best(), 0)
+Q8MM_ENTRY(qnt_q8_0_matmul_ref, QNT_Q8MM_REF, 0)
+Q8MM_ENTRY(qnt_q4_0_matmul, qnt_q8mm_best(), 1)
+Q8MM_ENTRY(qnt_q4_0_matmul_ref, QNT_Q8MM_REF, 1)

@@ -1,0 +1,98 @@
+/* qnt_q8mm_impl.h: q8_0 and q4_0 weights times 8-bit activations (quant/
+ * and its tests only). The way ggml's vec_dot does it: each token's
+ * activations are quantized once per call to blocks of 32 int8 codes with an
+ * f32 scale (qnt_q8x_quantize), and a weight block meets an activation block
+ * in integer multiply-adds (AVX512-VNNI vpdpbusd, AVX-512BW / AVX2
+ * vpmaddubsw + vpmaddwd: exact, so every instruction set has the same
+ * integers), then in one float fused multiply-add.
+ *
+ * The sum of record for y = W[r] . x (what the scalar reference computes and
+ * every kernel reproduces bit for bit, at any n, row range and thread count):
+ *   for block b (32 columns) of the row, ascending:
+ *     dd = dw_b * dx_b                       (float product, rounded)
+ *     for lane l in 0..7:
+ *       p = sum of wq[e] * xq[e], e = 32b + 4l .. 32b + 4l + 3   (exact int)
+ *       acc[b % 2][l] = fmaf(dd, (float)p, acc[b % 2][l])
+ *   s[l] = acc[0][l] + acc[1][l];
+ *   y = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))
+ * with wq the weight's signed codes (q8_0: qs; q4_0: nibble - 8) and dw its
+ * fp16 scale. (An AVX-512 register holds two blocks: even blocks in lanes
+ * 0-7, odd ones in 8-15.)
+ *
+ * Activation blocks: amax = max |x| over the 32; dx = amax / 127; codes
+ * round-to-nearest-even(x * (1 / dx)) (0 when dx = 0), in [-127, 127]. A
+ * block holding a NaN or an infinity gets dx = NaN and codes 0, so every
+ * output it meets is NaN (as in the f32 kernels). Against the exact dot of
+ * the stored weights with x, y errs by at most sum_b |dw_b| dx_b / 2 *
+ * sum_e |wq_e| (the activation rounding) plus float rounding (the tests
+ * check 1e-5 of sum |w||x| on top). */
+#ifndef QNT_Q8MM_IMPL_H
+#define QNT_Q8MM_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qnt_type.h"
+
+#define QNT_Q8MM_QK 32
+
+/* Quantized activations of n tokens: codes [n][cols], and each block's scale
+ * repeated 8 times, [n][cols / 32 * 8] (one vector load gives a block's
+ * lanes their scale). */
+struct qnt_q8x {
+    int8_t *q;
+    float *d8;
+};
+
+/*! qnt_q8x_quantize() : one token's cols (a multiple of 32) activations x
+ *  into q[cols] and d8[cols / 4] (the rule above). */
+void qnt_q8x_quantize(const float *restrict x, size_t cols, int8_t *restrict q,
+                      float *restrict d8);
+
+struct qnt_q8mm_args {
+    const uint8_t *w;   /* the tensor's bytes: rows of cols / 32 blocks */
+    int q4;             /* 0: q8_0 blocks (34 bytes), 1: q4_0 (18 bytes) */
+    size_t row_bytes;
+    size_t cols, nb;    /* nb = cols / 32 */
+    size_t row0, nrows; /* compute rows row0 .. row0+nrows-1 */
+    struct qnt_q8x x;   /* n tokens */
+    size_t n;
+    float *Y;           /* [n, nrows] */
+    int threads;        /* 0: OpenMP over row blocks; 1: this thread only */
+};
+
+enum qnt_q8mm_kernel { QNT_Q8MM_REF = 0, QNT_Q8MM_AVX2, QNT_Q8MM_AVX512, QNT_Q8MM_VNNI };
+
+void qnt_q8mm_scalar(const struct qnt_q8mm_args *a);
+#if defined(__x86_64__) || defined(__i386__)
+#define QNT_Q8MM_X86 1
+void qnt_q8mm_avx2(const struct qnt_q8mm_args *a);
+void qnt_q8mm_avx512(const struct qnt_q8mm_args *a);
+void qnt_q8mm_vnni(const struct qnt_q8mm_args *a);
+#endif
+
+/* The driver every kernel shares: OpenMP over blocks of 16 rows (static;
+ * one thread when a->threads), inside them tiles of up to 4 tokens and
+ * groups of R rows; micro computes out[i][j] = row wr[i] . token j for
+ * i < R, j < nt (short groups repeat their last row, and are not written). */
+typedef void qnt_q8mm_micro_fn(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
+                               const int8_t *const xq[4], const float *const xd[4], int nt,
+                               float out[4][4]);
+void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int T, qnt_q8mm_micro_fn *micro);
+
+/*! qnt_q8mm_rows() : qnt_matmul_rows for q8_0 (q4 = 0) or q4_0 (q4 = 1)
+ *  through the given kernel (QNT_Q8MM_REF: the scalar reference, one
+ *  thread). @return 0, or -1 when this CPU lacks the kernel (nothing done).
+ *  Allocates the quantized activations; when that fails, goes token by
+ *  token with them on the stack (same bits), or, past 16384 columns, writes
+ *  NaN. */
+int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, size_t row0,
+                  size_t nrows, const float *X, size_t n, float *Y);
+
+/*! qnt_q8mm_best() : the kernel the fast path uses on this CPU. */
+int qnt_q8mm_best(void);
+
+/* The encoding table's batched kernels (qnt_type.h) for q8_0 and q4_0. */
+qnt_matmul_fn qnt_q8_0_matmul, qnt_q8_0_matmul_ref, qnt_q4_0_matmul, qnt_q4_0_matmul_ref;
+
+#endif

@@ -1,0 +1,199 @@
+/* qnt_q8mm_x86.c: the x86 kernels of qnt_q8mm_impl.h, each reproducing the
+ * scalar reference's sum of record bit for bit: AVX-512 (BW, VL, DQ; 4 rows
+ * x up to 4 tokens, two blocks a register, vpdpbusd where AVX512-VNNI is
+ * there, else vpmaddubsw + vpmaddwd) and AVX2 (2 rows x 2 tokens, a block a
+ * register). Compiled without -march: each function carries its target
+ * attribute and qnt_q8mm.c calls it only after the CPU probe says yes. */
+#include "qnt_q8mm_impl.h"
+
+#ifdef QNT_Q8MM_X86
+#include <immintrin.h>
+#include <string.h>
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+/* ---- AVX2: a block a register, 2 rows x 2 tokens --------------------------- */
+
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* The 32 signed codes of block b of a row. */
+static inline __attribute__((always_inline)) T_AVX2 __m256i w256(const uint8_t *row, size_t b,
+                                                                   int q4)
+{
+    if (!q4)
+        return _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 2));
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 2));
+    const __m128i f = _mm_set1_epi8(15);
+    const __m256i n = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
+    return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
+}
+
+static inline __attribute__((always_inline)) T_AVX2 float hsum8(__m256 s)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
+                              const int8_t *const xq[4], const float *const xd[4], int nt,
+                              float out[4][4])
+{
+    (void)nt;
+    __m256 acc[2][2][2];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            acc[i][j][0] = acc[i][j][1] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < a->nb; b++) {
+        const int par = (int)(b & 1);
+        __m256i xv[2];
+        __m256 dx[2];
+        for (int j = 0; j < 2; j++) {
+            xv[j] = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));
+            dx[j] = _mm256_loadu_ps(xd[j] + 8 * b);
+        }
+        for (int i = 0; i < 2; i++) {
+            const __m256i w = w256(wr[i], b, a->q4);
+            const __m256 dw = _mm256_set1_ps(_cvtsh_ss(rd16(wr[i] + (a->q4 ? 18 : 34) * b)));
+            const __m256i u = _mm256_abs_epi8(w);
+            for (int j = 0; j < 2; j++) {
+                const __m256i p =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(xv[j], w)), ones);
+                acc[i][j][par] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[j]), _mm256_cvtepi32_ps(p),
+                                                 acc[i][j][par]);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            out[i][j] = hsum8(_mm256_add_ps(acc[i][j][0], acc[i][j][1]));
+}
+
+/* ---- AVX-512: two blocks a register, 4 rows x TB tokens -------------------- */
+
+#define T_512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#define T_VNNI \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+/* Blocks b and b+1 of a row: even block in bytes 0-31, odd in 32-63. */
+static inline __attribute__((always_inline)) T_512 __m512i w512(const uint8_t *row, size_t b,
+                                                                  int q4)
+{
+    if (!q4)
+        return _mm512_inserti64x4(
+            _mm512_castsi256_si512(
+                _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 2))),
+            _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 36)), 1);
+    const __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 2))),
+        _mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 20)), 1);
+    const __m256i f = _mm256_set1_epi8(15);
+    /* [lo_b | lo_b1 | hi_b | hi_b1] -> [lo_b | hi_b | lo_b1 | hi_b1] */
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, f)),
+                                   _mm256_and_si256(_mm256_srli_epi16(v, 4), f), 1);
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm512_sub_epi8(z, _mm512_set1_epi8(8));
+}
+
+static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *row, size_t b,
+                                                                 int q4)
+{
+    const size_t bb = q4 ? 18 : 34;
+    const __m256i h = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_set1_epi16((short)rd16(row + bb * b))),
+        _mm_set1_epi16((short)rd16(row + bb * (b + 1))), 1);
+    return _mm512_cvtph_ps(h);
+}
+
+#define Q8_MICRO(NAME, TGT, DP512, DP256)                                                      \
+    static inline __attribute__((always_inline)) TGT void NAME##_t(                             \
+        const struct qnt_q8mm_args *a, const uint8_t *const wr[4], const int8_t *const xq[4],  \
+        const float *const xd[4], const int TB, float out[4][4])                               \
+    {                                                                                          \
+        __m512 acc[4][4];                                                                      \
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)                                    \
+            _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++) acc[i][j] =                   \
+                _mm512_setzero_ps();                                                           \
+        const size_t nb2 = a->nb - a->nb % 2;                                                  \
+        for (size_t b = 0; b < nb2; b += 2) {                                                  \
+            __m512i xv[4];                                                                     \
+            __m512 dx[4];                                                                      \
+            _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                               \
+            {                                                                                  \
+                xv[j] = _mm512_loadu_si512((const void *)(xq[j] + 32 * b));                    \
+                dx[j] = _mm512_loadu_ps(xd[j] + 8 * b);                                        \
+            }                                                                                  \
+            _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)                                \
+            {                                                                                  \
+                const __m512i w = w512(wr[i], b, a->q4);                                       \
+                const __m512 dw = dw512(wr[i], b, a->q4);                                      \
+                const __m512i u = _mm512_abs_epi8(w);                                          \
+                const __mmask64 m = _mm512_movepi8_mask(w);                                    \
+                _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                           \
+                {                                                                              \
+                    const __m512i s =                                                          \
+                        _mm512_mask_sub_epi8(xv[j], m, _mm512_setzero_si512(), xv[j]);         \
+                    acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[j]),                      \
+                                                _mm512_cvtepi32_ps(DP512(u, s)), acc[i][j]);   \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)                                    \
+            _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                               \
+        {                                                                                      \
+            __m256 lo = _mm512_castps512_ps256(acc[i][j]);                                     \
+            const __m256 hi = _mm512_extractf32x8_ps(acc[i][j], 1);                            \
+            if (nb2 < a->nb) { /* the odd last block: the even lanes */                        \
+                const size_t b = nb2, bb = a->q4 ? 18 : 34;                                    \
+                const __m256i w = w256(wr[i], b, a->q4);                                       \
+                const __m256i x =                                                              \
+                    _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));       \
+                const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(rd16(wr[i] + bb * b))), \
+                                                _mm256_loadu_ps(xd[j] + 8 * b));               \
+                const __m256i p = DP256(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));           \
+                lo = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), lo);                           \
+            }                                                                                  \
+            out[i][j] = hsum8(_mm256_add_ps(lo, hi));                                          \
+        }                                                                                      \
+    }                                                                                          \
+    TGT static void NAME(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],            \
+                         const int8_t *const xq[4], const float *const xd[4], int nt,          \
+                         float out[4][4])                                                      \
+    {                                                                                          \
+        switch (nt) {                                                                          \
+        case 1: NAME##_t(a, wr, xq, xd, 1, out); break;                                       \
+        case 2: NAME##_t(a, wr, xq, xd, 2, out); break;                                       \
+        case 3: NAME##_t(a, wr, xq, xd, 3, out); break;                                       \
+        default: NAME##_t(a, wr, xq, xd, 4, out); break;                                      \
+        }                                                                                      \
+    }
+
+#define DP512_BW(u, s) _mm512_madd_epi16(_mm512_maddubs_epi16((u), (s)), _mm512_set1_epi16(1))
+#define DP256_BW(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
+#define DP512_VNNI(u, s) _mm512_dpbusd_epi32(_mm512_setzero_si512(), (u), (s))
+#define DP256_VNNI(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
+
+Q8_MICRO(micro_avx512, T_512, DP512_BW, DP256_BW)
+Q8_MICRO(micro_vnni, T_VNNI, DP512_VNNI, DP256_VNNI)
+
+void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
+{
+    qnt_q8mm_drive(a, 2, 2, micro_avx2);
+}
+
+void qnt_q8mm_avx512(const struct qnt_q8mm_args *a)
+{
+    qnt_q8mm_drive(a, 4, 4, micro_avx512);
+}
+
+void qnt_q8mm_vnni(const struct qnt_q8mm_args *a)
+{
+    qnt_q8mm_drive(a, 4, 4, micro_vnni);
+}
+
+#endif

@@ -1,0 +1,491 @@
+/* qnt_tmm.c: the batched exact ternary matmul tern, sub1 and sub1-qmoe share
+ * (design and summation: qnt_tmm_impl.h), portable and AVX-512, and the
+ * dispatch qnt_matvec.c calls for the three encodings. Knows the fixed-point
+ * sums and the tile lists; the encodings decode their own tiles. */
+#include "qnt_tmm_impl.h"
+
+#include <string.h>
+
+#include "qnt_qmoe.h"
+#include "qnt_sub1.h"
+#include "qnt_tern.h"
+#include "qnt_ternary_impl.h"
+#include "sb_cpu.h"
+#include "sb_math.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define QNT_TMM_X86 1
+#endif
+
+#define TMM_CC 1024u   /* columns an xt build item converts */
+
+static inline size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* The symbols of class cls among the 32 from column j0: the low bit of each. */
+static inline uint64_t scan2_mask(const uint8_t *s, size_t cols, size_t j0, unsigned cls)
+{
+    const uint64_t w = qnt_tmm_word2(s, cols, j0);
+    return (cls ? (w >> 1) & ~w : w & ~(w >> 1)) & 0x5555555555555555ull;
+}
+
+static size_t scan2_generic(const uint8_t *s, size_t cols, unsigned cls, uint32_t *out)
+{
+    size_t n = 0;
+    for (size_t j0 = 0; j0 < cols; j0 += 32) {
+        uint64_t m = scan2_mask(s, cols, j0, cls);
+        while (m) {
+            out[n++] = (uint32_t)(j0 + ((unsigned)__builtin_ctzll(m) >> 1));
+            m &= m - 1;
+        }
+    }
+    return n;
+}
+
+#ifdef QNT_TMM_X86
+/* Branch-free: the 32 symbols' class bits gathered by pext, the column
+ * numbers compressed under them; stores 16 entries past the count. */
+__attribute__((target("avx512f,bmi2,popcnt"))) static size_t scan2_avx512(const uint8_t *s,
+                                                                         size_t cols, unsigned cls,
+                                                                         uint32_t *out)
+{
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    size_t n = 0;
+    for (size_t j0 = 0; j0 < cols; j0 += 32) {
+        const uint32_t k = (uint32_t)_pext_u64(scan2_mask(s, cols, j0, cls), 0x5555555555555555ull);
+        const __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32((int)j0), lane);
+        _mm512_storeu_si512(out + n, _mm512_maskz_compress_epi32((__mmask16)k, c0));
+        n += (size_t)__builtin_popcount(k & 0xffffu);
+        _mm512_storeu_si512(out + n, _mm512_maskz_compress_epi32((__mmask16)(k >> 16),
+                                                                 _mm512_add_epi32(c0, sixteen)));
+        n += (size_t)__builtin_popcount(k >> 16);
+    }
+    return n;
+}
+#endif
+
+static int tmm_avx512(void);
+
+size_t qnt_tmm_scan2(const uint8_t *s, size_t cols, unsigned cls, uint32_t *out, int kernel)
+{
+#ifdef QNT_TMM_X86
+    if (kernel == 0 && tmm_avx512())
+        return scan2_avx512(s, cols, cls, out);
+#endif
+    (void)kernel;
+    return scan2_generic(s, cols, cls, out);
+}
+
+/* ---- sizes -------------------------------------------------------------- */
+
+/* Tokens a group: xt within QNT_TMM_XT_BYTES, at least QNT_TMM_MIN_GROUP,
+ * at most n; a multiple of the block unless it is all of n. */
+static size_t tmm_group_max;   /* qnt_tmm_set_group (tests); 0: automatic */
+
+void qnt_tmm_set_group(size_t tokens)
+{
+    tmm_group_max = tokens ? (tokens + QNT_TMM_TB - 1) / QNT_TMM_TB * QNT_TMM_TB : 0;
+}
+
+static size_t tmm_group(size_t cols, size_t n)
+{
+    size_t g = QNT_TMM_MIN_GROUP;
+    if (cols && QNT_TMM_XT_BYTES / (cols * 8 * QNT_TMM_TB) * QNT_TMM_TB > g)
+        g = QNT_TMM_XT_BYTES / (cols * 8 * QNT_TMM_TB) * QNT_TMM_TB;
+    if (tmm_group_max)
+        g = tmm_group_max;
+    return g < n ? g : n;
+}
+
+struct tmm_layout {
+    size_t group, fx_off, xt_off, tiles_off, tile_stride;
+};
+
+static int tmm_layout(const struct qnt_tmm_job *job, size_t n, struct tmm_layout *L)
+{
+    size_t xt;
+    L->group = tmm_group(job->cols, n);
+    if (sb_mul_size(L->group, job->cols * 8, &xt) || job->cols > SIZE_MAX / 64)
+        return -1;
+    L->fx_off = 0;
+    L->xt_off = al64(L->group * sizeof(struct qnt_tfx));
+    L->tiles_off = L->xt_off + al64(xt);
+    L->tile_stride = al64(job->tile_bytes ? job->tile_bytes : 1);
+    return L->tiles_off < L->xt_off ? -1 : 0;
+}
+
+int qnt_tmm_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+size_t qnt_tmm_ws_size(const struct qnt_tmm_job *job, size_t n, int nthreads)
+{
+    struct tmm_layout L;
+    size_t t, out;
+    if (tmm_layout(job, n, &L) || nthreads < 1 || sb_mul_size(L.tile_stride, (size_t)nthreads, &t) ||
+        sb_add_size(L.tiles_off, t, &out) || sb_add_size(out, 64, &out))
+        return 0;
+    return out;
+}
+
+/* ---- row-wise encodings ------------------------------------------------------ */
+
+static void rows_decode(const struct qnt_tmm_job *job, size_t k, void *scratch,
+                        struct qnt_tmm_tile *T)
+{
+    const struct qnt_tmm_rows *R = job->ctx;
+    const size_t r0 = job->row0 + k * R->tr, end = job->row0 + job->nrows;
+    const size_t nr = end - r0 < R->tr ? end - r0 : R->tr;
+    uint32_t *rng = scratch, *ent = rng + 4 * R->tr;
+    uint32_t p = 0;
+    for (size_t i = 0; i < nr; i++) {
+        rng[4 * i] = p;
+        p += (uint32_t)R->emit(R->enc, r0 + i, 0, ent + p, job->kernel);
+        rng[4 * i + 1] = rng[4 * i + 2] = p;
+        p += (uint32_t)R->emit(R->enc, r0 + i, 1, ent + p, job->kernel);
+        rng[4 * i + 3] = p;
+    }
+    T->r0 = r0;
+    T->nr = nr;
+    T->lv = R->lv + r0 * R->lvs;
+    T->lvs = R->lvs;
+    T->rng = rng;
+    T->ent = ent;
+}
+
+void qnt_tmm_rows_job(struct qnt_tmm_job *job, struct qnt_tmm_rows *R, size_t cols, size_t row0,
+                      size_t nrows, int kernel)
+{
+    R->tr = cols ? 32768 / cols : 32768;   /* ~32 Ki weights: lists stay in L1/L2 */
+    if (!R->tr)
+        R->tr = 1;
+    if (R->tr > nrows)
+        R->tr = nrows ? nrows : 1;
+    memset(job, 0, sizeof *job);
+    job->cols = cols;
+    job->row0 = row0;
+    job->nrows = nrows;
+    job->ntiles = (nrows + R->tr - 1) / R->tr;
+    job->tile_bytes = (4 * R->tr + R->tr * cols + QNT_TMM_SLACK) * sizeof(uint32_t);
+    job->tile_weights = R->tr * cols;
+    job->decode = rows_decode;
+    job->ctx = R;
+    job->kernel = kernel;
+}
+
+size_t qnt_tmm_rows_ws_size(size_t cols, size_t nrows, size_t n)
+{
+    struct qnt_tmm_job job;
+    struct qnt_tmm_rows R;
+    memset(&R, 0, sizeof R);
+    if (nrows && cols > SIZE_MAX / 4 / nrows)
+        return 0;
+    qnt_tmm_rows_job(&job, &R, cols, 0, nrows, 0);
+    return qnt_tmm_ws_size(&job, n, qnt_tmm_threads());
+}
+
+/* ---- CPU ------------------------------------------------------------------ */
+
+static int tmm_avx512(void)
+{
+#ifdef QNT_TMM_X86
+    return sb_cpu_has(SB_CPU_AVX512F | SB_CPU_AVX512DQ | SB_CPU_AVX512VL | SB_CPU_BMI2 |
+                      SB_CPU_POPCNT);
+#else
+    return 0;
+#endif
+}
+
+/* ---- xt: X in fixed point, block-major: block b (8 tokens, w in the last)
+ * at xt + 8 b cols, its column j at + j w ------------------------------------ */
+
+/* One block: tokens X .. X + (w - 1) cols (w <= 8), columns c0 .. c1-1, into
+ * xb[j w + k]. */
+static void xt_build_generic(const float *X, size_t cols, const struct qnt_tfx *fx, size_t w,
+                             size_t c0, size_t c1, int64_t *xb)
+{
+    for (size_t j = c0; j < c1; j++)
+        for (size_t k = 0; k < w; k++)
+            xb[j * w + k] = fx[k].finite ? qnt_tfx_x(X[k * cols + j], fx[k].scale) : 0;
+}
+
+#ifdef QNT_TMM_X86
+#define TMM_TGT "avx512f,avx512dq,avx512vl"
+
+/* 8 columns of 8 tokens: rows r[k] (token k, columns j..j+7) to columns. */
+__attribute__((target(TMM_TGT))) static inline void tmm_transpose8(__m512i r[8])
+{
+    const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i i1 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    __m512i a[8], b[8];
+    for (int k = 0; k < 8; k += 2) {
+        a[k] = _mm512_unpacklo_epi64(r[k], r[k + 1]);       /* r_k[0] r_k+1[0] r_k[2] ... */
+        a[k + 1] = _mm512_unpackhi_epi64(r[k], r[k + 1]);   /* r_k[1] r_k+1[1] r_k[3] ... */
+    }
+    for (int h = 0; h < 8; h += 4)
+        for (int q = 0; q < 2; q++) {
+            b[h + q] = _mm512_permutex2var_epi64(a[h + q], i0, a[h + q + 2]);
+            b[h + q + 2] = _mm512_permutex2var_epi64(a[h + q], i1, a[h + q + 2]);
+        }
+    /* b[0]: column 0 of tokens 0-3 | column 4 of tokens 0-3; b[4] the same of 4-7;
+       b[1] columns 1 / 5, b[2] columns 2 / 6, b[3] columns 3 / 7 */
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_i64x2(b[c], b[c + 4], 0x44);
+        r[c + 4] = _mm512_shuffle_i64x2(b[c], b[c + 4], 0xEE);
+    }
+}
+
+__attribute__((target(TMM_TGT))) static void xt_build_avx512(const float *X, size_t cols,
+                                                             const struct qnt_tfx *fx, size_t w,
+                                                             size_t c0, size_t c1, int64_t *xb)
+{
+    const __m512d mg = _mm512_set1_pd(QNT_TFX_MAGIC);
+    const __m512i mb = _mm512_set1_epi64(QNT_TFX_MAGIC_BITS);
+    const __mmask8 wm = (__mmask8)((1u << w) - 1);
+    __m512d sc[QNT_TMM_TB];
+    int live[QNT_TMM_TB];
+    for (size_t k = 0; k < QNT_TMM_TB; k++) {
+        live[k] = k < w && fx[k].finite;
+        sc[k] = _mm512_set1_pd(live[k] ? fx[k].scale : 0.0);
+    }
+    size_t j = c0;
+    for (; j + 8 <= c1; j += 8) {
+        __m512i r[8];
+        for (size_t k = 0; k < QNT_TMM_TB; k++) {
+            if (!live[k]) {
+                r[k] = _mm512_setzero_si512();
+                continue;
+            }
+            /* qnt_tfx_x: the product is exact, the add rounds to an integer */
+            const __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(X + k * cols + j));
+            r[k] = _mm512_sub_epi64(_mm512_castpd_si512(_mm512_add_pd(_mm512_mul_pd(v, sc[k]), mg)),
+                                    mb);
+        }
+        if (w == 1) {            /* one token: its row is already the columns */
+            _mm512_storeu_si512(xb + j, r[0]);
+            continue;
+        }
+        tmm_transpose8(r);
+        for (int c = 0; c < 8; c++)
+            _mm512_mask_storeu_epi64(xb + (j + (size_t)c) * w, wm, r[c]);
+    }
+    xt_build_generic(X, cols, fx, w, j, c1, xb);
+}
+#endif
+
+/* ---- the sums of a tile ------------------------------------------------------ */
+
+struct tmm_blk {
+    const int64_t *xb;          /* xt of this block: column j at xb + j nv */
+    const struct qnt_tfx *fx;   /* its tokens */
+    size_t nv;                  /* its width: tokens, <= 8 */
+    float *Y;                   /* Y of its first token, column 0 = output row row0 */
+    size_t ys;                  /* Y row stride (nrows) */
+};
+
+static inline uint16_t lv16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* Tile rows i0 .. i1-1, whose output column is yc + (i - i0). */
+static void tmm_rows_generic(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
+                             const struct tmm_blk *B)
+{
+    static const uint32_t qnan = 0x7fc00000u;
+    for (size_t i = i0; i < i1; i++) {
+        int64_t s[2][QNT_TMM_TB];
+        memset(s, 0, sizeof s);
+        for (int c = 0; c < 2; c++)
+            for (uint32_t e = T->rng[4 * i + 2 * c]; e < T->rng[4 * i + 2 * c + 1]; e++) {
+                const int64_t *p = B->xb + (size_t)T->ent[e] * B->nv;
+                for (size_t k = 0; k < B->nv; k++)
+                    s[c][k] += p[k];
+            }
+        const uint8_t *l = T->lv + i * T->lvs;
+        for (size_t k = 0; k < B->nv; k++) {
+            float *y = B->Y + k * B->ys + yc + (i - i0);
+            if (B->fx[k].finite)
+                *y = qnt_tfx_out(lv16(l), lv16(l + 2), s[0][k], s[1][k], &B->fx[k]);
+            else
+                memcpy(y, &qnan, 4);
+        }
+    }
+}
+
+#ifdef QNT_TMM_X86
+/* Sum of xb rows (W int64 each: masked loads of W lanes) at the listed
+ * columns, two chains. */
+static inline __attribute__((target(TMM_TGT), always_inline)) __m512i
+tmm_sum(const int64_t *xb, size_t W, const uint32_t *e, uint32_t a, uint32_t b)
+{
+    const __mmask8 wm = (__mmask8)((1u << W) - 1);
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+    for (; a + 2 <= b; a += 2) {
+        s0 = _mm512_add_epi64(s0, _mm512_maskz_loadu_epi64(wm, xb + (size_t)e[a] * W));
+        s1 = _mm512_add_epi64(s1, _mm512_maskz_loadu_epi64(wm, xb + (size_t)e[a + 1] * W));
+    }
+    if (a < b)
+        s0 = _mm512_add_epi64(s0, _mm512_maskz_loadu_epi64(wm, xb + (size_t)e[a] * W));
+    return _mm512_add_epi64(s0, s1);
+}
+
+/* qnt_tfx_out for 8 tokens, the same operations in the same order: (double)S
+ * (round to nearest), times 2^-s, times the level, 0 where S == 0, add,
+ * round to float. The barrier keeps the products from fusing into the add. */
+__attribute__((target(TMM_TGT))) static inline __m256 tmm_out8(uint16_t lob, uint16_t hib,
+                                                               __m512i slo, __m512i shi,
+                                                               __m512d inv)
+{
+    const __m512d lo = _mm512_set1_pd((double)qnt_tern_bf16_to_f32(lob));
+    const __m512d hi = _mm512_set1_pd((double)qnt_tern_bf16_to_f32(hib));
+    __m512d a = _mm512_mul_pd(lo, _mm512_mul_pd(_mm512_cvtepi64_pd(slo), inv));
+    __m512d b = _mm512_mul_pd(hi, _mm512_mul_pd(_mm512_cvtepi64_pd(shi), inv));
+    a = _mm512_maskz_mov_pd(_mm512_test_epi64_mask(slo, slo), a);
+    b = _mm512_maskz_mov_pd(_mm512_test_epi64_mask(shi, shi), b);
+    __asm__("" : "+v"(a), "+v"(b));
+    return _mm512_cvtpd_ps(_mm512_add_pd(a, b));
+}
+
+static inline __attribute__((target(TMM_TGT), always_inline)) void
+tmm_rows_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
+           const struct tmm_blk *B, const size_t W)
+{
+    double inv[QNT_TMM_TB];
+    __mmask8 fin = 0;
+    for (size_t k = 0; k < QNT_TMM_TB; k++) {
+        inv[k] = k < W ? B->fx[k].inv : 0.0;
+        if (k < W && B->fx[k].finite)
+            fin |= (__mmask8)(1u << k);
+    }
+    const __m512d vinv = _mm512_loadu_pd(inv);
+    const __m256 qnan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000));
+    for (size_t i = i0; i < i1; i++) {
+        const uint32_t *r = T->rng + 4 * i;
+        const __m512i slo = tmm_sum(B->xb, W, T->ent, r[0], r[1]);
+        const __m512i shi = tmm_sum(B->xb, W, T->ent, r[2], r[3]);
+        const uint8_t *l = T->lv + i * T->lvs;
+        float o[QNT_TMM_TB];
+        _mm256_storeu_ps(o, _mm256_mask_blend_ps(fin, qnan, tmm_out8(lv16(l), lv16(l + 2), slo, shi,
+                                                                     vinv)));
+        float *y = B->Y + yc + (i - i0);
+        for (size_t k = 0; k < W; k++)
+            y[k * B->ys] = o[k];
+    }
+}
+
+__attribute__((target(TMM_TGT))) static void tmm_rows_avx512(const struct qnt_tmm_tile *T,
+                                                             size_t i0, size_t i1, size_t yc,
+                                                             const struct tmm_blk *B)
+{
+    if (B->nv == QNT_TMM_TB)     /* the common case: a constant stride */
+        tmm_rows_w(T, i0, i1, yc, B, QNT_TMM_TB);
+    else
+        tmm_rows_w(T, i0, i1, yc, B, B->nv);
+}
+#endif
+
+/* ---- driver --------------------------------------------------------------- */
+
+int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *Y, void *ws,
+                size_t ws_bytes)
+{
+    struct tmm_layout L;
+    if (!n || !job->nrows)
+        return 0;
+    if (tmm_layout(job, n, &L) || !ws)
+        return -1;
+    uint8_t *base = (uint8_t *)al64((size_t)(uintptr_t)ws);
+    const size_t pad = (size_t)(base - (uint8_t *)ws);
+    if (ws_bytes < pad + L.tiles_off + L.tile_stride)
+        return -1;
+    size_t fit = (ws_bytes - pad - L.tiles_off) / L.tile_stride;
+    int nt = qnt_tmm_threads();
+    if ((size_t)nt > fit)
+        nt = (int)fit;
+    /* small work: no team (the fork costs more than it saves) */
+    const double work = (double)job->ntiles * (double)job->tile_weights * (1.0 + (double)n / 8);
+    if (work < 262144.0)
+        nt = 1;
+    const int simd = job->kernel == 0 && tmm_avx512();
+    struct qnt_tfx *fx = (struct qnt_tfx *)(void *)(base + L.fx_off);
+    int64_t *xt = (int64_t *)(void *)(base + L.xt_off);
+    const size_t cols = job->cols, G = L.group;
+    const size_t ncc = (cols + TMM_CC - 1) / TMM_CC;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+        const int team = omp_get_num_threads();
+#else
+        const int tid = 0, team = 1;
+#endif
+        void *scr = base + L.tiles_off + (size_t)tid * L.tile_stride;
+        struct qnt_tmm_tile T;
+        for (size_t g0 = 0; g0 < n; g0 += G) {
+            const size_t ng = n - g0 < G ? n - g0 : G;
+            const size_t nb = (ng + QNT_TMM_TB - 1) / QNT_TMM_TB;
+            const long nfx = (long)ng;
+#pragma omp for schedule(static)
+            for (long t = 0; t < nfx; t++)
+                qnt_tfx_init(&fx[t], X + (g0 + (size_t)t) * cols, cols);
+            const long nxi = (long)(nb * ncc);
+#pragma omp for schedule(static)
+            for (long it = 0; it < nxi; it++) {
+                const size_t b = (size_t)it / ncc, c0 = (size_t)it % ncc * TMM_CC;
+                const size_t c1 = cols - c0 < TMM_CC ? cols : c0 + TMM_CC;
+                const size_t nv = ng - b * QNT_TMM_TB < QNT_TMM_TB ? ng - b * QNT_TMM_TB : QNT_TMM_TB;
+                const float *Xb = X + (g0 + b * QNT_TMM_TB) * cols;   /* block b: nv tokens */
+                int64_t *xb = xt + b * QNT_TMM_TB * cols;
+#ifdef QNT_TMM_X86
+                if (simd)
+                    xt_build_avx512(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb);
+                else
+#endif
+                    xt_build_generic(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb);
+            }
+            /* tiles x slices of the token blocks: with fewer tiles than
+               threads, a tile is decoded once per slice */
+            size_t ns = 1;
+            if (job->ntiles < (size_t)team) {
+                ns = ((size_t)team + job->ntiles - 1) / job->ntiles;
+                if (ns > nb)
+                    ns = nb;
+            }
+            const long nit = (long)(job->ntiles * ns);
+#pragma omp for schedule(static)
+            for (long it = 0; it < nit; it++) {
+                const size_t k = (size_t)it / ns, sl = (size_t)it % ns;
+                job->decode(job, k, scr, &T);
+                /* the tile's rows inside the output range */
+                size_t i0 = T.r0 < job->row0 ? job->row0 - T.r0 : 0, i1 = T.nr;
+                if (T.r0 + i1 > job->row0 + job->nrows)
+                    i1 = job->row0 + job->nrows > T.r0 ? job->row0 + job->nrows - T.r0 : 0;
+                if (i0 >= i1)
+                    continue;
+                const size_t yc = T.r0 + i0 - job->row0;
+                for (size_t b = sl * nb / ns; b < (sl + 1) * nb / ns; b++) {
+                    struct tmm_blk B;
+                    B.xb = xt + b * QNT_TMM_TB * cols;
+                    B.fx = fx + b * QNT_TMM_TB;
+                    B.nv = ng - b * QNT_TMM_TB < QNT_TMM_TB ? ng - b * QNT_TMM_TB : QNT_TMM_TB;
+                    B.Y = Y + (g0 + b * QNT_TMM_TB) * job->nrows;
+                    B.ys = job->nrows;
+#ifdef QNT_TMM_X86
+                    if (simd)
+                        tmm_rows_avx512(&T, i0, i1, yc, &B);
+                    else
+#endif
+                        tmm_rows_generic(&T, i0, i1, yc, &B);
+                }
+            }
+        }
+    }
+    return 0;
+}

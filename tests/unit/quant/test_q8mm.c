@@ -1,0 +1,224 @@
+/* test_q8mm.c: q8_0 / q4_0 weights times 8-bit activations (qnt_q8mm_impl.h).
+ * - the activation quantizer on hand-worked blocks (ties to even, amax
+ *   exactly 127 codes, zeros, a NaN block);
+ * - the reference sum within the documented bound of the double dot of the
+ *   stored weights (decoded here from the bytes, an independent reader) with
+ *   x: sum_b |dw_b| dx_b / 2 sum |wq| for the activation rounding plus 1e-5
+ *   of sum |w||x|;
+ * - every kernel this CPU has (AVX2, AVX-512BW, AVX512-VNNI) equals the
+ *   reference bit for bit: shapes with an odd block count, short row groups,
+ *   n across the token tiles, row ranges, 1 and 3 threads, a weight byte of
+ *   -128, NaN and infinite weight scales, a NaN activation block;
+ * - qnt_matmul (the table's route) equals the fast kernel, matvec equals the
+ *   matmul row, and an allocation failure gives the same bits. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "qnt_cast.h"
+#include "qnt_matvec.h"
+#include "qnt_q8mm_impl.h"
+#include "sb_alloc.h"
+#include "sb_dtype.h"
+#include "test_util.h"
+
+/* q8_0 (q4 = 0) or q4_0 weights, random codes and power-of-two-ish scales. */
+static uint8_t *make_w(int q4, size_t rows, size_t cols, uint64_t seed, size_t *nbytes)
+{
+    const size_t bb = q4 ? 18 : 34, nb = cols / 32;
+    uint8_t *w = malloc(rows * nb * bb);
+    uint64_t st = seed;
+    for (size_t k = 0; k < rows * nb; k++) {
+        uint8_t *blk = w + k * bb;
+        const float d = (float)(test_rand_u64(&st) % 1000 + 1) * 1e-4f;
+        const uint16_t h = qnt_f32_to_f16_ref(d);
+        blk[0] = (uint8_t)h;
+        blk[1] = (uint8_t)(h >> 8);
+        for (size_t e = 2; e < bb; e++)
+            blk[e] = (uint8_t)test_rand_u64(&st);
+    }
+    *nbytes = rows * nb * bb;
+    return w;
+}
+
+/* Weight element (r, j) as the format defines it (formats.md: q8_0 d * qs,
+ * q4_0 d * (nibble - 8), element j < 16 the low nibble of byte j). */
+static double w_at(int q4, const uint8_t *w, size_t cols, size_t r, size_t j, int *code)
+{
+    const size_t bb = q4 ? 18 : 34;
+    const uint8_t *blk = w + (r * (cols / 32) + j / 32) * bb;
+    const size_t e = j % 32;
+    *code = q4 ? ((blk[2 + e % 16] >> (e < 16 ? 0 : 4)) & 15) - 8 : (int8_t)blk[2 + e];
+    return (double)qnt_f16_to_f32_ref((uint16_t)(blk[0] | blk[1] << 8)) * *code;
+}
+
+START_TEST(test_q8x_quantize_hand)
+{
+    float x[64], d8[16];
+    int8_t q[64];
+    for (int e = 0; e < 32; e++)
+        x[e] = (float)(e - 16) * 0.5f;   /* -8 .. 7.5: amax 8, id 127 / 8 */
+    x[0] = 127.0f;                       /* amax 127: d = 1, codes = round(x) */
+    for (int e = 1; e < 32; e++)
+        x[e] = (float)(e - 16) * 0.5f;   /* halves: ties to even */
+    for (int e = 32; e < 64; e++)
+        x[e] = 0.0f;
+    qnt_q8x_quantize(x, 64, q, d8);
+    ck_assert_float_eq(d8[0], 1.0f);
+    ck_assert_float_eq(d8[7], 1.0f);
+    ck_assert_int_eq(q[0], 127);
+    /* x = -7.5 -> -8, -6.5 -> -6, -0.5 -> 0, 0.5 -> 0, 1.5 -> 2, 2.5 -> 2 */
+    ck_assert_int_eq(q[1], -8);
+    ck_assert_int_eq(q[3], -6);
+    ck_assert_int_eq(q[15], 0);
+    ck_assert_int_eq(q[17], 0);
+    ck_assert_int_eq(q[19], 2);
+    ck_assert_int_eq(q[21], 2);
+    ck_assert_float_eq(d8[8], 0.0f);   /* a zero block: d 0, codes 0 */
+    ck_assert_int_eq(q[40], 0);
+    x[40] = NAN;
+    qnt_q8x_quantize(x, 64, q, d8);
+    ck_assert(isnan(d8[8]) && isnan(d8[15]));
+    ck_assert_int_eq(q[33], 0);
+    x[40] = -INFINITY;
+    qnt_q8x_quantize(x, 64, q, d8);
+    ck_assert(isnan(d8[8]));
+}
+END_TEST
+
+/* The reference against the double dot, within the bound. */
+START_TEST(test_q8mm_ref_bound)
+{
+    const int q4 = _i;
+    const size_t rows = 7, cols = 288, n = 3;
+    size_t nbytes;
+    uint8_t *w = make_w(q4, rows, cols, 11 + (uint64_t)_i, &nbytes);
+    float *X = malloc(n * cols * sizeof *X), *Y = malloc(n * rows * sizeof *Y);
+    test_fill_normal(X, n * cols, 5);
+    int8_t q[288];
+    float d8[72];
+    qnt_q8mm_rows(QNT_Q8MM_REF, q4, w, rows, cols, 0, rows, X, n, Y);
+    for (size_t t = 0; t < n; t++) {
+        qnt_q8x_quantize(X + t * cols, cols, q, d8);
+        for (size_t r = 0; r < rows; r++) {
+            double exact = 0, mag = 0, bound = 0;
+            for (size_t j = 0; j < cols; j++) {
+                int c;
+                const double wv = w_at(q4, w, cols, r, j, &c);
+                exact += wv * X[t * cols + j];
+                mag += fabs(wv * X[t * cols + j]);
+                bound += fabs(wv) * d8[j / 32 * 8] / 2;
+            }
+            const double got = Y[t * rows + r];
+            ck_assert_msg(fabs(got - exact) <= bound + 1e-5 * mag, "r %zu t %zu: %g vs %g (%g)",
+                          r, t, got, exact, bound);
+            ck_assert(fabs(got - exact) > 0 || bound == 0);   /* it did round */
+        }
+    }
+    free(w);
+    free(X);
+    free(Y);
+}
+END_TEST
+
+static const struct { size_t rows, cols; } shapes[] = {
+    { 1, 32 }, { 3, 64 }, { 5, 96 }, { 17, 288 }, { 37, 1024 }, { 6, 4128 },
+};
+
+/* Every kernel == the reference, bit for bit. */
+START_TEST(test_q8mm_kernels_equal_ref)
+{
+    const size_t si = (size_t)_i / 2;
+    const int q4 = _i % 2;
+    const size_t rows = shapes[si].rows, cols = shapes[si].cols;
+    const size_t ns[] = { 1, 2, 3, 4, 5, 9, 33 };
+    size_t nbytes;
+    uint8_t *w = make_w(q4, rows, cols, 100 + (uint64_t)_i, &nbytes);
+    /* specials: a -128 code, a NaN and an infinite scale */
+    if (!q4 && cols >= 64)
+        w[2 + 5] = 0x80;
+    if (rows >= 3) {
+        const size_t bb = q4 ? 18 : 34, rb = cols / 32 * bb;
+        w[rb * 2 + 0] = 0x00, w[rb * 2 + 1] = 0x7e;   /* NaN */
+        if (cols >= 64)
+            w[rb * 1 + bb + 0] = 0x00, w[rb * 1 + bb + 1] = 0x7c;   /* +inf */
+    }
+    float *X = malloc(33 * cols * sizeof *X);
+    float *A = malloc(33 * rows * sizeof *A), *B = malloc(33 * rows * sizeof *B);
+    test_fill_normal(X, 33 * cols, 7 + (uint64_t)_i);
+    X[4 * cols + cols / 2] = NAN;   /* token 4: one NaN block */
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const size_t n = ns[ni];
+        const size_t r0 = rows > 2 ? 1 : 0, nr = rows > 2 ? rows - 2 : rows;
+        for (int part = 0; part < 2; part++) {
+            const size_t row0 = part ? r0 : 0, nrows = part ? nr : rows;
+            qnt_q8mm_rows(QNT_Q8MM_REF, q4, w, rows, cols, row0, nrows, X, n, A);
+            for (int k = QNT_Q8MM_AVX2; k <= QNT_Q8MM_VNNI; k++)
+                for (int th = 1; th <= 3; th += 2) {
+#ifdef _OPENMP
+                    omp_set_num_threads(th);
+#endif
+                    memset(B, 0xA5, n * nrows * sizeof *B);
+                    if (qnt_q8mm_rows(k, q4, w, rows, cols, row0, nrows, X, n, B) != 0)
+                        continue;   /* not on this CPU */
+                    ck_assert_msg(memcmp(A, B, n * nrows * sizeof *A) == 0,
+                                  "kernel %d q4 %d %zux%zu n %zu rows %zu+%zu threads %d", k, q4,
+                                  rows, cols, n, row0, nrows, th);
+                }
+        }
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    free(w);
+    free(X);
+    free(A);
+    free(B);
+}
+END_TEST
+
+/* The table's route: qnt_matmul is the best kernel, qnt_matmul_ref the
+ * reference, matvec the matmul row; an allocation failure the same bits. */
+START_TEST(test_q8mm_through_table)
+{
+    const int q4 = _i;
+    const enum sb_dtype dt = q4 ? SB_DTYPE_Q4_0 : SB_DTYPE_Q8_0;
+    const size_t rows = 21, cols = 352, n = 6;
+    size_t nbytes;
+    uint8_t *w = make_w(q4, rows, cols, 300 + (uint64_t)_i, &nbytes);
+    float *X = malloc(n * cols * sizeof *X), *A = malloc(n * rows * sizeof *A);
+    float *B = malloc(n * rows * sizeof *B), *y = malloc(rows * sizeof *y);
+    test_fill_normal(X, n * cols, 9);
+    ck_assert_int_eq(qnt_matvec_check(dt, nbytes, NULL, rows, cols, 0, rows), 0);
+    qnt_q8mm_rows(qnt_q8mm_best(), q4, w, rows, cols, 0, rows, X, n, A);
+    qnt_matmul(dt, w, nbytes, NULL, rows, cols, X, n, B);
+    ck_assert_mem_eq(A, B, n * rows * sizeof *A);
+    for (size_t t = 0; t < n; t++) {
+        qnt_matvec(dt, w, nbytes, NULL, rows, cols, X + t * cols, y);
+        ck_assert_mem_eq(y, A + t * rows, rows * sizeof *y);
+    }
+    qnt_matmul_ref(dt, w, nbytes, NULL, rows, cols, X, n, B);
+    qnt_q8mm_rows(QNT_Q8MM_REF, q4, w, rows, cols, 0, rows, X, n, A);
+    ck_assert_mem_eq(A, B, n * rows * sizeof *A);
+    ck_assert_mem_eq(A, B, n * rows * sizeof *A);
+    qnt_matmul(dt, w, nbytes, NULL, rows, cols, X, n, A);
+    sb_alloc_fail_after(0);
+    qnt_matmul(dt, w, nbytes, NULL, rows, cols, X, n, B);
+    sb_alloc_fail_after(-1);
+    ck_assert_mem_eq(A, B, n * rows * sizeof *A);
+    free(w);
+    free(X);
+    free(A);
+    free(B);
+    free(y);
+}
+END_TEST
+
+TEST_SUITE(quant_q8mm, 60, NULL, NULL,
+    TEST(test_q8x_quantize_hand), TEST_LOOP(test_q8mm_ref_bound, 2),
+    TEST_LOOP(test_q8mm_kernels_equal_ref, (int)(2 * sizeof shapes / sizeof shapes[0])),
+    TEST_LOOP(test_q8mm_through_table, 2))
