@@ -63,9 +63,10 @@ MPIRUN() { local n=$1; shift; mpirun -np "$n" -x SUBBIT_PAR_FAULT "$@"; }
 # subbit_lines: how many lines of $T/err come from subbit (mpirun adds its own)
 subbit_lines() { grep -c '^subbit' "$T/err"; }
 # need_llama_cpp: llama.cpp's tools as an oracle (never part of the build):
-# $LLAMA_BIN from SUBBIT_LLAMA_BIN, else /work/llama.cpp/build/bin; skip without them
+# $LLAMA_BIN from SUBBIT_LLAMA_BIN, else a llama.cpp build beside the checkout
+# (../llama.cpp/build/bin, as ../shared holds the fixtures); skip without them
 need_llama_cpp() {
-  LLAMA_BIN=${SUBBIT_LLAMA_BIN:-/work/llama.cpp/build/bin}
+  LLAMA_BIN=${SUBBIT_LLAMA_BIN:-$SUBBIT_SRC/../llama.cpp/build/bin}
   for b in llama-quantize llama-perplexity; do
     if [ ! -x "$LLAMA_BIN/$b" ]; then
       echo "SKIP: $b not found in '$LLAMA_BIN' (set SUBBIT_LLAMA_BIN)"

@@ -2,7 +2,7 @@
  * - golden hashes from ggml itself: for 11 types x 14 input kinds (below), the
  *   bytes of ggml_quantize_chunk(type, x, ..., imatrix = NULL) - llama-quantize's
  *   call - and of dequantize_row_<type> on those bytes, taken from libggml-base
- *   of ggml-org/llama.cpp 81ff7abe5 built at /work/llama.cpp (CPU, Release, no
+ *   of ggml-org/llama.cpp 81ff7abe5 built outside the repository (CPU, Release, no
  *   AMX) by a separate C program (not in the repo) that fills x with a copy of
  *   fill_kind() below and hashes with FNV-1a 64 (q8_K, which llama-quantize never
  *   writes, through quantize_row_q8_K_ref; its output buffer zeroed first, as ggml
