@@ -1325,21 +1325,24 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
         capped.block_elems = cap_block_elems(o->max_memory);
         o = &capped;
     }
-    if ((r = plan_make(&p, src, out_path, o, err)) != SB_OK ||
-        (r = tokenizer_check(&p, err)) != SB_OK || o->dry_run)
-        goto done;
     /* GGUF's stacked expert tensors went past the cap (66 MiB resident under 48 MiB
      * on a 75 MiB MoE): refused rather than promised */
-    if (o->max_memory && p.cont == FMT_CONT_GGUF) {
+    if ((r = plan_make(&p, src, out_path, o, err)) == SB_OK &&
+        (r = tokenizer_check(&p, err)) == SB_OK && !o->dry_run && o->max_memory &&
+        p.cont == FMT_CONT_GGUF)
         r = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
                        "yet (write .subbit or safetensors under a cap)", out_path);
-        goto done;
-    }
-    if (par_size() > 1) {
+    if (r == SB_OK && par_fault("convert-plan"))
+        r = sb_err_set(err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", out_path);
+    /* a job agrees on every rank's plan (a dry run's too) before any work: the
+     * first agreement, which a rank that failed before the call also meets */
+    if (par_size() > 1 && (r = par_agree(r, err)) == SB_OK && !o->dry_run) {
         s.p = &p;
         r = convert_job(&p, &s, out_path, &wo, &kv, &n_kv, &config, &ts, err);
         goto done;
     }
+    if (r != SB_OK || o->dry_run)
+        goto done;
     if ((r = write_meta(&p, out_path, &wo, &kv, &n_kv, &config, &ts, err)) != SB_OK ||
         (r = fmt_writer_open(&s.w, p.cont, out_path, p.out, p.lay->n, &wo, err)) != SB_OK ||
         (r = cap_check(&p, s.w, out_path, err)) != SB_OK)

@@ -581,9 +581,10 @@ static int experts_job(struct state *S, int l)
     }
     if (rc == SB_OK && par_fault("quant"))
         rc = sb_err_set(S->err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", S->src->path);
-    if ((rc = par_agree(rc, S->err)) == SB_OK)
-        rc = par_allgather(mine, len, &all, &n_all, NULL, S->err);
-    if ((rc = par_agree(rc, S->err)) == SB_OK)
+    /* after a failure is agreed on, no rank calls another collective: a rank that
+     * failed alone before this layer's experts has left (par_settle) */
+    if ((rc = par_agree(rc, S->err)) == SB_OK &&
+        (rc = par_allgather(mine, len, &all, &n_all, NULL, S->err)) == SB_OK)
         rc = experts_take(S, l, all, (size_t)n_all);
     sb_free(cum);
     sb_free(mine);
@@ -599,6 +600,9 @@ static int do_layer(struct state *S, int l)
     const bool gptq = S->o->method == CVT_QUANT_GPTQ;
     struct vfy_matref ref;
     int rc;
+    if (par_fault("quant-layer"))   /* one rank failing in the part every rank computes */
+        return sb_err_set(S->err, SB_EIO, "%s: layer %d: fault injected (SUBBIT_PAR_FAULT)",
+                          S->src->path, l);
     /* attention: q/k/v share the normed input's Hessian */
     const bool need_qkv = gptq && (mat_grid(S, l, VFY_ROLE_Q, -1, &ref) >= 0 ||
                                    mat_grid(S, l, VFY_ROLE_K, -1, &ref) >= 0 ||
@@ -972,6 +976,9 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     *rep_out = R;
     return SB_OK;
 fail:
+    /* a rank that failed alone (its share of a layer, its memory) meets the others
+     * at their next agreement: the layer's experts, or the writer's plan */
+    rc = par_settle(rc, err);
     free_state(&S);
     cvt_quant_report_free(R);
     return rc;

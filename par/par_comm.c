@@ -13,6 +13,7 @@
 
 static int g_rank, g_size = 1;
 static bool g_mpi;   /* MPI_Init was called by us */
+static bool g_told;  /* the last par_agree gave every rank a failure */
 
 bool par_have_mpi(void)
 {
@@ -81,11 +82,14 @@ int par_agree(int rc, struct sb_err *err)
     if (g_size == 1)
         return rc;
 #ifdef SUBBIT_MPI
+    g_told = true;   /* unless every rank succeeded: a failed MPI call is one too */
     int mine = rc != SB_OK ? g_rank : g_size, first = g_size;
     if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS)
         return sb_err_set(err, SB_EIO, "MPI_Allreduce failed");
-    if (first == g_size)
+    if (first == g_size) {
+        g_told = false;
         return SB_OK;
+    }
     struct sb_err e = { 0 };
     if (g_rank == first) {
         e.code = rc;
@@ -108,6 +112,13 @@ int par_agree(int rc, struct sb_err *err)
     (void)err;
     return rc;
 #endif
+}
+
+int par_settle(int rc, struct sb_err *err)
+{
+    if (rc == SB_OK || g_size == 1 || g_told)
+        return rc;
+    return par_agree(rc, err);
 }
 
 #ifdef SUBBIT_MPI
@@ -146,9 +157,9 @@ int par_allgather(const void *mine, uint64_t n_mine, void **all, uint64_t *n_all
     *all = NULL;
     *n_all = 0;
     uint64_t one = n_mine, *cnt = counts ? counts : sb_calloc((size_t)g_size, sizeof *cnt);
-    int rc = SB_OK;
-    if (!cnt)
-        return sb_err_set(err, SB_ENOMEM, "out of memory for %d counts", g_size);
+    int rc = cnt ? SB_OK : sb_err_set(err, SB_ENOMEM, "out of memory for %d counts", g_size);
+    if ((rc = par_agree(rc, err)) != SB_OK)
+        goto out;
     cnt[0] = one;
 #ifdef SUBBIT_MPI
     if (g_size > 1 && MPI_Allgather(&one, 1, MPI_UINT64_T, cnt, 1, MPI_UINT64_T,
@@ -164,13 +175,16 @@ int par_allgather(const void *mine, uint64_t n_mine, void **all, uint64_t *n_all
         if (total > SIZE_MAX || !(*all = sb_malloc((size_t)total))) {
             rc = sb_err_set(err, SB_ENOMEM, "out of memory for %llu gathered bytes",
                             (unsigned long long)total);
-            goto out;
+        } else {
+            for (int r = 0; r < g_rank; r++)
+                off += cnt[r];
+            if (n_mine)
+                memcpy((char *)*all + off, mine, (size_t)n_mine);
         }
-        for (int r = 0; r < g_rank; r++)
-            off += cnt[r];
-        if (n_mine)
-            memcpy((char *)*all + off, mine, (size_t)n_mine);
     }
+    /* a rank without room stops them all before the broadcasts */
+    if ((rc = par_agree(rc, err)) != SB_OK)
+        goto out;
 #ifdef SUBBIT_MPI
     off = 0;
     for (int r = 0; r < g_size && g_size > 1 && total; r++) {
@@ -186,7 +200,7 @@ out:
         *all = NULL;
     }
     if (cnt != counts)
-        sb_free(cnt);
+        sb_free(cnt);   /* NULL when its allocation failed */
     return rc;
 }
 

@@ -39,6 +39,11 @@ struct vfy_model;
 void cli_model_notes(const char *cmd, const struct vfy_model *vm);
 /* Print err's message as "subbit CMD: msg"; returns CLI_ERR (CLI_INTERRUPTED for SB_EINTR). */
 int cli_fail(const char *cmd, const struct sb_err *err);
+/* cli_fail for a rank of an MPI job that failed before the command's first
+ * agreement (reading its input, say): it meets the other ranks at their next
+ * par_agree (par_settle), so they stop rather than wait for it, and the job's
+ * one line (rank 0's) names this rank and its message. One process: cli_fail. */
+int cli_fail_job(const char *cmd, struct sb_err *err);
 /* Bad usage: one line on stderr, "subbit CMD: msg (try 'subbit CMD --help')";
  * returns CLI_USAGE. The usage text is not printed (a new user's error would
  * scroll away above it); the argument stays so callers keep one signature. */

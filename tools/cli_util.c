@@ -74,6 +74,12 @@ int cli_fail(const char *cmd, const struct sb_err *err)
     return err->code == SB_EINTR ? CLI_INTERRUPTED : CLI_ERR;
 }
 
+int cli_fail_job(const char *cmd, struct sb_err *err)
+{
+    par_settle(err->code ? err->code : SB_EIO, err);
+    return cli_fail(cmd, err);
+}
+
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
     (void)usage;

@@ -10,6 +10,7 @@
 #include "cvt_convert.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "par_comm.h"
 
 static const char usage[] =
     "usage: subbit convert IN -o OUT --to ENC [options]\n"
@@ -81,15 +82,19 @@ int cmd_convert(int argc, char **argv)
     struct sb_err err = { 0 };
     struct fmt_model *m = NULL;
     struct cvt_report *rep = NULL;
-    if (fmt_model_open(&m, in, &oo, &err) != SB_OK) {
-        rc = cli_fail("convert", &err);
+    int r = fmt_model_open(&m, in, &oo, &err);
+    if (r == SB_OK && par_fault("open"))   /* a rank that cannot read what the others can */
+        r = sb_err_set(&err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", in);
+    if (r != SB_OK) {
+        rc = cli_fail_job("convert", &err);
+        fmt_model_free(m);
         cli_conv_release(&cc);
         return rc;
     }
     struct cli_progress pg;
     cli_progress_init(&pg, "convert", "convert", quiet || json || co.dry_run, true);
     co.progress = cli_progress_hook(&pg);
-    int r = cvt_convert(m, out, &co, &rep, &err);
+    r = cvt_convert(m, out, &co, &rep, &err);
     cli_progress_end(&pg);
     if (r != SB_OK) {
         rc = cli_fail("convert", &err);

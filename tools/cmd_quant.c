@@ -202,6 +202,17 @@ static void report_text(const char *out, const struct cvt_quant_opts *qo,
            R->seconds_calib + R->seconds_write, R->seconds_calib, threads);
 }
 
+/* the calibration input named before its problem */
+static int calib_fail(const char *path, struct sb_err *err)
+{
+    char msg[sizeof err->msg];
+    const int code = err->code ? err->code : SB_EINVAL;
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    sb_err_clear(err);
+    sb_err_set(err, code, "%s: %s", path, msg);
+    return cli_fail_job("quant", err);
+}
+
 int cmd_quant(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -316,17 +327,24 @@ int cmd_quant(int argc, char **argv)
     int32_t *ids = NULL;
     size_t len = 0, n_ids = 0;
     rc = CLI_ERR;
+    /* until cvt_quant, a failure on one rank is settled with the others (cli_fail_job) */
     if (calib && cli_read_input(calib, &text, &len, &err) != SB_OK) {
-        rc = cli_fail("quant", &err);
+        rc = cli_fail_job("quant", &err);
         goto done;
     }
     if (fmt_model_open(&m, in, &oo, &err) != SB_OK || vfy_model_new(&vm, m, &err) != SB_OK) {
-        rc = cli_fail("quant", &err);
+        rc = cli_fail_job("quant", &err);
+        goto done;
+    }
+    if (par_fault("open")) {   /* a rank that cannot read what the others can */
+        sb_err_set(&err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", in);
+        rc = cli_fail_job("quant", &err);
         goto done;
     }
     cli_model_notes("quant", vm);
     const struct vfy_model_info *mi = vfy_model_info(vm);
     if (mi->n_ctx_train > 0 && calib_ctx > mi->n_ctx_train) {
+        par_settle(SB_EINVAL, &err);   /* every rank: the same model */
         rc = cli_usage_error("quant", usage, "--calib-ctx %ld is above the model's context (%d)",
                              calib_ctx, mi->n_ctx_train);
         goto done;
@@ -335,24 +353,24 @@ int cmd_quant(int argc, char **argv)
                                (size_t)((calib_tokens + calib_ctx - 1) / calib_ctx), NULL };
     if (calib) {
         if (vfy_tok_new(&tok, &m->vocab, &err) != SB_OK) {
-            rc = cli_fail("quant", &err);
+            rc = cli_fail_job("quant", &err);
             goto done;
         }
         /* a prefix of the text is enough: no tokenizer makes fewer than one token
          * per 64 bytes of text */
         size_t want = (size_t)po.max_units * (size_t)calib_ctx * 64;
         if (vfy_plan_from_text(&plan, tok, text, len < want ? len : want, &po, &err) != SB_OK) {
-            rc = cli_error("quant", "%s: %s", calib, err.msg);
+            rc = calib_fail(calib, &err);
             goto done;
         }
     } else {
         if (vfy_tok_read_ids(calib_ids, &ids, &n_ids, (uint32_t)mi->vocab, &err) != SB_OK) {
-            rc = cli_fail("quant", &err);
+            rc = cli_fail_job("quant", &err);
             goto done;
         }
         int bos = m->vocab.bos_id >= 0 ? m->vocab.bos_id : m->arch.bos_id;
         if (vfy_plan_from_ids(&plan, ids, n_ids, bos, &po, &err) != SB_OK) {
-            rc = cli_error("quant", "%s: %s", calib_ids, err.msg);
+            rc = calib_fail(calib_ids, &err);
             goto done;
         }
     }

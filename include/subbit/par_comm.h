@@ -10,7 +10,10 @@
  *
  * Failure: a rank that fails must still reach the next collective, so each
  * distributed step ends in par_agree(rc, err), which tells every rank the
- * first failing rank's status and message; only then does anyone stop.
+ * first failing rank's status and message; only then does anyone stop. A rank
+ * that fails alone outside a step (opening its input, its share of a layer)
+ * gives its failure to par_settle(), which meets the other ranks at their next
+ * par_agree; so every path of a distributed command reaches one.
  * Collectives are not thread-safe: call them from one thread. */
 #ifndef PAR_COMM_H
 #define PAR_COMM_H
@@ -36,9 +39,16 @@ bool par_have_mpi(void);
  *  failed); every rank gets the status of the lowest failing rank, with that
  *  rank's message copied into err ("rank N: " prefixed when N > 0), or SB_OK. */
 int par_agree(int rc, struct sb_err *err);
+/*! par_settle() : collective for a failing rank the job has not heard from.
+ *  rc SB_OK, one process, or a failure the last par_agree already gave every
+ *  rank: returns rc, no message. Otherwise par_agree(rc, err): the other
+ *  ranks learn of it at their next par_agree (the caller guarantees they
+ *  reach one) and stop. */
+int par_settle(int rc, struct sb_err *err);
 /*! par_bcast() : collective. n bytes of buf from root to every rank. */
 int par_bcast(void *buf, uint64_t n, int root, struct sb_err *err);
-/*! par_allgather() : collective. Rank r gives n_mine bytes; every rank gets
+/*! par_allgather() : collective (agreeing on its own allocation: a rank
+ *  without room fails them all). Rank r gives n_mine bytes; every rank gets
  *  all of them concatenated in rank order in *all (sb_malloc'd, free with
  *  sb_free; NULL when the total is 0) and the per-rank byte counts in counts
  *  (an array of par_size(), or NULL). Fixed order, so sums done over it in

@@ -64,12 +64,13 @@ need_mpi() {
   fi
 }
 RANK_ASAN=
+# a job that hangs (ranks waiting for one that left) fails the test with 124
 MPIRUN() {
   local n=$1; shift
   if [ -n "$RANK_ASAN" ]; then
-    mpirun -np "$n" -x SUBBIT_PAR_FAULT -x ASAN_OPTIONS="$RANK_ASAN" "$@"
+    timeout -k 10 "${SUBBIT_MPI_TIMEOUT:-300}" mpirun -np "$n" -x SUBBIT_PAR_FAULT -x ASAN_OPTIONS="$RANK_ASAN" "$@"
   else
-    mpirun -np "$n" -x SUBBIT_PAR_FAULT "$@"
+    timeout -k 10 "${SUBBIT_MPI_TIMEOUT:-300}" mpirun -np "$n" -x SUBBIT_PAR_FAULT "$@"
   fi
 }
 # mpi_lean: true in the sanitizer pass (tools/test sets ASAN_OPTIONS), where

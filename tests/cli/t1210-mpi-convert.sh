@@ -58,6 +58,14 @@ for o in $outs; do
 done
 ls -a | grep -Eq 'rank[0-9]|tmp-' && bad "scratch or temp files left: $(ls -a | grep -E 'rank|tmp-')"
 mpi_lean && { finish; exit; }
+# a rank that fails alone before the first agreement (opening its input, its
+# plan) stops the others there: one line naming it, exit 1, nothing written
+for f in 2:open 1:convert-plan; do
+  SUBBIT_PAR_FAULT=$f expect_exit 1 MPIRUN 3 "$SUBBIT" convert "$M" -o e.subbit --to int8 -t 1
+  [ "$(subbit_lines)" = 1 ] && grep -q "^subbit convert: rank ${f%%:*}: .*fault injected" "$T/err" &&
+    ok || bad "fault $f: $(grep '^subbit' "$T/err" | head -3)"
+  expect_no_file e.subbit
+done
 # an existing output: refused before any rank works
 expect_exit 1 MPIRUN 2 "$SUBBIT" convert "$M" -o n0-q.gguf --to q8_0
 [ "$(subbit_lines)" = 1 ] && grep -q 'already exists' "$T/err" && ok || bad "existing output"

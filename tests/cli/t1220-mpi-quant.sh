@@ -32,4 +32,19 @@ SUBBIT_PAR_FAULT=1:quant expect_exit 1 MPIRUN 2 "$SUBBIT" "${Q[@]}" -o f.subbit 
   bad "fault: $(grep '^subbit' "$T/err" | head -3)"
 expect_no_file f.subbit
 ls -a | grep -Eq 'rank[0-9]|tmp-' && bad "scratch or temp files left: $(ls -a | grep -E 'rank|tmp-')"
+mpi_lean && { finish; exit; }
+# a rank that fails alone before the layer's first agreement: opening its
+# input (rank 1), the dense part of a layer every rank computes (rank 2; on a
+# dense model the next agreement is the writer's): the others stop there, one
+# line, exit 1, no output
+"$SUBBIT" synth -o dense -q || bad "synth"
+for spec in "1:open $M" "2:quant-layer $M" "1:quant-layer dense"; do
+  set -- $spec
+  SUBBIT_PAR_FAULT=$1 expect_exit 1 MPIRUN 3 "$SUBBIT" quant "$2" "${Q[@]:2}" --calib-tokens 256 \
+    -o e.gguf --to q8_0
+  [ "$(subbit_lines)" = 1 ] && grep -q "^subbit quant: rank ${1%%:*}: .*fault injected" "$T/err" &&
+    ok || bad "fault $spec: $(grep '^subbit' "$T/err" | head -3)"
+  expect_no_file e.gguf
+done
+ls -a | grep -Eq 'rank[0-9]|tmp-' && bad "scratch or temp files left: $(ls -a | grep -E 'rank|tmp-')"
 finish
