@@ -5,10 +5,18 @@
  * replaced by GPTQ's blobs. Knows the order of the work, not the numerics. */
 #include "cvt_quant.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "fmt_model.h"
 #include "fmt_writer.h"
@@ -84,6 +92,10 @@ struct state {
     struct cvt_quant_report *rep;
     size_t done, total;
     struct sb_err *err;
+    /* the memory cap: X and A in one scratch mapping when they spill */
+    bool capped;
+    uint8_t *act_map;
+    size_t act_map_len;
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -146,17 +158,35 @@ static int tensor_rows_f32(const struct state *S, const struct fmt_tensor *t, si
     return SB_OK;
 }
 
+/* Spilled activations: drop the pages of X and A this process has mapped
+ * (the file keeps them; the next touch reads them back), so at most a chunk's
+ * rows are resident at a time. Called at the start of every chunk and window,
+ * and every GATHER_TRIM rows where rows are gathered from all over: a read
+ * fault maps the kernel's fault-around (64 KiB) with the page, so 256
+ * scattered rows kept 16 MiB of X resident (tinymoe-like, 49 Ki tokens). */
+#define GATHER_TRIM 16u
+
+static void spill_trim(struct state *S)
+{
+    if (S->act_map)
+        madvise(S->act_map, S->act_map_len, MADV_DONTNEED);
+}
+
 /* norm (which) of rows idx[0..m) of X (idx NULL: rows i0 .. i0+m) into S->xn */
 static void gather_norm(struct state *S, int l, enum vfy_norm which, const int *idx, size_t i0,
                         size_t m)
 {
     const size_t dim = S->dim;
+    spill_trim(S);
     if (!idx) {
         vfy_layer_norm(S->vm, l, which, S->X + i0 * dim, m, S->xn);
         return;
     }
-    for (size_t i = 0; i < m; i++)
+    for (size_t i = 0; i < m; i++) {
+        if (i % GATHER_TRIM == 0)
+            spill_trim(S);
         memcpy(S->y + i * dim, S->X + (size_t)idx[i0 + i] * dim, dim * sizeof(float));
+    }
     vfy_layer_norm(S->vm, l, which, S->y, m, S->xn);
 }
 
@@ -375,6 +405,8 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
         if (shared)
             vfy_layer_shared_gate(S->vm, l, S->xn, m, S->g);
         for (size_t i = 0; i < m; i++) {
+            if (idx && i % GATHER_TRIM == 0)
+                spill_trim(S);
             const size_t row = idx ? (size_t)idx[i0 + i] : i0 + i;
             const float w = shared ? S->g[i] : wt ? wt[i0 + i] : 1.0f;
             float *a = S->A + row * dim;
@@ -522,6 +554,8 @@ static int experts_take(struct state *S, int l, const uint8_t *pk, size_t len)
         S->rep->expert_tokens[(size_t)l * E + e] = h.n;
         const uint8_t *o = pk + at;
         for (size_t i = 0; i < h.n; i++) {
+            if (i % GATHER_TRIM == 0)
+                spill_trim(S);
             float *a = S->A + (size_t)S->idx[i] * dim, y;
             for (size_t d = 0; d < dim; d++) {
                 memcpy(&y, o + (i * dim + d) * sizeof y, sizeof y);
@@ -592,6 +626,14 @@ static int experts_job(struct state *S, int l)
     return rc;
 }
 
+/* under a cap, the model's mapped pages go back to the OS after each layer
+ * (a later touch reads them again; only the classifier and the writer do) */
+static void release_source(struct state *S)
+{
+    for (size_t i = 0; S->capped && i < S->src->n_tensors; i++)
+        fmt_model_release_data(S->src, &S->src->tensors[i]);
+}
+
 /* ---- one layer ------------------------------------------------------------------ */
 
 static int do_layer(struct state *S, int l)
@@ -614,19 +656,24 @@ static int do_layer(struct state *S, int l)
             return rc;
     for (size_t w = 0; w < S->n_win; w++) {
         const size_t r0 = S->wrow[w], n = S->wrow[w + 1] - r0;
+        spill_trim(S);
         vfy_layer_norm(S->vm, l, VFY_NORM_ATTN, S->X + r0 * dim, n, S->xn);
         if ((rc = vfy_layer_attention(S->ctx, l, S->xn, n, S->A + r0 * qd, S->err)))
             return rc;
     }
     const bool need_o = gptq && mat_grid(S, l, VFY_ROLE_O, -1, &ref) >= 0;
-    if (need_o) {
+    if (need_o) {   /* in chunks of QNT_GPTQ_HCHUNK rows: the sums of one call over all */
         memset(S->H, 0, qd * qd * sizeof *S->H);
-        qnt_gptq_hessian_add(S->H, qd, S->A, N, qd, S->hs);
+        for (size_t i0 = 0; i0 < N; i0 += CH) {
+            spill_trim(S);
+            qnt_gptq_hessian_add(S->H, qd, S->A + i0 * qd, N - i0 < CH ? N - i0 : CH, qd, S->hs);
+        }
     }
     if ((rc = quant_matrix(S, l, VFY_ROLE_O, -1, need_o, N, "")))
         return rc;
     for (size_t i0 = 0; i0 < N; i0 += CH) {
         const size_t m = N - i0 < CH ? N - i0 : CH;
+        spill_trim(S);
         vfy_layer_matmul(S->vm, l, VFY_ROLE_O, -1, S->A + i0 * qd, m, S->y);
         float *x = S->X + i0 * dim;
         for (size_t i = 0; i < m * dim; i++)
@@ -645,7 +692,10 @@ static int do_layer(struct state *S, int l)
             gather_norm(S, l, VFY_NORM_FFN, NULL, i0, m);
             vfy_layer_route(S->ctx, l, S->xn, m, S->sel + i0 * K, S->selw + i0 * K);
         }
-        memset(S->A, 0, N * dim * sizeof *S->A);
+        for (size_t i0 = 0; i0 < N; i0 += CH) {
+            spill_trim(S);
+            memset(S->A + i0 * dim, 0, (N - i0 < CH ? N - i0 : CH) * dim * sizeof *S->A);
+        }
         if (par_size() > 1 && (rc = experts_job(S, l)))
             return rc;
         for (size_t e = 0; e < E && par_size() == 1; e++) {
@@ -659,8 +709,11 @@ static int do_layer(struct state *S, int l)
                             NULL, N, true, NULL)))
             return rc;
     }
-    for (size_t i = 0; i < N * dim; i++)
-        S->X[i] += S->A[i];
+    for (size_t i0 = 0; i0 < N; i0 += CH) {
+        spill_trim(S);
+        for (size_t i = i0 * dim; i < (N - i0 < CH ? N : i0 + CH) * dim; i++)
+            S->X[i] += S->A[i];
+    }
     return SB_OK;
 }
 
@@ -688,6 +741,7 @@ static void for_each_mat(struct state *S, void (*fn)(struct state *, int, int, i
 
 struct sizes {
     size_t gscr, blob;
+    uint64_t held;                /* every quantized matrix's grid bytes */
 };
 
 /* widest input, most rows, matrices to quantize, largest GPTQ scratch and blob */
@@ -709,9 +763,148 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
     uint64_t nb = 0;
     sb_dtype_nbytes((enum sb_dtype)g, sh, 2, &qp, &nb);
     z->blob = nb > z->blob ? (size_t)nb : z->blob;
+    z->held += nb;
 }
 
-static int alloc_state(struct state *S, const struct vfy_plan *p)
+/* ---- the memory cap ------------------------------------------------------------- */
+
+struct weigh {
+    uint64_t *layer;              /* [n_layers + 1]: source bytes of each layer's matrices
+                                     (+ f32 copies of ternary ones); the last: the classifier */
+    uint8_t *seen;                /* [n_tensors] */
+};
+
+static void weigh_one(struct state *S, int l, int r, int e, const struct vfy_matref *ref, void *arg)
+{
+    struct weigh *w = arg;
+    struct vfy_matref m;
+    const long ti = tensor_index(S->src, ref->name);
+    const size_t b = l < 0 ? (size_t)vfy_model_info(S->vm)->n_layers : (size_t)l;
+    if (ti >= 0 && !w->seen[ti] && S->src->tensors[ti].map_index >= 0) {
+        w->seen[ti] = 1;
+        w->layer[b] += S->src->tensors[ti].nbytes;
+    }
+    if (mat_grid(S, l, r, e, &m) == SB_DTYPE_TERN)
+        w->layer[b] += (uint64_t)ref->nrows * ref->cols * sizeof(float);
+}
+
+/* S after the survey (N, widths, the sizes z): what it holds resident. Every
+ * buffer of alloc_state and the core's context, as they are allocated there;
+ * of the mapped model, the largest layer (released after each under a cap);
+ * every other source tensor (embedding, norms, anything on the heap) whole. */
+static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem *m)
+{
+    const struct fmt_model *src = S->src;
+    const struct vfy_model_info *in = vfy_model_info(S->vm);
+    const uint64_t N = S->N, dim = S->dim, wide = S->qd > dim ? S->qd : dim;
+    const uint64_t maxc = S->maxc > wide ? S->maxc : wide, K = S->K ? S->K : 1;
+    const uint64_t rowsz = S->ctx_len > CH ? S->ctx_len : CH;
+    memset(m, 0, sizeof *m);
+    m->tokens = N;
+    m->fixed = CVT_MEM_FIXED / 2;
+    m->work = rowsz * maxc * 4 + rowsz * wide * 4 + 2 * CH * maxc * 4 + CH * 4 +
+              N * K * 8 + N * 8 + maxc * maxc * 8 + QNT_GPTQ_HCHUNK * maxc * 8 + z->gscr +
+              2 * (S->maxrows * maxc * 4 + 64) + z->blob;
+    struct vfy_ctx_shape sh;
+    struct vfy_ctx_size cs;
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
+    vfy_model_ctx_shape(S->vm, &sh);
+    if (vfy_ctx_bytes(&sh, S->ctx_len, S->ctx_len, (size_t)nt, &cs) != SB_OK)
+        return sb_err_set(S->err, SB_EINVAL, "%s: the calibration context overflows", src->path);
+    m->work += cs.kv + cs.buffers;
+    struct weigh w = { sb_calloc((size_t)in->n_layers + 1, sizeof *w.layer),
+                       sb_calloc(src->n_tensors ? src->n_tensors : 1, 1) };
+    if (!w.layer || !w.seen) {
+        sb_free(w.layer);
+        sb_free(w.seen);
+        return oom(S);
+    }
+    for_each_mat(S, weigh_one, &w);
+    for (int l = 0; l <= in->n_layers; l++)
+        m->weights = w.layer[l] > m->weights ? w.layer[l] : m->weights;
+    uint64_t largest = 0;
+    for (size_t i = 0; i < src->n_tensors; i++) {
+        if (!w.seen[i])
+            m->weights += src->tensors[i].nbytes;
+        largest = src->tensors[i].nbytes > largest ? src->tensors[i].nbytes : largest;
+    }
+    sb_free(w.layer);
+    sb_free(w.seen);
+    m->held = z->held;
+    m->act = N * (dim + wide) * 4;
+    /* a chunk's rows of X and A with the kernel's fault-around (64 KiB) at each
+     * end, or GATHER_TRIM scattered rows of each, 64 KiB around each row */
+    m->spill_window = rowsz * (dim + wide) * 4 + 4 * GATHER_TRIM * 65536 + 4 * 65536;
+    const uint64_t cap = S->o->conv.max_memory, base = m->fixed + m->work + m->weights + m->held;
+    m->spill = cap && base + m->act > cap;
+    m->write = m->held + CVT_MEM_FIXED + largest;
+    m->peak = base + (m->spill ? m->spill_window : m->act);
+    m->peak = m->write > m->peak ? m->write : m->peak;
+    if (cap && m->peak > cap)
+        return sb_err_set(S->err, SB_ENOMEM, "%s: --max-memory %llu MiB is below what one layer "
+                          "needs: %llu MiB (its weights %llu, work buffers %llu, the quantized "
+                          "matrices held %llu, a window of spilled activations %llu, the process "
+                          "%llu; the write %llu)", src->path, (unsigned long long)(cap >> 20),
+                          (unsigned long long)((m->peak + (1 << 20) - 1) >> 20),
+                          (unsigned long long)(m->weights >> 20),
+                          (unsigned long long)(m->work >> 20), (unsigned long long)(m->held >> 20),
+                          (unsigned long long)(m->spill_window >> 20),
+                          (unsigned long long)(m->fixed >> 20),
+                          (unsigned long long)(m->write >> 20));
+    return SB_OK;
+}
+
+/* the folder spilled activations go to: the option, else the output's */
+static void scratch_folder(const char *opt, const char *out_path, char *dir, size_t cap)
+{
+    if (opt) {
+        snprintf(dir, cap, "%s", opt);
+        return;
+    }
+    size_t len = strlen(out_path);
+    while (len > 1 && out_path[len - 1] == '/')
+        len--;
+    while (len > 0 && out_path[len - 1] != '/')
+        len--;
+    if (len == 0)
+        snprintf(dir, cap, ".");
+    else
+        snprintf(dir, cap, "%.*s", (int)(len > 1 ? len - 1 : 1), out_path);
+}
+
+/* X and A in one file of dir, mapped shared: removed from the folder at once
+ * (nothing is left whatever happens), its blocks reserved up front so a full
+ * disk is an error here rather than a fault later */
+static int spill_open(struct state *S, const char *dir, size_t nx, size_t na)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/subbit-activations.subbit-tmp-%ld-XXXXXX", dir,
+             (long)getpid());
+    const size_t offa = (nx + 4095) / 4096 * 4096, len = offa + na;
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return sb_err_set(S->err, SB_EIO, "%s: cannot create a scratch file for the spilled "
+                          "activations: %s", dir, strerror(errno));
+    unlink(path);
+    int e = posix_fallocate(fd, 0, (off_t)len);
+    void *p = e ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED && !e)
+        e = errno;
+    close(fd);
+    if (p == MAP_FAILED)
+        return sb_err_set(S->err, SB_EIO, "%s: cannot hold %llu MiB of spilled activations: %s",
+                          dir, (unsigned long long)(len >> 20), strerror(e));
+    S->act_map = p;
+    S->act_map_len = len;
+    S->X = (float *)p;
+    S->A = (float *)(S->act_map + offa);
+    return SB_OK;
+}
+
+static int alloc_state(struct state *S, const struct vfy_plan *p, const char *out_path)
 {
     const struct vfy_model_info *in = vfy_model_info(S->vm);
     S->dim = (size_t)in->dim;
@@ -729,7 +922,7 @@ static int alloc_state(struct state *S, const struct vfy_plan *p)
             S->ctx_len = p->win[w].n;
     }
     S->wrow[p->n_win] = S->N;
-    struct sizes z = { 0, 0 };
+    struct sizes z = { 0, 0, 0 };
     for_each_mat(S, survey_one, &z);
     const size_t N = S->N, dim = S->dim, wide = S->qd > dim ? S->qd : dim;
     const size_t maxc = S->maxc > wide ? S->maxc : wide, rowsz = (S->ctx_len > CH ? S->ctx_len : CH);
@@ -738,8 +931,18 @@ static int alloc_state(struct state *S, const struct vfy_plan *p)
     size_t nd, na;
     if (sb_mul_size(N, dim, &nd) || sb_mul_size(N, wide, &na))
         return oom(S);
-    S->X = sb_malloc_aligned(nd * sizeof(float) + 64);
-    S->A = sb_malloc_aligned(na * sizeof(float) + 64);
+    int rc = mem_plan(S, &z, &S->rep->mem);
+    if (rc != SB_OK)
+        return rc;
+    if (S->rep->mem.spill) {
+        char dir[4096];
+        scratch_folder(S->o->scratch_dir, out_path, dir, sizeof dir);
+        if ((rc = spill_open(S, dir, nd * sizeof(float) + 64, na * sizeof(float) + 64)) != SB_OK)
+            return rc;
+    } else {
+        S->X = sb_malloc_aligned(nd * sizeof(float) + 64);
+        S->A = sb_malloc_aligned(na * sizeof(float) + 64);
+    }
     S->xn = sb_malloc_aligned(rowsz * maxc * sizeof(float));
     S->y = sb_malloc_aligned(rowsz * wide * sizeof(float));
     S->h1 = sb_malloc_aligned(CH * maxc * sizeof(float));
@@ -768,11 +971,19 @@ static void free_f32(struct state *S)
     S->n_f32 = 0;
 }
 
-static void free_state(struct state *S)
+/* every buffer of the calibration (not the quantized matrices, nor the model) */
+static void free_work(struct state *S)
 {
     sb_free(S->wrow);
-    sb_free_aligned(S->X);
-    sb_free_aligned(S->A);
+    if (S->act_map)
+        munmap(S->act_map, S->act_map_len);
+    else {
+        sb_free_aligned(S->X);
+        sb_free_aligned(S->A);
+    }
+    S->act_map = NULL;
+    S->wrow = NULL;
+    S->X = S->A = NULL;
     sb_free_aligned(S->xn);
     sb_free_aligned(S->y);
     sb_free_aligned(S->h1);
@@ -788,6 +999,15 @@ static void free_state(struct state *S)
     sb_free_aligned(S->W);
     sb_free_aligned(S->Q);
     sb_free(S->rtn_blob);
+    S->xn = S->y = S->h1 = S->h2 = S->g = S->selw = S->wt = S->W = S->Q = NULL;
+    S->sel = S->idx = NULL;
+    S->H = S->hs = NULL;
+    S->gscr = S->rtn_blob = NULL;
+}
+
+static void free_state(struct state *S)
+{
+    free_work(S);
     for (size_t i = 0; i < S->n_qb; i++)
         sb_free(S->qb[i].blob);
     sb_free(S->qb);
@@ -881,6 +1101,8 @@ static int write_out(struct state *S, const char *out_path, struct cvt_report **
     }
     sub.tensors = ts;
     struct cvt_opts co = S->o->conv;
+    if (co.max_memory)   /* the quantized matrices stay resident while it writes */
+        co.max_memory = co.max_memory > S->rep->mem.held ? co.max_memory - S->rep->mem.held : 1;
     co.stats = false;    /* re-encoding to compare would redo the scales: cvt_qmat has the errors */
     co.report_src = src;
     rc = cvt_convert(&sub, out_path, &co, conv, S->err);
@@ -919,9 +1141,20 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     if ((rc = fmt_container_for_output(out_path, &cont, err)) != SB_OK ||
         (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) != SB_OK)
         goto fail;
+    S.capped = o->conv.max_memory > 0;
+    if (S.capped && par_size() > 1) {
+        rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: quant --max-memory runs as one process (a "
+                        "job's gathered expert outputs are not capped yet)", out_path);
+        goto fail;
+    }
+    if (S.capped && cont == FMT_CONT_GGUF) {
+        rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
+                        "yet (write .subbit or safetensors under a cap)", out_path);
+        goto fail;
+    }
     if ((rc = vfy_model_new(&S.vm, src, err)) != SB_OK)
         goto fail;
-    if ((rc = alloc_state(&S, plan)) != SB_OK)
+    if ((rc = alloc_state(&S, plan, out_path)) != SB_OK)
         goto fail;
     const struct vfy_model_info *in = vfy_model_info(S.vm);
     if ((rc = vfy_ctx_new(&S.ctx, S.vm, S.ctx_len, S.ctx_len, err)) != SB_OK)
@@ -946,15 +1179,18 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
                 goto fail;
             }
         }
+        spill_trim(&S);
         vfy_embed(S.vm, plan->tok + win->off, win->n, S.X + S.wrow[w] * S.dim);
     }
     sb_progress_report(&o->progress, 0, S.total);
+    release_source(&S);
     for (int l = 0; l < in->n_layers; l++) {
         const double tl = now_s();
         if ((rc = do_layer(&S, l)) != SB_OK)
             goto fail;
         R->layer_seconds[l] = now_s() - tl;
         free_f32(&S);   /* later layers never compute with this one's matrices */
+        release_source(&S);
     }
     /* the classifier: on the final normed hidden states */
     struct vfy_matref ref;
@@ -968,6 +1204,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     S.ctx = NULL;
     vfy_model_free(S.vm);   /* it points into the blobs write_out frees */
     S.vm = NULL;
+    free_work(&S);   /* the writer's room */
     const double tw = now_s();
     if ((rc = write_out(&S, out_path, &R->conv)) != SB_OK)
         goto fail;
@@ -981,5 +1218,40 @@ fail:
     rc = par_settle(rc, err);
     free_state(&S);
     cvt_quant_report_free(R);
+    return rc;
+}
+
+int cvt_quant_memory(const struct fmt_model *src, size_t n_tokens, size_t ctx_len,
+                     const char *out_path, const struct cvt_quant_opts *o,
+                     struct cvt_quant_mem *m, struct sb_err *err)
+{
+    struct state S;
+    struct cvt_quant_report R;
+    memset(&S, 0, sizeof S);
+    memset(&R, 0, sizeof R);
+    memset(m, 0, sizeof *m);
+    S.src = src;
+    S.o = o;
+    S.err = err;
+    S.rep = &R;
+    S.N = n_tokens;
+    S.ctx_len = ctx_len;
+    enum fmt_container cont;
+    int rc;
+    if (!(S.to = sb_malloc((src->n_tensors ? src->n_tensors : 1) * sizeof *S.to)))
+        return oom(&S);
+    if ((rc = fmt_container_for_output(out_path, &cont, err)) == SB_OK &&
+        (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) == SB_OK &&
+        (rc = vfy_model_new(&S.vm, src, err)) == SB_OK) {
+        const struct vfy_model_info *in = vfy_model_info(S.vm);
+        S.dim = (size_t)in->dim;
+        S.qd = (size_t)in->n_heads * (size_t)in->head_dim;
+        S.K = (size_t)in->n_experts_used;
+        struct sizes z = { 0, 0, 0 };
+        for_each_mat(&S, survey_one, &z);
+        rc = mem_plan(&S, &z, m);
+    }
+    vfy_model_free(S.vm);
+    sb_free(S.to);
     return rc;
 }

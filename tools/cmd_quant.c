@@ -57,10 +57,15 @@ static const char usage[] =
     "                          (default 1: only experts that got none)\n"
     "      --report FILE       also write the result as an HTML page (subbit report);\n"
     "                          -f replaces it too\n"
+    "      --max-memory SIZE   hold at most SIZE resident (e.g. 512M): the calibration\n"
+    "                          activations spill to a file when they do not fit; a cap\n"
+    "                          below one layer's need fails before any work\n"
+    "      --scratch DIR       where spilled activations go (default: the output's\n"
+    "                          folder); the file is removed as soon as it is created\n"
     "  -h, --help              this text\n";
 
 enum { O_CALIB = 256, O_CALIB_IDS, O_CALIB_TOKENS, O_CALIB_CTX, O_METHOD, O_DAMP, O_BLOCK,
-       O_ACT, O_ZB, O_ECL, O_ECP, O_MINTOK, O_REPORT };
+       O_ACT, O_ZB, O_ECL, O_ECP, O_MINTOK, O_REPORT, O_MAXMEM, O_SCRATCH };
 
 static cJSON *report_json(const char *in, const char *out, const char *calib, bool calib_ids,
                           const struct cvt_quant_opts *qo, const struct cvt_quant_report *R,
@@ -157,6 +162,11 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
     cJSON_AddNumberToObject(tot, "seconds", R->seconds_calib + R->seconds_write);
     cJSON_AddNumberToObject(tot, "threads", threads);
     cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+    cJSON *mem = cJSON_AddObjectToObject(doc, "memory");
+    cJSON_AddNumberToObject(mem, "max_memory", (double)qo->conv.max_memory);
+    cJSON_AddNumberToObject(mem, "predicted_peak_bytes", (double)R->mem.peak);
+    cJSON_AddNumberToObject(mem, "activation_bytes", (double)R->mem.act);
+    cJSON_AddBoolToObject(mem, "spilled", R->mem.spill);
     cJSON_AddNumberToObject(doc, "seconds", R->seconds_calib + R->seconds_write);
     cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
     return doc;
@@ -227,6 +237,8 @@ int cmd_quant(int argc, char **argv)
         { "ec-p0", required_argument, 0, O_ECP },
         { "min-expert-tokens", required_argument, 0, O_MINTOK },
         { "report", required_argument, 0, O_REPORT },
+        { "max-memory", required_argument, 0, O_MAXMEM },
+        { "scratch", required_argument, 0, O_SCRATCH },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     struct cvt_quant_opts qo;
@@ -290,6 +302,11 @@ int cmd_quant(int argc, char **argv)
             qo.gptq.ec_p0 = v;
             break;
         case O_REPORT: report = optarg; break;
+        case O_MAXMEM:
+            if (!cli_parse_size("quant", "--max-memory", optarg, &qo.conv.max_memory))
+                goto usage_fail;
+            break;
+        case O_SCRATCH: qo.scratch_dir = optarg; break;
         case O_MINTOK:
             if (!cli_parse_long("quant", "--min-expert-tokens", optarg, 0, 1L << 40, &mintok))
                 goto usage_fail;
@@ -311,6 +328,8 @@ int cmd_quant(int argc, char **argv)
         cli_conv_release(&cc);
         return cli_error("quant", "%s: exists (use --force to replace)", report);
     }
+    if (qo.scratch_dir && !qo.conv.max_memory)
+        cli_warn("quant", "--scratch is ignored without --max-memory (nothing spills)");
     if (qo.gptq.ec_lambda > 0 && qo.gptq.zero_band != 0.5)
         cli_warn("quant", "--zero-band is ignored with --ec-lambda (the code lengths decide)");
     cli_set_threads((int)cc.threads);
