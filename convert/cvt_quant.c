@@ -227,8 +227,11 @@ static int push_qmat(struct state *S, struct cvt_qmat **out)
 
 /* Quantize (l, role, e) with the Hessian S->H (H_valid; else round-to-nearest
  * for `why`) and compute with it from now on. */
-static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, uint64_t tokens,
-                        const char *why)
+static int adopt(struct state *S, int l, int role, int e, enum sb_dtype enc, const void *blob,
+                 uint64_t nb, const struct sb_qparams *qpp, const char *name);
+
+static int quant_matrix_here(struct state *S, int l, int role, int e, bool H_valid,
+                             uint64_t tokens, const char *why)
 {
     struct vfy_matref ref;
     const int grid = mat_grid(S, l, role, e, &ref);
@@ -309,9 +312,26 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
             }
         }
     }
-    /* compute with it from now on. Ternary matrices compute from their exact
-     * f32 values while their layer is calibrated: the tern kernel's exact sums
-     * differ from the f32 kernel's by rounding only, and it decodes per token */
+    if ((rc = adopt(S, l, role, e, enc, blob, nb, &qp, ref.name)) != SB_OK)
+        return rc;
+    m->seconds = now_s() - t0;
+    progress(S);
+    return SB_OK;
+}
+
+/* Compute with (l, role, e)'s quantized blob from now on. Ternary matrices
+ * compute from their exact f32 values while their layer is calibrated: the
+ * tern kernel's exact sums differ from the f32 kernel's by rounding only, and
+ * it decodes per token. */
+static int adopt(struct state *S, int l, int role, int e, enum sb_dtype enc, const void *blob,
+                 uint64_t nb, const struct sb_qparams *qpp, const char *name)
+{
+    struct vfy_matref ref;
+    const struct sb_qparams qp = *qpp;
+    int rc;
+    if (!vfy_model_mat(S->vm, l, (enum vfy_role)role, e, &ref))
+        return sb_err_set(S->err, SB_EINVAL, "tensor '%s': no such matrix", name);
+    const size_t rows = ref.nrows, cols = ref.cols;
     if (enc == SB_DTYPE_TERN) {
         float *f = sb_malloc_aligned(rows * cols * sizeof *f);
         if (!f || S->n_f32 == S->cap_f32) {
@@ -326,18 +346,15 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
         }
         S->f32[S->n_f32++] = f;
         if ((rc = qnt_dequantize_rows(enc, blob, rows, cols, &qp, 0, rows, f)) != SB_OK)
-            return sb_err_set(S->err, rc, "tensor '%s': cannot decode", ref.name);
-        rc = vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, SB_DTYPE_F32, f,
-                               rows * cols * sizeof *f, NULL, S->err);
-    } else {
-        rc = vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, enc, blob, nb, &qp, S->err);
+            return sb_err_set(S->err, rc, "tensor '%s': cannot decode", name);
+        return vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, SB_DTYPE_F32, f,
+                                 rows * cols * sizeof *f, NULL, S->err);
     }
-    if (rc)
-        return rc;
-    m->seconds = now_s() - t0;
-    progress(S);
-    return SB_OK;
+    return vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, enc, blob, nb, &qp, S->err);
 }
+
+static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, uint64_t tokens,
+                        const char *why);
 
 /* H = sum of x x^T over rows idx (NULL: all N) after norm `which`, or over
  * the intermediate activations of (gate, up) when act (dense FFN / expert e). */
@@ -632,6 +649,78 @@ static void release_source(struct state *S)
 {
     for (size_t i = 0; S->capped && i < S->src->n_tensors; i++)
         fmt_model_release_data(S->src, &S->src->tensors[i]);
+}
+
+/* A matrix every rank calibrates (attention, a dense or shared FFN, the
+ * classifier: every rank has its Hessian): in a job one rank, its owner, runs
+ * GPTQ and sends the blob and report line; every rank then computes with it.
+ * GPTQ is deterministic, so the bytes are the ones every rank would have made;
+ * the owners rotate with layer and role. An expert's matrix (e >= 0) is its
+ * rank's alone (experts_job). */
+static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, uint64_t tokens,
+                        const char *why)
+{
+    struct vfy_matref ref;
+    const int size = par_size(), rank = par_rank();
+    if (e >= 0 || size == 1)
+        return quant_matrix_here(S, l, role, e, H_valid, tokens, why);
+    const int grid = mat_grid(S, l, role, e, &ref);
+    if (grid < 0)
+        return SB_OK;
+    const int owner = (int)(((unsigned)(l + 1) * VFY_ROLE_COUNT + (unsigned)role) % (unsigned)size);
+    const size_t qb0 = S->n_qb, m0 = S->rep->n_m;
+    const size_t done0 = S->done;
+    struct xpack_mat x;
+    uint8_t *blob = NULL;
+    int rc = SB_OK;
+    memset(&x, 0, sizeof x);
+    if (rank == owner && par_fault("quant-dense"))
+        rc = sb_err_set(S->err, SB_EIO, "%s: tensor '%s': fault injected (SUBBIT_PAR_FAULT)",
+                        S->src->path, ref.name);
+    if (rc == SB_OK && rank == owner &&
+        (rc = quant_matrix_here(S, l, role, e, H_valid, tokens, why)) == SB_OK) {
+        const struct qbuf *q = &S->qb[qb0];
+        x.m = S->rep->m[m0];
+        x.m.why = NULL;
+        x.why = N_WHY;
+        for (size_t k = 0; k < N_WHY; k++)
+            if (S->rep->m[m0].why && !strcmp(S->rep->m[m0].why, why_text[k]))
+                x.why = k;
+        x.src = q->src;
+        x.row0 = q->row0;
+        x.nrows = q->nrows;
+        x.cols = q->cols;
+        x.enc = (uint64_t)q->enc;
+        x.nbytes = q->nbytes;
+        blob = q->blob;
+    }
+    if ((rc = par_agree(rc, S->err)) != SB_OK ||
+        (rc = par_bcast(&x, sizeof x, owner, S->err)) != SB_OK)
+        return rc;
+    if (rank != owner && !(blob = sb_malloc(x.nbytes ? (size_t)x.nbytes : 1)))
+        rc = oom(S);
+    if ((rc = par_agree(rc, S->err)) != SB_OK) {
+        if (rank != owner)
+            sb_free(blob);
+        return rc;
+    }
+    if ((rc = par_bcast(blob, x.nbytes, owner, S->err)) != SB_OK || rank == owner) {
+        if (rank != owner)
+            sb_free(blob);
+        return rc;
+    }
+    const struct sb_qparams qp = x.enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+    if (push_qbuf(S, (struct qbuf){ (size_t)x.src, (size_t)x.row0, (size_t)x.nrows,
+                                    (size_t)x.cols, (enum sb_dtype)x.enc, blob, x.nbytes }))
+        return oom(S);
+    struct cvt_qmat *m = NULL;
+    if ((rc = push_qmat(S, &m)) != SB_OK)
+        return rc;
+    *m = x.m;
+    m->why = x.why < N_WHY ? why_text[x.why] : NULL;
+    S->done = done0;
+    progress(S);
+    return adopt(S, l, role, e, (enum sb_dtype)x.enc, blob, x.nbytes, &qp, m->name);
 }
 
 /* ---- one layer ------------------------------------------------------------------ */

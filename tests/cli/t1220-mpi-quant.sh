@@ -35,10 +35,16 @@ ls -a | grep -Eq 'rank[0-9]|tmp-' && bad "scratch or temp files left: $(ls -a | 
 mpi_lean && { finish; exit; }
 # a rank that fails alone before the layer's first agreement: opening its
 # input (rank 1), the dense part of a layer every rank computes (rank 2; on a
-# dense model the next agreement is the writer's): the others stop there, one
-# line, exit 1, no output
+# dense model the next agreement is the writer's), a dense matrix it owns: the
+# others stop there, one line, exit 1, no output
 "$SUBBIT" synth -o dense -q || bad "synth"
-for spec in "1:open $M" "2:quant-layer $M" "1:quant-layer dense"; do
+# a dense model: each attention and FFN matrix quantized by one rank and sent
+expect_exit 0 "$SUBBIT" quant dense "${Q[@]:2}" -o n0-d.subbit --to q4_0
+nums "$T/out" >n0-d.json
+expect_exit 0 MPIRUN 3 "$SUBBIT" quant dense "${Q[@]:2}" -o n3-d.subbit --to q4_0
+cmp -s n0-d.subbit n3-d.subbit && ok || bad "dense -np 3: bytes differ from one process"
+cmp -s n0-d.json <(nums "$T/out") && ok || bad "dense -np 3: report differs"
+for spec in "1:open $M" "2:quant-layer $M" "1:quant-layer dense" "1:quant-dense dense"; do
   set -- $spec
   SUBBIT_PAR_FAULT=$1 expect_exit 1 MPIRUN 3 "$SUBBIT" quant "$2" "${Q[@]:2}" --calib-tokens 256 \
     -o e.gguf --to q8_0
