@@ -502,6 +502,42 @@ static int pack_put(struct state *S, uint8_t **buf, size_t *len, size_t *cap, co
     return SB_OK;
 }
 
+/* a matrix (S->qb[j], its report line S->rep->m[mi]) as it travels */
+static void xpack_of(const struct state *S, size_t j, size_t mi, struct xpack_mat *x)
+{
+    const struct qbuf *q = &S->qb[j];
+    memset(x, 0, sizeof *x);
+    x->m = S->rep->m[mi];
+    x->m.why = NULL;
+    x->why = N_WHY;
+    for (size_t k = 0; k < N_WHY; k++)
+        if (S->rep->m[mi].why && !strcmp(S->rep->m[mi].why, why_text[k]))
+            x->why = k;
+    x->src = q->src;
+    x->row0 = q->row0;
+    x->nrows = q->nrows;
+    x->cols = q->cols;
+    x->enc = (uint64_t)q->enc;
+    x->nbytes = q->nbytes;
+}
+
+/* a travelled matrix recorded: S->qb takes blob (freed here when it cannot) */
+static int xpack_take(struct state *S, const struct xpack_mat *x, void *blob, struct cvt_qmat **out)
+{
+    if (push_qbuf(S, (struct qbuf){ (size_t)x->src, (size_t)x->row0, (size_t)x->nrows,
+                                    (size_t)x->cols, (enum sb_dtype)x->enc, blob, x->nbytes }))
+        return oom(S);
+    struct cvt_qmat *m = NULL;
+    int rc = push_qmat(S, &m);
+    if (rc != SB_OK)
+        return rc;
+    *m = x->m;
+    m->why = x->why < N_WHY ? why_text[x->why] : NULL;
+    *out = m;
+    progress(S);
+    return SB_OK;
+}
+
 /* this rank's experts [lo, hi) of layer l into a pack */
 static int experts_mine(struct state *S, int l, size_t lo, size_t hi, uint8_t **pk, size_t *len)
 {
@@ -528,19 +564,7 @@ static int experts_mine(struct state *S, int l, size_t lo, size_t hi, uint8_t **
         for (size_t j = 0; rc == SB_OK && j < h.n_mat; j++) {
             const struct qbuf *q = &S->qb[qb0 + j];
             struct xpack_mat x;
-            memset(&x, 0, sizeof x);
-            x.m = S->rep->m[m0 + j];
-            x.m.why = NULL;
-            x.why = N_WHY;
-            for (size_t k = 0; k < N_WHY; k++)
-                if (S->rep->m[m0 + j].why && !strcmp(S->rep->m[m0 + j].why, why_text[k]))
-                    x.why = k;
-            x.src = q->src;
-            x.row0 = q->row0;
-            x.nrows = q->nrows;
-            x.cols = q->cols;
-            x.enc = (uint64_t)q->enc;
-            x.nbytes = q->nbytes;
+            xpack_of(S, qb0 + j, m0 + j, &x);
             if ((rc = pack_put(S, pk, len, &cap, &x, sizeof x)) == SB_OK)
                 rc = pack_put(S, pk, len, &cap, q->blob, (size_t)q->nbytes);
         }
@@ -593,17 +617,10 @@ static int experts_take(struct state *S, int l, const uint8_t *pk, size_t len)
                 return oom(S);
             memcpy(blob, pk + at, (size_t)x.nbytes);
             at += x.nbytes;
-            if (push_qbuf(S, (struct qbuf){ (size_t)x.src, (size_t)x.row0, (size_t)x.nrows,
-                                            (size_t)x.cols, (enum sb_dtype)x.enc, blob,
-                                            x.nbytes }))
-                return oom(S);
-            struct cvt_qmat *m = NULL;
-            int rc = push_qmat(S, &m);
+            struct cvt_qmat *m;
+            int rc = xpack_take(S, &x, blob, &m);
             if (rc != SB_OK)
                 return rc;
-            *m = x.m;
-            m->why = x.why < N_WHY ? why_text[x.why] : NULL;
-            progress(S);
         }
     }
     if (at == len)
@@ -669,7 +686,6 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
         return SB_OK;
     const int owner = (int)(((unsigned)(l + 1) * VFY_ROLE_COUNT + (unsigned)role) % (unsigned)size);
     const size_t qb0 = S->n_qb, m0 = S->rep->n_m;
-    const size_t done0 = S->done;
     struct xpack_mat x;
     uint8_t *blob = NULL;
     int rc = SB_OK;
@@ -679,20 +695,8 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
                         S->src->path, ref.name);
     if (rc == SB_OK && rank == owner &&
         (rc = quant_matrix_here(S, l, role, e, H_valid, tokens, why)) == SB_OK) {
-        const struct qbuf *q = &S->qb[qb0];
-        x.m = S->rep->m[m0];
-        x.m.why = NULL;
-        x.why = N_WHY;
-        for (size_t k = 0; k < N_WHY; k++)
-            if (S->rep->m[m0].why && !strcmp(S->rep->m[m0].why, why_text[k]))
-                x.why = k;
-        x.src = q->src;
-        x.row0 = q->row0;
-        x.nrows = q->nrows;
-        x.cols = q->cols;
-        x.enc = (uint64_t)q->enc;
-        x.nbytes = q->nbytes;
-        blob = q->blob;
+        xpack_of(S, qb0, m0, &x);
+        blob = S->qb[qb0].blob;
     }
     if ((rc = par_agree(rc, S->err)) != SB_OK ||
         (rc = par_bcast(&x, sizeof x, owner, S->err)) != SB_OK)
@@ -710,16 +714,9 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
         return rc;
     }
     const struct sb_qparams qp = x.enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
-    if (push_qbuf(S, (struct qbuf){ (size_t)x.src, (size_t)x.row0, (size_t)x.nrows,
-                                    (size_t)x.cols, (enum sb_dtype)x.enc, blob, x.nbytes }))
-        return oom(S);
-    struct cvt_qmat *m = NULL;
-    if ((rc = push_qmat(S, &m)) != SB_OK)
+    struct cvt_qmat *m;
+    if ((rc = xpack_take(S, &x, blob, &m)) != SB_OK)
         return rc;
-    *m = x.m;
-    m->why = x.why < N_WHY ? why_text[x.why] : NULL;
-    S->done = done0;
-    progress(S);
     return adopt(S, l, role, e, (enum sb_dtype)x.enc, blob, x.nbytes, &qp, m->name);
 }
 
