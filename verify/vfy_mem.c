@@ -33,6 +33,7 @@
 
 #include "fmt_config.h"
 #include "fmt_model.h"
+#include "par_comm.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
 #include "vfy_model.h"
@@ -919,7 +920,8 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
     e->activations = cz.buffers;
     uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
     e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
-    e->baseline = o->baseline ? o->baseline : VFY_MEM_BASELINE;
+    e->baseline = o->baseline ? o->baseline
+                  : VFY_MEM_BASELINE + (par_have_mpi() ? (uint64_t)VFY_MEM_MPI_KIB * 1024u : 0);
     uint64_t tot = 0;
     CHK(sb_add_u64(tot, e->weights, &tot) || sb_add_u64(tot, e->kv, &tot) ||
         sb_add_u64(tot, e->logits, &tot) || sb_add_u64(tot, e->activations, &tot) ||
