@@ -9,6 +9,7 @@
 #include "fmt_l2c.h"
 #include "fmt_out.h"
 #include "fmt_writer.h"
+#include "par_comm.h"
 #include "qnt_cast.h"
 #include "qnt_encode.h"
 #include "vfy_mem.h"
@@ -18,12 +19,15 @@
 #include "sb_alloc.h"
 #include "sb_math.h"
 
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -875,6 +879,57 @@ static int stream_tensor(struct stream *s, size_t i, struct sb_err *err)
     return encode_tensor(s, i, err);
 }
 
+/* ---- the memory cap ------------------------------------------------------------- */
+
+/* Row blocks sized to the cap: the f32 block, its encoded copy and (--stats)
+ * its decoded copy are each at most a sixteenth of what the cap leaves. */
+static uint64_t cap_block_elems(uint64_t cap)
+{
+    const uint64_t left = cap > CVT_MEM_FIXED ? cap - CVT_MEM_FIXED : 0;
+    uint64_t b = left / 16 / sizeof(float);
+    return b < 4096 ? 4096 : b > CVT_BLOCK_ELEMS ? CVT_BLOCK_ELEMS : b;
+}
+
+/* Bytes resident while plan entry i is converted: its source pages (mapped,
+ * released after it), three row blocks, and what must be whole: a
+ * variable-length code's ternary symbols and encoding bound, or the whole
+ * output where the writer takes it only whole. */
+static uint64_t tensor_need(const struct plan *p, size_t i, bool streams)
+{
+    const struct cvt_target *t = &p->lay->t[i];
+    const struct cvt_decision *d = &p->rep->d[i];
+    const struct qnt_type *qt = qnt_type_get(d->to);
+    uint64_t rows = 0, cols = 0;
+    sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
+    uint64_t per = block_elems(p->o) / (cols ? cols : 1);
+    per = per < 1 ? 1 : per > rows ? rows : per;
+    uint64_t need = CVT_MEM_FIXED + d->in_bytes + 3 * per * cols * sizeof(float);
+    if (qt && (qt->flags & QNT_T_VARLEN))
+        need += rows * qnt_tern_row_bytes((size_t)cols) +
+                qt->encode_bound((size_t)rows, (size_t)cols);
+    else if (!streams || !qnt_type_row_bytes(d->to, (size_t)cols, &p->out[i].qp))
+        need += p->out[i].nbytes;
+    return need;
+}
+
+/* every tensor's need against o->max_memory; w: the writer (NULL: one that streams) */
+static int cap_check(const struct plan *p, const struct fmt_writer *w, const char *out_path,
+                     struct sb_err *err)
+{
+    const uint64_t cap = p->o->max_memory;
+    for (size_t i = 0; cap && i < p->lay->n; i++) {
+        const uint64_t need = tensor_need(p, i, !w || fmt_writer_streams(w, i));
+        if (need > cap)
+            return sb_err_set(err, SB_ENOMEM, "%s: tensor '%s' needs %llu MiB resident (%s, "
+                              "%llu MiB of source), above --max-memory %llu MiB", out_path,
+                              p->lay->t[i].name, (unsigned long long)(need >> 20),
+                              sb_dtype_name(p->rep->d[i].to),
+                              (unsigned long long)(p->rep->d[i].in_bytes >> 20),
+                              (unsigned long long)(cap >> 20));
+    }
+    return SB_OK;
+}
+
 /* ---- write: metadata, the writer, every tensor, commit --------------------------- */
 
 /* general.file_type (llama.cpp's LLAMA_FTYPE_*) of what is written: a GGUF
@@ -966,6 +1021,270 @@ static int write_meta(const struct plan *p, const char *out_path, struct fmt_wri
     return SB_OK;
 }
 
+/* ---- as an MPI job: every rank encodes its share, rank 0 writes ---------------- */
+
+/* Ranks split the plan into contiguous shares balanced by source bytes; each
+ * encodes its tensors with the same stream_tensor into a scratch file beside
+ * the output (a temp name registered for signal cleanup, so on a shared file
+ * system rank 0 can read it); the ranks exchange what each tensor became; rank
+ * 0 then gives every tensor's bytes, in the writer's order, to the container
+ * writer it opened before any work began, and commits. The bytes are the
+ * one-process bytes by construction: the same encoder, the same writer. Every
+ * step ends in par_agree, so any rank's failure stops all, and the scratch
+ * files and the uncommitted output are removed. */
+
+/* what a rank tells the others of one tensor it encoded */
+struct job_rec {
+    uint64_t i, off, size;       /* plan index; its bytes at off in the rank's scratch file */
+    uint64_t has_stats;
+    double rmse, sqnr_db, max_abs, zero_fraction;
+};
+
+/* the scratch writer: this rank's tensors, appended to one temp file */
+struct scratch_writer {
+    struct fmt_writer w;         /* first: the writer calls come through it */
+    struct fmt_out out;
+    struct job_rec *rec;         /* [w.n] */
+};
+
+static int scratch_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
+                         uint64_t off, uint64_t total, struct sb_err *err)
+{
+    struct scratch_writer *sw = (struct scratch_writer *)w;
+    struct job_rec *r = &sw->rec[w->next];
+    (void)total;
+    if (off == 0) {
+        r->i = i;
+        r->off = fmt_out_tell(&sw->out);
+    }
+    r->size = off + n;
+    return fmt_out_write(&sw->out, data, (size_t)n, err);
+}
+
+static int scratch_put(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
+                       struct sb_err *err)
+{
+    return scratch_piece(w, i, data, n, 0, n, err);
+}
+
+static bool scratch_streams(const struct fmt_writer *w, size_t i)
+{
+    (void)w;
+    (void)i;
+    return true;
+}
+
+static int scratch_commit(struct fmt_writer *w, struct sb_err *err)
+{
+    return sb_err_set(err, SB_EINVAL, "scratch writer %p: never committed", (void *)w);
+}
+
+static void scratch_abort(struct fmt_writer *w)
+{
+    fmt_out_abort(&((struct scratch_writer *)w)->out);
+}
+
+static const struct fmt_writer_ops scratch_ops = { scratch_put, scratch_commit, scratch_abort,
+                                                   scratch_piece, scratch_streams };
+
+/* this rank's share of the plan: [*lo, *hi) */
+static int job_share(const struct plan *p, size_t *lo, size_t *hi, struct sb_err *err)
+{
+    const size_t n = p->lay->n;
+    uint64_t *cum = sb_malloc((n + 1) * sizeof *cum), a, b;
+    if (!cum)
+        return sb_err_set(err, SB_ENOMEM, "out of memory for %zu tensors", n);
+    cum[0] = 0;
+    for (size_t i = 0; i < n; i++)   /* +1: tensors of no bytes still count */
+        cum[i + 1] = cum[i] + p->rep->d[i].in_bytes + 1;
+    par_split(n, cum, par_rank(), par_size(), &a, &b);
+    sb_free(cum);
+    *lo = (size_t)a;
+    *hi = (size_t)b;
+    return SB_OK;
+}
+
+/* this rank's tensors into its scratch file */
+static int job_encode(struct stream *s, struct scratch_writer *sw, const char *out_path,
+                      size_t lo, size_t hi, struct sb_err *err)
+{
+    const struct plan *p = s->p;
+    const size_t m = hi - lo;
+    char name[4096];
+    size_t len = strlen(out_path);
+    while (len > 1 && out_path[len - 1] == '/')   /* a folder output: beside the folder */
+        len--;
+    snprintf(name, sizeof name, "%.*s.rank%d", (int)(len < 4000 ? len : 4000), out_path,
+             par_rank());
+    if (!(sw->w.order = sb_calloc(m ? m : 1, sizeof *sw->w.order)) ||
+        !(sw->rec = sb_calloc(m ? m : 1, sizeof *sw->rec)))
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
+    sw->w.ops = &scratch_ops;
+    sw->w.n = m;
+    for (size_t k = 0; k < m; k++)
+        sw->w.order[k] = lo + k;
+    int r = fmt_out_open(&sw->out, name, FMT_OUT_FORCE, err);
+    if (r != SB_OK)
+        return r;
+    if (par_fault("convert"))
+        return sb_err_set(err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", out_path);
+    uint64_t done = 0, total = 0;
+    for (size_t i = lo; i < hi; i++)
+        total += p->rep->d[i].out_bytes;
+    s->w = &sw->w;
+    for (size_t k = 0; k < m; k++) {
+        const size_t i = lo + k;
+        const struct cvt_target *t = &p->lay->t[i];
+        const struct cvt_decision *d = &p->rep->d[i];
+        if ((r = stream_tensor(s, i, err)) != SB_OK)
+            return r;
+        struct job_rec *rec = &sw->rec[k];
+        rec->has_stats = d->has_stats;
+        rec->rmse = d->rmse;
+        rec->sqnr_db = d->sqnr_db;
+        rec->max_abs = d->max_abs;
+        rec->zero_fraction = d->zero_fraction;
+        for (size_t q = 0; q < t->n_pieces; q++)
+            fmt_model_release_data(p->src, &p->src->tensors[t->pieces[q].src]);
+        done += rec->size;
+        sb_progress_report(&p->o->progress, done, total);
+    }
+    return fmt_out_sync(&sw->out, err);
+}
+
+/* rank 0: every tensor from the scratch files, in the writer's order */
+static int job_write(struct fmt_writer *w, const struct job_rec *rec, const size_t *at, size_t n,
+                     uint8_t *const *map, const int *owner, struct sb_err *err)
+{
+    const uint64_t step = (uint64_t)64 << 20;
+    int r = SB_OK;
+    for (size_t k = 0; k < n && r == SB_OK; k++) {
+        const size_t i = fmt_writer_order(w, k);
+        const struct job_rec *q = &rec[at[i]];
+        const uint8_t *b = map[owner[i]] + q->off;
+        if (!fmt_writer_streams(w, i) || q->size == 0) {
+            r = fmt_writer_put(w, i, b, q->size, err);
+            continue;
+        }
+        for (uint64_t o = 0; o < q->size && r == SB_OK; o += step)
+            r = fmt_writer_put_piece(w, i, b + o, q->size - o < step ? q->size - o : step,
+                                     q->size, err);
+    }
+    return r == SB_OK ? fmt_writer_commit(w, err) : r;
+}
+
+/* the scratch files of all ranks, mapped (rank 0) */
+static int job_map(const char *paths, const uint64_t *plen, int size, uint8_t **map,
+                   size_t *maplen, struct sb_err *err)
+{
+    const char *pth = paths;
+    for (int r = 0; r < size; pth += plen[r], r++) {
+        struct stat st;
+        int fd = open(pth, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            if (fd >= 0)
+                close(fd);
+            return sb_err_set(err, SB_EIO, "%s: rank %d's scratch file cannot be read (is the "
+                              "output on a file system every rank shares?)", pth, r);
+        }
+        maplen[r] = (size_t)st.st_size;
+        if (maplen[r]) {
+            void *m = mmap(NULL, maplen[r], PROT_READ, MAP_PRIVATE, fd, 0);
+            if (m == MAP_FAILED) {
+                close(fd);
+                maplen[r] = 0;
+                return sb_err_set(err, SB_EIO, "%s: cannot map rank %d's scratch file", pth, r);
+            }
+            map[r] = m;
+        }
+        close(fd);
+    }
+    return SB_OK;
+}
+
+static int convert_job(struct plan *p, struct stream *s, const char *out_path,
+                       struct fmt_write_opts *wo, struct fmt_kv **kv, size_t *n_kv,
+                       char **config, struct tok_side *ts, struct sb_err *err)
+{
+    const size_t n = p->lay->n;
+    const int rank = par_rank(), size = par_size();
+    struct fmt_writer *w = NULL;
+    struct scratch_writer sw;
+    struct job_rec *rec = NULL;
+    char *paths = NULL;
+    uint64_t n_rec = 0, n_paths = 0, *plen = sb_calloc((size_t)size, sizeof *plen);
+    uint64_t *rcount = sb_calloc((size_t)size, sizeof *rcount);
+    uint8_t **map = sb_calloc((size_t)size, sizeof *map);
+    size_t *maplen = sb_calloc((size_t)size, sizeof *maplen), lo = 0, hi = 0;
+    size_t *at = sb_calloc(n ? n : 1, sizeof *at);
+    int *owner = sb_calloc(n ? n : 1, sizeof *owner);
+    int r = SB_OK;
+    memset(&sw, 0, sizeof sw);
+    if (!plen || !rcount || !map || !maplen || !at || !owner)
+        r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
+    /* rank 0 opens the output first: one that exists stops every rank before work */
+    if (r == SB_OK && rank == 0 &&
+        (r = write_meta(p, out_path, wo, kv, n_kv, config, ts, err)) == SB_OK)
+        r = fmt_writer_open(&w, p->cont, out_path, p->out, n, wo, err);
+    if (r == SB_OK && (r = job_share(p, &lo, &hi, err)) == SB_OK)
+        r = cap_check(p, NULL, out_path, err);
+    if ((r = par_agree(r, err)) != SB_OK)
+        goto out;
+    r = job_encode(s, &sw, out_path, lo, hi, err);
+    if ((r = par_agree(r, err)) != SB_OK)
+        goto out;
+    /* every rank learns what each tensor became; rank 0 also where its bytes are;
+     * a failure from here on still meets the others in the last par_agree */
+    if ((r = par_allgather(sw.rec, (hi - lo) * sizeof *sw.rec, (void **)&rec, &n_rec, rcount,
+                           err)) == SB_OK)
+        r = par_allgather(sw.out.tmp, strlen(sw.out.tmp) + 1, (void **)&paths, &n_paths, plen,
+                          err);
+    n_rec /= sizeof *rec;
+    if (r == SB_OK && n_rec != n)
+        r = sb_err_set(err, SB_EINVAL, "%s: ranks encoded %llu of %zu tensors", out_path,
+                       (unsigned long long)n_rec, n);
+    for (size_t k = 0; r == SB_OK && k < n; k++) {
+        const struct job_rec *q = &rec[k];
+        struct cvt_decision *d = &p->rep->d[q->i];
+        at[q->i] = k;
+        d->out_bytes = q->size;
+        if (sb_dtype_get(d->to)->flags & SB_DT_VARLEN)
+            p->rep->out_bytes += q->size;   /* known now */
+        d->has_stats = q->has_stats != 0;
+        d->rmse = q->rmse;
+        d->sqnr_db = q->sqnr_db;
+        d->max_abs = q->max_abs;
+        d->zero_fraction = q->zero_fraction;
+    }
+    /* the records came in rank order: rank q's are the next rcount[q] */
+    for (int q = 0, k = 0; r == SB_OK && q < size; q++)
+        for (uint64_t j = 0; j < rcount[q] / sizeof *rec; j++)
+            owner[rec[k++].i] = q;
+    if (r == SB_OK && rank == 0 && (r = job_map(paths, plen, size, map, maplen, err)) == SB_OK) {
+        r = job_write(w, rec, at, n, map, owner, err);
+        w = NULL;   /* committed or aborted */
+    }
+    r = par_agree(r, err);
+out:
+    for (int q = 0; q < size && map; q++)
+        if (map[q])
+            munmap(map[q], maplen[q]);
+    if (w)
+        fmt_writer_abort(w);
+    fmt_out_abort(&sw.out);   /* every rank's scratch, after rank 0 read them all */
+    sb_free(sw.w.order);
+    sb_free(sw.rec);
+    sb_free(rec);
+    sb_free(paths);
+    sb_free(plen);
+    sb_free(rcount);
+    sb_free(map);
+    sb_free(maplen);
+    sb_free(at);
+    sb_free(owner);
+    s->w = NULL;
+    return r;
+}
 /* GGUF output of a model with a tokenizer: whether the metadata will carry it
  * (tokenizer.ggml.model); a byte-level BPE tokenizer.json is not written yet,
  * and the caller must say so (never a silent drop) */
@@ -1003,11 +1322,33 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     int r;
     memset(&s, 0, sizeof s);
     memset(&ts, 0, sizeof ts);
-    if ((r = plan_make(&p, src, out_path, o, err)) != SB_OK ||
-        (r = tokenizer_check(&p, err)) != SB_OK || o->dry_run)
+    struct cvt_opts capped;
+    if (o->max_memory && !o->block_elems) {   /* row blocks that fit the cap */
+        capped = *o;
+        capped.block_elems = cap_block_elems(o->max_memory);
+        o = &capped;
+    }
+    /* GGUF's stacked expert tensors went past the cap (66 MiB resident under 48 MiB
+     * on a 75 MiB MoE): refused rather than promised */
+    if ((r = plan_make(&p, src, out_path, o, err)) == SB_OK &&
+        (r = tokenizer_check(&p, err)) == SB_OK && !o->dry_run && o->max_memory &&
+        p.cont == FMT_CONT_GGUF)
+        r = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
+                       "yet (write .subbit or safetensors under a cap)", out_path);
+    if (r == SB_OK && par_fault("convert-plan"))
+        r = sb_err_set(err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", out_path);
+    /* a job agrees on every rank's plan (a dry run's too) before any work: the
+     * first agreement, which a rank that failed before the call also meets */
+    if (par_size() > 1 && (r = par_agree(r, err)) == SB_OK && !o->dry_run) {
+        s.p = &p;
+        r = convert_job(&p, &s, out_path, &wo, &kv, &n_kv, &config, &ts, err);
+        goto done;
+    }
+    if (r != SB_OK || o->dry_run)
         goto done;
     if ((r = write_meta(&p, out_path, &wo, &kv, &n_kv, &config, &ts, err)) != SB_OK ||
-        (r = fmt_writer_open(&s.w, p.cont, out_path, p.out, p.lay->n, &wo, err)) != SB_OK)
+        (r = fmt_writer_open(&s.w, p.cont, out_path, p.out, p.lay->n, &wo, err)) != SB_OK ||
+        (r = cap_check(&p, s.w, out_path, err)) != SB_OK)
         goto done;
     s.p = &p;
     uint64_t read = 0;

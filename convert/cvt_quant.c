@@ -5,13 +5,22 @@
  * replaced by GPTQ's blobs. Knows the order of the work, not the numerics. */
 #include "cvt_quant.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "fmt_model.h"
 #include "fmt_writer.h"
+#include "par_comm.h"
 #include "qnt_encode.h"
 #include "qnt_int8.h"
 #include "qnt_qmoe.h"
@@ -83,6 +92,10 @@ struct state {
     struct cvt_quant_report *rep;
     size_t done, total;
     struct sb_err *err;
+    /* the memory cap: X and A in one scratch mapping when they spill */
+    bool capped;
+    uint8_t *act_map;
+    size_t act_map_len;
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -145,18 +158,53 @@ static int tensor_rows_f32(const struct state *S, const struct fmt_tensor *t, si
     return SB_OK;
 }
 
+/* Spilled activations: drop the pages of X and A this process has mapped
+ * (the file keeps them; the next touch reads them back), so at most a chunk's
+ * rows are resident at a time. Called at the start of every chunk and window,
+ * and every GATHER_TRIM rows where rows are gathered from all over: a read
+ * fault maps the kernel's fault-around (64 KiB) with the page, so 256
+ * scattered rows kept 16 MiB of X resident (tinymoe-like, 49 Ki tokens). */
+#define GATHER_TRIM 16u
+
+static void spill_trim(struct state *S)
+{
+    if (S->act_map)
+        madvise(S->act_map, S->act_map_len, MADV_DONTNEED);
+}
+
 /* norm (which) of rows idx[0..m) of X (idx NULL: rows i0 .. i0+m) into S->xn */
 static void gather_norm(struct state *S, int l, enum vfy_norm which, const int *idx, size_t i0,
                         size_t m)
 {
     const size_t dim = S->dim;
+    spill_trim(S);
     if (!idx) {
         vfy_layer_norm(S->vm, l, which, S->X + i0 * dim, m, S->xn);
         return;
     }
-    for (size_t i = 0; i < m; i++)
+    for (size_t i = 0; i < m; i++) {
+        if (i % GATHER_TRIM == 0)
+            spill_trim(S);
         memcpy(S->y + i * dim, S->X + (size_t)idx[i0 + i] * dim, dim * sizeof(float));
+    }
     vfy_layer_norm(S->vm, l, which, S->y, m, S->xn);
+}
+
+/* S->qb takes q (and its blob, freed here when it cannot) */
+static int push_qbuf(struct state *S, struct qbuf q)
+{
+    if (S->n_qb == S->cap_qb) {
+        size_t c = S->cap_qb ? 2 * S->cap_qb : 64;
+        struct qbuf *nq = sb_realloc(S->qb, c * sizeof *nq);
+        if (!nq) {
+            sb_free(q.blob);
+            return SB_ENOMEM;
+        }
+        S->qb = nq;
+        S->cap_qb = c;
+    }
+    S->qb[S->n_qb++] = q;
+    return SB_OK;
 }
 
 static int push_qmat(struct state *S, struct cvt_qmat **out)
@@ -179,8 +227,11 @@ static int push_qmat(struct state *S, struct cvt_qmat **out)
 
 /* Quantize (l, role, e) with the Hessian S->H (H_valid; else round-to-nearest
  * for `why`) and compute with it from now on. */
-static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, uint64_t tokens,
-                        const char *why)
+static int adopt(struct state *S, int l, int role, int e, enum sb_dtype enc, const void *blob,
+                 uint64_t nb, const struct sb_qparams *qpp, const char *name);
+
+static int quant_matrix_here(struct state *S, int l, int role, int e, bool H_valid,
+                             uint64_t tokens, const char *why)
 {
     struct vfy_matref ref;
     const int grid = mat_grid(S, l, role, e, &ref);
@@ -201,19 +252,8 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
         return sb_err_set(S->err, SB_EFORMAT, "%s: tensor '%s' cannot be stored as %s",
                           S->src->path, ref.name, sb_dtype_name(enc));
     void *blob = sb_malloc(nb ? nb : 1);
-    if (!blob)
+    if (!blob || push_qbuf(S, (struct qbuf){ (size_t)ti, ref.row0, rows, cols, enc, blob, nb }))
         return oom(S);
-    if (S->n_qb == S->cap_qb) {
-        size_t c = S->cap_qb ? 2 * S->cap_qb : 64;
-        struct qbuf *q = sb_realloc(S->qb, c * sizeof *q);
-        if (!q) {
-            sb_free(blob);
-            return oom(S);
-        }
-        S->qb = q;
-        S->cap_qb = c;
-    }
-    S->qb[S->n_qb++] = (struct qbuf){ (size_t)ti, ref.row0, rows, cols, enc, blob, nb };
 
     const bool use_h = H_valid && S->o->method == CVT_QUANT_GPTQ;
     struct qnt_gptq_stats st;
@@ -272,9 +312,26 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
             }
         }
     }
-    /* compute with it from now on. Ternary matrices compute from their exact
-     * f32 values while their layer is calibrated: the tern kernel's exact sums
-     * differ from the f32 kernel's by rounding only, and it decodes per token */
+    if ((rc = adopt(S, l, role, e, enc, blob, nb, &qp, ref.name)) != SB_OK)
+        return rc;
+    m->seconds = now_s() - t0;
+    progress(S);
+    return SB_OK;
+}
+
+/* Compute with (l, role, e)'s quantized blob from now on. Ternary matrices
+ * compute from their exact f32 values while their layer is calibrated: the
+ * tern kernel's exact sums differ from the f32 kernel's by rounding only, and
+ * it decodes per token. */
+static int adopt(struct state *S, int l, int role, int e, enum sb_dtype enc, const void *blob,
+                 uint64_t nb, const struct sb_qparams *qpp, const char *name)
+{
+    struct vfy_matref ref;
+    const struct sb_qparams qp = *qpp;
+    int rc;
+    if (!vfy_model_mat(S->vm, l, (enum vfy_role)role, e, &ref))
+        return sb_err_set(S->err, SB_EINVAL, "tensor '%s': no such matrix", name);
+    const size_t rows = ref.nrows, cols = ref.cols;
     if (enc == SB_DTYPE_TERN) {
         float *f = sb_malloc_aligned(rows * cols * sizeof *f);
         if (!f || S->n_f32 == S->cap_f32) {
@@ -289,18 +346,15 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
         }
         S->f32[S->n_f32++] = f;
         if ((rc = qnt_dequantize_rows(enc, blob, rows, cols, &qp, 0, rows, f)) != SB_OK)
-            return sb_err_set(S->err, rc, "tensor '%s': cannot decode", ref.name);
-        rc = vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, SB_DTYPE_F32, f,
-                               rows * cols * sizeof *f, NULL, S->err);
-    } else {
-        rc = vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, enc, blob, nb, &qp, S->err);
+            return sb_err_set(S->err, rc, "tensor '%s': cannot decode", name);
+        return vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, SB_DTYPE_F32, f,
+                                 rows * cols * sizeof *f, NULL, S->err);
     }
-    if (rc)
-        return rc;
-    m->seconds = now_s() - t0;
-    progress(S);
-    return SB_OK;
+    return vfy_model_set_mat(S->vm, l, (enum vfy_role)role, e, enc, blob, nb, &qp, S->err);
 }
+
+static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, uint64_t tokens,
+                        const char *why);
 
 /* H = sum of x x^T over rows idx (NULL: all N) after norm `which`, or over
  * the intermediate activations of (gate, up) when act (dense FFN / expert e). */
@@ -325,9 +379,10 @@ static void ffn_hidden(struct state *S, int l, int rg, int ru, int e, size_t m, 
 
 /* A SwiGLU FFN (dense, expert e, or the shared expert) over tokens idx[0..n)
  * (NULL: all N): quantize gate/up on their inputs, down on its own, then add
- * weight * output into S->A (wt NULL: weight 1; shared: its sigmoid gate). */
+ * weight * output into S->A (wt NULL: weight 1; shared: its sigmoid gate), or
+ * with out, write those products there, (n, dim), for the caller to add. */
 static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, const int *idx,
-                     const float *wt, size_t n, bool shared)
+                     const float *wt, size_t n, bool shared, float *out)
 {
     struct vfy_matref gref;
     if (!vfy_model_mat(S->vm, l, (enum vfy_role)rg, e, &gref))
@@ -367,10 +422,18 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
         if (shared)
             vfy_layer_shared_gate(S->vm, l, S->xn, m, S->g);
         for (size_t i = 0; i < m; i++) {
+            if (idx && i % GATHER_TRIM == 0)
+                spill_trim(S);
             const size_t row = idx ? (size_t)idx[i0 + i] : i0 + i;
             const float w = shared ? S->g[i] : wt ? wt[i0 + i] : 1.0f;
             float *a = S->A + row * dim;
             const float *yy = S->y + i * dim;
+            if (out) {   /* an expert's weighted outputs, added into A by the caller */
+                float *o = out + (i0 + i) * dim;
+                for (size_t d = 0; d < dim; d++)
+                    o[d] = w * yy[d];
+                continue;
+            }
             if (!wt && !shared && !expert)
                 memcpy(a, yy, dim * sizeof(float));
             else
@@ -381,6 +444,282 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
     return SB_OK;
 }
 
+/* the tokens routed to expert e (S->idx) and their routing weights (S->wt) */
+static size_t routed(struct state *S, size_t e)
+{
+    const size_t N = S->N, K = S->K;
+    size_t n = 0;
+    for (size_t t = 0; t < N; t++)
+        for (size_t k = 0; k < K; k++)
+            if (S->sel[t * K + k] == (int)e) {
+                S->idx[n] = (int)t;
+                S->wt[n] = S->selw[t * K + k];
+                n++;
+            }
+    return n;
+}
+
+/* ---- a layer's experts across the ranks of an MPI job ----------------------------- */
+
+/* Every rank runs the layer's dense part itself (the same inputs, the same
+ * bits), so the calibration activations and the routing are on every rank
+ * without a message. The experts are split into contiguous shares balanced
+ * by routed tokens; each rank quantizes its own and packs, per expert: its
+ * weighted outputs (n, dim), its quantized matrices and their report lines.
+ * The packs are gathered in rank order, which is expert order, and every
+ * rank adds the outputs into A and records the matrices in that order: the
+ * float sums, blobs and report of one process. */
+
+/* report reasons travel as an index into this table (pointers differ by process) */
+static const char *const why_text[] = { "", "--method rtn", "every factorization failed",
+                                        "no calibration tokens routed",
+                                        "fewer tokens than --min-expert-tokens" };
+#define N_WHY (sizeof why_text / sizeof why_text[0])
+
+struct xpack_head {               /* one expert */
+    uint64_t e, n, n_mat;         /* expert, tokens, matrices; then n * dim floats */
+};
+struct xpack_mat {                /* one matrix; then nbytes of blob */
+    struct cvt_qmat m;            /* why: NULL, see why */
+    uint64_t src, row0, nrows, cols, enc, nbytes, why;
+};
+
+static int pack_put(struct state *S, uint8_t **buf, size_t *len, size_t *cap, const void *p,
+                    size_t n)
+{
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 1 << 16;
+        while (c < *len + n)
+            c *= 2;
+        uint8_t *b = sb_realloc(*buf, c);
+        if (!b)
+            return oom(S);
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return SB_OK;
+}
+
+/* a matrix (S->qb[j], its report line S->rep->m[mi]) as it travels */
+static void xpack_of(const struct state *S, size_t j, size_t mi, struct xpack_mat *x)
+{
+    const struct qbuf *q = &S->qb[j];
+    memset(x, 0, sizeof *x);
+    x->m = S->rep->m[mi];
+    x->m.why = NULL;
+    x->why = N_WHY;
+    for (size_t k = 0; k < N_WHY; k++)
+        if (S->rep->m[mi].why && !strcmp(S->rep->m[mi].why, why_text[k]))
+            x->why = k;
+    x->src = q->src;
+    x->row0 = q->row0;
+    x->nrows = q->nrows;
+    x->cols = q->cols;
+    x->enc = (uint64_t)q->enc;
+    x->nbytes = q->nbytes;
+}
+
+/* a travelled matrix recorded: S->qb takes blob (freed here when it cannot) */
+static int xpack_take(struct state *S, const struct xpack_mat *x, void *blob, struct cvt_qmat **out)
+{
+    if (push_qbuf(S, (struct qbuf){ (size_t)x->src, (size_t)x->row0, (size_t)x->nrows,
+                                    (size_t)x->cols, (enum sb_dtype)x->enc, blob, x->nbytes }))
+        return oom(S);
+    struct cvt_qmat *m = NULL;
+    int rc = push_qmat(S, &m);
+    if (rc != SB_OK)
+        return rc;
+    *m = x->m;
+    m->why = x->why < N_WHY ? why_text[x->why] : NULL;
+    *out = m;
+    progress(S);
+    return SB_OK;
+}
+
+/* this rank's experts [lo, hi) of layer l into a pack */
+static int experts_mine(struct state *S, int l, size_t lo, size_t hi, uint8_t **pk, size_t *len)
+{
+    const size_t dim = S->dim;
+    size_t cap = 0;
+    float *out = NULL;
+    int rc = SB_OK;
+    for (size_t e = lo; e < hi && rc == SB_OK; e++) {
+        const size_t n = routed(S, e), qb0 = S->n_qb, m0 = S->rep->n_m;
+        sb_free_aligned(out);
+        if (!(out = sb_malloc_aligned((n ? n : 1) * dim * sizeof *out)))
+            return oom(S);
+        if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
+                            S->wt, n, false, out)))
+            break;
+        const struct xpack_head h = { e, n, S->n_qb - qb0 };
+        if (S->n_qb - qb0 != S->rep->n_m - m0)
+            rc = sb_err_set(S->err, SB_EINVAL, "layer %d expert %zu: matrices and report lines "
+                            "differ", l, e);
+        if (rc == SB_OK)
+            rc = pack_put(S, pk, len, &cap, &h, sizeof h);
+        if (rc == SB_OK)
+            rc = pack_put(S, pk, len, &cap, out, n * dim * sizeof *out);
+        for (size_t j = 0; rc == SB_OK && j < h.n_mat; j++) {
+            const struct qbuf *q = &S->qb[qb0 + j];
+            struct xpack_mat x;
+            xpack_of(S, qb0 + j, m0 + j, &x);
+            if ((rc = pack_put(S, pk, len, &cap, &x, sizeof x)) == SB_OK)
+                rc = pack_put(S, pk, len, &cap, q->blob, (size_t)q->nbytes);
+        }
+        /* recorded again, in expert order, from the gathered packs */
+        for (size_t j = qb0; j < S->n_qb; j++)
+            sb_free(S->qb[j].blob);
+        S->n_qb = qb0;
+        S->done -= S->rep->n_m - m0;   /* counted again when taken back */
+        S->rep->n_m = m0;
+    }
+    sb_free_aligned(out);
+    return rc;
+}
+
+/* every rank's packs, in expert order, into A, S->qb and the report */
+static int experts_take(struct state *S, int l, const uint8_t *pk, size_t len)
+{
+    const size_t dim = S->dim, E = S->E;
+    size_t at = 0;
+    for (size_t e = 0; e < E; e++) {
+        struct xpack_head h;
+        if (len - at < sizeof h)
+            goto bad;
+        memcpy(&h, pk + at, sizeof h);
+        at += sizeof h;
+        if (h.e != e || routed(S, e) != h.n || len - at < h.n * dim * sizeof(float))
+            goto bad;
+        S->rep->expert_tokens[(size_t)l * E + e] = h.n;
+        const uint8_t *o = pk + at;
+        for (size_t i = 0; i < h.n; i++) {
+            if (i % GATHER_TRIM == 0)
+                spill_trim(S);
+            float *a = S->A + (size_t)S->idx[i] * dim, y;
+            for (size_t d = 0; d < dim; d++) {
+                memcpy(&y, o + (i * dim + d) * sizeof y, sizeof y);
+                a[d] += y;
+            }
+        }
+        at += h.n * dim * sizeof(float);
+        for (uint64_t j = 0; j < h.n_mat; j++) {
+            struct xpack_mat x;
+            if (len - at < sizeof x)
+                goto bad;
+            memcpy(&x, pk + at, sizeof x);
+            at += sizeof x;
+            if (len - at < x.nbytes)
+                goto bad;
+            void *blob = sb_malloc(x.nbytes ? (size_t)x.nbytes : 1);
+            if (!blob)
+                return oom(S);
+            memcpy(blob, pk + at, (size_t)x.nbytes);
+            at += x.nbytes;
+            struct cvt_qmat *m;
+            int rc = xpack_take(S, &x, blob, &m);
+            if (rc != SB_OK)
+                return rc;
+        }
+    }
+    if (at == len)
+        return SB_OK;
+bad:
+    return sb_err_set(S->err, SB_EINVAL, "layer %d: the ranks' expert packs do not match the "
+                      "routing", l);
+}
+
+static int experts_job(struct state *S, int l)
+{
+    const size_t E = S->E;
+    uint64_t *cum = sb_malloc((E + 1) * sizeof *cum), lo = 0, hi = 0, n_all = 0;
+    uint8_t *mine = NULL;
+    void *all = NULL;
+    size_t len = 0;
+    int rc = SB_OK;
+    if (!cum)
+        rc = oom(S);
+    for (size_t e = 0; e < E && rc == SB_OK; e++)   /* +1: an expert without tokens still counts */
+        cum[e + 1] = (e ? cum[e] : 0) + routed(S, e) + 1;
+    if (rc == SB_OK) {
+        cum[0] = 0;
+        par_split(E, cum, par_rank(), par_size(), &lo, &hi);
+        rc = experts_mine(S, l, (size_t)lo, (size_t)hi, &mine, &len);
+    }
+    if (rc == SB_OK && par_fault("quant"))
+        rc = sb_err_set(S->err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", S->src->path);
+    /* after a failure is agreed on, no rank calls another collective: a rank that
+     * failed alone before this layer's experts has left (par_settle) */
+    if ((rc = par_agree(rc, S->err)) == SB_OK &&
+        (rc = par_allgather(mine, len, &all, &n_all, NULL, S->err)) == SB_OK)
+        rc = experts_take(S, l, all, (size_t)n_all);
+    sb_free(cum);
+    sb_free(mine);
+    sb_free(all);
+    return rc;
+}
+
+/* under a cap, the model's mapped pages go back to the OS after each layer
+ * (a later touch reads them again; only the classifier and the writer do) */
+static void release_source(struct state *S)
+{
+    for (size_t i = 0; S->capped && i < S->src->n_tensors; i++)
+        fmt_model_release_data(S->src, &S->src->tensors[i]);
+}
+
+/* A matrix every rank calibrates (attention, a dense or shared FFN, the
+ * classifier: every rank has its Hessian): in a job one rank, its owner, runs
+ * GPTQ and sends the blob and report line; every rank then computes with it.
+ * GPTQ is deterministic, so the bytes are the ones every rank would have made;
+ * the owners rotate with layer and role. An expert's matrix (e >= 0) is its
+ * rank's alone (experts_job). */
+static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, uint64_t tokens,
+                        const char *why)
+{
+    struct vfy_matref ref;
+    const int size = par_size(), rank = par_rank();
+    if (e >= 0 || size == 1)
+        return quant_matrix_here(S, l, role, e, H_valid, tokens, why);
+    const int grid = mat_grid(S, l, role, e, &ref);
+    if (grid < 0)
+        return SB_OK;
+    const int owner = (int)(((unsigned)(l + 1) * VFY_ROLE_COUNT + (unsigned)role) % (unsigned)size);
+    const size_t qb0 = S->n_qb, m0 = S->rep->n_m;
+    struct xpack_mat x;
+    uint8_t *blob = NULL;
+    int rc = SB_OK;
+    memset(&x, 0, sizeof x);
+    if (rank == owner && par_fault("quant-dense"))
+        rc = sb_err_set(S->err, SB_EIO, "%s: tensor '%s': fault injected (SUBBIT_PAR_FAULT)",
+                        S->src->path, ref.name);
+    if (rc == SB_OK && rank == owner &&
+        (rc = quant_matrix_here(S, l, role, e, H_valid, tokens, why)) == SB_OK) {
+        xpack_of(S, qb0, m0, &x);
+        blob = S->qb[qb0].blob;
+    }
+    if ((rc = par_agree(rc, S->err)) != SB_OK ||
+        (rc = par_bcast(&x, sizeof x, owner, S->err)) != SB_OK)
+        return rc;
+    if (rank != owner && !(blob = sb_malloc(x.nbytes ? (size_t)x.nbytes : 1)))
+        rc = oom(S);
+    if ((rc = par_agree(rc, S->err)) != SB_OK) {
+        if (rank != owner)
+            sb_free(blob);
+        return rc;
+    }
+    if ((rc = par_bcast(blob, x.nbytes, owner, S->err)) != SB_OK || rank == owner) {
+        if (rank != owner)
+            sb_free(blob);
+        return rc;
+    }
+    const struct sb_qparams qp = x.enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+    struct cvt_qmat *m;
+    if ((rc = xpack_take(S, &x, blob, &m)) != SB_OK)
+        return rc;
+    return adopt(S, l, role, e, (enum sb_dtype)x.enc, blob, x.nbytes, &qp, m->name);
+}
+
 /* ---- one layer ------------------------------------------------------------------ */
 
 static int do_layer(struct state *S, int l)
@@ -389,6 +728,9 @@ static int do_layer(struct state *S, int l)
     const bool gptq = S->o->method == CVT_QUANT_GPTQ;
     struct vfy_matref ref;
     int rc;
+    if (par_fault("quant-layer"))   /* one rank failing in the part every rank computes */
+        return sb_err_set(S->err, SB_EIO, "%s: layer %d: fault injected (SUBBIT_PAR_FAULT)",
+                          S->src->path, l);
     /* attention: q/k/v share the normed input's Hessian */
     const bool need_qkv = gptq && (mat_grid(S, l, VFY_ROLE_Q, -1, &ref) >= 0 ||
                                    mat_grid(S, l, VFY_ROLE_K, -1, &ref) >= 0 ||
@@ -400,19 +742,24 @@ static int do_layer(struct state *S, int l)
             return rc;
     for (size_t w = 0; w < S->n_win; w++) {
         const size_t r0 = S->wrow[w], n = S->wrow[w + 1] - r0;
+        spill_trim(S);
         vfy_layer_norm(S->vm, l, VFY_NORM_ATTN, S->X + r0 * dim, n, S->xn);
         if ((rc = vfy_layer_attention(S->ctx, l, S->xn, n, S->A + r0 * qd, S->err)))
             return rc;
     }
     const bool need_o = gptq && mat_grid(S, l, VFY_ROLE_O, -1, &ref) >= 0;
-    if (need_o) {
+    if (need_o) {   /* in chunks of QNT_GPTQ_HCHUNK rows: the sums of one call over all */
         memset(S->H, 0, qd * qd * sizeof *S->H);
-        qnt_gptq_hessian_add(S->H, qd, S->A, N, qd, S->hs);
+        for (size_t i0 = 0; i0 < N; i0 += CH) {
+            spill_trim(S);
+            qnt_gptq_hessian_add(S->H, qd, S->A + i0 * qd, N - i0 < CH ? N - i0 : CH, qd, S->hs);
+        }
     }
     if ((rc = quant_matrix(S, l, VFY_ROLE_O, -1, need_o, N, "")))
         return rc;
     for (size_t i0 = 0; i0 < N; i0 += CH) {
         const size_t m = N - i0 < CH ? N - i0 : CH;
+        spill_trim(S);
         vfy_layer_matmul(S->vm, l, VFY_ROLE_O, -1, S->A + i0 * qd, m, S->y);
         float *x = S->X + i0 * dim;
         for (size_t i = 0; i < m * dim; i++)
@@ -422,7 +769,7 @@ static int do_layer(struct state *S, int l)
     /* FFN */
     if (!vfy_model_mat(S->vm, l, VFY_ROLE_ROUTER, -1, &ref)) {
         if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, -1, NULL, NULL, N,
-                            false)))
+                            false, NULL)))
             return rc;
     } else {
         const size_t E = S->E, K = S->K;
@@ -431,27 +778,28 @@ static int do_layer(struct state *S, int l)
             gather_norm(S, l, VFY_NORM_FFN, NULL, i0, m);
             vfy_layer_route(S->ctx, l, S->xn, m, S->sel + i0 * K, S->selw + i0 * K);
         }
-        memset(S->A, 0, N * dim * sizeof *S->A);
-        for (size_t e = 0; e < E; e++) {
-            size_t n = 0;
-            for (size_t t = 0; t < N; t++)
-                for (size_t k = 0; k < K; k++)
-                    if (S->sel[t * K + k] == (int)e) {
-                        S->idx[n] = (int)t;
-                        S->wt[n] = S->selw[t * K + k];
-                        n++;
-                    }
+        for (size_t i0 = 0; i0 < N; i0 += CH) {
+            spill_trim(S);
+            memset(S->A + i0 * dim, 0, (N - i0 < CH ? N - i0 : CH) * dim * sizeof *S->A);
+        }
+        if (par_size() > 1 && (rc = experts_job(S, l)))
+            return rc;
+        for (size_t e = 0; e < E && par_size() == 1; e++) {
+            const size_t n = routed(S, e);
             S->rep->expert_tokens[(size_t)l * E + e] = n;
             if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
-                                S->wt, n, false)))
+                                S->wt, n, false, NULL)))
                 return rc;
         }
         if ((rc = ffn_block(S, l, VFY_ROLE_SH_GATE, VFY_ROLE_SH_UP, VFY_ROLE_SH_DOWN, -1, NULL,
-                            NULL, N, true)))
+                            NULL, N, true, NULL)))
             return rc;
     }
-    for (size_t i = 0; i < N * dim; i++)
-        S->X[i] += S->A[i];
+    for (size_t i0 = 0; i0 < N; i0 += CH) {
+        spill_trim(S);
+        for (size_t i = i0 * dim; i < (N - i0 < CH ? N : i0 + CH) * dim; i++)
+            S->X[i] += S->A[i];
+    }
     return SB_OK;
 }
 
@@ -479,6 +827,7 @@ static void for_each_mat(struct state *S, void (*fn)(struct state *, int, int, i
 
 struct sizes {
     size_t gscr, blob;
+    uint64_t held;                /* every quantized matrix's grid bytes */
 };
 
 /* widest input, most rows, matrices to quantize, largest GPTQ scratch and blob */
@@ -500,9 +849,148 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
     uint64_t nb = 0;
     sb_dtype_nbytes((enum sb_dtype)g, sh, 2, &qp, &nb);
     z->blob = nb > z->blob ? (size_t)nb : z->blob;
+    z->held += nb;
 }
 
-static int alloc_state(struct state *S, const struct vfy_plan *p)
+/* ---- the memory cap ------------------------------------------------------------- */
+
+struct weigh {
+    uint64_t *layer;              /* [n_layers + 1]: source bytes of each layer's matrices
+                                     (+ f32 copies of ternary ones); the last: the classifier */
+    uint8_t *seen;                /* [n_tensors] */
+};
+
+static void weigh_one(struct state *S, int l, int r, int e, const struct vfy_matref *ref, void *arg)
+{
+    struct weigh *w = arg;
+    struct vfy_matref m;
+    const long ti = tensor_index(S->src, ref->name);
+    const size_t b = l < 0 ? (size_t)vfy_model_info(S->vm)->n_layers : (size_t)l;
+    if (ti >= 0 && !w->seen[ti] && S->src->tensors[ti].map_index >= 0) {
+        w->seen[ti] = 1;
+        w->layer[b] += S->src->tensors[ti].nbytes;
+    }
+    if (mat_grid(S, l, r, e, &m) == SB_DTYPE_TERN)
+        w->layer[b] += (uint64_t)ref->nrows * ref->cols * sizeof(float);
+}
+
+/* S after the survey (N, widths, the sizes z): what it holds resident. Every
+ * buffer of alloc_state and the core's context, as they are allocated there;
+ * of the mapped model, the largest layer (released after each under a cap);
+ * every other source tensor (embedding, norms, anything on the heap) whole. */
+static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem *m)
+{
+    const struct fmt_model *src = S->src;
+    const struct vfy_model_info *in = vfy_model_info(S->vm);
+    const uint64_t N = S->N, dim = S->dim, wide = S->qd > dim ? S->qd : dim;
+    const uint64_t maxc = S->maxc > wide ? S->maxc : wide, K = S->K ? S->K : 1;
+    const uint64_t rowsz = S->ctx_len > CH ? S->ctx_len : CH;
+    memset(m, 0, sizeof *m);
+    m->tokens = N;
+    m->fixed = CVT_MEM_FIXED / 2;
+    m->work = rowsz * maxc * 4 + rowsz * wide * 4 + 2 * CH * maxc * 4 + CH * 4 +
+              N * K * 8 + N * 8 + maxc * maxc * 8 + QNT_GPTQ_HCHUNK * maxc * 8 + z->gscr +
+              2 * (S->maxrows * maxc * 4 + 64) + z->blob;
+    struct vfy_ctx_shape sh;
+    struct vfy_ctx_size cs;
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
+    vfy_model_ctx_shape(S->vm, &sh);
+    if (vfy_ctx_bytes(&sh, S->ctx_len, S->ctx_len, (size_t)nt, &cs) != SB_OK)
+        return sb_err_set(S->err, SB_EINVAL, "%s: the calibration context overflows", src->path);
+    m->work += cs.kv + cs.buffers;
+    struct weigh w = { sb_calloc((size_t)in->n_layers + 1, sizeof *w.layer),
+                       sb_calloc(src->n_tensors ? src->n_tensors : 1, 1) };
+    if (!w.layer || !w.seen) {
+        sb_free(w.layer);
+        sb_free(w.seen);
+        return oom(S);
+    }
+    for_each_mat(S, weigh_one, &w);
+    for (int l = 0; l <= in->n_layers; l++)
+        m->weights = w.layer[l] > m->weights ? w.layer[l] : m->weights;
+    uint64_t largest = 0;
+    for (size_t i = 0; i < src->n_tensors; i++) {
+        if (!w.seen[i])
+            m->weights += src->tensors[i].nbytes;
+        largest = src->tensors[i].nbytes > largest ? src->tensors[i].nbytes : largest;
+    }
+    sb_free(w.layer);
+    sb_free(w.seen);
+    m->held = z->held;
+    m->act = N * (dim + wide) * 4;
+    /* a chunk's rows of X and A with the kernel's fault-around (64 KiB) at each
+     * end, or GATHER_TRIM scattered rows of each, 64 KiB around each row */
+    m->spill_window = rowsz * (dim + wide) * 4 + 4 * GATHER_TRIM * 65536 + 4 * 65536;
+    const uint64_t cap = S->o->conv.max_memory, base = m->fixed + m->work + m->weights + m->held;
+    m->spill = cap && base + m->act > cap;
+    m->write = m->held + CVT_MEM_FIXED + largest;
+    m->peak = base + (m->spill ? m->spill_window : m->act);
+    m->peak = m->write > m->peak ? m->write : m->peak;
+    if (cap && m->peak > cap)
+        return sb_err_set(S->err, SB_ENOMEM, "%s: --max-memory %llu MiB is below what one layer "
+                          "needs: %llu MiB (its weights %llu, work buffers %llu, the quantized "
+                          "matrices held %llu, a window of spilled activations %llu, the process "
+                          "%llu; the write %llu)", src->path, (unsigned long long)(cap >> 20),
+                          (unsigned long long)((m->peak + (1 << 20) - 1) >> 20),
+                          (unsigned long long)(m->weights >> 20),
+                          (unsigned long long)(m->work >> 20), (unsigned long long)(m->held >> 20),
+                          (unsigned long long)(m->spill_window >> 20),
+                          (unsigned long long)(m->fixed >> 20),
+                          (unsigned long long)(m->write >> 20));
+    return SB_OK;
+}
+
+/* the folder spilled activations go to: the option, else the output's */
+static void scratch_folder(const char *opt, const char *out_path, char *dir, size_t cap)
+{
+    if (opt) {
+        snprintf(dir, cap, "%s", opt);
+        return;
+    }
+    size_t len = strlen(out_path);
+    while (len > 1 && out_path[len - 1] == '/')
+        len--;
+    while (len > 0 && out_path[len - 1] != '/')
+        len--;
+    if (len == 0)
+        snprintf(dir, cap, ".");
+    else
+        snprintf(dir, cap, "%.*s", (int)(len > 1 ? len - 1 : 1), out_path);
+}
+
+/* X and A in one file of dir, mapped shared: removed from the folder at once
+ * (nothing is left whatever happens), its blocks reserved up front so a full
+ * disk is an error here rather than a fault later */
+static int spill_open(struct state *S, const char *dir, size_t nx, size_t na)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/subbit-activations.subbit-tmp-%ld-XXXXXX", dir,
+             (long)getpid());
+    const size_t offa = (nx + 4095) / 4096 * 4096, len = offa + na;
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return sb_err_set(S->err, SB_EIO, "%s: cannot create a scratch file for the spilled "
+                          "activations: %s", dir, strerror(errno));
+    unlink(path);
+    int e = posix_fallocate(fd, 0, (off_t)len);
+    void *p = e ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED && !e)
+        e = errno;
+    close(fd);
+    if (p == MAP_FAILED)
+        return sb_err_set(S->err, SB_EIO, "%s: cannot hold %llu MiB of spilled activations: %s",
+                          dir, (unsigned long long)(len >> 20), strerror(e));
+    S->act_map = p;
+    S->act_map_len = len;
+    S->X = (float *)p;
+    S->A = (float *)(S->act_map + offa);
+    return SB_OK;
+}
+
+static int alloc_state(struct state *S, const struct vfy_plan *p, const char *out_path)
 {
     const struct vfy_model_info *in = vfy_model_info(S->vm);
     S->dim = (size_t)in->dim;
@@ -520,7 +1008,7 @@ static int alloc_state(struct state *S, const struct vfy_plan *p)
             S->ctx_len = p->win[w].n;
     }
     S->wrow[p->n_win] = S->N;
-    struct sizes z = { 0, 0 };
+    struct sizes z = { 0, 0, 0 };
     for_each_mat(S, survey_one, &z);
     const size_t N = S->N, dim = S->dim, wide = S->qd > dim ? S->qd : dim;
     const size_t maxc = S->maxc > wide ? S->maxc : wide, rowsz = (S->ctx_len > CH ? S->ctx_len : CH);
@@ -529,8 +1017,18 @@ static int alloc_state(struct state *S, const struct vfy_plan *p)
     size_t nd, na;
     if (sb_mul_size(N, dim, &nd) || sb_mul_size(N, wide, &na))
         return oom(S);
-    S->X = sb_malloc_aligned(nd * sizeof(float) + 64);
-    S->A = sb_malloc_aligned(na * sizeof(float) + 64);
+    int rc = mem_plan(S, &z, &S->rep->mem);
+    if (rc != SB_OK)
+        return rc;
+    if (S->rep->mem.spill) {
+        char dir[4096];
+        scratch_folder(S->o->scratch_dir, out_path, dir, sizeof dir);
+        if ((rc = spill_open(S, dir, nd * sizeof(float) + 64, na * sizeof(float) + 64)) != SB_OK)
+            return rc;
+    } else {
+        S->X = sb_malloc_aligned(nd * sizeof(float) + 64);
+        S->A = sb_malloc_aligned(na * sizeof(float) + 64);
+    }
     S->xn = sb_malloc_aligned(rowsz * maxc * sizeof(float));
     S->y = sb_malloc_aligned(rowsz * wide * sizeof(float));
     S->h1 = sb_malloc_aligned(CH * maxc * sizeof(float));
@@ -559,11 +1057,19 @@ static void free_f32(struct state *S)
     S->n_f32 = 0;
 }
 
-static void free_state(struct state *S)
+/* every buffer of the calibration (not the quantized matrices, nor the model) */
+static void free_work(struct state *S)
 {
     sb_free(S->wrow);
-    sb_free_aligned(S->X);
-    sb_free_aligned(S->A);
+    if (S->act_map)
+        munmap(S->act_map, S->act_map_len);
+    else {
+        sb_free_aligned(S->X);
+        sb_free_aligned(S->A);
+    }
+    S->act_map = NULL;
+    S->wrow = NULL;
+    S->X = S->A = NULL;
     sb_free_aligned(S->xn);
     sb_free_aligned(S->y);
     sb_free_aligned(S->h1);
@@ -579,6 +1085,15 @@ static void free_state(struct state *S)
     sb_free_aligned(S->W);
     sb_free_aligned(S->Q);
     sb_free(S->rtn_blob);
+    S->xn = S->y = S->h1 = S->h2 = S->g = S->selw = S->wt = S->W = S->Q = NULL;
+    S->sel = S->idx = NULL;
+    S->H = S->hs = NULL;
+    S->gscr = S->rtn_blob = NULL;
+}
+
+static void free_state(struct state *S)
+{
+    free_work(S);
     for (size_t i = 0; i < S->n_qb; i++)
         sb_free(S->qb[i].blob);
     sb_free(S->qb);
@@ -672,6 +1187,8 @@ static int write_out(struct state *S, const char *out_path, struct cvt_report **
     }
     sub.tensors = ts;
     struct cvt_opts co = S->o->conv;
+    if (co.max_memory)   /* the quantized matrices stay resident while it writes */
+        co.max_memory = co.max_memory > S->rep->mem.held ? co.max_memory - S->rep->mem.held : 1;
     co.stats = false;    /* re-encoding to compare would redo the scales: cvt_qmat has the errors */
     co.report_src = src;
     rc = cvt_convert(&sub, out_path, &co, conv, S->err);
@@ -710,9 +1227,20 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     if ((rc = fmt_container_for_output(out_path, &cont, err)) != SB_OK ||
         (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) != SB_OK)
         goto fail;
+    S.capped = o->conv.max_memory > 0;
+    if (S.capped && par_size() > 1) {
+        rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: quant --max-memory runs as one process (a "
+                        "job's gathered expert outputs are not capped yet)", out_path);
+        goto fail;
+    }
+    if (S.capped && cont == FMT_CONT_GGUF) {
+        rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
+                        "yet (write .subbit or safetensors under a cap)", out_path);
+        goto fail;
+    }
     if ((rc = vfy_model_new(&S.vm, src, err)) != SB_OK)
         goto fail;
-    if ((rc = alloc_state(&S, plan)) != SB_OK)
+    if ((rc = alloc_state(&S, plan, out_path)) != SB_OK)
         goto fail;
     const struct vfy_model_info *in = vfy_model_info(S.vm);
     if ((rc = vfy_ctx_new(&S.ctx, S.vm, S.ctx_len, S.ctx_len, err)) != SB_OK)
@@ -737,15 +1265,18 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
                 goto fail;
             }
         }
+        spill_trim(&S);
         vfy_embed(S.vm, plan->tok + win->off, win->n, S.X + S.wrow[w] * S.dim);
     }
     sb_progress_report(&o->progress, 0, S.total);
+    release_source(&S);
     for (int l = 0; l < in->n_layers; l++) {
         const double tl = now_s();
         if ((rc = do_layer(&S, l)) != SB_OK)
             goto fail;
         R->layer_seconds[l] = now_s() - tl;
         free_f32(&S);   /* later layers never compute with this one's matrices */
+        release_source(&S);
     }
     /* the classifier: on the final normed hidden states */
     struct vfy_matref ref;
@@ -759,6 +1290,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     S.ctx = NULL;
     vfy_model_free(S.vm);   /* it points into the blobs write_out frees */
     S.vm = NULL;
+    free_work(&S);   /* the writer's room */
     const double tw = now_s();
     if ((rc = write_out(&S, out_path, &R->conv)) != SB_OK)
         goto fail;
@@ -767,7 +1299,45 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     *rep_out = R;
     return SB_OK;
 fail:
+    /* a rank that failed alone (its share of a layer, its memory) meets the others
+     * at their next agreement: the layer's experts, or the writer's plan */
+    rc = par_settle(rc, err);
     free_state(&S);
     cvt_quant_report_free(R);
+    return rc;
+}
+
+int cvt_quant_memory(const struct fmt_model *src, size_t n_tokens, size_t ctx_len,
+                     const char *out_path, const struct cvt_quant_opts *o,
+                     struct cvt_quant_mem *m, struct sb_err *err)
+{
+    struct state S;
+    struct cvt_quant_report R;
+    memset(&S, 0, sizeof S);
+    memset(&R, 0, sizeof R);
+    memset(m, 0, sizeof *m);
+    S.src = src;
+    S.o = o;
+    S.err = err;
+    S.rep = &R;
+    S.N = n_tokens;
+    S.ctx_len = ctx_len;
+    enum fmt_container cont;
+    int rc;
+    if (!(S.to = sb_malloc((src->n_tensors ? src->n_tensors : 1) * sizeof *S.to)))
+        return oom(&S);
+    if ((rc = fmt_container_for_output(out_path, &cont, err)) == SB_OK &&
+        (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) == SB_OK &&
+        (rc = vfy_model_new(&S.vm, src, err)) == SB_OK) {
+        const struct vfy_model_info *in = vfy_model_info(S.vm);
+        S.dim = (size_t)in->dim;
+        S.qd = (size_t)in->n_heads * (size_t)in->head_dim;
+        S.K = (size_t)in->n_experts_used;
+        struct sizes z = { 0, 0, 0 };
+        for_each_mat(&S, survey_one, &z);
+        rc = mem_plan(&S, &z, m);
+    }
+    vfy_model_free(S.vm);
+    sb_free(S.to);
     return rc;
 }

@@ -561,6 +561,18 @@ int fmt_out_pwrite(struct fmt_out *o, const void *buf, size_t n, uint64_t off,
     return SB_OK;
 }
 
+int fmt_out_sync(struct fmt_out *o, struct sb_err *err)
+{
+    if (o->fd < 0)
+        return sb_err_set(err, SB_EINVAL, "output not open");
+    int r = flush(o, err), e = r == SB_OK ? aio_wait(o) : 0;
+    if (e)
+        r = write_error(o, e, err);
+    if (r == SB_OK && fsync(o->fd) != 0)
+        r = sb_err_set(err, SB_EIO, "%s: fsync failed: %s", o->path, strerror(errno));
+    return r;
+}
+
 static void release(struct fmt_out *o)
 {
     aio_stop(o);

@@ -23,6 +23,7 @@ enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2, CLI_CHECK_FAILED = 3, CLI_INTERRU
 struct cli_cmd {
     const char *name;
     int (*fn)(int argc, char **argv);
+    bool mpi;              /* may run as an MPI job of several ranks */
     const char *summary;
 };
 
@@ -44,6 +45,11 @@ struct vfy_model;
 void cli_model_notes(const char *cmd, const struct vfy_model *vm);
 /* Print err's message as "subbit CMD: msg"; returns CLI_ERR (CLI_INTERRUPTED for SB_EINTR). */
 int cli_fail(const char *cmd, const struct sb_err *err);
+/* cli_fail for a rank of an MPI job that failed before the command's first
+ * agreement (reading its input, say): it meets the other ranks at their next
+ * par_agree (par_settle), so they stop rather than wait for it, and the job's
+ * one line (rank 0's) names this rank and its message. One process: cli_fail. */
+int cli_fail_job(const char *cmd, struct sb_err *err);
 /* Bad usage: one line on stderr, "subbit CMD: msg (try 'subbit CMD --help')";
  * returns CLI_USAGE. The usage text is not printed (a new user's error would
  * scroll away above it); the argument stays so callers keep one signature. */
@@ -72,6 +78,10 @@ bool cli_parse_size(const char *cmd, const char *opt, const char *s, uint64_t *o
 void cli_install_signals(void);
 /* Before a subcommand runs: its name for those messages, then the above. */
 void cli_start(const char *cmd);
+/* After the command's work: a signal still removes temp outputs and exits
+ * 130, without the message (mpirun ends a job's ranks with SIGTERM once one
+ * exits with an error, while the others leave MPI). */
+void cli_signals_quiet(void);
 /* Set OpenMP threads (0 = leave the default). */
 void cli_set_threads(int n);
 

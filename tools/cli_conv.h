@@ -40,10 +40,8 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
 #define CLI_CONV_USAGE                                                                             \
     "  -o, --output OUT        where to write (required)\n"                                      \
     "      --to ENC            target encoding (default: keep, container change only)\n"          \
-    "      --keep LIST         these tensors stay as stored: a comma-separated list\n"        \
-    "                          (repeatable) of tensor-name globs (blk.0.*) or the\n"           \
-    "                          components 'subbit mem' reports (embed, output, attn,\n"      \
-    "                          ffn, shared, experts), as mem --keep takes them\n"                \
+    "      --keep LIST         kept as stored: comma-separated globs (blk.0.*) or\n"          \
+    "                          mem's components (embed,output,attn,ffn,shared,experts)\n"                \
     "      --rule GLOB=ENC     tensors matching GLOB get ENC (repeatable; first match wins)\n"     \
     "      --fallback ENC      for tensors that cannot take ENC: 1-D, row not a block\n"           \
     "                          multiple, non-Linear for int8 (default f16)\n"                      \

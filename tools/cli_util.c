@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "par_comm.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
 
@@ -26,6 +27,8 @@
 static void vsay(const char *cmd, const char *what, const char *fmt, va_list ap)
 {
     char raw[2048], esc[2048];
+    if (par_rank() != 0)   /* an MPI job's messages come from rank 0 */
+        return;
     vsnprintf(raw, sizeof raw, fmt, ap);
     sb_escape(esc, sizeof esc, raw);
     fprintf(stderr, "subbit %s: %s%s\n", cmd, what, esc);
@@ -79,8 +82,16 @@ void cli_model_notes(const char *cmd, const struct vfy_model *vm)
 
 int cli_fail(const char *cmd, const struct sb_err *err)
 {
+    if (par_rank() != 0)
+        return err->code == SB_EINTR ? CLI_INTERRUPTED : CLI_ERR;
     fprintf(stderr, "subbit %s: %s\n", cmd, err->msg[0] ? err->msg : sb_status_name(err->code));
     return err->code == SB_EINTR ? CLI_INTERRUPTED : CLI_ERR;
+}
+
+int cli_fail_job(const char *cmd, struct sb_err *err)
+{
+    par_settle(err->code ? err->code : SB_EIO, err);
+    return cli_fail(cmd, err);
 }
 
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
@@ -88,6 +99,8 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     (void)usage;
     char raw[2048], esc[2048];
     va_list ap;
+    if (par_rank() != 0)
+        return CLI_USAGE;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
@@ -231,14 +244,18 @@ static void put_escaped(const char *s)
     (void)w;
 }
 
+static volatile sig_atomic_t signal_says = 1;   /* rank 0 (or one process) says it */
+
 static void on_signal(int sig)
 {
     if (fmt_out_signal_defer(sig))
         return; /* raised again once the files being moved are in place */
     fmt_out_signal_cleanup();
     static const char msg[] = "\nsubbit: interrupted; partial output removed\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
+    if (signal_says) {
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+    }
     _exit(CLI_INTERRUPTED);
 }
 
@@ -296,6 +313,8 @@ void cli_install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
+    /* mpirun ends the other ranks with SIGTERM once one exits with an error */
+    signal_says = par_rank() == 0;
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -312,6 +331,11 @@ void cli_install_signals(void)
     const char *f = getenv("SUBBIT_TEST_FAIL_WRITE_AFTER");
     if (f && *f)
         fmt_out_fail_write_after(strtol(f, NULL, 10));
+}
+
+void cli_signals_quiet(void)
+{
+    signal_says = 0;
 }
 
 void cli_set_threads(int n)
@@ -346,7 +370,7 @@ void cli_progress_init(struct cli_progress *p, const char *cmd, const char *labe
     p->cmd = cmd;
     p->label = label;
     p->bytes = bytes;
-    p->on = !quiet && !quiet_flag && isatty(2);
+    p->on = !quiet && !quiet_flag && isatty(2) && par_rank() == 0;
     p->t0 = p->last = cli_now();
 }
 

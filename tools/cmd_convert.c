@@ -10,6 +10,7 @@
 #include "cvt_convert.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "par_comm.h"
 
 static const char usage[] =
     "usage: subbit convert IN -o OUT --to ENC [options]\n"
@@ -25,6 +26,8 @@ static const char usage[] =
     CLI_CONV_USAGE
     "      --dry-run           print every decision and the output size; write nothing\n"
     "      --stats             per-tensor error: RMSE, SQNR dB, max abs error\n"
+    "      --max-memory SIZE   hold at most SIZE resident (e.g. 512M): row blocks sized to\n"
+    "                          it; a tensor that cannot fit fails before anything is written\n"
     "  -h, --help              this text\n";
 
 static void shape_str(const struct cvt_decision *d, char *buf, size_t len)
@@ -38,10 +41,11 @@ static void shape_str(const struct cvt_decision *d, char *buf, size_t len)
 
 int cmd_convert(int argc, char **argv)
 {
-    enum { O_DRY = 256, O_STATS };
+    enum { O_DRY = 256, O_STATS, O_MAXMEM };
     static const struct option opts[] = {
         CLI_CONV_LONGOPTS,
         { "dry-run", no_argument, 0, O_DRY }, { "stats", no_argument, 0, O_STATS },
+        { "max-memory", required_argument, 0, O_MAXMEM },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     struct cvt_opts co;
@@ -60,6 +64,10 @@ int cmd_convert(int argc, char **argv)
         switch (c) {
         case O_DRY: co.dry_run = true; break;
         case O_STATS: co.stats = true; break;
+        case O_MAXMEM:
+            if (!cli_parse_size("convert", "--max-memory", optarg, &co.max_memory))
+                goto usage_fail;
+            break;
         case 'h': fputs(usage, stdout); cli_conv_release(&cc); return CLI_OK;
         default: cli_conv_release(&cc); return cli_getopt_error("convert", c, argc, argv);
         }
@@ -75,15 +83,19 @@ int cmd_convert(int argc, char **argv)
     struct sb_err err = { 0 };
     struct fmt_model *m = NULL;
     struct cvt_report *rep = NULL;
-    if (fmt_model_open(&m, in, &oo, &err) != SB_OK) {
-        rc = cli_fail("convert", &err);
+    int r = fmt_model_open(&m, in, &oo, &err);
+    if (r == SB_OK && par_fault("open"))   /* a rank that cannot read what the others can */
+        r = sb_err_set(&err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", in);
+    if (r != SB_OK) {
+        rc = cli_fail_job("convert", &err);
+        fmt_model_free(m);
         cli_conv_release(&cc);
         return rc;
     }
     struct cli_progress pg;
     cli_progress_init(&pg, "convert", "convert", quiet || json || co.dry_run, true);
     co.progress = cli_progress_hook(&pg);
-    int r = cvt_convert(m, out, &co, &rep, &err);
+    r = cvt_convert(m, out, &co, &rep, &err);
     cli_progress_end(&pg);
     if (r != SB_OK) {
         rc = cli_fail("convert", &err);

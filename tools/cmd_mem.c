@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cvt_quant.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
 #include "sb_alloc.h"
@@ -67,6 +68,11 @@ static const char usage[] =
     "      --measure        also run 'subbit ppl' on a short text and print its peak RSS\n"
     "                       (the KV cache is then counted in f32, as the core keeps it)\n"
     "      --text FILE      the text for --measure (default: a built-in one)\n"
+    "      --for quant      instead: what 'subbit quant' holds resident (MODEL a model\n"
+    "                       file), with its --to, -o OUT (the container; default\n"
+    "                       out.subbit), --calib-tokens N, --calib-ctx N, --max-memory\n"
+    "                       SIZE (the calibration activations spill when they do not\n"
+    "                       fit; a cap below one layer's need is an error, as in quant)\n"
     "  -t, --threads N      threads of the --measure run\n"
     "      --json           one JSON document on stdout\n"
     "  -q, --quiet          no progress or notes on stderr, nor the assumptions read from\n"
@@ -561,10 +567,82 @@ static int measure(const char *model, const char *text, uint64_t ctx, const char
     return CLI_OK;
 }
 
+/* ---- --for quant ---- */
+
+struct quant_for {
+    const char *what, *out;
+    long tokens, ctx;
+    uint64_t cap;
+    int to;                        /* enum sb_dtype; -1: keep */
+};
+
+static int mem_for_quant(const char *path, const char *config, const struct quant_for *qf,
+                         bool json)
+{
+    struct fmt_open_opts fo = { 0 };
+    struct fmt_model *fm = NULL;
+    struct sb_err err = { 0 };
+    struct cvt_quant_opts qo;
+    struct cvt_quant_mem mm;
+    fo.config_path = config;
+    cvt_quant_opts_init(&qo);
+    qo.conv.to = qf->to;
+    qo.conv.max_memory = qf->cap;
+    /* quant's windows: --calib-tokens in whole windows of --calib-ctx (a text long enough) */
+    const size_t n = (size_t)((qf->tokens + qf->ctx - 1) / qf->ctx) * (size_t)qf->ctx;
+    int r = fmt_model_open(&fm, path, &fo, &err);
+    if (r == SB_OK)
+        r = cvt_quant_memory(fm, n, (size_t)qf->ctx, qf->out, &qo, &mm, &err);
+    fmt_model_free(fm);
+    if (r != SB_OK)
+        return cli_fail("mem", &err);
+    char b[7][32];
+    if (json) {
+        cJSON *d = cli_json_doc("mem");
+        cJSON_AddStringToObject(d, "model", path);
+        cJSON_AddStringToObject(d, "for", "quant");
+        cJSON_AddStringToObject(d, "output", qf->out);
+        cJSON_AddNumberToObject(d, "calib_tokens", (double)mm.tokens);
+        cJSON_AddNumberToObject(d, "max_memory", (double)qf->cap);
+        cJSON_AddNumberToObject(d, "process_bytes", (double)mm.fixed);
+        cJSON_AddNumberToObject(d, "work_bytes", (double)mm.work);
+        cJSON_AddNumberToObject(d, "weights_bytes", (double)mm.weights);
+        cJSON_AddNumberToObject(d, "held_bytes", (double)mm.held);
+        cJSON_AddNumberToObject(d, "activation_bytes", (double)mm.act);
+        cJSON_AddNumberToObject(d, "spill_window_bytes", (double)mm.spill_window);
+        cJSON_AddNumberToObject(d, "write_bytes", (double)mm.write);
+        cJSON_AddBoolToObject(d, "spilled", mm.spill);
+        cJSON_AddNumberToObject(d, "peak_bytes", (double)mm.peak);
+        cli_print_json(d);
+        return CLI_OK;
+    }
+    printf("subbit quant of %s into %s, %" PRIu64 " calibration tokens%s:\n", path, qf->out,
+           mm.tokens, qf->cap ? "" : " (no --max-memory)");
+    printf("  process            %12s\n", fmt_size(mm.fixed, b[0], sizeof b[0]));
+    printf("  work buffers       %12s  (GPTQ, the core's context, routing)\n",
+           fmt_size(mm.work, b[1], sizeof b[1]));
+    printf("  weights            %12s  (the largest layer; the rest of the model whole)\n",
+           fmt_size(mm.weights, b[2], sizeof b[2]));
+    printf("  quantized, held    %12s\n", fmt_size(mm.held, b[3], sizeof b[3]));
+    printf("  activations        %12s  %s\n", fmt_size(mm.act, b[4], sizeof b[4]),
+           mm.spill ? "spilled to a scratch file" : "resident");
+    if (mm.spill)
+        printf("  spill window       %12s  resident at once\n",
+               fmt_size(mm.spill_window, b[5], sizeof b[5]));
+    printf("  write              %12s  (after the calibration)\n",
+           fmt_size(mm.write, b[6], sizeof b[6]));
+    printf("peak (estimate):     %12s", fmt_size(mm.peak, b[0], sizeof b[0]));
+    if (qf->cap)
+        printf("  under --max-memory %s", fmt_size(qf->cap, b[1], sizeof b[1]));
+    printf("\n");
+    return CLI_OK;
+}
+
 int cmd_mem(int argc, char **argv)
 {
     enum { O_LIST = 256, O_CTX, O_BATCH, O_SEQS, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
-           O_CONFIG, O_MEASURE, O_TEXT, O_JSON, O_RUNTIME, O_FA, O_UBATCH };
+           O_CONFIG, O_MEASURE, O_TEXT, O_JSON, O_RUNTIME, O_FA, O_UBATCH, O_FOR, O_CTOK, O_CCTX,
+           O_MAXMEM };
     static const struct option lopts[] = {
         { "list", no_argument, 0, O_LIST }, { "ctx", required_argument, 0, O_CTX },
         { "batch", required_argument, 0, O_BATCH }, { "seqs", required_argument, 0, O_SEQS },
@@ -576,8 +654,13 @@ int cmd_mem(int argc, char **argv)
         { "json", no_argument, 0, O_JSON }, { "quiet", no_argument, 0, 'q' },
         { "runtime", required_argument, 0, O_RUNTIME }, { "flash-attn", required_argument, 0, O_FA },
         { "ubatch", required_argument, 0, O_UBATCH },
-        { "threads", required_argument, 0, 't' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "threads", required_argument, 0, 't' }, { "help", no_argument, 0, 'h' },
+        { "for", required_argument, 0, O_FOR }, { "output", required_argument, 0, 'o' },
+        { "calib-tokens", required_argument, 0, O_CTOK },
+        { "calib-ctx", required_argument, 0, O_CCTX },
+        { "max-memory", required_argument, 0, O_MAXMEM }, { 0, 0, 0, 0 },
     };
+    struct quant_for qf = { NULL, "out.subbit", 131072, 512, 0, -1 };
     struct vfy_mem_opts o;
     vfy_mem_opts_init(&o);
     bool list = false, json = false, quiet = false, do_measure = false, kv_given = false;
@@ -589,9 +672,27 @@ int cmd_mem(int argc, char **argv)
     double dv;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":t:qh", lopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:o:qh", lopts, NULL)) != -1) {
         switch (c) {
         case O_LIST: list = true; break;
+        case O_FOR:
+            if (strcmp(optarg, "quant"))
+                return cli_usage_error("mem", usage, "--for expects quant, got '%s'", optarg);
+            qf.what = optarg;
+            break;
+        case 'o': qf.out = optarg; break;
+        case O_CTOK:
+            if (!cli_parse_long("mem", "--calib-tokens", optarg, 1, 1L << 34, &qf.tokens))
+                return CLI_USAGE;
+            break;
+        case O_CCTX:
+            if (!cli_parse_long("mem", "--calib-ctx", optarg, 4, 1L << 20, &qf.ctx))
+                return CLI_USAGE;
+            break;
+        case O_MAXMEM:
+            if (!cli_parse_size("mem", "--max-memory", optarg, &qf.cap))
+                return CLI_USAGE;
+            break;
         case O_CTX:
             if (!cli_parse_long("mem", "--ctx", optarg, 1, 1L << 30, &v))
                 return CLI_USAGE;
@@ -643,6 +744,7 @@ int cmd_mem(int argc, char **argv)
                 return cli_usage_error("mem", usage, "--to/--enc expects stored, f32, f16, bf16, int8, "
                                        "q8_0, q4_0, tq2_0, tern or sub1, got '%s'", optarg);
             o.weights_enc = ok ? t : -1;
+            qf.to = t;
             break;
         }
         case O_TRAIN: o.train = true; break;
@@ -702,6 +804,11 @@ int cmd_mem(int argc, char **argv)
         return cli_usage_error("mem", usage, "llama.cpp quantizes the V cache only with flash "
                                "attention on");
     const char *what = argv[optind];
+    if (qf.what) {
+        if (threads)
+            cli_set_threads((int)threads);
+        return mem_for_quant(what, config, &qf, json);
+    }
 
     struct vfy_mem_model m;
     memset(&m, 0, sizeof m);

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "cli_proto.h"
 #include "fmt_model.h"
+#include "par_comm.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
 #include "vfy_ppl.h"
@@ -113,6 +114,10 @@ int cmd_ppl(int argc, char **argv)
         return cli_usage_error("ppl", usage, "expected one MODEL");
     if (!text_path == !ids_path)
         return cli_usage_error("ppl", usage, "give one of --text FILE or --tokens FILE");
+    /* mpirun hands standard input to rank 0 alone */
+    if (text_path && !strcmp(text_path, "-") && par_size() > 1)
+        return cli_usage_error("ppl", usage, "--text - (standard input) runs as one process; "
+                               "give a file under mpirun");
     const char *path = argv[optind];
     cli_set_threads((int)threads);
     cli_install_signals();
@@ -127,13 +132,16 @@ int cmd_ppl(int argc, char **argv)
     int32_t *ids = NULL;
     size_t len = 0, n_ids = 0;
     int rc = CLI_ERR;
+    bool synced = false;   /* every rank passed the step before scoring */
 
     if (text_path) {
-        if (cli_read_input(text_path, &text, &len, &err) != SB_OK)
-            return cli_fail("ppl", &err);
+        if (cli_read_input(text_path, &text, &len, &err) != SB_OK) {
+            rc = cli_fail("ppl", &err);
+            goto out;
+        }
         if (len == 0) {
-            sb_free(text);
-            return cli_error("ppl", "%s: empty text", strcmp(text_path, "-") ? text_path : "stdin");
+            cli_error("ppl", "%s: empty text", strcmp(text_path, "-") ? text_path : "stdin");
+            goto out;
         }
     }
     if (fmt_model_open(&m, path, &oo, &err) != SB_OK || vfy_model_new(&vm, m, &err) != SB_OK) {
@@ -178,6 +186,12 @@ int cmd_ppl(int argc, char **argv)
         }
     }
     if (vfy_ctx_new(&ctx, vm, po.n_ctx, (size_t)batch, &err) != SB_OK) {
+        rc = cli_fail("ppl", &err);
+        goto out;
+    }
+    /* a rank that failed above says so here (at out:), before anyone scores */
+    synced = true;
+    if (par_agree(SB_OK, &err) != SB_OK) {
         rc = cli_fail("ppl", &err);
         goto out;
     }
@@ -237,10 +251,14 @@ int cmd_ppl(int argc, char **argv)
     }
     rc = CLI_OK;
     if (max_ppl > 0 && !(r.ppl <= max_ppl)) {
-        fprintf(stderr, "subbit ppl: perplexity %.4f is above --max-ppl %g\n", r.ppl, max_ppl);
+        if (par_rank() == 0)
+            fprintf(stderr, "subbit ppl: perplexity %.4f is above --max-ppl %g\n", r.ppl,
+                    max_ppl);
         rc = CLI_CHECK_FAILED;
     }
 out:
+    if (!synced && par_agree(SB_EIO, &err) != SB_OK && par_rank() != 0)
+        rc = CLI_ERR;
     vfy_plan_release(&plan);
     vfy_ctx_free(ctx);
     vfy_tok_free(tok);

@@ -17,6 +17,7 @@
 #include "cvt_quant.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "par_comm.h"
 #include "rpt_report.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
@@ -56,10 +57,15 @@ static const char usage[] =
     "                          (default 1: only experts that got none)\n"
     "      --report FILE       also write the result as an HTML page (subbit report);\n"
     "                          -f replaces it too\n"
+    "      --max-memory SIZE   hold at most SIZE resident (e.g. 512M): the calibration\n"
+    "                          activations spill to a file when they do not fit; a cap\n"
+    "                          below one layer's need fails before any work\n"
+    "      --scratch DIR       where spilled activations go (default: the output's\n"
+    "                          folder); the file is removed as soon as it is created\n"
     "  -h, --help              this text\n";
 
 enum { O_CALIB = 256, O_CALIB_IDS, O_CALIB_TOKENS, O_CALIB_CTX, O_METHOD, O_DAMP, O_BLOCK,
-       O_ACT, O_ZB, O_ECL, O_ECP, O_MINTOK, O_REPORT };
+       O_ACT, O_ZB, O_ECL, O_ECP, O_MINTOK, O_REPORT, O_MAXMEM, O_SCRATCH };
 
 static cJSON *report_json(const char *in, const char *out, const char *calib, bool calib_ids,
                           const struct cvt_quant_opts *qo, const struct cvt_quant_report *R,
@@ -156,6 +162,11 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
     cJSON_AddNumberToObject(tot, "seconds", R->seconds_calib + R->seconds_write);
     cJSON_AddNumberToObject(tot, "threads", threads);
     cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+    cJSON *mem = cJSON_AddObjectToObject(doc, "memory");
+    cJSON_AddNumberToObject(mem, "max_memory", (double)qo->conv.max_memory);
+    cJSON_AddNumberToObject(mem, "predicted_peak_bytes", (double)R->mem.peak);
+    cJSON_AddNumberToObject(mem, "activation_bytes", (double)R->mem.act);
+    cJSON_AddBoolToObject(mem, "spilled", R->mem.spill);
     cJSON_AddNumberToObject(doc, "seconds", R->seconds_calib + R->seconds_write);
     cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
     return doc;
@@ -201,6 +212,17 @@ static void report_text(const char *out, const struct cvt_quant_opts *qo,
            R->seconds_calib + R->seconds_write, R->seconds_calib, threads);
 }
 
+/* the calibration input named before its problem */
+static int calib_fail(const char *path, struct sb_err *err)
+{
+    char msg[sizeof err->msg];
+    const int code = err->code ? err->code : SB_EINVAL;
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    sb_err_clear(err);
+    sb_err_set(err, code, "%s: %s", path, msg);
+    return cli_fail_job("quant", err);
+}
+
 int cmd_quant(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -215,6 +237,8 @@ int cmd_quant(int argc, char **argv)
         { "ec-p0", required_argument, 0, O_ECP },
         { "min-expert-tokens", required_argument, 0, O_MINTOK },
         { "report", required_argument, 0, O_REPORT },
+        { "max-memory", required_argument, 0, O_MAXMEM },
+        { "scratch", required_argument, 0, O_SCRATCH },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     struct cvt_quant_opts qo;
@@ -278,6 +302,11 @@ int cmd_quant(int argc, char **argv)
             qo.gptq.ec_p0 = v;
             break;
         case O_REPORT: report = optarg; break;
+        case O_MAXMEM:
+            if (!cli_parse_size("quant", "--max-memory", optarg, &qo.conv.max_memory))
+                goto usage_fail;
+            break;
+        case O_SCRATCH: qo.scratch_dir = optarg; break;
         case O_MINTOK:
             if (!cli_parse_long("quant", "--min-expert-tokens", optarg, 0, 1L << 40, &mintok))
                 goto usage_fail;
@@ -300,6 +329,8 @@ int cmd_quant(int argc, char **argv)
         cli_conv_release(&cc);
         return cli_error("quant", "%s: exists (use --force to replace)", report);
     }
+    if (qo.scratch_dir && !qo.conv.max_memory)
+        cli_warn("quant", "--scratch is ignored without --max-memory (nothing spills)");
     if (qo.gptq.ec_lambda > 0 && qo.gptq.zero_band != 0.5)
         cli_warn("quant", "--zero-band is ignored with --ec-lambda (the code lengths decide)");
     cli_set_threads((int)cc.threads);
@@ -316,17 +347,24 @@ int cmd_quant(int argc, char **argv)
     int32_t *ids = NULL;
     size_t len = 0, n_ids = 0;
     rc = CLI_ERR;
+    /* until cvt_quant, a failure on one rank is settled with the others (cli_fail_job) */
     if (calib && cli_read_input(calib, &text, &len, &err) != SB_OK) {
-        rc = cli_fail("quant", &err);
+        rc = cli_fail_job("quant", &err);
         goto done;
     }
     if (fmt_model_open(&m, in, &oo, &err) != SB_OK || vfy_model_new(&vm, m, &err) != SB_OK) {
-        rc = cli_fail("quant", &err);
+        rc = cli_fail_job("quant", &err);
+        goto done;
+    }
+    if (par_fault("open")) {   /* a rank that cannot read what the others can */
+        sb_err_set(&err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", in);
+        rc = cli_fail_job("quant", &err);
         goto done;
     }
     cli_model_notes("quant", vm);
     const struct vfy_model_info *mi = vfy_model_info(vm);
     if (mi->n_ctx_train > 0 && calib_ctx > mi->n_ctx_train) {
+        par_settle(SB_EINVAL, &err);   /* every rank: the same model */
         rc = cli_usage_error("quant", usage, "--calib-ctx %ld is above the model's context (%d)",
                              calib_ctx, mi->n_ctx_train);
         goto done;
@@ -335,24 +373,24 @@ int cmd_quant(int argc, char **argv)
                                (size_t)((calib_tokens + calib_ctx - 1) / calib_ctx), NULL };
     if (calib) {
         if (vfy_tok_new(&tok, &m->vocab, &err) != SB_OK) {
-            rc = cli_fail("quant", &err);
+            rc = cli_fail_job("quant", &err);
             goto done;
         }
         /* a prefix of the text is enough: no tokenizer makes fewer than one token
          * per 64 bytes of text */
         size_t want = (size_t)po.max_units * (size_t)calib_ctx * 64;
         if (vfy_plan_from_text(&plan, tok, text, len < want ? len : want, &po, &err) != SB_OK) {
-            rc = cli_error("quant", "%s: %s", calib, err.msg);
+            rc = calib_fail(calib, &err);
             goto done;
         }
     } else {
         if (vfy_tok_read_ids(calib_ids, &ids, &n_ids, (uint32_t)mi->vocab, &err) != SB_OK) {
-            rc = cli_fail("quant", &err);
+            rc = cli_fail_job("quant", &err);
             goto done;
         }
         int bos = m->vocab.bos_id >= 0 ? m->vocab.bos_id : m->arch.bos_id;
         if (vfy_plan_from_ids(&plan, ids, n_ids, bos, &po, &err) != SB_OK) {
-            rc = cli_error("quant", "%s: %s", calib_ids, err.msg);
+            rc = calib_fail(calib_ids, &err);
             goto done;
         }
     }
@@ -380,7 +418,7 @@ int cmd_quant(int argc, char **argv)
     if (!json)
         report_text(out, &qo, R, nt);
     rc = CLI_OK;
-    if (report) {
+    if (report && par_rank() == 0) {   /* an MPI job's page: rank 0's */
         const cJSON *docs[1] = { doc };
         if (rpt_render(docs, NULL, 1, report, qo.conv.out_flags & FMT_OUT_FORCE, &err) != SB_OK)
             rc = cli_fail("quant", &err);

@@ -12,6 +12,7 @@
 #include "cli_proto.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
+#include "par_comm.h"
 #include "rpt_report.h"
 #include "sb_alloc.h"
 #include "vfy_model.h"
@@ -161,6 +162,10 @@ int cmd_verify(int argc, char **argv)
         return cli_usage_error("verify", usage, "unexpected argument '%s'", argv[optind]);
     if (!ref_path || !model_path || !text_path)
         return cli_usage_error("verify", usage, "--ref, --model and --text are required");
+    /* mpirun hands standard input to rank 0 alone */
+    if (!strcmp(text_path, "-") && par_size() > 1)
+        return cli_usage_error("verify", usage, "--text - (standard input) runs as one process; "
+                               "give a file under mpirun");
     const bool named = have_dppl || max_kld >= 0 || min_top1 >= 0;
     if (no_gate && named)
         return cli_usage_error("verify", usage, "--no-gate with a threshold: give one or the other");
@@ -185,12 +190,15 @@ int cmd_verify(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     int rc = CLI_ERR;
+    bool synced = false;   /* every rank passed the step before scoring */
 
-    if (cli_read_input(text_path, &text, &len, &err) != SB_OK)
-        return cli_fail("verify", &err);
+    if (cli_read_input(text_path, &text, &len, &err) != SB_OK) {
+        rc = cli_fail("verify", &err);
+        goto out;
+    }
     if (len == 0) {
-        sb_free(text);
-        return cli_error("verify", "%s: empty text", strcmp(text_path, "-") ? text_path : "stdin");
+        cli_error("verify", "%s: empty text", strcmp(text_path, "-") ? text_path : "stdin");
+        goto out;
     }
     if ((rc = load(ref_path, &ro, &ma, &va)) || (rc = load(model_path, &mo, &mb, &vb)))
         goto out;
@@ -218,6 +226,12 @@ int cmd_verify(int argc, char **argv)
     }
     if (vfy_ctx_new(&ca, va, po.n_ctx, (size_t)batch, &err) != SB_OK ||
         vfy_ctx_new(&cb, vb, po.n_ctx, (size_t)batch, &err) != SB_OK) {
+        rc = cli_fail("verify", &err);
+        goto out;
+    }
+    /* a rank that failed above says so here (at out:), before anyone scores */
+    synced = true;
+    if (par_agree(SB_OK, &err) != SB_OK) {
         rc = cli_fail("verify", &err);
         goto out;
     }
@@ -309,7 +323,9 @@ int cmd_verify(int argc, char **argv)
             printf(" (%s)\n", named ? "as given" : "defaults: no threshold given");
         }
     }
-    if (report) {
+    if (report && par_rank() != 0) {
+        cJSON_Delete(d);   /* rank 0 writes the page */
+    } else if (report) {
         /* the page is written whether the gates passed or not: it shows which failed */
         const cJSON *docs[] = { d };
         const char *names[] = { "this run" };
@@ -329,19 +345,23 @@ int cmd_verify(int argc, char **argv)
         if (r.ref.n_nonfinite && r.model.n_nonfinite)
             snprintf(both, sizeof both, " (and the reference at %zu)", r.ref.n_nonfinite);
         const bool m_bad = r.model.n_nonfinite != 0;
-        fprintf(stderr, "subbit verify: %s: logits are not finite (NaN or inf) at %zu of %zu "
-                "scored positions%s: no perplexity or KLD%s\n", m_bad ? model_path : ref_path,
-                m_bad ? r.model.n_nonfinite : r.ref.n_nonfinite, plan.n_scored, both,
-                failed ? "; check failed" : "");
+        if (par_rank() == 0)
+            fprintf(stderr, "subbit verify: %s: logits are not finite (NaN or inf) at %zu of "
+                    "%zu scored positions%s: no perplexity or KLD%s\n",
+                    m_bad ? model_path : ref_path, m_bad ? r.model.n_nonfinite : r.ref.n_nonfinite,
+                    plan.n_scored, both, failed ? "; check failed" : "");
         rc = failed ? CLI_CHECK_FAILED : CLI_ERR;
     } else if (failed) {
-        fprintf(stderr, "subbit verify: check failed:%s%s%s\n", f_dppl ? " ppl delta" : "",
-                f_kld ? " kld" : "", f_top1 ? " top-1" : "");
+        if (par_rank() == 0)
+            fprintf(stderr, "subbit verify: check failed:%s%s%s\n", f_dppl ? " ppl delta" : "",
+                    f_kld ? " kld" : "", f_top1 ? " top-1" : "");
         rc = CLI_CHECK_FAILED;
     } else {
         rc = CLI_OK;
     }
 out:
+    if (!synced && par_agree(SB_EIO, &err) != SB_OK && par_rank() != 0)
+        rc = CLI_ERR;
     vfy_plan_release(&plan);
     vfy_ctx_free(ca);
     vfy_ctx_free(cb);

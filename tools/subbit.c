@@ -4,18 +4,19 @@
 #include <string.h>
 
 #include "cli.h"
+#include "par_comm.h"
 
 static const struct cli_cmd commands[] = {
-    { "inspect", cmd_inspect, "list a model's architecture, tensors, sizes and bits/param" },
-    { "convert", cmd_convert, "re-encode a model and/or change its container" },
-    { "quant", cmd_quant, "calibrated quantization: GPTQ, each MoE expert on its routed tokens" },
-    { "mem", cmd_mem, "estimate the memory a model needs, from headers alone" },
-    { "ppl", cmd_ppl, "perplexity of a model on a text, with a stated protocol" },
-    { "verify", cmd_verify, "compare a model against a reference: dPPL, KLD, top-1 (CI gate)" },
-    { "report", cmd_report, "one HTML page of charts from the other commands' --json output" },
-    { "run", cmd_run, "generate text from a prompt" },
-    { "synth", cmd_synth, "write a deterministic random model (for tests and benchmarks)" },
-    { "clean", cmd_clean, "remove temp files left by a subbit that was killed" },
+    { "inspect", cmd_inspect, false, "list a model's architecture, tensors, sizes and bits/param" },
+    { "convert", cmd_convert, true, "re-encode a model and/or change its container" },
+    { "quant", cmd_quant, true, "calibrated quantization: GPTQ, each MoE expert on its routed tokens" },
+    { "mem", cmd_mem, false, "estimate the memory a model needs, from headers alone" },
+    { "ppl", cmd_ppl, true, "perplexity of a model on a text, with a stated protocol" },
+    { "verify", cmd_verify, true, "compare a model against a reference: dPPL, KLD, top-1 (CI gate)" },
+    { "report", cmd_report, false, "one HTML page of charts from the other commands' --json output" },
+    { "run", cmd_run, false, "generate text from a prompt" },
+    { "synth", cmd_synth, false, "write a deterministic random model (for tests and benchmarks)" },
+    { "clean", cmd_clean, false, "remove temp files left by a subbit that was killed" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     if (!strcmp(name, "--version") || !strcmp(name, "-V") || !strcmp(name, "version")) {
-        printf("subbit %s\n", SUBBIT_VERSION);
+        printf("subbit %s%s\n", SUBBIT_VERSION, par_have_mpi() ? " (mpi)" : "");
         return CLI_OK;
     }
     if (!strcmp(name, "help")) {
@@ -117,6 +118,25 @@ int main(int argc, char **argv)
     const struct cli_cmd *c = find(name);
     if (!c)
         return not_a_command(name);
-    cli_start(c->name);
-    return c->fn(argc - 1, argv + 1);
+    /* under mpirun/srun every rank runs the command; ranks above 0 print no
+     * results (stdout goes nowhere) and the CLI's messages come from rank 0 */
+    struct sb_err err = { 0 };
+    if (par_init(&argc, &argv, &err) != SB_OK) {
+        fprintf(stderr, "subbit %s: %s\n", name, err.msg);
+        return CLI_ERR;
+    }
+    int rc;
+    if (par_size() > 1 && !c->mpi) {
+        rc = cli_error(name, "runs as one process; convert, quant, ppl and verify run under "
+                       "mpirun (this job has %d ranks)", par_size());
+    } else {
+        if (par_rank() != 0 && !freopen("/dev/null", "w", stdout))
+            fclose(stdout);
+        cli_start(c->name);
+        rc = c->fn(argc - 1, argv + 1);
+    }
+    cli_signals_quiet();
+    fflush(stdout);
+    par_finalize();
+    return rc;
 }

@@ -34,6 +34,7 @@
 
 #include "fmt_config.h"
 #include "fmt_model.h"
+#include "par_comm.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
 #include "vfy_model.h"
@@ -951,7 +952,8 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
     e->activations = cz.buffers;
     uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
     e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
-    e->baseline = o->baseline ? o->baseline : VFY_MEM_BASELINE;
+    e->baseline = o->baseline ? o->baseline
+                  : VFY_MEM_BASELINE + (par_have_mpi() ? (uint64_t)VFY_MEM_MPI_KIB * 1024u : 0);
     return SB_OK;
 }
 

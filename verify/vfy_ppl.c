@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "par_comm.h"
 #include "sb_alloc.h"
 
 const char *vfy_protocol_name(enum vfy_protocol p)
@@ -252,6 +253,61 @@ static void finish(struct vfy_ppl_result *r, const struct vfy_nll_acc *a, double
     r->tok_per_s = r->seconds > 0 ? (double)r->n_forwarded / r->seconds : 0.0;
 }
 
+/* ---- windows across ranks ---------------------------------------------------- */
+
+/* The windows of this rank (par_comm.h): contiguous, balanced by tokens
+ * forwarded. Each rank keeps what every scored position gave (vals, k doubles
+ * a position, in window order); the ranks' lists are gathered in rank order,
+ * which is window order, and summed by the caller position by position, the
+ * order one process sums in: the same bits at any rank count. */
+static int split_windows(const struct vfy_plan *p, size_t *lo, size_t *hi, size_t *n_vals,
+                         struct sb_err *err)
+{
+    uint64_t *cum = sb_malloc((p->n_win + 1) * sizeof *cum);
+    if (!cum)
+        return sb_err_set(err, SB_ENOMEM, "out of memory for %zu windows", p->n_win);
+    cum[0] = 0;
+    for (size_t w = 0; w < p->n_win; w++)
+        cum[w + 1] = cum[w] + p->win[w].n;
+    uint64_t a, b;
+    par_split(p->n_win, cum, par_rank(), par_size(), &a, &b);
+    sb_free(cum);
+    *lo = (size_t)a;
+    *hi = (size_t)b;
+    *n_vals = 0;
+    for (size_t w = *lo; w < *hi; w++)
+        *n_vals += p->win[w].n - p->win[w].first;
+    return SB_OK;
+}
+
+/* every rank's values, in window order (one process: its own) */
+static int gather_vals(int rc, double **vals, size_t n_vals, size_t k, size_t n_scored,
+                       struct sb_err *err)
+{
+    if (par_size() == 1 || (rc = par_agree(rc, err)) != SB_OK)
+        return rc;
+    void *all = NULL;
+    uint64_t n_all = 0;
+    if ((rc = par_allgather(*vals, n_vals * k * sizeof **vals, &all, &n_all, NULL, err)) != SB_OK)
+        return rc;
+    if (n_all != n_scored * k * sizeof **vals) {
+        sb_free(all);
+        return sb_err_set(err, SB_EINVAL, "ranks scored %llu values, the plan has %zu",
+                          (unsigned long long)(n_all / sizeof **vals), n_scored * k);
+    }
+    sb_free(*vals);
+    *vals = all;
+    return SB_OK;
+}
+
+static void count_windows(const struct vfy_plan *p, struct vfy_ppl_result *r)
+{
+    r->n_windows = p->n_win;
+    r->n_forwarded = 0;
+    for (size_t w = 0; w < p->n_win; w++)
+        r->n_forwarded += p->win[w].n;
+}
+
 int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_progress *progress,
                 struct vfy_ppl_result *r, struct sb_err *err)
 {
@@ -261,17 +317,22 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
                           vfy_ctx_n_ctx(ctx), p->n_ctx);
     const size_t V = (size_t)vfy_model_info(vfy_ctx_model(ctx))->vocab;
     /* logits only for the positions that are scored (chunks: the second half) */
-    size_t rows = 1;
+    size_t rows = 1, lo, hi, n_vals, nv = 0, run_n = 0;
+    double run_sum = 0;
     for (size_t w = 0; w < p->n_win; w++)
         if (p->win[w].n - (p->win[w].first - 1) > rows)
             rows = p->win[w].n - (p->win[w].first - 1);
+    int rc = split_windows(p, &lo, &hi, &n_vals, err);
+    if (rc != SB_OK)
+        return rc;
     float *lg = sb_malloc(rows * V * sizeof *lg);
-    if (!lg)
-        return sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", rows, V);
-    struct vfy_nll_acc acc = { 0 };
+    double *vals = sb_malloc((n_vals ? n_vals : 1) * sizeof *vals);
     const double t0 = now_s();
-    int rc = SB_OK;
-    for (size_t w = 0; w < p->n_win; w++) {
+    if (!lg || !vals)
+        rc = sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", rows, V);
+    else if (par_fault("ppl"))
+        rc = sb_err_set(err, SB_EIO, "fault injected (SUBBIT_PAR_FAULT)");
+    for (size_t w = lo; w < hi && rc == SB_OK; w++) {
         const struct vfy_window *win = &p->win[w];
         const int32_t *tok = p->tok + win->off;
         /* a window starts again at position 0 (vfy_forward: nothing of the last
@@ -289,20 +350,34 @@ int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_p
                                 "%zu of window %zu: no perplexity (the weights hold a NaN or "
                                 "inf, or the arithmetic overflows)", j, w + 1);
             else
-                vfy_nll_add(&acc, vfy_nll(l, V, tok[j]));
+                vals[nv++] = vfy_nll(l, V, tok[j]);
         }
         if (rc != SB_OK)
             break;
+        /* so far, this rank's share: a progress hook may show a running perplexity */
         r->n_forwarded += win->n;
         r->n_windows++;
-        r->sum_nll = acc.sum; /* so far: a progress hook may show a running perplexity */
-        r->n_scored = acc.n;
-        sb_progress_report(progress, w + 1, p->n_win);
+        for (; run_n < nv; run_n++)
+            run_sum += vals[run_n];
+        r->sum_nll = run_sum;
+        r->n_scored = nv;
+        sb_progress_report(progress, w + 1 - lo, hi - lo);
     }
     sb_free(lg);
-    finish(r, &acc, t0);
+    if ((rc = gather_vals(rc, &vals, n_vals, 1, p->n_scored, err)) == SB_OK) {
+        struct vfy_nll_acc acc = { 0 };
+        for (size_t i = 0; i < p->n_scored; i++)
+            vfy_nll_add(&acc, vals[i]);
+        count_windows(p, r);
+        finish(r, &acc, t0);
+    }
+    sb_free(vals);
     return rc;
 }
+
+/* a verified position: both NLLs, the KLD, whether the top-1 agree, and
+ * whether each model's logits were finite (if not, the rest is unset) */
+enum { VV_NLL_A, VV_NLL_B, VV_KLD, VV_SAME, VV_FA, VV_FB, VV_N };
 
 int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
                    const struct sb_progress *progress, struct vfy_verify_result *r,
@@ -315,47 +390,69 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
         return sb_err_set(err, SB_EINVAL, "vocabulary sizes differ: %zu and %zu", V, V2);
     if (vfy_ctx_n_ctx(ref) < p->n_ctx || vfy_ctx_n_ctx(model) < p->n_ctx)
         return sb_err_set(err, SB_EINVAL, "context smaller than the plan's %zu", p->n_ctx);
+    size_t lo, hi, n_vals, nv = 0;
+    int rc = split_windows(p, &lo, &hi, &n_vals, err);
+    if (rc != SB_OK)
+        return rc;
     float *la = sb_malloc(p->n_ctx * V * sizeof *la), *lb = sb_malloc(p->n_ctx * V * sizeof *lb);
+    double *vals = sb_malloc((n_vals ? n_vals : 1) * VV_N * sizeof *vals);
     struct vfy_nll_acc aa = { 0 }, ab = { 0 };
     struct vfy_kld_acc k = { 0 };
     size_t skipped = 0;   /* positions with non-finite logits in either */
-    int rc = SB_OK;
-    if (!la || !lb) {
-        rc = sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", p->n_ctx, V);
-        goto out;
-    }
     const double t0 = now_s();
-    for (size_t w = 0; w < p->n_win; w++) {
+    if (!la || !lb || !vals)
+        rc = sb_err_set(err, SB_ENOMEM, "out of memory for logits (%zu x %zu)", p->n_ctx, V);
+    else if (par_fault("verify"))
+        rc = sb_err_set(err, SB_EIO, "fault injected (SUBBIT_PAR_FAULT)");
+    for (size_t w = lo; w < hi && rc == SB_OK; w++) {
         const struct vfy_window *win = &p->win[w];
         const int32_t *tok = p->tok + win->off;
         const size_t pre = win->first - 1;
         if (pre && ((rc = vfy_forward(ref, tok, pre, 0, la, false, err)) ||
                     (rc = vfy_forward(model, tok, pre, 0, lb, false, err))))
-            goto out;
+            break;
         if ((rc = vfy_forward(ref, tok + pre, win->n - pre, pre, la, true, err)) ||
             (rc = vfy_forward(model, tok + pre, win->n - pre, pre, lb, true, err)))
-            goto out;
-        for (size_t j = win->first; j < win->n; j++) {
+            break;
+        for (size_t j = win->first; j < win->n; j++, nv++) {
             const float *a = la + (j - 1 - pre) * V, *b = lb + (j - 1 - pre) * V;
-            const bool fa = vfy_logits_finite(a, V), fb = vfy_logits_finite(b, V);
-            r->ref.n_nonfinite += !fa;
-            r->model.n_nonfinite += !fb;
-            if (!fa || !fb) {
-                skipped++;
-                continue;
-            }
-            vfy_nll_add(&aa, vfy_nll(a, V, tok[j]));
-            vfy_nll_add(&ab, vfy_nll(b, V, tok[j]));
-            if (vfy_kld_add(&k, vfy_kld(a, b, V), vfy_argmax(a, V) == vfy_argmax(b, V))) {
-                rc = sb_err_set(err, SB_ENOMEM, "out of memory for per-token KLD");
-                goto out;
-            }
+            double *v = vals + nv * VV_N;
+            memset(v, 0, VV_N * sizeof *v);
+            v[VV_FA] = vfy_logits_finite(a, V);
+            v[VV_FB] = vfy_logits_finite(b, V);
+            if (v[VV_FA] == 0.0 || v[VV_FB] == 0.0)
+                continue;   /* counted, in no statistic */
+            v[VV_NLL_A] = vfy_nll(a, V, tok[j]);
+            v[VV_NLL_B] = vfy_nll(b, V, tok[j]);
+            v[VV_KLD] = vfy_kld(a, b, V);
+            v[VV_SAME] = vfy_argmax(a, V) == vfy_argmax(b, V);
         }
-        r->ref.n_forwarded += win->n;
+        r->ref.n_forwarded += win->n;   /* so far, this rank's: for a progress hook */
         r->model.n_forwarded += win->n;
-        r->ref.n_windows = r->model.n_windows = w + 1;
-        sb_progress_report(progress, w + 1, p->n_win);
+        r->ref.n_windows = r->model.n_windows = w + 1 - lo;
+        sb_progress_report(progress, w + 1 - lo, hi - lo);
     }
+    sb_free(la);
+    sb_free(lb);
+    if ((rc = gather_vals(rc, &vals, n_vals, VV_N, p->n_scored, err)) != SB_OK)
+        goto out;
+    for (size_t i = 0; i < p->n_scored; i++) {
+        const double *v = vals + i * VV_N;
+        r->ref.n_nonfinite += v[VV_FA] == 0.0;
+        r->model.n_nonfinite += v[VV_FB] == 0.0;
+        if (v[VV_FA] == 0.0 || v[VV_FB] == 0.0) {
+            skipped++;
+            continue;
+        }
+        vfy_nll_add(&aa, v[VV_NLL_A]);
+        vfy_nll_add(&ab, v[VV_NLL_B]);
+        if (vfy_kld_add(&k, v[VV_KLD], v[VV_SAME] != 0.0)) {
+            rc = sb_err_set(err, SB_ENOMEM, "out of memory for per-token KLD");
+            goto out;
+        }
+    }
+    count_windows(p, &r->ref);
+    count_windows(p, &r->model);
     finish(&r->ref, &aa, t0);
     finish(&r->model, &ab, t0);
     vfy_kld_summarize(&k, &r->kld);
@@ -372,8 +469,7 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
                                  : isnan(r->dppl) ? NAN : 0.0;
 out:
     vfy_kld_release(&k);
-    sb_free(la);
-    sb_free(lb);
+    sb_free(vals);
     return rc;
 }
 

@@ -78,6 +78,10 @@ struct cvt_opts {
                                              `from` and in_bytes describe it */
     uint64_t block_elems;      /* f32 elements per row block and cast slice (0: 8 Mi and 2 Mi);
                                   tests make it small */
+    uint64_t max_memory;       /* bytes the conversion may hold resident (0: no cap): row
+                                  blocks are sized to it, and a tensor whose source pages
+                                  plus work buffers would pass it fails before any byte is
+                                  written (cvt_convert_need) */
 };
 
 struct cvt_decision {
@@ -107,10 +111,20 @@ void cvt_opts_init(struct cvt_opts *o);
 /*! cvt_convert() : convert src into out_path (container from the name: .gguf,
  *  .subbit, else safetensors file/folder). On success *rep describes every
  *  decision (free with cvt_report_free). On failure nothing is left at
- *  out_path and *rep is NULL. */
+ *  out_path and *rep is NULL. In an MPI job (par_comm.h) it is collective:
+ *  every rank encodes a share of the tensors (balanced by bytes) into a
+ *  scratch file beside out_path, rank 0 writes them into the container and
+ *  commits; the bytes and *rep equal one process's (timings aside), and the
+ *  output folder must be on a file system every rank shares. */
 int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
                 struct cvt_report **rep, struct sb_err *err);
 void cvt_report_free(struct cvt_report *rep);
+
+/* What cvt_convert counts against max_memory besides each tensor: the output
+ * writer's two 8 MiB buffers and the process itself (binary, libc, OpenBLAS,
+ * the source's header and tables): `subbit convert` of the 5 MiB built-in
+ * model peaks at 13.2 MiB, so 16 MiB, plus the 16 of the writer. */
+#define CVT_MEM_FIXED ((uint64_t)32 << 20)
 
 /*! cvt_decide_sources() : the policy of cvt_convert for each source tensor:
  *  the encoding src->tensors[i] gets when converted into container cont with o

@@ -70,6 +70,10 @@ int fmt_out_pwrite(struct fmt_out *o, const void *buf, size_t n, uint64_t off,
                    struct sb_err *err);
 /*! fmt_out_tell() : the current write position. */
 static inline uint64_t fmt_out_tell(const struct fmt_out *o) { return o->pos; }
+/*! fmt_out_sync() : every byte written so far is in the temp file (o->tmp),
+ *  fsynced, for another process to read (convert's MPI ranks); the output
+ *  stays open and uncommitted. */
+int fmt_out_sync(struct fmt_out *o, struct sb_err *err);
 /*! fmt_out_commit() : flush, fsync, rename over the target, fsync the folder.
  *  On failure the temp file is removed. The struct is released either way. */
 int fmt_out_commit(struct fmt_out *o, struct sb_err *err);

@@ -88,7 +88,12 @@ struct vfy_ppl_result {
  *  running perplexity, as llama-perplexity does). @return SB_OK, SB_EINVAL
  *  (context too small), SB_ENOMEM, SB_EFORMAT when a scored position's logits
  *  are not finite (NaN or inf: the model's weights or its arithmetic; the
- *  message says where, and there is no perplexity to report). */
+ *  message says where, and there is no perplexity to report). In an MPI job
+ *  (par_comm.h) it is collective: each rank scores a contiguous share of the
+ *  windows, the per-position NLLs are gathered and summed in window order on
+ *  every rank, so r has the same bits at any rank count; progress then counts
+ *  this rank's windows, and the running figures seen by the hook are this
+ *  rank's own share until the gather. A failing rank's error reaches all. */
 int vfy_ppl_run(struct vfy_ctx *ctx, const struct vfy_plan *p, const struct sb_progress *progress,
                 struct vfy_ppl_result *r, struct sb_err *err);
 
@@ -103,7 +108,9 @@ struct vfy_verify_result {
  *  either model's logits are not finite is counted (ref.n_nonfinite,
  *  model.n_nonfinite) and enters no statistic; when there is one, every
  *  perplexity, difference and KLD figure of r is NaN (never a passing value).
- *  Before each progress report r->ref.n_forwarded counts the tokens done so far. */
+ *  Collective in an MPI job, as vfy_ppl_run: NLLs, KLDs and top-1 gathered in
+ *  window order. Before each progress report r->ref.n_forwarded counts the
+ *  tokens done so far (this rank's, in an MPI job). */
 int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_plan *p,
                    const struct sb_progress *progress, struct vfy_verify_result *r,
                    struct sb_err *err);

@@ -42,6 +42,44 @@ finish() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]
 }
+# need_mpi: skip unless this subbit was built with MPI and mpirun is here;
+# then $MPIRUN N CMD... runs CMD as N ranks (CI runs as root: Open MPI's
+# documented variables allow it; --oversubscribe: more ranks than cores)
+need_mpi() {
+  command -v mpirun >/dev/null || { echo "SKIP: no mpirun (apt-get install openmpi-bin)"; exit 77; }
+  "$SUBBIT" --version | grep -q '(mpi)' || { echo "SKIP: subbit built without MPI (SUBBIT_MPI=OFF)"; exit 77; }
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  # loopback only, no probing of other networks (quiet and quick on a CI box);
+  # no single-copy mechanism (CMA/XPMEM are refused in containers) and shared
+  # memory segments in the test's folder, so a small /dev/shm does not matter
+  export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+  mkdir -p "$T/.shm" && export OMPI_MCA_btl_vader_backing_directory="$T/.shm"
+  # ASan pass: Open MPI's own allocations that outlive MPI_Finalize are
+  # suppressed by library name (lsan-openmpi.supp); Debian's Open MPI has no
+  # frame pointers, so the ranks need the full (slow) unwinder to see those
+  # names: given to the ranks only (MPIRUN), not to one-process runs
+  if [ -n "${ASAN_OPTIONS:-}" ]; then
+    RANK_ASAN="$ASAN_OPTIONS:fast_unwind_on_malloc=0"
+    export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$SUBBIT_SRC/tests/cli/lsan-openmpi.supp:print_suppressions=0"
+  fi
+}
+RANK_ASAN=
+# a job that hangs (ranks waiting for one that left) fails the test with 124
+MPIRUN() {
+  local n=$1; shift
+  if [ -n "$RANK_ASAN" ]; then
+    timeout -k 10 "${SUBBIT_MPI_TIMEOUT:-300}" mpirun -np "$n" -x SUBBIT_PAR_FAULT -x ASAN_OPTIONS="$RANK_ASAN" "$@"
+  else
+    timeout -k 10 "${SUBBIT_MPI_TIMEOUT:-300}" mpirun -np "$n" -x SUBBIT_PAR_FAULT "$@"
+  fi
+}
+# mpi_lean: true in the sanitizer pass (tools/test sets ASAN_OPTIONS), where
+# each rank's start and end under the slow unwinder costs seconds: the MPI
+# tests then run one -np 2 case and one failing rank each; the plain pass runs
+# every case (2 and 3 ranks, every container, every failure)
+mpi_lean() { [ -n "${ASAN_OPTIONS:-}" ]; }
+# subbit_lines: how many lines of $T/err come from subbit (mpirun adds its own)
+subbit_lines() { grep -c '^subbit' "$T/err"; }
 # need_llama_cpp: llama.cpp's tools as an oracle (never part of the build):
 # $LLAMA_BIN from SUBBIT_LLAMA_BIN, else a llama.cpp build beside the checkout
 # (../llama.cpp/build/bin, as ../shared holds the fixtures); skip without them

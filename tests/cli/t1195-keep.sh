@@ -26,7 +26,7 @@ n=$(grep -c 'layers\.3\..*experts.*=bf16' "$T/d.enc"); [ "$n" -eq 24 ] && ok || 
 n=$(grep -c 'layers\.2\..*experts.*=q8_0' "$T/d.enc"); [ "$n" -eq 24 ] && ok || bad "convert: layer 2's experts: $n of 24 q8_0"
 grep -qx "model.embed_tokens.weight=q8_0" "$T/d.enc" && ok || bad "convert: embed kept without being named"
 # quant takes the same option
-"$SUBBIT" quant --help | grep -q "components 'subbit mem' reports" && ok || bad "quant --help: --keep"
+"$SUBBIT" quant --help | grep -q "mem's components (embed,output,attn,ffn,shared,experts)" && ok || bad "quant --help: --keep"
 
 # mem: the default (embed,output), the list, and the flag repeated agree
 expect_exit 0 "$SUBBIT" mem "$M" --json
