@@ -137,6 +137,9 @@ struct fmt_vocab {
     bool add_bos;
     char *hf_json;            /* FMT_VOCAB_HF_JSON: tokenizer.json text (owned) */
     size_t hf_json_len;
+    char *hf_config_json;     /* its tokenizer_config.json text (owned), or NULL: the
+                                 special tokens' names and add_bos / add_eos_token */
+    size_t hf_config_json_len;
     char *arena;              /* if set, tokens point into this one block (owned) of */
     size_t arena_len;         /* arena_len bytes, except those fmt_vocab_set_token made */
     struct fmt_hftok_file *hf;   /* the same, parsed once by the reader (owned; NULL when
