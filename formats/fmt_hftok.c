@@ -351,13 +351,13 @@ cJSON *fmt_hj_typed(struct jb *b, cJSON *o, const char *k, const char *type)
 }
 
 /* the flags of an added token (tokenizer.json and added_tokens_decoder) */
-void fmt_hj_added_flags(struct jb *b, cJSON *e)
+void fmt_hj_added_flags(struct jb *b, cJSON *e, bool special)
 {
     fmt_hj_bool(b, e, "single_word", false);
     fmt_hj_bool(b, e, "lstrip", false);
     fmt_hj_bool(b, e, "rstrip", false);
     fmt_hj_bool(b, e, "normalized", false);
-    fmt_hj_bool(b, e, "special", true);
+    fmt_hj_bool(b, e, "special", special);
 }
 
 static void string_pattern(struct jb *b, cJSON *o, const char *s)
@@ -405,7 +405,7 @@ static int build_json(const struct spm_view *w, const struct fmt_vocab *v, cJSON
             break;
         fmt_hj_num(&b, e, "id", i);
         fmt_hj_str(&b, e, "content", w->piece[i]);
-        fmt_hj_added_flags(&b, e);
+        fmt_hj_added_flags(&b, e, true);
     }
 
     /* "▁" + text, spaces as "▁" (Llama-2's tokenizer.json; newer files say the
@@ -597,7 +597,7 @@ int fmt_hftok_write_config(const struct fmt_vocab *v, const char *path, unsigned
             cJSON *e = fmt_hj_obj(&b, ad, key);
             if (e) {
                 fmt_hj_str(&b, e, "content", w.piece[i]);
-                fmt_hj_added_flags(&b, e);
+                fmt_hj_added_flags(&b, e, true);
             }
         }
         if (w.bos >= 0)

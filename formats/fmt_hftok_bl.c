@@ -473,9 +473,7 @@ static char *config_text(const struct fmt_hftok_gguf *g, size_t *len, struct jb 
         cJSON *e = fmt_hj_obj(b, ad, key);
         if (e) {
             fmt_hj_str(b, e, "content", g->tokens[i]);
-            fmt_hj_added_flags(b, e);
-            if (g->types[i] == TT_USER)
-                fmt_hj_bool(b, e, "special", false);
+            fmt_hj_added_flags(b, e, g->types[i] != TT_USER);
         }
     }
     static const char *const keys[5] = { "bos_token", "eos_token", "unk_token", "sep_token",
@@ -519,9 +517,7 @@ int fmt_hftok_gguf_json(const struct fmt_hftok_gguf *g, const char *what, char *
                 break;
             fmt_hj_num(&b, e, "id", (double)i);
             fmt_hj_str(&b, e, "content", g->tokens[i]);
-            fmt_hj_added_flags(&b, e);
-            if (g->types[i] == TT_USER)
-                fmt_hj_bool(&b, e, "special", false);
+            fmt_hj_added_flags(&b, e, g->types[i] != TT_USER);
         }
         fmt_hj_null(&b, root, "normalizer");
         pre_tokenizer(&b, root, g->pre, g->n_merges);

@@ -23,8 +23,8 @@ cJSON *fmt_hj_obj(struct jb *b, cJSON *o, const char *k);
 cJSON *fmt_hj_arr(struct jb *b, cJSON *o, const char *k);
 /* {"type": type} added to o (under k, or to the array o) */
 cJSON *fmt_hj_typed(struct jb *b, cJSON *o, const char *k, const char *type);
-/* single_word / lstrip / rstrip / normalized false, special true */
-void fmt_hj_added_flags(struct jb *b, cJSON *e);
+/* single_word / lstrip / rstrip / normalized false, and special */
+void fmt_hj_added_flags(struct jb *b, cJSON *e, bool special);
 /* root printed, with a final newline (sb_malloc'd, *len bytes), or NULL */
 char *fmt_hj_text(cJSON *root, size_t *len);
 /* o itself when its "type" is type, else the member of its list (a Sequence,
