@@ -292,6 +292,8 @@ static cJSON *vocab_to_json(const struct fmt_vocab *v)
     cJSON_AddNumberToObject(o, "eos_id", v->eos_id);
     cJSON_AddNumberToObject(o, "unk_id", v->unk_id);
     cJSON_AddBoolToObject(o, "add_bos", v->add_bos);
+    if (v->no_bos)
+        cJSON_AddBoolToObject(o, "no_bos", true);
     cJSON_AddNumberToObject(o, "max_token_len", v->max_token_len);
     if (v->hf_json)
         cJSON_AddStringToObject(o, "hf_json", v->hf_json);
@@ -333,6 +335,7 @@ static int vocab_from_json(struct fmt_vocab *v, const cJSON *o)
         return -1;
     v->max_token_len = (uint32_t)t;
     v->add_bos = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "add_bos"));
+    v->no_bos = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "no_bos"));
     const cJSON *hj = cJSON_GetObjectItemCaseSensitive(o, "hf_json");
     if (hj) {
         if (!cJSON_IsString(hj) || !(v->hf_json = sb_strdup(hj->valuestring)))

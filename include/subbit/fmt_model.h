@@ -135,6 +135,9 @@ struct fmt_vocab {
     uint32_t max_token_len;   /* tokenizer.bin header field */
     int bos_id, eos_id, unk_id;   /* -1 if unknown */
     bool add_bos;
+    bool no_bos;              /* the file says BOS is not added (a GGUF "gpt2" tokenizer with
+                                 add_bos_token false): the core's tokenizer adds none, as
+                                 llama.cpp does not, though bos_id names one */
     char *hf_json;            /* FMT_VOCAB_HF_JSON: tokenizer.json text (owned) */
     size_t hf_json_len;
     char *hf_config_json;     /* its tokenizer_config.json text (owned), or NULL: the
