@@ -463,11 +463,13 @@ static int vocab_id(const struct fmt_model *m, const char *key, int dflt, uint32
     return (int)v;
 }
 
-static int64_t gpt2_id(const struct fmt_model *m, const char *key)
+/* a token id key, -1 when absent or naming no token (0xFFFFFFFF: none), as
+ * vocab_id does for SentencePiece vocabs */
+static int64_t gpt2_id(const struct fmt_model *m, const char *key, uint64_t n)
 {
     int64_t v;
     const struct fmt_kv *kv = find_kv(m, key);
-    return kv && kv_int(kv, &v) && v >= 0 && v < UINT32_MAX ? v : -1;  /* 0xFFFFFFFF: none */
+    return kv && kv_int(kv, &v) && v >= 0 && (uint64_t)v < n ? v : -1;
 }
 
 static int gpt2_flag(const struct fmt_model *m, const char *key)
@@ -512,11 +514,11 @@ static int fill_vocab_gpt2(struct fmt_model *m, struct sb_err *err)
         .n_merges = mg ? mg->n : 0,
         .pre = pre && pre->type == FMT_KV_STRING ? pre->str : NULL,
         .chat_template = ct && ct->type == FMT_KV_STRING ? ct->str : NULL,
-        .bos = gpt2_id(m, "tokenizer.ggml.bos_token_id"),
-        .eos = gpt2_id(m, "tokenizer.ggml.eos_token_id"),
-        .unk = gpt2_id(m, "tokenizer.ggml.unknown_token_id"),
-        .sep = gpt2_id(m, "tokenizer.ggml.seperator_token_id"),
-        .pad = gpt2_id(m, "tokenizer.ggml.padding_token_id"),
+        .bos = gpt2_id(m, "tokenizer.ggml.bos_token_id", tok->n),
+        .eos = gpt2_id(m, "tokenizer.ggml.eos_token_id", tok->n),
+        .unk = gpt2_id(m, "tokenizer.ggml.unknown_token_id", tok->n),
+        .sep = gpt2_id(m, "tokenizer.ggml.seperator_token_id", tok->n),
+        .pad = gpt2_id(m, "tokenizer.ggml.padding_token_id", tok->n),
         .add_bos = gpt2_flag(m, "tokenizer.ggml.add_bos_token"),
         .add_eos = gpt2_flag(m, "tokenizer.ggml.add_eos_token"),
     };
