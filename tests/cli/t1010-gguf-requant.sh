@@ -69,6 +69,12 @@ expect_err_line "^subbit convert: warning: .*wp: its tokenizer \(a tokenizer.jso
 [ "$(gguf_u32 tokenizer.ggml.bos_token_id "$T/wp.gguf")" = 256 ] && ok || bad "bos id lost with the tokenizer"
 expect_exit 0 "$SUBBIT" convert "$T/wp" -o "$T/wp.gguf" --to f16 -q -f --json
 grep -q '"tokenizer_dropped":[[:space:]]*true' "$T/out" && ok || bad "no tokenizer_dropped in --json"
+# quant says it the same way
+for i in 1 2; do seq 1 200; done >"$T/wp-ids.txt"
+expect_exit 0 "$SUBBIT" quant "$T/wp" -o "$T/wpq.gguf" --to q8_0 --method rtn \
+  --calib-tokens-file "$T/wp-ids.txt" --calib-tokens 256 --calib-ctx 128 -q --json
+expect_err_line "^subbit quant: warning: .*wp: its tokenizer \(a tokenizer.json that is neither a byte-level nor a SentencePiece-style BPE\) cannot be carried into GGUF: .*wpq.gguf has no tokenizer"
+grep -q '"tokenizer_dropped":[[:space:]]*true' "$T/out" && ok || bad "no tokenizer_dropped in quant --json"
 expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/k3.gguf" --to f16 -q --json
 grep -q '"tokenizer_dropped":[[:space:]]*false' "$T/out" && ok || bad "tokenizer_dropped for a carried SPM vocab"
 
