@@ -1018,17 +1018,20 @@ static int tokenizer_check(struct plan *p, const char *out_path, struct sb_err *
     }
     sb_free(kv);
     rep->tokenizer_dropped = !has;
-    if (!has) {
-        snprintf(rep->tokenizer_note, sizeof rep->tokenizer_note, "its tokenizer (%s) cannot "
-                 "be carried into GGUF: %s has no tokenizer (llama.cpp will not load it; score "
-                 "it with --tokens)", src->vocab.kind == FMT_VOCAB_HF_JSON ?
-                 "a tokenizer.json that is neither a byte-level nor a SentencePiece-style BPE" :
-                 "a vocab GGUF cannot hold", out_path);
-        return SB_OK;
-    }
     const struct fmt_hftok_file *f;
     struct fmt_hftok_file *tmp = NULL;
     struct sb_err e = { 0 };
+    if (!has) {
+        const bool hf = src->vocab.kind == FMT_VOCAB_HF_JSON;
+        const bool parsed = hf && fmt_vocab_hftok(&src->vocab, &f, &tmp, &e) == SB_OK;
+        fmt_hftok_file_free(tmp);
+        snprintf(rep->tokenizer_note, sizeof rep->tokenizer_note, "its tokenizer (%.120s) cannot "
+                 "be carried into GGUF: %s has no tokenizer (llama.cpp will not load it; score "
+                 "it with --tokens)", !hf ? "a vocab GGUF cannot hold" : parsed ?
+                 "a tokenizer.json that is neither a byte-level nor a SentencePiece-style BPE" :
+                 e.msg, out_path);
+        return SB_OK;
+    }
     bool exact = true;
     const char *pre = NULL;
     if (src->container != FMT_CONT_GGUF && src->vocab.kind == FMT_VOCAB_HF_JSON &&
