@@ -538,6 +538,8 @@ static int fill_vocab_gpt2(struct fmt_model *m, struct sb_err *err)
     v->unk_id = g.unk >= 0 ? (int)g.unk : -1;
     v->add_bos = g.add_bos > 0;
     v->no_bos = g.add_bos == 0;
+    if (!fmt_hftok_pre_exact(g.pre, g.n_merges))
+        snprintf(v->approx, sizeof v->approx, "tokenizer.ggml.pre '%.60s'", g.pre ? g.pre : "");
     struct sb_err pe = { 0 };
     if (fmt_hftok_parse(&v->hf, v->hf_json, v->hf_json_len, &pe) == SB_ENOMEM)
         return sb_err_set(err, SB_ENOMEM, "%s: out of memory", m->path);

@@ -140,6 +140,9 @@ struct fmt_vocab {
                                  llama.cpp does not, though bos_id names one */
     char *hf_json;            /* FMT_VOCAB_HF_JSON: tokenizer.json text (owned) */
     size_t hf_json_len;
+    char approx[96];          /* what of the file's tokenizer the core only approximates
+                                 ("tokenizer.ggml.pre 'x'": a pre-tokenizer it does not
+                                 implement, split as GPT-2 splits text), or "" */
     char *hf_config_json;     /* its tokenizer_config.json text (owned), or NULL: the
                                  special tokens' names and add_bos / add_eos_token */
     size_t hf_config_json_len;

@@ -8,7 +8,7 @@
 # Split ("llama-bpe") and Qwen2's ("qwen2"). Each GGUF is read by subbit the
 # same as the HF folder it came from. Two pre-tokenizers llama.cpp does not
 # implement (no split with merges; an unknown Split pattern) are converted with a
-# warning that names what is approximated.
+# warning that names what is approximated, and ppl on such a GGUF says so too.
 . "$(dirname "$0")/lib.sh"
 need_llama_cpp
 : "${SUBBIT_TOK_IDS:?SUBBIT_TOK_IDS must name the tok_ids helper}"
@@ -72,6 +72,12 @@ done
 make "$T/nosplit" "$BL, \"use_regex\": false}"
 expect_exit 0 "$SUBBIT" convert "$T/nosplit" -o "$T/nosplit.gguf" --to f16 -q
 expect_err_line "^subbit convert: warning: .*nosplit: its byte-level tokenizer's pre-tokenizer is not one llama.cpp implements: written as tokenizer.ggml.pre 'default'"
+# and subbit's own core says it approximates that GGUF; not the exact ones
+head -c 300 "$T/text.txt" >"$T/short.txt"
+expect_exit 0 "$SUBBIT" ppl "$T/nosplit.gguf" --text "$T/short.txt" --ctx 32 -t 1
+expect_err_line "^subbit ppl: warning: .*nosplit.gguf: tokenizer.ggml.pre 'default' is not a pre-tokenizer subbit implements: text is split as GPT-2 splits it"
+expect_exit 0 "$SUBBIT" ppl "$T/llama-bpe.gguf" --text "$T/short.txt" --ctx 32 -t 1
+[ ! -s "$T/err" ] && ok || bad "a warning for an exact pre-tokenizer: $(cat "$T/err")"
 # an unknown Split pattern: said, naming it
 make "$T/odd" "$(split '\\p{L}+|\\s+|.')"
 expect_exit 0 "$SUBBIT" convert "$T/odd" -o "$T/odd.gguf" --to f16 -q
