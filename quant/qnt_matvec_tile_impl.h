@@ -44,6 +44,14 @@ MV_NAME(mv_loadw)(int enc, const uint8_t *wp, const uint8_t *sp, size_t k, size_
     }
 }
 
+/* The byte of W element k within its row. */
+static inline __attribute__((always_inline)) MV_TARGET size_t MV_NAME(mv_wbyte)(int enc, size_t k)
+{
+    return enc == QNT_MM_F32 ? 4 * k
+           : enc == QNT_MM_BF16 || enc == QNT_MM_F16 ? 2 * k
+           : enc == QNT_MM_Q8_0 ? k / 32 * 34 : k;
+}
+
 /* 4 rows x TB tokens over columns k0 .. k1-1 (a chunk, k1 - k0 a multiple of
  * VL); W element index is k - k0 + wk0 (wk0 = k0 in place, 0 in scratch).
  * tp[i][j] += this chunk's lane sums for row i, token j. */
@@ -66,6 +74,10 @@ MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *co
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             const V wv = MV_NAME(mv_loadw)(enc, wp[i], sp[i], k - k0 + wk0, g);
+            /* one token streams W from memory: ask for it ahead (rows are
+             * contiguous, so past a row's end this is the next rows' start) */
+            if (TB == 1)
+                __builtin_prefetch(wp[i] + MV_NAME(mv_wbyte)(enc, k - k0 + wk0) + QNT_MM_PF);
 #pragma GCC unroll 4
             for (int j = 0; j < TB; j++)
                 acc[i][j] = V_FMA(wv, xv[j], acc[i][j]);

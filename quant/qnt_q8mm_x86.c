@@ -10,6 +10,10 @@
 #include <immintrin.h>
 #include <string.h>
 
+/* prefetch distance in a row (bytes): the weights stream from memory when
+ * one token meets them; 3072 measured best of 512 / 1536 / 3072 (q4_0 tg) */
+#define Q8_PF 3072
+
 static inline uint16_t rd16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
@@ -60,6 +64,7 @@ T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *cons
         for (int i = 0; i < 2; i++) {
             const __m256i w = w256(wr[i], b, a->q4);
             const __m256 dw = _mm256_set1_ps(_cvtsh_ss(rd16(wr[i] + (a->q4 ? 18 : 34) * b)));
+            _mm_prefetch((const char *)(wr[i] + (a->q4 ? 18 : 34) * b + Q8_PF), _MM_HINT_T0);
             const __m256i u = _mm256_abs_epi8(w);
             for (int j = 0; j < 2; j++) {
                 const __m256i p =
@@ -132,6 +137,7 @@ static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *r
             {                                                                                  \
                 const __m512i w = w512(wr[i], b, a->q4);                                       \
                 const __m512 dw = dw512(wr[i], b, a->q4);                                      \
+                _mm_prefetch((const char *)(wr[i] + (a->q4 ? 18 : 34) * b + Q8_PF), _MM_HINT_T0); \
                 const __m512i u = _mm512_abs_epi8(w);                                          \
                 const __mmask64 m = _mm512_movepi8_mask(w);                                    \
                 _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                           \
