@@ -8,6 +8,7 @@
 
 #ifdef QNT_Q8MM_X86
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 /* prefetch distance in a row (bytes): the weights stream from memory when
@@ -186,6 +187,36 @@ static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *r
 
 Q8_MICRO(micro_avx512, T_512, DP512_BW, DP256_BW)
 Q8_MICRO(micro_vnni, T_VNNI, DP512_VNNI, DP256_VNNI)
+
+/* qnt_q8x_quantize_ref, a block of 32 at a time: the max of |x| is exact in
+ * any order, d and 1 / d are the same scalar operations, and vcvtps2dq
+ * rounds to nearest even as lrintf does in the default rounding mode. */
+T_512 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t *restrict q,
+                                   float *restrict d8)
+{
+    const __m512 big = _mm512_set1_ps(3.4028235e38f);
+    for (size_t b = 0; b < cols / QNT_Q8MM_QK; b++) {
+        const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const __m512 a0 = _mm512_abs_ps(x0), a1 = _mm512_abs_ps(x1);
+        /* false for NaN and infinities */
+        const __mmask16 f0 = _mm512_cmp_ps_mask(a0, big, _CMP_LE_OQ);
+        const __mmask16 f1 = _mm512_cmp_ps_mask(a1, big, _CMP_LE_OQ);
+        float d;
+        if ((f0 & f1) == 0xffff) {
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+            d = amax / 127.0f;
+            const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+            _mm_storeu_si128((__m128i *)(void *)(q + 32 * b),
+                             _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x0, id))));
+            _mm_storeu_si128((__m128i *)(void *)(q + 32 * b + 16),
+                             _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x1, id))));
+        } else {
+            d = NAN;
+            _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b), _mm256_setzero_si256());
+        }
+        _mm256_storeu_ps(d8 + 8 * b, _mm256_set1_ps(d));
+    }
+}
 
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
 {
