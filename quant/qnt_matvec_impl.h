@@ -34,10 +34,6 @@ float qnt_dot_f32_scalar(const float *a, const float *b, size_t n);
 /* ---- the blocked dense kernel ------------------------------------------- */
 
 #define QNT_MM_CH 256   /* elements per chunk: a multiple of every block size and VL */
-/* Software prefetch distance (bytes ahead in a row) when one token streams W:
- * the hardware prefetcher alone left a 57M model's generation stalled on
- * loads (perf), 3072 measured best of 512 / 1536 / 3072 for q4_0 */
-#define QNT_MM_PF 3072
 
 /* How W elements are read. The direct encodings are converted in registers;
  * QNT_MM_DECODE goes through args.decode into f32 scratch. */

@@ -11,9 +11,10 @@
 #include <math.h>
 #include <string.h>
 
-/* prefetch distance in a row (bytes): the weights stream from memory when
- * one token meets them; 3072 measured best of 512 / 1536 / 3072 (q4_0 tg) */
-#define Q8_PF 3072
+/* Prefetch distance, in rows: the weights stream from memory when one token
+ * meets them, and the hardware prefetcher alone left the loads stalled (perf
+ * of 'run'); 8 rows on (two groups of 4) measured best (q4_0, 57M llama). */
+#define Q8_PF_ROWS 8
 
 static inline uint16_t rd16(const uint8_t *p)
 {
@@ -65,7 +66,8 @@ T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *cons
         for (int i = 0; i < 2; i++) {
             const __m256i w = w256(wr[i], b, a->q4);
             const __m256 dw = _mm256_set1_ps(_cvtsh_ss(rd16(wr[i] + (a->q4 ? 18 : 34) * b)));
-            _mm_prefetch((const char *)(wr[i] + (a->q4 ? 18 : 34) * b + Q8_PF), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wr[i] + (a->q4 ? 18 : 34) * b + Q8_PF_ROWS * a->row_bytes),
+                         _MM_HINT_T0);
             const __m256i u = _mm256_abs_epi8(w);
             for (int j = 0; j < 2; j++) {
                 const __m256i p =
@@ -148,7 +150,9 @@ static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *r
             {                                                                                  \
                 const __m512i w = Q4 ? nib512(wr[i], b) : w512(wr[i], b);                      \
                 const __m512 dw = dw512(wr[i], b, Q4);                                         \
-                _mm_prefetch((const char *)(wr[i] + (Q4 ? 18 : 34) * b + Q8_PF), _MM_HINT_T0); \
+                _mm_prefetch((const char *)(wr[i] + (Q4 ? 18 : 34) * b +                       \
+                                            Q8_PF_ROWS * a->row_bytes),                        \
+                             _MM_HINT_T0);                                                     \
                 const __m512i u = Q4 ? w : _mm512_abs_epi8(w);                                 \
                 const __mmask64 m = Q4 ? 0 : _mm512_movepi8_mask(w);                           \
                 _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                           \
