@@ -324,8 +324,12 @@ static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const
                                           "tokenizer_config.json" };
     bool need[3];
     int r;
+    /* a GGUF byte-level BPE (read as tokenizer.json text) travels as those two
+     * files; tokenizer.bin is for SentencePiece vocabs only */
+    const bool hf = src->vocab.kind == FMT_VOCAB_HF_JSON;
     for (int i = 0; i < 3; i++)
-        need[i] = !has_side(src, names[i]);
+        need[i] = !has_side(src, names[i]) && !(hf && i == 0) &&
+                  !(hf && i == 2 && !src->vocab.hf_config_json);
     if (!need[0] && !need[1] && !need[2])
         return SB_OK;
     if (!(ts->list = sb_calloc(src->n_side_files + 3, sizeof *ts->list)))
@@ -343,7 +347,10 @@ static int tok_side_make(struct tok_side *ts, const struct fmt_model *src, const
         if (!(ts->path[i] = fmt_outdir_file(&ts->dir, names[i])))
             return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
         struct sb_err e = { 0 };
-        if (i == 0)
+        if (hf)
+            r = fmt_vocab_write_hf(&src->vocab, i == 1 ? ts->path[i] : NULL,
+                                   i == 2 ? ts->path[i] : NULL, FMT_OUT_FORCE, &e);
+        else if (i == 0)
             r = fmt_l2c_write_tokenizer(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
         else if (i == 1)
             r = fmt_hftok_write_json(&src->vocab, ts->path[i], FMT_OUT_FORCE, &e);
@@ -1006,7 +1013,8 @@ static int write_meta(const struct plan *p, const char *out_path, struct fmt_wri
     wo->config_json = *config;
     wo->side_files = (const char *const *)src->side_files;
     wo->n_side_files = src->n_side_files;
-    if (src->vocab.kind == FMT_VOCAB_SPM) {
+    if (src->vocab.kind == FMT_VOCAB_SPM ||
+        (src->vocab.kind == FMT_VOCAB_HF_JSON && src->container == FMT_CONT_GGUF)) {
         if ((r = tok_side_make(ts, src, out_path, err)) != SB_OK)
             return r;
         if (ts->n) {
@@ -1285,16 +1293,45 @@ out:
     s->w = NULL;
     return r;
 }
-/* GGUF output of a model with a tokenizer: whether the metadata will carry it
- * (tokenizer.ggml.model); a byte-level BPE tokenizer.json is not written yet,
- * and the caller must say so (never a silent drop) */
-static int tokenizer_check(struct plan *p, struct sb_err *err)
+
+/* Whether the output carries the source's tokenizer, and what it must say
+ * (never a silent drop, never a silent approximation):
+ *  - GGUF output: the metadata has tokenizer.ggml.model (fmt_gguf_kv_build
+ *    writes SentencePiece vocabs as "llama", byte-level BPEs as "gpt2"), and a
+ *    byte-level pre-tokenizer llama.cpp does not implement is said;
+ *  - other output from GGUF: a tokenizer.ggml.model the reader did not make a
+ *    tokenizer of is dropped; a tokenizer.ggml.pre that tokenizer.json can only
+ *    approximate is said. */
+static int tokenizer_check(struct plan *p, const char *out_path, struct sb_err *err)
 {
-    if (p->cont != FMT_CONT_GGUF || p->src->vocab.kind == FMT_VOCAB_NONE)
+    const struct fmt_model *src = p->src;
+    struct cvt_report *rep = p->rep;
+    const struct fmt_kv *model = fmt_model_find_kv(src, "tokenizer.ggml.model");
+    if (p->cont != FMT_CONT_GGUF) {
+        const struct fmt_kv *pre = fmt_model_find_kv(src, "tokenizer.ggml.pre");
+        const struct fmt_kv *mg = fmt_model_find_kv(src, "tokenizer.ggml.merges");
+        if (src->container != FMT_CONT_GGUF || !model || model->type != FMT_KV_STRING)
+            return SB_OK;
+        if (src->vocab.kind == FMT_VOCAB_NONE) {
+            rep->tokenizer_dropped = true;
+            snprintf(rep->tokenizer_note, sizeof rep->tokenizer_note, "its tokenizer "
+                     "(tokenizer.ggml.model '%.40s') cannot be carried: %s has no tokenizer",
+                     model->str, out_path);
+        } else if (!strcmp(model->str, "gpt2") &&
+                   !fmt_hftok_pre_exact(pre && pre->type == FMT_KV_STRING ? pre->str : NULL,
+                                        mg ? mg->n : 0)) {
+            snprintf(rep->tokenizer_note, sizeof rep->tokenizer_note, "tokenizer.ggml.pre "
+                     "'%.40s' is not a pre-tokenizer tokenizer.json can express: its text is "
+                     "split by GPT-2's regex instead, so token ids may differ from llama.cpp's",
+                     pre && pre->type == FMT_KV_STRING ? pre->str : "");
+        }
+        return SB_OK;
+    }
+    if (src->vocab.kind == FMT_VOCAB_NONE && !model)
         return SB_OK;
     struct fmt_kv *kv = NULL;
     size_t n = 0;
-    int r = fmt_gguf_kv_build(p->src, &kv, &n, err);
+    int r = fmt_gguf_kv_build(src, &kv, &n, err);
     if (r != SB_OK)
         return r;
     bool has = false;
@@ -1303,7 +1340,33 @@ static int tokenizer_check(struct plan *p, struct sb_err *err)
         fmt_kv_release(&kv[i]);
     }
     sb_free(kv);
-    p->rep->tokenizer_dropped = !has;
+    rep->tokenizer_dropped = !has;
+    const struct fmt_hftok_file *f;
+    struct fmt_hftok_file *tmp = NULL;
+    struct sb_err e = { 0 };
+    if (!has) {
+        const bool hf = src->vocab.kind == FMT_VOCAB_HF_JSON;
+        const bool parsed = hf && fmt_vocab_hftok(&src->vocab, &f, &tmp, &e) == SB_OK;
+        fmt_hftok_file_free(tmp);
+        snprintf(rep->tokenizer_note, sizeof rep->tokenizer_note, "its tokenizer (%.120s) cannot "
+                 "be carried into GGUF: %s has no tokenizer (llama.cpp will not load it; score "
+                 "it with --tokens)", !hf ? "a vocab GGUF cannot hold" : parsed ?
+                 "a tokenizer.json that is neither a byte-level nor a SentencePiece-style BPE" :
+                 e.msg, out_path);
+        return SB_OK;
+    }
+    bool exact = true;
+    const char *pre = NULL;
+    if (src->container != FMT_CONT_GGUF && src->vocab.kind == FMT_VOCAB_HF_JSON &&
+        fmt_vocab_hftok(&src->vocab, &f, &tmp, &e) == SB_OK && f->kind == FMT_HFTOK_BYTE_LEVEL)
+        pre = fmt_hftok_pre_name(f, &exact);
+    if (!exact)
+        snprintf(rep->tokenizer_note, sizeof rep->tokenizer_note, "its byte-level tokenizer's "
+                 "pre-tokenizer%s%.60s%s is not one llama.cpp implements: written as "
+                 "tokenizer.ggml.pre '%s', so llama.cpp may split text otherwise than the "
+                 "tokenizer.json", f->split_regex ? " (Split '" : "",
+                 f->split_regex ? f->split_regex : "", f->split_regex ? "')" : "", pre);
+    fmt_hftok_file_free(tmp);
     return SB_OK;
 }
 
@@ -1331,7 +1394,7 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     /* GGUF's stacked expert tensors went past the cap (66 MiB resident under 48 MiB
      * on a 75 MiB MoE): refused rather than promised */
     if ((r = plan_make(&p, src, out_path, o, err)) == SB_OK &&
-        (r = tokenizer_check(&p, err)) == SB_OK && !o->dry_run && o->max_memory &&
+        (r = tokenizer_check(&p, out_path, err)) == SB_OK && !o->dry_run && o->max_memory &&
         p.cont == FMT_CONT_GGUF)
         r = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
                        "yet (write .subbit or safetensors under a cap)", out_path);

@@ -2,6 +2,7 @@
  * Knows the container, the ggml block sizes (through sb_dtype) and the llama
  * metadata keys; never the contents of a block. */
 #include "fmt_gguf.h"
+#include "fmt_hftok.h"
 #include "fmt_map.h"
 #include "fmt_strset_impl.h"
 #include "fmt_writer.h"
@@ -462,11 +463,96 @@ static int vocab_id(const struct fmt_model *m, const char *key, int dflt, uint32
     return (int)v;
 }
 
+/* a token id key, -1 when absent or naming no token (0xFFFFFFFF: none), as
+ * vocab_id does for SentencePiece vocabs */
+static int64_t gpt2_id(const struct fmt_model *m, const char *key, uint64_t n)
+{
+    int64_t v;
+    const struct fmt_kv *kv = find_kv(m, key);
+    return kv && kv_int(kv, &v) && v >= 0 && (uint64_t)v < n ? v : -1;
+}
+
+static int gpt2_flag(const struct fmt_model *m, const char *key)
+{
+    const struct fmt_kv *kv = find_kv(m, key);
+    return kv && kv->type == FMT_KV_BOOL ? kv->u != 0 : -1;
+}
+
+/* A byte-level BPE (tokenizer.ggml.model "gpt2") becomes the tokenizer.json and
+ * tokenizer_config.json it was made from (fmt_hftok_gguf_json): the core tokenizes
+ * it as a Hugging Face tokenizer, HF output writes the two files. The keys stay
+ * in m->kv, so GGUF -> GGUF copies them unchanged. A tokenizer JSON cannot hold
+ * (a token that is not UTF-8) leaves the model without one: convert says so. */
+static int fill_vocab_gpt2(struct fmt_model *m, struct sb_err *err)
+{
+    const struct fmt_kv *tok = find_kv(m, "tokenizer.ggml.tokens");
+    const struct fmt_kv *ty = find_kv(m, "tokenizer.ggml.token_type");
+    const struct fmt_kv *mg = find_kv(m, "tokenizer.ggml.merges");
+    const struct fmt_kv *pre = find_kv(m, "tokenizer.ggml.pre");
+    const struct fmt_kv *ct = find_kv(m, "tokenizer.chat_template");
+    if (!tok || tok->type != FMT_KV_ARRAY || tok->arr_type != FMT_KV_STRING || !tok->n)
+        return sb_err_set(err, SB_EFORMAT, "%s: tokenizer.ggml.tokens missing or not an "
+                          "array of strings", m->path);
+    if (tok->n >= FMT_HFTOK_MAX_ID)
+        return sb_err_set(err, SB_EFORMAT, "%s: too many tokens (%" PRIu64 ")", m->path,
+                          tok->n);
+    if (ty && (ty->type != FMT_KV_ARRAY || ty->n != tok->n ||
+               (ty->arr_type != FMT_KV_I32 && ty->arr_type != FMT_KV_U32)))
+        return sb_err_set(err, SB_EFORMAT, "%s: tokenizer.ggml.token_type is not %" PRIu64
+                          " i32 values", m->path, tok->n);
+    if (mg && (mg->type != FMT_KV_ARRAY || mg->arr_type != FMT_KV_STRING))
+        return sb_err_set(err, SB_EFORMAT, "%s: tokenizer.ggml.merges is not an array of "
+                          "strings", m->path);
+    int32_t *types = NULL;
+    if (ty && !(types = sb_malloc((size_t)ty->n * 4)))
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", m->path);
+    if (ty)
+        memcpy(types, ty->arr, (size_t)ty->n * 4);   /* the mapping may be unaligned */
+    struct fmt_hftok_gguf g = {
+        .tokens = tok->strs, .lens = tok->lens, .n = tok->n, .types = types,
+        .merges = mg ? mg->strs : NULL, .merge_lens = mg ? mg->lens : NULL,
+        .n_merges = mg ? mg->n : 0,
+        .pre = pre && pre->type == FMT_KV_STRING ? pre->str : NULL,
+        .chat_template = ct && ct->type == FMT_KV_STRING ? ct->str : NULL,
+        .bos = gpt2_id(m, "tokenizer.ggml.bos_token_id", tok->n),
+        .eos = gpt2_id(m, "tokenizer.ggml.eos_token_id", tok->n),
+        .unk = gpt2_id(m, "tokenizer.ggml.unknown_token_id", tok->n),
+        .sep = gpt2_id(m, "tokenizer.ggml.seperator_token_id", tok->n),
+        .pad = gpt2_id(m, "tokenizer.ggml.padding_token_id", tok->n),
+        .add_bos = gpt2_flag(m, "tokenizer.ggml.add_bos_token"),
+        .add_eos = gpt2_flag(m, "tokenizer.ggml.add_eos_token"),
+    };
+    struct fmt_vocab *v = &m->vocab;
+    int r = fmt_hftok_gguf_json(&g, m->path, &v->hf_json, &v->hf_json_len, &v->hf_config_json,
+                                &v->hf_config_json_len, err);
+    sb_free(types);
+    if (r == SB_EUNSUPPORTED) {
+        memset(err, 0, sizeof *err);
+        return SB_OK;
+    }
+    if (r != SB_OK)
+        return r;
+    v->kind = FMT_VOCAB_HF_JSON;
+    v->bos_id = g.bos >= 0 ? (int)g.bos : -1;
+    v->eos_id = g.eos >= 0 ? (int)g.eos : -1;
+    v->unk_id = g.unk >= 0 ? (int)g.unk : -1;
+    v->add_bos = g.add_bos > 0;
+    v->no_bos = g.add_bos == 0;
+    if (!fmt_hftok_pre_exact(g.pre, g.n_merges))
+        snprintf(v->approx, sizeof v->approx, "tokenizer.ggml.pre '%.60s'", g.pre ? g.pre : "");
+    struct sb_err pe = { 0 };
+    if (fmt_hftok_parse(&v->hf, v->hf_json, v->hf_json_len, &pe) == SB_ENOMEM)
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", m->path);
+    return SB_OK;
+}
+
 static int fill_vocab(struct fmt_model *m, struct sb_err *err)
 {
     const struct fmt_kv *model = find_kv(m, "tokenizer.ggml.model");
+    if (model && model->type == FMT_KV_STRING && !strcmp(model->str, "gpt2"))
+        return fill_vocab_gpt2(m, err);
     if (!model || model->type != FMT_KV_STRING || strcmp(model->str, "llama"))
-        return SB_OK;   /* gpt2 & co: tokens and merges stay in m->kv */
+        return SB_OK;   /* others: their keys stay in m->kv (convert says it drops them) */
     const struct fmt_kv *tok = find_kv(m, "tokenizer.ggml.tokens");
     const struct fmt_kv *sc = find_kv(m, "tokenizer.ggml.scores");
     const struct fmt_kv *ty = find_kv(m, "tokenizer.ggml.token_type");

@@ -1,7 +1,7 @@
 /* fmt_gguf_kv.c: GGUF metadata built in one place (fmt_gguf.h): the
  * {arch}.* keys of an architecture, the tokenizer.ggml.* keys of a
- * SentencePiece vocab (or of a SentencePiece-style tokenizer.json), for the
- * GGUF writer and for convert alike. Knows keys and their types (formats.md
+ * SentencePiece vocab (or of a SentencePiece-style tokenizer.json) and of a
+ * byte-level tokenizer.json (model "gpt2"), for the GGUF writer and for convert alike. Knows keys and their types (formats.md
  * §2.6, §2.9), nothing of tensors. */
 #include "fmt_gguf.h"
 
@@ -234,6 +234,50 @@ static void special_ids(struct kvbuf *b, const struct fmt_vocab *v, const struct
         kv_u32(b, "tokenizer.ggml.eos_token_id", (uint64_t)eos);
 }
 
+/* tokenizer.ggml.* of a byte-level BPE tokenizer.json, as llama.cpp's converter
+ * writes them (fmt_hftok.h), in its order: model, pre, tokens, token_type, merges,
+ * the special ids, add_bos / add_eos, the chat template. Unlike gguf-py,
+ * tokenizer.ggml.merges is written when there are none: llama.cpp refuses a
+ * "gpt2" tokenizer without the key. */
+static int gpt2_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct fmt_hftok_file *f,
+                     const struct fmt_arch *a)
+{
+    struct fmt_hftok_gpt2 g;
+    struct fmt_hftok_specials sp;
+    struct sb_err e = { 0 };
+    bool exact;
+    uint32_t min = a && a->vocab_size > 0 ? (uint32_t)a->vocab_size : 0;
+    if (fmt_hftok_gpt2_from_file(&g, f, min, &e) != SB_OK)
+        return SB_ENOMEM;
+    if (fmt_hftok_specials(&sp, f, v->hf_config_json, v->hf_config_json_len, v->bos_id,
+                           v->eos_id, g.n) != SB_OK) {
+        fmt_hftok_gpt2_release(&g);
+        return SB_ENOMEM;
+    }
+    kv_str(b, "tokenizer.ggml.model", "gpt2");
+    kv_str(b, "tokenizer.ggml.pre", fmt_hftok_pre_name(f, &exact));
+    kv_strs(b, "tokenizer.ggml.tokens", g.tokens, g.lens, g.n);
+    kv_arr(b, "tokenizer.ggml.token_type", FMT_KV_I32, g.types, g.n, 4);
+    kv_strs(b, "tokenizer.ggml.merges", g.merges, g.merge_lens, g.n_merges);
+    static const char *const keys[5] = {
+        "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.seperator_token_id",
+        "tokenizer.ggml.padding_token_id" };
+    const int64_t ids[5] = { sp.bos, sp.eos, sp.unk, sp.sep, sp.pad };
+    for (int i = 0; i < 5; i++)
+        if (ids[i] >= 0)
+            kv_u32(b, keys[i], (uint64_t)ids[i]);
+    if (sp.add_bos >= 0)
+        kv_bool(b, "tokenizer.ggml.add_bos_token", sp.add_bos > 0);
+    if (sp.add_eos >= 0)
+        kv_bool(b, "tokenizer.ggml.add_eos_token", sp.add_eos > 0);
+    if (sp.chat_template)
+        kv_str(b, "tokenizer.chat_template", sp.chat_template);
+    sb_free(sp.chat_template);
+    fmt_hftok_gpt2_release(&g);
+    return b->failed ? SB_ENOMEM : SB_OK;
+}
+
 static int vocab_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct fmt_arch *a)
 {
     struct fmt_vocab json_vocab = { 0 };
@@ -244,11 +288,16 @@ static int vocab_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct f
          * (rule in fmt_hftok.h: a merge result scores -(rank of its first merge);
          * llama.cpp's convert_hf_to_gguf writes -1000 for every token of such a
          * vocab, which its score-driven encoder cannot tokenize by). A byte-level
-         * tokenizer.json writes no tokenizer keys. */
+         * tokenizer.json becomes model "gpt2" (gpt2_keys). */
         const struct fmt_hftok_file *f;
         struct fmt_hftok_file *tmp;
         struct sb_err e = { 0 };
         int rj = fmt_vocab_hftok(v, &f, &tmp, &e);
+        if (rj == SB_OK && f->kind == FMT_HFTOK_BYTE_LEVEL) {
+            rj = gpt2_keys(b, v, f, a);
+            fmt_hftok_file_free(tmp);
+            return rj;
+        }
         if (rj == SB_OK)
             rj = fmt_hftok_file_to_spm(&json_vocab, f,
                                        a && a->vocab_size > 0 ? (uint32_t)a->vocab_size : 0, &e);
@@ -286,8 +335,8 @@ static int vocab_keys(struct kvbuf *b, const struct fmt_vocab *v, const struct f
             kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint64_t)v->unk_id);
         kv_bool(b, "tokenizer.ggml.add_bos_token", v->add_bos);
     } else if (v->kind == FMT_VOCAB_HF_JSON) {
-        /* a tokenizer not carried (byte-level BPE): its special ids still are,
-         * so that --tokens scoring keeps the BOS (issue 13) */
+        /* a tokenizer not carried (neither byte-level nor SentencePiece-style):
+         * its special ids still are, so that --tokens scoring keeps the BOS */
         special_ids(b, v, a);
     }
     fmt_vocab_release(&json_vocab);

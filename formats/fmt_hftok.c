@@ -1,6 +1,7 @@
 /* fmt_hftok.c: SentencePiece-BPE vocab <-> Llama-style tokenizer.json; see
  * fmt_hftok.h for the layout and the merge rule. */
 #include "fmt_hftok.h"
+#include "fmt_hftok_impl.h"
 
 #include "fmt_out.h"
 #include "sb_alloc.h"
@@ -86,7 +87,7 @@ static bool is_byte_piece(const char *s, size_t n)
            s[4] && strchr(hex, s[3]) && strchr(hex, s[4]);
 }
 
-static bool utf8_valid(const unsigned char *s, size_t n)
+bool fmt_hj_utf8_valid(const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
@@ -196,7 +197,7 @@ static int view_init(struct spm_view *w, const struct fmt_vocab *v, struct sb_er
     for (uint32_t i = 0; i < n; i++) {
         if (!(w->piece[i] = json_piece(v, i)))
             goto oom;
-        if (!utf8_valid((const unsigned char *)w->piece[i], strlen(w->piece[i]))) {
+        if (!fmt_hj_utf8_valid((const unsigned char *)w->piece[i], strlen(w->piece[i]))) {
             view_release(w);
             return sb_err_set(err, SB_EUNSUPPORTED, WHAT ": token %" PRIu32 " is not valid "
                               "UTF-8, which JSON cannot hold", i);
@@ -292,10 +293,9 @@ static int derive_merges(const struct spm_view *w, const struct fmt_vocab *v,
 
 /* ---- writing ------------------------------------------------------------- */
 
-/* cJSON builders that remember a failed allocation */
-struct jb { bool bad; };
+/* cJSON builders that remember a failed allocation (fmt_hftok_impl.h) */
 
-static cJSON *jadd(struct jb *b, cJSON *parent, const char *key, cJSON *item)
+cJSON *fmt_hj_add(struct jb *b, cJSON *parent, const char *key, cJSON *item)
 {
     if (!item) {
         b->bad = true;
@@ -311,63 +311,63 @@ static cJSON *jadd(struct jb *b, cJSON *parent, const char *key, cJSON *item)
     return item;
 }
 
-static cJSON *jstr(struct jb *b, cJSON *o, const char *k, const char *s)
+cJSON *fmt_hj_str(struct jb *b, cJSON *o, const char *k, const char *s)
 {
-    return jadd(b, o, k, cJSON_CreateString(s));
+    return fmt_hj_add(b, o, k, cJSON_CreateString(s));
 }
 
-static cJSON *jnum(struct jb *b, cJSON *o, const char *k, double x)
+cJSON *fmt_hj_num(struct jb *b, cJSON *o, const char *k, double x)
 {
-    return jadd(b, o, k, cJSON_CreateNumber(x));
+    return fmt_hj_add(b, o, k, cJSON_CreateNumber(x));
 }
 
-static cJSON *jbool(struct jb *b, cJSON *o, const char *k, bool x)
+cJSON *fmt_hj_bool(struct jb *b, cJSON *o, const char *k, bool x)
 {
-    return jadd(b, o, k, cJSON_CreateBool(x));
+    return fmt_hj_add(b, o, k, cJSON_CreateBool(x));
 }
 
-static cJSON *jnull(struct jb *b, cJSON *o, const char *k)
+cJSON *fmt_hj_null(struct jb *b, cJSON *o, const char *k)
 {
-    return jadd(b, o, k, cJSON_CreateNull());
+    return fmt_hj_add(b, o, k, cJSON_CreateNull());
 }
 
-static cJSON *jobj(struct jb *b, cJSON *o, const char *k)
+cJSON *fmt_hj_obj(struct jb *b, cJSON *o, const char *k)
 {
-    return jadd(b, o, k, cJSON_CreateObject());
+    return fmt_hj_add(b, o, k, cJSON_CreateObject());
 }
 
-static cJSON *jarr(struct jb *b, cJSON *o, const char *k)
+cJSON *fmt_hj_arr(struct jb *b, cJSON *o, const char *k)
 {
-    return jadd(b, o, k, cJSON_CreateArray());
+    return fmt_hj_add(b, o, k, cJSON_CreateArray());
 }
 
 /* {"type": type} added to o (under k, or to the array o) */
-static cJSON *jtyped(struct jb *b, cJSON *o, const char *k, const char *type)
+cJSON *fmt_hj_typed(struct jb *b, cJSON *o, const char *k, const char *type)
 {
-    cJSON *x = jobj(b, o, k);
+    cJSON *x = fmt_hj_obj(b, o, k);
     if (x)
-        jstr(b, x, "type", type);
+        fmt_hj_str(b, x, "type", type);
     return x;
 }
 
 /* the flags of an added token (tokenizer.json and added_tokens_decoder) */
-static void added_flags(struct jb *b, cJSON *e)
+void fmt_hj_added_flags(struct jb *b, cJSON *e, bool special)
 {
-    jbool(b, e, "single_word", false);
-    jbool(b, e, "lstrip", false);
-    jbool(b, e, "rstrip", false);
-    jbool(b, e, "normalized", false);
-    jbool(b, e, "special", true);
+    fmt_hj_bool(b, e, "single_word", false);
+    fmt_hj_bool(b, e, "lstrip", false);
+    fmt_hj_bool(b, e, "rstrip", false);
+    fmt_hj_bool(b, e, "normalized", false);
+    fmt_hj_bool(b, e, "special", special);
 }
 
 static void string_pattern(struct jb *b, cJSON *o, const char *s)
 {
-    cJSON *p = jobj(b, o, "pattern");
+    cJSON *p = fmt_hj_obj(b, o, "pattern");
     if (p)
-        jstr(b, p, "String", s);
+        fmt_hj_str(b, p, "String", s);
 }
 
-static char *to_text(cJSON *root, size_t *len)
+char *fmt_hj_text(cJSON *root, size_t *len)
 {
     char *s = cJSON_Print(root);
     if (!s)
@@ -392,104 +392,104 @@ static int build_json(const struct spm_view *w, const struct fmt_vocab *v, cJSON
     size_t n_mg = 0;
     if (derive_merges(w, v, &mg, &n_mg))
         return sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
-    jstr(&b, root, "version", "1.0");
-    jnull(&b, root, "truncation");
-    jnull(&b, root, "padding");
+    fmt_hj_str(&b, root, "version", "1.0");
+    fmt_hj_null(&b, root, "truncation");
+    fmt_hj_null(&b, root, "padding");
 
-    cJSON *added = jarr(&b, root, "added_tokens");
+    cJSON *added = fmt_hj_arr(&b, root, "added_tokens");
     for (uint32_t i = 0; added && i < w->n; i++) {
         if (w->role[i] != ROLE_SPECIAL || !w->piece[i][0])
             continue;
-        cJSON *e = jobj(&b, added, NULL);
+        cJSON *e = fmt_hj_obj(&b, added, NULL);
         if (!e)
             break;
-        jnum(&b, e, "id", i);
-        jstr(&b, e, "content", w->piece[i]);
-        added_flags(&b, e);
+        fmt_hj_num(&b, e, "id", i);
+        fmt_hj_str(&b, e, "content", w->piece[i]);
+        fmt_hj_added_flags(&b, e, true);
     }
 
     /* "▁" + text, spaces as "▁" (Llama-2's tokenizer.json; newer files say the
      * same with a Metaspace pre-tokenizer) */
-    cJSON *norm = jtyped(&b, root, "normalizer", "Sequence");
-    cJSON *nl = norm ? jarr(&b, norm, "normalizers") : NULL;
+    cJSON *norm = fmt_hj_typed(&b, root, "normalizer", "Sequence");
+    cJSON *nl = norm ? fmt_hj_arr(&b, norm, "normalizers") : NULL;
     if (nl) {
-        cJSON *p = jtyped(&b, nl, NULL, "Prepend");
+        cJSON *p = fmt_hj_typed(&b, nl, NULL, "Prepend");
         if (p)
-            jstr(&b, p, "prepend", SPACE_MARK);
-        cJSON *r = jtyped(&b, nl, NULL, "Replace");
+            fmt_hj_str(&b, p, "prepend", SPACE_MARK);
+        cJSON *r = fmt_hj_typed(&b, nl, NULL, "Replace");
         if (r) {
             string_pattern(&b, r, " ");
-            jstr(&b, r, "content", SPACE_MARK);
+            fmt_hj_str(&b, r, "content", SPACE_MARK);
         }
     }
-    jnull(&b, root, "pre_tokenizer");
+    fmt_hj_null(&b, root, "pre_tokenizer");
 
     /* BOS before each sequence when the vocab adds one */
-    cJSON *pp = jtyped(&b, root, "post_processor", "TemplateProcessing");
+    cJSON *pp = fmt_hj_typed(&b, root, "post_processor", "TemplateProcessing");
     bool with_bos = v->add_bos && w->bos >= 0;
     const char *bos = with_bos ? w->piece[w->bos] : NULL;
     for (int pair = 0; pp && pair < 2; pair++) {
-        cJSON *seq = jarr(&b, pp, pair ? "pair" : "single");
+        cJSON *seq = fmt_hj_arr(&b, pp, pair ? "pair" : "single");
         for (int part = 0; seq && part <= pair; part++) {
             if (with_bos) {
-                cJSON *st = jobj(&b, jobj(&b, seq, NULL), "SpecialToken");
+                cJSON *st = fmt_hj_obj(&b, fmt_hj_obj(&b, seq, NULL), "SpecialToken");
                 if (st) {
-                    jstr(&b, st, "id", bos);
-                    jnum(&b, st, "type_id", part);
+                    fmt_hj_str(&b, st, "id", bos);
+                    fmt_hj_num(&b, st, "type_id", part);
                 }
             }
-            cJSON *sq = jobj(&b, jobj(&b, seq, NULL), "Sequence");
+            cJSON *sq = fmt_hj_obj(&b, fmt_hj_obj(&b, seq, NULL), "Sequence");
             if (sq) {
-                jstr(&b, sq, "id", part ? "B" : "A");
-                jnum(&b, sq, "type_id", part);
+                fmt_hj_str(&b, sq, "id", part ? "B" : "A");
+                fmt_hj_num(&b, sq, "type_id", part);
             }
         }
     }
-    cJSON *sp = pp ? jobj(&b, pp, "special_tokens") : NULL;
+    cJSON *sp = pp ? fmt_hj_obj(&b, pp, "special_tokens") : NULL;
     if (sp && with_bos) {
-        cJSON *e = jobj(&b, sp, bos);
+        cJSON *e = fmt_hj_obj(&b, sp, bos);
         if (e) {
-            jstr(&b, e, "id", bos);
-            cJSON *ids = jarr(&b, e, "ids");
+            fmt_hj_str(&b, e, "id", bos);
+            cJSON *ids = fmt_hj_arr(&b, e, "ids");
             if (ids)
-                jnum(&b, ids, NULL, w->bos);
-            cJSON *toks = jarr(&b, e, "tokens");
+                fmt_hj_num(&b, ids, NULL, w->bos);
+            cJSON *toks = fmt_hj_arr(&b, e, "tokens");
             if (toks)
-                jstr(&b, toks, NULL, bos);
+                fmt_hj_str(&b, toks, NULL, bos);
         }
     }
 
-    cJSON *dec = jtyped(&b, root, "decoder", "Sequence");
-    cJSON *dl = dec ? jarr(&b, dec, "decoders") : NULL;
+    cJSON *dec = fmt_hj_typed(&b, root, "decoder", "Sequence");
+    cJSON *dl = dec ? fmt_hj_arr(&b, dec, "decoders") : NULL;
     if (dl) {
-        cJSON *r = jtyped(&b, dl, NULL, "Replace");
+        cJSON *r = fmt_hj_typed(&b, dl, NULL, "Replace");
         if (r) {
             string_pattern(&b, r, SPACE_MARK);
-            jstr(&b, r, "content", " ");
+            fmt_hj_str(&b, r, "content", " ");
         }
-        jtyped(&b, dl, NULL, "ByteFallback");
-        jtyped(&b, dl, NULL, "Fuse");
-        cJSON *s = jtyped(&b, dl, NULL, "Strip");
+        fmt_hj_typed(&b, dl, NULL, "ByteFallback");
+        fmt_hj_typed(&b, dl, NULL, "Fuse");
+        cJSON *s = fmt_hj_typed(&b, dl, NULL, "Strip");
         if (s) {
-            jstr(&b, s, "content", " ");
-            jnum(&b, s, "start", 1);
-            jnum(&b, s, "stop", 0);
+            fmt_hj_str(&b, s, "content", " ");
+            fmt_hj_num(&b, s, "start", 1);
+            fmt_hj_num(&b, s, "stop", 0);
         }
     }
 
-    cJSON *model = jtyped(&b, root, "model", "BPE");
+    cJSON *model = fmt_hj_typed(&b, root, "model", "BPE");
     if (model) {
-        jnull(&b, model, "dropout");
+        fmt_hj_null(&b, model, "dropout");
         if (w->unk >= 0)
-            jstr(&b, model, "unk_token", w->piece[w->unk]);
+            fmt_hj_str(&b, model, "unk_token", w->piece[w->unk]);
         else
-            jnull(&b, model, "unk_token");
-        jnull(&b, model, "continuing_subword_prefix");
-        jnull(&b, model, "end_of_word_suffix");
-        jbool(&b, model, "fuse_unk", true);
-        jbool(&b, model, "byte_fallback", true);
-        jbool(&b, model, "ignore_merges", false);
-        cJSON *vo = jobj(&b, model, "vocab");
+            fmt_hj_null(&b, model, "unk_token");
+        fmt_hj_null(&b, model, "continuing_subword_prefix");
+        fmt_hj_null(&b, model, "end_of_word_suffix");
+        fmt_hj_bool(&b, model, "fuse_unk", true);
+        fmt_hj_bool(&b, model, "byte_fallback", true);
+        fmt_hj_bool(&b, model, "ignore_merges", false);
+        cJSON *vo = fmt_hj_obj(&b, model, "vocab");
         struct idmap seen;
         if (vo && idmap_init(&seen, w->piece, w->n) == SB_OK) {
             for (uint32_t i = 0; i < w->n && !b.bad; i++) {
@@ -497,13 +497,13 @@ static int build_json(const struct spm_view *w, const struct fmt_vocab *v, cJSON
                 if (!p[0] || idmap_get(&seen, p, strlen(p)) >= 0)
                     continue;      /* a piece names one id: the first */
                 idmap_put(&seen, (int32_t)i);
-                jnum(&b, vo, p, i);
+                fmt_hj_num(&b, vo, p, i);
             }
             sb_free(seen.slots);
         } else {
             b.bad = true;
         }
-        cJSON *ml = jarr(&b, model, "merges");
+        cJSON *ml = fmt_hj_arr(&b, model, "merges");
         char *buf = NULL;
         size_t cap = 0;
         for (size_t k = 0; ml && k < n_mg && !b.bad; k++) {
@@ -521,7 +521,7 @@ static int build_json(const struct spm_view *w, const struct fmt_vocab *v, cJSON
             memcpy(buf, l, ll);
             buf[ll] = ' ';
             memcpy(buf + ll + 1, r, lr + 1);
-            jstr(&b, ml, NULL, buf);
+            fmt_hj_str(&b, ml, NULL, buf);
         }
         sb_free(buf);
     }
@@ -542,14 +542,14 @@ int fmt_hftok_json(const struct fmt_vocab *v, char **text, size_t *len, struct s
         r = sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
     if (!r)
         r = build_json(&w, v, root, err);
-    if (!r && !(*text = to_text(root, len)))
+    if (!r && !(*text = fmt_hj_text(root, len)))
         r = sb_err_set(err, SB_ENOMEM, WHAT ": out of memory");
     cJSON_Delete(root);
     view_release(&w);
     return r;
 }
 
-static int write_text(const char *path, const char *text, size_t len, unsigned flags,
+int fmt_hftok_write_text(const char *path, const char *text, size_t len, unsigned flags,
                       struct sb_err *err)
 {
     struct fmt_out out;
@@ -571,7 +571,7 @@ int fmt_hftok_write_json(const struct fmt_vocab *v, const char *path, unsigned f
     int r = fmt_hftok_json(v, &text, &len, err);
     if (r)
         return r;
-    r = write_text(path, text, len, flags, err);
+    r = fmt_hftok_write_text(path, text, len, flags, err);
     sb_free(text);
     return r;
 }
@@ -584,42 +584,42 @@ int fmt_hftok_write_config(const struct fmt_vocab *v, const char *path, unsigned
     int r = view_init(&w, v, err);
     if (r)
         return r;
-    cJSON *root = jobj(&b, NULL, NULL);
+    cJSON *root = fmt_hj_obj(&b, NULL, NULL);
     if (root) {
-        jbool(&b, root, "add_bos_token", v->add_bos);
-        jbool(&b, root, "add_eos_token", false);
-        cJSON *ad = jobj(&b, root, "added_tokens_decoder");
+        fmt_hj_bool(&b, root, "add_bos_token", v->add_bos);
+        fmt_hj_bool(&b, root, "add_eos_token", false);
+        cJSON *ad = fmt_hj_obj(&b, root, "added_tokens_decoder");
         for (uint32_t i = 0; ad && i < w.n; i++) {
             if (w.role[i] != ROLE_SPECIAL || !w.piece[i][0])
                 continue;
             char key[16];
             snprintf(key, sizeof key, "%" PRIu32, i);
-            cJSON *e = jobj(&b, ad, key);
+            cJSON *e = fmt_hj_obj(&b, ad, key);
             if (e) {
-                jstr(&b, e, "content", w.piece[i]);
-                added_flags(&b, e);
+                fmt_hj_str(&b, e, "content", w.piece[i]);
+                fmt_hj_added_flags(&b, e, true);
             }
         }
         if (w.bos >= 0)
-            jstr(&b, root, "bos_token", w.piece[w.bos]);
-        jbool(&b, root, "clean_up_tokenization_spaces", false);
+            fmt_hj_str(&b, root, "bos_token", w.piece[w.bos]);
+        fmt_hj_bool(&b, root, "clean_up_tokenization_spaces", false);
         if (w.eos >= 0)
-            jstr(&b, root, "eos_token", w.piece[w.eos]);
+            fmt_hj_str(&b, root, "eos_token", w.piece[w.eos]);
         /* tokenizer.json puts "▁" before every text between special tokens, as
          * the legacy Llama tokenizer does */
-        jbool(&b, root, "legacy", true);
-        jnull(&b, root, "pad_token");
-        jobj(&b, root, "sp_model_kwargs");
-        jstr(&b, root, "tokenizer_class", "LlamaTokenizerFast");
+        fmt_hj_bool(&b, root, "legacy", true);
+        fmt_hj_null(&b, root, "pad_token");
+        fmt_hj_obj(&b, root, "sp_model_kwargs");
+        fmt_hj_str(&b, root, "tokenizer_class", "LlamaTokenizerFast");
         if (w.unk >= 0)
-            jstr(&b, root, "unk_token", w.piece[w.unk]);
+            fmt_hj_str(&b, root, "unk_token", w.piece[w.unk]);
     }
     char *text = NULL;
     size_t len = 0;
-    if (b.bad || !(text = to_text(root, &len)))
+    if (b.bad || !(text = fmt_hj_text(root, &len)))
         r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
     else
-        r = write_text(path, text, len, flags, err);
+        r = fmt_hftok_write_text(path, text, len, flags, err);
     sb_free(text);
     cJSON_Delete(root);
     view_release(&w);
@@ -630,7 +630,7 @@ int fmt_hftok_write_config(const struct fmt_vocab *v, const char *path, unsigned
 
 /* o itself when its "type" is type, else the member of its list (a Sequence,
  * searched depth first) that is */
-static const cJSON *find_typed(const cJSON *o, const char *list, const char *type)
+const cJSON *fmt_hj_find_typed(const cJSON *o, const char *list, const char *type)
 {
     if (!cJSON_IsObject(o))
         return NULL;
@@ -639,7 +639,7 @@ static const cJSON *find_typed(const cJSON *o, const char *list, const char *typ
         return o;
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, list)) {
-        const cJSON *f = find_typed(e, list, type);
+        const cJSON *f = fmt_hj_find_typed(e, list, type);
         if (f)
             return f;
     }
@@ -708,34 +708,47 @@ static void kind_of(struct fmt_hftok_file *f, const cJSON *root, const cJSON *mo
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
-    const cJSON *bl = find_typed(pre, "pretokenizers", "ByteLevel");
+    const cJSON *bl = fmt_hj_find_typed(pre, "pretokenizers", "ByteLevel");
     f->byte_fallback = json_bool(model, "byte_fallback", false);
-    if (bl || find_typed(dec, "decoders", "ByteLevel")) {
+    if (bl || fmt_hj_find_typed(dec, "decoders", "ByteLevel")) {
         f->kind = FMT_HFTOK_BYTE_LEVEL;
         f->bl_pre = bl != NULL;
         f->bl_use_regex = bl ? json_bool(bl, "use_regex", true) : false;
         f->bl_prefix_space = bl ? json_bool(bl, "add_prefix_space", true) : false;
-        const cJSON *split = find_typed(pre, "pretokenizers", "Split");
+        const cJSON *split = fmt_hj_find_typed(pre, "pretokenizers", "Split");
         if (split) {
             const cJSON *re = cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(split, "pattern"), "Regex");
             f->has_split = true;
             f->split_regex = cJSON_IsString(re) ? re->valuestring : NULL;   /* arena'd later */
         }
-    } else if (f->byte_fallback || find_typed(pre, "pretokenizers", "Metaspace") ||
-               find_typed(norm, "normalizers", "Prepend") ||
-               find_typed(norm, "normalizers", "Replace")) {
+    } else if (f->byte_fallback || fmt_hj_find_typed(pre, "pretokenizers", "Metaspace") ||
+               fmt_hj_find_typed(norm, "normalizers", "Prepend") ||
+               fmt_hj_find_typed(norm, "normalizers", "Replace")) {
         f->kind = FMT_HFTOK_SPM;
     } else {
         f->kind = FMT_HFTOK_OTHER;
     }
 }
 
+/* The post-processor's EOS: the last item of TemplateProcessing single when
+ * single has more than one item and it is a SpecialToken (gguf-py's rule) */
+static const char *eos_special(const cJSON *root)
+{
+    const cJSON *tp = fmt_hj_find_typed(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
+                                        "processors", "TemplateProcessing");
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(tp, "single");
+    int n = cJSON_GetArraySize(single);
+    const cJSON *stid = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, n - 1), "SpecialToken"), "id");
+    return n > 1 && cJSON_IsString(stid) ? stid->valuestring : NULL;
+}
+
 /* The post-processor's BOS: TemplateProcessing single[0].SpecialToken.id, and
  * its special_tokens[id].ids[0] */
 static const char *bos_special(const cJSON *root, int32_t *id)
 {
-    const cJSON *tp = find_typed(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
+    const cJSON *tp = fmt_hj_find_typed(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
                                  "processors", "TemplateProcessing");
     const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tp, "single"), 0);
     const cJSON *stid = cJSON_GetObjectItemCaseSensitive(
@@ -805,7 +818,8 @@ static int parse(struct fmt_hftok_file *f, const cJSON *root, struct sb_err *err
     kind_of(f, root, model);
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
     const char *bos = bos_special(root, &f->bos_special_id);
-    bytes += (f->split_regex ? strlen(f->split_regex) + 1 : 0) +
+    const char *eos = eos_special(root);
+    bytes += (eos ? strlen(eos) + 1 : 0) + (f->split_regex ? strlen(f->split_regex) + 1 : 0) +
              (cJSON_IsString(unk) ? strlen(unk->valuestring) + 1 : 0) +
              (bos ? strlen(bos) + 1 : 0);
     struct arena ar = { sb_malloc(bytes ? bytes : 1), 0, bytes };
@@ -845,6 +859,8 @@ static int parse(struct fmt_hftok_file *f, const cJSON *root, struct sb_err *err
         f->unk_token = arena_add(&ar, unk->valuestring, strlen(unk->valuestring));
     if (bos)
         f->bos_special = arena_add(&ar, bos, strlen(bos));
+    if (eos)
+        f->eos_special = arena_add(&ar, eos, strlen(eos));
     return SB_OK;
 }
 

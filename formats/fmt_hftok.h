@@ -65,6 +65,8 @@ struct fmt_hftok_file {
     const char *bos_special;         /* post-processor TemplateProcessing single[0] special
                                         token, or NULL */
     int32_t bos_special_id;          /* its special_tokens[...].ids[0], -1 if not an id */
+    const char *eos_special;         /* the last item of single when it is a special token
+                                        and single has more than one item, or NULL */
     int32_t max_id;                  /* the largest id in vocab and added (>= 0) */
     char *arena;
 };
@@ -130,5 +132,104 @@ void fmt_hftok_file_free(struct fmt_hftok_file *f);
  *  @return SB_OK and *f, or fmt_hftok_parse's errors. */
 int fmt_vocab_hftok(const struct fmt_vocab *v, const struct fmt_hftok_file **f,
                     struct fmt_hftok_file **tmp, struct sb_err *err);
+
+/* ---- byte-level BPE <-> GGUF tokenizer.ggml.model "gpt2" (fmt_hftok_bl.c) ----
+ *
+ * GGUF stores a byte-level BPE as llama.cpp's converter (convert_hf_to_gguf's
+ * get_vocab_base, gguf-py's SpecialVocab) writes it: tokens in the byte-level
+ * unicode spelling the HF vocab already uses, added tokens as their literal
+ * text; token_type 1 normal, 3 control (a special added token, or one that
+ * looks special: <|...|>), 4 user-defined (another added token), 5 for ids the
+ * HF file has no token for ("[PAD{id}]"); merges as "a b" strings; the
+ * pre-tokenizer by name (tokenizer.ggml.pre). */
+
+/* A GGUF "gpt2" tokenizer: its tokenizer.ggml.* values (borrowed). */
+struct fmt_hftok_gguf {
+    char *const *tokens;             /* [n] */
+    const uint64_t *lens;            /* [n] byte lengths */
+    uint64_t n;
+    const int32_t *types;            /* [n] GGUF token types, or NULL (all normal) */
+    char *const *merges;             /* [n_merges] "a b" */
+    const uint64_t *merge_lens;
+    uint64_t n_merges;
+    const char *pre;                 /* tokenizer.ggml.pre, or NULL */
+    const char *chat_template;       /* tokenizer.chat_template, or NULL */
+    int64_t bos, eos, unk, sep, pad; /* ids, -1 when absent */
+    int add_bos, add_eos;            /* 1 / 0, -1 when absent */
+};
+
+/* The special tokens and flags of an HF byte-level tokenizer, chosen as gguf-py's
+ * SpecialVocab does: tokenizer_config.json's {bos,eos,unk,sep,pad}_token names
+ * looked up among the added tokens (cls / sep standing in for a missing bos /
+ * eos), the post-processor's TemplateProcessing (a leading special token is
+ * BOS and add_bos; a trailing one is EOS and add_eos), config.json's ids for
+ * what is still unset, then tokenizer_config.json's add_bos_token /
+ * add_eos_token. */
+struct fmt_hftok_specials {
+    int64_t bos, eos, unk, sep, pad; /* -1: none */
+    int add_bos, add_eos;            /* -1: not said */
+    char *chat_template;             /* tokenizer_config.json's, or NULL (sb_free) */
+};
+
+/*! fmt_hftok_pre_name() : the tokenizer.ggml.pre llama.cpp tokenizes byte-level
+ *  f like: "gpt-2" for ByteLevel's own GPT-2 regex, "llama-bpe" / "qwen2" for a
+ *  Split with the Llama-3 / Qwen2 pattern, "default" otherwise. *exact is false
+ *  when llama.cpp would split the text otherwise than f: an unknown Split
+ *  pattern, a prefix space, or no splitting at all with merges (without merges
+ *  every byte is its own token however the text is split, so "default" is exact). */
+const char *fmt_hftok_pre_name(const struct fmt_hftok_file *f, bool *exact);
+
+/*! fmt_hftok_pre_exact() : whether the tokenizer.json made from a GGUF with
+ *  tokenizer.ggml.pre pre and n_merges merges (fmt_hftok_gguf_json) splits
+ *  text as llama.cpp does: the GPT-2, Llama-3 and Qwen2 families, and
+ *  "default" without merges. */
+bool fmt_hftok_pre_exact(const char *pre, uint64_t n_merges);
+
+/*! fmt_hftok_specials() : s for the byte-level f, its tokenizer_config.json text
+ *  (cfg, cfg_len bytes; NULL: none) and config.json's bos / eos ids (cfg_bos,
+ *  cfg_eos; -1: none); ids at or past n_vocab are dropped (0: no limit).
+ *  @return SB_OK, SB_ENOMEM. */
+int fmt_hftok_specials(struct fmt_hftok_specials *s, const struct fmt_hftok_file *f,
+                       const char *cfg, size_t cfg_len, int64_t cfg_bos, int64_t cfg_eos,
+                       uint32_t n_vocab);
+
+/* Byte-level f as GGUF holds it (fmt_hftok_gpt2_from_file). */
+struct fmt_hftok_gpt2 {
+    uint32_t n;
+    char **tokens;                   /* [n] into arena */
+    uint64_t *lens;
+    int32_t *types;                  /* [n] GGUF token types */
+    char **merges;                   /* [n_merges] "a b" into arena */
+    uint64_t *merge_lens;
+    uint64_t n_merges;
+    char *arena;
+};
+
+/*! fmt_hftok_gpt2_from_file() : out := byte-level f's tokens for ids 0 ..
+ *  max(f's largest id + 1, min_tokens) - 1, their types and f's merges, as
+ *  convert_hf_to_gguf writes them (a user-defined token's U+2581 becomes ' ';
+ *  a merge part's ' ' becomes U+0120, as gguf-py does). @return SB_OK, SB_ENOMEM;
+ *  release with fmt_hftok_gpt2_release (a zeroed struct is fine). */
+int fmt_hftok_gpt2_from_file(struct fmt_hftok_gpt2 *out, const struct fmt_hftok_file *f,
+                             uint32_t min_tokens, struct sb_err *err);
+void fmt_hftok_gpt2_release(struct fmt_hftok_gpt2 *g);
+
+/*! fmt_hftok_gguf_json() : tokenizer.json and tokenizer_config.json texts for a
+ *  GGUF "gpt2" tokenizer g (what "what" names in messages): control and
+ *  user-defined tokens as added tokens, "[PAD{id}]" unused tokens left out, the
+ *  rest the BPE vocab; merges; the pre-tokenizer of g->pre (see
+ *  fmt_hftok_pre_exact; an unknown one is approximated by GPT-2's regex); a
+ *  TemplateProcessing adding BOS / EOS as g says; a ByteLevel decoder.
+ *  @return SB_OK, *json and *cfg (sb_free); SB_EFORMAT for a malformed
+ *  tokenizer (a merge without a space, an id out of range); SB_ENOMEM. */
+int fmt_hftok_gguf_json(const struct fmt_hftok_gguf *g, const char *what, char **json,
+                        size_t *json_len, char **cfg, size_t *cfg_len, struct sb_err *err);
+
+/*! fmt_vocab_write_hf() : v's tokenizer.json and, when v has one,
+ *  tokenizer_config.json texts written to the two paths (flags: FMT_OUT_*; a
+ *  NULL path: that file is not written).
+ *  @return SB_OK; SB_EINVAL when v holds no tokenizer.json text; SB_EIO. */
+int fmt_vocab_write_hf(const struct fmt_vocab *v, const char *json_path, const char *cfg_path,
+                       unsigned flags, struct sb_err *err);
 
 #endif

@@ -79,6 +79,7 @@ void fmt_vocab_release(struct fmt_vocab *v)
     sb_free(v->scores);
     sb_free(v->types);
     sb_free(v->hf_json);
+    sb_free(v->hf_config_json);
     fmt_hftok_file_free(v->hf);
     memset(v, 0, sizeof *v);
     v->bos_id = v->eos_id = v->unk_id = -1;

@@ -292,9 +292,13 @@ static cJSON *vocab_to_json(const struct fmt_vocab *v)
     cJSON_AddNumberToObject(o, "eos_id", v->eos_id);
     cJSON_AddNumberToObject(o, "unk_id", v->unk_id);
     cJSON_AddBoolToObject(o, "add_bos", v->add_bos);
+    if (v->no_bos)
+        cJSON_AddBoolToObject(o, "no_bos", true);
     cJSON_AddNumberToObject(o, "max_token_len", v->max_token_len);
     if (v->hf_json)
         cJSON_AddStringToObject(o, "hf_json", v->hf_json);
+    if (v->hf_config_json)
+        cJSON_AddStringToObject(o, "hf_config_json", v->hf_config_json);
     if (v->n_tokens && v->tokens) {
         cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
         cJSON *sc = v->scores ? cJSON_AddArrayToObject(o, "scores") : NULL;
@@ -331,11 +335,18 @@ static int vocab_from_json(struct fmt_vocab *v, const cJSON *o)
         return -1;
     v->max_token_len = (uint32_t)t;
     v->add_bos = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "add_bos"));
+    v->no_bos = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "no_bos"));
     const cJSON *hj = cJSON_GetObjectItemCaseSensitive(o, "hf_json");
     if (hj) {
         if (!cJSON_IsString(hj) || !(v->hf_json = sb_strdup(hj->valuestring)))
             return -1;
         v->hf_json_len = strlen(v->hf_json);
+    }
+    const cJSON *hc = cJSON_GetObjectItemCaseSensitive(o, "hf_config_json");
+    if (hc) {
+        if (!cJSON_IsString(hc) || !(v->hf_config_json = sb_strdup(hc->valuestring)))
+            return -1;
+        v->hf_config_json_len = strlen(v->hf_config_json);
     }
     const cJSON *toks = cJSON_GetObjectItemCaseSensitive(o, "tokens");
     if (!toks)

@@ -920,7 +920,9 @@ static int load_side(struct fmt_model *m, const char *dir, bool parse, struct sb
             if (r)
                 return r;
             cJSON *root = cJSON_ParseWithLength(text, len);
-            sb_free(text);
+            sb_free(m->vocab.hf_config_json);
+            m->vocab.hf_config_json = text;   /* HF -> GGUF reads the special tokens there */
+            m->vocab.hf_config_json_len = len;
             const cJSON *ab = cJSON_GetObjectItemCaseSensitive(root, "add_bos_token");
             if (cJSON_IsBool(ab)) {
                 cfg_add_bos = cJSON_IsTrue(ab) ? 1 : 0;

@@ -16,8 +16,8 @@
 #include <omp.h>
 #endif
 
-void qnt_q8x_quantize(const float *restrict x, size_t cols, int8_t *restrict q,
-                      float *restrict d8)
+void qnt_q8x_quantize_ref(const float *restrict x, size_t cols, int8_t *restrict q,
+                          float *restrict d8)
 {
     for (size_t b = 0; b < cols / QNT_Q8MM_QK; b++) {
         const float *xb = x + b * QNT_Q8MM_QK;
@@ -37,6 +37,18 @@ void qnt_q8x_quantize(const float *restrict x, size_t cols, int8_t *restrict q,
         for (int l = 0; l < 8; l++)
             d8[b * 8 + (size_t)l] = d;
     }
+}
+
+void qnt_q8x_quantize(const float *restrict x, size_t cols, int8_t *restrict q,
+                      float *restrict d8)
+{
+#ifdef QNT_Q8MM_X86
+    if (sb_cpu_has(SB_CPU_AVX512F | SB_CPU_AVX512BW | SB_CPU_AVX512VL | SB_CPU_AVX512DQ)) {
+        qnt_q8x_quantize_avx512(x, cols, q, d8);
+        return;
+    }
+#endif
+    qnt_q8x_quantize_ref(x, cols, q, d8);
 }
 
 /* ---- the scalar reference: one row, one token, the sum of record ---------- */
@@ -165,11 +177,14 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
     /* codes and scales of all n tokens: cols + cols / 32 * 8 * 4 bytes a token */
     const size_t tok_bytes = cols * 2;
     void *buf = n && tok_bytes <= SIZE_MAX / n ? sb_malloc_aligned(n * tok_bytes) : NULL;
+    /* the reference kernel quantizes with the reference too (the same bits) */
+    void (*quantize)(const float *restrict, size_t, int8_t *restrict, float *restrict) =
+        kernel == QNT_Q8MM_REF ? qnt_q8x_quantize_ref : qnt_q8x_quantize;
     if (buf) {
         a.x.d8 = buf;
         a.x.q = (int8_t *)(a.x.d8 + n * a.nb * 8);
         for (size_t t = 0; t < n; t++)
-            qnt_q8x_quantize(X + t * cols, cols, a.x.q + t * cols, a.x.d8 + t * a.nb * 8);
+            quantize(X + t * cols, cols, a.x.q + t * cols, a.x.d8 + t * a.nb * 8);
         a.n = n;
         a.Y = Y;
         fn(&a);
@@ -185,7 +200,7 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
                 Y[t * nrows + i] = NAN;
             continue;
         }
-        qnt_q8x_quantize(X + t * cols, cols, q, d8);
+        quantize(X + t * cols, cols, q, d8);
         a.x.q = q;
         a.x.d8 = d8;
         a.n = 1;

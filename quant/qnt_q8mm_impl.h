@@ -44,8 +44,11 @@ struct qnt_q8x {
     float *d8;
 };
 
-/*! qnt_q8x_quantize() : one token's cols (a multiple of 32) activations x
+/*! qnt_q8x_quantize_ref() : one token's cols (a multiple of 32) activations x
  *  into q[cols] and d8[cols / 4] (the rule above). */
+void qnt_q8x_quantize_ref(const float *restrict x, size_t cols, int8_t *restrict q,
+                          float *restrict d8);
+/* The same bits, through the fastest kernel the CPU probe allows. */
 void qnt_q8x_quantize(const float *restrict x, size_t cols, int8_t *restrict q,
                       float *restrict d8);
 
@@ -69,6 +72,8 @@ void qnt_q8mm_scalar(const struct qnt_q8mm_args *a);
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a);
 void qnt_q8mm_avx512(const struct qnt_q8mm_args *a);
 void qnt_q8mm_vnni(const struct qnt_q8mm_args *a);
+void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t *restrict q,
+                             float *restrict d8);
 #endif
 
 /* The driver every kernel shares: OpenMP over blocks of 16 rows (static;

@@ -191,3 +191,9 @@ cJSON *cli_conv_report_json(cJSON *doc, const struct cvt_report *rep)
                             rep->params ? 8.0 * (double)rep->out_bytes / (double)rep->params : 0);
     return tot;
 }
+
+void cli_conv_tokenizer_warn(const char *cmd, const char *in, const struct cvt_report *rep)
+{
+    if (rep->tokenizer_note[0])
+        fprintf(stderr, "subbit %s: warning: %s: %s\n", cmd, in, rep->tokenizer_note);
+}

@@ -85,6 +85,10 @@ struct cJSON;
  * object of a conversion report, added to doc; returns totals (for more). */
 struct cJSON *cli_conv_report_json(struct cJSON *doc, const struct cvt_report *rep);
 
+/* "subbit CMD: warning: IN: ..." when rep says the tokenizer was dropped or is
+ * approximated in the output (convert and quant alike) */
+void cli_conv_tokenizer_warn(const char *cmd, const char *in, const struct cvt_report *rep);
+
 /* "subbit CMD: OPT: unknown encoding 'x'" unless s names one (or 'keep' -> -1). */
 bool cli_parse_enc(const char *cmd, const char *opt, const char *s, int *out);
 

@@ -101,10 +101,7 @@ int cmd_convert(int argc, char **argv)
         rc = cli_fail("convert", &err);
         goto done;
     }
-    if (rep->tokenizer_dropped)
-        fprintf(stderr, "subbit convert: warning: %s: its byte-level BPE tokenizer is not "
-                "carried into GGUF yet: %s has no tokenizer (llama.cpp will not load it; score "
-                "it with --tokens)\n", in, out);
+    cli_conv_tokenizer_warn("convert", in, rep);
     char b1[32], b2[32], sh[96];
     bool show_rows = co.dry_run || co.stats;
     if (json) {

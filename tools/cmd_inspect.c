@@ -50,6 +50,20 @@ static const char *vocab_name(enum fmt_vocab_kind k)
                                                                               : "none";
 }
 
+/* A GGUF byte-level BPE (tokenizer.ggml.model "gpt2"): its pre-tokenizer name
+ * and merge count, else NULL */
+static const char *gguf_gpt2(const struct fmt_model *m, uint64_t *n_merges)
+{
+    const struct fmt_kv *model = fmt_model_find_kv(m, "tokenizer.ggml.model");
+    const struct fmt_kv *pre = fmt_model_find_kv(m, "tokenizer.ggml.pre");
+    const struct fmt_kv *mg = fmt_model_find_kv(m, "tokenizer.ggml.merges");
+    if (m->container != FMT_CONT_GGUF || m->vocab.kind != FMT_VOCAB_HF_JSON || !model ||
+        model->type != FMT_KV_STRING || strcmp(model->str, "gpt2"))
+        return NULL;
+    *n_merges = mg && mg->type == FMT_KV_ARRAY ? mg->n : 0;
+    return pre && pre->type == FMT_KV_STRING ? pre->str : "";
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -124,6 +138,13 @@ int cmd_inspect(int argc, char **argv)
         cJSON *tok = cJSON_AddObjectToObject(doc, "tokenizer");
         cJSON_AddStringToObject(tok, "kind", vocab_name(m->vocab.kind));
         cJSON_AddNumberToObject(tok, "tokens", fmt_vocab_n_tokens(&m->vocab));
+        uint64_t nm;
+        const char *pre = gguf_gpt2(m, &nm);
+        if (pre) {
+            cJSON_AddStringToObject(tok, "gguf_model", "gpt2");
+            cJSON_AddStringToObject(tok, "pre", pre);
+            cJSON_AddNumberToObject(tok, "merges", (double)nm);
+        }
         if (!summary) {
             cJSON *arr = cJSON_AddArrayToObject(doc, "tensors");
             for (size_t i = 0; i < m->n_tensors; i++) {
@@ -180,7 +201,12 @@ int cmd_inspect(int argc, char **argv)
     } else {
         printf("architecture: unknown (no config found)\n");
     }
-    if (fmt_vocab_n_tokens(&m->vocab))
+    uint64_t nm;
+    const char *pre = gguf_gpt2(m, &nm);
+    if (pre)
+        printf("tokenizer: gpt2 (byte-level BPE), %u tokens, %" PRIu64 " merges, pre-tokenizer "
+               "'%s'\n", fmt_vocab_n_tokens(&m->vocab), nm, pre);
+    else if (fmt_vocab_n_tokens(&m->vocab))
         printf("tokenizer: %s, %u tokens\n", vocab_name(m->vocab.kind),
                fmt_vocab_n_tokens(&m->vocab));
     else

@@ -77,6 +77,7 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
     cJSON_AddStringToObject(doc, "input", in);
     cJSON_AddStringToObject(doc, "output", out);
     cJSON_AddStringToObject(doc, "container", fmt_container_name(C->container));
+    cJSON_AddBoolToObject(doc, "tokenizer_dropped", C->tokenizer_dropped);
     cJSON_AddStringToObject(doc, "method", qo->method == CVT_QUANT_GPTQ ? "gptq" : "rtn");
     cJSON_AddStringToObject(doc, "to", qo->conv.to >= 0 ? sb_dtype_name((enum sb_dtype)qo->conv.to)
                                                         : "keep");
@@ -408,6 +409,7 @@ int cmd_quant(int argc, char **argv)
         rc = cli_fail("quant", &err);
         goto done;
     }
+    cli_conv_tokenizer_warn("quant", in, R->conv);
     int nt = 1;
 #ifdef _OPENMP
     nt = omp_get_max_threads();

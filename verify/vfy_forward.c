@@ -13,6 +13,7 @@
 #include "qnt_matvec.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
+#include "vfy_attn_impl.h"
 #include "vfy_model_impl.h"
 
 #ifdef _OPENMP
@@ -28,8 +29,9 @@ struct vfy_ctx {
     float *q, *att_out;             /* (B, nh*hd) */
     float *k, *v;                   /* (B, nkv*hd) */
     float *hb, *hb2;                /* (B, max_ffn) */
-    float *att;                     /* (nthreads, n_ctx) attention scores */
-    float *key_cache, *value_cache; /* (n_layers, n_ctx, nkv*hd) */
+    float *att;                     /* (nthreads, VFY_ATTN_ROWS, n_ctx) attention scores */
+    float *key_cache;               /* (n_layers, nkv, hd, n_ctx): keys transposed */
+    float *value_cache;             /* (n_layers, n_ctx, nkv*hd) */
     float *rope_cos, *rope_sin;     /* (n_ctx, hd/2) */
     /* MoE */
     float *router;                  /* (B, E) */
@@ -84,7 +86,7 @@ static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, siz
         [CTX_Q] = B * qd, [CTX_ATT_OUT] = B * qd,                          /* (B, nh*hd) */
         [CTX_K] = B * kvd, [CTX_V] = B * kvd,                              /* (B, nkv*hd) */
         [CTX_HB] = B * F, [CTX_HB2] = B * F,                               /* (B, max_ffn) */
-        [CTX_ATT] = nthreads * T,                                          /* (threads, n_ctx) */
+        [CTX_ATT] = nthreads * VFY_ATTN_ROWS * T,                         /* (threads, 4, n_ctx) */
         [CTX_KCACHE] = cache, [CTX_VCACHE] = cache,                        /* (L, n_ctx, kvd) */
         [CTX_COS] = T * (hd / 2), [CTX_SIN] = T * (hd / 2),                /* (n_ctx, hd/2) */
         /* MoE */
@@ -260,47 +262,19 @@ static void swiglu(const struct vfy_mat *gate, const struct vfy_mat *up, const s
     mm(down, h, n, out);
 }
 
-/* Attention of n tokens at positions pos0.. of layer l; q rotated, cache filled. */
+/* Attention of n tokens at positions pos0.. of layer l; q rotated, cache
+ * filled (vfy_attn_impl.h: matrix form per head over tiles of queries). */
 static void attention(struct vfy_ctx *c, size_t l, size_t n, size_t pos0)
 {
     const struct vfy_model_info *in = &c->vm->info;
-    const size_t hd = (size_t)in->head_dim, nh = (size_t)in->n_heads;
-    const size_t kvd = (size_t)in->n_kv_heads * hd, rep = nh / (size_t)in->n_kv_heads;
-    const float *kc = c->key_cache + l * c->n_ctx * kvd, *vc = c->value_cache + l * c->n_ctx * kvd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const long work = (long)(n * nh);
-#pragma omp parallel for schedule(static) num_threads(c->nthreads)
-    for (long w = 0; w < work; w++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        const size_t i = (size_t)w / nh, h = (size_t)w % nh, pos = pos0 + i;
-        const float *q = c->q + i * nh * hd + h * hd;
-        float *att = c->att + (size_t)tid * c->n_ctx, *o = c->att_out + i * nh * hd + h * hd;
-        const size_t kvh = h / rep;
-        float mx = -INFINITY;
-        for (size_t t = 0; t <= pos; t++) {
-            const float *k = kc + t * kvd + kvh * hd;
-            float s = 0.0f;
-            for (size_t d = 0; d < hd; d++)
-                s += q[d] * k[d];
-            att[t] = s * scale;
-            if (att[t] > mx)
-                mx = att[t];
-        }
-        float sum = 0.0f;
-        for (size_t t = 0; t <= pos; t++) {
-            att[t] = expf(att[t] - mx);
-            sum += att[t];
-        }
-        memset(o, 0, hd * sizeof *o);
-        for (size_t t = 0; t <= pos; t++) {
-            const float a = att[t] / sum, *v = vc + t * kvd + kvh * hd;
-            for (size_t d = 0; d < hd; d++)
-                o[d] += a * v[d];
-        }
-    }
+    const size_t hd = (size_t)in->head_dim, kvd = (size_t)in->n_kv_heads * hd;
+    const struct vfy_attn_args a = {
+        .q = c->q, .kt = c->key_cache + l * c->n_ctx * kvd,
+        .v = c->value_cache + l * c->n_ctx * kvd, .o = c->att_out, .n = n, .pos0 = pos0,
+        .n_ctx = c->n_ctx, .nh = (size_t)in->n_heads, .nkv = (size_t)in->n_kv_heads, .hd = hd,
+        .scale = 1.0f / sqrtf((float)hd), .scratch = c->att,
+    };
+    vfy_attn_run(&a, c->nthreads, VFY_ATTN_BEST);
 }
 
 /* Q/K/V of n rows of c->xb (+ biases), RoPE at positions pos0.., into layer
@@ -323,9 +297,12 @@ static void attn_block(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, s
             c->v[i * kvd + d] += L->bv[d];
         rope(c, c->q + i * qd, in->n_heads, hd, pos0 + i);
         rope(c, c->k + i * kvd, in->n_kv_heads, hd, pos0 + i);
-        const size_t at = (l * c->n_ctx + pos0 + i) * kvd;
-        memcpy(c->key_cache + at, c->k + i * kvd, kvd * sizeof(float));
-        memcpy(c->value_cache + at, c->v + i * kvd, kvd * sizeof(float));
+        /* keys transposed, (nkv, hd, n_ctx) a layer; values (n_ctx, kvd) */
+        float *kt = c->key_cache + l * c->n_ctx * kvd + pos0 + i;
+        for (size_t e = 0; e < kvd; e++)
+            kt[e * c->n_ctx] = c->k[i * kvd + e];
+        memcpy(c->value_cache + (l * c->n_ctx + pos0 + i) * kvd, c->v + i * kvd,
+               kvd * sizeof(float));
     }
     attention(c, l, n, pos0);
 }

@@ -456,6 +456,9 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
     if (a->vocab_size > in->vocab)
         note(vm, "%s: vocab_size %d is more than the embedding's %d rows: using %d", b.path,
              a->vocab_size, in->vocab, in->vocab);
+    if (b.m->vocab.approx[0])
+        note(vm, "%s: %s is not a pre-tokenizer subbit implements: text is split as GPT-2 "
+             "splits it, so token ids may differ from llama.cpp's", b.path, b.m->vocab.approx);
     vm->renorm_topk = a->kind != FMT_ARCH_QWEN2_MOE || a->norm_topk_prob;
     if (in->n_kv_heads > in->n_heads || in->n_heads % in->n_kv_heads || in->head_dim % 2 ||
         in->n_experts_used > in->n_experts || in->n_experts_used > 64) {

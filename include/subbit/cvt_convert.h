@@ -102,7 +102,10 @@ struct cvt_report {
     size_t n;
     enum fmt_container container;
     bool tokenizer_dropped;    /* the source has a tokenizer the output cannot carry (GGUF:
-                                  a byte-level BPE tokenizer.json, not written yet) */
+                                  a tokenizer.json that is no BPE; HF from GGUF: a
+                                  tokenizer.ggml.model subbit does not read) */
+    char tokenizer_note[320];  /* a warning about the tokenizer for stderr (its drop, or a
+                                  pre-tokenizer the output can only approximate), or "" */
     uint64_t in_bytes, out_bytes, params;
     double seconds;
 };

@@ -135,8 +135,17 @@ struct fmt_vocab {
     uint32_t max_token_len;   /* tokenizer.bin header field */
     int bos_id, eos_id, unk_id;   /* -1 if unknown */
     bool add_bos;
+    bool no_bos;              /* the file says BOS is not added (a GGUF "gpt2" tokenizer with
+                                 add_bos_token false): the core's tokenizer adds none, as
+                                 llama.cpp does not, though bos_id names one */
     char *hf_json;            /* FMT_VOCAB_HF_JSON: tokenizer.json text (owned) */
     size_t hf_json_len;
+    char approx[96];          /* what of the file's tokenizer the core only approximates
+                                 ("tokenizer.ggml.pre 'x'": a pre-tokenizer it does not
+                                 implement, split as GPT-2 splits text), or "" */
+    char *hf_config_json;     /* its tokenizer_config.json text (owned), or NULL: the
+                                 special tokens' names and add_bos / add_eos_token */
+    size_t hf_config_json_len;
     char *arena;              /* if set, tokens point into this one block (owned) of */
     size_t arena_len;         /* arena_len bytes, except those fmt_vocab_set_token made */
     struct fmt_hftok_file *hf;   /* the same, parsed once by the reader (owned; NULL when

@@ -28,7 +28,8 @@ struct vfy_tok;
 
 /*! vfy_tok_new() : build a tokenizer from v (not kept: everything needed is
  *  copied). v->kind FMT_VOCAB_SPM needs tokens (scores optional: 0), FMT_VOCAB_HF_JSON
- *  needs hf_json; v->bos_id / eos_id / unk_id override what the vocab itself says.
+ *  needs hf_json; v->bos_id / eos_id / unk_id override what the vocab itself says,
+ *  and v->no_bos leaves the tokenizer without a BOS to add (vfy_tok_bos -1).
  *  @return SB_OK and *out (free with vfy_tok_free); SB_EINVAL when v has no
  *  vocab, SB_EFORMAT / SB_EUNSUPPORTED for a tokenizer we cannot read, SB_ENOMEM. */
 int vfy_tok_new(struct vfy_tok **out, const struct fmt_vocab *v, struct sb_err *err);

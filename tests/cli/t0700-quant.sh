@@ -34,8 +34,8 @@ cmp -s "$T/g.subbit" "$T/g1.subbit" && ok || bad "1 and 2 threads wrote differen
 
 # q4_0 into GGUF (stacked experts, permuted q/k) scores as the same GPTQ
 # result in .subbit (HF layout) does; ids given as bytes (tinymoe's tokenizer
-# is byte level, BOS 256), since GGUF does not carry a byte-level tokenizer yet;
-# stride windows, since the GGUF does not know the BOS id either
+# is byte level, BOS 256: the same ids its tokenizer gives, which the GGUF now
+# carries, t1060), stride windows
 expect_exit 0 "${Q[@]}" -o "$T/q4.gguf" --to q4_0
 expect_exit 0 "${Q[@]}" -o "$T/q4.subbit" --to q4_0
 expect_exit 0 "$SUBBIT" inspect "$T/q4.gguf" --json

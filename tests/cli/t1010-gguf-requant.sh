@@ -53,14 +53,28 @@ for ty in iq2_xxs IQ3_S iq1_m; do
   expect_err_line "^subbit convert: .*iq.gguf: cannot write $(echo $ty | tr A-Z a-z): ggml's IQ1/IQ2/IQ3 lattice-codebook types are not implemented$"
   expect_no_file "$T/iq.gguf"
 done
-# a byte-level BPE tokenizer.json (synth's) is not carried into GGUF yet: said
-# on stderr and in --json, never silently; its BOS/EOS ids are still written
+# a byte-level BPE tokenizer.json (synth's) is carried into GGUF as model gpt2
+# (t1040 checks it against llama.cpp), without a word; a tokenizer.json GGUF
+# cannot hold (a WordPiece model) is not: said on stderr and in --json, never
+# silently, with the reason; its BOS/EOS ids are still written
 "$SUBBIT" synth --arch llama --layers 1 -o "$T/bl" -q || bad "synth"
-expect_exit 0 "$SUBBIT" convert "$T/bl" -o "$T/bl.gguf" --to f16 -q
-expect_err_line "^subbit convert: warning: .*bl: its byte-level BPE tokenizer is not carried into GGUF yet: .*bl.gguf has no tokenizer"
-[ "$(gguf_u32 tokenizer.ggml.bos_token_id "$T/bl.gguf")" = 256 ] && ok || bad "bos id lost with the tokenizer"
-expect_exit 0 "$SUBBIT" convert "$T/bl" -o "$T/bl.gguf" --to f16 -q -f --json
+expect_exit 0 "$SUBBIT" convert "$T/bl" -o "$T/bl.gguf" --to f16 -q --json
+grep -q '"tokenizer_dropped":[[:space:]]*false' "$T/out" && ok || bad "byte-level tokenizer dropped"
+[ ! -s "$T/err" ] && ok || bad "a warning for a carried byte-level tokenizer: $(cat "$T/err")"
+LC_ALL=C grep -qaF 'gpt2' "$T/bl.gguf" && ok || bad "no gpt2 tokenizer in bl.gguf"
+mkdir "$T/wp" && cp "$T/bl/config.json" "$T/bl/model.safetensors" "$T/wp/"
+printf '{"model": {"type": "WordPiece", "vocab": {"a": 0}}}' >"$T/wp/tokenizer.json"
+expect_exit 0 "$SUBBIT" convert "$T/wp" -o "$T/wp.gguf" --to f16 -q
+expect_err_line "^subbit convert: warning: .*wp: its tokenizer \(tokenizer.json: model type 'WordPiece' is not supported \(only BPE\)\) cannot be carried into GGUF: .*wp.gguf has no tokenizer"
+[ "$(gguf_u32 tokenizer.ggml.bos_token_id "$T/wp.gguf")" = 256 ] && ok || bad "bos id lost with the tokenizer"
+expect_exit 0 "$SUBBIT" convert "$T/wp" -o "$T/wp.gguf" --to f16 -q -f --json
 grep -q '"tokenizer_dropped":[[:space:]]*true' "$T/out" && ok || bad "no tokenizer_dropped in --json"
+# quant says it the same way
+for i in 1 2; do seq 1 200; done >"$T/wp-ids.txt"
+expect_exit 0 "$SUBBIT" quant "$T/wp" -o "$T/wpq.gguf" --to q8_0 --method rtn \
+  --calib-tokens-file "$T/wp-ids.txt" --calib-tokens 256 --calib-ctx 128 -q --json
+expect_err_line "^subbit quant: warning: .*wp: its tokenizer \(tokenizer.json: model type 'WordPiece' is not supported \(only BPE\)\) cannot be carried into GGUF: .*wpq.gguf has no tokenizer"
+grep -q '"tokenizer_dropped":[[:space:]]*true' "$T/out" && ok || bad "no tokenizer_dropped in quant --json"
 expect_exit 0 "$SUBBIT" convert "$T/k.gguf" -o "$T/k3.gguf" --to f16 -q --json
 grep -q '"tokenizer_dropped":[[:space:]]*false' "$T/out" && ok || bad "tokenizer_dropped for a carried SPM vocab"
 

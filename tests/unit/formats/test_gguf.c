@@ -5,12 +5,14 @@
  * identical. The hand-built one, with the offsets of its fields recorded,
  * then feeds the corrupt-file table (llama.cpp's test-gguf.cpp catalogue). */
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fmt_gguf.h"
+#include "fmt_hftok.h"
 #include "fmt_map.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
@@ -727,6 +729,126 @@ START_TEST(test_moe_arch)
 }
 END_TEST
 
+/* A GGUF "gpt2" tokenizer (256 byte tokens in GPT-2's byte-to-unicode spelling,
+ * one merge, <s>) read back: the tokenizer.json + tokenizer_config.json it stands
+ * for; add_bos_token false leaves no BOS to add; malformed keys are refused. */
+enum { GPT2_N = 259 };
+
+/* case 0 well formed; 1 token_type short; 2 merges not strings; 3 a merge
+ * without a space; 4 no tokens */
+static int write_gpt2(const char *p, int kase, struct sb_err *err)
+{
+    static char toks[GPT2_N][8];
+    char *tp[GPT2_N];
+    uint64_t tl[GPT2_N];
+    static int32_t types[GPT2_N];
+    int n = 0;
+    for (int b = 0; b < 256; b++) {    /* bytes_to_unicode: printable bytes keep their code */
+        bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        uint32_t c = keep ? (uint32_t)b : 256u + (uint32_t)n++;
+        if (c < 0x80) {
+            toks[b][0] = (char)c;
+            toks[b][1] = 0;
+        } else {
+            toks[b][0] = (char)(0xC0 | (c >> 6));
+            toks[b][1] = (char)(0x80 | (c & 0x3F));
+            toks[b][2] = 0;
+        }
+        types[b] = 1;
+    }
+    strcpy(toks[256], "ab");
+    types[256] = 1;
+    strcpy(toks[257], "<s>");
+    types[257] = 3;
+    strcpy(toks[258], "<tool>");
+    types[258] = 4;
+    for (int i = 0; i < GPT2_N; i++) {
+        tp[i] = toks[i];
+        tl[i] = strlen(toks[i]);
+    }
+    char *mg[1] = { kase == 3 ? "ab" : "a b" };
+    uint64_t ml[1] = { kase == 3 ? 2 : 3 };
+    struct fmt_kv k[8] = {
+        { .key = "general.architecture", .type = FMT_KV_STRING, .str = "llama", .len = 5 },
+        { .key = "tokenizer.ggml.model", .type = FMT_KV_STRING, .str = "gpt2", .len = 4 },
+        { .key = "tokenizer.ggml.pre", .type = FMT_KV_STRING, .str = "default", .len = 7 },
+        { .key = "tokenizer.ggml.token_type", .type = FMT_KV_ARRAY, .arr_type = FMT_KV_I32,
+          .n = kase == 1 ? GPT2_N - 1 : GPT2_N, .arr = types },
+        { .key = "tokenizer.ggml.bos_token_id", .type = FMT_KV_U32, .u = 257 },
+        { .key = "tokenizer.ggml.eos_token_id", .type = FMT_KV_U32, .u = 9999 },
+        { .key = "tokenizer.ggml.add_bos_token", .type = FMT_KV_BOOL, .u = 0 },
+    };
+    ck_assert_int_eq(fmt_kv_set_strs(&k[7], tp, tl, GPT2_N), SB_OK);
+    k[7].key = kase == 4 ? "tokenizer.ggml.tokenz" : "tokenizer.ggml.tokens";
+    struct fmt_kv merges = { .key = "tokenizer.ggml.merges" };
+    if (kase == 2) {
+        merges.type = FMT_KV_ARRAY;
+        merges.arr_type = FMT_KV_I32;
+        merges.n = 1;
+        merges.arr = types;
+    } else {
+        ck_assert_int_eq(fmt_kv_set_strs(&merges, mg, ml, 1), SB_OK);
+    }
+    struct fmt_kv all[9];
+    memcpy(all, k, sizeof k);
+    all[8] = merges;
+    struct fmt_write_opts o = { .kv = all, .n_kv = 9, .flags = FMT_OUT_FORCE };
+    struct fmt_tensor pl = { .name = "token_embd.weight", .dtype = SB_DTYPE_F32, .ndim = 2,
+                             .shape = { GPT2_N, 4 } };
+    static float data[GPT2_N * 4];
+    struct fmt_writer *w;
+    int r = fmt_writer_open(&w, FMT_CONT_GGUF, p, &pl, 1, &o, err);
+    if (r == SB_OK && (r = fmt_writer_put(w, 0, data, sizeof data, err)) == SB_OK)
+        r = fmt_writer_commit(w, err);
+    k[7].key = NULL;
+    merges.key = NULL;
+    fmt_kv_release(&k[7]);
+    if (kase != 2)
+        fmt_kv_release(&merges);
+    return r;
+}
+
+START_TEST(test_gpt2_vocab_read)
+{
+    struct sb_err err = { 0 };
+    struct fmt_model *m;
+    const char *p = test_tmpfile("gpt2.gguf");
+    ck_assert_int_eq(write_gpt2(p, 0, &err), SB_OK);
+    ck_assert_int_eq(fmt_model_open(&m, p, NULL, &err), SB_OK);
+    const struct fmt_vocab *v = &m->vocab;
+    ck_assert_int_eq(v->kind, FMT_VOCAB_HF_JSON);
+    ck_assert_int_eq(v->bos_id, 257);
+    ck_assert_int_eq(v->eos_id, -1);            /* 9999 names no token */
+    ck_assert(!v->add_bos && v->no_bos);
+    ck_assert_uint_eq(fmt_vocab_n_tokens(v), GPT2_N);
+    ck_assert_ptr_nonnull(v->hf);
+    ck_assert_int_eq(v->hf->kind, FMT_HFTOK_BYTE_LEVEL);
+    ck_assert_uint_eq(v->hf->n_merges, 1);
+    ck_assert(v->hf->bl_use_regex);             /* "default" with a merge: GPT-2's regex */
+    ck_assert_uint_eq(v->hf->n_added, 2);
+    ck_assert_str_eq(v->hf->added[0].content, "<s>");
+    ck_assert(v->hf->added[0].special && !v->hf->added[1].special);
+    ck_assert_ptr_nonnull(strstr(v->hf_config_json, "\"bos_token\":\t\"<s>\""));
+    ck_assert_ptr_nonnull(strstr(v->hf_config_json, "\"add_bos_token\":\tfalse"));
+    ck_assert_ptr_null(strstr(v->hf_config_json, "eos_token"));
+    fmt_model_free(m);
+
+    static const char *const want[] = {
+        NULL, "tokenizer.ggml.token_type is not 259 i32 values",
+        "tokenizer.ggml.merges is not an array of strings",
+        "tokenizer.ggml.merges[0] is not two tokens",
+        "tokenizer.ggml.tokens missing or not an array of strings" };
+    for (int kase = 1; kase <= 4; kase++) {
+        sb_err_clear(&err);
+        ck_assert_int_eq(write_gpt2(p, kase, &err), SB_OK);
+        ck_assert_int_eq(fmt_model_open(&m, p, NULL, &err), SB_EFORMAT);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(err.msg, want[kase]) && strstr(err.msg, "gpt2.gguf"), "%d: %s",
+                      kase, err.msg);
+    }
+}
+END_TEST
+
 TEST_SUITE(formats_gguf, 30, setup, teardown,
     TEST(test_writer_matches_hand_built), TEST_LOOP(test_writer_pieces_match_hand_built, 4),
     TEST_LOOP(test_read_hand_built, 2), TEST_LOOP(test_corrupt_table, 2 * N_BAD),
@@ -734,4 +856,4 @@ TEST_SUITE(formats_gguf, 30, setup, teardown,
     TEST(test_alignment_64), TEST(test_all_value_types),
     TEST_LOOP(test_writer_refuses, (int)(sizeof refuse / sizeof refuse[0])),
     TEST(test_writer_bad_put_and_kv), TEST_LOOP(test_fault_injection, 2),
-    TEST(test_vocab_and_arch_keys), TEST(test_moe_arch))
+    TEST(test_vocab_and_arch_keys), TEST(test_moe_arch), TEST(test_gpt2_vocab_read))

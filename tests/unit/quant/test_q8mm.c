@@ -90,6 +90,36 @@ START_TEST(test_q8x_quantize_hand)
 }
 END_TEST
 
+/* The fast quantizer equals the reference byte for byte: random blocks at
+ * scales from 1e-30 to 1e30, ties (x * id landing on .5 in a block of
+ * amax 127), a zero block, signed zeros, a NaN and an infinite block. */
+START_TEST(test_q8x_quantize_fast_is_ref)
+{
+    enum { NBLK = 64, COLS = NBLK * 32 };
+    static float x[COLS], da[COLS / 4], db[COLS / 4];
+    static int8_t qa[COLS], qb[COLS];
+    test_fill_normal(x, COLS, 300u + (uint64_t)_i);
+    for (size_t b = 0; b < NBLK; b++)
+        for (size_t e = 0; e < 32; e++)
+            x[b * 32 + e] *= powf(10.0f, (float)((int)b % 61 - 30));
+    for (int e = 0; e < 32; e++) {
+        x[32 + e] = (float)(e - 16) + 0.5f;   /* ties at scale 1 */
+        x[64 + e] = 0.0f;
+        x[96 + e] = e % 2 ? -0.0f : 0.0f;
+    }
+    x[32] = 127.0f;
+    x[130] = NAN;
+    x[170] = INFINITY;
+    qnt_q8x_quantize_ref(x, COLS, qa, da);
+    memset(qb, 0x55, sizeof qb);
+    qnt_q8x_quantize(x, COLS, qb, db);
+    ck_assert_mem_eq(qa, qb, sizeof qa);
+    ck_assert_mem_eq(da, db, sizeof da);
+    ck_assert_int_eq(qa[33], -14);   /* -14.5 -> -14: half to even */
+    ck_assert_int_eq(qa[34], -14);   /* -13.5 -> -14 */
+}
+END_TEST
+
 /* The reference against the double dot, within the bound. */
 START_TEST(test_q8mm_ref_bound)
 {
@@ -219,6 +249,7 @@ START_TEST(test_q8mm_through_table)
 END_TEST
 
 TEST_SUITE(quant_q8mm, 60, NULL, NULL,
-    TEST(test_q8x_quantize_hand), TEST_LOOP(test_q8mm_ref_bound, 2),
+    TEST(test_q8x_quantize_hand), TEST_LOOP(test_q8x_quantize_fast_is_ref, 3),
+    TEST_LOOP(test_q8mm_ref_bound, 2),
     TEST_LOOP(test_q8mm_kernels_equal_ref, (int)(2 * sizeof shapes / sizeof shapes[0])),
     TEST_LOOP(test_q8mm_through_table, 2))

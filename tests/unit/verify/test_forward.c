@@ -678,7 +678,7 @@ END_TEST
 /* ---- the context's size, the generation loop, verify's gates -------------------- */
 
 /* vfy_ctx_bytes against the buffers listed in vfy_model.h, summed by hand:
- * dense: 3 (B, dim) + 2 (B, nh*hd) + 2 (B, nkv*hd) + 2 (B, F) + (threads, T)
+ * dense: 3 (B, dim) + 2 (B, nh*hd) + 2 (B, nkv*hd) + 2 (B, F) + (threads, 4, T)
  * + 2 (T, hd/2) floats; the KV cache 2 (L, T, nkv*hd) floats. MoE adds
  * (B, E) + (B, K) int + (B, K) + B int + B + 3 (B, dim) + 2 (B, F) floats and
  * (L, E) uint64 counts. */
@@ -690,7 +690,7 @@ START_TEST(test_ctx_bytes)
     const uint64_t B = 5, T = 10, thr = 2;
     ck_assert_int_eq(vfy_ctx_bytes(&sh, T, B, thr, &z), SB_OK);
     ck_assert_uint_eq(z.kv, 4 * 2 * 3 * T * 4);
-    ck_assert_uint_eq(z.buffers, 4 * (3 * B * 8 + 2 * B * 8 + 2 * B * 4 + 2 * B * 16 + thr * T +
+    ck_assert_uint_eq(z.buffers, 4 * (3 * B * 8 + 2 * B * 8 + 2 * B * 4 + 2 * B * 16 + thr * 4 * T +
                                       2 * T * 1));
     sh.n_experts = 6;
     sh.n_experts_used = 2;

@@ -4,10 +4,12 @@
  * naive transcription of llama2.c run.c encode() as the oracle for random texts. */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt_hftok.h"
 #include "sb_alloc.h"
 #include "test_util.h"
 #include "vfy_tok.h"
@@ -654,24 +656,27 @@ START_TEST(test_hf_llama3_split)
 }
 END_TEST
 
+/* ByteLevel's GPT-2 regex, Llama 3's Split, Qwen2's Split (as their tokenizer.json spell them) */
+static const char *const split_pre[] = {
+    "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}",
+    "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+    "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| "
+    "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+    "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\","
+    "\"add_prefix_space\":false,\"use_regex\":false}]}",
+    "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+    "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| "
+    "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+    "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\","
+    "\"add_prefix_space\":false,\"use_regex\":false}]}",
+};
+
 /* a Split pre-tokenizer picks the splitter: "1234" is one GPT-2 word, but "123" "4"
  * for Llama-3 */
 START_TEST(test_hf_split_selects)
 {
     static const char *const mg[] = { "1 2", "12 3", "123 4" };   /* 256 12, 257 123, 258 1234 */
-    static const char *const pre[] = {
-        "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}",
-        "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
-        "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| "
-        "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
-        "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\","
-        "\"add_prefix_space\":false,\"use_regex\":false}]}",
-        "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
-        "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| "
-        "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
-        "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\","
-        "\"add_prefix_space\":false,\"use_regex\":false}]}",
-    };
+    const char *const *pre = split_pre;
     char *js = bytelevel_json(mg, 3, pre[_i], true);
     struct vfy_tok *t = hf_tok(js);
     ck_assert_int_eq(t->hf_digits, _i == 0 ? 0 : _i == 1 ? 3 : 1);
@@ -835,6 +840,296 @@ START_TEST(test_read_ids)
 }
 END_TEST
 
+/* ---- byte-level BPE <-> GGUF "gpt2" ---------------------------------------------
+ * Expected values follow llama.cpp's converter by hand (convert_hf_to_gguf
+ * get_vocab_base, gguf-py SpecialVocab): added tokens as their text, type 3 when
+ * special or looking special (<|...|>), 4 otherwise with U+2581 -> ' ', 5 and
+ * "[PAD{id}]" for ids the file lacks, 1 for the rest; merges "a b". */
+
+/* bytelevel_json plus: TemplateProcessing [<s>, A], added tokens
+ * <|im_start|> (not special), user (not special), a hole, <extra> (special) */
+static char *gguf_json_src(const char *const *merges, size_t nm, const char *pre,
+                           const char *user)
+{
+    char *base = bytelevel_json(merges, nm, pre, true);
+    cJSON *root = cJSON_Parse(base);
+    cJSON_free(base);
+    cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    const struct { int off; const char *content; bool special; } extra[] = {
+        { 2, "<|im_start|>", false }, { 3, user, false }, { 5, "<extra>", true } };
+    for (size_t k = 0; k < 3; k++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "id", 256 + (double)nm + extra[k].off);
+        cJSON_AddStringToObject(e, "content", extra[k].content);
+        cJSON_AddBoolToObject(e, "special", extra[k].special);
+        cJSON_AddItemToArray(added, e);
+    }
+    char pp[512];
+    snprintf(pp, sizeof pp, "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
+             "{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+             "\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[%zu],\"tokens\":[\"<s>\"]}}}",
+             256 + nm);
+    cJSON_AddItemToObject(root, "post_processor", cJSON_Parse(pp));
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static struct fmt_hftok_file *parse_ok(const char *js)
+{
+    struct fmt_hftok_file *f = NULL;
+    struct sb_err err = { 0 };
+    ck_assert_msg(fmt_hftok_parse(&f, js, strlen(js), &err) == SB_OK, "%s", err.msg);
+    return f;
+}
+
+static const char CFG[] = "{\"bos_token\":{\"content\":\"<s>\"},\"eos_token\":\"</s>\","
+                          "\"pad_token\":\"<extra>\",\"add_eos_token\":false}";
+
+START_TEST(test_gguf_gpt2_tokens)
+{
+    char *js = gguf_json_src(hello_merges, N_HELLO, split_pre[0], "\xE2\x96\x81tool");
+    struct fmt_hftok_file *f = parse_ok(js);
+    struct fmt_hftok_gpt2 g;
+    struct sb_err err = { 0 };
+    ck_assert_int_eq(fmt_hftok_gpt2_from_file(&g, f, 275, &err), SB_OK);
+    ck_assert_uint_eq(g.n, 275);
+    static const struct { uint32_t id; const char *s; int type; } want[] = {
+        { 0, "\xC4\x80", 1 }, { 32, "\xC4\xA0", 1 }, { 'a', "a", 1 }, { 0xAD, "\xC5\x83", 1 },
+        { 256, "o\xC4\xA0", 1 }, { 266, "\xC4\xA0world", 1 }, { 267, "<s>", 3 },
+        { 268, "</s>", 3 }, { 269, "<|im_start|>", 3 }, { 270, " tool", 4 },
+        { 271, "[PAD271]", 5 }, { 272, "<extra>", 3 }, { 274, "[PAD274]", 5 } };
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        uint32_t id = want[k].id;
+        ck_assert_msg(g.lens[id] == strlen(want[k].s) && !memcmp(g.tokens[id], want[k].s,
+                      g.lens[id]), "token %u is '%s'", id, g.tokens[id]);
+        ck_assert_int_eq(g.types[id], want[k].type);
+    }
+    ck_assert_uint_eq(g.n_merges, N_HELLO);
+    for (size_t k = 0; k < N_HELLO; k++)
+        ck_assert_str_eq(g.merges[k], hello_merges[k]);
+    fmt_hftok_gpt2_release(&g);
+
+    /* special ids and flags, the gguf-py way */
+    struct fmt_hftok_specials sp;
+    ck_assert_int_eq(fmt_hftok_specials(&sp, f, CFG, strlen(CFG), -1, -1, 275), SB_OK);
+    ck_assert_int_eq(sp.bos, 267);          /* the name, given as {"content": ...} */
+    ck_assert_int_eq(sp.eos, 268);
+    ck_assert_int_eq(sp.pad, 272);
+    ck_assert_int_eq(sp.unk, -1);
+    ck_assert_int_eq(sp.add_bos, 1);        /* the template's leading <s> */
+    ck_assert_int_eq(sp.add_eos, 0);        /* tokenizer_config.json says so */
+    /* no tokenizer_config.json: config.json's ids, the template's BOS */
+    ck_assert_int_eq(fmt_hftok_specials(&sp, f, NULL, 0, -1, 268, 275), SB_OK);
+    ck_assert_int_eq(sp.bos, 267);
+    ck_assert_int_eq(sp.eos, 268);
+    ck_assert_int_eq(sp.add_bos, 1);
+    ck_assert_int_eq(sp.add_eos, -1);
+    /* another BOS named: the template's is not added; config.json's id stands in
+     * for a name with no added token; add_bos_token overrides */
+    static const char cfg2[] = "{\"bos_token\":\"<x>\",\"add_bos_token\":true,"
+                               "\"chat_template\":\"{{ x }}\"}";
+    ck_assert_int_eq(fmt_hftok_specials(&sp, f, cfg2, strlen(cfg2), 5, -1, 275), SB_OK);
+    ck_assert_int_eq(sp.bos, 5);
+    ck_assert_int_eq(sp.add_bos, 1);
+    ck_assert_str_eq(sp.chat_template, "{{ x }}");
+    sb_free(sp.chat_template);
+    ck_assert_int_eq(fmt_hftok_specials(&sp, f, "{\"bos_token\":\"<x>\"}", 19, -1, -1, 275),
+                     SB_OK);
+    ck_assert_int_eq(sp.add_bos, 0);
+    ck_assert_int_eq(sp.bos, 267);          /* never lost: the template's id */
+    fmt_hftok_file_free(f);
+    cJSON_free(js);
+
+    /* a merge part holding ' ' (the [a, b] form): U+0120, as gguf-py writes it */
+    js = bytelevel_json(NULL, 0, split_pre[0], true);
+    cJSON *root = cJSON_Parse(js);
+    cJSON_free(js);
+    const char *pair[2] = { " x", "y" };
+    cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(
+                             cJSON_GetObjectItemCaseSensitive(root, "model"), "merges"),
+                         cJSON_CreateStringArray(pair, 2));
+    js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    f = parse_ok(js);
+    ck_assert_int_eq(fmt_hftok_gpt2_from_file(&g, f, 0, &err), SB_OK);
+    ck_assert_uint_eq(g.n, 258);
+    ck_assert_str_eq(g.merges[0], "\xC4\xA0x y");
+    fmt_hftok_gpt2_release(&g);
+    fmt_hftok_file_free(f);
+    cJSON_free(js);
+}
+END_TEST
+
+START_TEST(test_gguf_pre_names)
+{
+    static const struct { const char *pre; size_t nm; const char *name; bool exact; } c[] = {
+        { "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}", 11, "gpt-2", true },
+        { "{\"type\":\"ByteLevel\",\"add_prefix_space\":true}", 11, "gpt-2", false },
+        { "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}", 11,
+          "default", false },
+        { "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}", 0,
+          "default", true },
+        { NULL, 11, "llama-bpe", true }, { NULL, 11, "qwen2", true },
+        { "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":"
+          "{\"Regex\":\"\\\\p{L}+\"}},{\"type\":\"ByteLevel\",\"use_regex\":false,"
+          "\"add_prefix_space\":false}]}", 11, "default", false },
+    };
+    for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
+        const char *pre = c[k].pre ? c[k].pre : split_pre[k == 4 ? 1 : 2];
+        char *js = bytelevel_json(hello_merges, c[k].nm, pre, true);
+        struct fmt_hftok_file *f = parse_ok(js);
+        bool exact;
+        ck_assert_str_eq(fmt_hftok_pre_name(f, &exact), c[k].name);
+        ck_assert_msg(exact == c[k].exact, "case %zu", k);
+        fmt_hftok_file_free(f);
+        cJSON_free(js);
+    }
+    ck_assert(fmt_hftok_pre_exact("default", 0) && !fmt_hftok_pre_exact("default", 3));
+    ck_assert(fmt_hftok_pre_exact("llama-bpe", 3) && fmt_hftok_pre_exact("qwen2", 3));
+    ck_assert(fmt_hftok_pre_exact("olmo", 3) && !fmt_hftok_pre_exact("deepseek-llm", 3));
+    ck_assert(!fmt_hftok_pre_exact(NULL, 0));
+}
+END_TEST
+
+/* what GGUF holds of json + cfg, as a struct fmt_hftok_gguf over g */
+static struct fmt_hftok_gguf gguf_of(struct fmt_hftok_gpt2 *g, struct fmt_hftok_specials *sp,
+                                     const char *json, const char *cfg)
+{
+    struct fmt_hftok_file *f = parse_ok(json);
+    struct sb_err err = { 0 };
+    bool exact;
+    ck_assert_int_eq(fmt_hftok_gpt2_from_file(g, f, 275, &err), SB_OK);
+    ck_assert_int_eq(fmt_hftok_specials(sp, f, cfg, cfg ? strlen(cfg) : 0, -1, -1, g->n), SB_OK);
+    struct fmt_hftok_gguf o = {
+        .tokens = g->tokens, .lens = g->lens, .n = g->n, .types = g->types,
+        .merges = g->merges, .merge_lens = g->merge_lens, .n_merges = g->n_merges,
+        .pre = fmt_hftok_pre_name(f, &exact), .bos = sp->bos, .eos = sp->eos, .unk = sp->unk,
+        .sep = sp->sep, .pad = sp->pad, .add_bos = sp->add_bos, .add_eos = sp->add_eos };
+    fmt_hftok_file_free(f);
+    return o;
+}
+
+/* HF -> GGUF -> HF: the same id -> text map, merges, special ids and flags, pre
+ * name; GGUF -> HF -> GGUF gives the same keys; every text encodes the same */
+START_TEST(test_gguf_gpt2_round_trip)
+{
+    const bool bytes_only = _i == 3;        /* tinymoe's shape: no merges, no regex */
+    const char *pre = bytes_only ? "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                                   "\"use_regex\":false}" : split_pre[_i];
+    char *js0 = gguf_json_src(hello_merges, bytes_only ? 0 : N_HELLO, pre, "<tool>");
+    struct fmt_hftok_gpt2 g0, g1;
+    struct fmt_hftok_specials s0, s1;
+    struct fmt_hftok_gguf k0 = gguf_of(&g0, &s0, js0, CFG);
+    char *js1, *cfg1;
+    size_t l1, lc1;
+    struct sb_err err = { 0 };
+    ck_assert_int_eq(fmt_hftok_gguf_json(&k0, "t.gguf", &js1, &l1, &cfg1, &lc1, &err), SB_OK);
+    ck_assert_uint_eq(strlen(js1), l1);
+    struct fmt_hftok_gguf k1 = gguf_of(&g1, &s1, js1, cfg1);
+    ck_assert_str_eq(k1.pre, k0.pre);
+    ck_assert_uint_eq(k1.n, k0.n);
+    for (uint64_t i = 0; i < k0.n; i++) {
+        ck_assert_msg(k1.lens[i] == k0.lens[i] && !memcmp(k1.tokens[i], k0.tokens[i], k0.lens[i]),
+                      "token %" PRIu64 ": '%s' -> '%s'", i, k0.tokens[i], k1.tokens[i]);
+        ck_assert_int_eq(k1.types[i], k0.types[i]);
+    }
+    ck_assert_uint_eq(k1.n_merges, k0.n_merges);
+    for (uint64_t m = 0; m < k0.n_merges; m++)
+        ck_assert_str_eq(k1.merges[m], k0.merges[m]);
+    ck_assert(k1.bos == 256 + (int64_t)k0.n_merges && k1.bos == k0.bos && k1.eos == k0.eos &&
+              k1.pad == k0.pad && k1.unk == -1 && k1.add_bos == 1 && k1.add_eos == 0);
+
+    /* encode: the original tokenizer.json and the one made from GGUF */
+    struct vfy_tok *t0 = hf_tok(js0), *t1 = hf_tok(js1);
+    ck_assert_int_eq(vfy_tok_bos(t1), vfy_tok_bos(t0));
+    static const char *const texts[] = {
+        "hello world hello", "he<s>llo</s>", "<|im_start|>user <tool> hello<extra>",
+        "It's 12345  spaces\n\n\nand I'M ok... ", "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xFF\x80" };
+    uint64_t st = 11 + (uint64_t)_i;
+    for (int r = 0; r < 205; r++) {
+        char buf[64];
+        const char *text = buf;
+        size_t n;
+        if (r < 5) {
+            text = texts[r];
+            n = strlen(text);
+        } else {
+            n = test_rand_u64(&st) % sizeof buf;
+            for (size_t j = 0; j < n; j++)
+                buf[j] = " helowrd<>s/1'\n\xC3"[test_rand_u64(&st) % 15];
+        }
+        int32_t *a, *b;
+        size_t na, nb;
+        ck_assert_int_eq(vfy_tok_encode(t0, text, n, true, &a, &na, &err), SB_OK);
+        ck_assert_int_eq(vfy_tok_encode(t1, text, n, true, &b, &nb, &err), SB_OK);
+        ck_assert_msg(na == nb && !memcmp(a, b, na * sizeof *a), "'%.*s' encodes otherwise",
+                      (int)n, text);
+        sb_free(a);
+        sb_free(b);
+    }
+    vfy_tok_free(t0);
+    vfy_tok_free(t1);
+    fmt_hftok_gpt2_release(&g0);
+    fmt_hftok_gpt2_release(&g1);
+    sb_free(js1);
+    sb_free(cfg1);
+    cJSON_free(js0);
+}
+END_TEST
+
+START_TEST(test_gguf_gpt2_errors)
+{
+    char *js = gguf_json_src(hello_merges, N_HELLO, split_pre[0], "<tool>");
+    struct fmt_hftok_gpt2 g;
+    struct fmt_hftok_specials sp;
+    struct fmt_hftok_gguf k = gguf_of(&g, &sp, js, CFG);
+    char *j, *c;
+    size_t lj, lc;
+    struct sb_err err = { 0 };
+    char bad_merge[] = "hello";
+    char *const bm[1] = { bad_merge };
+    const uint64_t bml[1] = { 5 };
+    struct fmt_hftok_gguf b = k;
+    b.merges = bm;
+    b.merge_lens = bml;
+    b.n_merges = 1;
+    ck_assert_int_eq(fmt_hftok_gguf_json(&b, "t.gguf", &j, &lj, &c, &lc, &err), SB_EFORMAT);
+    ck_assert_str_eq(err.msg, "t.gguf: tokenizer.ggml.merges[0] is not two tokens");
+    ck_assert(!j && !c);
+    sb_err_clear(&err);
+    b = k;
+    b.eos = 275;
+    ck_assert_int_eq(fmt_hftok_gguf_json(&b, "t.gguf", &j, &lj, &c, &lc, &err), SB_EFORMAT);
+    ck_assert_str_eq(err.msg, "t.gguf: special token id 275 is past the vocab (275 tokens)");
+    sb_err_clear(&err);
+    char *saved = g.tokens[97];
+    g.tokens[97] = (char *)"\xFF";
+    ck_assert_int_eq(fmt_hftok_gguf_json(&k, "t.gguf", &j, &lj, &c, &lc, &err), SB_EUNSUPPORTED);
+    ck_assert_str_eq(err.msg, "t.gguf: token 97 is not UTF-8 text (tokenizer.json cannot hold it)");
+    g.tokens[97] = saved;
+    /* out of memory anywhere: SB_ENOMEM, nothing leaked (ASan), then success */
+    int ok = 0;
+    for (long n = 0; n < 100000 && !ok; n++) {
+        sb_err_clear(&err);
+        sb_alloc_fail_after(n);
+        int rc = fmt_hftok_gguf_json(&k, "t.gguf", &j, &lj, &c, &lc, &err);
+        sb_alloc_fail_after(-1);
+        if (rc == SB_OK) {
+            ok = 1;
+            sb_free(j);
+            sb_free(c);
+        } else {
+            ck_assert_int_eq(rc, SB_ENOMEM);
+            ck_assert(!j && !c);
+        }
+    }
+    ck_assert(ok);
+    fmt_hftok_gpt2_release(&g);
+    cJSON_free(js);
+}
+END_TEST
+
 Suite *verify_tok_suite(void)
 {
     Suite *s = suite_create("verify_tok");
@@ -854,6 +1149,13 @@ Suite *verify_tok_suite(void)
     tcase_add_loop_test(tc, test_hf_split_selects, 0, 3);
     tcase_add_test(tc, test_hf_spm_style);
     tcase_add_test(tc, test_hf_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("gguf");
+    tcase_add_test(tc, test_gguf_gpt2_tokens);
+    tcase_add_test(tc, test_gguf_pre_names);
+    tcase_add_loop_test(tc, test_gguf_gpt2_round_trip, 0, 4);
+    tcase_add_test(tc, test_gguf_gpt2_errors);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     tc = tcase_create("ids");
     tcase_add_test(tc, test_read_ids);
