@@ -35,8 +35,8 @@ expect_exit 0 "$SUBBIT" report "$T/m.json" -o "$T/r.html" -f -q
 # warnings stay (mem's -q hides only its notes on what it assumed of a config)
 expect_exit 0 "$SUBBIT" mem "$M" --ctx 2048 -q
 expect_err_line "^subbit mem: warning: --ctx 2048 is above the model's context \(512\)$"
-expect_exit 0 "$SUBBIT" convert "$M" -o "$T/c.gguf" --to q8_0 -q
-expect_err_line "^subbit convert: warning: .*tokenizer is not carried into GGUF"
+expect_exit 0 "$SUBBIT" run "$M" -p "Once" -n 600 --temp 0 -q
+expect_err_line "^subbit run: warning: stopped at the end of the model's context \(512 tokens\)"
 # what happened to a file that was there stays (replaced, removed)
 expect_exit 0 "$SUBBIT" synth -o "$T/s" -f -q
 grep -q "^subbit synth: replaced $T/s/config.json$" "$T/err" && ok || bad "synth -f -q: replaced not said: $(head -2 "$T/err")"
