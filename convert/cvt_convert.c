@@ -12,6 +12,7 @@
 #include "par_comm.h"
 #include "qnt_cast.h"
 #include "qnt_encode.h"
+#include "vfy_mem.h"
 #include "qnt_stats.h"
 #include "qnt_tern.h"
 #include "qnt_type.h"
@@ -103,7 +104,9 @@ enum sb_dtype cvt_decide(const struct cvt_target *t, enum sb_dtype from, enum fm
                          const struct cvt_opts *o, const char **why)
 {
     for (size_t i = 0; i < o->n_rules; i++) {
-        if (fnmatch(o->rules[i].glob, t->name, 0) == 0) {
+        bool hit = o->rules[i].part > 0 ? (int)vfy_mem_part_of(t->name) == o->rules[i].part - 1
+                                        : fnmatch(o->rules[i].glob, t->name, 0) == 0;
+        if (hit) {
             *why = o->rules[i].to < 0 ? "--keep" : "--rule";
             return o->rules[i].to < 0 ? from : (enum sb_dtype)o->rules[i].to;
         }

@@ -105,6 +105,12 @@ static int parse_root(struct fmt_config *c, const cJSON *root)
     c->model_type_val = val_of(mt);
     if (cJSON_IsString(mt))
         snprintf(c->model_type, sizeof c->model_type, "%s", mt->valuestring);
+    /* the checkpoint's dtype: torch_dtype, "dtype" in newer transformers */
+    const cJSON *td = item(root, "torch_dtype");
+    if (!cJSON_IsString(td))
+        td = item(root, "dtype");
+    if (cJSON_IsString(td))
+        snprintf(c->torch_dtype, sizeof c->torch_dtype, "%s", td->valuestring);
     const cJSON *rp = item(root, "rope_parameters");
     if (cJSON_IsObject(rp))
         c->rope_parameters_theta = val_of(item(rp, "rope_theta"));

@@ -312,9 +312,11 @@ static void section_ppl(struct page *pg, const struct rpt_report *r)
 
 static const char *mem_cls(const char *label)
 {
+    /* hf's attention scores take scratch's colour: that profile has no scratch */
     static const char *const names[] = { "weights", "KV cache", "activations", "logits", "scratch",
-                                         "process", "gradients", "optimizer", "other" };
-    static const char *const cls[] = { "m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8" };
+                                         "process", "gradients", "optimizer", "other",
+                                         "attention scores" };
+    static const char *const cls[] = { "m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m4" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(label, names[i]))
             return cls[i];

@@ -197,6 +197,7 @@ static int add_mem(struct rpt_report *r, const char *name, const cJSON *d, struc
             mem_part(m, "activations", num(rt, "activations"));
             mem_part(m, "logits", num(rt, "logits"));
             mem_part(m, "scratch", num(rt, "scratch"));
+            mem_part(m, "attention scores", num(rt, "attention_scores")); /* --runtime hf */
             mem_part(m, "process", num(rt, "process_baseline"));
         }
         double sum = 0;

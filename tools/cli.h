@@ -32,6 +32,12 @@ int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* "subbit CMD: message" on stderr, for what the user should know that is not
  * an error (files an output replaced). */
 void cli_note(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* -q/--quiet, the same in every command: no progress, no notes (cli_note) and
+ * no summary lines on stderr; warnings, errors and what happened to a file
+ * that was there (replaced, removed) still print. Each command calls it once
+ * its options are read. */
+void cli_set_quiet(bool quiet);
+bool cli_quiet(void);
 /* "subbit CMD: warning: message" on stderr. */
 void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct vfy_model;

@@ -1,6 +1,7 @@
 /* cli_conv.c: the output options `convert` and `quant` share (cli_conv.h). */
 #include "cli_conv.h"
 #include "fmt_out.h"
+#include "vfy_mem.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -24,6 +25,19 @@ bool cli_parse_enc(const char *cmd, const char *opt, const char *s, int *out)
     return true;
 }
 
+/* one more of convert's rules (cvt_rule); false when out of memory */
+static bool rule_add(struct cli_conv *cc, struct cvt_opts *co, const char *glob, int to, int part)
+{
+    struct cvt_rule *nr = realloc(cc->rules, (cc->n_rules + 1) * sizeof *cc->rules);
+    if (!nr)
+        return false;
+    cc->rules = nr;
+    nr[cc->n_rules++] = (struct cvt_rule){ glob, to, part };
+    co->rules = cc->rules;
+    co->n_rules = cc->n_rules;
+    return true;
+}
+
 bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, struct cvt_opts *co,
                      struct fmt_open_opts *oo, int *rc)
 {
@@ -42,31 +56,27 @@ bool cli_conv_option(const char *cmd, int c, char *arg, struct cli_conv *cc, str
             *rc = CLI_USAGE;
         return true;
     case CLI_O_KEEP:
+        /* one syntax with mem's: a comma-separated list (repeatable), each a
+         * component mem reports or a glob over the output tensor names */
+        for (char *save = NULL, *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            if (strcmp(t, "none") && !rule_add(cc, co, t, -1, vfy_mem_part_from_word(t) + 1)) {
+                *rc = cli_error(cmd, "out of memory");
+                return true;
+            }
+        return true;
     case CLI_O_RULE: {
-        struct cvt_rule *nr = realloc(cc->rules, (cc->n_rules + 1) * sizeof *cc->rules);
-        if (!nr) {
+        char *eq = strrchr(arg, '=');
+        if (!eq) {
+            cli_usage_error(cmd, NULL, "--rule expects GLOB=ENC, got '%s'", arg);
             *rc = CLI_USAGE;
             return true;
         }
-        cc->rules = nr;
-        nr[cc->n_rules].glob = arg;
-        nr[cc->n_rules].to = -1;
-        if (c == CLI_O_RULE) {
-            char *eq = strrchr(arg, '=');
-            if (!eq) {
-                cli_usage_error(cmd, NULL, "--rule expects GLOB=ENC, got '%s'", arg);
-                *rc = CLI_USAGE;
-                return true;
-            }
-            *eq = '\0';
-            if (!cli_parse_enc(cmd, "--rule", eq + 1, &nr[cc->n_rules].to)) {
-                *rc = CLI_USAGE;
-                return true;
-            }
-        }
-        cc->n_rules++;
-        co->rules = cc->rules;
-        co->n_rules = cc->n_rules;
+        *eq = '\0';
+        int to;
+        if (!cli_parse_enc(cmd, "--rule", eq + 1, &to))
+            *rc = CLI_USAGE;
+        else if (!rule_add(cc, co, arg, to, 0))
+            *rc = cli_error(cmd, "out of memory");
         return true;
     }
     case CLI_O_FALLBACK:

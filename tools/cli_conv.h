@@ -40,7 +40,8 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
 #define CLI_CONV_USAGE                                                                             \
     "  -o, --output OUT        where to write (required)\n"                                      \
     "      --to ENC            target encoding (default: keep, container change only)\n"          \
-    "      --keep GLOB         tensors matching GLOB stay as stored (repeatable)\n"                \
+    "      --keep LIST         kept as stored: comma-separated globs (blk.0.*) or\n"          \
+    "                          mem's components (embed,output,attn,ffn,shared,experts)\n"                \
     "      --rule GLOB=ENC     tensors matching GLOB get ENC (repeatable; first match wins)\n"     \
     "      --fallback ENC      for tensors that cannot take ENC: 1-D, row not a block\n"           \
     "                          multiple, non-Linear for int8 (default f16)\n"                      \
@@ -57,7 +58,7 @@ enum { CLI_O_TO = 1100, CLI_O_KEEP, CLI_O_RULE, CLI_O_FALLBACK, CLI_O_EXPERTS, C
     "                          hold (f16 overflow, block scales) instead of refusing\n"        \
     "  -t, --threads N         threads (default: all cores)\n"                                    \
     "  -f, --force             replace OUT if it exists\n"                                        \
-    "  -q, --quiet             no progress\n"                                                     \
+    "  -q, --quiet             no progress or notes on stderr\n"                                                     \
     "      --json              one JSON document on stdout\n"
 
 /* What the shared options collected (rules freed by cli_conv_release). */

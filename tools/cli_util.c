@@ -43,8 +43,22 @@ int cli_error(const char *cmd, const char *fmt, ...)
     return CLI_ERR;
 }
 
+static bool quiet_flag;
+
+void cli_set_quiet(bool quiet)
+{
+    quiet_flag = quiet;
+}
+
+bool cli_quiet(void)
+{
+    return quiet_flag;
+}
+
 void cli_note(const char *cmd, const char *fmt, ...)
 {
+    if (quiet_flag)
+        return;
     va_list ap;
     va_start(ap, fmt);
     vsay(cmd, "", fmt, ap);
@@ -277,12 +291,16 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 static void on_notice(void *ctx, enum fmt_out_event ev, const char *path)
 {
     const char *cmd = ctx;
+    /* what happened to a file that was there is always said, even with -q */
+    bool q = cli_quiet();
+    cli_set_quiet(false);
     if (ev == FMT_OUT_REPLACED)
         cli_note(cmd, "replaced %s", path);
     else if (ev == FMT_OUT_REMOVED)
         cli_note(cmd, "removed %s (a weight file of the model it replaces)", path);
     else
         cli_note(cmd, "removed stale temp %s (its writer is gone)", path);
+    cli_set_quiet(q);
 }
 
 void cli_start(const char *cmd)
@@ -352,7 +370,7 @@ void cli_progress_init(struct cli_progress *p, const char *cmd, const char *labe
     p->cmd = cmd;
     p->label = label;
     p->bytes = bytes;
-    p->on = !quiet && isatty(2) && par_rank() == 0;
+    p->on = !quiet && !quiet_flag && isatty(2) && par_rank() == 0;
     p->t0 = p->last = cli_now();
 }
 

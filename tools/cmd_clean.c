@@ -18,7 +18,7 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  -n, --dry-run   list what would be removed, remove nothing\n"
-    "  -q, --quiet     print nothing\n"
+    "  -q, --quiet     no progress or notes on stderr; nothing on stdout either\n"
     "      --json      one JSON document on stdout\n"
     "  -h, --help      this text\n";
 
@@ -58,6 +58,7 @@ int cmd_clean(int argc, char **argv)
         default: return cli_getopt_error("clean", ch, argc, argv);
         }
     }
+    cli_set_quiet(c.quiet);
     cJSON *doc = NULL;
     if (c.json) {
         doc = cli_json_doc("clean");

@@ -72,6 +72,7 @@ int cmd_convert(int argc, char **argv)
         default: cli_conv_release(&cc); return cli_getopt_error("convert", c, argc, argv);
         }
     }
+    cli_set_quiet(cc.quiet);
     if ((rc = cli_conv_check("convert", usage, &cc, argc)) != CLI_OK)
         return rc;
     const char *out = cc.out;

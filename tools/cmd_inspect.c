@@ -20,6 +20,7 @@ static const char usage[] =
     "      --config FILE      config.json to use for a lone .safetensors file\n"
     "      --tokenizer FILE   llama2.c tokenizer.bin (default: beside the model)\n"
     "      --json             one JSON document on stdout\n"
+    "  -q, --quiet            no progress or notes on stderr\n"
     "  -h, --help             this text\n";
 
 static void shape_str(const struct fmt_tensor *t, char *buf, size_t len)
@@ -68,22 +69,24 @@ int cmd_inspect(int argc, char **argv)
     static const struct option opts[] = {
         { "summary", no_argument, 0, 's' }, { "config", required_argument, 0, 'c' },
         { "tokenizer", required_argument, 0, 'k' }, { "json", no_argument, 0, 'j' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
-    bool json = false, summary = false;
+    bool json = false, summary = false, quiet = false;
     struct fmt_open_opts oo = { 0 };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":sh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":sqh", opts, NULL)) != -1) {
         switch (c) {
         case 's': summary = true; break;
         case 'c': oo.config_path = optarg; break;
         case 'k': oo.tokenizer_path = optarg; break;
         case 'j': json = true; break;
+        case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
         default: return cli_getopt_error("inspect", c, argc, argv);
         }
     }
+    cli_set_quiet(quiet);
     if (optind + 1 != argc)
         return cli_usage_error("inspect", usage, "expected one MODEL");
     const char *path = argv[optind];

@@ -2,13 +2,16 @@
  * preset, from headers alone (verify/vfy_mem.h does the arithmetic); with
  * --measure, beside it the peak RSS of `subbit ppl` on a short text. */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <dirent.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,7 +33,9 @@ static const char usage[] =
     "llama2.c .bin or a .subbit; CONFIG an HF config.json, or a folder holding one\n"
     "(with model.safetensors.index.json: sized from its total_size, before the\n"
     "download); PRESET a built-in name or the Hugging Face id it was transcribed\n"
-    "from (mistralai/Mixtral-8x7B-v0.1). Sizes in KiB, MiB, GiB (powers of 1024).\n"
+    "from (mistralai/Mixtral-8x7B-v0.1, in any case, or its huggingface.co URL,\n"
+    "/tree/main and all); an Instruct, -it or -chat variant of it gets its base\n"
+    "model's preset, and a note says so. Sizes in KiB, MiB, GiB (powers of 1024).\n"
     "\n"
     "options:\n"
     "      --list           list the built-in presets and their sources\n"
@@ -38,15 +43,28 @@ static const char usage[] =
     "                       context when smaller; beyond it: a warning)\n"
     "      --seqs N         sequences decoded at once (default 1; --batch is an old\n"
     "                       name for it: in ppl and verify --batch is tokens a step)\n"
-    "      --kv-type T      KV cache encoding: f32, f16 (default) or q8_0\n"
+    "      --kv-type T      KV cache encoding: f32, f16 (default) or q8_0 (llama.cpp's\n"
+    "                       -ctk/-ctv; ignored by --runtime hf: the model's dtype)\n"
     "      --zeros F        sub1: fraction of zero weights (default 0.885)\n"
-    "      --keep LIST      kept at 16 bit besides norms and routers: embed,output,attn,\n"
-    "                       ffn,shared or none (default embed,output)\n"
+    "      --keep LIST      kept at 16 bit besides norms and routers: a comma-separated\n"
+    "                       list (repeatable) of components (embed, output, attn, ffn,\n"
+    "                       shared, experts; none) or, for a model file, tensor-name\n"
+    "                       globs (blk.0.*), as convert --keep takes them (default\n"
+    "                       embed,output)\n"
     "      --to ENC         weights counted in the total (default: as stored; f16\n"
     "                       for a config or preset); --enc is the same\n"
     "      --train          training memory: mixed-precision AdamW + activations\n"
     "      --recompute      with --train: full activation recomputation\n"
     "      --config FILE    config.json to use with MODEL\n"
+    "      --runtime R      whose buffers the KV cache and runtime terms are of:\n"
+    "                       subbit (default): our core as 'subbit ppl' runs it;\n"
+    "                       llama.cpp: its CPU backend (cells padded to 256, compute\n"
+    "                       buffer of -ub tokens, output buffer, mmapped weights),\n"
+    "                       checked against what llama.cpp prints; hf: transformers\n"
+    "                       with eager attention in the checkpoint's torch_dtype,\n"
+    "                       from its documented behaviour: NOT measured (no torch here)\n"
+    "      --flash-attn on|off  llama.cpp: -fa (default on, as its auto on the CPU)\n"
+    "      --ubatch N       llama.cpp: -ub (default 512)\n"
     "      --measure        also run 'subbit ppl' on a short text and print its peak RSS\n"
     "                       (the KV cache is then counted in f32, as the core keeps it)\n"
     "      --text FILE      the text for --measure (default: a built-in one)\n"
@@ -54,10 +72,11 @@ static const char usage[] =
     "                       file), with its --to, -o OUT (the container; default\n"
     "                       out.subbit), --calib-tokens N, --calib-ctx N, --max-memory\n"
     "                       SIZE (the calibration activations spill when they do not\n"
-    "                       fit; a cap below one layer's need is an error, as in quant)"
+    "                       fit; a cap below one layer's need is an error, as in quant)\n"
     "  -t, --threads N      threads of the --measure run\n"
     "      --json           one JSON document on stdout\n"
-    "  -q, --quiet          no notes on stderr\n"
+    "  -q, --quiet          no progress or notes on stderr, nor the assumptions read from\n"
+    "                       a config (warnings about them included)\n"
     "  -h, --help           this text\n";
 
 /* ---- formatting ---- */
@@ -195,28 +214,26 @@ static int write_text(char *path, size_t cap, uint64_t ctx, int *slot)
 
 /* ---- main ---- */
 
-static bool parse_keep(const char *s, unsigned *out)
+/* --keep LIST, the syntax convert's takes: comma-separated components (embed,
+ * output, attn, ffn, shared, experts; none) or tensor-name globs (*globs,
+ * n_globs grow; their text points into s); repeatable: the first --keep
+ * replaces the default (embed,output), later ones add */
+#define MEM_MAX_KEEP_GLOBS 64
+
+static bool parse_keep(char *s, unsigned *out, const char **globs, size_t *n_globs)
 {
-    unsigned k = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int p = vfy_mem_part_from_word(t);
         if (!strcmp(t, "none"))
             continue;
-        else if (!strcmp(t, "embed") || !strcmp(t, "embeddings"))
-            k |= VFY_MEM_KEEP_EMBED;
-        else if (!strcmp(t, "output"))
-            k |= VFY_MEM_KEEP_OUTPUT;
-        else if (!strcmp(t, "attn") || !strcmp(t, "attention"))
-            k |= VFY_MEM_KEEP_ATTN;
-        else if (!strcmp(t, "ffn") || !strcmp(t, "dense"))
-            k |= VFY_MEM_KEEP_FFN;
-        else if (!strcmp(t, "shared"))
-            k |= VFY_MEM_KEEP_SHARED;
-        else
+        if (p >= 0) {
+            *out |= 1u << p;
+            continue;
+        }
+        if (*n_globs == MEM_MAX_KEEP_GLOBS)
             return false;
+        globs[(*n_globs)++] = t;
     }
-    *out = k;
     return true;
 }
 
@@ -256,11 +273,19 @@ static int list_presets(bool json)
 /* the default --ctx was cut to the model's context (print_table, to_json say so) */
 static bool ctx_is_model_max;
 
-static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
-                        const struct vfy_mem_est *e, uint64_t measured)
+static const char *const match_names[] = { "", "name", "id", "base" };
+static const char *const runtime_names[] = { "subbit", "llama.cpp", "hf" };
+
+static void print_table(const char *what, enum vfy_mem_match match, const struct vfy_mem_model *m,
+                        const struct vfy_mem_opts *o, const struct vfy_mem_est *e,
+                        uint64_t measured)
 {
     char a[48], b[48], c[48];
     printf("model          %s (%s)\n", m->name, m->model_type[0] ? m->model_type : "?");
+    if (match == VFY_MEM_MATCH_ID)
+        printf("preset         %s, from the Hugging Face id %s\n", m->name, what);
+    else if (match == VFY_MEM_MATCH_BASE)
+        printf("preset         %s, the base model of %s\n", m->name, what);
     if (m->source[0])
         printf("source         %s\n", m->source);
     printf("parameters     %s (%" PRIu64 ")", fmt_count(e->params, a, sizeof a), e->params);
@@ -296,24 +321,68 @@ static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts
                w->kept_bytes ? fmt_size(w->kept_bytes, b, sizeof b) : "-", w->bits_per_param,
                w->fallback_params ? "  (some rows do not fit the block: 16-bit)" : "");
     }
-    printf("\nKV cache       %s for ctx %" PRIu64 "%s x batch %" PRIu64 " at %s (%s/token",
-           fmt_size(e->kv, a, sizeof a), o->ctx, ctx_is_model_max ? " (the model's context)" : "",
-           o->batch, sb_dtype_name(o->kv_type), cli_fmt_bytes(e->kv_per_token, b, sizeof b));
-    if (m->mla)
+    const char *kvt = sb_dtype_name(e->runtime == VFY_MEM_RUNTIME_HF ? (enum sb_dtype)e->dtype
+                                                                        : o->kv_type);
+    if (e->runtime == VFY_MEM_RUNTIME_LLAMA_CPP)
+        printf("\nKV cache       %s for %" PRIu64 " cells (ctx %" PRIu64 "%s x %" PRIu64
+               " seq, padded to %u a sequence) at %s (%s/token",
+               fmt_size(e->kv, a, sizeof a), e->kv_cells, o->ctx,
+               ctx_is_model_max ? " (the model's context)" : "", o->batch,
+               VFY_MEM_LLAMA_CTX_PAD, kvt, cli_fmt_bytes(e->kv_per_token, b, sizeof b));
+    else
+        printf("\nKV cache       %s for ctx %" PRIu64 "%s x batch %" PRIu64 " at %s (%s/token",
+               fmt_size(e->kv, a, sizeof a), o->ctx,
+               ctx_is_model_max ? " (the model's context)" : "", o->batch, kvt,
+               cli_fmt_bytes(e->kv_per_token, b, sizeof b));
+    if (m->mla && e->runtime == VFY_MEM_RUNTIME_HF)
+        printf("; MLA: every head's K and V, as transformers caches them");
+    else if (m->mla)
         printf("; MLA latent %d + %d", m->kv_lora_rank, m->qk_rope_head_dim);
     if (m->n_swa_layers)
         printf("; %d layers windowed to %d", m->n_swa_layers, m->window);
     if (m->cross_attn)
         printf("; + cross-attention");
     printf(")\n");
-    printf("runtime        logits %s, activations %s, scratch %s, process %s\n",
-           fmt_size(e->logits, a, sizeof a), fmt_size(e->activations, b, sizeof b),
-           fmt_size(e->scratch, c, sizeof c), cli_fmt_bytes(e->baseline, (char[48]){ 0 }, 48));
-    /* what the logits cost: f32 scores over the vocabulary for each scored position */
-    if (m->vocab_size > 0)
-        printf("  %-15s %" PRIu64 " scored positions x %d vocabulary x 4 bytes (f32) = %s\n", "logits",
-               e->logits / 4 / (uint64_t)m->vocab_size, m->vocab_size,
-               fmt_size(e->logits, a, sizeof a));
+    char d[48];
+    uint64_t V = (uint64_t)(m->vocab_size > 0 ? m->vocab_size : 0);
+    switch (e->runtime) {
+    case VFY_MEM_RUNTIME_LLAMA_CPP:
+        printf("runtime        llama.cpp (CPU): compute buffer %s, output buffer %s, process %s\n",
+               fmt_size(e->activations, a, sizeof a), fmt_size(e->logits, b, sizeof b),
+               fmt_size(e->baseline, c, sizeof c));
+        printf("  %-15s n_ubatch %" PRIu64 ", flash attention %s: kq_mask %s", "compute",
+               e->n_ubatch, o->no_flash_attn ? "off" : "on", fmt_size(e->kq_mask, a, sizeof a));
+        if (e->kq)
+            printf(", f32 scores %s", fmt_size(e->kq, b, sizeof b));
+        printf(" (ggml-alloc's packing not modelled: -3%%..+24%% of llama.cpp's)\n");
+        printf("  %-15s %" PRIu64 " row a sequence x %" PRIu64 " vocabulary x 4 bytes (f32) = %s\n",
+               "logits", e->logits_rows, V, fmt_size(e->logits, a, sizeof a));
+        printf("  %-15s mmapped: the file's tensors, resident once a token ran\n", "weights");
+        if (m->mla || m->cross_attn)
+            printf("  %-15s %s: the cache is subbit's layout, not checked against llama.cpp\n",
+                   "note", m->mla ? "MLA" : "cross-attention");
+        break;
+    case VFY_MEM_RUNTIME_HF:
+        printf("runtime        transformers (eager attention, %s; not measured): attention "
+               "scores %s, logits %s, activations %s, process not counted\n",
+               sb_dtype_name((enum sb_dtype)e->dtype), fmt_size(e->scores, a, sizeof a),
+               fmt_size(e->logits, b, sizeof b), fmt_size(e->activations, c, sizeof c));
+        printf("  %-15s one layer: %d heads x %" PRIu64 "^2 x %" PRIu64 " seq, in %s + its fp32 "
+               "softmax + the cast back, and the mask = %s\n", "scores", m->n_heads, o->ctx,
+               o->batch, sb_dtype_name((enum sb_dtype)e->dtype), fmt_size(e->scores, d, sizeof d));
+        printf("  %-15s %" PRIu64 " positions x %" PRIu64 " vocabulary x 4 bytes (f32) = %s\n",
+               "logits", e->logits_rows, V, fmt_size(e->logits, a, sizeof a));
+        break;
+    default:
+        printf("runtime        logits %s, activations %s, scratch %s, process %s\n",
+               fmt_size(e->logits, a, sizeof a), fmt_size(e->activations, b, sizeof b),
+               fmt_size(e->scratch, c, sizeof c), cli_fmt_bytes(e->baseline, d, sizeof d));
+        /* what the logits cost: f32 scores over the vocabulary for each scored position */
+        if (V > 0)
+            printf("  %-15s %" PRIu64 " scored positions x %" PRIu64 " vocabulary x 4 bytes (f32) "
+                   "= %s\n", "logits", e->logits_rows, V, fmt_size(e->logits, a, sizeof a));
+        break;
+    }
     printf("total          %s with %s weights   (rule of thumb 1.2 x weights: %s)\n",
            fmt_size(e->total, a, sizeof a),
            e->weights_enc < 0 ? "stored" : sb_dtype_name((enum sb_dtype)e->weights_enc),
@@ -334,12 +403,16 @@ static void print_table(const struct vfy_mem_model *m, const struct vfy_mem_opts
     }
 }
 
-static cJSON *to_json(const char *what, const struct vfy_mem_model *m,
+static cJSON *to_json(const char *what, enum vfy_mem_match match, const struct vfy_mem_model *m,
                       const struct vfy_mem_opts *o, const struct vfy_mem_est *e, uint64_t measured)
 {
     cJSON *d = cli_json_doc("mem");
     cJSON_AddStringToObject(d, "model", what);   /* as named: a path, preset or HF id */
     cJSON_AddStringToObject(d, "name", m->name);
+    if (match != VFY_MEM_MATCH_NONE) {
+        cJSON_AddStringToObject(d, "preset", m->name);
+        cJSON_AddStringToObject(d, "preset_match", match_names[match]);
+    }
     add_u64(d, "n_ctx", o->ctx);
     cJSON_AddNumberToObject(d, "model_ctx", m->n_ctx_max);
     cJSON_AddStringToObject(d, "model_type", m->model_type);
@@ -397,16 +470,29 @@ static cJSON *to_json(const char *what, const struct vfy_mem_model *m,
     add_u64(kv, "batch", o->batch);
     add_u64(kv, "bytes_per_token", e->kv_per_token);
     add_u64(kv, "bytes", e->kv);
+    add_u64(kv, "cells", e->kv_cells);
     cJSON_AddBoolToObject(kv, "mla", m->mla);
     cJSON_AddNumberToObject(kv, "window", m->window);
     cJSON_AddNumberToObject(kv, "window_layers", m->n_swa_layers);
     cJSON *rt = cJSON_AddObjectToObject(d, "runtime");
+    cJSON_AddStringToObject(rt, "profile", runtime_names[e->runtime]);
     add_u64(rt, "logits", e->logits);
-    if (m->vocab_size > 0)
-        add_u64(rt, "logits_positions", e->logits / 4 / (uint64_t)m->vocab_size);
+    add_u64(rt, "logits_positions", e->logits_rows);
     add_u64(rt, "activations", e->activations);
     add_u64(rt, "scratch", e->scratch);
     add_u64(rt, "process_baseline", e->baseline);
+    if (e->runtime == VFY_MEM_RUNTIME_LLAMA_CPP) {
+        add_u64(rt, "compute_buffer", e->activations);
+        add_u64(rt, "output_buffer", e->logits);
+        add_u64(rt, "n_ubatch", e->n_ubatch);
+        cJSON_AddBoolToObject(rt, "flash_attn", !o->no_flash_attn);
+        add_u64(rt, "kq_mask", e->kq_mask);
+        add_u64(rt, "kq", e->kq);
+    } else if (e->runtime == VFY_MEM_RUNTIME_HF) {
+        cJSON_AddStringToObject(rt, "dtype", sb_dtype_name((enum sb_dtype)e->dtype));
+        add_u64(rt, "attention_scores", e->scores);
+        cJSON_AddBoolToObject(rt, "measured", false);
+    }
     cJSON_AddStringToObject(d, "weights_encoding",
                             e->weights_enc < 0 ? "stored"
                                                : sb_dtype_name((enum sb_dtype)e->weights_enc));
@@ -555,7 +641,8 @@ static int mem_for_quant(const char *path, const char *config, const struct quan
 int cmd_mem(int argc, char **argv)
 {
     enum { O_LIST = 256, O_CTX, O_BATCH, O_SEQS, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
-           O_CONFIG, O_MEASURE, O_TEXT, O_JSON, O_FOR, O_CTOK, O_CCTX, O_MAXMEM };
+           O_CONFIG, O_MEASURE, O_TEXT, O_JSON, O_RUNTIME, O_FA, O_UBATCH, O_FOR, O_CTOK, O_CCTX,
+           O_MAXMEM };
     static const struct option lopts[] = {
         { "list", no_argument, 0, O_LIST }, { "ctx", required_argument, 0, O_CTX },
         { "batch", required_argument, 0, O_BATCH }, { "seqs", required_argument, 0, O_SEQS },
@@ -565,6 +652,8 @@ int cmd_mem(int argc, char **argv)
         { "recompute", no_argument, 0, O_RECOMP }, { "config", required_argument, 0, O_CONFIG },
         { "measure", no_argument, 0, O_MEASURE }, { "text", required_argument, 0, O_TEXT },
         { "json", no_argument, 0, O_JSON }, { "quiet", no_argument, 0, 'q' },
+        { "runtime", required_argument, 0, O_RUNTIME }, { "flash-attn", required_argument, 0, O_FA },
+        { "ubatch", required_argument, 0, O_UBATCH },
         { "threads", required_argument, 0, 't' }, { "help", no_argument, 0, 'h' },
         { "for", required_argument, 0, O_FOR }, { "output", required_argument, 0, 'o' },
         { "calib-tokens", required_argument, 0, O_CTOK },
@@ -575,7 +664,8 @@ int cmd_mem(int argc, char **argv)
     struct vfy_mem_opts o;
     vfy_mem_opts_init(&o);
     bool list = false, json = false, quiet = false, do_measure = false, kv_given = false;
-    bool ctx_given = false;
+    bool ctx_given = false, fa_given = false, ub_given = false, keep_given = false;
+    static const char *keep_globs[MEM_MAX_KEEP_GLOBS];
     long threads = 0;
     const char *config = NULL, *text = NULL;
     long v;
@@ -637,9 +727,13 @@ int cmd_mem(int argc, char **argv)
             o.zeros = dv;
             break;
         case O_KEEP:
-            if (!parse_keep(optarg, &o.keep))
-                return cli_usage_error("mem", usage, "--keep expects a list of embed, output, "
-                                       "attn, ffn, shared or none, got '%s'", optarg);
+            if (!keep_given)
+                o.keep = 0;
+            keep_given = true;
+            if (!parse_keep(optarg, &o.keep, keep_globs, &o.n_keep_globs))
+                return cli_usage_error("mem", usage, "--keep: more than %d globs",
+                                       MEM_MAX_KEEP_GLOBS);
+            o.keep_globs = keep_globs;
             break;
         case O_ENC: {
             int t = sb_dtype_from_name(optarg);
@@ -659,11 +753,39 @@ int cmd_mem(int argc, char **argv)
         case O_MEASURE: do_measure = true; break;
         case O_TEXT: text = optarg; break;
         case O_JSON: json = true; break;
+        case O_RUNTIME: {
+            size_t i;
+            for (i = 0; i < sizeof runtime_names / sizeof runtime_names[0] &&
+                        strcasecmp(optarg, runtime_names[i]); i++)
+                ;
+            if (i == sizeof runtime_names / sizeof runtime_names[0] &&
+                strcasecmp(optarg, "llamacpp") && strcasecmp(optarg, "transformers"))
+                return cli_usage_error("mem", usage, "--runtime expects subbit, llama.cpp or hf, "
+                                       "got '%s'", optarg);
+            o.runtime = i < 3 ? (enum vfy_mem_runtime)i
+                              : tolower((unsigned char)optarg[0]) == 'l' ? VFY_MEM_RUNTIME_LLAMA_CPP
+                                                                          : VFY_MEM_RUNTIME_HF;
+            break;
+        }
+        case O_FA:
+            if (strcasecmp(optarg, "on") && strcasecmp(optarg, "off"))
+                return cli_usage_error("mem", usage, "--flash-attn expects on or off, got '%s'",
+                                       optarg);
+            o.no_flash_attn = !strcasecmp(optarg, "off");
+            fa_given = true;
+            break;
+        case O_UBATCH:
+            if (!cli_parse_long("mem", "--ubatch", optarg, 1, 1L << 20, &v))
+                return CLI_USAGE;
+            o.ubatch = (uint64_t)v;
+            ub_given = true;
+            break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
         default: return cli_getopt_error("mem", c, argc, argv);
         }
     }
+    cli_set_quiet(quiet);
     if (list)
         return list_presets(json);
     if (optind != argc - 1)
@@ -671,6 +793,16 @@ int cmd_mem(int argc, char **argv)
                                                            : "expects one model, config or preset");
     if (o.recompute && !o.train)
         return cli_usage_error("mem", usage, "--recompute needs --train");
+    if ((fa_given || ub_given) && o.runtime != VFY_MEM_RUNTIME_LLAMA_CPP)
+        return cli_usage_error("mem", usage, "%s is llama.cpp's: it needs --runtime llama.cpp",
+                               fa_given ? "--flash-attn" : "--ubatch");
+    if (do_measure && o.runtime != VFY_MEM_RUNTIME_SUBBIT)
+        return cli_usage_error("mem", usage, "--measure runs subbit's core: it needs --runtime "
+                               "subbit (the default)");
+    if (o.runtime == VFY_MEM_RUNTIME_LLAMA_CPP && o.no_flash_attn && kv_given &&
+        o.kv_type == SB_DTYPE_Q8_0)
+        return cli_usage_error("mem", usage, "llama.cpp quantizes the V cache only with flash "
+                               "attention on");
     const char *what = argv[optind];
     if (qf.what) {
         if (threads)
@@ -683,9 +815,10 @@ int cmd_mem(int argc, char **argv)
     struct sb_err err = { 0 };
     struct stat st;
     const struct vfy_mem_preset *preset = NULL;
+    enum vfy_mem_match match = VFY_MEM_MATCH_NONE;
     bool is_file_model = false;
     int r;
-    if (stat(what, &st) != 0 && (preset = vfy_mem_preset_find(what)) != NULL) {
+    if (stat(what, &st) != 0 && (preset = vfy_mem_preset_lookup(what, &match)) != NULL) {
         r = vfy_mem_from_preset(&m, preset, &err);
     } else if (stat(what, &st) != 0) {
         return cli_error("mem", "%s: no such file, folder or preset (see 'subbit mem --list')",
@@ -728,10 +861,26 @@ int cmd_mem(int argc, char **argv)
         vfy_mem_model_release(&m);
         return cli_fail("mem", &err);
     }
+    /* a Hugging Face id: say which preset it became (stdout's "preset" line
+     * says it too; a variant's base is a guess worth a note) */
+    if (match == VFY_MEM_MATCH_BASE && !quiet)
+        cli_note("mem", "%s: no preset of its own; using %s, its base model's (%s): fine-tuned "
+                 "variants keep the base model's shapes", what, preset->name, m.source);
     if (!quiet)
         for (int i = 0; i < m.n_notes; i++)
             cli_warn("mem", "%s", m.notes[i]);
+    /* a --keep glob that names no tensor is most likely a typo */
+    for (size_t k = 0; m.from_file && k < o.n_keep_globs; k++) {
+        bool hit = false;
+        for (size_t i = 0; !hit && i < m.n_groups; i++)
+            hit = m.groups[i].name && fnmatch(o.keep_globs[k], m.groups[i].name, 0) == 0;
+        if (!hit)
+            cli_warn("mem", "--keep '%s' matches no tensor of %s (components: embed, output, "
+                     "attn, ffn, shared, experts)", o.keep_globs[k], what);
+    }
 
+    if (kv_given && o.runtime == VFY_MEM_RUNTIME_HF)
+        cli_warn("mem", "--kv-type ignored: transformers keeps the KV cache in the model's dtype");
     if (do_measure && !kv_given)
         o.kv_type = SB_DTYPE_F32; /* what our core's KV cache holds */
     /* the context: the default stops at the model's; one asked beyond it is
@@ -745,7 +894,7 @@ int cmd_mem(int argc, char **argv)
             vfy_mem_model_release(&m);
             return cli_usage_error("mem", usage, "--measure: --ctx %" PRIu64 " is above the "
                                    "model's context (%d)", o.ctx, m.n_ctx_max);
-        } else if (!quiet) {
+        } else {
             cli_warn("mem", "--ctx %" PRIu64 " is above the model's context (%d)", o.ctx,
                      m.n_ctx_max);
         }
@@ -768,9 +917,9 @@ int cmd_mem(int argc, char **argv)
         }
     }
     if (json)
-        cli_print_json(to_json(what, &m, &o, &e, measured));
+        cli_print_json(to_json(what, match, &m, &o, &e, measured));
     else
-        print_table(&m, &o, &e, measured);
+        print_table(what, match, &m, &o, &e, measured);
     vfy_mem_model_release(&m);
     return CLI_OK;
 }

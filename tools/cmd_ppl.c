@@ -45,7 +45,7 @@ static const char usage[] =
     "      --config FILE      config.json for a lone .safetensors file\n"
     "      --tokenizer FILE   llama2.c tokenizer.bin (default: beside the model)\n"
     "  -t, --threads N        OpenMP threads (default: all cores)\n"
-    "  -q, --quiet            no progress\n"
+    "  -q, --quiet            no progress or notes on stderr\n"
     "      --json             one JSON document on stdout\n"
     "  -h, --help             this text\n";
 
@@ -109,6 +109,7 @@ int cmd_ppl(int argc, char **argv)
         default: return cli_getopt_error("ppl", c, argc, argv);
         }
     }
+    cli_set_quiet(quiet);
     if (optind + 1 != argc)
         return cli_usage_error("ppl", usage, "expected one MODEL");
     if (!text_path == !ids_path)

@@ -317,6 +317,7 @@ int cmd_quant(int argc, char **argv)
         default: cli_conv_release(&cc); return cli_getopt_error("quant", c, argc, argv);
         }
     }
+    cli_set_quiet(cc.quiet);
     if ((rc = cli_conv_check("quant", usage, &cc, argc)) != CLI_OK)
         return rc;
     const char *out = cc.out;

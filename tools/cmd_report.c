@@ -24,7 +24,7 @@ static const char usage[] =
     "      --title TEXT     the page's title (default 'subbit report')\n"
     "  -f, --force          replace FILE if it exists\n"
     "      --json           one JSON document on stdout: what went in\n"
-    "  -q, --quiet          no summary line\n"
+    "  -q, --quiet          no progress or notes on stderr, nor the summary line\n"
     "  -h, --help           this text\n";
 
 int cmd_report(int argc, char **argv)
@@ -51,6 +51,7 @@ int cmd_report(int argc, char **argv)
         default: return cli_getopt_error("report", c, argc, argv);
         }
     }
+    cli_set_quiet(quiet);
     if (!out)
         return cli_usage_error("report", usage, "-o FILE is required");
     if (optind == argc)

@@ -31,7 +31,7 @@ static const char usage[] =
     "      --config FILE      config.json for a lone .safetensors file\n"
     "      --tokenizer FILE   llama2.c tokenizer.bin (default: beside the model)\n"
     "  -t, --threads N        OpenMP threads\n"
-    "  -q, --quiet            no speed line on stderr\n"
+    "  -q, --quiet            no progress or notes on stderr, nor the speed line\n"
     "      --json             one JSON document on stdout (the text in \"text\")\n"
     "  -h, --help             this text\n";
 
@@ -127,6 +127,7 @@ int cmd_run(int argc, char **argv)
         default: return cli_getopt_error("run", c, argc, argv);
         }
     }
+    cli_set_quiet(quiet);
     if (optind + 1 != argc)
         return cli_usage_error("run", usage, "expected one MODEL");
     const char *path = argv[optind];

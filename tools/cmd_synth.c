@@ -35,7 +35,7 @@ static const char usage[] =
     "      --shard-size SIZE  write shards of at most SIZE bytes (e.g. 500M)\n"
     "  -t, --threads N      threads\n"
     "  -f, --force          replace DIR if it exists\n"
-    "  -q, --quiet          no progress bar\n"
+    "  -q, --quiet          no progress or notes on stderr, nor the summary line\n"
     "      --json           one JSON document on stdout (what was written)\n"
     "  -h, --help           this text\n";
 
@@ -136,6 +136,7 @@ int cmd_synth(int argc, char **argv)
             return CLI_USAGE;
         *field = (int)v;
     }
+    cli_set_quiet(quiet);
     if (optind != argc)
         return cli_usage_error("synth", usage, "unexpected argument '%s'", argv[optind]);
     if (!out)

@@ -47,7 +47,7 @@ static const char usage[] =
     "      --ref-config FILE / --config FILE   config.json for lone .safetensors files\n"
     "      --tokenizer FILE   llama2.c tokenizer.bin for both (default: beside each)\n"
     "  -t, --threads N        OpenMP threads\n"
-    "  -q, --quiet            no progress\n"
+    "  -q, --quiet            no progress or notes on stderr\n"
     "      --json             one JSON document on stdout\n"
     "      --report FILE      also write the result as an HTML page (subbit report)\n"
     "  -f, --force            replace the --report FILE if it exists\n"
@@ -157,6 +157,7 @@ int cmd_verify(int argc, char **argv)
         default: return cli_getopt_error("verify", c, argc, argv);
         }
     }
+    cli_set_quiet(quiet);
     if (optind != argc)
         return cli_usage_error("verify", usage, "unexpected argument '%s'", argv[optind]);
     if (!ref_path || !model_path || !text_path)

@@ -20,6 +20,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,8 @@ void vfy_mem_model_release(struct vfy_mem_model *m)
 {
     if (!m)
         return;
+    for (size_t i = 0; i < m->n_groups; i++)
+        sb_free(m->groups[i].name);
     sb_free(m->groups);
     m->groups = NULL;
     m->n_groups = m->cap_groups = 0;
@@ -339,6 +342,7 @@ static int cfg_decoder(const struct cfg *c, const char *type, struct sb_err *err
         m->mla = true;
         m->kv_lora_rank = (int)kvlr;
         m->qk_rope_head_dim = (int)rope;
+        m->v_head_dim = (int)vhd;
         m->head_dim = (int)(nope + rope);
         uint64_t n = (uint64_t)L;
         if (qlr > 0) {
@@ -446,6 +450,7 @@ int vfy_mem_from_fmt_config(struct vfy_mem_model *m, const struct fmt_config *cf
 {
     memset(m, 0, sizeof *m);
     m->stored_dtype = -1;
+    m->torch_dtype = -1;
     struct cfg c = { cfg, what, m, err };
     const char *type = cfg->model_type_val.kind == FMT_CFG_STRING ? cfg->model_type : NULL;
     if (!type) {
@@ -462,6 +467,8 @@ int vfy_mem_from_fmt_config(struct vfy_mem_model *m, const struct fmt_config *cf
     if (!is_known)
         add_note(m, "%s: unknown model_type '%s', using the llama formula", what, type);
     int r = !strcmp(type, "switch_transformers") ? cfg_switch(&c, err) : cfg_decoder(&c, type, err);
+    int td = cfg->torch_dtype[0] ? sb_dtype_from_name(cfg->torch_dtype) : -1;
+    m->torch_dtype = td == SB_DTYPE_F32 || td == SB_DTYPE_F16 || td == SB_DTYPE_BF16 ? td : -1;
     if (r != SB_OK)
         vfy_mem_model_release(m);
     return r;
@@ -494,34 +501,112 @@ int vfy_mem_from_preset(struct vfy_mem_model *m, const struct vfy_mem_preset *p,
     return r;
 }
 
+/* "org/repo" of a Hugging Face id or URL, lowercased into out: the
+ * https://, www., huggingface.co/ and hf.co/ prefixes dropped, and whatever
+ * follows the repository (/tree/main, /blob/main/config.json, ?query, #frag);
+ * false when it names no org/repo */
+static bool hf_repo_id(const char *name, char *out, size_t cap)
+{
+    static const char *const prefixes[] = { "https://", "http://", "www.", "huggingface.co/",
+                                            "hf.co/" };
+    const char *s = name;
+    for (size_t k = 0; k < sizeof prefixes / sizeof prefixes[0]; k++)
+        if (!strncasecmp(s, prefixes[k], strlen(prefixes[k])))
+            s += strlen(prefixes[k]);
+    size_t n = 0, slashes = 0;
+    for (; s[n] && s[n] != '?' && s[n] != '#'; n++) {
+        if (s[n] == '/' && ++slashes == 2)
+            break;
+        if (n + 1 >= cap)
+            return false;
+        out[n] = (char)tolower((unsigned char)s[n]);
+    }
+    while (n && out[n - 1] == '/')
+        n--;
+    out[n] = 0;
+    const char *sl = strchr(out, '/');
+    return sl && sl > out && sl[1];
+}
+
+/* the base model of a repo id: its '-' separated words less the ones that
+ * name a fine-tuned or repackaged variant of the same shapes (Instruct, it,
+ * chat, hf, base), lowercased ("mistralai/mixtral-8x7b-v0.1" for
+ * mistralai/Mixtral-8x7B-Instruct-v0.1) */
+static void hf_base_id(const char *id, char *out, size_t cap)
+{
+    static const char *const variant[] = { "instruct", "it", "chat", "hf", "base" };
+    size_t o = 0;
+    out[0] = 0;
+    const char *slash = strchr(id, '/');
+    size_t org = slash ? (size_t)(slash - id) + 1 : 0;
+    if (org >= cap)
+        return;
+    memcpy(out, id, org);
+    o = org;
+    for (const char *w = id + org; *w;) {
+        size_t len = strcspn(w, "-");
+        bool drop = false;
+        for (size_t k = 0; k < sizeof variant / sizeof variant[0]; k++)
+            drop |= len == strlen(variant[k]) && !strncasecmp(w, variant[k], len);
+        if (!drop && o + len + 2 < cap) {
+            if (o > org)
+                out[o++] = '-';
+            for (size_t i = 0; i < len; i++)
+                out[o++] = (char)tolower((unsigned char)w[i]);
+        }
+        w += len;
+        if (*w == '-')
+            w++;
+    }
+    out[o] = 0;
+}
+
+const struct vfy_mem_preset *vfy_mem_preset_lookup(const char *name, enum vfy_mem_match *how)
+{
+    if (how)
+        *how = VFY_MEM_MATCH_NONE;
+    for (size_t i = 0; i < vfy_mem_preset_count(); i++)
+        if (!strcasecmp(vfy_mem_preset_get(i)->name, name)) {
+            if (how)
+                *how = VFY_MEM_MATCH_NAME;
+            return vfy_mem_preset_get(i);
+        }
+    /* a Hugging Face id (org/repo, or its URL): the preset transcribed from that
+     * repository's config.json, named by its source "huggingface.co/org/repo ...";
+     * failing that, the one of its base model (same org, the variant's words
+     * dropped from both names) */
+    char id[256], src[256], base[256], pbase[256];
+    if (!hf_repo_id(name, id, sizeof id))
+        return NULL;
+    hf_base_id(id, base, sizeof base);
+    const struct vfy_mem_preset *by_base = NULL;
+    for (size_t i = 0; i < vfy_mem_preset_count(); i++) {
+        const char *s = vfy_mem_preset_get(i)->source;
+        if (strncasecmp(s, "huggingface.co/", 15) != 0)
+            continue;
+        size_t n = strcspn(s + 15, " ");
+        if (n >= sizeof src)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            src[k] = (char)tolower((unsigned char)s[15 + k]);
+        src[n] = 0;
+        if (!strcmp(src, id)) {
+            if (how)
+                *how = VFY_MEM_MATCH_ID;
+            return vfy_mem_preset_get(i);
+        }
+        hf_base_id(src, pbase, sizeof pbase);
+        if (!by_base && !strcmp(pbase, base))
+            by_base = vfy_mem_preset_get(i);
+    }
+    if (by_base && how)
+        *how = VFY_MEM_MATCH_BASE;
+    return by_base;
+}
+
 const struct vfy_mem_preset *vfy_mem_preset_find(const char *name)
 {
-    for (size_t i = 0; i < vfy_mem_preset_count(); i++)
-        if (!strcasecmp(vfy_mem_preset_get(i)->name, name))
-            return vfy_mem_preset_get(i);
-    /* a Hugging Face id (org/repo, or its URL): the preset transcribed from that
-     * repository's config.json, named by its source "huggingface.co/org/repo ..." */
-    static const char *const prefixes[] = { "https://huggingface.co/", "http://huggingface.co/",
-                                            "huggingface.co/", "hf.co/", "" };
-    for (size_t k = 0; k < sizeof prefixes / sizeof prefixes[0]; k++) {
-        size_t pl = strlen(prefixes[k]);
-        if (strncasecmp(name, prefixes[k], pl) != 0)
-            continue;
-        const char *id = name + pl;
-        size_t n = strlen(id);
-        while (n && id[n - 1] == '/')
-            n--;
-        if (!n || !memchr(id, '/', n))
-            return NULL;
-        for (size_t i = 0; i < vfy_mem_preset_count(); i++) {
-            const char *src = vfy_mem_preset_get(i)->source;
-            if (!strncasecmp(src, "huggingface.co/", 15) && !strncasecmp(src + 15, id, n) &&
-                (src[15 + n] == ' ' || src[15 + n] == 0))
-                return vfy_mem_preset_get(i);
-        }
-        return NULL;
-    }
-    return NULL;
+    return vfy_mem_preset_lookup(name, NULL);
 }
 
 /* ---- from an opened model ------------------------------------------------- */
@@ -535,7 +620,20 @@ static bool has(const char *s, const char *sub)
  * GGUF names (blk.N.attn_q), llama2.c names as the reader gives them. Order
  * matters: norms before attention ("attn_norm"), routers before FFN
  * ("ffn_gate_inp", "mlp.gate.weight"), shared before routed experts. */
-static enum vfy_mem_part classify(const char *name)
+int vfy_mem_part_from_word(const char *w)
+{
+    static const struct { const char *word; enum vfy_mem_part part; } words[] = {
+        { "embed", VFY_MEM_EMBED }, { "embeddings", VFY_MEM_EMBED }, { "output", VFY_MEM_OUTPUT },
+        { "attn", VFY_MEM_ATTN }, { "attention", VFY_MEM_ATTN }, { "ffn", VFY_MEM_FFN },
+        { "dense", VFY_MEM_FFN }, { "shared", VFY_MEM_SHARED }, { "experts", VFY_MEM_EXPERTS },
+    };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (!strcmp(w, words[i].word))
+            return (int)words[i].part;
+    return -1;
+}
+
+enum vfy_mem_part vfy_mem_part_of(const char *name)
 {
     char low[256];
     size_t i;
@@ -598,6 +696,7 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
         m->n_groups = 0; /* the tensors replace the config's shapes */
     } else {
         memset(m, 0, sizeof *m);
+        m->torch_dtype = -1;
         if (!fm->has_arch && fm->arch.n_layers <= 0)
             return sb_err_set(err, SB_EFORMAT, "%s: no architecture (config.json or metadata) "
                               "to size the KV cache", what);
@@ -620,7 +719,7 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
         if (sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols))
             return sb_err_set(err, SB_EFORMAT, "%s: tensor '%s': shape overflows", what,
                               t->name);
-        enum vfy_mem_part p = classify(t->name);
+        enum vfy_mem_part p = vfy_mem_part_of(t->name);
         if (p == VFY_MEM_EMBED && !emb)
             emb = t;
         if (p == VFY_MEM_OUTPUT && !out)
@@ -633,6 +732,10 @@ int vfy_mem_from_fmt(struct vfy_mem_model *m, const struct fmt_model *fm, bool c
         if (m->n_groups == before)
             continue; /* empty tensor */
         struct vfy_mem_group *g = &m->groups[m->n_groups - 1];
+        if (t->name && !(g->name = sb_strdup(t->name))) {
+            vfy_mem_model_release(m);
+            return sb_err_set(err, SB_ENOMEM, "%s: out of memory", what);
+        }
         g->stored_dtype = (int)t->dtype;
         g->stored_bytes = t->nbytes;
         const char *d = t->name;
@@ -758,6 +861,227 @@ static uint64_t kv_row_bytes(enum sb_dtype t, uint64_t n)
             return sb_err_set(err, SB_EFORMAT, "%s: sizes overflow 64 bits", m->name);         \
     } while (0)
 
+/* ---- runtimes: the KV cache and the buffers around the weights ---------- */
+
+/* KV bytes of one token in one layer (K and V; MLA: the latent; cross-attention doubled) */
+static uint64_t kv_layer_token_bytes(const struct vfy_mem_model *m, enum sb_dtype t)
+{
+    uint64_t b;
+    if (m->mla)
+        b = kv_row_bytes(t, (uint64_t)m->kv_lora_rank + (uint64_t)m->qk_rope_head_dim);
+    else
+        b = 2 * kv_row_bytes(t, (uint64_t)m->n_kv_heads * (uint64_t)m->head_dim);
+    return m->cross_attn ? 2 * b : b; /* decoder self + cross attention, encoder length = ctx */
+}
+
+/* bytes of a cache of per_layer_tok bytes a token and layer: full layers hold
+ * ctx tokens, windowed ones min(ctx, wctx), for batch sequences */
+static int kv_total(const struct vfy_mem_model *m, uint64_t per_layer_tok, uint64_t ctx,
+                    uint64_t wctx, uint64_t batch, uint64_t *out)
+{
+    uint64_t L = (uint64_t)m->n_layers, swa = (uint64_t)m->n_swa_layers;
+    if (swa > L)
+        swa = L;
+    if (wctx > ctx)
+        wctx = ctx;
+    uint64_t t1, t2;
+    return sb_mul_u64(per_layer_tok, (L - swa), &t1) || sb_mul_u64(t1, ctx, &t1) ||
+           sb_mul_u64(per_layer_tok, swa, &t2) || sb_mul_u64(t2, wctx, &t2) ||
+           sb_add_u64(t1, t2, &t1) || sb_mul_u64(t1, batch, out);
+}
+
+/* the widest FFN a token passes through: the dense width where a layer is
+ * dense, k routed experts' where one is MoE */
+static uint64_t ffn_active_width(const struct vfy_mem_model *m)
+{
+    uint64_t ff = m->n_moe_layers < m->n_layers ? (uint64_t)m->hidden_dim : 0;
+    uint64_t moe = m->n_experts > 0 ? (uint64_t)m->n_experts_used * (uint64_t)m->moe_hidden_dim : 0;
+    return moe > ff ? moe : ff;
+}
+
+static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
+                      struct vfy_mem_est *e, uint64_t ctx, uint64_t batch, uint64_t max_cols,
+                      uint64_t max_rows, struct sb_err *err)
+{
+    /* KV cache: per token and layer, then windows */
+    uint64_t per_layer_tok = kv_layer_token_bytes(m, o->kv_type);
+    uint64_t wctx = m->window > 0 && (uint64_t)m->window < ctx ? (uint64_t)m->window : ctx;
+    e->kv_per_token = per_layer_tok * (uint64_t)m->n_layers;
+    e->kv_cells = ctx;
+    CHK(kv_total(m, per_layer_tok, ctx, wctx, batch, &e->kv));
+
+    /* runtime of our core as `subbit ppl` touches it for a window of ctx tokens
+     * x batch, processed in blocks of B tokens (below): f32 logits for the
+     * scored positions; the context's buffers (vfy_ctx_bytes); per-thread row
+     * scratch for the matvec kernels (16 threads x the widest row, in and out,
+     * on the stack). The vocabulary is counted with the scratch at 150 bytes a
+     * token: the pieces are held three times (the GGUF metadata, the model's
+     * vocab, the tokenizer's table and hash map), each a small malloc with its
+     * overhead — measured with valgrind massif on llama-2-tiny-random's 32,000
+     * tokens. */
+    /* ppl's chunks protocol forwards a window in two calls (the unscored
+     * first half, then the scored half), so a block holds at most
+     * ctx - ctx/2 + 1 tokens: rows past that are allocated but never touched,
+     * and untouched pages are not resident */
+    uint64_t half = ctx - ctx / 2 + 1;
+    uint64_t T, B = half < 512 ? half : 512;
+    CHK(sb_mul_u64(ctx, batch, &T) || sb_mul_u64(B, batch, &B));
+    /* logits: the scored positions of a window, which for ppl's default
+     * chunks protocol are its second half (plus the one before it) */
+    uint64_t lrows;
+    CHK(sb_mul_u64(ctx - ctx / 2 + 1, batch, &lrows));
+    if (lrows > T)
+        lrows = T;
+    e->logits_rows = lrows;
+    CHK(sb_mul_u64(lrows, (uint64_t)m->vocab_size, &e->logits) ||
+        sb_mul_u64(e->logits, 4, &e->logits));
+    uint64_t ffw = (uint64_t)m->hidden_dim;
+    if ((uint64_t)m->moe_hidden_dim > ffw)
+        ffw = (uint64_t)m->moe_hidden_dim;
+    /* the rest of the core's context for that window and blocks of B tokens,
+     * 16 threads: vfy_ctx_bytes sizes the list of buffers vfy_ctx_new
+     * allocates (its f32 KV cache is the KV term above) */
+    const struct vfy_ctx_shape cs = {
+        .n_layers = (size_t)m->n_layers, .dim = (size_t)m->dim, .n_heads = (size_t)m->n_heads,
+        .n_kv_heads = (size_t)(m->mla ? m->n_heads : m->n_kv_heads),
+        .head_dim = (size_t)m->head_dim, .ffn = (size_t)ffw, .n_experts = (size_t)m->n_experts,
+        .n_experts_used = (size_t)m->n_experts_used,
+    };
+    struct vfy_ctx_size cz;
+    CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, 16, &cz) != SB_OK);
+    e->activations = cz.buffers;
+    uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
+    e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
+    e->baseline = o->baseline ? o->baseline
+                  : VFY_MEM_BASELINE + (par_have_mpi() ? (uint64_t)VFY_MEM_MPI_KIB * 1024u : 0);
+    return SB_OK;
+}
+
+#define PAD_UP(x, n) (((x) + (n) - 1) / (n) * (n))
+
+/* llama.cpp's CPU backend, from its source (src/llama-context.cpp,
+ * llama-kv-cache.cpp, llama-kv-cache-iswa.cpp) and checked against what it
+ * prints (tests/cli/t1192):
+ * - llama_context: -c ctx x seqs with -np seqs: n_batch = min(-c, 2048),
+ *   n_ubatch = min(n_batch, -ub 512); cells GGML_PAD(-c, 256), then
+ *   GGML_PAD(cells / seqs, 256) a sequence;
+ * - llama_kv_cache: per layer a K and a V tensor of n_kv_heads x head_dim x
+ *   cells in -ctk/-ctv (f16 by default; whole blocks for q8_0); Gemma's
+ *   windowed layers (iSWA) keep GGML_PAD(min(cells, window + n_ubatch), 256);
+ * - the compute buffer is what ggml-alloc packs one n_ubatch step's graph
+ *   into: the kq_mask input (n_kv x n_ubatch, f16 with flash attention, f32
+ *   without) lives throughout; beside it the largest of the attention step
+ *   (without flash attention the f32 scores n_heads x n_kv x n_ubatch, plus
+ *   4 x dim + q + k + v floats a token) and the FFN or output step
+ *   (max(3 x active FFN width + 4 x dim, vocabulary + 5 x dim) + 8 floats a
+ *   token). The packing itself is not modelled: on the eleven shapes tried
+ *   while deriving this (dense and MoE, dim 64-512, FFN 128-1024, flash
+ *   attention on and off, -ub 128-512) it came out 3% below to 24% above the
+ *   printed size, within 1% on most; 20-24% above where the FFN is exactly
+ *   twice dim (ggml-alloc fits an FFN row into two freed dim-wide blocks);
+ * - the output buffer: f32 logits of n_outputs rows, one a sequence when
+ *   generating (it grows to n_batch when every position is scored, as
+ *   llama-perplexity does);
+ * - weights: the file is mmapped, its tensors all resident once a token ran. */
+static int est_llama_cpp(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
+                         struct vfy_mem_est *e, uint64_t ctx, uint64_t batch,
+                         struct sb_err *err)
+{
+    uint64_t req, seq, cells, nub;
+    CHK(sb_mul_u64(ctx, batch, &req));
+    uint64_t nb = req < VFY_MEM_LLAMA_N_BATCH ? req : VFY_MEM_LLAMA_N_BATCH;
+    nub = o->ubatch ? o->ubatch : VFY_MEM_LLAMA_N_UBATCH;
+    if (nub > nb)
+        nub = nb;
+    seq = PAD_UP(PAD_UP(req, VFY_MEM_LLAMA_CTX_PAD) / batch, VFY_MEM_LLAMA_CTX_PAD);
+    CHK(sb_mul_u64(seq, batch, &cells));
+    e->kv_cells = cells;
+    e->n_ubatch = nub;
+    /* llama_init_from_model refuses a block type that does not divide a head */
+    if (o->kv_type == SB_DTYPE_Q8_0 && (m->mla || m->head_dim % 32 != 0))
+        return sb_err_set(err, SB_EINVAL, "%s: llama.cpp refuses a q8_0 KV cache: its block of "
+                          "32 does not divide head_dim %d", m->name, m->head_dim);
+
+    uint64_t per_layer_tok = kv_layer_token_bytes(m, o->kv_type);
+    e->kv_per_token = per_layer_tok * (uint64_t)m->n_layers;
+    uint64_t wseq = seq;
+    if (m->n_swa_layers > 0 && m->window > 0 && !strncmp(m->model_type, "gemma", 5)) {
+        wseq = PAD_UP((uint64_t)m->window + nub, VFY_MEM_LLAMA_CTX_PAD);
+        if (wseq > seq)
+            wseq = seq;
+    }
+    struct vfy_mem_model full = *m;
+    if (wseq == seq)
+        full.n_swa_layers = 0; /* llama.cpp windows Gemma's caches only */
+    CHK(kv_total(&full, per_layer_tok, seq, wseq, batch, &e->kv));
+
+    /* the compute buffer (above); n_kv is a sequence's cells */
+    uint64_t dim = (uint64_t)m->dim, H = (uint64_t)m->n_heads, hd = (uint64_t)m->head_dim;
+    uint64_t kvd = (uint64_t)m->n_kv_heads * hd;
+    uint64_t fa = !o->no_flash_attn;
+    uint64_t attn_tok = 4 * dim + H * hd + 2 * kvd;
+    uint64_t ffn_tok = 3 * ffn_active_width(m) + 4 * dim;
+    uint64_t out_tok = (uint64_t)m->vocab_size + 5 * dim;
+    uint64_t step_tok = (ffn_tok > out_tok ? ffn_tok : out_tok) + 8;
+    uint64_t attn, step;
+    CHK(sb_mul_u64(seq, nub, &e->kq_mask) || sb_mul_u64(e->kq_mask, fa ? 2 : 4, &e->kq_mask));
+    e->kq = 0;
+    if (!fa)
+        CHK(sb_mul_u64(H, seq, &e->kq) || sb_mul_u64(e->kq, nub * 4, &e->kq));
+    CHK(sb_mul_u64(attn_tok, nub * 4, &attn) || sb_add_u64(attn, e->kq, &attn) ||
+        sb_mul_u64(step_tok, nub * 4, &step));
+    CHK(sb_add_u64(e->kq_mask, attn > step ? attn : step, &e->activations));
+
+    e->logits_rows = batch;
+    CHK(sb_mul_u64(batch, (uint64_t)m->vocab_size * 4, &e->logits));
+    e->scratch = 0;
+    e->baseline = o->baseline ? o->baseline
+                              : (uint64_t)VFY_MEM_LLAMA_BASELINE_KIB * 1024u +
+                                    (uint64_t)VFY_MEM_LLAMA_VOCAB_BYTES * (uint64_t)m->vocab_size;
+    return SB_OK;
+}
+
+/* transformers, from its documented behaviour (not measured: no torch where
+ * this was written): a no_grad forward of the whole sequence with eager
+ * attention, everything in one torch dtype (e->dtype):
+ * - KV cache (DynamicCache): K and V of n_kv_heads x head_dim a token and
+ *   layer in the dtype (MLA: every head's K and V, not the latent),
+ *   windowed layers as the config says;
+ * - eager_attention_forward: one layer's scores n_heads x ctx x ctx in the
+ *   dtype, their softmax in float32 (softmax(..., dtype=torch.float32)) and its
+ *   cast back, all three alive at the cast, beside the causal mask ctx x ctx
+ *   in the dtype: ctx^2 x seqs x (n_heads x (2 x bytes + 4) + bytes);
+ * - logits for every position in float32: vocabulary x ctx x seqs x 4;
+ * - hidden states and FFN rows: ctx x seqs x (4 x dim + 3 x FFN width) in the
+ *   dtype;
+ * - no process baseline (python, torch and transformers take a few hundred
+ *   MiB more; not measured here). */
+static int est_hf(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
+                  struct vfy_mem_est *e, uint64_t ctx, uint64_t batch, struct sb_err *err)
+{
+    (void)o;
+    enum sb_dtype dt = (enum sb_dtype)e->dtype;
+    uint64_t db = dt == SB_DTYPE_F32 ? 4 : 2;
+    uint64_t per_layer_tok = kv_layer_token_bytes(m, dt);
+    if (m->mla) /* DeepseekV3Attention caches the heads' K (nope + rope) and V, not the latent */
+        per_layer_tok = (uint64_t)m->n_heads * ((uint64_t)m->head_dim + (uint64_t)m->v_head_dim) * db;
+    uint64_t wctx = m->window > 0 && (uint64_t)m->window < ctx ? (uint64_t)m->window : ctx;
+    e->kv_per_token = per_layer_tok * (uint64_t)m->n_layers;
+    e->kv_cells = ctx;
+    CHK(kv_total(m, per_layer_tok, ctx, wctx, batch, &e->kv));
+    uint64_t cc, per;
+    CHK(sb_mul_u64(ctx, ctx, &cc) || sb_mul_u64(cc, batch, &cc) ||
+        sb_mul_u64((uint64_t)m->n_heads, 2 * db + 4, &per) || sb_add_u64(per, db, &per) ||
+        sb_mul_u64(cc, per, &e->scores));
+    CHK(sb_mul_u64(ctx, batch, &e->logits_rows) ||
+        sb_mul_u64(e->logits_rows, (uint64_t)m->vocab_size * 4, &e->logits));
+    uint64_t tok = 4 * (uint64_t)m->dim + 3 * ffn_active_width(m);
+    CHK(sb_mul_u64(e->logits_rows, tok * db, &e->activations));
+    e->scratch = 0;
+    e->baseline = 0;
+    return SB_OK;
+}
+
 int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o,
                      struct vfy_mem_est *e, struct sb_err *err)
 {
@@ -774,6 +1098,10 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
                           (unsigned long long)ctx, (unsigned long long)batch);
     if (m->n_layers <= 0 || m->dim <= 0)
         return sb_err_set(err, SB_EINVAL, "%s: model has no layers", m->name);
+    if (o->n_keep_globs && !m->from_file)
+        return sb_err_set(err, SB_EINVAL, "%s: --keep '%s': a config or preset has no tensor "
+                          "names; name components (embed, output, attn, ffn, shared, experts)",
+                          m->name, o->keep_globs[0]);
 
     /* parameters */
     uint64_t max_cols = 0, max_rows = 0;
@@ -816,6 +1144,8 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
             CHK(sb_mul_u64(g->rows, g->cols, &n) || sb_mul_u64(n, g->count, &n));
             bool kept = g->rows == 1 || g->part == VFY_MEM_NORM || g->part == VFY_MEM_ROUTER ||
                         g->part == VFY_MEM_OTHER || (o->keep & (1u << g->part));
+            for (size_t k2 = 0; !kept && g->name && k2 < o->n_keep_globs; k2++)
+                kept = fnmatch(o->keep_globs[k2], g->name, 0) == 0;
             if (enc == SB_DTYPE_F32 || enc == SB_DTYPE_F16 || enc == SB_DTYPE_BF16)
                 kept = false; /* the plain encodings store everything alike */
             if (kept) {
@@ -845,10 +1175,29 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
             e->params ? (double)e->stored.bytes * 8.0 / (double)e->params : 0.0;
     }
     e->weights_enc = o->weights_enc;
-    if (o->weights_enc < 0 && (m->from_file || m->index_bytes)) {
+    e->runtime = o->runtime;
+    e->dtype = -1;
+    int want = -1;
+    if (o->runtime == VFY_MEM_RUNTIME_HF) {
+        /* transformers holds the weights in one torch dtype: the one asked, the
+         * file's (a quantized GGUF is dequantized to float32), config.json's
+         * torch_dtype, else float16 */
+        int w = o->weights_enc;
+        if (w >= 0 && w != SB_DTYPE_F32 && w != SB_DTYPE_F16 && w != SB_DTYPE_BF16)
+            return sb_err_set(err, SB_EINVAL, "%s: transformers holds weights in f32, f16 or "
+                              "bf16, not '%s'", m->name, sb_dtype_name((enum sb_dtype)w));
+        if (w < 0 && m->from_file)
+            w = m->stored_dtype == SB_DTYPE_F16 || m->stored_dtype == SB_DTYPE_BF16
+                    ? m->stored_dtype : SB_DTYPE_F32;
+        if (w < 0)
+            w = m->torch_dtype >= 0 ? m->torch_dtype : SB_DTYPE_F16;
+        e->dtype = want = w;
+    } else if (o->weights_enc < 0 && (m->from_file || m->index_bytes)) {
         e->weights = e->stored.bytes;
     } else {
-        int want = o->weights_enc < 0 ? SB_DTYPE_F16 : o->weights_enc;
+        want = o->weights_enc < 0 ? SB_DTYPE_F16 : o->weights_enc;
+    }
+    if (want >= 0) {
         int k;
         for (k = 0; k < VFY_MEM_NENC && (int)vfy_mem_encodings[k] != want; k++)
             ;
@@ -859,73 +1208,20 @@ int vfy_mem_estimate(const struct vfy_mem_model *m, const struct vfy_mem_opts *o
         e->weights_enc = want;
     }
 
-    /* KV cache: per token and layer, then windows */
-    uint64_t per_layer_tok;
-    if (m->mla)
-        per_layer_tok = kv_row_bytes(o->kv_type, (uint64_t)m->kv_lora_rank +
-                                                     (uint64_t)m->qk_rope_head_dim);
+    int r;
+    if (o->runtime == VFY_MEM_RUNTIME_LLAMA_CPP)
+        r = est_llama_cpp(m, o, e, ctx, batch, err);
+    else if (o->runtime == VFY_MEM_RUNTIME_HF)
+        r = est_hf(m, o, e, ctx, batch, err);
     else
-        per_layer_tok = 2 * kv_row_bytes(o->kv_type, (uint64_t)m->n_kv_heads *
-                                                         (uint64_t)m->head_dim);
-    if (m->cross_attn)
-        per_layer_tok *= 2; /* decoder self + cross attention, encoder length = ctx */
-    uint64_t L = (uint64_t)m->n_layers, swa = (uint64_t)m->n_swa_layers;
-    if (swa > L)
-        swa = L;
-    uint64_t wctx = m->window > 0 && (uint64_t)m->window < ctx ? (uint64_t)m->window : ctx;
-    e->kv_per_token = per_layer_tok * L;
-    uint64_t t1, t2;
-    CHK(sb_mul_u64(per_layer_tok, (L - swa), &t1) || sb_mul_u64(t1, ctx, &t1) ||
-        sb_mul_u64(per_layer_tok, swa, &t2) || sb_mul_u64(t2, wctx, &t2) ||
-        sb_add_u64(t1, t2, &t1) || sb_mul_u64(t1, batch, &e->kv));
-
-    /* runtime of our core as `subbit ppl` touches it for a window of ctx tokens
-     * x batch, processed in blocks of B tokens (below): f32 logits for the
-     * scored positions; the context's buffers (vfy_ctx_bytes); per-thread row
-     * scratch for the matvec kernels (16 threads x the widest row, in and out,
-     * on the stack). The vocabulary is counted with the scratch at 150 bytes a
-     * token: the pieces are held three times (the GGUF metadata, the model's
-     * vocab, the tokenizer's table and hash map), each a small malloc with its
-     * overhead — measured with valgrind massif on llama-2-tiny-random's 32,000
-     * tokens. */
-    /* ppl's chunks protocol forwards a window in two calls (the unscored
-     * first half, then the scored half), so a block holds at most
-     * ctx - ctx/2 + 1 tokens: rows past that are allocated but never touched,
-     * and untouched pages are not resident */
-    uint64_t half = ctx - ctx / 2 + 1;
-    uint64_t T, B = half < 512 ? half : 512;
-    CHK(sb_mul_u64(ctx, batch, &T) || sb_mul_u64(B, batch, &B));
-    /* logits: the scored positions of a window, which for ppl's default
-     * chunks protocol are its second half (plus the one before it) */
-    uint64_t lrows;
-    CHK(sb_mul_u64(ctx - ctx / 2 + 1, batch, &lrows));
-    if (lrows > T)
-        lrows = T;
-    CHK(sb_mul_u64(lrows, (uint64_t)m->vocab_size, &e->logits) ||
-        sb_mul_u64(e->logits, 4, &e->logits));
-    uint64_t ffw = (uint64_t)m->hidden_dim;
-    if ((uint64_t)m->moe_hidden_dim > ffw)
-        ffw = (uint64_t)m->moe_hidden_dim;
-    /* the rest of the core's context for that window and blocks of B tokens,
-     * 16 threads: vfy_ctx_bytes sizes the list of buffers vfy_ctx_new
-     * allocates (its f32 KV cache is the KV term above) */
-    const struct vfy_ctx_shape cs = {
-        .n_layers = (size_t)m->n_layers, .dim = (size_t)m->dim, .n_heads = (size_t)m->n_heads,
-        .n_kv_heads = (size_t)(m->mla ? m->n_heads : m->n_kv_heads),
-        .head_dim = (size_t)m->head_dim, .ffn = (size_t)ffw, .n_experts = (size_t)m->n_experts,
-        .n_experts_used = (size_t)m->n_experts_used,
-    };
-    struct vfy_ctx_size cz;
-    CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, 16, &cz) != SB_OK);
-    e->activations = cz.buffers;
-    uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
-    e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
-    e->baseline = o->baseline ? o->baseline
-                  : VFY_MEM_BASELINE + (par_have_mpi() ? (uint64_t)VFY_MEM_MPI_KIB * 1024u : 0);
+        r = est_subbit(m, o, e, ctx, batch, max_cols, max_rows, err);
+    if (r != SB_OK)
+        return r;
     uint64_t tot = 0;
     CHK(sb_add_u64(tot, e->weights, &tot) || sb_add_u64(tot, e->kv, &tot) ||
         sb_add_u64(tot, e->logits, &tot) || sb_add_u64(tot, e->activations, &tot) ||
-        sb_add_u64(tot, e->scratch, &tot) || sb_add_u64(tot, e->baseline, &tot));
+        sb_add_u64(tot, e->scratch, &tot) || sb_add_u64(tot, e->scores, &tot) ||
+        sb_add_u64(tot, e->baseline, &tot));
     e->total = tot;
     e->rule_of_thumb = (uint64_t)((long double)e->weights * 1.2L);
 

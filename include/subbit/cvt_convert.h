@@ -30,6 +30,8 @@
 struct cvt_rule {
     const char *glob;          /* fnmatch pattern over output tensor names */
     int to;                    /* encoding, or -1 = keep as stored */
+    int part;                  /* 0: glob is the pattern; 1 + enum vfy_mem_part: the tensors
+                                  vfy_mem_part_of() puts in that component (--keep embed) */
 };
 
 /* llama-quantize's mixes by name (docs/ggml-mixes.md) */
@@ -47,7 +49,7 @@ struct cvt_mix_model {
 
 struct cvt_opts {
     int to;                    /* target encoding (enum sb_dtype); -1 = keep all (container change only) */
-    const struct cvt_rule *rules;   /* first match wins; --keep GLOB is {GLOB, -1} */
+    const struct cvt_rule *rules;   /* first match wins; --keep GLOB is {GLOB, -1, 0} */
     size_t n_rules;
     enum sb_dtype fallback;    /* tensors that cannot take `to` (1-D, row not a block multiple): f16 */
     bool experts_only;         /* sub-1-bit/tern targets: only expert matrices take `to` */

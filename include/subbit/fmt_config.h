@@ -78,6 +78,7 @@ struct fmt_cfg_qgroup {
 struct fmt_config {
     struct fmt_cfg_val model_type_val;
     char model_type[32];            /* "" when absent or not a string */
+    char torch_dtype[16];           /* torch_dtype (else dtype) as written; "" when absent */
 #define FMT_CONFIG_FIELD(k) struct fmt_cfg_val k;
     FMT_CONFIG_KEYS(FMT_CONFIG_FIELD)
 #undef FMT_CONFIG_FIELD

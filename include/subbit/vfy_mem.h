@@ -51,6 +51,16 @@ enum vfy_mem_part {
 #define VFY_MEM_KEEP_ATTN (1u << VFY_MEM_ATTN)
 #define VFY_MEM_KEEP_FFN (1u << VFY_MEM_FFN)
 #define VFY_MEM_KEEP_SHARED (1u << VFY_MEM_SHARED)
+#define VFY_MEM_KEEP_EXPERTS (1u << VFY_MEM_EXPERTS)
+
+/*! vfy_mem_part_of() : the component of a tensor by its name: HF names
+ *  (model.layers.N.self_attn.q_proj.weight), GGUF names (blk.N.attn_q.weight),
+ *  llama2.c names as the reader gives them; VFY_MEM_OTHER if none. */
+enum vfy_mem_part vfy_mem_part_of(const char *tensor_name);
+/*! vfy_mem_part_from_word() : a component that --keep may name: embed
+ *  (embeddings), output, attn (attention), ffn (dense), shared, experts; -1 if
+ *  word is none of them. */
+int vfy_mem_part_from_word(const char *word);
 
 /* count matrices of shape (rows, cols) (a vector: rows = 1). */
 struct vfy_mem_group {
@@ -60,6 +70,7 @@ struct vfy_mem_group {
     uint64_t stored_bytes;  /* all count matrices as stored; 0 when from a config */
     bool duplicate;         /* a stored copy of another tensor (tied output): stored, not unique */
     int layer;              /* decoder layer, -1 if none or unknown */
+    char *name;             /* the tensor's name from a file (owned); NULL from a config */
 };
 
 #define VFY_MEM_MAX_NOTES 8
@@ -82,6 +93,7 @@ struct vfy_mem_model {
     /* MLA (DeepSeek-V2/V3): the cache holds kv_lora_rank + qk_rope_head_dim per token and layer */
     bool mla;
     int kv_lora_rank, qk_rope_head_dim;
+    int v_head_dim;         /* MLA: a head's V width (transformers caches K and V per head) */
     /* sliding window: n_swa_layers layers cache only the last `window` tokens */
     int window, n_swa_layers;
     /* weight groups (owned; vfy_mem_model_release frees) */
@@ -92,6 +104,7 @@ struct vfy_mem_model {
                                shards are downloaded): its metadata.total_size; else 0.
                                Then the stored weights (and the total's, by default). */
     int stored_dtype;       /* the file's dominant matrix encoding, -1 if from a config */
+    int torch_dtype;        /* config.json's torch_dtype as an enum sb_dtype, -1 if none */
     /* assumptions and warnings met while reading, one line each ("assuming ...") */
     char notes[VFY_MEM_MAX_NOTES][200];
     int n_notes;
@@ -140,6 +153,19 @@ const struct vfy_mem_preset *vfy_mem_preset_get(size_t i);
  *  came from ("mistralai/Mixtral-8x7B-v0.1", also as a huggingface.co URL),
  *  case-insensitive; NULL if none. */
 const struct vfy_mem_preset *vfy_mem_preset_find(const char *name);
+/* How vfy_mem_preset_lookup() matched. */
+enum vfy_mem_match {
+    VFY_MEM_MATCH_NONE = 0,
+    VFY_MEM_MATCH_NAME,     /* the preset's name ("Mixtral-8x7B") */
+    VFY_MEM_MATCH_ID,       /* the HF repository its config.json came from */
+    VFY_MEM_MATCH_BASE,     /* a variant of it: the same org and name once the words
+                               Instruct, it, chat, hf, base are dropped from both
+                               (google/gemma-2-9b-it: gemma-2-9b's preset) */
+};
+/*! vfy_mem_preset_lookup() : vfy_mem_preset_find(), saying how it matched in
+ *  *how (may be NULL). Ids are read from URLs too: https://huggingface.co/
+ *  ORG/REPO/tree/main, .../blob/main/config.json, hf.co/ORG/REPO, any case. */
+const struct vfy_mem_preset *vfy_mem_preset_lookup(const char *name, enum vfy_mem_match *how);
 /*! vfy_mem_from_preset() : vfy_mem_from_config() on a preset, name and source set. */
 int vfy_mem_from_preset(struct vfy_mem_model *m, const struct vfy_mem_preset *p,
                         struct sb_err *err);
@@ -150,15 +176,46 @@ int vfy_mem_from_preset(struct vfy_mem_model *m, const struct vfy_mem_preset *p,
 #define VFY_MEM_NENC 9
 extern const enum sb_dtype vfy_mem_encodings[VFY_MEM_NENC];  /* f32 f16 bf16 int8 q8_0 q4_0 tq2_0 tern sub1 */
 
+/* Whose buffers the KV-cache and runtime terms are of (the parameters and
+ * weights are the same for all). */
+enum vfy_mem_runtime {
+    VFY_MEM_RUNTIME_SUBBIT = 0, /* our core as `subbit ppl` runs it (measured: --measure) */
+    VFY_MEM_RUNTIME_LLAMA_CPP,  /* llama.cpp's CPU backend, as llama-cli/-server/-completion
+                                   size it (llama_context, llama_kv_cache, ggml-alloc) */
+    VFY_MEM_RUNTIME_HF,         /* transformers, eager attention, no_grad forward of the
+                                   whole sequence: from its documented behaviour, not
+                                   measured (no torch where this was written) */
+};
+
+/* llama.cpp defaults the profile follows: -b 2048, -ub 512, cells in steps of 256 */
+#define VFY_MEM_LLAMA_N_BATCH 2048u
+#define VFY_MEM_LLAMA_N_UBATCH 512u
+#define VFY_MEM_LLAMA_CTX_PAD 256u
+/* llama-completion's resident memory besides its buffers and the mapped file:
+ * the binary and libggml/libllama, threads, the tokenizer (176 bytes a
+ * vocabulary entry): peak RSS (/usr/bin/time -v) less the printed KV, compute
+ * and output buffers and the file, 12.1-13.2 MiB on six models of vocabulary
+ * 512; llama-2-tiny-random (32,000) 5.4 MiB more (llama.cpp built here without
+ * AMX, x86-64, glibc, -t 2). */
+#define VFY_MEM_LLAMA_BASELINE_KIB 12900u
+#define VFY_MEM_LLAMA_VOCAB_BYTES 176u
+
 struct vfy_mem_opts {
     uint64_t ctx;           /* tokens of context (0 = 4096) */
     uint64_t batch;         /* sequences (0 = 1) */
     enum sb_dtype kv_type;  /* F32, F16 or Q8_0 (0 = F32: set it) */
     double zeros;           /* sub1: fraction of zero weights, in [0, 1) */
     unsigned keep;          /* VFY_MEM_KEEP_* */
+    const char *const *keep_globs;  /* and tensors whose name matches one of these
+                                       (fnmatch; models from files only: a config has
+                                       no names, SB_EINVAL) */
+    size_t n_keep_globs;
     int weights_enc;        /* encoding for the total: -1 = as stored (f16 for configs) */
     bool train, recompute;
     uint64_t baseline;      /* process baseline bytes (0 = VFY_MEM_BASELINE) */
+    enum vfy_mem_runtime runtime;
+    bool no_flash_attn;     /* llama.cpp: -fa off (its default, auto, is on for the CPU) */
+    uint64_t ubatch;        /* llama.cpp: -ub (0 = 512) */
 };
 
 /*! vfy_mem_opts_init() : defaults: ctx 4096, batch 1, kv f16, zeros 0.885,
@@ -188,9 +245,23 @@ struct vfy_mem_est {
     /* KV cache */
     uint64_t kv_per_token;  /* bytes per token of one sequence, all layers, at ctx */
     uint64_t kv;            /* ctx x batch */
-    /* runtime of our core */
-    uint64_t logits, activations, scratch, baseline;
-    uint64_t total;         /* weights + kv + logits + activations + scratch + baseline */
+    /* runtime (opts.runtime) */
+    enum vfy_mem_runtime runtime;
+    uint64_t logits;        /* f32 logits: subbit ppl's scored positions; llama.cpp's output
+                               buffer (a row a sequence); hf: the whole sequence */
+    uint64_t logits_rows;   /* their rows */
+    uint64_t activations;   /* our core's buffers; llama.cpp's compute buffer (the kq_mask
+                               and kq below included); hf: hidden states and FFN rows */
+    uint64_t scratch;       /* our core's per-thread rows and vocabulary tables */
+    uint64_t scores;        /* hf: one layer's eager attention scores (heads x ctx x ctx, in
+                               the dtype, + their fp32 softmax + its cast back) */
+    uint64_t baseline;      /* the process before it touches a model (hf: 0, not measured) */
+    uint64_t kv_cells;      /* llama.cpp: cache cells (ctx x seqs rounded up to 256); else ctx */
+    uint64_t n_ubatch;      /* llama.cpp: tokens a compute step */
+    uint64_t kq_mask, kq;   /* llama.cpp: the mask (f16 with flash attention, f32 without)
+                               and, without flash attention, the f32 scores */
+    int dtype;              /* hf: the torch dtype (enum sb_dtype) of weights and KV */
+    uint64_t total;         /* weights + kv + logits + activations + scratch + scores + baseline */
     uint64_t rule_of_thumb; /* 1.2 x weights */
     /* training (opts.train): mixed-precision AdamW */
     uint64_t train_weights; /* 2 bytes/param (16-bit working copy) */

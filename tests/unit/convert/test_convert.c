@@ -13,6 +13,7 @@
 #include "qnt_encode.h"
 #include "sb_alloc.h"
 #include "test_util.h"
+#include "vfy_mem.h"
 
 static const struct cvt_decision *find(const struct cvt_report *r, const char *name)
 {
@@ -52,20 +53,23 @@ END_TEST
 START_TEST(test_policy_rules_and_keep)
 {
     struct fmt_model *m = test_synth_model(FMT_ARCH_LLAMA, 64, "src");
-    struct cvt_rule rules[] = { { "*.mlp.down_proj.weight", SB_DTYPE_F16 },
-                                { "model.embed_tokens.weight", -1 } };
+    /* the third: --keep attn, a component (vfy_mem_part_of) rather than a glob */
+    struct cvt_rule rules[] = { { "*.mlp.down_proj.weight", SB_DTYPE_F16, 0 },
+                                { "model.embed_tokens.weight", -1, 0 },
+                                { "attn", -1, 1 + VFY_MEM_ATTN } };
     struct cvt_opts o;
     cvt_opts_init(&o);
     o.to = SB_DTYPE_BF16;
     o.rules = rules;
-    o.n_rules = 2;
+    o.n_rules = 3;
     struct cvt_report *rep;
     struct sb_err err = { 0 };
     const char *out = test_tmpfile("out");
     ck_assert_msg(cvt_convert(m, out, &o, &rep, &err) == SB_OK, "%s", err.msg);
     ck_assert_int_eq(find(rep, "model.layers.0.mlp.down_proj.weight")->to, SB_DTYPE_F16);
     ck_assert_int_eq(find(rep, "model.embed_tokens.weight")->to, SB_DTYPE_F32);
-    ck_assert_int_eq(find(rep, "model.layers.1.self_attn.q_proj.weight")->to, SB_DTYPE_BF16);
+    ck_assert_int_eq(find(rep, "model.layers.1.self_attn.q_proj.weight")->to, SB_DTYPE_F32);
+    ck_assert_int_eq(find(rep, "model.layers.1.mlp.up_proj.weight")->to, SB_DTYPE_BF16);
     cvt_report_free(rep);
     struct fmt_model *b;
     ck_assert_msg(fmt_model_open(&b, out, NULL, &err) == SB_OK, "%s", err.msg);

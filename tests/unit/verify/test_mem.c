@@ -451,7 +451,19 @@ START_TEST(test_presets_listed)
                      vfy_mem_preset_find("Llama-2-7B"));
     ck_assert_ptr_eq(vfy_mem_preset_find("https://huggingface.co/google/gemma-2-9b/"),
                      vfy_mem_preset_find("Gemma-2-9B"));
-    ck_assert_ptr_null(vfy_mem_preset_find("meta-llama/Llama-2-7b")); /* not a prefix match */
+    ck_assert_ptr_null(vfy_mem_preset_find("meta-llama/Llama-2-7")); /* not a prefix match */
+    /* a variant resolves to its base model's preset, and says so */
+    enum vfy_mem_match how;
+    ck_assert_ptr_eq(vfy_mem_preset_lookup("meta-llama/Llama-2-7b", &how),
+                     vfy_mem_preset_find("Llama-2-7B"));
+    ck_assert_int_eq(how, VFY_MEM_MATCH_BASE);
+    ck_assert_ptr_eq(vfy_mem_preset_lookup("huggingface.co/Meta-Llama/llama-2-7B-HF/tree/main", &how),
+                     vfy_mem_preset_find("Llama-2-7B"));
+    ck_assert_int_eq(how, VFY_MEM_MATCH_ID);
+    ck_assert_ptr_eq(vfy_mem_preset_lookup("llama-2-7b", &how), vfy_mem_preset_find("Llama-2-7B"));
+    ck_assert_int_eq(how, VFY_MEM_MATCH_NAME);
+    ck_assert_ptr_null(vfy_mem_preset_lookup("other-org/Llama-2-7b-hf", &how));
+    ck_assert_int_eq(how, VFY_MEM_MATCH_NONE);
     ck_assert_ptr_null(vfy_mem_preset_find("/"));
     /* Llama-2-13B: 13,015,864,320 params (HF) */
     struct vfy_mem_model m;
@@ -459,6 +471,76 @@ START_TEST(test_presets_listed)
     preset_est("Llama-2-13B", NULL, &m, &e);
     ck_assert_uint_eq(e.params, 13015864320ull);
     vfy_mem_model_release(&m);
+}
+END_TEST
+
+/* --runtime llama.cpp, worked by hand from llama.cpp's source (vfy_mem.c's
+ * est_llama_cpp says where each term comes from) and beside the sizes
+ * llama-completion -v printed for the same shapes (recorded from t1192's runs
+ * with llama.cpp built outside the repository, so that this runs without it):
+ * the KV cache equals the printed one at its 0.01 MiB, the compute buffer is
+ * within the documented -6%..+25%. */
+START_TEST(test_llama_cpp_profile)
+{
+    static const char stories[] = "{\"model_type\":\"llama\",\"hidden_size\":64,"
+        "\"num_hidden_layers\":5,\"num_attention_heads\":8,\"num_key_value_heads\":4,"
+        "\"intermediate_size\":172,\"vocab_size\":512,\"max_position_embeddings\":2048}";
+    static const char syn[] = "{\"model_type\":\"llama\",\"hidden_size\":256,"
+        "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+        "\"intermediate_size\":512,\"vocab_size\":512,\"max_position_embeddings\":4096}";
+    static const char moe[] = "{\"model_type\":\"mixtral\",\"hidden_size\":128,"
+        "\"num_hidden_layers\":4,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+        "\"intermediate_size\":192,\"num_local_experts\":8,\"num_experts_per_tok\":2,"
+        "\"vocab_size\":512,\"max_position_embeddings\":4096}";
+    static const struct {
+        const char *cfg;
+        uint64_t ctx, seqs;
+        bool fa_off;
+        uint64_t cells, kv, compute;
+        const char *printed_kv;     /* llama.cpp's "size = X MiB" */
+        double printed_compute;     /* llama.cpp's compute buffer, MiB */
+    } c[] = {
+        /* stories260K, -c 1000: cells GGML_PAD(1000, 256) = 1024; KV 5 layers x
+         * (K + V) x 4 x 8 x 2 B x 1024 = 655,360; compute: mask 1024 x 512 x 2
+         * (f16) = 1,048,576 + max(attention (4 x 64 + 64 + 2 x 32) = 384, step
+         * max(3 x 172 + 4 x 64, 512 + 5 x 64) + 8 = 840) x 512 x 4 = 2,768,896 */
+        { stories, 1000, 1, false, 1024, 655360, 2768896, "0.62", 2.5215 },
+        /* -fa off: mask f32 2,097,152 + scores 8 x 1024 x 512 x 4 = 16,777,216
+         * + 384 x 2048 = 786,432: 19,660,800 */
+        { stories, 1024, 1, true, 1024, 655360, 19660800, "0.62", 18.7598 },
+        /* -c 1000 -np 2: GGML_PAD(1024 / 2, 256) = 512 a sequence, 1024 cells;
+         * KV 2 x 2 x 128 x 2 x 1024 = 1,048,576; mask 512 x 512 x 2 = 524,288
+         * + (max(3 x 512 + 4 x 256, 512 + 5 x 256) + 8 = 2568) x 2048 */
+        { syn, 500, 2, false, 1024, 1048576, 5783552, "1.00", 4.5137 },
+        /* Mixtral of tinymoe's shape: KV 4 x 2 x 64 x 2 x 1024 = 1,048,576;
+         * mask 1,048,576 + (max(3 x 2 x 192 + 4 x 128, 512 + 5 x 128) + 8 =
+         * 1672) x 2048 = 4,472,832 */
+        { moe, 1024, 1, false, 1024, 1048576, 4472832, "1.00", 4.2637 },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        struct vfy_mem_model m;
+        struct vfy_mem_opts o;
+        struct vfy_mem_est e;
+        struct sb_err err = { 0 };
+        ck_assert_int_eq(vfy_mem_from_config(&m, c[i].cfg, strlen(c[i].cfg), "c", &err), SB_OK);
+        vfy_mem_opts_init(&o);
+        o.runtime = VFY_MEM_RUNTIME_LLAMA_CPP;
+        o.ctx = c[i].ctx;
+        o.batch = c[i].seqs;
+        o.no_flash_attn = c[i].fa_off;
+        ck_assert_int_eq(vfy_mem_estimate(&m, &o, &e, &err), SB_OK);
+        ck_assert_uint_eq(e.kv_cells, c[i].cells);
+        ck_assert_uint_eq(e.kv, c[i].kv);
+        ck_assert_uint_eq(e.activations, c[i].compute);
+        char mib[32];
+        snprintf(mib, sizeof mib, "%.2f", (double)e.kv / 1048576.0);
+        ck_assert_str_eq(mib, c[i].printed_kv);
+        double r = (double)e.activations / 1048576.0 / c[i].printed_compute;
+        ck_assert_msg(r >= 0.94 && r <= 1.25, "case %zu: compute %.3f x llama.cpp's", i, r);
+        ck_assert_uint_eq(e.logits, 512u * 4u * c[i].seqs); /* a row a sequence */
+        ck_assert_uint_eq(e.total, e.weights + e.kv + e.activations + e.logits + e.baseline);
+        vfy_mem_model_release(&m);
+    }
 }
 END_TEST
 
@@ -615,6 +697,7 @@ Suite *verify_mem_suite(void)
     tcase_add_test(tc, test_bad_configs);
     tcase_add_test(tc, test_presets_listed);
     tcase_add_test(tc, test_run_child);
+    tcase_add_test(tc, test_llama_cpp_profile);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("sharded");
     tcase_set_timeout(big, 30);
