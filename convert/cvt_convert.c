@@ -186,6 +186,12 @@ static void mix_opts(struct cvt_opts *lo, const struct cvt_opts *o, const struct
     lo->mix_model.n_layer = src->has_arch ? a->n_layers : 0;
     lo->mix_model.n_gqa = src->has_arch && a->n_kv_heads > 0 ? a->n_heads / a->n_kv_heads : 1;
     lo->mix_model.n_expert = src->has_arch ? a->n_experts : 0;
+    /* llama.cpp sizes a llama-arch model (the arch subbit writes for llama and
+     * Mixtral) as 70B when it has 80 layers and fewer K/V heads than heads,
+     * unless it has exactly 8 experts (then 8x7B / 8x22B); Qwen2-MoE has no
+     * such case */
+    lo->mix_model.llama_70b = src->has_arch && a->kind != FMT_ARCH_QWEN2_MOE && a->n_layers == 80 &&
+                              a->n_kv_heads > 0 && a->n_kv_heads != a->n_heads && a->n_experts != 8;
     lo->mix_model.has_output = false;
     for (size_t i = 0; i < lay->n; i++)
         if (!strcmp(lay->t[i].name, "output.weight"))

@@ -2,9 +2,8 @@
  * ...): the per-tensor type rule of docs/ggml-mixes.md, section 4, for llama
  * and Mixtral without an importance matrix. Knows names and shapes, never
  * bytes (the quantizers are quant/qnt_ggml_types.h's, the bytes of record).
- * Not implemented: llama.cpp's 70B-class size guess (it bumps attn_v of
- * q3_K/q4_K to q5_K on models of that size), Falcon's exceptions, fused
- * attn_qkv, --pure and the IQ1/IQ2/IQ3 mixes. */
+ * Not implemented: Falcon's exceptions, fused attn_qkv, --pure and the
+ * IQ1/IQ2/IQ3 mixes. */
 #include "cvt_convert.h"
 
 #include <stdlib.h>
@@ -132,6 +131,9 @@ enum sb_dtype cvt_mix_decide(const struct cvt_opts *o, const char *name, const i
             break;
         default: break;
         }
+        /* a 70B-class model's attn_v is 8x smaller than attn_q: more bits cost little */
+        if (mm->llama_70b && (t == SB_DTYPE_Q3_K || t == SB_DTYPE_Q4_K))
+            t = SB_DTYPE_Q5_K;
         if (eight)
             t = SB_DTYPE_Q8_0;
         *why = "mix: attn_v";

@@ -45,6 +45,8 @@ enum cvt_mix {
 struct cvt_mix_model {
     int n_layer, n_gqa, n_expert;
     bool has_output;           /* an output.weight: else token_embd is treated as the output */
+    bool llama_70b;            /* llama.cpp's LLM_TYPE_70B guess for a llama-arch GGUF: 80
+                                * layers, grouped K/V heads, not exactly 8 experts */
 };
 
 struct cvt_opts {

@@ -34,4 +34,11 @@ for m in Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_X
   same syn "$T/syn.gguf" $m
 done
 for m in Q4_K_M Q3_K_L Q5_K_M IQ4_XS; do same mix8 "$T/mix.gguf" $m; done
+# 80 layers with grouped K/V heads: llama.cpp sizes it as 70B and gives attn_v
+# q5_K where the mix says q3_K or q4_K (Q2_K, Q3_K_S: seen differing without the rule)
+rm -f "$T"/syn.gguf "$T"/mix.gguf
+"$SUBBIT" synth --arch llama --layers 80 --dim 256 --hidden 256 --heads 4 --kv-heads 1 -o "$T/s80" -q \
+  && "$SUBBIT" convert "$T/s80" -o "$T/s80.gguf" --to f32 -q >/dev/null || bad "synth llama 80 layers"
+rm -rf "$T/s80"
+for m in Q2_K Q3_K_S Q4_K_S; do same s80 "$T/s80.gguf" $m; done
 finish
