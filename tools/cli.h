@@ -64,6 +64,8 @@ int cli_getopt_error(const char *cmd, int c, int argc, char **argv);
 /* fmt_read_file(), and "-" reads standard input (to its end) into the same
  * kind of buffer (sb_free; NUL-terminated); the message then says "stdin". */
 int cli_read_input(const char *path, char **out, size_t *len, struct sb_err *err);
+/* 0, or a usage error when PATH is "-" (standard input) in an MPI job */
+int cli_stdin_in_job(const char *cmd, const char *usage, const char *opt, const char *path);
 
 /* Parse numbers with range checks; on error print a usage error and return 0. */
 bool cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);

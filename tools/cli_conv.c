@@ -195,5 +195,5 @@ cJSON *cli_conv_report_json(cJSON *doc, const struct cvt_report *rep)
 void cli_conv_tokenizer_warn(const char *cmd, const char *in, const struct cvt_report *rep)
 {
     if (rep->tokenizer_note[0])
-        fprintf(stderr, "subbit %s: warning: %s: %s\n", cmd, in, rep->tokenizer_note);
+        cli_warn(cmd, "%s: %s", in, rep->tokenizer_note);
 }

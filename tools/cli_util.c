@@ -65,6 +65,15 @@ void cli_note(const char *cmd, const char *fmt, ...)
     va_end(ap);
 }
 
+/* a note that -q does not silence */
+static void note_always(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(cmd, "", fmt, ap);
+    va_end(ap);
+}
+
 void cli_warn(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -107,6 +116,15 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     sb_escape(esc, sizeof esc, raw);   /* it may quote an argument: a name from a file */
     fprintf(stderr, "subbit %s: %s (try 'subbit %s --help')\n", cmd, esc, cmd);
     return CLI_USAGE;
+}
+
+int cli_stdin_in_job(const char *cmd, const char *usage, const char *opt, const char *path)
+{
+    /* mpirun hands standard input to rank 0 alone */
+    if (path && !strcmp(path, "-") && par_size() > 1)
+        return cli_usage_error(cmd, usage, "%s - (standard input) runs as one process; give a "
+                               "file under mpirun", opt);
+    return 0;
 }
 
 int cli_read_input(const char *path, char **out, size_t *len, struct sb_err *err)
@@ -292,15 +310,12 @@ static void on_notice(void *ctx, enum fmt_out_event ev, const char *path)
 {
     const char *cmd = ctx;
     /* what happened to a file that was there is always said, even with -q */
-    bool q = cli_quiet();
-    cli_set_quiet(false);
     if (ev == FMT_OUT_REPLACED)
-        cli_note(cmd, "replaced %s", path);
+        note_always(cmd, "replaced %s", path);
     else if (ev == FMT_OUT_REMOVED)
-        cli_note(cmd, "removed %s (a weight file of the model it replaces)", path);
+        note_always(cmd, "removed %s (a weight file of the model it replaces)", path);
     else
-        cli_note(cmd, "removed stale temp %s (its writer is gone)", path);
-    cli_set_quiet(q);
+        note_always(cmd, "removed stale temp %s (its writer is gone)", path);
 }
 
 void cli_start(const char *cmd)

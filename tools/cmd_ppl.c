@@ -114,10 +114,8 @@ int cmd_ppl(int argc, char **argv)
         return cli_usage_error("ppl", usage, "expected one MODEL");
     if (!text_path == !ids_path)
         return cli_usage_error("ppl", usage, "give one of --text FILE or --tokens FILE");
-    /* mpirun hands standard input to rank 0 alone */
-    if (text_path && !strcmp(text_path, "-") && par_size() > 1)
-        return cli_usage_error("ppl", usage, "--text - (standard input) runs as one process; "
-                               "give a file under mpirun");
+    if (cli_stdin_in_job("ppl", usage, "--text", text_path))
+        return CLI_USAGE;
     const char *path = argv[optind];
     cli_set_threads((int)threads);
     cli_install_signals();

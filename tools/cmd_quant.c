@@ -326,6 +326,10 @@ int cmd_quant(int argc, char **argv)
         cli_conv_release(&cc);
         return cli_usage_error("quant", usage, "give one of --calib FILE or --calib-tokens-file FILE");
     }
+    if (cli_stdin_in_job("quant", usage, "--calib", calib)) {
+        cli_conv_release(&cc);
+        return CLI_USAGE;
+    }
     if (report && !(qo.conv.out_flags & FMT_OUT_FORCE) && access(report, F_OK) == 0) {
         cli_conv_release(&cc);
         return cli_error("quant", "%s: exists (use --force to replace)", report);

@@ -162,10 +162,8 @@ int cmd_verify(int argc, char **argv)
         return cli_usage_error("verify", usage, "unexpected argument '%s'", argv[optind]);
     if (!ref_path || !model_path || !text_path)
         return cli_usage_error("verify", usage, "--ref, --model and --text are required");
-    /* mpirun hands standard input to rank 0 alone */
-    if (!strcmp(text_path, "-") && par_size() > 1)
-        return cli_usage_error("verify", usage, "--text - (standard input) runs as one process; "
-                               "give a file under mpirun");
+    if (cli_stdin_in_job("verify", usage, "--text", text_path))
+        return CLI_USAGE;
     const bool named = have_dppl || max_kld >= 0 || min_top1 >= 0;
     if (no_gate && named)
         return cli_usage_error("verify", usage, "--no-gate with a threshold: give one or the other");

@@ -453,12 +453,10 @@ static int hf_build(struct vfy_tok *t, const struct fmt_hftok_file *f, const str
         t->eos = v->eos_id;
     if (v->unk_id >= 0 && (uint32_t)v->unk_id < t->n_vocab)
         t->unk = v->unk_id;
-    if (v->no_bos && t->bos >= 0) {   /* still a control token, never added */
-        t->flags[t->bos] |= VFY_TF_CONTROL | VFY_TF_NOMERGE;
-        t->bos = -1;
-    }
     if (t->bos >= 0)
         t->flags[t->bos] |= VFY_TF_CONTROL | VFY_TF_NOMERGE;
+    if (v->no_bos)   /* still a control token, never added */
+        t->bos = -1;
     if (t->eos >= 0)
         t->flags[t->eos] |= VFY_TF_CONTROL | VFY_TF_NOMERGE;
     return SB_OK;

@@ -32,6 +32,11 @@ SUBBIT_PAR_FAULT=1:quant expect_exit 1 MPIRUN 2 "$SUBBIT" "${Q[@]}" -o f.subbit 
   bad "fault: $(grep '^subbit' "$T/err" | head -3)"
 expect_no_file f.subbit
 ls -a | grep -Eq 'rank[0-9]|tmp-' && bad "scratch or temp files left: $(ls -a | grep -E 'rank|tmp-')"
+# standard input reaches rank 0 only: --calib - is refused in a job, once
+expect_exit 2 MPIRUN 2 "$SUBBIT" quant "$M" -o c.subbit --to q8_0 --calib - <"$SUBBIT_SRC/models/demo.txt"
+[ "$(subbit_lines)" = 1 ] && grep -q "^subbit quant: --calib - (standard input) runs as one process" \
+  "$T/err" && ok || bad "quant --calib - -np 2: $(grep '^subbit' "$T/err" | head -3)"
+expect_no_file c.subbit
 mpi_lean && { finish; exit; }
 # a rank that fails alone before the layer's first agreement: opening its
 # input (rank 1), the dense part of a layer every rank computes (rank 2; on a
