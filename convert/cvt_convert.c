@@ -1184,7 +1184,11 @@ static int job_write(struct fmt_writer *w, const struct job_rec *rec, const size
             r = fmt_writer_put_piece(w, i, b + o, q->size - o < step ? q->size - o : step,
                                      q->size, err);
     }
-    return r == SB_OK ? fmt_writer_commit(w, err) : r;
+    if (r != SB_OK) {   /* the caller takes the writer as committed or aborted */
+        fmt_writer_abort(w);
+        return r;
+    }
+    return fmt_writer_commit(w, err);
 }
 
 /* the scratch files of all ranks, mapped (rank 0) */

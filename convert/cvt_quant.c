@@ -67,6 +67,15 @@ struct qbuf {
     uint64_t nbytes;
 };
 
+/* Why a matrix was not GPTQ'd, for its report line; in an MPI job the reason
+ * travels as an index into this table (pointers differ by process). */
+enum { WHY_GPTQ, WHY_RTN, WHY_FACTOR, WHY_NO_TOKENS, WHY_FEW_TOKENS };
+static const char *const why_text[] = { [WHY_GPTQ] = "", [WHY_RTN] = "--method rtn",
+                                        [WHY_FACTOR] = "every factorization failed",
+                                        [WHY_NO_TOKENS] = "no calibration tokens routed",
+                                        [WHY_FEW_TOKENS] = "fewer tokens than --min-expert-tokens" };
+#define N_WHY (sizeof why_text / sizeof why_text[0])
+
 struct state {
     const struct fmt_model *src;
     const struct cvt_quant_opts *o;
@@ -278,8 +287,8 @@ static int quant_matrix_here(struct state *S, int l, int role, int e, bool H_val
     m->enc = enc;
     m->tokens = tokens;
     m->gptq = use_h && !st.rtn;
-    m->why = m->gptq ? "" : S->o->method == CVT_QUANT_RTN ? "--method rtn"
-             : use_h ? "every factorization failed" : why;
+    m->why = m->gptq ? why_text[WHY_GPTQ] : S->o->method == CVT_QUANT_RTN ? why_text[WHY_RTN]
+             : use_h ? why_text[WHY_FACTOR] : why;
     m->damp = m->gptq ? st.damp : 0.0;
     m->zero_frac = (double)st.zeros / (double)(rows * cols);
     m->err_rtn = -1.0;
@@ -389,8 +398,8 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
         return SB_OK;
     const size_t dim = S->dim, F = gref.nrows;
     const bool expert = e >= 0;
-    const char *why = n == 0 ? "no calibration tokens routed"
-                      : expert && n < S->o->min_expert_tokens ? "fewer tokens than --min-expert-tokens"
+    const char *why = n == 0 ? why_text[WHY_NO_TOKENS]
+                      : expert && n < S->o->min_expert_tokens ? why_text[WHY_FEW_TOKENS]
                                                               : NULL;
     const bool gptq = S->o->method == CVT_QUANT_GPTQ && !why;
     const bool need_in = gptq && (mat_grid(S, l, rg, e, &gref) >= 0 || mat_grid(S, l, ru, e, &gref) >= 0);
@@ -470,11 +479,6 @@ static size_t routed(struct state *S, size_t e)
  * rank adds the outputs into A and records the matrices in that order: the
  * float sums, blobs and report of one process. */
 
-/* report reasons travel as an index into this table (pointers differ by process) */
-static const char *const why_text[] = { "", "--method rtn", "every factorization failed",
-                                        "no calibration tokens routed",
-                                        "fewer tokens than --min-expert-tokens" };
-#define N_WHY (sizeof why_text / sizeof why_text[0])
 
 struct xpack_head {               /* one expert */
     uint64_t e, n, n_mat;         /* expert, tokens, matrices; then n * dim floats */
@@ -738,7 +742,7 @@ static int do_layer(struct state *S, int l)
     if (need_qkv)
         hessian_inputs(S, l, VFY_NORM_ATTN, NULL, N, dim);
     for (int r = VFY_ROLE_Q; r <= VFY_ROLE_V; r++)
-        if ((rc = quant_matrix(S, l, r, -1, need_qkv, N, "")))
+        if ((rc = quant_matrix(S, l, r, -1, need_qkv, N, why_text[WHY_GPTQ])))
             return rc;
     for (size_t w = 0; w < S->n_win; w++) {
         const size_t r0 = S->wrow[w], n = S->wrow[w + 1] - r0;
@@ -755,7 +759,7 @@ static int do_layer(struct state *S, int l)
             qnt_gptq_hessian_add(S->H, qd, S->A + i0 * qd, N - i0 < CH ? N - i0 : CH, qd, S->hs);
         }
     }
-    if ((rc = quant_matrix(S, l, VFY_ROLE_O, -1, need_o, N, "")))
+    if ((rc = quant_matrix(S, l, VFY_ROLE_O, -1, need_o, N, why_text[WHY_GPTQ])))
         return rc;
     for (size_t i0 = 0; i0 < N; i0 += CH) {
         const size_t m = N - i0 < CH ? N - i0 : CH;
@@ -1283,7 +1287,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     const bool need_out = o->method == CVT_QUANT_GPTQ && mat_grid(&S, -1, VFY_ROLE_OUTPUT, -1, &ref) >= 0;
     if (need_out)
         hessian_inputs(&S, 0, VFY_NORM_OUT, NULL, S.N, S.dim);
-    if ((rc = quant_matrix(&S, -1, VFY_ROLE_OUTPUT, -1, need_out, S.N, "")) != SB_OK)
+    if ((rc = quant_matrix(&S, -1, VFY_ROLE_OUTPUT, -1, need_out, S.N, why_text[WHY_GPTQ])) != SB_OK)
         goto fail;
     R->seconds_calib = now_s() - t0;
     vfy_ctx_free(S.ctx);

@@ -63,13 +63,12 @@ typedef void (*qnt_mm_fn)(const struct qnt_mm_args *a);
 struct mv_isa {
     const char *name;
     qnt_mm_fn mm;
-    qnt_dot_fn dot;
 };
 
-static const struct mv_isa mv_isa_scalar = { "scalar", qnt_mm_scalar, qnt_dot_f32_scalar };
+static const struct mv_isa mv_isa_scalar = { "scalar", qnt_mm_scalar };
 #ifdef QNT_MATVEC_HAVE_X86
-static const struct mv_isa mv_isa_avx2 = { "avx2", qnt_mm_avx2, qnt_dot_f32_avx2 };
-static const struct mv_isa mv_isa_avx512 = { "avx512", qnt_mm_avx512, qnt_dot_f32_avx2 };
+static const struct mv_isa mv_isa_avx2 = { "avx2", qnt_mm_avx2 };
+static const struct mv_isa mv_isa_avx512 = { "avx512", qnt_mm_avx512 };
 #endif
 
 static const struct mv_isa *mv_forced;   /* qnt_matvec_set_isa (tests) */
@@ -119,21 +118,6 @@ const char *qnt_matvec_fast_name(void)
     if (sb_cpu_ref())
         return "ref";
     return pick_isa()->name;
-}
-
-/* Plain float dot in 8 lanes, then a fixed tree and a scalar tail; used by
- * the variable-length row-range path where AVX2 is absent. */
-float qnt_dot_f32_scalar(const float *a, const float *b, size_t n)
-{
-    float s[8] = { 0 };
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            s[l] += a[i + l] * b[i + l];
-    float r = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
-    for (; i < n; i++)
-        r += a[i] * b[i];
-    return r;
 }
 
 /* ---- the blocked kernel in scalar lanes (8, like AVX2) -------------------- */

@@ -23,14 +23,6 @@
 #include "sb_cpu.h"
 #include "sb_dtype.h"
 
-/* Dot product of two float arrays, summed in float lanes in a fixed order
- * (independent of threads and of the data's alignment). Its one user, the
- * variable-length encodings' row-range path, is gone (they sum exactly now,
- * qnt_tmm_impl.h); kept in the ISA table for now. */
-typedef float (*qnt_dot_fn)(const float *a, const float *b, size_t n);
-
-float qnt_dot_f32_scalar(const float *a, const float *b, size_t n);
-
 /* ---- the blocked dense kernel ------------------------------------------- */
 
 #define QNT_MM_CH 256   /* elements per chunk: a multiple of every block size and VL */
@@ -76,7 +68,6 @@ void qnt_mm_scalar(const struct qnt_mm_args *a);
 #define QNT_MATVEC_HAVE_X86 1
 #define QNT_MATVEC_AVX2_FEATURES (SB_CPU_AVX2 | SB_CPU_FMA | SB_CPU_F16C)
 #define QNT_MATVEC_AVX512_FEATURES (QNT_MATVEC_AVX2_FEATURES | SB_CPU_AVX512F)
-float qnt_dot_f32_avx2(const float *a, const float *b, size_t n);
 void qnt_mm_avx2(const struct qnt_mm_args *a);
 void qnt_mm_avx512(const struct qnt_mm_args *a);
 #endif

@@ -183,6 +183,8 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
     if (buf) {
         a.x.d8 = buf;
         a.x.q = (int8_t *)(a.x.d8 + n * a.nb * 8);
+        /* tokens are independent: the same bits at any thread count */
+#pragma omp parallel for schedule(static) if (kernel != QNT_Q8MM_REF && n > 1)
         for (size_t t = 0; t < n; t++)
             quantize(X + t * cols, cols, a.x.q + t * cols, a.x.d8 + t * a.nb * 8);
         a.n = n;

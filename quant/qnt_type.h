@@ -121,7 +121,7 @@ struct qnt_type {
     /* a fused whole-tensor kernel (NULL: the blocked kernel) */
     qnt_matvec_fn *matvec_ref, *matvec;
     /* a batched kernel over any row range (NULL: the fused kernel token by
-     * token over the whole tensor, else rows decoded one at a time) */
+     * token over the whole tensor) */
     qnt_matmul_fn *matmul_ref, *matmul;
     /* variable-length encodings */
     qnt_bound_fn *encode_bound;
