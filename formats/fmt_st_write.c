@@ -600,7 +600,7 @@ static int st_commit(struct fmt_writer *base, struct sb_err *err)
 }
 
 static const struct fmt_writer_ops st_ops = { st_put, st_commit, st_abort, st_put_piece,
-                                              st_streams };
+                                              st_streams, NULL, NULL };
 
 static int is_dir(const char *p)
 {
