@@ -7,6 +7,7 @@
 #include "fmt_gguf.h"
 #include "fmt_hftok.h"
 #include "fmt_l2c.h"
+#include "fmt_map.h"
 #include "fmt_out.h"
 #include "fmt_sbc.h"
 #include "fmt_writer.h"
@@ -770,20 +771,58 @@ static int written_check(struct stream *s, size_t i, const void *blob, uint64_t 
     return SB_OK;
 }
 
-/* Stacked targets (GGUF's ffn_*_exps: one source tensor an expert): the
- * pieces whose rows all lie before target row `end` give their pages back
- * (a later read maps them again), so a stacked tensor's sources are never
- * all resident; *k is the first piece not yet released, *row its first row.
- * Permuted rows are released with the tensor. */
-static void release_pieces(const struct plan *p, const struct cvt_target *t, uint64_t end,
-                           size_t *k, uint64_t *row)
+/* Source pages are mapped in page-cache folios, and Linux maps a large folio
+ * whole (up to PMD size, 2 MiB on x86-64; ext4 reads into them since 6.16
+ * with readahead windows of MiB), so reading a tensor can bring in up to this
+ * much of its neighbours at each end. */
+#define CVT_MAP_FOLIO ((uint64_t)2 << 20)
+
+/* source tensor st's pages given back (a later read maps them again), with
+ * whatever a folio at each end brought in */
+static void release_src(const struct fmt_model *src, const struct fmt_tensor *st)
 {
-    if (t->perm != CVT_PERM_NONE || t->n_pieces < 2)
+    if (st->map_index < 0 || (size_t)st->map_index >= src->n_maps)
         return;
-    while (*k < t->n_pieces && *row + t->pieces[*k].nrows <= end) {
-        fmt_model_release_data(p->src, &p->src->tensors[t->pieces[*k].src]);
-        *row += t->pieces[(*k)++].nrows;
+    const uint64_t lo = st->file_offset > CVT_MAP_FOLIO ? st->file_offset - CVT_MAP_FOLIO : 0;
+    fmt_map_dontneed(src->maps[st->map_index], lo,
+                     st->file_offset - lo + st->nbytes + CVT_MAP_FOLIO);
+}
+
+static void release_target(const struct plan *p, size_t i)
+{
+    const struct cvt_target *t = &p->lay->t[i];
+    for (size_t k = 0; k < t->n_pieces; k++)
+        release_src(p->src, &p->src->tensors[t->pieces[k].src]);
+}
+
+/* Rows r0..r0+n of target i as f32 into f32 (n * cols floats). A stacked
+ * target (GGUF's ffn_*_exps: one source tensor an expert) is read a piece at
+ * a time, each piece given back once all its rows are read, so only one of
+ * its sources is resident at once; *k is the first piece not yet given back,
+ * *row its first target row (0, 0 before the first block). Permuted rows are
+ * given back with the tensor. */
+static int gather_rows(const struct plan *p, size_t i, uint64_t r0, uint64_t n, uint64_t cols,
+                       float *f32, size_t *k, uint64_t *row, struct sb_err *err)
+{
+    const struct cvt_target *t = &p->lay->t[i];
+    if (t->perm != CVT_PERM_NONE || t->n_pieces < 2)
+        return cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err);
+    for (uint64_t at = r0; at < r0 + n;) {
+        while (*k < t->n_pieces && *row + t->pieces[*k].nrows <= at) {
+            release_src(p->src, &p->src->tensors[t->pieces[*k].src]);
+            *row += t->pieces[(*k)++].nrows;
+        }
+        if (*k == t->n_pieces)
+            return sb_err_set(err, SB_EINVAL, "tensor '%s': row %llu past its pieces", t->name,
+                              (unsigned long long)at);
+        const uint64_t pend = *row + t->pieces[*k].nrows, end = pend < r0 + n ? pend : r0 + n;
+        const int r = cvt_layout_gather_f32_rows(p->lay, i, p->src, at, end - at,
+                                                 f32 + (at - r0) * cols, err);
+        if (r != SB_OK)
+            return r;
+        at = end;
     }
+    return SB_OK;
 }
 
 static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
@@ -816,10 +855,9 @@ static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
         return oom(s, out_need, err);
     for (uint64_t r0 = 0; r0 < rows; r0 += per) {
         const uint64_t n = rows - r0 < per ? rows - r0 : per;
-        if ((r = cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err)) != SB_OK ||
+        if ((r = gather_rows(p, i, r0, n, cols, f32, &pk, &prow, err)) != SB_OK ||
             (r = nonfinite_check(s, i, f32, NULL, n * cols, cols, r0, err)) != SB_OK)
             return r;
-        release_pieces(p, t, r0 + n, &pk, &prow);
         if (varlen) {
             qnt_tern_quantize_rows(f32, (size_t)n, (size_t)cols, tern + r0 * trb);
             continue;
@@ -850,9 +888,8 @@ static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
         prow = 0;
         for (uint64_t r0 = 0; stats && r0 < rows; r0 += per) {
             const uint64_t n = rows - r0 < per ? rows - r0 : per;
-            if ((r = cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err)) != SB_OK)
+            if ((r = gather_rows(p, i, r0, n, cols, f32, &pk, &prow, err)) != SB_OK)
                 return r;
-            release_pieces(p, t, r0 + n, &pk, &prow);
             if (stats_add(s, &st, d->to, out, nbytes, rows, cols, NULL, r0, n, f32))
                 return oom(s, n * cols * sizeof(float), err);
         }
@@ -948,29 +985,22 @@ static uint64_t piece_bytes(const struct plan *p, const struct cvt_target *t, si
     return rows ? st->nbytes / rows * t->pieces[k].nrows : 0;
 }
 
-/* Source bytes resident at once while target i is encoded in row blocks of
- * per rows: every piece a block touches (release_pieces gives back the ones
- * before it), the most over the blocks; all of them for a target that is
- * copied whole, cast whole or permuted. */
-static uint64_t source_window(const struct plan *p, size_t i, uint64_t per, bool encoded)
+/* Source bytes resident at once while target i is converted: a stacked
+ * target's largest piece when it is encoded (gather_rows), else all of its
+ * sources. Not counted: the folios the kernel maps around them
+ * (CVT_MAP_FOLIO; release_src gives those back too), which CVT_MEM_FIXED's
+ * allowance has absorbed in every run measured (t1230: peaks 15-30 % under
+ * the prediction, on a kernel mapping 2 MiB folios with 8 MiB readahead). */
+static uint64_t source_window(const struct plan *p, size_t i, bool encoded)
 {
     const struct cvt_target *t = &p->lay->t[i];
-    uint64_t all = 0, most = 0, row = 0, rows = 0, cols = 0;
-    for (size_t k = 0; k < t->n_pieces; k++)
-        all += piece_bytes(p, t, k);
-    if (!encoded || t->perm != CVT_PERM_NONE || t->n_pieces < 2)
-        return all;
-    sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
-    size_t first = 0;
-    for (uint64_t b = 0; b < rows; b += per) {
-        while (first < t->n_pieces && row + t->pieces[first].nrows <= b)
-            row += t->pieces[first++].nrows;
-        uint64_t sum = 0, r = row;
-        for (size_t k = first; k < t->n_pieces && r < b + per; r += t->pieces[k++].nrows)
-            sum += piece_bytes(p, t, k);
-        most = sum > most ? sum : most;
+    uint64_t all = 0, most = 0;
+    for (size_t k = 0; k < t->n_pieces; k++) {
+        const uint64_t b = piece_bytes(p, t, k);
+        all += b;
+        most = b > most ? b : most;
     }
-    return most;
+    return encoded && t->perm == CVT_PERM_NONE && t->n_pieces > 1 ? most : all;
 }
 
 /* Bytes resident while plan entry i is converted: its source pages (mapped,
@@ -988,7 +1018,7 @@ static uint64_t tensor_need(const struct plan *p, size_t i, bool streams)
     sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
     uint64_t per = block_elems(p->o) / (cols ? cols : 1);
     per = per < 1 ? 1 : per > rows ? rows : per;
-    uint64_t need = CVT_MEM_FIXED + source_window(p, i, per, enc) +
+    uint64_t need = CVT_MEM_FIXED + source_window(p, i, enc) +
                     3 * per * cols * sizeof(float);
     if (qt && (qt->flags & QNT_T_VARLEN))
         need += rows * qnt_tern_row_bytes((size_t)cols) +
@@ -999,22 +1029,73 @@ static uint64_t tensor_need(const struct plan *p, size_t i, bool streams)
     return need;
 }
 
-/* every tensor's need against o->max_memory; w: the writer (NULL: one that streams) */
+/* The most any plan entry needs resident while it is converted (they are
+ * converted one at a time), and which (*at): what --max-memory is checked
+ * against and `subbit mem --for convert` predicts. w: the writer (NULL:
+ * what the container's writer would do, fmt_container_streams). */
+static uint64_t plan_peak(const struct plan *p, const struct fmt_writer *w, size_t *at)
+{
+    uint64_t most = 0;
+    *at = 0;
+    for (size_t i = 0; i < p->lay->n; i++) {
+        const bool streams = w ? fmt_writer_streams(w, i)
+                               : fmt_container_streams(p->cont, p->out[i].dtype);
+        const uint64_t need = tensor_need(p, i, streams);
+        if (need > most) {
+            most = need;
+            *at = i;
+        }
+    }
+    return most;
+}
+
+/* the plan's peak against o->max_memory; w as for plan_peak */
 static int cap_check(const struct plan *p, const struct fmt_writer *w, const char *out_path,
                      struct sb_err *err)
 {
     const uint64_t cap = p->o->max_memory;
-    for (size_t i = 0; cap && i < p->lay->n; i++) {
-        const uint64_t need = tensor_need(p, i, !w || fmt_writer_streams(w, i));
-        if (need > cap)
-            return sb_err_set(err, SB_ENOMEM, "%s: tensor '%s' needs %llu MiB resident (%s, "
-                              "%llu MiB of source), above --max-memory %llu MiB", out_path,
-                              p->lay->t[i].name, (unsigned long long)(need >> 20),
-                              sb_dtype_name(p->rep->d[i].to),
-                              (unsigned long long)(p->rep->d[i].in_bytes >> 20),
-                              (unsigned long long)(cap >> 20));
-    }
+    size_t i;
+    const uint64_t need = cap ? plan_peak(p, w, &i) : 0;
+    if (need > cap)
+        return sb_err_set(err, SB_ENOMEM, "%s: tensor '%s' needs %llu MiB resident (%s, "
+                          "%llu MiB of source), above --max-memory %llu MiB", out_path,
+                          p->lay->t[i].name, (unsigned long long)(need >> 20),
+                          sb_dtype_name(p->rep->d[i].to),
+                          (unsigned long long)(p->rep->d[i].in_bytes >> 20),
+                          (unsigned long long)(cap >> 20));
     return SB_OK;
+}
+
+/* o with row blocks that fit its cap, in *capped where it has one */
+static const struct cvt_opts *cap_opts(const struct cvt_opts *o, struct cvt_opts *capped)
+{
+    if (!o->max_memory || o->block_elems)
+        return o;
+    *capped = *o;
+    capped->block_elems = cap_block_elems(o->max_memory);
+    return capped;
+}
+
+int cvt_convert_memory(const struct fmt_model *src, const char *out_path,
+                       const struct cvt_opts *o, struct cvt_convert_mem *m, struct sb_err *err)
+{
+    struct cvt_opts capped;
+    struct plan p;
+    memset(m, 0, sizeof *m);
+    o = cap_opts(o, &capped);
+    int r = plan_make(&p, src, out_path, o, err);
+    if (r == SB_OK && p.lay->n) {
+        size_t i;
+        m->peak = plan_peak(&p, NULL, &i);
+        m->block_elems = block_elems(p.o);
+        m->fixed = CVT_MEM_FIXED;
+        snprintf(m->tensor, sizeof m->tensor, "%s", p.lay->t[i].name);
+        m->to = p.rep->d[i].to;
+        m->out_bytes = p.out[i].nbytes;
+        r = cap_check(&p, NULL, out_path, err);
+    }
+    plan_release(&p);
+    return r;
 }
 
 /* ---- write: metadata, the writer, every tensor, commit --------------------------- */
@@ -1466,7 +1547,6 @@ static int job_encode(struct stream *s, struct fmt_writer *w, struct job_rec *re
     s->w = w;
     for (size_t k = 0; k < hi - lo; k++) {
         const size_t i = lo + k;
-        const struct cvt_target *t = &p->lay->t[i];
         const struct cvt_decision *d = &p->rep->d[i];
         if ((r = stream_tensor(s, i, err)) != SB_OK)
             return r;
@@ -1476,8 +1556,7 @@ static int job_encode(struct stream *s, struct fmt_writer *w, struct job_rec *re
         q->sqnr_db = d->sqnr_db;
         q->max_abs = d->max_abs;
         q->zero_fraction = d->zero_fraction;
-        for (size_t j = 0; j < t->n_pieces; j++)
-            fmt_model_release_data(p->src, &p->src->tensors[t->pieces[j].src]);
+        release_target(p, i);
         done += q->size;
         sb_progress_report(&p->o->progress, done, total);
     }
@@ -1635,7 +1714,7 @@ static int convert_job(struct plan *p, struct stream *s, const char *out_path,
         r = placed ? place_init(&pw, p, out_path, lo, hi, off, file, err)
                    : job_order(&sw.w, &scratch_ops, lo, hi, &sw.rec, out_path, err);
     if (r == SB_OK)
-        r = cap_check(p, placed ? &pw.w : NULL, out_path, err);
+        r = cap_check(p, placed ? &pw.w : &sw.w, out_path, err);
     /* GGUF: the offsets are the header's, planned now */
     if (r == SB_OK && rank == 0 && fixed)
         r = place_all(w, p, NULL, NULL, off, err);
@@ -1792,11 +1871,7 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     memset(&s, 0, sizeof s);
     memset(&ts, 0, sizeof ts);
     struct cvt_opts capped;
-    if (o->max_memory && !o->block_elems) {   /* row blocks that fit the cap */
-        capped = *o;
-        capped.block_elems = cap_block_elems(o->max_memory);
-        o = &capped;
-    }
+    o = cap_opts(o, &capped);   /* row blocks that fit the cap */
     if ((r = plan_make(&p, src, out_path, o, err)) == SB_OK)
         r = tokenizer_check(&p, out_path, err);
     if (r == SB_OK && par_fault("convert-plan"))
@@ -1818,14 +1893,12 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     uint64_t read = 0;
     for (size_t k = 0; k < p.lay->n && r == SB_OK; k++) {
         const size_t i = fmt_writer_order(s.w, k);
-        const struct cvt_target *t = &p.lay->t[i];
         struct cvt_decision *d = &p.rep->d[i];
         if ((r = stream_tensor(&s, i, err)) != SB_OK)
             break;
         if (sb_dtype_get(d->to)->flags & SB_DT_VARLEN)
             p.rep->out_bytes += d->out_bytes;   /* known now */
-        for (size_t q = 0; q < t->n_pieces; q++)
-            fmt_model_release_data(src, &src->tensors[t->pieces[q].src]);
+        release_target(&p, i);
         /* input bytes: known in full before the first tensor, where a
          * variable-length output's total grows as it is encoded */
         read += d->in_bytes;

@@ -1010,7 +1010,7 @@ static bool gw_streams(const struct fmt_writer *w, size_t i)
 {
     (void)w;
     (void)i;
-    return true;
+    return fmt_container_streams(FMT_CONT_GGUF, SB_DTYPE_F32);
 }
 
 static int gw_put_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,

@@ -71,6 +71,11 @@ bool fmt_writer_streams(const struct fmt_writer *w, size_t i)
     return w->ops->put_piece && w->ops->streams && w->ops->streams(w, i);
 }
 
+bool fmt_container_streams(enum fmt_container c, enum sb_dtype dt)
+{
+    return c == FMT_CONT_GGUF || (c == FMT_CONT_SAFETENSORS && dt != SB_DTYPE_INT8);
+}
+
 int fmt_writer_put_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
                          uint64_t total, struct sb_err *err)
 {

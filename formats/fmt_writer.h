@@ -83,6 +83,11 @@ size_t fmt_writer_order(const struct fmt_writer *w, size_t k);
  *  (fmt_writer_put_piece), so that a caller can produce and write a large
  *  tensor a slice at a time. */
 bool fmt_writer_streams(const struct fmt_writer *w, size_t i);
+/*! fmt_container_streams() : what fmt_writer_streams says of a tensor of
+ *  encoding dt in container c's writer, without opening one (GGUF: always;
+ *  safetensors: all but int8, whose scales follow its codes; .subbit: never,
+ *  a tensor is compressed and checksummed whole). */
+bool fmt_container_streams(enum fmt_container c, enum sb_dtype dt);
 /*! fmt_writer_put_piece() : the next n bytes of plan[i] (total = plan[i].nbytes
  *  in all); the tensor is complete once total bytes were given. Only where
  *  fmt_writer_streams(w, i). */
