@@ -7,7 +7,9 @@
 #include "fmt_gguf.h"
 #include "fmt_hftok.h"
 #include "fmt_l2c.h"
+#include "fmt_map.h"
 #include "fmt_out.h"
+#include "fmt_sbc.h"
 #include "fmt_writer.h"
 #include "par_comm.h"
 #include "qnt_cast.h"
@@ -19,6 +21,7 @@
 #include "sb_alloc.h"
 #include "sb_math.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
@@ -768,6 +771,60 @@ static int written_check(struct stream *s, size_t i, const void *blob, uint64_t 
     return SB_OK;
 }
 
+/* Source pages are mapped in page-cache folios, and Linux maps a large folio
+ * whole (up to PMD size, 2 MiB on x86-64; ext4 reads into them since 6.16
+ * with readahead windows of MiB), so reading a tensor can bring in up to this
+ * much of its neighbours at each end. */
+#define CVT_MAP_FOLIO ((uint64_t)2 << 20)
+
+/* source tensor st's pages given back (a later read maps them again), with
+ * whatever a folio at each end brought in */
+static void release_src(const struct fmt_model *src, const struct fmt_tensor *st)
+{
+    if (st->map_index < 0 || (size_t)st->map_index >= src->n_maps)
+        return;
+    const uint64_t lo = st->file_offset > CVT_MAP_FOLIO ? st->file_offset - CVT_MAP_FOLIO : 0;
+    fmt_map_dontneed(src->maps[st->map_index], lo,
+                     st->file_offset - lo + st->nbytes + CVT_MAP_FOLIO);
+}
+
+static void release_target(const struct plan *p, size_t i)
+{
+    const struct cvt_target *t = &p->lay->t[i];
+    for (size_t k = 0; k < t->n_pieces; k++)
+        release_src(p->src, &p->src->tensors[t->pieces[k].src]);
+}
+
+/* Rows r0..r0+n of target i as f32 into f32 (n * cols floats). A stacked
+ * target (GGUF's ffn_*_exps: one source tensor an expert) is read a piece at
+ * a time, each piece given back once all its rows are read, so only one of
+ * its sources is resident at once; *k is the first piece not yet given back,
+ * *row its first target row (0, 0 before the first block). Permuted rows are
+ * given back with the tensor. */
+static int gather_rows(const struct plan *p, size_t i, uint64_t r0, uint64_t n, uint64_t cols,
+                       float *f32, size_t *k, uint64_t *row, struct sb_err *err)
+{
+    const struct cvt_target *t = &p->lay->t[i];
+    if (t->perm != CVT_PERM_NONE || t->n_pieces < 2)
+        return cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err);
+    for (uint64_t at = r0; at < r0 + n;) {
+        while (*k < t->n_pieces && *row + t->pieces[*k].nrows <= at) {
+            release_src(p->src, &p->src->tensors[t->pieces[*k].src]);
+            *row += t->pieces[(*k)++].nrows;
+        }
+        if (*k == t->n_pieces)
+            return sb_err_set(err, SB_EINVAL, "tensor '%s': row %llu past its pieces", t->name,
+                              (unsigned long long)at);
+        const uint64_t pend = *row + t->pieces[*k].nrows, end = pend < r0 + n ? pend : r0 + n;
+        const int r = cvt_layout_gather_f32_rows(p->lay, i, p->src, at, end - at,
+                                                 f32 + (at - r0) * cols, err);
+        if (r != SB_OK)
+            return r;
+        at = end;
+    }
+    return SB_OK;
+}
+
 static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
 {
     const struct plan *p = s->p;
@@ -790,13 +847,15 @@ static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
     uint8_t *tern = varlen ? abuf_get(&s->tern, rows * trb) : NULL;
     struct qnt_err_stats st;
     int r;
+    size_t pk = 0;
+    uint64_t prow = 0;
     memset(&st, 0, sizeof st);
     s->zeros = 0;
     if (!f32 || !out || (varlen && !tern))
         return oom(s, out_need, err);
     for (uint64_t r0 = 0; r0 < rows; r0 += per) {
         const uint64_t n = rows - r0 < per ? rows - r0 : per;
-        if ((r = cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err)) != SB_OK ||
+        if ((r = gather_rows(p, i, r0, n, cols, f32, &pk, &prow, err)) != SB_OK ||
             (r = nonfinite_check(s, i, f32, NULL, n * cols, cols, r0, err)) != SB_OK)
             return r;
         if (varlen) {
@@ -825,9 +884,11 @@ static int encode_tensor(struct stream *s, size_t i, struct sb_err *err)
                               sb_dtype_name(d->to));
         d->out_bytes = nbytes;
         /* --stats decodes what was written: the f32 rows again, block by block */
+        pk = 0;
+        prow = 0;
         for (uint64_t r0 = 0; stats && r0 < rows; r0 += per) {
             const uint64_t n = rows - r0 < per ? rows - r0 : per;
-            if ((r = cvt_layout_gather_f32_rows(p->lay, i, p->src, r0, n, f32, err)) != SB_OK)
+            if ((r = gather_rows(p, i, r0, n, cols, f32, &pk, &prow, err)) != SB_OK)
                 return r;
             if (stats_add(s, &st, d->to, out, nbytes, rows, cols, NULL, r0, n, f32))
                 return oom(s, n * cols * sizeof(float), err);
@@ -867,9 +928,11 @@ static int recode_tern(struct stream *s, size_t i, struct sb_err *err)
     return fmt_writer_put(s->w, i, out, nbytes, err);
 }
 
-static int stream_tensor(struct stream *s, size_t i, struct sb_err *err)
+/* how stream_tensor moves plan entry i */
+enum stream_how { HOW_COPY, HOW_CAST, HOW_RECODE, HOW_ENCODE };
+
+static enum stream_how stream_how(const struct plan *p, size_t i)
 {
-    const struct plan *p = s->p;
     const struct cvt_target *t = &p->lay->t[i];
     const struct cvt_decision *d = &p->rep->d[i];
     bool same = d->to == d->from;
@@ -882,14 +945,24 @@ static int stream_tensor(struct stream *s, size_t i, struct sb_err *err)
     /* unchanged bytes are copied (--stats has nothing to compare when the
      * encoding cannot be decoded) */
     if (same && (!p->o->stats || !qnt_type_can_decode(d->from)))
-        return copy_tensor(s, i, err);
-    if (!p->o->stats && t->n_pieces == 1 && t->perm == CVT_PERM_NONE && t->pieces[0].row0 == 0 &&
-        is_plain_float(d->from) && is_plain_float(d->to))
-        return cast_tensor(s, i, err);
-    if (!p->o->stats && t->n_pieces == 1 && t->perm == CVT_PERM_NONE && t->pieces[0].row0 == 0 &&
-        d->from == SB_DTYPE_TERN && (sb_dtype_get(d->to)->flags & SB_DT_VARLEN))
-        return recode_tern(s, i, err);
-    return encode_tensor(s, i, err);
+        return HOW_COPY;
+    const bool one = !p->o->stats && t->n_pieces == 1 && t->perm == CVT_PERM_NONE &&
+                     t->pieces[0].row0 == 0;
+    if (one && is_plain_float(d->from) && is_plain_float(d->to))
+        return HOW_CAST;
+    if (one && d->from == SB_DTYPE_TERN && (sb_dtype_get(d->to)->flags & SB_DT_VARLEN))
+        return HOW_RECODE;
+    return HOW_ENCODE;
+}
+
+static int stream_tensor(struct stream *s, size_t i, struct sb_err *err)
+{
+    switch (stream_how(s->p, i)) {
+    case HOW_COPY: return copy_tensor(s, i, err);
+    case HOW_CAST: return cast_tensor(s, i, err);
+    case HOW_RECODE: return recode_tern(s, i, err);
+    default: return encode_tensor(s, i, err);
+    }
 }
 
 /* ---- the memory cap ------------------------------------------------------------- */
@@ -903,44 +976,126 @@ static uint64_t cap_block_elems(uint64_t cap)
     return b < 4096 ? 4096 : b > CVT_BLOCK_ELEMS ? CVT_BLOCK_ELEMS : b;
 }
 
+/* bytes of source piece k of target t */
+static uint64_t piece_bytes(const struct plan *p, const struct cvt_target *t, size_t k)
+{
+    const struct fmt_tensor *st = &p->src->tensors[t->pieces[k].src];
+    uint64_t rows = 0, cols = 0;
+    sb_shape_rows_cols(st->shape, st->ndim, &rows, &cols);
+    return rows ? st->nbytes / rows * t->pieces[k].nrows : 0;
+}
+
+/* Source bytes resident at once while target i is converted: a stacked
+ * target's largest piece when it is encoded (gather_rows), else all of its
+ * sources. Not counted: the folios the kernel maps around them
+ * (CVT_MAP_FOLIO; release_src gives those back too), which CVT_MEM_FIXED's
+ * allowance has absorbed in every run measured (t1230: peaks 15-30 % under
+ * the prediction, on a kernel mapping 2 MiB folios with 8 MiB readahead). */
+static uint64_t source_window(const struct plan *p, size_t i, bool encoded)
+{
+    const struct cvt_target *t = &p->lay->t[i];
+    uint64_t all = 0, most = 0;
+    for (size_t k = 0; k < t->n_pieces; k++) {
+        const uint64_t b = piece_bytes(p, t, k);
+        all += b;
+        most = b > most ? b : most;
+    }
+    return encoded && t->perm == CVT_PERM_NONE && t->n_pieces > 1 ? most : all;
+}
+
 /* Bytes resident while plan entry i is converted: its source pages (mapped,
- * released after it), three row blocks, and what must be whole: a
- * variable-length code's ternary symbols and encoding bound, or the whole
- * output where the writer takes it only whole. */
+ * released after it; a stacked target's piece by piece), three row blocks,
+ * and what must be whole: a variable-length code's ternary symbols and
+ * encoding bound, the whole output where the writer takes it only whole, or
+ * a copy gathered from several pieces. */
 static uint64_t tensor_need(const struct plan *p, size_t i, bool streams)
 {
     const struct cvt_target *t = &p->lay->t[i];
     const struct cvt_decision *d = &p->rep->d[i];
     const struct qnt_type *qt = qnt_type_get(d->to);
+    const bool enc = stream_how(p, i) == HOW_ENCODE;
     uint64_t rows = 0, cols = 0;
     sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
     uint64_t per = block_elems(p->o) / (cols ? cols : 1);
     per = per < 1 ? 1 : per > rows ? rows : per;
-    uint64_t need = CVT_MEM_FIXED + d->in_bytes + 3 * per * cols * sizeof(float);
+    uint64_t need = CVT_MEM_FIXED + source_window(p, i, enc) +
+                    3 * per * cols * sizeof(float);
     if (qt && (qt->flags & QNT_T_VARLEN))
         need += rows * qnt_tern_row_bytes((size_t)cols) +
                 qt->encode_bound((size_t)rows, (size_t)cols);
-    else if (!streams || !qnt_type_row_bytes(d->to, (size_t)cols, &p->out[i].qp))
+    else if (!streams || !qnt_type_row_bytes(d->to, (size_t)cols, &p->out[i].qp) ||
+             (!enc && !whole_source(p, t)))
         need += p->out[i].nbytes;
     return need;
 }
 
-/* every tensor's need against o->max_memory; w: the writer (NULL: one that streams) */
+/* The most any plan entry needs resident while it is converted (they are
+ * converted one at a time), and which (*at): what --max-memory is checked
+ * against and `subbit mem --for convert` predicts. w: the writer (NULL:
+ * what the container's writer would do, fmt_container_streams). */
+static uint64_t plan_peak(const struct plan *p, const struct fmt_writer *w, size_t *at)
+{
+    uint64_t most = 0;
+    *at = 0;
+    for (size_t i = 0; i < p->lay->n; i++) {
+        const bool streams = w ? fmt_writer_streams(w, i)
+                               : fmt_container_streams(p->cont, p->out[i].dtype);
+        const uint64_t need = tensor_need(p, i, streams);
+        if (need > most) {
+            most = need;
+            *at = i;
+        }
+    }
+    return most;
+}
+
+/* the plan's peak against o->max_memory; w as for plan_peak */
 static int cap_check(const struct plan *p, const struct fmt_writer *w, const char *out_path,
                      struct sb_err *err)
 {
     const uint64_t cap = p->o->max_memory;
-    for (size_t i = 0; cap && i < p->lay->n; i++) {
-        const uint64_t need = tensor_need(p, i, !w || fmt_writer_streams(w, i));
-        if (need > cap)
-            return sb_err_set(err, SB_ENOMEM, "%s: tensor '%s' needs %llu MiB resident (%s, "
-                              "%llu MiB of source), above --max-memory %llu MiB", out_path,
-                              p->lay->t[i].name, (unsigned long long)(need >> 20),
-                              sb_dtype_name(p->rep->d[i].to),
-                              (unsigned long long)(p->rep->d[i].in_bytes >> 20),
-                              (unsigned long long)(cap >> 20));
-    }
+    size_t i;
+    const uint64_t need = cap ? plan_peak(p, w, &i) : 0;
+    if (need > cap)
+        return sb_err_set(err, SB_ENOMEM, "%s: tensor '%s' needs %llu MiB resident (%s, "
+                          "%llu MiB of source), above --max-memory %llu MiB", out_path,
+                          p->lay->t[i].name, (unsigned long long)(need >> 20),
+                          sb_dtype_name(p->rep->d[i].to),
+                          (unsigned long long)(p->rep->d[i].in_bytes >> 20),
+                          (unsigned long long)(cap >> 20));
     return SB_OK;
+}
+
+/* o with row blocks that fit its cap, in *capped where it has one */
+static const struct cvt_opts *cap_opts(const struct cvt_opts *o, struct cvt_opts *capped)
+{
+    if (!o->max_memory || o->block_elems)
+        return o;
+    *capped = *o;
+    capped->block_elems = cap_block_elems(o->max_memory);
+    return capped;
+}
+
+int cvt_convert_memory(const struct fmt_model *src, const char *out_path,
+                       const struct cvt_opts *o, struct cvt_convert_mem *m, struct sb_err *err)
+{
+    struct cvt_opts capped;
+    struct plan p;
+    memset(m, 0, sizeof *m);
+    o = cap_opts(o, &capped);
+    int r = plan_make(&p, src, out_path, o, err);
+    if (r == SB_OK && p.lay->n) {
+        size_t i;
+        m->peak = plan_peak(&p, NULL, &i);
+        m->block_elems = block_elems(p.o);
+        m->fixed = CVT_MEM_FIXED;
+        snprintf(m->tensor, sizeof m->tensor, "%s", p.lay->t[i].name);
+        m->to = p.rep->d[i].to;
+        m->out_bytes = p.out[i].nbytes;
+        r = cap_check(&p, NULL, out_path, err);
+    }
+    plan_release(&p);
+    return r;
 }
 
 /* ---- write: metadata, the writer, every tensor, commit --------------------------- */
@@ -1035,24 +1190,284 @@ static int write_meta(const struct plan *p, const char *out_path, struct fmt_wri
     return SB_OK;
 }
 
-/* ---- as an MPI job: every rank encodes its share, rank 0 writes ---------------- */
+/* ---- as an MPI job: every rank encodes its share and writes it --------------- */
 
-/* Ranks split the plan into contiguous shares balanced by source bytes; each
- * encodes its tensors with the same stream_tensor into a scratch file beside
- * the output (a temp name registered for signal cleanup, so on a shared file
- * system rank 0 can read it); the ranks exchange what each tensor became; rank
- * 0 then gives every tensor's bytes, in the writer's order, to the container
- * writer it opened before any work began, and commits. The bytes are the
- * one-process bytes by construction: the same encoder, the same writer. Every
- * step ends in par_agree, so any rank's failure stops all, and the scratch
- * files and the uncommitted output are removed. */
+/* Ranks split the plan into contiguous shares balanced by source bytes, and
+ * each encodes its share with the same stream_tensor as one process.
+ *
+ * One-file containers (GGUF, .subbit) are written by every rank into one file
+ * (issue 16): rank 0 opens the output (its temp file beside the target,
+ * registered for signal cleanup) and the container's writer plans where each
+ * tensor goes (fmt_writer_place); every rank opens that temp file (the output
+ * folder must be on a file system every rank shares) and pwrites its own
+ * tensors' bytes at their offsets; after the agreement that every rank's
+ * bytes are in and fsynced, rank 0 writes what comes last (.subbit's header),
+ * fsyncs and renames the file into place.
+ *  - GGUF: every size follows from the shape, so the offsets are planned
+ *    before any tensor is encoded (the header rank 0 wrote at open holds
+ *    them) and each rank streams its tensors straight to their place: no
+ *    scratch file, no second copy.
+ *  - .subbit: a tensor is stored zstd-compressed when that pays (and sub1's
+ *    size is only known once coded), so sizes are known after encoding. Each
+ *    rank encodes its share first and holds the stored bytes: in memory up to
+ *    its budget (what --max-memory leaves beside its largest tensor's work,
+ *    else CVT_JOB_HOLD), the rest in a scratch file beside the output
+ *    (OUT.rankN.subbit-tmp-*); the sizes are gathered, rank 0's writer plans
+ *    the offsets in order, they are broadcast, and each rank pwrites its
+ *    bytes there (a spilled tensor is written twice: scratch, then file).
+ * Safetensors (one file, or a folder of shards with its index) keeps the
+ * first design: each rank encodes into a scratch file, rank 0 maps them all
+ * and gives every tensor, in the writer's order, to the writer it opened
+ * before any work began (the data is written twice, by rank 0 the second
+ * time).
+ *
+ * The bytes are the one-process bytes by construction: the same encoder, the
+ * same container code choosing sizes, compression and offsets (padding is
+ * zeros either way). Every step ends in par_agree, so any rank's failure
+ * stops all, and the scratch files and the uncommitted output are removed. */
+
+/* What a rank holds in memory of its .subbit tensors' stored bytes before
+ * their offsets are known, without --max-memory. */
+#define CVT_JOB_HOLD ((uint64_t)1 << 30)
 
 /* what a rank tells the others of one tensor it encoded */
 struct job_rec {
-    uint64_t i, off, size;       /* plan index; its bytes at off in the rank's scratch file */
+    uint64_t i, off, size;       /* plan index; the tensor's size bytes at off in the
+                                  * rank's scratch file (stored bytes for .subbit) */
     uint64_t has_stats;
     double rmse, sqnr_db, max_abs, zero_fraction;
+    struct fmt_placed pl;        /* one-file containers: its bytes as stored */
 };
+
+/* the order of a writer for plan entries [lo, hi) */
+static int job_order(struct fmt_writer *w, const struct fmt_writer_ops *ops, size_t lo, size_t hi,
+                     struct job_rec **rec, const char *out_path, struct sb_err *err)
+{
+    const size_t m = hi - lo;
+    if (!(w->order = sb_calloc(m ? m : 1, sizeof *w->order)) ||
+        !(*rec = sb_calloc(m ? m : 1, sizeof **rec)))
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
+    w->ops = ops;
+    w->n = m;
+    for (size_t k = 0; k < m; k++)
+        w->order[k] = lo + k;
+    return SB_OK;
+}
+
+/* OUT.rankN, beside the output (a folder output: beside the folder) */
+static void rank_name(char *name, size_t cap, const char *out_path)
+{
+    size_t len = strlen(out_path);
+    while (len > 1 && out_path[len - 1] == '/')
+        len--;
+    snprintf(name, cap, "%.*s.rank%d", (int)(len < 4000 ? len : 4000), out_path, par_rank());
+}
+
+/* -- one-file containers: every rank writes its tensors at their offsets -- */
+
+struct place_writer {
+    struct fmt_writer w;         /* first: the writer calls come through it */
+    const struct plan *p;
+    const char *out_path;
+    struct job_rec *rec;         /* [w.n] */
+    bool direct;                 /* GGUF: straight to the output (offsets known) */
+    int fd;                      /* rank 0's temp output, opened for writing, or -1 */
+    const char *file;            /* its name (for messages) */
+    const uint64_t *off;         /* [plan n]: where each tensor goes */
+    /* .subbit: the stored bytes held until the offsets are known */
+    uint8_t **blob;              /* [w.n]: in memory, or NULL (in the scratch file) */
+    uint64_t held, hold_cap;     /* bytes in memory; the budget for them */
+    struct fmt_out scratch;      /* the rest (created when first needed) */
+    void *zbuf;                  /* fmt_sbc_stored's compression buffer */
+    size_t zcap;
+};
+
+static int place_put(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
+                     struct sb_err *err)
+{
+    struct place_writer *pw = (struct place_writer *)w;
+    struct job_rec *rec = &pw->rec[w->next];
+    const void *st = NULL;
+    int r;
+    rec->i = i;
+    rec->size = n;
+    if (pw->direct) {
+        rec->pl.nbytes = rec->pl.stored = n;
+        return n ? fmt_out_write_at(pw->fd, data, (size_t)n, pw->off[i], pw->file, err) : SB_OK;
+    }
+    if ((r = fmt_sbc_stored(&pw->p->out[i], data, n, &pw->zbuf, &pw->zcap, &st, &rec->pl,
+                            pw->out_path, err)) != SB_OK)
+        return r;
+    const uint64_t m = rec->pl.stored;
+    if (m == 0)
+        return SB_OK;
+    if (pw->held + m <= pw->hold_cap) {
+        if (!(pw->blob[w->next] = sb_malloc((size_t)m)))
+            return sb_err_set(err, SB_ENOMEM, "%s: out of memory for %llu bytes", pw->out_path,
+                              (unsigned long long)m);
+        memcpy(pw->blob[w->next], st, (size_t)m);
+        pw->held += m;
+        return SB_OK;
+    }
+    if (!pw->scratch.tmp) {
+        char name[4096];
+        rank_name(name, sizeof name, pw->out_path);
+        if ((r = fmt_out_open(&pw->scratch, name, FMT_OUT_FORCE, err)) != SB_OK)
+            return r;
+    }
+    rec->off = fmt_out_tell(&pw->scratch);
+    return fmt_out_write(&pw->scratch, st, (size_t)m, err);
+}
+
+static int place_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
+                       uint64_t off, uint64_t total, struct sb_err *err)
+{
+    struct place_writer *pw = (struct place_writer *)w;
+    struct job_rec *rec = &pw->rec[w->next];
+    rec->i = i;
+    rec->size = rec->pl.nbytes = rec->pl.stored = total;
+    return n ? fmt_out_write_at(pw->fd, data, (size_t)n, pw->off[i] + off, pw->file, err) : SB_OK;
+}
+
+static bool place_streams(const struct fmt_writer *w, size_t i)
+{
+    (void)i;
+    return ((const struct place_writer *)w)->direct;
+}
+
+static void place_release(struct place_writer *pw)
+{
+    if (pw->fd >= 0)
+        close(pw->fd);
+    for (size_t k = 0; pw->blob && k < pw->w.n; k++)
+        sb_free(pw->blob[k]);
+    fmt_out_abort(&pw->scratch);
+    sb_free(pw->blob);
+    sb_free(pw->rec);
+    sb_free(pw->w.order);
+    sb_free(pw->zbuf);
+    memset(pw, 0, sizeof *pw);
+    pw->fd = -1;
+}
+
+static int place_commit(struct fmt_writer *w, struct sb_err *err)
+{
+    return sb_err_set(err, SB_EINVAL, "place writer %p: never committed", (void *)w);
+}
+
+static void place_abort(struct fmt_writer *w)
+{
+    place_release((struct place_writer *)w);
+}
+
+static const struct fmt_writer_ops place_ops = { place_put, place_commit, place_abort,
+                                                 place_piece, place_streams, NULL, NULL };
+
+static int place_init(struct place_writer *pw, const struct plan *p, const char *out_path,
+                      size_t lo, size_t hi, const uint64_t *off, const char *file,
+                      struct sb_err *err)
+{
+    pw->p = p;
+    pw->out_path = out_path;
+    pw->direct = p->cont == FMT_CONT_GGUF;
+    pw->off = off;
+    pw->file = file;
+    int r = job_order(&pw->w, &place_ops, lo, hi, &pw->rec, out_path, err);
+    if (r != SB_OK || pw->direct)
+        return r;
+    if (!(pw->blob = sb_calloc(hi - lo ? hi - lo : 1, sizeof *pw->blob)))
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
+    /* the held bytes sit beside the work of the largest tensor still to come */
+    uint64_t need = 0;
+    for (size_t i = lo; i < hi; i++) {
+        const uint64_t t = tensor_need(p, i, false);
+        need = t > need ? t : need;
+    }
+    const uint64_t cap = p->o->max_memory;
+    pw->hold_cap = !cap ? CVT_JOB_HOLD : cap > need ? cap - need : 0;
+    return SB_OK;
+}
+
+/* rank 0: where every tensor goes, from the writer (rec: the gathered
+ * records, at[i] the one of plan entry i; NULL: the planned sizes) */
+static int place_all(struct fmt_writer *w, const struct plan *p, const struct job_rec *rec,
+                     const size_t *at, uint64_t *off, struct sb_err *err)
+{
+    int r = SB_OK;
+    for (size_t k = 0; k < p->lay->n && r == SB_OK; k++) {
+        const size_t i = fmt_writer_order(w, k);
+        struct fmt_placed pl = { p->out[i].nbytes, p->out[i].nbytes, 0, 0 };
+        r = fmt_writer_place(w, i, rec ? &rec[at[i]].pl : &pl, &off[i], err);
+    }
+    return r;
+}
+
+/* every rank: rank 0's temp file name and the offsets, then that file opened */
+static int place_open(struct place_writer *pw, const struct fmt_writer *w, char *file,
+                      uint64_t *off, size_t n, struct sb_err *err)
+{
+    if (w)
+        snprintf(file, PATH_MAX, "%s", fmt_writer_file(w));
+    int r = par_bcast(file, PATH_MAX, 0, err);
+    if (r == SB_OK)
+        r = par_bcast(off, n * sizeof *off, 0, err);
+    if (r != SB_OK)
+        return r;
+    file[PATH_MAX - 1] = '\0';
+    if ((pw->fd = open(file, O_WRONLY | O_CLOEXEC)) < 0)
+        return sb_err_set(err, SB_EIO, "%s: cannot open rank 0's temp output for writing: %s "
+                          "(is the output on a file system every rank shares?)", file,
+                          strerror(errno));
+    return SB_OK;
+}
+
+/* every rank: its bytes on disk, the file closed */
+static int place_close(struct place_writer *pw, struct sb_err *err)
+{
+    const int fd = pw->fd;
+    pw->fd = -1;
+    if (fsync(fd) != 0) {
+        const int e = errno;
+        close(fd);
+        return sb_err_set(err, SB_EIO, "%s: fsync failed: %s", pw->file, strerror(e));
+    }
+    if (close(fd) != 0)
+        return sb_err_set(err, SB_EIO, "%s: close failed: %s", pw->file, strerror(errno));
+    return SB_OK;
+}
+
+/* .subbit: every held tensor to its offset (from memory, or the scratch file
+ * a buffer at a time) */
+static int place_held(struct place_writer *pw, struct stream *s, struct sb_err *err)
+{
+    const uint64_t step = (uint64_t)8 << 20;
+    uint8_t *buf = NULL;
+    int r = pw->scratch.tmp ? fmt_out_sync(&pw->scratch, err) : SB_OK;
+    for (size_t k = 0; k < pw->w.n && r == SB_OK; k++) {
+        const struct job_rec *q = &pw->rec[k];
+        const uint64_t at = pw->off[q->i];
+        if (pw->blob[k]) {
+            r = fmt_out_write_at(pw->fd, pw->blob[k], (size_t)q->pl.stored, at, pw->file, err);
+            sb_free(pw->blob[k]);
+            pw->blob[k] = NULL;
+            continue;
+        }
+        for (uint64_t o = 0; o < q->pl.stored && r == SB_OK; o += step) {
+            const size_t c = (size_t)(q->pl.stored - o < step ? q->pl.stored - o : step);
+            if (!buf && !(buf = abuf_get(&s->out, step)))
+                return oom(s, step, err);
+            const ssize_t got = pread(pw->scratch.fd, buf, c, (off_t)(q->off + o));
+            if (got != (ssize_t)c)
+                return sb_err_set(err, SB_EIO, "%s: cannot read back rank %d's scratch file: %s",
+                                  pw->scratch.tmp, par_rank(),
+                                  got < 0 ? strerror(errno) : "short read");
+            r = fmt_out_write_at(pw->fd, buf, c, at + o, pw->file, err);
+        }
+    }
+    return r;
+}
+
+/* -- other containers: scratch files, rank 0 writes -- */
 
 /* the scratch writer: this rank's tensors, appended to one temp file */
 struct scratch_writer {
@@ -1099,7 +1514,7 @@ static void scratch_abort(struct fmt_writer *w)
 }
 
 static const struct fmt_writer_ops scratch_ops = { scratch_put, scratch_commit, scratch_abort,
-                                                   scratch_piece, scratch_streams };
+                                                   scratch_piece, scratch_streams, NULL, NULL };
 
 /* this rank's share of the plan: [*lo, *hi) */
 static int job_share(const struct plan *p, size_t *lo, size_t *hi, struct sb_err *err)
@@ -1118,52 +1533,59 @@ static int job_share(const struct plan *p, size_t *lo, size_t *hi, struct sb_err
     return SB_OK;
 }
 
-/* this rank's tensors into its scratch file */
-static int job_encode(struct stream *s, struct scratch_writer *sw, const char *out_path,
-                      size_t lo, size_t hi, struct sb_err *err)
+/* this rank's tensors [lo, hi) through w (its records in rec) */
+static int job_encode(struct stream *s, struct fmt_writer *w, struct job_rec *rec,
+                      const char *out_path, size_t lo, size_t hi, struct sb_err *err)
 {
     const struct plan *p = s->p;
-    const size_t m = hi - lo;
-    char name[4096];
-    size_t len = strlen(out_path);
-    while (len > 1 && out_path[len - 1] == '/')   /* a folder output: beside the folder */
-        len--;
-    snprintf(name, sizeof name, "%.*s.rank%d", (int)(len < 4000 ? len : 4000), out_path,
-             par_rank());
-    if (!(sw->w.order = sb_calloc(m ? m : 1, sizeof *sw->w.order)) ||
-        !(sw->rec = sb_calloc(m ? m : 1, sizeof *sw->rec)))
-        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
-    sw->w.ops = &scratch_ops;
-    sw->w.n = m;
-    for (size_t k = 0; k < m; k++)
-        sw->w.order[k] = lo + k;
-    int r = fmt_out_open(&sw->out, name, FMT_OUT_FORCE, err);
-    if (r != SB_OK)
-        return r;
+    int r;
     if (par_fault("convert"))
         return sb_err_set(err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", out_path);
     uint64_t done = 0, total = 0;
     for (size_t i = lo; i < hi; i++)
         total += p->rep->d[i].out_bytes;
-    s->w = &sw->w;
-    for (size_t k = 0; k < m; k++) {
+    s->w = w;
+    for (size_t k = 0; k < hi - lo; k++) {
         const size_t i = lo + k;
-        const struct cvt_target *t = &p->lay->t[i];
         const struct cvt_decision *d = &p->rep->d[i];
         if ((r = stream_tensor(s, i, err)) != SB_OK)
             return r;
-        struct job_rec *rec = &sw->rec[k];
-        rec->has_stats = d->has_stats;
-        rec->rmse = d->rmse;
-        rec->sqnr_db = d->sqnr_db;
-        rec->max_abs = d->max_abs;
-        rec->zero_fraction = d->zero_fraction;
-        for (size_t q = 0; q < t->n_pieces; q++)
-            fmt_model_release_data(p->src, &p->src->tensors[t->pieces[q].src]);
-        done += rec->size;
+        struct job_rec *q = &rec[k];
+        q->has_stats = d->has_stats;
+        q->rmse = d->rmse;
+        q->sqnr_db = d->sqnr_db;
+        q->max_abs = d->max_abs;
+        q->zero_fraction = d->zero_fraction;
+        release_target(p, i);
+        done += q->size;
         sb_progress_report(&p->o->progress, done, total);
     }
-    return fmt_out_sync(&sw->out, err);
+    return SB_OK;
+}
+
+/* every rank: what each tensor became, from the gathered records; at[i] =
+ * the record of plan entry i */
+static int job_apply(struct plan *p, const struct job_rec *rec, uint64_t n_rec, size_t *at,
+                     const char *out_path, struct sb_err *err)
+{
+    const size_t n = p->lay->n;
+    if (n_rec != n)
+        return sb_err_set(err, SB_EINVAL, "%s: ranks encoded %llu of %zu tensors", out_path,
+                          (unsigned long long)n_rec, n);
+    for (size_t k = 0; k < n; k++) {
+        const struct job_rec *q = &rec[k];
+        struct cvt_decision *d = &p->rep->d[q->i];
+        at[q->i] = k;
+        d->out_bytes = q->size;
+        if (sb_dtype_get(d->to)->flags & SB_DT_VARLEN)
+            p->rep->out_bytes += q->size;   /* known now */
+        d->has_stats = q->has_stats != 0;
+        d->rmse = q->rmse;
+        d->sqnr_db = q->sqnr_db;
+        d->max_abs = q->max_abs;
+        d->zero_fraction = q->zero_fraction;
+    }
+    return SB_OK;
 }
 
 /* rank 0: every tensor from the scratch files, in the writer's order */
@@ -1220,86 +1642,139 @@ static int job_map(const char *paths, const uint64_t *plen, int size, uint8_t **
     return SB_OK;
 }
 
+/* after the records: rank 0 writes every rank's scratch into w and commits
+ * (*w NULL after); every rank's scratch path is gathered first */
+static int job_scratch_write(struct scratch_writer *sw, struct fmt_writer **w,
+                             const struct job_rec *rec, const uint64_t *rcount, const size_t *at,
+                             size_t n, const char *out_path, struct sb_err *err)
+{
+    const int size = par_size();
+    char *paths = NULL;
+    uint64_t n_paths = 0, *plen = sb_calloc((size_t)size, sizeof *plen);
+    uint8_t **map = sb_calloc((size_t)size, sizeof *map);
+    size_t *maplen = sb_calloc((size_t)size, sizeof *maplen);
+    int *owner = sb_calloc(n ? n : 1, sizeof *owner);
+    int r = plen && map && maplen && owner ? SB_OK
+                                            : sb_err_set(err, SB_ENOMEM, "%s: out of memory",
+                                                         out_path);
+    /* every rank calls the gather (it agrees on failures of its own) */
+    const int g = par_allgather(sw->out.tmp, strlen(sw->out.tmp) + 1, (void **)&paths, &n_paths,
+                                plen, err);
+    r = r == SB_OK ? g : r;
+    /* the records came in rank order: rank q's are the next rcount[q] */
+    for (int q = 0, k = 0; r == SB_OK && q < size; q++)
+        for (uint64_t j = 0; j < rcount[q] / sizeof *rec; j++)
+            owner[rec[k++].i] = q;
+    if (r == SB_OK && par_rank() == 0 &&
+        (r = job_map(paths, plen, size, map, maplen, err)) == SB_OK) {
+        r = job_write(*w, rec, at, n, map, owner, err);
+        *w = NULL;   /* committed or aborted */
+    }
+    for (int q = 0; q < size && map; q++)
+        if (map[q])
+            munmap(map[q], maplen[q]);
+    sb_free(paths);
+    sb_free(plen);
+    sb_free(map);
+    sb_free(maplen);
+    sb_free(owner);
+    return r;
+}
+
 static int convert_job(struct plan *p, struct stream *s, const char *out_path,
                        struct fmt_write_opts *wo, struct fmt_kv **kv, size_t *n_kv,
                        char **config, struct tok_side *ts, struct sb_err *err)
 {
     const size_t n = p->lay->n;
-    const int rank = par_rank(), size = par_size();
+    const int rank = par_rank();
+    /* GGUF and .subbit: one file every rank writes into; GGUF's offsets first */
+    const bool placed = p->cont == FMT_CONT_GGUF || p->cont == FMT_CONT_SUBBIT;
+    const bool fixed = p->cont == FMT_CONT_GGUF;
     struct fmt_writer *w = NULL;
+    struct place_writer pw;
     struct scratch_writer sw;
     struct job_rec *rec = NULL;
-    char *paths = NULL;
-    uint64_t n_rec = 0, n_paths = 0, *plen = sb_calloc((size_t)size, sizeof *plen);
-    uint64_t *rcount = sb_calloc((size_t)size, sizeof *rcount);
-    uint8_t **map = sb_calloc((size_t)size, sizeof *map);
-    size_t *maplen = sb_calloc((size_t)size, sizeof *maplen), lo = 0, hi = 0;
-    size_t *at = sb_calloc(n ? n : 1, sizeof *at);
-    int *owner = sb_calloc(n ? n : 1, sizeof *owner);
+    uint64_t n_rec = 0, *rcount = sb_calloc((size_t)par_size(), sizeof *rcount);
+    uint64_t *off = sb_calloc(n ? n : 1, sizeof *off);
+    size_t lo = 0, hi = 0, *at = sb_calloc(n ? n : 1, sizeof *at);
+    char *file = sb_calloc(1, PATH_MAX);
     int r = SB_OK;
+    memset(&pw, 0, sizeof pw);
+    pw.fd = -1;
     memset(&sw, 0, sizeof sw);
-    if (!plen || !rcount || !map || !maplen || !at || !owner)
+    if (!rcount || !off || !at || !file)
         r = sb_err_set(err, SB_ENOMEM, "%s: out of memory", out_path);
     /* rank 0 opens the output first: one that exists stops every rank before work */
     if (r == SB_OK && rank == 0 &&
         (r = write_meta(p, out_path, wo, kv, n_kv, config, ts, err)) == SB_OK)
         r = fmt_writer_open(&w, p->cont, out_path, p->out, n, wo, err);
-    if (r == SB_OK && (r = job_share(p, &lo, &hi, err)) == SB_OK)
-        r = cap_check(p, NULL, out_path, err);
+    if (r == SB_OK)
+        r = job_share(p, &lo, &hi, err);
+    if (r == SB_OK)
+        r = placed ? place_init(&pw, p, out_path, lo, hi, off, file, err)
+                   : job_order(&sw.w, &scratch_ops, lo, hi, &sw.rec, out_path, err);
+    if (r == SB_OK)
+        r = cap_check(p, placed ? &pw.w : &sw.w, out_path, err);
+    /* GGUF: the offsets are the header's, planned now */
+    if (r == SB_OK && rank == 0 && fixed)
+        r = place_all(w, p, NULL, NULL, off, err);
     if ((r = par_agree(r, err)) != SB_OK)
         goto out;
-    r = job_encode(s, &sw, out_path, lo, hi, err);
-    if ((r = par_agree(r, err)) != SB_OK)
-        goto out;
-    /* every rank learns what each tensor became; rank 0 also where its bytes are;
-     * a failure from here on still meets the others in the last par_agree */
-    if ((r = par_allgather(sw.rec, (hi - lo) * sizeof *sw.rec, (void **)&rec, &n_rec, rcount,
-                           err)) == SB_OK)
-        r = par_allgather(sw.out.tmp, strlen(sw.out.tmp) + 1, (void **)&paths, &n_paths, plen,
-                          err);
-    n_rec /= sizeof *rec;
-    if (r == SB_OK && n_rec != n)
-        r = sb_err_set(err, SB_EINVAL, "%s: ranks encoded %llu of %zu tensors", out_path,
-                       (unsigned long long)n_rec, n);
-    for (size_t k = 0; r == SB_OK && k < n; k++) {
-        const struct job_rec *q = &rec[k];
-        struct cvt_decision *d = &p->rep->d[q->i];
-        at[q->i] = k;
-        d->out_bytes = q->size;
-        if (sb_dtype_get(d->to)->flags & SB_DT_VARLEN)
-            p->rep->out_bytes += q->size;   /* known now */
-        d->has_stats = q->has_stats != 0;
-        d->rmse = q->rmse;
-        d->sqnr_db = q->sqnr_db;
-        d->max_abs = q->max_abs;
-        d->zero_fraction = q->zero_fraction;
+    if (fixed) {   /* straight to the output */
+        if ((r = place_open(&pw, w, file, off, n, err)) == SB_OK &&
+            (r = job_encode(s, &pw.w, pw.rec, out_path, lo, hi, err)) == SB_OK)
+            r = place_close(&pw, err);
+    } else if (placed) {   /* held until the offsets are known */
+        r = job_encode(s, &pw.w, pw.rec, out_path, lo, hi, err);
+    } else {
+        char name[4096];
+        rank_name(name, sizeof name, out_path);
+        if ((r = fmt_out_open(&sw.out, name, FMT_OUT_FORCE, err)) == SB_OK &&
+            (r = job_encode(s, &sw.w, sw.rec, out_path, lo, hi, err)) == SB_OK)
+            r = fmt_out_sync(&sw.out, err);
     }
-    /* the records came in rank order: rank q's are the next rcount[q] */
-    for (int q = 0, k = 0; r == SB_OK && q < size; q++)
-        for (uint64_t j = 0; j < rcount[q] / sizeof *rec; j++)
-            owner[rec[k++].i] = q;
-    if (r == SB_OK && rank == 0 && (r = job_map(paths, plen, size, map, maplen, err)) == SB_OK) {
-        r = job_write(w, rec, at, n, map, owner, err);
+    if ((r = par_agree(r, err)) != SB_OK)
+        goto out;
+    /* every rank learns what each tensor became; a failure from here on
+     * still meets the others in the last par_agree */
+    r = par_allgather(placed ? pw.rec : sw.rec, (hi - lo) * sizeof *rec, (void **)&rec, &n_rec,
+                      rcount, err);
+    if (r == SB_OK)
+        r = job_apply(p, rec, n_rec / sizeof *rec, at, out_path, err);
+    if (!placed) {
+        r = job_scratch_write(&sw, &w, rec, rcount, at, n, out_path, err);
+    } else if (!fixed) {
+        /* .subbit: rank 0 plans the offsets from the stored sizes, every rank
+         * writes its bytes there */
+        if (r == SB_OK && rank == 0)
+            r = place_all(w, p, rec, at, off, err);
+        if ((r = par_agree(r, err)) != SB_OK)
+            goto out;
+        if ((r = place_open(&pw, w, file, off, n, err)) == SB_OK && par_fault("convert-write"))
+            r = sb_err_set(err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", out_path);
+        if (r == SB_OK && (r = place_held(&pw, s, err)) == SB_OK)
+            r = place_close(&pw, err);
+    }
+    /* the output is committed only once every rank's bytes are in */
+    if (placed && (r = par_agree(r, err)) != SB_OK)
+        goto out;
+    if (placed && rank == 0) {
+        r = fmt_writer_commit(w, err);
         w = NULL;   /* committed or aborted */
     }
     r = par_agree(r, err);
 out:
-    for (int q = 0; q < size && map; q++)
-        if (map[q])
-            munmap(map[q], maplen[q]);
     if (w)
         fmt_writer_abort(w);
+    place_release(&pw);
     fmt_out_abort(&sw.out);   /* every rank's scratch, after rank 0 read them all */
     sb_free(sw.w.order);
     sb_free(sw.rec);
     sb_free(rec);
-    sb_free(paths);
-    sb_free(plen);
     sb_free(rcount);
-    sb_free(map);
-    sb_free(maplen);
+    sb_free(off);
     sb_free(at);
-    sb_free(owner);
+    sb_free(file);
     s->w = NULL;
     return r;
 }
@@ -1396,18 +1871,9 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     memset(&s, 0, sizeof s);
     memset(&ts, 0, sizeof ts);
     struct cvt_opts capped;
-    if (o->max_memory && !o->block_elems) {   /* row blocks that fit the cap */
-        capped = *o;
-        capped.block_elems = cap_block_elems(o->max_memory);
-        o = &capped;
-    }
-    /* GGUF's stacked expert tensors went past the cap (66 MiB resident under 48 MiB
-     * on a 75 MiB MoE): refused rather than promised */
-    if ((r = plan_make(&p, src, out_path, o, err)) == SB_OK &&
-        (r = tokenizer_check(&p, out_path, err)) == SB_OK && !o->dry_run && o->max_memory &&
-        p.cont == FMT_CONT_GGUF)
-        r = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
-                       "yet (write .subbit or safetensors under a cap)", out_path);
+    o = cap_opts(o, &capped);   /* row blocks that fit the cap */
+    if ((r = plan_make(&p, src, out_path, o, err)) == SB_OK)
+        r = tokenizer_check(&p, out_path, err);
     if (r == SB_OK && par_fault("convert-plan"))
         r = sb_err_set(err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", out_path);
     /* a job agrees on every rank's plan (a dry run's too) before any work: the
@@ -1427,14 +1893,12 @@ int cvt_convert(const struct fmt_model *src, const char *out_path, const struct 
     uint64_t read = 0;
     for (size_t k = 0; k < p.lay->n && r == SB_OK; k++) {
         const size_t i = fmt_writer_order(s.w, k);
-        const struct cvt_target *t = &p.lay->t[i];
         struct cvt_decision *d = &p.rep->d[i];
         if ((r = stream_tensor(&s, i, err)) != SB_OK)
             break;
         if (sb_dtype_get(d->to)->flags & SB_DT_VARLEN)
             p.rep->out_bytes += d->out_bytes;   /* known now */
-        for (size_t q = 0; q < t->n_pieces; q++)
-            fmt_model_release_data(src, &src->tensors[t->pieces[q].src]);
+        release_target(&p, i);
         /* input bytes: known in full before the first tensor, where a
          * variable-length output's total grows as it is encoded */
         read += d->in_bytes;

@@ -1010,7 +1010,7 @@ static bool gw_streams(const struct fmt_writer *w, size_t i)
 {
     (void)w;
     (void)i;
-    return true;
+    return fmt_container_streams(FMT_CONT_GGUF, SB_DTYPE_F32);
 }
 
 static int gw_put_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
@@ -1034,6 +1034,25 @@ static int gw_put_piece(struct fmt_writer *w, size_t i, const void *data, uint64
     return SB_OK;
 }
 
+/* the offsets are the header's: the data moves past this tensor and its padding */
+static int gw_place(struct fmt_writer *w, size_t i, const struct fmt_placed *p, uint64_t *off,
+                    struct sb_err *err)
+{
+    struct gguf_writer *g = (struct gguf_writer *)w;
+    uint64_t padded = p->stored;
+    if (p->stored != g->nbytes[i] || p->nbytes != g->nbytes[i])
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': got %" PRIu64 " bytes, expected %"
+                          PRIu64, g->out.path, g->names[i], p->stored, g->nbytes[i]);
+    sb_align_u64(p->stored, g->alignment, &padded);
+    *off = fmt_out_tell(&g->out);
+    return fmt_out_skip(&g->out, padded, err);
+}
+
+static const char *gw_file(const struct fmt_writer *w)
+{
+    return ((const struct gguf_writer *)w)->out.tmp;
+}
+
 static int gw_commit(struct fmt_writer *w, struct sb_err *err)
 {
     struct gguf_writer *g = (struct gguf_writer *)w;
@@ -1050,7 +1069,7 @@ static void gw_abort(struct fmt_writer *w)
 }
 
 static const struct fmt_writer_ops gguf_ops = { gw_put, gw_commit, gw_abort, gw_put_piece,
-                                                gw_streams };
+                                                gw_streams, gw_place, gw_file };
 
 static void kv_list_free(struct fmt_kv *kv, size_t n)
 {

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE 1 /* sync_file_range */
 #include "fmt_out.h"
 #include "sb_alloc.h"
+#include "sb_math.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -578,6 +579,33 @@ int fmt_out_pwrite(struct fmt_out *o, const void *buf, size_t n, uint64_t off,
     }
     if (n > 0) /* the part still in the buffer */
         memcpy(o->buf + (off - o->flushed), p, n);
+    return SB_OK;
+}
+
+int fmt_out_write_at(int fd, const void *buf, size_t n, uint64_t off, const char *path,
+                     struct sb_err *err)
+{
+    const int e = raw_pwrite(fd, buf, n, off);
+    return e ? sb_err_set(err, SB_EIO, "%s: write failed: %s", path, strerror(e)) : SB_OK;
+}
+
+int fmt_out_skip(struct fmt_out *o, uint64_t n, struct sb_err *err)
+{
+    if (o->fd < 0)
+        return sb_err_set(err, SB_EINVAL, "output not open");
+    int r = flush(o, err), e = r == SB_OK ? aio_wait(o) : 0;
+    if (e)
+        return write_error(o, e, err);
+    if (r != SB_OK)
+        return r;
+    uint64_t end;
+    if (sb_add_u64(o->pos, n, &end) || end > (uint64_t)INT64_MAX)
+        return sb_err_set(err, SB_EINVAL, "%s: file too large", o->path);
+    /* the file covers the range now (zeros until written), so a tail of
+     * padding nobody writes is there at commit */
+    if (n && ftruncate(o->fd, (off_t)end) != 0)
+        return write_error(o, errno, err);
+    o->pos = o->flushed = end;
     return SB_OK;
 }
 

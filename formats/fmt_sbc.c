@@ -667,37 +667,36 @@ static void sbc_abort(struct fmt_writer *w)
     sbc_free(s);
 }
 
-/* Try zstd on data; returns the compressed size if it saves enough, else 0. */
-static size_t try_zstd(struct sbc_writer *s, const void *data, size_t n)
+/* Try zstd on data into *zbuf; returns the compressed size if it saves
+ * enough, else 0. */
+static size_t try_zstd(void **zbuf, size_t *zcap, const void *data, size_t n)
 {
     if (n < 4096)
         return 0;
     size_t probe = n < ZSTD_PROBE ? n : ZSTD_PROBE;
     size_t need = ZSTD_compressBound(n);
-    if (need > s->zcap) {
-        void *z = sb_realloc(s->zbuf, need);
+    if (need > *zcap) {
+        void *z = sb_realloc(*zbuf, need);
         if (!z)
             return 0;                   /* no memory for the trial: store plain */
-        s->zbuf = z;
-        s->zcap = need;
+        *zbuf = z;
+        *zcap = need;
     }
-    size_t c = ZSTD_compress(s->zbuf, s->zcap, data, probe, 3);
+    size_t c = ZSTD_compress(*zbuf, *zcap, data, probe, 3);
     if (ZSTD_isError(c) || (double)c > (1.0 - ZSTD_MIN_SAVING) * (double)probe)
         return 0;
     if (probe < n) {
-        c = ZSTD_compress(s->zbuf, s->zcap, data, n, 3);
+        c = ZSTD_compress(*zbuf, *zcap, data, n, 3);
         if (ZSTD_isError(c) || (double)c > (1.0 - ZSTD_MIN_SAVING) * (double)n)
             return 0;
     }
     return c;
 }
 
-static int sbc_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nbytes,
+int fmt_sbc_stored(const struct fmt_tensor *t, const void *data, uint64_t nbytes, void **zbuf,
+                   size_t *zcap, const void **stored, struct fmt_placed *pl, const char *path,
                    struct sb_err *err)
 {
-    struct sbc_writer *s = (struct sbc_writer *)w;
-    const struct fmt_tensor *t = &s->plan[i];
-    const char *path = s->out.path;
     uint64_t want;
     int sr = sb_dtype_nbytes(t->dtype, t->shape, t->ndim, &t->qp, &want);
     if (sr == SB_OK && want != nbytes)
@@ -712,22 +711,26 @@ static int sbc_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nb
     if (sr == SB_EUNSUPPORTED && fmt_sbc_check_varlen(t->dtype, data, nbytes, t->shape, t->ndim))
         return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': %s data does not match its shape", path,
                           t->name, sb_dtype_name(t->dtype));
-    uint64_t pos = fmt_out_tell(&s->out), al;
-    if (sb_align_u64(pos, FMT_SBC_ALIGN, &al))
-        return sb_err_set(err, SB_EINVAL, "%s: file too large", path);
-    int r = fmt_out_zeros(&s->out, al - pos, err);
-    if (r)
-        return r;
-    size_t zn = nbytes <= SIZE_MAX ? try_zstd(s, data, (size_t)nbytes) : 0;
-    const void *src = zn ? s->zbuf : data;
-    uint64_t stored = zn ? zn : nbytes;
-    uint32_t crc = fmt_sbc_crc32c(0, src, (size_t)stored);
-    if ((r = fmt_out_write(&s->out, src, (size_t)stored, err)))
-        return r;
+    if (nbytes > SIZE_MAX)
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s' too large", path, t->name);
+    size_t zn = try_zstd(zbuf, zcap, data, (size_t)nbytes);
+    *stored = zn ? *zbuf : data;
+    pl->nbytes = nbytes;
+    pl->stored = zn ? zn : nbytes;
+    pl->zstd = zn != 0;
+    pl->crc32c = fmt_sbc_crc32c(0, *stored, (size_t)pl->stored);
+    return SB_OK;
+}
+
+/* the header's entry of plan[i], stored at `at` */
+static int sbc_entry(struct sbc_writer *s, size_t i, uint64_t at, const struct fmt_placed *pl,
+                     struct sb_err *err)
+{
+    const struct fmt_tensor *t = &s->plan[i];
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddItemToArray(s->tensors, o)) {
         cJSON_Delete(o);
-        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", s->out.path);
     }
     cJSON_AddStringToObject(o, "name", t->name);
     cJSON_AddStringToObject(o, "dtype", sb_dtype_name(t->dtype));
@@ -738,13 +741,59 @@ static int sbc_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nb
         cJSON_AddNumberToObject(o, "group", t->qp.group);
         cJSON_AddStringToObject(o, "scale_dtype", t->qp.scale_dtype == SB_DTYPE_F16 ? "f16" : "f32");
     }
-    cJSON_AddNumberToObject(o, "offset", (double)al);
-    cJSON_AddNumberToObject(o, "nbytes", (double)nbytes);
-    cJSON_AddNumberToObject(o, "stored", (double)stored);
-    cJSON_AddStringToObject(o, "compression", zn ? "zstd" : "none");
-    if (!cJSON_AddNumberToObject(o, "crc32c", crc))
-        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", path);
+    cJSON_AddNumberToObject(o, "offset", (double)at);
+    cJSON_AddNumberToObject(o, "nbytes", (double)pl->nbytes);
+    cJSON_AddNumberToObject(o, "stored", (double)pl->stored);
+    cJSON_AddStringToObject(o, "compression", pl->zstd ? "zstd" : "none");
+    if (!cJSON_AddNumberToObject(o, "crc32c", pl->crc32c))
+        return sb_err_set(err, SB_ENOMEM, "%s: out of memory", s->out.path);
     return SB_OK;
+}
+
+/* zeros up to the next tensor's aligned offset, in *at */
+static int sbc_align(struct sbc_writer *s, uint64_t *at, struct sb_err *err)
+{
+    uint64_t pos = fmt_out_tell(&s->out);
+    if (sb_align_u64(pos, FMT_SBC_ALIGN, at))
+        return sb_err_set(err, SB_EINVAL, "%s: file too large", s->out.path);
+    return fmt_out_zeros(&s->out, *at - pos, err);
+}
+
+static int sbc_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nbytes,
+                   struct sb_err *err)
+{
+    struct sbc_writer *s = (struct sbc_writer *)w;
+    struct fmt_placed pl;
+    const void *src;
+    uint64_t at = 0;
+    int r;
+    if ((r = fmt_sbc_stored(&s->plan[i], data, nbytes, &s->zbuf, &s->zcap, &src, &pl,
+                            s->out.path, err)) ||
+        (r = sbc_align(s, &at, err)) ||
+        (r = fmt_out_write(&s->out, src, (size_t)pl.stored, err)))
+        return r;
+    return sbc_entry(s, i, at, &pl, err);
+}
+
+static int sbc_place(struct fmt_writer *w, size_t i, const struct fmt_placed *pl, uint64_t *off,
+                     struct sb_err *err)
+{
+    struct sbc_writer *s = (struct sbc_writer *)w;
+    const struct fmt_tensor *t = &s->plan[i];
+    uint64_t want;
+    int r = sb_dtype_nbytes(t->dtype, t->shape, t->ndim, &t->qp, &want);
+    if ((r == SB_OK && want != pl->nbytes) || (t->nbytes && t->nbytes != pl->nbytes) ||
+        pl->stored > (uint64_t)INT64_MAX)
+        return sb_err_set(err, SB_EINVAL, "%s: tensor '%s': %" PRIu64 " bytes given, not its "
+                          "size", s->out.path, t->name, pl->nbytes);
+    if ((r = sbc_align(s, off, err)) || (r = sbc_entry(s, i, *off, pl, err)))
+        return r;
+    return fmt_out_skip(&s->out, pl->stored, err);
+}
+
+static const char *sbc_file(const struct fmt_writer *w)
+{
+    return ((const struct sbc_writer *)w)->out.tmp;
 }
 
 static int sbc_commit(struct fmt_writer *w, struct sb_err *err)
@@ -776,7 +825,8 @@ fail:
     return r;
 }
 
-static const struct fmt_writer_ops sbc_ops = { sbc_put, sbc_commit, sbc_abort, NULL, NULL };
+static const struct fmt_writer_ops sbc_ops = { sbc_put, sbc_commit, sbc_abort, NULL, NULL,
+                                               sbc_place, sbc_file };
 
 int fmt_sbc_writer_open(struct fmt_writer **w, const char *path, const struct fmt_tensor *plan,
                         size_t n, const struct fmt_write_opts *o, struct sb_err *err)

@@ -26,4 +26,17 @@ uint32_t fmt_sbc_crc32c(uint32_t crc, const void *p, size_t n);
 int fmt_sbc_check_varlen(enum sb_dtype dt, const void *data, uint64_t nbytes,
                          const int64_t *shape, int ndim);
 
+struct fmt_placed;
+
+/*! fmt_sbc_stored() : what the .subbit writer stores for plan tensor t given
+ *  its nbytes of data (checked as fmt_writer_put checks them, path naming the
+ *  output in messages): zstd level 3 where that saves 5 %, else the data, with
+ *  its CRC-32C, in *pl; *stored points at data or into *zbuf (grown with
+ *  sb_realloc to *zcap bytes; the caller sb_frees it). The writer's own put
+ *  uses it, and so does a process that writes its tensors of a .subbit at the
+ *  offsets fmt_writer_place gives (convert's MPI job), for the same bytes. */
+int fmt_sbc_stored(const struct fmt_tensor *t, const void *data, uint64_t nbytes, void **zbuf,
+                   size_t *zcap, const void **stored, struct fmt_placed *pl, const char *path,
+                   struct sb_err *err);
+
 #endif

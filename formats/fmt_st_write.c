@@ -473,7 +473,8 @@ static int st_begin(struct st_writer *w, size_t i, const void *data, uint64_t nb
 /* int8 is repacked on the way out, so it comes whole; everything else may stream */
 static bool st_streams(const struct fmt_writer *base, size_t i)
 {
-    return ((const struct st_writer *)base)->items[i].dt != SB_DTYPE_INT8;
+    const struct st_writer *w = (const struct st_writer *)base;
+    return fmt_container_streams(FMT_CONT_SAFETENSORS, w->items[i].dt);
 }
 
 static int st_put_piece(struct fmt_writer *base, size_t i, const void *data, uint64_t n,
@@ -600,7 +601,7 @@ static int st_commit(struct fmt_writer *base, struct sb_err *err)
 }
 
 static const struct fmt_writer_ops st_ops = { st_put, st_commit, st_abort, st_put_piece,
-                                              st_streams };
+                                              st_streams, NULL, NULL };
 
 static int is_dir(const char *p)
 {

@@ -71,6 +71,11 @@ bool fmt_writer_streams(const struct fmt_writer *w, size_t i)
     return w->ops->put_piece && w->ops->streams && w->ops->streams(w, i);
 }
 
+bool fmt_container_streams(enum fmt_container c, enum sb_dtype dt)
+{
+    return c == FMT_CONT_GGUF || (c == FMT_CONT_SAFETENSORS && dt != SB_DTYPE_INT8);
+}
+
 int fmt_writer_put_piece(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
                          uint64_t total, struct sb_err *err)
 {
@@ -103,6 +108,26 @@ int fmt_writer_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nb
     if (r == SB_OK)
         w->next++;
     return r;
+}
+
+int fmt_writer_place(struct fmt_writer *w, size_t i, const struct fmt_placed *p, uint64_t *off,
+                     struct sb_err *err)
+{
+    if (w->next >= w->n || fmt_writer_order(w, w->next) != i)
+        return sb_err_set(err, SB_EINVAL, "writer: tensor %zu placed out of order", i);
+    if (w->piece_off)
+        return sb_err_set(err, SB_EINVAL, "writer: tensor %zu placed while pieces are pending", i);
+    if (!w->ops->place)
+        return sb_err_set(err, SB_EUNSUPPORTED, "writer: this container cannot place tensors");
+    int r = w->ops->place(w, i, p, off, err);
+    if (r == SB_OK)
+        w->next++;
+    return r;
+}
+
+const char *fmt_writer_file(const struct fmt_writer *w)
+{
+    return w->ops->place && w->ops->file ? w->ops->file(w) : NULL;
 }
 
 int fmt_writer_commit(struct fmt_writer *w, struct sb_err *err)

@@ -37,6 +37,15 @@ struct fmt_write_opts {
 
 struct fmt_writer;
 
+/* A tensor's bytes as another process writes them into a one-file container
+ * (GGUF, .subbit) at the offset the writer plans (fmt_writer_place). */
+struct fmt_placed {
+    uint64_t nbytes;      /* the tensor's bytes (what fmt_writer_put would be given) */
+    uint64_t stored;      /* bytes in the file: nbytes, or .subbit's zstd frame */
+    uint32_t crc32c;      /* .subbit: of the stored bytes */
+    uint32_t zstd;        /* .subbit: 1 when stored compressed */
+};
+
 struct fmt_writer_ops {
     int (*put)(struct fmt_writer *w, size_t i, const void *data, uint64_t nbytes,
                struct sb_err *err);
@@ -47,6 +56,10 @@ struct fmt_writer_ops {
     int (*put_piece)(struct fmt_writer *w, size_t i, const void *data, uint64_t n,
                      uint64_t off, uint64_t total, struct sb_err *err);
     bool (*streams)(const struct fmt_writer *w, size_t i);     /* may plan[i] come in pieces */
+    /* optional (NULL: no placing): one-file containers */
+    int (*place)(struct fmt_writer *w, size_t i, const struct fmt_placed *p, uint64_t *off,
+                 struct sb_err *err);
+    const char *(*file)(const struct fmt_writer *w);
 };
 
 /* Containers embed this as their first member. */
@@ -70,6 +83,11 @@ size_t fmt_writer_order(const struct fmt_writer *w, size_t k);
  *  (fmt_writer_put_piece), so that a caller can produce and write a large
  *  tensor a slice at a time. */
 bool fmt_writer_streams(const struct fmt_writer *w, size_t i);
+/*! fmt_container_streams() : what fmt_writer_streams says of a tensor of
+ *  encoding dt in container c's writer, without opening one (GGUF: always;
+ *  safetensors: all but int8, whose scales follow its codes; .subbit: never,
+ *  a tensor is compressed and checksummed whole). */
+bool fmt_container_streams(enum fmt_container c, enum sb_dtype dt);
 /*! fmt_writer_put_piece() : the next n bytes of plan[i] (total = plan[i].nbytes
  *  in all); the tensor is complete once total bytes were given. Only where
  *  fmt_writer_streams(w, i). */
@@ -78,6 +96,18 @@ int fmt_writer_put_piece(struct fmt_writer *w, size_t i, const void *data, uint6
 /*! fmt_writer_put() : the bytes of plan[i]; i must equal fmt_writer_order(w, next). */
 int fmt_writer_put(struct fmt_writer *w, size_t i, const void *data, uint64_t nbytes,
                    struct sb_err *err);
+/*! fmt_writer_place() : instead of fmt_writer_put, in the same order: the
+ *  bytes of plan[i] (p->stored of them) will be written by someone else at
+ *  *off of fmt_writer_file(w), with pwrite, before commit; the writer records
+ *  them (GGUF: p->stored must be the planned size; .subbit: p from
+ *  fmt_sbc_stored) and moves past. So several processes write one file at
+ *  offsets planned before the bytes move (convert's MPI job). */
+int fmt_writer_place(struct fmt_writer *w, size_t i, const struct fmt_placed *p, uint64_t *off,
+                     struct sb_err *err);
+/*! fmt_writer_file() : the temp file the output is written as (for
+ *  fmt_writer_place's writers to open), or NULL where the container cannot
+ *  place (folders, safetensors). */
+const char *fmt_writer_file(const struct fmt_writer *w);
 int fmt_writer_commit(struct fmt_writer *w, struct sb_err *err);
 void fmt_writer_abort(struct fmt_writer *w);
 

@@ -204,6 +204,21 @@ out:
     return rc;
 }
 
+int par_max_u64(uint64_t v, uint64_t *max, struct sb_err *err)
+{
+    *max = v;
+#ifdef SUBBIT_MPI
+    if (g_size > 1 &&
+        MPI_Allreduce(&v, max, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) {
+        *max = v;
+        return sb_err_set(err, SB_EIO, "MPI_Allreduce failed");
+    }
+#else
+    (void)err;
+#endif
+    return SB_OK;
+}
+
 void par_split(uint64_t n, const uint64_t *cum, int r, int size, uint64_t *lo, uint64_t *hi)
 {
     /* rank r takes the items whose weight starts in [total*r/size, total*(r+1)/size) */

@@ -121,6 +121,9 @@ const char *cli_fmt_bytes(uint64_t n, char *buf, size_t len);
 double cli_now(void);
 /* Peak resident set size of this process in bytes (getrusage). */
 uint64_t cli_peak_rss(void);
+/* The same over an MPI job's ranks: the largest (collective: every rank calls
+ * it at the same point; one process: cli_peak_rss()). */
+uint64_t cli_peak_rss_job(void);
 
 /* Subcommands (tools/cmd_<name>.c). */
 int cmd_inspect(int argc, char **argv);

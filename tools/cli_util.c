@@ -378,6 +378,21 @@ uint64_t cli_peak_rss(void)
     return (uint64_t)ru.ru_maxrss * 1024u;
 }
 
+uint64_t cli_peak_rss_job(void)
+{
+    struct sb_err e = { 0 };
+    uint64_t max = 0;
+    if (par_fault("peak-rss")) {   /* tests: this rank's peak 64 MiB above the others' */
+        const size_t n = (size_t)64 << 20;
+        volatile char *big = sb_malloc(n);
+        for (size_t k = 0; big && k < n; k += 4096)
+            big[k] = 1;
+        sb_free((void *)big);
+    }
+    par_max_u64(cli_peak_rss(), &max, &e);   /* on a failed MPI call: this rank's */
+    return max;
+}
+
 void cli_progress_init(struct cli_progress *p, const char *cmd, const char *label, bool quiet,
                        bool bytes)
 {

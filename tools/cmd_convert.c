@@ -105,6 +105,7 @@ int cmd_convert(int argc, char **argv)
     char b1[32], b2[32], sh[96];
     bool show_rows = co.dry_run || co.stats;
     if (json) {
+        const uint64_t peak = cli_peak_rss_job();   /* every rank: the job's largest */
         cJSON *doc = cli_json_doc("convert");
         cJSON_AddStringToObject(doc, "model", in);
         cJSON_AddStringToObject(doc, "input", in);
@@ -114,9 +115,9 @@ int cmd_convert(int argc, char **argv)
         cJSON_AddBoolToObject(doc, "tokenizer_dropped", rep->tokenizer_dropped);
         cJSON *tot = cli_conv_report_json(doc, rep);
         cJSON_AddNumberToObject(tot, "seconds", rep->seconds);
-        cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+        cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)peak);
         cJSON_AddNumberToObject(doc, "seconds", rep->seconds);
-        cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
+        cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)peak);
         cli_print_json(doc);
     } else {
         if (show_rows) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cvt_convert.h"
 #include "cvt_quant.h"
 #include "fmt_model.h"
 #include "fmt_out.h"
@@ -73,6 +74,8 @@ static const char usage[] =
     "                       out.subbit), --calib-tokens N, --calib-ctx N, --max-memory\n"
     "                       SIZE (the calibration activations spill when they do not\n"
     "                       fit; a cap below one layer's need is an error, as in quant)\n"
+    "      --for convert    instead: what 'subbit convert' holds at its peak, with its\n"
+    "                       --to (any it writes), -o OUT, --max-memory SIZE (as quant)\n"
     "  -t, --threads N      threads of the --measure run\n"
     "      --json           one JSON document on stdout\n"
     "  -q, --quiet          no progress or notes on stderr, nor the assumptions read from\n"
@@ -638,6 +641,53 @@ static int mem_for_quant(const char *path, const char *config, const struct quan
     return CLI_OK;
 }
 
+/* ---- --for convert ---- */
+
+static int mem_for_convert(const char *path, const char *config, const struct quant_for *qf,
+                           bool json)
+{
+    struct fmt_open_opts fo = { 0 };
+    struct fmt_model *fm = NULL;
+    struct sb_err err = { 0 };
+    struct cvt_opts co;
+    struct cvt_convert_mem mm;
+    fo.config_path = config;
+    cvt_opts_init(&co);
+    co.to = qf->to;
+    co.max_memory = qf->cap;
+    int r = fmt_model_open(&fm, path, &fo, &err);
+    if (r == SB_OK)
+        r = cvt_convert_memory(fm, qf->out, &co, &mm, &err);
+    fmt_model_free(fm);
+    if (r != SB_OK)
+        return cli_fail("mem", &err);
+    char b[4][32];
+    if (json) {
+        cJSON *d = cli_json_doc("mem");
+        cJSON_AddStringToObject(d, "model", path);
+        cJSON_AddStringToObject(d, "for", "convert");
+        cJSON_AddStringToObject(d, "output", qf->out);
+        cJSON_AddNumberToObject(d, "max_memory", (double)qf->cap);
+        cJSON_AddNumberToObject(d, "process_bytes", (double)mm.fixed);
+        cJSON_AddNumberToObject(d, "block_elems", (double)mm.block_elems);
+        cJSON_AddStringToObject(d, "largest_tensor", mm.tensor);
+        cJSON_AddStringToObject(d, "largest_tensor_to", sb_dtype_name(mm.to));
+        cJSON_AddNumberToObject(d, "peak_bytes", (double)mm.peak);
+        cli_print_json(d);
+        return CLI_OK;
+    }
+    printf("subbit convert of %s into %s%s:\n", path, qf->out, qf->cap ? "" : " (no --max-memory)");
+    printf("  process and writer %12s\n", fmt_size(mm.fixed, b[0], sizeof b[0]));
+    printf("  row blocks of      %12s  f32 at most (three at once)\n",
+           fmt_size(mm.block_elems * 4, b[1], sizeof b[1]));
+    printf("  largest need       %s (%s)\n", mm.tensor, sb_dtype_name(mm.to));
+    printf("peak (estimate):     %12s", fmt_size(mm.peak, b[2], sizeof b[2]));
+    if (qf->cap)
+        printf("  under --max-memory %s", fmt_size(qf->cap, b[3], sizeof b[3]));
+    printf("\n");
+    return CLI_OK;
+}
+
 int cmd_mem(int argc, char **argv)
 {
     enum { O_LIST = 256, O_CTX, O_BATCH, O_SEQS, O_KV, O_ZEROS, O_KEEP, O_ENC, O_TRAIN, O_RECOMP,
@@ -667,7 +717,7 @@ int cmd_mem(int argc, char **argv)
     bool ctx_given = false, fa_given = false, ub_given = false, keep_given = false;
     static const char *keep_globs[MEM_MAX_KEEP_GLOBS];
     long threads = 0;
-    const char *config = NULL, *text = NULL;
+    const char *config = NULL, *text = NULL, *enc_arg = NULL;
     long v;
     double dv;
     int c;
@@ -676,8 +726,9 @@ int cmd_mem(int argc, char **argv)
         switch (c) {
         case O_LIST: list = true; break;
         case O_FOR:
-            if (strcmp(optarg, "quant"))
-                return cli_usage_error("mem", usage, "--for expects quant, got '%s'", optarg);
+            if (strcmp(optarg, "quant") && strcmp(optarg, "convert"))
+                return cli_usage_error("mem", usage, "--for expects quant or convert, got '%s'",
+                                       optarg);
             qf.what = optarg;
             break;
         case 'o': qf.out = optarg; break;
@@ -735,18 +786,7 @@ int cmd_mem(int argc, char **argv)
                                        MEM_MAX_KEEP_GLOBS);
             o.keep_globs = keep_globs;
             break;
-        case O_ENC: {
-            int t = sb_dtype_from_name(optarg);
-            bool ok = false;
-            for (int k = 0; k < VFY_MEM_NENC; k++)
-                ok |= t == (int)vfy_mem_encodings[k];
-            if (!ok && strcmp(optarg, "stored"))
-                return cli_usage_error("mem", usage, "--to/--enc expects stored, f32, f16, bf16, int8, "
-                                       "q8_0, q4_0, tq2_0, tern or sub1, got '%s'", optarg);
-            o.weights_enc = ok ? t : -1;
-            qf.to = t;
-            break;
-        }
+        case O_ENC: enc_arg = optarg; break;
         case O_TRAIN: o.train = true; break;
         case O_RECOMP: o.recompute = true; break;
         case O_CONFIG: config = optarg; break;
@@ -803,7 +843,24 @@ int cmd_mem(int argc, char **argv)
         o.kv_type == SB_DTYPE_Q8_0)
         return cli_usage_error("mem", usage, "llama.cpp quantizes the V cache only with flash "
                                "attention on");
+    if (enc_arg) {   /* --for convert takes what convert writes; the rest mem's encodings */
+        int t = sb_dtype_from_name(enc_arg);
+        bool ok = false;
+        for (int k = 0; k < VFY_MEM_NENC; k++)
+            ok |= t == (int)vfy_mem_encodings[k];
+        if (qf.what && !strcmp(qf.what, "convert") && t >= 0)
+            ok = true;
+        if (!ok && strcmp(enc_arg, "stored"))
+            return cli_usage_error("mem", usage, "--to/--enc expects stored, f32, f16, bf16, int8, "
+                                   "q8_0, q4_0, tq2_0, tern or sub1%s, got '%s'",
+                                   qf.what && !strcmp(qf.what, "convert") ? " (or any encoding "
+                                   "convert writes)" : "", enc_arg);
+        o.weights_enc = ok ? t : -1;
+        qf.to = t;
+    }
     const char *what = argv[optind];
+    if (qf.what && !strcmp(qf.what, "convert"))
+        return mem_for_convert(what, config, &qf, json);
     if (qf.what) {
         if (threads)
             cli_set_threads((int)threads);

@@ -157,19 +157,20 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
         cJSON_AddNumberToObject(o, "seconds", m->seconds);
         cJSON_AddItemToArray(mats, o);
     }
+    const uint64_t peak = cli_peak_rss_job();   /* every rank: the job's largest */
     cJSON *tot = cli_conv_report_json(doc, C);
     cJSON_AddNumberToObject(tot, "seconds_calibration", R->seconds_calib);
     cJSON_AddNumberToObject(tot, "seconds_write", R->seconds_write);
     cJSON_AddNumberToObject(tot, "seconds", R->seconds_calib + R->seconds_write);
     cJSON_AddNumberToObject(tot, "threads", threads);
-    cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)cli_peak_rss());
+    cJSON_AddNumberToObject(tot, "peak_rss_bytes", (double)peak);
     cJSON *mem = cJSON_AddObjectToObject(doc, "memory");
     cJSON_AddNumberToObject(mem, "max_memory", (double)qo->conv.max_memory);
     cJSON_AddNumberToObject(mem, "predicted_peak_bytes", (double)R->mem.peak);
     cJSON_AddNumberToObject(mem, "activation_bytes", (double)R->mem.act);
     cJSON_AddBoolToObject(mem, "spilled", R->mem.spill);
     cJSON_AddNumberToObject(doc, "seconds", R->seconds_calib + R->seconds_write);
-    cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)cli_peak_rss());
+    cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)peak);
     return doc;
 }
 

@@ -117,10 +117,13 @@ void cvt_opts_init(struct cvt_opts *o);
  *  .subbit, else safetensors file/folder). On success *rep describes every
  *  decision (free with cvt_report_free). On failure nothing is left at
  *  out_path and *rep is NULL. In an MPI job (par_comm.h) it is collective:
- *  every rank encodes a share of the tensors (balanced by bytes) into a
- *  scratch file beside out_path, rank 0 writes them into the container and
- *  commits; the bytes and *rep equal one process's (timings aside), and the
- *  output folder must be on a file system every rank shares. */
+ *  every rank encodes a share of the tensors (balanced by bytes); GGUF and
+ *  .subbit: each rank pwrites its tensors into rank 0's temp output at
+ *  offsets rank 0 plans (GGUF before encoding, .subbit once the stored sizes
+ *  are gathered), and rank 0 commits after every rank succeeded; safetensors:
+ *  each rank encodes into a scratch file beside out_path and rank 0 writes
+ *  them into the container. The bytes and *rep equal one process's (timings
+ *  aside), and the output folder must be on a file system every rank shares. */
 int cvt_convert(const struct fmt_model *src, const char *out_path, const struct cvt_opts *o,
                 struct cvt_report **rep, struct sb_err *err);
 void cvt_report_free(struct cvt_report *rep);
@@ -130,6 +133,31 @@ void cvt_report_free(struct cvt_report *rep);
  * the source's header and tables): `subbit convert` of the 5 MiB built-in
  * model peaks at 13.2 MiB, so 16 MiB, plus the 16 of the writer. */
 #define CVT_MEM_FIXED ((uint64_t)32 << 20)
+
+/* What cvt_convert holds resident at its peak (cvt_convert_memory), bytes.
+ * Tensors are converted one at a time, so the peak is one tensor's need:
+ * CVT_MEM_FIXED, its source pages resident at once (a stacked GGUF tensor's
+ * pieces give theirs back as they are encoded), three row blocks of f32, and
+ * what must be whole (a variable-length code's symbols and bound, the
+ * output where the container's writer takes it whole: .subbit, int8
+ * safetensors). */
+struct cvt_convert_mem {
+    uint64_t peak;               /* the largest tensor's need: what --max-memory is held to */
+    uint64_t fixed;              /* CVT_MEM_FIXED, part of it */
+    uint64_t block_elems;        /* f32 elements of a row block (sized to the cap) */
+    char tensor[128];            /* the tensor with the peak */
+    enum sb_dtype to;            /* its encoding */
+    uint64_t out_bytes;          /* its output bytes (0: variable length) */
+};
+
+/*! cvt_convert_memory() : what cvt_convert of src into out_path with o holds
+ *  at its peak, from the same plan and formula cvt_convert checks
+ *  o->max_memory against (`subbit mem --for convert`). One process; a rank of
+ *  an MPI job holds the same for its tensors, plus (.subbit) the stored bytes
+ *  it keeps until the offsets are known. @return SB_OK, a plan error, or
+ *  SB_ENOMEM when a tensor's need is above o->max_memory (convert's message). */
+int cvt_convert_memory(const struct fmt_model *src, const char *out_path,
+                       const struct cvt_opts *o, struct cvt_convert_mem *m, struct sb_err *err);
 
 /*! cvt_decide_sources() : the policy of cvt_convert for each source tensor:
  *  the encoding src->tensors[i] gets when converted into container cont with o

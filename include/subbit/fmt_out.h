@@ -68,6 +68,16 @@ int fmt_out_zeros(struct fmt_out *o, uint64_t n, struct sb_err *err);
  *  after the data is known); off + n must be <= the current position. */
 int fmt_out_pwrite(struct fmt_out *o, const void *buf, size_t n, uint64_t off,
                    struct sb_err *err);
+/*! fmt_out_skip() : move the position n bytes on, over bytes another
+ *  process writes into the temp file (o->tmp, with pwrite) before commit;
+ *  what is buffered goes out first, and the file is extended to the new
+ *  position (zeros where nobody writes). Writes after it follow the gap. */
+int fmt_out_skip(struct fmt_out *o, uint64_t n, struct sb_err *err);
+/*! fmt_out_write_at() : pwrite all n bytes at off of fd (a temp file another
+ *  process made, opened by path for writing), EINTR and short writes
+ *  retried; path names it in the message. The failure hook counts it. */
+int fmt_out_write_at(int fd, const void *buf, size_t n, uint64_t off, const char *path,
+                     struct sb_err *err);
 /*! fmt_out_tell() : the current write position. */
 static inline uint64_t fmt_out_tell(const struct fmt_out *o) { return o->pos; }
 /*! fmt_out_sync() : every byte written so far is in the temp file (o->tmp),

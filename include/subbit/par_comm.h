@@ -55,6 +55,9 @@ int par_bcast(void *buf, uint64_t n, int root, struct sb_err *err);
  *  that order are the same bits on every rank and at every rank count. */
 int par_allgather(const void *mine, uint64_t n_mine, void **all, uint64_t *n_all,
                   uint64_t *counts, struct sb_err *err);
+/*! par_max_u64() : collective. The largest v over the ranks in *max (one
+ *  process: v). A failed MPI call gives its status and *max = v. */
+int par_max_u64(uint64_t v, uint64_t *max, struct sb_err *err);
 /*! par_split() : the share [*lo, *hi) of rank r out of n items with the given
  *  cumulative weights (cum[i] = weight of items 0..i-1, cum[n] the total; NULL:
  *  every item weighs 1): contiguous, in order, balanced by weight. */

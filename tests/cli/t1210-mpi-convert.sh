@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # convert as an MPI job of 2 and 3 ranks: each rank encodes its share of the
-# tensors, rank 0 writes them in order and commits, so every container's bytes
+# tensors and pwrites them at their planned offsets (GGUF, .subbit) or into a
+# scratch file rank 0 writes from (safetensors), so every container's bytes
 # equal the one-process output's (GGUF, .subbit with a variable-length code,
 # a sharded safetensors folder with its index, one .safetensors file), and so
 # do the --stats numbers; a failing rank leaves no output and no scratch file.

@@ -5,11 +5,13 @@
  * identical. The hand-built one, with the offsets of its fields recorded,
  * then feeds the corrupt-file table (llama.cpp's test-gguf.cpp catalogue). */
 #include <check.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fmt_gguf.h"
 #include "fmt_hftok.h"
@@ -213,6 +215,39 @@ START_TEST(test_writer_pieces_match_hand_built)
     ck_assert_int_eq(fmt_writer_put(w, i, tdata[i], 24, &err), SB_EINVAL);
     fmt_writer_abort(w);
     ck_assert_int_eq(test_dir_count(test_tmpdir()), 1); /* wp.gguf only */
+}
+END_TEST
+
+/* Placed (convert's MPI job): every offset planned first, the bytes written
+ * afterwards by "another process" with pwrite into the temp file, in reverse
+ * order, the tail padding never written: the hand-built bytes again; a size
+ * other than the shape's is refused. */
+START_TEST(test_writer_placed_matches_hand_built)
+{
+    static const uint64_t nb[3] = { 24, 10, 68 };
+    struct sb_err err = { 0 };
+    struct fmt_write_opts o = { .kv = kvs, .n_kv = 7 };
+    const char *p = test_tmpfile("pl.gguf");
+    struct fmt_writer *w;
+    uint64_t at[3];
+    ck_assert_int_eq(fmt_writer_open(&w, FMT_CONT_GGUF, p, plan, 3, &o, &err), SB_OK);
+    const struct fmt_placed bad = { 23, 23, 0, 0 };
+    ck_assert_int_eq(fmt_writer_place(w, fmt_writer_order(w, 0), &bad, &at[0], &err),
+                     SB_EINVAL);
+    for (size_t k = 0; k < 3; k++) {
+        const size_t i = fmt_writer_order(w, k);
+        const struct fmt_placed pl = { nb[i], nb[i], 0, 0 };
+        ck_assert_int_eq(fmt_writer_place(w, i, &pl, &at[i], &err), SB_OK);
+    }
+    ck_assert_uint_eq(at[0], 416);   /* the data start counted by hand */
+    ck_assert_uint_eq(at[2], 416 + 32 + 32);
+    int fd = open(fmt_writer_file(w), O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    for (int i = 2; i >= 0; i--)
+        ck_assert_int_eq(fmt_out_write_at(fd, tdata[i], (size_t)nb[i], at[i], p, &err), SB_OK);
+    close(fd);
+    ck_assert_int_eq(fmt_writer_commit(w, &err), SB_OK);
+    assert_file_eq(p, base.p, base.n);
 }
 END_TEST
 
@@ -851,6 +886,7 @@ END_TEST
 
 TEST_SUITE(formats_gguf, 30, setup, teardown,
     TEST(test_writer_matches_hand_built), TEST_LOOP(test_writer_pieces_match_hand_built, 4),
+    TEST(test_writer_placed_matches_hand_built),
     TEST_LOOP(test_read_hand_built, 2), TEST_LOOP(test_corrupt_table, 2 * N_BAD),
     TEST_LOOP(test_tensor_name_length, 2), TEST(test_round_trip_byte_identical),
     TEST(test_alignment_64), TEST(test_all_value_types),

@@ -3,12 +3,14 @@
  * it pays, config and tokenizer round trip, a flipped byte in every tensor
  * reported by name, a corrupt-table catalogue, CRC-32C golden values. */
 #include <check.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fmt_model.h"
+#include "fmt_out.h"
 #include "fmt_sbc.h"
 #include "fmt_writer.h"
 #include "qnt_qmoe.h"
@@ -358,8 +360,61 @@ START_TEST(test_sbc_writer_checks_and_oom)
 }
 END_TEST
 
+/* Placed (convert's MPI job): the stored bytes from fmt_sbc_stored (zstd
+ * where it pays: the all-ones norm and the zeros), offsets planned by the
+ * writer in order, the bytes written afterwards with pwrite in reverse
+ * order: the file the writer's own puts give, byte for byte. */
+START_TEST(test_sbc_placed_is_put)
+{
+    struct fixture f;
+    struct sb_err err = { 0 };
+    struct fmt_writer *w;
+    struct fmt_write_opts o = { 0 };
+    struct fmt_placed pl[NT];
+    const void *st[NT];
+    void *keep[NT], *zbuf = NULL;
+    size_t zcap = 0;
+    uint64_t off[NT];
+    make_fixture(&f);
+    const char *a = test_tmpfile("put.subbit"), *b = test_tmpfile("placed.subbit");
+    ck_assert_int_eq(fmt_writer_open(&w, FMT_CONT_SUBBIT, a, f.plan, NT, &o, &err), 0);
+    for (size_t i = 0; i < NT; i++)
+        ck_assert_int_eq(fmt_writer_put(w, i, f.data[i], f.nbytes[i], &err), 0);
+    ck_assert_msg(fmt_writer_commit(w, &err) == 0, "%s", err.msg);
+    for (size_t i = 0; i < NT; i++) {
+        ck_assert_msg(fmt_sbc_stored(&f.plan[i], f.data[i], f.nbytes[i], &zbuf, &zcap, &st[i],
+                                     &pl[i], b, &err) == 0, "%s", err.msg);
+        keep[i] = malloc(pl[i].stored + 1);
+        memcpy(keep[i], st[i], pl[i].stored);
+    }
+    ck_assert_uint_eq(pl[1].zstd, 1);
+    ck_assert_uint_eq(pl[5].zstd, 1);
+    ck_assert_uint_eq(pl[6].zstd, 0);   /* under 4 KiB: stored plain */
+    ck_assert_int_eq(fmt_writer_open(&w, FMT_CONT_SUBBIT, b, f.plan, NT, &o, &err), 0);
+    for (size_t i = 0; i < NT; i++)
+        ck_assert_int_eq(fmt_writer_place(w, i, &pl[i], &off[i], &err), 0);
+    int fd = open(fmt_writer_file(w), O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    for (int i = NT - 1; i >= 0; i--)
+        ck_assert_int_eq(fmt_out_write_at(fd, keep[i], (size_t)pl[i].stored, off[i], b, &err), 0);
+    close(fd);
+    ck_assert_msg(fmt_writer_commit(w, &err) == 0, "%s", err.msg);
+    size_t na = 0, nb = 0;
+    char *ga = test_read_file(a, &na), *gb = test_read_file(b, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(ga, gb, na);
+    free(ga);
+    free(gb);
+    for (int i = 0; i < NT; i++)
+        free(keep[i]);
+    sb_free(zbuf);
+    free_fixture(&f);
+}
+END_TEST
+
 TEST_SUITE(formats_sbc, 20, NULL, NULL,
     TEST(test_sbc_crc32c_golden), TEST(test_sbc_round_trip),
     TEST(test_sbc_flipped_byte_every_tensor),
     TEST_LOOP(test_sbc_corrupt_table, (int)(sizeof corrupt / sizeof corrupt[0])),
-    TEST(test_sbc_bad_magic_version), TEST(test_sbc_writer_checks_and_oom))
+    TEST(test_sbc_bad_magic_version), TEST(test_sbc_writer_checks_and_oom),
+    TEST(test_sbc_placed_is_put))
