@@ -1,6 +1,6 @@
 /* qnt_q8mm_x86.c: the x86 kernels of qnt_q8mm_impl.h, each reproducing the
  * scalar reference's sum of record bit for bit: AVX-512 (BW, VL, DQ; 4 rows
- * x up to 4 tokens, one token a row at a time, q4_0 two; two blocks a register, vpdpbusd where AVX512-VNNI is
+ * x up to 4 tokens, one q8_0 token a row at a time; two blocks a register, vpdpbusd where AVX512-VNNI is
  * there, else vpmaddubsw + vpmaddwd) and AVX2 (2 rows x 2 tokens, a block a
  * register). Compiled without -march: each function carries its target
  * attribute and qnt_q8mm.c calls it only after the CPU probe says yes. */
@@ -15,9 +15,10 @@
  * meets them, and the hardware prefetcher alone left the loads stalled (perf
  * of 'run'); 8 rows on (two groups of 4) measured best (q4_0, 57M llama).
  * Since then one token goes a row at a time for q8_0 (W in address order,
- * no software prefetch: run -n 128 of the 57M llama 0.86-0.91 -> 0.42-0.47 s
- * CPU) and two rows at a time for q4_0 (0.37-0.40 -> 0.36-0.41 s; one row:
- * 0.40-0.44 s, its -8 sum x is then made once a row instead of once per 4). */
+ * no software prefetch: run -n 128 of the 57M llama 0.86-0.92 -> 0.42-0.49 s
+ * CPU). q4_0 keeps 4 rows and the prefetch: one row measured 0.40-0.44 s
+ * against 0.37-0.40 (its -8 sum x is then made once a row, not once per 4),
+ * two rows no better than four within the noise. */
 #define Q8_PF_ROWS 8
 
 static inline uint16_t rd16(const uint8_t *p)
@@ -262,12 +263,12 @@ void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
 
 void qnt_q8mm_avx512(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 4, a->q4 ? 2 : 1, 4, micro_avx512);
+    qnt_q8mm_drive(a, 4, a->q4 ? 4 : 1, 4, micro_avx512);
 }
 
 void qnt_q8mm_vnni(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 4, a->q4 ? 2 : 1, 4, micro_vnni);
+    qnt_q8mm_drive(a, 4, a->q4 ? 4 : 1, 4, micro_vnni);
 }
 
 #endif
