@@ -36,6 +36,10 @@ static void probe(void)
     f |= __builtin_cpu_supports("avx512vbmi2") ? SB_CPU_AVX512VBMI2 : 0;
     f |= __builtin_cpu_supports("avx512dq") ? SB_CPU_AVX512DQ : 0;
     f |= __builtin_cpu_supports("avx512vnni") ? SB_CPU_AVX512VNNI : 0;
+    /* AVX512_BF16: CPUID.(7,1):EAX bit 5, asked of the CPU (clang 14 has no name for it) */
+    f |= (f & SB_CPU_AVX512F) && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5))
+             ? SB_CPU_AVX512BF16
+             : 0;
     features = f;
 #endif
 }

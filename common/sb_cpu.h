@@ -30,6 +30,7 @@ enum sb_cpu_feature {
     SB_CPU_AVX512VBMI2 = 1u << 9,
     SB_CPU_AVX512DQ = 1u << 10,
     SB_CPU_AVX512VNNI = 1u << 11,
+    SB_CPU_AVX512BF16 = 1u << 12,
 };
 
 /*! sb_cpu_features() : the SB_CPU_* bits this CPU has (0 off x86), whatever

@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "qnt_bf16mm_impl.h"
 #include "qnt_cast.h"
 #include "qnt_matvec_impl.h"
 #include "qnt_type.h"
@@ -63,12 +64,14 @@ typedef void (*qnt_mm_fn)(const struct qnt_mm_args *a);
 struct mv_isa {
     const char *name;
     qnt_mm_fn mm;
+    int bf16dp;   /* bf16 weights meet bf16 activations (qnt_bf16mm_impl.h) */
 };
 
-static const struct mv_isa mv_isa_scalar = { "scalar", qnt_mm_scalar };
+static const struct mv_isa mv_isa_scalar = { "scalar", qnt_mm_scalar, 0 };
 #ifdef QNT_MATVEC_HAVE_X86
-static const struct mv_isa mv_isa_avx2 = { "avx2", qnt_mm_avx2 };
-static const struct mv_isa mv_isa_avx512 = { "avx512", qnt_mm_avx512 };
+static const struct mv_isa mv_isa_avx2 = { "avx2", qnt_mm_avx2, 0 };
+static const struct mv_isa mv_isa_avx512 = { "avx512", qnt_mm_avx512, 0 };
+static const struct mv_isa mv_isa_avx512bf16 = { "avx512bf16", qnt_mm_avx512, 1 };
 #endif
 
 static const struct mv_isa *mv_forced;   /* qnt_matvec_set_isa (tests) */
@@ -83,7 +86,7 @@ static const struct mv_isa *pick_isa(void)
 #ifdef QNT_MATVEC_HAVE_X86
     const unsigned feat = sb_cpu_features();
     if ((feat & QNT_MATVEC_AVX512_FEATURES) == QNT_MATVEC_AVX512_FEATURES)
-        return &mv_isa_avx512;
+        return qnt_bf16mm_available() ? &mv_isa_avx512bf16 : &mv_isa_avx512;
     if ((feat & QNT_MATVEC_AVX2_FEATURES) == QNT_MATVEC_AVX2_FEATURES)
         return &mv_isa_avx2;
 #endif
@@ -106,6 +109,10 @@ int qnt_matvec_set_isa(const char *name)
     else if (strcmp(name, "avx512") == 0 &&
              (sb_cpu_features() & QNT_MATVEC_AVX512_FEATURES) == QNT_MATVEC_AVX512_FEATURES)
         f = &mv_isa_avx512;
+    else if (strcmp(name, "avx512bf16") == 0 &&
+             (sb_cpu_features() & QNT_MATVEC_AVX512_FEATURES) == QNT_MATVEC_AVX512_FEATURES &&
+             qnt_bf16mm_available())
+        f = &mv_isa_avx512bf16;
 #endif
     if (!f)
         return -1;
@@ -294,6 +301,10 @@ void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
     const struct qnt_type *t = qnt_type_get(dt);
     if (!t || matmul_special(t, 0, w, nbytes, rows, cols, row0, nrows, X, n, Y))
         return;   /* no kernel: refused by qnt_matvec_check */
+    const struct mv_isa *isa = pick_isa();
+    if (dt == SB_DTYPE_BF16 && isa->bf16dp && cols % QNT_BF16MM_QK == 0 &&
+        qnt_bf16mm_rows(QNT_BF16MM_AVX512BF16, w, cols, row0, nrows, X, n, Y) == 0)
+        return;
     struct qnt_mm_args a;
     memset(&a, 0, sizeof a);
     a.w = w;
@@ -311,7 +322,7 @@ void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
     a.enc = QNT_MM_DECODE;
     if (t->mm_prepare)
         t->mm_prepare(&a);
-    pick_isa()->mm(&a);
+    isa->mm(&a);
 }
 
 void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,

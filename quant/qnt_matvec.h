@@ -37,10 +37,19 @@
  * it differs from the exact dot by the activations' rounding (bound stated
  * there).
  *
+ * bf16 weights, where the CPU has AVX512-BF16 (fast path "avx512bf16") and
+ * cols is a multiple of 32, meet bf16 activations as llama.cpp's do
+ * (qnt_bf16mm_impl.h): X rounded to bf16 once per call, vdpbf16ps products;
+ * the kernel equals its scalar reference bit for bit at any n, row range and
+ * thread count, and errs from the exact dot by at most sum |w||x| 2^-9 more
+ * (the activations' rounding). Without AVX512-BF16, bf16 goes through the
+ * blocked kernel above.
+ *
  * Kernels never allocate, except the ternary batched path, whose workspace
  * (a fixed-point copy of X and per-thread tile lists) is allocated per call
  * (without it, it goes token by token), and the q8_0 / q4_0 path (the
- * quantized X; without it, token by token from the stack). The row-wise encodings decode a chunk
+ * quantized X; without it, token by token from the stack), and bf16 with AVX512-BF16 (the
+ * rounded X, the same way). The row-wise encodings decode a chunk
  * onto the stack.
  * Thread safety: reentrant; must not be called from inside an OpenMP region. */
 #ifndef QNT_MATVEC_H
@@ -87,7 +96,7 @@ void qnt_matvec_get_row(enum sb_dtype dt, const void *w, uint64_t nbytes,
                         const struct sb_qparams *qp, size_t rows, size_t cols, size_t r,
                         float *dst);
 
-/*! qnt_matvec_fast_name() : "avx512", "avx2" or "scalar" — which fast path was picked
+/*! qnt_matvec_fast_name() : "avx512bf16", "avx512", "avx2" or "scalar" — which fast path was picked
  *  ("ref" when SUBBIT_REF_KERNELS=1 forces the reference). */
 const char *qnt_matvec_fast_name(void);
 

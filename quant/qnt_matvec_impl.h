@@ -72,8 +72,9 @@ void qnt_mm_avx2(const struct qnt_mm_args *a);
 void qnt_mm_avx512(const struct qnt_mm_args *a);
 #endif
 
-/*! qnt_matvec_set_isa() : tests only. Make the fast path use "scalar", "avx2"
- *  or "avx512" (NULL: back to the automatic pick). @return 0, or -1 when
+/*! qnt_matvec_set_isa() : tests only. Make the fast path use "scalar", "avx2",
+ *  "avx512" or "avx512bf16" (AVX-512, bf16 weights through qnt_bf16mm_impl.h)
+ *  (NULL: back to the automatic pick). @return 0, or -1 when
  *  this CPU lacks it (nothing changed). Not thread-safe. */
 int qnt_matvec_set_isa(const char *name);
 

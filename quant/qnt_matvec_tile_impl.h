@@ -90,6 +90,34 @@ MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *co
             tp[i][j] = V_ADD(tp[i][j], acc[i][j]);
 }
 
+/* One row against one token over columns 0 .. colsv-1, chunk by chunk: the
+ * same operations as mv_micro's row i, token 0, chunk after chunk (so the
+ * same bits), with W read in address order. One token streams W from
+ * memory, and one sequential stream a row is what the hardware prefetcher
+ * follows best (one f32 matvec, 226 MB, one thread: 4 rows interleaved
+ * with a software prefetch 14-15 GB/s, a row at a time 25 GB/s). */
+static inline __attribute__((always_inline)) MV_TARGET V
+MV_NAME(mv_row1)(int enc, const uint8_t *wp, const uint8_t *sp, size_t g, const float *x,
+                 size_t colsv)
+{
+    V tot = V_ZERO();
+    for (size_t k0 = 0; k0 < colsv; k0 += QNT_MM_CH) {
+        const size_t k1 = colsv - k0 < QNT_MM_CH ? colsv : k0 + QNT_MM_CH;
+        V acc = V_ZERO();
+        for (size_t k = k0; k < k1; k += VL)
+            acc = V_FMA(MV_NAME(mv_loadw)(enc, wp, sp, k, g),
+                        V_LOADF((const uint8_t *)(x + k)), acc);
+        tot = V_ADD(tot, acc);
+    }
+    return tot;
+}
+
+#define MV_ROW1(E)                                                                           \
+    case E:                                                                                  \
+        for (size_t i = 0; i < rb; i++)                                                      \
+            tot[i][0] = MV_NAME(mv_row1)(E, wrow[i], srow[i], a->group, a->X, colsv);        \
+        break;
+
 /* The cols % VL tail, after the lanes: one function for every caller, so
  * the association cannot differ between call sites. */
 static __attribute__((noinline)) float MV_NAME(mv_tail)(const float *w, const float *x, size_t n,
@@ -134,6 +162,19 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
             for (size_t i = 0; i < rb; i++)
                 for (size_t j = 0; j < nt; j++)
                     tot[i][j] = V_ZERO();
+            if (n == 1 && !scratch) {
+                switch (a->enc) {
+                    MV_ROW1(QNT_MM_F32)
+                    MV_ROW1(QNT_MM_BF16)
+                    MV_ROW1(QNT_MM_F16)
+                    MV_ROW1(QNT_MM_Q8_0)
+                    MV_ROW1(QNT_MM_I8_F32)
+                    MV_ROW1(QNT_MM_I8_F16)
+                default:
+                    break;
+                }
+                goto sum;
+            }
             /* n <= 4: one token tile, so walk each 4-row group along its rows
              * (4 streams for the prefetcher); else chunk-major, so the X chunk
              * of the token block stays in cache across the row groups */
@@ -185,6 +226,7 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                         }
                     }
                 }
+        sum:
             for (size_t i = 0; i < rb; i++)
                 for (size_t j = 0; j < nt; j++) {
                     float r = V_HSUM(tot[i][j]);
@@ -198,5 +240,6 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
 
 #undef MV_CASE
 #undef MV_CASES
+#undef MV_ROW1
 #undef MV_RB
 #undef MV_TBLK

@@ -9,6 +9,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "qnt_hsum_x86.h"
+
 static inline uint16_t mv_rd16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
@@ -84,17 +86,7 @@ MV_TARGET static inline float mv_hsum8(__m256 s)
     _mm512_cvtepi32_ps(                                                                      \
         _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 
-MV_TARGET static inline float mv_hsum16(__m512 v)
-{
-    const __m256 lo = _mm512_castps512_ps256(v);
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    const __m256 s = _mm256_add_ps(lo, hi);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
-}
-#define V_HSUM(v) mv_hsum16(v)
+#define V_HSUM(v) qnt_hsum16(v)
 
 #include "qnt_matvec_tile_impl.h"
 

@@ -88,9 +88,12 @@ void qnt_q8mm_scalar(const struct qnt_q8mm_args *a)
             a->Y[t * a->nrows + (size_t)i] = q8mm_dot_ref(a, a->row0 + (size_t)i, t);
 }
 
-void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int T, qnt_q8mm_micro_fn *micro)
+void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int R1, int T,
+                    qnt_q8mm_micro_fn *micro)
 {
     const size_t nrows = a->nrows, n = a->n;
+    if (n == 1)
+        R = R1;
     const long nblk = (long)((nrows + 15) / 16);
 #pragma omp parallel for schedule(static) if (a->threads == 0)
     for (long blk = 0; blk < nblk; blk++) {
@@ -110,7 +113,7 @@ void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int T, qnt_q8mm_micro_
                 for (size_t q = 0; q < 4; q++)
                     wr[q] = a->w + (a->row0 + r0 + i0 + (q < nr ? q : nr - 1)) * a->row_bytes;
                 float out[4][4];
-                micro(a, wr, xq, xd, (int)nt, out);
+                micro(a, wr, xq, xd, (int)nr, (int)nt, out);
                 for (size_t i = 0; i < nr; i++)
                     for (size_t j = 0; j < nt; j++)
                         a->Y[(t0 + j) * nrows + r0 + i0 + i] = out[i][j];

@@ -77,13 +77,16 @@ void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t *restr
 #endif
 
 /* The driver every kernel shares: OpenMP over blocks of 16 rows (static;
- * one thread when a->threads), inside them tiles of up to 4 tokens and
- * groups of R rows; micro computes out[i][j] = row wr[i] . token j for
- * i < R, j < nt (short groups repeat their last row, and are not written). */
+ * one thread when a->threads), inside them tiles of up to T tokens and
+ * groups of R rows (R1 rows when the call has one token: a row at a time
+ * reads W in address order, which the hardware prefetcher follows best);
+ * micro computes out[i][j] = row wr[i] . token j for i < nr, j < nt (short
+ * groups repeat their last row, and are not written). */
 typedef void qnt_q8mm_micro_fn(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
-                               const int8_t *const xq[4], const float *const xd[4], int nt,
-                               float out[4][4]);
-void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int T, qnt_q8mm_micro_fn *micro);
+                               const int8_t *const xq[4], const float *const xd[4], int nr,
+                               int nt, float out[4][4]);
+void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int R1, int T,
+                    qnt_q8mm_micro_fn *micro);
 
 /*! qnt_q8mm_rows() : qnt_matmul_rows for q8_0 (q4 = 0) or q4_0 (q4 = 1)
  *  through the given kernel (QNT_Q8MM_REF: the scalar reference, one

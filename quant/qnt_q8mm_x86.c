@@ -1,6 +1,6 @@
 /* qnt_q8mm_x86.c: the x86 kernels of qnt_q8mm_impl.h, each reproducing the
  * scalar reference's sum of record bit for bit: AVX-512 (BW, VL, DQ; 4 rows
- * x up to 4 tokens, two blocks a register, vpdpbusd where AVX512-VNNI is
+ * x up to 4 tokens, one q8_0 token a row at a time; two blocks a register, vpdpbusd where AVX512-VNNI is
  * there, else vpmaddubsw + vpmaddwd) and AVX2 (2 rows x 2 tokens, a block a
  * register). Compiled without -march: each function carries its target
  * attribute and qnt_q8mm.c calls it only after the CPU probe says yes. */
@@ -13,7 +13,12 @@
 
 /* Prefetch distance, in rows: the weights stream from memory when one token
  * meets them, and the hardware prefetcher alone left the loads stalled (perf
- * of 'run'); 8 rows on (two groups of 4) measured best (q4_0, 57M llama). */
+ * of 'run'); 8 rows on (two groups of 4) measured best (q4_0, 57M llama).
+ * Since then one token goes a row at a time for q8_0 (W in address order,
+ * no software prefetch: run -n 128 of the 57M llama 0.86-0.92 -> 0.42-0.49 s
+ * CPU). q4_0 keeps 4 rows and the prefetch: one row measured 0.40-0.44 s
+ * against 0.37-0.40 (its -8 sum x is then made once a row, not once per 4),
+ * two rows no better than four within the noise. */
 #define Q8_PF_ROWS 8
 
 static inline uint16_t rd16(const uint8_t *p)
@@ -46,9 +51,10 @@ static inline __attribute__((always_inline)) T_AVX2 float hsum8(__m256 s)
 }
 
 T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
-                              const int8_t *const xq[4], const float *const xd[4], int nt,
-                              float out[4][4])
+                              const int8_t *const xq[4], const float *const xd[4], int nr,
+                              int nt, float out[4][4])
 {
+    (void)nr;
     (void)nt;
     __m256 acc[2][2][2];
     for (int i = 0; i < 2; i++)
@@ -127,10 +133,11 @@ static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *r
 #define Q8_MICRO(NAME, TGT, DP512, DP256)                                                      \
     static inline __attribute__((always_inline)) TGT void NAME##_t(                             \
         const struct qnt_q8mm_args *a, const uint8_t *const wr[4], const int8_t *const xq[4],  \
-        const float *const xd[4], const int TB, const int Q4, float out[4][4])                 \
+        const float *const xd[4], const int NR, const int TB, const int Q4,                    \
+        float out[4][4])                                                                       \
     {                                                                                          \
         __m512 acc[4][4];                                                                      \
-        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)                                    \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                    \
             _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++) acc[i][j] =                   \
                 _mm512_setzero_ps();                                                           \
         const size_t nb2 = a->nb - a->nb % 2;                                                  \
@@ -146,13 +153,14 @@ static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *r
                                                     _mm512_set1_epi8(8), xv[j]))               \
                            : _mm512_setzero_si512();                                           \
             }                                                                                  \
-            _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)                                \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                \
             {                                                                                  \
                 const __m512i w = Q4 ? nib512(wr[i], b) : w512(wr[i], b);                      \
                 const __m512 dw = dw512(wr[i], b, Q4);                                         \
-                _mm_prefetch((const char *)(wr[i] + (Q4 ? 18 : 34) * b +                       \
-                                            Q8_PF_ROWS * a->row_bytes),                        \
-                             _MM_HINT_T0);                                                     \
+                if (NR > 1)                                                                    \
+                    _mm_prefetch((const char *)(wr[i] + (Q4 ? 18 : 34) * b +                   \
+                                                Q8_PF_ROWS * a->row_bytes),                    \
+                                 _MM_HINT_T0);                                                 \
                 const __m512i u = Q4 ? w : _mm512_abs_epi8(w);                                 \
                 const __mmask64 m = Q4 ? 0 : _mm512_movepi8_mask(w);                           \
                 _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                           \
@@ -166,7 +174,7 @@ static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *r
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
-        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)                                    \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                    \
             _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                               \
         {                                                                                      \
             __m256 lo = _mm512_castps512_ps256(acc[i][j]);                                     \
@@ -185,18 +193,26 @@ static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *r
         }                                                                                      \
     }                                                                                          \
     TGT static void NAME(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],            \
-                         const int8_t *const xq[4], const float *const xd[4], int nt,          \
+                         const int8_t *const xq[4], const float *const xd[4], int nr, int nt,  \
                          float out[4][4])                                                      \
     {                                                                                          \
+        if (nr == 1 && nt == 1) {                                                              \
+            NAME##_t(a, wr, xq, xd, 1, 1, a->q4, out);                                         \
+            return;                                                                            \
+        }                                                                                      \
+        if (nr == 2 && nt == 1) {                                                              \
+            NAME##_t(a, wr, xq, xd, 2, 1, a->q4, out);                                         \
+            return;                                                                            \
+        }                                                                                      \
         switch (nt + 4 * a->q4) {                                                              \
-        case 1: NAME##_t(a, wr, xq, xd, 1, 0, out); break;                                    \
-        case 2: NAME##_t(a, wr, xq, xd, 2, 0, out); break;                                    \
-        case 3: NAME##_t(a, wr, xq, xd, 3, 0, out); break;                                    \
-        case 4: NAME##_t(a, wr, xq, xd, 4, 0, out); break;                                    \
-        case 5: NAME##_t(a, wr, xq, xd, 1, 1, out); break;                                    \
-        case 6: NAME##_t(a, wr, xq, xd, 2, 1, out); break;                                    \
-        case 7: NAME##_t(a, wr, xq, xd, 3, 1, out); break;                                    \
-        default: NAME##_t(a, wr, xq, xd, 4, 1, out); break;                                   \
+        case 1: NAME##_t(a, wr, xq, xd, 4, 1, 0, out); break;                                 \
+        case 2: NAME##_t(a, wr, xq, xd, 4, 2, 0, out); break;                                 \
+        case 3: NAME##_t(a, wr, xq, xd, 4, 3, 0, out); break;                                 \
+        case 4: NAME##_t(a, wr, xq, xd, 4, 4, 0, out); break;                                 \
+        case 5: NAME##_t(a, wr, xq, xd, 4, 1, 1, out); break;                                 \
+        case 6: NAME##_t(a, wr, xq, xd, 4, 2, 1, out); break;                                 \
+        case 7: NAME##_t(a, wr, xq, xd, 4, 3, 1, out); break;                                 \
+        default: NAME##_t(a, wr, xq, xd, 4, 4, 1, out); break;                                \
         }                                                                                      \
     }
 
@@ -242,17 +258,17 @@ T_512 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t 
 
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 2, 2, micro_avx2);
+    qnt_q8mm_drive(a, 2, 2, 2, micro_avx2);
 }
 
 void qnt_q8mm_avx512(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 4, 4, micro_avx512);
+    qnt_q8mm_drive(a, 4, a->q4 ? 4 : 1, 4, micro_avx512);
 }
 
 void qnt_q8mm_vnni(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 4, 4, micro_vnni);
+    qnt_q8mm_drive(a, 4, a->q4 ? 4 : 1, 4, micro_vnni);
 }
 
 #endif

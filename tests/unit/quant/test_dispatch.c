@@ -25,7 +25,9 @@ START_TEST(test_dispatch_follows_probe)
                                              : (f & f16c) == f16c ? "f16c"
                                                                   : "ref");
     ck_assert_str_eq(qnt_ggml_kernel_name(), (f & f16c) == f16c ? "avx2" : "ref");
-    ck_assert_str_eq(qnt_matvec_fast_name(), (f & (fma | SB_CPU_AVX512F)) == (fma | SB_CPU_AVX512F)
+    const unsigned bf = fma | SB_CPU_AVX512F | SB_CPU_AVX512BW | SB_CPU_AVX512BF16;
+    ck_assert_str_eq(qnt_matvec_fast_name(), (f & bf) == bf ? "avx512bf16"
+                                             : (f & (fma | SB_CPU_AVX512F)) == (fma | SB_CPU_AVX512F)
                                                  ? "avx512"
                                              : (f & fma) == fma ? "avx2"
                                                                 : "scalar");
