@@ -18,6 +18,7 @@
 #include <omp.h>
 #endif
 
+#include "fmt_map.h"
 #include "fmt_model.h"
 #include "fmt_writer.h"
 #include "par_comm.h"
@@ -63,7 +64,7 @@ struct qbuf {
     size_t src;                   /* source tensor index */
     size_t row0, nrows, cols;
     enum sb_dtype enc;
-    void *blob;
+    void *blob;                   /* NULL once spilled to the held file (held_flush) */
     uint64_t nbytes;
 };
 
@@ -105,6 +106,13 @@ struct state {
     bool capped;
     uint8_t *act_map;
     size_t act_map_len;
+    /* ... and the finished quantized matrices in a scratch file when they
+     * spill: each tensor's whole blob at held_off[tensor] */
+    int held_fd;                  /* -1: they stay in memory */
+    uint64_t *held_off;           /* [n_tensors]: UINT64_MAX for a tensor not quantized */
+    uint64_t held_len;
+    size_t n_flushed;             /* S->qb[0 .. n_flushed) are in the file */
+    char held_dir[4096];
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -120,6 +128,20 @@ static int grid_of(int to)
     if (to == SB_DTYPE_SUB1 || to == SB_DTYPE_SUB1_QMOE)
         return SB_DTYPE_TERN;
     return to >= 0 && qnt_gptq_supported((enum sb_dtype)to) ? to : -1;
+}
+
+/* the quantization parameters of grid enc (int8's come from the options) */
+static struct sb_qparams qp_of(const struct state *S, int enc)
+{
+    return enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+}
+
+/* bytes of a rows x cols (ndim 2) or shape (ndim > 0) tensor in grid enc; 0 when it cannot be */
+static uint64_t grid_bytes(const struct state *S, int enc, const int64_t *shape, int ndim)
+{
+    const struct sb_qparams qp = qp_of(S, enc);
+    uint64_t nb = 0;
+    return sb_dtype_nbytes((enum sb_dtype)enc, shape, ndim, &qp, &nb) == SB_OK ? nb : 0;
 }
 
 static long tensor_index(const struct fmt_model *m, const char *name)
@@ -229,6 +251,62 @@ static int push_qmat(struct state *S, struct cvt_qmat **out)
     }
     *out = &R->m[R->n_m++];
     memset(*out, 0, sizeof **out);
+    return SB_OK;
+}
+
+/* Where q's bytes go in its tensor's blob (rows x cols of its grid): one
+ * piece of whole rows, or for int8 two (the values, then the row scales).
+ * @return the number of pieces; at[k], from[k], len[k]: offset in the
+ * tensor, offset in q->blob, bytes. */
+static int row_pieces(const struct state *S, const struct qbuf *q, uint64_t rows, uint64_t at[2],
+                      uint64_t from[2], uint64_t len[2])
+{
+    if (q->enc == SB_DTYPE_INT8) {
+        const struct sb_qparams qp = qp_of(S, q->enc);
+        const uint64_t groups = qnt_int8_groups(q->cols, &qp);
+        const uint64_t sb = qp.scale_dtype == SB_DTYPE_F16 ? 2 : 4;
+        at[0] = (uint64_t)q->row0 * q->cols;
+        from[0] = 0;
+        len[0] = (uint64_t)q->nrows * q->cols;
+        at[1] = rows * q->cols + q->row0 * groups * sb;
+        from[1] = len[0];
+        len[1] = q->nrows * groups * sb;
+        return 2;
+    }
+    const uint64_t rb = q->nrows ? q->nbytes / q->nrows : 0;   /* row-contiguous blobs */
+    at[0] = q->row0 * rb;
+    from[0] = 0;
+    len[0] = q->nrows * rb;
+    return 1;
+}
+
+/* Under a cap that spills them: the finished matrices S->qb[n_flushed ..)
+ * go to their places in the held file and leave memory (their records stay,
+ * blob NULL). Called where nothing computes with them any more: after each
+ * expert, each layer, the classifier. */
+static int held_flush(struct state *S)
+{
+    for (; S->held_fd >= 0 && S->n_flushed < S->n_qb; S->n_flushed++) {
+        struct qbuf *q = &S->qb[S->n_flushed];
+        const struct fmt_tensor *t = &S->src->tensors[q->src];
+        uint64_t rows, cols, at[2], from[2], len[2];
+        sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
+        const int np = row_pieces(S, q, rows, at, from, len);
+        for (int k = 0; k < np; k++)
+            for (uint64_t done = 0; done < len[k];) {
+                const ssize_t w = pwrite(S->held_fd, (uint8_t *)q->blob + from[k] + done,
+                                         (size_t)(len[k] - done),
+                                         (off_t)(S->held_off[q->src] + at[k] + done));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0)
+                    return sb_err_set(S->err, SB_EIO, "%s: cannot write the spilled matrices: "
+                                      "%s", S->held_dir, w < 0 ? strerror(errno) : "no room");
+                done += (uint64_t)w;
+            }
+        sb_free(q->blob);
+        q->blob = NULL;
+    }
     return SB_OK;
 }
 
@@ -664,11 +742,12 @@ static int experts_job(struct state *S, int l)
     return rc;
 }
 
-/* under a cap, the model's mapped pages go back to the OS after each layer
- * (a later touch reads them again; only the classifier and the writer do) */
+/* the model's mapped pages go back to the OS after each layer (a later touch
+ * reads them again, from the page cache; only the classifier and the writer
+ * do), capped or not: what mem_plan predicts */
 static void release_source(struct state *S)
 {
-    for (size_t i = 0; S->capped && i < S->src->n_tensors; i++)
+    for (size_t i = 0; i < S->src->n_tensors; i++)
         fmt_model_release_data(S->src, &S->src->tensors[i]);
 }
 
@@ -792,7 +871,8 @@ static int do_layer(struct state *S, int l)
             const size_t n = routed(S, e);
             S->rep->expert_tokens[(size_t)l * E + e] = n;
             if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
-                                S->wt, n, false, NULL)))
+                                S->wt, n, false, NULL)) ||
+                (rc = held_flush(S)))   /* nothing computes with them again */
                 return rc;
         }
         if ((rc = ffn_block(S, l, VFY_ROLE_SH_GATE, VFY_ROLE_SH_UP, VFY_ROLE_SH_DOWN, -1, NULL,
@@ -845,13 +925,12 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
     if (g < 0)
         return;
     S->total++;
-    const struct sb_qparams qp = g == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+    const struct sb_qparams qp = qp_of(S, g);
     const size_t b = qnt_gptq_scratch_bytes((enum sb_dtype)g, &qp, ref->nrows, ref->cols,
                                             &S->o->gptq);
     z->gscr = b > z->gscr ? b : z->gscr;
-    int64_t sh[2] = { (int64_t)ref->nrows, (int64_t)ref->cols };
-    uint64_t nb = 0;
-    sb_dtype_nbytes((enum sb_dtype)g, sh, 2, &qp, &nb);
+    const int64_t sh[2] = { (int64_t)ref->nrows, (int64_t)ref->cols };
+    const uint64_t nb = grid_bytes(S, g, sh, 2);
     z->blob = nb > z->blob ? (size_t)nb : z->blob;
     z->held += nb;
 }
@@ -861,6 +940,9 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
 struct weigh {
     uint64_t *layer;              /* [n_layers + 1]: source bytes of each layer's matrices
                                      (+ f32 copies of ternary ones); the last: the classifier */
+    uint64_t *dense, *expert;     /* [n_layers + 1]: quantized bytes of the dense matrices;
+                                     the largest expert matrix */
+    uint64_t qlargest;            /* the largest quantized tensor, whole */
     uint8_t *seen;                /* [n_tensors] */
 };
 
@@ -874,8 +956,20 @@ static void weigh_one(struct state *S, int l, int r, int e, const struct vfy_mat
         w->seen[ti] = 1;
         w->layer[b] += S->src->tensors[ti].nbytes;
     }
-    if (mat_grid(S, l, r, e, &m) == SB_DTYPE_TERN)
+    const int g = mat_grid(S, l, r, e, &m);
+    if (g == SB_DTYPE_TERN)
         w->layer[b] += (uint64_t)ref->nrows * ref->cols * sizeof(float);
+    if (g < 0)
+        return;
+    const int64_t sh[2] = { (int64_t)ref->nrows, (int64_t)ref->cols };
+    const uint64_t nb = grid_bytes(S, g, sh, 2);
+    const struct fmt_tensor *t = &S->src->tensors[ti];
+    const uint64_t whole = grid_bytes(S, g, t->shape, t->ndim);
+    w->qlargest = whole > w->qlargest ? whole : w->qlargest;
+    if (e < 0)
+        w->dense[b] += nb;
+    else
+        w->expert[b] = nb > w->expert[b] ? nb : w->expert[b];
 }
 
 /* S after the survey (N, widths, the sizes z): what it holds resident. Every
@@ -905,46 +999,60 @@ static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem
     if (vfy_ctx_bytes(&sh, S->ctx_len, S->ctx_len, (size_t)nt, &cs) != SB_OK)
         return sb_err_set(S->err, SB_EINVAL, "%s: the calibration context overflows", src->path);
     m->work += cs.kv + cs.buffers;
-    struct weigh w = { sb_calloc((size_t)in->n_layers + 1, sizeof *w.layer),
+    const size_t nl = (size_t)in->n_layers + 1;
+    struct weigh w = { sb_calloc(nl, sizeof *w.layer), sb_calloc(nl, sizeof *w.dense),
+                       sb_calloc(nl, sizeof *w.expert), 0,
                        sb_calloc(src->n_tensors ? src->n_tensors : 1, 1) };
-    if (!w.layer || !w.seen) {
-        sb_free(w.layer);
-        sb_free(w.seen);
-        return oom(S);
+    int rc = SB_OK;
+    if (!w.layer || !w.dense || !w.expert || !w.seen) {
+        rc = oom(S);
+        goto out;
     }
     for_each_mat(S, weigh_one, &w);
-    for (int l = 0; l <= in->n_layers; l++)
+    for (size_t l = 0; l < nl; l++) {
         m->weights = w.layer[l] > m->weights ? w.layer[l] : m->weights;
-    uint64_t largest = 0;
+        /* spilled after each expert (its three matrices) and each layer */
+        const uint64_t h = w.dense[l] + 3 * w.expert[l];
+        m->held_window = h > m->held_window ? h : m->held_window;
+    }
+    uint64_t largest = w.qlargest;
     for (size_t i = 0; i < src->n_tensors; i++) {
         if (!w.seen[i])
             m->weights += src->tensors[i].nbytes;
         largest = src->tensors[i].nbytes > largest ? src->tensors[i].nbytes : largest;
     }
-    sb_free(w.layer);
-    sb_free(w.seen);
     m->held = z->held;
     m->act = N * (dim + wide) * 4;
     /* a chunk's rows of X and A with the kernel's fault-around (64 KiB) at each
      * end, or GATHER_TRIM scattered rows of each, 64 KiB around each row */
     m->spill_window = rowsz * (dim + wide) * 4 + 4 * GATHER_TRIM * 65536 + 4 * 65536;
-    const uint64_t cap = S->o->conv.max_memory, base = m->fixed + m->work + m->weights + m->held;
-    m->spill = cap && base + m->act > cap;
-    m->write = m->held + CVT_MEM_FIXED + largest;
-    m->peak = base + (m->spill ? m->spill_window : m->act);
+    /* under a cap, the quantized matrices spill first (written once, read
+     * once by the write), then the activations (read again by every layer) */
+    const uint64_t cap = S->o->conv.max_memory, base = m->fixed + m->work + m->weights;
+    m->spill_held = cap && (base + m->held + m->act > cap || m->held + CVT_MEM_FIXED + largest > cap);
+    const uint64_t held = m->spill_held ? m->held_window : m->held;
+    m->spill = cap && base + held + m->act > cap && m->spill_window < m->act;
+    m->write = (m->spill_held ? 0 : m->held) + CVT_MEM_FIXED + largest;
+    m->peak = base + held + (m->spill ? m->spill_window : m->act);
     m->peak = m->write > m->peak ? m->write : m->peak;
     if (cap && m->peak > cap)
-        return sb_err_set(S->err, SB_ENOMEM, "%s: --max-memory %llu MiB is below what one layer "
-                          "needs: %llu MiB (its weights %llu, work buffers %llu, the quantized "
-                          "matrices held %llu, a window of spilled activations %llu, the process "
-                          "%llu; the write %llu)", src->path, (unsigned long long)(cap >> 20),
-                          (unsigned long long)((m->peak + (1 << 20) - 1) >> 20),
-                          (unsigned long long)(m->weights >> 20),
-                          (unsigned long long)(m->work >> 20), (unsigned long long)(m->held >> 20),
-                          (unsigned long long)(m->spill_window >> 20),
-                          (unsigned long long)(m->fixed >> 20),
-                          (unsigned long long)(m->write >> 20));
-    return SB_OK;
+        rc = sb_err_set(S->err, SB_ENOMEM, "%s: --max-memory %llu MiB is below what one layer "
+                        "needs: %llu MiB (its weights %llu, work buffers %llu, the quantized "
+                        "matrices held %llu, the activations %llu%s, the process %llu; the "
+                        "write %llu)", src->path, (unsigned long long)(cap >> 20),
+                        (unsigned long long)((m->peak + (1 << 20) - 1) >> 20),
+                        (unsigned long long)(m->weights >> 20),
+                        (unsigned long long)(m->work >> 20), (unsigned long long)(held >> 20),
+                        (unsigned long long)((m->spill ? m->spill_window : m->act) >> 20),
+                        m->spill ? " (a window of them, spilled)" : "",
+                        (unsigned long long)(m->fixed >> 20),
+                        (unsigned long long)(m->write >> 20));
+out:
+    sb_free(w.layer);
+    sb_free(w.dense);
+    sb_free(w.expert);
+    sb_free(w.seen);
+    return rc;
 }
 
 /* the folder spilled activations go to: the option, else the output's */
@@ -965,33 +1073,76 @@ static void scratch_folder(const char *opt, const char *out_path, char *dir, siz
         snprintf(dir, cap, "%.*s", (int)(len > 1 ? len - 1 : 1), out_path);
 }
 
-/* X and A in one file of dir, mapped shared: removed from the folder at once
- * (nothing is left whatever happens), its blocks reserved up front so a full
- * disk is an error here rather than a fault later */
-static int spill_open(struct state *S, const char *dir, size_t nx, size_t na)
+/* A scratch file of len bytes in dir for `what`: removed from the folder at
+ * once (nothing is left whatever happens), its blocks reserved up front so a
+ * full disk is an error here rather than a fault later. @return its fd, or -1
+ * with S->err set. */
+static int scratch_file(struct state *S, const char *dir, const char *what, uint64_t len)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/subbit-activations.subbit-tmp-%ld-XXXXXX", dir,
-             (long)getpid());
-    const size_t offa = (nx + 4095) / 4096 * 4096, len = offa + na;
+    snprintf(path, sizeof path, "%s/subbit-%s.subbit-tmp-%ld-XXXXXX", dir, what, (long)getpid());
     int fd = mkstemp(path);
-    if (fd < 0)
-        return sb_err_set(S->err, SB_EIO, "%s: cannot create a scratch file for the spilled "
-                          "activations: %s", dir, strerror(errno));
+    if (fd < 0) {
+        sb_err_set(S->err, SB_EIO, "%s: cannot create a scratch file for the spilled %s: %s", dir,
+                   what, strerror(errno));
+        return -1;
+    }
     unlink(path);
-    int e = posix_fallocate(fd, 0, (off_t)len);
-    void *p = e ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED && !e)
-        e = errno;
+    const int e = len ? posix_fallocate(fd, 0, (off_t)len) : 0;
+    if (e) {
+        close(fd);
+        sb_err_set(S->err, SB_EIO, "%s: cannot hold %llu MiB of spilled %s: %s", dir,
+                   (unsigned long long)(len >> 20), what, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
+/* X and A in one scratch file of dir, mapped shared */
+static int spill_open(struct state *S, const char *dir, size_t nx, size_t na)
+{
+    const size_t offa = (nx + 4095) / 4096 * 4096, len = offa + na;
+    const int fd = scratch_file(S, dir, "activations", len);
+    if (fd < 0)
+        return SB_EIO;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const int e = errno;
     close(fd);
     if (p == MAP_FAILED)
-        return sb_err_set(S->err, SB_EIO, "%s: cannot hold %llu MiB of spilled activations: %s",
+        return sb_err_set(S->err, SB_EIO, "%s: cannot map %llu MiB of spilled activations: %s",
                           dir, (unsigned long long)(len >> 20), strerror(e));
     S->act_map = p;
     S->act_map_len = len;
     S->X = (float *)p;
     S->A = (float *)(S->act_map + offa);
     return SB_OK;
+}
+
+/* each quantized tensor's place in the held file, in the order they come */
+static void held_place(struct state *S, int l, int r, int e, const struct vfy_matref *ref, void *arg)
+{
+    (void)arg;
+    struct vfy_matref m;
+    const int g = mat_grid(S, l, r, e, &m);
+    const long ti = g < 0 ? -1 : tensor_index(S->src, ref->name);
+    if (ti < 0 || S->held_off[ti] != UINT64_MAX)
+        return;
+    const struct fmt_tensor *t = &S->src->tensors[ti];
+    S->held_off[ti] = S->held_len;
+    S->held_len += (grid_bytes(S, g, t->shape, t->ndim) + 4095) / 4096 * 4096;
+}
+
+static int held_open(struct state *S, const char *dir)
+{
+    const size_t n = S->src->n_tensors;
+    if (!(S->held_off = sb_malloc((n ? n : 1) * sizeof *S->held_off)))
+        return oom(S);
+    for (size_t i = 0; i < n; i++)
+        S->held_off[i] = UINT64_MAX;
+    for_each_mat(S, held_place, NULL);
+    snprintf(S->held_dir, sizeof S->held_dir, "%s", dir);
+    S->held_fd = scratch_file(S, dir, "matrices", S->held_len);
+    return S->held_fd < 0 ? SB_EIO : SB_OK;
 }
 
 static int alloc_state(struct state *S, const struct vfy_plan *p, const char *out_path)
@@ -1024,9 +1175,11 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
     int rc = mem_plan(S, &z, &S->rep->mem);
     if (rc != SB_OK)
         return rc;
+    char dir[4096];
+    scratch_folder(S->o->scratch_dir, out_path, dir, sizeof dir);
+    if (S->rep->mem.spill_held && (rc = held_open(S, dir)) != SB_OK)
+        return rc;
     if (S->rep->mem.spill) {
-        char dir[4096];
-        scratch_folder(S->o->scratch_dir, out_path, dir, sizeof dir);
         if ((rc = spill_open(S, dir, nd * sizeof(float) + 64, na * sizeof(float) + 64)) != SB_OK)
             return rc;
     } else {
@@ -1101,6 +1254,10 @@ static void free_state(struct state *S)
     for (size_t i = 0; i < S->n_qb; i++)
         sb_free(S->qb[i].blob);
     sb_free(S->qb);
+    if (S->held_fd >= 0)
+        close(S->held_fd);
+    S->held_fd = -1;
+    sb_free(S->held_off);
     free_f32(S);
     sb_free(S->f32);
     sb_free(S->to);
@@ -1121,60 +1278,75 @@ void cvt_quant_report_free(struct cvt_quant_report *rep)
 
 /* ---- assembling and writing ------------------------------------------------------- */
 
-/* place a matrix's rows into its tensor's blob (rows x cols of enc) */
-static void place_rows(const struct qbuf *q, const struct sb_qparams *qp, size_t rows, uint8_t *full)
+/* place a matrix's rows into its tensor's blob (rows x cols of its grid) */
+static void place_rows(const struct state *S, const struct qbuf *q, uint64_t rows, uint8_t *full)
 {
-    if (q->enc == SB_DTYPE_INT8) {
-        const size_t groups = qnt_int8_groups(q->cols, qp);
-        const size_t sb = qp->scale_dtype == SB_DTYPE_F16 ? 2 : 4;
-        memcpy(full + q->row0 * q->cols, q->blob, q->nrows * q->cols);
-        memcpy(full + rows * q->cols + q->row0 * groups * sb, (uint8_t *)q->blob + q->nrows * q->cols,
-               q->nrows * groups * sb);
-        return;
-    }
-    const size_t rb = q->nrows ? (size_t)(q->nbytes / q->nrows) : 0;   /* row-contiguous blobs */
-    memcpy(full + q->row0 * rb, q->blob, q->nrows * rb);
+    uint64_t at[2], from[2], len[2];
+    const int np = row_pieces(S, q, rows, at, from, len);
+    for (int k = 0; k < np; k++)
+        memcpy(full + at[k], (const uint8_t *)q->blob + from[k], (size_t)len[k]);
 }
 
+/* The write: a view of the model whose quantized tensors are assembled from
+ * S->qb in memory, or, when they spilled, read from the held file, mapped as
+ * one more of the model's mappings (its pages released after each tensor). */
 static int write_out(struct state *S, const char *out_path, struct cvt_report **conv)
 {
     const struct fmt_model *src = S->src;
     struct fmt_model sub = *src;
-    void **bufs = sb_calloc(src->n_tensors ? src->n_tensors : 1, sizeof *bufs);
-    struct fmt_tensor *ts = sb_malloc((src->n_tensors ? src->n_tensors : 1) * sizeof *ts);
-    uint64_t *covered = sb_calloc(src->n_tensors ? src->n_tensors : 1, sizeof *covered);
+    const size_t nt = src->n_tensors ? src->n_tensors : 1;
+    void **bufs = sb_calloc(nt, sizeof *bufs);
+    struct fmt_tensor *ts = sb_malloc(nt * sizeof *ts);
+    uint64_t *covered = sb_calloc(nt, sizeof *covered);
+    struct fmt_map **maps = sb_malloc((src->n_maps + 1) * sizeof *maps);
+    struct fmt_map held = { S->held_dir, NULL, S->held_len, -1 };
     int rc = SB_OK;
-    if (!bufs || !ts || !covered) {
+    if (!bufs || !ts || !covered || !maps) {
         rc = oom(S);
         goto out;
+    }
+    if ((rc = held_flush(S)) != SB_OK)
+        goto out;
+    if (S->held_fd >= 0 && S->held_len) {
+        void *p = mmap(NULL, (size_t)S->held_len, PROT_READ, MAP_SHARED, S->held_fd, 0);
+        if (p == MAP_FAILED) {
+            rc = sb_err_set(S->err, SB_EIO, "%s: cannot map the spilled matrices: %s",
+                            S->held_dir, strerror(errno));
+            goto out;
+        }
+        held.data = p;
     }
     memcpy(ts, src->tensors, src->n_tensors * sizeof *ts);
     for (size_t i = 0; i < S->n_qb; i++) {
         const struct qbuf *q = &S->qb[i];
         struct fmt_tensor *t = &ts[q->src];
-        const struct sb_qparams qp = q->enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+        const struct sb_qparams qp = qp_of(S, q->enc);
         uint64_t rows, cols;
         sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
-        if (!bufs[q->src]) {
+        if (!covered[q->src]) {
             uint64_t nb;
             if (sb_dtype_nbytes(q->enc, t->shape, t->ndim, &qp, &nb) != SB_OK) {
                 rc = sb_err_set(S->err, SB_EFORMAT, "%s: tensor '%s' cannot be stored as %s",
                                 src->path, t->name, sb_dtype_name(q->enc));
                 goto out;
             }
-            if (!(bufs[q->src] = sb_malloc_aligned(nb ? nb : 64))) {
-                rc = oom(S);
-                goto out;
-            }
             t->dtype = q->enc;
             t->qp = qp;
             t->nbytes = nb;
-            t->data = bufs[q->src];
             t->owned = NULL;
-            t->map_index = -1;
             t->checksum = 0;
+            t->map_index = -1;
+            if (held.data) {   /* spilled: the tensor is whole in the file */
+                t->data = held.data + S->held_off[q->src];
+                t->map_index = (int)src->n_maps;
+                t->file_offset = S->held_off[q->src];
+            } else if (!(t->data = bufs[q->src] = sb_malloc_aligned(nb ? nb : 64))) {
+                rc = oom(S);
+                goto out;
+            }
         }
-        place_rows(q, &qp, (size_t)rows, bufs[q->src]);
+        if (q->blob)
+            place_rows(S, q, rows, bufs[q->src]);
         covered[q->src] += q->nrows;
         sb_free(S->qb[i].blob);
         S->qb[i].blob = NULL;
@@ -1182,7 +1354,7 @@ static int write_out(struct state *S, const char *out_path, struct cvt_report **
     for (size_t i = 0; i < src->n_tensors; i++) {
         uint64_t rows, cols;
         sb_shape_rows_cols(ts[i].shape, ts[i].ndim, &rows, &cols);
-        if (bufs[i] && covered[i] != rows) {
+        if (covered[i] && covered[i] != rows) {
             rc = sb_err_set(S->err, SB_EUNSUPPORTED, "%s: tensor '%s': only %llu of %llu rows are "
                             "matrices the core computes with", src->path, ts[i].name,
                             (unsigned long long)covered[i], (unsigned long long)rows);
@@ -1190,18 +1362,27 @@ static int write_out(struct state *S, const char *out_path, struct cvt_report **
         }
     }
     sub.tensors = ts;
+    if (src->n_maps)
+        memcpy(maps, src->maps, src->n_maps * sizeof *maps);
+    maps[src->n_maps] = &held;
+    sub.maps = maps;
+    sub.n_maps = src->n_maps + 1;
     struct cvt_opts co = S->o->conv;
-    if (co.max_memory)   /* the quantized matrices stay resident while it writes */
-        co.max_memory = co.max_memory > S->rep->mem.held ? co.max_memory - S->rep->mem.held : 1;
+    const uint64_t resident = S->rep->mem.spill_held ? 0 : S->rep->mem.held;
+    if (co.max_memory)   /* the quantized matrices stay resident while it writes, unless spilled */
+        co.max_memory = co.max_memory > resident ? co.max_memory - resident : 1;
     co.stats = false;    /* re-encoding to compare would redo the scales: cvt_qmat has the errors */
     co.report_src = src;
     rc = cvt_convert(&sub, out_path, &co, conv, S->err);
 out:
     for (size_t i = 0; bufs && i < src->n_tensors; i++)
         sb_free_aligned(bufs[i]);
+    if (held.data)
+        munmap((void *)held.data, (size_t)S->held_len);
     sb_free(bufs);
     sb_free(ts);
     sb_free(covered);
+    sb_free(maps);
     return rc;
 }
 
@@ -1215,6 +1396,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     S.src = src;
     S.o = o;
     S.err = err;
+    S.held_fd = -1;
     const double t0 = now_s();
     int rc;
     struct cvt_quant_report *R = sb_calloc(1, sizeof *R);
@@ -1276,7 +1458,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     release_source(&S);
     for (int l = 0; l < in->n_layers; l++) {
         const double tl = now_s();
-        if ((rc = do_layer(&S, l)) != SB_OK)
+        if ((rc = do_layer(&S, l)) != SB_OK || (rc = held_flush(&S)) != SB_OK)
             goto fail;
         R->layer_seconds[l] = now_s() - tl;
         free_f32(&S);   /* later layers never compute with this one's matrices */
