@@ -88,13 +88,16 @@ struct state {
     size_t n_win;
     float *X, *A;                 /* (N, dim) residual stream; (N, max(qd, dim)) layer output */
     float *xn, *g, *h1, *h2, *y;  /* chunk buffers */
-    int *sel, *idx;               /* (N, K) routing; token lists */
-    float *selw, *wt;
+    int *sel, *idx;               /* (N, K) routing; (N * K) its tokens by expert */
+    float *selw, *wt;             /* their weights, alike */
+    size_t *eoff;                 /* [E + 1]: expert e's tokens are idx[eoff[e] .. eoff[e+1]) */
+    float *xo;                    /* in a job: (N * K, dim) weighted outputs of this rank's experts */
     double *H, *hs;               /* Hessian (maxc^2); hessian_add scratch */
     void *gscr;                   /* GPTQ scratch */
     size_t gscr_cap;
     float *W, *Q;                 /* f32 weights / decoded result of the current matrix */
-    void *rtn_blob;
+    void *rtn_blob;               /* blob_cap bytes: the largest quantized matrix */
+    size_t blob_cap;
     struct qbuf *qb;
     size_t n_qb, cap_qb, cap_m;
     float **f32;                  /* f32 copies of this layer's ternary matrices */
@@ -531,19 +534,33 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
     return SB_OK;
 }
 
-/* the tokens routed to expert e (S->idx) and their routing weights (S->wt) */
-static size_t routed(struct state *S, size_t e)
+/* the layer's routing by expert, in one pass (a counting sort): expert e's
+ * tokens in order, S->idx[S->eoff[e] ..), their weights in S->wt */
+static void route_index(struct state *S)
 {
-    const size_t N = S->N, K = S->K;
-    size_t n = 0;
-    for (size_t t = 0; t < N; t++)
-        for (size_t k = 0; k < K; k++)
-            if (S->sel[t * K + k] == (int)e) {
-                S->idx[n] = (int)t;
-                S->wt[n] = S->selw[t * K + k];
-                n++;
-            }
-    return n;
+    const size_t N = S->N, K = S->K, E = S->E;
+    memset(S->eoff, 0, (E + 1) * sizeof *S->eoff);
+    for (size_t i = 0; i < N * K; i++)
+        if (S->sel[i] >= 0 && (size_t)S->sel[i] < E)
+            S->eoff[S->sel[i] + 1]++;
+    for (size_t e = 0; e < E; e++)
+        S->eoff[e + 1] += S->eoff[e];
+    size_t *at = S->eoff + E + 1;   /* E more: each expert's next slot */
+    memcpy(at, S->eoff, E * sizeof *at);
+    for (size_t i = 0; i < N * K; i++)
+        if (S->sel[i] >= 0 && (size_t)S->sel[i] < E) {
+            const size_t j = at[S->sel[i]]++;
+            S->idx[j] = (int)(i / K);
+            S->wt[j] = S->selw[i];
+        }
+}
+
+/* expert e's token count; *idx, *wt its tokens and routing weights */
+static size_t routed(const struct state *S, size_t e, const int **idx, const float **wt)
+{
+    *idx = S->idx + S->eoff[e];
+    *wt = S->wt + S->eoff[e];
+    return S->eoff[e + 1] - S->eoff[e];
 }
 
 /* ---- a layer's experts across the ranks of an MPI job ----------------------------- */
@@ -620,125 +637,161 @@ static int xpack_take(struct state *S, const struct xpack_mat *x, void *blob, st
     return SB_OK;
 }
 
-/* this rank's experts [lo, hi) of layer l into a pack */
+/* this rank's experts [lo, hi) of layer l: their weighted outputs into S->xo,
+ * their matrices and report lines into a pack (per expert: the count, then
+ * each matrix's xpack_mat and blob), out of S->qb and the report until taken
+ * back in expert order */
 static int experts_mine(struct state *S, int l, size_t lo, size_t hi, uint8_t **pk, size_t *len)
 {
-    const size_t dim = S->dim;
     size_t cap = 0;
-    float *out = NULL;
     int rc = SB_OK;
     for (size_t e = lo; e < hi && rc == SB_OK; e++) {
-        const size_t n = routed(S, e), qb0 = S->n_qb, m0 = S->rep->n_m;
-        sb_free_aligned(out);
-        if (!(out = sb_malloc_aligned((n ? n : 1) * dim * sizeof *out)))
-            return oom(S);
-        if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
-                            S->wt, n, false, out)))
+        const int *idx;
+        const float *wt;
+        const size_t n = routed(S, e, &idx, &wt), qb0 = S->n_qb, m0 = S->rep->n_m;
+        float *out = S->xo + (S->eoff[e] - S->eoff[lo]) * S->dim;
+        if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, idx, wt, n,
+                            false, out)))
             break;
-        const struct xpack_head h = { e, n, S->n_qb - qb0 };
-        if (S->n_qb - qb0 != S->rep->n_m - m0)
+        const uint64_t n_mat = S->n_qb - qb0;
+        if (n_mat != S->rep->n_m - m0)
             rc = sb_err_set(S->err, SB_EINVAL, "layer %d expert %zu: matrices and report lines "
                             "differ", l, e);
         if (rc == SB_OK)
-            rc = pack_put(S, pk, len, &cap, &h, sizeof h);
-        if (rc == SB_OK)
-            rc = pack_put(S, pk, len, &cap, out, n * dim * sizeof *out);
-        for (size_t j = 0; rc == SB_OK && j < h.n_mat; j++) {
+            rc = pack_put(S, pk, len, &cap, &n_mat, sizeof n_mat);
+        for (size_t j = 0; rc == SB_OK && j < n_mat; j++) {
             const struct qbuf *q = &S->qb[qb0 + j];
             struct xpack_mat x;
             xpack_of(S, qb0 + j, m0 + j, &x);
             if ((rc = pack_put(S, pk, len, &cap, &x, sizeof x)) == SB_OK)
                 rc = pack_put(S, pk, len, &cap, q->blob, (size_t)q->nbytes);
         }
-        /* recorded again, in expert order, from the gathered packs */
         for (size_t j = qb0; j < S->n_qb; j++)
             sb_free(S->qb[j].blob);
         S->n_qb = qb0;
         S->done -= S->rep->n_m - m0;   /* counted again when taken back */
         S->rep->n_m = m0;
     }
-    sb_free_aligned(out);
     return rc;
 }
 
-/* every rank's packs, in expert order, into A, S->qb and the report */
-static int experts_take(struct state *S, int l, const uint8_t *pk, size_t len)
+/* n bytes at *at of the owner's pack into p (a pack shorter than its walk: a bug, said) */
+static int pack_get(struct state *S, const uint8_t *pk, size_t len, size_t *at, void *p, size_t n)
 {
-    const size_t dim = S->dim, E = S->E;
-    size_t at = 0;
-    for (size_t e = 0; e < E; e++) {
-        struct xpack_head h;
-        if (len - at < sizeof h)
-            goto bad;
-        memcpy(&h, pk + at, sizeof h);
-        at += sizeof h;
-        if (h.e != e || routed(S, e) != h.n || len - at < h.n * dim * sizeof(float))
-            goto bad;
-        S->rep->expert_tokens[(size_t)l * E + e] = h.n;
-        const uint8_t *o = pk + at;
-        for (size_t i = 0; i < h.n; i++) {
+    if (len - *at < n)
+        return sb_err_set(S->err, SB_EINVAL, "%s: an expert pack is shorter than its matrices",
+                          S->src->path);
+    memcpy(p, pk + *at, n);
+    *at += n;
+    return SB_OK;
+}
+
+/* Expert e from its rank, owner (collective): its token and matrix counts,
+ * agreed on (with any rank's failure so far), then its outputs added into A,
+ * CH rows at a time, and its matrices recorded. xo, pk, *at: the owner's
+ * outputs and pack. A failure after the agreement (*lrc) keeps the rank in the
+ * broadcasts, to the next expert's agreement or the caller's. */
+static int expert_take(struct state *S, int l, size_t e, int owner, const float *xo,
+                       const uint8_t *pk, size_t len, size_t *at, int *lrc)
+{
+    const size_t dim = S->dim;
+    const bool me = owner == par_rank();
+    const int *idx;
+    const float *wt;
+    const size_t n = routed(S, e, &idx, &wt);
+    uint64_t head[2] = { n, 0 };   /* tokens, matrices */
+    int rc;
+    if (me && *lrc == SB_OK)
+        *lrc = pack_get(S, pk, len, at, &head[1], sizeof head[1]);
+    if ((rc = par_bcast(head, sizeof head, owner, S->err)) != SB_OK)
+        return rc;
+    if (*lrc == SB_OK && head[0] != n)   /* every rank routes alike: a bug, not a hang */
+        *lrc = sb_err_set(S->err, SB_EINVAL, "layer %d expert %zu: %llu tokens here, %llu on "
+                          "rank %d", l, e, (unsigned long long)n, (unsigned long long)head[0],
+                          owner);
+    if ((rc = par_agree(*lrc, S->err)) != SB_OK)
+        return rc;
+    S->rep->expert_tokens[(size_t)l * S->E + e] = n;
+    for (size_t i0 = 0; i0 < n; i0 += CH) {
+        const size_t m = n - i0 < CH ? n - i0 : CH;
+        spill_trim(S);
+        if (me)
+            memcpy(S->y, xo + i0 * dim, m * dim * sizeof(float));
+        if ((rc = par_bcast(S->y, m * dim * sizeof(float), owner, S->err)) != SB_OK)
+            return rc;
+        for (size_t i = 0; i < m; i++) {
             if (i % GATHER_TRIM == 0)
                 spill_trim(S);
-            float *a = S->A + (size_t)S->idx[i] * dim, y;
-            for (size_t d = 0; d < dim; d++) {
-                memcpy(&y, o + (i * dim + d) * sizeof y, sizeof y);
-                a[d] += y;
-            }
-        }
-        at += h.n * dim * sizeof(float);
-        for (uint64_t j = 0; j < h.n_mat; j++) {
-            struct xpack_mat x;
-            if (len - at < sizeof x)
-                goto bad;
-            memcpy(&x, pk + at, sizeof x);
-            at += sizeof x;
-            if (len - at < x.nbytes)
-                goto bad;
-            void *blob = sb_malloc(x.nbytes ? (size_t)x.nbytes : 1);
-            if (!blob)
-                return oom(S);
-            memcpy(blob, pk + at, (size_t)x.nbytes);
-            at += x.nbytes;
-            struct cvt_qmat *m;
-            int rc = xpack_take(S, &x, blob, &m);
-            if (rc != SB_OK)
-                return rc;
+            float *a = S->A + (size_t)idx[i0 + i] * dim;
+            const float *y = S->y + i * dim;
+            for (size_t d = 0; d < dim; d++)
+                a[d] += y[d];
         }
     }
-    if (at == len)
-        return SB_OK;
-bad:
-    return sb_err_set(S->err, SB_EINVAL, "layer %d: the ranks' expert packs do not match the "
-                      "routing", l);
+    for (uint64_t j = 0; j < head[1]; j++) {
+        struct xpack_mat x;
+        memset(&x, 0, sizeof x);
+        if (me && *lrc == SB_OK)
+            *lrc = pack_get(S, pk, len, at, &x, sizeof x);
+        if ((rc = par_bcast(&x, sizeof x, owner, S->err)) != SB_OK)
+            return rc;
+        if (x.nbytes > S->blob_cap)   /* every rank has the same x: they all stop here */
+            return sb_err_set(S->err, SB_EINVAL, "layer %d expert %zu: a matrix of %llu bytes, "
+                              "above the largest planned", l, e, (unsigned long long)x.nbytes);
+        if (me && *lrc == SB_OK)
+            *lrc = pack_get(S, pk, len, at, S->rtn_blob, (size_t)x.nbytes);
+        if ((rc = par_bcast(S->rtn_blob, x.nbytes, owner, S->err)) != SB_OK)
+            return rc;
+        void *blob = *lrc == SB_OK ? sb_malloc(x.nbytes ? (size_t)x.nbytes : 1) : NULL;
+        struct cvt_qmat *qm;
+        if (*lrc == SB_OK && !blob)
+            *lrc = oom(S);
+        if (*lrc == SB_OK) {
+            memcpy(blob, S->rtn_blob, (size_t)x.nbytes);
+            *lrc = xpack_take(S, &x, blob, &qm);
+        }
+    }
+    if (*lrc == SB_OK)
+        *lrc = held_flush(S);   /* nothing computes with them again */
+    return SB_OK;
 }
 
 static int experts_job(struct state *S, int l)
 {
-    const size_t E = S->E;
-    uint64_t *cum = sb_malloc((E + 1) * sizeof *cum), lo = 0, hi = 0, n_all = 0;
+    const size_t E = S->E, dim = S->dim;
+    const int size = par_size(), rank = par_rank();
+    uint64_t *cum = sb_malloc((E + 1) * sizeof *cum), lo = 0, hi = 0;
+    int *owner = sb_malloc((E ? E : 1) * sizeof *owner);
     uint8_t *mine = NULL;
-    void *all = NULL;
-    size_t len = 0;
-    int rc = SB_OK;
-    if (!cum)
-        rc = oom(S);
-    for (size_t e = 0; e < E && rc == SB_OK; e++)   /* +1: an expert without tokens still counts */
-        cum[e + 1] = (e ? cum[e] : 0) + routed(S, e) + 1;
+    size_t len = 0, at = 0;
+    int rc = cum && owner ? SB_OK : oom(S), lrc = SB_OK;
     if (rc == SB_OK) {
         cum[0] = 0;
-        par_split(E, cum, par_rank(), par_size(), &lo, &hi);
+        for (size_t e = 0; e < E; e++)   /* +1: an expert without tokens still counts */
+            cum[e + 1] = cum[e] + (S->eoff[e + 1] - S->eoff[e]) + 1;
+        for (int q = 0; q < size; q++) {
+            par_split(E, cum, q, size, &lo, &hi);
+            for (uint64_t e = lo; e < hi; e++)
+                owner[e] = q;
+        }
+        par_split(E, cum, rank, size, &lo, &hi);
         rc = experts_mine(S, l, (size_t)lo, (size_t)hi, &mine, &len);
     }
     if (rc == SB_OK && par_fault("quant"))
         rc = sb_err_set(S->err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", S->src->path);
     /* after a failure is agreed on, no rank calls another collective: a rank that
      * failed alone before this layer's experts has left (par_settle) */
-    if ((rc = par_agree(rc, S->err)) == SB_OK &&
-        (rc = par_allgather(mine, len, &all, &n_all, NULL, S->err)) == SB_OK)
-        rc = experts_take(S, l, all, (size_t)n_all);
+    if ((rc = par_agree(rc, S->err)) == SB_OK) {
+        for (size_t e = 0; e < E && rc == SB_OK; e++) {
+            const float *xo = owner[e] == rank ? S->xo + (S->eoff[e] - S->eoff[lo]) * dim : NULL;
+            rc = expert_take(S, l, e, owner[e], xo, mine, len, &at, &lrc);
+        }
+        if (rc == SB_OK)
+            rc = par_agree(lrc, S->err);
+    }
     sb_free(cum);
+    sb_free(owner);
     sb_free(mine);
-    sb_free(all);
     return rc;
 }
 
@@ -861,6 +914,7 @@ static int do_layer(struct state *S, int l)
             gather_norm(S, l, VFY_NORM_FFN, NULL, i0, m);
             vfy_layer_route(S->ctx, l, S->xn, m, S->sel + i0 * K, S->selw + i0 * K);
         }
+        route_index(S);
         for (size_t i0 = 0; i0 < N; i0 += CH) {
             spill_trim(S);
             memset(S->A + i0 * dim, 0, (N - i0 < CH ? N - i0 : CH) * dim * sizeof *S->A);
@@ -868,10 +922,12 @@ static int do_layer(struct state *S, int l)
         if (par_size() > 1 && (rc = experts_job(S, l)))
             return rc;
         for (size_t e = 0; e < E && par_size() == 1; e++) {
-            const size_t n = routed(S, e);
+            const int *idx;
+            const float *wt;
+            const size_t n = routed(S, e, &idx, &wt);
             S->rep->expert_tokens[(size_t)l * E + e] = n;
-            if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
-                                S->wt, n, false, NULL)) ||
+            if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, idx, wt,
+                                n, false, NULL)) ||
                 (rc = held_flush(S)))   /* nothing computes with them again */
                 return rc;
         }
@@ -940,8 +996,8 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
 struct weigh {
     uint64_t *layer;              /* [n_layers + 1]: source bytes of each layer's matrices
                                      (+ f32 copies of ternary ones); the last: the classifier */
-    uint64_t *dense, *expert;     /* [n_layers + 1]: quantized bytes of the dense matrices;
-                                     the largest expert matrix */
+    uint64_t *dense, *expert, *experts;   /* [n_layers + 1]: quantized bytes of the dense
+                                     matrices; the largest expert matrix; all experts' */
     uint64_t qlargest;            /* the largest quantized tensor, whole */
     uint8_t *seen;                /* [n_tensors] */
 };
@@ -970,6 +1026,8 @@ static void weigh_one(struct state *S, int l, int r, int e, const struct vfy_mat
         w->dense[b] += nb;
     else
         w->expert[b] = nb > w->expert[b] ? nb : w->expert[b];
+    if (e >= 0)
+        w->experts[b] += nb;
 }
 
 /* S after the survey (N, widths, the sizes z): what it holds resident. Every
@@ -987,7 +1045,7 @@ static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem
     m->tokens = N;
     m->fixed = CVT_MEM_FIXED / 2;
     m->work = rowsz * maxc * 4 + rowsz * wide * 4 + 2 * CH * maxc * 4 + CH * 4 +
-              N * K * 8 + N * 8 + maxc * maxc * 8 + QNT_GPTQ_HCHUNK * maxc * 8 + z->gscr +
+              2 * N * K * 8 + (2 * S->E + 1) * 8 + maxc * maxc * 8 + QNT_GPTQ_HCHUNK * maxc * 8 + z->gscr +
               2 * (S->maxrows * maxc * 4 + 64) + z->blob;
     struct vfy_ctx_shape sh;
     struct vfy_ctx_size cs;
@@ -1001,18 +1059,21 @@ static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem
     m->work += cs.kv + cs.buffers;
     const size_t nl = (size_t)in->n_layers + 1;
     struct weigh w = { sb_calloc(nl, sizeof *w.layer), sb_calloc(nl, sizeof *w.dense),
-                       sb_calloc(nl, sizeof *w.expert), 0,
+                       sb_calloc(nl, sizeof *w.expert), sb_calloc(nl, sizeof *w.experts), 0,
                        sb_calloc(src->n_tensors ? src->n_tensors : 1, 1) };
+    const bool job = par_size() > 1;
     int rc = SB_OK;
-    if (!w.layer || !w.dense || !w.expert || !w.seen) {
+    if (!w.layer || !w.dense || !w.expert || !w.experts || !w.seen) {
         rc = oom(S);
         goto out;
     }
     for_each_mat(S, weigh_one, &w);
     for (size_t l = 0; l < nl; l++) {
         m->weights = w.layer[l] > m->weights ? w.layer[l] : m->weights;
-        /* spilled after each expert (its three matrices) and each layer */
-        const uint64_t h = w.dense[l] + 3 * w.expert[l];
+        /* spilled after each expert (its three matrices) and each layer; in a
+         * job, a rank holds its share of the layer's experts (at most all of
+         * them) until each is taken back in order */
+        const uint64_t h = w.dense[l] + 3 * w.expert[l] + (job ? w.experts[l] : 0);
         m->held_window = h > m->held_window ? h : m->held_window;
     }
     uint64_t largest = w.qlargest;
@@ -1022,7 +1083,7 @@ static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem
         largest = src->tensors[i].nbytes > largest ? src->tensors[i].nbytes : largest;
     }
     m->held = z->held;
-    m->act = N * (dim + wide) * 4;
+    m->act = N * (dim + wide) * 4 + (job && S->E ? N * K * dim * 4 : 0);   /* X, A, xo */
     /* a chunk's rows of X and A with the kernel's fault-around (64 KiB) at each
      * end, or GATHER_TRIM scattered rows of each, 64 KiB around each row */
     m->spill_window = rowsz * (dim + wide) * 4 + 4 * GATHER_TRIM * 65536 + 4 * 65536;
@@ -1051,6 +1112,7 @@ out:
     sb_free(w.layer);
     sb_free(w.dense);
     sb_free(w.expert);
+    sb_free(w.experts);
     sb_free(w.seen);
     return rc;
 }
@@ -1098,10 +1160,11 @@ static int scratch_file(struct state *S, const char *dir, const char *what, uint
     return fd;
 }
 
-/* X and A in one scratch file of dir, mapped shared */
-static int spill_open(struct state *S, const char *dir, size_t nx, size_t na)
+/* X, A and (in a job) xo in one scratch file of dir, mapped shared */
+static int spill_open(struct state *S, const char *dir, size_t nx, size_t na, size_t nxo)
 {
-    const size_t offa = (nx + 4095) / 4096 * 4096, len = offa + na;
+    const size_t offa = (nx + 4095) / 4096 * 4096, offo = offa + (na + 4095) / 4096 * 4096;
+    const size_t len = offo + nxo;
     const int fd = scratch_file(S, dir, "activations", len);
     if (fd < 0)
         return SB_EIO;
@@ -1115,6 +1178,7 @@ static int spill_open(struct state *S, const char *dir, size_t nx, size_t na)
     S->act_map_len = len;
     S->X = (float *)p;
     S->A = (float *)(S->act_map + offa);
+    S->xo = nxo ? (float *)(S->act_map + offo) : NULL;
     return SB_OK;
 }
 
@@ -1169,8 +1233,9 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
     const size_t maxc = S->maxc > wide ? S->maxc : wide, rowsz = (S->ctx_len > CH ? S->ctx_len : CH);
     const size_t gs = z.gscr, mx = z.blob;
     S->gscr_cap = gs;
-    size_t nd, na;
-    if (sb_mul_size(N, dim, &nd) || sb_mul_size(N, wide, &na))
+    size_t nd, na, no = 0;   /* no: in a job, this rank's expert outputs (at most N * K rows) */
+    if (sb_mul_size(N, dim, &nd) || sb_mul_size(N, wide, &na) ||
+        (par_size() > 1 && S->E && sb_mul_size(N * S->K, dim, &no)))
         return oom(S);
     int rc = mem_plan(S, &z, &S->rep->mem);
     if (rc != SB_OK)
@@ -1180,11 +1245,14 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
     if (S->rep->mem.spill_held && (rc = held_open(S, dir)) != SB_OK)
         return rc;
     if (S->rep->mem.spill) {
-        if ((rc = spill_open(S, dir, nd * sizeof(float) + 64, na * sizeof(float) + 64)) != SB_OK)
+        if ((rc = spill_open(S, dir, nd * sizeof(float) + 64, na * sizeof(float) + 64,
+                             no ? no * sizeof(float) + 64 : 0)) != SB_OK)
             return rc;
     } else {
         S->X = sb_malloc_aligned(nd * sizeof(float) + 64);
         S->A = sb_malloc_aligned(na * sizeof(float) + 64);
+        if (no && !(S->xo = sb_malloc_aligned(no * sizeof(float) + 64)))
+            return oom(S);
     }
     S->xn = sb_malloc_aligned(rowsz * maxc * sizeof(float));
     S->y = sb_malloc_aligned(rowsz * wide * sizeof(float));
@@ -1193,16 +1261,18 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
     S->g = sb_malloc(CH * sizeof(float));
     S->sel = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(int));
     S->selw = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(float));
-    S->idx = sb_malloc(N * sizeof(int) + sizeof(int));
-    S->wt = sb_malloc(N * sizeof(float) + sizeof(float));
+    S->idx = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(int) + sizeof(int));
+    S->wt = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(float) + sizeof(float));
+    S->eoff = sb_malloc((2 * S->E + 1) * sizeof *S->eoff);
     S->H = sb_malloc_aligned(maxc * maxc * sizeof(double));
     S->hs = sb_malloc_aligned(QNT_GPTQ_HCHUNK * maxc * sizeof(double));
     S->gscr = gs ? sb_malloc_aligned(gs) : NULL;
     S->W = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
     S->Q = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
     S->rtn_blob = sb_malloc(mx ? mx : 1);
+    S->blob_cap = mx;
     if (!S->X || !S->A || !S->xn || !S->y || !S->h1 || !S->h2 || !S->g || !S->sel || !S->selw ||
-        !S->idx || !S->wt || !S->H || !S->hs || (gs && !S->gscr) || !S->W || !S->Q || !S->rtn_blob)
+        !S->idx || !S->wt || !S->eoff || !S->H || !S->hs || (gs && !S->gscr) || !S->W || !S->Q || !S->rtn_blob)
         return oom(S);
     return SB_OK;
 }
@@ -1223,10 +1293,11 @@ static void free_work(struct state *S)
     else {
         sb_free_aligned(S->X);
         sb_free_aligned(S->A);
+        sb_free_aligned(S->xo);
     }
     S->act_map = NULL;
     S->wrow = NULL;
-    S->X = S->A = NULL;
+    S->X = S->A = S->xo = NULL;
     sb_free_aligned(S->xn);
     sb_free_aligned(S->y);
     sb_free_aligned(S->h1);
@@ -1236,6 +1307,8 @@ static void free_work(struct state *S)
     sb_free(S->selw);
     sb_free(S->idx);
     sb_free(S->wt);
+    sb_free(S->eoff);
+    S->eoff = NULL;
     sb_free_aligned(S->H);
     sb_free_aligned(S->hs);
     sb_free_aligned(S->gscr);
@@ -1414,11 +1487,6 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
         (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) != SB_OK)
         goto fail;
     S.capped = o->conv.max_memory > 0;
-    if (S.capped && par_size() > 1) {
-        rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: quant --max-memory runs as one process (a "
-                        "job's gathered expert outputs are not capped yet)", out_path);
-        goto fail;
-    }
     if (S.capped && cont == FMT_CONT_GGUF) {
         rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
                         "yet (write .subbit or safetensors under a cap)", out_path);
@@ -1519,6 +1587,7 @@ int cvt_quant_memory(const struct fmt_model *src, size_t n_tokens, size_t ctx_le
         S.dim = (size_t)in->dim;
         S.qd = (size_t)in->n_heads * (size_t)in->head_dim;
         S.K = (size_t)in->n_experts_used;
+        S.E = (size_t)in->n_experts;
         struct sizes z = { 0, 0, 0 };
         for_each_mat(&S, survey_one, &z);
         rc = mem_plan(&S, &z, m);
