@@ -166,6 +166,21 @@ static int mat_grid(const struct state *S, int l, int role, int e, struct vfy_ma
     return ti < 0 ? -1 : grid_of(S->to[ti]);
 }
 
+/* In a job, the rank that quantizes dense matrix (l, role): owners rotate with
+ * layer and role (an expert's matrices are its rank's: experts_job) */
+static int owner_of(int l, int role)
+{
+    return (int)(((unsigned)(l + 1) * VFY_ROLE_COUNT + (unsigned)role) % (unsigned)par_size());
+}
+
+/* (layer, role, expert) is quantized, by this rank: only then is its Hessian needed here */
+static bool quantized_here(const struct state *S, int l, int role, int e)
+{
+    struct vfy_matref ref;
+    return mat_grid(S, l, role, e, &ref) >= 0 &&
+           (e >= 0 || par_size() == 1 || owner_of(l, role) == par_rank());
+}
+
 static void progress(struct state *S)
 {
     S->done++;
@@ -483,15 +498,14 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
                       : expert && n < S->o->min_expert_tokens ? why_text[WHY_FEW_TOKENS]
                                                               : NULL;
     const bool gptq = S->o->method == CVT_QUANT_GPTQ && !why;
-    const bool need_in = gptq && (mat_grid(S, l, rg, e, &gref) >= 0 || mat_grid(S, l, ru, e, &gref) >= 0);
+    const bool need_in = gptq && (quantized_here(S, l, rg, e) || quantized_here(S, l, ru, e));
     int rc;
     if (need_in)
         hessian_inputs(S, l, VFY_NORM_FFN, idx, n, dim);
     if ((rc = quant_matrix(S, l, rg, e, need_in, n, why)) ||
         (rc = quant_matrix(S, l, ru, e, need_in, n, why)))
         return rc;
-    struct vfy_matref dref;
-    const bool need_h = gptq && mat_grid(S, l, rd, e, &dref) >= 0;
+    const bool need_h = gptq && quantized_here(S, l, rd, e);
     if (need_h) {
         memset(S->H, 0, F * F * sizeof *S->H);
         for (size_t i0 = 0; i0 < n; i0 += CH) {
@@ -820,7 +834,7 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
     const int grid = mat_grid(S, l, role, e, &ref);
     if (grid < 0)
         return SB_OK;
-    const int owner = (int)(((unsigned)(l + 1) * VFY_ROLE_COUNT + (unsigned)role) % (unsigned)size);
+    const int owner = owner_of(l, role);
     const size_t qb0 = S->n_qb, m0 = S->rep->n_m;
     struct xpack_mat x;
     uint8_t *blob = NULL;
@@ -868,9 +882,9 @@ static int do_layer(struct state *S, int l)
         return sb_err_set(S->err, SB_EIO, "%s: layer %d: fault injected (SUBBIT_PAR_FAULT)",
                           S->src->path, l);
     /* attention: q/k/v share the normed input's Hessian */
-    const bool need_qkv = gptq && (mat_grid(S, l, VFY_ROLE_Q, -1, &ref) >= 0 ||
-                                   mat_grid(S, l, VFY_ROLE_K, -1, &ref) >= 0 ||
-                                   mat_grid(S, l, VFY_ROLE_V, -1, &ref) >= 0);
+    const bool need_qkv = gptq && (quantized_here(S, l, VFY_ROLE_Q, -1) ||
+                                   quantized_here(S, l, VFY_ROLE_K, -1) ||
+                                   quantized_here(S, l, VFY_ROLE_V, -1));
     if (need_qkv)
         hessian_inputs(S, l, VFY_NORM_ATTN, NULL, N, dim);
     for (int r = VFY_ROLE_Q; r <= VFY_ROLE_V; r++)
@@ -883,7 +897,7 @@ static int do_layer(struct state *S, int l)
         if ((rc = vfy_layer_attention(S->ctx, l, S->xn, n, S->A + r0 * qd, S->err)))
             return rc;
     }
-    const bool need_o = gptq && mat_grid(S, l, VFY_ROLE_O, -1, &ref) >= 0;
+    const bool need_o = gptq && quantized_here(S, l, VFY_ROLE_O, -1);
     if (need_o) {   /* in chunks of QNT_GPTQ_HCHUNK rows: the sums of one call over all */
         memset(S->H, 0, qd * qd * sizeof *S->H);
         for (size_t i0 = 0; i0 < N; i0 += CH) {
@@ -1533,8 +1547,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
         release_source(&S);
     }
     /* the classifier: on the final normed hidden states */
-    struct vfy_matref ref;
-    const bool need_out = o->method == CVT_QUANT_GPTQ && mat_grid(&S, -1, VFY_ROLE_OUTPUT, -1, &ref) >= 0;
+    const bool need_out = o->method == CVT_QUANT_GPTQ && quantized_here(&S, -1, VFY_ROLE_OUTPUT, -1);
     if (need_out)
         hessian_inputs(&S, 0, VFY_NORM_OUT, NULL, S.N, S.dim);
     if ((rc = quant_matrix(&S, -1, VFY_ROLE_OUTPUT, -1, need_out, S.N, why_text[WHY_GPTQ])) != SB_OK)
