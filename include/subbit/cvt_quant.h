@@ -116,21 +116,24 @@ void cvt_quant_opts_init(struct cvt_quant_opts *o);
  *  run from position 0, so a window must fit the model's context).
  *  @return SB_OK and *rep (cvt_quant_report_free); on failure nothing is left
  *  at out_path and *rep is NULL. In an MPI job (par_comm.h) it is collective:
- *  layers stay in order and every rank runs the dense matrices itself; each
- *  layer's experts are split across ranks (balanced by routed tokens), their
- *  outputs gathered and added in expert order; then cvt_convert's job writes.
- *  File and report equal one process's (timings aside). */
+ *  layers stay in order and every rank runs the dense part of the forward
+ *  itself (each dense matrix quantized by one rank and sent); each layer's
+ *  experts are split across ranks (balanced by routed tokens), their outputs
+ *  broadcast expert by expert and added in expert order; then cvt_convert's
+ *  job writes. o->conv.max_memory is each rank's cap. File and report equal
+ *  one process's (timings and the memory plan aside). */
 int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const char *out_path,
               const struct cvt_quant_opts *o, struct cvt_quant_report **rep, struct sb_err *err);
 void cvt_quant_report_free(struct cvt_quant_report *rep);
 
 /*! cvt_quant_memory() : what cvt_quant of src into out_path with o holds
  *  resident for n_tokens calibration tokens in windows of up to ctx_len, and
- *  whether the activations spill under o->conv.max_memory (what `subbit mem
- *  --for quant` prints). @return SB_OK; SB_ENOMEM with a one-line message
- *  naming the parts when a cap cannot hold one layer's need (its weights,
- *  the work buffers, the quantized matrices held and a window of spilled
- *  activations); the model's and the policy's errors as cvt_quant's. */
+ *  whether the quantized matrices and the activations spill under
+ *  o->conv.max_memory (what `subbit mem --for quant` prints; one process's
+ *  plan). @return SB_OK; SB_ENOMEM with a one-line message naming the parts
+ *  when a cap cannot hold one layer's need (its weights, the work buffers,
+ *  the quantized matrices held, the activations or a window of them); the
+ *  model's and the policy's errors as cvt_quant's. */
 int cvt_quant_memory(const struct fmt_model *src, size_t n_tokens, size_t ctx_len,
                      const char *out_path, const struct cvt_quant_opts *o,
                      struct cvt_quant_mem *m, struct sb_err *err);
