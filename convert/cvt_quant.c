@@ -582,16 +582,13 @@ static size_t routed(const struct state *S, size_t e, const int **idx, const flo
 /* Every rank runs the layer's dense part itself (the same inputs, the same
  * bits), so the calibration activations and the routing are on every rank
  * without a message. The experts are split into contiguous shares balanced
- * by routed tokens; each rank quantizes its own and packs, per expert: its
- * weighted outputs (n, dim), its quantized matrices and their report lines.
- * The packs are gathered in rank order, which is expert order, and every
- * rank adds the outputs into A and records the matrices in that order: the
- * float sums, blobs and report of one process. */
+ * by routed tokens; each rank quantizes its own, their weighted outputs into
+ * S->xo (spilled with the activations under a cap), their matrices and report
+ * lines into a pack. Then expert by expert, in order, the expert's rank
+ * broadcasts them and every rank adds the outputs into A and records the
+ * matrices: the float sums, blobs and report of one process, with one
+ * expert's matrices and CH of its output rows in flight at a time. */
 
-
-struct xpack_head {               /* one expert */
-    uint64_t e, n, n_mat;         /* expert, tokens, matrices; then n * dim floats */
-};
 struct xpack_mat {                /* one matrix; then nbytes of blob */
     struct cvt_qmat m;            /* why: NULL, see why */
     uint64_t src, row0, nrows, cols, enc, nbytes, why;
