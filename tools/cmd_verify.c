@@ -268,6 +268,8 @@ int cmd_verify(int argc, char **argv)
         cJSON_AddNumberToObject(d, "ppl_model_stderr", r.model.ppl_se);
         cJSON_AddNumberToObject(d, "ppl_delta", r.dppl);
         cJSON_AddNumberToObject(d, "ppl_delta_pct", r.dppl_pct);
+        cJSON_AddNumberToObject(d, "ln_ppl_ratio", r.ln_ratio);
+        cJSON_AddNumberToObject(d, "ln_ppl_ratio_stderr", r.ln_ratio_se);
         cJSON *k = cJSON_AddObjectToObject(d, "kld");
         cJSON_AddNumberToObject(k, "mean", r.kld.mean);
         cJSON_AddNumberToObject(k, "median", r.kld.median);
@@ -304,6 +306,8 @@ int cmd_verify(int argc, char **argv)
         printf("ppl ref:       %.4f +/- %.4f  (%s)\n", r.ref.ppl, r.ref.ppl_se, ref_path);
         printf("ppl model:     %.4f +/- %.4f  (%s)\n", r.model.ppl, r.model.ppl_se, model_path);
         printf("ppl delta:     %+.4f (%+.3f%%)%s\n", r.dppl, r.dppl_pct, f_dppl ? "  FAIL" : "");
+        printf("ln ppl ratio:  %+.6f +/- %.6f  (paired: per scored token, model - ref)\n",
+               r.ln_ratio, r.ln_ratio_se);
         printf("KLD:           mean %.6g, median %.6g, p99 %.6g, max %.6g%s\n", r.kld.mean,
                r.kld.median, r.kld.p99, r.kld.max, f_kld ? "  FAIL" : "");
         printf("top-1 agree:   %.4f%s\n", r.kld.top1, f_top1 ? "  FAIL" : "");

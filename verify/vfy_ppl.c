@@ -396,7 +396,7 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
         return rc;
     float *la = sb_malloc(p->n_ctx * V * sizeof *la), *lb = sb_malloc(p->n_ctx * V * sizeof *lb);
     double *vals = sb_malloc((n_vals ? n_vals : 1) * VV_N * sizeof *vals);
-    struct vfy_nll_acc aa = { 0 }, ab = { 0 };
+    struct vfy_nll_acc aa = { 0 }, ab = { 0 }, ad = { 0 };
     struct vfy_kld_acc k = { 0 };
     size_t skipped = 0;   /* positions with non-finite logits in either */
     const double t0 = now_s();
@@ -446,6 +446,7 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
         }
         vfy_nll_add(&aa, v[VV_NLL_A]);
         vfy_nll_add(&ab, v[VV_NLL_B]);
+        vfy_nll_add(&ad, v[VV_NLL_B] - v[VV_NLL_A]);
         if (vfy_kld_add(&k, v[VV_KLD], v[VV_SAME] != 0.0)) {
             rc = sb_err_set(err, SB_ENOMEM, "out of memory for per-token KLD");
             goto out;
@@ -456,6 +457,8 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
     finish(&r->ref, &aa, t0);
     finish(&r->model, &ab, t0);
     vfy_kld_summarize(&k, &r->kld);
+    r->ln_ratio = vfy_nll_mean(&ad);
+    r->ln_ratio_se = vfy_nll_se(&ad);
     r->ref.n_scored += skipped;   /* scored, and failed */
     r->model.n_scored += skipped;
     if (r->ref.n_nonfinite || r->model.n_nonfinite) {
@@ -463,6 +466,7 @@ int vfy_verify_run(struct vfy_ctx *ref, struct vfy_ctx *model, const struct vfy_
         r->ref.ppl = r->ref.mean_nll = r->ref.ppl_se = NAN;
         r->model.ppl = r->model.mean_nll = r->model.ppl_se = NAN;
         r->kld.mean = r->kld.median = r->kld.p99 = r->kld.max = r->kld.top1 = NAN;
+        r->ln_ratio = r->ln_ratio_se = NAN;
     }
     r->dppl = r->model.ppl - r->ref.ppl;
     r->dppl_pct = r->ref.ppl > 0 ? 100.0 * r->dppl / r->ref.ppl

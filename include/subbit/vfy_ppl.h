@@ -101,6 +101,11 @@ struct vfy_verify_result {
     struct vfy_ppl_result ref, model;
     struct vfy_kld_summary kld;             /* KL(P_ref || P_model) per position */
     double dppl, dppl_pct;                  /* model - ref, and 100 * that / ref */
+    /* the paired difference: the mean over scored positions of NLL_model -
+     * NLL_ref, which is ln(ppl model / ppl ref), and its standard error from
+     * the per-position differences (llama.cpp's "Mean ln(PPL(Q)/PPL(base))"):
+     * whether a perplexity difference is more than the text's noise */
+    double ln_ratio, ln_ratio_se;
 };
 
 /*! vfy_verify_run() : both models over the same windows and targets (their
