@@ -18,6 +18,7 @@
 #include <omp.h>
 #endif
 
+#include "fmt_map.h"
 #include "fmt_model.h"
 #include "fmt_writer.h"
 #include "par_comm.h"
@@ -63,7 +64,7 @@ struct qbuf {
     size_t src;                   /* source tensor index */
     size_t row0, nrows, cols;
     enum sb_dtype enc;
-    void *blob;
+    void *blob;                   /* NULL once spilled to the held file (held_flush) */
     uint64_t nbytes;
 };
 
@@ -87,13 +88,16 @@ struct state {
     size_t n_win;
     float *X, *A;                 /* (N, dim) residual stream; (N, max(qd, dim)) layer output */
     float *xn, *g, *h1, *h2, *y;  /* chunk buffers */
-    int *sel, *idx;               /* (N, K) routing; token lists */
-    float *selw, *wt;
+    int *sel, *idx;               /* (N, K) routing; (N * K) its tokens by expert */
+    float *selw, *wt;             /* their weights, alike */
+    size_t *eoff;                 /* [E + 1]: expert e's tokens are idx[eoff[e] .. eoff[e+1]) */
+    float *xo;                    /* in a job: (N * K, dim) weighted outputs of this rank's experts */
     double *H, *hs;               /* Hessian (maxc^2); hessian_add scratch */
     void *gscr;                   /* GPTQ scratch */
     size_t gscr_cap;
     float *W, *Q;                 /* f32 weights / decoded result of the current matrix */
-    void *rtn_blob;
+    void *rtn_blob;               /* blob_cap bytes: the largest quantized matrix */
+    size_t blob_cap;
     struct qbuf *qb;
     size_t n_qb, cap_qb, cap_m;
     float **f32;                  /* f32 copies of this layer's ternary matrices */
@@ -105,6 +109,13 @@ struct state {
     bool capped;
     uint8_t *act_map;
     size_t act_map_len;
+    /* ... and the finished quantized matrices in a scratch file when they
+     * spill: each tensor's whole blob at held_off[tensor] */
+    int held_fd;                  /* -1: they stay in memory */
+    uint64_t *held_off;           /* [n_tensors]: UINT64_MAX for a tensor not quantized */
+    uint64_t held_len;
+    size_t n_flushed;             /* S->qb[0 .. n_flushed) are in the file */
+    char held_dir[4096];
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -120,6 +131,20 @@ static int grid_of(int to)
     if (to == SB_DTYPE_SUB1 || to == SB_DTYPE_SUB1_QMOE)
         return SB_DTYPE_TERN;
     return to >= 0 && qnt_gptq_supported((enum sb_dtype)to) ? to : -1;
+}
+
+/* the quantization parameters of grid enc (int8's come from the options) */
+static struct sb_qparams qp_of(const struct state *S, int enc)
+{
+    return enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+}
+
+/* bytes of a rows x cols (ndim 2) or shape (ndim > 0) tensor in grid enc; 0 when it cannot be */
+static uint64_t grid_bytes(const struct state *S, int enc, const int64_t *shape, int ndim)
+{
+    const struct sb_qparams qp = qp_of(S, enc);
+    uint64_t nb = 0;
+    return sb_dtype_nbytes((enum sb_dtype)enc, shape, ndim, &qp, &nb) == SB_OK ? nb : 0;
 }
 
 static long tensor_index(const struct fmt_model *m, const char *name)
@@ -139,6 +164,21 @@ static int mat_grid(const struct state *S, int l, int role, int e, struct vfy_ma
         return -1;   /* the embedding: never quantized here */
     const long ti = tensor_index(S->src, ref->name);
     return ti < 0 ? -1 : grid_of(S->to[ti]);
+}
+
+/* In a job, the rank that quantizes dense matrix (l, role): owners rotate with
+ * layer and role (an expert's matrices are its rank's: experts_job) */
+static int owner_of(int l, int role)
+{
+    return (int)(((unsigned)(l + 1) * VFY_ROLE_COUNT + (unsigned)role) % (unsigned)par_size());
+}
+
+/* (layer, role, expert) is quantized, by this rank: only then is its Hessian needed here */
+static bool quantized_here(const struct state *S, int l, int role, int e)
+{
+    struct vfy_matref ref;
+    return mat_grid(S, l, role, e, &ref) >= 0 &&
+           (e >= 0 || par_size() == 1 || owner_of(l, role) == par_rank());
 }
 
 static void progress(struct state *S)
@@ -229,6 +269,62 @@ static int push_qmat(struct state *S, struct cvt_qmat **out)
     }
     *out = &R->m[R->n_m++];
     memset(*out, 0, sizeof **out);
+    return SB_OK;
+}
+
+/* Where q's bytes go in its tensor's blob (rows x cols of its grid): one
+ * piece of whole rows, or for int8 two (the values, then the row scales).
+ * @return the number of pieces; at[k], from[k], len[k]: offset in the
+ * tensor, offset in q->blob, bytes. */
+static int row_pieces(const struct state *S, const struct qbuf *q, uint64_t rows, uint64_t at[2],
+                      uint64_t from[2], uint64_t len[2])
+{
+    if (q->enc == SB_DTYPE_INT8) {
+        const struct sb_qparams qp = qp_of(S, q->enc);
+        const uint64_t groups = qnt_int8_groups(q->cols, &qp);
+        const uint64_t sb = qp.scale_dtype == SB_DTYPE_F16 ? 2 : 4;
+        at[0] = (uint64_t)q->row0 * q->cols;
+        from[0] = 0;
+        len[0] = (uint64_t)q->nrows * q->cols;
+        at[1] = rows * q->cols + q->row0 * groups * sb;
+        from[1] = len[0];
+        len[1] = q->nrows * groups * sb;
+        return 2;
+    }
+    const uint64_t rb = q->nrows ? q->nbytes / q->nrows : 0;   /* row-contiguous blobs */
+    at[0] = q->row0 * rb;
+    from[0] = 0;
+    len[0] = q->nrows * rb;
+    return 1;
+}
+
+/* Under a cap that spills them: the finished matrices S->qb[n_flushed ..)
+ * go to their places in the held file and leave memory (their records stay,
+ * blob NULL). Called where nothing computes with them any more: after each
+ * expert, each layer, the classifier. */
+static int held_flush(struct state *S)
+{
+    for (; S->held_fd >= 0 && S->n_flushed < S->n_qb; S->n_flushed++) {
+        struct qbuf *q = &S->qb[S->n_flushed];
+        const struct fmt_tensor *t = &S->src->tensors[q->src];
+        uint64_t rows, cols, at[2], from[2], len[2];
+        sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
+        const int np = row_pieces(S, q, rows, at, from, len);
+        for (int k = 0; k < np; k++)
+            for (uint64_t done = 0; done < len[k];) {
+                const ssize_t w = pwrite(S->held_fd, (uint8_t *)q->blob + from[k] + done,
+                                         (size_t)(len[k] - done),
+                                         (off_t)(S->held_off[q->src] + at[k] + done));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0)
+                    return sb_err_set(S->err, SB_EIO, "%s: cannot write the spilled matrices: "
+                                      "%s", S->held_dir, w < 0 ? strerror(errno) : "no room");
+                done += (uint64_t)w;
+            }
+        sb_free(q->blob);
+        q->blob = NULL;
+    }
     return SB_OK;
 }
 
@@ -402,15 +498,14 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
                       : expert && n < S->o->min_expert_tokens ? why_text[WHY_FEW_TOKENS]
                                                               : NULL;
     const bool gptq = S->o->method == CVT_QUANT_GPTQ && !why;
-    const bool need_in = gptq && (mat_grid(S, l, rg, e, &gref) >= 0 || mat_grid(S, l, ru, e, &gref) >= 0);
+    const bool need_in = gptq && (quantized_here(S, l, rg, e) || quantized_here(S, l, ru, e));
     int rc;
     if (need_in)
         hessian_inputs(S, l, VFY_NORM_FFN, idx, n, dim);
     if ((rc = quant_matrix(S, l, rg, e, need_in, n, why)) ||
         (rc = quant_matrix(S, l, ru, e, need_in, n, why)))
         return rc;
-    struct vfy_matref dref;
-    const bool need_h = gptq && mat_grid(S, l, rd, e, &dref) >= 0;
+    const bool need_h = gptq && quantized_here(S, l, rd, e);
     if (need_h) {
         memset(S->H, 0, F * F * sizeof *S->H);
         for (size_t i0 = 0; i0 < n; i0 += CH) {
@@ -453,19 +548,33 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
     return SB_OK;
 }
 
-/* the tokens routed to expert e (S->idx) and their routing weights (S->wt) */
-static size_t routed(struct state *S, size_t e)
+/* the layer's routing by expert, in one pass (a counting sort): expert e's
+ * tokens in order, S->idx[S->eoff[e] ..), their weights in S->wt */
+static void route_index(struct state *S)
 {
-    const size_t N = S->N, K = S->K;
-    size_t n = 0;
-    for (size_t t = 0; t < N; t++)
-        for (size_t k = 0; k < K; k++)
-            if (S->sel[t * K + k] == (int)e) {
-                S->idx[n] = (int)t;
-                S->wt[n] = S->selw[t * K + k];
-                n++;
-            }
-    return n;
+    const size_t N = S->N, K = S->K, E = S->E;
+    memset(S->eoff, 0, (E + 1) * sizeof *S->eoff);
+    for (size_t i = 0; i < N * K; i++)
+        if (S->sel[i] >= 0 && (size_t)S->sel[i] < E)
+            S->eoff[S->sel[i] + 1]++;
+    for (size_t e = 0; e < E; e++)
+        S->eoff[e + 1] += S->eoff[e];
+    size_t *at = S->eoff + E + 1;   /* E more: each expert's next slot */
+    memcpy(at, S->eoff, E * sizeof *at);
+    for (size_t i = 0; i < N * K; i++)
+        if (S->sel[i] >= 0 && (size_t)S->sel[i] < E) {
+            const size_t j = at[S->sel[i]]++;
+            S->idx[j] = (int)(i / K);
+            S->wt[j] = S->selw[i];
+        }
+}
+
+/* expert e's token count; *idx, *wt its tokens and routing weights */
+static size_t routed(const struct state *S, size_t e, const int **idx, const float **wt)
+{
+    *idx = S->idx + S->eoff[e];
+    *wt = S->wt + S->eoff[e];
+    return S->eoff[e + 1] - S->eoff[e];
 }
 
 /* ---- a layer's experts across the ranks of an MPI job ----------------------------- */
@@ -473,16 +582,13 @@ static size_t routed(struct state *S, size_t e)
 /* Every rank runs the layer's dense part itself (the same inputs, the same
  * bits), so the calibration activations and the routing are on every rank
  * without a message. The experts are split into contiguous shares balanced
- * by routed tokens; each rank quantizes its own and packs, per expert: its
- * weighted outputs (n, dim), its quantized matrices and their report lines.
- * The packs are gathered in rank order, which is expert order, and every
- * rank adds the outputs into A and records the matrices in that order: the
- * float sums, blobs and report of one process. */
+ * by routed tokens; each rank quantizes its own, their weighted outputs into
+ * S->xo (spilled with the activations under a cap), their matrices and report
+ * lines into a pack. Then expert by expert, in order, the expert's rank
+ * broadcasts them and every rank adds the outputs into A and records the
+ * matrices: the float sums, blobs and report of one process, with one
+ * expert's matrices and CH of its output rows in flight at a time. */
 
-
-struct xpack_head {               /* one expert */
-    uint64_t e, n, n_mat;         /* expert, tokens, matrices; then n * dim floats */
-};
 struct xpack_mat {                /* one matrix; then nbytes of blob */
     struct cvt_qmat m;            /* why: NULL, see why */
     uint64_t src, row0, nrows, cols, enc, nbytes, why;
@@ -542,133 +648,170 @@ static int xpack_take(struct state *S, const struct xpack_mat *x, void *blob, st
     return SB_OK;
 }
 
-/* this rank's experts [lo, hi) of layer l into a pack */
+/* this rank's experts [lo, hi) of layer l: their weighted outputs into S->xo,
+ * their matrices and report lines into a pack (per expert: the count, then
+ * each matrix's xpack_mat and blob), out of S->qb and the report until taken
+ * back in expert order */
 static int experts_mine(struct state *S, int l, size_t lo, size_t hi, uint8_t **pk, size_t *len)
 {
-    const size_t dim = S->dim;
     size_t cap = 0;
-    float *out = NULL;
     int rc = SB_OK;
     for (size_t e = lo; e < hi && rc == SB_OK; e++) {
-        const size_t n = routed(S, e), qb0 = S->n_qb, m0 = S->rep->n_m;
-        sb_free_aligned(out);
-        if (!(out = sb_malloc_aligned((n ? n : 1) * dim * sizeof *out)))
-            return oom(S);
-        if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
-                            S->wt, n, false, out)))
+        const int *idx;
+        const float *wt;
+        const size_t n = routed(S, e, &idx, &wt), qb0 = S->n_qb, m0 = S->rep->n_m;
+        float *out = S->xo + (S->eoff[e] - S->eoff[lo]) * S->dim;
+        if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, idx, wt, n,
+                            false, out)))
             break;
-        const struct xpack_head h = { e, n, S->n_qb - qb0 };
-        if (S->n_qb - qb0 != S->rep->n_m - m0)
+        const uint64_t n_mat = S->n_qb - qb0;
+        if (n_mat != S->rep->n_m - m0)
             rc = sb_err_set(S->err, SB_EINVAL, "layer %d expert %zu: matrices and report lines "
                             "differ", l, e);
         if (rc == SB_OK)
-            rc = pack_put(S, pk, len, &cap, &h, sizeof h);
-        if (rc == SB_OK)
-            rc = pack_put(S, pk, len, &cap, out, n * dim * sizeof *out);
-        for (size_t j = 0; rc == SB_OK && j < h.n_mat; j++) {
+            rc = pack_put(S, pk, len, &cap, &n_mat, sizeof n_mat);
+        for (size_t j = 0; rc == SB_OK && j < n_mat; j++) {
             const struct qbuf *q = &S->qb[qb0 + j];
             struct xpack_mat x;
             xpack_of(S, qb0 + j, m0 + j, &x);
             if ((rc = pack_put(S, pk, len, &cap, &x, sizeof x)) == SB_OK)
                 rc = pack_put(S, pk, len, &cap, q->blob, (size_t)q->nbytes);
         }
-        /* recorded again, in expert order, from the gathered packs */
         for (size_t j = qb0; j < S->n_qb; j++)
             sb_free(S->qb[j].blob);
         S->n_qb = qb0;
         S->done -= S->rep->n_m - m0;   /* counted again when taken back */
         S->rep->n_m = m0;
     }
-    sb_free_aligned(out);
     return rc;
 }
 
-/* every rank's packs, in expert order, into A, S->qb and the report */
-static int experts_take(struct state *S, int l, const uint8_t *pk, size_t len)
+/* n bytes at *at of the owner's pack into p (a pack shorter than its walk: a bug, said) */
+static int pack_get(struct state *S, const uint8_t *pk, size_t len, size_t *at, void *p, size_t n)
 {
-    const size_t dim = S->dim, E = S->E;
-    size_t at = 0;
-    for (size_t e = 0; e < E; e++) {
-        struct xpack_head h;
-        if (len - at < sizeof h)
-            goto bad;
-        memcpy(&h, pk + at, sizeof h);
-        at += sizeof h;
-        if (h.e != e || routed(S, e) != h.n || len - at < h.n * dim * sizeof(float))
-            goto bad;
-        S->rep->expert_tokens[(size_t)l * E + e] = h.n;
-        const uint8_t *o = pk + at;
-        for (size_t i = 0; i < h.n; i++) {
+    if (len - *at < n)
+        return sb_err_set(S->err, SB_EINVAL, "%s: an expert pack is shorter than its matrices",
+                          S->src->path);
+    memcpy(p, pk + *at, n);
+    *at += n;
+    return SB_OK;
+}
+
+/* Expert e from its rank, owner (collective): its token and matrix counts,
+ * agreed on (with any rank's failure so far), then its outputs added into A,
+ * CH rows at a time, and its matrices recorded. xo, pk, *at: the owner's
+ * outputs and pack. A failure after the agreement (*lrc) keeps the rank in the
+ * broadcasts, to the next expert's agreement or the caller's. */
+static int expert_take(struct state *S, int l, size_t e, int owner, const float *xo,
+                       const uint8_t *pk, size_t len, size_t *at, int *lrc)
+{
+    const size_t dim = S->dim;
+    const bool me = owner == par_rank();
+    const int *idx;
+    const float *wt;
+    const size_t n = routed(S, e, &idx, &wt);
+    uint64_t head[2] = { n, 0 };   /* tokens, matrices */
+    int rc;
+    if (me && *lrc == SB_OK)
+        *lrc = pack_get(S, pk, len, at, &head[1], sizeof head[1]);
+    if ((rc = par_bcast(head, sizeof head, owner, S->err)) != SB_OK)
+        return rc;
+    if (*lrc == SB_OK && head[0] != n)   /* every rank routes alike: a bug, not a hang */
+        *lrc = sb_err_set(S->err, SB_EINVAL, "layer %d expert %zu: %llu tokens here, %llu on "
+                          "rank %d", l, e, (unsigned long long)n, (unsigned long long)head[0],
+                          owner);
+    if ((rc = par_agree(*lrc, S->err)) != SB_OK)
+        return rc;
+    S->rep->expert_tokens[(size_t)l * S->E + e] = n;
+    for (size_t i0 = 0; i0 < n; i0 += CH) {
+        const size_t m = n - i0 < CH ? n - i0 : CH;
+        spill_trim(S);
+        if (me)
+            memcpy(S->y, xo + i0 * dim, m * dim * sizeof(float));
+        if ((rc = par_bcast(S->y, m * dim * sizeof(float), owner, S->err)) != SB_OK)
+            return rc;
+        for (size_t i = 0; i < m; i++) {
             if (i % GATHER_TRIM == 0)
                 spill_trim(S);
-            float *a = S->A + (size_t)S->idx[i] * dim, y;
-            for (size_t d = 0; d < dim; d++) {
-                memcpy(&y, o + (i * dim + d) * sizeof y, sizeof y);
-                a[d] += y;
-            }
-        }
-        at += h.n * dim * sizeof(float);
-        for (uint64_t j = 0; j < h.n_mat; j++) {
-            struct xpack_mat x;
-            if (len - at < sizeof x)
-                goto bad;
-            memcpy(&x, pk + at, sizeof x);
-            at += sizeof x;
-            if (len - at < x.nbytes)
-                goto bad;
-            void *blob = sb_malloc(x.nbytes ? (size_t)x.nbytes : 1);
-            if (!blob)
-                return oom(S);
-            memcpy(blob, pk + at, (size_t)x.nbytes);
-            at += x.nbytes;
-            struct cvt_qmat *m;
-            int rc = xpack_take(S, &x, blob, &m);
-            if (rc != SB_OK)
-                return rc;
+            float *a = S->A + (size_t)idx[i0 + i] * dim;
+            const float *y = S->y + i * dim;
+            for (size_t d = 0; d < dim; d++)
+                a[d] += y[d];
         }
     }
-    if (at == len)
-        return SB_OK;
-bad:
-    return sb_err_set(S->err, SB_EINVAL, "layer %d: the ranks' expert packs do not match the "
-                      "routing", l);
+    for (uint64_t j = 0; j < head[1]; j++) {
+        struct xpack_mat x;
+        memset(&x, 0, sizeof x);
+        if (me && *lrc == SB_OK)
+            *lrc = pack_get(S, pk, len, at, &x, sizeof x);
+        if ((rc = par_bcast(&x, sizeof x, owner, S->err)) != SB_OK)
+            return rc;
+        if (x.nbytes > S->blob_cap)   /* every rank has the same x: they all stop here */
+            return sb_err_set(S->err, SB_EINVAL, "layer %d expert %zu: a matrix of %llu bytes, "
+                              "above the largest planned", l, e, (unsigned long long)x.nbytes);
+        if (me && *lrc == SB_OK)
+            *lrc = pack_get(S, pk, len, at, S->rtn_blob, (size_t)x.nbytes);
+        if ((rc = par_bcast(S->rtn_blob, x.nbytes, owner, S->err)) != SB_OK)
+            return rc;
+        void *blob = *lrc == SB_OK ? sb_malloc(x.nbytes ? (size_t)x.nbytes : 1) : NULL;
+        struct cvt_qmat *qm;
+        if (*lrc == SB_OK && !blob)
+            *lrc = oom(S);
+        if (*lrc == SB_OK) {
+            memcpy(blob, S->rtn_blob, (size_t)x.nbytes);
+            *lrc = xpack_take(S, &x, blob, &qm);
+        }
+    }
+    if (*lrc == SB_OK)
+        *lrc = held_flush(S);   /* nothing computes with them again */
+    return SB_OK;
 }
 
 static int experts_job(struct state *S, int l)
 {
-    const size_t E = S->E;
-    uint64_t *cum = sb_malloc((E + 1) * sizeof *cum), lo = 0, hi = 0, n_all = 0;
+    const size_t E = S->E, dim = S->dim;
+    const int size = par_size(), rank = par_rank();
+    uint64_t *cum = sb_malloc((E + 1) * sizeof *cum), lo = 0, hi = 0;
+    int *owner = sb_malloc((E ? E : 1) * sizeof *owner);
     uint8_t *mine = NULL;
-    void *all = NULL;
-    size_t len = 0;
-    int rc = SB_OK;
-    if (!cum)
-        rc = oom(S);
-    for (size_t e = 0; e < E && rc == SB_OK; e++)   /* +1: an expert without tokens still counts */
-        cum[e + 1] = (e ? cum[e] : 0) + routed(S, e) + 1;
+    size_t len = 0, at = 0;
+    int rc = cum && owner ? SB_OK : oom(S), lrc = SB_OK;
     if (rc == SB_OK) {
         cum[0] = 0;
-        par_split(E, cum, par_rank(), par_size(), &lo, &hi);
+        for (size_t e = 0; e < E; e++)   /* +1: an expert without tokens still counts */
+            cum[e + 1] = cum[e] + (S->eoff[e + 1] - S->eoff[e]) + 1;
+        for (int q = 0; q < size; q++) {
+            par_split(E, cum, q, size, &lo, &hi);
+            for (uint64_t e = lo; e < hi; e++)
+                owner[e] = q;
+        }
+        par_split(E, cum, rank, size, &lo, &hi);
         rc = experts_mine(S, l, (size_t)lo, (size_t)hi, &mine, &len);
     }
     if (rc == SB_OK && par_fault("quant"))
         rc = sb_err_set(S->err, SB_EIO, "%s: fault injected (SUBBIT_PAR_FAULT)", S->src->path);
     /* after a failure is agreed on, no rank calls another collective: a rank that
      * failed alone before this layer's experts has left (par_settle) */
-    if ((rc = par_agree(rc, S->err)) == SB_OK &&
-        (rc = par_allgather(mine, len, &all, &n_all, NULL, S->err)) == SB_OK)
-        rc = experts_take(S, l, all, (size_t)n_all);
+    if ((rc = par_agree(rc, S->err)) == SB_OK) {
+        for (size_t e = 0; e < E && rc == SB_OK; e++) {
+            const float *xo = owner[e] == rank ? S->xo + (S->eoff[e] - S->eoff[lo]) * dim : NULL;
+            rc = expert_take(S, l, e, owner[e], xo, mine, len, &at, &lrc);
+        }
+        if (rc == SB_OK)
+            rc = par_agree(lrc, S->err);
+    }
     sb_free(cum);
+    sb_free(owner);
     sb_free(mine);
-    sb_free(all);
     return rc;
 }
 
-/* under a cap, the model's mapped pages go back to the OS after each layer
- * (a later touch reads them again; only the classifier and the writer do) */
+/* the model's mapped pages go back to the OS after each layer (a later touch
+ * reads them again, from the page cache; only the classifier and the writer
+ * do), capped or not: what mem_plan predicts */
 static void release_source(struct state *S)
 {
-    for (size_t i = 0; S->capped && i < S->src->n_tensors; i++)
+    for (size_t i = 0; i < S->src->n_tensors; i++)
         fmt_model_release_data(S->src, &S->src->tensors[i]);
 }
 
@@ -688,7 +831,7 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
     const int grid = mat_grid(S, l, role, e, &ref);
     if (grid < 0)
         return SB_OK;
-    const int owner = (int)(((unsigned)(l + 1) * VFY_ROLE_COUNT + (unsigned)role) % (unsigned)size);
+    const int owner = owner_of(l, role);
     const size_t qb0 = S->n_qb, m0 = S->rep->n_m;
     struct xpack_mat x;
     uint8_t *blob = NULL;
@@ -736,9 +879,9 @@ static int do_layer(struct state *S, int l)
         return sb_err_set(S->err, SB_EIO, "%s: layer %d: fault injected (SUBBIT_PAR_FAULT)",
                           S->src->path, l);
     /* attention: q/k/v share the normed input's Hessian */
-    const bool need_qkv = gptq && (mat_grid(S, l, VFY_ROLE_Q, -1, &ref) >= 0 ||
-                                   mat_grid(S, l, VFY_ROLE_K, -1, &ref) >= 0 ||
-                                   mat_grid(S, l, VFY_ROLE_V, -1, &ref) >= 0);
+    const bool need_qkv = gptq && (quantized_here(S, l, VFY_ROLE_Q, -1) ||
+                                   quantized_here(S, l, VFY_ROLE_K, -1) ||
+                                   quantized_here(S, l, VFY_ROLE_V, -1));
     if (need_qkv)
         hessian_inputs(S, l, VFY_NORM_ATTN, NULL, N, dim);
     for (int r = VFY_ROLE_Q; r <= VFY_ROLE_V; r++)
@@ -751,7 +894,7 @@ static int do_layer(struct state *S, int l)
         if ((rc = vfy_layer_attention(S->ctx, l, S->xn, n, S->A + r0 * qd, S->err)))
             return rc;
     }
-    const bool need_o = gptq && mat_grid(S, l, VFY_ROLE_O, -1, &ref) >= 0;
+    const bool need_o = gptq && quantized_here(S, l, VFY_ROLE_O, -1);
     if (need_o) {   /* in chunks of QNT_GPTQ_HCHUNK rows: the sums of one call over all */
         memset(S->H, 0, qd * qd * sizeof *S->H);
         for (size_t i0 = 0; i0 < N; i0 += CH) {
@@ -782,6 +925,7 @@ static int do_layer(struct state *S, int l)
             gather_norm(S, l, VFY_NORM_FFN, NULL, i0, m);
             vfy_layer_route(S->ctx, l, S->xn, m, S->sel + i0 * K, S->selw + i0 * K);
         }
+        route_index(S);
         for (size_t i0 = 0; i0 < N; i0 += CH) {
             spill_trim(S);
             memset(S->A + i0 * dim, 0, (N - i0 < CH ? N - i0 : CH) * dim * sizeof *S->A);
@@ -789,10 +933,13 @@ static int do_layer(struct state *S, int l)
         if (par_size() > 1 && (rc = experts_job(S, l)))
             return rc;
         for (size_t e = 0; e < E && par_size() == 1; e++) {
-            const size_t n = routed(S, e);
+            const int *idx;
+            const float *wt;
+            const size_t n = routed(S, e, &idx, &wt);
             S->rep->expert_tokens[(size_t)l * E + e] = n;
-            if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, S->idx,
-                                S->wt, n, false, NULL)))
+            if ((rc = ffn_block(S, l, VFY_ROLE_GATE, VFY_ROLE_UP, VFY_ROLE_DOWN, (int)e, idx, wt,
+                                n, false, NULL)) ||
+                (rc = held_flush(S)))   /* nothing computes with them again */
                 return rc;
         }
         if ((rc = ffn_block(S, l, VFY_ROLE_SH_GATE, VFY_ROLE_SH_UP, VFY_ROLE_SH_DOWN, -1, NULL,
@@ -845,13 +992,12 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
     if (g < 0)
         return;
     S->total++;
-    const struct sb_qparams qp = g == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+    const struct sb_qparams qp = qp_of(S, g);
     const size_t b = qnt_gptq_scratch_bytes((enum sb_dtype)g, &qp, ref->nrows, ref->cols,
                                             &S->o->gptq);
     z->gscr = b > z->gscr ? b : z->gscr;
-    int64_t sh[2] = { (int64_t)ref->nrows, (int64_t)ref->cols };
-    uint64_t nb = 0;
-    sb_dtype_nbytes((enum sb_dtype)g, sh, 2, &qp, &nb);
+    const int64_t sh[2] = { (int64_t)ref->nrows, (int64_t)ref->cols };
+    const uint64_t nb = grid_bytes(S, g, sh, 2);
     z->blob = nb > z->blob ? (size_t)nb : z->blob;
     z->held += nb;
 }
@@ -861,6 +1007,9 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
 struct weigh {
     uint64_t *layer;              /* [n_layers + 1]: source bytes of each layer's matrices
                                      (+ f32 copies of ternary ones); the last: the classifier */
+    uint64_t *dense, *expert, *experts;   /* [n_layers + 1]: quantized bytes of the dense
+                                     matrices; the largest expert matrix; all experts' */
+    uint64_t qlargest;            /* the largest quantized tensor, whole */
     uint8_t *seen;                /* [n_tensors] */
 };
 
@@ -874,8 +1023,22 @@ static void weigh_one(struct state *S, int l, int r, int e, const struct vfy_mat
         w->seen[ti] = 1;
         w->layer[b] += S->src->tensors[ti].nbytes;
     }
-    if (mat_grid(S, l, r, e, &m) == SB_DTYPE_TERN)
+    const int g = mat_grid(S, l, r, e, &m);
+    if (g == SB_DTYPE_TERN)
         w->layer[b] += (uint64_t)ref->nrows * ref->cols * sizeof(float);
+    if (g < 0)
+        return;
+    const int64_t sh[2] = { (int64_t)ref->nrows, (int64_t)ref->cols };
+    const uint64_t nb = grid_bytes(S, g, sh, 2);
+    const struct fmt_tensor *t = &S->src->tensors[ti];
+    const uint64_t whole = grid_bytes(S, g, t->shape, t->ndim);
+    w->qlargest = whole > w->qlargest ? whole : w->qlargest;
+    if (e < 0)
+        w->dense[b] += nb;
+    else
+        w->expert[b] = nb > w->expert[b] ? nb : w->expert[b];
+    if (e >= 0)
+        w->experts[b] += nb;
 }
 
 /* S after the survey (N, widths, the sizes z): what it holds resident. Every
@@ -893,7 +1056,7 @@ static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem
     m->tokens = N;
     m->fixed = CVT_MEM_FIXED / 2;
     m->work = rowsz * maxc * 4 + rowsz * wide * 4 + 2 * CH * maxc * 4 + CH * 4 +
-              N * K * 8 + N * 8 + maxc * maxc * 8 + QNT_GPTQ_HCHUNK * maxc * 8 + z->gscr +
+              2 * N * K * 8 + (2 * S->E + 1) * 8 + maxc * maxc * 8 + QNT_GPTQ_HCHUNK * maxc * 8 + z->gscr +
               2 * (S->maxrows * maxc * 4 + 64) + z->blob;
     struct vfy_ctx_shape sh;
     struct vfy_ctx_size cs;
@@ -905,46 +1068,64 @@ static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem
     if (vfy_ctx_bytes(&sh, S->ctx_len, S->ctx_len, (size_t)nt, &cs) != SB_OK)
         return sb_err_set(S->err, SB_EINVAL, "%s: the calibration context overflows", src->path);
     m->work += cs.kv + cs.buffers;
-    struct weigh w = { sb_calloc((size_t)in->n_layers + 1, sizeof *w.layer),
+    const size_t nl = (size_t)in->n_layers + 1;
+    struct weigh w = { sb_calloc(nl, sizeof *w.layer), sb_calloc(nl, sizeof *w.dense),
+                       sb_calloc(nl, sizeof *w.expert), sb_calloc(nl, sizeof *w.experts), 0,
                        sb_calloc(src->n_tensors ? src->n_tensors : 1, 1) };
-    if (!w.layer || !w.seen) {
-        sb_free(w.layer);
-        sb_free(w.seen);
-        return oom(S);
+    const bool job = par_size() > 1;
+    int rc = SB_OK;
+    if (!w.layer || !w.dense || !w.expert || !w.experts || !w.seen) {
+        rc = oom(S);
+        goto out;
     }
     for_each_mat(S, weigh_one, &w);
-    for (int l = 0; l <= in->n_layers; l++)
+    for (size_t l = 0; l < nl; l++) {
         m->weights = w.layer[l] > m->weights ? w.layer[l] : m->weights;
-    uint64_t largest = 0;
+        /* spilled after each expert (its three matrices) and each layer; in a
+         * job, a rank holds its share of the layer's experts (at most all of
+         * them) until each is taken back in order */
+        const uint64_t h = w.dense[l] + 3 * w.expert[l] + (job ? w.experts[l] : 0);
+        m->held_window = h > m->held_window ? h : m->held_window;
+    }
+    uint64_t largest = w.qlargest;
     for (size_t i = 0; i < src->n_tensors; i++) {
         if (!w.seen[i])
             m->weights += src->tensors[i].nbytes;
         largest = src->tensors[i].nbytes > largest ? src->tensors[i].nbytes : largest;
     }
-    sb_free(w.layer);
-    sb_free(w.seen);
     m->held = z->held;
-    m->act = N * (dim + wide) * 4;
+    m->act = N * (dim + wide) * 4 + (job && S->E ? N * K * dim * 4 : 0);   /* X, A, xo */
     /* a chunk's rows of X and A with the kernel's fault-around (64 KiB) at each
      * end, or GATHER_TRIM scattered rows of each, 64 KiB around each row */
     m->spill_window = rowsz * (dim + wide) * 4 + 4 * GATHER_TRIM * 65536 + 4 * 65536;
-    const uint64_t cap = S->o->conv.max_memory, base = m->fixed + m->work + m->weights + m->held;
-    m->spill = cap && base + m->act > cap;
-    m->write = m->held + CVT_MEM_FIXED + largest;
-    m->peak = base + (m->spill ? m->spill_window : m->act);
+    /* under a cap, the quantized matrices spill first (written once, read
+     * once by the write), then the activations (read again by every layer) */
+    const uint64_t cap = S->o->conv.max_memory, base = m->fixed + m->work + m->weights;
+    m->spill_held = cap && (base + m->held + m->act > cap || m->held + CVT_MEM_FIXED + largest > cap);
+    const uint64_t held = m->spill_held ? m->held_window : m->held;
+    m->spill = cap && base + held + m->act > cap && m->spill_window < m->act;
+    m->write = (m->spill_held ? 0 : m->held) + CVT_MEM_FIXED + largest;
+    m->peak = base + held + (m->spill ? m->spill_window : m->act);
     m->peak = m->write > m->peak ? m->write : m->peak;
     if (cap && m->peak > cap)
-        return sb_err_set(S->err, SB_ENOMEM, "%s: --max-memory %llu MiB is below what one layer "
-                          "needs: %llu MiB (its weights %llu, work buffers %llu, the quantized "
-                          "matrices held %llu, a window of spilled activations %llu, the process "
-                          "%llu; the write %llu)", src->path, (unsigned long long)(cap >> 20),
-                          (unsigned long long)((m->peak + (1 << 20) - 1) >> 20),
-                          (unsigned long long)(m->weights >> 20),
-                          (unsigned long long)(m->work >> 20), (unsigned long long)(m->held >> 20),
-                          (unsigned long long)(m->spill_window >> 20),
-                          (unsigned long long)(m->fixed >> 20),
-                          (unsigned long long)(m->write >> 20));
-    return SB_OK;
+        rc = sb_err_set(S->err, SB_ENOMEM, "%s: --max-memory %llu MiB is below what one layer "
+                        "needs: %llu MiB (its weights %llu, work buffers %llu, the quantized "
+                        "matrices held %llu, the activations %llu%s, the process %llu; the "
+                        "write %llu)", src->path, (unsigned long long)(cap >> 20),
+                        (unsigned long long)((m->peak + (1 << 20) - 1) >> 20),
+                        (unsigned long long)(m->weights >> 20),
+                        (unsigned long long)(m->work >> 20), (unsigned long long)(held >> 20),
+                        (unsigned long long)((m->spill ? m->spill_window : m->act) >> 20),
+                        m->spill ? " (a window of them, spilled)" : "",
+                        (unsigned long long)(m->fixed >> 20),
+                        (unsigned long long)(m->write >> 20));
+out:
+    sb_free(w.layer);
+    sb_free(w.dense);
+    sb_free(w.expert);
+    sb_free(w.experts);
+    sb_free(w.seen);
+    return rc;
 }
 
 /* the folder spilled activations go to: the option, else the output's */
@@ -965,33 +1146,78 @@ static void scratch_folder(const char *opt, const char *out_path, char *dir, siz
         snprintf(dir, cap, "%.*s", (int)(len > 1 ? len - 1 : 1), out_path);
 }
 
-/* X and A in one file of dir, mapped shared: removed from the folder at once
- * (nothing is left whatever happens), its blocks reserved up front so a full
- * disk is an error here rather than a fault later */
-static int spill_open(struct state *S, const char *dir, size_t nx, size_t na)
+/* A scratch file of len bytes in dir for `what`: removed from the folder at
+ * once (nothing is left whatever happens), its blocks reserved up front so a
+ * full disk is an error here rather than a fault later. @return its fd, or -1
+ * with S->err set. */
+static int scratch_file(struct state *S, const char *dir, const char *what, uint64_t len)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/subbit-activations.subbit-tmp-%ld-XXXXXX", dir,
-             (long)getpid());
-    const size_t offa = (nx + 4095) / 4096 * 4096, len = offa + na;
+    snprintf(path, sizeof path, "%s/subbit-%s.subbit-tmp-%ld-XXXXXX", dir, what, (long)getpid());
     int fd = mkstemp(path);
-    if (fd < 0)
-        return sb_err_set(S->err, SB_EIO, "%s: cannot create a scratch file for the spilled "
-                          "activations: %s", dir, strerror(errno));
+    if (fd < 0) {
+        sb_err_set(S->err, SB_EIO, "%s: cannot create a scratch file for the spilled %s: %s", dir,
+                   what, strerror(errno));
+        return -1;
+    }
     unlink(path);
-    int e = posix_fallocate(fd, 0, (off_t)len);
-    void *p = e ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED && !e)
-        e = errno;
+    const int e = len ? posix_fallocate(fd, 0, (off_t)len) : 0;
+    if (e) {
+        close(fd);
+        sb_err_set(S->err, SB_EIO, "%s: cannot hold %llu MiB of spilled %s: %s", dir,
+                   (unsigned long long)(len >> 20), what, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
+/* X, A and (in a job) xo in one scratch file of dir, mapped shared */
+static int spill_open(struct state *S, const char *dir, size_t nx, size_t na, size_t nxo)
+{
+    const size_t offa = (nx + 4095) / 4096 * 4096, offo = offa + (na + 4095) / 4096 * 4096;
+    const size_t len = offo + nxo;
+    const int fd = scratch_file(S, dir, "activations", len);
+    if (fd < 0)
+        return SB_EIO;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const int e = errno;
     close(fd);
     if (p == MAP_FAILED)
-        return sb_err_set(S->err, SB_EIO, "%s: cannot hold %llu MiB of spilled activations: %s",
+        return sb_err_set(S->err, SB_EIO, "%s: cannot map %llu MiB of spilled activations: %s",
                           dir, (unsigned long long)(len >> 20), strerror(e));
     S->act_map = p;
     S->act_map_len = len;
     S->X = (float *)p;
     S->A = (float *)(S->act_map + offa);
+    S->xo = nxo ? (float *)(S->act_map + offo) : NULL;
     return SB_OK;
+}
+
+/* each quantized tensor's place in the held file, in the order they come */
+static void held_place(struct state *S, int l, int r, int e, const struct vfy_matref *ref, void *arg)
+{
+    (void)arg;
+    struct vfy_matref m;
+    const int g = mat_grid(S, l, r, e, &m);
+    const long ti = g < 0 ? -1 : tensor_index(S->src, ref->name);
+    if (ti < 0 || S->held_off[ti] != UINT64_MAX)
+        return;
+    const struct fmt_tensor *t = &S->src->tensors[ti];
+    S->held_off[ti] = S->held_len;
+    S->held_len += (grid_bytes(S, g, t->shape, t->ndim) + 4095) / 4096 * 4096;
+}
+
+static int held_open(struct state *S, const char *dir)
+{
+    const size_t n = S->src->n_tensors;
+    if (!(S->held_off = sb_malloc((n ? n : 1) * sizeof *S->held_off)))
+        return oom(S);
+    for (size_t i = 0; i < n; i++)
+        S->held_off[i] = UINT64_MAX;
+    for_each_mat(S, held_place, NULL);
+    snprintf(S->held_dir, sizeof S->held_dir, "%s", dir);
+    S->held_fd = scratch_file(S, dir, "matrices", S->held_len);
+    return S->held_fd < 0 ? SB_EIO : SB_OK;
 }
 
 static int alloc_state(struct state *S, const struct vfy_plan *p, const char *out_path)
@@ -1018,20 +1244,26 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
     const size_t maxc = S->maxc > wide ? S->maxc : wide, rowsz = (S->ctx_len > CH ? S->ctx_len : CH);
     const size_t gs = z.gscr, mx = z.blob;
     S->gscr_cap = gs;
-    size_t nd, na;
-    if (sb_mul_size(N, dim, &nd) || sb_mul_size(N, wide, &na))
+    size_t nd, na, no = 0;   /* no: in a job, this rank's expert outputs (at most N * K rows) */
+    if (sb_mul_size(N, dim, &nd) || sb_mul_size(N, wide, &na) ||
+        (par_size() > 1 && S->E && sb_mul_size(N * S->K, dim, &no)))
         return oom(S);
     int rc = mem_plan(S, &z, &S->rep->mem);
     if (rc != SB_OK)
         return rc;
+    char dir[4096];
+    scratch_folder(S->o->scratch_dir, out_path, dir, sizeof dir);
+    if (S->rep->mem.spill_held && (rc = held_open(S, dir)) != SB_OK)
+        return rc;
     if (S->rep->mem.spill) {
-        char dir[4096];
-        scratch_folder(S->o->scratch_dir, out_path, dir, sizeof dir);
-        if ((rc = spill_open(S, dir, nd * sizeof(float) + 64, na * sizeof(float) + 64)) != SB_OK)
+        if ((rc = spill_open(S, dir, nd * sizeof(float) + 64, na * sizeof(float) + 64,
+                             no ? no * sizeof(float) + 64 : 0)) != SB_OK)
             return rc;
     } else {
         S->X = sb_malloc_aligned(nd * sizeof(float) + 64);
         S->A = sb_malloc_aligned(na * sizeof(float) + 64);
+        if (no && !(S->xo = sb_malloc_aligned(no * sizeof(float) + 64)))
+            return oom(S);
     }
     S->xn = sb_malloc_aligned(rowsz * maxc * sizeof(float));
     S->y = sb_malloc_aligned(rowsz * wide * sizeof(float));
@@ -1040,16 +1272,18 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
     S->g = sb_malloc(CH * sizeof(float));
     S->sel = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(int));
     S->selw = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(float));
-    S->idx = sb_malloc(N * sizeof(int) + sizeof(int));
-    S->wt = sb_malloc(N * sizeof(float) + sizeof(float));
+    S->idx = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(int) + sizeof(int));
+    S->wt = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(float) + sizeof(float));
+    S->eoff = sb_malloc((2 * S->E + 1) * sizeof *S->eoff);
     S->H = sb_malloc_aligned(maxc * maxc * sizeof(double));
     S->hs = sb_malloc_aligned(QNT_GPTQ_HCHUNK * maxc * sizeof(double));
     S->gscr = gs ? sb_malloc_aligned(gs) : NULL;
     S->W = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
     S->Q = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
     S->rtn_blob = sb_malloc(mx ? mx : 1);
+    S->blob_cap = mx;
     if (!S->X || !S->A || !S->xn || !S->y || !S->h1 || !S->h2 || !S->g || !S->sel || !S->selw ||
-        !S->idx || !S->wt || !S->H || !S->hs || (gs && !S->gscr) || !S->W || !S->Q || !S->rtn_blob)
+        !S->idx || !S->wt || !S->eoff || !S->H || !S->hs || (gs && !S->gscr) || !S->W || !S->Q || !S->rtn_blob)
         return oom(S);
     return SB_OK;
 }
@@ -1070,10 +1304,11 @@ static void free_work(struct state *S)
     else {
         sb_free_aligned(S->X);
         sb_free_aligned(S->A);
+        sb_free_aligned(S->xo);
     }
     S->act_map = NULL;
     S->wrow = NULL;
-    S->X = S->A = NULL;
+    S->X = S->A = S->xo = NULL;
     sb_free_aligned(S->xn);
     sb_free_aligned(S->y);
     sb_free_aligned(S->h1);
@@ -1083,6 +1318,8 @@ static void free_work(struct state *S)
     sb_free(S->selw);
     sb_free(S->idx);
     sb_free(S->wt);
+    sb_free(S->eoff);
+    S->eoff = NULL;
     sb_free_aligned(S->H);
     sb_free_aligned(S->hs);
     sb_free_aligned(S->gscr);
@@ -1101,6 +1338,10 @@ static void free_state(struct state *S)
     for (size_t i = 0; i < S->n_qb; i++)
         sb_free(S->qb[i].blob);
     sb_free(S->qb);
+    if (S->held_fd >= 0)
+        close(S->held_fd);
+    S->held_fd = -1;
+    sb_free(S->held_off);
     free_f32(S);
     sb_free(S->f32);
     sb_free(S->to);
@@ -1121,60 +1362,75 @@ void cvt_quant_report_free(struct cvt_quant_report *rep)
 
 /* ---- assembling and writing ------------------------------------------------------- */
 
-/* place a matrix's rows into its tensor's blob (rows x cols of enc) */
-static void place_rows(const struct qbuf *q, const struct sb_qparams *qp, size_t rows, uint8_t *full)
+/* place a matrix's rows into its tensor's blob (rows x cols of its grid) */
+static void place_rows(const struct state *S, const struct qbuf *q, uint64_t rows, uint8_t *full)
 {
-    if (q->enc == SB_DTYPE_INT8) {
-        const size_t groups = qnt_int8_groups(q->cols, qp);
-        const size_t sb = qp->scale_dtype == SB_DTYPE_F16 ? 2 : 4;
-        memcpy(full + q->row0 * q->cols, q->blob, q->nrows * q->cols);
-        memcpy(full + rows * q->cols + q->row0 * groups * sb, (uint8_t *)q->blob + q->nrows * q->cols,
-               q->nrows * groups * sb);
-        return;
-    }
-    const size_t rb = q->nrows ? (size_t)(q->nbytes / q->nrows) : 0;   /* row-contiguous blobs */
-    memcpy(full + q->row0 * rb, q->blob, q->nrows * rb);
+    uint64_t at[2], from[2], len[2];
+    const int np = row_pieces(S, q, rows, at, from, len);
+    for (int k = 0; k < np; k++)
+        memcpy(full + at[k], (const uint8_t *)q->blob + from[k], (size_t)len[k]);
 }
 
+/* The write: a view of the model whose quantized tensors are assembled from
+ * S->qb in memory, or, when they spilled, read from the held file, mapped as
+ * one more of the model's mappings (its pages released after each tensor). */
 static int write_out(struct state *S, const char *out_path, struct cvt_report **conv)
 {
     const struct fmt_model *src = S->src;
     struct fmt_model sub = *src;
-    void **bufs = sb_calloc(src->n_tensors ? src->n_tensors : 1, sizeof *bufs);
-    struct fmt_tensor *ts = sb_malloc((src->n_tensors ? src->n_tensors : 1) * sizeof *ts);
-    uint64_t *covered = sb_calloc(src->n_tensors ? src->n_tensors : 1, sizeof *covered);
+    const size_t nt = src->n_tensors ? src->n_tensors : 1;
+    void **bufs = sb_calloc(nt, sizeof *bufs);
+    struct fmt_tensor *ts = sb_malloc(nt * sizeof *ts);
+    uint64_t *covered = sb_calloc(nt, sizeof *covered);
+    struct fmt_map **maps = sb_malloc((src->n_maps + 1) * sizeof *maps);
+    struct fmt_map held = { S->held_dir, NULL, S->held_len, -1 };
     int rc = SB_OK;
-    if (!bufs || !ts || !covered) {
+    if (!bufs || !ts || !covered || !maps) {
         rc = oom(S);
         goto out;
+    }
+    if ((rc = held_flush(S)) != SB_OK)
+        goto out;
+    if (S->held_fd >= 0 && S->held_len) {
+        void *p = mmap(NULL, (size_t)S->held_len, PROT_READ, MAP_SHARED, S->held_fd, 0);
+        if (p == MAP_FAILED) {
+            rc = sb_err_set(S->err, SB_EIO, "%s: cannot map the spilled matrices: %s",
+                            S->held_dir, strerror(errno));
+            goto out;
+        }
+        held.data = p;
     }
     memcpy(ts, src->tensors, src->n_tensors * sizeof *ts);
     for (size_t i = 0; i < S->n_qb; i++) {
         const struct qbuf *q = &S->qb[i];
         struct fmt_tensor *t = &ts[q->src];
-        const struct sb_qparams qp = q->enc == SB_DTYPE_INT8 ? S->o->conv.qp : (struct sb_qparams){ 0, 0 };
+        const struct sb_qparams qp = qp_of(S, q->enc);
         uint64_t rows, cols;
         sb_shape_rows_cols(t->shape, t->ndim, &rows, &cols);
-        if (!bufs[q->src]) {
+        if (!covered[q->src]) {
             uint64_t nb;
             if (sb_dtype_nbytes(q->enc, t->shape, t->ndim, &qp, &nb) != SB_OK) {
                 rc = sb_err_set(S->err, SB_EFORMAT, "%s: tensor '%s' cannot be stored as %s",
                                 src->path, t->name, sb_dtype_name(q->enc));
                 goto out;
             }
-            if (!(bufs[q->src] = sb_malloc_aligned(nb ? nb : 64))) {
-                rc = oom(S);
-                goto out;
-            }
             t->dtype = q->enc;
             t->qp = qp;
             t->nbytes = nb;
-            t->data = bufs[q->src];
             t->owned = NULL;
-            t->map_index = -1;
             t->checksum = 0;
+            t->map_index = -1;
+            if (held.data) {   /* spilled: the tensor is whole in the file */
+                t->data = held.data + S->held_off[q->src];
+                t->map_index = (int)src->n_maps;
+                t->file_offset = S->held_off[q->src];
+            } else if (!(t->data = bufs[q->src] = sb_malloc_aligned(nb ? nb : 64))) {
+                rc = oom(S);
+                goto out;
+            }
         }
-        place_rows(q, &qp, (size_t)rows, bufs[q->src]);
+        if (q->blob)
+            place_rows(S, q, rows, bufs[q->src]);
         covered[q->src] += q->nrows;
         sb_free(S->qb[i].blob);
         S->qb[i].blob = NULL;
@@ -1182,7 +1438,7 @@ static int write_out(struct state *S, const char *out_path, struct cvt_report **
     for (size_t i = 0; i < src->n_tensors; i++) {
         uint64_t rows, cols;
         sb_shape_rows_cols(ts[i].shape, ts[i].ndim, &rows, &cols);
-        if (bufs[i] && covered[i] != rows) {
+        if (covered[i] && covered[i] != rows) {
             rc = sb_err_set(S->err, SB_EUNSUPPORTED, "%s: tensor '%s': only %llu of %llu rows are "
                             "matrices the core computes with", src->path, ts[i].name,
                             (unsigned long long)covered[i], (unsigned long long)rows);
@@ -1190,18 +1446,27 @@ static int write_out(struct state *S, const char *out_path, struct cvt_report **
         }
     }
     sub.tensors = ts;
+    if (src->n_maps)
+        memcpy(maps, src->maps, src->n_maps * sizeof *maps);
+    maps[src->n_maps] = &held;
+    sub.maps = maps;
+    sub.n_maps = src->n_maps + 1;
     struct cvt_opts co = S->o->conv;
-    if (co.max_memory)   /* the quantized matrices stay resident while it writes */
-        co.max_memory = co.max_memory > S->rep->mem.held ? co.max_memory - S->rep->mem.held : 1;
+    const uint64_t resident = S->rep->mem.spill_held ? 0 : S->rep->mem.held;
+    if (co.max_memory)   /* the quantized matrices stay resident while it writes, unless spilled */
+        co.max_memory = co.max_memory > resident ? co.max_memory - resident : 1;
     co.stats = false;    /* re-encoding to compare would redo the scales: cvt_qmat has the errors */
     co.report_src = src;
     rc = cvt_convert(&sub, out_path, &co, conv, S->err);
 out:
     for (size_t i = 0; bufs && i < src->n_tensors; i++)
         sb_free_aligned(bufs[i]);
+    if (held.data)
+        munmap((void *)held.data, (size_t)S->held_len);
     sb_free(bufs);
     sb_free(ts);
     sb_free(covered);
+    sb_free(maps);
     return rc;
 }
 
@@ -1215,6 +1480,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     S.src = src;
     S.o = o;
     S.err = err;
+    S.held_fd = -1;
     const double t0 = now_s();
     int rc;
     struct cvt_quant_report *R = sb_calloc(1, sizeof *R);
@@ -1232,11 +1498,6 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
         (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) != SB_OK)
         goto fail;
     S.capped = o->conv.max_memory > 0;
-    if (S.capped && par_size() > 1) {
-        rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: quant --max-memory runs as one process (a "
-                        "job's gathered expert outputs are not capped yet)", out_path);
-        goto fail;
-    }
     if (S.capped && cont == FMT_CONT_GGUF) {
         rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
                         "yet (write .subbit or safetensors under a cap)", out_path);
@@ -1276,15 +1537,14 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     release_source(&S);
     for (int l = 0; l < in->n_layers; l++) {
         const double tl = now_s();
-        if ((rc = do_layer(&S, l)) != SB_OK)
+        if ((rc = do_layer(&S, l)) != SB_OK || (rc = held_flush(&S)) != SB_OK)
             goto fail;
         R->layer_seconds[l] = now_s() - tl;
         free_f32(&S);   /* later layers never compute with this one's matrices */
         release_source(&S);
     }
     /* the classifier: on the final normed hidden states */
-    struct vfy_matref ref;
-    const bool need_out = o->method == CVT_QUANT_GPTQ && mat_grid(&S, -1, VFY_ROLE_OUTPUT, -1, &ref) >= 0;
+    const bool need_out = o->method == CVT_QUANT_GPTQ && quantized_here(&S, -1, VFY_ROLE_OUTPUT, -1);
     if (need_out)
         hessian_inputs(&S, 0, VFY_NORM_OUT, NULL, S.N, S.dim);
     if ((rc = quant_matrix(&S, -1, VFY_ROLE_OUTPUT, -1, need_out, S.N, why_text[WHY_GPTQ])) != SB_OK)
@@ -1337,6 +1597,7 @@ int cvt_quant_memory(const struct fmt_model *src, size_t n_tokens, size_t ctx_le
         S.dim = (size_t)in->dim;
         S.qd = (size_t)in->n_heads * (size_t)in->head_dim;
         S.K = (size_t)in->n_experts_used;
+        S.E = (size_t)in->n_experts;
         struct sizes z = { 0, 0, 0 };
         for_each_mat(&S, survey_one, &z);
         rc = mem_plan(&S, &z, m);

@@ -72,8 +72,9 @@ static const char usage[] =
     "      --for quant      instead: what 'subbit quant' holds resident (MODEL a model\n"
     "                       file), with its --to, -o OUT (the container; default\n"
     "                       out.subbit), --calib-tokens N, --calib-ctx N, --max-memory\n"
-    "                       SIZE (the calibration activations spill when they do not\n"
-    "                       fit; a cap below one layer's need is an error, as in quant)\n"
+    "                       SIZE (the quantized matrices, then the calibration\n"
+    "                       activations, spill when they do not fit; a cap below one\n"
+    "                       layer's need is an error, as in quant)\n"
     "      --for convert    instead: what 'subbit convert' holds at its peak, with its\n"
     "                       --to (any it writes), -o OUT, --max-memory SIZE (as quant)\n"
     "  -t, --threads N      threads of the --measure run\n"
@@ -611,6 +612,8 @@ static int mem_for_quant(const char *path, const char *config, const struct quan
         cJSON_AddNumberToObject(d, "work_bytes", (double)mm.work);
         cJSON_AddNumberToObject(d, "weights_bytes", (double)mm.weights);
         cJSON_AddNumberToObject(d, "held_bytes", (double)mm.held);
+        cJSON_AddNumberToObject(d, "held_window_bytes", (double)mm.held_window);
+        cJSON_AddBoolToObject(d, "held_spilled", mm.spill_held);
         cJSON_AddNumberToObject(d, "activation_bytes", (double)mm.act);
         cJSON_AddNumberToObject(d, "spill_window_bytes", (double)mm.spill_window);
         cJSON_AddNumberToObject(d, "write_bytes", (double)mm.write);
@@ -626,7 +629,11 @@ static int mem_for_quant(const char *path, const char *config, const struct quan
            fmt_size(mm.work, b[1], sizeof b[1]));
     printf("  weights            %12s  (the largest layer; the rest of the model whole)\n",
            fmt_size(mm.weights, b[2], sizeof b[2]));
-    printf("  quantized, held    %12s\n", fmt_size(mm.held, b[3], sizeof b[3]));
+    printf("  quantized, held    %12s  %s\n", fmt_size(mm.held, b[3], sizeof b[3]),
+           mm.spill_held ? "spilled to a scratch file as each expert and layer ends" : "resident");
+    if (mm.spill_held)
+        printf("  quantized window   %12s  resident at once\n",
+               fmt_size(mm.held_window, b[5], sizeof b[5]));
     printf("  activations        %12s  %s\n", fmt_size(mm.act, b[4], sizeof b[4]),
            mm.spill ? "spilled to a scratch file" : "resident");
     if (mm.spill)

@@ -57,11 +57,12 @@ static const char usage[] =
     "                          (default 1: only experts that got none)\n"
     "      --report FILE       also write the result as an HTML page (subbit report);\n"
     "                          -f replaces it too\n"
-    "      --max-memory SIZE   hold at most SIZE resident (e.g. 512M): the calibration\n"
-    "                          activations spill to a file when they do not fit; a cap\n"
-    "                          below one layer's need fails before any work\n"
-    "      --scratch DIR       where spilled activations go (default: the output's\n"
-    "                          folder); the file is removed as soon as it is created\n"
+    "      --max-memory SIZE   hold at most SIZE resident (e.g. 512M): the finished\n"
+    "                          quantized matrices, then the calibration activations,\n"
+    "                          spill to files when they do not fit; a cap below one\n"
+    "                          layer's need fails before any work\n"
+    "      --scratch DIR       where spilled data goes (default: the output's folder);\n"
+    "                          the files are removed as soon as they are created\n"
     "  -h, --help              this text\n";
 
 enum { O_CALIB = 256, O_CALIB_IDS, O_CALIB_TOKENS, O_CALIB_CTX, O_METHOD, O_DAMP, O_BLOCK,
@@ -169,6 +170,8 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
     cJSON_AddNumberToObject(mem, "predicted_peak_bytes", (double)R->mem.peak);
     cJSON_AddNumberToObject(mem, "activation_bytes", (double)R->mem.act);
     cJSON_AddBoolToObject(mem, "spilled", R->mem.spill);
+    cJSON_AddNumberToObject(mem, "quantized_bytes", (double)R->mem.held);
+    cJSON_AddBoolToObject(mem, "quantized_spilled", R->mem.spill_held);
     cJSON_AddNumberToObject(doc, "seconds", R->seconds_calib + R->seconds_write);
     cJSON_AddNumberToObject(doc, "peak_rss_bytes", (double)peak);
     return doc;

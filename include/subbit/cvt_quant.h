@@ -46,15 +46,16 @@ struct cvt_quant_opts {
     bool rtn_error;                /* also measure round-to-nearest's output error (default on) */
     struct sb_progress progress;   /* calibration: matrices done / total */
     /* The memory cap is conv.max_memory (0: none): activations and work
-     * buffers are sized against it, the calibration activations spilled to a
-     * file in scratch_dir (NULL: the output's folder) when they do not fit; a
-     * cap below one layer's need is refused (cvt_quant_memory). */
+     * buffers are sized against it; when they do not fit, the finished
+     * quantized matrices, then the calibration activations, are spilled to
+     * files in scratch_dir (NULL: the output's folder); a cap below one
+     * layer's need is refused (cvt_quant_memory). */
     const char *scratch_dir;
 };
 
 /* What cvt_quant holds resident, in bytes (cvt_quant_memory). The peak is the
- * larger of the calibration's, fixed + work + weights + held + (spill ?
- * spill_window : act), and the write's. */
+ * larger of the calibration's, fixed + work + weights + (spill_held ?
+ * held_window : held) + (spill ? spill_window : act), and the write's. */
 struct cvt_quant_mem {
     uint64_t fixed;                /* the process: half of CVT_MEM_FIXED (the writer's
                                       buffers, the other half, come after the calibration) */
@@ -64,13 +65,18 @@ struct cvt_quant_mem {
                                       copies of its ternary-grid matrices; plus any source
                                       tensor not mapped from its file (on the heap throughout) */
     uint64_t held;                 /* the quantized matrices, held until the file is written */
+    uint64_t held_window;          /* when they spill: the most held at once (a layer's dense
+                                      matrices and one expert's, or the classifier) */
     uint64_t act;                  /* the calibration activations: 2 x tokens x width x 4 */
     uint64_t spill_window;         /* activation pages resident at once when spilled */
     uint64_t write;                /* the write, after the calibration's buffers are freed:
-                                      held + CVT_MEM_FIXED + the largest tensor */
+                                      held (0 when spilled) + CVT_MEM_FIXED + the largest
+                                      tensor, source or quantized */
     uint64_t peak;                 /* the predicted peak (of the formula above) */
     uint64_t tokens;
     bool spill;                    /* act did not fit the cap: spilled to a scratch file */
+    bool spill_held;               /* held did not fit: each finished matrix goes to a
+                                      scratch file, read back by the write */
 };
 
 /* One quantized matrix. Errors are sums over the calibration tokens of the
@@ -110,21 +116,24 @@ void cvt_quant_opts_init(struct cvt_quant_opts *o);
  *  run from position 0, so a window must fit the model's context).
  *  @return SB_OK and *rep (cvt_quant_report_free); on failure nothing is left
  *  at out_path and *rep is NULL. In an MPI job (par_comm.h) it is collective:
- *  layers stay in order and every rank runs the dense matrices itself; each
- *  layer's experts are split across ranks (balanced by routed tokens), their
- *  outputs gathered and added in expert order; then cvt_convert's job writes.
- *  File and report equal one process's (timings aside). */
+ *  layers stay in order and every rank runs the dense part of the forward
+ *  itself (each dense matrix quantized by one rank and sent); each layer's
+ *  experts are split across ranks (balanced by routed tokens), their outputs
+ *  broadcast expert by expert and added in expert order; then cvt_convert's
+ *  job writes. o->conv.max_memory is each rank's cap. File and report equal
+ *  one process's (timings and the memory plan aside). */
 int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const char *out_path,
               const struct cvt_quant_opts *o, struct cvt_quant_report **rep, struct sb_err *err);
 void cvt_quant_report_free(struct cvt_quant_report *rep);
 
 /*! cvt_quant_memory() : what cvt_quant of src into out_path with o holds
  *  resident for n_tokens calibration tokens in windows of up to ctx_len, and
- *  whether the activations spill under o->conv.max_memory (what `subbit mem
- *  --for quant` prints). @return SB_OK; SB_ENOMEM with a one-line message
- *  naming the parts when a cap cannot hold one layer's need (its weights,
- *  the work buffers, the quantized matrices held and a window of spilled
- *  activations); the model's and the policy's errors as cvt_quant's. */
+ *  whether the quantized matrices and the activations spill under
+ *  o->conv.max_memory (what `subbit mem --for quant` prints; one process's
+ *  plan). @return SB_OK; SB_ENOMEM with a one-line message naming the parts
+ *  when a cap cannot hold one layer's need (its weights, the work buffers,
+ *  the quantized matrices held, the activations or a window of them); the
+ *  model's and the policy's errors as cvt_quant's. */
 int cvt_quant_memory(const struct fmt_model *src, size_t n_tokens, size_t ctx_len,
                      const char *out_path, const struct cvt_quant_opts *o,
                      struct cvt_quant_mem *m, struct sb_err *err);
