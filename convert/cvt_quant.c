@@ -24,6 +24,7 @@
 #include "par_comm.h"
 #include "qnt_encode.h"
 #include "qnt_int8.h"
+#include "qnt_matvec.h"
 #include "qnt_qmoe.h"
 #include "qnt_stats.h"
 #include "qnt_sub1.h"
@@ -1482,6 +1483,9 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     S.err = err;
     S.held_fd = -1;
     const double t0 = now_s();
+    /* the calibration computes bf16 weights with f32 activations on every CPU, so the
+     * bytes written do not depend on whether it has AVX512-BF16 (qnt_matvec.h) */
+    const bool bf16_act = qnt_matvec_bf16_activations(false);
     int rc;
     struct cvt_quant_report *R = sb_calloc(1, sizeof *R);
     S.rep = R;
@@ -1560,6 +1564,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
         goto fail;
     R->seconds_write = now_s() - tw;
     free_state(&S);
+    qnt_matvec_bf16_activations(bf16_act);
     *rep_out = R;
     return SB_OK;
 fail:
@@ -1568,6 +1573,7 @@ fail:
     rc = par_settle(rc, err);
     free_state(&S);
     cvt_quant_report_free(R);
+    qnt_matvec_bf16_activations(bf16_act);
     return rc;
 }
 

@@ -75,6 +75,12 @@ static const struct mv_isa mv_isa_avx512bf16 = { "avx512bf16", qnt_mm_avx512, 1 
 #endif
 
 static const struct mv_isa *mv_forced;   /* qnt_matvec_set_isa (tests) */
+static bool mv_bf16_off;                  /* qnt_matvec_bf16_activations(false) */
+
+bool qnt_matvec_bf16_activations(bool on)
+{
+    return !__atomic_exchange_n(&mv_bf16_off, !on, __ATOMIC_ACQ_REL);
+}
 
 /* The fast path this CPU runs (the probe's features; forcing the reference is
  * decided by the callers, before they get here). */
@@ -302,7 +308,8 @@ void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
     if (!t || matmul_special(t, 0, w, nbytes, rows, cols, row0, nrows, X, n, Y))
         return;   /* no kernel: refused by qnt_matvec_check */
     const struct mv_isa *isa = pick_isa();
-    if (dt == SB_DTYPE_BF16 && isa->bf16dp && cols % QNT_BF16MM_QK == 0 &&
+    if (dt == SB_DTYPE_BF16 && isa->bf16dp && !__atomic_load_n(&mv_bf16_off, __ATOMIC_ACQUIRE) &&
+        cols % QNT_BF16MM_QK == 0 &&
         qnt_bf16mm_rows(QNT_BF16MM_AVX512BF16, w, cols, row0, nrows, X, n, Y) == 0)
         return;
     struct qnt_mm_args a;

@@ -100,4 +100,11 @@ void qnt_matvec_get_row(enum sb_dtype dt, const void *w, uint64_t nbytes,
  *  ("ref" when SUBBIT_REF_KERNELS=1 forces the reference). */
 const char *qnt_matvec_fast_name(void);
 
+/*! qnt_matvec_bf16_activations() : whether bf16 weights may meet bf16-rounded activations
+ *  where the CPU has AVX512-BF16 (qnt_bf16mm_impl.h; on by default, as llama.cpp computes
+ *  them). Off, bf16 weights meet f32 activations on every CPU: the reference's sums, the same
+ *  bits on any machine. Process-wide; returns the previous setting. `subbit quant` turns it
+ *  off while it calibrates, so that the bytes it writes do not depend on the CPU. */
+bool qnt_matvec_bf16_activations(bool on);
+
 #endif
