@@ -1502,11 +1502,6 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
         (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) != SB_OK)
         goto fail;
     S.capped = o->conv.max_memory > 0;
-    if (S.capped && cont == FMT_CONT_GGUF) {
-        rc = sb_err_set(err, SB_EUNSUPPORTED, "%s: --max-memory does not hold for GGUF output "
-                        "yet (write .subbit or safetensors under a cap)", out_path);
-        goto fail;
-    }
     if ((rc = vfy_model_new(&S.vm, src, err)) != SB_OK)
         goto fail;
     if ((rc = alloc_state(&S, plan, out_path)) != SB_OK)

@@ -8,7 +8,7 @@
 # and their scales in two places of each tensor), no scratch file is left, and
 # `mem --for quant --max-memory` gives the plan quant ran with, at or above the
 # measured peak and within 1.5x of it. Under the sanitizers RSS is ASan's: a
-# 6-layer model checks the spilled path's bytes only.
+# 6-layer model checks the spilled path's bytes only. The same into GGUF (q8_0).
 . "$(dirname "$0")/lib.sh"
 cd "$T" || exit 1
 layers=20
@@ -53,5 +53,18 @@ if [ -z "${ASAN_OPTIONS:-}" ]; then   # AddressSanitizer's shadow and quarantine
   # measured <= predicted <= 1.5 x measured
   [ "$peak" -le "$pred" ] && [ $((pred * 2)) -le $((peak * 3)) ] && ok ||
     bad "predicted $pred for a measured peak of $peak"
+fi
+
+# into GGUF (q8_0: stacked expert tensors, permuted q/k) under the same cap: the
+# same bytes as uncapped, under the cap
+Q=(quant moe --calib calib.txt --calib-tokens 256 --calib-ctx 256 --to q8_0 -t 1 --json)
+expect_exit 0 "$SUBBIT" "${Q[@]}" -o ref.gguf
+expect_exit 0 "$SUBBIT" "${Q[@]}" -o dst/capped.gguf --max-memory "$cap" --scratch scratch
+gpeak=$(json_num peak_rss_bytes)
+grep -q '"quantized_spilled":	true' "$T/out" && ok || bad "GGUF capped run: matrices not spilled"
+cmp -s ref.gguf dst/capped.gguf && ok || bad "the capped GGUF differs from the uncapped one"
+[ -z "$(ls -A scratch)" ] && ok || bad "scratch files left after GGUF: $(ls -A scratch)"
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+  [ "$gpeak" -le "$capb" ] && ok || bad "GGUF: peak RSS $gpeak above the cap $capb"
 fi
 finish
