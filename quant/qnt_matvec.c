@@ -9,6 +9,8 @@
  * reports: AVX-512F, AVX2+FMA+F16C, or the scalar-lane instance compiled here. */
 #include "qnt_matvec.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qnt_bf16mm_impl.h"
@@ -75,10 +77,25 @@ static const struct mv_isa mv_isa_avx512bf16 = { "avx512bf16", qnt_mm_avx512, 1 
 #endif
 
 static const struct mv_isa *mv_forced;   /* qnt_matvec_set_isa (tests) */
-static bool mv_bf16_off;                  /* qnt_matvec_bf16_activations(false) */
+static bool mv_bf16_off;   /* qnt_matvec_bf16_activations(false), or SUBBIT_BF16_ACTIVATIONS=0 */
+static pthread_once_t mv_bf16_once = PTHREAD_ONCE_INIT;
+
+static void bf16_env(void)
+{
+    const char *e = getenv("SUBBIT_BF16_ACTIVATIONS");
+    if (e && strcmp(e, "0") == 0)
+        __atomic_store_n(&mv_bf16_off, true, __ATOMIC_RELEASE);
+}
+
+static bool bf16_off(void)
+{
+    pthread_once(&mv_bf16_once, bf16_env);
+    return __atomic_load_n(&mv_bf16_off, __ATOMIC_ACQUIRE);
+}
 
 bool qnt_matvec_bf16_activations(bool on)
 {
+    pthread_once(&mv_bf16_once, bf16_env);
     return !__atomic_exchange_n(&mv_bf16_off, !on, __ATOMIC_ACQ_REL);
 }
 
@@ -308,7 +325,7 @@ void qnt_matmul_rows(enum sb_dtype dt, const void *w, uint64_t nbytes,
     if (!t || matmul_special(t, 0, w, nbytes, rows, cols, row0, nrows, X, n, Y))
         return;   /* no kernel: refused by qnt_matvec_check */
     const struct mv_isa *isa = pick_isa();
-    if (dt == SB_DTYPE_BF16 && isa->bf16dp && !__atomic_load_n(&mv_bf16_off, __ATOMIC_ACQUIRE) &&
+    if (dt == SB_DTYPE_BF16 && isa->bf16dp && !bf16_off() &&
         cols % QNT_BF16MM_QK == 0 &&
         qnt_bf16mm_rows(QNT_BF16MM_AVX512BF16, w, cols, row0, nrows, X, n, Y) == 0)
         return;

@@ -104,7 +104,8 @@ const char *qnt_matvec_fast_name(void);
  *  where the CPU has AVX512-BF16 (qnt_bf16mm_impl.h; on by default, as llama.cpp computes
  *  them). Off, bf16 weights meet f32 activations on every CPU: the reference's sums, the same
  *  bits on any machine. Process-wide; returns the previous setting. `subbit quant` turns it
- *  off while it calibrates, so that the bytes it writes do not depend on the CPU. */
+ *  off while it calibrates, so that the bytes it writes do not depend on the CPU; the
+ *  environment's SUBBIT_BF16_ACTIVATIONS=0 turns it off from the start. */
 bool qnt_matvec_bf16_activations(bool on);
 
 #endif
