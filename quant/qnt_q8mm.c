@@ -58,25 +58,22 @@ static float q8mm_dot_ref(const struct qnt_q8mm_args *a, size_t r, size_t t)
     const uint8_t *row = a->w + r * a->row_bytes;
     const int8_t *xq = a->x.q + t * a->cols;
     const float *xd = a->x.d8 + t * a->nb * 8;
-    float acc[2][8] = { { 0 } };
+    float acc[16] = { 0 };
     for (size_t b = 0; b < a->nb; b++) {
         const uint8_t *blk = row + b * (a->q4 ? 18 : 34);
-        int8_t wq[QNT_Q8MM_QK];
-        for (int e = 0; e < QNT_Q8MM_QK; e++)
-            wq[e] = a->q4 ? (int8_t)(((blk[2 + e % 16] >> (e < 16 ? 0 : 4)) & 15) - 8)
-                          : (int8_t)blk[2 + e];
-        const float dd = qnt_f16_to_f32_ref((uint16_t)(blk[0] | blk[1] << 8)) * xd[b * 8];
-        for (int l = 0; l < 8; l++) {
-            int32_t p = 0;
-            for (int e = 4 * l; e < 4 * l + 4; e++)
-                p += (int32_t)wq[e] * xq[b * QNT_Q8MM_QK + (size_t)e];
-            acc[b % 2][l] = fmaf(dd, (float)p, acc[b % 2][l]);
+        int32_t p = 0;
+        for (int e = 0; e < QNT_Q8MM_QK; e++) {
+            const int32_t wq = a->q4 ? ((blk[2 + e % 16] >> (e < 16 ? 0 : 4)) & 15) - 8
+                                     : (int8_t)blk[2 + e];
+            p += wq * xq[b * QNT_Q8MM_QK + (size_t)e];
         }
+        const float dd = qnt_f16_to_f32_ref((uint16_t)(blk[0] | blk[1] << 8)) * xd[b * 8];
+        acc[b % 16] = fmaf(dd, (float)p, acc[b % 16]);
     }
-    float s[8];
-    for (int l = 0; l < 8; l++)
-        s[l] = acc[0][l] + acc[1][l];
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] = acc[l] + acc[l + w];
+    return acc[0];
 }
 
 void qnt_q8mm_scalar(const struct qnt_q8mm_args *a)
@@ -130,17 +127,14 @@ static q8mm_fn *q8mm_kernel_fn(int kernel)
 {
 #ifdef QNT_Q8MM_X86
     const unsigned avx2 = SB_CPU_AVX2 | SB_CPU_FMA | SB_CPU_F16C;
-    const unsigned avx512 = avx2 | SB_CPU_AVX512F | SB_CPU_AVX512BW | SB_CPU_AVX512VL |
-                            SB_CPU_AVX512DQ;
+    const unsigned vnni = avx2 | SB_CPU_AVX512F | SB_CPU_AVX512BW | SB_CPU_AVX512VL |
+                          SB_CPU_AVX512DQ | SB_CPU_AVX512VNNI;
     const unsigned f = sb_cpu_features();
     switch (kernel) {
     case QNT_Q8MM_AVX2:
         return (f & avx2) == avx2 ? qnt_q8mm_avx2 : NULL;
-    case QNT_Q8MM_AVX512:
-        return (f & avx512) == avx512 ? qnt_q8mm_avx512 : NULL;
     case QNT_Q8MM_VNNI:
-        return (f & (avx512 | SB_CPU_AVX512VNNI)) == (avx512 | SB_CPU_AVX512VNNI) ? qnt_q8mm_vnni
-                                                                               : NULL;
+        return (f & vnni) == vnni ? qnt_q8mm_vnni : NULL;
     default:
         break;
     }
@@ -160,6 +154,19 @@ int qnt_q8mm_best(void)
 
 #define Q8MM_STACK_COLS 16384u
 
+/* ks[b] = -k * (the sum of block b's codes): exact in int32; dx[b] its scale */
+static void q8x_ks(const int8_t *q, const float *d8, size_t nb, int32_t k, int32_t *ks,
+                   float *dx)
+{
+    for (size_t b = 0; b < nb; b++) {
+        dx[b] = d8[8 * b];
+        int32_t s = 0;
+        for (int e = 0; e < QNT_Q8MM_QK; e++)
+            s += q[b * QNT_Q8MM_QK + (size_t)e];
+        ks[b] = -k * s;
+    }
+}
+
 int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, size_t row0,
                   size_t nrows, const float *X, size_t n, float *Y)
 {
@@ -177,19 +184,25 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
     a.row0 = row0;
     a.nrows = nrows;
     a.threads = kernel == QNT_Q8MM_REF;
-    /* codes and scales of all n tokens: cols + cols / 32 * 8 * 4 bytes a token */
-    const size_t tok_bytes = cols * 2;
+    /* codes, scales, dx and ks of all n tokens: cols + cols / 32 * (8 + 2) *
+     * 4 bytes a token */
+    const size_t tok_bytes = cols * 2 + a.nb * 8;
     void *buf = n && tok_bytes <= SIZE_MAX / n ? sb_malloc_aligned(n * tok_bytes) : NULL;
     /* the reference kernel quantizes with the reference too (the same bits) */
     void (*quantize)(const float *restrict, size_t, int8_t *restrict, float *restrict) =
         kernel == QNT_Q8MM_REF ? qnt_q8x_quantize_ref : qnt_q8x_quantize;
     if (buf) {
         a.x.d8 = buf;
-        a.x.q = (int8_t *)(a.x.d8 + n * a.nb * 8);
+        a.x.dx = a.x.d8 + n * a.nb * 8;
+        a.x.ks = (int32_t *)(a.x.dx + n * a.nb);
+        a.x.q = (int8_t *)(a.x.ks + n * a.nb);
         /* tokens are independent: the same bits at any thread count */
 #pragma omp parallel for schedule(static) if (kernel != QNT_Q8MM_REF && n > 1)
-        for (size_t t = 0; t < n; t++)
+        for (size_t t = 0; t < n; t++) {
             quantize(X + t * cols, cols, a.x.q + t * cols, a.x.d8 + t * a.nb * 8);
+            q8x_ks(a.x.q + t * cols, a.x.d8 + t * a.nb * 8, a.nb, q4 ? 8 : 128,
+                   a.x.ks + t * a.nb, a.x.dx + t * a.nb);
+        }
         a.n = n;
         a.Y = Y;
         fn(&a);
@@ -198,6 +211,8 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
     }
     /* no memory: token by token from the stack, the same bits */
     float d8[Q8MM_STACK_COLS / 4];
+    int32_t ks[Q8MM_STACK_COLS / 32];
+    float dx[Q8MM_STACK_COLS / 32];
     int8_t q[Q8MM_STACK_COLS];
     for (size_t t = 0; t < n; t++) {
         if (cols > Q8MM_STACK_COLS) {
@@ -206,8 +221,11 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
             continue;
         }
         quantize(X + t * cols, cols, q, d8);
+        q8x_ks(q, d8, a.nb, q4 ? 8 : 128, ks, dx);
         a.x.q = q;
         a.x.d8 = d8;
+        a.x.ks = ks;
+        a.x.dx = dx;
         a.n = 1;
         a.Y = Y + t * nrows;
         fn(&a);

@@ -8,16 +8,22 @@
  *
  * The sum of record for y = W[r] . x (what the scalar reference computes and
  * every kernel reproduces bit for bit, at any n, row range and thread count):
+ *   acc[0..15] = 0
  *   for block b (32 columns) of the row, ascending:
- *     dd = dw_b * dx_b                       (float product, rounded)
- *     for lane l in 0..7:
- *       p = sum of wq[e] * xq[e], e = 32b + 4l .. 32b + 4l + 3   (exact int)
- *       acc[b % 2][l] = fmaf(dd, (float)p, acc[b % 2][l])
- *   s[l] = acc[0][l] + acc[1][l];
- *   y = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))
+ *     P  = sum of wq[e] * xq[e] over the block's 32    (exact int)
+ *     dd = dw_b * dx_b                                  (float product, rounded)
+ *     acc[b % 16] = fmaf(dd, (float)P, acc[b % 16])
+ *   s[l] = acc[l] + acc[l + 8]        (l < 8)
+ *   t[l] = s[l] + s[l + 4]            (l < 4)
+ *   u[l] = t[l] + t[l + 2]            (l < 2)
+ *   y = u[0] + u[1]
  * with wq the weight's signed codes (q8_0: qs; q4_0: nibble - 8) and dw its
- * fp16 scale. (An AVX-512 register holds two blocks: even blocks in lanes
- * 0-7, odd ones in 8-15.)
+ * fp16 scale: a block's integer sum, then its scale (ggml's vec_dot order
+ * within a block), 16 chains by block residue. Integer sums are exact in any
+ * order, so a kernel may form P as it likes. One token puts a row's 16
+ * consecutive blocks in the 16 lanes of a register (the chains are its
+ * lanes, the tail its horizontal sum); the batched kernel puts 16 rows in
+ * the lanes and keeps the 16 chains in 16 registers (qnt_q8mm_x86.c).
  *
  * Activation blocks: amax = max |x| over the 32; dx = amax / 127; codes
  * round-to-nearest-even(x * (1 / dx)) (0 when dx = 0), in [-127, 127]. A
@@ -42,6 +48,10 @@
 struct qnt_q8x {
     int8_t *q;
     float *d8;
+    float *dx;     /* [n][cols / 32]: each block's scale once */
+    int32_t *ks;   /* [n][cols / 32]: -K times the block's sum of codes, K = 8
+                      for q4_0 and 128 for q8_0 (for kernels that take the
+                      weights' codes plus K, unsigned) */
 };
 
 /*! qnt_q8x_quantize_ref() : one token's cols (a multiple of 32) activations x
@@ -64,13 +74,12 @@ struct qnt_q8mm_args {
     int threads;        /* 0: OpenMP over row blocks; 1: this thread only */
 };
 
-enum qnt_q8mm_kernel { QNT_Q8MM_REF = 0, QNT_Q8MM_AVX2, QNT_Q8MM_AVX512, QNT_Q8MM_VNNI };
+enum qnt_q8mm_kernel { QNT_Q8MM_REF = 0, QNT_Q8MM_AVX2, QNT_Q8MM_VNNI };
 
 void qnt_q8mm_scalar(const struct qnt_q8mm_args *a);
 #if defined(__x86_64__) || defined(__i386__)
 #define QNT_Q8MM_X86 1
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a);
-void qnt_q8mm_avx512(const struct qnt_q8mm_args *a);
 void qnt_q8mm_vnni(const struct qnt_q8mm_args *a);
 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t *restrict q,
                              float *restrict d8);

@@ -1,9 +1,21 @@
 /* qnt_q8mm_x86.c: the x86 kernels of qnt_q8mm_impl.h, each reproducing the
- * scalar reference's sum of record bit for bit: AVX-512 (BW, VL, DQ; 4 rows
- * x up to 4 tokens, one q8_0 token a row at a time; two blocks a register, vpdpbusd where AVX512-VNNI is
- * there, else vpmaddubsw + vpmaddwd) and AVX2 (2 rows x 2 tokens, a block a
- * register). Compiled without -march: each function carries its target
- * attribute and qnt_q8mm.c calls it only after the CPU probe says yes. */
+ * scalar reference's sum of record bit for bit (one float chain per output,
+ * a block a step, from the block's exact integer sum):
+ * - AVX512-VNNI, batched (n >= Q8_PACK_MIN tokens): a tile of 16 rows is
+ *   repacked once per call into scratch as unsigned codes (q4_0: the nibble,
+ *   code + 8; q8_0: code + 128), laid out [block][group of 4 columns][row][4
+ *   bytes], so one vpdpbusd multiplies a token's 4 activation codes
+ *   (broadcast) into 16 rows at once and the 16 lanes are 16 outputs; the
+ *   accumulator starts from ks = -K sum x (qnt_q8x), which takes the K off
+ *   again, and each block ends in one float multiply and fused multiply-add
+ *   for 16 outputs. 16 tokens share each loaded weight register.
+ * - AVX512-VNNI, one to a few tokens: a row at a time in address order (one
+ *   token streams W from memory), two blocks a register, the block sums
+ *   reduced in registers, the chain in scalar.
+ * - AVX2 (2 rows x 2 tokens, a block a register, vpmaddubsw + vpmaddwd on
+ *   the codes' magnitudes and the signs moved onto x: exact, no saturation).
+ * Compiled without -march: each function carries its target attribute and
+ * qnt_q8mm.c calls it only after the CPU probe says yes. */
 #include "qnt_q8mm_impl.h"
 
 #ifdef QNT_Q8MM_X86
@@ -11,15 +23,11 @@
 #include <math.h>
 #include <string.h>
 
-/* Prefetch distance, in rows: the weights stream from memory when one token
- * meets them, and the hardware prefetcher alone left the loads stalled (perf
- * of 'run'); 8 rows on (two groups of 4) measured best (q4_0, 57M llama).
- * Since then one token goes a row at a time for q8_0 (W in address order,
- * no software prefetch: run -n 128 of the 57M llama 0.86-0.92 -> 0.42-0.49 s
- * CPU). q4_0 keeps 4 rows and the prefetch: one row measured 0.40-0.44 s
- * against 0.37-0.40 (its -8 sum x is then made once a row, not once per 4),
- * two rows no better than four within the noise. */
-#define Q8_PF_ROWS 8
+#include "sb_alloc.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static inline uint16_t rd16(const uint8_t *p)
 {
@@ -42,12 +50,21 @@ static inline __attribute__((always_inline)) T_AVX2 __m256i w256(const uint8_t *
     return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
 }
 
-static inline __attribute__((always_inline)) T_AVX2 float hsum8(__m256 s)
+static inline __attribute__((always_inline)) T_AVX2 int32_t hsum8i(__m256i s)
 {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(h);
+}
+
+/* The sum of record's tail: the 16 chains in its fixed tree. */
+static inline float tree16(float *acc)
+{
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] = acc[l] + acc[l + w];
+    return acc[0];
 }
 
 T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
@@ -56,175 +73,40 @@ T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *cons
 {
     (void)nr;
     (void)nt;
-    __m256 acc[2][2][2];
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++)
-            acc[i][j][0] = acc[i][j][1] = _mm256_setzero_ps();
+    float acc[2][2][16];
+    memset(acc, 0, sizeof acc);
     const __m256i ones = _mm256_set1_epi16(1);
+    const size_t bb = a->q4 ? 18 : 34;
     for (size_t b = 0; b < a->nb; b++) {
-        const int par = (int)(b & 1);
         __m256i xv[2];
-        __m256 dx[2];
-        for (int j = 0; j < 2; j++) {
+        for (int j = 0; j < 2; j++)
             xv[j] = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));
-            dx[j] = _mm256_loadu_ps(xd[j] + 8 * b);
-        }
         for (int i = 0; i < 2; i++) {
             const __m256i w = w256(wr[i], b, a->q4);
-            const __m256 dw = _mm256_set1_ps(_cvtsh_ss(rd16(wr[i] + (a->q4 ? 18 : 34) * b)));
-            _mm_prefetch((const char *)(wr[i] + (a->q4 ? 18 : 34) * b + Q8_PF_ROWS * a->row_bytes),
-                         _MM_HINT_T0);
+            const float dw = _cvtsh_ss(rd16(wr[i] + bb * b));
             const __m256i u = _mm256_abs_epi8(w);
             for (int j = 0; j < 2; j++) {
                 const __m256i p =
                     _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(xv[j], w)), ones);
-                acc[i][j][par] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[j]), _mm256_cvtepi32_ps(p),
-                                                 acc[i][j][par]);
+                acc[i][j][b % 16] = fmaf(dw * xd[j][8 * b], (float)hsum8i(p), acc[i][j][b % 16]);
             }
         }
     }
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 2; j++)
-            out[i][j] = hsum8(_mm256_add_ps(acc[i][j][0], acc[i][j][1]));
+            out[i][j] = tree16(acc[i][j]);
 }
 
-/* ---- AVX-512: two blocks a register, 4 rows x TB tokens -------------------- */
+void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
+{
+    qnt_q8mm_drive(a, 2, 2, 2, micro_avx2);
+}
+
+/* ---- AVX512-VNNI ------------------------------------------------------------ */
 
 #define T_512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
 #define T_VNNI \
     __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
-
-/* q4_0 blocks b and b+1 of a row as unsigned nibbles (the codes + 8): even
- * block in bytes 0-31, odd in 32-63. */
-static inline __attribute__((always_inline)) T_512 __m512i nib512(const uint8_t *row, size_t b)
-{
-    const __m256i v = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 2))),
-        _mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 20)), 1);
-    const __m256i f = _mm256_set1_epi8(15);
-    /* [lo_b | lo_b1 | hi_b | hi_b1] -> [lo_b | hi_b | lo_b1 | hi_b1] */
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, f)),
-                                   _mm256_and_si256(_mm256_srli_epi16(v, 4), f), 1);
-    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
-/* The signed codes of blocks b and b+1 of a q8_0 row. */
-static inline __attribute__((always_inline)) T_512 __m512i w512(const uint8_t *row, size_t b)
-{
-    return _mm512_inserti64x4(
-        _mm512_castsi256_si512(
-            _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 2))),
-        _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 36)), 1);
-}
-
-static inline __attribute__((always_inline)) T_512 __m512 dw512(const uint8_t *row, size_t b,
-                                                                 int q4)
-{
-    const size_t bb = q4 ? 18 : 34;
-    const __m256i h = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_set1_epi16((short)rd16(row + bb * b))),
-        _mm_set1_epi16((short)rd16(row + bb * (b + 1))), 1);
-    return _mm512_cvtph_ps(h);
-}
-
-/* q4_0 (Q4) meets x as unsigned nibbles n = code + 8: sum n x - 8 sum x, the
- * same integer as sum code x, with -8 sum x made once per token (the
- * accumulator the row's dot starts from); q8_0 moves the codes' signs onto x. */
-#define Q8_MICRO(NAME, TGT, DP512, DP256)                                                      \
-    static inline __attribute__((always_inline)) TGT void NAME##_t(                             \
-        const struct qnt_q8mm_args *a, const uint8_t *const wr[4], const int8_t *const xq[4],  \
-        const float *const xd[4], const int NR, const int TB, const int Q4,                    \
-        float out[4][4])                                                                       \
-    {                                                                                          \
-        __m512 acc[4][4];                                                                      \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                    \
-            _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++) acc[i][j] =                   \
-                _mm512_setzero_ps();                                                           \
-        const size_t nb2 = a->nb - a->nb % 2;                                                  \
-        for (size_t b = 0; b < nb2; b += 2) {                                                  \
-            __m512i xv[4], c0[4];                                                              \
-            __m512 dx[4];                                                                      \
-            _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                               \
-            {                                                                                  \
-                xv[j] = _mm512_loadu_si512((const void *)(xq[j] + 32 * b));                    \
-                dx[j] = _mm512_loadu_ps(xd[j] + 8 * b);                                        \
-                c0[j] = Q4 ? _mm512_sub_epi32(_mm512_setzero_si512(),                          \
-                                              DP512(_mm512_setzero_si512(),                    \
-                                                    _mm512_set1_epi8(8), xv[j]))               \
-                           : _mm512_setzero_si512();                                           \
-            }                                                                                  \
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                \
-            {                                                                                  \
-                const __m512i w = Q4 ? nib512(wr[i], b) : w512(wr[i], b);                      \
-                const __m512 dw = dw512(wr[i], b, Q4);                                         \
-                if (NR > 1)                                                                    \
-                    _mm_prefetch((const char *)(wr[i] + (Q4 ? 18 : 34) * b +                   \
-                                                Q8_PF_ROWS * a->row_bytes),                    \
-                                 _MM_HINT_T0);                                                 \
-                const __m512i u = Q4 ? w : _mm512_abs_epi8(w);                                 \
-                const __mmask64 m = Q4 ? 0 : _mm512_movepi8_mask(w);                           \
-                _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                           \
-                {                                                                              \
-                    const __m512i s =                                                          \
-                        Q4 ? xv[j]                                                             \
-                           : _mm512_mask_sub_epi8(xv[j], m, _mm512_setzero_si512(), xv[j]);    \
-                    acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[j]),                      \
-                                                _mm512_cvtepi32_ps(DP512(c0[j], u, s)),        \
-                                                acc[i][j]);                                    \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                    \
-            _Pragma("GCC unroll 4") for (int j = 0; j < TB; j++)                               \
-        {                                                                                      \
-            __m256 lo = _mm512_castps512_ps256(acc[i][j]);                                     \
-            const __m256 hi = _mm512_extractf32x8_ps(acc[i][j], 1);                            \
-            if (nb2 < a->nb) { /* the odd last block: the even lanes */                        \
-                const size_t b = nb2, bb = a->q4 ? 18 : 34;                                    \
-                const __m256i w = w256(wr[i], b, a->q4);                                       \
-                const __m256i x =                                                              \
-                    _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));       \
-                const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(rd16(wr[i] + bb * b))), \
-                                                _mm256_loadu_ps(xd[j] + 8 * b));               \
-                const __m256i p = DP256(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));           \
-                lo = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(p), lo);                           \
-            }                                                                                  \
-            out[i][j] = hsum8(_mm256_add_ps(lo, hi));                                          \
-        }                                                                                      \
-    }                                                                                          \
-    TGT static void NAME(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],            \
-                         const int8_t *const xq[4], const float *const xd[4], int nr, int nt,  \
-                         float out[4][4])                                                      \
-    {                                                                                          \
-        if (nr == 1 && nt == 1) {                                                              \
-            NAME##_t(a, wr, xq, xd, 1, 1, a->q4, out);                                         \
-            return;                                                                            \
-        }                                                                                      \
-        if (nr == 2 && nt == 1) {                                                              \
-            NAME##_t(a, wr, xq, xd, 2, 1, a->q4, out);                                         \
-            return;                                                                            \
-        }                                                                                      \
-        switch (nt + 4 * a->q4) {                                                              \
-        case 1: NAME##_t(a, wr, xq, xd, 4, 1, 0, out); break;                                 \
-        case 2: NAME##_t(a, wr, xq, xd, 4, 2, 0, out); break;                                 \
-        case 3: NAME##_t(a, wr, xq, xd, 4, 3, 0, out); break;                                 \
-        case 4: NAME##_t(a, wr, xq, xd, 4, 4, 0, out); break;                                 \
-        case 5: NAME##_t(a, wr, xq, xd, 4, 1, 1, out); break;                                 \
-        case 6: NAME##_t(a, wr, xq, xd, 4, 2, 1, out); break;                                 \
-        case 7: NAME##_t(a, wr, xq, xd, 4, 3, 1, out); break;                                 \
-        default: NAME##_t(a, wr, xq, xd, 4, 4, 1, out); break;                                \
-        }                                                                                      \
-    }
-
-/* c + the sums of 4 products of unsigned u and signed s bytes, exact */
-#define DP512_BW(c, u, s)                                                                      \
-    _mm512_add_epi32((c), _mm512_madd_epi16(_mm512_maddubs_epi16((u), (s)), _mm512_set1_epi16(1)))
-#define DP256_BW(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
-#define DP512_VNNI(c, u, s) _mm512_dpbusd_epi32((c), (u), (s))
-#define DP256_VNNI(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
-
-Q8_MICRO(micro_avx512, T_512, DP512_BW, DP256_BW)
-Q8_MICRO(micro_vnni, T_VNNI, DP512_VNNI, DP256_VNNI)
 
 /* qnt_q8x_quantize_ref, a block of 32 at a time: the max of |x| is exact in
  * any order, d and 1 / d are the same scalar operations, and vcvtps2dq
@@ -256,19 +138,257 @@ T_512 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t 
     }
 }
 
-void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
+
+/* Tokens from which a call repacks its row tiles (below it, a row at a time). */
+#define Q8_PACK_MIN 4
+#define Q8_TR 16                   /* rows a tile */
+#define Q8_TBLK (512 + 64)         /* a block of the tile: codes, then 16 f32 scales */
+
+/* Row r's block b as 32 unsigned codes (q4_0: nibble, code + 8; q8_0: code
+ * + 128), element order. */
+static inline __attribute__((always_inline)) T_VNNI __m256i u256(const uint8_t *row, size_t b,
+                                                                   int q4)
 {
-    qnt_q8mm_drive(a, 2, 2, 2, micro_avx2);
+    if (!q4)
+        return _mm256_xor_si256(
+            _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 2)),
+            _mm256_set1_epi8((char)0x80));
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 2));
+    const __m128i f = _mm_set1_epi8(15);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
 }
 
-void qnt_q8mm_avx512(const struct qnt_q8mm_args *a)
+/* Rows r0 .. r0+nr-1 (nr <= 16) into the tile layout; missing rows are zero
+ * codes with zero scales (their lanes are never stored). */
+T_VNNI static void q8_pack(const struct qnt_q8mm_args *a, size_t r0, size_t nr, uint8_t *sc)
 {
-    qnt_q8mm_drive(a, 4, a->q4 ? 4 : 1, 4, micro_avx512);
+    const size_t bb = a->q4 ? 18 : 34;
+    for (size_t b = 0; b < a->nb; b++) {
+        uint8_t *cb = sc + b * Q8_TBLK;
+        float *dw = (float *)(void *)(cb + 512);
+        for (size_t i = 0; i < Q8_TR; i++) {
+            uint32_t g8[8];
+            if (i < nr) {
+                const uint8_t *row = a->w + (a->row0 + r0 + i) * a->row_bytes;
+                _mm256_storeu_si256((__m256i *)(void *)g8, u256(row, b, a->q4));
+                dw[i] = _cvtsh_ss(rd16(row + bb * b));
+            } else {
+                memset(g8, 0, sizeof g8);
+                dw[i] = 0.0f;
+            }
+            for (int g = 0; g < 8; g++)
+                memcpy(cb + 64 * g + 4 * i, &g8[g], 4);
+        }
+    }
+}
+
+/* TB (<= 8) tokens from t0 against a packed tile: Y[t][r0 + i] for i < nr.
+ * Two chains at a time, l and l + 8 (blocks l, l + 8, l + 16, ... take
+ * turns), so the tree's first level is made in registers; the other 7 sums
+ * of a token follow, lane-wise (lane = row). */
+static inline __attribute__((always_inline)) T_VNNI void
+q8_tile(const struct qnt_q8mm_args *a, const uint8_t *sc, size_t r0, size_t nr, size_t t0,
+        const int TB)
+{
+    __m512 acc[8][8];
+    const int8_t *xq[8];
+    const float *xd[8];
+    const int32_t *ks[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < TB; j++) {
+        xq[j] = a->x.q + (t0 + (size_t)j) * a->cols;
+        xd[j] = a->x.dx + (t0 + (size_t)j) * a->nb;
+        ks[j] = a->x.ks + (t0 + (size_t)j) * a->nb;
+    }
+    for (size_t l = 0; l < 8; l++) {
+        __m512 y[2][8];
+#pragma GCC unroll 8
+        for (int j = 0; j < TB; j++)
+            y[0][j] = y[1][j] = _mm512_setzero_ps();
+        for (size_t b = l; b < a->nb; b += 8) {
+            const int h = (int)((b / 8) & 1);
+            const uint8_t *cb = sc + b * Q8_TBLK;
+            __m512i w[8];
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++)
+                w[g] = _mm512_load_si512((const void *)(cb + 64 * g));
+            const __m512 dw = _mm512_load_ps((const float *)(const void *)(cb + 512));
+#pragma GCC unroll 8
+            for (int j = 0; j < TB; j++) {
+                int32_t x4[8];
+                memcpy(x4, xq[j] + 32 * b, 32);
+                __m512i p0 = _mm512_set1_epi32(ks[j][b]), p1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int g = 0; g < 8; g += 2) {
+                    p0 = _mm512_dpbusd_epi32(p0, w[g], _mm512_set1_epi32(x4[g]));
+                    p1 = _mm512_dpbusd_epi32(p1, w[g + 1], _mm512_set1_epi32(x4[g + 1]));
+                }
+                const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(xd[j][b]));
+                const __m512 pf = _mm512_cvtepi32_ps(_mm512_add_epi32(p0, p1));
+                if (h)
+                    y[1][j] = _mm512_fmadd_ps(dd, pf, y[1][j]);
+                else
+                    y[0][j] = _mm512_fmadd_ps(dd, pf, y[0][j]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < TB; j++)
+            acc[l][j] = _mm512_add_ps(y[0][j], y[1][j]);
+    }
+    const __mmask16 m = (__mmask16)((1u << nr) - 1u);
+#pragma GCC unroll 8
+    for (int j = 0; j < TB; j++) {
+        for (int w = 4; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++)
+                acc[l][j] = _mm512_add_ps(acc[l][j], acc[l + w][j]);
+        _mm512_mask_storeu_ps(a->Y + (t0 + (size_t)j) * a->nrows + r0, m, acc[0][j]);
+    }
+}
+
+/* Row r's blocks b and b + 1 as unsigned codes, element order: block b in
+ * bytes 0-31, b + 1 in 32-63 (q4_0: each block's 16 bytes twice, the second
+ * copy shifted down a nibble). */
+static inline __attribute__((always_inline)) T_VNNI __m512i u512(const uint8_t *row, size_t b,
+                                                                   int q4)
+{
+    if (!q4)
+        return _mm512_xor_si512(
+            _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(
+                                   (const __m256i *)(const void *)(row + 34 * b + 2))),
+                               _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 36)),
+                               1),
+            _mm512_set1_epi8((char)0x80));
+    const __m256i lo =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 2)));
+    const __m256i hi = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 20)));
+    const __m512i sh = _mm512_set_epi16(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4,
+                                        4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_and_si512(
+        _mm512_srlv_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), sh),
+        _mm512_set1_epi8(15));
+}
+
+/* The 16 f16 scales of blocks b0 .. b0+left-1 of a row (zero past them), in
+ * registers: through memory, the narrow stores would stall the wide load. */
+static inline __attribute__((always_inline)) T_VNNI __m512 q8_dw16(const uint8_t *row, size_t bb,
+                                                                     size_t b0, size_t left)
+{
+    const uint8_t *sp = row + bb * b0;
+    __m128i s0 = _mm_setzero_si128(), s1 = _mm_setzero_si128();
+#define Q8_INS(v, k, e)                                                                          \
+    if ((k) < left)                                                                              \
+        v = _mm_insert_epi16(v, (short)rd16(sp + bb * (k)), e);
+    Q8_INS(s0, 0, 0) Q8_INS(s0, 1, 1) Q8_INS(s0, 2, 2) Q8_INS(s0, 3, 3)
+    Q8_INS(s0, 4, 4) Q8_INS(s0, 5, 5) Q8_INS(s0, 6, 6) Q8_INS(s0, 7, 7)
+    Q8_INS(s1, 8, 0) Q8_INS(s1, 9, 1) Q8_INS(s1, 10, 2) Q8_INS(s1, 11, 3)
+    Q8_INS(s1, 12, 4) Q8_INS(s1, 13, 5) Q8_INS(s1, 14, 6) Q8_INS(s1, 15, 7)
+#undef Q8_INS
+    return _mm512_cvtph_ps(_mm256_set_m128i(s1, s0));
+}
+
+/* One row against one token, in address order (one token streams W from
+ * memory): 16 block pairs at a time, each pair through one vpdpbusd (lanes
+ * 0-7 block b, 8-15 block b + 1); a tree of two-source permutes and adds
+ * folds the 16 registers into the 32 block sums in block order, two
+ * registers whose lanes are the block residues, so the chains are one
+ * register's lanes and end in its horizontal sum. */
+T_VNNI static float q8_row1(const struct qnt_q8mm_args *a, const uint8_t *row, const int8_t *xq,
+                            const float *xdc, const int32_t *ks)
+{
+    const int q4 = a->q4;
+    const size_t bb = q4 ? 18 : 34, nb = a->nb;
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t b0 = 0; b0 < nb; b0 += 32) {
+        const size_t nbk = nb - b0 < 32 ? nb - b0 : 32;
+        __m512i v[16];
+#pragma GCC unroll 16
+        for (size_t k = 0; k < 16; k++) {
+            if (2 * k + 1 < nbk)
+                v[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u512(row, b0 + 2 * k, q4),
+                                           _mm512_loadu_si512((const void *)(xq + 32 * (b0 + 2 * k))));
+            else if (2 * k < nbk) /* the odd last block alone */
+                v[k] = _mm512_castsi256_si512(_mm256_dpbusd_epi32(
+                    _mm256_setzero_si256(), u256(row, b0 + 2 * k, q4),
+                    _mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * (b0 + 2 * k)))));
+            else
+                v[k] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 8
+        for (int st = 16; st > 2; st /= 2)
+#pragma GCC unroll 8
+            for (int k = 0; k < st / 2; k++)
+                v[k] = _mm512_add_epi32(_mm512_permutex2var_epi32(v[2 * k], ev, v[2 * k + 1]),
+                                        _mm512_permutex2var_epi32(v[2 * k], od, v[2 * k + 1]));
+        /* v[0]: blocks b0 .. b0+15, v[1]: b0+16 .. b0+31, by lane */
+        for (size_t h = 0; h < 2 && 16 * h < nbk; h++) {
+            const size_t bh = b0 + 16 * h, left = nbk - 16 * h;
+            const __mmask16 m = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+            const __m512 p = _mm512_cvtepi32_ps(_mm512_add_epi32(v[h], _mm512_maskz_loadu_epi32(m, ks + bh)));
+            const __m512 dd = _mm512_mul_ps(q8_dw16(row, bb, bh, left), _mm512_maskz_loadu_ps(m, xdc + bh));
+            acc = _mm512_mask3_fmadd_ps(dd, p, acc, m); /* lanes past the row: kept */
+        }
+    }
+    /* the tree: l + 8, l + 4, l + 2, l + 1 */
+    __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+}
+
+T_VNNI static void q8_rows1(const struct qnt_q8mm_args *a, size_t r0, size_t nr)
+{
+    for (size_t i = 0; i < nr; i++) {
+        const uint8_t *row = a->w + (a->row0 + r0 + i) * a->row_bytes;
+        for (size_t t = 0; t < a->n; t++)
+            a->Y[t * a->nrows + r0 + i] =
+                q8_row1(a, row, a->x.q + t * a->cols, a->x.dx + t * a->nb, a->x.ks + t * a->nb);
+    }
+}
+
+T_VNNI static void q8_tiles(const struct qnt_q8mm_args *a, const uint8_t *sc, size_t r0,
+                            size_t nr)
+{
+    size_t t0 = 0;
+    for (; t0 + 8 <= a->n; t0 += 8)
+        q8_tile(a, sc, r0, nr, t0, 8);
+    for (; t0 + 4 <= a->n; t0 += 4)
+        q8_tile(a, sc, r0, nr, t0, 4);
+    for (; t0 < a->n; t0++)
+        q8_tile(a, sc, r0, nr, t0, 1);
 }
 
 void qnt_q8mm_vnni(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 4, a->q4 ? 4 : 1, 4, micro_vnni);
+    const size_t nrows = a->nrows;
+    const long nblk = (long)((nrows + Q8_TR - 1) / Q8_TR);
+    const int pack = a->n >= Q8_PACK_MIN;
+    /* one tile's scratch a thread: the packed tile, or the chains' operands */
+    const size_t sz = pack ? a->nb * Q8_TBLK : 0;
+    int failed = 0;
+#pragma omp parallel if (a->threads == 0) reduction(| : failed)
+    {
+        void *sc = pack ? sb_malloc_aligned(sz) : NULL;
+#pragma omp for schedule(static)
+        for (long blk = 0; blk < nblk; blk++) {
+            const size_t r0 = (size_t)blk * Q8_TR;
+            const size_t nr = nrows - r0 < Q8_TR ? nrows - r0 : Q8_TR;
+            if (!pack) {
+                q8_rows1(a, r0, nr);
+            } else if (!sc) {
+                failed = 1;
+            } else {
+                q8_pack(a, r0, nr, sc);
+                q8_tiles(a, sc, r0, nr);
+            }
+        }
+        sb_free_aligned(sc);
+    }
+    /* no scratch: the reference's own loop (the same bits, slowly) */
+    if (failed)
+        qnt_q8mm_scalar(a);
 }
 
 #endif
