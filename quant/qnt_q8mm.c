@@ -170,7 +170,6 @@ static void q8x_ks(const int8_t *q, const float *d8, size_t nb, int32_t k, int32
 int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, size_t row0,
                   size_t nrows, const float *X, size_t n, float *Y)
 {
-    (void)rows;
     q8mm_fn *fn = q8mm_kernel_fn(kernel);
     if (!fn)
         return -1;
@@ -181,6 +180,7 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
     a.nb = cols / QNT_Q8MM_QK;
     a.row_bytes = a.nb * (q4 ? 18u : 34u);
     a.cols = cols;
+    a.rows = rows;
     a.row0 = row0;
     a.nrows = nrows;
     a.threads = kernel == QNT_Q8MM_REF;

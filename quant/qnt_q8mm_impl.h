@@ -67,6 +67,7 @@ struct qnt_q8mm_args {
     int q4;             /* 0: q8_0 blocks (34 bytes), 1: q4_0 (18 bytes) */
     size_t row_bytes;
     size_t cols, nb;    /* nb = cols / 32 */
+    size_t rows;        /* the tensor's */
     size_t row0, nrows; /* compute rows row0 .. row0+nrows-1 */
     struct qnt_q8x x;   /* n tokens */
     size_t n;

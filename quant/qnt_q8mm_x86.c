@@ -141,6 +141,8 @@ T_512 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t 
 
 /* Tokens from which a call repacks its row tiles (below it, a row at a time). */
 #define Q8_PACK_MIN 4
+/* A tensor from which one token is taken to stream from memory. */
+#define Q8_STREAM_BYTES ((size_t)8 << 20)
 #define Q8_TR 16                   /* rows a tile */
 #define Q8_TBLK (512 + 64)         /* a block of the tile: codes, then 16 f32 scales */
 
@@ -269,10 +271,10 @@ static inline __attribute__((always_inline)) T_VNNI __m512i u512(const uint8_t *
         _mm512_set1_epi8(15));
 }
 
-/* The 16 f16 scales of blocks b0 .. b0+left-1 of a row (zero past them), in
- * registers: through memory, the narrow stores would stall the wide load. */
-static inline __attribute__((always_inline)) T_VNNI __m512 q8_dw16(const uint8_t *row, size_t bb,
-                                                                     size_t b0, size_t left)
+/* The 16 f16 scales of blocks b0 .. b0+left-1 of a row (zero past them) as
+ * floats, by word inserts (rows of one group measured faster so). */
+static inline __attribute__((always_inline)) T_VNNI __m512 q8_dw16i(const uint8_t *row, size_t bb,
+                                                                      size_t b0, size_t left)
 {
     const uint8_t *sp = row + bb * b0;
     __m128i s0 = _mm_setzero_si128(), s1 = _mm_setzero_si128();
@@ -287,14 +289,40 @@ static inline __attribute__((always_inline)) T_VNNI __m512 q8_dw16(const uint8_t
     return _mm512_cvtph_ps(_mm256_set_m128i(s1, s0));
 }
 
+/* The same through 16 independent 4-byte loads (the scale and two code bytes) and a
+ * tree of unpacks, so no load waits for another (word inserts into one
+ * register made a chain of dependent loads; a gather measured far slower). */
+static inline __attribute__((always_inline)) T_VNNI __m512 q8_dw16(const uint8_t *row, size_t bb,
+                                                                     size_t b0, size_t left)
+{
+    const uint8_t *sp = row + bb * b0;
+    __m128i d[16];
+#pragma GCC unroll 16
+    for (size_t k = 0; k < 16; k++) {
+        int32_t v = 0;
+        if (k < left)
+            memcpy(&v, sp + bb * k, 4);
+        d[k] = _mm_cvtsi32_si128(v);
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        d[k] = _mm_unpacklo_epi16(d[2 * k], d[2 * k + 1]);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        d[k] = _mm_unpacklo_epi32(d[2 * k], d[2 * k + 1]);
+    const __m128i lo = _mm_unpacklo_epi64(d[0], d[1]), hi = _mm_unpacklo_epi64(d[2], d[3]);
+    return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
+}
+
 /* One row against one token, in address order (one token streams W from
  * memory): 16 block pairs at a time, each pair through one vpdpbusd (lanes
  * 0-7 block b, 8-15 block b + 1); a tree of two-source permutes and adds
  * folds the 16 registers into the 32 block sums in block order, two
  * registers whose lanes are the block residues, so the chains are one
  * register's lanes and end in its horizontal sum. */
-T_VNNI static float q8_row1(const struct qnt_q8mm_args *a, const uint8_t *row, const int8_t *xq,
-                            const float *xdc, const int32_t *ks)
+static inline __attribute__((always_inline)) T_VNNI float
+q8_row1(const struct qnt_q8mm_args *a, const uint8_t *row, const int8_t *xq, const float *xdc,
+        const int32_t *ks, const int stream)
 {
     const int q4 = a->q4;
     const size_t bb = q4 ? 18 : 34, nb = a->nb;
@@ -303,6 +331,18 @@ T_VNNI static float q8_row1(const struct qnt_q8mm_args *a, const uint8_t *row, c
     __m512 acc = _mm512_setzero_ps();
     for (size_t b0 = 0; b0 < nb; b0 += 32) {
         const size_t nbk = nb - b0 < 32 ? nb - b0 : 32;
+        /* long rows: the scales first, one forward pass over the group's
+         * bytes that the codes' pass then finds in cache, and the next
+         * group asked for (4096 x 14336 q8_0, one thread: 10.5 -> 17.6 GB/s);
+         * a 57M llama's matrices (0.6-1.6 MB, 768-2048 columns), which the
+         * cache holds in part, ran 10-20 % slower so: not for them */
+        __m512 dw0 = _mm512_setzero_ps(), dw1 = _mm512_setzero_ps();
+        if (stream) {
+            for (size_t o = 0; o < 32 * bb; o += 64)
+                _mm_prefetch((const char *)(row + bb * (b0 + 32)) + o, _MM_HINT_T0);
+            dw0 = q8_dw16(row, bb, b0, nbk < 16 ? nbk : 16);
+            dw1 = nbk > 16 ? q8_dw16(row, bb, b0 + 16, nbk - 16) : _mm512_setzero_ps();
+        }
         __m512i v[16];
 #pragma GCC unroll 16
         for (size_t k = 0; k < 16; k++) {
@@ -327,7 +367,8 @@ T_VNNI static float q8_row1(const struct qnt_q8mm_args *a, const uint8_t *row, c
             const size_t bh = b0 + 16 * h, left = nbk - 16 * h;
             const __mmask16 m = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
             const __m512 p = _mm512_cvtepi32_ps(_mm512_add_epi32(v[h], _mm512_maskz_loadu_epi32(m, ks + bh)));
-            const __m512 dd = _mm512_mul_ps(q8_dw16(row, bb, bh, left), _mm512_maskz_loadu_ps(m, xdc + bh));
+            const __m512 dw = stream ? (h ? dw1 : dw0) : q8_dw16i(row, bb, bh, left);
+            const __m512 dd = _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(m, xdc + bh));
             acc = _mm512_mask3_fmadd_ps(dd, p, acc, m); /* lanes past the row: kept */
         }
     }
@@ -338,14 +379,26 @@ T_VNNI static float q8_row1(const struct qnt_q8mm_args *a, const uint8_t *row, c
     return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
 }
 
-T_VNNI static void q8_rows1(const struct qnt_q8mm_args *a, size_t r0, size_t nr)
-{
-    for (size_t i = 0; i < nr; i++) {
-        const uint8_t *row = a->w + (a->row0 + r0 + i) * a->row_bytes;
-        for (size_t t = 0; t < a->n; t++)
-            a->Y[t * a->nrows + r0 + i] =
-                q8_row1(a, row, a->x.q + t * a->cols, a->x.dx + t * a->nb, a->x.ks + t * a->nb);
+#define Q8_ROWS1(NAME, STREAM)                                                                \
+    T_VNNI static void NAME(const struct qnt_q8mm_args *a, size_t r0, size_t nr)              \
+    {                                                                                          \
+        for (size_t i = 0; i < nr; i++) {                                                      \
+            const uint8_t *row = a->w + (a->row0 + r0 + i) * a->row_bytes;                     \
+            for (size_t t = 0; t < a->n; t++)                                                  \
+                a->Y[t * a->nrows + r0 + i] = q8_row1(a, row, a->x.q + t * a->cols,            \
+                                                      a->x.dx + t * a->nb, a->x.ks + t * a->nb, \
+                                                      STREAM);                                 \
+        }                                                                                      \
     }
+Q8_ROWS1(q8_rows1_cached, 0)
+Q8_ROWS1(q8_rows1_stream, 1)
+
+static void q8_rows1(const struct qnt_q8mm_args *a, size_t r0, size_t nr)
+{
+    if (a->nb >= 64 && a->rows * a->row_bytes >= Q8_STREAM_BYTES)
+        q8_rows1_stream(a, r0, nr);
+    else
+        q8_rows1_cached(a, r0, nr);
 }
 
 T_VNNI static void q8_tiles(const struct qnt_q8mm_args *a, const uint8_t *sc, size_t r0,
