@@ -5,12 +5,15 @@
  *   stored weights (decoded here from the bytes, an independent reader) with
  *   x: sum_b |dw_b| dx_b / 2 sum |wq| for the activation rounding plus 1e-5
  *   of sum |w||x|;
- * - every kernel this CPU has (AVX2, AVX-512BW, AVX512-VNNI) equals the
+ * - every kernel this CPU has (AVX2, AVX512-VNNI) equals the
  *   reference bit for bit: shapes with an odd block count, short row groups,
  *   n across the token tiles, row ranges, 1 and 3 threads, a weight byte of
  *   -128, NaN and infinite weight scales, a NaN activation block;
  * - qnt_matmul (the table's route) equals the fast kernel, matvec equals the
- *   matmul row, and an allocation failure gives the same bits. */
+ *   matmul row, and an allocation failure gives the same bits (the
+ *   activations' buffer, or a row tile's scratch);
+ * - one token against a tensor of 8 MiB and more (the kernel's streaming
+ *   path) equals the reference. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -240,6 +243,12 @@ START_TEST(test_q8mm_through_table)
     qnt_matmul(dt, w, nbytes, NULL, rows, cols, X, n, B);
     sb_alloc_fail_after(-1);
     ck_assert_mem_eq(A, B, n * rows * sizeof *A);
+    /* the activations allocated, a row tile's scratch not: the same bits */
+    memset(B, 0, n * rows * sizeof *B);
+    sb_alloc_fail_after(1);
+    qnt_matmul(dt, w, nbytes, NULL, rows, cols, X, n, B);
+    sb_alloc_fail_after(-1);
+    ck_assert_mem_eq(A, B, n * rows * sizeof *A);
     free(w);
     free(X);
     free(A);
@@ -248,8 +257,38 @@ START_TEST(test_q8mm_through_table)
 }
 END_TEST
 
+/* One token against a tensor large enough to be taken as streaming from
+ * memory (8 MiB and more, rows of 64 blocks and more: the one-token kernel
+ * then loads the scales first and prefetches): the reference's bits, the
+ * whole tensor and a row range, one and two tokens. */
+START_TEST(test_q8mm_stream)
+{
+    const int q4 = _i;
+    const size_t rows = 7400, cols = 2048;
+    size_t nbytes;
+    uint8_t *w = make_w(q4, rows, cols, 500 + (uint64_t)_i, &nbytes);
+    ck_assert_uint_ge(nbytes, (size_t)8 << 20);
+    float *X = malloc(2 * cols * sizeof *X), *A = malloc(2 * rows * sizeof *A);
+    float *B = malloc(2 * rows * sizeof *B);
+    test_fill_normal(X, 2 * cols, 13);
+    for (size_t n = 1; n <= 2; n++)
+        for (int part = 0; part < 2; part++) {
+            const size_t row0 = part ? 3 : 0, nrows = part ? rows - 20 : rows;
+            qnt_q8mm_rows(QNT_Q8MM_REF, q4, w, rows, cols, row0, nrows, X, n, A);
+            memset(B, 0xA5, n * nrows * sizeof *B);
+            if (qnt_q8mm_rows(qnt_q8mm_best(), q4, w, rows, cols, row0, nrows, X, n, B) == 0)
+                ck_assert_msg(memcmp(A, B, n * nrows * sizeof *A) == 0, "q4 %d n %zu part %d", q4,
+                              n, part);
+        }
+    free(w);
+    free(X);
+    free(A);
+    free(B);
+}
+END_TEST
+
 TEST_SUITE(quant_q8mm, 60, NULL, NULL,
     TEST(test_q8x_quantize_hand), TEST_LOOP(test_q8x_quantize_fast_is_ref, 3),
     TEST_LOOP(test_q8mm_ref_bound, 2),
     TEST_LOOP(test_q8mm_kernels_equal_ref, (int)(2 * sizeof shapes / sizeof shapes[0])),
-    TEST_LOOP(test_q8mm_through_table, 2))
+    TEST_LOOP(test_q8mm_through_table, 2), TEST_LOOP(test_q8mm_stream, 2))
