@@ -33,7 +33,6 @@ enum qnt_mm_enc {
     QNT_MM_F32 = 0,
     QNT_MM_BF16,
     QNT_MM_F16,
-    QNT_MM_Q8_0,
     QNT_MM_I8_F32,   /* int8 codes, f32 scale per group; group % 16 == 0 */
     QNT_MM_I8_F16,   /* int8 codes, f16 scale per group; group % 16 == 0 */
     QNT_MM_DECODE,

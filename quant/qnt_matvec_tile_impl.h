@@ -30,10 +30,6 @@ MV_NAME(mv_loadw)(int enc, const uint8_t *wp, const uint8_t *sp, size_t k, size_
         return V_BF16(wp + 2 * k);
     case QNT_MM_F16:
         return V_F16(wp + 2 * k);
-    case QNT_MM_Q8_0: {
-        const uint8_t *blk = wp + (k / 32) * 34;
-        return V_MUL(V_I8(blk + 2 + k % 32), V_SET1(MV_F16S(blk)));
-    }
     case QNT_MM_I8_F32: {
         float s;
         memcpy(&s, sp + (k / g) * 4, 4);
@@ -49,7 +45,7 @@ static inline __attribute__((always_inline)) MV_TARGET size_t MV_NAME(mv_wbyte)(
 {
     return enc == QNT_MM_F32 ? 4 * k
            : enc == QNT_MM_BF16 || enc == QNT_MM_F16 ? 2 * k
-           : enc == QNT_MM_Q8_0 ? k / 32 * 34 : k;
+           : k;
 }
 
 /* 4 rows x TB tokens over columns k0 .. k1-1 (a chunk, k1 - k0 a multiple of
@@ -167,7 +163,6 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                     MV_ROW1(QNT_MM_F32)
                     MV_ROW1(QNT_MM_BF16)
                     MV_ROW1(QNT_MM_F16)
-                    MV_ROW1(QNT_MM_Q8_0)
                     MV_ROW1(QNT_MM_I8_F32)
                     MV_ROW1(QNT_MM_I8_F16)
                 default:
@@ -218,7 +213,6 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                             MV_CASES(QNT_MM_F32)
                             MV_CASES(QNT_MM_BF16)
                             MV_CASES(QNT_MM_F16)
-                            MV_CASES(QNT_MM_Q8_0)
                             MV_CASES(QNT_MM_I8_F32)
                             MV_CASES(QNT_MM_I8_F16)
                         default:

@@ -103,7 +103,6 @@ BLOCK_FNS(iq4_xs)
 static void mm_f32(struct qnt_mm_args *a) { a->enc = QNT_MM_F32; }
 static void mm_f16(struct qnt_mm_args *a) { a->enc = QNT_MM_F16; }
 static void mm_bf16(struct qnt_mm_args *a) { a->enc = QNT_MM_BF16; }
-static void mm_q8_0(struct qnt_mm_args *a) { a->enc = QNT_MM_Q8_0; }
 
 /* ---- tern's fused kernels take no byte count (the shape gives it) ----------- */
 
@@ -229,7 +228,7 @@ static const struct qnt_type table[SB_DTYPE_COUNT] = {
                        .from_float_ref = f64_from, .from_float = f64_from, .to_float_ref = f64_to,
                        .to_float = f64_to },
     /* q8_0 and q4_0 meet 8-bit activations (qnt_q8mm_impl.h) */
-    [SB_DTYPE_Q8_0] = { SB_DTYPE_Q8_0, BLOCK(q8_0, 7), .mm_prepare = mm_q8_0,
+    [SB_DTYPE_Q8_0] = { SB_DTYPE_Q8_0, BLOCK(q8_0, 7),
                         .matmul_ref = qnt_q8_0_matmul_ref, .matmul = qnt_q8_0_matmul },
     [SB_DTYPE_Q4_0] = { SB_DTYPE_Q4_0, BLOCK(q4_0, 2), .matmul_ref = qnt_q4_0_matmul_ref,
                         .matmul = qnt_q4_0_matmul },
