@@ -952,6 +952,20 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
     e->activations = cz.buffers;
     uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
     e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
+    /* the batched kernels' buffers for one call over a block of B tokens and
+     * the widest input: q8_0 / q4_0 quantize the tokens to 8 bits (2.25 bytes
+     * a column a token, qnt_q8mm_rows) and each thread repacks a tile of 16
+     * rows (18 bytes a column); bf16 weights round them to bf16 where the CPU
+     * has AVX512-BF16 (2 bytes a column a token; counted on any CPU) */
+    const int wenc = e->weights_enc >= 0 ? e->weights_enc
+                     : m->from_file || m->index_bytes ? (int)e->stored.enc : -1;
+    uint64_t kb = 0;
+    if (wenc == SB_DTYPE_Q8_0 || wenc == SB_DTYPE_Q4_0)
+        CHK(sb_mul_u64(B, max_cols, &kb) || sb_mul_u64(kb, 9, &kb) ||
+            sb_add_u64(kb / 4, 16 * 18 * max_cols, &kb));
+    else if (wenc == SB_DTYPE_BF16)
+        CHK(sb_mul_u64(B, max_cols, &kb) || sb_mul_u64(kb, 2, &kb));
+    CHK(sb_add_u64(e->scratch, kb, &e->scratch));
     e->baseline = o->baseline ? o->baseline
                   : VFY_MEM_BASELINE + (par_have_mpi() ? (uint64_t)VFY_MEM_MPI_KIB * 1024u : 0);
     return SB_OK;

@@ -81,6 +81,40 @@ START_TEST(test_llama2_7b)
 }
 END_TEST
 
+/* The batched kernels' per-call buffers, counted in the scratch for the
+ * encoding computed with: Llama-2-7B at ctx 512 forwards blocks of 257 tokens
+ * (half a window plus one), its widest input is the FFN's 11008 columns;
+ * q4_0 / q8_0 quantize them at 2.25 bytes (257 x 11008 x 9 / 4 = 6365376)
+ * and 16 threads repack 16-row tiles at 18 bytes a column (3170304); bf16
+ * rounds them to 2 bytes (5658112); f16 has none. */
+START_TEST(test_kernel_buffers)
+{
+    struct vfy_mem_model m;
+    struct vfy_mem_est e;
+    struct vfy_mem_opts o;
+    vfy_mem_opts_init(&o);
+    o.ctx = 512;
+    o.weights_enc = SB_DTYPE_F16;
+    preset_est("Llama-2-7B", &o, &m, &e);
+    const uint64_t base = e.scratch;
+    vfy_mem_model_release(&m);
+    const struct { enum sb_dtype dt; uint64_t extra; } c[] = {
+        { SB_DTYPE_Q4_0, 6365376ull + 3170304ull },
+        { SB_DTYPE_Q8_0, 6365376ull + 3170304ull },
+        { SB_DTYPE_BF16, 5658112ull },
+        { SB_DTYPE_F32, 0 },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        o.weights_enc = (int)c[i].dt;
+        preset_est("Llama-2-7B", &o, &m, &e);
+        ck_assert_msg(e.scratch == base + c[i].extra, "%s: scratch %llu, want %llu",
+                      sb_dtype_name(c[i].dt), (unsigned long long)e.scratch,
+                      (unsigned long long)(base + c[i].extra));
+        vfy_mem_model_release(&m);
+    }
+}
+END_TEST
+
 START_TEST(test_llama3_8b_and_70b)
 {
     struct vfy_mem_model m;
@@ -687,6 +721,7 @@ Suite *verify_mem_suite(void)
     Suite *s = suite_create("verify_mem");
     TCase *tc = tcase_create("estimate");
     tcase_add_test(tc, test_llama2_7b);
+    tcase_add_test(tc, test_kernel_buffers);
     tcase_add_test(tc, test_llama3_8b_and_70b);
     tcase_add_test(tc, test_moe_active);
     tcase_add_test(tc, test_tied_counted_once);
