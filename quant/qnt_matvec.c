@@ -16,6 +16,9 @@
 #include "qnt_bf16mm_impl.h"
 #include "qnt_cast.h"
 #include "qnt_matvec_impl.h"
+#include "qnt_q8mm_impl.h"
+#include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "qnt_type.h"
 #include "sb_err.h"
 
@@ -366,6 +369,44 @@ void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,
                 Y[(t0 + k) * nrows + i] = (float)acc[k];
         }
     }
+}
+
+static int mv_repack = -1;   /* SUBBIT_REPACK=0 turns qnt_matmul_pack off */
+static pthread_once_t mv_repack_once = PTHREAD_ONCE_INIT;
+
+static void repack_env(void)
+{
+    const char *e = getenv("SUBBIT_REPACK");
+    __atomic_store_n(&mv_repack, e && strcmp(e, "0") == 0 ? 0 : 1, __ATOMIC_RELEASE);
+}
+
+void *qnt_matmul_pack(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
+                      size_t cols, size_t row0, size_t nrows, uint64_t *bytes)
+{
+    pthread_once(&mv_repack_once, repack_env);
+    if ((dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0) || sb_cpu_ref() || !nrows ||
+        !__atomic_load_n(&mv_repack, __ATOMIC_ACQUIRE))
+        return NULL;
+    const int q4 = dt == SB_DTYPE_Q4_0;
+    const size_t rb = qnt_type_row_bytes(dt, cols, qp), nb = qnt_q8mm_packed_bytes(q4, nrows, cols);
+    void *p = sb_malloc_aligned(nb);
+    if (!p)
+        return NULL;
+    if (qnt_q8mm_pack(q4, (const uint8_t *)w + row0 * rb, rb, nrows, cols, p) != 0) {
+        sb_free_aligned(p);
+        return NULL;
+    }
+    if (bytes)
+        *bytes = nb;
+    return p;
+}
+
+int qnt_matmul_packed(enum sb_dtype dt, const void *pack, size_t cols, size_t nrows,
+                      const float *X, size_t n, float *Y)
+{
+    if ((dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0) || sb_cpu_ref())
+        return -1;
+    return qnt_q8mm_packed_rows(dt == SB_DTYPE_Q4_0, pack, nrows, cols, X, n, Y);
 }
 
 void qnt_matmul(enum sb_dtype dt, const void *w, uint64_t nbytes, const struct sb_qparams *qp,

@@ -233,6 +233,62 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
     return 0;
 }
 
+size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols)
+{
+    return (nrows + 15) / 16 * (cols / QNT_Q8MM_QK) * (q4 ? QNT_Q8MM_PK4 : QNT_Q8MM_PK8);
+}
+
+int qnt_q8mm_pack(int q4, const void *w, size_t row_bytes, size_t nrows, size_t cols, void *out)
+{
+#ifdef QNT_Q8MM_X86
+    if (q8mm_kernel_fn(QNT_Q8MM_VNNI) && cols % QNT_Q8MM_QK == 0) {
+        qnt_q8mm_pack_vnni(q4, w, row_bytes, nrows, cols, out);
+        return 0;
+    }
+#else
+    (void)q4, (void)w, (void)row_bytes, (void)nrows, (void)cols, (void)out;
+#endif
+    return -1;
+}
+
+int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, const float *X,
+                         size_t n, float *Y)
+{
+#ifdef QNT_Q8MM_X86
+    if (!q8mm_kernel_fn(QNT_Q8MM_VNNI) || cols % QNT_Q8MM_QK != 0)
+        return -1;
+    struct qnt_q8mm_args a;
+    memset(&a, 0, sizeof a);
+    a.w = packed;
+    a.q4 = q4;
+    a.nb = cols / QNT_Q8MM_QK;
+    a.cols = cols;
+    a.rows = a.nrows = nrows;
+    const size_t tok_bytes = cols * 2 + a.nb * 8;
+    void *buf = n && tok_bytes <= SIZE_MAX / n ? sb_malloc_aligned(n * tok_bytes) : NULL;
+    if (!buf)
+        return -1;
+    a.x.d8 = buf;
+    a.x.dx = a.x.d8 + n * a.nb * 8;
+    a.x.ks = (int32_t *)(a.x.dx + n * a.nb);
+    a.x.q = (int8_t *)(a.x.ks + n * a.nb);
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (size_t t = 0; t < n; t++) {
+        qnt_q8x_quantize(X + t * cols, cols, a.x.q + t * cols, a.x.d8 + t * a.nb * 8);
+        q8x_ks(a.x.q + t * cols, a.x.d8 + t * a.nb * 8, a.nb, q4 ? 8 : 128, a.x.ks + t * a.nb,
+               a.x.dx + t * a.nb);
+    }
+    a.n = n;
+    a.Y = Y;
+    qnt_q8mm_vnni_packed(&a);
+    sb_free_aligned(buf);
+    return 0;
+#else
+    (void)q4, (void)packed, (void)nrows, (void)cols, (void)X, (void)n, (void)Y;
+    return -1;
+#endif
+}
+
 /* The table's entries: the fast kernel or the reference, q8_0 or q4_0. */
 #define Q8MM_ENTRY(name, kernel, q4)                                                         \
     void name(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols, size_t row0, \

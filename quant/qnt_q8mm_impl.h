@@ -82,6 +82,9 @@ void qnt_q8mm_scalar(const struct qnt_q8mm_args *a);
 #define QNT_Q8MM_X86 1
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a);
 void qnt_q8mm_vnni(const struct qnt_q8mm_args *a);
+void qnt_q8mm_vnni_packed(const struct qnt_q8mm_args *a);
+void qnt_q8mm_pack_vnni(int q4, const uint8_t *w, size_t row_bytes, size_t nrows, size_t cols,
+                        uint8_t *out);
 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t *restrict q,
                              float *restrict d8);
 #endif
@@ -106,6 +109,29 @@ void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int R1, int T,
  *  NaN. */
 int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, size_t row0,
                   size_t nrows, const float *X, size_t n, float *Y);
+
+/* Packed q8_0 / q4_0 (qnt_q8mm_pack): rows in tiles of 16, each tile block
+ * by block: the codes in groups of 4 columns, [group][row][4 bytes] (q4_0:
+ * 4 dwords of raw nibble bytes a row, [dword][row][4]; q8_0: the codes +
+ * 128), then the 16 rows' fp16 scales. The same bytes a block as the
+ * format's (18 x 16 and 34 x 16), rows padded to 16 with zero codes and
+ * scales. The kernels on it keep the sum of record above, bit for bit. */
+#define QNT_Q8MM_PK4 (256 + 32)
+#define QNT_Q8MM_PK8 (512 + 32)
+
+/*! qnt_q8mm_packed_bytes() : bytes of nrows x cols packed. */
+size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols);
+
+/*! qnt_q8mm_pack() : rows w[0 .. nrows) (row_bytes apart) into out
+ *  (qnt_q8mm_packed_bytes). @return 0, or -1 when this CPU has no kernel for
+ *  packed weights (nothing written). */
+int qnt_q8mm_pack(int q4, const void *w, size_t row_bytes, size_t nrows, size_t cols, void *out);
+
+/*! qnt_q8mm_packed_rows() : Y[n, nrows] = packed rows . X, the same bits as
+ *  qnt_q8mm_rows on the rows it was packed from. @return 0, or -1 when this
+ *  CPU has no kernel for packed weights (nothing done). */
+int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, const float *X,
+                         size_t n, float *Y);
 
 /*! qnt_q8mm_best() : the kernel the fast path uses on this CPU. */
 int qnt_q8mm_best(void);

@@ -188,9 +188,33 @@ T_VNNI static void q8_pack(const struct qnt_q8mm_args *a, size_t r0, size_t nr, 
  * Two chains at a time, l and l + 8 (blocks l, l + 8, l + 16, ... take
  * turns), so the tree's first level is made in registers; the other 7 sums
  * of a token follow, lane-wise (lane = row). */
+/* A packed tile's block b (qnt_q8mm_pack): the 8 groups' unsigned codes and
+ * the 16 scales. q4_0 keeps the nibbles (dword d of each row: groups d and
+ * 4 + d), q8_0 the codes + 128. */
+static inline __attribute__((always_inline)) T_VNNI __m512
+q8_pk_block(const uint8_t *tile, size_t b, int q4, __m512i w[8])
+{
+    if (q4) {
+        const uint8_t *cb = tile + b * QNT_Q8MM_PK4;
+        const __m512i f = _mm512_set1_epi8(15);
+#pragma GCC unroll 4
+        for (int d = 0; d < 4; d++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(cb + 64 * d));
+            w[d] = _mm512_and_si512(v, f);
+            w[4 + d] = _mm512_and_si512(_mm512_srli_epi16(v, 4), f);
+        }
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(cb + 256)));
+    }
+    const uint8_t *cb = tile + b * QNT_Q8MM_PK8;
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++)
+        w[g] = _mm512_loadu_si512((const void *)(cb + 64 * g));
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(cb + 512)));
+}
+
 static inline __attribute__((always_inline)) T_VNNI void
-q8_tile(const struct qnt_q8mm_args *a, const uint8_t *sc, size_t r0, size_t nr, size_t t0,
-        const int TB)
+q8_tile_any(const struct qnt_q8mm_args *a, const uint8_t *sc, size_t r0, size_t nr, size_t t0,
+            const int TB, const int PK)
 {
     __m512 acc[8][8];
     const int8_t *xq[8];
@@ -209,12 +233,17 @@ q8_tile(const struct qnt_q8mm_args *a, const uint8_t *sc, size_t r0, size_t nr, 
             y[0][j] = y[1][j] = _mm512_setzero_ps();
         for (size_t b = l; b < a->nb; b += 8) {
             const int h = (int)((b / 8) & 1);
-            const uint8_t *cb = sc + b * Q8_TBLK;
             __m512i w[8];
+            __m512 dw;
+            if (PK) {
+                dw = q8_pk_block(sc, b, a->q4, w);
+            } else {
+                const uint8_t *cb = sc + b * Q8_TBLK;
 #pragma GCC unroll 8
-            for (int g = 0; g < 8; g++)
-                w[g] = _mm512_load_si512((const void *)(cb + 64 * g));
-            const __m512 dw = _mm512_load_ps((const float *)(const void *)(cb + 512));
+                for (int g = 0; g < 8; g++)
+                    w[g] = _mm512_load_si512((const void *)(cb + 64 * g));
+                dw = _mm512_load_ps((const float *)(const void *)(cb + 512));
+            }
 #pragma GCC unroll 8
             for (int j = 0; j < TB; j++) {
                 int32_t x4[8];
@@ -245,6 +274,51 @@ q8_tile(const struct qnt_q8mm_args *a, const uint8_t *sc, size_t r0, size_t nr, 
                 acc[l][j] = _mm512_add_ps(acc[l][j], acc[l + w][j]);
         _mm512_mask_storeu_ps(a->Y + (t0 + (size_t)j) * a->nrows + r0, m, acc[0][j]);
     }
+}
+
+#define q8_tile(a, sc, r0, nr, t0, TB) q8_tile_any(a, sc, r0, nr, t0, TB, 0)
+
+/* One token against a packed tile, blocks in address order: the 16 chains
+ * are 16 registers (lane = row), a block's 8 groups one vpdpbusd each with
+ * the token's 4 codes broadcast. */
+static inline __attribute__((always_inline)) T_VNNI void
+q8_pk_tok(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0, size_t nr, size_t t,
+          const int Q4)
+{
+    const int8_t *xq = a->x.q + t * a->cols;
+    const float *xd = a->x.dx + t * a->nb;
+    const int32_t *ks = a->x.ks + t * a->nb;
+    const size_t nb = a->nb;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; l++)
+        acc[l] = _mm512_setzero_ps();
+    for (size_t b0 = 0; b0 < nb; b0 += 16) {
+#pragma GCC unroll 16
+        for (size_t k = 0; k < 16; k++) {
+            const size_t b = b0 + k;
+            if (b >= nb)
+                break;
+            __m512i w[8];
+            const __m512 dw = q8_pk_block(tile, b, Q4, w);
+            int32_t x4[8];
+            memcpy(x4, xq + 32 * b, 32);
+            __m512i p0 = _mm512_set1_epi32(ks[b]), p1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int g = 0; g < 8; g += 2) {
+                p0 = _mm512_dpbusd_epi32(p0, w[g], _mm512_set1_epi32(x4[g]));
+                p1 = _mm512_dpbusd_epi32(p1, w[g + 1], _mm512_set1_epi32(x4[g + 1]));
+            }
+            acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(xd[b])),
+                                     _mm512_cvtepi32_ps(_mm512_add_epi32(p0, p1)), acc[k]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int w = 8; w >= 1; w /= 2)
+#pragma GCC unroll 8
+        for (int l = 0; l < w; l++)
+            acc[l] = _mm512_add_ps(acc[l], acc[l + w]);
+    _mm512_mask_storeu_ps(a->Y + t * a->nrows + r0, (__mmask16)((1u << nr) - 1u), acc[0]);
 }
 
 /* Row r's blocks b and b + 1 as unsigned codes, element order: block b in
@@ -442,6 +516,76 @@ void qnt_q8mm_vnni(const struct qnt_q8mm_args *a)
     /* no scratch: the reference's own loop (the same bits, slowly) */
     if (failed)
         qnt_q8mm_scalar(a);
+}
+
+T_VNNI static void q8_pk_tiles(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0,
+                               size_t nr)
+{
+    if (a->n < Q8_PACK_MIN) {
+        for (size_t t = 0; t < a->n; t++) {
+            if (a->q4)
+                q8_pk_tok(a, tile, r0, nr, t, 1);
+            else
+                q8_pk_tok(a, tile, r0, nr, t, 0);
+        }
+        return;
+    }
+    size_t t0 = 0;
+    for (; t0 + 8 <= a->n; t0 += 8)
+        q8_tile_any(a, tile, r0, nr, t0, 8, 1);
+    for (; t0 + 4 <= a->n; t0 += 4)
+        q8_tile_any(a, tile, r0, nr, t0, 4, 1);
+    for (; t0 < a->n; t0++)
+        q8_tile_any(a, tile, r0, nr, t0, 1, 1);
+}
+
+void qnt_q8mm_vnni_packed(const struct qnt_q8mm_args *a)
+{
+    /* a->w: the packed rows (all of a->nrows, from the packed row 0) */
+    const size_t tb = qnt_q8mm_packed_bytes(a->q4, Q8_TR, a->cols);
+    const long nblk = (long)((a->nrows + Q8_TR - 1) / Q8_TR);
+#pragma omp parallel for schedule(static) if (a->threads == 0)
+    for (long blk = 0; blk < nblk; blk++) {
+        const size_t r0 = (size_t)blk * Q8_TR;
+        const size_t nr = a->nrows - r0 < Q8_TR ? a->nrows - r0 : Q8_TR;
+        q8_pk_tiles(a, a->w + (size_t)blk * tb, r0, nr);
+    }
+}
+
+T_VNNI void qnt_q8mm_pack_vnni(int q4, const uint8_t *w, size_t row_bytes, size_t nrows,
+                               size_t cols, uint8_t *out)
+{
+    const size_t nb = cols / QNT_Q8MM_QK, bb = q4 ? 18 : 34;
+    const size_t bs = q4 ? QNT_Q8MM_PK4 : QNT_Q8MM_PK8, cbytes = q4 ? 256 : 512;
+    const long nblk = (long)((nrows + Q8_TR - 1) / Q8_TR);
+#pragma omp parallel for schedule(static)
+    for (long blk = 0; blk < nblk; blk++) {
+        uint8_t *tile = out + (size_t)blk * nb * bs;
+        const size_t r0 = (size_t)blk * Q8_TR;
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t *cb = tile + b * bs;
+            for (size_t i = 0; i < Q8_TR; i++) {
+                uint8_t c[32];
+                uint8_t h[2] = { 0, 0 };
+                memset(c, 0, sizeof c);
+                if (r0 + i < nrows) {
+                    const uint8_t *blkp = w + (r0 + i) * row_bytes + bb * b;
+                    h[0] = blkp[0];
+                    h[1] = blkp[1];
+                    if (q4)
+                        memcpy(c, blkp + 2, 16);
+                    else
+                        for (int e = 0; e < 32; e++)
+                            c[e] = (uint8_t)(blkp[2 + e] ^ 0x80u);
+                } else if (!q4) {
+                    memset(c, 0x80, sizeof c); /* code 0; the scale 0 keeps it out anyway */
+                }
+                for (size_t d = 0; d < cbytes / 64; d++)
+                    memcpy(cb + 64 * d + 4 * i, c + 4 * d, 4);
+                memcpy(cb + cbytes + 2 * i, h, 2);
+            }
+        }
+    }
 }
 
 #endif

@@ -46,7 +46,7 @@ struct vfy_ctx {
 
 static void mm(const struct vfy_mat *m, const float *X, size_t n, float *Y)
 {
-    qnt_matmul_rows(m->dt, m->w, m->nbytes, &m->qp, m->rows, m->cols, m->row0, m->nrows, X, n, Y);
+    vfy_mat_mul(m, X, n, Y);
 }
 
 /* ---- context ---------------------------------------------------------------- */

@@ -960,9 +960,22 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
     const int wenc = e->weights_enc >= 0 ? e->weights_enc
                      : m->from_file || m->index_bytes ? (int)e->stored.enc : -1;
     uint64_t kb = 0;
-    if (wenc == SB_DTYPE_Q8_0 || wenc == SB_DTYPE_Q4_0)
+    if (wenc == SB_DTYPE_Q8_0 || wenc == SB_DTYPE_Q4_0) {
         CHK(sb_mul_u64(B, max_cols, &kb) || sb_mul_u64(kb, 9, &kb) ||
             sb_add_u64(kb / 4, 16 * 18 * max_cols, &kb));
+        /* the core repacks each q8_0 / q4_0 matrix once at load (where the
+         * CPU has AVX512-VNNI; counted on any) and then releases its mapped
+         * pages: while the largest is repacked, it is resident twice */
+        uint64_t big = 0;
+        for (size_t i = 0; i < m->n_groups; i++) {
+            uint64_t el;
+            if (sb_mul_u64(m->groups[i].rows, m->groups[i].cols, &el))
+                continue;
+            big = el > big ? el : big;
+        }
+        CHK(sb_mul_u64(big, wenc == SB_DTYPE_Q4_0 ? 18 : 34, &big));
+        CHK(sb_add_u64(kb, big / 32, &kb));
+    }
     else if (wenc == SB_DTYPE_BF16)
         CHK(sb_mul_u64(B, max_cols, &kb) || sb_mul_u64(kb, 2, &kb));
     CHK(sb_add_u64(e->scratch, kb, &e->scratch));

@@ -91,6 +91,7 @@ static int view_tensor(const struct binder *b, const struct fmt_tensor *t, struc
     if (qnt_type_validate(t->dtype, t->data, t->nbytes, rows, cols, &t->qp) != SB_OK)
         return sb_err_set(b->err, SB_EFORMAT, "%s: tensor '%s': damaged %s data", b->path,
                           t->name, sb_dtype_name(t->dtype));
+    memset(mat, 0, sizeof *mat);   /* a caller's local too: no stale pack or replaced */
     mat->dt = t->dtype;
     mat->w = t->data;
     mat->nbytes = t->nbytes;
@@ -400,6 +401,48 @@ static int bind_layer(const struct binder *b, struct vfy_model *vm, int l)
 
 /* ---- the model ------------------------------------------------------------- */
 
+/* q8_0 / q4_0 matrices are repacked once, 16 rows interleaved (qnt_matmul_pack):
+ * one token then reads a tile in one stream, as llama.cpp's repacked q4_0
+ * does. The pack has the format's bytes a block, and the mapped pages of the
+ * tensor are released once it is made (fmt_model_release_data: re-read on
+ * access, e.g. by an embedding lookup), so the weights stay resident once. */
+static void pack_mat(struct vfy_model *vm, struct vfy_mat *m)
+{
+    if (m->pack || !m->w)
+        return;
+    m->pack = qnt_matmul_pack(m->dt, m->w, &m->qp, m->cols, m->row0, m->nrows, NULL);
+    if (m->pack && m->name) {
+        const struct fmt_tensor *t = fmt_model_find(vm->m, m->name);
+        if (t && t->data == m->w)
+            fmt_model_release_data(vm->m, t);
+    }
+}
+
+static void unpack_mat(struct vfy_model *vm, struct vfy_mat *m)
+{
+    (void)vm;
+    sb_free_aligned(m->pack);
+    m->pack = NULL;
+}
+
+/* fn on every matrix the forward multiplies with (not the embedding's rows) */
+static void each_mat(struct vfy_model *vm, void (*fn)(struct vfy_model *, struct vfy_mat *))
+{
+    for (int l = 0; vm->layers && l < vm->info.n_layers; l++) {
+        struct vfy_layer *L = &vm->layers[l];
+        struct vfy_mat *ms[] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down,
+                                 &L->router, &L->sh_gate, &L->sh_up, &L->sh_down };
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+            fn(vm, ms[i]);
+        for (int e = 0; L->moe && L->experts && e < vm->info.n_experts; e++) {
+            fn(vm, &L->experts[e].gate);
+            fn(vm, &L->experts[e].up);
+            fn(vm, &L->experts[e].down);
+        }
+    }
+    fn(vm, &vm->out);
+}
+
 int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_err *err)
 {
     *out = NULL;
@@ -490,6 +533,7 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
     for (int l = 0; l < in->n_layers; l++)
         if ((rc = bind_layer(&b, vm, l)))
             goto fail;
+    each_mat(vm, pack_mat);
     *out = vm;
     return SB_OK;
 fail:
@@ -501,6 +545,7 @@ void vfy_model_free(struct vfy_model *vm)
 {
     if (!vm)
         return;
+    each_mat(vm, unpack_mat);
     for (int l = 0; vm->layers && l < vm->info.n_layers; l++) {
         struct vfy_layer *L = &vm->layers[l];
         sb_free(L->attn_norm);
@@ -590,6 +635,7 @@ int vfy_model_set_mat(struct vfy_model *vm, int layer, enum vfy_role role, int e
         m->orig_row0 = m->row0;
     }
     const bool tied = role == VFY_ROLE_OUTPUT && vm->info.tied_output;
+    unpack_mat(vm, m);
     m->dt = dt;
     m->w = w;
     m->nbytes = nbytes;
@@ -605,7 +651,13 @@ int vfy_model_set_mat(struct vfy_model *vm, int layer, enum vfy_role role, int e
 void vfy_layer_matmul(const struct vfy_model *vm, int layer, enum vfy_role role, int expert,
                       const float *X, size_t n, float *Y)
 {
-    const struct vfy_mat *m = mat_of((struct vfy_model *)vm, layer, role, expert);
+    vfy_mat_mul(mat_of((struct vfy_model *)vm, layer, role, expert), X, n, Y);
+}
+
+void vfy_mat_mul(const struct vfy_mat *m, const float *X, size_t n, float *Y)
+{
+    if (m->pack && qnt_matmul_packed(m->dt, m->pack, m->cols, m->nrows, X, n, Y) == 0)
+        return;
     qnt_matmul_rows(m->dt, m->w, m->nbytes, &m->qp, m->rows, m->cols, m->row0, m->nrows, X, n, Y);
 }
 

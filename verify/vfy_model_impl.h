@@ -15,6 +15,7 @@ struct vfy_mat {
     size_t row0, nrows;
     const char *name;            /* the tensor's name (borrowed from the fmt_model) */
     bool replaced;               /* vfy_model_set_mat: w holds this matrix's rows only */
+    void *pack;                  /* owned: its rows repacked (qnt_matmul_pack), or NULL */
     size_t orig_rows, orig_row0; /* where it was in its tensor before */
 };
 
@@ -51,5 +52,8 @@ struct vfy_model {
     int max_ffn;                     /* widest FFN of any kind */
     bool ffn_noted;                  /* a note on the FFN width made already */
 };
+
+/* Y[n, nrows] = X m^T: the packed rows where there are, else the tensor's. */
+void vfy_mat_mul(const struct vfy_mat *m, const float *X, size_t n, float *Y);
 
 #endif

@@ -287,8 +287,64 @@ START_TEST(test_q8mm_stream)
 }
 END_TEST
 
+/* Packed weights (qnt_q8mm_pack) give the reference's bits: every shape
+ * above (rows not a multiple of 16, odd block counts), 1 to 33 tokens, one
+ * and three threads, the specials of test_q8mm_kernels_equal_ref. */
+START_TEST(test_q8mm_packed)
+{
+    const size_t si = (size_t)_i / 2;
+    const int q4 = _i % 2;
+    const size_t rows = shapes[si].rows, cols = shapes[si].cols;
+    const size_t ns[] = { 1, 2, 3, 4, 5, 9, 33 };
+    size_t nbytes;
+    uint8_t *w = make_w(q4, rows, cols, 700 + (uint64_t)_i, &nbytes);
+    if (!q4 && cols >= 64)
+        w[2 + 5] = 0x80;
+    if (rows >= 3) {
+        const size_t bb = q4 ? 18 : 34, rb = cols / 32 * bb;
+        w[rb * 2 + 0] = 0x00, w[rb * 2 + 1] = 0x7e;   /* NaN */
+        if (cols >= 64)
+            w[rb * 1 + bb + 0] = 0x00, w[rb * 1 + bb + 1] = 0x7c;   /* +inf */
+    }
+    const size_t pb = qnt_q8mm_packed_bytes(q4, rows, cols);
+    ck_assert_uint_eq(pb, (rows + 15) / 16 * 16 * (cols / 32) * (q4 ? 18 : 34));
+    uint8_t *pk = malloc(pb);
+    if (qnt_q8mm_pack(q4, w, cols / 32 * (q4 ? 18 : 34), rows, cols, pk) != 0) {
+        free(pk);
+        free(w);
+        return;   /* no packed kernel on this CPU */
+    }
+    float *X = malloc(33 * cols * sizeof *X);
+    float *A = malloc(33 * rows * sizeof *A), *B = malloc(33 * rows * sizeof *B);
+    test_fill_normal(X, 33 * cols, 17 + (uint64_t)_i);
+    X[4 * cols + cols / 2] = NAN;
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const size_t n = ns[ni];
+        qnt_q8mm_rows(QNT_Q8MM_REF, q4, w, rows, cols, 0, rows, X, n, A);
+        for (int th = 1; th <= 3; th += 2) {
+#ifdef _OPENMP
+            omp_set_num_threads(th);
+#endif
+            memset(B, 0xA5, n * rows * sizeof *B);
+            ck_assert_int_eq(qnt_q8mm_packed_rows(q4, pk, rows, cols, X, n, B), 0);
+            ck_assert_msg(memcmp(A, B, n * rows * sizeof *A) == 0, "q4 %d %zux%zu n %zu threads %d",
+                          q4, rows, cols, n, th);
+        }
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    free(pk);
+    free(w);
+    free(X);
+    free(A);
+    free(B);
+}
+END_TEST
+
 TEST_SUITE(quant_q8mm, 60, NULL, NULL,
     TEST(test_q8x_quantize_hand), TEST_LOOP(test_q8x_quantize_fast_is_ref, 3),
     TEST_LOOP(test_q8mm_ref_bound, 2),
     TEST_LOOP(test_q8mm_kernels_equal_ref, (int)(2 * sizeof shapes / sizeof shapes[0])),
-    TEST_LOOP(test_q8mm_through_table, 2), TEST_LOOP(test_q8mm_stream, 2))
+    TEST_LOOP(test_q8mm_through_table, 2), TEST_LOOP(test_q8mm_stream, 2),
+    TEST_LOOP(test_q8mm_packed, (int)(2 * sizeof shapes / sizeof shapes[0])))
