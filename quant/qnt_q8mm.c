@@ -167,6 +167,33 @@ static void q8x_ks(const int8_t *q, const float *d8, size_t nb, int32_t k, int32
     }
 }
 
+/* n tokens' activations quantized into a new buffer laid out as a->x:
+ * codes, scales, dx and ks, cols + cols / 32 * (8 + 2) * 4 bytes a token.
+ * Tokens are independent: the same bits at any thread count. NULL when out
+ * of memory. */
+static void *q8x_batch(struct qnt_q8mm_args *a, int ref, const float *X, size_t n)
+{
+    const size_t cols = a->cols, nb = a->nb, tok_bytes = cols * 2 + nb * 8;
+    void *buf = n && tok_bytes <= SIZE_MAX / n ? sb_malloc_aligned(n * tok_bytes) : NULL;
+    if (!buf)
+        return NULL;
+    /* the reference kernel quantizes with the reference too (the same bits) */
+    void (*quantize)(const float *restrict, size_t, int8_t *restrict, float *restrict) =
+        ref ? qnt_q8x_quantize_ref : qnt_q8x_quantize;
+    a->x.d8 = buf;
+    a->x.dx = a->x.d8 + n * nb * 8;
+    a->x.ks = (int32_t *)(a->x.dx + n * nb);
+    a->x.q = (int8_t *)(a->x.ks + n * nb);
+#pragma omp parallel for schedule(static) if (!ref && n > 1)
+    for (size_t t = 0; t < n; t++) {
+        quantize(X + t * cols, cols, a->x.q + t * cols, a->x.d8 + t * nb * 8);
+        q8x_ks(a->x.q + t * cols, a->x.d8 + t * nb * 8, nb, a->q4 ? 8 : 128, a->x.ks + t * nb,
+               a->x.dx + t * nb);
+    }
+    a->n = n;
+    return buf;
+}
+
 int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, size_t row0,
                   size_t nrows, const float *X, size_t n, float *Y)
 {
@@ -184,26 +211,10 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
     a.row0 = row0;
     a.nrows = nrows;
     a.threads = kernel == QNT_Q8MM_REF;
-    /* codes, scales, dx and ks of all n tokens: cols + cols / 32 * (8 + 2) *
-     * 4 bytes a token */
-    const size_t tok_bytes = cols * 2 + a.nb * 8;
-    void *buf = n && tok_bytes <= SIZE_MAX / n ? sb_malloc_aligned(n * tok_bytes) : NULL;
-    /* the reference kernel quantizes with the reference too (the same bits) */
     void (*quantize)(const float *restrict, size_t, int8_t *restrict, float *restrict) =
         kernel == QNT_Q8MM_REF ? qnt_q8x_quantize_ref : qnt_q8x_quantize;
+    void *buf = q8x_batch(&a, kernel == QNT_Q8MM_REF, X, n);
     if (buf) {
-        a.x.d8 = buf;
-        a.x.dx = a.x.d8 + n * a.nb * 8;
-        a.x.ks = (int32_t *)(a.x.dx + n * a.nb);
-        a.x.q = (int8_t *)(a.x.ks + n * a.nb);
-        /* tokens are independent: the same bits at any thread count */
-#pragma omp parallel for schedule(static) if (kernel != QNT_Q8MM_REF && n > 1)
-        for (size_t t = 0; t < n; t++) {
-            quantize(X + t * cols, cols, a.x.q + t * cols, a.x.d8 + t * a.nb * 8);
-            q8x_ks(a.x.q + t * cols, a.x.d8 + t * a.nb * 8, a.nb, q4 ? 8 : 128,
-                   a.x.ks + t * a.nb, a.x.dx + t * a.nb);
-        }
-        a.n = n;
         a.Y = Y;
         fn(&a);
         sb_free_aligned(buf);
@@ -264,21 +275,9 @@ int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, 
     a.nb = cols / QNT_Q8MM_QK;
     a.cols = cols;
     a.rows = a.nrows = nrows;
-    const size_t tok_bytes = cols * 2 + a.nb * 8;
-    void *buf = n && tok_bytes <= SIZE_MAX / n ? sb_malloc_aligned(n * tok_bytes) : NULL;
+    void *buf = q8x_batch(&a, 0, X, n);
     if (!buf)
         return -1;
-    a.x.d8 = buf;
-    a.x.dx = a.x.d8 + n * a.nb * 8;
-    a.x.ks = (int32_t *)(a.x.dx + n * a.nb);
-    a.x.q = (int8_t *)(a.x.ks + n * a.nb);
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (size_t t = 0; t < n; t++) {
-        qnt_q8x_quantize(X + t * cols, cols, a.x.q + t * cols, a.x.d8 + t * a.nb * 8);
-        q8x_ks(a.x.q + t * cols, a.x.d8 + t * a.nb * 8, a.nb, q4 ? 8 : 128, a.x.ks + t * a.nb,
-               a.x.dx + t * a.nb);
-    }
-    a.n = n;
     a.Y = Y;
     qnt_q8mm_vnni_packed(&a);
     sb_free_aligned(buf);

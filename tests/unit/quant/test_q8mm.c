@@ -162,16 +162,9 @@ static const struct { size_t rows, cols; } shapes[] = {
     { 1, 32 }, { 3, 64 }, { 5, 96 }, { 17, 288 }, { 37, 1024 }, { 6, 4128 },
 };
 
-/* Every kernel == the reference, bit for bit. */
-START_TEST(test_q8mm_kernels_equal_ref)
+/* A -128 code, a NaN and an infinite scale. */
+static void specials(int q4, uint8_t *w, size_t rows, size_t cols)
 {
-    const size_t si = (size_t)_i / 2;
-    const int q4 = _i % 2;
-    const size_t rows = shapes[si].rows, cols = shapes[si].cols;
-    const size_t ns[] = { 1, 2, 3, 4, 5, 9, 33 };
-    size_t nbytes;
-    uint8_t *w = make_w(q4, rows, cols, 100 + (uint64_t)_i, &nbytes);
-    /* specials: a -128 code, a NaN and an infinite scale */
     if (!q4 && cols >= 64)
         w[2 + 5] = 0x80;
     if (rows >= 3) {
@@ -180,6 +173,27 @@ START_TEST(test_q8mm_kernels_equal_ref)
         if (cols >= 64)
             w[rb * 1 + bb + 0] = 0x00, w[rb * 1 + bb + 1] = 0x7c;   /* +inf */
     }
+}
+
+/* Loop index i: shape i / 2, q4_0 when odd; random weights with the specials. */
+static uint8_t *shape_w(int i, uint64_t seed, int *q4, size_t *rows, size_t *cols)
+{
+    size_t nbytes;
+    *q4 = i % 2;
+    *rows = shapes[i / 2].rows;
+    *cols = shapes[i / 2].cols;
+    uint8_t *w = make_w(*q4, *rows, *cols, seed + (uint64_t)i, &nbytes);
+    specials(*q4, w, *rows, *cols);
+    return w;
+}
+
+/* Every kernel == the reference, bit for bit. */
+START_TEST(test_q8mm_kernels_equal_ref)
+{
+    int q4;
+    size_t rows, cols;
+    uint8_t *w = shape_w(_i, 100, &q4, &rows, &cols);
+    const size_t ns[] = { 1, 2, 3, 4, 5, 9, 33 };
     float *X = malloc(33 * cols * sizeof *X);
     float *A = malloc(33 * rows * sizeof *A), *B = malloc(33 * rows * sizeof *B);
     test_fill_normal(X, 33 * cols, 7 + (uint64_t)_i);
@@ -292,20 +306,10 @@ END_TEST
  * and three threads, the specials of test_q8mm_kernels_equal_ref. */
 START_TEST(test_q8mm_packed)
 {
-    const size_t si = (size_t)_i / 2;
-    const int q4 = _i % 2;
-    const size_t rows = shapes[si].rows, cols = shapes[si].cols;
+    int q4;
+    size_t rows, cols;
+    uint8_t *w = shape_w(_i, 700, &q4, &rows, &cols);
     const size_t ns[] = { 1, 2, 3, 4, 5, 9, 33 };
-    size_t nbytes;
-    uint8_t *w = make_w(q4, rows, cols, 700 + (uint64_t)_i, &nbytes);
-    if (!q4 && cols >= 64)
-        w[2 + 5] = 0x80;
-    if (rows >= 3) {
-        const size_t bb = q4 ? 18 : 34, rb = cols / 32 * bb;
-        w[rb * 2 + 0] = 0x00, w[rb * 2 + 1] = 0x7e;   /* NaN */
-        if (cols >= 64)
-            w[rb * 1 + bb + 0] = 0x00, w[rb * 1 + bb + 1] = 0x7c;   /* +inf */
-    }
     const size_t pb = qnt_q8mm_packed_bytes(q4, rows, cols);
     ck_assert_uint_eq(pb, (rows + 15) / 16 * 16 * (cols / 32) * (q4 ? 18 : 34));
     uint8_t *pk = malloc(pb);
