@@ -380,19 +380,32 @@ static void repack_env(void)
     __atomic_store_n(&mv_repack, e && strcmp(e, "0") == 0 ? 0 : 1, __ATOMIC_RELEASE);
 }
 
-void *qnt_matmul_pack(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
-                      size_t cols, size_t row0, size_t nrows, uint64_t *bytes)
+uint64_t qnt_matmul_pack_bytes(enum sb_dtype dt, size_t cols, size_t nrows)
 {
     pthread_once(&mv_repack_once, repack_env);
     if ((dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0) || sb_cpu_ref() || !nrows ||
-        !__atomic_load_n(&mv_repack, __ATOMIC_ACQUIRE))
-        return NULL;
-    const int q4 = dt == SB_DTYPE_Q4_0;
-    const size_t rb = qnt_type_row_bytes(dt, cols, qp), nb = qnt_q8mm_packed_bytes(q4, nrows, cols);
-    void *p = sb_malloc_aligned(nb);
+        !__atomic_load_n(&mv_repack, __ATOMIC_ACQUIRE) || !qnt_q8mm_pack_available(cols))
+        return 0;
+    return qnt_q8mm_packed_bytes(dt == SB_DTYPE_Q4_0, nrows, cols);
+}
+
+int qnt_matmul_pack_into(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
+                         size_t cols, size_t row0, size_t nrows, void *out)
+{
+    if (!qnt_matmul_pack_bytes(dt, cols, nrows))
+        return -1;
+    const size_t rb = qnt_type_row_bytes(dt, cols, qp);
+    return qnt_q8mm_pack(dt == SB_DTYPE_Q4_0, (const uint8_t *)w + row0 * rb, rb, nrows, cols, out);
+}
+
+void *qnt_matmul_pack(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
+                      size_t cols, size_t row0, size_t nrows, uint64_t *bytes)
+{
+    const uint64_t nb = qnt_matmul_pack_bytes(dt, cols, nrows);
+    void *p = nb && nb <= SIZE_MAX ? sb_malloc_aligned((size_t)nb) : NULL;
     if (!p)
         return NULL;
-    if (qnt_q8mm_pack(q4, (const uint8_t *)w + row0 * rb, rb, nrows, cols, p) != 0) {
+    if (qnt_matmul_pack_into(dt, w, qp, cols, row0, nrows, p) != 0) {
         sb_free_aligned(p);
         return NULL;
     }

@@ -100,6 +100,15 @@ void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,
 void *qnt_matmul_pack(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
                       size_t cols, size_t row0, size_t nrows, uint64_t *bytes);
 
+/*! qnt_matmul_pack_bytes() : the bytes qnt_matmul_pack would allocate for
+ *  these rows, 0 where it would not pack (the reasons above, memory aside). */
+uint64_t qnt_matmul_pack_bytes(enum sb_dtype dt, size_t cols, size_t nrows);
+
+/*! qnt_matmul_pack_into() : qnt_matmul_pack into out (qnt_matmul_pack_bytes of
+ *  it). @return 0, or -1 (nothing written: not packable). */
+int qnt_matmul_pack_into(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
+                         size_t cols, size_t row0, size_t nrows, void *out);
+
 /*! qnt_matmul_packed() : Y[n, nrows] from qnt_matmul_pack's rows, the same bits
  *  as qnt_matmul_rows on the rows it was packed from. @return 0, or -1 (nothing
  *  done: use qnt_matmul_rows). */

@@ -249,6 +249,16 @@ size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols)
     return (nrows + 15) / 16 * (cols / QNT_Q8MM_QK) * (q4 ? QNT_Q8MM_PK4 : QNT_Q8MM_PK8);
 }
 
+int qnt_q8mm_pack_available(size_t cols)
+{
+#ifdef QNT_Q8MM_X86
+    return q8mm_kernel_fn(QNT_Q8MM_VNNI) && cols % QNT_Q8MM_QK == 0;
+#else
+    (void)cols;
+    return 0;
+#endif
+}
+
 int qnt_q8mm_pack(int q4, const void *w, size_t row_bytes, size_t nrows, size_t cols, void *out)
 {
 #ifdef QNT_Q8MM_X86

@@ -127,6 +127,9 @@ size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols);
  *  packed weights (nothing written). */
 int qnt_q8mm_pack(int q4, const void *w, size_t row_bytes, size_t nrows, size_t cols, void *out);
 
+/*! qnt_q8mm_pack_available() : whether this CPU packs rows of cols columns. */
+int qnt_q8mm_pack_available(size_t cols);
+
 /*! qnt_q8mm_packed_rows() : Y[n, nrows] = packed rows . X, the same bits as
  *  qnt_q8mm_rows on the rows it was packed from. @return 0, or -1 when this
  *  CPU has no kernel for packed weights (nothing done). */

@@ -974,7 +974,8 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
             big = el > big ? el : big;
         }
         CHK(sb_mul_u64(big, wenc == SB_DTYPE_Q4_0 ? 18 : 34, &big));
-        CHK(sb_add_u64(kb, big / 32, &kb));
+        /* and the packs' arena is rounded up to a 2 MiB huge page */
+        CHK(sb_add_u64(kb, big / 32 + ((uint64_t)2 << 20), &kb));
     }
     else if (wenc == SB_DTYPE_BF16)
         CHK(sb_mul_u64(B, max_cols, &kb) || sb_mul_u64(kb, 2, &kb));

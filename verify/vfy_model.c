@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "qnt_matvec.h"
 #include "qnt_type.h"
@@ -403,15 +404,35 @@ static int bind_layer(const struct binder *b, struct vfy_model *vm, int l)
 
 /* q8_0 / q4_0 matrices are repacked once, 16 rows interleaved (qnt_matmul_pack):
  * one token then reads a tile in one stream, as llama.cpp's repacked q4_0
- * does. The pack has the format's bytes a block, and the mapped pages of the
- * tensor are released once it is made (fmt_model_release_data: re-read on
- * access, e.g. by an embedding lookup), so the weights stay resident once. */
+ * does. The packs have the format's bytes a block and share one arena in
+ * transparent huge pages where the kernel gives them (MADV_HUGEPAGE: fewer
+ * TLB misses while one token streams the weights); the mapped pages of a
+ * tensor are released once its pack is made (fmt_model_release_data: re-read
+ * on access, e.g. by an embedding lookup), so the weights stay resident once. */
+#define PACK_ALIGN ((size_t)2 << 20)
+
+static void size_mat(struct vfy_model *vm, struct vfy_mat *m)
+{
+    if (!m->w)
+        return;
+    const uint64_t nb = qnt_matmul_pack_bytes(m->dt, m->cols, m->nrows);
+    if (nb)
+        vm->pack_bytes += (nb + 63) / 64 * 64;
+}
+
 static void pack_mat(struct vfy_model *vm, struct vfy_mat *m)
 {
-    if (m->pack || !m->w)
+    if (m->pack || !m->w || !vm->pack_arena)
         return;
-    m->pack = qnt_matmul_pack(m->dt, m->w, &m->qp, m->cols, m->row0, m->nrows, NULL);
-    if (m->pack && m->name) {
+    const uint64_t nb = qnt_matmul_pack_bytes(m->dt, m->cols, m->nrows);
+    if (!nb || vm->pack_used + nb > vm->pack_bytes)
+        return;
+    void *p = (uint8_t *)vm->pack_arena + vm->pack_used;
+    if (qnt_matmul_pack_into(m->dt, m->w, &m->qp, m->cols, m->row0, m->nrows, p) != 0)
+        return;
+    m->pack = p;
+    vm->pack_used += (nb + 63) / 64 * 64;
+    if (m->name) {
         const struct fmt_tensor *t = fmt_model_find(vm->m, m->name);
         if (t && t->data == m->w)
             fmt_model_release_data(vm->m, t);
@@ -421,8 +442,26 @@ static void pack_mat(struct vfy_model *vm, struct vfy_mat *m)
 static void unpack_mat(struct vfy_model *vm, struct vfy_mat *m)
 {
     (void)vm;
-    sb_free_aligned(m->pack);
-    m->pack = NULL;
+    m->pack = NULL;   /* the arena is the model's */
+}
+
+static void each_mat(struct vfy_model *vm, void (*fn)(struct vfy_model *, struct vfy_mat *));
+
+static void pack_all(struct vfy_model *vm)
+{
+    vm->pack_bytes = 0;
+    each_mat(vm, size_mat);
+    if (!vm->pack_bytes || vm->pack_bytes > SIZE_MAX - PACK_ALIGN)
+        return;
+    const size_t n = (size_t)vm->pack_bytes;
+    vm->pack_arena = sb_malloc_align(PACK_ALIGN, (n + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN);
+    if (!vm->pack_arena)
+        return;   /* no packs: the file's layout, the same bits */
+#ifdef MADV_HUGEPAGE
+    (void)madvise(vm->pack_arena, (n + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN, MADV_HUGEPAGE);
+#endif
+    vm->pack_used = 0;
+    each_mat(vm, pack_mat);
 }
 
 /* fn on every matrix the forward multiplies with (not the embedding's rows) */
@@ -533,7 +572,7 @@ int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_e
     for (int l = 0; l < in->n_layers; l++)
         if ((rc = bind_layer(&b, vm, l)))
             goto fail;
-    each_mat(vm, pack_mat);
+    pack_all(vm);
     *out = vm;
     return SB_OK;
 fail:
@@ -546,6 +585,7 @@ void vfy_model_free(struct vfy_model *vm)
     if (!vm)
         return;
     each_mat(vm, unpack_mat);
+    sb_free_aligned(vm->pack_arena);
     for (int l = 0; vm->layers && l < vm->info.n_layers; l++) {
         struct vfy_layer *L = &vm->layers[l];
         sb_free(L->attn_norm);

@@ -15,7 +15,7 @@ struct vfy_mat {
     size_t row0, nrows;
     const char *name;            /* the tensor's name (borrowed from the fmt_model) */
     bool replaced;               /* vfy_model_set_mat: w holds this matrix's rows only */
-    void *pack;                  /* owned: its rows repacked (qnt_matmul_pack), or NULL */
+    void *pack;                  /* its rows repacked (in the model's pack arena), or NULL */
     size_t orig_rows, orig_row0; /* where it was in its tensor before */
 };
 
@@ -51,6 +51,8 @@ struct vfy_model {
     bool renorm_topk;                /* Mixtral: renormalise the chosen k weights */
     int max_ffn;                     /* widest FFN of any kind */
     bool ffn_noted;                  /* a note on the FFN width made already */
+    void *pack_arena;                /* every matrix's pack (vfy_model.c), or NULL */
+    uint64_t pack_bytes, pack_used;  /* its size; bytes placed while packing */
 };
 
 /* Y[n, nrows] = X m^T: the packed rows where there are, else the tensor's. */

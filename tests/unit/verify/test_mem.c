@@ -88,7 +88,8 @@ END_TEST
  * and 16 threads repack 16-row tiles at 18 bytes a column (3170304), and the
  * core's one-time repack of the largest matrix (the 32000 x 4096 embedding
  * shape: 73728000 bytes in q4_0, 139264000 in q8_0) is resident twice for a
- * moment; bf16 rounds the tokens to 2 bytes (5658112); f16 has none. */
+ * moment, and the packs' arena is rounded up to a 2 MiB huge page (2097152);
+ * bf16 rounds the tokens to 2 bytes (5658112); f16 has none. */
 START_TEST(test_kernel_buffers)
 {
     struct vfy_mem_model m;
@@ -101,8 +102,8 @@ START_TEST(test_kernel_buffers)
     const uint64_t base = e.scratch;
     vfy_mem_model_release(&m);
     const struct { enum sb_dtype dt; uint64_t extra; } c[] = {
-        { SB_DTYPE_Q4_0, 6365376ull + 3170304ull + 73728000ull },
-        { SB_DTYPE_Q8_0, 6365376ull + 3170304ull + 139264000ull },
+        { SB_DTYPE_Q4_0, 6365376ull + 3170304ull + 73728000ull + 2097152ull },
+        { SB_DTYPE_Q8_0, 6365376ull + 3170304ull + 139264000ull + 2097152ull },
         { SB_DTYPE_BF16, 5658112ull },
         { SB_DTYPE_F32, 0 },
     };
