@@ -167,6 +167,17 @@ static void q8x_ks(const int8_t *q, const float *d8, size_t nb, int32_t k, int32
     }
 }
 
+/* The arguments every entry sets alike: the weights, their kind and shape. */
+static void q8mm_args(struct qnt_q8mm_args *a, int q4, const void *w, size_t rows, size_t cols)
+{
+    memset(a, 0, sizeof *a);
+    a->w = w;
+    a->q4 = q4;
+    a->nb = cols / QNT_Q8MM_QK;
+    a->cols = cols;
+    a->rows = rows;
+}
+
 /* n tokens' activations quantized into a new buffer laid out as a->x:
  * codes, scales, dx and ks, cols + cols / 32 * (8 + 2) * 4 bytes a token.
  * Tokens are independent: the same bits at any thread count. NULL when out
@@ -201,13 +212,8 @@ int qnt_q8mm_rows(int kernel, int q4, const void *w, size_t rows, size_t cols, s
     if (!fn)
         return -1;
     struct qnt_q8mm_args a;
-    memset(&a, 0, sizeof a);
-    a.w = w;
-    a.q4 = q4;
-    a.nb = cols / QNT_Q8MM_QK;
+    q8mm_args(&a, q4, w, rows, cols);
     a.row_bytes = a.nb * (q4 ? 18u : 34u);
-    a.cols = cols;
-    a.rows = rows;
     a.row0 = row0;
     a.nrows = nrows;
     a.threads = kernel == QNT_Q8MM_REF;
@@ -279,12 +285,8 @@ int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, 
     if (!q8mm_kernel_fn(QNT_Q8MM_VNNI) || cols % QNT_Q8MM_QK != 0)
         return -1;
     struct qnt_q8mm_args a;
-    memset(&a, 0, sizeof a);
-    a.w = packed;
-    a.q4 = q4;
-    a.nb = cols / QNT_Q8MM_QK;
-    a.cols = cols;
-    a.rows = a.nrows = nrows;
+    q8mm_args(&a, q4, packed, nrows, cols);
+    a.nrows = nrows;
     void *buf = q8x_batch(&a, 0, X, n);
     if (!buf)
         return -1;
