@@ -371,7 +371,7 @@ void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,
     }
 }
 
-static int mv_repack = -1;   /* SUBBIT_REPACK=0 turns qnt_matmul_pack off */
+static int mv_repack = -1;   /* SUBBIT_REPACK=0 turns the packing off */
 static pthread_once_t mv_repack_once = PTHREAD_ONCE_INIT;
 
 static void repack_env(void)
@@ -396,22 +396,6 @@ int qnt_matmul_pack_into(enum sb_dtype dt, const void *w, const struct sb_qparam
         return -1;
     const size_t rb = qnt_type_row_bytes(dt, cols, qp);
     return qnt_q8mm_pack(dt == SB_DTYPE_Q4_0, (const uint8_t *)w + row0 * rb, rb, nrows, cols, out);
-}
-
-void *qnt_matmul_pack(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
-                      size_t cols, size_t row0, size_t nrows, uint64_t *bytes)
-{
-    const uint64_t nb = qnt_matmul_pack_bytes(dt, cols, nrows);
-    void *p = nb && nb <= SIZE_MAX ? sb_malloc_aligned((size_t)nb) : NULL;
-    if (!p)
-        return NULL;
-    if (qnt_matmul_pack_into(dt, w, qp, cols, row0, nrows, p) != 0) {
-        sb_free_aligned(p);
-        return NULL;
-    }
-    if (bytes)
-        *bytes = nb;
-    return p;
 }
 
 int qnt_matmul_packed(enum sb_dtype dt, const void *pack, size_t cols, size_t nrows,

@@ -90,26 +90,20 @@ void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,
                          const struct sb_qparams *qp, size_t rows, size_t cols, size_t row0,
                          size_t nrows, const float *X, size_t n, float *Y);
 
-/*! qnt_matmul_pack() : rows row0 .. row0+nrows-1 of a q8_0 or q4_0 tensor
- *  repacked for the batched kernel (16 rows interleaved, qnt_q8mm_impl.h), so
- *  that one token reads them in one stream without folding each row: the
- *  same bytes a block as the format's. NULL (nothing allocated) for other
- *  encodings, without the CPU's kernel (AVX512-VNNI), when SUBBIT_REF_KERNELS
- *  forces the reference, when the environment's SUBBIT_REPACK=0 turns it
- *  off, or out of memory; free with sb_free_aligned. */
-void *qnt_matmul_pack(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
-                      size_t cols, size_t row0, size_t nrows, uint64_t *bytes);
-
-/*! qnt_matmul_pack_bytes() : the bytes qnt_matmul_pack would allocate for
- *  these rows, 0 where it would not pack (the reasons above, memory aside). */
+/*! qnt_matmul_pack_bytes() : the bytes rows row0 .. row0+nrows-1 of a q8_0 or
+ *  q4_0 tensor take repacked for the batched kernel (16 rows interleaved,
+ *  qnt_q8mm_impl.h: the format's bytes a block), so that one token reads
+ *  them in one stream without folding each row; 0 where they are not packed:
+ *  other encodings, no kernel on this CPU (AVX512-VNNI), SUBBIT_REF_KERNELS
+ *  forcing the reference, or the environment's SUBBIT_REPACK=0. */
 uint64_t qnt_matmul_pack_bytes(enum sb_dtype dt, size_t cols, size_t nrows);
 
-/*! qnt_matmul_pack_into() : qnt_matmul_pack into out (qnt_matmul_pack_bytes of
- *  it). @return 0, or -1 (nothing written: not packable). */
+/*! qnt_matmul_pack_into() : those rows packed into out (qnt_matmul_pack_bytes
+ *  of it). @return 0, or -1 (nothing written: not packed). */
 int qnt_matmul_pack_into(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
                          size_t cols, size_t row0, size_t nrows, void *out);
 
-/*! qnt_matmul_packed() : Y[n, nrows] from qnt_matmul_pack's rows, the same bits
+/*! qnt_matmul_packed() : Y[n, nrows] from qnt_matmul_pack_into's rows, the same bits
  *  as qnt_matmul_rows on the rows it was packed from. @return 0, or -1 (nothing
  *  done: use qnt_matmul_rows). */
 int qnt_matmul_packed(enum sb_dtype dt, const void *pack, size_t cols, size_t nrows,

@@ -402,7 +402,7 @@ static int bind_layer(const struct binder *b, struct vfy_model *vm, int l)
 
 /* ---- the model ------------------------------------------------------------- */
 
-/* q8_0 / q4_0 matrices are repacked once, 16 rows interleaved (qnt_matmul_pack):
+/* q8_0 / q4_0 matrices are repacked once, 16 rows interleaved (qnt_matmul_pack_into):
  * one token then reads a tile in one stream, as llama.cpp's repacked q4_0
  * does. The packs have the format's bytes a block and share one arena in
  * transparent huge pages where the kernel gives them (MADV_HUGEPAGE: fewer
