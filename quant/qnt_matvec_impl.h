@@ -26,6 +26,10 @@
 /* ---- the blocked dense kernel ------------------------------------------- */
 
 #define QNT_MM_CH 256   /* elements per chunk: a multiple of every block size and VL */
+#define QNT_MM_RB 16    /* rows per parallel block of the blocked kernel */
+/* Bytes of decoded rows each thread of the blocked kernel holds while more
+ * than 4 tokens meet a tensor that is not f32 (QNT_MM_RB rows of colsv floats) */
+#define QNT_MM_ROWS_BYTES(colsv) ((size_t)QNT_MM_RB * (colsv) * sizeof(float))
 
 /* How W elements are read. The direct encodings are converted in registers;
  * QNT_MM_DECODE goes through args.decode into f32 scratch. */

@@ -16,7 +16,7 @@
  * Per-output running sums live in tot[] on the stack (one writer: the thread
  * owning the row block). */
 
-#define MV_RB 16    /* rows per parallel block */
+#define MV_RB QNT_MM_RB   /* rows per parallel block */
 #define MV_TBLK 32  /* tokens per block: tot[] is MV_RB x MV_TBLK lane vectors */
 
 /* W elements k .. k+VL-1 of one row (bytes wp, int8 scales sp), exact. */
@@ -50,13 +50,12 @@ static inline __attribute__((always_inline)) MV_TARGET size_t MV_NAME(mv_wbyte)(
 
 /* 4 rows x TB tokens over columns k0 .. k1-1 (a chunk, k1 - k0 a multiple of
  * VL); W element index is k - k0 + wk0 (wk0 = k0 in place, 0 in scratch).
- * tp[i][j] += this chunk's lane sums for row i, token j. */
+ * acc[i][j] = this chunk's lane sums for row i, token j (chains from +0). */
 static inline __attribute__((always_inline)) MV_TARGET void
-MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *const sp[4],
+MV_NAME(mv_chunk)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *const sp[4],
                   size_t g, size_t wk0, const float *const xp[4], size_t k0, size_t k1,
-                  V *const tp[4], size_t pf)
+                  size_t pf, V acc[4][4])
 {
-    V acc[4][4];
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
@@ -79,11 +78,55 @@ MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *co
                 acc[i][j] = V_FMA(wv, xv[j], acc[i][j]);
         }
     }
+}
+
+/* One chunk (mv_chunk), its sums added to tp[i][j]; the running sums start
+ * from +0 (first: the chunk adds to a zero in a register, so nothing clears
+ * tot[] beforehand). */
+static inline __attribute__((always_inline)) MV_TARGET void
+MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *const sp[4],
+                  size_t g, size_t wk0, const float *const xp[4], size_t k0, size_t k1,
+                  V *const tp[4], size_t pf, int first)
+{
+    V acc[4][4];
+    MV_NAME(mv_chunk)(enc, TB, wp, sp, g, wk0, xp, k0, k1, pf, acc);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < TB; j++)
-            tp[i][j] = V_ADD(tp[i][j], acc[i][j]);
+            tp[i][j] = V_ADD(first ? V_ZERO() : tp[i][j], acc[i][j]);
+}
+
+/* 4 rows x TB tokens over every chunk of columns 0 .. colsv-1, W in f32
+ * (the tensor's own or decoded rows): the same operations as mv_micro chunk
+ * after chunk, with the running sums kept by the tile instead of in the
+ * block's tot[] between chunks. to[i][j] = the running sum. */
+static inline __attribute__((always_inline)) MV_TARGET void
+MV_NAME(mv_tile)(int TB, const uint8_t *const wp[4], const float *const xp[4], size_t colsv,
+                 V *const to[4])
+{
+    const uint8_t *const sp[4] = { NULL, NULL, NULL, NULL };
+    V run[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < TB; j++)
+            run[i][j] = V_ZERO();
+    for (size_t k0 = 0; k0 < colsv; k0 += QNT_MM_CH) {
+        const size_t k1 = colsv - k0 < QNT_MM_CH ? colsv : k0 + QNT_MM_CH;
+        V acc[4][4];
+        MV_NAME(mv_chunk)(QNT_MM_F32, TB, wp, sp, 0, k0, xp, k0, k1, 0, acc);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < TB; j++)
+                run[i][j] = V_ADD(run[i][j], acc[i][j]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < TB; j++)
+            to[i][j] = run[i][j];
 }
 
 /* One row against one token over columns 0 .. colsv-1, chunk by chunk: the
@@ -124,9 +167,18 @@ static __attribute__((noinline)) float MV_NAME(mv_tail)(const float *w, const fl
     return r;
 }
 
+/* The 4 token rows of a tile starting at token t (tb of them real; a short
+ * tile repeats its last token, whose extra sums nobody reads). */
+static inline __attribute__((always_inline)) void
+MV_NAME(mv_xrows)(const struct qnt_mm_args *a, size_t t, size_t tb, const float *xp[4])
+{
+    for (size_t q = 0; q < 4; q++)
+        xp[q] = a->X + (t + (q < tb ? q : tb - 1)) * a->cols;
+}
+
 #define MV_CASE(E, T)                                                                        \
     case (E) * 4 + (T) - 1:                                                                  \
-        MV_NAME(mv_micro)(E, T, wp, sp, a->group, wk0, xp, k0, k1, tp, pf);                     \
+        MV_NAME(mv_micro)(E, T, wp, sp, a->group, wk0, xp, k0, k1, tp, pf, k0 == 0);           \
         break;
 #define MV_CASES(E) MV_CASE(E, 1) MV_CASE(E, 2) MV_CASE(E, 3) MV_CASE(E, 4)
 
@@ -137,7 +189,16 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
     /* decode a row tile once when it serves more than one token tile */
     const int scratch = a->enc == QNT_MM_DECODE || (a->enc != QNT_MM_F32 && n > 4);
     const long nblk = (long)((nrows + MV_RB - 1) / MV_RB);
-#pragma omp parallel for schedule(static)
+    /* More than one token tile (n > 4, colsv > 0): each row block goes tile by
+     * tile over all its columns (mv_tile) with W in f32, read in place (f32)
+     * or decoded once a block into this thread's rows (MV_RB x colsv floats;
+     * qnt_mm_rows_bytes). Where that allocation fails, chunk by chunk as for
+     * fewer tokens (the same bits). */
+    const int tiles = n > 4 && colsv > 0;
+#pragma omp parallel
+    {
+    float *wd = tiles && scratch ? (float *)sb_malloc_aligned(QNT_MM_ROWS_BYTES(colsv)) : NULL;
+#pragma omp for schedule(static)
     for (long b = 0; b < nblk; b++) {
         V tot[MV_RB][MV_TBLK];
         V dummy[4] = { V_ZERO(), V_ZERO(), V_ZERO(), V_ZERO() };
@@ -153,11 +214,59 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
             if (tail)
                 a->decode(a, r, colsv, tail, wt[i]);
         }
+        const uint8_t *wf[MV_RB];   /* the rows in f32, for mv_tile */
+        const int tiled = tiles && (!scratch || wd);
+        if (tiled) {
+            for (size_t i = 0; i < rb; i++) {
+                if (!scratch) {
+                    wf[i] = wrow[i];
+                    continue;
+                }
+                float *d = wd + i * colsv;
+                for (size_t k0 = 0; k0 < colsv; k0 += QNT_MM_CH) {
+                    const size_t len = colsv - k0 < QNT_MM_CH ? colsv - k0 : QNT_MM_CH;
+                    if (a->enc == QNT_MM_DECODE)
+                        a->decode(a, a->row0 + r0 + i, k0, len, d + k0);
+                    else
+                        for (size_t k = k0; k < k0 + len; k += VL)
+                            V_STOREF(d + k, MV_NAME(mv_loadw)(a->enc, wrow[i], srow[i], k,
+                                                              a->group));
+                }
+                wf[i] = (const uint8_t *)d;
+            }
+        }
         for (size_t t0 = 0; t0 < n; t0 += MV_TBLK) {
             const size_t nt = n - t0 < MV_TBLK ? n - t0 : MV_TBLK;
-            for (size_t i = 0; i < rb; i++)
-                for (size_t j = 0; j < nt; j++)
-                    tot[i][j] = V_ZERO();
+            if (tiled) {
+                for (size_t i0 = 0; i0 < rb; i0 += 4) {
+                    const uint8_t *wp[4];
+                    V *to[4];
+                    for (size_t q = 0; q < 4; q++) {
+                        /* short group: repeat row i0, its sums go to dummy */
+                        wp[q] = wf[i0 + q < rb ? i0 + q : i0];
+                        to[q] = i0 + q < rb ? &tot[i0 + q][0] : dummy;
+                    }
+                    for (size_t j0 = 0; j0 < nt; j0 += 4) {
+                        const size_t tb = nt - j0 < 4 ? nt - j0 : 4;
+                        const float *xp[4];
+                        V *tj[4];
+                        MV_NAME(mv_xrows)(a, t0 + j0, tb, xp);
+                        for (size_t q = 0; q < 4; q++)
+                            tj[q] = to[q] == dummy ? dummy : to[q] + j0;
+                        switch (tb) {
+                        case 1: MV_NAME(mv_tile)(1, wp, xp, colsv, tj); break;
+                        case 2: MV_NAME(mv_tile)(2, wp, xp, colsv, tj); break;
+                        case 3: MV_NAME(mv_tile)(3, wp, xp, colsv, tj); break;
+                        default: MV_NAME(mv_tile)(4, wp, xp, colsv, tj); break;
+                        }
+                    }
+                }
+                goto sum;
+            }
+            if (colsv == 0)   /* else the first chunk or mv_row1 sets every tot[i][j] */
+                for (size_t i = 0; i < rb; i++)
+                    for (size_t j = 0; j < nt; j++)
+                        tot[i][j] = V_ZERO();
             if (n == 1 && !scratch) {
                 switch (a->enc) {
                     MV_ROW1(QNT_MM_F32)
@@ -205,10 +314,9 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                         const size_t tb = nt - j0 < 4 ? nt - j0 : 4;
                         const float *xp[4];
                         V *tp[4];
-                        for (size_t q = 0; q < 4; q++) {
-                            xp[q] = a->X + (t0 + j0 + (q < tb ? q : tb - 1)) * cols;
+                        MV_NAME(mv_xrows)(a, t0 + j0, tb, xp);
+                        for (size_t q = 0; q < 4; q++)
                             tp[q] = i0 + q < rb ? &tot[i0 + q][j0] : dummy;
-                        }
                         switch (enc * 4 + (int)tb - 1) {
                             MV_CASES(QNT_MM_F32)
                             MV_CASES(QNT_MM_BF16)
@@ -221,6 +329,27 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                     }
                 }
         sum:
+#ifdef V_HSUM_ROWS
+            /* a full block: each token's 16 rows summed at once (the same tree
+             * per output), stored together when there is no tail */
+            if (rb == MV_RB && MV_RB == VL && nt > 1) {
+                for (size_t j = 0; j < nt; j++) {
+                    V v[MV_RB];
+                    for (size_t i = 0; i < MV_RB; i++)
+                        v[i] = tot[i][j];
+                    float *y = a->Y + (t0 + j) * nrows + r0;
+                    if (!tail) {
+                        V_STOREF(y, V_HSUM_ROWS(v));
+                        continue;
+                    }
+                    float s[MV_RB];
+                    V_STOREF(s, V_HSUM_ROWS(v));
+                    for (size_t i = 0; i < MV_RB; i++)
+                        y[i] = MV_NAME(mv_tail)(wt[i], a->X + (t0 + j) * cols + colsv, tail, s[i]);
+                }
+                continue;
+            }
+#endif
             for (size_t i = 0; i < rb; i++)
                 for (size_t j = 0; j < nt; j++) {
                     float r = V_HSUM(tot[i][j]);
@@ -229,6 +358,8 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                     a->Y[(t0 + j) * nrows + r0 + i] = r;
                 }
         }
+    }
+    sb_free_aligned(wd);
     }
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "qnt_hsum_x86.h"
+#include "sb_alloc.h"
 
 static inline uint16_t mv_rd16(const uint8_t *p)
 {
@@ -87,6 +88,7 @@ MV_TARGET static inline float mv_hsum8(__m256 s)
         _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 
 #define V_HSUM(v) qnt_hsum16(v)
+#define V_HSUM_ROWS(v) qnt_hsum16x16(v)
 
 #include "qnt_matvec_tile_impl.h"
 

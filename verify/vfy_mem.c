@@ -956,7 +956,12 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
      * the widest input: q8_0 / q4_0 quantize the tokens to 8 bits (2.25 bytes
      * a column a token, qnt_q8mm_rows) and each thread repacks a tile of 16
      * rows (18 bytes a column); bf16 weights round them to bf16 where the CPU
-     * has AVX512-BF16 (2 bytes a column a token; counted on any CPU) */
+     * has AVX512-BF16 (2 bytes a column a token); the other encodings the
+     * blocked dense kernel reads (all but f32 and those with kernels of their
+     * own: q8_0, q4_0, tern, sub1, sub1-qmoe), and bf16 where the CPU lacks
+     * AVX512-BF16, are decoded to f32 a block of 16 rows at a time, in each
+     * thread (64 bytes a column, QNT_MM_ROWS_BYTES); bf16 counts the larger
+     * of its two on any CPU */
     const int wenc = e->weights_enc >= 0 ? e->weights_enc
                      : m->from_file || m->index_bytes ? (int)e->stored.enc : -1;
     uint64_t kb = 0;
@@ -978,7 +983,10 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
         CHK(sb_add_u64(kb, big / 32 + ((uint64_t)2 << 20), &kb));
     }
     else if (wenc == SB_DTYPE_BF16)
-        CHK(sb_mul_u64(B, max_cols, &kb) || sb_mul_u64(kb, 2, &kb));
+        CHK(sb_mul_u64(B > 512 ? B : 512, max_cols, &kb) || sb_mul_u64(kb, 2, &kb));
+    else if (wenc > SB_DTYPE_F32 && wenc != SB_DTYPE_TERN && wenc != SB_DTYPE_SUB1 &&
+             wenc != SB_DTYPE_SUB1_QMOE)
+        CHK(sb_mul_u64(16 * 64, max_cols, &kb));
     CHK(sb_add_u64(e->scratch, kb, &e->scratch));
     e->baseline = o->baseline ? o->baseline
                   : VFY_MEM_BASELINE + (par_have_mpi() ? (uint64_t)VFY_MEM_MPI_KIB * 1024u : 0);

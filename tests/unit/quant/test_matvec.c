@@ -6,7 +6,8 @@
  * - fast within 1e-5 of _ref relative to sum |w||x|, for each instruction set
  *   this CPU has (scalar lanes, AVX2, AVX-512, and AVX-512 with AVX512-BF16,
  *   whose bf16 activations allow 2^-9 + 1e-5 for bf16 weights; qnt_matvec_set_isa);
- * - 1 thread and 4 threads give the same bytes; matmul == matvec per vector,
+ * - 1 thread and 4 threads give the same bytes, and so does a call whose
+ *   first allocation fails (the kernels' fallbacks); matmul == matvec per vector,
  *   bit for bit, for n across the kernel's tile and block sizes (4, 32
  *   tokens); a row range == the same rows of the whole. Shapes cover the
  *   kernel's edges: cols % 16 tails, several 256-column chunks, short row
@@ -24,6 +25,7 @@
 #include "qnt_matvec_impl.h"
 #include "qnt_q8mm_impl.h"
 #include "qnt_tern.h"
+#include "sb_alloc.h"
 #include "sb_cpu.h"
 #include "sb_dtype.h"
 #include "sb_err.h"
@@ -300,6 +302,12 @@ START_TEST(test_fast_vs_ref_and_threads)
     omp_set_num_threads(1);
 #endif
     qnt_matmul(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, X, n, Y1);
+    /* the call's first allocation failing (the blocked kernel's decoded rows
+     * where it makes them, else the activations' buffer): the same bits */
+    sb_alloc_fail_after(0);
+    qnt_matmul(P.dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, X, n, Y4);
+    sb_alloc_fail_after(-1);
+    ck_assert_mem_eq(Y1, Y4, n * P.rows * sizeof *Y1);
 #ifdef _OPENMP
     omp_set_num_threads(4);
 #endif
