@@ -15,7 +15,10 @@ static inline __attribute__((always_inline)) TGT size_t ATT_(lanes)(size_t len, 
     return at >= len ? 0 : len - at >= VL ? VL : len - at;
 }
 
-/* Scores of R query rows against keys 0 .. len-1 (C vectors of keys a pass). */
+/* Scores of R query rows against keys 0 .. len-1 (C vectors of keys a pass).
+ * R and C are constants where this is inlined, and every loop over them is
+ * unrolled, so that the accumulators live in registers (a loop the compiler
+ * keeps rolled puts them on the stack: a load and a store every FMA). */
 static inline __attribute__((always_inline)) TGT void ATT_(scores)(
     const struct vfy_attn_args *a, const float *const q[VFY_ATTN_ROWS], const float *kt,
     size_t len, float *S, const int R, const int C)
@@ -26,9 +29,11 @@ static inline __attribute__((always_inline)) TGT void ATT_(scores)(
         V acc[VFY_ATTN_ROWS][4];
         size_t k[4];
         int full = 1;
+#pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             k[c] = ATT_(lanes)(len, t0 + (size_t)c * VL);
             full &= k[c] == VL;
+#pragma GCC unroll 4
             for (int j = 0; j < R; j++)
                 acc[j][c] = V_ZERO();
         }
@@ -36,10 +41,13 @@ static inline __attribute__((always_inline)) TGT void ATT_(scores)(
             for (size_t d = 0; d < hd; d++) {
                 const float *kr = kt + d * N + t0;
                 V kv[4];
+#pragma GCC unroll 4
                 for (int c = 0; c < C; c++)
                     kv[c] = V_LOAD(kr + c * VL);
+#pragma GCC unroll 4
                 for (int j = 0; j < R; j++) {
                     const V qj = V_SET1(q[j][d]);
+#pragma GCC unroll 4
                     for (int c = 0; c < C; c++)
                         acc[j][c] = V_FMA(qj, kv[c], acc[j][c]);
                 }
@@ -48,16 +56,21 @@ static inline __attribute__((always_inline)) TGT void ATT_(scores)(
             for (size_t d = 0; d < hd; d++) {
                 const float *kr = kt + d * N + t0;
                 V kv[4];
+#pragma GCC unroll 4
                 for (int c = 0; c < C; c++)
                     kv[c] = V_LOADN(kr + c * VL, k[c]);
+#pragma GCC unroll 4
                 for (int j = 0; j < R; j++) {
                     const V qj = V_SET1(q[j][d]);
+#pragma GCC unroll 4
                     for (int c = 0; c < C; c++)
                         acc[j][c] = V_FMA(qj, kv[c], acc[j][c]);
                 }
             }
         }
+#pragma GCC unroll 4
         for (int j = 0; j < R; j++)
+#pragma GCC unroll 4
             for (int c = 0; c < C; c++)
                 V_STOREN(S + (size_t)j * N + t0 + (size_t)c * VL, V_MUL(acc[j][c], sc), k[c]);
     }
@@ -110,41 +123,68 @@ static inline __attribute__((always_inline)) TGT float ATT_(softmax)(float *s, s
     return 1.0f / V_FOLD(z);
 }
 
+/* acc[j][c] += e[j][t] * values[t] (columns d0 + c * VL ..) for rows j >= J0
+ * of the tile (J0, R, DC and FULL constants where inlined: registers) */
+static inline __attribute__((always_inline)) TGT void ATT_(vstep)(
+    const float *S, size_t N, const float *vr, size_t t, const size_t k[4],
+    V acc[VFY_ATTN_ROWS][4], const int J0, const int R, const int DC, const int FULL)
+{
+    V x[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < DC; c++)
+        x[c] = FULL ? V_LOAD(vr + c * VL) : V_LOADN(vr + c * VL, k[c]);
+#pragma GCC unroll 4
+    for (int j = J0; j < R; j++) {
+        const V e = V_SET1(S[(size_t)j * N + t]);
+#pragma GCC unroll 4
+        for (int c = 0; c < DC; c++)
+            acc[j][c] = V_FMA(e, x[c], acc[j][c]);
+    }
+}
+
 /* o rows = e rows . values 0 .. p0+j (row j), scaled by inv[j]; DC vectors of
- * the head's hd columns a pass. */
+ * the head's hd columns a pass. Each output is one chain over t ascending:
+ * positions 0 .. p0 for every row, then p0 + i for the rows j >= i. */
+static inline __attribute__((always_inline)) TGT void ATT_(values_pass)(
+    const struct vfy_attn_args *a, const float *S, const float *vv, size_t p0, size_t d0,
+    const float inv[VFY_ATTN_ROWS], float *const o[VFY_ATTN_ROWS], const int R, const int DC,
+    const int FULL)
+{
+    const size_t N = a->n_ctx, hd = a->hd, kvd = a->nkv * hd;
+    V acc[VFY_ATTN_ROWS][4];
+    size_t k[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < DC; c++) {
+        k[c] = ATT_(lanes)(hd, d0 + (size_t)c * VL);
+#pragma GCC unroll 4
+        for (int j = 0; j < R; j++)
+            acc[j][c] = V_ZERO();
+    }
+    for (size_t t = 0; t <= p0; t++)
+        ATT_(vstep)(S, N, vv + t * kvd + d0, t, k, acc, 0, R, DC, FULL);
+#pragma GCC unroll 4
+    for (int i = 1; i < R; i++)
+        ATT_(vstep)(S, N, vv + (p0 + (size_t)i) * kvd + d0, p0 + (size_t)i, k, acc, i, R, DC,
+                    FULL);
+#pragma GCC unroll 4
+    for (int j = 0; j < R; j++) {
+        const V s = V_SET1(inv[j]);
+#pragma GCC unroll 4
+        for (int c = 0; c < DC; c++)
+            V_STOREN(o[j] + d0 + (size_t)c * VL, V_MUL(acc[j][c], s), k[c]);
+    }
+}
+
 static inline __attribute__((always_inline)) TGT void ATT_(values)(
     const struct vfy_attn_args *a, const float *S, const float *vv, size_t p0,
     const float inv[VFY_ATTN_ROWS], float *const o[VFY_ATTN_ROWS], const int R, const int DC)
 {
-    const size_t N = a->n_ctx, hd = a->hd, kvd = a->nkv * hd;
+    const size_t hd = a->hd;
     for (size_t d0 = 0; d0 < hd; d0 += (size_t)DC * VL) {
-        V acc[VFY_ATTN_ROWS][4];
-        size_t k[4];
-        int full = 1;
-        for (int c = 0; c < DC; c++) {
-            k[c] = ATT_(lanes)(hd, d0 + (size_t)c * VL);
-            full &= k[c] == VL;
-            for (int j = 0; j < R; j++)
-                acc[j][c] = V_ZERO();
-        }
-        for (size_t t = 0; t <= p0 + (size_t)R - 1; t++) {
-            const float *vr = vv + t * kvd + d0;
-            V x[4];
-            for (int c = 0; c < DC; c++)
-                x[c] = full ? V_LOAD(vr + c * VL) : V_LOADN(vr + c * VL, k[c]);
-            /* rows j >= t - p0 see this position: the first (all) rows up to p0 */
-            const int j0 = t <= p0 ? 0 : (int)(t - p0);
-            for (int j = j0; j < R; j++) {
-                const V e = V_SET1(S[(size_t)j * N + t]);
-                for (int c = 0; c < DC; c++)
-                    acc[j][c] = V_FMA(e, x[c], acc[j][c]);
-            }
-        }
-        for (int j = 0; j < R; j++) {
-            const V s = V_SET1(inv[j]);
-            for (int c = 0; c < DC; c++)
-                V_STOREN(o[j] + d0 + (size_t)c * VL, V_MUL(acc[j][c], s), k[c]);
-        }
+        if (hd - d0 >= (size_t)DC * VL)
+            ATT_(values_pass)(a, S, vv, p0, d0, inv, o, R, DC, 1);
+        else
+            ATT_(values_pass)(a, S, vv, p0, d0, inv, o, R, DC, 0);
     }
 }
 
