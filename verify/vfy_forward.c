@@ -219,6 +219,21 @@ const uint64_t *vfy_ctx_expert_counts(const struct vfy_ctx *c)
 /* ---- building blocks ---------------------------------------------------------- */
 
 /* o = w * x / sqrt(mean(x^2) + eps) (sum of squares in double) */
+/* Per-token work (norms, RoPE and the cache, residual adds, the SwiGLU
+ * activation) runs over the threads from this many tokens on: each token's
+ * operations are unchanged, so the bits do not depend on it; below it (one
+ * token generating) a parallel region would cost more than it saves. */
+#define VFY_PAR_MIN 8
+
+/* x += y over n rows of dim */
+static void add_rows(float *x, const float *y, size_t n, size_t dim)
+{
+#pragma omp parallel for schedule(static) if (n >= VFY_PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dim; j++)
+            x[i * dim + j] += y[i * dim + j];
+}
+
 static void rmsnorm(float *o, const float *x, const float *w, size_t n, float eps)
 {
     double ss = 0.0;
@@ -288,6 +303,7 @@ static void attn_block(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, s
     mm(&L->wq, c->xb, n, c->q);
     mm(&L->wk, c->xb, n, c->k);
     mm(&L->wv, c->xb, n, c->v);
+#pragma omp parallel for schedule(static) if (n >= VFY_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         for (size_t d = 0; L->bq && d < qd; d++)
             c->q[i * qd + d] += L->bq[d];
@@ -408,24 +424,23 @@ static void forward_batch(struct vfy_ctx *c, const int32_t *tok, size_t n, size_
     for (size_t l = 0; l < (size_t)in->n_layers; l++) {
         const struct vfy_layer *L = &vm->layers[l];
         /* attention: x += wo . attn(rope(wq xn), rope(wk xn), wv xn) */
+#pragma omp parallel for schedule(static) if (n >= VFY_PAR_MIN)
         for (size_t i = 0; i < n; i++)
             rmsnorm(c->xb + i * dim, c->x + i * dim, L->attn_norm, dim, vm->eps);
         attn_block(c, L, l, n, pos0);
         mm(&L->wo, c->att_out, n, c->xb2);
-        for (size_t i = 0; i < n * dim; i++)
-            c->x[i] += c->xb2[i];
+        add_rows(c->x, c->xb2, n, dim);
 
         /* FFN: x += swiglu(xn) or moe(xn) */
+#pragma omp parallel for schedule(static) if (n >= VFY_PAR_MIN)
         for (size_t i = 0; i < n; i++)
             rmsnorm(c->xb + i * dim, c->x + i * dim, L->ffn_norm, dim, vm->eps);
         if (L->moe) {
             moe(c, L, l, n);
-            for (size_t i = 0; i < n * dim; i++)
-                c->x[i] += c->moe_out[i];
+            add_rows(c->x, c->moe_out, n, dim);
         } else {
             swiglu(&L->gate, &L->up, &L->down, c->xb, n, c->hb, c->hb2, c->xb2);
-            for (size_t i = 0; i < n * dim; i++)
-                c->x[i] += c->xb2[i];
+            add_rows(c->x, c->xb2, n, dim);
         }
     }
 
@@ -511,6 +526,7 @@ void vfy_layer_shared_gate(const struct vfy_model *vm, int l, const float *xn, s
 
 void vfy_swiglu_act(float *h, const float *h2, size_t n)
 {
+#pragma omp parallel for schedule(static) if (n >= VFY_PAR_MIN * 1024)
     for (size_t i = 0; i < n; i++)
         h[i] = silu(h[i]) * h2[i];
 }
