@@ -1502,7 +1502,7 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
         (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) != SB_OK)
         goto fail;
     S.capped = o->conv.max_memory > 0;
-    if ((rc = vfy_model_new(&S.vm, src, err)) != SB_OK)
+    if ((rc = vfy_model_new_opts(&S.vm, src, VFY_MODEL_NO_PACK, err)) != SB_OK)
         goto fail;
     if ((rc = alloc_state(&S, plan, out_path)) != SB_OK)
         goto fail;
@@ -1593,7 +1593,7 @@ int cvt_quant_memory(const struct fmt_model *src, size_t n_tokens, size_t ctx_le
         return oom(&S);
     if ((rc = fmt_container_for_output(out_path, &cont, err)) == SB_OK &&
         (rc = cvt_decide_sources(src, cont, &o->conv, S.to, NULL, err)) == SB_OK &&
-        (rc = vfy_model_new(&S.vm, src, err)) == SB_OK) {
+        (rc = vfy_model_new_opts(&S.vm, src, VFY_MODEL_NO_PACK, err)) == SB_OK) {
         const struct vfy_model_info *in = vfy_model_info(S.vm);
         S.dim = (size_t)in->dim;
         S.qd = (size_t)in->n_heads * (size_t)in->head_dim;

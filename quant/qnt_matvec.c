@@ -380,11 +380,25 @@ static void repack_env(void)
     __atomic_store_n(&mv_repack, e && strcmp(e, "0") == 0 ? 0 : 1, __ATOMIC_RELEASE);
 }
 
+/* f32, f16 and bf16 rows are read in place by the blocked kernel: their pack
+ * is a copy of the rows (in the caller's memory, e.g. the core's arena in
+ * huge pages, rather than the file's mapping in 4 KiB pages of page cache) */
+static bool pack_dense(enum sb_dtype dt)
+{
+    return dt == SB_DTYPE_F32 || dt == SB_DTYPE_F16 || dt == SB_DTYPE_BF16;
+}
+
 uint64_t qnt_matmul_pack_bytes(enum sb_dtype dt, size_t cols, size_t nrows)
 {
     pthread_once(&mv_repack_once, repack_env);
-    if ((dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0) || sb_cpu_ref() || !nrows ||
-        !__atomic_load_n(&mv_repack, __ATOMIC_ACQUIRE) || !qnt_q8mm_pack_available(cols))
+    if (sb_cpu_ref() || !nrows || !__atomic_load_n(&mv_repack, __ATOMIC_ACQUIRE))
+        return 0;
+    if (pack_dense(dt)) {
+        const struct sb_qparams qp = { 0 };
+        const size_t rb = qnt_type_row_bytes(dt, cols, &qp);
+        return rb && nrows <= UINT64_MAX / rb ? (uint64_t)nrows * rb : 0;
+    }
+    if ((dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0) || !qnt_q8mm_pack_available(cols))
         return 0;
     return qnt_q8mm_packed_bytes(dt == SB_DTYPE_Q4_0, nrows, cols);
 }
@@ -392,16 +406,29 @@ uint64_t qnt_matmul_pack_bytes(enum sb_dtype dt, size_t cols, size_t nrows)
 int qnt_matmul_pack_into(enum sb_dtype dt, const void *w, const struct sb_qparams *qp,
                          size_t cols, size_t row0, size_t nrows, void *out)
 {
-    if (!qnt_matmul_pack_bytes(dt, cols, nrows))
+    const uint64_t nb = qnt_matmul_pack_bytes(dt, cols, nrows);
+    if (!nb || nb > SIZE_MAX)
         return -1;
     const size_t rb = qnt_type_row_bytes(dt, cols, qp);
+    if (pack_dense(dt)) {
+        memcpy(out, (const uint8_t *)w + row0 * rb, (size_t)nb);
+        return 0;
+    }
     return qnt_q8mm_pack(dt == SB_DTYPE_Q4_0, (const uint8_t *)w + row0 * rb, rb, nrows, cols, out);
 }
 
 int qnt_matmul_packed(enum sb_dtype dt, const void *pack, size_t cols, size_t nrows,
                       const float *X, size_t n, float *Y)
 {
-    if ((dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0) || sb_cpu_ref())
+    if (sb_cpu_ref())
+        return -1;
+    if (pack_dense(dt)) {
+        const struct sb_qparams qp = { 0 };
+        qnt_matmul_rows(dt, pack, (uint64_t)nrows * qnt_type_row_bytes(dt, cols, &qp), &qp, nrows,
+                        cols, 0, nrows, X, n, Y);
+        return 0;
+    }
+    if (dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0)
         return -1;
     return qnt_q8mm_packed_rows(dt == SB_DTYPE_Q4_0, pack, nrows, cols, X, n, Y);
 }

@@ -90,12 +90,15 @@ void qnt_matmul_rows_ref(enum sb_dtype dt, const void *w, uint64_t nbytes,
                          const struct sb_qparams *qp, size_t rows, size_t cols, size_t row0,
                          size_t nrows, const float *X, size_t n, float *Y);
 
-/*! qnt_matmul_pack_bytes() : the bytes rows row0 .. row0+nrows-1 of a q8_0 or
- *  q4_0 tensor take repacked for the batched kernel (16 rows interleaved,
- *  qnt_q8mm_impl.h: the format's bytes a block), so that one token reads
- *  them in one stream without folding each row; 0 where they are not packed:
- *  other encodings, no kernel on this CPU (AVX512-VNNI), SUBBIT_REF_KERNELS
- *  forcing the reference, or the environment's SUBBIT_REPACK=0. */
+/*! qnt_matmul_pack_bytes() : the bytes rows row0 .. row0+nrows-1 of a tensor
+ *  take packed: q8_0 or q4_0 repacked for the batched kernel (16 rows
+ *  interleaved, qnt_q8mm_impl.h: the format's bytes a block), so that one
+ *  token reads them in one stream without folding each row; f32, f16 and
+ *  bf16 copied as they are (the kernels read them in place: the caller's
+ *  memory, e.g. in huge pages, instead of a file's mapping). 0 where they
+ *  are not packed: other encodings, no kernel on this CPU (q8_0 / q4_0:
+ *  AVX512-VNNI), SUBBIT_REF_KERNELS forcing the reference, or the
+ *  environment's SUBBIT_REPACK=0. */
 uint64_t qnt_matmul_pack_bytes(enum sb_dtype dt, size_t cols, size_t nrows);
 
 /*! qnt_matmul_pack_into() : those rows packed into out (qnt_matmul_pack_bytes

@@ -361,7 +361,8 @@ int cmd_quant(int argc, char **argv)
         rc = cli_fail_job("quant", &err);
         goto done;
     }
-    if (fmt_model_open(&m, in, &oo, &err) != SB_OK || vfy_model_new(&vm, m, &err) != SB_OK) {
+    if (fmt_model_open(&m, in, &oo, &err) != SB_OK ||
+        vfy_model_new_opts(&vm, m, VFY_MODEL_NO_PACK, &err) != SB_OK) {
         rc = cli_fail_job("quant", &err);
         goto done;
     }

@@ -965,12 +965,15 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
     const int wenc = e->weights_enc >= 0 ? e->weights_enc
                      : m->from_file || m->index_bytes ? (int)e->stored.enc : -1;
     uint64_t kb = 0;
-    if (wenc == SB_DTYPE_Q8_0 || wenc == SB_DTYPE_Q4_0) {
-        CHK(sb_mul_u64(B, max_cols, &kb) || sb_mul_u64(kb, 9, &kb) ||
-            sb_add_u64(kb / 4, 16 * 18 * max_cols, &kb));
-        /* the core repacks each q8_0 / q4_0 matrix once at load (where the
-         * CPU has AVX512-VNNI; counted on any) and then releases its mapped
-         * pages: while the largest is repacked, it is resident twice */
+    /* the core packs each q8_0 / q4_0 matrix once at load (repacked where the
+     * CPU has AVX512-VNNI; counted on any) and copies each f32 / f16 / bf16
+     * one, into one arena, then releases its mapped pages: while the largest
+     * is packed, it is resident twice; the arena is rounded up to a 2 MiB
+     * huge page (numerator / 32 bytes an element) */
+    const unsigned pk = wenc == SB_DTYPE_Q4_0 ? 18 : wenc == SB_DTYPE_Q8_0 ? 34
+                        : wenc == SB_DTYPE_F32 ? 128 : wenc == SB_DTYPE_F16 || wenc == SB_DTYPE_BF16 ? 64
+                        : 0;
+    if (pk) {
         uint64_t big = 0;
         for (size_t i = 0; i < m->n_groups; i++) {
             uint64_t el;
@@ -978,15 +981,23 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
                 continue;
             big = el > big ? el : big;
         }
-        CHK(sb_mul_u64(big, wenc == SB_DTYPE_Q4_0 ? 18 : 34, &big));
-        /* and the packs' arena is rounded up to a 2 MiB huge page */
-        CHK(sb_add_u64(kb, big / 32 + ((uint64_t)2 << 20), &kb));
+        CHK(sb_mul_u64(big, pk, &big) || sb_add_u64(big / 32, (uint64_t)2 << 20, &kb));
     }
-    else if (wenc == SB_DTYPE_BF16)
-        CHK(sb_mul_u64(B > 512 ? B : 512, max_cols, &kb) || sb_mul_u64(kb, 2, &kb));
+    if (wenc == SB_DTYPE_Q8_0 || wenc == SB_DTYPE_Q4_0) {
+        uint64_t q = 0;
+        CHK(sb_mul_u64(B, max_cols, &q) || sb_mul_u64(q, 9, &q) ||
+            sb_add_u64(q / 4, 16 * 18 * max_cols, &q) || sb_add_u64(kb, q, &kb));
+    }
+    else if (wenc == SB_DTYPE_BF16) {
+        uint64_t r = 0;
+        CHK(sb_mul_u64(B > 512 ? B : 512, max_cols, &r) || sb_mul_u64(r, 2, &r) ||
+            sb_add_u64(kb, r, &kb));
+    }
     else if (wenc > SB_DTYPE_F32 && wenc != SB_DTYPE_TERN && wenc != SB_DTYPE_SUB1 &&
-             wenc != SB_DTYPE_SUB1_QMOE)
-        CHK(sb_mul_u64(16 * 64, max_cols, &kb));
+             wenc != SB_DTYPE_SUB1_QMOE) {
+        uint64_t r = 0;
+        CHK(sb_mul_u64(16 * 64, max_cols, &r) || sb_add_u64(kb, r, &kb));
+    }
     CHK(sb_add_u64(e->scratch, kb, &e->scratch));
     e->baseline = o->baseline ? o->baseline
                   : VFY_MEM_BASELINE + (par_have_mpi() ? (uint64_t)VFY_MEM_MPI_KIB * 1024u : 0);

@@ -53,6 +53,18 @@ struct vfy_model_info {
  *  with one line naming the model path and the missing or wrong tensor
  *  ("tensor 'blk.0.attn_q.weight' not found"), SB_ENOMEM. */
 int vfy_model_new(struct vfy_model **out, const struct fmt_model *m, struct sb_err *err);
+
+/* vfy_model_new_opts() flags */
+#define VFY_MODEL_NO_PACK 1u   /* compute from the file's bytes: no packs at load */
+
+/*! vfy_model_new_opts() : vfy_model_new, which packs the matrices at load
+ *  (qnt_matmul_pack_bytes: q8_0 / q4_0 repacked, f32 / f16 / bf16 copied,
+ *  into one arena, and releases their mapped pages: the same results,
+ *  faster; the weights resident once, in anonymous memory), or with
+ *  VFY_MODEL_NO_PACK not (for a caller that keeps its own memory budget,
+ *  such as quant's calibration). */
+int vfy_model_new_opts(struct vfy_model **out, const struct fmt_model *m, unsigned flags,
+                       struct sb_err *err);
 void vfy_model_free(struct vfy_model *vm);
 const struct vfy_model_info *vfy_model_info(const struct vfy_model *vm);
 

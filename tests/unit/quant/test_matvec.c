@@ -387,6 +387,42 @@ START_TEST(test_fast_output_independent_of_neighbours)
 }
 END_TEST
 
+/* f32 / f16 / bf16 "packs" are copies of the rows (qnt_matmul_pack_bytes):
+ * rows 3 .. 3+29 of a tensor packed give the bits of those rows computed in
+ * place, batched and one token at a time */
+START_TEST(test_dense_packs)
+{
+    static const enum sb_dtype dts[] = { SB_DTYPE_F32, SB_DTYPE_F16, SB_DTYPE_BF16 };
+    const enum sb_dtype dt = dts[_i];
+    struct packed P;
+    pack(&P, dt, ROWS, 520, 0, 0);
+    const size_t r0 = 3, nr = 29, es = dt == SB_DTYPE_F32 ? 4 : 2;
+    const uint64_t nb = qnt_matmul_pack_bytes(dt, P.cols, nr);
+    if (sb_cpu_ref()) {
+        ck_assert_uint_eq(nb, 0);   /* the reference reads the file's bytes */
+        unpack(&P);
+        return;
+    }
+    ck_assert_uint_eq(nb, nr * P.cols * es);
+    uint8_t *pk = malloc(nb);
+    ck_assert_int_eq(qnt_matmul_pack_into(dt, P.w, &P.qp, P.cols, r0, nr, pk), 0);
+    ck_assert_mem_eq(pk, P.w + r0 * P.cols * es, nb);
+    for (size_t n = 1; n <= 9; n += 8) {
+        float *X = malloc(n * P.cols * sizeof *X), *A = malloc(n * nr * sizeof *A),
+              *B = malloc(n * nr * sizeof *B);
+        test_fill_normal(X, n * P.cols, 7 + n);
+        qnt_matmul_rows(dt, P.w, P.nbytes, &P.qp, P.rows, P.cols, r0, nr, X, n, A);
+        ck_assert_int_eq(qnt_matmul_packed(dt, pk, P.cols, nr, X, n, B), 0);
+        ck_assert_mem_eq(A, B, n * nr * sizeof *A);
+        free(X);
+        free(A);
+        free(B);
+    }
+    free(pk);
+    unpack(&P);
+}
+END_TEST
+
 START_TEST(test_check_rejects)
 {
     struct sb_qparams qp = { 0 };
@@ -410,4 +446,5 @@ END_TEST
 TEST_SUITE(quant_matvec, 30, NULL, NULL,
     TEST_LOOP(test_ref_is_exact_dot, N_CASES),
     TEST_LOOP(test_fast_vs_ref_and_threads, N_CASES * N_NS * N_ISAS),
-    TEST_LOOP(test_fast_output_independent_of_neighbours, N_ISAS), TEST(test_check_rejects))
+    TEST_LOOP(test_fast_output_independent_of_neighbours, N_ISAS), TEST_LOOP(test_dense_packs, 3),
+    TEST(test_check_rejects))
