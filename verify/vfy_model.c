@@ -423,6 +423,16 @@ static void size_mat(struct vfy_model *vm, struct vfy_mat *m)
         vm->pack_bytes += (nb + 63) / 64 * 64;
 }
 
+/* the mapped pages of a packed matrix's tensor */
+static void release_mat(struct vfy_model *vm, struct vfy_mat *m)
+{
+    if (!m->pack || !m->name)
+        return;
+    const struct fmt_tensor *t = fmt_model_find(vm->m, m->name);
+    if (t && t->data == m->w)
+        fmt_model_release_data(vm->m, t);
+}
+
 static void pack_mat(struct vfy_model *vm, struct vfy_mat *m)
 {
     if (m->pack || !m->w || !vm->pack_arena)
@@ -435,11 +445,7 @@ static void pack_mat(struct vfy_model *vm, struct vfy_mat *m)
         return;
     m->pack = p;
     vm->pack_used += (nb + 63) / 64 * 64;
-    if (m->name) {
-        const struct fmt_tensor *t = fmt_model_find(vm->m, m->name);
-        if (t && t->data == m->w)
-            fmt_model_release_data(vm->m, t);
-    }
+    release_mat(vm, m);
 }
 
 static void unpack_mat(struct vfy_model *vm, struct vfy_mat *m)
@@ -465,6 +471,10 @@ static void pack_all(struct vfy_model *vm)
 #endif
     vm->pack_used = 0;
     each_mat(vm, pack_mat);
+    /* again, all of them: reading the next tensor maps pages around each
+     * fault (the kernel's fault-around), those of tensors released before it
+     * too (tinymoe, 100 KB tensors: 3.7 of its 10.3 MB were mapped again) */
+    each_mat(vm, release_mat);
 }
 
 /* fn on every matrix the forward multiplies with (not the embedding's rows) */
