@@ -172,11 +172,6 @@ int vfy_ctx_new(struct vfy_ctx **out, const struct vfy_model *vm, size_t n_ctx, 
         void *p = cnt[i] <= SIZE_MAX / esz[i] ? sb_calloc((size_t)cnt[i], esz[i]) : NULL;
         if (!p)
             goto oom;
-        /* touched now, as llama.cpp clears its KV cache when it makes a
-         * context: the first forward does not pay the page faults (on this
-         * VM, 57M f32 llama, ppl --ctx 512: 549-652 tokens/s untouched,
-         * 635-651 touched) */
-        memset(p, 0, (size_t)cnt[i] * esz[i]);
         memcpy((char *)c + ctx_off[i], &p, sizeof p);   /* the member, whatever its type */
     }
     /* RoPE angles: pair j turns by pos * theta^(-2j/hd), computed in double */
