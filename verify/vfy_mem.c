@@ -37,6 +37,7 @@
 #include "par_comm.h"
 #include "sb_alloc.h"
 #include "sb_math.h"
+#include "vfy_model_impl.h"
 #include "vfy_model.h"
 
 const enum sb_dtype vfy_mem_encodings[VFY_MEM_NENC] = {
@@ -974,14 +975,18 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
                         : wenc == SB_DTYPE_F32 ? 128 : wenc == SB_DTYPE_F16 || wenc == SB_DTYPE_BF16 ? 64
                         : 0;
     if (pk) {
-        uint64_t big = 0;
+        uint64_t big = 0, all = 0;
         for (size_t i = 0; i < m->n_groups; i++) {
             uint64_t el;
             if (sb_mul_u64(m->groups[i].rows, m->groups[i].cols, &el))
                 continue;
             big = el > big ? el : big;
+            if (sb_add_u64(all, el, &all))
+                all = UINT64_MAX;
         }
-        CHK(sb_mul_u64(big, pk, &big) || sb_add_u64(big / 32, (uint64_t)2 << 20, &kb));
+        /* the huge-page rounding only where the arena asks for huge pages */
+        const uint64_t round = all / 32 >= VFY_PACK_HUGE_MIN / pk ? (uint64_t)2 << 20 : 0;
+        CHK(sb_mul_u64(big, pk, &big) || sb_add_u64(big / 32, round, &kb));
     }
     if (wenc == SB_DTYPE_Q8_0 || wenc == SB_DTYPE_Q4_0) {
         uint64_t q = 0;

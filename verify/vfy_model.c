@@ -430,7 +430,7 @@ static void release_mat(struct vfy_model *vm, struct vfy_mat *m)
         return;
     const struct fmt_tensor *t = fmt_model_find(vm->m, m->name);
     if (t && t->data == m->w)
-        fmt_model_release_data(vm->m, t);
+        fmt_model_release_around(vm->m, t);
 }
 
 static void pack_mat(struct vfy_model *vm, struct vfy_mat *m)
@@ -467,7 +467,9 @@ static void pack_all(struct vfy_model *vm)
     if (!vm->pack_arena)
         return;   /* no packs: the file's layout, the same bits */
 #ifdef MADV_HUGEPAGE
-    (void)madvise(vm->pack_arena, (n + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN, MADV_HUGEPAGE);
+    if (n >= VFY_PACK_HUGE_MIN)
+        (void)madvise(vm->pack_arena, (n + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN,
+                      MADV_HUGEPAGE);
 #endif
     vm->pack_used = 0;
     each_mat(vm, pack_mat);
