@@ -203,7 +203,7 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
     /* More than one token tile (n > 4, colsv > 0): each row block goes tile by
      * tile over all its columns (mv_tile) with W in f32, read in place (f32)
      * or decoded once a block into this thread's rows (MV_RB x colsv floats;
-     * qnt_mm_rows_bytes). Where that allocation fails, chunk by chunk as for
+     * QNT_MM_ROWS_BYTES). Where that allocation fails, chunk by chunk as for
      * fewer tokens (the same bits). */
     const int tiles = n > 4 && colsv > 0;
 #pragma omp parallel

@@ -218,7 +218,6 @@ const uint64_t *vfy_ctx_expert_counts(const struct vfy_ctx *c)
 
 /* ---- building blocks ---------------------------------------------------------- */
 
-/* o = w * x / sqrt(mean(x^2) + eps) (sum of squares in double) */
 /* Per-token work (norms, RoPE and the cache, residual adds, the SwiGLU
  * activation) runs over the threads from this many tokens on: each token's
  * operations are unchanged, so the bits do not depend on it; below it (one
@@ -234,6 +233,7 @@ static void add_rows(float *x, const float *y, size_t n, size_t dim)
             x[i * dim + j] += y[i * dim + j];
 }
 
+/* o = w * x / sqrt(mean(x^2) + eps) (sum of squares in double) */
 static void rmsnorm(float *o, const float *x, const float *w, size_t n, float eps)
 {
     double ss = 0.0;

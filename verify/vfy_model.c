@@ -405,13 +405,14 @@ static int bind_layer(const struct binder *b, struct vfy_model *vm, int l)
 /* q8_0 / q4_0 matrices are repacked once, 16 rows interleaved (qnt_matmul_pack_into):
  * one token then reads a tile in one stream, as llama.cpp's repacked q4_0
  * does; f32 / f16 / bf16 ones are copied as they are. The packs have the
- * format's bytes a block and share one arena in transparent huge pages where
- * the kernel gives them (MADV_HUGEPAGE: fewer TLB misses while one token
- * streams the weights; one token of the 57M f32 llama: 75 tokens/s from the
- * file's mapping, 86 from a copy in 4 KiB pages, 108-109 in huge pages); the
- * mapped pages of a tensor are released once its pack is made
- * (fmt_model_release_data: re-read on access, e.g. by an embedding lookup),
- * so the weights stay resident once. */
+ * format's bytes a block and share one arena, in transparent huge pages where
+ * the kernel gives them and the arena reaches VFY_PACK_HUGE_MIN (MADV_HUGEPAGE:
+ * fewer TLB misses while one token streams the weights; one token of the 57M
+ * f32 llama: 75 tokens/s from the file's mapping, 86 from a copy in 4 KiB
+ * pages, 108-109 in huge pages); the mapped pages of a tensor, and 64 KiB on
+ * either side that fault-around maps while its neighbours are read, are
+ * released once its pack is made (fmt_model_release_around: re-read on
+ * access, e.g. by an embedding lookup), so the weights stay resident once. */
 #define PACK_ALIGN ((size_t)2 << 20)
 
 static void size_mat(struct vfy_model *vm, struct vfy_mat *m)
@@ -473,10 +474,6 @@ static void pack_all(struct vfy_model *vm)
 #endif
     vm->pack_used = 0;
     each_mat(vm, pack_mat);
-    /* again, all of them: reading the next tensor maps pages around each
-     * fault (the kernel's fault-around), those of tensors released before it
-     * too (tinymoe, 100 KB tensors: 3.7 of its 10.3 MB were mapped again) */
-    each_mat(vm, release_mat);
 }
 
 /* fn on every matrix the forward multiplies with (not the embedding's rows) */
