@@ -41,8 +41,8 @@ float vfy_attn_exp(float x)
 
 void vfy_attn_tile_ref(const struct vfy_attn_args *a, size_t i0, size_t nr, size_t h, float *S)
 {
-    const size_t hd = a->hd, qd = a->nh * hd, kvd = a->nkv * hd, g = h / (a->nh / a->nkv);
-    const float *kt = a->kt + g * hd * a->n_ctx;
+    const size_t hd = a->hd, qd = a->nh * hd, g = h / (a->nh / a->nkv);
+    const float *kt = a->kt + g * hd * vfy_attn_kpad(a->n_ctx);
     for (size_t j = 0; j < nr; j++) {
         const size_t i = i0 + j, p = a->pos0 + i;
         const float *q = a->q + i * qd + h * hd;
@@ -51,7 +51,7 @@ void vfy_attn_tile_ref(const struct vfy_attn_args *a, size_t i0, size_t nr, size
         for (size_t t = 0; t <= p; t++) {
             float acc = 0.0f;
             for (size_t d = 0; d < hd; d++)
-                acc = fmaf(q[d], kt[d * a->n_ctx + t], acc);
+                acc = fmaf(q[d], kt[vfy_attn_kidx(hd, t, d)], acc);
             s[t] = acc * a->scale;
             m = s[t] > m ? s[t] : m;
         }
@@ -67,7 +67,7 @@ void vfy_attn_tile_ref(const struct vfy_attn_args *a, size_t i0, size_t nr, size
         for (size_t d = 0; d < hd; d++) {
             float acc = 0.0f;
             for (size_t t = 0; t <= p; t++)
-                acc = fmaf(s[t], a->v[t * kvd + g * hd + d], acc);
+                acc = fmaf(s[t], a->v[(g * a->n_ctx + t) * hd + d], acc);
             o[d] = acc * inv;
         }
     }

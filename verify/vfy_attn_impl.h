@@ -21,19 +21,38 @@
  * ulp of exp elsewhere on [-87, 0] (the unit test checks against libm's
  * double exp).
  *
- * Cache layout: keys transposed, kt = (nkv, hd, n_ctx) per layer, so a query
- * meets 16 consecutive keys in one vector; values v = (n_ctx, nkv * hd). */
+ * Cache layout: keys transposed in blocks of VFY_ATTN_KB positions, so a
+ * query meets 16 consecutive keys in one vector and a block's keys are one
+ * contiguous run (kt = (nkv, P / KB, hd, KB) per layer, P = vfy_attn_kpad(n_ctx):
+ * key t, element d of kv head g at g * hd * P + (t / KB) * KB * hd + d * KB + t % KB;
+ * a transposed (hd, n_ctx) layout read each key block as hd lines n_ctx
+ * floats apart, which the prefetchers did not follow); values head by head,
+ * v = (nkv, n_ctx, hd) per layer (a head's values one contiguous run; by
+ * position, (n_ctx, nkv * hd), they were hd floats every nkv * hd). */
 #ifndef VFY_ATTN_IMPL_H
 #define VFY_ATTN_IMPL_H
 
 #include <stddef.h>
 
 #define VFY_ATTN_ROWS 4
+#define VFY_ATTN_KB 16   /* positions per key block */
+
+/* positions of a layer's key cache: n_ctx rounded up to whole key blocks */
+static inline size_t vfy_attn_kpad(size_t n_ctx)
+{
+    return (n_ctx + VFY_ATTN_KB - 1) / VFY_ATTN_KB * VFY_ATTN_KB;
+}
+
+/* index of key t, element d, in one kv head's (P / KB, hd, KB) blocks */
+static inline size_t vfy_attn_kidx(size_t hd, size_t t, size_t d)
+{
+    return t / VFY_ATTN_KB * VFY_ATTN_KB * hd + d * VFY_ATTN_KB + t % VFY_ATTN_KB;
+}
 
 struct vfy_attn_args {
     const float *q;          /* (n, nh * hd) rotated queries */
-    const float *kt;         /* (nkv, hd, n_ctx) this layer's keys, positions 0 .. pos0+n-1 */
-    const float *v;          /* (n_ctx, nkv * hd) this layer's values */
+    const float *kt;         /* (nkv, P / KB, hd, KB) this layer's keys, positions 0 .. pos0+n-1 */
+    const float *v;          /* (nkv, n_ctx, hd) this layer's values */
     float *o;                /* (n, nh * hd) */
     size_t n, pos0, n_ctx, nh, nkv, hd;
     float scale;             /* 1 / sqrt(hd) */

@@ -28,10 +28,15 @@ static inline __attribute__((always_inline)) TGT void ATT_(scores)(
     for (size_t t0 = 0; t0 < len; t0 += (size_t)C * VL) {
         V acc[VFY_ATTN_ROWS][4];
         size_t k[4];
+        const float *kb[4];   /* vector c's first key, element 0 */
         int full = 1;
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             k[c] = ATT_(lanes)(len, t0 + (size_t)c * VL);
+            /* a vector with no key reads block 0 (masked off): past the
+             * keys, pages may not be mapped yet, and a masked load over an
+             * unmapped page costs a microcode assist each time (3x slower) */
+            kb[c] = kt + (k[c] ? vfy_attn_kidx(hd, t0 + (size_t)c * VL, 0) : 0);
             full &= k[c] == VL;
 #pragma GCC unroll 4
             for (int j = 0; j < R; j++)
@@ -39,11 +44,10 @@ static inline __attribute__((always_inline)) TGT void ATT_(scores)(
         }
         if (full) {
             for (size_t d = 0; d < hd; d++) {
-                const float *kr = kt + d * N + t0;
                 V kv[4];
 #pragma GCC unroll 4
                 for (int c = 0; c < C; c++)
-                    kv[c] = V_LOAD(kr + c * VL);
+                    kv[c] = V_LOAD(kb[c] + d * VFY_ATTN_KB);
 #pragma GCC unroll 4
                 for (int j = 0; j < R; j++) {
                     const V qj = V_SET1(q[j][d]);
@@ -54,11 +58,10 @@ static inline __attribute__((always_inline)) TGT void ATT_(scores)(
             }
         } else {
             for (size_t d = 0; d < hd; d++) {
-                const float *kr = kt + d * N + t0;
                 V kv[4];
 #pragma GCC unroll 4
                 for (int c = 0; c < C; c++)
-                    kv[c] = V_LOADN(kr + c * VL, k[c]);
+                    kv[c] = V_LOADN(kb[c] + d * VFY_ATTN_KB, k[c]);
 #pragma GCC unroll 4
                 for (int j = 0; j < R; j++) {
                     const V qj = V_SET1(q[j][d]);
@@ -150,7 +153,7 @@ static inline __attribute__((always_inline)) TGT void ATT_(values_pass)(
     const float inv[VFY_ATTN_ROWS], float *const o[VFY_ATTN_ROWS], const int R, const int DC,
     const int FULL)
 {
-    const size_t N = a->n_ctx, hd = a->hd, kvd = a->nkv * hd;
+    const size_t N = a->n_ctx, hd = a->hd;
     V acc[VFY_ATTN_ROWS][4];
     size_t k[4];
 #pragma GCC unroll 4
@@ -161,10 +164,10 @@ static inline __attribute__((always_inline)) TGT void ATT_(values_pass)(
             acc[j][c] = V_ZERO();
     }
     for (size_t t = 0; t <= p0; t++)
-        ATT_(vstep)(S, N, vv + t * kvd + d0, t, k, acc, 0, R, DC, FULL);
+        ATT_(vstep)(S, N, vv + t * hd + d0, t, k, acc, 0, R, DC, FULL);
 #pragma GCC unroll 4
     for (int i = 1; i < R; i++)
-        ATT_(vstep)(S, N, vv + (p0 + (size_t)i) * kvd + d0, p0 + (size_t)i, k, acc, i, R, DC,
+        ATT_(vstep)(S, N, vv + (p0 + (size_t)i) * hd + d0, p0 + (size_t)i, k, acc, i, R, DC,
                     FULL);
 #pragma GCC unroll 4
     for (int j = 0; j < R; j++) {
@@ -199,10 +202,10 @@ static inline __attribute__((always_inline)) TGT void ATT_(tile)(
         q[j] = a->q + (i0 + (size_t)j) * qd + h * hd;
         o[j] = a->o + (i0 + (size_t)j) * qd + h * hd;
     }
-    ATT_(scores)(a, q, a->kt + g * hd * N, p0 + (size_t)R, S, R, R == 1 ? 4 : 2);
+    ATT_(scores)(a, q, a->kt + g * hd * vfy_attn_kpad(N), p0 + (size_t)R, S, R, R == 1 ? 4 : 2);
     for (int j = 0; j < R; j++)
         inv[j] = ATT_(softmax)(S + (size_t)j * N, p0 + (size_t)j + 1);
-    ATT_(values)(a, S, a->v + g * hd, p0, inv, o, R, R == 1 ? 4 : VL == 16 ? 4 : 2);
+    ATT_(values)(a, S, a->v + g * N * hd, p0, inv, o, R, R == 1 ? 4 : VL == 16 ? 4 : 2);
 }
 
 TGT void NAME(const struct vfy_attn_args *a, size_t i0, size_t nr, size_t h, float *S)

@@ -30,8 +30,8 @@ struct vfy_ctx {
     float *k, *v;                   /* (B, nkv*hd) */
     float *hb, *hb2;                /* (B, max_ffn) */
     float *att;                     /* (nthreads, VFY_ATTN_ROWS, n_ctx) attention scores */
-    float *key_cache;               /* (n_layers, nkv, hd, n_ctx): keys transposed */
-    float *value_cache;             /* (n_layers, n_ctx, nkv*hd) */
+    float *key_cache;               /* (n_layers, nkv, P/KB, hd, KB): keys in blocks (vfy_attn_impl.h) */
+    float *value_cache;             /* (n_layers, nkv, n_ctx, hd) */
     float *rope_cos, *rope_sin;     /* (n_ctx, hd/2) */
     /* MoE */
     float *router;                  /* (B, E) */
@@ -78,8 +78,9 @@ static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, siz
     const uint64_t dim = s->dim, hd = s->head_dim, qd = s->n_heads * hd;
     const uint64_t kvd = s->n_kv_heads * hd, F = s->ffn ? s->ffn : 1, E = s->n_experts;
     const uint64_t K = s->n_experts_used, L = s->n_layers, T = n_ctx;
-    uint64_t cache;
-    if (sb_mul_u64(L, T, &cache) || sb_mul_u64(cache, kvd, &cache))
+    uint64_t cache, kcache;   /* the keys' positions rounded up to whole blocks */
+    if (sb_mul_u64(L, T, &cache) || sb_mul_u64(cache, kvd, &cache) ||
+        sb_mul_u64(L, vfy_attn_kpad(n_ctx), &kcache) || sb_mul_u64(kcache, kvd, &kcache))
         return 1;
     const uint64_t c[CTX_NBUF] = {
         [CTX_X] = B * dim, [CTX_XB] = B * dim, [CTX_XB2] = B * dim,          /* (B, dim) */
@@ -87,7 +88,7 @@ static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, siz
         [CTX_K] = B * kvd, [CTX_V] = B * kvd,                              /* (B, nkv*hd) */
         [CTX_HB] = B * F, [CTX_HB2] = B * F,                               /* (B, max_ffn) */
         [CTX_ATT] = nthreads * VFY_ATTN_ROWS * T,                         /* (threads, 4, n_ctx) */
-        [CTX_KCACHE] = cache, [CTX_VCACHE] = cache,                        /* (L, n_ctx, kvd) */
+        [CTX_KCACHE] = kcache, [CTX_VCACHE] = cache,  /* (L, nkv, P / 16, hd, 16), (L, nkv, n_ctx, hd) */
         [CTX_COS] = T * (hd / 2), [CTX_SIN] = T * (hd / 2),                /* (n_ctx, hd/2) */
         /* MoE */
         [CTX_ROUTER] = E ? B * E : 0, [CTX_SEL] = E ? B * K : 0, [CTX_SELW] = E ? B * K : 0,
@@ -284,7 +285,7 @@ static void attention(struct vfy_ctx *c, size_t l, size_t n, size_t pos0)
     const struct vfy_model_info *in = &c->vm->info;
     const size_t hd = (size_t)in->head_dim, kvd = (size_t)in->n_kv_heads * hd;
     const struct vfy_attn_args a = {
-        .q = c->q, .kt = c->key_cache + l * c->n_ctx * kvd,
+        .q = c->q, .kt = c->key_cache + l * vfy_attn_kpad(c->n_ctx) * kvd,
         .v = c->value_cache + l * c->n_ctx * kvd, .o = c->att_out, .n = n, .pos0 = pos0,
         .n_ctx = c->n_ctx, .nh = (size_t)in->n_heads, .nkv = (size_t)in->n_kv_heads, .hd = hd,
         .scale = 1.0f / sqrtf((float)hd), .scratch = c->att,
@@ -313,12 +314,16 @@ static void attn_block(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, s
             c->v[i * kvd + d] += L->bv[d];
         rope(c, c->q + i * qd, in->n_heads, hd, pos0 + i);
         rope(c, c->k + i * kvd, in->n_kv_heads, hd, pos0 + i);
-        /* keys transposed, (nkv, hd, n_ctx) a layer; values (n_ctx, kvd) */
-        float *kt = c->key_cache + l * c->n_ctx * kvd + pos0 + i;
-        for (size_t e = 0; e < kvd; e++)
-            kt[e * c->n_ctx] = c->k[i * kvd + e];
-        memcpy(c->value_cache + (l * c->n_ctx + pos0 + i) * kvd, c->v + i * kvd,
-               kvd * sizeof(float));
+        /* keys in blocks, (nkv, P / KB, hd, KB) a layer; values (nkv, n_ctx, hd) */
+        const size_t P = vfy_attn_kpad(c->n_ctx);
+        float *kt = c->key_cache + l * P * kvd;
+        float *vc = c->value_cache + l * c->n_ctx * kvd;
+        for (size_t g = 0; g < (size_t)in->n_kv_heads; g++) {
+            for (size_t d = 0; d < hd; d++)
+                kt[g * hd * P + vfy_attn_kidx(hd, pos0 + i, d)] = c->k[i * kvd + g * hd + d];
+            memcpy(vc + (g * c->n_ctx + pos0 + i) * hd, c->v + i * kvd + g * hd,
+                   hd * sizeof(float));
+        }
     }
     attention(c, l, n, pos0);
 }

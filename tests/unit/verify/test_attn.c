@@ -57,12 +57,12 @@ static void make(struct bufs *b, const struct case_ *c, uint64_t seed)
 {
     const size_t qd = c->nh * c->hd, kvd = c->nkv * c->hd;
     b->q = malloc(c->n * qd * sizeof(float));
-    b->kt = malloc(c->n_ctx * kvd * sizeof(float));
+    b->kt = malloc(vfy_attn_kpad(c->n_ctx) * kvd * sizeof(float));
     b->v = malloc(c->n_ctx * kvd * sizeof(float));
     b->o = malloc(c->n * qd * sizeof(float));
     b->scratch = malloc(4 * VFY_ATTN_ROWS * c->n_ctx * sizeof(float));
     test_fill_normal(b->q, c->n * qd, seed);
-    test_fill_normal(b->kt, c->n_ctx * kvd, seed + 1);
+    test_fill_normal(b->kt, vfy_attn_kpad(c->n_ctx) * kvd, seed + 1);
     test_fill_normal(b->v, c->n_ctx * kvd, seed + 2);
     for (size_t i = 0; i < c->n * qd; i++)
         b->q[i] *= 3.0f;   /* peaked softmaxes too */
@@ -87,7 +87,7 @@ START_TEST(test_ref_is_softmax_attention)
     struct bufs b;
     make(&b, c, 100u + (uint64_t)_i);
     ck_assert_int_eq(vfy_attn_run(&b.a, 1, VFY_ATTN_REF), 0);
-    const size_t qd = c->nh * c->hd, kvd = c->nkv * c->hd, rep = c->nh / c->nkv;
+    const size_t qd = c->nh * c->hd, rep = c->nh / c->nkv;
     double *s = malloc(c->n_ctx * sizeof(double));
     for (size_t i = 0; i < c->n; i++)
         for (size_t h = 0; h < c->nh; h++) {
@@ -97,7 +97,8 @@ START_TEST(test_ref_is_softmax_attention)
                 double acc = 0.0;
                 for (size_t d = 0; d < c->hd; d++)
                     acc += (double)b.q[i * qd + h * c->hd + d] *
-                           b.kt[(g * c->hd + d) * c->n_ctx + t];
+                           b.kt[g * c->hd * vfy_attn_kpad(c->n_ctx) +
+                                (t / 16) * 16 * c->hd + d * 16 + t % 16];
                 s[t] = acc / sqrt((double)c->hd);
                 m = s[t] > m ? s[t] : m;
             }
@@ -106,7 +107,7 @@ START_TEST(test_ref_is_softmax_attention)
             for (size_t d = 0; d < c->hd; d++) {
                 double o = 0.0;
                 for (size_t t = 0; t <= p; t++) {
-                    const double v = b.v[t * kvd + g * c->hd + d];
+                    const double v = b.v[(g * c->n_ctx + t) * c->hd + d];
                     o += s[t] / z * v;
                     vmax = fabs(v) > vmax ? fabs(v) : vmax;
                 }
