@@ -103,7 +103,7 @@ MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *co
  * block's tot[] between chunks. to[i][j] = the running sum. */
 static inline __attribute__((always_inline)) MV_TARGET void
 MV_NAME(mv_tile)(int TB, const uint8_t *const wp[4], const float *const xp[4], size_t colsv,
-                 V *const to[4])
+                 V *const to[4], float *y, size_t ys, int nr)
 {
     const uint8_t *const sp[4] = { NULL, NULL, NULL, NULL };
     V run[4][4];
@@ -122,6 +122,22 @@ MV_NAME(mv_tile)(int TB, const uint8_t *const wp[4], const float *const xp[4], s
             for (int j = 0; j < TB; j++)
                 run[i][j] = V_ADD(run[i][j], acc[i][j]);
     }
+#ifdef V_HSUM_ROWS
+    if (y) {
+        /* the tile's 16 sums at once (lane 4 j + i: row i, token j; the same
+         * tree per output as the block's sum), stored row group by token */
+        V v[16];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                v[4 * j + i] = j < TB ? run[i][j] : V_ZERO();
+        V_STORE_QUADS(y, ys, V_HSUM_ROWS(v), TB, nr);
+        return;
+    }
+#else
+    (void)y, (void)ys, (void)nr;
+#endif
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
@@ -257,6 +273,7 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                         wp[q] = wf[i0 + q < rb ? i0 + q : i0];
                         to[q] = i0 + q < rb ? &tot[i0 + q][0] : dummy;
                     }
+                    const int nr = rb - i0 < 4 ? (int)(rb - i0) : 4;
                     for (size_t j0 = 0; j0 < nt; j0 += 4) {
                         const size_t tb = nt - j0 < 4 ? nt - j0 : 4;
                         const float *xp[4];
@@ -264,14 +281,20 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                         MV_NAME(mv_xrows)(a, t0 + j0, tb, xp);
                         for (size_t q = 0; q < 4; q++)
                             tj[q] = to[q] == dummy ? dummy : to[q] + j0;
+                        /* without a tail the tile stores its outputs itself */
+                        float *y = tail ? NULL : a->Y + (t0 + j0) * nrows + r0 + i0;
                         switch (tb) {
-                        case 1: MV_NAME(mv_tile)(1, wp, xp, colsv, tj); break;
-                        case 2: MV_NAME(mv_tile)(2, wp, xp, colsv, tj); break;
-                        case 3: MV_NAME(mv_tile)(3, wp, xp, colsv, tj); break;
-                        default: MV_NAME(mv_tile)(4, wp, xp, colsv, tj); break;
+                        case 1: MV_NAME(mv_tile)(1, wp, xp, colsv, tj, y, nrows, nr); break;
+                        case 2: MV_NAME(mv_tile)(2, wp, xp, colsv, tj, y, nrows, nr); break;
+                        case 3: MV_NAME(mv_tile)(3, wp, xp, colsv, tj, y, nrows, nr); break;
+                        default: MV_NAME(mv_tile)(4, wp, xp, colsv, tj, y, nrows, nr); break;
                         }
                     }
                 }
+#ifdef V_HSUM_ROWS
+                if (!tail)
+                    continue;
+#endif
                 goto sum;
             }
             if (colsv == 0)   /* else the first chunk or mv_row1 sets every tot[i][j] */

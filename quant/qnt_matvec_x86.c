@@ -89,6 +89,27 @@ MV_TARGET static inline float mv_hsum8(__m256 s)
 
 #define V_HSUM(v) qnt_hsum16(v)
 #define V_HSUM_ROWS(v) qnt_hsum16x16(v)
+/* lanes 4 j .. 4 j + nr - 1 of s to y + j * ys, tokens j < ntok */
+static inline __attribute__((always_inline)) MV_TARGET void
+mv_store_quads(float *y, size_t ys, __m512 s, int ntok, int nr)
+{
+    float q[16];
+    if (nr == 4) {
+        _mm_storeu_ps(y, _mm512_castps512_ps128(s));
+        if (ntok > 1)
+            _mm_storeu_ps(y + ys, _mm512_extractf32x4_ps(s, 1));
+        if (ntok > 2)
+            _mm_storeu_ps(y + 2 * ys, _mm512_extractf32x4_ps(s, 2));
+        if (ntok > 3)
+            _mm_storeu_ps(y + 3 * ys, _mm512_extractf32x4_ps(s, 3));
+        return;
+    }
+    _mm512_storeu_ps(q, s);   /* the last row group of a tensor with rows % 4 != 0 */
+    for (int j = 0; j < ntok; j++)
+        for (int i = 0; i < nr; i++)
+            y[(size_t)j * ys + (size_t)i] = q[4 * j + i];
+}
+#define V_STORE_QUADS(y, ys, s, ntok, nr) mv_store_quads((y), (ys), (s), (ntok), (nr))
 
 #include "qnt_matvec_tile_impl.h"
 
