@@ -577,11 +577,36 @@ static int oom(const struct stream *s, uint64_t bytes, struct sb_err *err)
  * bf16 cast overflowing). `in` holds n f32 values of rows row0.., cols each;
  * `back` (or NULL) the same values as written, decoded. SB_OK, or SB_EINVAL
  * naming tensor and row unless --allow-nonfinite. */
+/* Whether every x[0 .. n-1] is finite: no element's exponent bits all ones,
+ * OR-ed over 8 lanes (a compare and an OR a lane, which the compiler keeps
+ * in vector registers; the element-by-element isfinite() took 29 % of a
+ * q4_0 convert's time). */
+static bool all_finite(const float *x, uint64_t n)
+{
+    uint32_t bad[8] = { 0 };
+    uint64_t e = 0;
+    for (; e + 8 <= n; e += 8)
+        for (int l = 0; l < 8; l++) {
+            uint32_t u;
+            memcpy(&u, x + e + l, 4);
+            bad[l] |= -(uint32_t)((u & 0x7F800000u) == 0x7F800000u);
+        }
+    for (; e < n; e++) {
+        uint32_t u;
+        memcpy(&u, x + e, 4);
+        bad[0] |= -(uint32_t)((u & 0x7F800000u) == 0x7F800000u);
+    }
+    uint32_t any = 0;
+    for (int l = 0; l < 8; l++)
+        any |= bad[l];
+    return !any;
+}
+
 static int nonfinite_check(const struct stream *s, size_t i, const float *in, const float *back,
                            uint64_t n, uint64_t cols, uint64_t row0, struct sb_err *err)
 {
     const struct plan *p = s->p;
-    if (p->o->allow_nonfinite)
+    if (p->o->allow_nonfinite || ((!in || all_finite(in, n)) && (!back || all_finite(back, n))))
         return SB_OK;
     for (uint64_t e = 0; e < n; e++) {
         const bool bad_in = in && !isfinite(in[e]), bad_out = back && !isfinite(back[e]);
@@ -759,6 +784,8 @@ static int written_check(struct stream *s, size_t i, const void *blob, uint64_t 
     if (qnt_decode_rows(to, blob, nbytes, (size_t)rows, (size_t)cols, qp, (size_t)at, (size_t)n,
                         back) != SB_OK)
         return SB_OK;   /* nothing to compare */
+    if (all_finite(back, n * cols))
+        return SB_OK;
     for (uint64_t e = 0; e < n * cols; e++)
         if (!isfinite(back[e])) {
             /* the row's largest magnitude is what the scale could not hold */
