@@ -58,6 +58,21 @@ bf_micro(const uint16_t *const wr[4], const uint16_t *const xr[4], size_t cols, 
             out[i][j] = bf_hsum(acc[i][j]);
 }
 
+/* One row against one token: bf_micro's NR = TB = 1 chain, the sum returned
+ * in a register. Through bf_micro's out[][] the sum went to the stack and
+ * back before Y, and that store, at an address that moves with the stack,
+ * slowed the W stream whenever the loads behind it matched it modulo 4 KiB
+ * (library kernel alone, the 270M llama's shapes, best of 15, by the
+ * process's stack offset: 23-32 GB/s). */
+static inline __attribute__((always_inline)) T_BF16 float
+bf_row1(const uint16_t *wr, const uint16_t *xr, size_t cols)
+{
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t k = 0; k < cols; k += QNT_BF16MM_QK)
+        acc = _mm512_dpbf16_ps(acc, bf_load(wr + k), bf_load(xr + k));
+    return bf_hsum(acc);
+}
+
 T_BF16 void qnt_bf16mm_avx512bf16(const struct qnt_bf16mm_args *a)
 {
     const size_t nrows = a->nrows, n = a->n, cols = a->cols;
@@ -65,7 +80,12 @@ T_BF16 void qnt_bf16mm_avx512bf16(const struct qnt_bf16mm_args *a)
 #pragma omp parallel for schedule(static) if (a->threads == 0)
     for (long blk = 0; blk < nblk; blk++) {
         const size_t r0 = (size_t)blk * 16, rb = nrows - r0 < 16 ? nrows - r0 : 16;
-        const size_t R = n == 1 ? 1 : 4;
+        if (n == 1) {
+            for (size_t i = 0; i < rb; i++)
+                a->Y[r0 + i] = bf_row1(a->w + (a->row0 + r0 + i) * cols, a->x, cols);
+            continue;
+        }
+        const size_t R = 4;
         for (size_t t0 = 0; t0 < n; t0 += 4) {
             const size_t nt = n - t0 < 4 ? n - t0 : 4;
             const uint16_t *xr[4];
@@ -77,8 +97,7 @@ T_BF16 void qnt_bf16mm_avx512bf16(const struct qnt_bf16mm_args *a)
                 for (size_t q = 0; q < 4; q++)
                     wr[q] = a->w + (a->row0 + r0 + i0 + (q < nr ? q : nr - 1)) * cols;
                 float out[4][4];
-                switch (R == 1 ? 0 : (int)nt) {
-                case 0: bf_micro(wr, xr, cols, 1, 1, out); break;
+                switch ((int)nt) {
                 case 1: bf_micro(wr, xr, cols, 4, 1, out); break;
                 case 2: bf_micro(wr, xr, cols, 4, 2, out); break;
                 case 3: bf_micro(wr, xr, cols, 4, 3, out); break;
