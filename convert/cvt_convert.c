@@ -572,11 +572,6 @@ static int oom(const struct stream *s, uint64_t bytes, struct sb_err *err)
                       s->p->src->path, (unsigned long long)bytes);
 }
 
-/* Values the target cannot hold (issue 13): a NaN/Inf weight, or a finite
- * one that comes out non-finite (a block scale past f16's 65504, an f16 or
- * bf16 cast overflowing). `in` holds n f32 values of rows row0.., cols each;
- * `back` (or NULL) the same values as written, decoded. SB_OK, or SB_EINVAL
- * naming tensor and row unless --allow-nonfinite. */
 /* Whether every x[0 .. n-1] is finite: no element's exponent bits all ones,
  * OR-ed over 8 lanes (a compare and an OR a lane, which the compiler keeps
  * in vector registers; the element-by-element isfinite() took 29 % of a
@@ -602,6 +597,11 @@ static bool all_finite(const float *x, uint64_t n)
     return !any;
 }
 
+/* Values the target cannot hold (issue 13): a NaN/Inf weight, or a finite
+ * one that comes out non-finite (a block scale past f16's 65504, an f16 or
+ * bf16 cast overflowing). `in` holds n f32 values of rows row0.., cols each;
+ * `back` (or NULL) the same values as written, decoded. SB_OK, or SB_EINVAL
+ * naming tensor and row unless --allow-nonfinite. */
 static int nonfinite_check(const struct stream *s, size_t i, const float *in, const float *back,
                            uint64_t n, uint64_t cols, uint64_t row0, struct sb_err *err)
 {
