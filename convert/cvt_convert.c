@@ -808,11 +808,7 @@ static int written_check(struct stream *s, size_t i, const void *blob, uint64_t 
  * whatever a folio at each end brought in */
 static void release_src(const struct fmt_model *src, const struct fmt_tensor *st)
 {
-    if (st->map_index < 0 || (size_t)st->map_index >= src->n_maps)
-        return;
-    const uint64_t lo = st->file_offset > CVT_MAP_FOLIO ? st->file_offset - CVT_MAP_FOLIO : 0;
-    fmt_map_dontneed(src->maps[st->map_index], lo,
-                     st->file_offset - lo + st->nbytes + CVT_MAP_FOLIO);
+    fmt_model_release_around(src, st, CVT_MAP_FOLIO);
 }
 
 static void release_target(const struct plan *p, size_t i)

@@ -151,16 +151,17 @@ void fmt_model_release_data(const struct fmt_model *m, const struct fmt_tensor *
     fmt_map_dontneed(m->maps[t->map_index], t->file_offset, t->nbytes);
 }
 
-void fmt_model_release_around(const struct fmt_model *m, const struct fmt_tensor *t)
+void fmt_model_release_around(const struct fmt_model *m, const struct fmt_tensor *t,
+                              uint64_t margin)
 {
     if (t->map_index < 0 || (size_t)t->map_index >= m->n_maps)
         return;
-    /* the window is aligned in the address space, not in the file: a block
-     * on either side covers it wherever the mapping starts */
-    const uint64_t blk = (uint64_t)64 << 10;
-    const uint64_t start = t->file_offset > blk ? t->file_offset - blk : 0;
+    /* the window is aligned in the address space, not in the file: a whole
+     * window on either side covers it wherever the mapping starts */
+    const uint64_t start = t->file_offset > margin ? t->file_offset - margin : 0;
     const uint64_t end = t->file_offset + t->nbytes;
-    fmt_map_dontneed(m->maps[t->map_index], start, (end < UINT64_MAX - blk ? end + blk : end) - start);
+    fmt_map_dontneed(m->maps[t->map_index], start,
+                     (end < UINT64_MAX - margin ? end + margin : end) - start);
 }
 
 uint64_t fmt_model_params(const struct fmt_model *m)

@@ -431,7 +431,7 @@ static void release_mat(struct vfy_model *vm, struct vfy_mat *m)
         return;
     const struct fmt_tensor *t = fmt_model_find(vm->m, m->name);
     if (t && t->data == m->w)
-        fmt_model_release_around(vm->m, t);
+        fmt_model_release_around(vm->m, t, FMT_FAULT_AROUND);
 }
 
 static void pack_mat(struct vfy_model *vm, struct vfy_mat *m)

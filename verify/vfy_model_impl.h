@@ -4,14 +4,14 @@
 
 #include "vfy_model.h"
 
-/* A matrix view: rows row0 .. row0+nrows-1 of a [rows, cols] tensor, in
- * its stored encoding. y = W x maps cols inputs to nrows outputs. */
 /* The pack arena (vfy_model.c) asks for transparent huge pages from this
  * size on: a huge page is resident whole, and below it the 4 KiB pages'
  * TLB reach covers the packs (vfy_mem.c counts the 2 MiB rounding from
  * the same size on) */
 #define VFY_PACK_HUGE_MIN ((uint64_t)16 << 20)
 
+/* A matrix view: rows row0 .. row0+nrows-1 of a [rows, cols] tensor, in
+ * its stored encoding. y = W x maps cols inputs to nrows outputs. */
 struct vfy_mat {
     enum sb_dtype dt;
     const void *w;

@@ -227,11 +227,14 @@ struct fmt_tensor *fmt_model_add_tensor(struct fmt_model *m, const char *name);
  *  RSS near one tensor. The view stays valid; pages are re-read on access. */
 void fmt_model_release_data(const struct fmt_model *m, const struct fmt_tensor *t);
 /*! fmt_model_release_around() : fmt_model_release_data over t's bytes and
- *  64 KiB on either side: reading a mapped page maps the pages around it
- *  (Linux's fault-around, a 64 KiB block by default), those of neighbouring
- *  tensors released before too. Advisory: a neighbour's released page is
- *  read again on access. */
-void fmt_model_release_around(const struct fmt_model *m, const struct fmt_tensor *t);
+ *  margin bytes on either side (clipped at the file's start): reading a
+ *  mapped page maps the pages around it as well (Linux's fault-around, a
+ *  64 KiB block by default; a page-cache folio whole, up to 2 MiB), those of
+ *  neighbouring tensors released before too. Advisory: a neighbour's
+ *  released page is read again on access. */
+#define FMT_FAULT_AROUND ((uint64_t)64 << 10)
+void fmt_model_release_around(const struct fmt_model *m, const struct fmt_tensor *t,
+                              uint64_t margin);
 
 /*! fmt_model_find_kv() : metadata by key, or NULL. */
 const struct fmt_kv *fmt_model_find_kv(const struct fmt_model *m, const char *key);
