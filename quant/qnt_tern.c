@@ -82,6 +82,25 @@ void qnt_tern_quantize_rows_ref(const float *restrict x, size_t rows, size_t col
 }
 
 #ifdef QNT_TERN_X86
+/* The SIMD rows' end: min / max over the tail xr[j .. cols-1] on top of the
+ * lanes' mn / mx, as the reference compares; the levels into the row's
+ * header, and as floats. */
+static void tern_row_levels(const float *restrict xr, size_t j, size_t cols, float mn, float mx,
+                            uint8_t *restrict o, float *flo, float *fhi)
+{
+    for (; j < cols; j++) {
+        if (xr[j] < mn)
+            mn = xr[j];
+        if (xr[j] > mx)
+            mx = xr[j];
+    }
+    const uint16_t lo = qnt_tern_f32_to_bf16(mn), hi = qnt_tern_f32_to_bf16(mx);
+    *flo = qnt_tern_bf16_to_f32(lo);
+    *fhi = qnt_tern_bf16_to_f32(hi);
+    wr16(o, lo);
+    wr16(o + 2, hi);
+}
+
 /* One row, 16 weights a step: min / max in lanes (vminps returns its second
  * operand when the first is NaN or both are zeros, so NaN and -0 are skipped
  * exactly as the reference's strict compares skip them; min and max are
@@ -101,16 +120,8 @@ __attribute__((target("avx512f,bmi2"))) static void tern_row_avx512(const float 
     }
     float mn = _mm512_reduce_min_ps(vmn), mx = _mm512_reduce_max_ps(vmx);
     const size_t jv = j;
-    for (; j < cols; j++) {
-        if (xr[j] < mn)
-            mn = xr[j];
-        if (xr[j] > mx)
-            mx = xr[j];
-    }
-    const uint16_t lo = qnt_tern_f32_to_bf16(mn), hi = qnt_tern_f32_to_bf16(mx);
-    const float flo = qnt_tern_bf16_to_f32(lo), fhi = qnt_tern_bf16_to_f32(hi);
-    wr16(o, lo);
-    wr16(o + 2, hi);
+    float flo, fhi;
+    tern_row_levels(xr, jv, cols, mn, mx, o, &flo, &fhi);
     uint8_t *s = o + QNT_TERN_ROW_HDR;
     const float tlo = flo * 0.5f, thi = fhi * 0.5f;
     const __m512 vtlo = _mm512_set1_ps(tlo), vthi = _mm512_set1_ps(thi);
@@ -126,6 +137,45 @@ __attribute__((target("avx512f,bmi2"))) static void tern_row_avx512(const float 
     memset(s + jv / 4, 0, (cols + 3) / 4 - jv / 4);
     tern_syms(xr, jv, cols, flo, fhi, s);
 }
+
+/* The same in AVX2: 8 weights a step, 2 bytes of symbols (vminps / vmaxps
+ * have the AVX-512 ones' operand rule, so NaN and -0 are skipped the same
+ * way; no lane ever holds -0 or NaN, so the reduction's order is free). */
+__attribute__((target("avx2,bmi2"))) static void tern_row_avx2(const float *restrict xr,
+                                                              size_t cols, uint8_t *restrict o)
+{
+    __m256 vmn = _mm256_setzero_ps(), vmx = vmn;
+    size_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const __m256 v = _mm256_loadu_ps(xr + j);
+        vmn = _mm256_min_ps(v, vmn);
+        vmx = _mm256_max_ps(v, vmx);
+    }
+    __m128 a = _mm_min_ps(_mm256_castps256_ps128(vmn), _mm256_extractf128_ps(vmn, 1));
+    __m128 b = _mm_max_ps(_mm256_castps256_ps128(vmx), _mm256_extractf128_ps(vmx, 1));
+    a = _mm_min_ps(a, _mm_movehl_ps(a, a));
+    b = _mm_max_ps(b, _mm_movehl_ps(b, b));
+    a = _mm_min_ss(a, _mm_shuffle_ps(a, a, 1));
+    b = _mm_max_ss(b, _mm_shuffle_ps(b, b, 1));
+    float mn = _mm_cvtss_f32(a), mx = _mm_cvtss_f32(b);
+    const size_t jv = j;
+    float flo, fhi;
+    tern_row_levels(xr, jv, cols, mn, mx, o, &flo, &fhi);
+    uint8_t *s = o + QNT_TERN_ROW_HDR;
+    const __m256 vtlo = _mm256_set1_ps(flo * 0.5f), vthi = _mm256_set1_ps(fhi * 0.5f);
+    const unsigned use2 = fhi > 0.0f ? 0xffu : 0, use1 = flo < 0.0f ? 0xffu : 0;
+    for (j = 0; j < jv; j += 8) {
+        const __m256 v = _mm256_loadu_ps(xr + j);
+        const unsigned k2 = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, vthi, _CMP_GT_OQ)) & use2;
+        const unsigned k1 =
+            (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, vtlo, _CMP_LT_OQ)) & use1 & ~k2;
+        const uint32_t bits = _pdep_u32(k1, 0x5555u) | _pdep_u32(k2, 0xAAAAu);
+        s[j / 4] = (uint8_t)bits;
+        s[j / 4 + 1] = (uint8_t)(bits >> 8);
+    }
+    memset(s + jv / 4, 0, (cols + 3) / 4 - jv / 4);
+    tern_syms(xr, jv, cols, flo, fhi, s);
+}
 #endif
 
 static int tern_pick(void);
@@ -136,9 +186,15 @@ void qnt_tern_quantize_rows_kernel(int kernel, const float *restrict x, size_t r
     const size_t rb = qnt_tern_row_bytes(cols);
     const size_t per = cols && cols < 65536 ? 65536 / cols : 1;   /* rows a block: ~64 Ki weights */
     const long nb = (long)((rows + per - 1) / per);
-    int simd = 0;
+    int simd = 0;   /* 3 AVX-512, 2 AVX2 (kernel 2: at most AVX2), 0 reference */
 #ifdef QNT_TERN_X86
-    simd = kernel != 1 && tern_pick() == 3;
+    if (kernel != 1) {
+        simd = tern_pick();
+        if (kernel == 2 && simd > 2)
+            simd = 2;
+        if (simd < 2)
+            simd = 0;
+    }
 #else
     (void)kernel;
 #endif
@@ -146,9 +202,14 @@ void qnt_tern_quantize_rows_kernel(int kernel, const float *restrict x, size_t r
     for (long b = 0; b < nb; b++) {
         const size_t r0 = (size_t)b * per, r1 = rows - r0 < per ? rows : r0 + per;
 #ifdef QNT_TERN_X86
-        if (simd) {
+        if (simd == 3) {
             for (size_t r = r0; r < r1; r++)
                 tern_row_avx512(x + r * cols, cols, (uint8_t *)dst + r * rb);
+            continue;
+        }
+        if (simd == 2) {
+            for (size_t r = r0; r < r1; r++)
+                tern_row_avx2(x + r * cols, cols, (uint8_t *)dst + r * rb);
             continue;
         }
 #endif

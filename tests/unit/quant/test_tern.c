@@ -93,7 +93,7 @@ START_TEST(test_tern_matvec)
 }
 END_TEST
 
-/* The fast quantizer (AVX-512 rows, OpenMP blocks) writes _ref's bytes, and
+/* The fast quantizer (AVX-512 or AVX2 rows, OpenMP blocks) writes _ref's bytes, and
  * so does the portable kernel: random rows, each with a few specials
  * mixed in (NaN, +-inf, +-0, FLT_MAX, subnormals, values exactly at and
  * either side of the thresholds, which are half the bf16 levels), every
@@ -136,13 +136,13 @@ START_TEST(test_tern_quantize_fast_is_ref)
         }
     }
     qnt_tern_quantize_rows_ref(x, rows, cols, a);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {              /* best, portable, AVX2 at most */
 #ifdef _OPENMP
-        omp_set_num_threads(k < 2 ? 1 : 3);
+        omp_set_num_threads(k < 3 ? 1 : 3);
 #endif
         memset(b, 0xA5, rows * rb);
-        if (k % 2)
-            qnt_tern_quantize_rows_kernel(1, x, rows, cols, b);
+        if (k % 3)
+            qnt_tern_quantize_rows_kernel(k % 3, x, rows, cols, b);
         else
             qnt_tern_quantize_rows(x, rows, cols, b);
         ck_assert_mem_eq(a, b, rows * rb);
