@@ -205,6 +205,26 @@ static int tmm_avx512(void)
 #endif
 }
 
+static int tmm_avx2(void)
+{
+#ifdef QNT_TMM_X86
+    return sb_cpu_has(SB_CPU_AVX2);
+#else
+    return 0;
+#endif
+}
+
+/* The kernels a job runs: 2 AVX-512, 1 AVX2, 0 portable. job->kernel: 0 the
+ * best this CPU has, 1 portable, 2 AVX2 at most (tests). */
+static int tmm_simd(int kernel)
+{
+    if (kernel == 1)
+        return 0;
+    if (kernel == 0 && tmm_avx512())
+        return 2;
+    return tmm_avx2() ? 1 : 0;
+}
+
 /* ---- xt: X in fixed point, block-major: block b (8 tokens, w in the last)
  * at xt + 8 b cols, its column j at + j w ------------------------------------ */
 
@@ -277,6 +297,57 @@ __attribute__((target(TMM_TGT))) static void xt_build_avx512(const float *X, siz
         tmm_transpose8(r);
         for (int c = 0; c < 8; c++)
             _mm512_mask_storeu_epi64(xb + (j + (size_t)c) * w, wm, r[c]);
+    }
+    xt_build_generic(X, cols, fx, w, j, c1, xb);
+}
+
+/* The same in AVX2 (no FMA in the target: the product is exact anyway, the
+ * add rounds to an integer as qnt_tfx_x's does): 4 columns of 4 tokens at a
+ * time, a 4 x 4 transpose of int64. */
+__attribute__((target("avx2"))) static void xt_build_avx2(const float *X, size_t cols,
+                                                         const struct qnt_tfx *fx, size_t w,
+                                                         size_t c0, size_t c1, int64_t *xb)
+{
+    const __m256d mg = _mm256_set1_pd(QNT_TFX_MAGIC);
+    const __m256i mb = _mm256_set1_epi64x(QNT_TFX_MAGIC_BITS);
+    __m256d sc[QNT_TMM_TB];
+    int live[QNT_TMM_TB];
+    for (size_t k = 0; k < QNT_TMM_TB; k++) {
+        live[k] = k < w && fx[k].finite;
+        sc[k] = _mm256_set1_pd(live[k] ? fx[k].scale : 0.0);
+    }
+    __m256i tm[2];   /* store masks of tokens 0-3 and 4-7 */
+    for (int h = 0; h < 2; h++)
+        tm[h] = _mm256_setr_epi64x(4 * h + 0 < (int)w ? -1 : 0, 4 * h + 1 < (int)w ? -1 : 0,
+                                   4 * h + 2 < (int)w ? -1 : 0, 4 * h + 3 < (int)w ? -1 : 0);
+    size_t j = c0;
+    for (; j + 4 <= c1; j += 4) {
+        __m256i r[QNT_TMM_TB];
+        for (size_t k = 0; k < QNT_TMM_TB; k++) {
+            if (!live[k]) {
+                r[k] = _mm256_setzero_si256();
+                continue;
+            }
+            const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(X + k * cols + j));
+            r[k] = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(v, sc[k]), mg)),
+                                    mb);
+        }
+        if (w == 1) {
+            _mm256_storeu_si256((__m256i *)(void *)(xb + j), r[0]);
+            continue;
+        }
+        for (int h = 0; h < 2 && 4 * (size_t)h < w; h++) {
+            const __m256i *q = r + 4 * h;
+            const __m256i a0 = _mm256_unpacklo_epi64(q[0], q[1]), a1 = _mm256_unpackhi_epi64(q[0], q[1]);
+            const __m256i a2 = _mm256_unpacklo_epi64(q[2], q[3]), a3 = _mm256_unpackhi_epi64(q[2], q[3]);
+            const __m256i col[4] = { _mm256_permute2x128_si256(a0, a2, 0x20),
+                                     _mm256_permute2x128_si256(a1, a3, 0x20),
+                                     _mm256_permute2x128_si256(a0, a2, 0x31),
+                                     _mm256_permute2x128_si256(a1, a3, 0x31) };
+            for (int c = 0; c < 4; c++)
+                _mm256_maskstore_epi64((long long *)(void *)(xb + (j + (size_t)c) * w + 4 * (size_t)h),
+                                       tm[h], col[c]);
+        }
     }
     xt_build_generic(X, cols, fx, w, j, c1, xb);
 }
@@ -389,7 +460,141 @@ __attribute__((target(TMM_TGT))) static void tmm_rows_avx512(const struct qnt_tm
     else
         tmm_rows_w(T, i0, i1, yc, B, B->nv);
 }
+
+/* AVX2: tokens 0-3 and 4-7 of a block in two int64 registers, the same exact
+ * sums. No FMA in the target, so nothing can contract qnt_tfx_out's
+ * products into its add. */
+#define TMM_TGT2 "avx2"
+
+static inline __attribute__((target(TMM_TGT2), always_inline)) void
+tmm_sum2(const int64_t *xb, size_t W, const __m256i m[2], const uint32_t *e, uint32_t a,
+         uint32_t b, __m256i s[2])
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    if (W == QNT_TMM_TB) {
+        for (; a + 2 <= b; a += 2) {
+            const __m256i *p = (const __m256i *)(const void *)(xb + (size_t)e[a] * W);
+            const __m256i *q = (const __m256i *)(const void *)(xb + (size_t)e[a + 1] * W);
+            s0 = _mm256_add_epi64(s0, _mm256_loadu_si256(p));
+            s1 = _mm256_add_epi64(s1, _mm256_loadu_si256(p + 1));
+            s2 = _mm256_add_epi64(s2, _mm256_loadu_si256(q));
+            s3 = _mm256_add_epi64(s3, _mm256_loadu_si256(q + 1));
+        }
+        if (a < b) {
+            const __m256i *p = (const __m256i *)(const void *)(xb + (size_t)e[a] * W);
+            s0 = _mm256_add_epi64(s0, _mm256_loadu_si256(p));
+            s1 = _mm256_add_epi64(s1, _mm256_loadu_si256(p + 1));
+        }
+    } else {
+        for (; a < b; a++) {
+            const long long *p = (const long long *)(xb + (size_t)e[a] * W);
+            s0 = _mm256_add_epi64(s0, _mm256_maskload_epi64(p, m[0]));
+            s1 = _mm256_add_epi64(s1, _mm256_maskload_epi64(p + 4, m[1]));
+        }
+    }
+    s[0] = _mm256_add_epi64(s0, s2);
+    s[1] = _mm256_add_epi64(s1, s3);
+}
+
+/* (double)S, rounded to nearest even as a conversion instruction would be,
+ * for any int64: S = H 2^48 + L (H = S >> 48 signed, L the low 48 bits, both
+ * exact as doubles by their bit patterns), one rounding in the final add. */
+static inline __attribute__((target(TMM_TGT2), always_inline)) __m256d tmm_i64_pd(__m256i x)
+{
+    const __m256d big = _mm256_set1_pd(0x1.8p68);                  /* 3 2^67 */
+    const __m256d bigm = _mm256_set1_pd(0x1.8p68 + 0x1p52);
+    __m256i h = _mm256_srai_epi32(x, 16);                          /* high word pair: S >> 48 */
+    h = _mm256_blend_epi16(h, _mm256_setzero_si256(), 0x33);       /* ... times 2^32 */
+    h = _mm256_add_epi64(h, _mm256_castpd_si256(big));             /* 3 2^67 + H 2^48 */
+    const __m256i l = _mm256_blend_epi16(x, _mm256_castpd_si256(_mm256_set1_pd(0x1p52)), 0x88);
+    return _mm256_add_pd(_mm256_sub_pd(_mm256_castsi256_pd(h), bigm), _mm256_castsi256_pd(l));
+}
+
+__attribute__((target(TMM_TGT2))) static void i64_to_f64_avx2(const int64_t *x, double *y,
+                                                             size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        _mm256_storeu_pd(y + i, tmm_i64_pd(_mm256_loadu_si256((const __m256i *)(const void *)(x + i))));
+    for (; i < n; i++) {
+        int64_t t[4] = { x[i], 0, 0, 0 };
+        double u[4];
+        _mm256_storeu_pd(u, tmm_i64_pd(_mm256_loadu_si256((const __m256i *)(void *)t)));
+        y[i] = u[0];
+    }
+}
+
+/* qnt_tfx_out for 4 tokens, its operations in its order (see tmm_out8). */
+static inline __attribute__((target(TMM_TGT2), always_inline)) __m128
+tmm_out4(__m256d lo, __m256d hi, __m256i slo, __m256i shi, __m256d inv)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256d a = _mm256_mul_pd(lo, _mm256_mul_pd(tmm_i64_pd(slo), inv));
+    __m256d b = _mm256_mul_pd(hi, _mm256_mul_pd(tmm_i64_pd(shi), inv));
+    a = _mm256_andnot_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(slo, z)), a);
+    b = _mm256_andnot_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(shi, z)), b);
+    __asm__("" : "+x"(a), "+x"(b));
+    return _mm256_cvtpd_ps(_mm256_add_pd(a, b));
+}
+
+static inline __attribute__((target(TMM_TGT2), always_inline)) void
+tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
+            const struct tmm_blk *B, const size_t W)
+{
+    double inv[QNT_TMM_TB];
+    int32_t fin[QNT_TMM_TB];
+    long long lm[QNT_TMM_TB];
+    for (size_t k = 0; k < QNT_TMM_TB; k++) {
+        inv[k] = k < W ? B->fx[k].inv : 0.0;
+        fin[k] = k < W && B->fx[k].finite ? 0 : -1;   /* -1: NaN */
+        lm[k] = k < W ? -1 : 0;
+    }
+    const __m256i m[2] = { _mm256_loadu_si256((const __m256i *)(const void *)lm),
+                           _mm256_loadu_si256((const __m256i *)(const void *)(lm + 4)) };
+    const __m256d vinv[2] = { _mm256_loadu_pd(inv), _mm256_loadu_pd(inv + 4) };
+    const __m128 nanm[2] = { _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)fin)),
+                             _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)(fin + 4))) };
+    const __m128 qnan = _mm_castsi128_ps(_mm_set1_epi32(0x7fc00000));
+    for (size_t i = i0; i < i1; i++) {
+        const uint32_t *r = T->rng + 4 * i;
+        __m256i slo[2], shi[2];
+        tmm_sum2(B->xb, W, m, T->ent, r[0], r[1], slo);
+        tmm_sum2(B->xb, W, m, T->ent, r[2], r[3], shi);
+        const uint8_t *l = T->lv + i * T->lvs;
+        const __m256d lo = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l)));
+        const __m256d hi = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l + 2)));
+        float o[QNT_TMM_TB];
+        for (int h = 0; h < 2; h++)
+            _mm_storeu_ps(o + 4 * h, _mm_blendv_ps(tmm_out4(lo, hi, slo[h], shi[h], vinv[h]), qnan,
+                                                   nanm[h]));
+        float *y = B->Y + yc + (i - i0);
+        for (size_t k = 0; k < W; k++)
+            y[k * B->ys] = o[k];
+    }
+}
+
+__attribute__((target(TMM_TGT2))) static void tmm_rows_avx2(const struct qnt_tmm_tile *T,
+                                                           size_t i0, size_t i1, size_t yc,
+                                                           const struct tmm_blk *B)
+{
+    if (B->nv == QNT_TMM_TB)
+        tmm_rows2_w(T, i0, i1, yc, B, QNT_TMM_TB);
+    else
+        tmm_rows2_w(T, i0, i1, yc, B, B->nv);
+}
 #endif
+
+int qnt_tmm_i64_to_f64_avx2(const int64_t *x, double *y, size_t n)
+{
+#ifdef QNT_TMM_X86
+    if (tmm_avx2()) {
+        i64_to_f64_avx2(x, y, n);
+        return 0;
+    }
+#endif
+    (void)x, (void)y, (void)n;
+    return -1;
+}
 
 /* ---- driver --------------------------------------------------------------- */
 
@@ -413,7 +618,7 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
     const double work = (double)job->ntiles * (double)job->tile_weights * (1.0 + (double)n / 8);
     if (work < 262144.0)
         nt = 1;
-    const int simd = job->kernel == 0 && tmm_avx512();
+    const int simd = tmm_simd(job->kernel);
     struct qnt_tfx *fx = (struct qnt_tfx *)(void *)(base + L.fx_off);
     int64_t *xt = (int64_t *)(void *)(base + L.xt_off);
     const size_t cols = job->cols, G = L.group;
@@ -444,8 +649,10 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
                 const float *Xb = X + (g0 + b * QNT_TMM_TB) * cols;   /* block b: nv tokens */
                 int64_t *xb = xt + b * QNT_TMM_TB * cols;
 #ifdef QNT_TMM_X86
-                if (simd)
+                if (simd == 2)
                     xt_build_avx512(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb);
+                else if (simd == 1)
+                    xt_build_avx2(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb);
                 else
 #endif
                     xt_build_generic(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb);
@@ -478,8 +685,10 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
                     B.Y = Y + (g0 + b * QNT_TMM_TB) * job->nrows;
                     B.ys = job->nrows;
 #ifdef QNT_TMM_X86
-                    if (simd)
+                    if (simd == 2)
                         tmm_rows_avx512(&T, i0, i1, yc, &B);
+                    else if (simd == 1)
+                        tmm_rows_avx2(&T, i0, i1, yc, &B);
                     else
 #endif
                         tmm_rows_generic(&T, i0, i1, yc, &B);

@@ -16,7 +16,8 @@
  *   2. Per tile (OpenMP over tiles, static): the encoding decodes the tile
  *      into struct qnt_tmm_tile; then for each token block and each row, the
  *      sums S_lo, S_hi of 8 tokens are one 8-lane int64 add per list entry
- *      (AVX-512: one zmm load + add), exact, so their order is free.
+ *      (AVX-512: one zmm load + add; AVX2: two ymm), exact, so their order
+ *      is free.
  *   3. y = qnt_tfx_out(lo, hi, S_lo, S_hi) per token, 8 tokens at once in
  *      double lanes with the very operations of qnt_tfx_out (bit-identical,
  *      no contraction), NaN for a token with a non-finite x.
@@ -66,7 +67,7 @@ struct qnt_tmm_job {
     size_t tile_weights;      /* weights of the largest tile (to size the work) */
     qnt_tmm_decode_fn decode;
     const void *ctx;          /* the encoding's view of its blob */
-    int kernel;               /* 0 best available, 1 portable (tests) */
+    int kernel;               /* 0 best available, 1 portable, 2 AVX2 at most (tests) */
 };
 
 /* Encodings whose rows decode one at a time (tern, sub1-qmoe): tiles of
@@ -104,6 +105,10 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
 /*! qnt_tmm_set_group() : tests only: tokens a group at most (rounded up to
  *  the block; 0: automatic). Not thread-safe. */
 void qnt_tmm_set_group(size_t tokens);
+
+/*! qnt_tmm_i64_to_f64_avx2() : tests only: y[i] = (double)x[i] through the
+ *  AVX2 kernel's conversion; -1 (nothing written) without AVX2. */
+int qnt_tmm_i64_to_f64_avx2(const int64_t *x, double *y, size_t n);
 
 /*! qnt_tmm_threads() : the threads qnt_tmm_run would use (for ws sizing). */
 int qnt_tmm_threads(void);

@@ -389,14 +389,15 @@ START_TEST(test_ternary_batch)
             qnt_tmm_set_group(th == 2 ? 8 : 0);   /* several groups of 8 tokens */
             for (int ri = 0; ri < 4; ri++) {
                 const size_t row0 = ranges[ri][0], nr = ranges[ri][1];
-                for (int v = 0; v < 12; v++) {
-                    const int kern = v % 2;    /* best, portable */
+                for (int v = 0; v < 15; v++) {
+                    /* best, portable; then the AVX2 sums (2) of the three encodings */
+                    const int kern = v < 12 ? v % 2 : 2, cs = v < 12 ? v / 2 : v - 12;
                     if (v == 11 && th > 1)
                         continue;              /* the reference runs on one thread */
                     memset(Y, 0x55, n * nr * sizeof *Y);
                     size_t need;
                     void *ws = NULL;
-                    switch (v / 2) {
+                    switch (cs) {
                     case 0:
                         need = qnt_tern_matmul_ws_size(cols, nr, n);
                         ws = malloc(need);
@@ -420,7 +421,7 @@ START_TEST(test_ternary_batch)
                                                       SB_DTYPE_SUB1_QMOE };
                         const void *w[3] = { t, E.s1, E.qm };
                         const uint64_t nb[3] = { tn, E.s1n, E.qmn };
-                        const int e = v / 2 - 3;
+                        const int e = cs - 3;
                         (kern ? qnt_matmul_rows_ref : qnt_matmul_rows)(dt[e], w[e], nb[e], NULL, rows,
                                                                        cols, row0, nr, X, n, Y);
                         break;
@@ -490,9 +491,99 @@ START_TEST(test_ternary_batch_no_workspace)
 }
 END_TEST
 
+/* Sums past 2^53: rows of 70,001 weights all at one symbol (make_tern's
+ * rows 2 and 3), x in [0.5, 1) (X multiples of 2^16 near 2^40) plus one
+ * tiny x of v * 2^-40 (X = v), so S ~ 2^55 ends in v's low bits, both signs.
+ * Every batched kernel (best, portable, AVX2) against the oracle. (The float
+ * output rarely shows the double conversion's last bit: that conversion has
+ * its own test, test_ternary_i64_to_double.) */
+START_TEST(test_ternary_batch_wide_sums)
+{
+    const size_t rows = 6, cols = 70001, n = 12;
+    static const int v[12] = { 1, 2, 3, 4, 5, 6, 7, 12, 20, 28, 4, 12 };
+    uint8_t *t = make_tern(rows, cols, 91);
+    struct enc E;
+    encode_both(t, rows, cols, &E);
+    float *X = malloc(n * cols * sizeof *X);
+    test_fill_uniform(X, n * cols, 92, 0.5f, 0.999f);
+    for (size_t k = 0; k < n; k++) {
+        X[k * cols + 17] = ldexpf((float)v[k], -40);
+        if (k >= 6)                                   /* negative sums */
+            for (size_t j = 0; j < cols; j++)
+                X[k * cols + j] = -X[k * cols + j];
+    }
+    float *want = malloc(n * rows * sizeof *want), *Y = malloc(n * rows * sizeof *Y);
+    for (size_t k = 0; k < n; k++)
+        oracle(t, rows, cols, X + k * cols, want + k * rows);
+    for (int kern = 0; kern < 3; kern++)
+        for (int e = 0; e < 3; e++) {
+            memset(Y, 0x55, n * rows * sizeof *Y);
+            size_t need = e == 0   ? qnt_tern_matmul_ws_size(cols, rows, n)
+                          : e == 1 ? qnt_sub1_matmul_ws_size(E.s1, E.s1n, rows, cols, n)
+                                   : qnt_qmoe_matmul_ws_size(cols, rows, n);
+            void *ws = malloc(need);
+            if (e == 0)
+                qnt_tern_matmul_kernel(kern, t, rows, cols, 0, rows, X, n, Y, ws, need);
+            else if (e == 1)
+                qnt_sub1_matmul_kernel(kern, E.s1, E.s1n, rows, cols, 0, rows, X, n, Y, ws, need);
+            else
+                qnt_qmoe_matmul_kernel(kern, E.qm, E.qmn, rows, cols, 0, rows, X, n, Y, ws, need);
+            free(ws);
+            char what[64];
+            snprintf(what, sizeof what, "encoding %d kernel %d", e, kern);
+            batch_expect(want, rows, 0, rows, n, Y, what, n);
+        }
+    free(want);
+    free(Y);
+    free(X);
+    free(t);
+    free(E.s1);
+    free(E.qm);
+}
+END_TEST
+
+/* The AVX2 kernel's int64 -> double (no such instruction before AVX-512):
+ * what a C cast gives, round to nearest even, on edges (2^53 + 1 .. 2^63,
+ * ties both ways, both signs, INT64_MIN/MAX) and 2^20 random values of
+ * every magnitude. */
+START_TEST(test_ternary_i64_to_double)
+{
+    enum { N = 1 << 20 };
+    int64_t *x = malloc(N * sizeof *x);
+    double *y = malloc(N * sizeof *y);
+    size_t n = 0;
+    for (int e = 50; e < 63; e++)
+        for (int64_t d = -9; d <= 9; d++) {
+            x[n++] = ((int64_t)1 << e) + d;
+            x[n++] = -(((int64_t)1 << e) + d);
+            x[n++] = ((int64_t)3 << (e - 1)) + d;
+        }
+    x[n++] = INT64_MAX;
+    x[n++] = INT64_MIN;
+    x[n++] = INT64_MIN + 1;
+    x[n++] = 0;
+    uint64_t st = 1234;
+    while (n < N) {
+        const uint64_t r = test_rand_u64(&st);
+        x[n++] = (int64_t)(r >> (test_rand_u64(&st) % 64));   /* every magnitude, both signs */
+    }
+    if (qnt_tmm_i64_to_f64_avx2(x, y, N) != 0) {
+        free(x);
+        free(y);
+        return;                                  /* no AVX2 here */
+    }
+    for (size_t i = 0; i < N; i++)
+        ck_assert_msg(y[i] == (double)x[i], "%lld -> %a, want %a", (long long)x[i], y[i],
+                      (double)x[i]);
+    free(x);
+    free(y);
+}
+END_TEST
+
 TEST_SUITE(quant_ternary_same, 60, NULL, NULL,
     TEST_LOOP(test_ternary_same_random, (int)(sizeof same_shapes / sizeof same_shapes[0])),
     TEST(test_ternary_same_golden), TEST(test_ternary_same_inf_level),
     TEST(test_ternary_same_no_fma),
     TEST_LOOP(test_ternary_batch, (int)(sizeof batch_shapes / sizeof batch_shapes[0])),
-    TEST(test_ternary_batch_no_workspace))
+    TEST(test_ternary_batch_no_workspace), TEST(test_ternary_batch_wide_sums),
+    TEST(test_ternary_i64_to_double))
