@@ -1165,6 +1165,17 @@ static void s1_table_fast(const struct s1view *v, uint32_t *restrict tab);
 void qnt_sub1_chunk_deq_avx512(const uint32_t *restrict tab, int alias, const uint8_t *sp,
                                const uint8_t *se, size_t nr, unsigned L, size_t cols,
                                const uint8_t *lv, size_t drow0, size_t dnrows, float *restrict dst);
+/* qnt_sub1_x86.c, AVX2: one chunk through s1_table's table */
+static int s1_avx2_ok(const struct s1view *v);
+void qnt_sub1_chunk_matvec_avx2(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se,
+                                size_t nr, unsigned L, size_t cols, const uint8_t *lv,
+                                const float *restrict x, const struct qnt_tfx *fx, float *y);
+void qnt_sub1_chunk_emit_avx2(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se,
+                              size_t nr, unsigned L, size_t cols, uint32_t *restrict rng,
+                              uint32_t *restrict ent);
+void qnt_sub1_chunk_deq_avx2(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se,
+                             size_t nr, unsigned L, size_t cols, const uint8_t *lv, size_t drow0,
+                             size_t dnrows, float *restrict dst);
 #endif
 
 /* Rows row0 .. row0+nrows-1 (DEQ or TERN into dst), chunk by chunk; the old
@@ -1190,6 +1201,19 @@ static void s1_walk_rows(const struct s1view *v, size_t row0, size_t nrows, int 
                                       v->stream + s1_chunk_end(v, c), nr, v->L, v->cols,
                                       v->lv + 4 * r0, a, b - a,
                                       (float *)dst + (r0 + a - row0) * v->cols);
+        }
+        return;
+    }
+    if (mode == S1M_DEQ && v->L > 4 && (uint64_t)nrows * v->cols < (1u << 31) && s1_avx2_ok(v)) {
+        s1_table(v, tab);
+        for (size_t c = row0 / v->G; c < v->nchunks && c * v->G < row0 + nrows; c++) {
+            const size_t r0 = c * v->G, nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
+            const size_t a = row0 > r0 ? row0 - r0 : 0;   /* chunk rows a .. b-1 wanted */
+            const size_t b = row0 + nrows < r0 + nr ? row0 + nrows - r0 : nr;
+            qnt_sub1_chunk_deq_avx2(tab, v->stream + s1_chunk_start(v, c),
+                                    v->stream + s1_chunk_end(v, c), nr, v->L, v->cols,
+                                    v->lv + 4 * r0, a, b - a,
+                                    (float *)dst + (r0 + a - row0) * v->cols);
         }
         return;
     }
@@ -1398,11 +1422,24 @@ static int s1_use_avx512(void)
  * u32 lanes (a lane's rows, at most ceil(G / L), < 2^31 weights), and so are
  * the emit kernel's list indices (a chunk, G cols < 2^31); f = 4096 (all
  * zeros) does not fit the table. */
+static int s1_simd_max = 2;   /* qnt_sub1_set_simd_max (tests) */
+
+void qnt_sub1_set_simd_max(int level) { s1_simd_max = level; }
+
 static int s1_simd_ok(const struct s1view *v)
 {
-    return v->L && (uint64_t)((v->G + v->L - 1) / v->L) * v->cols < (1u << 31) &&
+    return s1_simd_max >= 2 && v->L && (uint64_t)((v->G + v->L - 1) / v->L) * v->cols < (1u << 31) &&
            (uint64_t)v->G * v->cols < (1u << 31) && v->freq[v->nsym - 1] != 0xffff &&
            s1_use_avx512();
+}
+
+/* The same for the AVX2 kernels (qnt_sub1_x86.c; s1_table's table, so f =
+ * 4096 would fit, but such a tensor has no non-zero to find). */
+static int s1_avx2_ok(const struct s1view *v)
+{
+    return s1_simd_max >= 1 && v->L && (uint64_t)((v->G + v->L - 1) / v->L) * v->cols < (1u << 31) &&
+           (uint64_t)v->G * v->cols < (1u << 31) && v->freq[v->nsym - 1] != 0xffff &&
+           sb_cpu_has(SB_CPU_AVX2 | SB_CPU_BMI2 | SB_CPU_POPCNT);
 }
 
 /* Chunks two by two (two 16-lane registers a thread; pairs over threads, static). */
@@ -1456,12 +1493,24 @@ static void s1_matvec(int allow_simd, const void *restrict w, uint64_t nbytes, s
         s1_matvec_avx512(&v, x, &fx, y);
         return;
     }
-#else
-    (void)allow_simd;
 #endif
     uint32_t tab[S1_M];                 /* shared, read-only inside the region */
     s1_table(&v, tab);
     const long nch = (long)v.nchunks;
+#if defined(__x86_64__) || defined(__i386__)
+    if (allow_simd && v.L > 4 && s1_avx2_ok(&v)) {
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (long c = 0; c < nch; c++) {
+            const size_t r0 = (size_t)c * v.G, nr = v.rows - r0 < v.G ? v.rows - r0 : v.G;
+            qnt_sub1_chunk_matvec_avx2(tab, v.stream + s1_chunk_start(&v, (size_t)c),
+                                       v.stream + s1_chunk_end(&v, (size_t)c), nr, v.L, cols,
+                                       v.lv + 4 * r0, x, &fx, y + r0);
+        }
+        return;
+    }
+#else
+    (void)allow_simd;
+#endif
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
     for (long c = 0; c < nch; c++)
         s1_chunk_matvec(&v, tab, (size_t)c, x, &fx, y);
@@ -1485,7 +1534,7 @@ void qnt_sub1_matvec_generic(const void *restrict w, uint64_t nbytes, size_t row
 struct s1_tmm {
     struct s1view v;
     size_t c0;                  /* first chunk of the output rows */
-    int simd;                   /* the AVX-512 emit kernel */
+    int simd;                   /* the emit kernel: 2 AVX-512, 1 AVX2, 0 portable */
     uint32_t tab[S1_M];         /* its table (alias buckets or fast), else s1_table's */
 };
 
@@ -1502,9 +1551,12 @@ static void s1_tmm_decode(const struct qnt_tmm_job *job, size_t k, void *scratch
         rng[4 * i + 2] = rng[4 * i + 3] = (uint32_t)((i + 1) * cols);
     }
 #if defined(__x86_64__) || defined(__i386__)
-    if (m->simd)
+    if (m->simd == 2)
         qnt_sub1_chunk_emit_avx512(m->tab, (int)v->alias, v->stream + s1_chunk_start(v, c),
                                    v->stream + s1_chunk_end(v, c), nr, v->L, cols, rng, ent);
+    else if (m->simd == 1)
+        qnt_sub1_chunk_emit_avx2(m->tab, v->stream + s1_chunk_start(v, c),
+                                 v->stream + s1_chunk_end(v, c), nr, v->L, cols, rng, ent);
     else
 #endif
         s1_chunk_emit(v, m->tab, c, rng, ent);
@@ -1528,10 +1580,12 @@ static int s1_tmm_job(struct qnt_tmm_job *job, struct s1_tmm *m, const void *w, 
     m->c0 = row0 / v->G;
     m->simd = 0;
 #if defined(__x86_64__) || defined(__i386__)
-    m->simd = kernel == 0 && s1_simd_ok(v) && v->L > 4;
-    if (m->simd && v->alias)
+    m->simd = kernel == 0 && s1_simd_ok(v) && v->L > 4 ? 2
+              : kernel != 1 && s1_avx2_ok(v) && v->L > 4 ? 1
+                                                         : 0;
+    if (m->simd == 2 && v->alias)
         s1_table_alias(v, m->tab);
-    else if (m->simd)
+    else if (m->simd == 2)
         s1_table_fast(v, m->tab);
     else
 #endif

@@ -497,3 +497,295 @@ qnt_sub1_chunk_deq_avx512(const uint32_t *restrict tab, int alias, const uint8_t
                    dnrows, 2);
 }
 #endif
+
+#if defined(__x86_64__) || defined(__i386__)
+/* ---- AVX2 ------------------------------------------------------------------
+ * The same lanes, the same tokens, for CPUs without AVX-512 (issue 14): 16
+ * lanes as two 8-lane halves (lanes 0-7, 8-15) stepped together, one chunk at
+ * a time. The table is qnt_sub1.c's s1_table (per slot (f - 1) << 20 | (slot
+ * - start) << 8 | info, for either slot layout), read by vpgatherdd. The
+ * renormalisation takes the next words in lane order, half A's then half
+ * B's: 8 words loaded at the read pointer, zero-extended, and permuted into
+ * the lanes that need them (each lane's index = the count of needing lanes
+ * below it, made with pdep and a multiply); the last 16 bytes of a chunk go
+ * through a zero-padded copy, as in the AVX-512 kernel. A lane whose
+ * non-zero lands past its row, the row changes and the writes of the emit
+ * and decode modes are scalar; the matvec's gather, fixed point and sums are
+ * vector. No FMA in the target: X = x * 2^s is one exact product, then the
+ * rounding add, as qnt_tfx_x. */
+#define S1A_TGT "avx2,bmi2,popcnt"
+
+/* Lanes in cross: rows move on (scalar). Matvec: t = the sums ([4][8] as
+ * s1x_done's); emit: w = the write indices ([2][16]); decode: the lanes'
+ * destinations and levels are redone (c->dbase, c->dlv). Returns nz with a
+ * damaged lane (past its end) dropped and stopped. */
+static unsigned s1a_cross(struct s1x_chunk *c, unsigned cross, unsigned nz, uint32_t cols,
+                          const struct qnt_tfx *fx, uint32_t *pa, const uint32_t *ea,
+                          int64_t (*t)[8], uint32_t *w, const int EMIT)
+{
+    struct s1x_lanes *ln = &c->ln;
+    for (unsigned k = 0; k < 16; k++) {
+        if (!((cross >> k) & 1))
+            continue;
+        if (pa[k] >= ea[k]) {
+            pa[k] = ea[k];
+            nz &= ~(1u << k);
+            continue;
+        }
+        if (EMIT == 1) {
+            ln->slo[k] = w[k];
+            ln->shi[k] = w[16 + k];
+            while (pa[k] >= ln->re[k])
+                s1x_flush_emit(ln, k, cols, c->rng);
+            w[k] = (uint32_t)ln->slo[k];
+            w[16 + k] = (uint32_t)ln->shi[k];
+        } else if (EMIT == 2) {
+            while (pa[k] >= ln->re[k]) {
+                ln->row[k]++;
+                ln->rs[k] = ln->re[k];
+                ln->re[k] += cols;
+            }
+            s1x_deq_row(c, k, cols);
+        } else {
+            ln->slo[k] = t[k >> 3][k & 7];
+            ln->shi[k] = t[2 + (k >> 3)][k & 7];
+            while (pa[k] >= ln->re[k])
+                s1x_flush(ln, k, cols, c->lv, fx, c->y);
+            t[k >> 3][k & 7] = ln->slo[k];
+            t[2 + (k >> 3)][k & 7] = ln->shi[k];
+        }
+    }
+    return nz;
+}
+
+static inline __attribute__((target(S1A_TGT), always_inline)) unsigned s1a_mask(__m256i v)
+{
+    return (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(v));
+}
+
+/* 8 lane bits -> lanes of all ones */
+static inline __attribute__((target(S1A_TGT), always_inline)) __m256i s1a_lanes(unsigned m)
+{
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+}
+
+/* One chunk of nr rows in L lanes; EMIT 0 matvec (x, fx, levels lv, y of
+ * the chunk's row 0), 1 the rows' lists (rng, ent), 2 the levels into dst
+ * (chunk rows drow0 .. drow0+dnrows-1). */
+static inline __attribute__((target(S1A_TGT), always_inline)) void
+s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, size_t nr,
+          unsigned L, size_t cols, const uint8_t *lv, const float *restrict x,
+          const struct qnt_tfx *fx, float *y, uint32_t *rng, uint32_t *ent, float *dst,
+          size_t drow0, size_t dnrows, const int EMIT)
+{
+    struct s1x_chunk C;
+    const uint32_t c32 = (uint32_t)cols;
+    s1x_init(&C, sp, se, L, nr, cols, lv, y, EMIT == 1 ? rng : NULL);
+    const uint8_t *p = C.p, *const pend = se;
+    const __m256i m4095 = _mm256_set1_epi32(4095), m255 = _mm256_set1_epi32(255),
+                  m128 = _mm256_set1_epi32(128), m64 = _mm256_set1_epi32(64),
+                  m63 = _mm256_set1_epi32(63), one = _mm256_set1_epi32(1),
+                  zero = _mm256_setzero_si256(), cmax = _mm256_set1_epi32((int)c32 - 1);
+    const __m256d sc = _mm256_set1_pd(fx ? fx->scale : 0.0), mg = _mm256_set1_pd(QNT_TFX_MAGIC);
+    const __m256i mb = _mm256_set1_epi64x(QNT_TFX_MAGIC_BITS);
+    __m256i st[2], pos[2], end[2], rs[2];
+    for (int h = 0; h < 2; h++) {
+        st[h] = _mm256_loadu_si256((const __m256i *)(const void *)(C.st0 + 8 * h));
+        end[h] = _mm256_loadu_si256((const __m256i *)(const void *)(C.end0 + 8 * h));
+        pos[h] = rs[h] = zero;
+    }
+    /* mode state: matvec S[h][class][q] int64 sums of lanes 8h+4q ..; emit
+       W[h][0/1] write indices; decode D[h][0] destination, [1] / [2] levels */
+    __m256i S[2][2][2], W[2][2], D[2][3];
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 2; k++)
+            S[h][k][0] = S[h][k][1] = W[h][k] = zero;
+    if (EMIT == 1)
+        for (int h = 0; h < 2; h++) {
+            uint32_t wl[8], wh[8];
+            for (unsigned k = 0; k < 8; k++) {
+                wl[k] = (uint32_t)C.ln.slo[8 * h + k];
+                wh[k] = (uint32_t)C.ln.shi[8 * h + k];
+            }
+            W[h][0] = _mm256_loadu_si256((const __m256i *)(void *)wl);
+            W[h][1] = _mm256_loadu_si256((const __m256i *)(void *)wh);
+        }
+    if (EMIT == 2) {
+        C.drow0 = drow0;
+        C.dnrows = dnrows;
+        for (unsigned k = 0; k < 16; k++)
+            s1x_deq_row(&C, k, c32);
+    }
+#define S1A_LOAD_D()                                                                        \
+    do {                                                                                    \
+        for (int h_ = 0; h_ < 2; h_++) {                                                    \
+            float lo_[8], hi_[8];                                                           \
+            for (unsigned k_ = 0; k_ < 8; k_++) {                                           \
+                lo_[k_] = C.dlv[8 * h_ + k_][0];                                            \
+                hi_[k_] = C.dlv[8 * h_ + k_][1];                                            \
+            }                                                                               \
+            D[h_][0] = _mm256_loadu_si256((const __m256i *)(const void *)(C.dbase + 8 * h_)); \
+            D[h_][1] = _mm256_castps_si256(_mm256_loadu_ps(lo_));                           \
+            D[h_][2] = _mm256_castps_si256(_mm256_loadu_ps(hi_));                           \
+        }                                                                                   \
+    } while (0)
+    if (EMIT == 2)
+        S1A_LOAD_D();
+    for (;;) {
+        __m256i act[2], e[2];
+        for (int h = 0; h < 2; h++)
+            act[h] = _mm256_cmpgt_epi32(end[h], pos[h]);   /* positions < 2^31 */
+        if (!(s1a_mask(act[0]) | s1a_mask(act[1])))
+            break;
+        for (int h = 0; h < 2; h++) {
+            e[h] = _mm256_i32gather_epi32((const int *)(const void *)tab,
+                                          _mm256_and_si256(st[h], m4095), 4);
+            const __m256i f = _mm256_add_epi32(_mm256_srli_epi32(e[h], 20), one);
+            const __m256i xn = _mm256_add_epi32(_mm256_mullo_epi32(f, _mm256_srli_epi32(st[h], 12)),
+                                                _mm256_and_si256(_mm256_srli_epi32(e[h], 8), m4095));
+            st[h] = _mm256_blendv_epi8(st[h], xn, act[h]);
+        }
+        for (int h = 0; h < 2; h++) {   /* lane order: half A's words, then half B's */
+            const __m256i ren = _mm256_and_si256(act[h], _mm256_cmpeq_epi32(_mm256_srli_epi32(st[h], 16),
+                                                                            zero));
+            const unsigned rm = s1a_mask(ren);
+            if (!rm)
+                continue;
+            const ptrdiff_t left = pend - p, adv = 2 * __builtin_popcount(rm);
+            __m128i w16;
+            if (__builtin_expect(left >= 16, 1)) {
+                w16 = _mm_loadu_si128((const __m128i *)(const void *)p);
+                p += adv;
+            } else {
+                uint8_t tail[16] = { 0 };
+                if (left > 0)
+                    memcpy(tail, p, (size_t)left);
+                w16 = _mm_loadu_si128((const __m128i *)(void *)tail);
+                p += adv <= left ? adv : (left > 0 ? left : 0);
+            }
+            const uint64_t pre = _pdep_u64(rm, 0x0101010101010101ull) * 0x0101010101010100ull;
+            const __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)pre));
+            const __m256i wx = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(w16), idx);
+            st[h] = _mm256_blendv_epi8(st[h], _mm256_or_si256(_mm256_slli_epi32(st[h], 16), wx), ren);
+        }
+        __m256i nzv[2], cls[2], col[2];
+        unsigned nz = 0, cross = 0;
+        for (int h = 0; h < 2; h++) {
+            const __m256i info = _mm256_and_si256(e[h], m255);
+            nzv[h] = _mm256_and_si256(act[h], _mm256_cmpeq_epi32(_mm256_and_si256(info, m128), zero));
+            cls[h] = _mm256_cmpeq_epi32(_mm256_and_si256(info, m64), m64);
+            pos[h] = _mm256_add_epi32(pos[h], _mm256_and_si256(act[h], _mm256_and_si256(info, m63)));
+            col[h] = _mm256_sub_epi32(pos[h], rs[h]);
+            nz |= s1a_mask(nzv[h]) << (8 * h);
+            cross |= s1a_mask(_mm256_and_si256(nzv[h], _mm256_cmpgt_epi32(col[h], cmax))) << (8 * h);
+        }
+        if (__builtin_expect(cross != 0, 0)) {
+            uint32_t pa[16], ea[16], w[32];
+            int64_t t[4][8];
+            for (int h = 0; h < 2; h++) {
+                _mm256_storeu_si256((__m256i *)(void *)(pa + 8 * h), pos[h]);
+                _mm256_storeu_si256((__m256i *)(void *)(ea + 8 * h), end[h]);
+                for (int k = 0; k < 2; k++) {
+                    _mm256_storeu_si256((__m256i *)(void *)(w + 16 * k + 8 * h), W[h][k]);
+                    _mm256_storeu_si256((__m256i *)(void *)(&t[2 * k + h][0]), S[h][k][0]);
+                    _mm256_storeu_si256((__m256i *)(void *)(&t[2 * k + h][4]), S[h][k][1]);
+                }
+            }
+            nz = s1a_cross(&C, cross, nz, c32, fx, pa, ea, t, w, EMIT);
+            for (int h = 0; h < 2; h++) {
+                pos[h] = _mm256_loadu_si256((const __m256i *)(const void *)(pa + 8 * h));
+                rs[h] = _mm256_loadu_si256((const __m256i *)(const void *)(C.ln.rs + 8 * h));
+                for (int k = 0; k < 2; k++) {
+                    W[h][k] = _mm256_loadu_si256((const __m256i *)(const void *)(w + 16 * k + 8 * h));
+                    S[h][k][0] = _mm256_loadu_si256((const __m256i *)(const void *)(&t[2 * k + h][0]));
+                    S[h][k][1] = _mm256_loadu_si256((const __m256i *)(const void *)(&t[2 * k + h][4]));
+                }
+                col[h] = _mm256_sub_epi32(pos[h], rs[h]);
+                nzv[h] = s1a_lanes((nz >> (8 * h)) & 0xffu);
+            }
+            if (EMIT == 2)
+                S1A_LOAD_D();
+        }
+        for (int h = 0; h < 2; h++) {
+            const unsigned hm = (nz >> (8 * h)) & 0xffu;
+            if (EMIT == 1) {            /* the columns into the rows' lists */
+                uint32_t ia[8], ca[8];
+                _mm256_storeu_si256((__m256i *)(void *)ia, _mm256_blendv_epi8(W[h][0], W[h][1], cls[h]));
+                _mm256_storeu_si256((__m256i *)(void *)ca, col[h]);
+                for (unsigned m = hm; m; m &= m - 1) {
+                    const unsigned k = (unsigned)__builtin_ctz(m);
+                    ent[ia[k]] = ca[k];
+                }
+                W[h][0] = _mm256_add_epi32(W[h][0], _mm256_and_si256(_mm256_andnot_si256(cls[h], nzv[h]), one));
+                W[h][1] = _mm256_sub_epi32(W[h][1], _mm256_and_si256(_mm256_and_si256(cls[h], nzv[h]), one));
+            } else if (EMIT == 2) {     /* the levels into dst */
+                uint32_t ia[8];
+                float va[8];
+                const __m256i live = _mm256_andnot_si256(_mm256_cmpeq_epi32(D[h][0], _mm256_set1_epi32(-1)),
+                                                         nzv[h]);
+                _mm256_storeu_si256((__m256i *)(void *)ia, _mm256_add_epi32(D[h][0], col[h]));
+                _mm256_storeu_ps(va, _mm256_castsi256_ps(_mm256_blendv_epi8(D[h][1], D[h][2], cls[h])));
+                for (unsigned m = s1a_mask(live); m; m &= m - 1) {
+                    const unsigned k = (unsigned)__builtin_ctz(m);
+                    dst[ia[k]] = va[k];
+                }
+            } else if (hm) {            /* x at the non-zeros, to fixed point, into the sums */
+                const __m256 g = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, col[h],
+                                                          _mm256_castsi256_ps(nzv[h]), 4);
+                const __m256i hi = _mm256_and_si256(nzv[h], cls[h]), lo = _mm256_andnot_si256(cls[h], nzv[h]);
+                for (int q = 0; q < 2; q++) {
+                    const __m256d d = _mm256_cvtps_pd(q ? _mm256_extractf128_ps(g, 1) : _mm256_castps256_ps128(g));
+                    const __m256i X = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_mul_pd(d, sc), mg)), mb);
+                    const __m256i ml = _mm256_cvtepi32_epi64(q ? _mm256_extracti128_si256(lo, 1) : _mm256_castsi256_si128(lo));
+                    const __m256i mh = _mm256_cvtepi32_epi64(q ? _mm256_extracti128_si256(hi, 1) : _mm256_castsi256_si128(hi));
+                    S[h][0][q] = _mm256_add_epi64(S[h][0][q], _mm256_and_si256(X, ml));
+                    S[h][1][q] = _mm256_add_epi64(S[h][1][q], _mm256_and_si256(X, mh));
+                }
+            }
+            pos[h] = _mm256_add_epi32(pos[h], _mm256_and_si256(nzv[h], one));
+        }
+    }
+#undef S1A_LOAD_D
+    int64_t t[4][8];
+    uint32_t *w = (uint32_t *)(void *)t;
+    for (int h = 0; h < 2; h++) {
+        if (EMIT == 1) {
+            _mm256_storeu_si256((__m256i *)(void *)(w + 8 * h), W[h][0]);
+            _mm256_storeu_si256((__m256i *)(void *)(w + 16 + 8 * h), W[h][1]);
+        } else {
+            for (int k = 0; k < 2; k++) {
+                _mm256_storeu_si256((__m256i *)(void *)(&t[2 * k + h][0]), S[h][k][0]);
+                _mm256_storeu_si256((__m256i *)(void *)(&t[2 * k + h][4]), S[h][k][1]);
+            }
+        }
+    }
+    s1x_done(&C, L, c32, fx, (const int64_t(*)[8])t);
+}
+
+__attribute__((target(S1A_TGT))) void
+qnt_sub1_chunk_matvec_avx2(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se,
+                           size_t nr, unsigned L, size_t cols, const uint8_t *lv,
+                           const float *restrict x, const struct qnt_tfx *fx, float *y)
+{
+    s1a_chunk(tab, sp, se, nr, L, cols, lv, x, fx, y, NULL, NULL, NULL, 0, 0, 0);
+}
+
+__attribute__((target(S1A_TGT))) void
+qnt_sub1_chunk_emit_avx2(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se,
+                         size_t nr, unsigned L, size_t cols, uint32_t *restrict rng,
+                         uint32_t *restrict ent)
+{
+    const struct qnt_tfx fx = { 1.0, 1.0, 1 };
+    s1a_chunk(tab, sp, se, nr, L, cols, NULL, NULL, &fx, NULL, rng, ent, NULL, 0, 0, 1);
+}
+
+__attribute__((target(S1A_TGT))) void
+qnt_sub1_chunk_deq_avx2(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se,
+                        size_t nr, unsigned L, size_t cols, const uint8_t *lv, size_t drow0,
+                        size_t dnrows, float *restrict dst)
+{
+    const struct qnt_tfx fx = { 1.0, 1.0, 1 };
+    s1a_chunk(tab, sp, se, nr, L, cols, lv, NULL, &fx, NULL, NULL, NULL, dst, drow0, dnrows, 2);
+}
+#endif

@@ -61,24 +61,31 @@ void qnt_tfx_nan(float *y, size_t rows);
 void qnt_tern_matvec_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
                             const float *restrict x, float *restrict y);
 /*! qnt_tern_quantize_rows_kernel() : qnt_tern_quantize_rows with the row
- *  kernel chosen: 0 the best this CPU has, 1 portable. For tests. */
+ *  kernel chosen: 0 the best this CPU has, 1 portable, 2 AVX2 at most. For
+ *  tests. */
 void qnt_tern_quantize_rows_kernel(int kernel, const float *restrict x, size_t rows, size_t cols,
                                    void *restrict dst);
 /*! qnt_tern_matmul_kernel() : qnt_tern_matmul with the batched kernel
- *  chosen: 0 the best this CPU has, 1 portable. For tests. */
+ *  chosen: 0 the best this CPU has, 1 portable, 2 the AVX2 sums (where the
+ *  CPU has AVX2; else portable). For tests. */
 void qnt_tern_matmul_kernel(int kernel, const void *restrict w, size_t rows, size_t cols,
                             size_t row0, size_t nrows, const float *restrict X, size_t n,
                             float *restrict Y, void *ws, size_t ws_bytes);
 /*! qnt_sub1_matmul_kernel() : qnt_sub1_matmul with the kernels chosen: 0
- *  the best this CPU has, 1 portable decode and sums. For tests. */
+ *  the best this CPU has, 1 portable decode and sums, 2 the AVX2 decode and
+ *  sums (where the CPU has AVX2). For tests. */
 void qnt_sub1_matmul_kernel(int kernel, const void *restrict w, uint64_t nbytes, size_t rows,
                             size_t cols, size_t row0, size_t nrows, const float *restrict X,
                             size_t n, float *restrict Y, void *ws, size_t ws_bytes);
 /*! qnt_qmoe_matmul_kernel() : qnt_qmoe_matmul with the sums' kernel chosen
- *  (0 best, 1 portable). For tests. */
+ *  (0 best, 1 portable, 2 AVX2). For tests. */
 void qnt_qmoe_matmul_kernel(int kernel, const void *restrict w, uint64_t nbytes, size_t rows,
                             size_t cols, size_t row0, size_t nrows, const float *restrict X,
                             size_t n, float *restrict Y, void *ws, size_t ws_bytes);
+/*! qnt_sub1_set_simd_max() : tests only: the sub1 decoders (matvec, batched
+ *  emit, decode to f32) use at most 2 AVX-512 (the default), 1 AVX2, 0 the
+ *  portable code, as far as the CPU has them. Not thread-safe. */
+void qnt_sub1_set_simd_max(int level);
 /*! qnt_sub1_matvec_generic() : qnt_sub1_matvec without the AVX-512 kernel
  *  (what a CPU without it runs). For tests. */
 void qnt_sub1_matvec_generic(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,

@@ -82,9 +82,14 @@ START_TEST(test_sub1_round_trip)
     for (size_t r0 = 0; r0 < rows; r0 += 1 + rows / 5) {
         size_t k = rows - r0 < 3 ? rows - r0 : 3;
         float *a = malloc((k * cols + 1) * sizeof *a), *b = malloc((k * cols + 1) * sizeof *b);
-        qnt_sub1_dequantize_rows(blob, nb, cols, r0, k, a);
         qnt_tern_dequantize_rows(tern, cols, r0, k, b);
-        ck_assert_mem_eq(a, b, k * cols * sizeof *a);
+        for (int lvl = 2; lvl >= 0; lvl--) {   /* AVX-512, AVX2, portable (as the CPU has) */
+            qnt_sub1_set_simd_max(lvl);
+            memset(a, 0x55, k * cols * sizeof *a);
+            qnt_sub1_dequantize_rows(blob, nb, cols, r0, k, a);
+            ck_assert_mem_eq(a, b, k * cols * sizeof *a);
+        }
+        qnt_sub1_set_simd_max(2);
         qnt_sub1_decode_tern(blob, nb, cols, r0, k, back);
         ck_assert_mem_eq(back, tern + r0 * qnt_tern_row_bytes(cols), k * qnt_tern_row_bytes(cols));
         free(a);
@@ -186,6 +191,11 @@ START_TEST(test_sub1_matvec)
     ck_assert_mem_eq(y1, y2, rows * sizeof *y1);       /* fast is ref, bit for bit */
     qnt_sub1_matvec_generic(blob, nb, rows, cols, x, y4);
     ck_assert_mem_eq(y1, y4, rows * sizeof *y1);       /* and so is the portable kernel */
+    qnt_sub1_set_simd_max(1);                          /* and the AVX2 one (where the CPU has it) */
+    memset(y4, 0x55, rows * sizeof *y4);
+    qnt_sub1_matvec(blob, nb, rows, cols, x, y4);
+    qnt_sub1_set_simd_max(2);
+    ck_assert_mem_eq(y1, y4, rows * sizeof *y1);
     ck_assert_uint_eq(blob[18], 1);                    /* alias layout, run cap <= 15 */
     ck_assert_uint_le(blob[16], 15);
     {   /* the cumulative layout (byte 18 = 0) of earlier blobs: every kernel, same bits */
@@ -200,6 +210,11 @@ START_TEST(test_sub1_matvec)
         qnt_sub1_matvec(b0, nb0, rows, cols, x, y3);
         ck_assert_mem_eq(y0, y3, rows * sizeof *y0);
         qnt_sub1_matvec_generic(b0, nb0, rows, cols, x, y3);
+        ck_assert_mem_eq(y0, y3, rows * sizeof *y0);
+        qnt_sub1_set_simd_max(1);
+        memset(y3, 0x55, rows * sizeof *y3);
+        qnt_sub1_matvec(b0, nb0, rows, cols, x, y3);
+        qnt_sub1_set_simd_max(2);
         ck_assert_mem_eq(y0, y3, rows * sizeof *y0);
         uint8_t *back = malloc(rows * qnt_tern_row_bytes(cols));
         qnt_sub1_decode_tern(b0, nb0, cols, 0, rows, back);
