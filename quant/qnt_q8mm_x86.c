@@ -13,7 +13,9 @@
  *   token streams W from memory), two blocks a register, the block sums
  *   reduced in registers, the chain in scalar.
  * - AVX2 (2 rows x 2 tokens, a block a register, vpmaddubsw + vpmaddwd on
- *   the codes' magnitudes and the signs moved onto x: exact, no saturation).
+ *   the codes' magnitudes and the signs moved onto x: exact, no saturation;
+ *   8 blocks' sums reduced into the lanes of one register, which are 8 of
+ *   the 16 chains, so the chains' steps are vector multiply-adds).
  * Compiled without -march: each function carries its target attribute and
  * qnt_q8mm.c calls it only after the CPU probe says yes. */
 #include "qnt_q8mm_impl.h"
@@ -67,34 +69,92 @@ static inline float tree16(float *acc)
     return acc[0];
 }
 
+/* The exact sums of 8 blocks' partial sums (8 int32 lanes each), in lanes. */
+static inline __attribute__((always_inline)) T_AVX2 __m256i bsum8(const __m256i p[8])
+{
+    const __m256i t0 = _mm256_hadd_epi32(p[0], p[1]), t1 = _mm256_hadd_epi32(p[2], p[3]);
+    const __m256i t2 = _mm256_hadd_epi32(p[4], p[5]), t3 = _mm256_hadd_epi32(p[6], p[7]);
+    const __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);
+    /* u0: blocks 0-3 of the low 128 bits | of the high; u1 the same of 4-7 */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                            _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+/* NR rows x NT tokens (1 or 2 each). Blocks go 8 at a time: their 8 exact
+ * sums in the lanes of one register, which are the chains b % 16 of blocks
+ * b0 .. b0+7 (b0 a multiple of 8: chains 0-7 or 8-15), so each lane's
+ * fused multiply-add is that chain's next step, in block order, as in the
+ * reference; dw * dx is the same float product. The blocks past the last
+ * multiple of 8 go in scalar, after, onto the same chains. */
+static inline __attribute__((always_inline)) T_AVX2 void
+micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
+             const int8_t *const xq[4], const float *const xd[4], float out[4][4], const int NR,
+             const int NT)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i gx = _mm256_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56);   /* d8: 8 a block */
+    const size_t bb = a->q4 ? 18 : 34, nb = a->nb, nb8 = nb / 8 * 8;
+    __m256 acc[2][2][2];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            acc[i][j][0] = acc[i][j][1] = _mm256_setzero_ps();
+    for (size_t b0 = 0; b0 < nb8; b0 += 8) {
+        const int h = (int)((b0 / 8) & 1);
+        __m256 dx[2];
+        for (int j = 0; j < NT; j++)
+            dx[j] = _mm256_i32gather_ps(xd[j] + 8 * b0, gx, 4);
+        for (int i = 0; i < NR; i++) {
+            const uint8_t *r = wr[i];
+            const __m128i sh = _mm_setr_epi16(
+                (short)rd16(r + bb * b0), (short)rd16(r + bb * (b0 + 1)), (short)rd16(r + bb * (b0 + 2)),
+                (short)rd16(r + bb * (b0 + 3)), (short)rd16(r + bb * (b0 + 4)),
+                (short)rd16(r + bb * (b0 + 5)), (short)rd16(r + bb * (b0 + 6)),
+                (short)rd16(r + bb * (b0 + 7)));
+            const __m256 dw = _mm256_cvtph_ps(sh);
+            for (int j = 0; j < NT; j++) {
+                __m256i p[8];
+                for (int k = 0; k < 8; k++) {
+                    const __m256i w = w256(r, b0 + (size_t)k, a->q4);
+                    const __m256i x = _mm256_loadu_si256(
+                        (const __m256i *)(const void *)(xq[j] + 32 * (b0 + (size_t)k)));
+                    p[k] = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
+                }
+                acc[i][j][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[j]),
+                                               _mm256_cvtepi32_ps(bsum8(p)), acc[i][j][h]);
+            }
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) {
+            float c[16];
+            _mm256_storeu_ps(c, acc[i][j][0]);
+            _mm256_storeu_ps(c + 8, acc[i][j][1]);
+            for (size_t b = nb8; b < nb; b++) {
+                const __m256i w = w256(wr[i], b, a->q4);
+                const __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));
+                const __m256i p =
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
+                const float dw = _cvtsh_ss(rd16(wr[i] + bb * b));
+                c[b % 16] = fmaf(dw * xd[j][8 * b], (float)hsum8i(p), c[b % 16]);
+            }
+            out[i][j] = tree16(c);
+        }
+}
+
+/* Only the rows and tokens there are (a lone row or token is not done twice). */
 T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
                               const int8_t *const xq[4], const float *const xd[4], int nr,
                               int nt, float out[4][4])
 {
-    (void)nr;
-    (void)nt;
-    float acc[2][2][16];
-    memset(acc, 0, sizeof acc);
-    const __m256i ones = _mm256_set1_epi16(1);
-    const size_t bb = a->q4 ? 18 : 34;
-    for (size_t b = 0; b < a->nb; b++) {
-        __m256i xv[2];
-        for (int j = 0; j < 2; j++)
-            xv[j] = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));
-        for (int i = 0; i < 2; i++) {
-            const __m256i w = w256(wr[i], b, a->q4);
-            const float dw = _cvtsh_ss(rd16(wr[i] + bb * b));
-            const __m256i u = _mm256_abs_epi8(w);
-            for (int j = 0; j < 2; j++) {
-                const __m256i p =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(xv[j], w)), ones);
-                acc[i][j][b % 16] = fmaf(dw * xd[j][8 * b], (float)hsum8i(p), acc[i][j][b % 16]);
-            }
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++)
-            out[i][j] = tree16(acc[i][j]);
+    if (nr >= 2 && nt >= 2)
+        micro_avx2_t(a, wr, xq, xd, out, 2, 2);
+    else if (nr >= 2)
+        micro_avx2_t(a, wr, xq, xd, out, 2, 1);
+    else if (nt >= 2)
+        micro_avx2_t(a, wr, xq, xd, out, 1, 2);
+    else
+        micro_avx2_t(a, wr, xq, xd, out, 1, 1);
 }
 
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
