@@ -17,6 +17,9 @@
  * owning the row block). */
 
 #define MV_RB QNT_MM_RB   /* rows per parallel block */
+#ifndef MV_TILE_TB
+#define MV_TILE_TB 4      /* tokens a tile in mv_tile (an includer with fewer registers: 2) */
+#endif
 #define MV_TBLK 32  /* tokens per block: tot[] is MV_RB x MV_TBLK lane vectors */
 
 /* W elements k .. k+VL-1 of one row (bytes wp, int8 scales sp), exact. */
@@ -280,8 +283,8 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                         to[q] = i0 + q < rb ? &tot[i0 + q][0] : dummy;
                     }
                     const int nr = rb - i0 < 4 ? (int)(rb - i0) : 4;
-                    for (size_t j0 = 0; j0 < nt; j0 += 4) {
-                        const size_t tb = nt - j0 < 4 ? nt - j0 : 4;
+                    for (size_t j0 = 0; j0 < nt; j0 += MV_TILE_TB) {
+                        const size_t tb = nt - j0 < MV_TILE_TB ? nt - j0 : MV_TILE_TB;
                         const float *xp[4];
                         V *tj[4];
                         MV_NAME(mv_xrows)(a, t0 + j0, tb, xp);
@@ -350,8 +353,8 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                     const int enc = scratch ? QNT_MM_F32 : (int)a->enc;
                     const size_t wk0 = scratch ? 0 : k0;
                     const size_t pf = scratch ? 0 : 8 * a->row_bytes;
-                    for (size_t j0 = 0; j0 < nt; j0 += 4) {
-                        const size_t tb = nt - j0 < 4 ? nt - j0 : 4;
+                    for (size_t j0 = 0; j0 < nt; j0 += MV_TILE_TB) {
+                        const size_t tb = nt - j0 < MV_TILE_TB ? nt - j0 : MV_TILE_TB;
                         const float *xp[4];
                         V *tp[4];
                         MV_NAME(mv_xrows)(a, t0 + j0, tb, xp);

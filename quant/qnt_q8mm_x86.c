@@ -159,7 +159,7 @@ T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *cons
 
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 2, 2, 2, micro_avx2);
+    qnt_q8mm_drive(a, 2, a->q4 ? 2 : 1, 2, micro_avx2);   /* one token: q8_0 a row at a time */
 }
 
 /* ---- AVX512-VNNI ------------------------------------------------------------ */
