@@ -92,7 +92,6 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
              const int NT)
 {
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i gx = _mm256_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56);   /* d8: 8 a block */
     const size_t bb = a->q4 ? 18 : 34, nb = a->nb, nb8 = nb / 8 * 8;
     __m256 acc[2][2][2];
     for (int i = 0; i < 2; i++)
@@ -101,8 +100,10 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
     for (size_t b0 = 0; b0 < nb8; b0 += 8) {
         const int h = (int)((b0 / 8) & 1);
         __m256 dx[2];
-        for (int j = 0; j < NT; j++)
-            dx[j] = _mm256_i32gather_ps(xd[j] + 8 * b0, gx, 4);
+        for (int j = 0; j < NT; j++) {
+            const float *d = xd[j] + 8 * b0;
+            dx[j] = _mm256_setr_ps(d[0], d[8], d[16], d[24], d[32], d[40], d[48], d[56]);
+        }
         for (int i = 0; i < NR; i++) {
             const uint8_t *r = wr[i];
             const __m128i sh = _mm_setr_epi16(
