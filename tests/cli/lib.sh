@@ -82,7 +82,8 @@ mpi_lean() { [ -n "${ASAN_OPTIONS:-}" ]; }
 subbit_lines() { grep -c '^subbit' "$T/err"; }
 # need_llama_cpp: llama.cpp's tools as an oracle (never part of the build):
 # $LLAMA_BIN from SUBBIT_LLAMA_BIN, else a llama.cpp build beside the checkout
-# (../llama.cpp/build/bin, as ../shared holds the fixtures); skip without them
+# (../llama.cpp/build/bin, as ../shared holds the fixtures); skip without them.
+# Written against ggml-org/llama.cpp 81ff7abe (its flags and mix rules)
 need_llama_cpp() {
   LLAMA_BIN=${SUBBIT_LLAMA_BIN:-$SUBBIT_SRC/../llama.cpp/build/bin}
   for b in llama-quantize llama-perplexity; do
