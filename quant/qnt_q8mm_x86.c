@@ -126,6 +126,17 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
             }
         }
     }
+    if (nb8 == nb) {   /* no scalar tail: tree16 in registers, its very pairs */
+        for (int i = 0; i < NR; i++)
+            for (int j = 0; j < NT; j++) {
+                const __m256 v = _mm256_add_ps(acc[i][j][0], acc[i][j][1]);   /* l + (l + 8) */
+                __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                h = _mm_add_ps(h, _mm_movehl_ps(h, h));                        /* l + (l + 2) */
+                h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));                    /* 0 + 1 */
+                out[i][j] = _mm_cvtss_f32(h);
+            }
+        return;
+    }
     for (int i = 0; i < NR; i++)
         for (int j = 0; j < NT; j++) {
             float c[16];
