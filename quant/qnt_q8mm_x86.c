@@ -104,6 +104,7 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
             const float *d = xd[j] + 8 * b0;
             dx[j] = _mm256_setr_ps(d[0], d[8], d[16], d[24], d[32], d[40], d[48], d[56]);
         }
+#pragma GCC unroll 2
         for (int i = 0; i < NR; i++) {
             const uint8_t *r = wr[i];
             const __m128i sh = _mm_setr_epi16(
@@ -112,8 +113,10 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
                 (short)rd16(r + bb * (b0 + 5)), (short)rd16(r + bb * (b0 + 6)),
                 (short)rd16(r + bb * (b0 + 7)));
             const __m256 dw = _mm256_cvtph_ps(sh);
+#pragma GCC unroll 2
             for (int j = 0; j < NT; j++) {
                 __m256i p[8];
+#pragma GCC unroll 8
                 for (int k = 0; k < 8; k++) {
                     const __m256i w = w256(r, b0 + (size_t)k, a->q4);
                     const __m256i x = _mm256_loadu_si256(
