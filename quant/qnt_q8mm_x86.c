@@ -93,13 +93,13 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
 {
     const __m256i ones = _mm256_set1_epi16(1);
     const size_t bb = a->q4 ? 18 : 34, nb = a->nb, nb8 = nb / 8 * 8;
-    __m256 acc[2][2][2];
+    __m256 acc[2][4][2];
     for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++)
+        for (int j = 0; j < 4; j++)
             acc[i][j][0] = acc[i][j][1] = _mm256_setzero_ps();
     for (size_t b0 = 0; b0 < nb8; b0 += 8) {
         const int h = (int)((b0 / 8) & 1);
-        __m256 dx[2];
+        __m256 dx[4];
         for (int j = 0; j < NT; j++) {
             const float *d = xd[j] + 8 * b0;
             dx[j] = _mm256_setr_ps(d[0], d[8], d[16], d[24], d[32], d[40], d[48], d[56]);
@@ -113,7 +113,7 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
                 (short)rd16(r + bb * (b0 + 5)), (short)rd16(r + bb * (b0 + 6)),
                 (short)rd16(r + bb * (b0 + 7)));
             const __m256 dw = _mm256_cvtph_ps(sh);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int j = 0; j < NT; j++) {
                 __m256i p[8];
 #pragma GCC unroll 8
@@ -162,19 +162,21 @@ T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *cons
                               const int8_t *const xq[4], const float *const xd[4], int nr,
                               int nt, float out[4][4])
 {
-    if (nr >= 2 && nt >= 2)
-        micro_avx2_t(a, wr, xq, xd, out, 2, 2);
-    else if (nr >= 2)
-        micro_avx2_t(a, wr, xq, xd, out, 2, 1);
-    else if (nt >= 2)
-        micro_avx2_t(a, wr, xq, xd, out, 1, 2);
-    else
-        micro_avx2_t(a, wr, xq, xd, out, 1, 1);
+    switch ((nr >= 2 ? 4 : 0) + (nt > 4 ? 4 : nt) - 1) {
+    case 0: micro_avx2_t(a, wr, xq, xd, out, 1, 1); break;
+    case 1: micro_avx2_t(a, wr, xq, xd, out, 1, 2); break;
+    case 2: micro_avx2_t(a, wr, xq, xd, out, 1, 3); break;
+    case 3: micro_avx2_t(a, wr, xq, xd, out, 1, 4); break;
+    case 4: micro_avx2_t(a, wr, xq, xd, out, 2, 1); break;
+    case 5: micro_avx2_t(a, wr, xq, xd, out, 2, 2); break;
+    case 6: micro_avx2_t(a, wr, xq, xd, out, 2, 3); break;
+    default: micro_avx2_t(a, wr, xq, xd, out, 2, 4); break;
+    }
 }
 
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 2, a->q4 ? 2 : 1, 2, micro_avx2);   /* one token: q8_0 a row at a time */
+    qnt_q8mm_drive(a, 2, a->q4 ? 2 : 1, 4, micro_avx2);   /* one token: q8_0 a row at a time */
 }
 
 /* ---- AVX512-VNNI ------------------------------------------------------------ */
