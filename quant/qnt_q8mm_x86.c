@@ -12,10 +12,11 @@
  * - AVX512-VNNI, one to a few tokens: a row at a time in address order (one
  *   token streams W from memory), two blocks a register, the block sums
  *   reduced in registers, the chain in scalar.
- * - AVX2 (2 rows x 2 tokens, a block a register, vpmaddubsw + vpmaddwd on
- *   the codes' magnitudes and the signs moved onto x: exact, no saturation;
- *   8 blocks' sums reduced into the lanes of one register, which are 8 of
- *   the 16 chains, so the chains' steps are vector multiply-adds).
+ * - AVX2 (2 rows x up to 4 tokens, a block a register; q8_0: vpmaddubsw +
+ *   vpmaddwd on the codes' magnitudes with the signs moved onto x; q4_0: the
+ *   unsigned nibbles times x, plus ks = -8 sum x; exact, no saturation; 8
+ *   blocks' sums reduced into the lanes of one register, which are 8 of the
+ *   16 chains, so the chains' steps are vector multiply-adds).
  * Compiled without -march: each function carries its target attribute and
  * qnt_q8mm.c calls it only after the CPU probe says yes. */
 #include "qnt_q8mm_impl.h"
@@ -39,6 +40,14 @@ static inline uint16_t rd16(const uint8_t *p)
 /* ---- AVX2: a block a register, 2 rows x 2 tokens --------------------------- */
 
 #define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* q4_0 block b of a row as its 32 nibbles (0..15), element order. */
+static inline __attribute__((always_inline)) T_AVX2 __m256i n256(const uint8_t *row, size_t b)
+{
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 2));
+    const __m128i f = _mm_set1_epi8(15);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
+}
 
 /* The 32 signed codes of block b of a row. */
 static inline __attribute__((always_inline)) T_AVX2 __m256i w256(const uint8_t *row, size_t b,
@@ -89,10 +98,19 @@ static inline __attribute__((always_inline)) T_AVX2 __m256i bsum8(const __m256i 
 static inline __attribute__((always_inline)) T_AVX2 void
 micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
              const int8_t *const xq[4], const float *const xd[4], float out[4][4], const int NR,
-             const int NT)
+             const int NT, const int Q4)
 {
     const __m256i ones = _mm256_set1_epi16(1);
-    const size_t bb = a->q4 ? 18 : 34, nb = a->nb, nb8 = nb / 8 * 8;
+    const size_t bb = Q4 ? 18 : 34, nb = a->nb, nb8 = nb / 8 * 8;
+    /* the tokens' block scales once each (a->x.dx) and, for q4_0, -8 times
+       their blocks' code sums (a->x.ks): P = sum(nibble * x) + ks, exact */
+    const float *dxp[4];
+    const int32_t *ksp[4];
+    for (int j = 0; j < NT; j++) {
+        const size_t t = (size_t)(xd[j] - a->x.d8) / (8 * nb);
+        dxp[j] = a->x.dx + t * nb;
+        ksp[j] = a->x.ks + t * nb;
+    }
     __m256 acc[2][4][2];
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 4; j++)
@@ -100,10 +118,8 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
     for (size_t b0 = 0; b0 < nb8; b0 += 8) {
         const int h = (int)((b0 / 8) & 1);
         __m256 dx[4];
-        for (int j = 0; j < NT; j++) {
-            const float *d = xd[j] + 8 * b0;
-            dx[j] = _mm256_setr_ps(d[0], d[8], d[16], d[24], d[32], d[40], d[48], d[56]);
-        }
+        for (int j = 0; j < NT; j++)
+            dx[j] = _mm256_loadu_ps(dxp[j] + b0);
 #pragma GCC unroll 2
         for (int i = 0; i < NR; i++) {
             const uint8_t *r = wr[i];
@@ -118,14 +134,22 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
                 __m256i p[8];
 #pragma GCC unroll 8
                 for (int k = 0; k < 8; k++) {
-                    const __m256i w = w256(r, b0 + (size_t)k, a->q4);
                     const __m256i x = _mm256_loadu_si256(
                         (const __m256i *)(const void *)(xq[j] + 32 * (b0 + (size_t)k)));
-                    p[k] = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
+                    if (Q4) {   /* nibble (0..15) x code: no saturation */
+                        p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(n256(r, b0 + (size_t)k), x),
+                                                 ones);
+                    } else {
+                        const __m256i w = w256(r, b0 + (size_t)k, 0);
+                        p[k] = _mm256_madd_epi16(
+                            _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
+                    }
                 }
-                acc[i][j][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[j]),
-                                               _mm256_cvtepi32_ps(bsum8(p)), acc[i][j][h]);
+                __m256i P = bsum8(p);
+                if (Q4)
+                    P = _mm256_add_epi32(P, _mm256_loadu_si256((const __m256i *)(const void *)(ksp[j] + b0)));
+                acc[i][j][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[j]), _mm256_cvtepi32_ps(P),
+                                               acc[i][j][h]);
             }
         }
     }
@@ -146,7 +170,7 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
             _mm256_storeu_ps(c, acc[i][j][0]);
             _mm256_storeu_ps(c + 8, acc[i][j][1]);
             for (size_t b = nb8; b < nb; b++) {
-                const __m256i w = w256(wr[i], b, a->q4);
+                const __m256i w = w256(wr[i], b, Q4);
                 const __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));
                 const __m256i p =
                     _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
@@ -162,16 +186,22 @@ T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *cons
                               const int8_t *const xq[4], const float *const xd[4], int nr,
                               int nt, float out[4][4])
 {
-    switch ((nr >= 2 ? 4 : 0) + (nt > 4 ? 4 : nt) - 1) {
-    case 0: micro_avx2_t(a, wr, xq, xd, out, 1, 1); break;
-    case 1: micro_avx2_t(a, wr, xq, xd, out, 1, 2); break;
-    case 2: micro_avx2_t(a, wr, xq, xd, out, 1, 3); break;
-    case 3: micro_avx2_t(a, wr, xq, xd, out, 1, 4); break;
-    case 4: micro_avx2_t(a, wr, xq, xd, out, 2, 1); break;
-    case 5: micro_avx2_t(a, wr, xq, xd, out, 2, 2); break;
-    case 6: micro_avx2_t(a, wr, xq, xd, out, 2, 3); break;
-    default: micro_avx2_t(a, wr, xq, xd, out, 2, 4); break;
+#define Q8A_CASES(Q)                                                                        \
+    case 0: micro_avx2_t(a, wr, xq, xd, out, 1, 1, Q); break;                               \
+    case 1: micro_avx2_t(a, wr, xq, xd, out, 1, 2, Q); break;                               \
+    case 2: micro_avx2_t(a, wr, xq, xd, out, 1, 3, Q); break;                               \
+    case 3: micro_avx2_t(a, wr, xq, xd, out, 1, 4, Q); break;                               \
+    case 4: micro_avx2_t(a, wr, xq, xd, out, 2, 1, Q); break;                               \
+    case 5: micro_avx2_t(a, wr, xq, xd, out, 2, 2, Q); break;                               \
+    case 6: micro_avx2_t(a, wr, xq, xd, out, 2, 3, Q); break;                               \
+    default: micro_avx2_t(a, wr, xq, xd, out, 2, 4, Q); break;
+    const int c = (nr >= 2 ? 4 : 0) + (nt > 4 ? 4 : nt) - 1;
+    if (a->q4) {
+        switch (c) { Q8A_CASES(1) }
+    } else {
+        switch (c) { Q8A_CASES(0) }
     }
+#undef Q8A_CASES
 }
 
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
