@@ -89,7 +89,14 @@ static inline __attribute__((always_inline)) T_AVX2 __m256i bsum8(const __m256i 
                             _mm256_permute2x128_si256(u0, u1, 0x31));
 }
 
-/* NR rows x NT tokens (1 or 2 each). Blocks go 8 at a time: their 8 exact
+/* One token: the software prefetch distance in bytes (no fault past the
+ * tensor's end: a prefetch never faults). On the AVX2 machine (2026-12-05),
+ * run -n 128 of the 57 M llama: none 184-188 (q8_0) / 222-231 (q4_0) tokens/s,
+ * 512 B 193-199 / 230-241, 1 KiB 205-210 / 242-247, 2 KiB 202-228 / 239-253,
+ * 3 KiB 210-219 / 243-256, 4 KiB 206-208 / 251-254. */
+#define Q8A_PF 2048
+
+/* NR rows (1-2) x NT tokens (1-4). Blocks go 8 at a time: their 8 exact
  * sums in the lanes of one register, which are the chains b % 16 of blocks
  * b0 .. b0+7 (b0 a multiple of 8: chains 0-7 or 8-15), so each lane's
  * fused multiply-add is that chain's next step, in block order, as in the
@@ -123,6 +130,9 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
 #pragma GCC unroll 2
         for (int i = 0; i < NR; i++) {
             const uint8_t *r = wr[i];
+            if (NT == 1)   /* one token streams W: its next 8 blocks' lines, 2 KiB ahead */
+                for (size_t o = 0; o < 8 * bb; o += 64)
+                    _mm_prefetch((const char *)(r + bb * b0 + Q8A_PF + o), _MM_HINT_T0);
             const __m128i sh = _mm_setr_epi16(
                 (short)rd16(r + bb * b0), (short)rd16(r + bb * (b0 + 1)), (short)rd16(r + bb * (b0 + 2)),
                 (short)rd16(r + bb * (b0 + 3)), (short)rd16(r + bb * (b0 + 4)),
