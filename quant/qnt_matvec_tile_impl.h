@@ -18,7 +18,11 @@
 
 #define MV_RB QNT_MM_RB   /* rows per parallel block */
 #ifndef MV_TILE_TB
-#define MV_TILE_TB 4      /* tokens a tile in mv_tile (an includer with fewer registers: 2) */
+#define MV_TILE_TB 4      /* tokens a tile in mv_tile (an includer with fewer registers: 3) */
+#endif
+#ifndef MV_ROW1_PF
+#define MV_ROW1_PF 0      /* one token, 16-bit weights: software prefetch this many bytes
+                             ahead (0: none; it cost 10-30 % on the AVX-512 machine) */
 #endif
 #define MV_TBLK 32  /* tokens per block: tot[] is MV_RB x MV_TBLK lane vectors */
 
@@ -168,6 +172,8 @@ MV_NAME(mv_row1)(int enc, const uint8_t *wp, const uint8_t *sp, size_t g, const 
          * llama from huge pages: f32 107-111 -> 118-119 tokens/s, f16
          * 174-179 -> 183-195 (4 steps a pass: slower than 1) */
         for (; k + 2 * VL <= k1; k += 2 * VL) {
+            if (MV_ROW1_PF && (enc == QNT_MM_BF16 || enc == QNT_MM_F16))
+                __builtin_prefetch(wp + 2 * k + MV_ROW1_PF);
             acc = V_FMA(MV_NAME(mv_loadw)(enc, wp, sp, k, g),
                         V_LOADF((const uint8_t *)(x + k)), acc);
             acc = V_FMA(MV_NAME(mv_loadw)(enc, wp, sp, k + VL, g),
