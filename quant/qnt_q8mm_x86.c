@@ -110,7 +110,8 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
     const __m256i ones = _mm256_set1_epi16(1);
     const size_t bb = Q4 ? 18 : 34, nb = a->nb, nb8 = nb / 8 * 8;
     /* the tokens' block scales once each (a->x.dx) and, for q4_0, -8 times
-       their blocks' code sums (a->x.ks): P = sum(nibble * x) + ks, exact */
+       their blocks' code sums (a->x.ks): P = sum(nibble * x) + ks, exact.
+       The driver hands each token's d8 row; the token's index follows. */
     const float *dxp[4];
     const int32_t *ksp[4];
     for (int j = 0; j < NT; j++) {

@@ -1188,8 +1188,12 @@ static void s1_walk_rows(const struct s1view *v, size_t row0, size_t nrows, int 
         return;
     uint32_t tab[S1_M];
 #if defined(__x86_64__) || defined(__i386__)
-    if (mode == S1M_DEQ && v->L > 4 && (uint64_t)nrows * v->cols < (1u << 31) && s1_simd_ok(v)) {
-        if (v->alias)
+    const int deq = mode == S1M_DEQ && v->L > 4 && (uint64_t)nrows * v->cols < (1u << 31);
+    const int k512 = deq && s1_simd_ok(v), k2 = deq && !k512 && s1_avx2_ok(v);
+    if (k512 || k2) {
+        if (k2)
+            s1_table(v, tab);
+        else if (v->alias)
             s1_table_alias(v, tab);
         else
             s1_table_fast(v, tab);
@@ -1197,23 +1201,13 @@ static void s1_walk_rows(const struct s1view *v, size_t row0, size_t nrows, int 
             const size_t r0 = c * v->G, nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
             const size_t a = row0 > r0 ? row0 - r0 : 0;   /* chunk rows a .. b-1 wanted */
             const size_t b = row0 + nrows < r0 + nr ? row0 + nrows - r0 : nr;
-            qnt_sub1_chunk_deq_avx512(tab, (int)v->alias, v->stream + s1_chunk_start(v, c),
-                                      v->stream + s1_chunk_end(v, c), nr, v->L, v->cols,
-                                      v->lv + 4 * r0, a, b - a,
-                                      (float *)dst + (r0 + a - row0) * v->cols);
-        }
-        return;
-    }
-    if (mode == S1M_DEQ && v->L > 4 && (uint64_t)nrows * v->cols < (1u << 31) && s1_avx2_ok(v)) {
-        s1_table(v, tab);
-        for (size_t c = row0 / v->G; c < v->nchunks && c * v->G < row0 + nrows; c++) {
-            const size_t r0 = c * v->G, nr = v->rows - r0 < v->G ? v->rows - r0 : v->G;
-            const size_t a = row0 > r0 ? row0 - r0 : 0;   /* chunk rows a .. b-1 wanted */
-            const size_t b = row0 + nrows < r0 + nr ? row0 + nrows - r0 : nr;
-            qnt_sub1_chunk_deq_avx2(tab, v->stream + s1_chunk_start(v, c),
-                                    v->stream + s1_chunk_end(v, c), nr, v->L, v->cols,
-                                    v->lv + 4 * r0, a, b - a,
-                                    (float *)dst + (r0 + a - row0) * v->cols);
+            const uint8_t *sp = v->stream + s1_chunk_start(v, c), *se = v->stream + s1_chunk_end(v, c);
+            float *d = (float *)dst + (r0 + a - row0) * v->cols;
+            if (k512)
+                qnt_sub1_chunk_deq_avx512(tab, (int)v->alias, sp, se, nr, v->L, v->cols,
+                                          v->lv + 4 * r0, a, b - a, d);
+            else
+                qnt_sub1_chunk_deq_avx2(tab, sp, se, nr, v->L, v->cols, v->lv + 4 * r0, a, b - a, d);
         }
         return;
     }
@@ -1418,28 +1412,31 @@ static int s1_use_avx512(void)
                       SB_CPU_POPCNT);
 }
 
-/* Whether the AVX-512 kernels take this blob: lanes (L > 0); positions are
- * u32 lanes (a lane's rows, at most ceil(G / L), < 2^31 weights), and so are
- * the emit kernel's list indices (a chunk, G cols < 2^31); f = 4096 (all
- * zeros) does not fit the table. */
+/* Whether the lane kernels (AVX-512 or AVX2) take this blob: lanes (L > 0);
+ * positions are u32 lanes (a lane's rows, at most ceil(G / L), < 2^31
+ * weights), and so are the emit kernels' list indices (a chunk, G cols <
+ * 2^31); f = 4096 (all zeros) does not fit the AVX-512 tables (and such a
+ * tensor has no non-zero to find). */
+static int s1_lanes_ok(const struct s1view *v)
+{
+    return v->L && (uint64_t)((v->G + v->L - 1) / v->L) * v->cols < (1u << 31) &&
+           (uint64_t)v->G * v->cols < (1u << 31) && v->freq[v->nsym - 1] != 0xffff;
+}
+
 static int s1_simd_max = 2;   /* qnt_sub1_set_simd_max (tests) */
 
 void qnt_sub1_set_simd_max(int level) { s1_simd_max = level; }
 
+/* The AVX-512 kernels (qnt_sub1_x86.c, first half). */
 static int s1_simd_ok(const struct s1view *v)
 {
-    return s1_simd_max >= 2 && v->L && (uint64_t)((v->G + v->L - 1) / v->L) * v->cols < (1u << 31) &&
-           (uint64_t)v->G * v->cols < (1u << 31) && v->freq[v->nsym - 1] != 0xffff &&
-           s1_use_avx512();
+    return s1_simd_max >= 2 && s1_lanes_ok(v) && s1_use_avx512();
 }
 
-/* The same for the AVX2 kernels (qnt_sub1_x86.c; s1_table's table, so f =
- * 4096 would fit, but such a tensor has no non-zero to find). */
+/* The AVX2 kernels (qnt_sub1_x86.c, second half; s1_table's table). */
 static int s1_avx2_ok(const struct s1view *v)
 {
-    return s1_simd_max >= 1 && v->L && (uint64_t)((v->G + v->L - 1) / v->L) * v->cols < (1u << 31) &&
-           (uint64_t)v->G * v->cols < (1u << 31) && v->freq[v->nsym - 1] != 0xffff &&
-           sb_cpu_has(SB_CPU_AVX2 | SB_CPU_BMI2 | SB_CPU_POPCNT);
+    return s1_simd_max >= 1 && s1_lanes_ok(v) && sb_cpu_has(SB_CPU_AVX2 | SB_CPU_BMI2 | SB_CPU_POPCNT);
 }
 
 /* Chunks two by two (two 16-lane registers a thread; pairs over threads, static). */

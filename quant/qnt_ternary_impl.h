@@ -86,8 +86,8 @@ void qnt_qmoe_matmul_kernel(int kernel, const void *restrict w, uint64_t nbytes,
  *  emit, decode to f32) use at most 2 AVX-512 (the default), 1 AVX2, 0 the
  *  portable code, as far as the CPU has them. Not thread-safe. */
 void qnt_sub1_set_simd_max(int level);
-/*! qnt_sub1_matvec_generic() : qnt_sub1_matvec without the AVX-512 kernel
- *  (what a CPU without it runs). For tests. */
+/*! qnt_sub1_matvec_generic() : qnt_sub1_matvec through the portable walker
+ *  only (no AVX-512 or AVX2 lane kernel). For tests. */
 void qnt_sub1_matvec_generic(const void *restrict w, uint64_t nbytes, size_t rows, size_t cols,
                              const float *restrict x, float *restrict y);
 
