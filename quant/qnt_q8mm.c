@@ -47,6 +47,10 @@ void qnt_q8x_quantize(const float *restrict x, size_t cols, int8_t *restrict q,
         qnt_q8x_quantize_avx512(x, cols, q, d8);
         return;
     }
+    if (sb_cpu_has(SB_CPU_AVX2)) {
+        qnt_q8x_quantize_avx2(x, cols, q, d8);
+        return;
+    }
 #endif
     qnt_q8x_quantize_ref(x, cols, q, d8);
 }
@@ -85,37 +89,45 @@ void qnt_q8mm_scalar(const struct qnt_q8mm_args *a)
             a->Y[t * a->nrows + (size_t)i] = q8mm_dot_ref(a, a->row0 + (size_t)i, t);
 }
 
+void qnt_q8mm_drive_rows(const struct qnt_q8mm_args *a, const uint8_t *w, size_t row_bytes,
+                         size_t r0, size_t rb, int R, int T, qnt_q8mm_micro_fn *micro)
+{
+    const size_t nrows = a->nrows, n = a->n;
+    for (size_t t0 = 0; t0 < n; t0 += (size_t)T) {
+        const size_t nt = n - t0 < (size_t)T ? n - t0 : (size_t)T;
+        const int8_t *xq[4];
+        const float *xd[4];
+        for (size_t q = 0; q < 4; q++) {
+            const size_t t = t0 + (q < nt ? q : nt - 1);
+            xq[q] = a->x.q + t * a->cols;
+            xd[q] = a->x.d8 + t * a->nb * 8;
+        }
+        for (size_t i0 = 0; i0 < rb; i0 += (size_t)R) {
+            const size_t nr = rb - i0 < (size_t)R ? rb - i0 : (size_t)R;
+            const uint8_t *wr[4];
+            for (size_t q = 0; q < 4; q++)
+                wr[q] = w + (i0 + (q < nr ? q : nr - 1)) * row_bytes;
+            float out[4][4];
+            micro(a, wr, xq, xd, (int)nr, (int)nt, out);
+            for (size_t i = 0; i < nr; i++)
+                for (size_t j = 0; j < nt; j++)
+                    a->Y[(t0 + j) * nrows + r0 + i0 + i] = out[i][j];
+        }
+    }
+}
+
 void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int R1, int T,
                     qnt_q8mm_micro_fn *micro)
 {
-    const size_t nrows = a->nrows, n = a->n;
-    if (n == 1)
+    const size_t nrows = a->nrows;
+    if (a->n == 1)
         R = R1;
     const long nblk = (long)((nrows + 15) / 16);
 #pragma omp parallel for schedule(static) if (a->threads == 0)
     for (long blk = 0; blk < nblk; blk++) {
         const size_t r0 = (size_t)blk * 16, rb = nrows - r0 < 16 ? nrows - r0 : 16;
-        for (size_t t0 = 0; t0 < n; t0 += (size_t)T) {
-            const size_t nt = n - t0 < (size_t)T ? n - t0 : (size_t)T;
-            const int8_t *xq[4];
-            const float *xd[4];
-            for (size_t q = 0; q < 4; q++) {
-                const size_t t = t0 + (q < nt ? q : nt - 1);
-                xq[q] = a->x.q + t * a->cols;
-                xd[q] = a->x.d8 + t * a->nb * 8;
-            }
-            for (size_t i0 = 0; i0 < rb; i0 += (size_t)R) {
-                const size_t nr = rb - i0 < (size_t)R ? rb - i0 : (size_t)R;
-                const uint8_t *wr[4];
-                for (size_t q = 0; q < 4; q++)
-                    wr[q] = a->w + (a->row0 + r0 + i0 + (q < nr ? q : nr - 1)) * a->row_bytes;
-                float out[4][4];
-                micro(a, wr, xq, xd, (int)nr, (int)nt, out);
-                for (size_t i = 0; i < nr; i++)
-                    for (size_t j = 0; j < nt; j++)
-                        a->Y[(t0 + j) * nrows + r0 + i0 + i] = out[i][j];
-            }
-        }
+        qnt_q8mm_drive_rows(a, a->w + (a->row0 + r0) * a->row_bytes, a->row_bytes, r0, rb, R, T,
+                            micro);
     }
 }
 

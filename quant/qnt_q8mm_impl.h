@@ -85,6 +85,8 @@ void qnt_q8mm_vnni(const struct qnt_q8mm_args *a);
 void qnt_q8mm_vnni_packed(const struct qnt_q8mm_args *a);
 void qnt_q8mm_pack_vnni(int q4, const uint8_t *w, size_t row_bytes, size_t nrows, size_t cols,
                         uint8_t *out);
+void qnt_q8x_quantize_avx2(const float *restrict x, size_t cols, int8_t *restrict q,
+                           float *restrict d8);
 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t *restrict q,
                              float *restrict d8);
 #endif
@@ -100,6 +102,11 @@ typedef void qnt_q8mm_micro_fn(const struct qnt_q8mm_args *a, const uint8_t *con
                                int nt, float out[4][4]);
 void qnt_q8mm_drive(const struct qnt_q8mm_args *a, int R, int R1, int T,
                     qnt_q8mm_micro_fn *micro);
+/* One block of rb <= 16 output rows from r0 (the driver's loop body): row i
+ * of the block at w + i * row_bytes, in whatever layout micro reads (the
+ * AVX2 kernel's unpacked q4_0 tile). */
+void qnt_q8mm_drive_rows(const struct qnt_q8mm_args *a, const uint8_t *w, size_t row_bytes,
+                         size_t r0, size_t rb, int R, int T, qnt_q8mm_micro_fn *micro);
 
 /*! qnt_q8mm_rows() : qnt_matmul_rows for q8_0 (q4 = 0) or q4_0 (q4 = 1)
  *  through the given kernel (QNT_Q8MM_REF: the scalar reference, one

@@ -14,9 +14,12 @@
  *   reduced in registers, the chain in scalar.
  * - AVX2 (2 rows x up to 4 tokens, a block a register; q8_0: vpmaddubsw +
  *   vpmaddwd on the codes' magnitudes with the signs moved onto x; q4_0: the
- *   unsigned nibbles times x, plus ks = -8 sum x; exact, no saturation; 8
- *   blocks' sums reduced into the lanes of one register, which are 8 of the
- *   16 chains, so the chains' steps are vector multiply-adds).
+ *   unsigned nibbles times x (pairs reduced by vphaddw: no vpmaddwd), plus
+ *   ks = -8 sum x; exact, no saturation; 8 blocks' sums reduced into the
+ *   lanes of one register, which are 8 of the 16 chains, so the chains'
+ *   steps are vector multiply-adds). From 4 tokens a block of 16 rows is
+ *   first unpacked into scratch (f32 scales, a byte a code), so the tokens
+ *   share the nibble unpacking and the fp16 conversions.
  * Compiled without -march: each function carries its target attribute and
  * qnt_q8mm.c calls it only after the CPU probe says yes. */
 #include "qnt_q8mm_impl.h"
@@ -78,6 +81,16 @@ static inline float tree16(float *acc)
     return acc[0];
 }
 
+/* tree16 of the chains in lanes (lo: chains 0-7, hi: 8-15), its very pairs. */
+static inline __attribute__((always_inline)) T_AVX2 float tree16_reg(__m256 lo, __m256 hi)
+{
+    const __m256 v = _mm256_add_ps(lo, hi);                                 /* l + (l + 8) */
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                 /* l + (l + 2) */
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));                             /* 0 + 1 */
+    return _mm_cvtss_f32(h);
+}
+
 /* The exact sums of 8 blocks' partial sums (8 int32 lanes each), in lanes. */
 static inline __attribute__((always_inline)) T_AVX2 __m256i bsum8(const __m256i p[8])
 {
@@ -87,6 +100,21 @@ static inline __attribute__((always_inline)) T_AVX2 __m256i bsum8(const __m256i 
     /* u0: blocks 0-3 of the low 128 bits | of the high; u1 the same of 4-7 */
     return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
                             _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+/* bsum8 of q4_0's vpmaddubsw pairs (16 int16 a block): |nibble x code| <=
+ * 15 x 127, so a sum of 16 products stays within int16 (30480), and three
+ * vphaddw levels reduce each block's 128-bit halves to one int16 each
+ * (low lane: blocks 0-7 over elements 0-15; high lane: over 16-31), widened
+ * to int32 and added: the same exact sums with half the multiplies (no
+ * vpmaddwd by ones). */
+static inline __attribute__((always_inline)) T_AVX2 __m256i bsum8_16(const __m256i p[8])
+{
+    const __m256i a0 = _mm256_hadd_epi16(p[0], p[1]), a1 = _mm256_hadd_epi16(p[2], p[3]);
+    const __m256i a2 = _mm256_hadd_epi16(p[4], p[5]), a3 = _mm256_hadd_epi16(p[6], p[7]);
+    const __m256i c = _mm256_hadd_epi16(_mm256_hadd_epi16(a0, a1), _mm256_hadd_epi16(a2, a3));
+    return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(c)),
+                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(c, 1)));
 }
 
 /* One token: the software prefetch distance in bytes (no fault past the
@@ -105,19 +133,22 @@ static inline __attribute__((always_inline)) T_AVX2 __m256i bsum8(const __m256i 
 static inline __attribute__((always_inline)) T_AVX2 void
 micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
              const int8_t *const xq[4], const float *const xd[4], float out[4][4], const int NR,
-             const int NT, const int Q4)
+             const int NT, const int Q4, const int U)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     const size_t bb = Q4 ? 18 : 34, nb = a->nb, nb8 = nb / 8 * 8;
+    /* U: rows unpacked by q8_unpack (nb f32 scales, then nb x 32 codes a
+       byte each: q4_0's nibbles, q8_0's signed codes) */
+    const size_t uc = 4 * nb;
     /* the tokens' block scales once each (a->x.dx) and, for q4_0, -8 times
        their blocks' code sums (a->x.ks): P = sum(nibble * x) + ks, exact.
        The driver hands each token's d8 row; the token's index follows. */
     const float *dxp[4];
     const int32_t *ksp[4];
     for (int j = 0; j < NT; j++) {
-        const size_t t = (size_t)(xd[j] - a->x.d8) / (8 * nb);
-        dxp[j] = a->x.dx + t * nb;
-        ksp[j] = a->x.ks + t * nb;
+        const size_t o = (size_t)(xd[j] - a->x.d8) / 8;   /* token t's t * nb, no division */
+        dxp[j] = a->x.dx + o;
+        ksp[j] = a->x.ks + o;
     }
     __m256 acc[2][4][2];
     for (int i = 0; i < 2; i++)
@@ -131,15 +162,20 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
 #pragma GCC unroll 2
         for (int i = 0; i < NR; i++) {
             const uint8_t *r = wr[i];
-            if (NT == 1)   /* one token streams W: its next 8 blocks' lines, 2 KiB ahead */
+            if (NT == 1 && !U)   /* one token streams W: its next 8 blocks' lines, 2 KiB ahead */
                 for (size_t o = 0; o < 8 * bb; o += 64)
                     _mm_prefetch((const char *)(r + bb * b0 + Q8A_PF + o), _MM_HINT_T0);
-            const __m128i sh = _mm_setr_epi16(
-                (short)rd16(r + bb * b0), (short)rd16(r + bb * (b0 + 1)), (short)rd16(r + bb * (b0 + 2)),
-                (short)rd16(r + bb * (b0 + 3)), (short)rd16(r + bb * (b0 + 4)),
-                (short)rd16(r + bb * (b0 + 5)), (short)rd16(r + bb * (b0 + 6)),
-                (short)rd16(r + bb * (b0 + 7)));
-            const __m256 dw = _mm256_cvtph_ps(sh);
+            __m256 dw;
+            if (U) {
+                dw = _mm256_loadu_ps((const float *)(const void *)r + b0);
+            } else {
+                const __m128i sh = _mm_setr_epi16(
+                    (short)rd16(r + bb * b0), (short)rd16(r + bb * (b0 + 1)),
+                    (short)rd16(r + bb * (b0 + 2)), (short)rd16(r + bb * (b0 + 3)),
+                    (short)rd16(r + bb * (b0 + 4)), (short)rd16(r + bb * (b0 + 5)),
+                    (short)rd16(r + bb * (b0 + 6)), (short)rd16(r + bb * (b0 + 7)));
+                dw = _mm256_cvtph_ps(sh);
+            }
 #pragma GCC unroll 4
             for (int j = 0; j < NT; j++) {
                 __m256i p[8];
@@ -147,16 +183,18 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
                 for (int k = 0; k < 8; k++) {
                     const __m256i x = _mm256_loadu_si256(
                         (const __m256i *)(const void *)(xq[j] + 32 * (b0 + (size_t)k)));
-                    if (Q4) {   /* nibble (0..15) x code: no saturation */
-                        p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(n256(r, b0 + (size_t)k), x),
-                                                 ones);
+                    const __m256i *wu =
+                        (const __m256i *)(const void *)(r + uc + 32 * (b0 + (size_t)k));
+                    if (Q4) {   /* nibble (0..15) x code: pairs, no saturation */
+                        p[k] = _mm256_maddubs_epi16(U ? _mm256_loadu_si256(wu) : n256(r, b0 + (size_t)k),
+                                                    x);
                     } else {
-                        const __m256i w = w256(r, b0 + (size_t)k, 0);
+                        const __m256i w = U ? _mm256_loadu_si256(wu) : w256(r, b0 + (size_t)k, 0);
                         p[k] = _mm256_madd_epi16(
                             _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
                     }
                 }
-                __m256i P = bsum8(p);
+                __m256i P = Q4 ? bsum8_16(p) : bsum8(p);
                 if (Q4)
                     P = _mm256_add_epi32(P, _mm256_loadu_si256((const __m256i *)(const void *)(ksp[j] + b0)));
                 acc[i][j][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[j]), _mm256_cvtepi32_ps(P),
@@ -164,15 +202,10 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
             }
         }
     }
-    if (nb8 == nb) {   /* no scalar tail: tree16 in registers, its very pairs */
+    if (nb8 == nb) {   /* no scalar tail: tree16 in registers */
         for (int i = 0; i < NR; i++)
-            for (int j = 0; j < NT; j++) {
-                const __m256 v = _mm256_add_ps(acc[i][j][0], acc[i][j][1]);   /* l + (l + 8) */
-                __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-                h = _mm_add_ps(h, _mm_movehl_ps(h, h));                        /* l + (l + 2) */
-                h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));                    /* 0 + 1 */
-                out[i][j] = _mm_cvtss_f32(h);
-            }
+            for (int j = 0; j < NT; j++)
+                out[i][j] = tree16_reg(acc[i][j][0], acc[i][j][1]);
         return;
     }
     for (int i = 0; i < NR; i++)
@@ -181,11 +214,14 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
             _mm256_storeu_ps(c, acc[i][j][0]);
             _mm256_storeu_ps(c + 8, acc[i][j][1]);
             for (size_t b = nb8; b < nb; b++) {
-                const __m256i w = w256(wr[i], b, Q4);
+                const __m256i wu = _mm256_loadu_si256((const __m256i *)(const void *)(wr[i] + uc + 32 * b));
+                const __m256i w =
+                    !U ? w256(wr[i], b, Q4) : Q4 ? _mm256_sub_epi8(wu, _mm256_set1_epi8(8)) : wu;
                 const __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));
                 const __m256i p =
                     _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
-                const float dw = _cvtsh_ss(rd16(wr[i] + bb * b));
+                const float dw = U ? ((const float *)(const void *)wr[i])[b]
+                                         : _cvtsh_ss(rd16(wr[i] + bb * b));
                 c[b % 16] = fmaf(dw * xd[j][8 * b], (float)hsum8i(p), c[b % 16]);
             }
             out[i][j] = tree16(c);
@@ -197,27 +233,129 @@ T_AVX2 static void micro_avx2(const struct qnt_q8mm_args *a, const uint8_t *cons
                               const int8_t *const xq[4], const float *const xd[4], int nr,
                               int nt, float out[4][4])
 {
-#define Q8A_CASES(Q)                                                                        \
-    case 0: micro_avx2_t(a, wr, xq, xd, out, 1, 1, Q); break;                               \
-    case 1: micro_avx2_t(a, wr, xq, xd, out, 1, 2, Q); break;                               \
-    case 2: micro_avx2_t(a, wr, xq, xd, out, 1, 3, Q); break;                               \
-    case 3: micro_avx2_t(a, wr, xq, xd, out, 1, 4, Q); break;                               \
-    case 4: micro_avx2_t(a, wr, xq, xd, out, 2, 1, Q); break;                               \
-    case 5: micro_avx2_t(a, wr, xq, xd, out, 2, 2, Q); break;                               \
-    case 6: micro_avx2_t(a, wr, xq, xd, out, 2, 3, Q); break;                               \
-    default: micro_avx2_t(a, wr, xq, xd, out, 2, 4, Q); break;
+#define Q8A_CASES(Q, U)                                                                      \
+    case 0: micro_avx2_t(a, wr, xq, xd, out, 1, 1, Q, U); break;                               \
+    case 1: micro_avx2_t(a, wr, xq, xd, out, 1, 2, Q, U); break;                               \
+    case 2: micro_avx2_t(a, wr, xq, xd, out, 1, 3, Q, U); break;                               \
+    case 3: micro_avx2_t(a, wr, xq, xd, out, 1, 4, Q, U); break;                               \
+    case 4: micro_avx2_t(a, wr, xq, xd, out, 2, 1, Q, U); break;                               \
+    case 5: micro_avx2_t(a, wr, xq, xd, out, 2, 2, Q, U); break;                               \
+    case 6: micro_avx2_t(a, wr, xq, xd, out, 2, 3, Q, U); break;                               \
+    default: micro_avx2_t(a, wr, xq, xd, out, 2, 4, Q, U); break;
     const int c = (nr >= 2 ? 4 : 0) + (nt > 4 ? 4 : nt) - 1;
     if (a->q4) {
-        switch (c) { Q8A_CASES(1) }
+        switch (c) { Q8A_CASES(1, 0) }
     } else {
-        switch (c) { Q8A_CASES(0) }
+        switch (c) { Q8A_CASES(0, 0) }
+    }
+}
+
+/* micro_avx2 on rows q8_unpack wrote. */
+T_AVX2 static void micro_avx2_u(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
+                                const int8_t *const xq[4], const float *const xd[4], int nr,
+                                int nt, float out[4][4])
+{
+    const int c = (nr >= 2 ? 4 : 0) + (nt > 4 ? 4 : nt) - 1;
+    if (a->q4) {
+        switch (c) { Q8A_CASES(1, 1) }
+    } else {
+        switch (c) { Q8A_CASES(0, 1) }
     }
 #undef Q8A_CASES
 }
 
+/* Tokens from which the AVX2 kernel unpacks a block of rows first. */
+#define Q8A_UNPACK_MIN 4
+
+/* Rows r0 .. r0+rb-1 into the unpacked layout, ub bytes a row: the nb block
+ * scales as f32 (exact), then each block's 32 codes a byte each in element
+ * order (q4_0: the nibbles; q8_0: the codes as stored). Done once per call,
+ * so a batch's tokens share the unpacking and the fp16 conversions. */
+T_AVX2 static void q8_unpack(const struct qnt_q8mm_args *a, size_t r0, size_t rb, uint8_t *sc,
+                             size_t ub)
+{
+    const size_t nb = a->nb, bb = a->q4 ? 18 : 34;
+    for (size_t i = 0; i < rb; i++) {
+        const uint8_t *row = a->w + (a->row0 + r0 + i) * a->row_bytes;
+        uint8_t *u = sc + i * ub;
+        float *ds = (float *)(void *)u;
+        for (size_t b = 0; b < nb; b++) {
+            ds[b] = _cvtsh_ss(rd16(row + bb * b));
+            _mm256_storeu_si256((__m256i *)(void *)(u + 4 * nb + 32 * b),
+                                a->q4 ? n256(row, b) : w256(row, b, 0));
+        }
+    }
+}
+
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
 {
-    qnt_q8mm_drive(a, 2, a->q4 ? 2 : 1, 4, micro_avx2);   /* one token: q8_0 a row at a time */
+    if (a->n < Q8A_UNPACK_MIN) {
+        qnt_q8mm_drive(a, 2, a->q4 ? 2 : 1, 4, micro_avx2);   /* one token: q8_0 a row at a time */
+        return;
+    }
+    const size_t ub = a->nb * 36;
+    const long nblk = (long)((a->nrows + 15) / 16);
+    int failed = 0;
+#pragma omp parallel if (a->threads == 0) reduction(| : failed)
+    {
+        uint8_t *sc = sb_malloc_aligned(16 * ub);   /* one block of rows a thread */
+#pragma omp for schedule(static)
+        for (long blk = 0; blk < nblk; blk++) {
+            const size_t r0 = (size_t)blk * 16, rb = a->nrows - r0 < 16 ? a->nrows - r0 : 16;
+            if (!sc) {
+                failed = 1;
+                continue;
+            }
+            q8_unpack(a, r0, rb, sc, ub);
+            qnt_q8mm_drive_rows(a, sc, ub, r0, rb, 2, 4, micro_avx2_u);
+        }
+        sb_free_aligned(sc);
+    }
+    if (failed)   /* no scratch: from the blocks themselves (the same bits) */
+        qnt_q8mm_drive(a, 2, 2, 4, micro_avx2);
+}
+
+/* qnt_q8x_quantize_ref in AVX2, a block of 32 at a time, as the AVX-512 one
+ * below: the max of |x| is exact in any order, d and 1 / d are the same
+ * scalar operations, vcvtps2dq rounds to nearest even as lrintf does, and
+ * |x * id| <= 127 after rounding, so the two saturating packs only narrow
+ * (their 128-bit halves interleave the four registers' dwords: vpermd puts
+ * them back in element order). */
+T_AVX2 void qnt_q8x_quantize_avx2(const float *restrict x, size_t cols, int8_t *restrict q,
+                                  float *restrict d8)
+{
+    const __m256 big = _mm256_set1_ps(3.4028235e38f);
+    const __m256 mag = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (size_t b = 0; b < cols / QNT_Q8MM_QK; b++) {
+        const float *xb = x + 32 * b;
+        __m256 v[4], m = _mm256_setzero_ps(), ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(xb + 8 * k);
+            const __m256 av = _mm256_and_ps(v[k], mag);
+            ok = _mm256_and_ps(ok, _mm256_cmp_ps(av, big, _CMP_LE_OQ));   /* false: NaN, inf */
+            m = _mm256_max_ps(m, av);
+        }
+        float d;
+        if (_mm256_movemask_ps(ok) == 0xff) {
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+            d = _mm_cvtss_f32(h) / 127.0f;
+            const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+            __m256i c[4];
+            for (int k = 0; k < 4; k++)
+                c[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
+            const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]),
+                                                 _mm256_packs_epi32(c[2], c[3]));
+            _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b),
+                                _mm256_permutevar8x32_epi32(p, order));
+        } else {
+            d = NAN;
+            _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b), _mm256_setzero_si256());
+        }
+        _mm256_storeu_ps(d8 + 8 * b, _mm256_set1_ps(d));
+    }
 }
 
 /* ---- AVX512-VNNI ------------------------------------------------------------ */

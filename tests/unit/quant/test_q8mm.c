@@ -1,6 +1,7 @@
 /* test_q8mm.c: q8_0 / q4_0 weights times 8-bit activations (qnt_q8mm_impl.h).
  * - the activation quantizer on hand-worked blocks (ties to even, amax
- *   exactly 127 codes, zeros, a NaN block);
+ *   exactly 127 codes, zeros, a NaN block), and each of its x86 kernels
+ *   (AVX2, AVX-512) against its reference byte for byte;
  * - the reference sum within the documented bound of the double dot of the
  *   stored weights (decoded here from the bytes, an independent reader) with
  *   x: sum_b |dw_b| dx_b / 2 sum |wq| for the activation rounding plus 1e-5
@@ -26,6 +27,7 @@
 #include "qnt_matvec.h"
 #include "qnt_q8mm_impl.h"
 #include "sb_alloc.h"
+#include "sb_cpu.h"
 #include "sb_dtype.h"
 #include "test_util.h"
 
@@ -114,10 +116,25 @@ START_TEST(test_q8x_quantize_fast_is_ref)
     x[130] = NAN;
     x[170] = INFINITY;
     qnt_q8x_quantize_ref(x, COLS, qa, da);
-    memset(qb, 0x55, sizeof qb);
-    qnt_q8x_quantize(x, COLS, qb, db);
-    ck_assert_mem_eq(qa, qb, sizeof qa);
-    ck_assert_mem_eq(da, db, sizeof da);
+    /* the dispatch, then each x86 kernel this CPU has by name (an AVX-512
+       CPU dispatches past the AVX2 one) */
+    for (int k = 0; k < 3; k++) {
+        memset(qb, 0x55, sizeof qb);
+        memset(db, 0x55, sizeof db);
+        if (k == 0)
+            qnt_q8x_quantize(x, COLS, qb, db);
+#ifdef QNT_Q8MM_X86
+        else if (k == 1 && sb_cpu_has(SB_CPU_AVX2))
+            qnt_q8x_quantize_avx2(x, COLS, qb, db);
+        else if (k == 2 && sb_cpu_has(SB_CPU_AVX512F | SB_CPU_AVX512BW | SB_CPU_AVX512VL |
+                                      SB_CPU_AVX512DQ))
+            qnt_q8x_quantize_avx512(x, COLS, qb, db);
+#endif
+        else
+            continue;
+        ck_assert_msg(memcmp(qa, qb, sizeof qa) == 0, "codes, kernel %d", k);
+        ck_assert_msg(memcmp(da, db, sizeof da) == 0, "scales, kernel %d", k);
+    }
     ck_assert_int_eq(qa[33], -14);   /* -14.5 -> -14: half to even */
     ck_assert_int_eq(qa[34], -14);   /* -13.5 -> -14 */
 }
@@ -263,6 +280,16 @@ START_TEST(test_q8mm_through_table)
     qnt_matmul(dt, w, nbytes, NULL, rows, cols, X, n, B);
     sb_alloc_fail_after(-1);
     ck_assert_mem_eq(A, B, n * rows * sizeof *A);
+    /* the same by kernel name (an AVX-512 CPU's best is not the AVX2 one,
+       whose scratch is the unpacked row block) */
+    for (int k = QNT_Q8MM_AVX2; k <= QNT_Q8MM_VNNI; k++) {
+        memset(B, 0, n * rows * sizeof *B);
+        sb_alloc_fail_after(1);
+        const int rc = qnt_q8mm_rows(k, q4, w, rows, cols, 0, rows, X, n, B);
+        sb_alloc_fail_after(-1);
+        if (rc == 0)
+            ck_assert_msg(memcmp(A, B, n * rows * sizeof *A) == 0, "kernel %d", k);
+    }
     free(w);
     free(X);
     free(A);
