@@ -25,6 +25,10 @@
                              ahead (0: none; it cost 10-30 % on the AVX-512 machine) */
 #endif
 #define MV_TBLK 32  /* tokens per block: tot[] is MV_RB x MV_TBLK lane vectors */
+#ifndef MV_F16_TILE
+#define MV_F16_TILE 0     /* 1: the tiles read f16 rows in place (converted as loaded)
+                             instead of from rows decoded to f32 */
+#endif
 
 /* W elements k .. k+VL-1 of one row (bytes wp, int8 scales sp), exact. */
 static inline __attribute__((always_inline)) MV_TARGET V
@@ -109,8 +113,8 @@ MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *co
  * after chunk, with the running sums kept by the tile instead of in the
  * block's tot[] between chunks. to[i][j] = the running sum. */
 static inline __attribute__((always_inline)) MV_TARGET void
-MV_NAME(mv_tile)(int TB, const uint8_t *const wp[4], const float *const xp[4], size_t colsv,
-                 V *const to[4], float *y, size_t ys, int nr)
+MV_NAME(mv_tile)(int enc, int TB, const uint8_t *const wp[4], const float *const xp[4],
+                 size_t colsv, V *const to[4], float *y, size_t ys, int nr)
 {
     const uint8_t *const sp[4] = { NULL, NULL, NULL, NULL };
     V run[4][4];
@@ -122,7 +126,7 @@ MV_NAME(mv_tile)(int TB, const uint8_t *const wp[4], const float *const xp[4], s
     for (size_t k0 = 0; k0 < colsv; k0 += QNT_MM_CH) {
         const size_t k1 = colsv - k0 < QNT_MM_CH ? colsv : k0 + QNT_MM_CH;
         V acc[4][4];
-        MV_NAME(mv_chunk)(QNT_MM_F32, TB, wp, sp, 0, k0, xp, k0, k1, 0, acc);
+        MV_NAME(mv_chunk)(enc, TB, wp, sp, 0, k0, xp, k0, k1, 0, acc);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
@@ -222,12 +226,15 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
 {
     const size_t cols = a->cols, colsv = cols - cols % VL, tail = cols % VL;
     const size_t n = a->n, nrows = a->nrows;
-    /* decode a row tile once when it serves more than one token tile */
-    const int scratch = a->enc == QNT_MM_DECODE || (a->enc != QNT_MM_F32 && n > 4);
+    /* decode a row tile once when it serves more than one token tile (f16 is
+       read in place where the includer says MV_F16_TILE) */
+    const int scratch = a->enc == QNT_MM_DECODE ||
+                        (a->enc != QNT_MM_F32 && !(MV_F16_TILE && a->enc == QNT_MM_F16) && n > 4);
     const long nblk = (long)((nrows + MV_RB - 1) / MV_RB);
     /* More than one token tile (n > 4, colsv > 0): each row block goes tile by
-     * tile over all its columns (mv_tile) with W in f32, read in place (f32)
-     * or decoded once a block into this thread's rows (MV_RB x colsv floats;
+     * tile over all its columns (mv_tile) with W read in place (f32; f16 under
+     * MV_F16_TILE, converted as loaded) or decoded to f32 once a block into
+     * this thread's rows (MV_RB x colsv floats;
      * QNT_MM_ROWS_BYTES). Where that allocation fails, chunk by chunk as for
      * fewer tokens (the same bits). */
     const int tiles = n > 4 && colsv > 0;
@@ -256,7 +263,7 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
             if (tail)
                 a->decode(a, r, colsv, tail, wt[i]);
         }
-        const uint8_t *wf[MV_RB];   /* the rows in f32, for mv_tile */
+        const uint8_t *wf[MV_RB];   /* the rows for mv_tile (f32, or f16 in place) */
         const int tiled = tiles && (!scratch || wd);
         if (tiled) {
             for (size_t i = 0; i < rb; i++) {
@@ -298,12 +305,19 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                             tj[q] = to[q] == dummy ? dummy : to[q] + j0;
                         /* without a tail the tile stores its outputs itself */
                         float *y = tail ? NULL : a->Y + (t0 + j0) * nrows + r0 + i0;
-                        switch (tb) {
-                        case 1: MV_NAME(mv_tile)(1, wp, xp, colsv, tj, y, nrows, nr); break;
-                        case 2: MV_NAME(mv_tile)(2, wp, xp, colsv, tj, y, nrows, nr); break;
-                        case 3: MV_NAME(mv_tile)(3, wp, xp, colsv, tj, y, nrows, nr); break;
-                        default: MV_NAME(mv_tile)(4, wp, xp, colsv, tj, y, nrows, nr); break;
+#define MV_TILES(E)                                                                          \
+    switch (tb) {                                                                            \
+    case 1: MV_NAME(mv_tile)(E, 1, wp, xp, colsv, tj, y, nrows, nr); break;                  \
+    case 2: MV_NAME(mv_tile)(E, 2, wp, xp, colsv, tj, y, nrows, nr); break;                  \
+    case 3: MV_NAME(mv_tile)(E, 3, wp, xp, colsv, tj, y, nrows, nr); break;                  \
+    default: MV_NAME(mv_tile)(E, 4, wp, xp, colsv, tj, y, nrows, nr); break;                 \
+    }
+                        if (MV_F16_TILE && a->enc == QNT_MM_F16) {
+                            MV_TILES(QNT_MM_F16)
+                        } else {
+                            MV_TILES(QNT_MM_F32)
                         }
+#undef MV_TILES
                     }
                 }
 #ifdef V_HSUM_ROWS
@@ -417,3 +431,4 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
 #undef MV_ROW1
 #undef MV_RB
 #undef MV_TBLK
+#undef MV_F16_TILE

@@ -26,6 +26,11 @@ static inline uint16_t mv_rd16(const uint8_t *p)
  * 4 x 2, 3, 4: ppl --ctx 512, 57 M llama, f32 306 / 416-426 / 466-503 for
  * 4 / 2 / 3 tokens */
 #define MV_TILE_TB 3
+/* f16 rows read in place by the tiles (half the bytes through L1 of rows
+ * decoded to f32; the same products): a 768 x 2048 matmul of 512 tokens
+ * 71-72 -> 79-81 GFLOP/s, 2048 x 768 unchanged. bf16 in place (a widening
+ * and a shift a load) measured 7-13 % slower, so it stays decoded. */
+#define MV_F16_TILE 1
 /* One token of bf16 / f16 weights, 2 KiB ahead: run -n 128 of the 57 M llama
  * on the AVX2 machine (2026-12-05) f16 123-128 -> 140-149 tokens/s, bf16
  * 120-128 -> 152-163 (1 KiB and 4 KiB: about the same; f32 lost 5-10 %
