@@ -17,6 +17,7 @@
 #include <zstd.h>
 
 #include "fmt_model.h"
+#include "qnt_cast.h"
 #include "qnt_encode.h"
 #include "qnt_matvec.h"
 #include "qnt_qmoe.h"
@@ -260,15 +261,25 @@ int main(int argc, char **argv)
         struct rate R = { 0 };
         for (size_t i = 0; i < m->n_tensors; i++) {
             const struct fmt_tensor *t = &m->tensors[i];
-            if (!strstr(t->name, "experts") || t->ndim != 2 || t->dtype != SB_DTYPE_F32)
+            if (!strstr(t->name, "experts") || t->ndim != 2 ||
+                (t->dtype != SB_DTYPE_F32 && t->dtype != SB_DTYPE_BF16))
                 continue;
             size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1];
             uint8_t *tb = malloc(rows * qnt_tern_row_bytes(cols));
-            qnt_tern_quantize_rows(t->data, rows, cols, tb);
+            float *wf = NULL;   /* bf16 (the repository's built-in copy): widened, exact */
+            if (t->dtype == SB_DTYPE_BF16) {
+                wf = malloc(rows * cols * sizeof *wf);
+                qnt_bf16_to_f32(t->data, wf, rows * cols);
+            }
+            qnt_tern_quantize_rows(wf ? wf : (const float *)t->data, rows, cols, tb);
             rate_add(&R, tb, rows, cols, 1);
+            free(wf);
             free(tb);
         }
-        rate_print("tinymoe experts", &R);
+        if (R.n > 0)
+            rate_print("tinymoe experts", &R);
+        else
+            printf("tinymoe experts: no f32 or bf16 expert matrices in %s\n", argv[1]);
         fmt_model_free(m);
     }
 
