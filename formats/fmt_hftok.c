@@ -805,6 +805,14 @@ static int parse(struct fmt_hftok_file *f, const cJSON *root, struct sb_err *err
     }
     if (f->max_id < 0)
         return sb_err_set(err, SB_EFORMAT, WHAT ": empty vocab");
+    /* an id is a row of the embedding, and a converted vocabulary fills every
+       hole below the largest with a [PADi] token: ids far past the number of
+       tokens are refused (a fuzzed file with one added token at id 2^26 - 1
+       made 67 M of them and took 2 GB) */
+    if ((uint64_t)f->max_id + 1 > 2 * (uint64_t)(nv + na) + FMT_HFTOK_HOLES)
+        return sb_err_set(err, SB_EFORMAT,
+                          WHAT ": ids run to %" PRId32 " for %zu tokens (holes past %d are refused)",
+                          f->max_id, nv + na, FMT_HFTOK_HOLES);
     int k = 0;
     cJSON_ArrayForEach(e, merges) {
         const char *a, *b;

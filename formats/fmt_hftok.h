@@ -35,6 +35,9 @@
 /* A parsed tokenizer.json (fmt_hftok_parse). Strings are NUL-terminated and
  * live in the file's arena; ids were checked to be in [0, FMT_HFTOK_MAX_ID). */
 #define FMT_HFTOK_MAX_ID (1 << 26)
+/* The largest id may be at most 2 x (vocab + added tokens) + this: the id
+ * space of a real tokenizer is dense (Llama 3: 128,256 ids for 128,256 tokens). */
+#define FMT_HFTOK_HOLES 1024
 
 enum fmt_hftok_kind {
     FMT_HFTOK_OTHER = 0,      /* a BPE that is neither of the two below */

@@ -265,6 +265,10 @@ START_TEST(test_back_errors)
           "\"merges\":[1]}}", SB_EFORMAT, "merge 0" },
         { "{\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{\"a\":0}},"
           "\"added_tokens\":[{\"id\":1}]}", SB_EFORMAT, "added token" },
+        /* 2 tokens: ids up to 2 x 2 + 1024 - 1 = 1027; 1028 is a hole too many */
+        { "{\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{\"a\":0}},"
+          "\"added_tokens\":[{\"id\":1028,\"content\":\"<x>\"}]}", SB_EFORMAT,
+          "ids run to 1028 for 2 tokens" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct fmt_vocab b = { 0 };
@@ -275,6 +279,17 @@ START_TEST(test_back_errors)
         ck_assert_ptr_null(b.tokens);
         ck_assert_int_eq(b.bos_id, -1);
     }
+    /* the last id the bound allows: 1028 tokens, 1026 of them [PAD] */
+    static const char ok[] = "{\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,"
+                             "\"vocab\":{\"a\":0}},\"added_tokens\":[{\"id\":1027,"
+                             "\"content\":\"<x>\"}]}";
+    struct fmt_vocab b = { 0 };
+    struct sb_err err = { 0 };
+    ck_assert_int_eq(fmt_hftok_to_spm(&b, ok, strlen(ok), 0, &err), SB_OK);
+    ck_assert_uint_eq(b.n_tokens, 1028);
+    ck_assert_str_eq(b.tokens[1027], "<x>");
+    ck_assert_str_eq(b.tokens[1026], "[PAD1026]");
+    fmt_vocab_release(&b);
 }
 END_TEST
 
