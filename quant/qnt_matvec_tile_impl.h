@@ -228,8 +228,8 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
     const size_t n = a->n, nrows = a->nrows;
     /* decode a row tile once when it serves more than one token tile (f16 is
        read in place where the includer says MV_F16_TILE) */
-    const int scratch = a->enc == QNT_MM_DECODE ||
-                        (a->enc != QNT_MM_F32 && !(MV_F16_TILE && a->enc == QNT_MM_F16) && n > 4);
+    const int f16_tiles = MV_F16_TILE && a->enc == QNT_MM_F16;
+    const int scratch = a->enc == QNT_MM_DECODE || (a->enc != QNT_MM_F32 && !f16_tiles && n > 4);
     const long nblk = (long)((nrows + MV_RB - 1) / MV_RB);
     /* More than one token tile (n > 4, colsv > 0): each row block goes tile by
      * tile over all its columns (mv_tile) with W read in place (f32; f16 under
@@ -312,7 +312,7 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
     case 3: MV_NAME(mv_tile)(E, 3, wp, xp, colsv, tj, y, nrows, nr); break;                  \
     default: MV_NAME(mv_tile)(E, 4, wp, xp, colsv, tj, y, nrows, nr); break;                 \
     }
-                        if (MV_F16_TILE && a->enc == QNT_MM_F16) {
+                        if (f16_tiles) {
                             MV_TILES(QNT_MM_F16)
                         } else {
                             MV_TILES(QNT_MM_F32)

@@ -44,6 +44,10 @@ static inline uint16_t rd16(const uint8_t *p)
 
 #define T_AVX2 __attribute__((target("avx2,fma,f16c")))
 
+/* Tokens from which a call repacks (VNNI) or unpacks (AVX2) its blocks of
+ * rows first; below it they are read in place. */
+#define Q8_PACK_MIN 4
+
 /* q4_0 block b of a row as its 32 nibbles (0..15), element order. */
 static inline __attribute__((always_inline)) T_AVX2 __m256i n256(const uint8_t *row, size_t b)
 {
@@ -58,10 +62,7 @@ static inline __attribute__((always_inline)) T_AVX2 __m256i w256(const uint8_t *
 {
     if (!q4)
         return _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 2));
-    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 2));
-    const __m128i f = _mm_set1_epi8(15);
-    const __m256i n = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
-    return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
+    return _mm256_sub_epi8(n256(row, b), _mm256_set1_epi8(8));
 }
 
 static inline __attribute__((always_inline)) T_AVX2 int32_t hsum8i(__m256i s)
@@ -183,15 +184,16 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
                 for (int k = 0; k < 8; k++) {
                     const __m256i x = _mm256_loadu_si256(
                         (const __m256i *)(const void *)(xq[j] + 32 * (b0 + (size_t)k)));
-                    const __m256i *wu =
-                        (const __m256i *)(const void *)(r + uc + 32 * (b0 + (size_t)k));
+                    /* the block's codes: unpacked (q4_0 nibbles, q8_0 codes) or from the row */
+                    const __m256i wc =
+                        U ? _mm256_loadu_si256((const __m256i *)(const void *)(r + uc + 32 * (b0 + (size_t)k)))
+                        : Q4 ? n256(r, b0 + (size_t)k)
+                             : w256(r, b0 + (size_t)k, 0);
                     if (Q4) {   /* nibble (0..15) x code: pairs, no saturation */
-                        p[k] = _mm256_maddubs_epi16(U ? _mm256_loadu_si256(wu) : n256(r, b0 + (size_t)k),
-                                                    x);
+                        p[k] = _mm256_maddubs_epi16(wc, x);
                     } else {
-                        const __m256i w = U ? _mm256_loadu_si256(wu) : w256(r, b0 + (size_t)k, 0);
                         p[k] = _mm256_madd_epi16(
-                            _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
+                            _mm256_maddubs_epi16(_mm256_abs_epi8(wc), _mm256_sign_epi8(x, wc)), ones);
                     }
                 }
                 __m256i P = Q4 ? bsum8_16(p) : bsum8(p);
@@ -214,9 +216,14 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
             _mm256_storeu_ps(c, acc[i][j][0]);
             _mm256_storeu_ps(c + 8, acc[i][j][1]);
             for (size_t b = nb8; b < nb; b++) {
-                const __m256i wu = _mm256_loadu_si256((const __m256i *)(const void *)(wr[i] + uc + 32 * b));
-                const __m256i w =
-                    !U ? w256(wr[i], b, Q4) : Q4 ? _mm256_sub_epi8(wu, _mm256_set1_epi8(8)) : wu;
+                __m256i w;
+                if (U) {   /* the unpacked codes (q4_0: nibbles, 8 above the code) */
+                    w = _mm256_loadu_si256((const __m256i *)(const void *)(wr[i] + uc + 32 * b));
+                    if (Q4)
+                        w = _mm256_sub_epi8(w, _mm256_set1_epi8(8));
+                } else {
+                    w = w256(wr[i], b, Q4);
+                }
                 const __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));
                 const __m256i p =
                     _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
@@ -264,9 +271,6 @@ T_AVX2 static void micro_avx2_u(const struct qnt_q8mm_args *a, const uint8_t *co
 #undef Q8A_CASES
 }
 
-/* Tokens from which the AVX2 kernel unpacks a block of rows first. */
-#define Q8A_UNPACK_MIN 4
-
 /* Rows r0 .. r0+rb-1 into the unpacked layout, ub bytes a row: the nb block
  * scales as f32 (exact), then each block's 32 codes a byte each in element
  * order (q4_0: the nibbles; q8_0: the codes as stored). Done once per call,
@@ -289,7 +293,7 @@ T_AVX2 static void q8_unpack(const struct qnt_q8mm_args *a, size_t r0, size_t rb
 
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a)
 {
-    if (a->n < Q8A_UNPACK_MIN) {
+    if (a->n < Q8_PACK_MIN) {
         qnt_q8mm_drive(a, 2, a->q4 ? 2 : 1, 4, micro_avx2);   /* one token: q8_0 a row at a time */
         return;
     }
@@ -394,9 +398,6 @@ T_512 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t 
     }
 }
 
-
-/* Tokens from which a call repacks its row tiles (below it, a row at a time). */
-#define Q8_PACK_MIN 4
 /* A tensor from which one token is taken to stream from memory. */
 #define Q8_STREAM_BYTES ((size_t)8 << 20)
 #define Q8_TR 16                   /* rows a tile */
@@ -411,9 +412,7 @@ static inline __attribute__((always_inline)) T_VNNI __m256i u256(const uint8_t *
         return _mm256_xor_si256(
             _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 2)),
             _mm256_set1_epi8((char)0x80));
-    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(row + 18 * b + 2));
-    const __m128i f = _mm_set1_epi8(15);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
+    return n256(row, b);
 }
 
 /* Rows r0 .. r0+nr-1 (nr <= 16) into the tile layout; missing rows are zero
