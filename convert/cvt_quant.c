@@ -94,6 +94,11 @@ struct state {
     size_t *eoff;                 /* [E + 1]: expert e's tokens are idx[eoff[e] .. eoff[e+1]) */
     float *xo;                    /* in a job: (N * K, dim) weighted outputs of this rank's experts */
     double *H, *hs;               /* Hessian (maxc^2); hessian_add scratch */
+    double *D, *E2;               /* act_fit: sum e xt^T (full) and sum e e^T (upper), maxc^2
+                                     each (qnt_gptq_hessian_add_q8x) */
+    bool asym_on;                 /* act_fit and some matrix meets 8-bit activations */
+    size_t fit_maxc;              /* the widest such matrix that can see enough tokens */
+    bool asym;                    /* H, D, E2 are of the current group's rounded activations */
     void *gscr;                   /* GPTQ scratch */
     size_t gscr_cap;
     float *W, *Q;                 /* f32 weights / decoded result of the current matrix */
@@ -132,6 +137,12 @@ static int grid_of(int to)
     if (to == SB_DTYPE_SUB1 || to == SB_DTYPE_SUB1_QMOE)
         return SB_DTYPE_TERN;
     return to >= 0 && qnt_gptq_supported((enum sb_dtype)to) ? to : -1;
+}
+
+/* grid g's kernel meets 8-bit activations (qnt_q8mm) */
+static bool q8x_grid(int g)
+{
+    return g == SB_DTYPE_Q8_0 || g == SB_DTYPE_Q4_0;
 }
 
 /* the quantization parameters of grid enc (int8's come from the options) */
@@ -363,7 +374,19 @@ static int quant_matrix_here(struct state *S, int l, int role, int e, bool H_val
 
     const bool use_h = H_valid && S->o->method == CVT_QUANT_GPTQ;
     struct qnt_gptq_stats st;
-    rc = qnt_gptq_quantize(enc, &qp, S->W, rows, cols, use_h ? S->H : NULL, &S->o->gptq, S->gscr,
+    /* act_fit: GPTQ rounds the weights that best reproduce W x from the
+     * activations the kernel rounds (qnt_gptq.h), fitted in S->Q */
+    const bool asym = H_valid && S->asym && q8x_grid(enc);
+    const float *Wq = S->W;
+    bool fitted = false;
+    if (use_h && asym) {
+        memcpy(S->Q, S->W, rows * cols * sizeof *S->Q);
+        fitted = qnt_gptq_asym_correct(S->Q, rows, cols, S->H, S->D, S->o->gptq.damp,
+                                       S->gscr) == SB_OK;
+        if (fitted)
+            Wq = S->Q;
+    }
+    rc = qnt_gptq_quantize(enc, &qp, Wq, rows, cols, use_h ? S->H : NULL, &S->o->gptq, S->gscr,
                            blob, &st);
     if (rc == SB_EFORMAT)
         return sb_err_set(S->err, rc, "%s: tensor '%s' holds a non-finite weight", S->src->path,
@@ -387,6 +410,7 @@ static int quant_matrix_here(struct state *S, int l, int role, int e, bool H_val
     m->why = m->gptq ? why_text[WHY_GPTQ] : S->o->method == CVT_QUANT_RTN ? why_text[WHY_RTN]
              : use_h ? why_text[WHY_FACTOR] : why;
     m->damp = m->gptq ? st.damp : 0.0;
+    m->act_fit = m->gptq && fitted;
     m->zero_frac = (double)st.zeros / (double)(rows * cols);
     m->err_rtn = -1.0;
     /* the decoded result: weight error, and output errors where a Hessian exists */
@@ -398,7 +422,23 @@ static int quant_matrix_here(struct state *S, int l, int role, int e, bool H_val
     qnt_err_stats_finish(&es);
     m->rmse = es.rmse;
     m->sqnr_db = es.sqnr_db;
-    if (H_valid) {
+    if (H_valid && asym) {   /* ||W x - Q xt||^2: the rounded activations' error included */
+        double *scr = S->gscr;
+        m->err = qnt_gptq_output_error_q8x(S->H, S->D, S->E2, S->W, S->Q, rows, cols, scr);
+        if (S->o->rtn_error) {
+            if (m->gptq) {
+                qnt_quantize_rows(enc, S->W, rows, cols, &qp, S->rtn_blob);
+                qnt_dequantize_rows(enc, S->rtn_blob, rows, cols, &qp, 0, rows, S->Q);
+                m->err_rtn = qnt_gptq_output_error_q8x(S->H, S->D, S->E2, S->W, S->Q, rows, cols,
+                                                       scr);
+            } else {
+                m->err_rtn = m->err;
+            }
+        }
+        for (size_t i = 0; i < rows * cols; i++)
+            S->Q[i] = 0.0f;
+        m->ref = qnt_gptq_output_error_q8x(S->H, S->D, S->E2, S->W, S->Q, rows, cols, scr);
+    } else if (H_valid) {
         double *scr = S->gscr;
         m->err = use_h ? st.err : qnt_gptq_output_error(S->H, S->W, S->Q, rows, cols, scr);
         if (use_h) {
@@ -464,14 +504,52 @@ static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, u
 
 /* H = sum of x x^T over rows idx (NULL: all N) after norm `which`, or over
  * the intermediate activations of (gate, up) when act (dense FFN / expert e). */
-static void hessian_inputs(struct state *S, int l, enum vfy_norm which, const int *idx, size_t n,
-                           size_t cols)
+/* the Hessian of n tokens' inputs (cols wide) begins: of the rounded
+ * activations, with D and E2, where they will be fitted (q8x: every matrix of
+ * the group meets 8-bit activations; CVT_QUANT_FIT_TOKENS a column) */
+static void hess_begin(struct state *S, size_t cols, size_t n, bool q8x)
 {
+    S->asym = q8x && S->asym_on && n >= CVT_QUANT_FIT_TOKENS * cols && cols <= S->fit_maxc;
     memset(S->H, 0, cols * cols * sizeof *S->H);
+    if (S->asym) {
+        memset(S->D, 0, cols * cols * sizeof *S->D);
+        memset(S->E2, 0, cols * cols * sizeof *S->E2);
+    }
+}
+
+static void hess_add(struct state *S, size_t cols, const float *X, size_t m, size_t ldx)
+{
+    if (S->asym)
+        qnt_gptq_hessian_add_q8x(S->H, S->D, S->E2, cols, X, m, ldx, S->hs);
+    else
+        qnt_gptq_hessian_add(S->H, cols, X, m, ldx, S->hs);
+}
+
+/* every matrix (l, roles[i], e) quantized here meets 8-bit activations: their
+ * Hessian is of the rounded activations, and D, E2 are summed (act_fit) */
+static bool group_q8x(const struct state *S, int l, const int *roles, int nr, int e)
+{
+    bool any = false;
+    for (int i = 0; i < nr; i++) {
+        struct vfy_matref ref;
+        if (!quantized_here(S, l, roles[i], e))
+            continue;
+        const int g = mat_grid(S, l, roles[i], e, &ref);
+        if (!q8x_grid(g))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+static void hessian_inputs(struct state *S, int l, enum vfy_norm which, const int *idx, size_t n,
+                           size_t cols, bool q8x)
+{
+    hess_begin(S, cols, n, q8x);
     for (size_t i0 = 0; i0 < n; i0 += CH) {
         const size_t m = n - i0 < CH ? n - i0 : CH;
         gather_norm(S, l, which, idx, i0, m);
-        qnt_gptq_hessian_add(S->H, cols, S->xn, m, cols, S->hs);
+        hess_add(S, cols, S->xn, m, cols);
     }
 }
 
@@ -502,18 +580,19 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
     const bool need_in = gptq && (quantized_here(S, l, rg, e) || quantized_here(S, l, ru, e));
     int rc;
     if (need_in)
-        hessian_inputs(S, l, VFY_NORM_FFN, idx, n, dim);
+        hessian_inputs(S, l, VFY_NORM_FFN, idx, n, dim,
+                       group_q8x(S, l, (const int[]){ rg, ru }, 2, e));
     if ((rc = quant_matrix(S, l, rg, e, need_in, n, why)) ||
         (rc = quant_matrix(S, l, ru, e, need_in, n, why)))
         return rc;
     const bool need_h = gptq && quantized_here(S, l, rd, e);
     if (need_h) {
-        memset(S->H, 0, F * F * sizeof *S->H);
+        hess_begin(S, F, n, group_q8x(S, l, &rd, 1, e));
         for (size_t i0 = 0; i0 < n; i0 += CH) {
             const size_t m = n - i0 < CH ? n - i0 : CH;
             gather_norm(S, l, VFY_NORM_FFN, idx, i0, m);
             ffn_hidden(S, l, rg, ru, e, m, F);
-            qnt_gptq_hessian_add(S->H, F, S->h1, m, F, S->hs);
+            hess_add(S, F, S->h1, m, F);
         }
     }
     if ((rc = quant_matrix(S, l, rd, e, need_h, n, why)))
@@ -884,7 +963,8 @@ static int do_layer(struct state *S, int l)
                                    quantized_here(S, l, VFY_ROLE_K, -1) ||
                                    quantized_here(S, l, VFY_ROLE_V, -1));
     if (need_qkv)
-        hessian_inputs(S, l, VFY_NORM_ATTN, NULL, N, dim);
+        hessian_inputs(S, l, VFY_NORM_ATTN, NULL, N, dim,
+                       group_q8x(S, l, (const int[]){ VFY_ROLE_Q, VFY_ROLE_K, VFY_ROLE_V }, 3, -1));
     for (int r = VFY_ROLE_Q; r <= VFY_ROLE_V; r++)
         if ((rc = quant_matrix(S, l, r, -1, need_qkv, N, why_text[WHY_GPTQ])))
             return rc;
@@ -897,10 +977,11 @@ static int do_layer(struct state *S, int l)
     }
     const bool need_o = gptq && quantized_here(S, l, VFY_ROLE_O, -1);
     if (need_o) {   /* in chunks of QNT_GPTQ_HCHUNK rows: the sums of one call over all */
-        memset(S->H, 0, qd * qd * sizeof *S->H);
+        const int ro = VFY_ROLE_O;
+        hess_begin(S, qd, N, group_q8x(S, l, &ro, 1, -1));
         for (size_t i0 = 0; i0 < N; i0 += CH) {
             spill_trim(S);
-            qnt_gptq_hessian_add(S->H, qd, S->A + i0 * qd, N - i0 < CH ? N - i0 : CH, qd, S->hs);
+            hess_add(S, qd, S->A + i0 * qd, N - i0 < CH ? N - i0 : CH, qd);
         }
     }
     if ((rc = quant_matrix(S, l, VFY_ROLE_O, -1, need_o, N, why_text[WHY_GPTQ])))
@@ -997,6 +1078,13 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
     const size_t b = qnt_gptq_scratch_bytes((enum sb_dtype)g, &qp, ref->nrows, ref->cols,
                                             &S->o->gptq);
     z->gscr = b > z->gscr ? b : z->gscr;
+    if (q8x_grid(g) && S->o->act_fit && S->o->method == CVT_QUANT_GPTQ &&
+        S->N >= CVT_QUANT_FIT_TOKENS * ref->cols) {   /* it may be fitted (hess_begin) */
+        const size_t a = qnt_gptq_asym_scratch_bytes(ref->nrows, ref->cols);
+        z->gscr = a > z->gscr ? a : z->gscr;
+        S->fit_maxc = ref->cols > S->fit_maxc ? ref->cols : S->fit_maxc;
+        S->asym_on = true;
+    }
     const int64_t sh[2] = { (int64_t)ref->nrows, (int64_t)ref->cols };
     const uint64_t nb = grid_bytes(S, g, sh, 2);
     z->blob = nb > z->blob ? (size_t)nb : z->blob;
@@ -1004,6 +1092,13 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
 }
 
 /* ---- the memory cap ------------------------------------------------------------- */
+
+/* the Hessians' scratch: plain sums up to maxc wide, fitted ones up to fit_maxc */
+static size_t hs_doubles(const struct state *S, size_t maxc)
+{
+    const size_t p = QNT_GPTQ_HCHUNK * maxc, f = (2 * QNT_GPTQ_HCHUNK + 1) * S->fit_maxc;
+    return p > f ? p : f;
+}
 
 struct weigh {
     uint64_t *layer;              /* [n_layers + 1]: source bytes of each layer's matrices
@@ -1057,7 +1152,8 @@ static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem
     m->tokens = N;
     m->fixed = CVT_MEM_FIXED / 2;
     m->work = rowsz * maxc * 4 + rowsz * wide * 4 + 2 * CH * maxc * 4 + CH * 4 +
-              2 * N * K * 8 + (2 * S->E + 1) * 8 + maxc * maxc * 8 + QNT_GPTQ_HCHUNK * maxc * 8 + z->gscr +
+              2 * N * K * 8 + (2 * S->E + 1) * 8 + maxc * maxc * 8 + hs_doubles(S, maxc) * 8 +
+              2 * S->fit_maxc * S->fit_maxc * 8 + z->gscr +
               2 * (S->maxrows * maxc * 4 + 64) + z->blob;
     struct vfy_ctx_shape sh;
     struct vfy_ctx_size cs;
@@ -1277,7 +1373,13 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
     S->wt = sb_malloc((N * (S->K ? S->K : 1)) * sizeof(float) + sizeof(float));
     S->eoff = sb_malloc((2 * S->E + 1) * sizeof *S->eoff);
     S->H = sb_malloc_aligned(maxc * maxc * sizeof(double));
-    S->hs = sb_malloc_aligned(QNT_GPTQ_HCHUNK * maxc * sizeof(double));
+    S->hs = sb_malloc_aligned(hs_doubles(S, maxc) * sizeof(double));
+    if (S->asym_on) {
+        S->D = sb_malloc_aligned(S->fit_maxc * S->fit_maxc * sizeof(double));
+        S->E2 = sb_malloc_aligned(S->fit_maxc * S->fit_maxc * sizeof(double));
+        if (!S->D || !S->E2)
+            return oom(S);
+    }
     S->gscr = gs ? sb_malloc_aligned(gs) : NULL;
     S->W = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
     S->Q = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
@@ -1323,6 +1425,9 @@ static void free_work(struct state *S)
     S->eoff = NULL;
     sb_free_aligned(S->H);
     sb_free_aligned(S->hs);
+    sb_free_aligned(S->D);
+    sb_free_aligned(S->E2);
+    S->D = S->E2 = NULL;
     sb_free_aligned(S->gscr);
     sb_free_aligned(S->W);
     sb_free_aligned(S->Q);
@@ -1545,7 +1650,8 @@ int cvt_quant(const struct fmt_model *src, const struct vfy_plan *plan, const ch
     /* the classifier: on the final normed hidden states */
     const bool need_out = o->method == CVT_QUANT_GPTQ && quantized_here(&S, -1, VFY_ROLE_OUTPUT, -1);
     if (need_out)
-        hessian_inputs(&S, 0, VFY_NORM_OUT, NULL, S.N, S.dim);
+        hessian_inputs(&S, 0, VFY_NORM_OUT, NULL, S.N, S.dim,
+                       group_q8x(&S, -1, (const int[]){ VFY_ROLE_OUTPUT }, 1, -1));
     if ((rc = quant_matrix(&S, -1, VFY_ROLE_OUTPUT, -1, need_out, S.N, why_text[WHY_GPTQ])) != SB_OK)
         goto fail;
     R->seconds_calib = now_s() - t0;

@@ -16,6 +16,7 @@
 #include "qnt_ggml.h"
 #include "qnt_ggml_impl.h"
 #include "qnt_int8.h"
+#include "qnt_q8mm_impl.h"
 #include "qnt_tern.h"
 #include "sb_err.h"
 
@@ -54,6 +55,86 @@ void qnt_gptq_hessian_add(double *H, size_t cols, const float *X, size_t n, size
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)m, 1.0, scratch,
                     (int)cols, 1.0, H, (int)cols);
     }
+}
+
+void qnt_gptq_hessian_add_q8x(double *H, double *D, double *E2, size_t cols, const float *X,
+                              size_t n, size_t ldx, double *scratch)
+{
+    double *xt = scratch, *er = scratch + QNT_GPTQ_HCHUNK * cols;
+    int8_t *q = (int8_t *)(er + QNT_GPTQ_HCHUNK * cols);
+    float *d8 = (float *)(void *)(q + cols);
+    for (size_t t0 = 0; t0 < n; t0 += QNT_GPTQ_HCHUNK) {
+        const size_t m = n - t0 < QNT_GPTQ_HCHUNK ? n - t0 : QNT_GPTQ_HCHUNK;
+        for (size_t t = 0; t < m; t++) {
+            const float *x = X + (t0 + t) * ldx;
+            double *a = xt + t * cols, *e = er + t * cols;
+            /* the kernel's rounding (qnt_q8mm_impl.h); a block's value is code * scale */
+            qnt_q8x_quantize(x, cols, q, d8);
+            for (size_t j = 0; j < cols; j++) {
+                a[j] = (double)q[j] * (double)d8[(j / QNT_Q8MM_QK) * 8];
+                e[j] = (double)x[j] - a[j];
+            }
+        }
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)m, 1.0, xt,
+                    (int)cols, 1.0, H, (int)cols);
+        /* D += E^T Xt: D[i][j] = sum_t e_t[i] xt_t[j] */
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)cols, (int)m, 1.0,
+                    er, (int)cols, xt, (int)cols, 1.0, D, (int)cols);
+        if (E2)
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)m, 1.0, er,
+                        (int)cols, 1.0, E2, (int)cols);
+    }
+}
+
+size_t qnt_gptq_asym_scratch_bytes(size_t rows, size_t cols)
+{
+    return (cols * cols + 2 * rows * cols) * sizeof(double);
+}
+
+int qnt_gptq_asym_correct(float *W, size_t rows, size_t cols, const double *H, const double *D,
+                          double damp, double *scratch)
+{
+    double *M = scratch, *P = scratch + cols * cols, *Wd = P + rows * cols;
+    double tr = 0.0;
+    for (size_t j = 0; j < cols; j++)
+        tr += H[j * cols + j];
+    const double mean_diag = tr / (double)cols;
+    if (!(mean_diag > 0.0) || !isfinite(mean_diag))
+        return SB_EINVAL;
+    for (size_t i = 0; i < rows * cols; i++)
+        Wd[i] = W[i];
+    /* P = W D (rows x cols); then P (H + l I)^-1 by the Cholesky factor of the
+     * symmetric H + l I: row-major P is P^T column-major, so dpotrs solves
+     * (H + l I) Z^T = P^T in place. H's row-major upper triangle is the
+     * column-major lower one. */
+    int nn = (int)cols, nr = (int)rows, info = -1;
+#ifdef _OPENMP
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);   /* one thread: the solve must not depend on the thread count */
+#endif
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)cols, 1.0,
+                Wd, (int)cols, D, (int)cols, 0.0, P, (int)cols);
+    for (int tries = 0; tries < 6 && info != 0; tries++, damp *= 10.0) {
+        memcpy(M, H, cols * cols * sizeof *M);
+        for (size_t j = 0; j < cols; j++)   /* a dead column (never active): 1, as GPTQ does */
+            M[j * cols + j] = (M[j * cols + j] > 0.0 ? M[j * cols + j] : 1.0) + damp * mean_diag;
+        LAPACK_dpotrf("L", &nn, M, &nn, &info);
+    }
+    if (info == 0)
+        LAPACK_dpotrs("L", &nn, &nr, M, &nn, P, &nn, &info);
+#ifdef _OPENMP
+    omp_set_num_threads(nt);
+#endif
+    if (info != 0)
+        return SB_EINVAL;
+    for (size_t i = 0; i < rows * cols; i++) {
+        const float v = (float)(Wd[i] + P[i]);
+        if (!isfinite(v))
+            return SB_EINVAL;
+    }
+    for (size_t i = 0; i < rows * cols; i++)
+        W[i] = (float)(Wd[i] + P[i]);
+    return SB_OK;
 }
 
 /* ---- grids ------------------------------------------------------------------ */
@@ -515,6 +596,28 @@ double qnt_gptq_output_error(const double *H, const float *W, const float *Q, si
     for (size_t i = 0; i < rows * cols; i++)
         D[i] = (double)W[i] - (double)Q[i];
     return trace_err(H, D, rows, cols, T);
+}
+
+double qnt_gptq_output_error_q8x(const double *H, const double *D, const double *E2, const float *W,
+                                 const float *Q, size_t rows, size_t cols, double *scratch)
+{
+    /* W x - Q xt = (W - Q) xt + W e: tr((W-Q) H (W-Q)^T) + 2 sum (W-Q) .* (W D) + tr(W E2 W^T) */
+    double *A = scratch, *T = scratch + rows * cols;
+    for (size_t i = 0; i < rows * cols; i++)
+        A[i] = (double)W[i] - (double)Q[i];
+    double tot = trace_err(H, A, rows, cols, T);
+    for (size_t i = 0; i < rows * cols; i++)
+        A[i] = W[i];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)cols, 1.0,
+                A, (int)cols, D, (int)cols, 0.0, T, (int)cols);
+    double cross = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        double s = 0.0;
+        for (size_t c = 0; c < cols; c++)
+            s += ((double)W[r * cols + c] - (double)Q[r * cols + c]) * T[r * cols + c];
+        cross += s;
+    }
+    return tot + 2.0 * cross + trace_err(E2, A, rows, cols, T);
 }
 
 int qnt_gptq_quantize(enum sb_dtype dt, const struct sb_qparams *qp, const float *W, size_t rows,

@@ -42,15 +42,15 @@ static const char usage[] =
     "      --calib-ctx N       window length; windows as the chunks protocol: BOS, then\n"
     "                          the text's next N-1 tokens (default 512)\n"
     "      --method M          gptq (default) or rtn (round to nearest, for comparison)\n"
-    "      --damp X            relative dampening of the Hessian (default 0.01; QMoE used\n"
-    "                          0.1 for experts, which on moe25m gives fewer bits and less\n"
-    "                          error for ternary experts)\n"
+    "      --damp X            relative dampening of the Hessian (default 0.01; QMoE's\n"
+    "                          0.1 gives ternary experts fewer bits)\n"
     "      --block N           GPTQ lazy-batch width (default 128)\n"
     "      --act-order         quantize columns by descending Hessian diagonal\n"
+    "      --act-fit           q8_0/q4_0: fit the weights to the 8-bit activations\n"
+    "                          their kernel meets (needs 32 tokens a column)\n"
     "      --zero-band T       tern: |w| < T * level rounds to 0 (default 0.5, QMoE's)\n"
     "      --ec-lambda X       tern: entropy-constrained rounding, weighing each symbol's\n"
-    "                          code length against its error (0 = off; 0.05 .. 0.1 took\n"
-    "                          moe25m's experts from 0.97 to 0.85 bits/weight)\n"
+    "                          code length against its error (0 = off; try 0.05 .. 0.1)\n"
     "      --ec-p0 P           tern: zero probability the code lengths assume (default 0.885)\n"
 
     "      --min-expert-tokens N  experts routed fewer tokens are rounded to nearest\n"
@@ -66,7 +66,7 @@ static const char usage[] =
     "  -h, --help              this text\n";
 
 enum { O_CALIB = 256, O_CALIB_IDS, O_CALIB_TOKENS, O_CALIB_CTX, O_METHOD, O_DAMP, O_BLOCK,
-       O_ACT, O_ZB, O_ECL, O_ECP, O_MINTOK, O_REPORT, O_MAXMEM, O_SCRATCH };
+       O_ACT, O_FIT, O_ZB, O_ECL, O_ECP, O_MINTOK, O_REPORT, O_MAXMEM, O_SCRATCH };
 
 static cJSON *report_json(const char *in, const char *out, const char *calib, bool calib_ids,
                           const struct cvt_quant_opts *qo, const struct cvt_quant_report *R,
@@ -91,6 +91,7 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
     cJSON_AddNumberToObject(g, "damp", qo->gptq.damp);
     cJSON_AddNumberToObject(g, "block", (double)qo->gptq.block);
     cJSON_AddBoolToObject(g, "act_order", qo->gptq.act_order);
+    cJSON_AddBoolToObject(g, "act_fit", qo->act_fit);
     cJSON_AddNumberToObject(g, "zero_band", qo->gptq.zero_band);
     cJSON_AddNumberToObject(g, "ec_lambda", qo->gptq.ec_lambda);
     cJSON_AddNumberToObject(g, "ec_p0", qo->gptq.ec_p0);
@@ -153,8 +154,10 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
         if (isfinite(m->sqnr_db))
             cJSON_AddNumberToObject(o, "sqnr_db", m->sqnr_db);
         cJSON_AddNumberToObject(o, "zero_fraction", m->zero_frac);
-        if (m->gptq)
+        if (m->gptq) {
             cJSON_AddNumberToObject(o, "damp", m->damp);
+            cJSON_AddBoolToObject(o, "act_fit", m->act_fit);
+        }
         cJSON_AddNumberToObject(o, "seconds", m->seconds);
         cJSON_AddItemToArray(mats, o);
     }
@@ -208,6 +211,14 @@ static void report_text(const char *out, const struct cvt_quant_opts *qo,
                er / (double)ne);
     if (zw > 0)
         printf("zero weights:  %.2f %% of the quantized matrices\n", 100.0 * z / zw);
+    size_t n8 = 0, nf = 0;
+    for (size_t i = 0; i < R->n_m; i++) {
+        n8 += R->m[i].gptq && (R->m[i].enc == SB_DTYPE_Q8_0 || R->m[i].enc == SB_DTYPE_Q4_0);
+        nf += R->m[i].act_fit;
+    }
+    if (n8 && qo->act_fit)
+        printf("act fit:       %zu of %zu q8_0/q4_0 GPTQ matrices fitted to 8-bit activations "
+               "(the others saw fewer than %u tokens a column)\n", nf, n8, CVT_QUANT_FIT_TOKENS);
     char b1[32], b2[32];
     printf("wrote %s (%s): %zu tensors, %" PRIu64 " params, %s -> %s (%.3f bits/param) in %.2f s "
            "(%.2f s calibration, %d threads)\n",
@@ -238,6 +249,7 @@ int cmd_quant(int argc, char **argv)
         { "calib-ctx", required_argument, 0, O_CALIB_CTX },
         { "method", required_argument, 0, O_METHOD }, { "damp", required_argument, 0, O_DAMP },
         { "block", required_argument, 0, O_BLOCK }, { "act-order", no_argument, 0, O_ACT },
+        { "act-fit", no_argument, 0, O_FIT },
         { "zero-band", required_argument, 0, O_ZB }, { "ec-lambda", required_argument, 0, O_ECL },
         { "ec-p0", required_argument, 0, O_ECP },
         { "min-expert-tokens", required_argument, 0, O_MINTOK },
@@ -293,6 +305,7 @@ int cmd_quant(int argc, char **argv)
             qo.gptq.block = (size_t)block;
             break;
         case O_ACT: qo.gptq.act_order = true; break;
+        case O_FIT: qo.act_fit = true; break;
         case O_ZB:
             if (!cli_parse_double("quant", "--zero-band", optarg, 0.0, 1.0, &qo.gptq.zero_band))
                 goto usage_fail;
@@ -419,6 +432,15 @@ int cmd_quant(int argc, char **argv)
         goto done;
     }
     cli_conv_tokenizer_warn("quant", in, R->conv);
+    if (qo.act_fit) {   /* said when it changed nothing */
+        bool fit = false;
+        for (size_t i = 0; i < R->n_m; i++)
+            fit |= R->m[i].act_fit;
+        if (!fit)
+            cli_warn("quant", "--act-fit is ignored: no q8_0 or q4_0 matrix (only their kernels "
+                     "meet 8-bit activations) saw %u calibration tokens a column",
+                     CVT_QUANT_FIT_TOKENS);
+    }
     int nt = 1;
 #ifdef _OPENMP
     nt = omp_get_max_threads();

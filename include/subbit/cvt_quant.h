@@ -37,6 +37,12 @@
 
 enum cvt_qmethod { CVT_QUANT_GPTQ = 0, CVT_QUANT_RTN };
 
+/* act_fit's least-squares fit needs many tokens per input column: on tinymoe's
+ * q4_0 it made the held-out KL divergence worse with 3 and 8 tokens a column
+ * (an expert's share of 1,536 and 4,096 calibration tokens), about even at 32,
+ * better at 256 (131,072). Below this the matrix gets plain GPTQ. */
+#define CVT_QUANT_FIT_TOKENS 32u
+
 struct cvt_quant_opts {
     struct cvt_opts conv;          /* the output: target, rules, experts_only, dense_to, qp,
                                       shard size, force (stats is ignored: see cvt_qmat) */
@@ -44,6 +50,9 @@ struct cvt_quant_opts {
     struct qnt_gptq_opts gptq;
     size_t min_expert_tokens;      /* fewer routed tokens: round-to-nearest (default 1) */
     bool rtn_error;                /* also measure round-to-nearest's output error (default on) */
+    bool act_fit;                  /* q8_0/q4_0 (8-bit activations): fit the weights to the
+                                      rounded activations (qnt_gptq_hessian_add_q8x; default
+                                      off) where a matrix saw CVT_QUANT_FIT_TOKENS a column */
     struct sb_progress progress;   /* calibration: matrices done / total */
     /* The memory cap is conv.max_memory (0: none): activations and work
      * buffers are sized against it; when they do not fit, the finished
@@ -81,7 +90,10 @@ struct cvt_quant_mem {
 
 /* One quantized matrix. Errors are sums over the calibration tokens of the
  * squared output difference, ||W x - Q x||^2 (= tr((W-Q) H (W-Q)^T)/2 with H = 2XX^T),
- * and energy ||W x||^2, so err / ref is the relative output error. */
+ * and energy ||W x||^2, so err / ref is the relative output error. Where the
+ * matrix meets 8-bit activations (q8_0, q4_0) under GPTQ with act_fit, it is
+ * ||W x - Q xt||^2, xt the activations as the kernel rounds them (the
+ * rounding's own error included, the same for every Q). */
 struct cvt_qmat {
     char name[160];                /* the tensor */
     int layer, role, expert;       /* role: enum vfy_role; expert -1 if none */
@@ -94,6 +106,7 @@ struct cvt_qmat {
     double rmse, sqnr_db;          /* weights: Q against W */
     double zero_frac;              /* weights that became exactly 0 */
     double damp;                   /* relative dampening used */
+    bool act_fit;                  /* GPTQ of the weights fitted to the rounded activations */
     double seconds;
 };
 

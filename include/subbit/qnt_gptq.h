@@ -92,6 +92,35 @@ bool qnt_gptq_supported(enum sb_dtype dt);
 void qnt_gptq_hessian_add(double *H, size_t cols, const float *X, size_t n, size_t ldx,
                           double *scratch);
 
+/* Matrices whose kernel meets 8-bit activations (q8_0, q4_0: each token's
+ * row rounded in blocks of 32 to code * amax / 127, qnt_q8mm_impl.h) compute
+ * Q xt, not Q x. Fitting the weights to that (GPTQ with an asymmetric target,
+ * as GPTAQ does for the activations' own rounding): the least-squares
+ * W' = W + W D (H + l I)^-1 best reproduces W x from xt, and since its residual
+ * is orthogonal to xt, ||W X - Q Xt||^2 = ||W X - W' Xt||^2 + ||(W' - Q) Xt||^2:
+ * GPTQ of W' on H minimizes the error the kernel makes. */
+
+/*! qnt_gptq_hessian_add_q8x() : over the n rows x of X (row t at X + t*ldx, cols
+ *  floats, a multiple of 32), xt the kernel's rounding of x and e = x - xt:
+ *  H += sum xt xt^T and E2 += sum e e^T (upper triangles; E2 may be NULL),
+ *  D += sum e xt^T (cols x cols, row-major, full: D[i][j] = sum e_i xt_j).
+ *  scratch: (2 * QNT_GPTQ_HCHUNK + 1) * cols doubles. Threads: BLAS's, split
+ *  over outputs (sums independent of the thread count). */
+void qnt_gptq_hessian_add_q8x(double *H, double *D, double *E2, size_t cols, const float *X,
+                              size_t n, size_t ldx, double *scratch);
+
+/*! qnt_gptq_asym_scratch_bytes() : scratch qnt_gptq_asym_correct needs. */
+size_t qnt_gptq_asym_scratch_bytes(size_t rows, size_t cols);
+
+/*! qnt_gptq_asym_correct() : W (rows x cols f32) += W D (H + l I)^-1 with l =
+ *  damp * mean(diag H) (more, tenfold at a time, if H + l I cannot be
+ *  factored; a dead column's diagonal counts 1), H and D as summed by
+ *  qnt_gptq_hessian_add_q8x. The solve runs on one thread.
+ *  @return SB_OK; SB_EINVAL (W unchanged) when H is empty, cannot be factored
+ *  or the result is not finite. */
+int qnt_gptq_asym_correct(float *W, size_t rows, size_t cols, const double *H, const double *D,
+                          double damp, double *scratch);
+
 struct qnt_gptq_stats {
     double err;          /* tr((W - Q) H (W - Q)^T), H as given (undamped), = the output error */
     double ref;          /* tr(W H W^T): the output energy (err / ref is relative) */
@@ -121,5 +150,12 @@ int qnt_gptq_quantize(enum sb_dtype dt, const struct sb_qparams *qp, const float
  *  Threads: BLAS's. */
 double qnt_gptq_output_error(const double *H, const float *W, const float *Q, size_t rows,
                              size_t cols, double *scratch);
+
+/*! qnt_gptq_output_error_q8x() : sum over the tokens of ||W x - Q xt||^2 (H, D,
+ *  E2 of qnt_gptq_hessian_add_q8x): the output error of Q computing from the
+ *  rounded activations against W from the exact ones. scratch: rows * cols * 2
+ *  doubles. Threads: BLAS's. */
+double qnt_gptq_output_error_q8x(const double *H, const double *D, const double *E2, const float *W,
+                                 const float *Q, size_t rows, size_t cols, double *scratch);
 
 #endif

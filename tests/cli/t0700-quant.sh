@@ -50,6 +50,25 @@ awk -v a="$(cat "$T/q4.gguf.ppl")" -v b="$(cat "$T/q4.subbit.ppl")" \
   'BEGIN{ d = a - b; if (d < 0) d = -d; exit !(a > 0 && d < 1e-4 * b) }' && ok \
   || bad "q4_0 GGUF ppl $(cat "$T/q4.gguf.ppl") != .subbit's $(cat "$T/q4.subbit.ppl")"
 
+# --act-fit: q4_0's weights fitted to the 8-bit activations its kernel meets
+# where a matrix saw 32 tokens a column: with 4,608 tokens (the demo text's
+# bytes three times) the attention's and the classifier's (128 columns), not
+# the experts'; the same bytes at 1 and 2 threads; other bytes than plain GPTQ
+# (the default, which reports no fit); said to be ignored where nothing is fitted
+for i in 1 2 3; do od -An -v -tu1 "$TEXT"; done > "$T/ids3.txt"
+F=("$SUBBIT" quant "$M" --calib-tokens-file "$T/ids3.txt" --calib-tokens 4608 --calib-ctx 256 --to q4_0)
+expect_exit 0 "${F[@]}" -o "$T/f2.subbit" -t 2 --act-fit
+grep -q '^act fit: *[1-9][0-9]* of 113 ' "$T/out" && ok || bad "q4_0: no matrix fitted: $(grep 'act fit' "$T/out")"
+expect_exit 0 "${F[@]}" -o "$T/f1.subbit" -t 1 -q --json --act-fit
+cmp -s "$T/f1.subbit" "$T/f2.subbit" && ok || bad "q4_0 --act-fit: 1 and 2 threads wrote different files"
+awk '/"act_fit":[[:space:]]*true/{t++} /"expert":/{e=1} /"act_fit":[[:space:]]*true/{if (e) x++} /^[[:space:]]*}/{e=0}
+     END{ exit !(t > 1 && !x) }' "$T/out" && ok || bad "q4_0: act_fit not reported, or reported for an expert"
+expect_exit 0 "${F[@]}" -o "$T/f0.subbit" -q --json
+cmp -s "$T/f0.subbit" "$T/f2.subbit" && bad "--act-fit wrote plain GPTQ's bytes" || ok
+grep -q '"act_fit":[[:space:]]*true' "$T/out" && bad "plain GPTQ: act_fit true in the report" || ok
+expect_exit 0 "${Q[@]}" -o "$T/nf.subbit" --to sub1 --experts-only --act-fit
+grep -q 'act-fit is ignored' "$T/err" && ok || bad "--act-fit with sub1 not said to be ignored"
+
 # what quant writes does not depend on whether the CPU has AVX512-BF16: where it
 # has, ppl meets bf16 weights with bf16-rounded activations, quant does not, so
 # with them switched off everywhere (SUBBIT_BF16_ACTIVATIONS=0) the bytes are the

@@ -12,6 +12,7 @@
  * Hessian of exactly the tokens routed to it (and not the Hessian of all
  * tokens); the output bytes do not depend on the thread count. */
 #include <check.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,18 +99,23 @@ static void norm_row(const float *x, const float *w, float *o)
         o[i] = w[i] * (x[i] * s);
 }
 
-static void make_plan(struct vfy_plan *p)
+static void make_plan_n(struct vfy_plan *p, size_t nwin)
 {
     memset(p, 0, sizeof *p);
-    p->n_tok = WIN * NWIN;
+    p->n_tok = WIN * nwin;
     p->tok = sb_malloc(p->n_tok * sizeof *p->tok);
-    p->win = sb_malloc(NWIN * sizeof *p->win);
-    p->n_win = NWIN;
+    p->win = sb_malloc(nwin * sizeof *p->win);
+    p->n_win = nwin;
     uint64_t st = 42;
     for (size_t i = 0; i < p->n_tok; i++)
         p->tok[i] = (int32_t)(test_rand_u64(&st) % VOCAB);
-    for (size_t w = 0; w < NWIN; w++)
+    for (size_t w = 0; w < nwin; w++)
         p->win[w] = (struct vfy_window){ w * WIN, WIN, 1 };
+}
+
+static void make_plan(struct vfy_plan *p)
+{
+    make_plan_n(p, NWIN);
 }
 
 static float *tensor_f32(const struct fmt_model *m, const char *name, size_t *rows, size_t *cols)
@@ -267,9 +273,10 @@ END_TEST
  * matrix's calibration output error below round-to-nearest's. */
 START_TEST(test_quant_grids)
 {
-    static const struct { enum sb_dtype to; const char *out; } c[] = {
-        { SB_DTYPE_Q4_0, "q.gguf" }, { SB_DTYPE_Q8_0, "q.subbit" }, { SB_DTYPE_INT8, "q" },
-        { SB_DTYPE_SUB1, "s.subbit" },
+    static const struct { enum sb_dtype to; const char *out; bool fit; } c[] = {
+        { SB_DTYPE_Q4_0, "q.gguf", true }, { SB_DTYPE_Q8_0, "q.subbit", true },
+        { SB_DTYPE_INT8, "q", true }, { SB_DTYPE_SUB1, "s.subbit", true },
+        { SB_DTYPE_Q8_0, "n.subbit", false },
     };
     struct cvt_synth_opts so;
     cvt_synth_opts_init(&so, FMT_ARCH_MIXTRAL);
@@ -284,20 +291,32 @@ START_TEST(test_quant_grids)
     ck_assert_msg(cvt_synth(&so, dir, &err) == SB_OK, "%s", err.msg);
     struct fmt_model *m;
     ck_assert_msg(fmt_model_open(&m, dir, NULL, &err) == SB_OK, "%s", err.msg);
+    /* q8_0/q4_0: 2,048 tokens, so the dense matrices (64 columns) see the
+     * CVT_QUANT_FIT_TOKENS a column act_fit needs and the experts (about half
+     * the tokens each) do not */
+    const bool q8x = c[_i].to == SB_DTYPE_Q4_0 || c[_i].to == SB_DTYPE_Q8_0;
     struct vfy_plan plan;
-    make_plan(&plan);
+    make_plan_n(&plan, q8x ? 64 : NWIN);
     struct cvt_quant_opts o;
     cvt_quant_opts_init(&o);
     o.conv.to = c[_i].to;
+    o.act_fit = c[_i].fit;
     struct cvt_quant_report *R;
     const char *out = test_tmpfile(c[_i].out);
     ck_assert_msg(cvt_quant(m, &plan, out, &o, &R, &err) == SB_OK, "%s", err.msg);
     ck_assert(R->n_m > 0);
+    size_t nfit = 0;
     for (size_t i = 0; i < R->n_m; i++) {
         const struct cvt_qmat *q = &R->m[i];
         ck_assert_msg(q->gptq, "%s: %s", q->name, q->why);
         ck_assert_msg(q->err < q->err_rtn, "%s: gptq %g >= rtn %g", q->name, q->err, q->err_rtn);
+        const bool want = q8x && c[_i].fit && q->expert < 0;
+        ck_assert_msg(q->act_fit == want, "%s: act_fit %d, want %d (%" PRIu64 " tokens)", q->name,
+                      q->act_fit, want, q->tokens);
+        ck_assert(!want || q->tokens >= CVT_QUANT_FIT_TOKENS * q->cols);
+        nfit += q->act_fit;
     }
+    ck_assert(nfit == 0 || nfit < R->n_m);
     struct fmt_model *q;
     ck_assert_msg(fmt_model_open(&q, out, NULL, &err) == SB_OK, "%s", err.msg);
     size_t nq = 0;
@@ -318,7 +337,7 @@ Suite *convert_quant_suite(void)
     TCase *tc = tcase_create("quant");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_quant_routed_experts);
-    tcase_add_loop_test(tc, test_quant_grids, 0, 4);
+    tcase_add_loop_test(tc, test_quant_grids, 0, 5);
     suite_add_tcase(s, tc);
     return s;
 }

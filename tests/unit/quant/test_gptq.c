@@ -403,6 +403,281 @@ START_TEST(test_gptq_rate_knobs)
 }
 END_TEST
 
+/* ---- fitting the weights to 8-bit activations (act_fit) ---------------------- */
+
+/* The q8_0/q4_0 kernels' rounding of one token, written here from its rule:
+ * blocks of 32, scale amax / 127 (f32), codes lrintf(x / scale) */
+static void ref_round_q8x(const float *x, size_t cols, double *xt)
+{
+    for (size_t b = 0; b < cols; b += 32) {
+        float amax = 0.0f;
+        for (size_t j = b; j < b + 32; j++)
+            amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (size_t j = b; j < b + 32; j++)
+            xt[j] = (double)lrintf(x[j] * id) * (double)d;
+    }
+}
+
+/* Plain sums: H = sum xt xt^T, D = sum e xt^T, E2 = sum e e^T (full) */
+static void ref_q8x_sums(const float *X, size_t n, size_t cols, double *H, double *D, double *E2)
+{
+    double *xt = malloc(cols * sizeof *xt), *e = malloc(cols * sizeof *e);
+    memset(H, 0, cols * cols * sizeof *H);
+    memset(D, 0, cols * cols * sizeof *D);
+    memset(E2, 0, cols * cols * sizeof *E2);
+    for (size_t t = 0; t < n; t++) {
+        ref_round_q8x(X + t * cols, cols, xt);
+        for (size_t j = 0; j < cols; j++)
+            e[j] = (double)X[t * cols + j] - xt[j];
+        for (size_t i = 0; i < cols; i++)
+            for (size_t j = 0; j < cols; j++) {
+                H[i * cols + j] += xt[i] * xt[j];
+                D[i * cols + j] += e[i] * xt[j];
+                E2[i * cols + j] += e[i] * e[j];
+            }
+    }
+    free(xt);
+    free(e);
+}
+
+static double *q8x_scratch(size_t cols)
+{
+    return malloc((2 * QNT_GPTQ_HCHUNK + 1) * cols * sizeof(double));
+}
+
+/* inputs whose 8-bit rounding matters: one block of each token scaled up 40x
+ * (an outlier channel block, as in LLM activations), one token all zero */
+static float *q8x_inputs(size_t n, size_t cols, uint64_t seed)
+{
+    float *X = make_inputs(n, cols, seed);
+    for (size_t t = 0; t < n; t++)
+        X[t * cols + (t * 7) % cols] *= 40.0f;
+    memset(X + 3 * cols, 0, cols * sizeof *X);
+    return X;
+}
+
+START_TEST(test_gptq_q8x_sums)
+{
+    const size_t n = 300, cols = 96;   /* two chunks of QNT_GPTQ_HCHUNK; 3 blocks */
+    float *X = q8x_inputs(n, cols, 900);
+    double *H = malloc(cols * cols * sizeof *H), *D = malloc(cols * cols * sizeof *D);
+    double *E2 = malloc(cols * cols * sizeof *E2);
+    ref_q8x_sums(X, n, cols, H, D, E2);
+    double *sc = q8x_scratch(cols);
+    double *L[2][3];
+    const int nt =
+#ifdef _OPENMP
+        omp_get_max_threads();
+#else
+        1;
+#endif
+    for (int k = 0; k < 2; k++) {
+#ifdef _OPENMP
+        omp_set_num_threads(k == 0 ? 1 : 3);
+#endif
+        for (int a = 0; a < 3; a++)
+            L[k][a] = calloc(cols * cols, sizeof(double));
+        /* two calls add up: 100 tokens, then 200 (a stride wider than cols is not used here) */
+        qnt_gptq_hessian_add_q8x(L[k][0], L[k][1], L[k][2], cols, X, 100, cols, sc);
+        qnt_gptq_hessian_add_q8x(L[k][0], L[k][1], L[k][2], cols, X + 100 * cols, n - 100, cols, sc);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(nt);
+#endif
+    double hmax = 0, emax = 0;
+    for (size_t i = 0; i < cols * cols; i++) {
+        hmax = fabs(H[i]) > hmax ? fabs(H[i]) : hmax;
+        emax = fabs(E2[i]) > emax ? fabs(E2[i]) : emax;
+    }
+    ck_assert(emax > 1e-6 * hmax);   /* the rounding is not negligible here */
+    for (size_t i = 0; i < cols; i++)
+        for (size_t j = 0; j < cols; j++) {
+            const size_t ij = i * cols + j;
+            if (j >= i) {
+                ck_assert_msg(fabs(L[0][0][ij] - H[ij]) <= 1e-12 * hmax, "H(%zu,%zu) %.17g vs %.17g",
+                              i, j, L[0][0][ij], H[ij]);
+                ck_assert_msg(fabs(L[0][2][ij] - E2[ij]) <= 1e-12 * emax, "E2(%zu,%zu) %.17g vs %.17g",
+                              i, j, L[0][2][ij], E2[ij]);
+            }
+            ck_assert_msg(fabs(L[0][1][ij] - D[ij]) <= 1e-10 * sqrt(hmax * emax),
+                          "D(%zu,%zu) %.17g vs %.17g", i, j, L[0][1][ij], D[ij]);
+        }
+    for (int a = 0; a < 3; a++) {
+        ck_assert_mem_eq(L[0][a], L[1][a], cols * cols * sizeof(double));
+        free(L[0][a]);
+        free(L[1][a]);
+    }
+    /* with no E2 wanted, H and D are the same */
+    double *h = calloc(cols * cols, sizeof *h), *d = calloc(cols * cols, sizeof *d);
+    qnt_gptq_hessian_add_q8x(h, d, NULL, cols, X, n, cols, sc);
+    for (size_t i = 0; i < cols * cols; i++) {
+        ck_assert(fabs(d[i] - D[i]) <= 1e-10 * sqrt(hmax * emax));
+        ck_assert(i % cols < i / cols || fabs(h[i] - H[i]) <= 1e-12 * hmax);
+    }
+    free(h); free(d);
+    free(X); free(H); free(D); free(E2); free(sc);
+}
+END_TEST
+
+/* sum over the tokens of ||W x - Q xt||^2, plainly */
+static double ref_out_err_q8x(const float *W, const float *Q, size_t rows, size_t cols,
+                              const float *X, size_t n)
+{
+    double *xt = malloc(cols * sizeof *xt), tot = 0;
+    for (size_t t = 0; t < n; t++) {
+        ref_round_q8x(X + t * cols, cols, xt);
+        for (size_t r = 0; r < rows; r++) {
+            double a = 0;
+            for (size_t j = 0; j < cols; j++)
+                a += (double)W[r * cols + j] * X[t * cols + j] - (double)Q[r * cols + j] * xt[j];
+            tot += a * a;
+        }
+    }
+    free(xt);
+    return tot;
+}
+
+/* x = solution of A x = b (n x n, A destroyed), Gaussian elimination with pivoting */
+static void ref_solve(double *A, double *b, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        size_t p = k;
+        for (size_t i = k + 1; i < n; i++)
+            if (fabs(A[i * n + k]) > fabs(A[p * n + k]))
+                p = i;
+        for (size_t j = 0; j < n; j++) {
+            const double t = A[k * n + j];
+            A[k * n + j] = A[p * n + j];
+            A[p * n + j] = t;
+        }
+        const double tb = b[k];
+        b[k] = b[p];
+        b[p] = tb;
+        for (size_t i = k + 1; i < n; i++) {
+            const double f = A[i * n + k] / A[k * n + k];
+            for (size_t j = k; j < n; j++)
+                A[i * n + j] -= f * A[k * n + j];
+            b[i] -= f * b[k];
+        }
+    }
+    for (size_t k = n; k-- > 0;) {
+        double v = b[k];
+        for (size_t j = k + 1; j < n; j++)
+            v -= A[k * n + j] * b[j];
+        b[k] = v / A[k * n + k];
+    }
+}
+
+START_TEST(test_gptq_asym_correct)
+{
+    const size_t rows = 7, cols = 64, n = 400;
+    float *X = q8x_inputs(n, cols, 910), *W = malloc(rows * cols * sizeof *W);
+    test_fill_normal(W, rows * cols, 911);
+    double *H = calloc(cols * cols, sizeof *H), *D = calloc(cols * cols, sizeof *D);
+    double *E2 = calloc(cols * cols, sizeof *E2), *sc = q8x_scratch(cols);
+    qnt_gptq_hessian_add_q8x(H, D, E2, cols, X, n, cols, sc);
+    const double damp = 1e-4;
+    double *cs = malloc(qnt_gptq_asym_scratch_bytes(rows, cols));
+    float *Wf = malloc(rows * cols * sizeof *Wf);
+    memcpy(Wf, W, rows * cols * sizeof *Wf);
+    ck_assert_int_eq(qnt_gptq_asym_correct(Wf, rows, cols, H, D, damp, cs), SB_OK);
+    /* the reference: the normal equations of min ||W X - W' Xt||^2 + l ||W' - W||^2,
+     * (Xt Xt^T + l I) w'_r = Xt X^T w_r + l w_r, from the plain sums */
+    double *Hr = malloc(cols * cols * sizeof *Hr), *Dr = malloc(cols * cols * sizeof *Dr);
+    double *E2r = malloc(cols * cols * sizeof *E2r);
+    ref_q8x_sums(X, n, cols, Hr, Dr, E2r);
+    double tr = 0;
+    for (size_t j = 0; j < cols; j++)
+        tr += Hr[j * cols + j];
+    const double lam = damp * tr / (double)cols;
+    double *A = malloc(cols * cols * sizeof *A), *b = malloc(cols * sizeof *b);
+    double wmax = 0, moved = 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t i = 0; i < cols * cols; i++)
+            A[i] = Hr[i] + (i % (cols + 1) == 0 ? lam : 0.0);
+        for (size_t i = 0; i < cols; i++) {   /* (Xt X^T w)_i = sum_j (H + D^T)_ij w_j */
+            double v = lam * W[r * cols + i];
+            for (size_t j = 0; j < cols; j++)
+                v += (Hr[i * cols + j] + Dr[j * cols + i]) * W[r * cols + j];
+            b[i] = v;
+        }
+        ref_solve(A, b, cols);
+        for (size_t i = 0; i < cols; i++) {
+            wmax = fabs(b[i]) > wmax ? fabs(b[i]) : wmax;
+            moved = fabs(Wf[r * cols + i] - W[r * cols + i]) > moved
+                        ? fabs(Wf[r * cols + i] - W[r * cols + i]) : moved;
+            ck_assert_msg(fabs(Wf[r * cols + i] - b[i]) <= 1e-5 * (fabs(b[i]) + 1e-2),
+                          "W'(%zu,%zu) %.9g vs reference %.9g", r, i, Wf[r * cols + i], b[i]);
+        }
+    }
+    ck_assert_msg(moved > 1e-4 * wmax, "the fit did not move W (%g)", moved);
+    /* it reproduces W x from the rounded activations better than W does */
+    const double e_w = ref_out_err_q8x(W, W, rows, cols, X, n);
+    const double e_f = ref_out_err_q8x(W, Wf, rows, cols, X, n);
+    ck_assert_msg(e_f < 0.9 * e_w, "fitted %g vs unfitted %g", e_f, e_w);
+    /* and qnt_gptq_output_error_q8x says so, as the plain sum does */
+    double *oe = malloc(2 * rows * cols * sizeof *oe);
+    const double l_w = qnt_gptq_output_error_q8x(H, D, E2, W, W, rows, cols, oe);
+    const double l_f = qnt_gptq_output_error_q8x(H, D, E2, W, Wf, rows, cols, oe);
+    ck_assert_msg(fabs(l_w - e_w) <= 1e-8 * e_w, "%.17g vs %.17g", l_w, e_w);
+    ck_assert_msg(fabs(l_f - e_f) <= 1e-6 * e_w, "%.17g vs %.17g", l_f, e_f);
+    /* activations already on the grid (every block holds +-127 and integers):
+     * nothing to fit, W unchanged to the bit */
+    for (size_t t = 0; t < n; t++)
+        for (size_t j = 0; j < cols; j++)
+            X[t * cols + j] = j % 32 == 0 ? 127.0f : (float)((int)((t * 31 + j * 17) % 255) - 127);
+    memset(H, 0, cols * cols * sizeof *H);
+    memset(D, 0, cols * cols * sizeof *D);
+    qnt_gptq_hessian_add_q8x(H, D, NULL, cols, X, n, cols, sc);
+    memcpy(Wf, W, rows * cols * sizeof *Wf);
+    ck_assert_int_eq(qnt_gptq_asym_correct(Wf, rows, cols, H, D, damp, cs), SB_OK);
+    ck_assert_mem_eq(Wf, W, rows * cols * sizeof *W);
+    /* an empty Hessian is refused, W untouched */
+    memset(H, 0, cols * cols * sizeof *H);
+    ck_assert_int_eq(qnt_gptq_asym_correct(Wf, rows, cols, H, D, damp, cs), SB_EINVAL);
+    ck_assert_mem_eq(Wf, W, rows * cols * sizeof *W);
+    free(X); free(W); free(Wf); free(H); free(D); free(E2); free(sc); free(cs);
+    free(Hr); free(Dr); free(E2r); free(A); free(b); free(oe);
+}
+END_TEST
+
+/* GPTQ of the fitted weights on the rounded activations' Hessian beats plain
+ * GPTQ (exact activations) and round to nearest in the error the kernel makes */
+START_TEST(test_gptq_act_fit_beats_plain)
+{
+    const enum sb_dtype dt = _i ? SB_DTYPE_Q4_0 : SB_DTYPE_Q8_0;
+    const struct sb_qparams qp = { 0, 0 };
+    const size_t rows = 48, cols = 128, n = 600;
+    float *X = q8x_inputs(n, cols, 920 + (uint64_t)_i), *W = malloc(rows * cols * sizeof *W);
+    test_fill_normal(W, rows * cols, 921);
+    double *H = calloc(cols * cols, sizeof *H), *D = calloc(cols * cols, sizeof *D);
+    double *E2 = calloc(cols * cols, sizeof *E2), *sc = q8x_scratch(cols);
+    qnt_gptq_hessian_add_q8x(H, D, E2, cols, X, n, cols, sc);
+    double *Hx = lib_hessian(X, n, cols);
+    struct qnt_gptq_opts o;
+    qnt_gptq_opts_init(&o);
+    double *cs = malloc(qnt_gptq_asym_scratch_bytes(rows, cols));
+    float *Wf = malloc(rows * cols * sizeof *Wf);
+    memcpy(Wf, W, rows * cols * sizeof *Wf);
+    ck_assert_int_eq(qnt_gptq_asym_correct(Wf, rows, cols, H, D, o.damp, cs), SB_OK);
+    void *bf = gptq(dt, &qp, Wf, rows, cols, H, &o, NULL);
+    void *bp = gptq(dt, &qp, W, rows, cols, Hx, &o, NULL);
+    void *br = gptq(dt, &qp, W, rows, cols, NULL, &o, NULL);
+    float *Qf = decode(dt, &qp, bf, rows, cols), *Qp = decode(dt, &qp, bp, rows, cols);
+    float *Qr = decode(dt, &qp, br, rows, cols);
+    double *oe = malloc(2 * rows * cols * sizeof *oe);
+    const double ef = qnt_gptq_output_error_q8x(H, D, E2, W, Qf, rows, cols, oe);
+    const double ep = qnt_gptq_output_error_q8x(H, D, E2, W, Qp, rows, cols, oe);
+    const double er = qnt_gptq_output_error_q8x(H, D, E2, W, Qr, rows, cols, oe);
+    /* q4_0: the weights' own error dominates, the fit's gain is small (0.4 % here) */
+    ck_assert_msg(ef < (_i ? 1.0 : 0.9) * ep && ep < er, "%s: fitted %g, plain %g, rtn %g",
+                  sb_dtype_name(dt), ef, ep, er);
+    free(X); free(W); free(Wf); free(H); free(D); free(E2); free(Hx); free(sc); free(cs);
+    free(bf); free(bp); free(br); free(Qf); free(Qp); free(Qr); free(oe);
+}
+END_TEST
+
 Suite *quant_gptq_suite(void)
 {
     Suite *s = suite_create("gptq");
@@ -414,6 +689,9 @@ Suite *quant_gptq_suite(void)
     tcase_add_loop_test(tc, test_gptq_thread_independent, 0, (int)(sizeof enc / sizeof enc[0]));
     tcase_add_test(tc, test_gptq_dead_and_fallback);
     tcase_add_test(tc, test_gptq_rate_knobs);
+    tcase_add_test(tc, test_gptq_q8x_sums);
+    tcase_add_test(tc, test_gptq_asym_correct);
+    tcase_add_loop_test(tc, test_gptq_act_fit_beats_plain, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
