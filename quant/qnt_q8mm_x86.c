@@ -204,35 +204,57 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
             }
         }
     }
-    if (nb8 == nb) {   /* no scalar tail: tree16 in registers */
-        for (int i = 0; i < NR; i++)
-            for (int j = 0; j < NT; j++)
-                out[i][j] = tree16_reg(acc[i][j][0], acc[i][j][1]);
-        return;
-    }
-    for (int i = 0; i < NR; i++)
-        for (int j = 0; j < NT; j++) {
-            float c[16];
-            _mm256_storeu_ps(c, acc[i][j][0]);
-            _mm256_storeu_ps(c + 8, acc[i][j][1]);
-            for (size_t b = nb8; b < nb; b++) {
-                __m256i w;
-                if (U) {   /* the unpacked codes (q4_0: nibbles, 8 above the code) */
-                    w = _mm256_loadu_si256((const __m256i *)(const void *)(wr[i] + uc + 32 * b));
-                    if (Q4)
-                        w = _mm256_sub_epi8(w, _mm256_set1_epi8(8));
-                } else {
-                    w = w256(wr[i], b, Q4);
-                }
-                const __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * b));
-                const __m256i p =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
-                const float dw = U ? ((const float *)(const void *)wr[i])[b]
-                                         : _cvtsh_ss(rd16(wr[i] + bb * b));
-                c[b % 16] = fmaf(dw * xd[j][8 * b], (float)hsum8i(p), c[b % 16]);
+    if (nb8 < nb) {
+        /* the last 1-7 blocks, vectorized as above: block nb8 + k is lane k of
+           chains h (nb8 a multiple of 8), its fused multiply-add that chain's
+           next step; the lanes past the row's end compute the last block again
+           and keep their chains (blend), so every chain is the reference's to
+           the bit, the sign of a zero included. Nothing is read past the
+           row's blocks (masked loads for the scales). */
+        const int kv = (int)(nb - nb8), h = (int)((nb8 / 8) & 1);
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(kv),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 dx[4];
+        for (int j = 0; j < NT; j++)
+            dx[j] = _mm256_maskload_ps(dxp[j] + nb8, m);
+        for (int i = 0; i < NR; i++) {
+            const uint8_t *r = wr[i];
+            __m256 dw;
+            if (U) {
+                dw = _mm256_maskload_ps((const float *)(const void *)r + nb8, m);
+            } else {
+                uint16_t hb[8] = { 0 };
+                for (int k = 0; k < kv; k++)
+                    hb[k] = rd16(r + bb * (nb8 + (size_t)k));
+                dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)hb));
             }
-            out[i][j] = tree16(c);
+            for (int j = 0; j < NT; j++) {
+                __m256i p[8];
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {   /* lanes past the end: the last block again */
+                    const size_t bk = nb8 + (size_t)(k < kv ? k : kv - 1);
+                    const __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(xq[j] + 32 * bk));
+                    const __m256i wc =
+                        U ? _mm256_loadu_si256((const __m256i *)(const void *)(r + uc + 32 * bk))
+                        : Q4 ? n256(r, bk)
+                             : w256(r, bk, 0);
+                    p[k] = Q4 ? _mm256_maddubs_epi16(wc, x)
+                              : _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wc),
+                                                                       _mm256_sign_epi8(x, wc)),
+                                                  ones);
+                }
+                __m256i P = Q4 ? bsum8_16(p) : bsum8(p);
+                if (Q4)
+                    P = _mm256_add_epi32(P, _mm256_maskload_epi32(ksp[j] + nb8, m));
+                const __m256 nw = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx[j]), _mm256_cvtepi32_ps(P),
+                                                  acc[i][j][h]);
+                acc[i][j][h] = _mm256_blendv_ps(acc[i][j][h], nw, _mm256_castsi256_ps(m));
+            }
         }
+    }
+    for (int i = 0; i < NR; i++)   /* tree16 in registers */
+        for (int j = 0; j < NT; j++)
+            out[i][j] = tree16_reg(acc[i][j][0], acc[i][j][1]);
 }
 
 /* Only the rows and tokens there are (a lone row or token is not done twice). */

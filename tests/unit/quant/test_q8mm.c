@@ -177,6 +177,7 @@ END_TEST
 
 static const struct { size_t rows, cols; } shapes[] = {
     { 1, 32 }, { 3, 64 }, { 5, 96 }, { 17, 288 }, { 37, 1024 }, { 6, 4128 },
+    { 4, 224 }, { 9, 480 }, { 18, 384 },   /* 7 blocks; 8 + 7; 8 + 4 (moe25m's rows) */
 };
 
 /* A -128 code, a NaN and an infinite scale. */
