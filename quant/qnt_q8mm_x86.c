@@ -56,33 +56,14 @@ static inline __attribute__((always_inline)) T_AVX2 __m256i n256(const uint8_t *
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), f), _mm_and_si128(v, f));
 }
 
-/* The 32 signed codes of block b of a row. */
-static inline __attribute__((always_inline)) T_AVX2 __m256i w256(const uint8_t *row, size_t b,
-                                                                   int q4)
+/* The 32 signed codes of q8_0 block b of a row. */
+static inline __attribute__((always_inline)) T_AVX2 __m256i w256(const uint8_t *row, size_t b)
 {
-    if (!q4)
-        return _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 2));
-    return _mm256_sub_epi8(n256(row, b), _mm256_set1_epi8(8));
+    return _mm256_loadu_si256((const __m256i *)(const void *)(row + 34 * b + 2));
 }
 
-static inline __attribute__((always_inline)) T_AVX2 int32_t hsum8i(__m256i s)
-{
-    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(h);
-}
-
-/* The sum of record's tail: the 16 chains in its fixed tree. */
-static inline float tree16(float *acc)
-{
-    for (int w = 8; w >= 1; w /= 2)
-        for (int l = 0; l < w; l++)
-            acc[l] = acc[l] + acc[l + w];
-    return acc[0];
-}
-
-/* tree16 of the chains in lanes (lo: chains 0-7, hi: 8-15), its very pairs. */
+/* The sum of record's tail (the 16 chains in its fixed tree) of the chains in
+ * lanes (lo: chains 0-7, hi: 8-15), its very pairs. */
 static inline __attribute__((always_inline)) T_AVX2 float tree16_reg(__m256 lo, __m256 hi)
 {
     const __m256 v = _mm256_add_ps(lo, hi);                                 /* l + (l + 8) */
@@ -188,7 +169,7 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
                     const __m256i wc =
                         U ? _mm256_loadu_si256((const __m256i *)(const void *)(r + uc + 32 * (b0 + (size_t)k)))
                         : Q4 ? n256(r, b0 + (size_t)k)
-                             : w256(r, b0 + (size_t)k, 0);
+                             : w256(r, b0 + (size_t)k);
                     if (Q4) {   /* nibble (0..15) x code: pairs, no saturation */
                         p[k] = _mm256_maddubs_epi16(wc, x);
                     } else {
@@ -237,7 +218,7 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
                     const __m256i wc =
                         U ? _mm256_loadu_si256((const __m256i *)(const void *)(r + uc + 32 * bk))
                         : Q4 ? n256(r, bk)
-                             : w256(r, bk, 0);
+                             : w256(r, bk);
                     p[k] = Q4 ? _mm256_maddubs_epi16(wc, x)
                               : _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wc),
                                                                        _mm256_sign_epi8(x, wc)),
@@ -252,7 +233,7 @@ micro_avx2_t(const struct qnt_q8mm_args *a, const uint8_t *const wr[4],
             }
         }
     }
-    for (int i = 0; i < NR; i++)   /* tree16 in registers */
+    for (int i = 0; i < NR; i++)   /* the tree in registers */
         for (int j = 0; j < NT; j++)
             out[i][j] = tree16_reg(acc[i][j][0], acc[i][j][1]);
 }
@@ -308,7 +289,7 @@ T_AVX2 static void q8_unpack(const struct qnt_q8mm_args *a, size_t r0, size_t rb
         for (size_t b = 0; b < nb; b++) {
             ds[b] = _cvtsh_ss(rd16(row + bb * b));
             _mm256_storeu_si256((__m256i *)(void *)(u + 4 * nb + 32 * b),
-                                a->q4 ? n256(row, b) : w256(row, b, 0));
+                                a->q4 ? n256(row, b) : w256(row, b));
         }
     }
 }
