@@ -50,6 +50,14 @@ nums "$T/out" >n0-d.json
 expect_exit 0 MPIRUN 3 "$SUBBIT" quant dense "${Q[@]:2}" -o n3-d.subbit --to q4_0
 cmp -s n0-d.subbit n3-d.subbit && ok || bad "dense -np 3: bytes differ from one process"
 cmp -s n0-d.json <(nums "$T/out") && ok || bad "dense -np 3: report differs"
+# --act-fit (q4_0; with 4,608 tokens the dense matrices are fitted) as a job of
+# 3 ranks, each dense matrix fitted by its owner: the one-process bytes
+for i in 1 2 3; do cat "$SUBBIT_SRC/models/demo.txt"; done >demo3.txt
+F=(quant "$M" --calib demo3.txt --calib-tokens 4608 --calib-ctx 256 -t 1 --to q4_0 --act-fit --json)
+expect_exit 0 "$SUBBIT" "${F[@]}" -o n0-f.subbit
+[ "$(grep -c '"act_fit":	true' "$T/out")" -gt 2 ] && ok || bad "--act-fit: no matrix fitted"
+expect_exit 0 MPIRUN 3 "$SUBBIT" "${F[@]}" -o n3-f.subbit
+cmp -s n0-f.subbit n3-f.subbit && ok || bad "--act-fit -np 3: bytes differ from one process"
 for spec in "1:open $M" "2:quant-layer $M" "1:quant-layer dense" "1:quant-dense dense"; do
   set -- $spec
   SUBBIT_PAR_FAULT=$1 expect_exit 1 MPIRUN 3 "$SUBBIT" quant "$2" "${Q[@]:2}" --calib-tokens 256 \
