@@ -94,8 +94,8 @@ struct state {
     size_t *eoff;                 /* [E + 1]: expert e's tokens are idx[eoff[e] .. eoff[e+1]) */
     float *xo;                    /* in a job: (N * K, dim) weighted outputs of this rank's experts */
     double *H, *hs;               /* Hessian (maxc^2); hessian_add scratch */
-    double *D, *E2;               /* act_fit: sum e xt^T (full) and sum e e^T (upper), maxc^2
-                                     each (qnt_gptq_hessian_add_q8x) */
+    double *D, *E2;               /* act_fit: sum e xt^T (full) and sum e e^T (upper),
+                                     fit_maxc^2 each (qnt_gptq_hessian_add_q8x) */
     bool asym_on;                 /* act_fit and some matrix meets 8-bit activations */
     size_t fit_maxc;              /* the widest such matrix that can see enough tokens */
     bool asym;                    /* H, D, E2 are of the current group's rounded activations */
@@ -502,8 +502,6 @@ static int adopt(struct state *S, int l, int role, int e, enum sb_dtype enc, con
 static int quant_matrix(struct state *S, int l, int role, int e, bool H_valid, uint64_t tokens,
                         const char *why);
 
-/* H = sum of x x^T over rows idx (NULL: all N) after norm `which`, or over
- * the intermediate activations of (gate, up) when act (dense FFN / expert e). */
 /* the Hessian of n tokens' inputs (cols wide) begins: of the rounded
  * activations, with D and E2, where they will be fitted (q8x: every matrix of
  * the group meets 8-bit activations; CVT_QUANT_FIT_TOKENS a column) */
@@ -542,6 +540,8 @@ static bool group_q8x(const struct state *S, int l, const int *roles, int nr, in
     return any;
 }
 
+/* H = sum of x x^T over rows idx (NULL: all N) after norm `which` (q8x:
+ * hess_begin) */
 static void hessian_inputs(struct state *S, int l, enum vfy_norm which, const int *idx, size_t n,
                            size_t cols, bool q8x)
 {

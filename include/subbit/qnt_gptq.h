@@ -115,7 +115,7 @@ size_t qnt_gptq_asym_scratch_bytes(size_t rows, size_t cols);
 /*! qnt_gptq_asym_correct() : W (rows x cols f32) += W D (H + l I)^-1 with l =
  *  damp * mean(diag H) (more, tenfold at a time, if H + l I cannot be
  *  factored; a dead column's diagonal counts 1), H and D as summed by
- *  qnt_gptq_hessian_add_q8x. The solve runs on one thread.
+ *  qnt_gptq_hessian_add_q8x. It runs on one thread (BLAS and LAPACK).
  *  @return SB_OK; SB_EINVAL (W unchanged) when H is empty, cannot be factored
  *  or the result is not finite. */
 int qnt_gptq_asym_correct(float *W, size_t rows, size_t cols, const double *H, const double *D,
