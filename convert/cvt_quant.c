@@ -347,6 +347,15 @@ static int held_flush(struct state *S)
 static int adopt(struct state *S, int l, int role, int e, enum sb_dtype enc, const void *blob,
                  uint64_t nb, const struct sb_qparams *qpp, const char *name);
 
+/* The output error of S->Q against S->W over the current Hessian's tokens:
+ * ||W x - Q xt||^2 where the group's activations are rounded (asym), else
+ * ||W x - Q x||^2 */
+static double out_err(struct state *S, bool asym, size_t rows, size_t cols)
+{
+    return asym ? qnt_gptq_output_error_q8x(S->H, S->D, S->E2, S->W, S->Q, rows, cols, S->gscr)
+                : qnt_gptq_output_error(S->H, S->W, S->Q, rows, cols, S->gscr);
+}
+
 static int quant_matrix_here(struct state *S, int l, int role, int e, bool H_valid,
                              uint64_t tokens, const char *why)
 {
@@ -422,40 +431,26 @@ static int quant_matrix_here(struct state *S, int l, int role, int e, bool H_val
     qnt_err_stats_finish(&es);
     m->rmse = es.rmse;
     m->sqnr_db = es.sqnr_db;
-    if (H_valid && asym) {   /* ||W x - Q xt||^2: the rounded activations' error included */
-        double *scr = S->gscr;
-        m->err = qnt_gptq_output_error_q8x(S->H, S->D, S->E2, S->W, S->Q, rows, cols, scr);
+    if (H_valid) {
+        /* GPTQ's own figures where its objective is the one reported; else
+           measured on S->Q: the decoded result, round to nearest's, zero */
+        const bool own = use_h && !asym;
+        m->err = own ? st.err : out_err(S, asym, rows, cols);
         if (S->o->rtn_error) {
             if (m->gptq) {
                 qnt_quantize_rows(enc, S->W, rows, cols, &qp, S->rtn_blob);
                 qnt_dequantize_rows(enc, S->rtn_blob, rows, cols, &qp, 0, rows, S->Q);
-                m->err_rtn = qnt_gptq_output_error_q8x(S->H, S->D, S->E2, S->W, S->Q, rows, cols,
-                                                       scr);
+                m->err_rtn = out_err(S, asym, rows, cols);
             } else {
                 m->err_rtn = m->err;
             }
         }
-        for (size_t i = 0; i < rows * cols; i++)
-            S->Q[i] = 0.0f;
-        m->ref = qnt_gptq_output_error_q8x(S->H, S->D, S->E2, S->W, S->Q, rows, cols, scr);
-    } else if (H_valid) {
-        double *scr = S->gscr;
-        m->err = use_h ? st.err : qnt_gptq_output_error(S->H, S->W, S->Q, rows, cols, scr);
-        if (use_h) {
+        if (own) {
             m->ref = st.ref;
         } else {
             for (size_t i = 0; i < rows * cols; i++)
                 S->Q[i] = 0.0f;
-            m->ref = qnt_gptq_output_error(S->H, S->W, S->Q, rows, cols, scr);
-        }
-        if (S->o->rtn_error) {
-            if (m->gptq) {
-                qnt_quantize_rows(enc, S->W, rows, cols, &qp, S->rtn_blob);
-                qnt_dequantize_rows(enc, S->rtn_blob, rows, cols, &qp, 0, rows, S->Q);
-                m->err_rtn = qnt_gptq_output_error(S->H, S->W, S->Q, rows, cols, scr);
-            } else {
-                m->err_rtn = m->err;
-            }
+            m->ref = out_err(S, asym, rows, cols);
         }
     }
     if ((rc = adopt(S, l, role, e, enc, blob, nb, &qp, ref.name)) != SB_OK)

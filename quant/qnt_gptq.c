@@ -602,10 +602,8 @@ double qnt_gptq_output_error_q8x(const double *H, const double *D, const double 
                                  const float *Q, size_t rows, size_t cols, double *scratch)
 {
     /* W x - Q xt = (W - Q) xt + W e: tr((W-Q) H (W-Q)^T) + 2 sum (W-Q) .* (W D) + tr(W E2 W^T) */
+    const double tot = qnt_gptq_output_error(H, W, Q, rows, cols, scratch);
     double *A = scratch, *T = scratch + rows * cols;
-    for (size_t i = 0; i < rows * cols; i++)
-        A[i] = (double)W[i] - (double)Q[i];
-    double tot = trace_err(H, A, rows, cols, T);
     for (size_t i = 0; i < rows * cols; i++)
         A[i] = W[i];
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)cols, 1.0,
