@@ -267,34 +267,76 @@ size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols)
     return (nrows + 15) / 16 * (cols / QNT_Q8MM_QK) * (q4 ? QNT_Q8MM_PK4 : QNT_Q8MM_PK8);
 }
 
-int qnt_q8mm_pack_available(size_t cols)
+/* The kernel that reads packed weights of this kind on this CPU: AVX512-VNNI
+ * both kinds, AVX2 q4_0 only (its one-token kernel gains from rows in lanes;
+ * q8_0's codes need their signs moved before vpmaddubsw, which the layout
+ * does not save). QNT_Q8MM_REF: none. */
+static int q8mm_pack_kernel(int q4, size_t cols)
 {
-#ifdef QNT_Q8MM_X86
-    return q8mm_kernel_fn(QNT_Q8MM_VNNI) && cols % QNT_Q8MM_QK == 0;
-#else
-    (void)cols;
-    return 0;
-#endif
+    if (cols % QNT_Q8MM_QK != 0 || sb_cpu_ref())
+        return QNT_Q8MM_REF;
+    if (q8mm_kernel_fn(QNT_Q8MM_VNNI))
+        return QNT_Q8MM_VNNI;
+    if (q4 && q8mm_kernel_fn(QNT_Q8MM_AVX2))
+        return QNT_Q8MM_AVX2;
+    return QNT_Q8MM_REF;
+}
+
+int qnt_q8mm_pack_available(int q4, size_t cols)
+{
+    return q8mm_pack_kernel(q4, cols) != QNT_Q8MM_REF;
+}
+
+void qnt_q8mm_pack_tiles(int q4, const uint8_t *w, size_t row_bytes, size_t nrows, size_t cols,
+                         uint8_t *out)
+{
+    const size_t nb = cols / QNT_Q8MM_QK, bb = q4 ? 18 : 34;
+    const size_t bs = q4 ? QNT_Q8MM_PK4 : QNT_Q8MM_PK8, cbytes = q4 ? 256 : 512;
+    const long nblk = (long)((nrows + 15) / 16);
+#pragma omp parallel for schedule(static)
+    for (long blk = 0; blk < nblk; blk++) {
+        uint8_t *tile = out + (size_t)blk * nb * bs;
+        const size_t r0 = (size_t)blk * 16;
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t *cb = tile + b * bs;
+            for (size_t i = 0; i < 16; i++) {
+                uint8_t c[32];
+                uint8_t h[2] = { 0, 0 };
+                memset(c, 0, sizeof c);
+                if (r0 + i < nrows) {
+                    const uint8_t *blkp = w + (r0 + i) * row_bytes + bb * b;
+                    h[0] = blkp[0];
+                    h[1] = blkp[1];
+                    if (q4)
+                        memcpy(c, blkp + 2, 16);
+                    else
+                        for (int e = 0; e < 32; e++)
+                            c[e] = (uint8_t)(blkp[2 + e] ^ 0x80u);
+                } else if (!q4) {
+                    memset(c, 0x80, sizeof c); /* code 0; the scale 0 keeps it out anyway */
+                }
+                for (size_t d = 0; d < cbytes / 64; d++)
+                    memcpy(cb + 64 * d + 4 * i, c + 4 * d, 4);
+                memcpy(cb + cbytes + 2 * i, h, 2);
+            }
+        }
+    }
 }
 
 int qnt_q8mm_pack(int q4, const void *w, size_t row_bytes, size_t nrows, size_t cols, void *out)
 {
-#ifdef QNT_Q8MM_X86
-    if (q8mm_kernel_fn(QNT_Q8MM_VNNI) && cols % QNT_Q8MM_QK == 0) {
-        qnt_q8mm_pack_vnni(q4, w, row_bytes, nrows, cols, out);
-        return 0;
-    }
-#else
-    (void)q4, (void)w, (void)row_bytes, (void)nrows, (void)cols, (void)out;
-#endif
-    return -1;
+    if (!qnt_q8mm_pack_available(q4, cols))
+        return -1;
+    qnt_q8mm_pack_tiles(q4, w, row_bytes, nrows, cols, out);
+    return 0;
 }
 
-int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, const float *X,
-                         size_t n, float *Y)
+int qnt_q8mm_packed_rows_k(int kernel, int q4, const void *packed, size_t nrows, size_t cols,
+                           const float *X, size_t n, float *Y)
 {
 #ifdef QNT_Q8MM_X86
-    if (!q8mm_kernel_fn(QNT_Q8MM_VNNI) || cols % QNT_Q8MM_QK != 0)
+    if (cols % QNT_Q8MM_QK != 0 || !q8mm_kernel_fn(kernel) ||
+        (kernel != QNT_Q8MM_VNNI && !(kernel == QNT_Q8MM_AVX2 && q4)))
         return -1;
     struct qnt_q8mm_args a;
     q8mm_args(&a, q4, packed, nrows, cols);
@@ -303,13 +345,23 @@ int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, 
     if (!buf)
         return -1;
     a.Y = Y;
-    qnt_q8mm_vnni_packed(&a);
+    if (kernel == QNT_Q8MM_VNNI)
+        qnt_q8mm_vnni_packed(&a);
+    else
+        qnt_q8mm_avx2_packed(&a);
     sb_free_aligned(buf);
     return 0;
 #else
-    (void)q4, (void)packed, (void)nrows, (void)cols, (void)X, (void)n, (void)Y;
+    (void)kernel, (void)q4, (void)packed, (void)nrows, (void)cols, (void)X, (void)n, (void)Y;
     return -1;
 #endif
+}
+
+int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, const float *X,
+                         size_t n, float *Y)
+{
+    const int k = q8mm_pack_kernel(q4, cols);
+    return k == QNT_Q8MM_REF ? -1 : qnt_q8mm_packed_rows_k(k, q4, packed, nrows, cols, X, n, Y);
 }
 
 /* The table's entries: the fast kernel or the reference, q8_0 or q4_0. */

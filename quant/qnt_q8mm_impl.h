@@ -83,8 +83,7 @@ void qnt_q8mm_scalar(const struct qnt_q8mm_args *a);
 void qnt_q8mm_avx2(const struct qnt_q8mm_args *a);
 void qnt_q8mm_vnni(const struct qnt_q8mm_args *a);
 void qnt_q8mm_vnni_packed(const struct qnt_q8mm_args *a);
-void qnt_q8mm_pack_vnni(int q4, const uint8_t *w, size_t row_bytes, size_t nrows, size_t cols,
-                        uint8_t *out);
+void qnt_q8mm_avx2_packed(const struct qnt_q8mm_args *a);
 void qnt_q8x_quantize_avx2(const float *restrict x, size_t cols, int8_t *restrict q,
                            float *restrict d8);
 void qnt_q8x_quantize_avx512(const float *restrict x, size_t cols, int8_t *restrict q,
@@ -134,14 +133,24 @@ size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols);
  *  packed weights (nothing written). */
 int qnt_q8mm_pack(int q4, const void *w, size_t row_bytes, size_t nrows, size_t cols, void *out);
 
-/*! qnt_q8mm_pack_available() : whether this CPU packs rows of cols columns. */
-int qnt_q8mm_pack_available(size_t cols);
+/*! qnt_q8mm_pack_available() : whether this CPU has a kernel for packed
+ *  rows of cols columns of this kind (AVX512-VNNI: q8_0 and q4_0; AVX2:
+ *  q4_0). */
+int qnt_q8mm_pack_available(int q4, size_t cols);
+
+/* The layout itself, on any CPU (the tests pack for each kernel). */
+void qnt_q8mm_pack_tiles(int q4, const uint8_t *w, size_t row_bytes, size_t nrows, size_t cols,
+                         uint8_t *out);
 
 /*! qnt_q8mm_packed_rows() : Y[n, nrows] = packed rows . X, the same bits as
  *  qnt_q8mm_rows on the rows it was packed from. @return 0, or -1 when this
  *  CPU has no kernel for packed weights (nothing done). */
 int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, const float *X,
                          size_t n, float *Y);
+/* The same through the given kernel (QNT_Q8MM_VNNI, or QNT_Q8MM_AVX2 for
+ * q4_0); -1 where this CPU lacks it. */
+int qnt_q8mm_packed_rows_k(int kernel, int q4, const void *packed, size_t nrows, size_t cols,
+                           const float *X, size_t n, float *Y);
 
 /*! qnt_q8mm_best() : the kernel the fast path uses on this CPU. */
 int qnt_q8mm_best(void);

@@ -20,6 +20,9 @@
  *   steps are vector multiply-adds). From 4 tokens a block of 16 rows is
  *   first unpacked into scratch (f32 scales, a byte a code), so the tokens
  *   share the nibble unpacking and the fp16 conversions.
+ * - AVX2 on q4_0 packed at load (qnt_q8mm_pack, as the VNNI kernels read
+ *   it): rows in lanes, so a block's exact sums for 8 rows need no
+ *   horizontal step; one token and batches alike, the 16 chains in L1.
  * Compiled without -march: each function carries its target attribute and
  * qnt_q8mm.c calls it only after the CPU probe says yes. */
 #include "qnt_q8mm_impl.h"
@@ -362,6 +365,137 @@ T_AVX2 void qnt_q8x_quantize_avx2(const float *restrict x, size_t cols, int8_t *
             _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b), _mm256_setzero_si256());
         }
         _mm256_storeu_ps(d8 + 8 * b, _mm256_set1_ps(d));
+    }
+}
+
+/* ---- AVX2 on packed q4_0 (qnt_q8mm_pack's tiles of 16 rows) --------------
+ * A block of a tile holds 4 dwords a row, [dword][row][4 bytes]: 32 bytes
+ * are 8 rows' dword d, whose low nibbles are the row's elements 4d .. 4d+3
+ * and high nibbles 16+4d .. 16+4d+3. So vpmaddubsw of the nibbles with the
+ * token's 4 codes broadcast gives each row two pairs in its dword lane: rows
+ * are the lanes, and a block's 8 products (4 dwords x low / high) add up in
+ * int16 (each pair |15 x 127 x 2| <= 3810, eight of them <= 30480), one
+ * vpmaddwd by ones ends them in int32: 8 rows' exact P without a horizontal
+ * step, where the row layout reduces each block across its lanes. */
+
+/* Half h (rows 8h .. 8h+7) of a packed block: w[d] the low nibbles of dword
+ * d, w[4 + d] the high ones. */
+static inline __attribute__((always_inline)) T_AVX2 void pk4_half(const uint8_t *cb, int h,
+                                                                   __m256i w[8])
+{
+    const __m256i f = _mm256_set1_epi8(15);
+#pragma GCC unroll 4
+    for (int d = 0; d < 4; d++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(cb + 64 * d + 32 * h));
+        w[d] = _mm256_and_si256(v, f);
+        w[4 + d] = _mm256_and_si256(_mm256_srli_epi16(v, 4), f);
+    }
+}
+
+/* 8 rows' exact block sums against one token's block: x the block's 32
+ * codes, ks its -8 sum x. */
+static inline __attribute__((always_inline)) T_AVX2 __m256i pk4_dot(const __m256i w[8],
+                                                                    const int8_t *x, int32_t ks)
+{
+    int32_t x4[8];
+    memcpy(x4, x, 32);
+    __m256i m[8];
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++)
+        m[g] = _mm256_maddubs_epi16(w[g], _mm256_set1_epi32(x4[g]));
+    const __m256i s = _mm256_add_epi16(
+        _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3])),
+        _mm256_add_epi16(_mm256_add_epi16(m[4], m[5]), _mm256_add_epi16(m[6], m[7])));
+    return _mm256_add_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), _mm256_set1_epi32(ks));
+}
+
+/* One packed tile (rows r0 .. r0+nr-1) against TB tokens from t0, blocks in
+ * address order. The 16 chains of each token and half are 16 x TB x 2
+ * registers' worth, kept in acc (L1): a block's step loads, fuses and
+ * stores its chain b % 16, which the next 15 blocks do not touch. */
+static inline __attribute__((always_inline)) T_AVX2 void
+pk4_tile(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0, size_t nr, size_t t0,
+         const int TB)
+{
+    const size_t nb = a->nb;
+    __m256 acc[16][4][2];
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; l++)
+#pragma GCC unroll 4
+        for (int j = 0; j < TB; j++)
+            acc[l][j][0] = acc[l][j][1] = _mm256_setzero_ps();
+    const int8_t *xq[4];
+    const float *xd[4];
+    const int32_t *ks[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < TB; j++) {
+        xq[j] = a->x.q + (t0 + (size_t)j) * a->cols;
+        xd[j] = a->x.dx + (t0 + (size_t)j) * nb;
+        ks[j] = a->x.ks + (t0 + (size_t)j) * nb;
+    }
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *cb = tile + b * QNT_Q8MM_PK4;
+        const size_t c = b % 16;
+        if (TB == 1)   /* one token streams W: the lines 2 KiB ahead */
+            for (size_t o = 0; o < QNT_Q8MM_PK4; o += 64)
+                _mm_prefetch((const char *)(cb + Q8A_PF + o), _MM_HINT_T0);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256 dw = _mm256_cvtph_ps(
+                _mm_loadu_si128((const __m128i *)(const void *)(cb + 256 + 16 * h)));
+            __m256i w[8];
+            pk4_half(cb, h, w);
+#pragma GCC unroll 4
+            for (int j = 0; j < TB; j++) {
+                const __m256i P = pk4_dot(w, xq[j] + 32 * b, ks[j][b]);
+                acc[c][j][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xd[j][b])),
+                                               _mm256_cvtepi32_ps(P), acc[c][j][h]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < TB; j++) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 4
+            for (int w = 8; w >= 1; w /= 2)
+#pragma GCC unroll 8
+                for (int l = 0; l < w; l++)
+                    acc[l][j][h] = _mm256_add_ps(acc[l][j][h], acc[l + w][j][h]);
+        }
+        float *y = a->Y + (t0 + (size_t)j) * a->nrows + r0;
+        if (nr == 16) {
+            _mm256_storeu_ps(y, acc[0][j][0]);
+            _mm256_storeu_ps(y + 8, acc[0][j][1]);
+        } else {
+            float o[16];
+            _mm256_storeu_ps(o, acc[0][j][0]);
+            _mm256_storeu_ps(o + 8, acc[0][j][1]);
+            memcpy(y, o, nr * sizeof *o);
+        }
+    }
+}
+
+T_AVX2 static void pk4_tiles(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0,
+                             size_t nr)
+{
+    size_t t0 = 0;
+    for (; t0 + 4 <= a->n; t0 += 4)
+        pk4_tile(a, tile, r0, nr, t0, 4);
+    for (; t0 < a->n; t0++)
+        pk4_tile(a, tile, r0, nr, t0, 1);
+}
+
+void qnt_q8mm_avx2_packed(const struct qnt_q8mm_args *a)
+{
+    /* a->w: the packed q4_0 rows (all of a->nrows, from the packed row 0) */
+    const size_t tb = qnt_q8mm_packed_bytes(1, 16, a->cols);
+    const long nblk = (long)((a->nrows + 15) / 16);
+#pragma omp parallel for schedule(static) if (a->threads == 0)
+    for (long blk = 0; blk < nblk; blk++) {
+        const size_t r0 = (size_t)blk * 16;
+        const size_t nr = a->nrows - r0 < 16 ? a->nrows - r0 : 16;
+        pk4_tiles(a, a->w + (size_t)blk * tb, r0, nr);
     }
 }
 
@@ -813,42 +947,6 @@ void qnt_q8mm_vnni_packed(const struct qnt_q8mm_args *a)
         const size_t r0 = (size_t)blk * Q8_TR;
         const size_t nr = a->nrows - r0 < Q8_TR ? a->nrows - r0 : Q8_TR;
         q8_pk_tiles(a, a->w + (size_t)blk * tb, r0, nr);
-    }
-}
-
-T_VNNI void qnt_q8mm_pack_vnni(int q4, const uint8_t *w, size_t row_bytes, size_t nrows,
-                               size_t cols, uint8_t *out)
-{
-    const size_t nb = cols / QNT_Q8MM_QK, bb = q4 ? 18 : 34;
-    const size_t bs = q4 ? QNT_Q8MM_PK4 : QNT_Q8MM_PK8, cbytes = q4 ? 256 : 512;
-    const long nblk = (long)((nrows + Q8_TR - 1) / Q8_TR);
-#pragma omp parallel for schedule(static)
-    for (long blk = 0; blk < nblk; blk++) {
-        uint8_t *tile = out + (size_t)blk * nb * bs;
-        const size_t r0 = (size_t)blk * Q8_TR;
-        for (size_t b = 0; b < nb; b++) {
-            uint8_t *cb = tile + b * bs;
-            for (size_t i = 0; i < Q8_TR; i++) {
-                uint8_t c[32];
-                uint8_t h[2] = { 0, 0 };
-                memset(c, 0, sizeof c);
-                if (r0 + i < nrows) {
-                    const uint8_t *blkp = w + (r0 + i) * row_bytes + bb * b;
-                    h[0] = blkp[0];
-                    h[1] = blkp[1];
-                    if (q4)
-                        memcpy(c, blkp + 2, 16);
-                    else
-                        for (int e = 0; e < 32; e++)
-                            c[e] = (uint8_t)(blkp[2 + e] ^ 0x80u);
-                } else if (!q4) {
-                    memset(c, 0x80, sizeof c); /* code 0; the scale 0 keeps it out anyway */
-                }
-                for (size_t d = 0; d < cbytes / 64; d++)
-                    memcpy(cb + 64 * d + 4 * i, c + 4 * d, 4);
-                memcpy(cb + cbytes + 2 * i, h, 2);
-            }
-        }
     }
 }
 

@@ -329,9 +329,11 @@ START_TEST(test_q8mm_stream)
 }
 END_TEST
 
-/* Packed weights (qnt_q8mm_pack) give the reference's bits: every shape
- * above (rows not a multiple of 16, odd block counts), 1 to 33 tokens, one
- * and three threads, the specials of test_q8mm_kernels_equal_ref. */
+/* Packed weights (qnt_q8mm_pack) give the reference's bits through every
+ * kernel for them this CPU has (AVX512-VNNI, and AVX2 for q4_0, also on
+ * AVX-512 CPUs): every shape above (rows not a multiple of 16, odd block
+ * counts), 1 to 33 tokens, one and three threads, the specials of
+ * test_q8mm_kernels_equal_ref. */
 START_TEST(test_q8mm_packed)
 {
     int q4;
@@ -341,31 +343,45 @@ START_TEST(test_q8mm_packed)
     const size_t pb = qnt_q8mm_packed_bytes(q4, rows, cols);
     ck_assert_uint_eq(pb, (rows + 15) / 16 * 16 * (cols / 32) * (q4 ? 18 : 34));
     uint8_t *pk = malloc(pb);
-    if (qnt_q8mm_pack(q4, w, cols / 32 * (q4 ? 18 : 34), rows, cols, pk) != 0) {
-        free(pk);
-        free(w);
-        return;   /* no packed kernel on this CPU */
-    }
+    qnt_q8mm_pack_tiles(q4, w, cols / 32 * (q4 ? 18 : 34), rows, cols, pk);
     float *X = malloc(33 * cols * sizeof *X);
     float *A = malloc(33 * rows * sizeof *A), *B = malloc(33 * rows * sizeof *B);
     test_fill_normal(X, 33 * cols, 17 + (uint64_t)_i);
     X[4 * cols + cols / 2] = NAN;
+    const int kernels[] = { QNT_Q8MM_VNNI, QNT_Q8MM_AVX2 };
+    int ran = 0;
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         const size_t n = ns[ni];
         qnt_q8mm_rows(QNT_Q8MM_REF, q4, w, rows, cols, 0, rows, X, n, A);
-        for (int th = 1; th <= 3; th += 2) {
+        for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++)
+            for (int th = 1; th <= 3; th += 2) {
 #ifdef _OPENMP
-            omp_set_num_threads(th);
+                omp_set_num_threads(th);
 #endif
-            memset(B, 0xA5, n * rows * sizeof *B);
-            ck_assert_int_eq(qnt_q8mm_packed_rows(q4, pk, rows, cols, X, n, B), 0);
-            ck_assert_msg(memcmp(A, B, n * rows * sizeof *A) == 0, "q4 %d %zux%zu n %zu threads %d",
-                          q4, rows, cols, n, th);
-        }
+                memset(B, 0xA5, n * rows * sizeof *B);
+                if (qnt_q8mm_packed_rows_k(kernels[k], q4, pk, rows, cols, X, n, B) != 0)
+                    continue;   /* not on this CPU, or not for this kind */
+                ran++;
+                ck_assert_msg(memcmp(A, B, n * rows * sizeof *A) == 0,
+                              "kernel %d q4 %d %zux%zu n %zu threads %d", kernels[k], q4, rows,
+                              cols, n, th);
+            }
+    }
+    /* the public entry packs exactly where some kernel ran */
+    uint8_t *pk2 = malloc(pb);
+    const int packed = qnt_q8mm_pack(q4, w, cols / 32 * (q4 ? 18 : 34), rows, cols, pk2) == 0;
+    ck_assert_int_eq(packed, ran > 0);
+    ck_assert_int_eq(packed, qnt_q8mm_pack_available(q4, cols));
+    if (packed) {
+        ck_assert(memcmp(pk, pk2, pb) == 0);
+        ck_assert_int_eq(qnt_q8mm_packed_rows(q4, pk, rows, cols, X, 5, B), 0);
+        qnt_q8mm_rows(QNT_Q8MM_REF, q4, w, rows, cols, 0, rows, X, 5, A);
+        ck_assert(memcmp(A, B, 5 * rows * sizeof *A) == 0);
     }
 #ifdef _OPENMP
     omp_set_num_threads(1);
 #endif
+    free(pk2);
     free(pk);
     free(w);
     free(X);
