@@ -398,7 +398,7 @@ uint64_t qnt_matmul_pack_bytes(enum sb_dtype dt, size_t cols, size_t nrows)
         const size_t rb = qnt_type_row_bytes(dt, cols, &qp);
         return rb && nrows <= UINT64_MAX / rb ? (uint64_t)nrows * rb : 0;
     }
-    if ((dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0) || !qnt_q8mm_pack_available(dt == SB_DTYPE_Q4_0, cols))
+    if ((dt != SB_DTYPE_Q8_0 && dt != SB_DTYPE_Q4_0) || !qnt_q8mm_pack_available(cols))
         return 0;
     return qnt_q8mm_packed_bytes(dt == SB_DTYPE_Q4_0, nrows, cols);
 }

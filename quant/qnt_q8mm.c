@@ -267,24 +267,22 @@ size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols)
     return (nrows + 15) / 16 * (cols / QNT_Q8MM_QK) * (q4 ? QNT_Q8MM_PK4 : QNT_Q8MM_PK8);
 }
 
-/* The kernel that reads packed weights of this kind on this CPU: AVX512-VNNI
- * both kinds, AVX2 q4_0 only (its one-token kernel gains from rows in lanes;
- * q8_0's codes need their signs moved before vpmaddubsw, which the layout
- * does not save). QNT_Q8MM_REF: none. */
-static int q8mm_pack_kernel(int q4, size_t cols)
+/* The kernel that reads packed weights on this CPU: AVX512-VNNI, else AVX2;
+ * QNT_Q8MM_REF: none. */
+static int q8mm_pack_kernel(size_t cols)
 {
     if (cols % QNT_Q8MM_QK != 0 || sb_cpu_ref())
         return QNT_Q8MM_REF;
     if (q8mm_kernel_fn(QNT_Q8MM_VNNI))
         return QNT_Q8MM_VNNI;
-    if (q4 && q8mm_kernel_fn(QNT_Q8MM_AVX2))
+    if (q8mm_kernel_fn(QNT_Q8MM_AVX2))
         return QNT_Q8MM_AVX2;
     return QNT_Q8MM_REF;
 }
 
-int qnt_q8mm_pack_available(int q4, size_t cols)
+int qnt_q8mm_pack_available(size_t cols)
 {
-    return q8mm_pack_kernel(q4, cols) != QNT_Q8MM_REF;
+    return q8mm_pack_kernel(cols) != QNT_Q8MM_REF;
 }
 
 void qnt_q8mm_pack_tiles(int q4, const uint8_t *w, size_t row_bytes, size_t nrows, size_t cols,
@@ -325,7 +323,7 @@ void qnt_q8mm_pack_tiles(int q4, const uint8_t *w, size_t row_bytes, size_t nrow
 
 int qnt_q8mm_pack(int q4, const void *w, size_t row_bytes, size_t nrows, size_t cols, void *out)
 {
-    if (!qnt_q8mm_pack_available(q4, cols))
+    if (!qnt_q8mm_pack_available(cols))
         return -1;
     qnt_q8mm_pack_tiles(q4, w, row_bytes, nrows, cols, out);
     return 0;
@@ -336,7 +334,7 @@ int qnt_q8mm_packed_rows_k(int kernel, int q4, const void *packed, size_t nrows,
 {
 #ifdef QNT_Q8MM_X86
     if (cols % QNT_Q8MM_QK != 0 || !q8mm_kernel_fn(kernel) ||
-        (kernel != QNT_Q8MM_VNNI && !(kernel == QNT_Q8MM_AVX2 && q4)))
+        (kernel != QNT_Q8MM_VNNI && kernel != QNT_Q8MM_AVX2))
         return -1;
     struct qnt_q8mm_args a;
     q8mm_args(&a, q4, packed, nrows, cols);
@@ -360,7 +358,7 @@ int qnt_q8mm_packed_rows_k(int kernel, int q4, const void *packed, size_t nrows,
 int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, const float *X,
                          size_t n, float *Y)
 {
-    const int k = q8mm_pack_kernel(q4, cols);
+    const int k = q8mm_pack_kernel(cols);
     return k == QNT_Q8MM_REF ? -1 : qnt_q8mm_packed_rows_k(k, q4, packed, nrows, cols, X, n, Y);
 }
 

@@ -134,9 +134,8 @@ size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols);
 int qnt_q8mm_pack(int q4, const void *w, size_t row_bytes, size_t nrows, size_t cols, void *out);
 
 /*! qnt_q8mm_pack_available() : whether this CPU has a kernel for packed
- *  rows of cols columns of this kind (AVX512-VNNI: q8_0 and q4_0; AVX2:
- *  q4_0). */
-int qnt_q8mm_pack_available(int q4, size_t cols);
+ *  rows of cols columns (AVX512-VNNI or AVX2). */
+int qnt_q8mm_pack_available(size_t cols);
 
 /* The layout itself, on any CPU (the tests pack for each kernel). */
 void qnt_q8mm_pack_tiles(int q4, const uint8_t *w, size_t row_bytes, size_t nrows, size_t cols,
@@ -147,8 +146,8 @@ void qnt_q8mm_pack_tiles(int q4, const uint8_t *w, size_t row_bytes, size_t nrow
  *  CPU has no kernel for packed weights (nothing done). */
 int qnt_q8mm_packed_rows(int q4, const void *packed, size_t nrows, size_t cols, const float *X,
                          size_t n, float *Y);
-/* The same through the given kernel (QNT_Q8MM_VNNI, or QNT_Q8MM_AVX2 for
- * q4_0); -1 where this CPU lacks it. */
+/* The same through the given kernel (QNT_Q8MM_VNNI or QNT_Q8MM_AVX2); -1
+ * where this CPU lacks it. */
 int qnt_q8mm_packed_rows_k(int kernel, int q4, const void *packed, size_t nrows, size_t cols,
                            const float *X, size_t n, float *Y);
 

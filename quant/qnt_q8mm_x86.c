@@ -20,9 +20,11 @@
  *   steps are vector multiply-adds). From 4 tokens a block of 16 rows is
  *   first unpacked into scratch (f32 scales, a byte a code), so the tokens
  *   share the nibble unpacking and the fp16 conversions.
- * - AVX2 on q4_0 packed at load (qnt_q8mm_pack, as the VNNI kernels read
- *   it): rows in lanes, so a block's exact sums for 8 rows need no
- *   horizontal step; one token and batches alike, the 16 chains in L1.
+ * - AVX2 on weights packed at load (qnt_q8mm_pack, the layout the VNNI
+ *   kernels read): rows in lanes, so a block's exact sums for 8 rows need
+ *   no horizontal step (q4_0: nibbles times x, int16 sums; q8_0: the codes'
+ *   magnitudes times x with their signs); one token and batches alike, the
+ *   16 chains in L1.
  * Compiled without -march: each function carries its target attribute and
  * qnt_q8mm.c calls it only after the CPU probe says yes. */
 #include "qnt_q8mm_impl.h"
@@ -368,7 +370,7 @@ T_AVX2 void qnt_q8x_quantize_avx2(const float *restrict x, size_t cols, int8_t *
     }
 }
 
-/* ---- AVX2 on packed q4_0 (qnt_q8mm_pack's tiles of 16 rows) --------------
+/* ---- AVX2 on packed q4_0 and q8_0 (qnt_q8mm_pack's tiles of 16 rows) -----
  * A block of a tile holds 4 dwords a row, [dword][row][4 bytes]: 32 bytes
  * are 8 rows' dword d, whose low nibbles are the row's elements 4d .. 4d+3
  * and high nibbles 16+4d .. 16+4d+3. So vpmaddubsw of the nibbles with the
@@ -409,15 +411,50 @@ static inline __attribute__((always_inline)) T_AVX2 __m256i pk4_dot(const __m256
     return _mm256_add_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), _mm256_set1_epi32(ks));
 }
 
+/* q8_0, half h of a packed block: each group's 32 bytes back to signed
+ * codes (stored + 128), c[g], and their magnitudes, m[g] (-128's is 128 as
+ * an unsigned byte). */
+static inline __attribute__((always_inline)) T_AVX2 void pk8_half(const uint8_t *cb, int h,
+                                                                  __m256i c[8], __m256i m[8])
+{
+    const __m256i k = _mm256_set1_epi8((char)0x80);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) {
+        c[g] = _mm256_xor_si256(
+            _mm256_loadu_si256((const __m256i *)(const void *)(cb + 64 * g + 32 * h)), k);
+        m[g] = _mm256_abs_epi8(c[g]);
+    }
+}
+
+/* 8 rows' exact q8_0 block sums against one token's block: |c| times x with
+ * c's sign (a pair <= 2 x 128 x 127, no saturation), pairs of pairs in
+ * int32. */
+static inline __attribute__((always_inline)) T_AVX2 __m256i pk8_dot(const __m256i c[8],
+                                                                    const __m256i m[8],
+                                                                    const int8_t *x)
+{
+    int32_t x4[8];
+    memcpy(x4, x, 32);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i p[8];
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++)
+        p[g] = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(m[g], _mm256_sign_epi8(_mm256_set1_epi32(x4[g]), c[g])), ones);
+    return _mm256_add_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])),
+        _mm256_add_epi32(_mm256_add_epi32(p[4], p[5]), _mm256_add_epi32(p[6], p[7])));
+}
+
 /* One packed tile (rows r0 .. r0+nr-1) against TB tokens from t0, blocks in
  * address order. The 16 chains of each token and half are 16 x TB x 2
  * registers' worth, kept in acc (L1): a block's step loads, fuses and
  * stores its chain b % 16, which the next 15 blocks do not touch. */
 static inline __attribute__((always_inline)) T_AVX2 void
-pk4_tile(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0, size_t nr, size_t t0,
-         const int TB)
+pk_tile(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0, size_t nr, size_t t0,
+        const int TB, const int Q4)
 {
-    const size_t nb = a->nb;
+    const size_t nb = a->nb, bs = Q4 ? QNT_Q8MM_PK4 : QNT_Q8MM_PK8, cbytes = Q4 ? 256 : 512;
     __m256 acc[16][4][2];
 #pragma GCC unroll 16
     for (int l = 0; l < 16; l++)
@@ -434,20 +471,24 @@ pk4_tile(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0, size_t n
         ks[j] = a->x.ks + (t0 + (size_t)j) * nb;
     }
     for (size_t b = 0; b < nb; b++) {
-        const uint8_t *cb = tile + b * QNT_Q8MM_PK4;
+        const uint8_t *cb = tile + b * bs;
         const size_t c = b % 16;
         if (TB == 1)   /* one token streams W: the lines 2 KiB ahead */
-            for (size_t o = 0; o < QNT_Q8MM_PK4; o += 64)
+            for (size_t o = 0; o < bs; o += 64)
                 _mm_prefetch((const char *)(cb + Q8A_PF + o), _MM_HINT_T0);
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const __m256 dw = _mm256_cvtph_ps(
-                _mm_loadu_si128((const __m128i *)(const void *)(cb + 256 + 16 * h)));
-            __m256i w[8];
-            pk4_half(cb, h, w);
+                _mm_loadu_si128((const __m128i *)(const void *)(cb + cbytes + 16 * h)));
+            __m256i w[8], m[8];
+            if (Q4)
+                pk4_half(cb, h, w);
+            else
+                pk8_half(cb, h, w, m);
 #pragma GCC unroll 4
             for (int j = 0; j < TB; j++) {
-                const __m256i P = pk4_dot(w, xq[j] + 32 * b, ks[j][b]);
+                const __m256i P = Q4 ? pk4_dot(w, xq[j] + 32 * b, ks[j][b])
+                                     : pk8_dot(w, m, xq[j] + 32 * b);
                 acc[c][j][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xd[j][b])),
                                                _mm256_cvtepi32_ps(P), acc[c][j][h]);
             }
@@ -476,26 +517,33 @@ pk4_tile(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0, size_t n
     }
 }
 
-T_AVX2 static void pk4_tiles(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0,
-                             size_t nr)
+T_AVX2 static void pk_tiles(const struct qnt_q8mm_args *a, const uint8_t *tile, size_t r0,
+                            size_t nr)
 {
     size_t t0 = 0;
-    for (; t0 + 4 <= a->n; t0 += 4)
-        pk4_tile(a, tile, r0, nr, t0, 4);
-    for (; t0 < a->n; t0++)
-        pk4_tile(a, tile, r0, nr, t0, 1);
+    if (a->q4) {
+        for (; t0 + 4 <= a->n; t0 += 4)
+            pk_tile(a, tile, r0, nr, t0, 4, 1);
+        for (; t0 < a->n; t0++)
+            pk_tile(a, tile, r0, nr, t0, 1, 1);
+    } else {
+        for (; t0 + 4 <= a->n; t0 += 4)
+            pk_tile(a, tile, r0, nr, t0, 4, 0);
+        for (; t0 < a->n; t0++)
+            pk_tile(a, tile, r0, nr, t0, 1, 0);
+    }
 }
 
 void qnt_q8mm_avx2_packed(const struct qnt_q8mm_args *a)
 {
-    /* a->w: the packed q4_0 rows (all of a->nrows, from the packed row 0) */
-    const size_t tb = qnt_q8mm_packed_bytes(1, 16, a->cols);
+    /* a->w: the packed rows (all of a->nrows, from the packed row 0) */
+    const size_t tb = qnt_q8mm_packed_bytes(a->q4, 16, a->cols);
     const long nblk = (long)((a->nrows + 15) / 16);
 #pragma omp parallel for schedule(static) if (a->threads == 0)
     for (long blk = 0; blk < nblk; blk++) {
         const size_t r0 = (size_t)blk * 16;
         const size_t nr = a->nrows - r0 < 16 ? a->nrows - r0 : 16;
-        pk4_tiles(a, a->w + (size_t)blk * tb, r0, nr);
+        pk_tiles(a, a->w + (size_t)blk * tb, r0, nr);
     }
 }
 
