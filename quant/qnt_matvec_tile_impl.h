@@ -413,8 +413,12 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
                 continue;
             }
 #endif
-            for (size_t i = 0; i < rb; i++)
-                for (size_t j = 0; j < nt; j++) {
+            /* token by token: a token's rows are consecutive floats of Y
+             * (row by row, each store went nrows floats on: with nrows a
+             * multiple of 1024 they all met in one L1 set; a 2048 x 768 f16
+             * matmul of 512 tokens, one thread: 62 -> 73-78 GFLOP/s) */
+            for (size_t j = 0; j < nt; j++)
+                for (size_t i = 0; i < rb; i++) {
                     float r = V_HSUM(tot[i][j]);
                     if (tail)
                         r = MV_NAME(mv_tail)(wt[i], a->X + (t0 + j) * cols + colsv, tail, r);
