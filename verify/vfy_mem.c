@@ -967,7 +967,7 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
                      : m->from_file || m->index_bytes ? (int)e->stored.enc : -1;
     uint64_t kb = 0;
     /* the core packs each q8_0 / q4_0 matrix once at load (repacked where the
-     * CPU has AVX512-VNNI; counted on any) and copies each f32 / f16 / bf16
+     * CPU has AVX512-VNNI or AVX2; counted on any) and copies each f32 / f16 / bf16
      * one, into one arena, then releases its mapped pages: while the largest
      * is packed, it is resident twice; the arena is rounded up to a 2 MiB
      * huge page (numerator / 32 bytes an element) */
