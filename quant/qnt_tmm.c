@@ -721,18 +721,34 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
                     xt_build_generic(Xb, cols, fx + b * QNT_TMM_TB, nv, c0, c1, xb);
             }
             /* tiles x slices of the token blocks: with fewer tiles than
-               threads, a tile is decoded once per slice */
+               threads, or a few tiles that do not split evenly over them (an
+               expert's 3 chunks over 2 threads), each tile in slices so the
+               threads get the same number of items. A thread decodes a tile
+               once for consecutive slices of it (the static schedule gives
+               each thread a run of items), else once per slice. */
             size_t ns = 1;
             if (job->ntiles < (size_t)team) {
                 ns = ((size_t)team + job->ntiles - 1) / job->ntiles;
-                if (ns > nb)
-                    ns = nb;
+            } else if (job->ntiles % (size_t)team && job->ntiles < 4 * (size_t)team) {
+                size_t g = (size_t)team, r = job->ntiles;
+                while (r) {   /* gcd */
+                    const size_t q = g % r;
+                    g = r;
+                    r = q;
+                }
+                ns = (size_t)team / g;
             }
+            if (ns > nb)
+                ns = nb;
             const long nit = (long)(job->ntiles * ns);
+            size_t have = SIZE_MAX;   /* the tile in this thread's scratch */
 #pragma omp for schedule(static)
             for (long it = 0; it < nit; it++) {
                 const size_t k = (size_t)it / ns, sl = (size_t)it % ns;
-                job->decode(job, k, scr, &T);
+                if (k != have) {
+                    job->decode(job, k, scr, &T);
+                    have = k;
+                }
                 /* the tile's rows inside the output range */
                 size_t i0 = T.r0 < job->row0 ? job->row0 - T.r0 : 0, i1 = T.nr;
                 if (T.r0 + i1 > job->row0 + job->nrows)
