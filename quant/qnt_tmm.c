@@ -573,20 +573,28 @@ tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
     }
 }
 
-/* Two full blocks (8 tokens each, slabs xa and xb) over one row's list:
- * the entry's index and address once, four loads and adds; the same exact
- * integer sums as tmm_sum2 on each block. */
+/* Two blocks over one row's list, the first full (8 tokens, slab xa), the
+ * second of WB tokens (slab xb, column j at xb + j WB; WB < 8: the last,
+ * short block, read by masked loads mb): the entry's index once, four loads
+ * and adds; the same exact integer sums as tmm_sum2 on each block. */
 static inline __attribute__((target(TMM_TGT2), always_inline)) void
-tmm_sum2x2(const int64_t *xa, const int64_t *xb, const uint32_t *e, uint32_t a, uint32_t b,
-           __m256i sa[2], __m256i sb[2])
+tmm_sum2x2(const int64_t *xa, const int64_t *xb, size_t WB, const __m256i mb[2],
+           const uint32_t *e, uint32_t a, uint32_t b, __m256i sa[2], __m256i sb[2],
+           const int FULL)
 {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, b0 = a0, b1 = a0;
     for (; a < b; a++) {
         const size_t o = (size_t)e[a] * QNT_TMM_TB;
         a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(const void *)(xa + o)));
         a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(const void *)(xa + o + 4)));
-        b0 = _mm256_add_epi64(b0, _mm256_loadu_si256((const __m256i *)(const void *)(xb + o)));
-        b1 = _mm256_add_epi64(b1, _mm256_loadu_si256((const __m256i *)(const void *)(xb + o + 4)));
+        if (FULL) {
+            b0 = _mm256_add_epi64(b0, _mm256_loadu_si256((const __m256i *)(const void *)(xb + o)));
+            b1 = _mm256_add_epi64(b1, _mm256_loadu_si256((const __m256i *)(const void *)(xb + o + 4)));
+        } else {
+            const long long *q = (const long long *)(xb + (size_t)e[a] * WB);
+            b0 = _mm256_add_epi64(b0, _mm256_maskload_epi64(q, mb[0]));
+            b1 = _mm256_add_epi64(b1, _mm256_maskload_epi64(q + 4, mb[1]));
+        }
     }
     sa[0] = a0;
     sa[1] = a1;
@@ -594,20 +602,28 @@ tmm_sum2x2(const int64_t *xa, const int64_t *xb, const uint32_t *e, uint32_t a, 
     sb[1] = b1;
 }
 
-/* tmm_rows2_w for two full blocks at once (each row's list walked once for
- * 16 tokens); each block's outputs as tmm_rows2_w computes them. */
-__attribute__((target(TMM_TGT2))) static void tmm_rows2_pair(const struct qnt_tmm_tile *T,
-                                                            size_t i0, size_t i1, size_t yc,
-                                                            const struct tmm_blk *BB)
+/* tmm_rows2_w for two blocks at once, BB[0] full, BB[1] of BB[1].nv tokens
+ * (each row's list walked once for both); each block's outputs as
+ * tmm_rows2_w computes them. */
+static inline __attribute__((target(TMM_TGT2), always_inline)) void
+tmm_rows2_pair_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
+                 const struct tmm_blk *BB, const int FULL)
 {
     __m256d vinv[2][2];
     __m128 nanm[2][2];
+    const size_t WB = BB[1].nv;
+    long long lm[QNT_TMM_TB];
+    for (size_t k = 0; k < QNT_TMM_TB; k++)
+        lm[k] = k < WB ? -1 : 0;
+    const __m256i mb[2] = { _mm256_loadu_si256((const __m256i *)(const void *)lm),
+                            _mm256_loadu_si256((const __m256i *)(const void *)(lm + 4)) };
     for (int q = 0; q < 2; q++) {
         double inv[QNT_TMM_TB];
         int32_t fin[QNT_TMM_TB];
         for (size_t k = 0; k < QNT_TMM_TB; k++) {
-            inv[k] = BB[q].fx[k].inv;
-            fin[k] = BB[q].fx[k].finite ? 0 : -1;   /* -1: NaN */
+            const int in = q == 0 || k < WB;
+            inv[k] = in ? BB[q].fx[k].inv : 0.0;
+            fin[k] = in && BB[q].fx[k].finite ? 0 : -1;   /* -1: NaN */
         }
         vinv[q][0] = _mm256_loadu_pd(inv);
         vinv[q][1] = _mm256_loadu_pd(inv + 4);
@@ -618,8 +634,8 @@ __attribute__((target(TMM_TGT2))) static void tmm_rows2_pair(const struct qnt_tm
     for (size_t i = i0; i < i1; i++) {
         const uint32_t *r = T->rng + 4 * i;
         __m256i slo[2][2], shi[2][2];
-        tmm_sum2x2(BB[0].xb, BB[1].xb, T->ent, r[0], r[1], slo[0], slo[1]);
-        tmm_sum2x2(BB[0].xb, BB[1].xb, T->ent, r[2], r[3], shi[0], shi[1]);
+        tmm_sum2x2(BB[0].xb, BB[1].xb, WB, mb, T->ent, r[0], r[1], slo[0], slo[1], FULL);
+        tmm_sum2x2(BB[0].xb, BB[1].xb, WB, mb, T->ent, r[2], r[3], shi[0], shi[1], FULL);
         const uint8_t *l = T->lv + i * T->lvs;
         const __m256d lo = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l)));
         const __m256d hi = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l + 2)));
@@ -630,10 +646,21 @@ __attribute__((target(TMM_TGT2))) static void tmm_rows2_pair(const struct qnt_tm
                                                                 vinv[q][h]),
                                                        qnan, nanm[q][h]));
             float *y = BB[q].Y + yc + (i - i0);
-            for (size_t k = 0; k < QNT_TMM_TB; k++)
+            const size_t w = q ? WB : QNT_TMM_TB;
+            for (size_t k = 0; k < w; k++)
                 y[k * BB[q].ys] = o[k];
         }
     }
+}
+
+__attribute__((target(TMM_TGT2))) static void tmm_rows2_pair(const struct qnt_tmm_tile *T,
+                                                            size_t i0, size_t i1, size_t yc,
+                                                            const struct tmm_blk *BB)
+{
+    if (BB[1].nv == QNT_TMM_TB)
+        tmm_rows2_pair_w(T, i0, i1, yc, BB, 1);
+    else
+        tmm_rows2_pair_w(T, i0, i1, yc, BB, 0);
 }
 
 __attribute__((target(TMM_TGT2))) static void tmm_rows_avx2(const struct qnt_tmm_tile *T,
@@ -765,11 +792,14 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
                     B.Y = Y + (g0 + b * QNT_TMM_TB) * job->nrows;
                     B.ys = job->nrows;
 #ifdef QNT_TMM_X86
-                    /* AVX2: two full blocks a walk of the lists */
-                    if (simd == 1 && b + 1 < bend && ng - b * QNT_TMM_TB >= 2 * QNT_TMM_TB) {
+                    /* AVX2: two blocks a walk of the lists (the second may be
+                       the group's short last block) */
+                    if (simd == 1 && b + 1 < bend) {
                         struct tmm_blk BB[2] = { B, B };
                         BB[1].xb = B.xb + QNT_TMM_TB * cols;
                         BB[1].fx = B.fx + QNT_TMM_TB;
+                        BB[1].nv = ng - (b + 1) * QNT_TMM_TB < QNT_TMM_TB
+                                       ? ng - (b + 1) * QNT_TMM_TB : QNT_TMM_TB;
                         BB[1].Y = B.Y + QNT_TMM_TB * job->nrows;
                         tmm_rows2_pair(&T, i0, i1, yc, BB);
                         b++;
