@@ -268,10 +268,11 @@ size_t qnt_q8mm_packed_bytes(int q4, size_t nrows, size_t cols)
 }
 
 /* The kernel that reads packed weights on this CPU: AVX512-VNNI, else AVX2;
- * QNT_Q8MM_REF: none. */
+ * QNT_Q8MM_REF: none. (Whether to pack under SUBBIT_REF_KERNELS is the
+ * caller's choice: qnt_matvec.c does not.) */
 static int q8mm_pack_kernel(size_t cols)
 {
-    if (cols % QNT_Q8MM_QK != 0 || sb_cpu_ref())
+    if (cols % QNT_Q8MM_QK != 0)
         return QNT_Q8MM_REF;
     if (q8mm_kernel_fn(QNT_Q8MM_VNNI))
         return QNT_Q8MM_VNNI;

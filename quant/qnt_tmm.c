@@ -537,9 +537,16 @@ tmm_out4(__m256d lo, __m256d hi, __m256i slo, __m256i shi, __m256d inv)
     return _mm256_cvtpd_ps(_mm256_add_pd(a, b));
 }
 
+/* A block of W tokens' constants for qnt_tfx_out: 1 / scale per token, a
+ * NaN mask for non-finite tokens and lanes past W, and the lanes' load mask. */
+struct tmm_bk2 {
+    __m256d vinv[2];
+    __m128 nanm[2];
+    __m256i m[2];
+};
+
 static inline __attribute__((target(TMM_TGT2), always_inline)) void
-tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
-            const struct tmm_blk *B, const size_t W)
+tmm_bk2_init(const struct tmm_blk *B, size_t W, struct tmm_bk2 *K)
 {
     double inv[QNT_TMM_TB];
     int32_t fin[QNT_TMM_TB];
@@ -549,27 +556,52 @@ tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
         fin[k] = k < W && B->fx[k].finite ? 0 : -1;   /* -1: NaN */
         lm[k] = k < W ? -1 : 0;
     }
-    const __m256i m[2] = { _mm256_loadu_si256((const __m256i *)(const void *)lm),
-                           _mm256_loadu_si256((const __m256i *)(const void *)(lm + 4)) };
-    const __m256d vinv[2] = { _mm256_loadu_pd(inv), _mm256_loadu_pd(inv + 4) };
-    const __m128 nanm[2] = { _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)fin)),
-                             _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)(fin + 4))) };
+    for (int h = 0; h < 2; h++) {
+        K->m[h] = _mm256_loadu_si256((const __m256i *)(const void *)(lm + 4 * h));
+        K->vinv[h] = _mm256_loadu_pd(inv + 4 * h);
+        K->nanm[h] = _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)(fin + 4 * h)));
+    }
+}
+
+/* Row i's two levels, in every lane. */
+static inline __attribute__((target(TMM_TGT2), always_inline)) void
+tmm_levels(const struct qnt_tmm_tile *T, size_t i, __m256d *lo, __m256d *hi)
+{
+    const uint8_t *l = T->lv + i * T->lvs;
+    *lo = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l)));
+    *hi = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l + 2)));
+}
+
+/* A row's outputs for a block of W tokens from its sums and levels:
+ * qnt_tfx_out in tmm_out4, NaN for non-finite tokens, stored a token at a
+ * time. */
+static inline __attribute__((target(TMM_TGT2), always_inline)) void
+tmm_out_row(__m256d lo, __m256d hi, const struct tmm_bk2 *K, const __m256i slo[2],
+            const __m256i shi[2], float *y, size_t ys, size_t W)
+{
     const __m128 qnan = _mm_castsi128_ps(_mm_set1_epi32(0x7fc00000));
+    float o[QNT_TMM_TB];
+    for (int h = 0; h < 2; h++)
+        _mm_storeu_ps(o + 4 * h, _mm_blendv_ps(tmm_out4(lo, hi, slo[h], shi[h], K->vinv[h]), qnan,
+                                               K->nanm[h]));
+    for (size_t k = 0; k < W; k++)
+        y[k * ys] = o[k];
+}
+
+static inline __attribute__((target(TMM_TGT2), always_inline)) void
+tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
+            const struct tmm_blk *B, const size_t W)
+{
+    struct tmm_bk2 K;
+    tmm_bk2_init(B, W, &K);
     for (size_t i = i0; i < i1; i++) {
         const uint32_t *r = T->rng + 4 * i;
         __m256i slo[2], shi[2];
-        tmm_sum2(B->xb, W, m, T->ent, r[0], r[1], slo);
-        tmm_sum2(B->xb, W, m, T->ent, r[2], r[3], shi);
-        const uint8_t *l = T->lv + i * T->lvs;
-        const __m256d lo = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l)));
-        const __m256d hi = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l + 2)));
-        float o[QNT_TMM_TB];
-        for (int h = 0; h < 2; h++)
-            _mm_storeu_ps(o + 4 * h, _mm_blendv_ps(tmm_out4(lo, hi, slo[h], shi[h], vinv[h]), qnan,
-                                                   nanm[h]));
-        float *y = B->Y + yc + (i - i0);
-        for (size_t k = 0; k < W; k++)
-            y[k * B->ys] = o[k];
+        tmm_sum2(B->xb, W, K.m, T->ent, r[0], r[1], slo);
+        tmm_sum2(B->xb, W, K.m, T->ent, r[2], r[3], shi);
+        __m256d lo, hi;
+        tmm_levels(T, i, &lo, &hi);
+        tmm_out_row(lo, hi, &K, slo, shi, B->Y + yc + (i - i0), B->ys, W);
     }
 }
 
@@ -609,47 +641,20 @@ static inline __attribute__((target(TMM_TGT2), always_inline)) void
 tmm_rows2_pair_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
                  const struct tmm_blk *BB, const int FULL)
 {
-    __m256d vinv[2][2];
-    __m128 nanm[2][2];
     const size_t WB = BB[1].nv;
-    long long lm[QNT_TMM_TB];
-    for (size_t k = 0; k < QNT_TMM_TB; k++)
-        lm[k] = k < WB ? -1 : 0;
-    const __m256i mb[2] = { _mm256_loadu_si256((const __m256i *)(const void *)lm),
-                            _mm256_loadu_si256((const __m256i *)(const void *)(lm + 4)) };
-    for (int q = 0; q < 2; q++) {
-        double inv[QNT_TMM_TB];
-        int32_t fin[QNT_TMM_TB];
-        for (size_t k = 0; k < QNT_TMM_TB; k++) {
-            const int in = q == 0 || k < WB;
-            inv[k] = in ? BB[q].fx[k].inv : 0.0;
-            fin[k] = in && BB[q].fx[k].finite ? 0 : -1;   /* -1: NaN */
-        }
-        vinv[q][0] = _mm256_loadu_pd(inv);
-        vinv[q][1] = _mm256_loadu_pd(inv + 4);
-        nanm[q][0] = _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)fin));
-        nanm[q][1] = _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(const void *)(fin + 4)));
-    }
-    const __m128 qnan = _mm_castsi128_ps(_mm_set1_epi32(0x7fc00000));
+    struct tmm_bk2 K[2];
+    tmm_bk2_init(&BB[0], QNT_TMM_TB, &K[0]);
+    tmm_bk2_init(&BB[1], WB, &K[1]);
     for (size_t i = i0; i < i1; i++) {
         const uint32_t *r = T->rng + 4 * i;
         __m256i slo[2][2], shi[2][2];
-        tmm_sum2x2(BB[0].xb, BB[1].xb, WB, mb, T->ent, r[0], r[1], slo[0], slo[1], FULL);
-        tmm_sum2x2(BB[0].xb, BB[1].xb, WB, mb, T->ent, r[2], r[3], shi[0], shi[1], FULL);
-        const uint8_t *l = T->lv + i * T->lvs;
-        const __m256d lo = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l)));
-        const __m256d hi = _mm256_set1_pd((double)qnt_tern_bf16_to_f32(lv16(l + 2)));
-        for (int q = 0; q < 2; q++) {
-            float o[QNT_TMM_TB];
-            for (int h = 0; h < 2; h++)
-                _mm_storeu_ps(o + 4 * h, _mm_blendv_ps(tmm_out4(lo, hi, slo[q][h], shi[q][h],
-                                                                vinv[q][h]),
-                                                       qnan, nanm[q][h]));
-            float *y = BB[q].Y + yc + (i - i0);
-            const size_t w = q ? WB : QNT_TMM_TB;
-            for (size_t k = 0; k < w; k++)
-                y[k * BB[q].ys] = o[k];
-        }
+        tmm_sum2x2(BB[0].xb, BB[1].xb, WB, K[1].m, T->ent, r[0], r[1], slo[0], slo[1], FULL);
+        tmm_sum2x2(BB[0].xb, BB[1].xb, WB, K[1].m, T->ent, r[2], r[3], shi[0], shi[1], FULL);
+        __m256d lo, hi;
+        tmm_levels(T, i, &lo, &hi);
+        for (int q = 0; q < 2; q++)
+            tmm_out_row(lo, hi, &K[q], slo[q], shi[q], BB[q].Y + yc + (i - i0), BB[q].ys,
+                        q ? WB : QNT_TMM_TB);
     }
 }
 
