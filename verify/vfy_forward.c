@@ -37,10 +37,16 @@ struct vfy_ctx {
     float *router;                  /* (B, E) */
     int *sel;                       /* (B, k) chosen experts */
     float *selw;                    /* (B, k) their weights */
-    int *rows;                      /* (B) tokens routed to the current expert */
-    float *rw;                      /* (B) and their weights */
-    float *xe, *ye, *moe_out;       /* (B, dim) */
-    float *he, *he2;                /* (B, max_ffn) */
+    /* routed rows: one expert's (B rows), or where experts run side by side
+       (moe_side) all B k, expert by expert (expert e's at eoff[e] .. eoff[e+1]) */
+    int *rows;                      /* (B or B k) their tokens */
+    float *rw;                      /* (B or B k) their weights */
+    int *slot;                      /* side by side: (B, k) where token i's choice j sits */
+    uint64_t *eoff;                 /* side by side: (2 E + 1) offsets, then fill cursors */
+    int *eord;                      /* side by side: (E) experts with rows, most first */
+    float *xe, *ye;                 /* (B or B k, dim) */
+    float *he, *he2;                /* (B or B k, max_ffn) */
+    float *moe_out;                 /* (B, dim) */
     uint64_t *counts;               /* (n_layers, E) */
 };
 
@@ -56,7 +62,8 @@ static void mm(const struct vfy_mat *m, const float *X, size_t n, float *Y)
  * sizes the buffers the core really makes. */
 enum { CTX_X, CTX_XB, CTX_XB2, CTX_Q, CTX_ATT_OUT, CTX_K, CTX_V, CTX_HB, CTX_HB2, CTX_ATT,
        CTX_KCACHE, CTX_VCACHE, CTX_COS, CTX_SIN, CTX_ROUTER, CTX_SEL, CTX_SELW, CTX_ROWS, CTX_RW,
-       CTX_XE, CTX_YE, CTX_MOE_OUT, CTX_HE, CTX_HE2, CTX_COUNTS, CTX_NBUF };
+       CTX_SLOT, CTX_EOFF, CTX_EORD, CTX_XE, CTX_YE, CTX_MOE_OUT, CTX_HE, CTX_HE2, CTX_COUNTS,
+       CTX_NBUF };
 
 static const size_t ctx_off[CTX_NBUF] = {
     offsetof(struct vfy_ctx, x), offsetof(struct vfy_ctx, xb), offsetof(struct vfy_ctx, xb2),
@@ -66,10 +73,18 @@ static const size_t ctx_off[CTX_NBUF] = {
     offsetof(struct vfy_ctx, value_cache), offsetof(struct vfy_ctx, rope_cos),
     offsetof(struct vfy_ctx, rope_sin), offsetof(struct vfy_ctx, router),
     offsetof(struct vfy_ctx, sel), offsetof(struct vfy_ctx, selw), offsetof(struct vfy_ctx, rows),
-    offsetof(struct vfy_ctx, rw), offsetof(struct vfy_ctx, xe), offsetof(struct vfy_ctx, ye),
+    offsetof(struct vfy_ctx, rw), offsetof(struct vfy_ctx, slot), offsetof(struct vfy_ctx, eoff),
+    offsetof(struct vfy_ctx, eord), offsetof(struct vfy_ctx, xe), offsetof(struct vfy_ctx, ye),
     offsetof(struct vfy_ctx, moe_out), offsetof(struct vfy_ctx, he), offsetof(struct vfy_ctx, he2),
     offsetof(struct vfy_ctx, counts),
 };
+
+/* Whether a context of nthreads may run a batch's experts side by side
+ * (moe()): two experts a thread at least. */
+static int moe_side(size_t E, size_t nthreads)
+{
+    return nthreads > 1 && E >= 2 * nthreads;
+}
 
 /* counts (elements) and element sizes of every buffer; 1 on overflow */
 static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, size_t nthreads,
@@ -78,6 +93,7 @@ static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, siz
     const uint64_t dim = s->dim, hd = s->head_dim, qd = s->n_heads * hd;
     const uint64_t kvd = s->n_kv_heads * hd, F = s->ffn ? s->ffn : 1, E = s->n_experts;
     const uint64_t K = s->n_experts_used, L = s->n_layers, T = n_ctx;
+    const uint64_t S = moe_side(s->n_experts, nthreads) ? K : 1;
     uint64_t cache, kcache;   /* the keys' positions rounded up to whole blocks */
     if (sb_mul_u64(L, T, &cache) || sb_mul_u64(cache, kvd, &cache) ||
         sb_mul_u64(L, vfy_attn_kpad(n_ctx), &kcache) || sb_mul_u64(kcache, kvd, &kcache))
@@ -92,15 +108,18 @@ static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, siz
         [CTX_COS] = T * (hd / 2), [CTX_SIN] = T * (hd / 2),                /* (n_ctx, hd/2) */
         /* MoE */
         [CTX_ROUTER] = E ? B * E : 0, [CTX_SEL] = E ? B * K : 0, [CTX_SELW] = E ? B * K : 0,
-        [CTX_ROWS] = E ? B : 0, [CTX_RW] = E ? B : 0,
-        [CTX_XE] = E ? B * dim : 0, [CTX_YE] = E ? B * dim : 0, [CTX_MOE_OUT] = E ? B * dim : 0,
-        [CTX_HE] = E ? B * F : 0, [CTX_HE2] = E ? B * F : 0, [CTX_COUNTS] = L * E,
+        /* the routed rows: B of one expert at a time, or all B k (experts side by side) */
+        [CTX_ROWS] = E ? B * S : 0, [CTX_RW] = E ? B * S : 0, [CTX_SLOT] = S > 1 ? B * K : 0,
+        [CTX_EOFF] = S > 1 ? 2 * E + 1 : 0, [CTX_EORD] = S > 1 ? E : 0,
+        [CTX_XE] = E ? B * S * dim : 0, [CTX_YE] = E ? B * S * dim : 0,
+        [CTX_MOE_OUT] = E ? B * dim : 0, [CTX_HE] = E ? B * S * F : 0,
+        [CTX_HE2] = E ? B * S * F : 0, [CTX_COUNTS] = L * E,
     };
     for (int i = 0; i < CTX_NBUF; i++) {
         cnt[i] = c[i];
-        esz[i] = i == CTX_SEL || i == CTX_ROWS ? sizeof(int)
-                 : i == CTX_COUNTS            ? sizeof(uint64_t)
-                                              : sizeof(float);
+        esz[i] = i == CTX_SEL || i == CTX_ROWS || i == CTX_SLOT || i == CTX_EORD ? sizeof(int)
+                 : i == CTX_COUNTS || i == CTX_EOFF                          ? sizeof(uint64_t)
+                                                                             : sizeof(float);
     }
     return 0;
 }
@@ -372,17 +391,25 @@ static float shared_gate(const struct vfy_layer *L, const float *x, size_t dim)
     return (float)(1.0 / (1.0 + exp(-g)));
 }
 
-/* Mixture of experts for n rows of c->xb; result in c->moe_out. */
-static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
+/* Mixture of experts for n rows of c->xb; result in c->moe_out.
+ *
+ * Each expert's SwiGLU runs on the rows routed to it (in token order), and
+ * each token adds its experts' outputs in expert index order, so a batch and
+ * single tokens sum alike. An expert's matmuls compute their rows the same
+ * way at any thread count, so experts can also run side by side: where the
+ * context was made for it (moe_side: its buffers hold all B k routed rows)
+ * and a batch has two experts with tokens a thread, the threads take whole
+ * experts, most tokens first, each expert's kernels on one thread (sub1
+ * experts' few coarse tiles split badly over threads: a synthetic MoE's ppl at
+ * 2 threads went from 1.5 to 1.7-1.8x its 1-thread speed). Otherwise one expert after the
+ * other, each with every thread (a token's few experts; more threads than
+ * experts). The same bits either way. */
+static void moe_seq(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
 {
     const struct vfy_model *vm = c->vm;
     const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
     const size_t dim = (size_t)vm->info.dim;
-    mm(&L->router, c->xb, n, c->router);
-    route(vm, c->router, n, c->sel, c->selw);
     memset(c->moe_out, 0, n * dim * sizeof *c->moe_out);
-    /* expert by expert over the tokens routed to it; each token adds its
-     * experts in index order, so a batch and single tokens sum alike */
     for (size_t e = 0; e < E; e++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
@@ -404,6 +431,93 @@ static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n
                 o[d] += c->rw[j] * c->ye[j * dim + d];
         }
     }
+}
+
+/* moe() side by side; 0 where it does not apply (the caller goes moe_seq). */
+static int moe_par(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
+{
+    const struct vfy_model *vm = c->vm;
+    const size_t E = (size_t)vm->info.n_experts, K = (size_t)vm->info.n_experts_used;
+    const size_t dim = (size_t)vm->info.dim, F = (size_t)(vm->max_ffn > 0 ? vm->max_ffn : 1);
+    if (!moe_side(E, (size_t)c->nthreads) || !c->eoff)
+        return 0;
+    /* the experts' row counts and offsets (a counting sort of the n k choices) */
+    uint64_t *off = c->eoff, *cur = c->eoff + E + 1;
+    memset(off, 0, (E + 1) * sizeof *off);
+    for (size_t i = 0; i < n * K; i++)
+        off[c->sel[i] + 1]++;
+    size_t na = 0;
+    for (size_t e = 0; e < E; e++)
+        na += off[e + 1] != 0;
+    if (na < 2 * (size_t)c->nthreads)
+        return 0;
+    for (size_t e = 0; e < E; e++) {
+        c->counts[l * E + e] += off[e + 1];
+        off[e + 1] += off[e];
+        cur[e] = off[e];
+    }
+    /* the experts with rows, most first (ties: lower index first) */
+    na = 0;
+    for (size_t e = 0; e < E; e++) {
+        const uint64_t m = off[e + 1] - off[e];
+        if (!m)
+            continue;
+        size_t q = na++;
+        for (; q > 0 && off[c->eord[q - 1] + 1] - off[c->eord[q - 1]] < m; q--)
+            c->eord[q] = c->eord[q - 1];
+        c->eord[q] = (int)e;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < K; k++) {
+            const size_t e = (size_t)c->sel[i * K + k], j = (size_t)cur[e]++;
+            c->rows[j] = (int)i;
+            c->rw[j] = c->selw[i * K + k];
+            c->slot[i * K + k] = (int)j;
+            memcpy(c->xe + j * dim, c->xb + i * dim, dim * sizeof(float));
+        }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t q = 0; q < na; q++) {
+#ifdef _OPENMP
+        omp_set_num_threads(1);   /* this thread's nested regions: the expert's kernels */
+#endif
+        const size_t e = (size_t)c->eord[q], j0 = (size_t)off[e], m = (size_t)(off[e + 1] - j0);
+        const struct vfy_expert *X = &L->experts[e];
+        swiglu(&X->gate, &X->up, &X->down, c->xe + j0 * dim, m, c->he + j0 * F,
+               c->he2 + j0 * F, c->ye + j0 * dim);
+    }
+    /* each token: its experts' outputs in expert index order, from +0 */
+#pragma omp parallel for schedule(static) if (n >= VFY_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float *o = c->moe_out + i * dim;
+        memset(o, 0, dim * sizeof *o);
+        int done = -1;
+        for (size_t k = 0; k < K; k++) {
+            int best = -1;   /* the lowest of the k choices above done */
+            size_t bk = 0;
+            for (size_t t = 0; t < K; t++) {
+                const int e = c->sel[i * K + t];
+                if (e > done && (best < 0 || e < best)) {
+                    best = e;
+                    bk = t;
+                }
+            }
+            done = best;
+            const size_t j = (size_t)c->slot[i * K + bk];
+            for (size_t d = 0; d < dim; d++)
+                o[d] += c->rw[j] * c->ye[j * dim + d];
+        }
+    }
+    return 1;
+}
+
+static void moe(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_t n)
+{
+    const struct vfy_model *vm = c->vm;
+    const size_t dim = (size_t)vm->info.dim;
+    mm(&L->router, c->xb, n, c->router);
+    route(vm, c->router, n, c->sel, c->selw);
+    if (!moe_par(c, L, l, n))
+        moe_seq(c, L, l, n);
     if (L->has_shared) {   /* Qwen2-MoE: + sigmoid(g . x) * shared_mlp(x) */
         swiglu(&L->sh_gate, &L->sh_up, &L->sh_down, c->xb, n, c->he, c->he2, c->ye);
         for (size_t i = 0; i < n; i++) {

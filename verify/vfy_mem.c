@@ -948,8 +948,17 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
         .head_dim = (size_t)m->head_dim, .ffn = (size_t)ffw, .n_experts = (size_t)m->n_experts,
         .n_experts_used = (size_t)m->n_experts_used,
     };
-    struct vfy_ctx_size cz;
+    struct vfy_ctx_size cz, cs2;
     CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, 16, &cz) != SB_OK);
+    /* at fewer threads an MoE context may hold every expert's routed rows at
+       once (two experts a thread at least: experts side by side): the most
+       threads for which it does, if that context is larger */
+    const size_t tside = cs.n_experts / 2 < 16 ? cs.n_experts / 2 : 16;
+    if (tside >= 2) {
+        CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, tside, &cs2) != SB_OK);
+        if (cs2.buffers > cz.buffers)
+            cz.buffers = cs2.buffers;
+    }
     e->activations = cz.buffers;
     uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
     e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;

@@ -88,7 +88,12 @@ void vfy_model_ctx_shape(const struct vfy_model *vm, struct vfy_ctx_shape *s);
 /*! vfy_ctx_bytes() : what vfy_ctx_new allocates for shape s, n_ctx positions,
  *  max_batch tokens a step and nthreads OpenMP threads, from the same list of
  *  buffers (so `subbit mem` sizes the core's real buffers). max_batch is taken
- *  as given (vfy_ctx_new first caps it at n_ctx).
+ *  as given (vfy_ctx_new first caps it at n_ctx). An MoE context of more than
+ *  one thread and at least two experts a thread holds the routed rows of all
+ *  experts at once (max_batch x n_experts_used rows of dim and of ffn, x4 for
+ *  the expert inputs, outputs and two hidden buffers), so that a batch's
+ *  experts can run side by side; otherwise max_batch rows, one expert at a
+ *  time.
  *  @return SB_OK, SB_EINVAL when a size overflows. */
 int vfy_ctx_bytes(const struct vfy_ctx_shape *s, size_t n_ctx, size_t max_batch, size_t nthreads,
                   struct vfy_ctx_size *out);

@@ -22,6 +22,10 @@
 #include "vfy_sample.h"
 #include "vfy_tok.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 struct spec {
     int L, dim, nh, nkv, hd, F, V, E, K;
     bool qwen, bias, tied, hf, packed;
@@ -484,6 +488,65 @@ START_TEST(test_rope_twin)
 }
 END_TEST
 
+/* Experts side by side (moe(): 2 threads, 8 experts, top 3, a batch of 12
+ * tokens reaching at least 4 experts a layer) give the logits of one thread
+ * and of token by token bit for bit: each token adds its 3 experts in index
+ * order on every path (the order shows in the last bits with 3 terms). */
+START_TEST(test_moe_side_by_side)
+{
+    const struct spec mix3 = { 2, 16, 4, 2, 4, 12, 20, 8, 3, false, false, true, false, false, 1, 0 };
+    struct tm t;
+    tm_make(&t, mix3);
+    struct fmt_model *m = tm_model(&t);
+    double *want = malloc(NT * t.s.V * sizeof *want);
+    oracle(&t, toks, NT, want);
+#ifdef _OPENMP
+    const int nt0 = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    float *one = core_logits(m, 32, 0);
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+    float *side = core_logits(m, 32, 0), *tok = core_logits(m, 1, 0);
+#ifdef _OPENMP
+    omp_set_num_threads(nt0);
+#endif
+    assert_close(side, want, (size_t)NT * t.s.V, 2e-5, "logits");
+    for (size_t i = 0; i < (size_t)NT * t.s.V; i++) {
+        ck_assert_msg(!memcmp(&side[i], &one[i], sizeof *one), "[%zu] %a vs %a (one thread)", i,
+                      (double)side[i], (double)one[i]);
+        ck_assert_msg(!memcmp(&side[i], &tok[i], sizeof *tok), "[%zu] %a vs %a (token by token)", i,
+                      (double)side[i], (double)tok[i]);
+    }
+    /* the batch did reach 4 experts or more in each layer (so went side by side) */
+    struct sb_err err = { 0 };
+    struct vfy_model *vm;
+    struct vfy_ctx *ctx;
+    ck_assert_int_eq(vfy_model_new(&vm, m, &err), 0);
+    ck_assert_int_eq(vfy_ctx_new(&ctx, vm, 32, 32, &err), 0);
+    ck_assert_int_eq(vfy_forward(ctx, toks, NT, 0, NULL, false, &err), 0);
+    for (int l = 0; l < 2; l++) {
+        int used = 0;
+        uint64_t sum = 0;
+        for (int e = 0; e < 8; e++) {
+            used += vfy_ctx_expert_counts(ctx)[l * 8 + e] != 0;
+            sum += vfy_ctx_expert_counts(ctx)[l * 8 + e];
+        }
+        ck_assert_int_ge(used, 4);
+        ck_assert_uint_eq(sum, NT * 3);
+    }
+    vfy_ctx_free(ctx);
+    vfy_model_free(vm);
+    free(one);
+    free(side);
+    free(tok);
+    free(want);
+    fmt_model_free(m);
+    tm_free(&t);
+}
+END_TEST
+
 /* batched == token by token; a cache filled in two calls == one call */
 START_TEST(test_batch_and_cache)
 {
@@ -690,25 +753,37 @@ END_TEST
  * + 2 (T, hd/2) floats; the KV cache (L, T rounded up to 16, nkv*hd) + (L, T, nkv*hd)
  * floats. MoE adds
  * (B, E) + (B, K) int + (B, K) + B int + B + 3 (B, dim) + 2 (B, F) floats and
- * (L, E) uint64 counts. */
+ * (L, E) uint64 counts; where the experts may run side by side (two experts
+ * a thread at least, more than one thread) the routed rows are B K instead
+ * of B (rows, weights, xe, ye, he, he2), plus (B, K) int slots, 2 E + 1
+ * uint64 offsets and E int for the experts' order. */
 START_TEST(test_ctx_bytes)
 {
     struct vfy_ctx_shape sh = { .n_layers = 3, .dim = 8, .n_heads = 4, .n_kv_heads = 2,
                                 .head_dim = 2, .ffn = 16 };
-    struct vfy_ctx_size z;
-    const uint64_t B = 5, T = 10, thr = 2;
-    ck_assert_int_eq(vfy_ctx_bytes(&sh, T, B, thr, &z), SB_OK);
-    /* the keys' positions rounded up to blocks of 16: (L, 16, kvd) + (L, T, kvd) */
-    ck_assert_uint_eq(z.kv, 4 * 3 * 4 * (16 + T));
-    ck_assert_uint_eq(z.buffers, 4 * (3 * B * 8 + 2 * B * 8 + 2 * B * 4 + 2 * B * 16 + thr * 4 * T +
-                                      2 * T * 1));
-    sh.n_experts = 6;
-    sh.n_experts_used = 2;
-    struct vfy_ctx_size m;
-    ck_assert_int_eq(vfy_ctx_bytes(&sh, T, B, thr, &m), SB_OK);
-    ck_assert_uint_eq(m.kv, z.kv);
-    ck_assert_uint_eq(m.buffers - z.buffers,
-                      4 * (B * 6 + B * 2 + B * 2 + B + B + 3 * B * 8 + 2 * B * 16) + 8 * 3 * 6);
+    const uint64_t B = 5, T = 10;
+    for (uint64_t thr = 1; thr <= 4; thr++) {
+        struct vfy_ctx_size z, m;
+        sh.n_experts = sh.n_experts_used = 0;
+        ck_assert_int_eq(vfy_ctx_bytes(&sh, T, B, thr, &z), SB_OK);
+        /* the keys' positions rounded up to blocks of 16: (L, 16, kvd) + (L, T, kvd) */
+        ck_assert_uint_eq(z.kv, 4 * 3 * 4 * (16 + T));
+        ck_assert_uint_eq(z.buffers, 4 * (3 * B * 8 + 2 * B * 8 + 2 * B * 4 + 2 * B * 16 +
+                                          thr * 4 * T + 2 * T * 1));
+        sh.n_experts = 6;
+        sh.n_experts_used = 2;
+        ck_assert_int_eq(vfy_ctx_bytes(&sh, T, B, thr, &m), SB_OK);
+        ck_assert_uint_eq(m.kv, z.kv);
+        if (thr == 2 || thr == 3)   /* 6 experts: side by side at 2 and 3 threads */
+            ck_assert_uint_eq(m.buffers - z.buffers,
+                              4 * (B * 6 + B * 2 + B * 2 + 2 * B + 2 * B + 3 * B * 8 +
+                                   2 * B * 8 + 2 * 2 * B * 16) +
+                                  4 * (B * 2 + 6) + 8 * (2 * 6 + 1) + 8 * 3 * 6);
+        else
+            ck_assert_uint_eq(m.buffers - z.buffers,
+                              4 * (B * 6 + B * 2 + B * 2 + B + B + 3 * B * 8 + 2 * B * 16) +
+                                  8 * 3 * 6);
+    }
     /* what a real context of a model of that shape allocates: vfy_ctx_new makes
      * the list vfy_ctx_bytes sums (checked through the fault injector: one
      * allocation per non-empty buffer, plus the context itself) */
@@ -722,18 +797,31 @@ START_TEST(test_ctx_bytes)
     vfy_model_ctx_shape(vm, &sh);
     ck_assert_uint_eq(sh.n_experts, 4);
     ck_assert_uint_eq(sh.ffn, 12);
-    long k = 0;
-    for (;; k++) {
-        sb_alloc_fail_after(k);
-        int r = vfy_ctx_new(&ctx, vm, T, B, &err);
-        sb_alloc_fail_after(-1);
-        if (r == SB_OK)
-            break;
-        ck_assert_int_eq(r, SB_ENOMEM);
-        ck_assert_ptr_null(ctx);
+#ifdef _OPENMP
+    const int nt0 = omp_get_max_threads();
+    for (int nt = 1; nt <= 2; nt++) {
+        omp_set_num_threads(nt);
+#else
+    for (int nt = 1; nt <= 1; nt++) {
+#endif
+        long k = 0;
+        for (;; k++) {
+            sb_alloc_fail_after(k);
+            int r = vfy_ctx_new(&ctx, vm, T, B, &err);
+            sb_alloc_fail_after(-1);
+            if (r == SB_OK)
+                break;
+            ck_assert_int_eq(r, SB_ENOMEM);
+            ck_assert_ptr_null(ctx);
+        }
+        /* the struct and all 25 buffers of an MoE model; at 2 threads its 4
+           experts may run side by side: 3 more */
+        ck_assert_int_eq(k, 1 + (nt == 2 ? 28 : 25));
+        vfy_ctx_free(ctx);
     }
-    ck_assert_int_eq(k, 1 + 25);   /* the struct and all 25 buffers of an MoE model */
-    vfy_ctx_free(ctx);
+#ifdef _OPENMP
+    omp_set_num_threads(nt0);
+#endif
     vfy_model_free(vm);
     fmt_model_free(fm);
     tm_free(&t);
@@ -976,5 +1064,5 @@ TEST_SUITE(verify_forward, 30, seed_reset, NULL,
     TEST_LOOP(test_oracle, 3), TEST_LOOP(test_rope_twin, 6),
     TEST_LOOP(test_batch_and_cache, 3), TEST_LOOP(test_moe_by_hand, 2),
     TEST(test_missing_tensor), TEST(test_plans), TEST(test_blocks_split), TEST(test_metrics),
-    TEST(test_ctx_bytes), TEST_LOOP(test_generate, 3), TEST(test_gates),
+    TEST(test_ctx_bytes), TEST(test_moe_side_by_side), TEST_LOOP(test_generate, 3), TEST(test_gates),
     TEST(test_nonfinite_logits), TEST(test_config_notes))
