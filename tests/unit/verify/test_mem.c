@@ -33,6 +33,7 @@
 #include "sb_alloc.h"
 #include "test_util.h"
 #include "vfy_mem.h"
+#include "vfy_model.h"
 
 static void preset_est(const char *name, const struct vfy_mem_opts *o, struct vfy_mem_model *m,
                        struct vfy_mem_est *e)
@@ -588,6 +589,46 @@ START_TEST(test_llama_cpp_profile)
 }
 END_TEST
 
+/* Our core's context for an MoE of 8 experts: at 2 to 4 threads its experts
+ * may run side by side and the context holds all B k routed rows; mem's
+ * activations are the largest context of any thread count up to 16 (the
+ * 16-thread one has the most attention scratch, the 4-thread one the routed
+ * rows, larger here). */
+START_TEST(test_core_ctx_moe)
+{
+    static const char moe[] = "{\"model_type\":\"mixtral\",\"hidden_size\":128,"
+        "\"num_hidden_layers\":4,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+        "\"intermediate_size\":192,\"num_local_experts\":8,\"num_experts_per_tok\":2,"
+        "\"vocab_size\":512,\"max_position_embeddings\":4096}";
+    struct vfy_mem_model m;
+    struct vfy_mem_opts o;
+    struct vfy_mem_est e;
+    struct sb_err err = { 0 };
+    ck_assert_int_eq(vfy_mem_from_config(&m, moe, strlen(moe), "c", &err), SB_OK);
+    vfy_mem_opts_init(&o);
+    o.ctx = 1024;
+    o.batch = 1;
+    ck_assert_int_eq(vfy_mem_estimate(&m, &o, &e, &err), SB_OK);
+    /* blocks of 513 tokens at most (chunks: the scored half), 512 here */
+    const struct vfy_ctx_shape cs = { .n_layers = 4, .dim = 128, .n_heads = 4, .n_kv_heads = 2,
+                                      .head_dim = 32, .ffn = 192, .n_experts = 8,
+                                      .n_experts_used = 2 };
+    uint64_t most = 0;
+    size_t at = 0;
+    for (size_t t = 1; t <= 16; t++) {
+        struct vfy_ctx_size z;
+        ck_assert_int_eq(vfy_ctx_bytes(&cs, 1024, 512, t, &z), SB_OK);
+        if (z.buffers > most) {
+            most = z.buffers;
+            at = t;
+        }
+    }
+    ck_assert_uint_eq(at, 4);
+    ck_assert_uint_eq(e.activations, most);
+    vfy_mem_model_release(&m);
+}
+END_TEST
+
 START_TEST(test_run_child)
 {
     char *argv[] = { "/bin/sh", "-c",
@@ -743,6 +784,7 @@ Suite *verify_mem_suite(void)
     tcase_add_test(tc, test_presets_listed);
     tcase_add_test(tc, test_run_child);
     tcase_add_test(tc, test_llama_cpp_profile);
+    tcase_add_test(tc, test_core_ctx_moe);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("sharded");
     tcase_set_timeout(big, 30);
