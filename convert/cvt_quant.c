@@ -103,6 +103,8 @@ struct state {
     size_t gscr_cap;
     float *W, *Q;                 /* f32 weights / decoded result of the current matrix */
     void *rtn_blob;               /* blob_cap bytes: the largest quantized matrix */
+    void *pack;                   /* pack_cap bytes: a q8_0/q4_0 matrix packed for one product */
+    size_t pack_cap;
     size_t blob_cap;
     struct qbuf *qb;
     size_t n_qb, cap_qb, cap_m;
@@ -548,11 +550,25 @@ static void hessian_inputs(struct state *S, int l, enum vfy_norm which, const in
     }
 }
 
+/* Y = X W^T, n rows, with (layer l, role, expert e): a q8_0/q4_0 matrix quant
+ * made is packed into S->pack for the product (the packed kernels: the same
+ * bits, for a pass over the blob a product; at 1 thread, 32,768 tokens,
+ * moe25m's quant q4_0 29.2 -> 20.7 CPU s, q8_0 35.1 -> 24.0, tinymoe's q4_0
+ * 6.1 -> 3.6); a few rows go unpacked. */
+static void qmm(struct state *S, int l, int role, int e, const float *X, size_t n, float *Y)
+{
+    const bool packed = n >= 16 && vfy_model_pack_mat(S->vm, l, (enum vfy_role)role, e, S->pack,
+                                                      S->pack_cap);
+    vfy_layer_matmul(S->vm, l, (enum vfy_role)role, e, X, n, Y);
+    if (packed)
+        vfy_model_unpack_mat(S->vm, l, (enum vfy_role)role, e);
+}
+
 /* h1 = silu(gate xn) * (up xn) for the m rows in S->xn */
 static void ffn_hidden(struct state *S, int l, int rg, int ru, int e, size_t m, size_t F)
 {
-    vfy_layer_matmul(S->vm, l, (enum vfy_role)rg, e, S->xn, m, S->h1);
-    vfy_layer_matmul(S->vm, l, (enum vfy_role)ru, e, S->xn, m, S->h2);
+    qmm(S, l, rg, e, S->xn, m, S->h1);
+    qmm(S, l, ru, e, S->xn, m, S->h2);
     vfy_swiglu_act(S->h1, S->h2, m * F);
 }
 
@@ -597,7 +613,7 @@ static int ffn_block(struct state *S, int l, int rg, int ru, int rd, int e, cons
         const size_t m = n - i0 < CH ? n - i0 : CH;
         gather_norm(S, l, VFY_NORM_FFN, idx, i0, m);
         ffn_hidden(S, l, rg, ru, e, m, F);
-        vfy_layer_matmul(S->vm, l, (enum vfy_role)rd, e, S->h1, m, S->y);
+        qmm(S, l, rd, e, S->h1, m, S->y);
         if (shared)
             vfy_layer_shared_gate(S->vm, l, S->xn, m, S->g);
         for (size_t i = 0; i < m; i++) {
@@ -984,7 +1000,7 @@ static int do_layer(struct state *S, int l)
     for (size_t i0 = 0; i0 < N; i0 += CH) {
         const size_t m = N - i0 < CH ? N - i0 : CH;
         spill_trim(S);
-        vfy_layer_matmul(S->vm, l, VFY_ROLE_O, -1, S->A + i0 * qd, m, S->y);
+        qmm(S, l, VFY_ROLE_O, -1, S->A + i0 * qd, m, S->y);
         float *x = S->X + i0 * dim;
         for (size_t i = 0; i < m * dim; i++)
             x[i] += S->y[i];
@@ -1055,6 +1071,7 @@ static void for_each_mat(struct state *S, void (*fn)(struct state *, int, int, i
 
 struct sizes {
     size_t gscr, blob;
+    size_t pack;                  /* the largest q8_0/q4_0 matrix's pack (qmm) */
     uint64_t held;                /* every quantized matrix's grid bytes */
 };
 
@@ -1084,6 +1101,10 @@ static void survey_one(struct state *S, int l, int r, int e, const struct vfy_ma
     const uint64_t nb = grid_bytes(S, g, sh, 2);
     z->blob = nb > z->blob ? (size_t)nb : z->blob;
     z->held += nb;
+    if (q8x_grid(g)) {
+        const uint64_t pk = qnt_matmul_pack_bytes((enum sb_dtype)g, ref->cols, ref->nrows);
+        z->pack = pk > z->pack ? (size_t)pk : z->pack;
+    }
 }
 
 /* ---- the memory cap ------------------------------------------------------------- */
@@ -1149,7 +1170,7 @@ static int mem_plan(struct state *S, const struct sizes *z, struct cvt_quant_mem
     m->work = rowsz * maxc * 4 + rowsz * wide * 4 + 2 * CH * maxc * 4 + CH * 4 +
               2 * N * K * 8 + (2 * S->E + 1) * 8 + maxc * maxc * 8 + hs_doubles(S, maxc) * 8 +
               2 * S->fit_maxc * S->fit_maxc * 8 + z->gscr +
-              2 * (S->maxrows * maxc * 4 + 64) + z->blob;
+              2 * (S->maxrows * maxc * 4 + 64) + z->blob + z->pack;
     struct vfy_ctx_shape sh;
     struct vfy_ctx_size cs;
     int nt = 1;
@@ -1330,7 +1351,7 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
             S->ctx_len = p->win[w].n;
     }
     S->wrow[p->n_win] = S->N;
-    struct sizes z = { 0, 0, 0 };
+    struct sizes z = { 0, 0, 0, 0 };
     for_each_mat(S, survey_one, &z);
     const size_t N = S->N, dim = S->dim, wide = S->qd > dim ? S->qd : dim;
     const size_t maxc = S->maxc > wide ? S->maxc : wide, rowsz = (S->ctx_len > CH ? S->ctx_len : CH);
@@ -1380,6 +1401,8 @@ static int alloc_state(struct state *S, const struct vfy_plan *p, const char *ou
     S->Q = sb_malloc_aligned(S->maxrows * maxc * sizeof(float) + 64);
     S->rtn_blob = sb_malloc(mx ? mx : 1);
     S->blob_cap = mx;
+    S->pack = z.pack ? sb_malloc_aligned(z.pack) : NULL;   /* none: unpacked, the same bits */
+    S->pack_cap = S->pack ? z.pack : 0;
     if (!S->X || !S->A || !S->xn || !S->y || !S->h1 || !S->h2 || !S->g || !S->sel || !S->selw ||
         !S->idx || !S->wt || !S->eoff || !S->H || !S->hs || (gs && !S->gscr) || !S->W || !S->Q || !S->rtn_blob)
         return oom(S);
@@ -1411,6 +1434,8 @@ static void free_work(struct state *S)
     sb_free_aligned(S->y);
     sb_free_aligned(S->h1);
     sb_free_aligned(S->h2);
+    sb_free_aligned(S->pack);
+    S->pack = NULL;
     sb_free(S->g);
     sb_free(S->sel);
     sb_free(S->selw);
@@ -1700,7 +1725,7 @@ int cvt_quant_memory(const struct fmt_model *src, size_t n_tokens, size_t ctx_le
         S.qd = (size_t)in->n_heads * (size_t)in->head_dim;
         S.K = (size_t)in->n_experts_used;
         S.E = (size_t)in->n_experts;
-        struct sizes z = { 0, 0, 0 };
+        struct sizes z = { 0, 0, 0, 0 };
         for_each_mat(&S, survey_one, &z);
         rc = mem_plan(&S, &z, m);
     }

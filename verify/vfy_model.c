@@ -707,6 +707,27 @@ int vfy_model_set_mat(struct vfy_model *vm, int layer, enum vfy_role role, int e
     return SB_OK;
 }
 
+bool vfy_model_pack_mat(struct vfy_model *vm, int layer, enum vfy_role role, int expert, void *buf,
+                        uint64_t cap)
+{
+    struct vfy_mat *m = mat_of(vm, layer, role, expert);
+    if (!m || m->pack || !m->w || !buf || (m->dt != SB_DTYPE_Q8_0 && m->dt != SB_DTYPE_Q4_0))
+        return false;
+    const uint64_t nb = qnt_matmul_pack_bytes(m->dt, m->cols, m->nrows);
+    if (!nb || nb > cap ||
+        qnt_matmul_pack_into(m->dt, m->w, &m->qp, m->cols, m->row0, m->nrows, buf) != 0)
+        return false;
+    m->pack = buf;
+    return true;
+}
+
+void vfy_model_unpack_mat(struct vfy_model *vm, int layer, enum vfy_role role, int expert)
+{
+    struct vfy_mat *m = mat_of(vm, layer, role, expert);
+    if (m)
+        unpack_mat(vm, m);
+}
+
 void vfy_layer_matmul(const struct vfy_model *vm, int layer, enum vfy_role role, int expert,
                       const float *X, size_t n, float *Y)
 {

@@ -166,6 +166,18 @@ int vfy_model_set_mat(struct vfy_model *vm, int layer, enum vfy_role role, int e
                       enum sb_dtype dt, const void *w, uint64_t nbytes,
                       const struct sb_qparams *qp, struct sb_err *err);
 
+/*! vfy_model_pack_mat() : compute (layer, role, expert), a q8_0 or q4_0 matrix
+ *  without a pack (e.g. vfy_model_set_mat's), from a pack made now in buf
+ *  (cap bytes, 64-byte aligned; qnt_matmul_pack_bytes of it): the packed
+ *  kernels, the same bits. buf must stay until vfy_model_unpack_mat.
+ *  @return true if packed; false (nothing changed: another encoding, a pack
+ *  already, no packed kernel on this CPU, or cap too small). */
+bool vfy_model_pack_mat(struct vfy_model *vm, int layer, enum vfy_role role, int expert, void *buf,
+                        uint64_t cap);
+/*! vfy_model_unpack_mat() : back to the matrix's own bytes (after a true
+ *  vfy_model_pack_mat). */
+void vfy_model_unpack_mat(struct vfy_model *vm, int layer, enum vfy_role role, int expert);
+
 /*! vfy_layer_matmul() : Y (n, nrows) = X (n, cols) W^T for (layer, role, expert). */
 void vfy_layer_matmul(const struct vfy_model *vm, int layer, enum vfy_role role, int expert,
                       const float *X, size_t n, float *Y);

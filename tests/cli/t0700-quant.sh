@@ -4,7 +4,8 @@
 # held-out text): GPTQ ternary experts have a lower calibration output error
 # than round-to-nearest on every matrix and a lower perplexity; --method rtn
 # gives exactly convert's bytes; the output does not depend on the thread
-# count; q4_0 into GGUF decodes; bad input gives one line and no output.
+# count; q4_0 into GGUF decodes; packs change no byte; bad input gives one
+# line and no output.
 . "$(dirname "$0")/lib.sh"
 M="$SUBBIT_SRC/models/tinymoe"
 TEXT="$SUBBIT_SRC/models/demo.txt"
@@ -75,6 +76,13 @@ grep -q 'act-fit is ignored' "$T/err" && ok || bad "--act-fit with sub1 not said
 # same (q4_0 into GGUF: every layer's matrices compute in bf16 until GPTQ reaches them)
 SUBBIT_BF16_ACTIVATIONS=0 expect_exit 0 "${Q[@]}" -o "$T/q4f.gguf" --to q4_0
 cmp -s "$T/q4.gguf" "$T/q4f.gguf" && ok || bad "quant wrote other bytes without bf16 activations"
+# quant multiplies by the q8_0/q4_0 matrices it made through packs where the CPU has the
+# packed kernels (AVX2, AVX512-VNNI): without packs (SUBBIT_REPACK=0) the same bytes
+SUBBIT_REPACK=0 expect_exit 0 "${Q[@]}" -o "$T/q4n.gguf" --to q4_0
+cmp -s "$T/q4.gguf" "$T/q4n.gguf" && ok || bad "quant q4_0 wrote other bytes without packs"
+expect_exit 0 "${Q[@]}" -o "$T/q8.gguf" --to q8_0
+SUBBIT_REPACK=0 expect_exit 0 "${Q[@]}" -o "$T/q8n.gguf" --to q8_0
+cmp -s "$T/q8.gguf" "$T/q8n.gguf" && ok || bad "quant q8_0 wrote other bytes without packs"
 
 # an expert below --min-expert-tokens is rounded to nearest, and reported
 expect_exit 0 "${Q[@]}" -o "$T/m.subbit" --to tern --experts-only --min-expert-tokens 100000 --json

@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "fmt_model.h"
+#include "qnt_encode.h"
+#include "qnt_matvec.h"
+#include "qnt_type.h"
 #include "sb_alloc.h"
 #include "test_util.h"
 #include "vfy_metrics.h"
@@ -547,6 +550,62 @@ START_TEST(test_moe_side_by_side)
 }
 END_TEST
 
+/* vfy_model_pack_mat: a q4_0 / q8_0 replacement (what quant installs) computed
+ * from a pack gives the unpacked product bit for bit, and the product does read
+ * the pack (a zeroed pack changes it); unpack goes back; f32, a short buffer or
+ * a second pack are refused. Skips the packed checks on a CPU without the
+ * packed kernels. */
+START_TEST(test_pack_mat)
+{
+    const struct spec wide = { 1, 64, 4, 2, 16, 64, 20, 0, 0, false, false, false, false, false, 1, 0 };
+    struct tm t;
+    tm_make(&t, wide);
+    struct fmt_model *fm = tm_model(&t);
+    struct vfy_model *vm;
+    struct sb_err err = { 0 };
+    ck_assert_int_eq(vfy_model_new_opts(&vm, fm, VFY_MODEL_NO_PACK, &err), SB_OK);
+    const size_t R = 64, C = 64, n = 24;
+    float X[24 * 64], Y0[24 * 64], Y1[24 * 64], Y2[24 * 64];
+    for (size_t i = 0; i < n * C; i++)
+        X[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    static uint8_t buf[1 << 16] __attribute__((aligned(64)));
+    /* the dense model's f32 gate: not packed */
+    ck_assert(!vfy_model_pack_mat(vm, 0, VFY_ROLE_GATE, -1, buf, sizeof buf));
+    const enum sb_dtype dts[2] = { SB_DTYPE_Q4_0, SB_DTYPE_Q8_0 };
+    for (int q = 0; q < 2; q++) {
+        const enum sb_dtype dt = dts[q];
+        uint8_t *blob = malloc(R * qnt_type_row_bytes(dt, C, NULL));
+        ck_assert_int_eq(qnt_quantize_rows(dt, t.l[0].g, R, C, NULL, blob), SB_OK);
+        ck_assert_int_eq(vfy_model_set_mat(vm, 0, VFY_ROLE_GATE, -1, dt, blob,
+                                           R * qnt_type_row_bytes(dt, C, NULL), NULL, &err),
+                         SB_OK);
+        vfy_layer_matmul(vm, 0, VFY_ROLE_GATE, -1, X, n, Y0);
+        const uint64_t nb = qnt_matmul_pack_bytes(dt, C, R);
+        if (!nb) {   /* no packed kernel here (or SUBBIT_REPACK=0) */
+            ck_assert(!vfy_model_pack_mat(vm, 0, VFY_ROLE_GATE, -1, buf, sizeof buf));
+            free(blob);
+            continue;
+        }
+        ck_assert_uint_le(nb, sizeof buf);
+        ck_assert(!vfy_model_pack_mat(vm, 0, VFY_ROLE_GATE, -1, buf, nb - 1));
+        ck_assert(vfy_model_pack_mat(vm, 0, VFY_ROLE_GATE, -1, buf, nb));
+        ck_assert(!vfy_model_pack_mat(vm, 0, VFY_ROLE_GATE, -1, buf, nb));   /* packed already */
+        vfy_layer_matmul(vm, 0, VFY_ROLE_GATE, -1, X, n, Y1);
+        ck_assert_mem_eq(Y0, Y1, n * R * sizeof *Y0);
+        memset(buf, 0, nb);   /* the product reads the pack */
+        vfy_layer_matmul(vm, 0, VFY_ROLE_GATE, -1, X, n, Y2);
+        ck_assert(memcmp(Y0, Y2, n * R * sizeof *Y0) != 0);
+        vfy_model_unpack_mat(vm, 0, VFY_ROLE_GATE, -1);
+        vfy_layer_matmul(vm, 0, VFY_ROLE_GATE, -1, X, n, Y2);
+        ck_assert_mem_eq(Y0, Y2, n * R * sizeof *Y0);
+        free(blob);
+    }
+    vfy_model_free(vm);
+    fmt_model_free(fm);
+    tm_free(&t);
+}
+END_TEST
+
 /* batched == token by token; a cache filled in two calls == one call */
 START_TEST(test_batch_and_cache)
 {
@@ -1064,5 +1123,5 @@ TEST_SUITE(verify_forward, 30, seed_reset, NULL,
     TEST_LOOP(test_oracle, 3), TEST_LOOP(test_rope_twin, 6),
     TEST_LOOP(test_batch_and_cache, 3), TEST_LOOP(test_moe_by_hand, 2),
     TEST(test_missing_tensor), TEST(test_plans), TEST(test_blocks_split), TEST(test_metrics),
-    TEST(test_ctx_bytes), TEST(test_moe_side_by_side), TEST_LOOP(test_generate, 3), TEST(test_gates),
+    TEST(test_ctx_bytes), TEST(test_moe_side_by_side), TEST(test_pack_mat), TEST_LOOP(test_generate, 3), TEST(test_gates),
     TEST(test_nonfinite_logits), TEST(test_config_notes))
