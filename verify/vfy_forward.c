@@ -39,7 +39,7 @@ struct vfy_ctx {
     float *selw;                    /* (B, k) their weights */
     /* routed rows: one expert's (B rows), or where experts run side by side
        (moe_side) all B k, expert by expert (expert e's at eoff[e] .. eoff[e+1]) */
-    int *rows;                      /* (B or B k) their tokens */
+    int *rows;                      /* (B) one expert's tokens (moe_seq) */
     float *rw;                      /* (B or B k) their weights */
     int *slot;                      /* side by side: (B, k) where token i's choice j sits */
     uint64_t *eoff;                 /* side by side: (2 E + 1) offsets, then fill cursors */
@@ -109,7 +109,7 @@ static int ctx_layout(const struct vfy_ctx_shape *s, size_t n_ctx, size_t B, siz
         /* MoE */
         [CTX_ROUTER] = E ? B * E : 0, [CTX_SEL] = E ? B * K : 0, [CTX_SELW] = E ? B * K : 0,
         /* the routed rows: B of one expert at a time, or all B k (experts side by side) */
-        [CTX_ROWS] = E ? B * S : 0, [CTX_RW] = E ? B * S : 0, [CTX_SLOT] = S > 1 ? B * K : 0,
+        [CTX_ROWS] = E ? B : 0, [CTX_RW] = E ? B * S : 0, [CTX_SLOT] = S > 1 ? B * K : 0,
         [CTX_EOFF] = S > 1 ? 2 * E + 1 : 0, [CTX_EORD] = S > 1 ? E : 0,
         [CTX_XE] = E ? B * S * dim : 0, [CTX_YE] = E ? B * S * dim : 0,
         [CTX_MOE_OUT] = E ? B * dim : 0, [CTX_HE] = E ? B * S * F : 0,
@@ -470,7 +470,6 @@ static int moe_par(struct vfy_ctx *c, const struct vfy_layer *L, size_t l, size_
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < K; k++) {
             const size_t e = (size_t)c->sel[i * K + k], j = (size_t)cur[e]++;
-            c->rows[j] = (int)i;
             c->rw[j] = c->selw[i * K + k];
             c->slot[i * K + k] = (int)j;
             memcpy(c->xe + j * dim, c->xb + i * dim, dim * sizeof(float));

@@ -814,8 +814,8 @@ END_TEST
  * (B, E) + (B, K) int + (B, K) + B int + B + 3 (B, dim) + 2 (B, F) floats and
  * (L, E) uint64 counts; where the experts may run side by side (two experts
  * a thread at least, more than one thread) the routed rows are B K instead
- * of B (rows, weights, xe, ye, he, he2), plus (B, K) int slots, 2 E + 1
- * uint64 offsets and E int for the experts' order. */
+ * of B (weights, xe, ye, he, he2), plus (B, K) int slots, 2 E + 1 uint64
+ * offsets and E int for the experts' order. */
 START_TEST(test_ctx_bytes)
 {
     struct vfy_ctx_shape sh = { .n_layers = 3, .dim = 8, .n_heads = 4, .n_kv_heads = 2,
@@ -835,7 +835,7 @@ START_TEST(test_ctx_bytes)
         ck_assert_uint_eq(m.kv, z.kv);
         if (thr == 2 || thr == 3)   /* 6 experts: side by side at 2 and 3 threads */
             ck_assert_uint_eq(m.buffers - z.buffers,
-                              4 * (B * 6 + B * 2 + B * 2 + 2 * B + 2 * B + 3 * B * 8 +
+                              4 * (B * 6 + B * 2 + B * 2 + B + 2 * B + 3 * B * 8 +
                                    2 * B * 8 + 2 * 2 * B * 16) +
                                   4 * (B * 2 + 6) + 8 * (2 * 6 + 1) + 8 * 3 * 6);
         else
