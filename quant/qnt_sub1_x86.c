@@ -607,7 +607,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
     }
     /* mode state: matvec S[h][class][q] int64 sums of lanes 8h+4q ..; emit
        W[h][0/1] write indices; decode D[h][0] destination, [1] / [2] levels */
-    __m256i S[2][2][2], W[2][2], D[2][3];
+    __m256i S[2][2][2], W[2][2], D[2][3], base[2] = { zero, zero };
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 2; k++)
             S[h][k][0] = S[h][k][1] = W[h][k] = zero;
@@ -620,6 +620,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
             }
             W[h][0] = _mm256_loadu_si256((const __m256i *)(void *)wl);
             W[h][1] = _mm256_loadu_si256((const __m256i *)(void *)wh);
+            base[h] = W[h][0];   /* the lane's first row's first slot: its row x cols */
         }
     if (EMIT == 2) {
         C.drow0 = drow0;
@@ -687,6 +688,45 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
             col[h] = _mm256_sub_epi32(pos[h], rs[h]);
             nz |= s1a_mask(nzv[h]) << (8 * h);
             cross |= s1a_mask(_mm256_and_si256(nzv[h], _mm256_cmpgt_epi32(col[h], cmax))) << (8 * h);
+        }
+        /* emit: lanes that move exactly one row on, inside the lane (the usual
+           case) do it here, the vectors kept in registers: the row's list ends
+           are written and the next row's slots start at its row x cols. On
+           512 columns 16 % of the steps have such a lane; through the general
+           path below decoding them ran at 1.8 G weights/s, 2.2 on 14,336 columns */
+        if (EMIT == 1 && __builtin_expect(cross != 0, 0)) {
+            const __m256i vc = _mm256_set1_epi32((int)c32), v2c = _mm256_add_epi32(vc, vc);
+            unsigned far = 0;
+            for (int h = 0; h < 2; h++)
+                far |= s1a_mask(_mm256_andnot_si256(_mm256_and_si256(_mm256_cmpgt_epi32(end[h], pos[h]),
+                                                                     _mm256_cmpgt_epi32(v2c, col[h])),
+                                                    s1a_lanes((cross >> (8 * h)) & 0xffu)))
+                       << (8 * h);
+            if (!far) {
+                uint32_t wl[16], wh[16];
+                for (int h = 0; h < 2; h++) {
+                    _mm256_storeu_si256((__m256i *)(void *)(wl + 8 * h), W[h][0]);
+                    _mm256_storeu_si256((__m256i *)(void *)(wh + 8 * h), W[h][1]);
+                }
+                for (unsigned m = cross; m; m &= m - 1) {   /* s1x_flush_emit's bookkeeping */
+                    const unsigned k = (unsigned)__builtin_ctz(m);
+                    const uint32_t i = C.ln.row[k];
+                    C.rng[4 * (size_t)i + 1] = wl[k];
+                    C.rng[4 * (size_t)i + 2] = wh[k] + 1;
+                    C.ln.row[k] = i + 1;
+                    C.ln.rs[k] = C.ln.re[k];
+                    C.ln.re[k] += c32;
+                }
+                for (int h = 0; h < 2; h++) {
+                    const __m256i cm = s1a_lanes((cross >> (8 * h)) & 0xffu);
+                    rs[h] = _mm256_add_epi32(rs[h], _mm256_and_si256(cm, vc));
+                    const __m256i lo = _mm256_add_epi32(base[h], rs[h]);
+                    W[h][0] = _mm256_blendv_epi8(W[h][0], lo, cm);
+                    W[h][1] = _mm256_blendv_epi8(W[h][1], _mm256_sub_epi32(_mm256_add_epi32(lo, vc), one), cm);
+                    col[h] = _mm256_sub_epi32(pos[h], rs[h]);
+                }
+                cross = 0;
+            }
         }
         if (__builtin_expect(cross != 0, 0)) {
             uint32_t pa[16], ea[16], w[32];
