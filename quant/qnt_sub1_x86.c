@@ -94,7 +94,8 @@ static void s1x_deq_row(struct s1x_chunk *c, unsigned k, uint32_t cols)
 /* Emit mode, row change of lane k: its row's lists end where the lane's
  * write indices stand (slo = next symbol-1 slot, growing; shi = next
  * symbol-2 slot, shrinking); the next row's region starts fresh. */
-static void s1x_flush_emit(struct s1x_lanes *ln, unsigned k, uint32_t cols, uint32_t *rng)
+static inline __attribute__((always_inline)) void
+s1x_flush_emit(struct s1x_lanes *ln, unsigned k, uint32_t cols, uint32_t *rng)
 {
     const uint32_t i = ln->row[k];
     rng[4 * (size_t)i + 1] = (uint32_t)ln->slo[k];
@@ -708,14 +709,11 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
                     _mm256_storeu_si256((__m256i *)(void *)(wl + 8 * h), W[h][0]);
                     _mm256_storeu_si256((__m256i *)(void *)(wh + 8 * h), W[h][1]);
                 }
-                for (unsigned m = cross; m; m &= m - 1) {   /* s1x_flush_emit's bookkeeping */
+                for (unsigned m = cross; m; m &= m - 1) {   /* the row's list ends, the bookkeeping */
                     const unsigned k = (unsigned)__builtin_ctz(m);
-                    const uint32_t i = C.ln.row[k];
-                    C.rng[4 * (size_t)i + 1] = wl[k];
-                    C.rng[4 * (size_t)i + 2] = wh[k] + 1;
-                    C.ln.row[k] = i + 1;
-                    C.ln.rs[k] = C.ln.re[k];
-                    C.ln.re[k] += c32;
+                    C.ln.slo[k] = wl[k];
+                    C.ln.shi[k] = wh[k];
+                    s1x_flush_emit(&C.ln, k, c32, C.rng);
                 }
                 for (int h = 0; h < 2; h++) {
                     const __m256i cm = s1a_lanes((cross >> (8 * h)) & 0xffu);

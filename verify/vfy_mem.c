@@ -940,7 +940,7 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
     if ((uint64_t)m->moe_hidden_dim > ffw)
         ffw = (uint64_t)m->moe_hidden_dim;
     /* the rest of the core's context for that window and blocks of B tokens,
-     * 16 threads: vfy_ctx_bytes sizes the list of buffers vfy_ctx_new
+     * up to 16 threads: vfy_ctx_bytes sizes the list of buffers vfy_ctx_new
      * allocates (its f32 KV cache is the KV term above) */
     const struct vfy_ctx_shape cs = {
         .n_layers = (size_t)m->n_layers, .dim = (size_t)m->dim, .n_heads = (size_t)m->n_heads,
@@ -948,18 +948,16 @@ static int est_subbit(const struct vfy_mem_model *m, const struct vfy_mem_opts *
         .head_dim = (size_t)m->head_dim, .ffn = (size_t)ffw, .n_experts = (size_t)m->n_experts,
         .n_experts_used = (size_t)m->n_experts_used,
     };
-    struct vfy_ctx_size cz, cs2;
-    CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, 16, &cz) != SB_OK);
-    /* at fewer threads an MoE context may hold every expert's routed rows at
-       once (two experts a thread at least: experts side by side): the most
-       threads for which it does, if that context is larger */
-    const size_t tside = cs.n_experts / 2 < 16 ? cs.n_experts / 2 : 16;
-    if (tside >= 2) {
-        CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, tside, &cs2) != SB_OK);
-        if (cs2.buffers > cz.buffers)
-            cz.buffers = cs2.buffers;
+    /* the largest context of 1 to 16 threads: more threads, more attention
+       scratch; at fewer an MoE context may hold every expert's routed rows at
+       once (experts side by side) */
+    uint64_t most = 0;
+    for (size_t t = 1; t <= 16; t++) {
+        struct vfy_ctx_size cz;
+        CHK(vfy_ctx_bytes(&cs, (size_t)ctx, (size_t)B, t, &cz) != SB_OK);
+        most = cz.buffers > most ? cz.buffers : most;
     }
-    e->activations = cz.buffers;
+    e->activations = most;
     uint64_t widest = max_cols > max_rows ? max_cols : max_rows;
     e->scratch = 16 * 2 * 4 * widest + 150 * (uint64_t)m->vocab_size;
     /* the batched kernels' buffers for one call over a block of B tokens and
