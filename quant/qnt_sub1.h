@@ -36,6 +36,13 @@ qnt_encode_fn qnt_sub1_encode;
 int qnt_sub1_encode_layout(const void *restrict tern, size_t rows, size_t cols,
                            void *restrict dst, size_t cap, uint64_t *nbytes, int layout);
 
+/*! qnt_sub1_set_lanes() : tests only (not thread-safe): the encoders give every
+ *  chunk this many lanes (at most 16, at most its rows) instead of their rule;
+ *  0 restores the rule. With 1-4, a tensor under 4 x 16384 weights gets the
+ *  blob earlier versions wrote (ceil(weights / 16384) lanes), which the
+ *  portable walker decodes. */
+void qnt_sub1_set_lanes(unsigned lanes);
+
 /*! qnt_sub1_encode_ref() : the serial reference of qnt_sub1_encode_layout
  *  (the same bytes: a plain symbol-by-symbol walk, one chunk after another).
  *  qnt_sub1_encode_layout scans 32 symbols a word, gathers every run cap's

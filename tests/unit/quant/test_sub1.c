@@ -364,6 +364,102 @@ START_TEST(test_sub1_fast_encoder_is_ref)
 }
 END_TEST
 
+/* Small tensors (under 4 x 16384 weights, a toy model's experts: tinymoe's
+ * are 192 x 128 and 128 x 192) get 16 lanes, so the SIMD lane kernels decode
+ * them; the blobs earlier versions wrote for them (ceil(weights / 16384)
+ * lanes, made here with qnt_sub1_set_lanes) still decode through the
+ * portable walker. Both: the tern bytes back, and the fused, generic, AVX2 and
+ * batched (37 tokens) products equal the reference bit for bit. */
+static const size_t small_shapes[][2] = { { 192, 128 }, { 128, 192 }, { 300, 64 }, { 20, 3000 } };
+
+START_TEST(test_sub1_small_lanes)
+{
+    const size_t rows = small_shapes[_i][0], cols = small_shapes[_i][1], n = 37;
+    const size_t tb = rows * qnt_tern_row_bytes(cols);
+    float *w = malloc(rows * cols * sizeof *w), *X = malloc(n * cols * sizeof *X);
+    float *want = malloc(n * rows * sizeof *want), *Y = malloc(n * rows * sizeof *Y);
+    uint8_t *tern = malloc(tb), *back = malloc(tb);
+    fill_iid(w, rows * cols, 0.885, 700 + (uint64_t)_i);
+    qnt_tern_quantize_rows(w, rows, cols, tern);
+    test_fill_normal(X, n * cols, 701);
+    for (size_t t = 0; t < n; t++)
+        qnt_tern_matvec_ref(tern, rows, cols, X + t * cols, want + t * rows);
+    static const unsigned set[] = { 0, 2, 4, 1 };   /* the rule, then earlier blobs' lanes */
+    uint64_t nbs[4];
+    for (int q = 0; q < 4; q++) {
+        qnt_sub1_set_lanes(set[q]);
+        uint64_t nb, nr;
+        uint8_t *blob = encode(tern, rows, cols, &nb);
+        const size_t cap = qnt_sub1_encode_bound(rows, cols);
+        uint8_t *ref = malloc(cap);
+        ck_assert_int_eq(qnt_sub1_encode_ref(tern, rows, cols, ref, cap, &nr, 1), SB_OK);
+        qnt_sub1_set_lanes(0);
+        ck_assert_uint_eq(nr, nb);                     /* both encoders follow the setting */
+        ck_assert_mem_eq(ref, blob, nb);
+        nbs[q] = nb;
+        ck_assert_uint_eq(blob[17], (set[q] ? set[q] : 16u));
+        qnt_sub1_decode_tern(blob, nb, cols, 0, rows, back);
+        ck_assert_mem_eq(back, tern, tb);
+        float *y = malloc(rows * sizeof *y);
+        qnt_sub1_matvec_generic(blob, nb, rows, cols, X, y);
+        ck_assert_mem_eq(y, want, rows * sizeof *y);
+        for (int lvl = 2; lvl >= 0; lvl--) {
+            qnt_sub1_set_simd_max(lvl);
+            memset(y, 0x55, rows * sizeof *y);
+            qnt_sub1_matvec(blob, nb, rows, cols, X, y);
+            ck_assert_mem_eq(y, want, rows * sizeof *y);
+            const size_t need = qnt_sub1_matmul_ws_size(blob, nb, rows, cols, n);
+            ck_assert_uint_gt(need, 0);
+            void *ws = malloc(need);
+            memset(Y, 0x55, n * rows * sizeof *Y);
+            qnt_sub1_matmul(blob, nb, rows, cols, 0, rows, X, n, Y, ws, need);
+            ck_assert_mem_eq(Y, want, n * rows * sizeof *Y);
+            free(ws);
+        }
+        qnt_sub1_set_simd_max(2);
+        free(y);
+        free(ref);
+        free(blob);
+    }
+    /* 16 lanes cost 14 states more than 2: about 56 bytes */
+    ck_assert_uint_gt(nbs[0], nbs[1]);
+    ck_assert_uint_lt(nbs[0], nbs[1] + 14 * 4 + 32);
+    free(w);
+    free(X);
+    free(want);
+    free(Y);
+    free(tern);
+    free(back);
+}
+END_TEST
+
+/* The alias layout's bytes are the format (the decoder rebuilds the buckets
+ * from the frequencies): blobs of three symbol mixes keep the hashes the
+ * encoder of 2026-12-06 gave them (the table build changed that day, the
+ * bytes must not). */
+static const struct { size_t rows, cols; double p0; uint64_t h; } alias_golden[] = {
+    { 64, 1000, 0.5, 0xa36a5820cb545db8ull },
+    { 200, 300, 0.885, 0x4df6b1b86e0528eeull },
+    { 33, 4096, 0.99, 0x8c53aa99776f2147ull },
+};
+
+START_TEST(test_sub1_alias_golden)
+{
+    const size_t rows = alias_golden[_i].rows, cols = alias_golden[_i].cols;
+    float *w = malloc(rows * cols * sizeof *w);
+    uint8_t *tern = malloc(rows * qnt_tern_row_bytes(cols));
+    fill_iid(w, rows * cols, alias_golden[_i].p0, 900 + (uint64_t)_i);
+    qnt_tern_quantize_rows(w, rows, cols, tern);
+    uint64_t nb;
+    uint8_t *blob = encode(tern, rows, cols, &nb);
+    ck_assert_uint_eq(blob[18], 1);
+    ck_assert_uint_eq(test_fnv1a64(blob, nb), alias_golden[_i].h);
+    free(w);
+    free(tern);
+    free(blob);
+}
+END_TEST
+
 START_TEST(test_sub1_rejects_symbol_3)
 {
     uint8_t tern[4 + 2] = { 0, 0, 0x80, 0x3f, 0x0c, 0 };   /* weight 1 has symbol 3 */
@@ -384,5 +480,7 @@ TEST_SUITE(quant_sub1, 60, NULL, NULL,
     TEST(test_sub1_damaged_stream), TEST_LOOP(test_sub1_rate_iid, 3),
     TEST_LOOP(test_sub1_matvec, 7), TEST(test_sub1_old_layout),
     TEST(test_sub1_rejects_symbol_3),
+    TEST_LOOP(test_sub1_small_lanes, (int)(sizeof small_shapes / sizeof small_shapes[0])),
+    TEST_LOOP(test_sub1_alias_golden, (int)(sizeof alias_golden / sizeof alias_golden[0])),
     TEST_LOOP(test_sub1_fast_encoder_is_ref,
               (int)(sizeof shapes / sizeof shapes[0] + sizeof enc_shapes / sizeof enc_shapes[0])))
