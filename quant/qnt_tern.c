@@ -275,10 +275,10 @@ void qnt_tern_decode(const void *restrict blob, size_t rows, size_t cols,
 
 /* ---- exact ternary sums (qnt_ternary_impl.h) ----------------------------- */
 
-void qnt_tfx_init(struct qnt_tfx *fx, const float *x, size_t cols)
+/* max |x| on the bits: for non-NaN floats, |x| orders as its low 31 bits,
+   and inf / NaN are exactly the bit patterns >= 0x7f800000 */
+uint32_t qnt_tfx_amax_ref(const float *x, size_t cols)
 {
-    /* max |x| on the bits: for non-NaN floats, |x| orders as its low 31 bits,
-       and inf / NaN are exactly the bit patterns >= 0x7f800000 */
     uint32_t m = 0;
     for (size_t j = 0; j < cols; j++) {
         uint32_t u;
@@ -286,6 +286,46 @@ void qnt_tfx_init(struct qnt_tfx *fx, const float *x, size_t cols)
         u &= 0x7fffffffu;
         m = u > m ? u : m;
     }
+    return m;
+}
+
+#ifdef QNT_TERN_X86
+/* The same maximum 8 lanes a vector, 4 vectors a step (the scalar loop waits
+   on its cmov chain: 3.7 % of a tinymoe ppl with sub1 experts) */
+__attribute__((target("avx2"))) static uint32_t tfx_amax_avx2(const float *x, size_t cols)
+{
+    const __m256i ab = _mm256_set1_epi32(0x7fffffff);
+    __m256i m[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                     _mm256_setzero_si256() };
+    size_t j = 0;
+#define TFX_LD(p) _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p)), ab)
+    for (; j + 32 <= cols; j += 32)
+        for (int q = 0; q < 4; q++)
+            m[q] = _mm256_max_epu32(m[q], TFX_LD(x + j + 8 * q));
+    for (; j + 8 <= cols; j += 8)
+        m[0] = _mm256_max_epu32(m[0], TFX_LD(x + j));
+#undef TFX_LD
+    const __m256i v = _mm256_max_epu32(_mm256_max_epu32(m[0], m[1]), _mm256_max_epu32(m[2], m[3]));
+    __m128i h = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0xb1));
+    const uint32_t r = qnt_tfx_amax_ref(x + j, cols - j), a = (uint32_t)_mm_cvtsi128_si32(h);
+    return r > a ? r : a;
+}
+#endif
+
+uint32_t qnt_tfx_amax(const float *x, size_t cols)
+{
+#ifdef QNT_TERN_X86
+    if (sb_cpu_has(SB_CPU_AVX2))
+        return tfx_amax_avx2(x, cols);
+#endif
+    return qnt_tfx_amax_ref(x, cols);
+}
+
+void qnt_tfx_init(struct qnt_tfx *fx, const float *x, size_t cols)
+{
+    const uint32_t m = qnt_tfx_amax(x, cols);
     fx->finite = m < 0x7f800000u;
     int bits = QNT_TFX_BITS, lg = 0;
     while (lg < 63 && ((uint64_t)1 << lg) < (uint64_t)cols)

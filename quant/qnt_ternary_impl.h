@@ -45,6 +45,12 @@ struct qnt_tfx {
     int finite;     /* 0: some x[j] is inf or NaN; the call writes QNT_TFX_NAN everywhere */
 };
 
+/*! qnt_tfx_amax() : max over x[0 .. cols-1] of the bits of |x| (0x7fffffff
+ *  masked): |x|'s order for numbers, >= 0x7f800000 exactly for inf and NaN.
+ *  The AVX2 kernel where the CPU has it; qnt_tfx_amax_ref the scalar loop. */
+uint32_t qnt_tfx_amax(const float *x, size_t cols);
+uint32_t qnt_tfx_amax_ref(const float *x, size_t cols);
+
 /*! qnt_tfx_init() : the scale for x[0 .. cols-1] (qnt_tern.c). */
 void qnt_tfx_init(struct qnt_tfx *fx, const float *x, size_t cols);
 

@@ -344,9 +344,16 @@ __attribute__((target("avx2"))) static void xt_build_avx2(const float *X, size_t
                                      _mm256_permute2x128_si256(a1, a3, 0x20),
                                      _mm256_permute2x128_si256(a0, a2, 0x31),
                                      _mm256_permute2x128_si256(a1, a3, 0x31) };
-            for (int c = 0; c < 4; c++)
-                _mm256_maskstore_epi64((long long *)(void *)(xb + (j + (size_t)c) * w + 4 * (size_t)h),
-                                       tm[h], col[c]);
+            /* a whole half: plain stores (a masked store is microcoded on
+               AMD: this function fell from 5.0 % to 3.3 % of a tinymoe ppl with sub1 experts) */
+            if (4 * (size_t)h + 4 <= w)
+                for (int c = 0; c < 4; c++)
+                    _mm256_storeu_si256((__m256i *)(void *)(xb + (j + (size_t)c) * w + 4 * (size_t)h),
+                                        col[c]);
+            else
+                for (int c = 0; c < 4; c++)
+                    _mm256_maskstore_epi64(
+                        (long long *)(void *)(xb + (j + (size_t)c) * w + 4 * (size_t)h), tm[h], col[c]);
         }
     }
     xt_build_generic(X, cols, fx, w, j, c1, xb);

@@ -580,10 +580,56 @@ START_TEST(test_ternary_i64_to_double)
 }
 END_TEST
 
+/* qnt_tfx_amax (the AVX2 kernel where the CPU has it) against the scalar loop
+ * and, for finite x, against the bits of max |x| computed with fabsf: every
+ * length 0-100 and 1000, at every offset 0-7, with -0, subnormals, the largest
+ * value negative, and inf / NaN placed at the start, middle and end. */
+START_TEST(test_tfx_amax)
+{
+    float *buf = malloc(1100 * sizeof *buf);
+    uint64_t st = 5;
+    for (int kind = 0; kind < 5; kind++)
+        for (size_t len = 0; len <= 1000; len = len < 100 ? len + 1 : 1000 + (len == 1000)) {
+            if (len > 1000)
+                break;
+            for (size_t off = 0; off < 8; off++) {
+                float *x = buf + off;
+                for (size_t j = 0; j < len; j++) {
+                    const double u = (double)(test_rand_u64(&st) >> 11) / 9007199254740992.0;
+                    x[j] = kind == 1 ? (float)((u - 0.5) * 1e-40) : (float)((u - 0.5) * 8.0);
+                }
+                if (len > 3)
+                    x[1] = -0.0f;
+                if (len && kind == 2)
+                    x[(len * 7) / 11] = -1e30f;                  /* the largest is negative */
+                if (len && kind == 3)
+                    x[(off * 13) % len] = (off & 1) ? -INFINITY : INFINITY;
+                if (len && kind == 4)
+                    x[len - 1 - (off * 5) % len] = (off & 1) ? -NAN : NAN;
+                const uint32_t ref = qnt_tfx_amax_ref(x, len), got = qnt_tfx_amax(x, len);
+                ck_assert_msg(got == ref, "kind %d len %zu off %zu: %08x vs %08x", kind, len, off,
+                              (unsigned)got, (unsigned)ref);
+                if (kind < 3 || !len) {
+                    float mx = 0.0f;
+                    for (size_t j = 0; j < len; j++)
+                        mx = fabsf(x[j]) > mx ? fabsf(x[j]) : mx;
+                    uint32_t mb;
+                    memcpy(&mb, &mx, 4);
+                    ck_assert_uint_eq(got, mb);
+                } else {
+                    ck_assert_uint_ge(got, 0x7f800000u);
+                    ck_assert_uint_eq(got >= 0x7fc00000u, kind == 4);
+                }
+            }
+        }
+    free(buf);
+}
+END_TEST
+
 TEST_SUITE(quant_ternary_same, 60, NULL, NULL,
     TEST_LOOP(test_ternary_same_random, (int)(sizeof same_shapes / sizeof same_shapes[0])),
     TEST(test_ternary_same_golden), TEST(test_ternary_same_inf_level),
     TEST(test_ternary_same_no_fma),
     TEST_LOOP(test_ternary_batch, (int)(sizeof batch_shapes / sizeof batch_shapes[0])),
     TEST(test_ternary_batch_no_workspace), TEST(test_ternary_batch_wide_sums),
-    TEST(test_ternary_i64_to_double))
+    TEST(test_ternary_i64_to_double), TEST(test_tfx_amax))
