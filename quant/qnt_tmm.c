@@ -595,13 +595,65 @@ tmm_out_row(__m256d lo, __m256d hi, const struct tmm_bk2 *K, const __m256i slo[2
         y[k * ys] = o[k];
 }
 
+/* A row's outputs for a block (tmm_out_row's values) as one vector of its 8
+ * tokens, for tmm_store8 */
+static inline __attribute__((target(TMM_TGT2), always_inline)) __m256
+tmm_out_vec(__m256d lo, __m256d hi, const struct tmm_bk2 *K, const __m256i slo[2],
+            const __m256i shi[2])
+{
+    const __m128 qnan = _mm_castsi128_ps(_mm_set1_epi32(0x7fc00000));
+    const __m128 a = _mm_blendv_ps(tmm_out4(lo, hi, slo[0], shi[0], K->vinv[0]), qnan, K->nanm[0]);
+    const __m128 b = _mm_blendv_ps(tmm_out4(lo, hi, slo[1], shi[1], K->vinv[1]), qnan, K->nanm[1]);
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+}
+
+/* 8 rows' outputs r[i] (lane k: token k) stored token by token: token k's 8
+ * consecutive rows at y + k ys, for the block's W tokens (8 vector stores
+ * instead of 64 scalar ones; the values are tmm_out_row's) */
+static inline __attribute__((target(TMM_TGT2), always_inline)) void
+tmm_store8(const __m256 r[8], float *y, size_t ys, size_t W)
+{
+    __m256 a[8], b[8];
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);       /* r_i0 r_i+1,0 r_i1 r_i+1,1 | 4 5 */
+        a[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);   /* tokens 2 3 | 6 7 */
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int h = 0; h < 2; h++) {
+            b[i + 2 * h] = _mm256_shuffle_ps(a[i + h], a[i + h + 2], 0x44);
+            b[i + 2 * h + 1] = _mm256_shuffle_ps(a[i + h], a[i + h + 2], 0xEE);
+        }
+    /* b[0]: token 0 (rows 0-3) | token 4; b[1]: 1 | 5; b[2]: 2 | 6; b[3]: 3 | 7;
+       b[4..7] the same of rows 4-7 */
+    for (size_t k = 0; k < W; k++) {
+        const int c = (int)(k & 3);
+        const __m256 t = k < 4 ? _mm256_permute2f128_ps(b[c], b[c + 4], 0x20)
+                               : _mm256_permute2f128_ps(b[c], b[c + 4], 0x31);
+        _mm256_storeu_ps(y + k * ys, t);
+    }
+}
+
 static inline __attribute__((target(TMM_TGT2), always_inline)) void
 tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
             const struct tmm_blk *B, const size_t W)
 {
     struct tmm_bk2 K;
     tmm_bk2_init(B, W, &K);
-    for (size_t i = i0; i < i1; i++) {
+    size_t i = i0;
+    for (; i + 8 <= i1; i += 8) {   /* 8 rows at a time, stored token by token */
+        __m256 o[8];
+        for (int g = 0; g < 8; g++) {
+            const uint32_t *r = T->rng + 4 * (i + (size_t)g);
+            __m256i slo[2], shi[2];
+            tmm_sum2(B->xb, W, K.m, T->ent, r[0], r[1], slo);
+            tmm_sum2(B->xb, W, K.m, T->ent, r[2], r[3], shi);
+            __m256d lo, hi;
+            tmm_levels(T, i + (size_t)g, &lo, &hi);
+            o[g] = tmm_out_vec(lo, hi, &K, slo, shi);
+        }
+        tmm_store8(o, B->Y + yc + (i - i0), B->ys, W);
+    }
+    for (; i < i1; i++) {
         const uint32_t *r = T->rng + 4 * i;
         __m256i slo[2], shi[2];
         tmm_sum2(B->xb, W, K.m, T->ent, r[0], r[1], slo);
@@ -652,7 +704,24 @@ tmm_rows2_pair_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
     struct tmm_bk2 K[2];
     tmm_bk2_init(&BB[0], QNT_TMM_TB, &K[0]);
     tmm_bk2_init(&BB[1], WB, &K[1]);
-    for (size_t i = i0; i < i1; i++) {
+    size_t i = i0;
+    /* 8 rows at a time, stored token by token (tmm_store8) */
+    for (; i + 8 <= i1; i += 8) {
+        __m256 o[2][8];
+        for (int g = 0; g < 8; g++) {
+            const uint32_t *r = T->rng + 4 * (i + (size_t)g);
+            __m256i slo[2][2], shi[2][2];
+            tmm_sum2x2(BB[0].xb, BB[1].xb, WB, K[1].m, T->ent, r[0], r[1], slo[0], slo[1], FULL);
+            tmm_sum2x2(BB[0].xb, BB[1].xb, WB, K[1].m, T->ent, r[2], r[3], shi[0], shi[1], FULL);
+            __m256d lo, hi;
+            tmm_levels(T, i + (size_t)g, &lo, &hi);
+            for (int q = 0; q < 2; q++)
+                o[q][g] = tmm_out_vec(lo, hi, &K[q], slo[q], shi[q]);
+        }
+        for (int q = 0; q < 2; q++)
+            tmm_store8(o[q], BB[q].Y + yc + (i - i0), BB[q].ys, q ? WB : QNT_TMM_TB);
+    }
+    for (; i < i1; i++) {
         const uint32_t *r = T->rng + 4 * i;
         __m256i slo[2][2], shi[2][2];
         tmm_sum2x2(BB[0].xb, BB[1].xb, WB, K[1].m, T->ent, r[0], r[1], slo[0], slo[1], FULL);
