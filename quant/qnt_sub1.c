@@ -38,6 +38,7 @@
 #define S1_L (1u << 16)               /* state interval [2^16, 2^32) */
 #define S1_NS 4u                      /* interleaved states of the old (lane 0) layout */
 #define S1_LMAX 16u                   /* lanes */
+#define S1_LMIN_SIMD 8u               /* lanes of a tensor the rule gives <= 4 (s1_plan_init) */
 #define S1_LANE_TARGET 16384u         /* weights a lane, at least (a 4-byte state each) */
 #define S1_HDR 20u                    /* "SB1" ver, rows, cols, G, R, L + 2 reserved */
 #define S1_RMAX 63u
@@ -677,11 +678,13 @@ static void s1_plan_init(struct s1plan *P, const void *tern, size_t rows, size_t
         uint64_t nc = (uint64_t)E.G * cols, l = (nc + S1_LANE_TARGET - 1) / S1_LANE_TARGET;
         P->L = (unsigned)(l < S1_LMAX ? l : S1_LMAX);
         /* the lane kernels take more than 4 lanes: a tensor that small (a
-           toy model's experts, < 4 S1_LANE_TARGET weights) gets 16 lanes
-           where it has the rows, 12 more states for SIMD decoding (tinymoe's
-           192 x 128 experts: +0.015 bits a weight, ppl 1.15x faster) */
+           toy model's experts, < 4 S1_LANE_TARGET weights) gets 8 lanes where
+           it has the rows, so they decode it (the AVX2 kernel in one 8-lane
+           half). tinymoe's 192 x 128 experts: 6 more states, +0.006 bits a
+           weight (code 1.020x -> 1.026x of the entropy, every tensor still
+           <= 1.03x; 16 lanes would be 1.035x), ppl 1.2x faster */
         if (P->L <= 4)
-            P->L = S1_LMAX;
+            P->L = S1_LMIN_SIMD;
         if (s1_lanes_set)
             P->L = s1_lanes_set;
         if (P->L > E.G)

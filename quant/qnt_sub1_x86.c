@@ -588,7 +588,7 @@ static inline __attribute__((target(S1A_TGT), always_inline)) void
 s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, size_t nr,
           unsigned L, size_t cols, const uint8_t *lv, const float *restrict x,
           const struct qnt_tfx *fx, float *y, uint32_t *rng, uint32_t *ent, float *dst,
-          size_t drow0, size_t dnrows, const int EMIT)
+          size_t drow0, size_t dnrows, const int EMIT, const int NH)
 {
     struct s1x_chunk C;
     const uint32_t c32 = (uint32_t)cols;
@@ -601,7 +601,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
     const __m256d sc = _mm256_set1_pd(fx ? fx->scale : 0.0), mg = _mm256_set1_pd(QNT_TFX_MAGIC);
     const __m256i mb = _mm256_set1_epi64x(QNT_TFX_MAGIC_BITS);
     __m256i st[2], pos[2], end[2], rs[2];
-    for (int h = 0; h < 2; h++) {
+    for (int h = 0; h < NH; h++) {
         st[h] = _mm256_loadu_si256((const __m256i *)(const void *)(C.st0 + 8 * h));
         end[h] = _mm256_loadu_si256((const __m256i *)(const void *)(C.end0 + 8 * h));
         pos[h] = rs[h] = zero;
@@ -613,7 +613,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
         for (int k = 0; k < 2; k++)
             S[h][k][0] = S[h][k][1] = W[h][k] = zero;
     if (EMIT == 1)
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < NH; h++) {
             uint32_t wl[8], wh[8];
             for (unsigned k = 0; k < 8; k++) {
                 wl[k] = (uint32_t)C.ln.slo[8 * h + k];
@@ -631,7 +631,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
     }
 #define S1A_LOAD_D()                                                                        \
     do {                                                                                    \
-        for (int h_ = 0; h_ < 2; h_++) {                                                    \
+        for (int h_ = 0; h_ < NH; h_++) {                                                   \
             float lo_[8], hi_[8];                                                           \
             for (unsigned k_ = 0; k_ < 8; k_++) {                                           \
                 lo_[k_] = C.dlv[8 * h_ + k_][0];                                            \
@@ -646,11 +646,11 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
         S1A_LOAD_D();
     for (;;) {
         __m256i act[2], e[2];
-        for (int h = 0; h < 2; h++)
+        for (int h = 0; h < NH; h++)
             act[h] = _mm256_cmpgt_epi32(end[h], pos[h]);   /* positions < 2^31 */
-        if (!(s1a_mask(act[0]) | s1a_mask(act[1])))
+        if (!(s1a_mask(act[0]) | (NH > 1 ? s1a_mask(act[1]) : 0u)))
             break;
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < NH; h++) {
             e[h] = _mm256_i32gather_epi32((const int *)(const void *)tab,
                                           _mm256_and_si256(st[h], m4095), 4);
             const __m256i f = _mm256_add_epi32(_mm256_srli_epi32(e[h], 20), one);
@@ -658,7 +658,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
                                                 _mm256_and_si256(_mm256_srli_epi32(e[h], 8), m4095));
             st[h] = _mm256_blendv_epi8(st[h], xn, act[h]);
         }
-        for (int h = 0; h < 2; h++) {   /* lane order: half A's words, then half B's */
+        for (int h = 0; h < NH; h++) {   /* lane order: half A's words, then half B's */
             const __m256i ren = _mm256_and_si256(act[h], _mm256_cmpeq_epi32(_mm256_srli_epi32(st[h], 16),
                                                                             zero));
             const unsigned rm = s1a_mask(ren);   /* no branch on rm (it mispredicted: 2.0 -> 2.2) */
@@ -681,7 +681,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
         }
         __m256i nzv[2], cls[2], col[2];
         unsigned nz = 0, cross = 0;
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < NH; h++) {
             const __m256i info = _mm256_and_si256(e[h], m255);
             nzv[h] = _mm256_and_si256(act[h], _mm256_cmpeq_epi32(_mm256_and_si256(info, m128), zero));
             cls[h] = _mm256_cmpeq_epi32(_mm256_and_si256(info, m64), m64);
@@ -698,14 +698,14 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
         if (EMIT == 1 && __builtin_expect(cross != 0, 0)) {
             const __m256i vc = _mm256_set1_epi32((int)c32), v2c = _mm256_add_epi32(vc, vc);
             unsigned far = 0;
-            for (int h = 0; h < 2; h++)
+            for (int h = 0; h < NH; h++)
                 far |= s1a_mask(_mm256_andnot_si256(_mm256_and_si256(_mm256_cmpgt_epi32(end[h], pos[h]),
                                                                      _mm256_cmpgt_epi32(v2c, col[h])),
                                                     s1a_lanes((cross >> (8 * h)) & 0xffu)))
                        << (8 * h);
             if (!far) {
                 uint32_t wl[16], wh[16];
-                for (int h = 0; h < 2; h++) {
+                for (int h = 0; h < NH; h++) {
                     _mm256_storeu_si256((__m256i *)(void *)(wl + 8 * h), W[h][0]);
                     _mm256_storeu_si256((__m256i *)(void *)(wh + 8 * h), W[h][1]);
                 }
@@ -715,7 +715,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
                     C.ln.shi[k] = wh[k];
                     s1x_flush_emit(&C.ln, k, c32, C.rng);
                 }
-                for (int h = 0; h < 2; h++) {
+                for (int h = 0; h < NH; h++) {
                     const __m256i cm = s1a_lanes((cross >> (8 * h)) & 0xffu);
                     rs[h] = _mm256_add_epi32(rs[h], _mm256_and_si256(cm, vc));
                     const __m256i lo = _mm256_add_epi32(base[h], rs[h]);
@@ -729,7 +729,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
         if (__builtin_expect(cross != 0, 0)) {
             uint32_t pa[16], ea[16], w[32];
             int64_t t[4][8];
-            for (int h = 0; h < 2; h++) {
+            for (int h = 0; h < NH; h++) {
                 _mm256_storeu_si256((__m256i *)(void *)(pa + 8 * h), pos[h]);
                 _mm256_storeu_si256((__m256i *)(void *)(ea + 8 * h), end[h]);
                 for (int k = 0; k < 2; k++) {
@@ -739,7 +739,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
                 }
             }
             nz = s1a_cross(&C, cross, nz, c32, fx, pa, ea, t, w, EMIT);
-            for (int h = 0; h < 2; h++) {
+            for (int h = 0; h < NH; h++) {
                 pos[h] = _mm256_loadu_si256((const __m256i *)(const void *)(pa + 8 * h));
                 rs[h] = _mm256_loadu_si256((const __m256i *)(const void *)(C.ln.rs + 8 * h));
                 for (int k = 0; k < 2; k++) {
@@ -753,7 +753,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
             if (EMIT == 2)
                 S1A_LOAD_D();
         }
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < NH; h++) {
             const unsigned hm = (nz >> (8 * h)) & 0xffu;
             if (EMIT == 1) {            /* the columns into the rows' lists */
                 if (hm) {
@@ -801,7 +801,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
 #undef S1A_LOAD_D
     int64_t t[4][8];
     uint32_t *w = (uint32_t *)(void *)t;
-    for (int h = 0; h < 2; h++) {
+    for (int h = 0; h < NH; h++) {
         if (EMIT == 1) {
             _mm256_storeu_si256((__m256i *)(void *)(w + 8 * h), W[h][0]);
             _mm256_storeu_si256((__m256i *)(void *)(w + 16 + 8 * h), W[h][1]);
@@ -820,7 +820,10 @@ qnt_sub1_chunk_matvec_avx2(const uint32_t *restrict tab, const uint8_t *sp, cons
                            size_t nr, unsigned L, size_t cols, const uint8_t *lv,
                            const float *restrict x, const struct qnt_tfx *fx, float *y)
 {
-    s1a_chunk(tab, sp, se, nr, L, cols, lv, x, fx, y, NULL, NULL, NULL, 0, 0, 0);
+    if (L <= 8)   /* one 8-lane half: the other's steps would be idle work */
+        s1a_chunk(tab, sp, se, nr, L, cols, lv, x, fx, y, NULL, NULL, NULL, 0, 0, 0, 1);
+    else
+        s1a_chunk(tab, sp, se, nr, L, cols, lv, x, fx, y, NULL, NULL, NULL, 0, 0, 0, 2);
 }
 
 __attribute__((target(S1A_TGT))) void
@@ -829,7 +832,10 @@ qnt_sub1_chunk_emit_avx2(const uint32_t *restrict tab, const uint8_t *sp, const 
                          uint32_t *restrict ent)
 {
     const struct qnt_tfx fx = { 1.0, 1.0, 1 };
-    s1a_chunk(tab, sp, se, nr, L, cols, NULL, NULL, &fx, NULL, rng, ent, NULL, 0, 0, 1);
+    if (L <= 8)   /* one 8-lane half: the other's steps would be idle work */
+        s1a_chunk(tab, sp, se, nr, L, cols, NULL, NULL, &fx, NULL, rng, ent, NULL, 0, 0, 1, 1);
+    else
+        s1a_chunk(tab, sp, se, nr, L, cols, NULL, NULL, &fx, NULL, rng, ent, NULL, 0, 0, 1, 2);
 }
 
 __attribute__((target(S1A_TGT))) void
@@ -838,6 +844,9 @@ qnt_sub1_chunk_deq_avx2(const uint32_t *restrict tab, const uint8_t *sp, const u
                         size_t dnrows, float *restrict dst)
 {
     const struct qnt_tfx fx = { 1.0, 1.0, 1 };
-    s1a_chunk(tab, sp, se, nr, L, cols, lv, NULL, &fx, NULL, NULL, NULL, dst, drow0, dnrows, 2);
+    if (L <= 8)   /* one 8-lane half: the other's steps would be idle work */
+        s1a_chunk(tab, sp, se, nr, L, cols, lv, NULL, &fx, NULL, NULL, NULL, dst, drow0, dnrows, 2, 1);
+    else
+        s1a_chunk(tab, sp, se, nr, L, cols, lv, NULL, &fx, NULL, NULL, NULL, dst, drow0, dnrows, 2, 2);
 }
 #endif

@@ -365,11 +365,12 @@ START_TEST(test_sub1_fast_encoder_is_ref)
 END_TEST
 
 /* Small tensors (under 4 x 16384 weights, a toy model's experts: tinymoe's
- * are 192 x 128 and 128 x 192) get 16 lanes, so the SIMD lane kernels decode
- * them; the blobs earlier versions wrote for them (ceil(weights / 16384)
- * lanes, made here with qnt_sub1_set_lanes) still decode through the
- * portable walker. Both: the tern bytes back, and the fused, generic, AVX2 and
- * batched (37 tokens) products equal the reference bit for bit. */
+ * are 192 x 128 and 128 x 192) get 8 lanes, so the SIMD lane kernels decode
+ * them (AVX2: one 8-lane half); the blobs earlier versions wrote for them
+ * (ceil(weights / 16384) lanes, made here with qnt_sub1_set_lanes) still
+ * decode through the portable walker, and 16 lanes through both halves.
+ * Each: the tern bytes back, and the fused, generic, AVX2 and batched (37
+ * tokens) products equal the reference bit for bit. */
 static const size_t small_shapes[][2] = { { 192, 128 }, { 128, 192 }, { 300, 64 }, { 20, 3000 } };
 
 START_TEST(test_sub1_small_lanes)
@@ -384,9 +385,9 @@ START_TEST(test_sub1_small_lanes)
     test_fill_normal(X, n * cols, 701);
     for (size_t t = 0; t < n; t++)
         qnt_tern_matvec_ref(tern, rows, cols, X + t * cols, want + t * rows);
-    static const unsigned set[] = { 0, 2, 4, 1 };   /* the rule, then earlier blobs' lanes */
-    uint64_t nbs[4];
-    for (int q = 0; q < 4; q++) {
+    static const unsigned set[] = { 0, 2, 4, 1, 16 };   /* the rule, earlier blobs' lanes, 16 */
+    uint64_t nbs[5];
+    for (int q = 0; q < 5; q++) {
         qnt_sub1_set_lanes(set[q]);
         uint64_t nb, nr;
         uint8_t *blob = encode(tern, rows, cols, &nb);
@@ -397,7 +398,7 @@ START_TEST(test_sub1_small_lanes)
         ck_assert_uint_eq(nr, nb);                     /* both encoders follow the setting */
         ck_assert_mem_eq(ref, blob, nb);
         nbs[q] = nb;
-        ck_assert_uint_eq(blob[17], (set[q] ? set[q] : 16u));
+        ck_assert_uint_eq(blob[17], (set[q] ? set[q] : 8u));
         qnt_sub1_decode_tern(blob, nb, cols, 0, rows, back);
         ck_assert_mem_eq(back, tern, tb);
         float *y = malloc(rows * sizeof *y);
@@ -421,9 +422,11 @@ START_TEST(test_sub1_small_lanes)
         free(ref);
         free(blob);
     }
-    /* 16 lanes cost 14 states more than 2: about 56 bytes */
+    /* 8 lanes cost 6 states more than 2 (24 bytes, give or take the words'
+       split), 16 lanes 14 */
     ck_assert_uint_gt(nbs[0], nbs[1]);
-    ck_assert_uint_lt(nbs[0], nbs[1] + 14 * 4 + 32);
+    ck_assert_uint_lt(nbs[0], nbs[1] + 6 * 4 + 16);
+    ck_assert_uint_gt(nbs[4], nbs[0]);
     free(w);
     free(X);
     free(want);
@@ -436,11 +439,11 @@ END_TEST
 /* The alias layout's bytes are the format (the decoder rebuilds the buckets
  * from the frequencies): blobs of three symbol mixes keep the hashes the
  * encoder of 2026-12-06 gave them (the table build changed that day, the
- * bytes must not). */
-static const struct { size_t rows, cols; double p0; uint64_t h; } alias_golden[] = {
-    { 64, 1000, 0.5, 0xa36a5820cb545db8ull },
-    { 200, 300, 0.885, 0x4df6b1b86e0528eeull },
-    { 33, 4096, 0.99, 0x8c53aa99776f2147ull },
+ * bytes must not; lanes set as they were then). */
+static const struct { size_t rows, cols; double p0; unsigned lanes; uint64_t h; } alias_golden[] = {
+    { 64, 1000, 0.5, 16, 0xa36a5820cb545db8ull },
+    { 200, 300, 0.885, 16, 0x4df6b1b86e0528eeull },
+    { 33, 4096, 0.99, 0, 0x8c53aa99776f2147ull },   /* 0: the rule's (9) */
 };
 
 START_TEST(test_sub1_alias_golden)
@@ -451,8 +454,11 @@ START_TEST(test_sub1_alias_golden)
     fill_iid(w, rows * cols, alias_golden[_i].p0, 900 + (uint64_t)_i);
     qnt_tern_quantize_rows(w, rows, cols, tern);
     uint64_t nb;
+    qnt_sub1_set_lanes(alias_golden[_i].lanes);
     uint8_t *blob = encode(tern, rows, cols, &nb);
+    qnt_sub1_set_lanes(0);
     ck_assert_uint_eq(blob[18], 1);
+    ck_assert_uint_eq(blob[17], alias_golden[_i].lanes ? alias_golden[_i].lanes : 9u);
     ck_assert_uint_eq(test_fnv1a64(blob, nb), alias_golden[_i].h);
     free(w);
     free(tern);
