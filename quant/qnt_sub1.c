@@ -229,8 +229,6 @@ static void s1_view_freqs(const struct s1view *v, uint32_t *f)
         f[s] = v->freq[s] == 0xffff ? S1_M : v->freq[s];
 }
 
-/* Decode table: per slot, ((f - 1) << 20) | ((slot - start) << 8) | info,
- * info = run (6 bits) | class (bit 6: 0 = symbol 1, 1 = symbol 2) | escape (bit 7). */
 /* t[j] = base + (j << 8) for j < n, 4 at a time (the table is rebuilt at
    every product: a toy model's calls are small enough for this to show) */
 static inline void s1_fill(uint32_t *restrict t, uint32_t n, uint32_t base)
@@ -245,6 +243,8 @@ static inline void s1_fill(uint32_t *restrict t, uint32_t n, uint32_t base)
         t[j] = base + (j << 8);
 }
 
+/* Decode table: per slot, ((f - 1) << 20) | ((slot - start) << 8) | info,
+ * info = run (6 bits) | class (bit 6: 0 = symbol 1, 1 = symbol 2) | escape (bit 7). */
 static void s1_table(const struct s1view *v, uint32_t *restrict tab)
 {
     if (v->alias) {
@@ -680,9 +680,11 @@ static void s1_plan_init(struct s1plan *P, const void *tern, size_t rows, size_t
         /* the lane kernels take more than 4 lanes: a tensor that small (a
            toy model's experts, < 4 S1_LANE_TARGET weights) gets 8 lanes where
            it has the rows, so they decode it (the AVX2 kernel in one 8-lane
-           half). tinymoe's 192 x 128 experts: 6 more states, +0.006 bits a
-           weight (code 1.020x -> 1.026x of the entropy, every tensor still
-           <= 1.03x; 16 lanes would be 1.035x), ppl 1.2x faster */
+           half; with 2 lanes the portable walker decoded them at every
+           product: tinymoe's ppl with sub1 experts at 0.7x of bf16's).
+           tinymoe's 192 x 128 experts: 6 more states, +0.006 bits a weight
+           (code 1.020x -> 1.026x of the entropy, every tensor still <= 1.03x;
+           16 lanes: 1.035x, and no faster) */
         if (P->L <= 4)
             P->L = S1_LMIN_SIMD;
         if (s1_lanes_set)
