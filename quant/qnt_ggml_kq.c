@@ -154,10 +154,12 @@ static float fit_q3(int n, int nmax, const float *x, int8_t *L)
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-/* Symmetric codes for q6_K (ggml's make_qx_quants, rmse_type 1, no
- * imatrix): L offset nmax; of the 19 scales -(nmax + 0.1*is)/max, is in
- * -9..9, the one maximising sumlx^2/suml2 (w = x^2) wins; ties keep the earlier. */
-static float fit_q6(int n, int nmax, const float *x, int8_t *L)
+/* Symmetric codes (ggml's make_qx_quants, rmse_type 1): L offset nmax; of
+ * the 19 scales -(nmax + 0.1*is)/max, is in -9..9, the one maximising
+ * sumlx^2/suml2 wins (weights qw, or x^2 without an importance matrix);
+ * ties keep the earlier. q6_K's groups without imatrix; q4_0's blocks with
+ * one (quantize_row_q4_0_impl), which GPTQ uses with diag(H). */
+float qnt_gx_make_qx(int n, int nmax, const float *x, int8_t *L, const float *qw)
 {
     float amax;
     const float max = signed_absmax(x, n, &amax);
@@ -170,7 +172,7 @@ static float fit_q6(int n, int nmax, const float *x, int8_t *L)
     for (int i = 0; i < n; i++) {
         const int l = clampi(qnt_gx_nearest_int(iscale * x[i]), -nmax, nmax - 1);
         L[i] = (int8_t)(l + nmax);
-        const float w = x[i] * x[i];
+        const float w = qw ? qw[i] : x[i] * x[i];
         sumlx += w * x[i] * (float)l;
         suml2 += w * (float)l * (float)l;
     }
@@ -183,7 +185,7 @@ static float fit_q6(int n, int nmax, const float *x, int8_t *L)
         sumlx = suml2 = 0;
         for (int i = 0; i < n; i++) {
             const int l = clampi(qnt_gx_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-            const float w = x[i] * x[i];
+            const float w = qw ? qw[i] : x[i] * x[i];
             sumlx += w * x[i] * (float)l;
             suml2 += w * (float)l * (float)l;
         }
@@ -195,6 +197,11 @@ static float fit_q6(int n, int nmax, const float *x, int8_t *L)
         }
     }
     return scale;
+}
+
+static float fit_q6(int n, int nmax, const float *x, int8_t *L)
+{
+    return qnt_gx_make_qx(n, nmax, x, L, NULL);
 }
 
 /* Two bits per code, 256 codes: element 128c+32s+l in qs[32c+l] bits 2s. */

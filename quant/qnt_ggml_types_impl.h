@@ -53,6 +53,9 @@ static inline int qnt_gx_nearest_int(float v)
 }
 
 /* Scalar unpackers (qnt_ggml_q.c, qnt_ggml_kq.c, qnt_ggml_iq.c). */
+/* ggml's make_qx_quants (rmse_type 1) over n values: codes L (offset nmax),
+ * returns the scale; qw the importance weights, NULL for x^2 (qnt_ggml_kq.c) */
+float qnt_gx_make_qx(int n, int nmax, const float *x, int8_t *L, const float *qw);
 void qnt_gx_unpack_q4_1(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
 void qnt_gx_unpack_q5_0(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);
 void qnt_gx_unpack_q5_1(const void *restrict b, size_t len, struct qnt_gx_chunk *restrict c);

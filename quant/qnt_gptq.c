@@ -15,6 +15,7 @@
 #include "qnt_cast.h"
 #include "qnt_ggml.h"
 #include "qnt_ggml_impl.h"
+#include "qnt_ggml_types_impl.h"
 #include "qnt_int8.h"
 #include "qnt_q8mm_impl.h"
 #include "qnt_tern.h"
@@ -181,11 +182,16 @@ struct job {
     bool dynamic;              /* fit groups on the updated weights at their first column */
     double ec_bits[3];         /* code length of symbols 0, 1 (lo), 2 (hi) */
     double ec_scale;           /* 1 / mean diag(H) */
+    const double *hd;          /* q4_0 --imatrix-scales: diag(H) by original column, else NULL */
+    const double *s2;          /* with hd: each row's mean square weight (original) */
 };
 
 /* Fit a group's scale from the n weights at w, each taken as the float the
- * round-to-nearest quantizer would see (the encoding's own rule). */
-static void fit_group(const struct job *J, const double *w, size_t n, struct grp *g)
+ * round-to-nearest quantizer would see (the encoding's own rule; q4_0 with
+ * importances imp (diag(H) of these columns) and the row's mean square s2:
+ * ggml's rule given an importance matrix, quantize_row_q4_0_impl). */
+static void fit_group(const struct job *J, const double *w, size_t n, const double *imp, double s2,
+                      struct grp *g)
 {
     float amax = 0.0f, max = 0.0f, x[QNT_QK_K];
     if (J->dt != SB_DTYPE_INT8) {
@@ -203,6 +209,16 @@ static void fit_group(const struct job *J, const double *w, size_t n, struct grp
         break;
     }
     case SB_DTYPE_Q4_0: {
+        if (imp) {
+            float qw[QNT_QK4_0];
+            int8_t L[QNT_QK4_0];
+            for (size_t j = 0; j < n; j++)
+                qw[j] = (float)imp[j] * sqrtf((float)s2 + x[j] * x[j]);
+            g->h = qnt_f32_to_f16_ref(qnt_gx_make_qx((int)n, 8, x, L, qw));
+            g->dd = qnt_f16_to_f32_ref(g->h);
+            g->id = g->dd != 0.0f ? 1.0f / g->dd : 0.0f;
+            break;
+        }
         for (size_t j = 0; j < n; j++)
             if (amax < fabsf(x[j])) {
                 amax = fabsf(x[j]);
@@ -357,7 +373,8 @@ static void run_chunk(const struct job *J, size_t r0, size_t r1)
                 /* fit each row's group on its updated weights (all inside this batch) */
                 const size_t gl = n - c < J->g ? n - c : J->g;
                 for (size_t r = r0; r < r1; r++)
-                    fit_group(J, J->W + r * n + j, gl, &J->gp[r * J->ngroups + c / J->g]);
+                    fit_group(J, J->W + r * n + j, gl, J->hd ? J->hd + c : NULL,
+                              J->hd ? J->s2[r] : 0.0, &J->gp[r * J->ngroups + c / J->g]);
             }
             const double *Uj = J->U + j * n;
             const double ujj = Uj[j];
@@ -382,7 +399,7 @@ static void run_chunk(const struct job *J, size_t r0, size_t r1)
 /* ---- scratch ----------------------------------------------------------------- */
 
 struct layout {
-    size_t A, U, W, E, codes, gp, tr, perm, fx, total;
+    size_t A, U, W, E, codes, gp, tr, perm, fx, hd, s2, total;
 };
 
 static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -410,6 +427,8 @@ static void plan(enum sb_dtype dt, const struct sb_qparams *qp, size_t rows, siz
     L->gp = off; off += al64(rows * ng * sizeof(struct grp));
     L->tr = off; off += al64(rows * sizeof(struct trow));
     L->fx = off; off += al64(cols * sizeof(double));
+    L->hd = off; off += al64(cols * sizeof(double));
+    L->s2 = off; off += al64(rows * sizeof(double));
     /* the output error needs 2 rows x cols doubles after perm (everything else is
      * free by then) */
     const size_t err = L->A + 2 * rows * cols * sizeof(double);
@@ -739,6 +758,19 @@ int qnt_gptq_quantize(enum sb_dtype dt, const struct sb_qparams *qp, const float
                 Wd[r * cols + j] = (double)W[r * cols + j];
     }
     J.ec_scale = 1.0 / (st->rtn || mean_diag <= 0 ? 1.0 : mean_diag);
+    if (dt == SB_DTYPE_Q4_0 && o->imatrix_scales && !st->rtn) {
+        double *hd = (double *)(base + L.hd), *s2 = (double *)(base + L.s2);
+        for (size_t c = 0; c < cols; c++)
+            hd[c] = dead[c] ? 0.0 : H[c * cols + c];
+        for (size_t r = 0; r < rows; r++) {
+            float sx2 = 0.0f;   /* ggml: sum_x2 / n_per_row, in float */
+            for (size_t c = 0; c < cols; c++)
+                sx2 += W[r * cols + c] * W[r * cols + c];
+            s2[r] = sx2 / (float)cols;
+        }
+        J.hd = hd;
+        J.s2 = s2;
+    }
 
     /* groups: static (act order, or one group a row) from the original weights,
      * else fitted as GPTQ reaches them */
@@ -750,7 +782,8 @@ int qnt_gptq_quantize(enum sb_dtype dt, const struct sb_qparams *qp, const float
                     const size_t c0 = gi * g, n = cols - c0 < g ? cols - c0 : g;
                     for (size_t k = 0; k < n; k++)
                         fx[k] = dead[c0 + k] && !st->rtn ? 0.0 : (double)W[r * cols + c0 + k];
-                    fit_group(&J, fx, n, &J.gp[r * J.ngroups + gi]);
+                    fit_group(&J, fx, n, J.hd ? J.hd + c0 : NULL, J.hd ? J.s2[r] : 0.0,
+                              &J.gp[r * J.ngroups + gi]);
                 }
     }
 

@@ -46,27 +46,26 @@ static const char usage[] =
     "                          0.1 gives ternary experts fewer bits)\n"
     "      --block N           GPTQ lazy-batch width (default 128)\n"
     "      --act-order         quantize columns by descending Hessian diagonal\n"
+    "      --imatrix-scales    q4_0: block scales by ggml's imatrix rule, diag(H) weights\n"
     "      --act-fit           q8_0/q4_0: fit the weights to the 8-bit activations\n"
     "                          their kernel meets (needs 32 tokens a column)\n"
     "      --zero-band T       tern: |w| < T * level rounds to 0 (default 0.5, QMoE's)\n"
     "      --ec-lambda X       tern: entropy-constrained rounding, weighing each symbol's\n"
     "                          code length against its error (0 = off; try 0.05 .. 0.1)\n"
     "      --ec-p0 P           tern: zero probability the code lengths assume (default 0.885)\n"
-
     "      --min-expert-tokens N  experts routed fewer tokens are rounded to nearest\n"
     "                          (default 1: only experts that got none)\n"
     "      --report FILE       also write the result as an HTML page (subbit report);\n"
     "                          -f replaces it too\n"
-    "      --max-memory SIZE   hold at most SIZE resident (e.g. 512M): the finished\n"
-    "                          quantized matrices, then the calibration activations,\n"
-    "                          spill to files when they do not fit; a cap below one\n"
-    "                          layer's need fails before any work\n"
-    "      --scratch DIR       where spilled data goes (default: the output's folder);\n"
-    "                          the files are removed as soon as they are created\n"
+    "      --max-memory SIZE   hold at most SIZE resident (e.g. 512M): finished matrices,\n"
+    "                          then calibration activations spill to files; a cap\n"
+    "                          below one layer's need fails before any work\n"
+    "      --scratch DIR       where spilled data goes (default: the output's folder;\n"
+    "                          unlinked at once)\n"
     "  -h, --help              this text\n";
 
 enum { O_CALIB = 256, O_CALIB_IDS, O_CALIB_TOKENS, O_CALIB_CTX, O_METHOD, O_DAMP, O_BLOCK,
-       O_ACT, O_FIT, O_ZB, O_ECL, O_ECP, O_MINTOK, O_REPORT, O_MAXMEM, O_SCRATCH };
+       O_ACT, O_IMX, O_FIT, O_ZB, O_ECL, O_ECP, O_MINTOK, O_REPORT, O_MAXMEM, O_SCRATCH };
 
 static cJSON *report_json(const char *in, const char *out, const char *calib, bool calib_ids,
                           const struct cvt_quant_opts *qo, const struct cvt_quant_report *R,
@@ -92,6 +91,7 @@ static cJSON *report_json(const char *in, const char *out, const char *calib, bo
     cJSON_AddNumberToObject(g, "block", (double)qo->gptq.block);
     cJSON_AddBoolToObject(g, "act_order", qo->gptq.act_order);
     cJSON_AddBoolToObject(g, "act_fit", qo->act_fit);
+    cJSON_AddBoolToObject(g, "imatrix_scales", qo->gptq.imatrix_scales);
     cJSON_AddNumberToObject(g, "zero_band", qo->gptq.zero_band);
     cJSON_AddNumberToObject(g, "ec_lambda", qo->gptq.ec_lambda);
     cJSON_AddNumberToObject(g, "ec_p0", qo->gptq.ec_p0);
@@ -249,7 +249,7 @@ int cmd_quant(int argc, char **argv)
         { "calib-ctx", required_argument, 0, O_CALIB_CTX },
         { "method", required_argument, 0, O_METHOD }, { "damp", required_argument, 0, O_DAMP },
         { "block", required_argument, 0, O_BLOCK }, { "act-order", no_argument, 0, O_ACT },
-        { "act-fit", no_argument, 0, O_FIT },
+        { "act-fit", no_argument, 0, O_FIT }, { "imatrix-scales", no_argument, 0, O_IMX },
         { "zero-band", required_argument, 0, O_ZB }, { "ec-lambda", required_argument, 0, O_ECL },
         { "ec-p0", required_argument, 0, O_ECP },
         { "min-expert-tokens", required_argument, 0, O_MINTOK },
@@ -306,6 +306,7 @@ int cmd_quant(int argc, char **argv)
             break;
         case O_ACT: qo.gptq.act_order = true; break;
         case O_FIT: qo.act_fit = true; break;
+        case O_IMX: qo.gptq.imatrix_scales = true; break;
         case O_ZB:
             if (!cli_parse_double("quant", "--zero-band", optarg, 0.0, 1.0, &qo.gptq.zero_band))
                 goto usage_fail;
@@ -440,6 +441,13 @@ int cmd_quant(int argc, char **argv)
             cli_warn("quant", "--act-fit is ignored: no q8_0 or q4_0 matrix (only their kernels "
                      "meet 8-bit activations) saw %u calibration tokens a column",
                      CVT_QUANT_FIT_TOKENS);
+    }
+    if (qo.gptq.imatrix_scales) {   /* said when it changed nothing */
+        bool used = false;
+        for (size_t i = 0; i < R->n_m; i++)
+            used |= R->m[i].gptq && R->m[i].enc == SB_DTYPE_Q4_0;
+        if (!used)
+            cli_warn("quant", "--imatrix-scales is ignored: no q4_0 matrix was quantized with GPTQ");
     }
     int nt = 1;
 #ifdef _OPENMP

@@ -76,6 +76,7 @@ struct qnt_gptq_opts {
     double zero_band;   /* tern: |w| < zero_band * level rounds to 0 (default 0.5, QMoE) */
     double ec_lambda;   /* tern: weight of the code length (0 = plain rounding) */
     double ec_p0;       /* tern: zero probability the code lengths assume (0 < p0 < 1) */
+    bool imatrix_scales; /* q4_0: block scales by ggml's importance-matrix rule with diag(H) */
 };
 
 /*! qnt_gptq_opts_init() : the defaults above. */

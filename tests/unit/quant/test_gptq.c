@@ -15,7 +15,10 @@
 #include <omp.h>
 #endif
 
+#include "qnt_cast.h"
 #include "qnt_encode.h"
+#include "qnt_ggml.h"
+#include "qnt_ggml_types_impl.h"
 #include "qnt_gptq.h"
 #include "qnt_tern.h"
 #include "sb_dtype.h"
@@ -678,6 +681,112 @@ START_TEST(test_gptq_act_fit_beats_plain)
 }
 END_TEST
 
+/* ggml's make_qx_quants on one q4_0 block, without and with importances:
+ * the expected scales and codes come from a float32 emulation of ggml's C
+ * (every operation rounded to float, nearest_int half to even), run
+ * outside the project; the weights move the scale (-0.28949 -> -0.25705). */
+START_TEST(test_make_qx_golden)
+{
+    float x[32], qw[32];
+    for (int i = 0; i < 32; i++) {
+        x[i] = (float)((i * 37) % 23 - 11) / 16.0f;
+        qw[i] = 1.0f + (float)((i * 13) % 7) * 3.0f;
+    }
+    x[5] = 2.3125f;
+    qw[5] = 0.03125f;
+    static const uint8_t L0[32] = { 10, 7, 9, 6, 8, 0, 7, 9, 6, 8, 10, 7, 9, 6, 8, 10,
+                                    7, 9, 6, 8, 10, 6, 8, 10, 7, 9, 6, 8, 10, 7, 9, 6 };
+    static const uint8_t L1[32] = { 11, 7, 9, 6, 8, 0, 7, 9, 6, 8, 10, 7, 9, 6, 8, 10,
+                                    7, 9, 5, 8, 10, 6, 8, 11, 7, 9, 6, 8, 10, 7, 9, 6 };
+    int8_t L[32];
+    uint32_t b;
+    float d = qnt_gx_make_qx(32, 8, x, L, NULL);
+    memcpy(&b, &d, 4);
+    ck_assert_uint_eq(b, 0xbe943802u);
+    ck_assert_mem_eq(L, L0, 32);
+    d = qnt_gx_make_qx(32, 8, x, L, qw);
+    memcpy(&b, &d, 4);
+    ck_assert_uint_eq(b, 0xbe839b9cu);
+    ck_assert_mem_eq(L, L1, 32);
+}
+END_TEST
+
+/* q4_0 with imatrix_scales: under a diagonal Hessian (no error feedback)
+ * every block's scale is ggml's imatrix rule on the row's own weights with
+ * importance H_jj * sqrt(s2 + x^2) (s2 the row's mean square, as
+ * quantize_row_q4_0_impl), and each code the nearest level of that scale
+ * (ggml's q4_0 rounding); the same with act order (static groups). Without
+ * a Hessian (round to nearest) and for q8_0 the option changes nothing. */
+START_TEST(test_gptq_imatrix_scales)
+{
+    const size_t rows = 13, cols = 256, nb = cols / 32;
+    float *W = malloc(rows * cols * sizeof *W);
+    test_fill_normal(W, rows * cols, 77);
+    W[40] = 6.0f;   /* an outlier the weights can give up on */
+    double *H = calloc(cols * cols, sizeof *H);
+    for (size_t j = 0; j < cols; j++)
+        H[j * cols + j] = j == 40 ? 1e-3 : 0.5 + (double)(j * 7 % 11);
+    struct qnt_gptq_opts o;
+    qnt_gptq_opts_init(&o);
+    o.imatrix_scales = true;
+    size_t moved = 0;
+    for (int act = 0; act < 2; act++) {
+        o.act_order = act;
+        struct qnt_gptq_stats st;
+        struct qnt_block_q4_0 *q = gptq(SB_DTYPE_Q4_0, NULL, W, rows, cols, H, &o, &st);
+        ck_assert(!st.rtn);
+        for (size_t r = 0; r < rows; r++) {
+            const float *w = W + r * cols;
+            float sx2 = 0.0f;
+            for (size_t c = 0; c < cols; c++)
+                sx2 += w[c] * w[c];
+            const float s2 = sx2 / (float)cols;
+            for (size_t b = 0; b < nb; b++) {
+                float qw[32];
+                int8_t L[32];
+                for (size_t j = 0; j < 32; j++)
+                    qw[j] = (float)H[(32 * b + j) * (cols + 1)] *
+                            sqrtf(s2 + w[32 * b + j] * w[32 * b + j]);
+                const uint16_t h = qnt_f32_to_f16_ref(qnt_gx_make_qx(32, 8, w + 32 * b, L, qw));
+                const struct qnt_block_q4_0 *k = &q[r * nb + b];
+                ck_assert_msg(k->d == h, "act %d row %zu block %zu: d %04x, expected %04x", act,
+                              r, b, k->d, h);
+                const float dd = qnt_f16_to_f32_ref(h), id = dd != 0.0f ? 1.0f / dd : 0.0f;
+                for (size_t j = 0; j < 32; j++) {
+                    const float v = w[32 * b + j] * id + 8.5f;
+                    const int e = v >= 15.0f ? 15 : v <= 0.0f ? 0 : (int)v;
+                    const int got = j < 16 ? k->qs[j] & 15 : k->qs[j - 16] >> 4;
+                    ck_assert_int_eq(got, e);
+                }
+            }
+        }
+        /* the importances changed some scales from the plain rule */
+        void *plain = gptq(SB_DTYPE_Q4_0, NULL, W, rows, cols, NULL, NULL, NULL);
+        for (size_t i = 0; i < rows * nb; i++)
+            moved += q[i].d != ((struct qnt_block_q4_0 *)plain)[i].d;
+        free(plain);
+        free(q);
+    }
+    ck_assert_uint_gt(moved, rows * nb / 2);
+    int64_t shape[2] = { (int64_t)rows, (int64_t)cols };
+    const enum sb_dtype same[2] = { SB_DTYPE_Q4_0, SB_DTYPE_Q8_0 };
+    for (int i = 0; i < 2; i++) {
+        uint64_t n;
+        sb_dtype_nbytes(same[i], shape, 2, NULL, &n);
+        o.act_order = false;
+        void *a = gptq(same[i], NULL, W, rows, cols, i ? H : NULL, &o, NULL);
+        o.imatrix_scales = false;
+        void *c = gptq(same[i], NULL, W, rows, cols, i ? H : NULL, &o, NULL);
+        o.imatrix_scales = true;
+        ck_assert_mem_eq(a, c, n);
+        free(a);
+        free(c);
+    }
+    free(W);
+    free(H);
+}
+END_TEST
+
 Suite *quant_gptq_suite(void)
 {
     Suite *s = suite_create("gptq");
@@ -692,6 +801,8 @@ Suite *quant_gptq_suite(void)
     tcase_add_test(tc, test_gptq_q8x_sums);
     tcase_add_test(tc, test_gptq_asym_correct);
     tcase_add_loop_test(tc, test_gptq_act_fit_beats_plain, 0, 2);
+    tcase_add_test(tc, test_make_qx_golden);
+    tcase_add_test(tc, test_gptq_imatrix_scales);
     suite_add_tcase(s, tc);
     return s;
 }
