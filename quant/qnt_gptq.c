@@ -214,10 +214,14 @@ static void fit_group(const struct job *J, const double *w, size_t n, const doub
             int8_t L[QNT_QK4_0];
             for (size_t j = 0; j < n; j++)
                 qw[j] = (float)imp[j] * sqrtf((float)s2 + x[j] * x[j]);
-            g->h = qnt_f32_to_f16_ref(qnt_gx_make_qx((int)n, 8, x, L, qw));
+            const float d = qnt_gx_make_qx((int)n, 8, x, L, qw);
+            g->h = qnt_f32_to_f16_ref(d);
             g->dd = qnt_f16_to_f32_ref(g->h);
             g->id = g->dd != 0.0f ? 1.0f / g->dd : 0.0f;
-            break;
+            if (isfinite(g->dd) && isfinite(g->id))
+                break;
+            /* importances past float's range (inf / NaN sums): the plain rule,
+             * never a scale the block cannot hold */
         }
         for (size_t j = 0; j < n; j++)
             if (amax < fabsf(x[j])) {

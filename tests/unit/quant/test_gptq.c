@@ -768,6 +768,23 @@ START_TEST(test_gptq_imatrix_scales)
         free(q);
     }
     ck_assert_uint_gt(moved, rows * nb / 2);
+    /* importances past float's range: the plain rule's finite scales (here,
+     * under a diagonal Hessian, round to nearest's bytes), never inf or NaN */
+    {
+        double *Hbig = calloc(cols * cols, sizeof *Hbig);
+        for (size_t j = 0; j < cols; j++)
+            Hbig[j * cols + j] = 1e300;
+        uint64_t n4;
+        int64_t sh[2] = { (int64_t)rows, (int64_t)cols };
+        sb_dtype_nbytes(SB_DTYPE_Q4_0, sh, 2, NULL, &n4);
+        o.act_order = false;
+        void *big = gptq(SB_DTYPE_Q4_0, NULL, W, rows, cols, Hbig, &o, NULL);
+        void *plain = gptq(SB_DTYPE_Q4_0, NULL, W, rows, cols, NULL, NULL, NULL);
+        ck_assert_mem_eq(big, plain, n4);
+        free(big);
+        free(plain);
+        free(Hbig);
+    }
     int64_t shape[2] = { (int64_t)rows, (int64_t)cols };
     const enum sb_dtype same[2] = { SB_DTYPE_Q4_0, SB_DTYPE_Q8_0 };
     for (int i = 0; i < 2; i++) {
