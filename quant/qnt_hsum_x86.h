@@ -25,14 +25,17 @@ qnt_hsum16x16(const __m512 v[16])
 {
     __m512 a[8], b[4], c[2];
     /* a[i]: lanes 0-7 v[i][l] + v[i][l+8], lanes 8-15 the same for v[i+8] */
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++)
         a[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], 0x44),
                              _mm512_shuffle_f32x4(v[i], v[i + 8], 0xEE));
     /* b[k]: 128-bit lane L holds output {k, k+8, k+4, k+12}[L]'s a[l] + a[l+4] */
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++)
         b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[k], a[k + 4], 0x88),
                              _mm512_shuffle_f32x4(a[k], a[k + 4], 0xDD));
     /* c[m]: per 128-bit lane (b0 + b2, b1 + b3) of b[2m], then of b[2m+1] */
+#pragma GCC unroll 2
     for (int m = 0; m < 2; m++)
         c[m] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * m], b[2 * m + 1], 0x44),
                              _mm512_shuffle_ps(b[2 * m], b[2 * m + 1], 0xEE));

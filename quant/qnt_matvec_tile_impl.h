@@ -8,8 +8,8 @@
  * V_BF16(p) / V_F16(p) / V_I8(p) (VL elements at bytes p to float, exact),
  * V_HSUM(v) (fixed tree), MV_F16S(p) (one fp16 at bytes p to float), and
  * MV_TARGET (function attributes, may be empty). Optional: V_HSUM_VEC(v)
- * (lane i = V_HSUM(v[i]) for VL vectors), V_HSUM_ROWS(v) and
- * V_STORE_QUADS (a 4 x 4 tile's 16 sums at once, where VL is 16).
+ * (lane i = V_HSUM(v[i]) for VL vectors) and, with it, MV_STORE_QUADS
+ * (a tile then sums and stores its own outputs).
  *
  * Work split (summation order: qnt_matvec_impl.h): OpenMP over blocks of
  * MV_RB rows, schedule(static); inside, MV_TBLK tokens at a time, chunk by
@@ -110,6 +110,27 @@ MV_NAME(mv_micro)(int enc, int TB, const uint8_t *const wp[4], const uint8_t *co
             tp[i][j] = V_ADD(first ? V_ZERO() : tp[i][j], acc[i][j]);
 }
 
+#ifdef MV_STORE_QUADS
+/* Lanes 4 j .. 4 j + nr - 1 of s to y + j * ys, tokens j < ntok: each
+ * token's 4 outputs one 16-byte store (the compiler takes them from the
+ * register: no trip through q[] where nr == 4) */
+static inline __attribute__((always_inline)) MV_TARGET void
+MV_NAME(mv_store_quads)(float *y, size_t ys, V s, int ntok, int nr)
+{
+    float q[VL];
+    V_STOREF(q, s);
+#pragma GCC unroll 4
+    for (int j = 0; j < VL / 4; j++)
+        if (j < ntok) {
+            if (nr == 4)
+                memcpy(y + (size_t)j * ys, q + 4 * j, 4 * sizeof(float));
+            else   /* the last row group of a tensor with rows % 4 != 0 */
+                for (int i = 0; i < nr; i++)
+                    y[(size_t)j * ys + (size_t)i] = q[4 * j + i];
+        }
+}
+#endif
+
 /* 4 rows x TB tokens over every chunk of columns 0 .. colsv-1, W in f32
  * (the tensor's own or decoded rows): the same operations as mv_micro chunk
  * after chunk, with the running sums kept by the tile instead of in the
@@ -135,17 +156,24 @@ MV_NAME(mv_tile)(int enc, int TB, const uint8_t *const wp[4], const float *const
             for (int j = 0; j < TB; j++)
                 run[i][j] = V_ADD(run[i][j], acc[i][j]);
     }
-#ifdef V_HSUM_ROWS
+#ifdef MV_STORE_QUADS
     if (y) {
-        /* the tile's 16 sums at once (lane 4 j + i: row i, token j; the same
-         * tree per output as the block's sum), stored row group by token */
-        V v[16];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++)
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                v[4 * j + i] = j < TB ? run[i][j] : V_ZERO();
-        V_STORE_QUADS(y, ys, V_HSUM_ROWS(v), TB, nr);
+        /* the tile's sums VL at a time (lane l: row l % 4, token h / 4 + l / 4;
+         * V_HSUM_VEC: the same tree per output as the block's sum), each
+         * token's 4 rows stored together: no pass over tot[] afterwards. AVX2
+         * machine, 1 thread, 512 tokens, best of 4 alternating runs (with the
+         * sums' small loops unrolled: each left loop's exit was a mispredicted
+         * branch a call): f16 2048 x 768 78 -> 82 GFLOP/s, 768 x 2048 82 -> 84,
+         * f32 2048 x 768 76 -> 79 */
+#pragma GCC unroll 2
+        for (int h = 0; h < 4 * TB; h += VL) {
+            V v[VL];
+#pragma GCC unroll 16
+            for (int l = 0; l < VL; l++)
+                v[l] = h + l < 4 * TB ? run[l % 4][(h + l) / 4] : V_ZERO();
+            const int nt = TB - h / 4 < VL / 4 ? TB - h / 4 : VL / 4;
+            MV_NAME(mv_store_quads)(y + (size_t)(h / 4) * ys, ys, V_HSUM_VEC(v), nt, nr);
+        }
         return;
     }
 #else
@@ -330,7 +358,7 @@ MV_TARGET void MV_NAME(qnt_mm)(const struct qnt_mm_args *a)
 #undef MV_TILES
                     }
                 }
-#ifdef V_HSUM_ROWS
+#ifdef MV_STORE_QUADS
                 if (!tail)
                     continue;
 #endif

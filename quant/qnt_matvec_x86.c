@@ -71,10 +71,12 @@ MV_TARGET static inline __m256 mv_hsum8x8(const __m256 v[8])
 {
     __m256 a[4], b[2];
     /* a[i]: lanes 0-3 v[i][l] + v[i][l+4], lanes 4-7 the same for v[i+4] */
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
         a[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[i], v[i + 4], 0x20),
                              _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
     /* b[m]: per 128-bit lane (a0 + a2, a1 + a3) of a[2m], then of a[2m+1] */
+#pragma GCC unroll 2
     for (int m = 0; m < 2; m++)
         b[m] = _mm256_add_ps(_mm256_shuffle_ps(a[2 * m], a[2 * m + 1], 0x44),
                              _mm256_shuffle_ps(a[2 * m], a[2 * m + 1], 0xEE));
@@ -82,6 +84,7 @@ MV_TARGET static inline __m256 mv_hsum8x8(const __m256 v[8])
     return _mm256_add_ps(_mm256_shuffle_ps(b[0], b[1], 0x88), _mm256_shuffle_ps(b[0], b[1], 0xDD));
 }
 #define V_HSUM_VEC(v) mv_hsum8x8(v)
+#define MV_STORE_QUADS 1   /* tiles sum and store their outputs (V_HSUM_VEC) */
 
 #include "qnt_matvec_tile_impl.h"
 
@@ -103,6 +106,7 @@ MV_TARGET static inline __m256 mv_hsum8x8(const __m256 v[8])
 #undef V_I8
 #undef V_HSUM
 #undef V_HSUM_VEC
+#undef MV_STORE_QUADS
 
 /* ---- AVX-512F: 16 lanes ------------------------------------------------- */
 
@@ -126,29 +130,8 @@ MV_TARGET static inline __m256 mv_hsum8x8(const __m256 v[8])
         _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 
 #define V_HSUM(v) qnt_hsum16(v)
-#define V_HSUM_ROWS(v) qnt_hsum16x16(v)
 #define V_HSUM_VEC(v) qnt_hsum16x16(v)
-/* lanes 4 j .. 4 j + nr - 1 of s to y + j * ys, tokens j < ntok */
-static inline __attribute__((always_inline)) MV_TARGET void
-mv_store_quads(float *y, size_t ys, __m512 s, int ntok, int nr)
-{
-    float q[16];
-    if (nr == 4) {
-        _mm_storeu_ps(y, _mm512_castps512_ps128(s));
-        if (ntok > 1)
-            _mm_storeu_ps(y + ys, _mm512_extractf32x4_ps(s, 1));
-        if (ntok > 2)
-            _mm_storeu_ps(y + 2 * ys, _mm512_extractf32x4_ps(s, 2));
-        if (ntok > 3)
-            _mm_storeu_ps(y + 3 * ys, _mm512_extractf32x4_ps(s, 3));
-        return;
-    }
-    _mm512_storeu_ps(q, s);   /* the last row group of a tensor with rows % 4 != 0 */
-    for (int j = 0; j < ntok; j++)
-        for (int i = 0; i < nr; i++)
-            y[(size_t)j * ys + (size_t)i] = q[4 * j + i];
-}
-#define V_STORE_QUADS(y, ys, s, ntok, nr) mv_store_quads((y), (ys), (s), (ntok), (nr))
+#define MV_STORE_QUADS 1   /* tiles sum and store their outputs (V_HSUM_VEC) */
 
 #include "qnt_matvec_tile_impl.h"
 
