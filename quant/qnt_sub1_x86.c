@@ -762,6 +762,9 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
                     _mm256_storeu_si256((__m256i *)(void *)ia, _mm256_permutevar8x32_epi32(
                                                                    _mm256_blendv_epi8(W[h][0], W[h][1], cls[h]), sel));
                     _mm256_storeu_si256((__m256i *)(void *)ca, _mm256_permutevar8x32_epi32(col[h], sel));
+                    /* unrolled: a rolled 8-step loop's exit mispredicted (18 % of
+                       this function's samples on tinymoe's lists) */
+#pragma GCC unroll 8
                     for (unsigned k = 0; k < 8; k++)
                         ent[ia[k]] = ca[k];
                 }
@@ -779,6 +782,7 @@ s1a_chunk(const uint32_t *restrict tab, const uint8_t *sp, const uint8_t *se, si
                                         _mm256_permutevar8x32_epi32(_mm256_add_epi32(D[h][0], col[h]), sel));
                     _mm256_storeu_si256((__m256i *)(void *)va, _mm256_permutevar8x32_epi32(
                                                                    _mm256_blendv_epi8(D[h][1], D[h][2], cls[h]), sel));
+#pragma GCC unroll 8
                     for (unsigned k = 0; k < 8; k++)
                         dst[ia[k]] = va[k];
                 }

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "qnt_type.h"
 #include "sb_dtype.h"
@@ -30,8 +31,16 @@ static inline size_t qnt_tern_row_bytes(size_t cols) { return QNT_TERN_ROW_HDR +
 
 /*! qnt_tern_f32_to_bf16() : f32 -> bf16 bits, round to nearest even (NaN stays NaN, quieted). */
 uint16_t qnt_tern_f32_to_bf16(float f);
-/*! qnt_tern_bf16_to_f32() : bf16 bits -> f32 (exact). */
-float qnt_tern_bf16_to_f32(uint16_t h);
+/*! qnt_tern_bf16_to_f32() : bf16 bits -> f32 (exact). Inline: the ternary
+ *  kernels call it twice a row, and a call there clobbers every vector
+ *  register (tinymoe's batched sub1 rows spilled and reloaded theirs). */
+static inline float qnt_tern_bf16_to_f32(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 /*! qnt_tern_quantize_rows() : x is (rows, cols) f32 row-major; writes
  *  rows * qnt_tern_row_bytes(cols) bytes to dst. NaN inputs map to 0.

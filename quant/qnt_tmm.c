@@ -323,6 +323,10 @@ __attribute__((target("avx2"))) static void xt_build_avx2(const float *X, size_t
     size_t j = c0;
     for (; j + 4 <= c1; j += 4) {
         __m256i r[QNT_TMM_TB];
+        /* every small fixed loop here unrolled: rolled, each kept its values
+           on the stack and its exit mispredicted (the column stores' loop
+           was a third of this function's samples) */
+#pragma GCC unroll 8
         for (size_t k = 0; k < QNT_TMM_TB; k++) {
             if (!live[k]) {
                 r[k] = _mm256_setzero_si256();
@@ -336,7 +340,10 @@ __attribute__((target("avx2"))) static void xt_build_avx2(const float *X, size_t
             _mm256_storeu_si256((__m256i *)(void *)(xb + j), r[0]);
             continue;
         }
-        for (int h = 0; h < 2 && 4 * (size_t)h < w; h++) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            if (4 * (size_t)h >= w)
+                break;
             const __m256i *q = r + 4 * h;
             const __m256i a0 = _mm256_unpacklo_epi64(q[0], q[1]), a1 = _mm256_unpackhi_epi64(q[0], q[1]);
             const __m256i a2 = _mm256_unpacklo_epi64(q[2], q[3]), a3 = _mm256_unpackhi_epi64(q[2], q[3]);
@@ -347,10 +354,12 @@ __attribute__((target("avx2"))) static void xt_build_avx2(const float *X, size_t
             /* a whole half: plain stores (a masked store is microcoded on
                AMD: this function fell from 5.0 % to 3.3 % of a tinymoe ppl with sub1 experts) */
             if (4 * (size_t)h + 4 <= w)
+#pragma GCC unroll 4
                 for (int c = 0; c < 4; c++)
                     _mm256_storeu_si256((__m256i *)(void *)(xb + (j + (size_t)c) * w + 4 * (size_t)h),
                                         col[c]);
             else
+#pragma GCC unroll 4
                 for (int c = 0; c < 4; c++)
                     _mm256_maskstore_epi64(
                         (long long *)(void *)(xb + (j + (size_t)c) * w + 4 * (size_t)h), tm[h], col[c]);
@@ -614,17 +623,21 @@ static inline __attribute__((target(TMM_TGT2), always_inline)) void
 tmm_store8(const __m256 r[8], float *y, size_t ys, size_t W)
 {
     __m256 a[8], b[8];
+#pragma GCC unroll 4
     for (int i = 0; i < 8; i += 2) {
         a[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);       /* r_i0 r_i+1,0 r_i1 r_i+1,1 | 4 5 */
         a[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);   /* tokens 2 3 | 6 7 */
     }
+#pragma GCC unroll 2
     for (int i = 0; i < 8; i += 4)
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             b[i + 2 * h] = _mm256_shuffle_ps(a[i + h], a[i + h + 2], 0x44);
             b[i + 2 * h + 1] = _mm256_shuffle_ps(a[i + h], a[i + h + 2], 0xEE);
         }
     /* b[0]: token 0 (rows 0-3) | token 4; b[1]: 1 | 5; b[2]: 2 | 6; b[3]: 3 | 7;
        b[4..7] the same of rows 4-7 */
+#pragma GCC unroll 8
     for (size_t k = 0; k < W; k++) {
         const int c = (int)(k & 3);
         const __m256 t = k < 4 ? _mm256_permute2f128_ps(b[c], b[c + 4], 0x20)
@@ -715,9 +728,11 @@ tmm_rows2_pair_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
             tmm_sum2x2(BB[0].xb, BB[1].xb, WB, K[1].m, T->ent, r[2], r[3], shi[0], shi[1], FULL);
             __m256d lo, hi;
             tmm_levels(T, i + (size_t)g, &lo, &hi);
+#pragma GCC unroll 2
             for (int q = 0; q < 2; q++)
                 o[q][g] = tmm_out_vec(lo, hi, &K[q], slo[q], shi[q]);
         }
+#pragma GCC unroll 2
         for (int q = 0; q < 2; q++)
             tmm_store8(o[q], BB[q].Y + yc + (i - i0), BB[q].ys, q ? WB : QNT_TMM_TB);
     }
