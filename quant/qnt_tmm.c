@@ -540,13 +540,28 @@ __attribute__((target(TMM_TGT2))) static void i64_to_f64_avx2(const int64_t *x, 
     }
 }
 
-/* qnt_tfx_out for 4 tokens, its operations in its order (see tmm_out8). */
+/* Rows of at most this many columns have sums under 2^51 in magnitude (each
+ * |X_j| < 2^QNT_TFX_BITS = 2^40, at most cols of them), which one add of
+ * 1.5 2^52's bits and one subtraction convert exactly (tmm_i64_pd_small:
+ * 2 operations instead of tmm_i64_pd's 6; the same doubles). */
+#define TMM_SMALL_COLS 2048
+
+static inline __attribute__((target(TMM_TGT2), always_inline)) __m256d tmm_i64_pd_small(__m256i x)
+{
+    const __m256i x1 = _mm256_add_epi64(x, _mm256_set1_epi64x(QNT_TFX_MAGIC_BITS));
+    return _mm256_sub_pd(_mm256_castsi256_pd(x1), _mm256_set1_pd(QNT_TFX_MAGIC));
+}
+
+/* qnt_tfx_out for 4 tokens, its operations in its order (see tmm_out8);
+ * SMALL: the row has at most TMM_SMALL_COLS columns. */
 static inline __attribute__((target(TMM_TGT2), always_inline)) __m128
-tmm_out4(__m256d lo, __m256d hi, __m256i slo, __m256i shi, __m256d inv)
+tmm_out4(__m256d lo, __m256d hi, __m256i slo, __m256i shi, __m256d inv, const int SMALL)
 {
     const __m256i z = _mm256_setzero_si256();
-    __m256d a = _mm256_mul_pd(lo, _mm256_mul_pd(tmm_i64_pd(slo), inv));
-    __m256d b = _mm256_mul_pd(hi, _mm256_mul_pd(tmm_i64_pd(shi), inv));
+    const __m256d dlo = SMALL ? tmm_i64_pd_small(slo) : tmm_i64_pd(slo);
+    const __m256d dhi = SMALL ? tmm_i64_pd_small(shi) : tmm_i64_pd(shi);
+    __m256d a = _mm256_mul_pd(lo, _mm256_mul_pd(dlo, inv));
+    __m256d b = _mm256_mul_pd(hi, _mm256_mul_pd(dhi, inv));
     a = _mm256_andnot_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(slo, z)), a);
     b = _mm256_andnot_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(shi, z)), b);
     __asm__("" : "+x"(a), "+x"(b));
@@ -593,12 +608,12 @@ tmm_levels(const struct qnt_tmm_tile *T, size_t i, __m256d *lo, __m256d *hi)
  * time. */
 static inline __attribute__((target(TMM_TGT2), always_inline)) void
 tmm_out_row(__m256d lo, __m256d hi, const struct tmm_bk2 *K, const __m256i slo[2],
-            const __m256i shi[2], float *y, size_t ys, size_t W)
+            const __m256i shi[2], float *y, size_t ys, size_t W, const int SMALL)
 {
     const __m128 qnan = _mm_castsi128_ps(_mm_set1_epi32(0x7fc00000));
     float o[QNT_TMM_TB];
     for (int h = 0; h < 2; h++)
-        _mm_storeu_ps(o + 4 * h, _mm_blendv_ps(tmm_out4(lo, hi, slo[h], shi[h], K->vinv[h]), qnan,
+        _mm_storeu_ps(o + 4 * h, _mm_blendv_ps(tmm_out4(lo, hi, slo[h], shi[h], K->vinv[h], SMALL), qnan,
                                                K->nanm[h]));
     for (size_t k = 0; k < W; k++)
         y[k * ys] = o[k];
@@ -608,11 +623,11 @@ tmm_out_row(__m256d lo, __m256d hi, const struct tmm_bk2 *K, const __m256i slo[2
  * tokens, for tmm_store8 */
 static inline __attribute__((target(TMM_TGT2), always_inline)) __m256
 tmm_out_vec(__m256d lo, __m256d hi, const struct tmm_bk2 *K, const __m256i slo[2],
-            const __m256i shi[2])
+            const __m256i shi[2], const int SMALL)
 {
     const __m128 qnan = _mm_castsi128_ps(_mm_set1_epi32(0x7fc00000));
-    const __m128 a = _mm_blendv_ps(tmm_out4(lo, hi, slo[0], shi[0], K->vinv[0]), qnan, K->nanm[0]);
-    const __m128 b = _mm_blendv_ps(tmm_out4(lo, hi, slo[1], shi[1], K->vinv[1]), qnan, K->nanm[1]);
+    const __m128 a = _mm_blendv_ps(tmm_out4(lo, hi, slo[0], shi[0], K->vinv[0], SMALL), qnan, K->nanm[0]);
+    const __m128 b = _mm_blendv_ps(tmm_out4(lo, hi, slo[1], shi[1], K->vinv[1], SMALL), qnan, K->nanm[1]);
     return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
 }
 
@@ -648,7 +663,7 @@ tmm_store8(const __m256 r[8], float *y, size_t ys, size_t W)
 
 static inline __attribute__((target(TMM_TGT2), always_inline)) void
 tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
-            const struct tmm_blk *B, const size_t W)
+            const struct tmm_blk *B, const size_t W, const int SMALL)
 {
     struct tmm_bk2 K;
     tmm_bk2_init(B, W, &K);
@@ -662,7 +677,7 @@ tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
             tmm_sum2(B->xb, W, K.m, T->ent, r[2], r[3], shi);
             __m256d lo, hi;
             tmm_levels(T, i + (size_t)g, &lo, &hi);
-            o[g] = tmm_out_vec(lo, hi, &K, slo, shi);
+            o[g] = tmm_out_vec(lo, hi, &K, slo, shi, SMALL);
         }
         tmm_store8(o, B->Y + yc + (i - i0), B->ys, W);
     }
@@ -673,7 +688,7 @@ tmm_rows2_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
         tmm_sum2(B->xb, W, K.m, T->ent, r[2], r[3], shi);
         __m256d lo, hi;
         tmm_levels(T, i, &lo, &hi);
-        tmm_out_row(lo, hi, &K, slo, shi, B->Y + yc + (i - i0), B->ys, W);
+        tmm_out_row(lo, hi, &K, slo, shi, B->Y + yc + (i - i0), B->ys, W, SMALL);
     }
 }
 
@@ -711,7 +726,7 @@ tmm_sum2x2(const int64_t *xa, const int64_t *xb, size_t WB, const __m256i mb[2],
  * tmm_rows2_w computes them. */
 static inline __attribute__((target(TMM_TGT2), always_inline)) void
 tmm_rows2_pair_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
-                 const struct tmm_blk *BB, const int FULL)
+                 const struct tmm_blk *BB, const int FULL, const int SMALL)
 {
     const size_t WB = BB[1].nv;
     struct tmm_bk2 K[2];
@@ -730,7 +745,7 @@ tmm_rows2_pair_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
             tmm_levels(T, i + (size_t)g, &lo, &hi);
 #pragma GCC unroll 2
             for (int q = 0; q < 2; q++)
-                o[q][g] = tmm_out_vec(lo, hi, &K[q], slo[q], shi[q]);
+                o[q][g] = tmm_out_vec(lo, hi, &K[q], slo[q], shi[q], SMALL);
         }
 #pragma GCC unroll 2
         for (int q = 0; q < 2; q++)
@@ -745,28 +760,41 @@ tmm_rows2_pair_w(const struct qnt_tmm_tile *T, size_t i0, size_t i1, size_t yc,
         tmm_levels(T, i, &lo, &hi);
         for (int q = 0; q < 2; q++)
             tmm_out_row(lo, hi, &K[q], slo[q], shi[q], BB[q].Y + yc + (i - i0), BB[q].ys,
-                        q ? WB : QNT_TMM_TB);
+                        q ? WB : QNT_TMM_TB, SMALL);
     }
 }
 
+/* small: the rows have at most TMM_SMALL_COLS columns */
 __attribute__((target(TMM_TGT2))) static void tmm_rows2_pair(const struct qnt_tmm_tile *T,
                                                             size_t i0, size_t i1, size_t yc,
-                                                            const struct tmm_blk *BB)
+                                                            const struct tmm_blk *BB, int small)
 {
-    if (BB[1].nv == QNT_TMM_TB)
-        tmm_rows2_pair_w(T, i0, i1, yc, BB, 1);
-    else
-        tmm_rows2_pair_w(T, i0, i1, yc, BB, 0);
+    if (BB[1].nv == QNT_TMM_TB) {
+        if (small)
+            tmm_rows2_pair_w(T, i0, i1, yc, BB, 1, 1);
+        else
+            tmm_rows2_pair_w(T, i0, i1, yc, BB, 1, 0);
+    } else if (small) {
+        tmm_rows2_pair_w(T, i0, i1, yc, BB, 0, 1);
+    } else {
+        tmm_rows2_pair_w(T, i0, i1, yc, BB, 0, 0);
+    }
 }
 
 __attribute__((target(TMM_TGT2))) static void tmm_rows_avx2(const struct qnt_tmm_tile *T,
                                                            size_t i0, size_t i1, size_t yc,
-                                                           const struct tmm_blk *B)
+                                                           const struct tmm_blk *B, int small)
 {
-    if (B->nv == QNT_TMM_TB)
-        tmm_rows2_w(T, i0, i1, yc, B, QNT_TMM_TB);
-    else
-        tmm_rows2_w(T, i0, i1, yc, B, B->nv);
+    if (B->nv == QNT_TMM_TB) {
+        if (small)
+            tmm_rows2_w(T, i0, i1, yc, B, QNT_TMM_TB, 1);
+        else
+            tmm_rows2_w(T, i0, i1, yc, B, QNT_TMM_TB, 0);
+    } else if (small) {
+        tmm_rows2_w(T, i0, i1, yc, B, B->nv, 1);
+    } else {
+        tmm_rows2_w(T, i0, i1, yc, B, B->nv, 0);
+    }
 }
 #endif
 
@@ -897,14 +925,14 @@ int qnt_tmm_run(const struct qnt_tmm_job *job, const float *X, size_t n, float *
                         BB[1].nv = ng - (b + 1) * QNT_TMM_TB < QNT_TMM_TB
                                        ? ng - (b + 1) * QNT_TMM_TB : QNT_TMM_TB;
                         BB[1].Y = B.Y + QNT_TMM_TB * job->nrows;
-                        tmm_rows2_pair(&T, i0, i1, yc, BB);
+                        tmm_rows2_pair(&T, i0, i1, yc, BB, cols <= TMM_SMALL_COLS);
                         b++;
                         continue;
                     }
                     if (simd == 2)
                         tmm_rows_avx512(&T, i0, i1, yc, &B);
                     else if (simd == 1)
-                        tmm_rows_avx2(&T, i0, i1, yc, &B);
+                        tmm_rows_avx2(&T, i0, i1, yc, &B, cols <= TMM_SMALL_COLS);
                     else
 #endif
                         tmm_rows_generic(&T, i0, i1, yc, &B);

@@ -491,6 +491,38 @@ START_TEST(test_ternary_batch_no_workspace)
 }
 END_TEST
 
+/* Every batched kernel (best, portable, AVX2) of every encoding on all rows
+ * of t against the oracle; tag prefixes the failure's message. */
+static void batch_every_kernel(const uint8_t *t, const struct enc *E, size_t rows, size_t cols,
+                               const float *X, size_t n, const char *tag)
+{
+    float *want = malloc(n * rows * sizeof *want), *Y = malloc(n * rows * sizeof *Y);
+    for (size_t k = 0; k < n; k++)
+        oracle(t, rows, cols, X + k * cols, want + k * rows);
+    for (int kern = 0; kern < 3; kern++)
+        for (int e = 0; e < 3; e++) {
+            memset(Y, 0x55, n * rows * sizeof *Y);
+            size_t need = e == 0   ? qnt_tern_matmul_ws_size(cols, rows, n)
+                          : e == 1 ? qnt_sub1_matmul_ws_size(E->s1, E->s1n, rows, cols, n)
+                                   : qnt_qmoe_matmul_ws_size(cols, rows, n);
+            void *ws = malloc(need);
+            if (e == 0)
+                qnt_tern_matmul_kernel(kern, t, rows, cols, 0, rows, X, n, Y, ws, need);
+            else if (e == 1)
+                qnt_sub1_matmul_kernel(kern, E->s1, E->s1n, rows, cols, 0, rows, X, n, Y, ws,
+                                       need);
+            else
+                qnt_qmoe_matmul_kernel(kern, E->qm, E->qmn, rows, cols, 0, rows, X, n, Y, ws,
+                                       need);
+            free(ws);
+            char what[96];
+            snprintf(what, sizeof what, "%sencoding %d kernel %d", tag, e, kern);
+            batch_expect(want, rows, 0, rows, n, Y, what, n);
+        }
+    free(want);
+    free(Y);
+}
+
 /* Sums past 2^53: rows of 70,001 weights all at one symbol (make_tern's
  * rows 2 and 3), x in [0.5, 1) (X multiples of 2^16 near 2^40) plus one
  * tiny x of v * 2^-40 (X = v), so S ~ 2^55 ends in v's low bits, both signs.
@@ -512,33 +544,45 @@ START_TEST(test_ternary_batch_wide_sums)
             for (size_t j = 0; j < cols; j++)
                 X[k * cols + j] = -X[k * cols + j];
     }
-    float *want = malloc(n * rows * sizeof *want), *Y = malloc(n * rows * sizeof *Y);
-    for (size_t k = 0; k < n; k++)
-        oracle(t, rows, cols, X + k * cols, want + k * rows);
-    for (int kern = 0; kern < 3; kern++)
-        for (int e = 0; e < 3; e++) {
-            memset(Y, 0x55, n * rows * sizeof *Y);
-            size_t need = e == 0   ? qnt_tern_matmul_ws_size(cols, rows, n)
-                          : e == 1 ? qnt_sub1_matmul_ws_size(E.s1, E.s1n, rows, cols, n)
-                                   : qnt_qmoe_matmul_ws_size(cols, rows, n);
-            void *ws = malloc(need);
-            if (e == 0)
-                qnt_tern_matmul_kernel(kern, t, rows, cols, 0, rows, X, n, Y, ws, need);
-            else if (e == 1)
-                qnt_sub1_matmul_kernel(kern, E.s1, E.s1n, rows, cols, 0, rows, X, n, Y, ws, need);
-            else
-                qnt_qmoe_matmul_kernel(kern, E.qm, E.qmn, rows, cols, 0, rows, X, n, Y, ws, need);
-            free(ws);
-            char what[64];
-            snprintf(what, sizeof what, "encoding %d kernel %d", e, kern);
-            batch_expect(want, rows, 0, rows, n, Y, what, n);
-        }
-    free(want);
-    free(Y);
+    batch_every_kernel(t, &E, rows, cols, X, n, "");
     free(X);
     free(t);
     free(E.s1);
     free(E.qm);
+}
+END_TEST
+
+/* Rows of 2,048 columns, the most the AVX2 sums convert by one add of
+ * 1.5 2^52 (their sums stay under 2^51), and of 2,056, past it: make_tern's
+ * rows 2 and 3 hold one symbol across, x in [0.998, 0.999) puts every X just
+ * under 2^40, so those rows' sums are ~2046 2^40 (under 2^51) and ~2054 2^40
+ * (over it), both signs; 20 tokens (a pair of full blocks and a short one)
+ * and 12 (a full and a short block in one pair). Every batched kernel against
+ * the oracle: with the bound raised (or the short path taken past it) the
+ * wide rows come out wrong by far more than a bit. */
+START_TEST(test_ternary_batch_small_rows_bound)
+{
+    static const size_t colss[2] = { 2048, 2056 }, ns[2] = { 20, 12 };
+    const size_t rows = 12;
+    for (int c = 0; c < 2; c++)
+        for (int q = 0; q < 2; q++) {
+            const size_t cols = colss[c], n = ns[q];
+            uint8_t *t = make_tern(rows, cols, 93 + (uint64_t)c);
+            struct enc E;
+            encode_both(t, rows, cols, &E);
+            float *X = malloc(n * cols * sizeof *X);
+            test_fill_uniform(X, n * cols, 94 + (uint64_t)q, 0.998f, 0.999f);
+            for (size_t k = n / 2; k < n; k++)   /* negative sums */
+                for (size_t j = 0; j < cols; j++)
+                    X[k * cols + j] = -X[k * cols + j];
+            char tag[40];
+            snprintf(tag, sizeof tag, "cols %zu n %zu ", cols, n);
+            batch_every_kernel(t, &E, rows, cols, X, n, tag);
+            free(X);
+            free(t);
+            free(E.s1);
+            free(E.qm);
+        }
 }
 END_TEST
 
@@ -632,4 +676,5 @@ TEST_SUITE(quant_ternary_same, 60, NULL, NULL,
     TEST(test_ternary_same_no_fma),
     TEST_LOOP(test_ternary_batch, (int)(sizeof batch_shapes / sizeof batch_shapes[0])),
     TEST(test_ternary_batch_no_workspace), TEST(test_ternary_batch_wide_sums),
+    TEST(test_ternary_batch_small_rows_bound),
     TEST(test_ternary_i64_to_double), TEST(test_tfx_amax))
