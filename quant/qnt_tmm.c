@@ -613,8 +613,8 @@ tmm_out_row(__m256d lo, __m256d hi, const struct tmm_bk2 *K, const __m256i slo[2
     const __m128 qnan = _mm_castsi128_ps(_mm_set1_epi32(0x7fc00000));
     float o[QNT_TMM_TB];
     for (int h = 0; h < 2; h++)
-        _mm_storeu_ps(o + 4 * h, _mm_blendv_ps(tmm_out4(lo, hi, slo[h], shi[h], K->vinv[h], SMALL), qnan,
-                                               K->nanm[h]));
+        _mm_storeu_ps(o + 4 * h, _mm_blendv_ps(tmm_out4(lo, hi, slo[h], shi[h], K->vinv[h], SMALL),
+                                               qnan, K->nanm[h]));
     for (size_t k = 0; k < W; k++)
         y[k * ys] = o[k];
 }
@@ -626,8 +626,10 @@ tmm_out_vec(__m256d lo, __m256d hi, const struct tmm_bk2 *K, const __m256i slo[2
             const __m256i shi[2], const int SMALL)
 {
     const __m128 qnan = _mm_castsi128_ps(_mm_set1_epi32(0x7fc00000));
-    const __m128 a = _mm_blendv_ps(tmm_out4(lo, hi, slo[0], shi[0], K->vinv[0], SMALL), qnan, K->nanm[0]);
-    const __m128 b = _mm_blendv_ps(tmm_out4(lo, hi, slo[1], shi[1], K->vinv[1], SMALL), qnan, K->nanm[1]);
+    const __m128 a =
+        _mm_blendv_ps(tmm_out4(lo, hi, slo[0], shi[0], K->vinv[0], SMALL), qnan, K->nanm[0]);
+    const __m128 b =
+        _mm_blendv_ps(tmm_out4(lo, hi, slo[1], shi[1], K->vinv[1], SMALL), qnan, K->nanm[1]);
     return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
 }
 
