@@ -564,12 +564,13 @@ START_TEST(test_ternary_batch_small_rows_bound)
 {
     static const size_t colss[2] = { 2048, 2056 }, ns[2] = { 20, 12 };
     const size_t rows = 12;
-    for (int c = 0; c < 2; c++)
+    for (int c = 0; c < 2; c++) {
+        const size_t cols = colss[c];
+        uint8_t *t = make_tern(rows, cols, 93 + (uint64_t)c);
+        struct enc E;
+        encode_both(t, rows, cols, &E);
         for (int q = 0; q < 2; q++) {
-            const size_t cols = colss[c], n = ns[q];
-            uint8_t *t = make_tern(rows, cols, 93 + (uint64_t)c);
-            struct enc E;
-            encode_both(t, rows, cols, &E);
+            const size_t n = ns[q];
             float *X = malloc(n * cols * sizeof *X);
             test_fill_uniform(X, n * cols, 94 + (uint64_t)q, 0.998f, 0.999f);
             for (size_t k = n / 2; k < n; k++)   /* negative sums */
@@ -579,10 +580,11 @@ START_TEST(test_ternary_batch_small_rows_bound)
             snprintf(tag, sizeof tag, "cols %zu n %zu ", cols, n);
             batch_every_kernel(t, &E, rows, cols, X, n, tag);
             free(X);
-            free(t);
-            free(E.s1);
-            free(E.qm);
         }
+        free(t);
+        free(E.s1);
+        free(E.qm);
+    }
 }
 END_TEST
 
